@@ -1,0 +1,3 @@
+"""edgetron: an integer-only edge-AI accelerator, as golden models, RTL and a simulator."""
+
+__version__ = "0.1.0"

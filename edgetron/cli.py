@@ -1,0 +1,50 @@
+"""The ``edgetron`` command.
+
+Each subcommand lives in its own module under :mod:`edgetron.commands` and
+exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
+handler ``func(args) -> int``. User errors (bad configs, traces, files) are
+``ValueError``/``OSError`` subclasses: they are printed as one line, without a
+traceback, and the command exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from edgetron import commands
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand of :mod:`edgetron.commands`."""
+    parser = argparse.ArgumentParser(
+        prog="edgetron",
+        description="Integer-only edge-AI accelerator: golden models, simulator, RTL.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as exc:
+        print(f"edgetron {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,382 @@
+"""AcceleratorConfig: the one hardware description shared by RTL, simulator and cost model.
+
+A config is frozen and validated on construction: every field has a type and an
+allowed range, and a bad value raises :class:`ConfigError` (a ``ValueError``)
+whose message names the field and the range. Configs come from named presets
+(``edge-8``, ``edge-16``, ``edge-32``), from TOML files, or from code.
+
+The simulator never sees the dataclass: :meth:`AcceleratorConfig.sim_params`
+returns a :class:`SimParams` NamedTuple of plain ints and floats that Numba
+functions take as an argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = [
+    "DATAFLOWS",
+    "DEFAULT_PRESET",
+    "ENERGY_EVENTS",
+    "ENERGY_TABLES",
+    "PRESETS",
+    "AcceleratorConfig",
+    "ConfigError",
+    "SimParams",
+    "load_config",
+]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: Dataflows and the integer code the simulator uses for each.
+DATAFLOWS = {"ws": 0, "os": 1, "is": 2}
+
+#: Named energy tables (values live in ``edgetron.sim.energy``).
+ENERGY_TABLES = ("horowitz45",)
+
+#: Events that carry an energy cost (pJ per event; per byte for memories).
+ENERGY_EVENTS = (
+    "mac_int8",        # one int8 x int8 multiply with int32 accumulate
+    "add_int32",       # one int32 addition (partial-sum accumulation, residual add)
+    "mul_int32",       # one int32 multiplication (requantization, vector units)
+    "reg_byte",        # one byte moved through a pipeline register (PE to PE)
+    "sram_read_byte",  # one byte read from an on-chip SRAM buffer
+    "sram_write_byte", # one byte written to an on-chip SRAM buffer
+    "dram_byte",       # one byte transferred to or from DRAM
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+class SimParams(NamedTuple):
+    """Numba-friendly view of an :class:`AcceleratorConfig` (plain ints and floats).
+
+    Sizes are in bytes, bandwidth in bytes per cycle, clock in MHz.
+    """
+
+    rows: int
+    cols: int
+    dataflow: int
+    input_bits: int
+    weight_bits: int
+    acc_bits: int
+    ifmap_sram_bytes: int
+    weight_sram_bytes: int
+    ofmap_sram_bytes: int
+    dram_bytes_per_cycle: float
+    clock_mhz: float
+    vector_lanes: int
+    double_buffer: int
+
+
+# (name, python type, lo, hi, unit/meaning) -- the single table validation and docs use.
+_INT_FIELDS = {
+    "rows": (1, 256, "PE rows of the systolic array"),
+    "cols": (1, 256, "PE columns of the systolic array"),
+    "input_bits": (2, 8, "activation width in bits"),
+    "weight_bits": (2, 8, "weight width in bits"),
+    "acc_bits": (16, 32, "accumulator width in bits"),
+    "ifmap_sram_bytes": (256, 64 * MiB, "input-activation buffer, bytes"),
+    "weight_sram_bytes": (256, 64 * MiB, "weight buffer, bytes"),
+    "ofmap_sram_bytes": (256, 64 * MiB, "output/accumulator buffer, bytes"),
+    "vector_lanes": (1, 256, "elements per cycle of the non-linear units"),
+}
+_FLOAT_FIELDS = {
+    "dram_bytes_per_cycle": (1e-3, 4096.0, "DRAM bandwidth, bytes per cycle"),
+    "clock_mhz": (1.0, 5000.0, "clock frequency, MHz"),
+}
+_ENERGY_OVERRIDE_RANGE = (0.0, 1e6)
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceleratorConfig:
+    """One accelerator instance.
+
+    Parameters
+    ----------
+    name : str
+        Label used in reports (a preset name, or anything for custom configs).
+    rows, cols : int
+        Systolic array size, 1..256 each. In the weight-stationary dataflow
+        ``rows`` spans the reduction dimension K and ``cols`` the output
+        channels N.
+    dataflow : {"ws", "os", "is"}
+        Weight-, output- or input-stationary.
+    input_bits, weight_bits : int
+        Operand widths, 2..8 bits (the golden kernels are int8).
+    acc_bits : int
+        Accumulator width, 16..32 bits.
+    ifmap_sram_bytes, weight_sram_bytes, ofmap_sram_bytes : int
+        On-chip buffer capacities in bytes, 256 B .. 64 MiB each. The ofmap
+        buffer holds int32 partial sums.
+    dram_bytes_per_cycle : float
+        Off-chip bandwidth in bytes per accelerator clock cycle.
+    clock_mhz : float
+        Clock frequency in MHz.
+    vector_lanes : int
+        Elements per cycle of the softmax / GELU / LayerNorm / add units.
+    double_buffer : bool
+        Whether the buffers are split in halves so that the next tile loads
+        while the current one computes.
+    energy_table : str
+        Name of the per-event energy table (see ``ENERGY_TABLES``).
+    energy_overrides : tuple of (str, float)
+        Per-event energies (pJ) that replace the table's values; the event
+        names are those of ``ENERGY_EVENTS``. A mapping is accepted and
+        stored as a sorted tuple so the config stays hashable.
+    """
+
+    name: str = "custom"
+    rows: int = 16
+    cols: int = 16
+    dataflow: str = "ws"
+    input_bits: int = 8
+    weight_bits: int = 8
+    acc_bits: int = 32
+    ifmap_sram_bytes: int = 128 * KiB
+    weight_sram_bytes: int = 128 * KiB
+    ofmap_sram_bytes: int = 64 * KiB
+    dram_bytes_per_cycle: float = 16.0
+    clock_mhz: float = 400.0
+    vector_lanes: int = 16
+    double_buffer: bool = True
+    energy_table: str = "horowitz45"
+    energy_overrides: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"name: expected a non-empty string, got {self.name!r}")
+        for key, (lo, hi, what) in _INT_FIELDS.items():
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(
+                    f"{key}: expected an integer ({what}) in [{lo}, {hi}], "
+                    f"got {type(v).__name__} {v!r}"
+                )
+            if not lo <= v <= hi:
+                raise ConfigError(f"{key}: {v} is out of range; allowed [{lo}, {hi}] ({what})")
+        for key, (lo, hi, what) in _FLOAT_FIELDS.items():
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(
+                    f"{key}: expected a number ({what}) in [{lo}, {hi}], "
+                    f"got {type(v).__name__} {v!r}"
+                )
+            if not (math.isfinite(v) and lo <= v <= hi):
+                raise ConfigError(f"{key}: {v} is out of range; allowed [{lo}, {hi}] ({what})")
+            object.__setattr__(self, key, float(v))
+        if self.dataflow not in DATAFLOWS:
+            raise ConfigError(
+                f"dataflow: {self.dataflow!r} is not one of {', '.join(DATAFLOWS)}"
+            )
+        if not isinstance(self.double_buffer, bool):
+            raise ConfigError(
+                f"double_buffer: expected true or false, got {self.double_buffer!r}"
+            )
+        if self.energy_table not in ENERGY_TABLES:
+            raise ConfigError(
+                f"energy_table: {self.energy_table!r} is not one of {', '.join(ENERGY_TABLES)}"
+            )
+        object.__setattr__(self, "energy_overrides", _check_overrides(self.energy_overrides))
+        self._check_cross_field()
+
+    def _check_cross_field(self) -> None:
+        # The ofmap buffer must hold at least one row of int32 partial sums per column,
+        # and the operand buffers at least one array-wide operand tile.
+        acc_bytes = (self.acc_bits + 7) // 8
+        need = self.cols * acc_bytes
+        if self.ofmap_sram_bytes < need:
+            raise ConfigError(
+                f"ofmap_sram_bytes: {self.ofmap_sram_bytes} is too small for a "
+                f"{self.cols}-column array; allowed [{need}, {64 * MiB}]"
+            )
+        need_w = self.rows * self.cols * ((self.weight_bits + 7) // 8)
+        if self.weight_sram_bytes < need_w:
+            raise ConfigError(
+                f"weight_sram_bytes: {self.weight_sram_bytes} cannot hold one "
+                f"{self.rows}x{self.cols} weight tile; allowed [{need_w}, {64 * MiB}]"
+            )
+        need_i = max(self.rows, self.cols) * ((self.input_bits + 7) // 8)
+        if self.ifmap_sram_bytes < need_i:
+            raise ConfigError(
+                f"ifmap_sram_bytes: {self.ifmap_sram_bytes} cannot hold one operand "
+                f"vector; allowed [{need_i}, {64 * MiB}]"
+            )
+
+    # ---- derived values -------------------------------------------------------------
+    @property
+    def pes(self) -> int:
+        """Number of processing elements, ``rows * cols``."""
+        return self.rows * self.cols
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """MACs per cycle with every PE busy."""
+        return self.rows * self.cols
+
+    @property
+    def energy_override_dict(self) -> dict[str, float]:
+        """``energy_overrides`` as a dict."""
+        return dict(self.energy_overrides)
+
+    def sim_params(self) -> SimParams:
+        """The Numba-friendly form of this config."""
+        return SimParams(
+            rows=self.rows,
+            cols=self.cols,
+            dataflow=DATAFLOWS[self.dataflow],
+            input_bits=self.input_bits,
+            weight_bits=self.weight_bits,
+            acc_bits=self.acc_bits,
+            ifmap_sram_bytes=self.ifmap_sram_bytes,
+            weight_sram_bytes=self.weight_sram_bytes,
+            ofmap_sram_bytes=self.ofmap_sram_bytes,
+            dram_bytes_per_cycle=self.dram_bytes_per_cycle,
+            clock_mhz=self.clock_mhz,
+            vector_lanes=self.vector_lanes,
+            double_buffer=int(self.double_buffer),
+        )
+
+    def replace(self, **changes: Any) -> AcceleratorConfig:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    # ---- (de)serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (energy overrides as a dict)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["energy_overrides"] = dict(self.energy_overrides)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> AcceleratorConfig:
+        """Build from a mapping (e.g. parsed TOML); unknown keys are rejected.
+
+        A ``preset`` key, if present, names the preset whose values the other
+        keys override.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a table of settings, got {type(data).__name__}")
+        data = dict(data)
+        base: dict[str, Any] = {}
+        if "preset" in data:
+            preset = data.pop("preset")
+            if preset not in PRESETS:
+                raise ConfigError(
+                    f"{source}: preset: {preset!r} is not one of {', '.join(PRESETS)}"
+                )
+            base = PRESETS[preset].to_dict()
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(unknown)}; "
+                f"allowed keys are preset, {', '.join(sorted(known))}"
+            )
+        base.update(data)
+        try:
+            return cls(**base)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def to_toml(self) -> str:
+        """TOML text that :func:`load_config` reads back to an equal config."""
+        lines = ["# edgetron accelerator configuration"]
+        for key, value in self.to_dict().items():
+            if key == "energy_overrides":
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        if self.energy_overrides:
+            lines += ["", "[energy_overrides]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in self.energy_overrides]
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Write this config as TOML."""
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _check_overrides(value: Any) -> tuple[tuple[str, float], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    try:
+        pairs = [(k, v) for k, v in items]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"energy_overrides: expected a table of event = pJ, got {value!r}"
+        ) from None
+    lo, hi = _ENERGY_OVERRIDE_RANGE
+    out = {}
+    for k, v in pairs:
+        if k not in ENERGY_EVENTS:
+            raise ConfigError(
+                f"energy_overrides: unknown event {k!r}; allowed events are "
+                f"{', '.join(ENERGY_EVENTS)}"
+            )
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"energy_overrides.{k}: expected a number of pJ, got {v!r}")
+        if not lo <= v <= hi:
+            raise ConfigError(f"energy_overrides.{k}: {v} is out of range; allowed [{lo}, {hi}] pJ")
+        out[k] = float(v)
+    return tuple(sorted(out.items()))
+
+
+def _preset(
+    name: str, n: int, sram_kib: int, acc_kib: int, bw: float, mhz: float
+) -> AcceleratorConfig:
+    return AcceleratorConfig(
+        name=name,
+        rows=n,
+        cols=n,
+        dataflow="ws",
+        ifmap_sram_bytes=sram_kib * KiB,
+        weight_sram_bytes=sram_kib * KiB,
+        ofmap_sram_bytes=acc_kib * KiB,
+        dram_bytes_per_cycle=bw,
+        clock_mhz=mhz,
+        vector_lanes=n,
+    )
+
+
+#: Named presets; docs/config.md justifies every size.
+PRESETS: dict[str, AcceleratorConfig] = {
+    "edge-8": _preset("edge-8", 8, 32, 32, 8.0, 200.0),
+    "edge-16": _preset("edge-16", 16, 128, 128, 16.0, 400.0),
+    "edge-32": _preset("edge-32", 32, 512, 256, 32.0, 500.0),
+}
+DEFAULT_PRESET = "edge-16"
+
+
+def load_config(spec: str | Path | None = None) -> AcceleratorConfig:
+    """A config from a preset name, a TOML file path, or the default preset when None."""
+    if spec is None:
+        return PRESETS[DEFAULT_PRESET]
+    if isinstance(spec, str) and spec in PRESETS:
+        return PRESETS[spec]
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(
+            f"config {str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return AcceleratorConfig.from_dict(data, source=str(path))

@@ -1,0 +1,135 @@
+"""Integer primitives every golden kernel is built from.
+
+All arithmetic is done in ``int64`` with explicit range checks, so that nothing
+depends on NumPy's silent wrap-around (contract 4). The hardware widths are
+parameters: ``bits`` is the two's-complement width of the destination.
+
+Conventions
+-----------
+* ``round_shift(x, s)`` is an arithmetic right shift by ``s`` with rounding half
+  up (towards +inf): ``(x + 2**(s-1)) >> s``. For ``s = 0`` it is the identity.
+* ``saturate(x, bits)`` clamps to ``[-2**(bits-1), 2**(bits-1) - 1]``.
+* ``wrap(x, bits)`` reduces modulo ``2**bits`` into the same signed range; it is
+  what a register of that width does, and exists so tests can show that we do
+  *not* do it where we saturate.
+* ``requantize(acc, m, s)`` is the dyadic requantizer of INTEGER_KERNELS.md:
+  ``saturate_int8(round_shift(acc * m, s))`` with ``0 <= m < 2**31``,
+  ``1 <= s <= 62`` and ``acc`` in int32, so ``acc * m`` always fits in int64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "INT8_MAX",
+    "INT8_MIN",
+    "INT32_MAX",
+    "INT32_MIN",
+    "M_MAX",
+    "S_MAX",
+    "S_MIN",
+    "as_int64",
+    "check_range",
+    "int_range",
+    "requantize",
+    "round_shift",
+    "saturate",
+    "wrap",
+]
+
+INT8_MIN, INT8_MAX = -(1 << 7), (1 << 7) - 1
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+#: Dyadic multiplier limits: m is an unsigned 31-bit integer, s a right shift.
+M_MAX = (1 << 31) - 1
+S_MIN, S_MAX = 1, 62
+
+
+def int_range(bits: int) -> tuple[int, int]:
+    """Inclusive range ``(lo, hi)`` of a signed two's-complement integer of ``bits`` bits."""
+    if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or not 1 <= bits <= 63:
+        raise ValueError(f"bits must be an integer in [1, 63], got {bits!r}")
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def as_int64(x, name: str = "x") -> np.ndarray:
+    """Return ``x`` as an int64 array; reject non-integer data with TypeError.
+
+    Python ints and integer NumPy arrays are accepted; floats, bools and objects
+    are not, because silently truncating a float is a wrong answer.
+    """
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} has values above the int64 range")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_range(x: np.ndarray, lo: int, hi: int, name: str) -> None:
+    """Raise ValueError naming ``name`` if any element of ``x`` lies outside ``[lo, hi]``."""
+    if x.size == 0:
+        return
+    xmin, xmax = int(x.min()), int(x.max())
+    if xmin < lo or xmax > hi:
+        raise ValueError(
+            f"{name} must lie in [{lo}, {hi}], got values in [{xmin}, {xmax}]"
+        )
+
+
+def wrap(x, bits: int) -> np.ndarray:
+    """Two's-complement wrap of ``x`` into a signed ``bits``-bit register."""
+    lo, _ = int_range(bits)
+    v = as_int64(x)
+    mask = (1 << bits) - 1
+    return ((v - lo) & mask) + lo
+
+
+def saturate(x, bits: int) -> np.ndarray:
+    """Clamp ``x`` to the signed ``bits``-bit range."""
+    lo, hi = int_range(bits)
+    return np.clip(as_int64(x), lo, hi)
+
+
+def round_shift(x, s) -> np.ndarray:
+    """Arithmetic right shift by ``s`` with round-half-up: ``(x + 2**(s-1)) >> s``.
+
+    ``s`` may be a scalar or broadcast against ``x``; it must lie in [0, 62].
+    ``x`` must satisfy ``|x| < 2**62`` so that adding the rounding constant
+    cannot overflow int64.
+    """
+    v = as_int64(x)
+    sh = as_int64(s, "s")
+    check_range(sh, 0, 62, "s")
+    check_range(v, -(1 << 62), (1 << 62) - 1, "x")
+    half = np.where(sh > 0, np.left_shift(np.int64(1), np.maximum(sh - 1, 0)), 0)
+    return np.right_shift(v + half, sh)
+
+
+def requantize(acc, m, s, bits: int = 8) -> np.ndarray:
+    """Dyadic requantization ``saturate(round_shift(acc * m, s), bits)``.
+
+    Parameters
+    ----------
+    acc : array of int
+        Accumulator values; must fit int32.
+    m : int or array of int
+        Multiplier, ``0 <= m <= 2**31 - 1``; broadcast against ``acc`` (per
+        channel along the last axis when given as a vector).
+    s : int or array of int
+        Right shift, ``1 <= s <= 62``; broadcast like ``m``.
+    bits : int
+        Output width (8 for int8 activations).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Values in the signed ``bits`` range.
+    """
+    a = as_int64(acc, "acc")
+    mm = as_int64(m, "m")
+    ss = as_int64(s, "s")
+    check_range(a, INT32_MIN, INT32_MAX, "acc")
+    check_range(mm, 0, M_MAX, "m")
+    check_range(ss, S_MIN, S_MAX, "s")
+    return saturate(round_shift(a * mm, ss), bits)
