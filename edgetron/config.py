@@ -152,8 +152,8 @@ class AcceleratorConfig:
     energy_overrides: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"name: expected a non-empty string, got {self.name!r}")
+        if not isinstance(self.name, str) or not self.name or not self.name.isprintable():
+            raise ConfigError(f"name: expected a non-empty printable string, got {self.name!r}")
         for key, (lo, hi, what) in _INT_FIELDS.items():
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -173,7 +173,7 @@ class AcceleratorConfig:
             if not (math.isfinite(v) and lo <= v <= hi):
                 raise ConfigError(f"{key}: {v} is out of range; allowed [{lo}, {hi}] ({what})")
             object.__setattr__(self, key, float(v))
-        if self.dataflow not in DATAFLOWS:
+        if not isinstance(self.dataflow, str) or self.dataflow not in DATAFLOWS:
             raise ConfigError(
                 f"dataflow: {self.dataflow!r} is not one of {', '.join(DATAFLOWS)}"
             )
@@ -189,8 +189,9 @@ class AcceleratorConfig:
         self._check_cross_field()
 
     def _check_cross_field(self) -> None:
-        # The ofmap buffer must hold at least one row of int32 partial sums per column,
-        # and the operand buffers at least one array-wide operand tile.
+        # The ofmap buffer must hold at least one row of int32 partial sums per column and
+        # the weight buffer one array-sized weight tile. (One ifmap operand vector, at most
+        # 256 bytes, always fits the 256-byte minimum of ifmap_sram_bytes.)
         acc_bytes = (self.acc_bits + 7) // 8
         need = self.cols * acc_bytes
         if self.ofmap_sram_bytes < need:
@@ -203,12 +204,6 @@ class AcceleratorConfig:
             raise ConfigError(
                 f"weight_sram_bytes: {self.weight_sram_bytes} cannot hold one "
                 f"{self.rows}x{self.cols} weight tile; allowed [{need_w}, {64 * MiB}]"
-            )
-        need_i = max(self.rows, self.cols) * ((self.input_bits + 7) // 8)
-        if self.ifmap_sram_bytes < need_i:
-            raise ConfigError(
-                f"ifmap_sram_bytes: {self.ifmap_sram_bytes} cannot hold one operand "
-                f"vector; allowed [{need_i}, {64 * MiB}]"
             )
 
     # ---- derived values -------------------------------------------------------------
@@ -269,7 +264,7 @@ class AcceleratorConfig:
         base: dict[str, Any] = {}
         if "preset" in data:
             preset = data.pop("preset")
-            if preset not in PRESETS:
+            if not isinstance(preset, str) or preset not in PRESETS:
                 raise ConfigError(
                     f"{source}: preset: {preset!r} is not one of {', '.join(PRESETS)}"
                 )

@@ -1,0 +1,324 @@
+"""int8 2-D convolution (stride, padding, groups, depthwise) and integer pooling.
+
+This is the specification of the convolution mapping (``sim/conv.py``,
+``rtl/conv.py``) and of the CNN blocks in ``golden/models.py``. Layout is NCHW
+for activations and (K, C/groups, R, S) for weights, as in PyTorch, so that
+float reference weights can be used unchanged.
+
+Widths
+------
+``x``: int8 (N, C, H, W); ``w``: int8 (K, C/groups, R, S); ``bias``: int32 (K,);
+accumulator: int32. One output sums ``C/groups * R * S`` int8 x int8 products,
+each of magnitude at most ``2**14``, plus the bias; shapes and biases for which
+``C/groups * R * S * 2**14 + max|bias|`` could exceed ``2**31 - 1`` are rejected
+(:func:`edgetron.golden.gemm.check_accumulator`), never wrapped.
+
+Max pooling keeps the input scale and ignores padding (a padded element never
+wins). Average pooling sums each window (zeros for padding, and ``n = R * S``
+always: PyTorch's ``count_include_pad=True``) and requantizes the sum with the
+dyadic requantizer, ``y = saturate_int8((sum * m + 2**(s-1)) >> s)``, where
+``m / 2**s`` is the dyadic of ``S_x / (n * S_y)`` (:func:`avgpool_constants`;
+by default ``S_y = S_x``, i.e. ``1 / n``). No divider is needed. With
+``S_y = S_x`` this equals the exact ``floor(sum / n + 1/2)`` for every sum when
+``n`` is odd or a power of two (the dyadic error, below ``128 / (2**31 - 1)``,
+is smaller than the ``1 / (2 n)`` distance from ``sum / n`` to a rounding tie,
+for ``n < (2**31 - 1) / 256``); for other even ``n`` it differs only at exact
+ties ``sum / n = k + 1/2``, which then round the way the dyadic error points.
+The sum of ``n`` int8 values needs ``8 + ceil(log2 n)`` bits; windows whose sum
+could leave int32 are rejected.
+
+Speed
+-----
+The convolution is an exact im2col GEMM in float64 BLAS: every product and
+partial sum is an integer below ``2**31 < 2**53`` in magnitude, so no rounding
+can occur and the result is bit exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .gemm import check_accumulator
+from .intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, as_int64, check_range, requantize
+from .quant import dyadic, exact_ratio
+
+__all__ = [
+    "avgpool2d",
+    "avgpool_constants",
+    "conv2d_int",
+    "conv2d_out_size",
+    "conv2d_requant",
+    "global_avgpool2d",
+    "maxpool2d",
+]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _pair(value, name: str, lo: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= ``lo``, as a pair (height, width)."""
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {value!r}")
+    return pair
+
+
+def _int8_nchw(x, name: str) -> np.ndarray:
+    v = as_int64(x, name)
+    if v.ndim != 4:
+        raise ValueError(f"{name} must be 4-D, got shape {v.shape}")
+    check_range(v, INT8_MIN, INT8_MAX, name)
+    return v
+
+
+def conv2d_out_size(size: int, kernel: int, stride: int, pad: int, what: str = "height") -> int:
+    """Output length ``(size + 2 * pad - kernel) // stride + 1`` of one spatial axis.
+
+    Raises
+    ------
+    ValueError
+        The kernel does not fit the padded input.
+    """
+    padded = size + 2 * pad
+    if padded < kernel:
+        raise ValueError(
+            f"kernel {what} {kernel} exceeds the padded input {what} {padded} "
+            f"({size} + 2*{pad})"
+        )
+    return (padded - kernel) // stride + 1
+
+
+def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndarray:
+    """2-D convolution of int8 tensors with int32 accumulation.
+
+    ``y[n, k, i, j] = bias[k] + sum_{c, r, s} x_pad[n, g*Cg + c, i*sh + r, j*sw + s]
+    * w[k, c, r, s]`` with ``g = k // (K / groups)`` and ``Cg = C / groups``
+    (cross-correlation, as every framework computes "convolution").
+
+    Parameters
+    ----------
+    x : array of int8 values, shape (N, C, H, W)
+    w : array of int8 values, shape (K, C/groups, R, S)
+    bias : array of int32 values, shape (K,), optional
+    stride : int or (sh, sw), each >= 1
+    padding : int or (ph, pw), each >= 0 (zeros on both sides)
+    groups : int >= 1 dividing C and K; ``groups == C`` with ``K = C * mult``
+        is the depthwise convolution (channel multiplier ``mult``).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N, K, Ho, Wo), values in the int32 range;
+    ``Ho = (H + 2 ph - R) // sh + 1`` and likewise ``Wo``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer tensors, or stride/padding/groups not integers.
+    ValueError
+        Wrong ranks, values outside int8/int32, channels not divisible by
+        ``groups``, weights whose C/groups does not match ``x``, a kernel larger
+        than the padded input, stride < 1, padding < 0, or a reduction length
+        ``C/groups * R * S`` (with this bias) that could overflow int32.
+    """
+    vx = _int8_nchw(x, "x")
+    vw = _int8_nchw(w, "w")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an integer, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    n, c, h, wd = vx.shape
+    k, cg, r, s = vw.shape
+    if c % groups:
+        raise ValueError(f"input channels C={c} are not divisible by groups={groups}")
+    if k % groups:
+        raise ValueError(f"output channels K={k} are not divisible by groups={groups}")
+    if cg != c // groups:
+        raise ValueError(
+            f"shape mismatch: w has {cg} input channels per group but x has C={c} with "
+            f"groups={groups} (expected {c // groups})"
+        )
+    if r < 1 or s < 1:
+        raise ValueError(f"kernel size must be at least 1x1, got {r}x{s}")
+    max_bias = 0
+    if bias is not None:
+        vb = as_int64(bias, "bias")
+        if vb.shape != (k,):
+            raise ValueError(f"bias must have shape ({k},), got {vb.shape}")
+        check_range(vb, INT32_MIN, INT32_MAX, "bias")
+        max_bias = int(np.abs(vb).max()) if vb.size else 0
+    check_accumulator(cg * r * s, max_bias)
+    ho = conv2d_out_size(h, r, sh, ph, "height")
+    wo = conv2d_out_size(wd, s, sw, pw, "width")
+
+    xf = vx.astype(np.float64)
+    if ph or pw:
+        xf = np.pad(xf, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # (N, G, Cg, Ho, Wo, R, S) view of every window; columns are built one image at a
+    # time so that memory stays at one image's (G, Ho*Wo, Cg*R*S) im2col matrix.
+    win = sliding_window_view(xf, (r, s), axis=(2, 3))[:, :, ::sh, ::sw]
+    win = win.reshape(n, groups, cg, ho, wo, r, s)
+    kg = k // groups
+    wm = vw.astype(np.float64).reshape(groups, kg, cg * r * s).transpose(0, 2, 1)
+    acc = np.empty((n, k, ho, wo), dtype=np.int64)
+    for i in range(n):
+        cols = win[i].transpose(0, 2, 3, 1, 4, 5).reshape(groups, ho * wo, cg * r * s)
+        out = np.matmul(cols, wm)  # (G, Ho*Wo, K/G): exact, |partial sums| < 2**31
+        acc[i] = out.transpose(0, 2, 1).reshape(k, ho, wo)
+    if bias is not None:
+        acc += vb.reshape(k, 1, 1)
+    return acc
+
+
+def _channel_vector(v, k: int, name: str) -> np.ndarray:
+    arr = as_int64(v, name)
+    if arr.ndim == 0:
+        return arr
+    if arr.shape != (k,):
+        raise ValueError(f"{name} must be a scalar or have shape ({k},), got {arr.shape}")
+    return arr.reshape(k, 1, 1)
+
+
+def conv2d_requant(x, w, bias, m, s, stride=1, padding=0, groups: int = 1) -> np.ndarray:
+    """:func:`conv2d_int` followed by per-output-channel dyadic requantization to int8.
+
+    ``m`` and ``s`` are scalars or vectors of length K (see
+    :func:`edgetron.golden.intops.requantize`); the result is
+    ``saturate_int8((acc * m[k] + 2**(s[k]-1)) >> s[k])``, int64 of shape
+    (N, K, Ho, Wo).
+    """
+    acc = conv2d_int(x, w, bias, stride, padding, groups)
+    k = acc.shape[1]
+    return requantize(acc, _channel_vector(m, k, "m"), _channel_vector(s, k, "s"))
+
+
+def _pool_setup(x, kernel, stride, padding):
+    vx = _int8_nchw(x, "x")
+    kr, ks = _pair(kernel, "kernel", 1)
+    sh, sw = _pair(kernel if stride is None else stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if ph > kr // 2 or pw > ks // 2:
+        raise ValueError(
+            f"padding {(ph, pw)} must be at most half the kernel {(kr, ks)} "
+            f"(each window must overlap the input)"
+        )
+    # Raise when the kernel does not fit the padded input (the sizes follow from the view).
+    conv2d_out_size(vx.shape[2], kr, sh, ph, "height")
+    conv2d_out_size(vx.shape[3], ks, sw, pw, "width")
+    return vx, (kr, ks), (sh, sw), (ph, pw)
+
+
+def _windows(v: np.ndarray, kernel, stride, pad, fill: int) -> np.ndarray:
+    """(N, C, Ho, Wo, R, S) view of every pooling window of the padded ``v``."""
+    (kr, ks), (sh, sw), (ph, pw) = kernel, stride, pad
+    if ph or pw:
+        v = np.pad(v, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    return sliding_window_view(v, (kr, ks), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def maxpool2d(x, kernel, stride=None, padding=0) -> np.ndarray:
+    """Max pooling of an int8 NCHW tensor (same scale in and out).
+
+    Parameters
+    ----------
+    x : array of int8 values, shape (N, C, H, W)
+    kernel : int or (R, S)
+    stride : int or (sh, sw), optional
+        Defaults to the kernel (non-overlapping windows).
+    padding : int or (ph, pw)
+        At most half the kernel; padded positions never win (as if -inf).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N, C, Ho, Wo), values in int8.
+    """
+    vx, kern, strd, pad = _pool_setup(x, kernel, stride, padding)
+    # Every window overlaps the input (padding <= kernel // 2), so padding with the
+    # smallest int8 value is the same as ignoring the padded positions.
+    return _windows(vx, kern, strd, pad, INT8_MIN).max(axis=(-2, -1))
+
+
+def avgpool_constants(n: int, in_scale=1, out_scale=1) -> tuple[int, int]:
+    """Dyadic ``(m, s)`` of ``S_x / (n * S_y)``: window sum of ``n`` int8 values -> average.
+
+    With the default scales (output at the input scale) this is the dyadic of
+    ``1 / n``; see the module docstring for when it equals exact division.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``n`` not a positive integer, or bad scales (as
+        :func:`edgetron.golden.quant.dyadic`).
+    """
+    if not _is_int(n):
+        raise TypeError(f"n must be an integer (the window size), got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return dyadic(exact_ratio((in_scale,), out_scale, ("in_scale", "out_scale")) / int(n))
+
+
+def _average(total: np.ndarray, n: int, m, s) -> np.ndarray:
+    """Requantize window sums of ``n`` elements by ``(m, s)`` (default: ``1 / n``)."""
+    bound = -INT8_MIN * n
+    if bound > INT32_MAX:
+        raise ValueError(
+            f"pooling window of {n} elements could reach {bound}, beyond the int32 "
+            f"sum limit {INT32_MAX}"
+        )
+    if (m is None) != (s is None):
+        raise ValueError("give both m and s, or neither (then the average is taken at the "
+                         "input scale)")
+    if m is None:
+        m, s = avgpool_constants(n)
+    vm, vs = as_int64(m, "m"), as_int64(s, "s")
+    if vm.ndim or vs.ndim:
+        raise ValueError(
+            f"m and s must be scalars (one per-tensor scale), got shapes {vm.shape} and "
+            f"{vs.shape}"
+        )
+    return requantize(total, vm, vs)
+
+
+def avgpool2d(x, kernel, stride=None, padding=0, m=None, s=None) -> np.ndarray:
+    """Average pooling of an int8 NCHW tensor: window sum, then dyadic requantization.
+
+    ``y = saturate_int8((sum * m + 2**(s-1)) >> s)`` over windows of
+    ``n = R * S`` elements; padding counts as zeros in the sum and in ``n``
+    (PyTorch's ``count_include_pad=True``).
+
+    Parameters
+    ----------
+    x, kernel, stride, padding
+        As :func:`maxpool2d`.
+    m, s : int, optional
+        Dyadic multiplier of ``S_x / (n * S_y)`` from :func:`avgpool_constants`;
+        by default the output keeps the input scale (``m / 2**s ~ 1 / n``).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N, C, Ho, Wo), values in int8.
+    """
+    vx, kern, strd, pad = _pool_setup(x, kernel, stride, padding)
+    total = _windows(vx, kern, strd, pad, 0).sum(axis=(-2, -1))
+    return _average(total, kern[0] * kern[1], m, s)
+
+
+def global_avgpool2d(x, m=None, s=None) -> np.ndarray:
+    """Global average pooling: int8 (N, C, H, W) -> int8 (N, C).
+
+    :func:`avgpool2d` with one window of ``n = H * W`` elements per channel.
+    """
+    vx = _int8_nchw(x, "x")
+    hw = vx.shape[2] * vx.shape[3]
+    if hw == 0:
+        raise ValueError(f"x has an empty spatial extent, shape {vx.shape}")
+    return _average(vx.sum(axis=(2, 3)), hw, m, s)

@@ -1,0 +1,489 @@
+"""Calibration: float tensors -> scales -> the integer constants the kernels use.
+
+Quantization scheme (the contract of ``docs/quantization.md``)
+-------------------------------------------------------------
+* Activations: signed ``bits``-bit (int8), symmetric per tensor, zero point 0,
+  ``real = q * S``. Calibration maps ``amax = max|x|`` (or a percentile of
+  ``|x|``) to ``qmax = 2**(bits-1) - 1``: ``S = amax / qmax``.
+* Weights: the same, with one scale per output channel.
+* Bias: int32 at scale ``S_x * S_w[c]`` (the scale of the accumulator).
+* Requantization: the real multiplier ``M = S_x * S_w[c] / S_y`` is replaced by
+  a dyadic number ``m / 2**s`` (:func:`dyadic`), so that at run time only
+  :func:`edgetron.golden.intops.requantize` is needed (Jacob et al., CVPR 2018,
+  section 2.2; I-BERT, Kim et al., ICML 2021, "dyadic requantization").
+
+Rounding
+--------
+Every float -> integer rounding here is *round half up*, ``floor(v + 1/2)``, the
+same rule :func:`~edgetron.golden.intops.round_shift` applies to integers. The
+dyadic constants are computed in exact rational arithmetic
+(:class:`fractions.Fraction`) from the float scales, so ``(m, s)`` is the
+correctly rounded dyadic value of the exact ratio of the stored scales.
+
+Dyadic error bound
+------------------
+With the shift chosen by :func:`dyadic` (the largest ``s <= 62`` with
+``m < 2**31``):
+
+* ``|m / 2**s - M| <= 2**-(s+1)`` always (round to nearest);
+* if ``2**-32 <= M < 2**30 - 1/4`` then ``2**30 <= m < 2**31`` and the relative
+  error is at most ``1 / (2**31 - 1)``;
+* if ``2**-63 <= M < 2**-32`` the shift is capped at 62 and the absolute error
+  is at most ``2**-63``.
+
+For an int32 accumulator the pre-rounding error of ``acc * m / 2**s`` against
+``acc * M`` is therefore at most ``128.5 / (2**31 - 1) < 2**-23`` output LSB
+whenever the output does not saturate (``|acc * M| <= 128.5``), so the requantized value equals the
+correctly rounded real one except within ``2**-23`` of a rounding tie.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+
+from .intops import INT32_MAX, INT32_MIN, M_MAX, S_MAX, S_MIN, as_int64, int_range
+
+__all__ = [
+    "activation_scale",
+    "dequantize",
+    "dyadic",
+    "dyadic_per_channel",
+    "exact_ratio",
+    "quantize",
+    "quantize_bias",
+    "requant_constants",
+    "weight_scales",
+]
+
+#: Bits of the unsigned dyadic multiplier m (31 for M_MAX = 2**31 - 1).
+_M_BITS = M_MAX.bit_length()
+_HALF = Fraction(1, 2)
+
+
+# ---- exact scalars ------------------------------------------------------------------------
+def _exact(value, name: str) -> Fraction:
+    """``value`` as an exact Fraction; TypeError for non-reals, ValueError for nan/inf."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, Fraction, np.integer, np.floating)
+    ):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v}")
+        return Fraction(v)
+    if isinstance(value, Fraction):
+        return value
+    return Fraction(int(value))
+
+
+def _positive(value, name: str) -> Fraction:
+    v = _exact(value, name)
+    if v <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return v
+
+
+def _round_half_up(v: Fraction) -> int:
+    return math.floor(v + _HALF)
+
+
+def _floor_log2(v: Fraction) -> int:
+    """``floor(log2(v))`` of a positive Fraction, exactly."""
+    p, q = v.numerator, v.denominator
+    k = p.bit_length() - q.bit_length()
+    if (p << max(-k, 0)) < (q << max(k, 0)):
+        k -= 1
+    return k
+
+
+def exact_ratio(
+    numerator_scales: Sequence, denominator_scale, names: Sequence[str] = ()
+) -> Fraction:
+    """Exact rational value of ``prod(numerator_scales) / denominator_scale``.
+
+    Parameters
+    ----------
+    numerator_scales : sequence of positive finite reals
+        E.g. ``(S_x, S_w[c])`` for a GEMM output channel or ``(S_a,)`` for one
+        input of a residual add.
+    denominator_scale : positive finite real
+        The output scale ``S_y``.
+    names : sequence of str, optional
+        Names of the numerator scales and then of the denominator, used in
+        error messages.
+
+    Returns
+    -------
+    fractions.Fraction
+        The ratio of the given (float) scales without any rounding.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A scale that is not a positive finite real, named in the message.
+    """
+    scales = [*numerator_scales, denominator_scale]
+    labels = list(names) or [f"scale {i}" for i in range(len(scales) - 1)] + ["output scale"]
+    if len(labels) != len(scales):
+        raise ValueError(f"names must give {len(scales)} labels, got {len(labels)}")
+    exact = [_positive(sc, label) for sc, label in zip(scales, labels, strict=True)]
+    num = Fraction(1)
+    for v in exact[:-1]:
+        num *= v
+    return num / exact[-1]
+
+
+# ---- dyadic multipliers -------------------------------------------------------------------
+def dyadic(multiplier, shift: int | None = None) -> tuple[int, int]:
+    """Best dyadic approximation ``m / 2**s`` of a positive real multiplier.
+
+    Parameters
+    ----------
+    multiplier : positive finite real (int, float, numpy scalar or Fraction)
+        The real-valued multiplier ``M``, e.g. ``S_x * S_w / S_y``.
+    shift : int, optional
+        Force this shift (``1 <= shift <= 62``) instead of choosing the most
+        precise one; used when several multipliers must share one shift.
+
+    Returns
+    -------
+    (m, s) : tuple of int
+        ``1 <= m <= 2**31 - 1`` and ``1 <= s <= 62`` with
+        ``m = floor(M * 2**s + 1/2)``. Without ``shift``, ``s`` is the largest
+        shift for which ``m`` fits 31 bits, which minimises ``|m / 2**s - M|``
+        (any value representable with a smaller shift is representable with a
+        larger one). See the module docstring for the error bound.
+
+    Raises
+    ------
+    TypeError
+        ``multiplier`` is not a real number (bools and strings included).
+    ValueError
+        ``multiplier`` is nan, infinite, zero or negative; too large
+        (``M >= 2**30 - 1/4``, which would need ``m >= 2**31`` at ``s = 1``);
+        too small (``M < 2**-63``, which rounds to ``m = 0`` even at ``s = 62``);
+        or, with ``shift``, out of range for that shift.
+    """
+    mult = _positive(multiplier, "multiplier")
+    if shift is not None:
+        if isinstance(shift, (bool, np.bool_)) or not isinstance(shift, (int, np.integer)):
+            raise TypeError(f"shift must be an integer, got {type(shift).__name__} {shift!r}")
+        if not S_MIN <= shift <= S_MAX:
+            raise ValueError(f"shift s must lie in [{S_MIN}, {S_MAX}], got {shift}")
+        s = int(shift)
+        m = _round_half_up(mult * (1 << s))
+        if m > M_MAX:
+            raise ValueError(
+                f"multiplier {float(mult):.6g} is too large for shift s={s}: "
+                f"m = {m} exceeds {M_MAX}"
+            )
+        if m == 0:
+            raise ValueError(
+                f"multiplier {float(mult):.6g} is too small for shift s={s}: it rounds to m = 0"
+            )
+        return m, s
+    # mult in [2**e, 2**(e+1)) -> mult * 2**(_M_BITS - 1 - e) in [2**30, 2**31).
+    s = min(S_MAX, _M_BITS - 1 - _floor_log2(mult))
+    if s < S_MIN:
+        raise ValueError(
+            f"multiplier {float(mult):.6g} is too large: the largest dyadic m / 2**s "
+            f"has m = {M_MAX} and s = {S_MIN} ({M_MAX / (1 << S_MIN):.6g})"
+        )
+    m = _round_half_up(mult * (1 << s))
+    if m > M_MAX:  # rounding carried into bit 31: one bit less of shift
+        s -= 1
+        if s < S_MIN:
+            raise ValueError(
+                f"multiplier {float(mult):.6g} is too large: the largest dyadic m / 2**s "
+                f"has m = {M_MAX} and s = {S_MIN} ({M_MAX / (1 << S_MIN):.6g})"
+            )
+        m = _round_half_up(mult * (1 << s))
+    if m == 0:
+        raise ValueError(
+            f"multiplier {float(mult):.6g} is too small: below 2**-{S_MAX + 1}, it rounds "
+            f"to m = 0 even at the largest shift s = {S_MAX}"
+        )
+    return m, s
+
+
+def _items(values, name: str) -> list:
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {values.shape}")
+        return values.tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a 1-D sequence of numbers, got {type(values).__name__}")
+    return list(values)
+
+
+def dyadic_per_channel(multipliers, shift: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dyadic` applied to each channel of a vector of multipliers.
+
+    Returns
+    -------
+    (m, s) : pair of int64 arrays of the length of ``multipliers``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`dyadic`, with the channel index in the message.
+    """
+    items = _items(multipliers, "multipliers")
+    ms = np.zeros(len(items), dtype=np.int64)
+    ss = np.zeros(len(items), dtype=np.int64)
+    for c, value in enumerate(items):
+        try:
+            ms[c], ss[c] = dyadic(value, shift)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"channel {c}: {exc}") from None
+    return ms, ss
+
+
+def requant_constants(input_scale, weight_scales, output_scale):
+    """Dyadic ``(m, s)`` of ``M[c] = S_x * S_w[c] / S_y`` for requantizing an accumulator.
+
+    Parameters
+    ----------
+    input_scale : positive real
+        ``S_x``, scale of the int8 input activation.
+    weight_scales : positive real or 1-D sequence of positive reals
+        ``S_w`` per output channel (a scalar for a per-tensor operand, e.g. the
+        second activation of an attention GEMM).
+    output_scale : positive real
+        ``S_y``, scale of the int8 output.
+
+    Returns
+    -------
+    (m, s)
+        Python ints for a scalar ``weight_scales``, int64 arrays otherwise.
+    """
+    if isinstance(weight_scales, (np.ndarray, Sequence)) and not isinstance(
+        weight_scales, (str, bytes)
+    ):
+        items = _items(weight_scales, "weight_scales")
+        ratios = [
+            exact_ratio(
+                (input_scale, sw), output_scale,
+                ("input_scale", f"weight_scales[{c}]", "output_scale"),
+            )
+            for c, sw in enumerate(items)
+        ]
+        return dyadic_per_channel(ratios)
+    return dyadic(
+        exact_ratio(
+            (input_scale, weight_scales), output_scale,
+            ("input_scale", "weight_scales", "output_scale"),
+        )
+    )
+
+
+# ---- scales ---------------------------------------------------------------------------
+def _real_array(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains nan or inf")
+    return arr
+
+
+def _scale(amax, bits: int, name: str):
+    """``amax / qmax``; rejects magnitudes whose scale would not be a normal float64."""
+    qmax = int_range(bits)[1]
+    if qmax < 1:
+        raise ValueError(f"bits must be >= 2 for a symmetric scale, got {bits}")
+    sc = amax / qmax
+    smallest = float(np.finfo(np.float64).tiny)
+    if np.min(sc) < smallest:
+        raise ValueError(
+            f"{name} is too small to calibrate: max |{name}| = {float(np.min(amax)):.3g} gives "
+            f"a scale below the smallest normal float64 {smallest:.3g}"
+        )
+    return sc
+
+
+def activation_scale(x, bits: int = 8, percentile: float | None = None) -> float:
+    """Per-tensor symmetric scale ``S = amax / (2**(bits-1) - 1)`` of a float tensor.
+
+    Parameters
+    ----------
+    x : array of float
+        Calibration samples of the activation (any shape).
+    bits : int
+        Quantized width (8: the scale maps ``amax`` to 127).
+    percentile : float, optional
+        Use this percentile of ``|x|`` (in (0, 100]) as ``amax`` instead of the
+        maximum, which clips rare outliers (useful for ViT activations).
+
+    Returns
+    -------
+    float
+        ``S > 0``.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x``.
+    ValueError
+        Empty, non-finite or all-zero ``x`` (the scale is undefined), or a
+        percentile outside (0, 100].
+    """
+    arr = _real_array(x, "x")
+    if arr.size == 0:
+        raise ValueError("x is empty; cannot calibrate a scale")
+    mag = np.abs(arr)
+    if percentile is None:
+        amax = float(mag.max())
+    else:
+        if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not (
+            0 < percentile <= 100
+        ):
+            raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}")
+        amax = float(np.percentile(mag, percentile))
+    if amax == 0:
+        raise ValueError("x is all zeros (at the chosen percentile); the scale is undefined")
+    return float(_scale(amax, bits, "x"))
+
+
+def weight_scales(w, axis: int, bits: int = 8) -> np.ndarray:
+    """Per-output-channel symmetric scales ``S_w[c] = max|w[c]| / (2**(bits-1) - 1)``.
+
+    Parameters
+    ----------
+    w : array of float
+        Weights; ``axis`` indexes the output channels (0 for conv weights
+        (K, C, R, S), 1 for GEMM weights (K, N)).
+    axis : int
+        The output-channel axis.
+    bits : int
+        Quantized width.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (w.shape[axis],)
+        A channel whose weights are all zero is represented exactly by any
+        positive scale; it gets the largest scale of the tensor, which keeps its
+        requantization multiplier in the range of the other channels.
+
+    Raises
+    ------
+    ValueError
+        Non-finite or all-zero weights, a 0-D array or a bad axis.
+    """
+    arr = _real_array(w, "w")
+    if arr.ndim == 0:
+        raise ValueError("w must have at least one axis (the output channels)")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not (
+        -arr.ndim <= axis < arr.ndim
+    ):
+        raise ValueError(f"axis must be an integer in [{-arr.ndim}, {arr.ndim - 1}], got {axis!r}")
+    if arr.size == 0:
+        raise ValueError(f"w is empty (shape {arr.shape}); cannot calibrate scales")
+    others = tuple(i for i in range(arr.ndim) if i != axis % arr.ndim)
+    amax = np.abs(arr).max(axis=others) if others else np.abs(arr)
+    top = float(amax.max())
+    if top == 0:
+        raise ValueError("w is all zeros; the scales are undefined")
+    return _scale(np.where(amax > 0, amax, top), bits, "w")
+
+
+def _broadcast_scale(scale, shape: tuple, axis: int | None) -> np.ndarray:
+    sc = _real_array(scale, "scale")
+    if sc.size and (sc <= 0).any():
+        raise ValueError("scale must be positive")
+    if axis is None:
+        if sc.ndim != 0:
+            raise ValueError(f"scale must be a scalar without axis, got shape {sc.shape}")
+        return sc
+    ndim = len(shape)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not (
+        -ndim <= axis < ndim
+    ):
+        raise ValueError(f"axis must be an integer in [{-ndim}, {ndim - 1}], got {axis!r}")
+    ax = axis % ndim
+    if sc.shape != (shape[ax],):
+        raise ValueError(
+            f"scale must have shape ({shape[ax]},) to match axis {axis} of shape {shape}, "
+            f"got {sc.shape}"
+        )
+    view = [1] * ndim
+    view[ax] = shape[ax]
+    return sc.reshape(view)
+
+
+def quantize(x, scale, axis: int | None = None, bits: int = 8) -> np.ndarray:
+    """``q = saturate(floor(x / S + 1/2), bits)``: float tensor -> integers.
+
+    Parameters
+    ----------
+    x : array of float
+    scale : positive float, or 1-D array of them for per-channel quantization
+    axis : int, optional
+        Axis of ``x`` that ``scale`` runs along (required for a vector scale).
+    bits : int
+        Output width; values are saturated to its signed range.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    arr = _real_array(x, "x")
+    sc = _broadcast_scale(scale, arr.shape, axis)
+    lo, hi = int_range(bits)
+    q = np.floor(arr / sc + 0.5)
+    return np.clip(q, lo, hi).astype(np.int64)
+
+
+def dequantize(q, scale, axis: int | None = None) -> np.ndarray:
+    """``real = q * S`` as float64 (``scale`` and ``axis`` as in :func:`quantize`)."""
+    v = as_int64(q, "q")
+    return v.astype(np.float64) * _broadcast_scale(scale, v.shape, axis)
+
+
+def quantize_bias(bias, input_scale, weight_scales) -> np.ndarray:
+    """int32 bias ``b_q[c] = floor(b[c] / (S_x * S_w[c]) + 1/2)`` at the accumulator scale.
+
+    Parameters
+    ----------
+    bias : 1-D array of float, shape (N,)
+    input_scale : positive real
+    weight_scales : positive real or 1-D array of shape (N,)
+
+    Returns
+    -------
+    numpy.ndarray of int64, values in the int32 range.
+
+    Raises
+    ------
+    ValueError
+        A bias that quantizes outside int32 (it is rejected, never saturated:
+        a saturated bias is a silently wrong layer), with the channel index,
+        or non-finite / mis-shaped inputs.
+    """
+    b = _real_array(bias, "bias")
+    if b.ndim != 1:
+        raise ValueError(f"bias must be 1-D, got shape {b.shape}")
+    sx = float(_positive(input_scale, "input_scale"))
+    sw = _real_array(weight_scales, "weight_scales")
+    if sw.ndim not in (0, 1) or (sw.ndim == 1 and sw.shape != b.shape):
+        raise ValueError(f"weight_scales must be a scalar or have shape {b.shape}, got {sw.shape}")
+    if sw.size and (sw <= 0).any():
+        raise ValueError("weight_scales must be positive")
+    q = np.floor(b / (sx * sw) + 0.5)
+    bad = np.flatnonzero((q < INT32_MIN) | (q > INT32_MAX))
+    if bad.size:
+        c = int(bad[0])
+        raise ValueError(
+            f"bias[{c}] = {b[c]:.6g} quantizes to {q[c]:.6g} at scale S_x*S_w = "
+            f"{sx * float(np.broadcast_to(sw, b.shape)[c]):.6g}, outside the int32 range "
+            f"[{INT32_MIN}, {INT32_MAX}]"
+        )
+    return q.astype(np.int64)

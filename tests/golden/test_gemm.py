@@ -1,0 +1,191 @@
+"""int8 GEMM golden against a naive pure-Python loop oracle."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgetron.golden.gemm import (
+    accumulator_bound,
+    check_accumulator,
+    gemm_int,
+    gemm_requant,
+    matmul_int,
+)
+from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, M_MAX, S_MAX, S_MIN
+
+FAST = settings(deadline=None, max_examples=60)
+
+#: Longest reduction the int32 accumulator allows with no bias: K * 2**14 <= 2**31 - 1.
+K_MAX = INT32_MAX // (INT8_MIN * INT8_MIN)
+
+
+def int8(rng: np.random.Generator, shape) -> np.ndarray:
+    """Random int8 values including both extremes."""
+    v = rng.integers(INT8_MIN, INT8_MAX + 1, size=shape, dtype=np.int64)
+    flat = v.reshape(-1)
+    if flat.size >= 2:
+        flat[0], flat[-1] = INT8_MIN, INT8_MAX
+    return v.astype(np.int8)
+
+
+def loop_gemm(a, w, bias=None):
+    """Pure-Python triple loop on Python ints."""
+    a, w = a.tolist(), w.tolist()
+    m, k, n = len(a), len(w), len(w[0]) if w else 0
+    out = []
+    for i in range(m):
+        row = []
+        for j in range(n):
+            acc = int(bias[j]) if bias is not None else 0
+            for t in range(k):
+                acc += a[i][t] * w[t][j]
+            row.append(acc)
+        out.append(row)
+    return out
+
+
+def requant_oracle(acc: int, m: int, s: int) -> int:
+    return min(INT8_MAX, max(INT8_MIN, math.floor(Fraction(acc * m, 2**s) + Fraction(1, 2))))
+
+
+shape_st = st.tuples(st.integers(1, 7), st.integers(1, 9), st.integers(1, 7), st.integers(0, 2**32))
+
+
+@FAST
+@given(shape_st, st.booleans())
+def test_gemm_matches_loop_oracle(shape, with_bias):
+    m, k, n, seed = shape
+    rng = np.random.default_rng(seed)
+    a, w = int8(rng, (m, k)), int8(rng, (k, n))
+    bias = rng.integers(-(2**20), 2**20, size=n) if with_bias else None
+    got = gemm_int(a, w, bias)
+    assert got.dtype == np.int64
+    assert got.tolist() == loop_gemm(a, w, bias)
+
+
+@FAST
+@given(shape_st)
+def test_gemm_requant_per_channel_matches_oracle(shape):
+    m, k, n, seed = shape
+    rng = np.random.default_rng(seed)
+    a, w = int8(rng, (m, k)), int8(rng, (k, n))
+    bias = rng.integers(-(2**16), 2**16, size=n)
+    ms = rng.integers(0, M_MAX + 1, size=n)
+    ss = rng.integers(S_MIN, S_MAX + 1, size=n)
+    ss[0] = 20  # one channel with a shift that keeps results in range
+    got = gemm_requant(a, w, bias, ms, ss)
+    want = [[requant_oracle(v, int(ms[j]), int(ss[j])) for j, v in enumerate(row)]
+            for row in loop_gemm(a, w, bias)]
+    assert got.tolist() == want
+
+
+@FAST
+@given(st.integers(1, 3), shape_st)
+def test_matmul_int_batched_matches_loops(batch, shape):
+    m, k, n, seed = shape
+    rng = np.random.default_rng(seed)
+    a, b = int8(rng, (batch, m, k)), int8(rng, (batch, k, n))
+    got = matmul_int(a, b)
+    assert got.tolist() == [loop_gemm(a[i], b[i]) for i in range(batch)]
+
+
+def test_accumulator_reaches_int32_max_exactly_without_wrapping():
+    # K_MAX products of (-128)(-128) plus the largest bias the bound still allows.
+    bias_max = INT32_MAX - K_MAX * INT8_MIN * INT8_MIN
+    a = np.full((1, K_MAX), INT8_MIN, dtype=np.int8)
+    w = np.full((K_MAX, 1), INT8_MIN, dtype=np.int8)
+    assert int(gemm_int(a, w, [bias_max])[0, 0]) == INT32_MAX
+    # Most negative reachable accumulator: (-128)(127) products and the most negative bias.
+    w_pos = np.full((K_MAX, 1), INT8_MAX, dtype=np.int8)
+    want = K_MAX * INT8_MIN * INT8_MAX - bias_max
+    assert int(gemm_int(a, w_pos, [-bias_max])[0, 0]) == want
+    assert want >= INT32_MIN
+
+
+def test_long_reduction_is_exact():
+    # The float64 BLAS path must be exact for the longest legal K with random values.
+    rng = np.random.default_rng(7)
+    a, w = int8(rng, (2, K_MAX)), int8(rng, (K_MAX, 3))
+    want = a.astype(np.int64) @ w.astype(np.int64)  # int64 sums: exact, no overflow here
+    assert np.array_equal(gemm_int(a, w), want)
+
+
+def test_gemm_requant_saturates_both_ends():
+    a = np.array([[INT8_MAX, INT8_MAX], [1, 0]], dtype=np.int8)
+    w_pos = np.full((2, 1), INT8_MAX, dtype=np.int8)
+    w_neg = np.full((2, 1), INT8_MIN, dtype=np.int8)
+    # Accumulators [32258, 127] and [-32512, -128], multiplied by about 2**30.
+    assert gemm_requant(a, w_pos, None, M_MAX, S_MIN).tolist() == [[INT8_MAX], [INT8_MAX]]
+    assert gemm_requant(a, w_neg, None, M_MAX, S_MIN).tolist() == [[INT8_MIN], [INT8_MIN]]
+    # The same accumulators at unit gain (m / 2**s = 1) pass through unless out of int8.
+    unit = 1 << S_MIN
+    assert gemm_requant(a, w_pos, None, unit, S_MIN).tolist() == [[INT8_MAX], [INT8_MAX]]
+    assert gemm_requant(a, w_neg, None, unit, S_MIN).tolist() == [[INT8_MIN], [INT8_MIN]]
+    assert gemm_requant(a, w_neg, [1], unit, S_MIN).tolist() == [[INT8_MIN], [INT8_MIN + 1]]
+
+
+def test_check_accumulator_bound():
+    assert accumulator_bound(K_MAX) <= INT32_MAX < accumulator_bound(K_MAX + 1)
+    check_accumulator(K_MAX)
+    with pytest.raises(ValueError, match=rf"K={K_MAX + 1} .*beyond the int32 accumulator limit"):
+        check_accumulator(K_MAX + 1)
+    with pytest.raises(ValueError, match=r"\|bias\| up to 16384 could reach"):
+        check_accumulator(K_MAX, INT32_MAX - K_MAX * INT8_MIN * INT8_MIN + 1)
+
+
+@pytest.mark.parametrize(
+    ("args", "exc", "match"),
+    [
+        ((np.zeros((2, 3)), np.zeros((3, 2), dtype=np.int8)), TypeError,
+         "a must hold integers, got dtype float64"),
+        ((np.zeros((2, 3), dtype=np.int8), np.zeros((3, 2), dtype=np.float32)), TypeError,
+         "w must hold integers"),
+        ((np.zeros((2, 3), dtype=np.int8), np.zeros((4, 2), dtype=np.int8)), ValueError,
+         r"shape mismatch: a is \(2, 3\) \(K=3\) but w is \(4, 2\) \(K=4\)"),
+        ((np.zeros(3, dtype=np.int8), np.zeros((3, 2), dtype=np.int8)), ValueError,
+         r"a must be 2-D, got shape \(3,\)"),
+        ((np.full((1, 1), 128), np.zeros((1, 1), dtype=np.int8)), ValueError,
+         r"a must lie in \[-128, 127\]"),
+        ((np.zeros((1, 1), dtype=np.int8), np.full((1, 1), -129)), ValueError,
+         r"w must lie in \[-128, 127\]"),
+        ((np.zeros((1, 2), dtype=np.int8), np.zeros((2, 3), dtype=np.int8), [1, 2]), ValueError,
+         r"bias must have shape \(3,\), got \(2,\)"),
+        ((np.zeros((1, 2), dtype=np.int8), np.zeros((2, 1), dtype=np.int8), [2**31]), ValueError,
+         r"bias must lie in \[-2147483648, 2147483647\]"),
+        ((np.zeros((1, 2), dtype=np.int8), np.zeros((2, 1), dtype=np.int8), [0.5]), TypeError,
+         "bias must hold integers"),
+        ((np.zeros((1, K_MAX + 1), dtype=np.int8), np.zeros((K_MAX + 1, 1), dtype=np.int8)),
+         ValueError, rf"K={K_MAX + 1} .*int32 accumulator limit"),
+    ],
+)
+def test_gemm_int_rejects_bad_input(args, exc, match):
+    with pytest.raises(exc, match=match):
+        gemm_int(*args)
+
+
+@pytest.mark.parametrize(
+    ("m", "s", "match"),
+    [(M_MAX + 1, 8, r"m must lie in \[0, 2147483647\]"), (-1, 8, r"m must lie in"),
+     (1, 0, r"s must lie in \[1, 62\]"), (1, 63, r"s must lie in \[1, 62\]")],
+)
+def test_gemm_requant_rejects_bad_constants(m, s, match):
+    a = np.ones((1, 2), dtype=np.int8)
+    with pytest.raises(ValueError, match=match):
+        gemm_requant(a, a.T, None, m, s)
+
+
+def test_matmul_int_rejects_bad_input():
+    with pytest.raises(ValueError, match="matmul needs 2-D or batched operands"):
+        matmul_int(np.zeros(3, dtype=np.int8), np.zeros((3, 1), dtype=np.int8))
+    with pytest.raises(ValueError, match=r"shape mismatch: a is \(2, 2, 3\) \(K=3\)"):
+        matmul_int(np.zeros((2, 2, 3), dtype=np.int8), np.zeros((2, 4, 1), dtype=np.int8))
+    with pytest.raises(ValueError, match=r"b must lie in \[-128, 127\]"):
+        matmul_int(np.zeros((1, 1), dtype=np.int8), np.full((1, 1), 200))
+    with pytest.raises(ValueError, match=rf"K={K_MAX + 1} "):
+        matmul_int(np.zeros((1, K_MAX + 1), dtype=np.int8), np.zeros((K_MAX + 1, 1), np.int8))

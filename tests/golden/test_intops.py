@@ -1,0 +1,214 @@
+"""intops against exact big-int / rational oracles (Python ints and Fractions)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from edgetron.golden.intops import (
+    INT8_MAX,
+    INT8_MIN,
+    INT32_MAX,
+    INT32_MIN,
+    M_MAX,
+    S_MAX,
+    S_MIN,
+    as_int64,
+    check_range,
+    int_range,
+    requantize,
+    round_shift,
+    saturate,
+    wrap,
+)
+
+FAST = settings(deadline=None, max_examples=300)
+
+acc_st = st.integers(INT32_MIN, INT32_MAX)
+m_st = st.integers(0, M_MAX)
+s_st = st.integers(S_MIN, S_MAX)
+
+
+def oracle_requant(acc: int, m: int, s: int, bits: int = 8) -> int:
+    """Exact rational round-half-up of acc * m / 2**s, then clamp to the signed range."""
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return min(hi, max(lo, math.floor(Fraction(acc * m, 2**s) + Fraction(1, 2))))
+
+
+# ---- requantize ------------------------------------------------------------------------
+@FAST
+@given(acc=acc_st, m=m_st, s=s_st)
+@example(acc=INT32_MIN, m=M_MAX, s=S_MIN)
+@example(acc=INT32_MIN, m=M_MAX, s=S_MAX)
+@example(acc=INT32_MAX, m=M_MAX, s=S_MIN)
+@example(acc=INT32_MAX, m=M_MAX, s=S_MAX)
+@example(acc=INT32_MIN, m=1, s=S_MAX)
+@example(acc=INT32_MAX, m=1, s=S_MIN)
+@example(acc=INT32_MIN, m=0, s=S_MIN)
+@example(acc=-1, m=1, s=1)  # -0.5 rounds half up to 0
+@example(acc=1, m=1, s=1)  # +0.5 rounds half up to 1
+@example(acc=-3, m=1, s=1)  # -1.5 -> -1
+def test_requantize_matches_rational_oracle(acc, m, s):
+    assert int(requantize(acc, m, s)) == oracle_requant(acc, m, s)
+
+
+@st.composite
+def unsaturated(draw):
+    """(acc, m, s) whose exact result lies near [-128, 127], so rounding is exercised."""
+    s = draw(s_st)
+    m = draw(st.integers(1, M_MAX))
+    target = draw(st.integers(2 * INT8_MIN, 2 * INT8_MAX))
+    centre = (target << s) // m
+    acc = centre + draw(st.integers(-4, 4))
+    return min(INT32_MAX, max(INT32_MIN, acc)), m, s
+
+
+@FAST
+@given(unsaturated())
+def test_requantize_rounding_region(case):
+    acc, m, s = case
+    assert int(requantize(acc, m, s)) == oracle_requant(acc, m, s)
+
+
+@FAST
+@given(
+    data=st.data(),
+    n=st.integers(1, 6),
+    c=st.integers(1, 5),
+)
+def test_requantize_per_channel_vectors(data, n, c):
+    accs = data.draw(st.lists(st.lists(acc_st, min_size=c, max_size=c), min_size=n, max_size=n))
+    ms = data.draw(st.lists(m_st, min_size=c, max_size=c))
+    ss = data.draw(st.lists(s_st, min_size=c, max_size=c))
+    got = requantize(np.array(accs, dtype=np.int64), np.array(ms), np.array(ss))
+    want = [[oracle_requant(a, ms[j], ss[j]) for j, a in enumerate(row)] for row in accs]
+    assert got.dtype == np.int64
+    assert got.tolist() == want
+
+
+def test_requantize_saturates_both_ends():
+    # m = 2**31 - 1, s = 1 multiplies by about 2**30: every non-zero int32 saturates.
+    acc = np.array([INT32_MIN, -1, 0, 1, INT32_MAX])
+    assert requantize(acc, M_MAX, S_MIN).tolist() == [INT8_MIN, INT8_MIN, 0, INT8_MAX, INT8_MAX]
+    # With the largest shift, acc * m / 2**62 = +-(1 - 2**-31) at the int32 extremes.
+    assert requantize(acc, M_MAX, S_MAX).tolist() == [-1, 0, 0, 0, 1]
+    # Wider outputs saturate at their own limits.
+    assert requantize(acc, M_MAX, S_MIN, bits=16).tolist() == [-(2**15), -(2**15), 0, 2**15 - 1,
+                                                                2**15 - 1]
+
+
+def test_requantize_product_fits_int64_at_extremes():
+    # |acc * m| <= 2**31 * (2**31 - 1) < 2**62: no int64 overflow, result exact.
+    for acc in (INT32_MIN, INT32_MAX):
+        for s in range(S_MIN, S_MAX + 1):
+            assert int(requantize(acc, M_MAX, s, bits=63)) == oracle_requant(acc, M_MAX, s, 63)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"acc": 1.5, "m": 1, "s": 1}, TypeError, "acc must hold integers"),
+        ({"acc": np.array([True]), "m": 1, "s": 1}, TypeError, "acc must hold integers"),
+        ({"acc": 1, "m": 1.0, "s": 1}, TypeError, "m must hold integers"),
+        ({"acc": 1, "m": 1, "s": np.float32(1)}, TypeError, "s must hold integers"),
+        ({"acc": INT32_MAX + 1, "m": 1, "s": 1}, ValueError, r"acc must lie in \[-2147483648"),
+        ({"acc": INT32_MIN - 1, "m": 1, "s": 1}, ValueError, r"acc must lie in"),
+        ({"acc": 1, "m": M_MAX + 1, "s": 1}, ValueError, r"m must lie in \[0, 2147483647\]"),
+        ({"acc": 1, "m": -1, "s": 1}, ValueError, r"m must lie in \[0, 2147483647\]"),
+        ({"acc": 1, "m": 1, "s": 0}, ValueError, r"s must lie in \[1, 62\]"),
+        ({"acc": 1, "m": 1, "s": 63}, ValueError, r"s must lie in \[1, 62\]"),
+        ({"acc": 1, "m": 1, "s": 1, "bits": 0}, ValueError, r"bits must be an integer in"),
+        ({"acc": 1, "m": 1, "s": 1, "bits": 64}, ValueError, r"bits must be an integer in"),
+    ],
+)
+def test_requantize_rejects_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        requantize(**kwargs)
+
+
+# ---- round_shift, saturate, wrap --------------------------------------------------------
+@FAST
+@given(x=st.integers(-(2**62), 2**62 - 1), s=st.integers(0, 62))
+@example(x=-(2**62), s=62)
+@example(x=2**62 - 1, s=62)
+@example(x=-(2**62), s=0)
+@example(x=-5, s=1)
+@example(x=5, s=1)
+def test_round_shift_is_round_half_up(x, s):
+    assert int(round_shift(x, s)) == math.floor(Fraction(x, 2**s) + Fraction(1, 2))
+
+
+def test_round_shift_ties_go_up():
+    s = 3
+    ties = np.array([-12, -4, 4, 12])  # -1.5, -0.5, 0.5, 1.5 times 2**3
+    assert round_shift(ties, s).tolist() == [-1, 0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("x", "s", "match"),
+    [
+        (2**62, 1, r"x must lie in"),
+        (-(2**62) - 1, 1, r"x must lie in"),
+        (1, -1, r"s must lie in \[0, 62\]"),
+        (1, 63, r"s must lie in \[0, 62\]"),
+    ],
+)
+def test_round_shift_rejects_out_of_range(x, s, match):
+    with pytest.raises(ValueError, match=match):
+        round_shift(x, s)
+
+
+@FAST
+@given(x=st.integers(-(2**63), 2**63 - 1), bits=st.integers(1, 63))
+@example(x=-(2**63), bits=8)
+@example(x=2**63 - 1, bits=63)
+def test_wrap_is_twos_complement(x, bits):
+    lo = -(2 ** (bits - 1))
+    assert int(wrap(x, bits)) == (x - lo) % 2**bits + lo
+
+
+@FAST
+@given(x=st.integers(-(2**63), 2**63 - 1), bits=st.integers(1, 63))
+def test_saturate_clamps(x, bits):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    assert int(saturate(x, bits)) == min(hi, max(lo, x))
+
+
+def test_saturate_and_wrap_differ_past_the_range():
+    x = np.array([INT8_MIN - 1, INT8_MIN, INT8_MAX, INT8_MAX + 1])
+    assert saturate(x, 8).tolist() == [INT8_MIN, INT8_MIN, INT8_MAX, INT8_MAX]
+    assert wrap(x, 8).tolist() == [INT8_MAX, INT8_MIN, INT8_MAX, INT8_MIN]
+
+
+@pytest.mark.parametrize("bits", [1, 8, 32, 63])
+def test_int_range(bits):
+    lo, hi = int_range(bits)
+    assert (lo, hi) == (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+@pytest.mark.parametrize("bits", [0, 64, True, 8.0, "8"])
+def test_int_range_rejects_bad_width(bits):
+    with pytest.raises(ValueError, match="bits must be an integer in"):
+        int_range(bits)
+
+
+def test_as_int64_accepts_integer_dtypes_and_rejects_others():
+    for dt in (np.int8, np.uint8, np.int32, np.uint32, np.int64, np.uint64):
+        assert as_int64(np.array([1, 2], dtype=dt)).dtype == np.int64
+    with pytest.raises(TypeError, match="q must hold integers, got dtype float64"):
+        as_int64(np.zeros(2), "q")
+    with pytest.raises(TypeError, match="q must hold integers, got dtype bool"):
+        as_int64(np.zeros(2, dtype=bool), "q")
+    with pytest.raises(ValueError, match="q has values above the int64 range"):
+        as_int64(np.array([2**63], dtype=np.uint64), "q")
+
+
+def test_check_range_names_the_tensor_and_range():
+    check_range(np.array([], dtype=np.int64), 0, 1, "empty")
+    with pytest.raises(ValueError, match=r"acc must lie in \[-3, 3\], got values in \[-4, 2\]"):
+        check_range(np.array([-4, 2]), -3, 3, "acc")
