@@ -1,0 +1,254 @@
+"""Integer-only GELU (I-BERT i-GELU).
+
+Follows I-BERT (Kim et al., "I-BERT: Integer-only BERT Quantization", ICML 2021,
+section 3.3): ``GELU(x) = x/2 * (1 + erf(x / sqrt2))`` with the clipped second
+order fit ``erf(t) ~ sgn(t) * (a * (min(|t|, -b) + b)**2 + 1)``,
+``a = GELU_A = -0.2888``, ``b = GELU_B = -1.769``. This module is the
+specification of ``rtl/gelu.py:GeluUnit``; :func:`gelu_constants` derives every
+integer constant from the real input scale.
+
+Datapath (input ``q`` of ``in_bits`` bits at real scale ``S``; widths in bits)
+------------------------------------------------------------------------------
+====  ====================================================  ===========================
+step  integer operation                                     width
+====  ====================================================  ===========================
+1     ``mag = |q|``                                         ``in_bits`` unsigned
+2     ``u = min(pre(min(mag, clamp_in)), clip)``            ``u_bits`` unsigned
+3     ``w = (clip - u)**2``  (= ``(min(|t|, -b) + b)**2``)  ``w_bits`` unsigned
+4     ``erf = sgn(q) * (q_one - w)``; ``r = q_one + erf``   ``r_bits`` unsigned
+5     ``rt = r >> erf_shift``                               ``ERF_BITS`` (16) unsigned
+6     ``prod = q * rt``                                     ``in_bits + ERF_BITS`` signed
+7     ``y = round_shift(prod, out_shift)``                  32 signed
+====  ====================================================  ===========================
+
+``pre`` rescales ``|q|`` exactly to the internal scale ``S_i = S / 2**f`` in
+``(2**-(F+1), 2**-F]`` (``F = GELU_FRAC_BITS``; left shift for ``f >= 0``,
+round-half-up right shift otherwise); in units of ``t = x / sqrt2`` the
+internal scale is ``S_t = S_i / sqrt2``. As in I-BERT, ``q_b = floor(b / S_t)``
+(negative; ``clip = -q_b``) and ``c_int = floor(1 / (a * S_t**2))`` (negative);
+here the sign is folded so every intermediate is unsigned: ``q_one = -c_int``
+represents 1 at the positive scale ``-a * S_t**2``. ``r = 1 + erf`` lies in
+``[0, 2 q_one]``; it is truncated to ``ERF_BITS`` bits before the one
+multiplication by ``q``. The int32 output is at the real scale
+``S * (-a) * S_t**2 * 2**(erf_shift + out_shift - 1)``; ``out_shift`` is 0
+for inputs of up to 16 bits (an int8 input's output scale is then about
+``S * 2**-16``) and 16 for int32 inputs (output scale about ``S``).
+:func:`gelu_int8` requantizes the int32 result to int8 with a dyadic
+multiplier.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .intops import M_MAX, S_MAX, S_MIN, as_int64, check_range, int_range, requantize, round_shift
+
+__all__ = [
+    "ERF_BITS",
+    "GELU_A",
+    "GELU_B",
+    "GELU_FRAC_BITS",
+    "OUT_BITS",
+    "GeluConstants",
+    "gelu_constants",
+    "gelu_int",
+    "gelu_int8",
+]
+
+#: I-BERT's clipped fit ``erf(t) ~ sgn(t) * (GELU_A * (min(|t|, -GELU_B) + GELU_B)**2 + 1)``.
+GELU_A, GELU_B = -0.2888, -1.769
+#: The erf polynomial runs at an internal scale ``S_i`` in ``(2**-(F+1), 2**-F]``.
+#: ``F = 10`` keeps the integer i-GELU within 0.0183 of GELU on [-4, 4] (the float
+#: approximation alone is 0.0182 off); larger F only widens the squarer.
+GELU_FRAC_BITS = 10
+#: Width of ``1 + erf`` after truncation (the multiplier operand next to ``q``).
+ERF_BITS = 16
+#: Width of the i-GELU output.
+OUT_BITS = 32
+_IN_BITS_MIN, _IN_BITS_MAX = 2, 32
+_PRE_SHIFT_MIN, _PRE_SHIFT_MAX = -62, 30
+
+
+def _check_scale(scale, name: str) -> float:
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(
+        scale, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{name} must be a real number, got {type(scale).__name__}")
+    value = float(scale)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def _check_in_bits(in_bits) -> int:
+    if isinstance(in_bits, bool) or not isinstance(in_bits, (int, np.integer)):
+        raise TypeError(f"in_bits must be an integer, got {type(in_bits).__name__}")
+    if not _IN_BITS_MIN <= in_bits <= _IN_BITS_MAX:
+        raise ValueError(f"in_bits must lie in [{_IN_BITS_MIN}, {_IN_BITS_MAX}], got {in_bits}")
+    return int(in_bits)
+
+
+def _dyadic(ratio: float) -> tuple[int, int]:
+    """``(m, s)`` with ``m / 2**s ~ ratio``, ``2**30 <= m <= M_MAX``, ``S_MIN <= s <= S_MAX``."""
+    mant, exp2 = math.frexp(ratio)  # ratio = mant * 2**exp2, mant in [0.5, 1)
+    m = round(mant * 2.0**31)
+    s = 31 - exp2
+    if m > M_MAX:  # mant rounded up to 1.0
+        m, s = m >> 1, s - 1
+    if not S_MIN <= s <= S_MAX:
+        raise ValueError(
+            f"requantization ratio {ratio!r} (int32 output scale / out_scale) needs shift {s}, "
+            f"outside [{S_MIN}, {S_MAX}]"
+        )
+    return m, s
+
+
+class GeluConstants(NamedTuple):
+    """Integer constants of :func:`gelu_int` for one input scale and width."""
+
+    in_scale: float  #: S, real scale of the input
+    in_bits: int  #: width of the signed input
+    pre_shift: int  #: f: internal magnitude = |q| << f (f >= 0) or round_shift(|q|, -f)
+    int_scale: float  #: S_i = S / 2**f, in (2**-(F+1), 2**-F]
+    q_b: int  #: floor(GELU_B / S_t) with S_t = S_i / sqrt2 (negative)
+    clip: int  #: -q_b: |t| is clipped here
+    q_one: int  #: -floor(1 / (GELU_A * S_t**2)): the integer 1 at scale -GELU_A * S_t**2
+    clamp_in: int  #: clamp of |q| before rescaling (every larger |q| clips too)
+    erf_scale: float  #: -GELU_A * S_t**2, real scale of erf and of r = 1 + erf
+    erf_shift: int  #: bits(2 q_one) - ERF_BITS: rt = r >> erf_shift
+    out_shift: int  #: final round-half-up shift so the output fits int32
+    out_scale: float  #: S * erf_scale * 2**(erf_shift + out_shift) / 2
+    u_bits: int  #: width of u (unsigned)
+    w_bits: int  #: width of w = (clip - u)**2 (unsigned)
+    r_bits: int  #: width of r = 1 + erf (unsigned)
+    prod_bits: int  #: width of q * rt (signed)
+
+
+def gelu_constants(scale, in_bits: int = 32) -> GeluConstants:
+    """Derive every integer constant of :func:`gelu_int` from the real input scale.
+
+    Parameters
+    ----------
+    scale : float
+        Real value of one input LSB; finite and > 0.
+    in_bits : int
+        Signed input width, 2 to 32 (8 for int8 activations, 32 for an int32
+        accumulator).
+
+    Returns
+    -------
+    GeluConstants
+    """
+    s = _check_scale(scale, "scale")
+    bits = _check_in_bits(in_bits)
+    mant, exp2 = math.frexp(s)
+    f = GELU_FRAC_BITS + (exp2 - 1 if mant == 0.5 else exp2)
+    if not _PRE_SHIFT_MIN <= f <= _PRE_SHIFT_MAX:
+        raise ValueError(
+            f"scale {s!r} is outside the supported range [2**{_PRE_SHIFT_MIN - GELU_FRAC_BITS}, "
+            f"2**{_PRE_SHIFT_MAX - GELU_FRAC_BITS}]"
+        )
+    s_int = math.ldexp(s, -f)
+    s_t = s_int / math.sqrt(2.0)
+    q_b = math.floor(GELU_B / s_t)
+    clip = -q_b
+    q_one = -math.floor(1.0 / (GELU_A * s_t * s_t))
+    clamp_in = -((-clip) >> f) if f >= 0 else clip << (-f)  # pre(clamp_in) >= clip
+    r_max = 2 * q_one
+    erf_shift = max(0, r_max.bit_length() - ERF_BITS)
+    out_shift = max(0, bits + ERF_BITS - OUT_BITS)
+    erf_scale = -GELU_A * s_t * s_t
+    return GeluConstants(
+        in_scale=s,
+        in_bits=bits,
+        pre_shift=f,
+        int_scale=s_int,
+        q_b=q_b,
+        clip=clip,
+        q_one=q_one,
+        clamp_in=min(clamp_in, 1 << (bits - 1)),
+        erf_scale=erf_scale,
+        erf_shift=erf_shift,
+        out_shift=out_shift,
+        out_scale=s * erf_scale * 2.0 ** (erf_shift + out_shift - 1),
+        u_bits=clip.bit_length(),
+        w_bits=(clip * clip).bit_length(),
+        r_bits=r_max.bit_length(),
+        prod_bits=bits + ERF_BITS,
+    )
+
+
+def _gelu(x: np.ndarray, c: GeluConstants) -> np.ndarray:
+    """Steps 1-7 of the datapath on validated input ``x``."""
+    mag = np.minimum(np.abs(x), c.clamp_in)
+    u = np.left_shift(mag, c.pre_shift) if c.pre_shift >= 0 else round_shift(mag, -c.pre_shift)
+    u = np.minimum(u, c.clip)
+    check_range(u, 0, (1 << c.u_bits) - 1, "i-GELU magnitude u")
+    w = (c.clip - u) ** 2
+    check_range(w, 0, c.q_one, "i-GELU square w")
+    erf = np.sign(x) * (c.q_one - w)
+    r = c.q_one + erf
+    check_range(r, 0, (1 << c.r_bits) - 1, "i-GELU 1 + erf")
+    rt = np.right_shift(r, c.erf_shift)
+    check_range(rt, 0, (1 << ERF_BITS) - 1, "i-GELU truncated 1 + erf")
+    prod = x * rt
+    lo, hi = int_range(c.prod_bits)
+    check_range(prod, lo, hi, "i-GELU product q * (1 + erf)")
+    y = round_shift(prod, c.out_shift)
+    lo, hi = int_range(OUT_BITS)
+    check_range(y, lo, hi, "i-GELU output")
+    return y
+
+
+def _input(q, c: GeluConstants) -> np.ndarray:
+    x = as_int64(q, "q")
+    lo, hi = int_range(c.in_bits)
+    check_range(x, lo, hi, f"q (int{c.in_bits} input)")
+    return x
+
+
+def gelu_int(q, scale, in_bits: int = 32) -> np.ndarray:
+    """Integer GELU, element-wise (I-BERT i-GELU).
+
+    Parameters
+    ----------
+    q : array of int, any shape
+        Inputs in the signed ``in_bits`` range.
+    scale : float
+        Real value of one input LSB.
+    in_bits : int
+        Declared input width (2 to 32); sets the output shift.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        int32 values at the real scale ``gelu_constants(scale, in_bits).out_scale``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``q``, non-real ``scale`` or non-integer ``in_bits``.
+    ValueError
+        Values outside the ``in_bits`` range, a scale that is not finite and
+        positive, or ``in_bits`` outside [2, 32].
+    """
+    c = gelu_constants(scale, in_bits)
+    return _gelu(_input(q, c), c)
+
+
+def gelu_int8(q, scale, out_scale, in_bits: int = 32) -> np.ndarray:
+    """:func:`gelu_int` requantized to int8 at the real scale ``out_scale``.
+
+    The int32 result is multiplied by the dyadic ``m / 2**s`` nearest to
+    ``gelu_constants(scale, in_bits).out_scale / out_scale``
+    (``2**30 <= m < 2**31``), rounded half up and saturated to [-128, 127]
+    (:func:`edgetron.golden.intops.requantize`).
+    """
+    c = gelu_constants(scale, in_bits)
+    target = _check_scale(out_scale, "out_scale")
+    x = _input(q, c)
+    m, s = _dyadic(c.out_scale / target)
+    return requantize(_gelu(x, c), m, s)
