@@ -1,0 +1,88 @@
+"""Workload traces: the format (load, save, validate), model builders, SCALE-Sim import/export.
+
+The public API (see ``docs/trace-format.md``):
+
+* :class:`Trace` and the op classes :class:`Gemm`, :class:`Conv2d`, :class:`DwConv2d`,
+  :class:`MaxPool`, :class:`AvgPool`, :class:`Softmax`, :class:`LayerNorm`,
+  :class:`Gelu`, :class:`Add`, :class:`Concat` (all frozen, validated dataclasses),
+  :class:`Ref` (an op input), :class:`MatmulShape` (an op's view for a matrix unit);
+  :func:`load_trace`, :func:`save_trace`; :class:`TraceError`.
+* Builders :func:`vit`, :func:`resnet18`, :func:`mobilenetv2`; presets :data:`MODELS`,
+  :func:`build_model`; :func:`load_workload` for a preset name, trace file or CSV.
+* SCALE-Sim: :func:`read_scalesim`, :func:`parse_scalesim`, :func:`to_scalesim`,
+  :func:`write_scalesim`; :class:`ScaleSimError`.
+"""
+
+from edgetron.workload.cnn import mobilenetv2, resnet18
+from edgetron.workload.presets import MODELS, build_model, load_workload
+from edgetron.workload.scalesim import (
+    ScaleSimError,
+    parse_scalesim,
+    read_scalesim,
+    to_scalesim,
+    write_scalesim,
+)
+from edgetron.workload.trace import (
+    BIAS_BITS,
+    FORMAT,
+    KINDS,
+    MAX_DIM,
+    MAX_ELEMENTS,
+    VERSION,
+    Add,
+    AvgPool,
+    Concat,
+    Conv2d,
+    DwConv2d,
+    Gelu,
+    Gemm,
+    LayerNorm,
+    MatmulShape,
+    MaxPool,
+    Op,
+    Ref,
+    Softmax,
+    Trace,
+    TraceError,
+    load_trace,
+    save_trace,
+)
+from edgetron.workload.vit import VIT_PRESETS, vit
+
+__all__ = [
+    "BIAS_BITS",
+    "FORMAT",
+    "KINDS",
+    "MAX_DIM",
+    "MAX_ELEMENTS",
+    "MODELS",
+    "VERSION",
+    "VIT_PRESETS",
+    "Add",
+    "AvgPool",
+    "Concat",
+    "Conv2d",
+    "DwConv2d",
+    "Gelu",
+    "Gemm",
+    "LayerNorm",
+    "MatmulShape",
+    "MaxPool",
+    "Op",
+    "Ref",
+    "ScaleSimError",
+    "Softmax",
+    "Trace",
+    "TraceError",
+    "build_model",
+    "load_trace",
+    "load_workload",
+    "mobilenetv2",
+    "parse_scalesim",
+    "read_scalesim",
+    "resnet18",
+    "save_trace",
+    "to_scalesim",
+    "vit",
+    "write_scalesim",
+]

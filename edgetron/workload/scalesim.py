@@ -1,0 +1,376 @@
+"""SCALE-Sim topology CSVs: import both forms as traces, export traces back.
+
+SCALE-Sim (scalesim-project/scale-sim-v2, v3) describes a workload as one CSV row per
+layer, in one of two forms:
+
+* conv form, header ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter
+  Width, Channels, Num Filter, Strides,`` and rows of 7 integers after the name, or 8
+  with separate stride height and width (SCALE-Sim v2). Padding is already folded into
+  the IFMAP size. SCALE-Sim's output size is ``ceil((ifmap - filter + stride) /
+  stride)``: when ``ifmap - filter`` is not a multiple of the stride it computes one
+  more, partial window whose reads past the IFMAP it treats as padding. A layer whose
+  name contains ``DP`` is depthwise: SCALE-Sim runs it as ``Channels`` separate
+  one-channel layers of ``Num Filter`` filters each.
+* GEMM form, header ``Layer, M, N, K,``: the product of an ``M x K`` activation
+  matrix (SCALE-Sim's IFMAP operand) with a ``K x N`` weight matrix (its filter
+  operand), ``M * N * K`` MACs. SCALE-Sim's loader turns a row into the conv layer
+  ``IFMAP M x K, filter 1 x K, 1 channel, N filters, stride 1`` (output ``M x 1 x N``).
+  Note the column order: N comes before K.
+
+Quirks handled on import: the first non-blank line is a header (SCALE-Sim always skips
+line 1); rows end with a trailing comma (SCALE-Sim drops the last comma-separated field,
+so a row without one loses its last value there; here it is read either way); blank
+lines are skipped; text after ``#`` is a comment (SCALE-Sim's own files annotate
+depthwise rows with ``#dw`` after the trailing comma); names are stripped of spaces and
+tabs. Every value must be a positive decimal integer; an error names the file, the line
+and the column.
+
+Import makes one op per row, fed by external data (``inputs = ["input"]``: the CSV has
+no dependencies): a conv row becomes a ``conv2d`` (``dwconv2d`` with ``k = Channels *
+Num Filter`` for ``DP`` rows) whose bottom and right padding is SCALE-Sim's implicit
+padding of the partial window, so that output size and MACs are SCALE-Sim's; a GEMM row,
+and a conv row of exactly
+SCALE-Sim's GEMM shape (filter height 1, filter width = IFMAP width, 1 channel, stride
+1), becomes a ``gemm`` with weights. Widths are the int8 defaults.
+
+Export (conv form by default, GEMM form on request) writes one row per matrix product
+SCALE-Sim can run; it is lossy, as ``docs/trace-format.md`` lists: vector and memory
+ops (softmax, GELU, layernorm, add, pools, concat) are dropped; widths, biases,
+requantization and dependencies are dropped; padding is folded into the IFMAP size,
+which is chosen so that SCALE-Sim derives the op's output size;
+SCALE-Sim has no batch or head dimension, so weight GEMMs fold the batch into M,
+convolutions are repeated per sample, and products of two activations (attention)
+become one row per sample and head whose second operand SCALE-Sim treats as a filter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgetron.workload.trace import (
+    MAX_DIM,
+    MAX_FILE_BYTES,
+    MAX_OPS,
+    Conv2d,
+    DwConv2d,
+    Gemm,
+    Op,
+    Trace,
+    TraceError,
+)
+
+__all__ = [
+    "CONV_COLUMNS",
+    "CONV_HEADER",
+    "CONV_HEADER_2STRIDES",
+    "GEMM_COLUMNS",
+    "GEMM_HEADER",
+    "ScaleSimError",
+    "parse_scalesim",
+    "read_scalesim",
+    "to_scalesim",
+    "write_scalesim",
+]
+
+#: Column names of the conv form (the last is the optional stride width).
+CONV_COLUMNS = (
+    "Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
+    "Channels", "Num Filter", "Strides", "Stride Width",
+)
+#: Column names of the GEMM form.
+GEMM_COLUMNS = ("Layer", "M", "N", "K")
+#: Header line written for the conv form (SCALE-Sim's own spelling).
+CONV_HEADER = ", ".join(CONV_COLUMNS[:8]) + ","
+#: Header line written for the conv form when some layer has unequal strides.
+CONV_HEADER_2STRIDES = ", ".join((*CONV_COLUMNS[:7], "Stride Height", "Stride Width")) + ","
+#: Header line written for the GEMM form.
+GEMM_HEADER = ", ".join(GEMM_COLUMNS) + ","
+
+_INT = re.compile(r"[0-9]+")
+_UNSAFE = re.compile(r"[,#\x00-\x1f\x7f]")
+
+
+class ScaleSimError(TraceError):
+    """A SCALE-Sim CSV is malformed (message: file, line, column) or cannot be exported."""
+
+
+# ------------------------------------------------------------------------------------------
+# Import
+# ------------------------------------------------------------------------------------------
+def _fields(line: str) -> list[str]:
+    """Comma-separated fields of a line, comment removed, trailing empty fields dropped."""
+    fields = [f.strip() for f in line.split("#", 1)[0].split(",")]
+    while fields and fields[-1] == "":
+        fields.pop()
+    return fields
+
+
+def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
+    for number, line in enumerate(text.split("\n"), start=1):
+        fields = _fields(line)
+        if fields:
+            yield number, fields
+
+
+def _form_of(header: list[str], where: str) -> str:
+    names = [h.lower() for h in header]
+    if names[0] in ("layer", "layer name") and names[1:4] == ["m", "n", "k"]:
+        return "gemm"
+    if len(names) > 1 and "ifmap" in names[1]:
+        return "conv"
+    if len(names) > 1 and _INT.fullmatch(header[1]):
+        raise ScaleSimError(
+            f"{where}: expected a header line (SCALE-Sim skips the first line), "
+            f"got a data row"
+        )
+    raise ScaleSimError(
+        f"{where}: header not recognised; expected {CONV_HEADER!r} (conv form) or "
+        f"{GEMM_HEADER!r} (GEMM form)"
+    )
+
+
+def _positive(value: str, column: str, where: str) -> int:
+    if not _INT.fullmatch(value):
+        raise ScaleSimError(f"{where}: {column}: expected a positive integer, got {value!r}")
+    number = int(value)
+    if not 1 <= number <= MAX_DIM:
+        raise ScaleSimError(f"{where}: {column}: {number} is out of range; allowed [1, {MAX_DIM}]")
+    return number
+
+
+def _conv_row(fields: list[str], batch: int, where: str) -> Op:
+    if len(fields) not in (8, 9):
+        raise ScaleSimError(
+            f"{where}: expected 8 fields ({', '.join(CONV_COLUMNS[:8])}) or 9 (with "
+            f"{CONV_COLUMNS[8]}), got {len(fields)}"
+        )
+    name = fields[0]
+    if not name:
+        raise ScaleSimError(f"{where}: {CONV_COLUMNS[0]}: empty")
+    h, w, r, s, c, nf, sh = (
+        _positive(v, col, where) for v, col in zip(fields[1:8], CONV_COLUMNS[1:8], strict=True)
+    )
+    sw = _positive(fields[8], CONV_COLUMNS[8], where) if len(fields) == 9 else sh
+    # SCALE-Sim's partial last window reads padding past the IFMAP's bottom/right edge.
+    pads = {"pad_bottom": -(h - r) % sh, "pad_right": -(w - s) % sw}
+    if r > h:
+        raise ScaleSimError(
+            f"{where}: {CONV_COLUMNS[3]}: {r} exceeds {CONV_COLUMNS[1]} {h} (SCALE-Sim folds "
+            "padding into the IFMAP size)"
+        )
+    if s > w:
+        raise ScaleSimError(
+            f"{where}: {CONV_COLUMNS[4]}: {s} exceeds {CONV_COLUMNS[2]} {w} (SCALE-Sim folds "
+            "padding into the IFMAP size)"
+        )
+    try:
+        if "DP" in name:
+            return DwConv2d(
+                name=name, inputs=("input",), n=batch, h=h, w=w, c=c, k=c * nf, r=r, s=s,
+                stride_h=sh, stride_w=sw, **pads,
+            )
+        if r == 1 and s == w and c == 1 and sh == sw == 1:
+            return Gemm(name=name, inputs=("input",), batch=batch, m=h, k=w, n=nf,
+                        weights=True, requant="channel")
+        return Conv2d(
+            name=name, inputs=("input",), n=batch, h=h, w=w, c=c, k=nf, r=r, s=s,
+            stride_h=sh, stride_w=sw, **pads,
+        )
+    except TraceError as exc:
+        raise ScaleSimError(f"{where}: {exc}") from None
+
+
+def _gemm_row(fields: list[str], batch: int, where: str) -> Op:
+    if len(fields) != 4:
+        raise ScaleSimError(
+            f"{where}: expected 4 fields ({', '.join(GEMM_COLUMNS)}), got {len(fields)}"
+        )
+    if not fields[0]:
+        raise ScaleSimError(f"{where}: {GEMM_COLUMNS[0]}: empty")
+    m, n, k = (
+        _positive(v, col, where) for v, col in zip(fields[1:], GEMM_COLUMNS[1:], strict=True)
+    )
+    try:
+        return Gemm(name=fields[0], inputs=("input",), batch=batch, m=m, k=k, n=n,
+                    weights=True, requant="channel")
+    except TraceError as exc:
+        raise ScaleSimError(f"{where}: {exc}") from None
+
+
+def parse_scalesim(text: str, *, name: str = "scalesim", batch: int = 1,
+                   source: str = "<csv>") -> Trace:
+    """A trace from the text of a SCALE-Sim topology CSV (either form, told by its header).
+
+    Parameters
+    ----------
+    text : str
+        The CSV text.
+    name : str
+        Trace name.
+    batch : int
+        Samples; SCALE-Sim layers are per sample, so each op gets this batch.
+    source : str
+        Name used in error messages (the file path).
+
+    Raises
+    ------
+    ScaleSimError
+        Naming ``source``, the line and the column of the first problem.
+    """
+    rows = _lines(text)
+    first = next(rows, None)
+    if first is None:
+        raise ScaleSimError(f"{source}: empty file; expected a header line and layer rows")
+    number, header = first
+    form = _form_of(header, f"{source}:{number}")
+    parse = _gemm_row if form == "gemm" else _conv_row
+    ops: list[Op] = []
+    for number, fields in rows:
+        if len(ops) == MAX_OPS:
+            raise ScaleSimError(f"{source}:{number}: more than {MAX_OPS} layers")
+        ops.append(parse(fields, batch, f"{source}:{number}"))
+    if not ops:
+        raise ScaleSimError(f"{source}: no layer rows after the header")
+    try:
+        return Trace(name=name, batch=batch, ops=tuple(ops),
+                     description=f"imported from SCALE-Sim {form}-form topology {source}")
+    except TraceError as exc:
+        raise ScaleSimError(f"{source}: {exc}") from None
+
+
+def read_scalesim(path: str | Path, *, batch: int = 1, name: str | None = None) -> Trace:
+    """Read a SCALE-Sim topology CSV file (name defaults to the file stem).
+
+    Raises
+    ------
+    ScaleSimError
+        If the file is too large, not UTF-8, or malformed (naming line and column).
+    OSError
+        If it cannot be read.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ScaleSimError(f"{path}: {size} bytes exceeds the limit of {MAX_FILE_BYTES} bytes")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScaleSimError(f"{path}: not UTF-8 text: {exc}") from None
+    return parse_scalesim(text, name=name or path.stem, batch=batch, source=str(path))
+
+
+# ------------------------------------------------------------------------------------------
+# Export
+# ------------------------------------------------------------------------------------------
+def _safe(name: str, depthwise: bool | None) -> str:
+    """A layer name SCALE-Sim reads back unchanged and interprets as intended.
+
+    ``depthwise`` None (GEMM form) leaves ``DP`` alone; in the conv form a depthwise
+    layer's name must contain ``DP`` and any other layer's must not.
+    """
+    name = _UNSAFE.sub("_", name).strip() or "layer"
+    if depthwise is None:
+        return name
+    if depthwise:
+        return name if "DP" in name else name + "_DP"
+    return name.replace("DP", "Dp")
+
+
+def _ifmap_extent(leading: int, kernel: int, stride: int, out: int) -> int:
+    """The IFMAP size from which SCALE-Sim derives ``out`` windows, nearest to ``leading``.
+
+    SCALE-Sim's output is ``ceil((X - kernel) / stride) + 1``, which equals ``out`` for
+    ``X`` in ``[hi - stride + 1, hi]`` with ``hi = (out - 1) * stride + kernel`` (only
+    ``X = kernel`` when ``out`` is 1). ``leading`` is the input plus its leading padding:
+    trailing padding SCALE-Sim supplies itself, and rows no window reads are cut.
+    """
+    hi = (out - 1) * stride + kernel
+    lo = hi - stride + 1 if out > 1 else hi
+    return min(max(leading, lo), hi)
+
+
+def _suffixes(batch: int, count: int) -> Iterator[str]:
+    for b in range(batch):
+        for j in range(count):
+            yield (f".b{b}" if batch > 1 else "") + (f".h{j}" if count > 1 else "")
+
+
+def _conv_rows(op: Op) -> list[tuple]:
+    """Conv-form rows (name, ifmap h, ifmap w, filter h, filter w, channels, filters, sh, sw)."""
+    if isinstance(op, Gemm):
+        if op.weights:
+            # Weights shared by the batch: fold it into M (SCALE-Sim's own GEMM mapping).
+            names = [op.name + s for s in _suffixes(1, op.count)]
+            m = op.batch * op.m
+        else:
+            names = [op.name + s for s in _suffixes(op.batch, op.count)]
+            m = op.m
+        return [(_safe(nm, False), m, op.k, 1, op.k, 1, op.n, 1, 1) for nm in names]
+    if isinstance(op, (Conv2d, DwConv2d)):
+        dw = isinstance(op, DwConv2d)
+        groups = 1 if dw else op.groups
+        names = [op.name + s for s in _suffixes(op.n, 1)]
+        if groups > 1:
+            names = [f"{nm}.g{g}" for nm in names for g in range(groups)]
+        h = _ifmap_extent(op.h + op.pad_top, op.r, op.stride_h, op.out_h)
+        w = _ifmap_extent(op.w + op.pad_left, op.s, op.stride_w, op.out_w)
+        c, k = (op.c, op.multiplier) if dw else (op.c // groups, op.k // groups)
+        return [(_safe(nm, dw), h, w, op.r, op.s, c, k, op.stride_h, op.stride_w)
+                for nm in names]
+    return []
+
+
+def _gemm_rows(op: Op) -> list[tuple]:
+    """GEMM-form rows (name, M, N, K), one per independent matrix product."""
+    shape = op.matmul
+    if shape is None:
+        return []
+    if isinstance(op, Gemm) and not op.weights:
+        names = [op.name + s for s in _suffixes(op.batch, op.count)]
+    else:
+        label = ".g" if isinstance(op, (Conv2d, DwConv2d)) else ".h"
+        names = [op.name + (f"{label}{j}" if shape.count > 1 else "") for j in range(shape.count)]
+    return [(_safe(nm, None), shape.m, shape.n, shape.k) for nm in names]
+
+
+def to_scalesim(trace: Trace, *, form: str = "conv") -> str:
+    """The SCALE-Sim topology CSV text of ``trace``'s matrix products.
+
+    Parameters
+    ----------
+    trace : Trace
+        The workload.
+    form : {"conv", "gemm"}
+        Conv form (default; depthwise layers as ``DP`` rows, convolutions with their
+        windows) or GEMM form (every product as ``M, N, K``; convolutions im2col'ed with
+        the batch in M, one row per group, so a depthwise layer becomes one row per
+        channel).
+
+    Raises
+    ------
+    ScaleSimError
+        If ``form`` is unknown or the trace has no matrix products.
+    """
+    if form not in ("conv", "gemm"):
+        raise ScaleSimError(f"form: {form!r} is not one of conv, gemm")
+    rows = [row for op in trace for row in (_conv_rows(op) if form == "conv" else _gemm_rows(op))]
+    if not rows:
+        raise ScaleSimError(
+            f"{trace.name}: no gemm, conv2d or dwconv2d ops; SCALE-Sim has nothing to run"
+        )
+    if form == "gemm":
+        header = GEMM_HEADER
+    elif all(row[7] == row[8] for row in rows):
+        header = CONV_HEADER
+        rows = [row[:8] for row in rows]
+    else:
+        header = CONV_HEADER_2STRIDES
+    lines = [header] + [",".join(map(str, row)) + "," for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_scalesim(trace: Trace, path: str | Path, *, form: str = "conv") -> None:
+    """Write :func:`to_scalesim` of ``trace`` to ``path``."""
+    Path(path).write_text(to_scalesim(trace, form=form), encoding="utf-8")

@@ -1,0 +1,329 @@
+"""The trace document: canonical round trip, validation errors, derived quantities, limits."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import pytest
+
+from edgetron.workload import (
+    KINDS,
+    MAX_DIM,
+    MODELS,
+    Add,
+    AvgPool,
+    Concat,
+    Conv2d,
+    DwConv2d,
+    Gelu,
+    Gemm,
+    LayerNorm,
+    MatmulShape,
+    MaxPool,
+    Ref,
+    Softmax,
+    Trace,
+    TraceError,
+    build_model,
+    load_trace,
+    save_trace,
+    vit,
+)
+from edgetron.workload import trace as trace_module
+
+
+def small_vit() -> Trace:
+    """17 ops: 0 patch_embed, 1 cls_token, 2 pos_embed, 3 ln1, 4 qkv, 5 attn_scores,
+    6 softmax, 7 attn_v, 8 proj, 9 add1, 10 ln2, 11 fc1, 12 gelu, 13 fc2, 14 add2,
+    15 norm, 16 head."""
+    return vit(image_size=32, patch=16, embed=8, heads=2, depth=1, classes=10, name="small")
+
+
+def small_doc() -> dict:
+    return json.loads(small_vit().to_json())
+
+
+# ---- canonical round trip --------------------------------------------------------------------
+@pytest.mark.parametrize("preset", list(MODELS))
+@pytest.mark.parametrize("batch", [1, 2])
+def test_save_load_save_is_byte_identical(tmp_path, preset, batch):
+    trace = build_model(preset, batch=batch)
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    save_trace(trace, first)
+    loaded = load_trace(first)
+    assert loaded == trace
+    save_trace(loaded, second)
+    assert first.read_bytes() == second.read_bytes()
+    text = first.read_text()
+    assert text.endswith("}\n") and text.isascii()
+
+
+def test_defaults_may_be_omitted_and_saving_makes_it_canonical():
+    doc = small_doc()
+    op = doc["ops"][4]  # qkv
+    for key in ("count", "in_bits", "acc_bits", "act", "scale", "out_bits"):
+        del op[key]
+    trace = Trace.from_dict(doc)
+    assert trace == small_vit()
+    assert trace.to_json() == small_vit().to_json()
+
+
+def test_canonical_layout():
+    text = small_vit().to_json()
+    lines = text.splitlines()
+    assert lines[:4] == ['{', '  "format": "edgetron-trace",', '  "version": 1,',
+                         '  "name": "small",']
+    assert lines[6] == '  "ops": ['
+    assert lines[7].startswith('    {"id": 0, "name": "patch_embed", "kind": "conv2d"')
+    assert len(lines) == 7 + 17 + 2
+
+
+# ---- rejected documents: the message names the op index and the field --------------------
+def _set(path, value):
+    def edit(doc):
+        target = doc
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return edit
+
+
+def _delete(path):
+    def edit(doc):
+        target = doc
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+    return edit
+
+
+BAD_DOCUMENTS = [
+    # (edit, words the message must contain)
+    (_set(["ops", 4, "kind"], "conv3d"), ["op 4", "kind", "conv3d"]),
+    (_set(["ops", 4, "kind"], 7), ["op 4", "kind"]),
+    (_delete(["ops", 4, "kind"]), ["op 4", "kind", "missing"]),
+    (_set(["ops", 4, "k"], 0), ["op 4", "'blocks.0.qkv'", "k:", "out of range"]),
+    (_set(["ops", 4, "m"], -4), ["op 4", "m:", "-4", "out of range"]),
+    (_set(["ops", 0, "pad_left"], -1), ["op 0", "pad_left"]),
+    (_set(["ops", 0, "r"], 0), ["op 0", "r:"]),
+    (_set(["ops", 6, "cols"], 0), ["op 6", "cols"]),
+    (_set(["ops", 9, "shape"], [1, 5, 0]), ["op 9", "shape[2]"]),
+    (_set(["ops", 4, "m"], True), ["op 4", "m:", "bool"]),
+    (_set(["ops", 4, "m"], 5.0), ["op 4", "m:", "float"]),
+    (_set(["ops", 4, "weights"], 1), ["op 4", "weights"]),
+    (_set(["ops", 4, "scale"], 0), ["op 4", "scale"]),
+    (_set(["ops", 4, "requant"], "row"), ["op 4", "requant"]),
+    (_set(["ops", 4, "act"], "tanh"), ["op 4", "act"]),
+    (_set(["ops", 4, "in_bits"], 1), ["op 4", "in_bits"]),
+    (_delete(["ops", 4, "m"]), ["op 4", "m:", "missing"]),
+    (_set(["ops", 4, "foo"], 1), ["op 4", "foo", "unknown field"]),
+    (_set(["ops", 6, "weight_bits"], 8), ["op 6", "weight_bits", "unknown field"]),
+    (_set(["ops", 5, "weight_bits"], 8), ["op 5", "weight_bits", "without weights"]),
+    (_set(["ops", 4, "id"], 5), ["op 4", "id"]),
+    (_set(["ops", 4, "inputs"], 3), ["op 4", "inputs"]),
+    (_set(["ops", 4, "inputs"], [3, 2]), ["op 4", "inputs", "takes 1"]),
+    (_set(["ops", 4, "inputs"], ["x"]), ["op 4", "inputs[0]"]),
+    (_set(["ops", 4, "inputs"], [{"op": 3, "stride": 2}]), ["op 4", "inputs[0]", "stride"]),
+    (_set(["ops", 4, "inputs"], [{"op": 3, "rows": [2, 2]}]), ["op 4", "inputs[0]", "rows"]),
+    (_set(["ops", 4, "inputs"], [{"rows": [0, 1]}]), ["op 4", "inputs[0]", "'op'"]),
+    # links between ops
+    (_set(["ops", 4, "inputs"], [4]), ["op 4", "inputs[0]", "does not come before"]),
+    (_set(["ops", 4, "inputs"], [9]), ["op 4", "inputs[0]", "op 9"]),
+    (_set(["ops", 4, "k"], 16), ["op 4", "inputs[0]", "[1, 5, 16]", "[1, 5, 8]"]),
+    (_set(["ops", 8, "k"], 16), ["op 8", "inputs[0]"]),
+    (_set(["ops", 5, "inputs", 0, "cols"], [0, 9]),
+     ["op 5", "inputs[0]", "op 4 ('blocks.0.qkv') cols 0:9", "[1, 5, 9]"]),
+    (_set(["ops", 5, "inputs", 1, "cols"], [20, 25]), ["op 5", "inputs[1].cols", "exceeds"]),
+    (_set(["ops", 16, "inputs", 0, "rows"], [0, 6]), ["op 16", "inputs[0].rows", "exceeds"]),
+    (_set(["ops", 9, "shape"], [1, 5, 4, 2]), ["op 9", "inputs[0]"]),
+    (_set(["ops", 6, "in_bits"], 8), ["op 6", "in_bits", "out_bits 32"]),
+    (_set(["ops", 7, "batch"], 2), ["op 7", "batch"]),
+    (_set(["ops", 0, "out_h"], 3), ["op 0", "out_h", "derived"]),
+    (_set(["ops", 11, "out_bits"], 8), ["op 11", "out_bits", "requant"]),
+    (_set(["ops", 5, "requant"], "channel"), ["op 5", "requant", "per-channel"]),
+    (_set(["ops", 6, "requant"], "channel"), ["op 6", "requant", "per-channel"]),
+    (_set(["ops", 1, "requant"], "tensor"), ["op 1", "requant"]),
+    (_set(["ops", 1, "rows"], [4, 0]), ["op 1", "rows"]),
+    # the document
+    (_set(["version"], 2), ["version", "unsupported", "2"]),
+    (_set(["version"], "1"), ["version"]),
+    (_set(["format"], "scalesim"), ["format"]),
+    (_set(["batch"], 0), ["batch"]),
+    (_set(["ops"], []), ["ops"]),
+    (_set(["ops"], {}), ["ops"]),
+    (_set(["ops", 3], [1, 2]), ["op 3", "JSON object"]),
+    (_set(["extra"], 1), ["extra", "unknown key"]),
+    (_delete(["name"]), ["name", "missing"]),
+]
+
+
+@pytest.mark.parametrize(("edit", "words"), BAD_DOCUMENTS)
+def test_bad_documents_are_rejected_naming_op_and_field(edit, words):
+    doc = small_doc()
+    edit(doc)
+    with pytest.raises(TraceError) as info:
+        Trace.from_dict(doc, source="bad.json")
+    message = str(info.value)
+    assert message.startswith("bad.json: ")
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_inconsistent_feature_maps_between_convs_are_rejected():
+    doc = json.loads(build_model("resnet18").to_json())
+    doc["ops"][2]["c"] = 32  # layer1.0.conv1 reading the 64-channel max pool output
+    with pytest.raises(TraceError, match=r"op 2 \('layer1.0.conv1'\): inputs\[0\]: expects "
+                                         r"a \[1, 56, 56, 32\] operand"):
+        Trace.from_dict(doc)
+
+
+def test_bad_json_text():
+    good = small_vit().to_json()
+    with pytest.raises(TraceError, match="not valid JSON"):
+        Trace.from_json(good[:-10], source="cut.json")
+    with pytest.raises(TraceError, match="duplicate key 'name'"):
+        Trace.from_json(good.replace('"name": "small",', '"name": "small", "name": "x",'))
+    with pytest.raises(TraceError, match="NaN"):
+        Trace.from_json(good.replace('"scale": 1.0', '"scale": NaN', 1))
+    with pytest.raises(TraceError, match="nested too deeply"):
+        Trace.from_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(TraceError, match="expected a JSON object"):
+        Trace.from_json("[1, 2]")
+    with pytest.raises(TraceError, match=r"big\.json: not valid JSON"):
+        Trace.from_json(good.replace('"batch": 1', '"batch": 1' + "0" * 5000, 1),
+                        source="big.json")
+
+
+def test_load_trace_file_errors(tmp_path, monkeypatch):
+    path = tmp_path / "t.json"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(TraceError, match="not UTF-8"):
+        load_trace(path)
+    path.write_text(small_vit().to_json())
+    monkeypatch.setattr(trace_module, "MAX_FILE_BYTES", 100)
+    with pytest.raises(TraceError, match="exceeds the limit of 100 bytes"):
+        load_trace(path)
+    with pytest.raises(OSError):
+        load_trace(tmp_path / "missing.json")
+
+
+# ---- size limits -------------------------------------------------------------------------
+def test_dimension_limit():
+    with pytest.raises(TraceError, match=f"m: {MAX_DIM + 1} is out of range"):
+        Gemm(name="g", inputs=("input",), batch=1, m=MAX_DIM + 1, k=1, n=1, weights=True)
+
+
+def test_element_limit_is_checked_before_anything_is_allocated():
+    with pytest.raises(TraceError, match=r"inputs\[0\]: .* elements exceed the limit"):
+        Gemm(name="g", inputs=("input",), batch=1, m=MAX_DIM, k=MAX_DIM, n=1, weights=True)
+    with pytest.raises(TraceError, match=r"weights: \d+ elements exceed the limit"):
+        Gemm(name="g", inputs=("input",), batch=1, m=1, k=MAX_DIM, n=1024, weights=True)
+    with pytest.raises(TraceError, match=r"output: \d+ elements exceed the limit"):
+        Concat(name="c", inputs=("input",), batch=1, rows=(1,), cols=MAX_DIM, const_rows=1000)
+
+
+# ---- Python API -------------------------------------------------------------------------
+def test_json_fields_cover_every_dataclass_field():
+    for kind, cls in KINDS.items():
+        fields = {f.name for f in dataclasses.fields(cls)} - {"name", "inputs"}
+        assert fields == set(cls._FIELDS) - set(cls._DERIVED_FIELDS), kind
+        assert set(cls._REQUIRED) <= set(cls._FIELDS), kind
+
+
+def test_ops_are_frozen():
+    op = small_vit()[4]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        op.m = 3
+
+
+def test_refs():
+    assert Ref.coerce("input") == Ref(None)
+    assert Ref.coerce(3) == Ref(3)
+    assert Ref.coerce({"op": 3, "cols": [0, 8]}) == Ref(3, cols=(0, 8))
+    assert Ref(3, rows=(0, 1)).to_json() == {"op": 3, "rows": [0, 1]}
+    assert Ref(None).to_json() == "input" and Ref(2).to_json() == 2
+    with pytest.raises(TraceError, match="external input cannot be sliced"):
+        Ref(None, cols=(0, 1))
+    with pytest.raises(TraceError, match="op index"):
+        Ref.coerce({"op": True})
+    with pytest.raises(TraceError):
+        Ref.coerce(True)
+
+
+def test_conv_derived_quantities():
+    op = Conv2d(name="c", inputs=("input",), n=2, h=10, w=12, c=8, k=16, r=3, s=3,
+                stride_h=2, stride_w=1, pad_top=1, pad_bottom=1, groups=4, weight_bits=4,
+                bias=True)
+    assert (op.out_h, op.out_w) == (5, 10)
+    assert op.in_shapes == ((2, 10, 12, 8),) and op.out_shape == (2, 5, 10, 16)
+    assert op.macs == 2 * 5 * 10 * 16 * 2 * 9
+    assert op.matmul == MatmulShape(4, 100, 18, 4, True) and op.matmul.macs == op.macs
+    assert (op.weight_count, op.bias_count, op.params) == (288, 16, 304)
+    assert (op.weight_bytes, op.bias_bytes, op.param_bytes) == (144, 64, 208)
+    assert (op.in_bytes, op.out_bytes) == (2 * 10 * 12 * 8, 2 * 5 * 10 * 16)
+    assert op.unit == "array" and op.describe() == "10x12x8 -> 5x10x16 k3x3 s2x1 p1,1,0,0 g4"
+
+
+def test_depthwise_with_multiplier():
+    op = DwConv2d(name="d", inputs=("input",), n=1, h=8, w=8, c=4, k=8, r=3, s=3, pad_top=1,
+                  pad_bottom=1, pad_left=1, pad_right=1)
+    assert op.multiplier == 2 and op.out_shape == (1, 8, 8, 8)
+    assert op.macs == 64 * 8 * 9 and op.weight_count == 8 * 9
+    assert op.matmul == MatmulShape(4, 64, 9, 2, True)
+    with pytest.raises(TraceError, match="k: 6 output channels must be a multiple"):
+        DwConv2d(name="d", inputs=("input",), n=1, h=8, w=8, c=4, k=6, r=3, s=3)
+    with pytest.raises(TraceError, match="use kind 'dwconv2d'"):
+        Conv2d(name="c", inputs=("input",), n=1, h=8, w=8, c=4, k=4, r=3, s=3, groups=4)
+    with pytest.raises(TraceError, match="groups: 3 must divide"):
+        Conv2d(name="c", inputs=("input",), n=1, h=8, w=8, c=4, k=6, r=3, s=3, groups=3)
+    with pytest.raises(TraceError, match="r: kernel size 9 exceeds the padded input size 8"):
+        Conv2d(name="c", inputs=("input",), n=1, h=8, w=8, c=4, k=6, r=9, s=3)
+
+
+def test_vector_and_memory_ops():
+    sm = Softmax(name="s", inputs=(0,), batch=2, rows=6, cols=5, in_bits=32)
+    assert (sm.in_bytes, sm.out_bytes, sm.macs, sm.matmul, sm.unit) == (240, 60, 0, None, "vector")
+    ln = LayerNorm(name="l", inputs=(0,), batch=1, rows=4, cols=8, bias=True)
+    assert (ln.weight_count, ln.bias_count, ln.param_bytes) == (8, 8, 40)
+    gelu = Gelu(name="g", inputs=(0,), shape=(1, 3, 4), in_bits=32)
+    assert (gelu.in_bytes, gelu.out_bytes) == (48, 12)
+    add = Add(name="a", inputs=(0,), shape=(2, 3, 4), weights=True)
+    assert add.arity == 1 and add.weight_count == 12
+    cat = Concat(name="c", inputs=(0, 1), batch=1, rows=(3, 4), cols=5, const_rows=2)
+    assert cat.out_shape == (1, 9, 5) and cat.weight_count == 10 and cat.unit == "memory"
+    mp = MaxPool(name="m", inputs=(0,), n=1, h=4, w=4, c=2, r=2, s=2, stride_h=2, stride_w=2)
+    assert mp.out_shape == (1, 2, 2, 2) and mp.requant == "none"
+    with pytest.raises(TraceError, match="out_bits: a max pool keeps its input width"):
+        MaxPool(name="m", inputs=(0,), n=1, h=4, w=4, c=2, r=2, s=2, out_bits=4)
+    ap = AvgPool(name="a", inputs=(0,), n=1, h=7, w=7, c=3, r=7, s=7)
+    assert ap.out_shape == (1, 1, 1, 3) and ap.requant == "tensor"
+
+
+def test_trace_container_and_consumers():
+    trace = small_vit()
+    assert len(trace) == 17 and trace[4].name == "blocks.0.qkv"
+    assert [op.name for op in trace][:2] == ["patch_embed", "cls_token"]
+    assert trace.consumers(4) == (5, 7)  # Q, K -> scores; V -> attn_v
+    assert trace.consumers(2) == (3, 9)  # ln1 and the residual add
+    assert trace.consumers(16) == ()
+    assert trace.macs == sum(op.macs for op in trace)
+    assert trace.params == sum(op.params for op in trace)
+
+
+def test_trace_rejects_non_ops_and_bad_names():
+    op = small_vit()[0]
+    with pytest.raises(TraceError, match="op 1: expected an op"):
+        Trace(name="t", batch=1, ops=(op, {"kind": "gemm"}))
+    with pytest.raises(TraceError, match="name"):
+        Trace(name="", batch=1, ops=(op,))
+    with pytest.raises(TraceError, match="name"):
+        dataclasses.replace(op, name="a\nb")
+
+
+def test_from_dict_does_not_mutate_its_input():
+    doc = small_doc()
+    before = copy.deepcopy(doc)
+    Trace.from_dict(doc)
+    assert doc == before
