@@ -1,0 +1,206 @@
+"""Stream signatures and payload layouts of the RTL units, derived from the configuration.
+
+Every port shape of the GEMM datapath is built here, in one place, so that the
+components (:mod:`.pe`, :mod:`.systolic`, :mod:`.matmul`, :mod:`.requant`), the
+driver-side packers (:func:`edgetron.rtl.matmul.encode_matmul`) and the
+testbenches agree on field order and width.
+
+Bit order
+---------
+Payloads are :mod:`amaranth.lib.data` layouts. A :class:`~amaranth.lib.data.StructLayout`
+packs its fields LSB first in the order they are listed here; an
+:class:`~amaranth.lib.data.ArrayLayout` packs element 0 in the lowest bits. The
+Verilog port ``<name>__payload`` carries exactly these bits.
+
+Widths
+------
+* operands: ``signed(input_bits)`` (activations), ``signed(weight_bits)`` (weights);
+* accumulators, biases and int32 results: ``signed(acc_bits)``;
+* requantization multiplier ``m``: ``unsigned(M_BITS)`` with ``M_BITS =
+  bit_length(golden.intops.M_MAX) = 31``; shift ``s``: ``unsigned(S_BITS)`` with
+  ``S_BITS = bit_length(golden.intops.S_MAX) = 6``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from amaranth.hdl import ShapeLike, signed, unsigned
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from edgetron.config import AcceleratorConfig
+from edgetron.golden.intops import M_MAX, S_MAX
+
+__all__ = [
+    "M_BITS",
+    "S_BITS",
+    "MatmulLayouts",
+    "array_a_layout",
+    "array_w_layout",
+    "channel_layout",
+    "matmul_layouts",
+    "matmul_signature_members",
+    "pe_act_layout",
+    "pe_wgt_layout",
+    "requant_layout",
+    "row_index_shape",
+    "unsigned_for",
+]
+
+#: Width of the dyadic multiplier ``m`` (0 .. M_MAX).
+M_BITS = M_MAX.bit_length()
+#: Width of the dyadic shift ``s`` (1 .. S_MAX).
+S_BITS = S_MAX.bit_length()
+
+_DATAFLOWS_RTL = ("ws", "os")
+
+
+def unsigned_for(max_value: int) -> ShapeLike:
+    """Narrowest unsigned shape holding ``0 .. max_value`` (at least 1 bit)."""
+    if max_value < 0:
+        raise ValueError(f"max_value must be >= 0, got {max_value}")
+    return unsigned(max(1, max_value.bit_length()))
+
+
+def row_index_shape(rows: int) -> ShapeLike:
+    """Shape of a PE row index ``0 .. rows-1`` (at least 1 bit)."""
+    return unsigned(max(1, ceil_log2(rows)))
+
+
+def _check_dataflow(dataflow: str) -> None:
+    if dataflow not in _DATAFLOWS_RTL:
+        raise ValueError(
+            f"dataflow: {dataflow!r} has no RTL; the RTL implements "
+            f"{' and '.join(repr(d) for d in _DATAFLOWS_RTL)} "
+            "(input-stationary 'is' is modelled by sim.systolic only)"
+        )
+
+
+# ---- requantizer -------------------------------------------------------------------------------
+def requant_layout(lanes: int, acc_bits: int = 32) -> data.StructLayout:
+    """Input beat of :class:`edgetron.rtl.requant.Requantizer`.
+
+    Fields (LSB first): ``acc`` ``ArrayLayout(signed(acc_bits), lanes)``, ``m``
+    ``ArrayLayout(unsigned(M_BITS), lanes)``, ``s`` ``ArrayLayout(unsigned(S_BITS), lanes)``;
+    ``lanes * (acc_bits + M_BITS + S_BITS)`` bits in all.
+    """
+    return data.StructLayout({
+        "acc": data.ArrayLayout(signed(acc_bits), lanes),
+        "m": data.ArrayLayout(unsigned(M_BITS), lanes),
+        "s": data.ArrayLayout(unsigned(S_BITS), lanes),
+    })
+
+
+def channel_layout(acc_bits: int = 32) -> data.StructLayout:
+    """Per-output-channel parameters: ``bias`` signed(acc_bits), ``m`` unsigned(M_BITS),
+    ``s`` unsigned(S_BITS) (LSB first; ``acc_bits + M_BITS + S_BITS`` bits)."""
+    return data.StructLayout({
+        "bias": signed(acc_bits),
+        "m": unsigned(M_BITS),
+        "s": unsigned(S_BITS),
+    })
+
+
+# ---- processing element and array --------------------------------------------------------------
+def pe_act_layout(dataflow: str, input_bits: int) -> data.StructLayout:
+    """Activation passed left to right from PE to PE.
+
+    ``ws``: ``data`` signed(input_bits), ``sel`` 1 bit (weight bank the MAC uses).
+    ``os``: ``data`` signed(input_bits), ``first`` 1 bit (start a new accumulation),
+    ``last`` 1 bit (the accumulation ends with this MAC; capture the result).
+    """
+    _check_dataflow(dataflow)
+    if dataflow == "ws":
+        return data.StructLayout({"data": signed(input_bits), "sel": 1})
+    return data.StructLayout({"data": signed(input_bits), "first": 1, "last": 1})
+
+
+def pe_wgt_layout(dataflow: str, weight_bits: int, rows: int) -> data.StructLayout:
+    """Weight passed top to bottom from PE to PE.
+
+    ``ws``: ``data`` signed(weight_bits), ``row`` (target PE row, ``row_index_shape(rows)``),
+    ``bank`` 1 bit (which of the two weight registers to write), ``valid`` 1 bit.
+    ``os``: ``data`` signed(weight_bits) only (it meets the activation of the same k).
+    """
+    _check_dataflow(dataflow)
+    if dataflow == "ws":
+        return data.StructLayout({
+            "data": signed(weight_bits),
+            "row": row_index_shape(rows),
+            "bank": 1,
+            "valid": 1,
+        })
+    return data.StructLayout({"data": signed(weight_bits)})
+
+
+def array_a_layout(dataflow: str, rows: int, input_bits: int) -> data.StructLayout:
+    """Aligned activation vector entering :class:`~edgetron.rtl.systolic.SystolicArray`.
+
+    ``data`` is ``ArrayLayout(signed(input_bits), rows)`` (lane r feeds array row r);
+    the remaining fields are those of :func:`pe_act_layout` and apply to every lane.
+    """
+    fields = dict(pe_act_layout(dataflow, input_bits).members)
+    fields["data"] = data.ArrayLayout(signed(input_bits), rows)
+    return data.StructLayout(fields)
+
+
+def array_w_layout(dataflow: str, rows: int, cols: int, weight_bits: int) -> data.StructLayout:
+    """Aligned weight vector entering :class:`~edgetron.rtl.systolic.SystolicArray` from the top.
+
+    ``data`` is ``ArrayLayout(signed(weight_bits), cols)`` (lane c feeds array column c);
+    the remaining fields are those of :func:`pe_wgt_layout` and apply to every lane.
+    """
+    fields = dict(pe_wgt_layout(dataflow, weight_bits, rows).members)
+    fields["data"] = data.ArrayLayout(signed(weight_bits), cols)
+    return data.StructLayout(fields)
+
+
+# ---- GEMM unit ---------------------------------------------------------------------------------
+class MatmulLayouts(NamedTuple):
+    """Payload layouts of the five streams of :class:`~edgetron.rtl.matmul.MatmulUnit`."""
+
+    cmd: data.StructLayout
+    a: data.ArrayLayout
+    w: data.ArrayLayout
+    ch: data.StructLayout
+    o: data.ArrayLayout
+
+
+def matmul_layouts(config: AcceleratorConfig, *, m_max: int, k_max: int,
+                   n_max: int) -> MatmulLayouts:
+    """Stream payloads of the GEMM unit for ``config`` and the given shape limits.
+
+    * ``cmd``: ``m``, ``k``, ``n`` (``unsigned_for(m_max)`` etc.), ``out32`` (1 bit);
+    * ``a``: ``ArrayLayout(signed(input_bits), rows)`` -- one lane per array row;
+    * ``w``: ``ArrayLayout(signed(weight_bits), cols)`` -- one lane per array column;
+    * ``ch``: :func:`channel_layout` (one output channel per beat);
+    * ``o``: ``ArrayLayout(signed(acc_bits), cols)`` -- int32 results, or int8 results
+      sign-extended to ``acc_bits``.
+    """
+    return MatmulLayouts(
+        cmd=data.StructLayout({
+            "m": unsigned_for(m_max),
+            "k": unsigned_for(k_max),
+            "n": unsigned_for(n_max),
+            "out32": 1,
+        }),
+        a=data.ArrayLayout(signed(config.input_bits), config.rows),
+        w=data.ArrayLayout(signed(config.weight_bits), config.cols),
+        ch=channel_layout(config.acc_bits),
+        o=data.ArrayLayout(signed(config.acc_bits), config.cols),
+    )
+
+
+def matmul_signature_members(layouts: MatmulLayouts) -> dict:
+    """Port members of :class:`~edgetron.rtl.matmul.MatmulUnit` (all ``lib.stream``),
+    plus the 1-bit ``err`` status output."""
+    return {
+        "cmd": In(stream.Signature(layouts.cmd)),
+        "a": In(stream.Signature(layouts.a)),
+        "w": In(stream.Signature(layouts.w)),
+        "ch": In(stream.Signature(layouts.ch)),
+        "o": Out(stream.Signature(layouts.o)),
+        "err": Out(1),
+    }

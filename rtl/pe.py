@@ -1,0 +1,131 @@
+"""Processing element of the systolic array: one int8 x int8 multiply-accumulate per cycle.
+
+The same PE serves both RTL dataflows; ``dataflow`` selects its ports and datapath at
+elaboration. In both, the activation enters from the left and leaves to the right one
+cycle later, and the weight enters from the top and leaves to the bottom one cycle later,
+so operands move systolically from neighbour to neighbour (no broadcast).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import pe_act_layout, pe_wgt_layout
+
+__all__ = ["PE"]
+
+
+class PE(wiring.Component):
+    """One processing element.
+
+    Parameters
+    ----------
+    dataflow : {"ws", "os"}
+        Weight-stationary or output-stationary (``"is"`` has no RTL).
+    row : int
+        Row of this PE in the array, ``0 <= row < rows`` (``ws``: the PE keeps the
+        weights addressed to this row).
+    rows : int
+        Rows of the array (sets the width of the weight row index).
+    input_bits, weight_bits, acc_bits : int
+        Activation, weight and accumulator widths.
+
+    Members
+    -------
+    a_in : ``In(pe_act_layout(dataflow, input_bits))``
+        Activation from the left neighbour: ``data`` signed(input_bits) plus control
+        (``ws``: ``sel``; ``os``: ``first``, ``last``).
+    a_out : ``Out(pe_act_layout(dataflow, input_bits))``
+        ``a_in`` registered, to the right neighbour.
+    w_in : ``In(pe_wgt_layout(dataflow, weight_bits, rows))``
+        Weight from the top neighbour (``ws``: with ``row``, ``bank``, ``valid``).
+    w_out : ``Out(pe_wgt_layout(dataflow, weight_bits, rows))``
+        ``w_in`` registered, to the bottom neighbour.
+    p_in : ``In(signed(acc_bits))`` -- ``ws`` only
+        Partial sum from the top neighbour.
+    p_out : ``Out(signed(acc_bits))`` -- ``ws`` only
+        ``p_in + a_in.data * weight[a_in.sel]``, registered, to the bottom neighbour.
+    shift : ``In(1)`` -- ``os`` only
+        Move the result chain of this column up by one PE this cycle.
+    o_in : ``In(signed(acc_bits))`` -- ``os`` only
+        Result register of the PE below (the result chain runs bottom to top).
+    o_out : ``Out(signed(acc_bits))`` -- ``os`` only
+        This PE's result register, to the PE above.
+
+    Weight-stationary datapath
+    --------------------------
+    Two weight registers (banks 0 and 1). A weight with ``valid`` set whose ``row``
+    equals this PE's row is written into bank ``bank`` at the end of the cycle in
+    which it is on ``w_in``; the MAC of an activation uses bank ``a_in.sel``. One
+    bank can therefore be reloaded while the other one computes.
+
+    Output-stationary datapath
+    --------------------------
+    An accumulator register: ``acc <= (first ? 0 : acc) + a * w`` each cycle. When
+    ``a_in.last`` is set the finished sum is written into the result register instead
+    (and ``acc`` is reset by the next ``first``); otherwise, when ``shift`` is set,
+    the result register loads ``o_in`` (a capture has priority over a shift).
+
+    Latency
+    -------
+    1 cycle from ``a_in``/``w_in``/``p_in`` to ``a_out``/``w_out``/``p_out``; a weight
+    write takes effect for the MAC of the next cycle.
+
+    Backpressure
+    ------------
+    None: the PE advances every enabled cycle. The GEMM unit stalls the whole array
+    with a clock enable (``EnableInserter``).
+
+    Golden
+    ------
+    The MAC is the inner step of :func:`edgetron.golden.gemm.gemm_int`; accumulator
+    overflow is excluded by the range checks of the driver (the adders are
+    ``acc_bits`` wide).
+    """
+
+    def __init__(self, dataflow: str, *, row: int, rows: int, input_bits: int = 8,
+                 weight_bits: int = 8, acc_bits: int = 32):
+        self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
+        act = pe_act_layout(dataflow, input_bits)
+        wgt = pe_wgt_layout(dataflow, weight_bits, rows)
+        if not 0 <= row < rows:
+            raise ValueError(f"row: {row} is out of range; allowed [0, {rows - 1}]")
+        del self._MustUse__silence
+        self._dataflow = dataflow
+        self._row = row
+        self._weight_bits = weight_bits
+        self._acc_bits = acc_bits
+        members = {"a_in": In(act), "a_out": Out(act), "w_in": In(wgt), "w_out": Out(wgt)}
+        if dataflow == "ws":
+            members |= {"p_in": In(signed(acc_bits)), "p_out": Out(signed(acc_bits))}
+        else:
+            members |= {"shift": In(1), "o_in": In(signed(acc_bits)),
+                        "o_out": Out(signed(acc_bits))}
+        super().__init__(members)
+
+    @property
+    def dataflow(self) -> str:
+        """``"ws"`` or ``"os"``."""
+        return self._dataflow
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += [self.a_out.eq(self.a_in), self.w_out.eq(self.w_in)]
+        if self._dataflow == "ws":
+            bank = Array(Signal(signed(self._weight_bits), name=f"w{b}") for b in range(2))
+            with m.If(self.w_in.valid & (self.w_in.row == self._row)):
+                m.d.sync += bank[self.w_in.bank].eq(self.w_in.data)
+            m.d.sync += self.p_out.eq(self.p_in + self.a_in.data * bank[self.a_in.sel])
+        else:
+            acc = Signal(signed(self._acc_bits))
+            result = Signal(signed(self._acc_bits))
+            total = Mux(self.a_in.first, 0, acc) + self.a_in.data * self.w_in.data
+            m.d.sync += acc.eq(total)
+            with m.If(self.a_in.last):
+                m.d.sync += result.eq(total)
+            with m.Elif(self.shift):
+                m.d.sync += result.eq(self.o_in)
+            m.d.comb += self.o_out.eq(result)
+        return m

@@ -1,0 +1,224 @@
+"""Pipelined per-lane dyadic requantizer: int32 accumulators -> saturated int8.
+
+Each lane computes ``saturate(round_shift(acc * m, s), out_bits)`` with its own
+multiplier ``m`` and shift ``s`` (per output channel), bit-exact with
+:func:`edgetron.golden.intops.requantize`. The rounding add of the golden,
+``(p + 2**(s-1)) >> s``, is done without building the constant ``2**(s-1)``:
+for every integer ``p`` and ``s >= 1``,
+
+    ``(p + 2**(s-1)) >> s == ((p >> (s-1)) + 1) >> 1``
+
+(both sides are ``floor(p / 2**s + 1/2)``; floor division by ``2**(s-1)`` then by
+2 equals floor division by ``2**s``), so the hardware shifts by ``s - 1``, adds
+one and drops one more bit.
+
+Shift values outside the golden range
+-------------------------------------
+``s`` is a 6-bit field, so the only values the golden rejects that the port can
+carry are ``s = 0`` and ``s = 63``. The hardware defines both: the shift amount
+``s - 1`` is computed modulo 64, so ``s = 0`` shifts by 63 and ``s = 63`` by 62,
+both at least the product width minus one; every bit of the product is shifted
+out and the lane outputs 0. They are *unsupported* (no golden counterpart):
+:func:`encode_requant` refuses them with a ValueError, and the Amaranth test
+checks the documented 0 so that the behaviour cannot change silently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from edgetron.golden.intops import INT32_MAX, M_MAX, S_MAX, S_MIN, as_int64, check_range
+
+from .layouts import requant_layout
+
+__all__ = ["Requantizer", "decode_requant", "encode_requant"]
+
+#: Width of the multiplier field: ``m`` is an unsigned integer up to ``M_MAX``.
+_M_BITS = M_MAX.bit_length()
+#: Widest accumulator the golden accepts (int32).
+_ACC_BITS_MAX = INT32_MAX.bit_length() + 1
+
+
+#: Allowed range of each elaboration parameter.
+_PARAM_RANGES = {"lanes": (1, 4096), "acc_bits": (2, _ACC_BITS_MAX), "out_bits": (2, _ACC_BITS_MAX)}
+
+
+def _check_param(name: str, value) -> None:
+    lo, hi = _PARAM_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"Requantizer: {name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+class Requantizer(wiring.Component):
+    """Per-lane dyadic requantizer, fully pipelined (one beat per cycle).
+
+    Bit-exact with :func:`edgetron.golden.intops.requantize` (``bits=out_bits``)
+    for ``1 <= s <= 62``; ``s = 0`` and ``s = 63`` are unsupported and output 0
+    (see the module docstring).
+
+    Parameters
+    ----------
+    lanes : int
+        Values per beat (one per output channel), >= 1.
+    acc_bits : int
+        Accumulator width in bits, 2..32.
+    out_bits : int
+        Output width in bits, 2..32 (8 for int8 activations).
+
+    Members
+    -------
+    i : ``In(stream.Signature(requant_layout(lanes, acc_bits)))``
+        One beat of ``lanes`` accumulators with their multipliers and shifts:
+        ``acc`` signed(acc_bits) x lanes, ``m`` unsigned(31) x lanes,
+        ``s`` unsigned(6) x lanes; ``lanes * (acc_bits + 37)`` bits in all.
+    o : ``Out(stream.Signature(ArrayLayout(signed(out_bits), lanes)))``
+        The requantized, saturated values; ``lanes * out_bits`` bits.
+
+    Latency
+    -------
+    ``LATENCY = 3`` cycles from a beat accepted on ``i`` to the same beat valid
+    on ``o`` (with ``o.ready`` high): multiply, shift-and-round, saturate.
+
+    Backpressure
+    ------------
+    The pipeline advances when its last stage is empty or ``o.ready`` is high;
+    otherwise every stage holds, and ``i.ready`` (``= ~o.valid | o.ready``,
+    combinational) is low so no beat enters. Beats are never dropped or
+    duplicated; throughput is one beat per cycle while ``o.ready`` stays high.
+    """
+
+    #: Pipeline depth in cycles (registered stages: MUL, SHIFT, SAT).
+    LATENCY = 3
+
+    def __init__(self, lanes: int, acc_bits: int = 32, out_bits: int = 8):
+        for name, value in (("lanes", lanes), ("acc_bits", acc_bits), ("out_bits", out_bits)):
+            _check_param(name, value)
+        self._lanes = lanes
+        self._acc_bits = acc_bits
+        self._out_bits = out_bits
+        super().__init__({
+            "i": In(stream.Signature(requant_layout(lanes, acc_bits))),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(out_bits), lanes))),
+        })
+
+    @property
+    def lanes(self) -> int:
+        """Values per beat."""
+        return self._lanes
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator width in bits."""
+        return self._acc_bits
+
+    @property
+    def out_bits(self) -> int:
+        """Output width in bits."""
+        return self._out_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        # |acc * m| <= 2**(acc_bits-1) * (2**31 - 1) < 2**(acc_bits + 31 - 1): the product
+        # fits a signed value of acc_bits + 31 bits.
+        prod_bits = self._acc_bits + _M_BITS
+        s_bits = S_MAX.bit_length()
+
+        # One valid bit per stage; the whole pipeline moves together.
+        valid = [Signal(name=f"valid_{stage}") for stage in ("mul", "shift", "sat")]
+        advance = Signal()
+        m.d.comb += [
+            advance.eq(~valid[-1] | self.o.ready),
+            self.i.ready.eq(advance),
+            self.o.valid.eq(valid[-1]),
+        ]
+        with m.If(advance):
+            m.d.sync += valid[0].eq(self.i.valid)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, len(valid))]
+
+        out = Signal(data.ArrayLayout(signed(self._out_bits), self._lanes))
+        m.d.comb += self.o.payload.eq(out)
+        for lane in range(self._lanes):
+            prod = Signal(signed(prod_bits), name=f"prod_{lane}")
+            shift = Signal(s_bits, name=f"shift_{lane}")
+            rnd = Signal(signed(prod_bits), name=f"rnd_{lane}")
+            with m.If(advance):
+                # Stage 1 (MUL): p = acc * m; keep s - 1 (mod 64) for the next stage.
+                m.d.sync += [
+                    prod.eq(self.i.p.acc[lane] * self.i.p.m[lane]),
+                    shift.eq(self.i.p.s[lane] - 1),
+                ]
+                # Stage 2 (SHIFT): (p >> (s-1)) + 1, the rounding add one bit early. The sum
+                # cannot overflow: p <= (2**(acc_bits-1) - 1) * (2**31 - 1) < 2**(prod_bits-1) - 1,
+                # so the add is done on the raw bits, modulo 2**prod_bits.
+                m.d.sync += rnd.eq((prod >> shift).as_unsigned() + 1)
+                # Stage 3 (SAT): r = rnd >> 1 and clamp to out_bits. r fits out_bits iff its
+                # bits from out_bits-1 upwards are all copies of the sign bit.
+                r = rnd[1:]
+                upper = r[self._out_bits - 1:]
+                with m.If(upper.all() | ~upper.any()):
+                    m.d.sync += out[lane].eq(r[:self._out_bits])
+                with m.Elif(r[-1]):
+                    m.d.sync += out[lane].eq(-(1 << (self._out_bits - 1)))
+                with m.Else():
+                    m.d.sync += out[lane].eq((1 << (self._out_bits - 1)) - 1)
+        return m
+
+
+def encode_requant(acc, m, s, *, acc_bits: int = 32) -> list[int]:
+    """Pack beats for :attr:`Requantizer.i` into integers (payload bits, LSB first).
+
+    Parameters
+    ----------
+    acc : array of int, shape (beats, lanes)
+        Accumulators, each in the signed ``acc_bits`` range.
+    m, s : int or array of int
+        Multipliers (0..2**31-1) and shifts (1..62), broadcast to ``acc``'s
+        shape (a vector of length ``lanes`` gives per-lane values).
+    acc_bits : int
+        Accumulator width of the :class:`Requantizer`.
+
+    Returns
+    -------
+    list of int
+        One unsigned payload integer per beat.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, or a value out of range (``s = 0`` and ``s = 63`` are
+        unsupported, see the module docstring).
+    """
+    va = as_int64(acc, "acc")
+    if va.ndim != 2:
+        raise ValueError(f"acc must be 2-D (beats, lanes), got shape {va.shape}")
+    lanes = va.shape[1]
+    _check_param("lanes", lanes)
+    _check_param("acc_bits", acc_bits)
+    try:
+        vm = np.broadcast_to(as_int64(m, "m"), va.shape)
+        vs = np.broadcast_to(as_int64(s, "s"), va.shape)
+    except ValueError:
+        raise ValueError(
+            f"m and s must broadcast to acc's shape {va.shape}, got {np.shape(m)} and {np.shape(s)}"
+        ) from None
+    check_range(va, -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1, "acc")
+    check_range(vm, 0, M_MAX, "m")
+    check_range(vs, S_MIN, S_MAX, "s")
+    layout = requant_layout(lanes, acc_bits)
+    return [
+        layout.const({
+            "acc": va[b].tolist(), "m": vm[b].tolist(), "s": vs[b].tolist(),
+        }).as_value().value
+        for b in range(va.shape[0])
+    ]
+
+
+def decode_requant(words, lanes: int, *, out_bits: int = 8) -> np.ndarray:
+    """Unpack :attr:`Requantizer.o` payload integers into an int64 array (beats, lanes)."""
+    _check_param("lanes", lanes)
+    _check_param("out_bits", out_bits)
+    layout = data.ArrayLayout(signed(out_bits), lanes)
+    rows = [list(layout.from_bits(int(w))) for w in words]
+    return np.array(rows, dtype=np.int64).reshape(len(rows), lanes)

@@ -1,0 +1,180 @@
+"""R x C systolic array of :class:`~edgetron.rtl.pe.PE`, weight- or output-stationary.
+
+The array takes *aligned* vectors (one activation per row, one weight per column, all
+for the same cycle) and skews them itself: lane ``r`` of the activation vector is
+delayed ``r`` cycles before it enters row ``r``, lane ``c`` of the weight vector ``c``
+cycles before it enters column ``c``. Operands then move one PE per cycle (activations
+to the right, weights and partial sums down), so the operands of PE ``(r, c)`` meet
+``r + c`` cycles after they were presented. The results leave skewed (column ``c``
+``c`` cycles late) and are de-skewed (lane ``c`` delayed ``cols - 1 - c`` cycles), so
+the output is an aligned vector again.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from edgetron.config import AcceleratorConfig
+
+from .layouts import array_a_layout, array_w_layout, pe_act_layout, pe_wgt_layout
+from .pe import PE
+
+__all__ = ["SystolicArray", "delay"]
+
+
+def delay(m: Module, value, cycles: int, name: str):
+    """``value`` delayed by ``cycles`` registers (``cycles = 0``: ``value`` itself)."""
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class SystolicArray(wiring.Component):
+    """``rows x cols`` PEs with systolic operand movement; dataflow from ``config.dataflow``.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        ``rows``, ``cols``, ``dataflow`` (``"ws"`` or ``"os"``), ``input_bits``,
+        ``weight_bits``, ``acc_bits``. ``dataflow = "is"`` raises ``ValueError``.
+
+    Members
+    -------
+    a : ``In(array_a_layout(dataflow, rows, input_bits))``
+        Activation vector, ``rows * input_bits`` data bits plus the PE control bits.
+    w : ``In(array_w_layout(dataflow, rows, cols, weight_bits))``
+        Weight vector, ``cols * weight_bits`` data bits (``ws``: plus ``row``, ``bank``,
+        ``valid`` shared by all lanes: "write this row of a weight tile into ``bank``").
+    p : ``Out(ArrayLayout(signed(acc_bits), cols))`` -- ``ws``
+        Column sums ``sum_r a[r] * W_bank[r][c]`` of the activation vector presented
+        :attr:`latency` cycles earlier (``bank`` is that vector's ``sel``).
+    drain : ``In(1)`` -- ``os``
+        Take one row of results out: the result row at the top of the array is output
+        and every column's result chain moves up one PE.
+    o : ``Out(ArrayLayout(signed(acc_bits), cols))`` -- ``os``
+        The result row taken out by the ``drain`` pulse :attr:`latency` cycles earlier.
+
+    Latency
+    -------
+    ``ws``: ``latency = rows + cols - 1`` cycles from ``a`` to ``p``. A weight row
+    presented on ``w`` in cycle ``j`` is used by the activation vectors presented after
+    cycle ``j`` that select its bank, and not by those presented in or before cycle ``j``.
+
+    ``os``: PE ``(r, c)`` multiplies lane ``r`` of ``a`` and lane ``c`` of ``w`` presented
+    in the same cycle ``i`` at cycle ``i + r + c``. With the last operand pair of a tile
+    (``a.last``) presented in cycle ``i``, the ``rows`` drain pulses of that tile may
+    start in cycle ``i + rows`` (:attr:`drain_delay`) and give result rows 0, 1, ...
+    in order; ``latency = cols - 1`` from a ``drain`` pulse to its row on ``o``. The
+    last operand pair of the next tile must come at least :attr:`min_tile_gap`
+    ``= 2 * rows - 1`` cycles after the one of this tile (the result chains must be
+    empty before the next tile captures into them), and ``rows`` drain pulses must be
+    given per tile, starting exactly :attr:`drain_delay` cycles after its last pair.
+
+    Backpressure
+    ------------
+    None; the GEMM unit stalls the array as a whole with a clock enable.
+
+    Golden
+    ------
+    With zero initial partial sums, ``ws`` computes ``a @ W_tile`` and ``os`` computes
+    ``A_tile @ W_tile`` over the streamed reduction, as
+    :func:`edgetron.golden.gemm.matmul_int` does (bit-exact while no sum leaves the
+    ``acc_bits`` range).
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
+        df = config.dataflow
+        a_layout = array_a_layout(df, config.rows, config.input_bits)  # raises for "is"
+        del self._MustUse__silence
+        w_layout = array_w_layout(df, config.rows, config.cols, config.weight_bits)
+        out = data.ArrayLayout(signed(config.acc_bits), config.cols)
+        self._config = config
+        members = {"a": In(a_layout), "w": In(w_layout)}
+        if df == "ws":
+            members["p"] = Out(out)
+        else:
+            members |= {"drain": In(1), "o": Out(out)}
+        super().__init__(members)
+
+    @property
+    def latency(self) -> int:
+        """``ws``: cycles from ``a`` to ``p``; ``os``: cycles from ``drain`` to ``o``."""
+        c = self._config
+        return c.rows + c.cols - 1 if c.dataflow == "ws" else c.cols - 1
+
+    @property
+    def drain_delay(self) -> int:
+        """``os``: cycles from the last operand pair of a tile to its first drain pulse."""
+        return self._config.rows
+
+    @property
+    def min_tile_gap(self) -> int:
+        """``os``: least cycles between the last operand pairs of consecutive tiles."""
+        return 2 * self._config.rows - 1
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        rows, cols, df = cfg.rows, cfg.cols, cfg.dataflow
+        act = pe_act_layout(df, cfg.input_bits)
+        wgt = pe_wgt_layout(df, cfg.weight_bits, rows)
+
+        pes = [[PE(df, row=r, rows=rows, input_bits=cfg.input_bits,
+                   weight_bits=cfg.weight_bits, acc_bits=cfg.acc_bits)
+                for c in range(cols)] for r in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+
+        # Skew in: activation lane r enters row r after r cycles, weight lane c column c
+        # after c cycles.
+        for r in range(rows):
+            lane = Signal(act, name=f"a_lane{r}")
+            m.d.comb += lane.data.eq(self.a.data[r])
+            for field in act.members:
+                if field != "data":
+                    m.d.comb += getattr(lane, field).eq(getattr(self.a, field))
+            m.d.comb += pes[r][0].a_in.eq(delay(m, lane, r, f"a_skew{r}"))
+        for c in range(cols):
+            lane = Signal(wgt, name=f"w_lane{c}")
+            m.d.comb += lane.data.eq(self.w.data[c])
+            for field in wgt.members:
+                if field != "data":
+                    m.d.comb += getattr(lane, field).eq(getattr(self.w, field))
+            m.d.comb += pes[0][c].w_in.eq(delay(m, lane, c, f"w_skew{c}"))
+
+        # Neighbour links.
+        for r in range(rows):
+            for c in range(cols):
+                if c + 1 < cols:
+                    m.d.comb += pes[r][c + 1].a_in.eq(pes[r][c].a_out)
+                if r + 1 < rows:
+                    m.d.comb += pes[r + 1][c].w_in.eq(pes[r][c].w_out)
+
+        if df == "ws":
+            # Partial sums flow down from zero; column c's sum leaves row rows-1 and is
+            # de-skewed by cols-1-c cycles.
+            for c in range(cols):
+                m.d.comb += pes[0][c].p_in.eq(0)
+                for r in range(rows - 1):
+                    m.d.comb += pes[r + 1][c].p_in.eq(pes[r][c].p_out)
+                m.d.comb += self.p[c].eq(
+                    delay(m, pes[rows - 1][c].p_out, cols - 1 - c, f"p_deskew{c}"))
+        else:
+            # Result chains flow up; the drain pulse reaches column c after c cycles.
+            for c in range(cols):
+                shift = delay(m, self.drain, c, f"drain_skew{c}")
+                for r in range(rows):
+                    m.d.comb += pes[r][c].shift.eq(shift)
+                    below = pes[r + 1][c].o_out if r + 1 < rows else Const(0, signed(cfg.acc_bits))
+                    m.d.comb += pes[r][c].o_in.eq(below)
+                m.d.comb += self.o[c].eq(
+                    delay(m, pes[0][c].o_out, cols - 1 - c, f"o_deskew{c}"))
+        return m
