@@ -29,9 +29,11 @@ could leave int32 are rejected.
 
 Speed
 -----
-The convolution is an exact im2col GEMM in float64 BLAS: every product and
-partial sum is an integer below ``2**31 < 2**53`` in magnitude, so no rounding
-can occur and the result is bit exact.
+The convolution is an exact im2col GEMM in floating-point BLAS, float32 when
+the reduction length ``C/groups * R * S`` is at most 1024 and float64 otherwise
+(:func:`edgetron.golden.gemm.exact_float_dtype`): every product and partial
+sum is then an integer the float type represents exactly, so no rounding can
+occur and the result is bit exact.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .gemm import check_accumulator
-from .intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, as_int64, check_range, requantize
+from .gemm import check_accumulator, check_bias, exact_float_dtype
+from .intops import INT8_MAX, INT8_MIN, INT32_MAX, as_int64, check_range, requantize
 from .quant import dyadic, exact_ratio
 
 __all__ = [
@@ -149,18 +151,13 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
         )
     if r < 1 or s < 1:
         raise ValueError(f"kernel size must be at least 1x1, got {r}x{s}")
-    max_bias = 0
-    if bias is not None:
-        vb = as_int64(bias, "bias")
-        if vb.shape != (k,):
-            raise ValueError(f"bias must have shape ({k},), got {vb.shape}")
-        check_range(vb, INT32_MIN, INT32_MAX, "bias")
-        max_bias = int(np.abs(vb).max()) if vb.size else 0
+    vb, max_bias = (None, 0) if bias is None else check_bias(bias, k)
     check_accumulator(cg * r * s, max_bias)
     ho = conv2d_out_size(h, r, sh, ph, "height")
     wo = conv2d_out_size(wd, s, sw, pw, "width")
 
-    xf = vx.astype(np.float64)
+    dtype = exact_float_dtype(cg * r * s)  # exact: see the module docstring
+    xf = vx.astype(dtype)
     if ph or pw:
         xf = np.pad(xf, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     # (N, G, Cg, Ho, Wo, R, S) view of every window; columns are built one image at a
@@ -168,13 +165,13 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
     win = sliding_window_view(xf, (r, s), axis=(2, 3))[:, :, ::sh, ::sw]
     win = win.reshape(n, groups, cg, ho, wo, r, s)
     kg = k // groups
-    wm = vw.astype(np.float64).reshape(groups, kg, cg * r * s).transpose(0, 2, 1)
+    wm = vw.astype(dtype).reshape(groups, kg, cg * r * s).transpose(0, 2, 1)
     acc = np.empty((n, k, ho, wo), dtype=np.int64)
     for i in range(n):
         cols = win[i].transpose(0, 2, 3, 1, 4, 5).reshape(groups, ho * wo, cg * r * s)
-        out = np.matmul(cols, wm)  # (G, Ho*Wo, K/G): exact, |partial sums| < 2**31
+        out = np.matmul(cols, wm)  # (G, Ho*Wo, K/G): exact, every partial sum is an integer
         acc[i] = out.transpose(0, 2, 1).reshape(k, ho, wo)
-    if bias is not None:
+    if vb is not None:
         acc += vb.reshape(k, 1, 1)
     return acc
 

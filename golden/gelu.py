@@ -44,7 +44,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .intops import M_MAX, S_MAX, S_MIN, as_int64, check_range, int_range, requantize, round_shift
+from .intops import (
+    S_MAX,
+    S_MIN,
+    as_int64,
+    check_range,
+    check_signed,
+    check_unsigned,
+    int_param,
+    int_range,
+    pow2_rescale,
+    pow2_rescale_limit,
+    requantize,
+    round_shift,
+)
+from .quant import dyadic, exact_ratio, internal_shift, positive_scale
 
 __all__ = [
     "ERF_BITS",
@@ -53,9 +67,13 @@ __all__ = [
     "GELU_FRAC_BITS",
     "OUT_BITS",
     "GeluConstants",
+    "GeluInt8Constants",
+    "gelu_apply",
     "gelu_constants",
     "gelu_int",
     "gelu_int8",
+    "gelu_int8_apply",
+    "gelu_int8_constants",
 ]
 
 #: I-BERT's clipped fit ``erf(t) ~ sgn(t) * (GELU_A * (min(|t|, -GELU_B) + GELU_B)**2 + 1)``.
@@ -69,41 +87,6 @@ ERF_BITS = 16
 #: Width of the i-GELU output.
 OUT_BITS = 32
 _IN_BITS_MIN, _IN_BITS_MAX = 2, 32
-_PRE_SHIFT_MIN, _PRE_SHIFT_MAX = -62, 30
-
-
-def _check_scale(scale, name: str) -> float:
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(
-        scale, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name} must be a real number, got {type(scale).__name__}")
-    value = float(scale)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
-def _check_in_bits(in_bits) -> int:
-    if isinstance(in_bits, bool) or not isinstance(in_bits, (int, np.integer)):
-        raise TypeError(f"in_bits must be an integer, got {type(in_bits).__name__}")
-    if not _IN_BITS_MIN <= in_bits <= _IN_BITS_MAX:
-        raise ValueError(f"in_bits must lie in [{_IN_BITS_MIN}, {_IN_BITS_MAX}], got {in_bits}")
-    return int(in_bits)
-
-
-def _dyadic(ratio: float) -> tuple[int, int]:
-    """``(m, s)`` with ``m / 2**s ~ ratio``, ``2**30 <= m <= M_MAX``, ``S_MIN <= s <= S_MAX``."""
-    mant, exp2 = math.frexp(ratio)  # ratio = mant * 2**exp2, mant in [0.5, 1)
-    m = round(mant * 2.0**31)
-    s = 31 - exp2
-    if m > M_MAX:  # mant rounded up to 1.0
-        m, s = m >> 1, s - 1
-    if not S_MIN <= s <= S_MAX:
-        raise ValueError(
-            f"requantization ratio {ratio!r} (int32 output scale / out_scale) needs shift {s}, "
-            f"outside [{S_MIN}, {S_MAX}]"
-        )
-    return m, s
 
 
 class GeluConstants(NamedTuple):
@@ -142,21 +125,15 @@ def gelu_constants(scale, in_bits: int = 32) -> GeluConstants:
     -------
     GeluConstants
     """
-    s = _check_scale(scale, "scale")
-    bits = _check_in_bits(in_bits)
-    mant, exp2 = math.frexp(s)
-    f = GELU_FRAC_BITS + (exp2 - 1 if mant == 0.5 else exp2)
-    if not _PRE_SHIFT_MIN <= f <= _PRE_SHIFT_MAX:
-        raise ValueError(
-            f"scale {s!r} is outside the supported range [2**{_PRE_SHIFT_MIN - GELU_FRAC_BITS}, "
-            f"2**{_PRE_SHIFT_MAX - GELU_FRAC_BITS}]"
-        )
+    s = positive_scale(scale)
+    bits = int_param(in_bits, "in_bits", _IN_BITS_MIN, _IN_BITS_MAX)
+    f = internal_shift(s, GELU_FRAC_BITS)
     s_int = math.ldexp(s, -f)
     s_t = s_int / math.sqrt(2.0)
     q_b = math.floor(GELU_B / s_t)
     clip = -q_b
     q_one = -math.floor(1.0 / (GELU_A * s_t * s_t))
-    clamp_in = -((-clip) >> f) if f >= 0 else clip << (-f)  # pre(clamp_in) >= clip
+    clamp_in = pow2_rescale_limit(clip, f)  # pre(clamp_in) >= clip
     r_max = 2 * q_one
     erf_shift = max(0, r_max.bit_length() - ERF_BITS)
     out_shift = max(0, bits + ERF_BITS - OUT_BITS)
@@ -184,22 +161,19 @@ def gelu_constants(scale, in_bits: int = 32) -> GeluConstants:
 def _gelu(x: np.ndarray, c: GeluConstants) -> np.ndarray:
     """Steps 1-7 of the datapath on validated input ``x``."""
     mag = np.minimum(np.abs(x), c.clamp_in)
-    u = np.left_shift(mag, c.pre_shift) if c.pre_shift >= 0 else round_shift(mag, -c.pre_shift)
-    u = np.minimum(u, c.clip)
-    check_range(u, 0, (1 << c.u_bits) - 1, "i-GELU magnitude u")
+    u = np.minimum(pow2_rescale(mag, c.pre_shift), c.clip)
+    check_unsigned(u, c.u_bits, "i-GELU magnitude u")
     w = (c.clip - u) ** 2
     check_range(w, 0, c.q_one, "i-GELU square w")
     erf = np.sign(x) * (c.q_one - w)
     r = c.q_one + erf
-    check_range(r, 0, (1 << c.r_bits) - 1, "i-GELU 1 + erf")
+    check_unsigned(r, c.r_bits, "i-GELU 1 + erf")
     rt = np.right_shift(r, c.erf_shift)
-    check_range(rt, 0, (1 << ERF_BITS) - 1, "i-GELU truncated 1 + erf")
+    check_unsigned(rt, ERF_BITS, "i-GELU truncated 1 + erf")
     prod = x * rt
-    lo, hi = int_range(c.prod_bits)
-    check_range(prod, lo, hi, "i-GELU product q * (1 + erf)")
+    check_signed(prod, c.prod_bits, "i-GELU product q * (1 + erf)")
     y = round_shift(prod, c.out_shift)
-    lo, hi = int_range(OUT_BITS)
-    check_range(y, lo, hi, "i-GELU output")
+    check_signed(y, OUT_BITS, "i-GELU output")
     return y
 
 
@@ -235,20 +209,64 @@ def gelu_int(q, scale, in_bits: int = 32) -> np.ndarray:
         Values outside the ``in_bits`` range, a scale that is not finite and
         positive, or ``in_bits`` outside [2, 32].
     """
+    return gelu_apply(q, gelu_constants(scale, in_bits))
+
+
+def gelu_apply(q, consts: GeluConstants) -> np.ndarray:
+    """:func:`gelu_int` with constants derived ahead of time (integers only at run time)."""
+    if not isinstance(consts, GeluConstants):
+        raise TypeError(f"consts must be GeluConstants, got {type(consts).__name__}")
+    return _gelu(_input(q, consts), consts)
+
+
+class GeluInt8Constants(NamedTuple):
+    """Constants of :func:`gelu_int8`: i-GELU, then a dyadic requantization to int8."""
+
+    gelu: GeluConstants  #: constants of the int32 i-GELU
+    out_scale: float  #: real scale of the int8 output
+    m: int  #: dyadic multiplier of gelu.out_scale / out_scale
+    s: int  #: its shift
+
+
+def gelu_int8_constants(scale, out_scale, in_bits: int = 32) -> GeluInt8Constants:
+    """Derive the constants of :func:`gelu_int8` from the real input and output scales.
+
+    ``(m, s)`` is :func:`edgetron.golden.quant.dyadic` of the exact ratio
+    ``gelu_constants(scale, in_bits).out_scale / out_scale``
+    (``2**30 <= m < 2**31`` for every ratio of at least ``2**-32``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`gelu_constants`; ``out_scale`` not finite and positive; a
+        ratio that no dyadic ``m / 2**s`` with ``1 <= s <= 62`` represents.
+    """
     c = gelu_constants(scale, in_bits)
-    return _gelu(_input(q, c), c)
+    target = positive_scale(out_scale, "out_scale")
+    ratio = exact_ratio((c.out_scale,), target, ("i-GELU output scale", "out_scale"))
+    try:
+        m, s = dyadic(ratio)
+    except ValueError as exc:
+        raise ValueError(
+            f"requantization ratio {float(ratio):.6g} (int32 output scale / out_scale) needs "
+            f"shift outside [{S_MIN}, {S_MAX}]: {exc}"
+        ) from None
+    return GeluInt8Constants(gelu=c, out_scale=target, m=m, s=s)
 
 
 def gelu_int8(q, scale, out_scale, in_bits: int = 32) -> np.ndarray:
     """:func:`gelu_int` requantized to int8 at the real scale ``out_scale``.
 
-    The int32 result is multiplied by the dyadic ``m / 2**s`` nearest to
+    The int32 result is multiplied by the dyadic ``m / 2**s`` of
     ``gelu_constants(scale, in_bits).out_scale / out_scale``
-    (``2**30 <= m < 2**31``), rounded half up and saturated to [-128, 127]
+    (:func:`gelu_int8_constants`), rounded half up and saturated to [-128, 127]
     (:func:`edgetron.golden.intops.requantize`).
     """
-    c = gelu_constants(scale, in_bits)
-    target = _check_scale(out_scale, "out_scale")
-    x = _input(q, c)
-    m, s = _dyadic(c.out_scale / target)
-    return requantize(_gelu(x, c), m, s)
+    return gelu_int8_apply(q, gelu_int8_constants(scale, out_scale, in_bits))
+
+
+def gelu_int8_apply(q, consts: GeluInt8Constants) -> np.ndarray:
+    """:func:`gelu_int8` with constants derived ahead of time (integers only at run time)."""
+    if not isinstance(consts, GeluInt8Constants):
+        raise TypeError(f"consts must be GeluInt8Constants, got {type(consts).__name__}")
+    return requantize(gelu_apply(q, consts.gelu), consts.m, consts.s)

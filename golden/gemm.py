@@ -12,8 +12,14 @@ and biases that could break that bound are rejected (never wrapped).
 
 Speed
 -----
-The products are summed in float64 BLAS, which is exact here: every partial sum
-is an integer of magnitude below ``2**31 < 2**53``, so no rounding can occur.
+The products are summed by BLAS in floating point, which is exact here: every
+product and every partial sum (in any summation order, with or without fused
+multiply-add) is an integer of magnitude at most ``K * 2**14``, and every
+integer up to ``2**(p+1)`` is representable with a ``p``-bit significand. So
+float32 (``p = 23``) is exact for ``K * 2**14 <= 2**24``, i.e. ``K <= 1024``
+(every ViT-Tiny GEMM), and float64 (``p = 52``) for every ``K`` the int32
+accumulator allows. The bias is added afterwards in int64. Operands that are
+already ``np.int8`` skip the range check (their dtype guarantees it).
 """
 
 from __future__ import annotations
@@ -30,10 +36,22 @@ from .intops import (
     requantize,
 )
 
-__all__ = ["accumulator_bound", "check_accumulator", "gemm_int", "gemm_requant", "matmul_int"]
+__all__ = [
+    "accumulator_bound",
+    "check_accumulator",
+    "check_bias",
+    "exact_float_dtype",
+    "exact_matmul",
+    "gemm_int",
+    "gemm_requant",
+    "matmul_int",
+]
 
 #: Largest magnitude of one int8 x int8 product: (-128) * (-128).
 _MAX_PRODUCT = (-INT8_MIN) * (-INT8_MIN)
+#: Largest K whose int8 dot products are exact in float32: every integer up to
+#: 2**(nmant + 1) is a float32, and |partial sum| <= K * _MAX_PRODUCT.
+_F32_EXACT_K = (1 << (np.finfo(np.float32).nmant + 1)) // _MAX_PRODUCT
 
 
 def accumulator_bound(k: int, max_abs_bias: int = 0) -> int:
@@ -52,12 +70,48 @@ def check_accumulator(k: int, max_abs_bias: int = 0, acc_bits: int = 32) -> None
         )
 
 
+def check_bias(bias, n: int) -> tuple[np.ndarray, int]:
+    """Validate an int32 bias of shape ``(n,)``; return it as int64 and its largest magnitude."""
+    vb = as_int64(bias, "bias")
+    if vb.shape != (n,):
+        raise ValueError(f"bias must have shape ({n},), got {vb.shape}")
+    check_range(vb, INT32_MIN, INT32_MAX, "bias")
+    return vb, int(np.abs(vb).max()) if vb.size else 0
+
+
+def _integers(x, name: str) -> np.ndarray:
+    """``x`` as an integer array: ``np.int8`` kept as is, any other integer dtype as int64."""
+    v = np.asarray(x)
+    return v if v.dtype == np.int8 else as_int64(v, name)
+
+
+def _check_int8(v: np.ndarray, name: str) -> None:
+    if v.dtype != np.int8:  # an int8 dtype guarantees the range
+        check_range(v, INT8_MIN, INT8_MAX, name)
+
+
 def _int8_operand(x, name: str, ndim: int) -> np.ndarray:
-    v = as_int64(x, name)
+    v = _integers(x, name)
     if v.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {v.shape}")
-    check_range(v, INT8_MIN, INT8_MAX, name)
+    _check_int8(v, name)
     return v
+
+
+def exact_float_dtype(k: int) -> type:
+    """float32 if int8 dot products of length ``k`` are exact in it, else float64."""
+    return np.float32 if k <= _F32_EXACT_K else np.float64
+
+
+def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of validated int8-valued arrays, exactly, as int64 (module docstring).
+
+    The caller has checked the values and the accumulator bound
+    (:func:`check_accumulator`); this picks float32 BLAS when the reduction
+    length allows it and float64 otherwise.
+    """
+    dtype = exact_float_dtype(a.shape[-1])
+    return np.matmul(a.astype(dtype), b.astype(dtype)).astype(np.int64)
 
 
 def matmul_int(a, b) -> np.ndarray:
@@ -73,8 +127,8 @@ def matmul_int(a, b) -> np.ndarray:
     numpy.ndarray of int64, shape (..., M, N)
         Values fit int32 (checked by K).
     """
-    va = as_int64(a, "a")
-    vb = as_int64(b, "b")
+    va = _integers(a, "a")
+    vb = _integers(b, "b")
     if va.ndim < 2 or vb.ndim < 2:
         raise ValueError(
             f"matmul needs 2-D or batched operands, got shapes {va.shape} and {vb.shape}"
@@ -84,11 +138,10 @@ def matmul_int(a, b) -> np.ndarray:
             f"shape mismatch: a is {va.shape} (K={va.shape[-1]}) but b is {vb.shape} "
             f"(K={vb.shape[-2]})"
         )
-    check_range(va, INT8_MIN, INT8_MAX, "a")
-    check_range(vb, INT8_MIN, INT8_MAX, "b")
+    _check_int8(va, "a")
+    _check_int8(vb, "b")
     check_accumulator(va.shape[-1])
-    prod = np.matmul(va.astype(np.float64), vb.astype(np.float64))
-    return prod.astype(np.int64)
+    return exact_matmul(va, vb)
 
 
 def gemm_int(a, w, bias=None) -> np.ndarray:
@@ -119,17 +172,10 @@ def gemm_int(a, w, bias=None) -> np.ndarray:
             f"shape mismatch: a is {va.shape} (K={va.shape[1]}) but w is {vw.shape} "
             f"(K={vw.shape[0]})"
         )
-    n = vw.shape[1]
-    max_bias = 0
-    if bias is not None:
-        vb = as_int64(bias, "bias")
-        if vb.shape != (n,):
-            raise ValueError(f"bias must have shape ({n},), got {vb.shape}")
-        check_range(vb, INT32_MIN, INT32_MAX, "bias")
-        max_bias = int(np.abs(vb).max()) if vb.size else 0
+    vb, max_bias = (None, 0) if bias is None else check_bias(bias, vw.shape[1])
     check_accumulator(va.shape[1], max_bias)
-    acc = np.matmul(va.astype(np.float64), vw.astype(np.float64)).astype(np.int64)
-    if bias is not None:
+    acc = exact_matmul(va, vw)
+    if vb is not None:
         acc += vb
     return acc
 

@@ -15,6 +15,11 @@ Conventions
 * ``requantize(acc, m, s)`` is the dyadic requantizer of INTEGER_KERNELS.md:
   ``saturate_int8(round_shift(acc * m, s))`` with ``0 <= m < 2**31``,
   ``1 <= s <= 62`` and ``acc`` in int32, so ``acc * m`` always fits in int64.
+* ``pow2_rescale(x, f)`` moves a magnitude from scale ``S`` to ``S / 2**f``:
+  an exact left shift for ``f >= 0``, ``round_shift(x, -f)`` otherwise (the
+  "internal scale" step of the polynomial kernels).
+* ``check_signed`` / ``check_unsigned`` are golden's width assertions: a value
+  that does not fit the width the hardware declares raises ValueError naming it.
 """
 
 from __future__ import annotations
@@ -31,10 +36,16 @@ __all__ = [
     "S_MIN",
     "as_int64",
     "check_range",
+    "check_signed",
+    "check_unsigned",
+    "int_param",
     "int_range",
+    "pow2_rescale",
+    "pow2_rescale_limit",
     "requantize",
     "round_shift",
     "saturate",
+    "signed_bits",
     "wrap",
 ]
 
@@ -50,6 +61,23 @@ def int_range(bits: int) -> tuple[int, int]:
     if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or not 1 <= bits <= 63:
         raise ValueError(f"bits must be an integer in [1, 63], got {bits!r}")
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def int_param(value, name: str, lo: int, hi: int) -> int:
+    """A Python int parameter (a width, a count) in ``[lo, hi]``.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not an integer (bools included).
+    ValueError
+        ``value`` is outside ``[lo, hi]``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value}")
+    return int(value)
 
 
 def as_int64(x, name: str = "x") -> np.ndarray:
@@ -75,6 +103,22 @@ def check_range(x: np.ndarray, lo: int, hi: int, name: str) -> None:
         raise ValueError(
             f"{name} must lie in [{lo}, {hi}], got values in [{xmin}, {xmax}]"
         )
+
+
+def check_signed(x: np.ndarray, bits: int, name: str) -> None:
+    """Raise ValueError naming ``name`` unless every element fits ``bits`` signed bits."""
+    lo, hi = int_range(bits)
+    check_range(x, lo, hi, name)
+
+
+def check_unsigned(x: np.ndarray, bits: int, name: str) -> None:
+    """Raise ValueError naming ``name`` unless every element fits ``bits`` unsigned bits."""
+    check_range(x, 0, (1 << bits) - 1, name)
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Smallest two's-complement width holding every integer in ``[lo, hi]`` (``lo < 0 < hi``)."""
+    return max((-lo - 1).bit_length(), hi.bit_length()) + 1
 
 
 def wrap(x, bits: int) -> np.ndarray:
@@ -106,6 +150,27 @@ def round_shift(x, s) -> np.ndarray:
     return np.right_shift(v + half, sh)
 
 
+def pow2_rescale(x, f: int) -> np.ndarray:
+    """Move non-negative magnitudes ``x`` from scale ``S`` to the scale ``S / 2**f``.
+
+    ``x << f`` (exact) for ``f >= 0``; ``round_shift(x, -f)`` (round half up)
+    for ``f < 0``. Monotone in ``x``.
+    """
+    v = as_int64(x)
+    return np.left_shift(v, f) if f >= 0 else round_shift(v, -f)
+
+
+def pow2_rescale_limit(limit: int, f: int) -> int:
+    """A magnitude that :func:`pow2_rescale` by ``f`` maps to ``>= limit``.
+
+    ``ceil(limit / 2**f)`` for ``f >= 0`` and ``limit << -f`` (which maps to
+    ``limit`` exactly) otherwise. Because the rescaling is monotone, clamping
+    the input at this value first changes nothing once the rescaled value is
+    clamped at ``limit``, and it bounds the width of the shifter.
+    """
+    return -((-limit) >> f) if f >= 0 else limit << (-f)
+
+
 def requantize(acc, m, s, bits: int = 8) -> np.ndarray:
     """Dyadic requantization ``saturate(round_shift(acc * m, s), bits)``.
 
@@ -132,4 +197,7 @@ def requantize(acc, m, s, bits: int = 8) -> np.ndarray:
     check_range(a, INT32_MIN, INT32_MAX, "acc")
     check_range(mm, 0, M_MAX, "m")
     check_range(ss, S_MIN, S_MAX, "s")
-    return saturate(round_shift(a * mm, ss), bits)
+    # round_shift without its range checks: |acc * m| <= 2**31 * (2**31 - 1) < 2**62 and the
+    # rounding constant 2**(s-1) <= 2**61, so the sum fits int64 (docs/quantization.md).
+    half = np.left_shift(np.int64(1), ss - 1)
+    return saturate(np.right_shift(a * mm + half, ss), bits)

@@ -52,7 +52,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .intops import as_int64, check_range, int_range, round_shift, saturate
+from .intops import (
+    as_int64,
+    check_range,
+    check_signed,
+    check_unsigned,
+    int_param,
+    int_range,
+    round_shift,
+    saturate,
+)
+from .quant import positive_scale, real_array, real_scalar
 
 __all__ = [
     "CHANNELS_MAX",
@@ -147,35 +157,12 @@ def isqrt(n, return_iterations: bool = False):
     return root
 
 
-def _real(x, name: str) -> float:
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
-    value = float(x)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
-
-
-def _positive(x, name: str) -> float:
-    value = _real(x, name)
-    if value <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
 def _channel_vector(x, name: str, channels: int | None) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == np.bool_ or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
+    arr = real_array(x, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one value per channel), got shape {arr.shape}")
     if channels is not None and arr.shape[0] != channels:
         raise ValueError(f"{name} must have {channels} values (like gamma), got {arr.shape[0]}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got non-finite values")
     return arr
 
 
@@ -233,16 +220,12 @@ def layernorm_constants(
     if not 2 <= c <= CHANNELS_MAX:
         raise ValueError(f"LayerNorm needs 2 to {CHANNELS_MAX} channels, got {c}")
     b = _channel_vector(beta, "beta", c)
-    s_in = _positive(in_scale, "in_scale")
-    s_out = _positive(out_scale, "out_scale")
-    e = _real(eps, "eps")
+    s_in = positive_scale(in_scale, "in_scale")
+    s_out = positive_scale(out_scale, "out_scale")
+    e = real_scalar(eps, "eps")
     if e < 0.0:
         raise ValueError(f"eps must be >= 0, got {e!r}")
-    if isinstance(in_bits, bool) or not isinstance(in_bits, (int, np.integer)):
-        raise TypeError(f"in_bits must be an integer, got {type(in_bits).__name__}")
-    if not 2 <= in_bits <= IN_BITS_MAX:
-        raise ValueError(f"in_bits must lie in [2, {IN_BITS_MAX}], got {in_bits}")
-    in_bits = int(in_bits)
+    in_bits = int_param(in_bits, "in_bits", 2, IN_BITS_MAX)
 
     g_lim = (1 << (GAMMA_BITS - 1)) - 1
     ratio = np.abs(g) / s_out
@@ -294,15 +277,6 @@ def layernorm_constants(
     )
 
 
-def _signed(x: np.ndarray, bits: int, name: str) -> None:
-    lo, hi = int_range(bits)
-    check_range(x, lo, hi, name)
-
-
-def _unsigned(x: np.ndarray, bits: int, name: str) -> None:
-    check_range(x, 0, (1 << bits) - 1, name)
-
-
 def layernorm_int(q, consts: LayerNormConstants) -> np.ndarray:
     """Integer LayerNorm over the last axis with per-channel affine and int8 output.
 
@@ -336,26 +310,26 @@ def layernorm_int(q, consts: LayerNormConstants) -> np.ndarray:
     check_range(x, lo, hi, f"q (int{consts.in_bits} input)")
 
     s1 = x.sum(axis=-1, keepdims=True)
-    _signed(s1, consts.s1_bits, "LayerNorm sum(x)")
+    check_signed(s1, consts.s1_bits, "LayerNorm sum(x)")
     s2 = (x * x).sum(axis=-1, keepdims=True)
-    _unsigned(s2, consts.s2_bits, "LayerNorm sum(x**2)")
+    check_unsigned(s2, consts.s2_bits, "LayerNorm sum(x**2)")
     dev = c * x - s1
-    _signed(dev, consts.dev_bits, "LayerNorm dev = C*x - sum(x)")
+    check_signed(dev, consts.dev_bits, "LayerNorm dev = C*x - sum(x)")
     var = c * s2 - s1 * s1 + consts.q_eps
-    _unsigned(var, consts.var_bits, "LayerNorm C**2 * variance")
+    check_unsigned(var, consts.var_bits, "LayerNorm C**2 * variance")
 
     p = (ISQRT_BITS - bit_length(var)) // 2
     var_n = np.where(
         p >= 0, np.left_shift(var, 2 * np.maximum(p, 0)), np.right_shift(var, 2 * np.maximum(-p, 0))
     )
-    _unsigned(var_n, ISQRT_BITS, "LayerNorm normalized variance")
+    check_unsigned(var_n, ISQRT_BITS, "LayerNorm normalized variance")
     std = isqrt(var_n)
-    _unsigned(std, ISQRT_BITS // 2, "LayerNorm std")
+    check_unsigned(std, ISQRT_BITS // 2, "LayerNorm std")
     factor = np.where(std > 0, (1 << RECIP_K) // np.maximum(std, 1), 0)
-    _unsigned(factor, RECIP_K - ISQRT_BITS // 2 + 2, "LayerNorm factor")
+    check_unsigned(factor, RECIP_K - ISQRT_BITS // 2 + 2, "LayerNorm factor")
 
     norm = round_shift(dev * factor, RECIP_K - p - NORM_FRAC_BITS)
-    _signed(norm, consts.norm_bits, "LayerNorm normalized value")
+    check_signed(norm, consts.norm_bits, "LayerNorm normalized value")
     acc = norm * consts.gamma_int + consts.beta_int
-    _signed(acc, consts.acc_bits, "LayerNorm affine accumulator")
+    check_signed(acc, consts.acc_bits, "LayerNorm affine accumulator")
     return saturate(round_shift(acc, consts.gamma_shift + NORM_FRAC_BITS), 8)

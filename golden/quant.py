@@ -53,8 +53,13 @@ __all__ = [
     "dyadic",
     "dyadic_per_channel",
     "exact_ratio",
+    "exact_reciprocal",
+    "internal_shift",
+    "positive_scale",
     "quantize",
     "quantize_bias",
+    "real_array",
+    "real_scalar",
     "requant_constants",
     "weight_scales",
 ]
@@ -79,6 +84,99 @@ def _exact(value, name: str) -> Fraction:
     if isinstance(value, Fraction):
         return value
     return Fraction(int(value))
+
+
+def _real_float(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def real_scalar(value, name: str) -> float:
+    """``float(value)`` of a finite real scalar.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (bools and strings included).
+    ValueError
+        ``value`` is nan or infinite.
+    """
+    v = _real_float(value, name)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    return v
+
+
+def positive_scale(value, name: str = "scale") -> float:
+    """``float(value)`` of a real scale, which must be finite and > 0.
+
+    The check every kernel applies to a real-valued scale before deriving its
+    integer constants.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (bools and strings included).
+    ValueError
+        ``value`` is nan, infinite, zero or negative.
+    """
+    v = _real_float(value, name)
+    if not math.isfinite(v) or v <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    return v
+
+
+#: Range of :func:`internal_shift`, so that every rescaling shift stays within int64.
+_SHIFT_MIN, _SHIFT_MAX = -62, 30
+
+
+def internal_shift(scale: float, frac_bits: int) -> int:
+    """Smallest integer ``f`` with ``scale / 2**f <= 2**-frac_bits``.
+
+    The internal scale ``S / 2**f`` then lies in ``(2**-(frac_bits+1), 2**-frac_bits]``;
+    ``f`` is exact (from the binary exponent, :func:`math.frexp`). Used by the
+    polynomial kernels (i-exp, i-GELU) to run at a fixed resolution whatever
+    the input scale (:func:`~edgetron.golden.intops.pow2_rescale`).
+
+    Raises
+    ------
+    ValueError
+        ``f`` outside ``[-62, 30]``: the scale is outside
+        ``[2**(-62 - frac_bits), 2**(30 - frac_bits)]``.
+    """
+    mant, exp2 = math.frexp(scale)  # scale = mant * 2**exp2, mant in [0.5, 1)
+    f = frac_bits + (exp2 - 1 if mant == 0.5 else exp2)
+    if not _SHIFT_MIN <= f <= _SHIFT_MAX:
+        raise ValueError(
+            f"scale {scale!r} is outside the supported range "
+            f"[2**{_SHIFT_MIN - frac_bits}, 2**{_SHIFT_MAX - frac_bits}]"
+        )
+    return f
+
+
+def exact_reciprocal(d: int, n_max: int) -> tuple[int, int]:
+    """Multiplier and shift that replace division by the constant ``d``.
+
+    Returns the smallest ``s >= 0`` and ``m = ceil(2**s / d)`` such that
+    ``(n * m) >> s == n // d`` for every integer ``0 <= n <= n_max``.
+
+    With ``err = m * d - 2**s`` (``0 <= err < d``) one has
+    ``n * m / 2**s = n / d + n * err / (d * 2**s)``; the fractional part of
+    ``n / d`` is at most ``(d - 1) / d``, so the floor is unchanged whenever
+    ``n_max * err < 2**s``. That condition holds for
+    ``s = bits(n_max) + bits(d)`` at the latest, so the search terminates.
+    """
+    if d < 1 or n_max < 0:
+        raise ValueError(f"exact_reciprocal needs d >= 1 and n_max >= 0, got d={d}, n_max={n_max}")
+    s = 0
+    while True:
+        m = -((-(1 << s)) // d)
+        if n_max * (m * d - (1 << s)) < (1 << s):
+            return m, s
+        s += 1
 
 
 def _positive(value, name: str) -> Fraction:
@@ -189,20 +287,14 @@ def dyadic(multiplier, shift: int | None = None) -> tuple[int, int]:
         return m, s
     # mult in [2**e, 2**(e+1)) -> mult * 2**(_M_BITS - 1 - e) in [2**30, 2**31).
     s = min(S_MAX, _M_BITS - 1 - _floor_log2(mult))
+    if s >= S_MIN and _round_half_up(mult * (1 << s)) > M_MAX:
+        s -= 1  # rounding carried into bit 31: one bit less of shift
     if s < S_MIN:
         raise ValueError(
             f"multiplier {float(mult):.6g} is too large: the largest dyadic m / 2**s "
             f"has m = {M_MAX} and s = {S_MIN} ({M_MAX / (1 << S_MIN):.6g})"
         )
     m = _round_half_up(mult * (1 << s))
-    if m > M_MAX:  # rounding carried into bit 31: one bit less of shift
-        s -= 1
-        if s < S_MIN:
-            raise ValueError(
-                f"multiplier {float(mult):.6g} is too large: the largest dyadic m / 2**s "
-                f"has m = {M_MAX} and s = {S_MIN} ({M_MAX / (1 << S_MIN):.6g})"
-            )
-        m = _round_half_up(mult * (1 << s))
     if m == 0:
         raise ValueError(
             f"multiplier {float(mult):.6g} is too small: below 2**-{S_MAX + 1}, it rounds "
@@ -244,8 +336,12 @@ def dyadic_per_channel(multipliers, shift: int | None = None) -> tuple[np.ndarra
     return ms, ss
 
 
+def _is_vector(v) -> bool:
+    return isinstance(v, (np.ndarray, Sequence)) and not isinstance(v, (str, bytes))
+
+
 def requant_constants(input_scale, weight_scales, output_scale):
-    """Dyadic ``(m, s)`` of ``M[c] = S_x * S_w[c] / S_y`` for requantizing an accumulator.
+    """Dyadic ``(m, s)`` of ``M[c] = S_x * S_w[c] / S_y[c]`` for requantizing an accumulator.
 
     Parameters
     ----------
@@ -254,26 +350,43 @@ def requant_constants(input_scale, weight_scales, output_scale):
     weight_scales : positive real or 1-D sequence of positive reals
         ``S_w`` per output channel (a scalar for a per-tensor operand, e.g. the
         second activation of an attention GEMM).
-    output_scale : positive real
-        ``S_y``, scale of the int8 output.
+    output_scale : positive real or 1-D sequence of positive reals
+        ``S_y``, scale of the int8 output; a vector (one per channel, the length
+        of ``weight_scales``) when the output columns form several tensors, e.g.
+        the Q, K and V column groups of a fused QKV projection.
 
     Returns
     -------
     (m, s)
         Python ints for a scalar ``weight_scales``, int64 arrays otherwise.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad scales (named, with the channel index), or a vector ``output_scale``
+        whose length differs from that of ``weight_scales``.
     """
-    if isinstance(weight_scales, (np.ndarray, Sequence)) and not isinstance(
-        weight_scales, (str, bytes)
-    ):
+    if _is_vector(weight_scales):
         items = _items(weight_scales, "weight_scales")
+        if _is_vector(output_scale):
+            outs = _items(output_scale, "output_scale")
+            if len(outs) != len(items):
+                raise ValueError(
+                    f"output_scale must have {len(items)} values (one per channel of "
+                    f"weight_scales), got {len(outs)}"
+                )
+            out_names = [f"output_scale[{c}]" for c in range(len(items))]
+        else:
+            outs, out_names = [output_scale] * len(items), ["output_scale"] * len(items)
         ratios = [
             exact_ratio(
-                (input_scale, sw), output_scale,
-                ("input_scale", f"weight_scales[{c}]", "output_scale"),
+                (input_scale, sw), out, ("input_scale", f"weight_scales[{c}]", out_name),
             )
-            for c, sw in enumerate(items)
+            for c, (sw, out, out_name) in enumerate(zip(items, outs, out_names, strict=True))
         ]
         return dyadic_per_channel(ratios)
+    if _is_vector(output_scale):
+        raise ValueError("a vector output_scale needs a vector of weight_scales of the same length")
     return dyadic(
         exact_ratio(
             (input_scale, weight_scales), output_scale,
@@ -283,7 +396,8 @@ def requant_constants(input_scale, weight_scales, output_scale):
 
 
 # ---- scales ---------------------------------------------------------------------------
-def _real_array(x, name: str) -> np.ndarray:
+def real_array(x, name: str) -> np.ndarray:
+    """``x`` as a float64 array of finite reals (TypeError / ValueError naming ``name``)."""
     arr = np.asarray(x)
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -336,7 +450,7 @@ def activation_scale(x, bits: int = 8, percentile: float | None = None) -> float
         Empty, non-finite or all-zero ``x`` (the scale is undefined), or a
         percentile outside (0, 100].
     """
-    arr = _real_array(x, "x")
+    arr = real_array(x, "x")
     if arr.size == 0:
         raise ValueError("x is empty; cannot calibrate a scale")
     mag = np.abs(arr)
@@ -378,7 +492,7 @@ def weight_scales(w, axis: int, bits: int = 8) -> np.ndarray:
     ValueError
         Non-finite or all-zero weights, a 0-D array or a bad axis.
     """
-    arr = _real_array(w, "w")
+    arr = real_array(w, "w")
     if arr.ndim == 0:
         raise ValueError("w must have at least one axis (the output channels)")
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not (
@@ -396,7 +510,7 @@ def weight_scales(w, axis: int, bits: int = 8) -> np.ndarray:
 
 
 def _broadcast_scale(scale, shape: tuple, axis: int | None) -> np.ndarray:
-    sc = _real_array(scale, "scale")
+    sc = real_array(scale, "scale")
     if sc.size and (sc <= 0).any():
         raise ValueError("scale must be positive")
     if axis is None:
@@ -435,7 +549,7 @@ def quantize(x, scale, axis: int | None = None, bits: int = 8) -> np.ndarray:
     -------
     numpy.ndarray of int64
     """
-    arr = _real_array(x, "x")
+    arr = real_array(x, "x")
     sc = _broadcast_scale(scale, arr.shape, axis)
     lo, hi = int_range(bits)
     q = np.floor(arr / sc + 0.5)
@@ -468,11 +582,11 @@ def quantize_bias(bias, input_scale, weight_scales) -> np.ndarray:
         a saturated bias is a silently wrong layer), with the channel index,
         or non-finite / mis-shaped inputs.
     """
-    b = _real_array(bias, "bias")
+    b = real_array(bias, "bias")
     if b.ndim != 1:
         raise ValueError(f"bias must be 1-D, got shape {b.shape}")
     sx = float(_positive(input_scale, "input_scale"))
-    sw = _real_array(weight_scales, "weight_scales")
+    sw = real_array(weight_scales, "weight_scales")
     if sw.ndim not in (0, 1) or (sw.ndim == 1 and sw.shape != b.shape):
         raise ValueError(f"weight_scales must be a scalar or have shape {b.shape}, got {sw.shape}")
     if sw.size and (sw <= 0).any():

@@ -44,6 +44,7 @@ from .intops import (
     int_range,
     round_shift,
     saturate,
+    signed_bits,
 )
 from .quant import dyadic, exact_ratio
 
@@ -56,16 +57,11 @@ __all__ = [
 ]
 
 
-def _signed_bits(lo: int, hi: int) -> int:
-    """Smallest two's-complement width holding every integer in ``[lo, hi]`` (lo < 0 < hi)."""
-    return max((-lo - 1).bit_length(), hi.bit_length()) + 1
-
-
-_INT8_BITS = _signed_bits(INT8_MIN, INT8_MAX)
+_INT8_BITS = signed_bits(INT8_MIN, INT8_MAX)
 #: Width of ``a * m_a``: int8 times an unsigned multiplier ``0 <= m <= M_MAX``.
-RESIDUAL_PRODUCT_BITS = _signed_bits(INT8_MIN * M_MAX, INT8_MAX * M_MAX)
+RESIDUAL_PRODUCT_BITS = signed_bits(INT8_MIN * M_MAX, INT8_MAX * M_MAX)
 #: Width of ``a * m_a + b * m_b``.
-RESIDUAL_SUM_BITS = _signed_bits(2 * INT8_MIN * M_MAX, 2 * INT8_MAX * M_MAX)
+RESIDUAL_SUM_BITS = signed_bits(2 * INT8_MIN * M_MAX, 2 * INT8_MAX * M_MAX)
 
 
 class ResidualConstants(NamedTuple):

@@ -44,7 +44,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .intops import INT32_MAX, INT32_MIN, as_int64, check_range, round_shift
+from .intops import (
+    INT32_MAX,
+    INT32_MIN,
+    as_int64,
+    check_range,
+    check_unsigned,
+    pow2_rescale,
+    pow2_rescale_limit,
+    round_shift,
+)
+from .quant import exact_reciprocal, internal_shift, positive_scale
 
 __all__ = [
     "DIFF_BITS",
@@ -58,9 +68,9 @@ __all__ = [
     "ROW_MAX",
     "IExpConstants",
     "SoftmaxConstants",
-    "exact_reciprocal",
     "i_exp",
     "iexp_constants",
+    "softmax_apply",
     "softmax_constants",
     "softmax_int",
 ]
@@ -83,69 +93,11 @@ OUT_MAX = (1 << OUT_FRAC_BITS) - 1
 #: :func:`i_exp`), a ``DIFF_BITS``-bit signed value.
 _DIFF_MAG_MAX = INT32_MAX - INT32_MIN
 DIFF_BITS = _DIFF_MAG_MAX.bit_length() + 1
-#: Range of the rescaling shift ``f`` (so that every shift stays within int64).
-_PRE_SHIFT_MIN, _PRE_SHIFT_MAX = -62, 30
-
-
-def exact_reciprocal(d: int, n_max: int) -> tuple[int, int]:
-    """Multiplier and shift that replace division by the constant ``d``.
-
-    Returns the smallest ``s >= 0`` and ``m = ceil(2**s / d)`` such that
-    ``(n * m) >> s == n // d`` for every integer ``0 <= n <= n_max``.
-
-    With ``err = m * d - 2**s`` (``0 <= err < d``) one has
-    ``n * m / 2**s = n / d + n * err / (d * 2**s)``; the fractional part of
-    ``n / d`` is at most ``(d - 1) / d``, so the floor is unchanged whenever
-    ``n_max * err < 2**s``. That condition holds for
-    ``s = bits(n_max) + bits(d)`` at the latest, so the search terminates.
-    """
-    if d < 1 or n_max < 0:
-        raise ValueError(f"exact_reciprocal needs d >= 1 and n_max >= 0, got d={d}, n_max={n_max}")
-    s = 0
-    while True:
-        m = -((-(1 << s)) // d)
-        if n_max * (m * d - (1 << s)) < (1 << s):
-            return m, s
-        s += 1
-
-
-def _check_scale(scale, name: str = "scale") -> float:
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(
-        scale, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name} must be a real number, got {type(scale).__name__}")
-    value = float(scale)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
-def _pre_shift(scale: float, frac_bits: int) -> int:
-    """Smallest ``f`` with ``scale / 2**f <= 2**-frac_bits`` (exact, via frexp)."""
-    mant, exp2 = math.frexp(scale)  # scale = mant * 2**exp2, mant in [0.5, 1)
-    ceil_log2 = exp2 - 1 if mant == 0.5 else exp2
-    return frac_bits + ceil_log2
 
 
 def _rescale(mag: np.ndarray, f: int, clamp_in: int, clamp: int) -> np.ndarray:
-    """``min(pre(min(mag, clamp_in)), clamp)``: the exact change to an internal scale."""
-    m = np.minimum(mag, clamp_in)
-    m = np.left_shift(m, f) if f >= 0 else round_shift(m, -f)
-    return np.minimum(m, clamp)
-
-
-def _clamp_in(f: int, clamp: int) -> int:
-    """Largest useful input magnitude: every larger one rescales to ``>= clamp`` too."""
-    if f >= 0:
-        bound = -((-clamp) >> f)  # ceil(clamp / 2**f)
-    else:
-        bound = clamp << (-f)  # round_shift(bound, -f) == clamp exactly
-    return min(bound, _DIFF_MAG_MAX)
-
-
-def _width(x: np.ndarray, bits: int, name: str) -> None:
-    """Golden's width assertion for an unsigned intermediate (ValueError naming it)."""
-    check_range(x, 0, (1 << bits) - 1, name)
+    """``min(pre(min(mag, clamp_in)), clamp)``: the exact change to the internal scale."""
+    return np.minimum(pow2_rescale(np.minimum(mag, clamp_in), f), clamp)
 
 
 class IExpConstants(NamedTuple):
@@ -184,13 +136,8 @@ def iexp_constants(scale) -> IExpConstants:
     -------
     IExpConstants
     """
-    s = _check_scale(scale)
-    f = _pre_shift(s, EXP_FRAC_BITS)
-    if not _PRE_SHIFT_MIN <= f <= _PRE_SHIFT_MAX:
-        raise ValueError(
-            f"scale {s!r} is outside the supported range "
-            f"[2**{_PRE_SHIFT_MIN - EXP_FRAC_BITS}, 2**{_PRE_SHIFT_MAX - EXP_FRAC_BITS}]"
-        )
+    s = positive_scale(scale)
+    f = internal_shift(s, EXP_FRAC_BITS)
     s_int = math.ldexp(s, -f)
     q_ln2 = math.floor(_LN2 / s_int)
     q_b = math.floor(EXP_B / s_int)
@@ -210,7 +157,7 @@ def iexp_constants(scale) -> IExpConstants:
         s_ln2=s_ln2,
         z_max=z_max,
         u_max=u_max,
-        clamp_in=_clamp_in(f, u_max),
+        clamp_in=min(pow2_rescale_limit(u_max, f), _DIFF_MAG_MAX),
         l_max=l_max,
         out_scale=EXP_A * s_int * s_int,
         u_bits=u_max.bit_length(),
@@ -224,16 +171,16 @@ def iexp_constants(scale) -> IExpConstants:
 def _i_exp(d: np.ndarray, c: IExpConstants) -> tuple[np.ndarray, np.ndarray]:
     """Steps 2-5 of the datapath on validated ``d <= 0``: returns ``(L, z)``."""
     u = _rescale(-d, c.pre_shift, c.clamp_in, c.u_max)
-    _width(u, c.u_bits, "i-exp magnitude u")
+    check_unsigned(u, c.u_bits, "i-exp magnitude u")
     prod = u * c.m_ln2
-    _width(prod, c.recip_bits, "i-exp reciprocal product u*m_ln2")
+    check_unsigned(prod, c.recip_bits, "i-exp reciprocal product u*m_ln2")
     z = np.right_shift(prod, c.s_ln2)
-    _width(z, c.z_bits, "i-exp z")
+    check_unsigned(z, c.z_bits, "i-exp z")
     r = u - z * c.q_ln2
     t = c.q_b - r
-    _width(t, c.t_bits, "i-exp polynomial input q_p + q_b")
+    check_unsigned(t, c.t_bits, "i-exp polynomial input q_p + q_b")
     poly = t * t + c.q_c
-    _width(poly, c.l_bits, "i-exp polynomial L")
+    check_unsigned(poly, c.l_bits, "i-exp polynomial L")
     return poly, z
 
 
@@ -328,7 +275,18 @@ def softmax_int(q, scale) -> np.ndarray:
         ``q`` 0-d, empty or with rows longer than ``ROW_MAX``, values outside
         int32, or a scale that is not finite and positive.
     """
-    c = softmax_constants(scale)
+    return softmax_apply(q, softmax_constants(scale))
+
+
+def softmax_apply(q, consts: SoftmaxConstants) -> np.ndarray:
+    """:func:`softmax_int` with constants derived ahead of time (integers only at run time).
+
+    ``softmax_apply(q, softmax_constants(scale)) == softmax_int(q, scale)``;
+    the integer models derive the constants once at calibration.
+    """
+    if not isinstance(consts, SoftmaxConstants):
+        raise TypeError(f"consts must be SoftmaxConstants, got {type(consts).__name__}")
+    c = consts
     x = as_int64(q, "q")
     if x.ndim == 0:
         raise ValueError("q must have at least 1 dimension (rows along the last axis), got 0-d")
@@ -339,11 +297,11 @@ def softmax_int(q, scale) -> np.ndarray:
     d = x - x.max(axis=-1, keepdims=True)
     poly, z = _i_exp(d, c.iexp)
     e = np.right_shift(poly, np.minimum(z, c.z_cap) + c.exp_shift)
-    _width(e, c.exp_bits, "softmax exponential e")
+    check_unsigned(e, c.exp_bits, "softmax exponential e")
     total = e.sum(axis=-1, keepdims=True)
-    _width(total, c.sum_bits, "softmax row sum")
+    check_unsigned(total, c.sum_bits, "softmax row sum")
     factor = (1 << c.k) // total
-    _width(factor, c.factor_bits, "softmax reciprocal factor")
+    check_unsigned(factor, c.factor_bits, "softmax reciprocal factor")
     prod = e * factor
-    _width(prod, c.product_bits, "softmax product e*factor")
+    check_unsigned(prod, c.product_bits, "softmax product e*factor")
     return np.minimum(round_shift(prod, c.out_shift), OUT_MAX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,11 +13,15 @@ from edgetron.golden.gelu import (
     GELU_A,
     GELU_B,
     GELU_FRAC_BITS,
+    gelu_apply,
     gelu_constants,
     gelu_int,
     gelu_int8,
+    gelu_int8_apply,
+    gelu_int8_constants,
 )
 from edgetron.golden.intops import INT32_MAX, INT32_MIN
+from edgetron.golden.quant import dyadic
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 #: (scale, in_bits): int8 activations, fine int16, int32 accumulators, extremes.
@@ -161,3 +166,18 @@ def test_gelu_int8_bad_out_scale():
         gelu_int8([1], 0.1, math.inf, in_bits=8)
     with pytest.raises(ValueError, match=r"requantization ratio .* needs shift"):
         gelu_int8([1], 0.1, 1e-30, in_bits=8)
+
+
+def test_gelu_apply_and_int8_constants():
+    rng = np.random.default_rng(4)
+    q = rng.integers(INT32_MIN, INT32_MAX, size=500, endpoint=True)
+    c = gelu_constants(1e-4, 32)
+    np.testing.assert_array_equal(gelu_apply(q, c), gelu_int(q, 1e-4, 32))
+    k = gelu_int8_constants(1e-4, 0.02, 32)
+    assert k.gelu == c and k.out_scale == 0.02
+    assert (k.m, k.s) == dyadic(Fraction(c.out_scale) / Fraction(0.02))
+    np.testing.assert_array_equal(gelu_int8_apply(q, k), gelu_int8(q, 1e-4, 0.02, 32))
+    with pytest.raises(TypeError, match="consts must be GeluConstants"):
+        gelu_apply(q, k)
+    with pytest.raises(TypeError, match="consts must be GeluInt8Constants"):
+        gelu_int8_apply(q, c)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from edgetron.golden.gemm import (
     accumulator_bound,
     check_accumulator,
+    exact_float_dtype,
     gemm_int,
     gemm_requant,
     matmul_int,
@@ -189,3 +190,29 @@ def test_matmul_int_rejects_bad_input():
         matmul_int(np.zeros((1, 1), dtype=np.int8), np.full((1, 1), 200))
     with pytest.raises(ValueError, match=rf"K={K_MAX + 1} "):
         matmul_int(np.zeros((1, K_MAX + 1), dtype=np.int8), np.zeros((K_MAX + 1, 1), np.int8))
+
+
+def test_float32_path_is_exact_up_to_its_bound_and_float64_beyond():
+    # K = 1024 products of (-128)(-128) reach exactly 2**24, the last integer run that float32
+    # represents without gaps; every partial sum is an integer of at most that size.
+    assert exact_float_dtype(1024) is np.float32 and exact_float_dtype(1025) is np.float64
+    a = np.full((1, 1024), INT8_MIN, dtype=np.int8)
+    assert int(gemm_int(a, a.T)[0, 0]) == 2**24
+    # K = 1025 can reach 2**24 + 1, which float32 rounds away: the float64 path is needed.
+    a = np.full((1, 1025), INT8_MIN, dtype=np.int64)
+    w = a.T.copy()
+    a[0, -1], w[-1, 0] = 1, 1
+    assert int(gemm_int(a, w)[0, 0]) == 2**24 + 1
+    assert int(np.matmul(a.astype(np.float32), w.astype(np.float32))[0, 0]) != 2**24 + 1
+    assert int(matmul_int(a, w)[0, 0]) == 2**24 + 1
+
+
+@pytest.mark.parametrize("k", [192, 768, 1024, 1500])
+def test_int8_and_wider_integer_operands_agree(k):
+    rng = np.random.default_rng(k)
+    a, w = int8(rng, (5, k)), int8(rng, (k, 6))
+    bias = rng.integers(-(2**20), 2**20, size=6)
+    want = a.astype(np.int64) @ w.astype(np.int64) + bias
+    for da, dw in [(np.int8, np.int8), (np.int64, np.int8), (np.int32, np.int64)]:
+        np.testing.assert_array_equal(gemm_int(a.astype(da), w.astype(dw), bias), want)
+        np.testing.assert_array_equal(matmul_int(a.astype(da), w.astype(dw)), want - bias)

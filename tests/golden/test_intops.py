@@ -20,10 +20,16 @@ from edgetron.golden.intops import (
     S_MIN,
     as_int64,
     check_range,
+    check_signed,
+    check_unsigned,
+    int_param,
     int_range,
+    pow2_rescale,
+    pow2_rescale_limit,
     requantize,
     round_shift,
     saturate,
+    signed_bits,
     wrap,
 )
 
@@ -212,3 +218,41 @@ def test_check_range_names_the_tensor_and_range():
     check_range(np.array([], dtype=np.int64), 0, 1, "empty")
     with pytest.raises(ValueError, match=r"acc must lie in \[-3, 3\], got values in \[-4, 2\]"):
         check_range(np.array([-4, 2]), -3, 3, "acc")
+
+
+@FAST
+@given(x=st.integers(0, 2**40), f=st.integers(-30, 20), clamp=st.integers(1, 2**24))
+@example(x=3, f=-1, clamp=10)  # 1.5 rounds half up to 2
+@example(x=2**40, f=-30, clamp=1024)
+def test_pow2_rescale_and_its_clamp_limit(x, f, clamp):
+    want = x << f if f >= 0 else math.floor(Fraction(x, 2**-f) + Fraction(1, 2))
+    assert int(pow2_rescale(x, f)) == want
+    # Clamping the input at the limit first never changes the clamped result.
+    limit = pow2_rescale_limit(clamp, f)
+    assert int(pow2_rescale(limit, f)) >= clamp
+    assert min(int(pow2_rescale(min(x, limit), f)), clamp) == min(want, clamp)
+
+
+def test_width_checks_and_signed_bits():
+    check_signed(np.array([-128, 127]), 8, "y")
+    check_unsigned(np.array([0, 255]), 8, "u")
+    with pytest.raises(ValueError, match=r"y must lie in \[-128, 127\], got values in \[-129"):
+        check_signed(np.array([-129, 0]), 8, "y")
+    with pytest.raises(ValueError, match=r"u must lie in \[0, 255\]"):
+        check_unsigned(np.array([-1]), 8, "u")
+    for lo, hi in [(-128, 127), (-129, 127), (-128, 128), (-1, 1), (-(2**38), 2**38 - 1)]:
+        bits = signed_bits(lo, hi)
+        lo_b, hi_b = int_range(bits)
+        assert lo_b <= lo and hi <= hi_b  # fits ...
+        lo_s, hi_s = int_range(bits - 1)
+        assert lo < lo_s or hi > hi_s  # ... and one bit fewer does not
+
+
+def test_int_param():
+    assert int_param(np.int16(8), "in_bits", 2, 32) == 8
+    with pytest.raises(TypeError, match="in_bits must be an integer, got bool"):
+        int_param(True, "in_bits", 2, 32)
+    with pytest.raises(TypeError, match="in_bits must be an integer, got float"):
+        int_param(8.0, "in_bits", 2, 32)
+    with pytest.raises(ValueError, match=r"in_bits must lie in \[2, 32\], got 33"):
+        int_param(33, "in_bits", 2, 32)

@@ -18,8 +18,11 @@ from edgetron.golden.quant import (
     dyadic,
     dyadic_per_channel,
     exact_ratio,
+    internal_shift,
+    positive_scale,
     quantize,
     quantize_bias,
+    real_scalar,
     requant_constants,
     weight_scales,
 )
@@ -308,3 +311,41 @@ def test_calibrated_linear_layer_tracks_float():
     yd = dequantize(qy, sy)
     cos = float((yd * y).sum() / np.linalg.norm(yd) / np.linalg.norm(y))
     assert cos > 0.999
+
+
+def test_requant_constants_with_one_output_scale_per_channel():
+    sw = np.array([0.01, 0.003, 0.02])
+    sy = np.array([0.05, 0.05, 0.2])  # e.g. the Q/K/V column groups of a fused projection
+    ms, ss = requant_constants(0.02, sw, sy)
+    for c in range(3):
+        want = dyadic(Fraction(0.02) * Fraction(sw[c]) / Fraction(sy[c]))
+        assert (int(ms[c]), int(ss[c])) == want
+    with pytest.raises(ValueError, match="output_scale must have 3 values"):
+        requant_constants(0.02, sw, [0.05, 0.05])
+    with pytest.raises(ValueError, match="a vector output_scale needs a vector of weight_scales"):
+        requant_constants(0.02, 0.01, [0.05, 0.05])
+    with pytest.raises(ValueError, match=r"output_scale\[1\] must be positive"):
+        requant_constants(0.02, sw, [0.05, -1.0, 0.2])
+
+
+def test_scalar_checks_name_the_value():
+    assert positive_scale(np.float32(0.5)) == 0.5 and real_scalar(-3, "eps") == -3.0
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+            positive_scale(bad)
+    with pytest.raises(TypeError, match="out_scale must be a real number, got bool"):
+        positive_scale(True, "out_scale")
+    with pytest.raises(ValueError, match="eps must be finite, got nan"):
+        real_scalar(math.nan, "eps")
+    with pytest.raises(TypeError, match="eps must be a real number, got str"):
+        real_scalar("1", "eps")
+
+
+@pytest.mark.parametrize("frac_bits", [10, 12])
+def test_internal_shift_puts_the_scale_in_one_octave(frac_bits):
+    for scale in [4 / 127, 1e-4, 2.0**-frac_bits, 2.0 ** -(frac_bits + 1), 3.7, 1e-9]:
+        f = internal_shift(scale, frac_bits)
+        s_int = math.ldexp(scale, -f)
+        assert 2.0 ** -(frac_bits + 1) < s_int <= 2.0**-frac_bits
+    with pytest.raises(ValueError, match=r"scale .* outside the supported range \[2\*\*-74"):
+        internal_shift(2.0**-80, 12)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgetron.golden.intops import INT32_MAX, INT32_MIN
+from edgetron.golden.quant import exact_reciprocal
 from edgetron.golden.softmax import (
     EXP_A,
     EXP_B,
@@ -16,9 +17,9 @@ from edgetron.golden.softmax import (
     EXP_FRAC_BITS,
     OUT_MAX,
     ROW_MAX,
-    exact_reciprocal,
     i_exp,
     iexp_constants,
+    softmax_apply,
     softmax_constants,
     softmax_int,
 )
@@ -200,3 +201,14 @@ def test_iexp_and_constants_bad_inputs():
         softmax_constants(None)
     with pytest.raises(ValueError, match="exact_reciprocal needs d >= 1"):
         exact_reciprocal(0, 10)
+
+
+def test_softmax_apply_takes_the_derived_constants():
+    rng = np.random.default_rng(3)
+    q = rng.integers(-(2**20), 2**20, size=(3, 4, 50))
+    for scale in (1e-4, 4 / 127):
+        np.testing.assert_array_equal(
+            softmax_apply(q, softmax_constants(scale)), softmax_int(q, scale)
+        )
+    with pytest.raises(TypeError, match="consts must be SoftmaxConstants, got float"):
+        softmax_apply(q, 1e-4)
