@@ -1,0 +1,217 @@
+"""Reports of simulator results: text tables, JSON, and a per-op-kind breakdown plot.
+
+Everything here formats :class:`edgetron.sim.engine.SimResult` objects; nothing is
+recomputed. ``format_result`` is the table of ``edgetron sim``, ``format_comparison``
+the side-by-side table of ``edgetron compare``, ``plot_breakdown`` the matplotlib
+figure (cycles and energy per op kind, one bar per model).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgetron.sim.engine import SimResult
+from edgetron.sim.functional import FunctionalResult
+
+__all__ = [
+    "comparison_dict",
+    "format_comparison",
+    "format_result",
+    "kind_breakdown",
+    "plot_breakdown",
+    "result_dict",
+    "write_json",
+]
+
+_KIND_ORDER = ("gemm", "conv2d", "dwconv2d", "softmax", "layernorm", "gelu", "add",
+               "maxpool", "avgpool", "concat")
+
+
+def kind_breakdown(result: SimResult) -> dict[str, dict[str, float]]:
+    """Per op kind: ``ops``, ``macs``, ``cycles``, ``stall_cycles``, ``energy_uj``, ``dram_bytes``.
+
+    Kinds appear in a fixed order (matrix ops first); absent kinds are left out.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for r in result.ops:
+        v = r.values
+        d = out.setdefault(r.kind, {"ops": 0, "macs": 0, "cycles": 0, "stall_cycles": 0,
+                                    "energy_uj": 0.0, "dram_bytes": 0})
+        d["ops"] += 1
+        d["macs"] += v["macs"]
+        d["cycles"] += v["cycles"]
+        d["stall_cycles"] += v["stall_cycles"]
+        d["energy_uj"] += v["energy_pj"] / 1e6
+        d["dram_bytes"] += v["dram_read_bytes"] + v["dram_write_bytes"]
+    return {k: out[k] for k in _KIND_ORDER if k in out}
+
+
+def result_dict(result: SimResult, *, per_op: bool = True,
+                functional: FunctionalResult | None = None) -> dict[str, Any]:
+    """The JSON document of one run: ``trace``, ``config``, ``totals``, ``by_kind``, ``ops``."""
+    d = result.to_dict(per_op=per_op)
+    d["by_kind"] = kind_breakdown(result)
+    if functional is not None:
+        d["functional"] = {
+            "ok": functional.ok,
+            "ops_checked": len(functional.checks),
+            "failures": [
+                {"index": c.index, "name": c.name, "kind": c.kind, "mismatches": c.mismatches,
+                 "elements": c.elements, "calls": c.calls, "expected_calls": c.expected_calls}
+                for c in functional.failures
+            ],
+        }
+    return d
+
+
+def comparison_dict(results: Sequence[SimResult], *, per_op: bool = True) -> dict[str, Any]:
+    """The JSON document of ``edgetron compare``: the config and one entry per model."""
+    if not results:
+        raise ValueError("comparison_dict: no results")
+    return {
+        "config": results[0].config.to_dict(),
+        "models": [
+            {"trace": r.trace_name, "totals": r.totals, "by_kind": kind_breakdown(r),
+             **({"ops": [r.op_dict(i) for i in range(len(r.ops))]} if per_op else {})}
+            for r in results
+        ],
+    }
+
+
+def write_json(data: Any, path: str | Path) -> None:
+    """Write ``data`` as indented JSON to ``path`` (``-`` for standard output)."""
+    text = json.dumps(data, indent=2) + "\n"
+    if str(path) == "-":
+        print(text, end="")
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+
+
+def _si(v: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f}{unit}"
+    return f"{v:.0f}"
+
+
+def _config_line(result: SimResult) -> str:
+    c = result.config
+    return (f"{c.name}: {c.rows}x{c.cols} {c.dataflow}, {c.clock_mhz:g} MHz, "
+            f"SRAM {c.ifmap_sram_bytes // 1024}/{c.weight_sram_bytes // 1024}/"
+            f"{c.ofmap_sram_bytes // 1024} KiB, DRAM {c.dram_bytes_per_cycle:g} B/cycle, "
+            f"{c.vector_lanes} vector lanes, double buffer {'on' if c.double_buffer else 'off'}")
+
+
+def _totals_lines(result: SimResult) -> list[str]:
+    t = result.totals
+    return [
+        f"MACs {t['macs']:,}  cycles {t['cycles']:,} (GEMM unit {t['compute_cycles']:,}, "
+        f"vector {t['vector_cycles']:,}, DRAM stall {t['stall_cycles']:,})",
+        f"utilization {100 * t['utilization']:.1f} %  latency {t['latency_ms']:.3f} ms  "
+        f"energy {t['energy_uj']:,.1f} uJ  DRAM {t['dram_bytes'] / 1e6:,.2f} MB  "
+        f"SRAM {t['sram_bytes'] / 1e6:,.2f} MB",
+    ]
+
+
+def format_result(result: SimResult, *, per_op: bool = False) -> str:
+    """A readable table: config, per-kind breakdown, totals (and every op with ``per_op``)."""
+    lines = [f"{result.trace_name} on {_config_line(result)}"]
+    if per_op:
+        name_w = max(4, *(len(r.name) for r in result.ops))
+        head = (f"{'#':>4}  {'name':<{name_w}}  {'kind':<9}  {'MACs':>9}  {'cycles':>10}  "
+                f"{'stall':>9}  {'util %':>6}  {'DRAM B':>9}  {'energy uJ':>10}  tile")
+        lines += [head, "-" * len(head)]
+        for i, r in enumerate(result.ops):
+            d = result.op_dict(i)
+            tile = (f"{d['tile_m']}x{d['tile_k']}x{d['tile_n']} x{d['calls']}"
+                    if r.unit == "array" else "")
+            lines.append(
+                f"{i:>4}  {r.name:<{name_w}}  {r.kind:<9}  {_si(d['macs']):>9}  "
+                f"{d['cycles']:>10,}  {d['stall_cycles']:>9,}  {100 * d['utilization']:>6.1f}  "
+                f"{_si(d['dram_bytes']):>9}  {d['energy_uj']:>10.2f}  {tile}"
+            )
+        lines.append("")
+    total_cycles = max(1, result.totals["cycles"])
+    total_energy = result.totals["energy_uj"] or 1.0
+    lines.append(f"{'kind':<10} {'ops':>4} {'MACs':>9} {'cycles':>12} {'% cyc':>6} "
+                 f"{'stall':>10} {'energy uJ':>11} {'% E':>5}")
+    for kind, d in kind_breakdown(result).items():
+        lines.append(
+            f"{kind:<10} {d['ops']:>4} {_si(d['macs']):>9} {d['cycles']:>12,} "
+            f"{100 * d['cycles'] / total_cycles:>6.1f} {d['stall_cycles']:>10,} "
+            f"{d['energy_uj']:>11,.1f} {100 * d['energy_uj'] / total_energy:>5.1f}"
+        )
+    lines += _totals_lines(result)
+    return "\n".join(lines)
+
+
+def format_comparison(results: Sequence[SimResult]) -> str:
+    """Side-by-side table of several models on one config (metrics as rows)."""
+    if not results:
+        raise ValueError("format_comparison: no results")
+    names = [r.trace_name for r in results]
+    width = max(14, *(len(n) for n in names))
+    tots = [r.totals for r in results]
+    rows: list[tuple[str, list[str]]] = [
+        ("MACs", [f"{t['macs'] / 1e6:,.1f} M" for t in tots]),
+        ("cycles", [f"{t['cycles']:,}" for t in tots]),
+        ("  GEMM unit", [f"{t['compute_cycles']:,}" for t in tots]),
+        ("  vector unit", [f"{t['vector_cycles']:,}" for t in tots]),
+        ("  DRAM stall", [f"{t['stall_cycles']:,}" for t in tots]),
+        ("utilization", [f"{100 * t['utilization']:.1f} %" for t in tots]),
+        ("latency", [f"{t['latency_ms']:.3f} ms" for t in tots]),
+        ("inferences/s", [f"{1e3 / t['latency_ms']:,.1f}" for t in tots]),
+        ("energy", [f"{t['energy_uj']:,.1f} uJ" for t in tots]),
+        ("  of it DRAM", [f"{100 * t['energy_by_event_uj']['dram_byte'] / t['energy_uj']:.1f} %"
+                          for t in tots]),
+        ("DRAM traffic", [f"{t['dram_bytes'] / 1e6:,.2f} MB" for t in tots]),
+        ("SRAM traffic", [f"{t['sram_bytes'] / 1e6:,.2f} MB" for t in tots]),
+    ]
+    kinds = [k for k in _KIND_ORDER if any(k in kind_breakdown(r) for r in results)]
+    breakdowns = [kind_breakdown(r) for r in results]
+    for k in kinds:
+        cells = []
+        for r, b in zip(results, breakdowns, strict=True):
+            share = b.get(k, {}).get("cycles", 0) / max(1, r.totals["cycles"])
+            cells.append(f"{100 * share:.1f} %")
+        rows.append((f"cycles in {k}", cells))
+    label_w = max(len(label) for label, _ in rows)
+    lines = [f"on {_config_line(results[0])}",
+             f"{'':<{label_w}}  " + "  ".join(f"{n:>{width}}" for n in names)]
+    lines.append("-" * len(lines[-1]))
+    for label, cells in rows:
+        lines.append(f"{label:<{label_w}}  " + "  ".join(f"{c:>{width}}" for c in cells))
+    return "\n".join(lines)
+
+
+def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> None:
+    """Save a figure of cycles and energy per op kind, one stacked bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not results:
+        raise ValueError("plot_breakdown: no results")
+    names = [r.trace_name for r in results]
+    breakdowns = [kind_breakdown(r) for r in results]
+    kinds = [k for k in _KIND_ORDER if any(k in b for b in breakdowns)]
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 2.2 * len(results), 4.5))
+    for ax, key, label in ((axes[0], "cycles", "cycles (M)"),
+                           (axes[1], "energy_uj", "energy (mJ)")):
+        scale = 1e6 if key == "cycles" else 1e3
+        bottom = [0.0] * len(results)
+        for kind in kinds:
+            vals = [b.get(kind, {}).get(key, 0) / scale for b in breakdowns]
+            ax.bar(names, vals, bottom=bottom, label=kind)
+            bottom = [x + y for x, y in zip(bottom, vals, strict=True)]
+        ax.set_ylabel(label)
+        ax.set_title(label.split(" ")[0] + " by op kind")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    fig.suptitle(f"on {results[0].config.name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,479 @@
+"""On-chip buffers, DRAM and traffic: how an op is tiled, what it moves, where it stalls.
+
+The hardware (docs/simulator.md has the picture): the GEMM unit's three local SRAMs *are*
+the config's buffers -- ``ifmap_sram_bytes`` holds operand A, ``weight_sram_bytes``
+operand B, ``ofmap_sram_bytes`` the int32 accumulators (``rtl/matmul.py``; limits in
+:func:`edgetron.sim.systolic.matmul_fits`). A DMA engine moves data between DRAM
+(``dram_bytes_per_cycle``) and the units. Ops run one after the other; every activation
+goes to DRAM between ops (as in SCALE-Sim), weights and parameters come from DRAM.
+
+Tiling of a matrix op (:func:`plan_gemm`)
+-----------------------------------------
+Each of the op's ``count`` products ``(M x K) @ (K x N)`` is cut into GEMM-unit calls of
+at most ``mt x kt x nt`` that the buffers accept. Every call streams its whole A, B and
+per-channel parameter tile into the unit (the unit reloads its buffers per call), so a
+tile of ``mt`` rows re-fetches B ``ceil(M / mt)`` times and A ``ceil(N / nt)`` times:
+small buffers force re-fetch. With ``double_buffer`` the tiles must fit *half* of each
+buffer and the DMA loads the next call's operands (and stores the previous call's
+output) while the current call computes. The planner tries ``kt``: the whole ``K`` if a
+call of one row and one column accepts it, else the largest fitting number of whole
+array folds (the *K split*: the calls then emit int32 partial sums, which leave the array
+and are summed, then requantized, by the vector unit); ``nt``: ``cols * 2**j`` and ``N``
+(halved below ``cols`` only if none of those fits); ``mt``: the largest that fits with
+them; tile sizes are then evened out over the calls; the fewest cycles (then the least
+DRAM traffic) wins.
+With double buffering enabled both the half-buffer tiling (overlapped) and the
+whole-buffer tiling (not overlapped) are costed; the faster plan wins.
+
+Cost of a matrix op (:func:`gemm_costs`)
+----------------------------------------
+For one call with the phases of :func:`edgetron.sim.systolic.matmul_phases` (``t`` its
+cycles, ``load = max(a_beats, w_beats, ch_beats)``, ``tail = compute + drain``) and DRAM
+bytes ``L`` in (A, B, parameters) and ``S`` out, ``BW = dram_bytes_per_cycle``:
+
+* without double buffering the unit's input streams are fed from DRAM and its output
+  drains to DRAM: ``t + max(0, L/BW - load) + max(0, S/BW - tail)``;
+* with double buffering the DMA fills the idle half of each buffer, so the call's streams
+  run at full rate, and call ``i`` overlaps the load of call ``i+1`` and the store of call
+  ``i-1``: ``L_0/BW + sum_i max(t_i, (L_{i+1} + S_{i-1})/BW) + S_last/BW``. The model
+  charges each call its own ``L + S`` in the sum (exact when the calls are alike, which
+  all but the edge tiles are), ``max(t_0, L/BW)`` for the first, ``max(t_last, S/BW)``
+  for the last, and just ``t`` for a single call.
+
+The op's cycles are the sum over its calls (``count`` products, each cut into tiles),
+plus, with a K split, the vector unit's partial-sum pass
+(:func:`edgetron.sim.vector.psum_accumulate_cycles`, its DRAM stall included), rounded
+up to a whole cycle. ``compute`` is the GEMM unit's own cycles, ``stall`` the rest.
+
+Traffic, with real widths: A and B elements are ``ceil(bits / 8)`` bytes, accumulators
+and biases ``ceil(acc_bits / 8)``, one channel's parameters (bias, ``m``, ``s``)
+``ceil((acc_bits + 31 + 6) / 8)`` bytes, outputs ``ceil(out_bits / 8)`` or the
+accumulator width when not requantized; DRAM per operand (A, B, parameters, output,
+partial sums); SRAM per buffer (words as the unit reads and writes them, see
+:func:`call_counts`). A convolution's A is fetched as raw input rows
+(:func:`edgetron.sim.conv.im2col_dram_bytes`).
+
+Vector ops (:func:`vector_stall`)
+---------------------------------
+The vector units stream their operands from DRAM and their results back. Softmax and
+LayerNorm keep a row, pools ``r`` input rows, in the ofmap buffer (the GEMM unit is idle
+while a vector op runs); with double buffering two rows must fit for the next row's load
+to overlap. A row that does not fit at all is an error naming the op and the buffer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from edgetron.config import SimParams
+from edgetron.golden.intops import M_MAX, S_MAX
+from edgetron.golden.softmax import EXP_BITS
+
+from .conv import im2col_dram_bytes
+from .systolic import DATAFLOW_IS, DATAFLOW_OS, matmul_fits, matmul_phases
+from .vector import psum_accumulate_cycles
+
+__all__ = [
+    "COLUMNS",
+    "ERR_NONE",
+    "ERR_ROW_BUFFER",
+    "M_BITS",
+    "NCOL",
+    "SOFTMAX_EXP_BYTES",
+    "S_BITS",
+    "call_counts",
+    "ch_bytes",
+    "gemm_costs",
+    "half_buffers",
+    "plan_gemm",
+    "vector_stall",
+]
+
+#: Width of the dyadic multiplier ``m`` (golden ``M_MAX``) and of the shift ``s``.
+M_BITS = M_MAX.bit_length()
+S_BITS = S_MAX.bit_length()
+#: Bytes of one exponential ``e`` the softmax keeps between its second and third pass.
+SOFTMAX_EXP_BYTES = (EXP_BITS + 7) // 8
+
+#: Error codes of the accounting kernels (the engine turns them into ValueErrors).
+ERR_NONE = 0
+ERR_ROW_BUFFER = 1
+
+#: Columns of the per-op result row (float64), in order.
+COLUMNS = (
+    "cycles", "compute_cycles", "vector_cycles", "stall_cycles", "macs",
+    "dram_read_bytes", "dram_write_bytes", "dram_a_bytes", "dram_b_bytes",
+    "dram_param_bytes", "dram_out_bytes", "dram_psum_bytes",
+    "sram_read_bytes", "sram_write_bytes",
+    "ifmap_read_bytes", "ifmap_write_bytes", "weight_read_bytes", "weight_write_bytes",
+    "ofmap_read_bytes", "ofmap_write_bytes", "param_read_bytes", "param_write_bytes",
+    "ev_mac_int8", "ev_add_int32", "ev_mul_int32", "ev_reg_byte",
+    "energy_pj",
+    "calls", "tile_m", "tile_k", "tile_n", "double_buffered", "k_chunks",
+    "error", "error_need", "error_have",
+)
+NCOL = len(COLUMNS)
+(C_CYCLES, C_COMPUTE, C_VECTOR, C_STALL, C_MACS,
+ C_DRAM_RD, C_DRAM_WR, C_DRAM_A, C_DRAM_B, C_DRAM_PARAM, C_DRAM_OUT, C_DRAM_PSUM,
+ C_SRAM_RD, C_SRAM_WR,
+ C_IFMAP_RD, C_IFMAP_WR, C_WEIGHT_RD, C_WEIGHT_WR, C_OFMAP_RD, C_OFMAP_WR, C_PARAM_RD,
+ C_PARAM_WR,
+ C_EV_MAC, C_EV_ADD, C_EV_MUL, C_EV_REG,
+ C_ENERGY,
+ C_CALLS, C_TILE_M, C_TILE_K, C_TILE_N, C_DB, C_KCHUNKS,
+ C_ERR, C_ERR_NEED, C_ERR_HAVE) = range(NCOL)
+
+
+@njit(cache=True)
+def _cdiv(x, y):
+    return (x + y - 1) // y
+
+
+@njit(cache=True)
+def _bytes(bits):
+    return (bits + 7) // 8
+
+
+@njit(cache=True)
+def ch_bytes(p):
+    """Bytes of one output channel's parameters: bias (``acc_bits``), ``m`` and ``s``."""
+    return _bytes(p.acc_bits + M_BITS + S_BITS)
+
+
+@njit(cache=True)
+def half_buffers(p):
+    """``p`` with every buffer halved: what one tile may use when double-buffered."""
+    return SimParams(p.rows, p.cols, p.dataflow, p.input_bits, p.weight_bits, p.acc_bits,
+                     p.ifmap_sram_bytes // 2, p.weight_sram_bytes // 2,
+                     p.ofmap_sram_bytes // 2, p.dram_bytes_per_cycle, p.clock_mhz,
+                     p.vector_lanes, p.double_buffer)
+
+
+@njit(cache=True)
+def _largest(pp, which, hi, m, k, n):
+    """Largest value in [1, hi] of dimension ``which`` (0 m, 1 k, 2 n) that fits, or 0."""
+    lo = 0
+    top = hi
+    while lo < top:
+        mid = (lo + top + 1) // 2
+        mm = mid if which == 0 else m
+        kk = mid if which == 1 else k
+        nn = mid if which == 2 else n
+        if matmul_fits(pp, mm, kk, nn):
+            lo = mid
+        else:
+            top = mid - 1
+    return lo
+
+
+@njit(cache=True)
+def call_counts(pp, m, k, n, out32, a_b, w_b):
+    """Cycles, phases and SRAM / register / adder counts of one GEMM-unit call.
+
+    Returns ``(t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32)``:
+    ``t`` its cycles (:func:`edgetron.sim.systolic.matmul_cycles`), ``load`` the operand
+    load phase, ``tail`` compute + drain; bytes of the A (ifmap), B (weight) and
+    accumulator (ofmap) buffers read and written; bytes moved between PE registers;
+    int32 additions outside the PEs (accumulator-buffer updates and the bias).
+
+    Per dataflow (``R, C`` array, ``KF = ceil(k/R)``, words as in ``systolic``):
+
+    * ``ws``: ``S = ceil(n/C) * KF`` steps; A words (R lanes) written once, read once per
+      step (``m`` words); W written and read once; the accumulator buffer read and
+      written ``m`` words of C lanes per step; registers: per step ``m`` rows of
+      activations cross ``C`` PEs and partial sums cross ``R`` PEs, and a weight tile
+      shifts down its columns (``R (R + 1) / 2`` register hops per column).
+    * ``os``: ``ceil(m/R) * ceil(n/C)`` tiles each stream ``k`` A words and ``k`` W words;
+      no accumulator buffer; registers: operands cross the array, results shift out.
+    * ``is``: the transposed ``ws`` (A^T stationary, W^T streamed).
+    """
+    ph = matmul_phases(pp, m, k, n, out32)
+    load = max(ph.a_beats, ph.w_beats, ph.ch_beats)
+    t = ph.cmd + load + ph.compute + ph.drain
+    tail = ph.compute + ph.drain
+    r, c = pp.rows, pp.cols
+    acc_b = _bytes(pp.acc_bits)
+    kf = _cdiv(k, r)
+    preload = r * c * (r + 1) / 2.0
+    if pp.dataflow == DATAFLOW_OS:
+        tiles = _cdiv(m, r) * _cdiv(n, c)
+        if_wr = ph.a_beats * r * a_b
+        if_rd = tiles * k * r * a_b
+        w_wr = ph.w_beats * c * w_b
+        w_rd = tiles * k * c * w_b
+        of_rd = 0
+        of_wr = 0
+        reg = tiles * (k * r * c * (a_b + w_b) + preload * acc_b)
+        add32 = m * n
+    elif pp.dataflow == DATAFLOW_IS:
+        steps = _cdiv(m, c) * kf
+        if_wr = ph.a_beats * c * a_b
+        if_rd = if_wr
+        w_wr = ph.w_beats * r * w_b
+        w_rd = steps * n * r * w_b
+        of_wr = steps * n * c * acc_b
+        of_rd = of_wr
+        reg = steps * (n * r * c * (w_b + acc_b) + preload * a_b)
+        add32 = kf * m * n
+    else:
+        steps = _cdiv(n, c) * kf
+        if_wr = ph.a_beats * r * a_b
+        if_rd = steps * m * r * a_b
+        w_wr = ph.w_beats * c * w_b
+        w_rd = w_wr
+        of_wr = steps * m * c * acc_b
+        of_rd = of_wr
+        reg = steps * (m * r * c * (a_b + acc_b) + preload * w_b)
+        add32 = kf * m * n
+    return t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32
+
+
+@njit(cache=True)
+def _a_dram(m, k, kt, a_b, geom):
+    """DRAM bytes of a call's A tile: ``m * kt`` elements, or raw input rows for a conv."""
+    if geom[0] == 0:
+        return m * kt * a_b
+    return im2col_dram_bytes(m, kt, k, geom[1], geom[2], geom[3], geom[4], geom[5],
+                             geom[6], geom[7], geom[8], a_b)
+
+
+@njit(cache=True)
+def gemm_costs(p, pp, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, row):
+    """Account one matrix op tiled as ``mt x kt x nt`` into ``row`` (see :data:`COLUMNS`).
+
+    Parameters
+    ----------
+    p : SimParams
+        The config.
+    pp : SimParams
+        The buffers one tile may use (``p``, or :func:`half_buffers` when ``db``).
+    db : int
+        1 when the calls are double-buffered.
+    count, m, k, n : int
+        ``count`` independent ``(m x k) @ (k x n)`` products.
+    mt, kt, nt : int
+        Tile (one GEMM-unit call); ``kt < k`` is a K split.
+    out32 : int
+        1 when the op's output is the int32 accumulator (no requantization).
+    a_b, w_b, out_b : int
+        Bytes per element of A, B and of the requantized output.
+    geom : tuple of int
+        ``(is_conv, n_img, h, w, c_per_group, out_h, out_w, r, stride_h)``; ``is_conv`` 0
+        for a plain GEMM.
+    row : float64 array of NCOL
+        Filled in (the macs, energy and error columns are left to the caller).
+    """
+    bw = p.dram_bytes_per_cycle
+    acc_b = _bytes(p.acc_bits)
+    chb = ch_bytes(p)
+    nm = _cdiv(m, mt)
+    nk = _cdiv(k, kt)
+    nn = _cdiv(n, nt)
+    split = nk > 1
+    call_out32 = 1 if split else out32
+    call_out_b = acc_b if call_out32 == 1 else out_b
+    ms0, ms1 = mt, m - (nm - 1) * mt
+    ks0, ks1 = kt, k - (nk - 1) * kt
+    ns0, ns1 = nt, n - (nn - 1) * nt
+    compute = 0.0
+    busy = 0.0
+    # (t, L, S) of the first and of the last call, for the ends of the DMA pipeline.
+    t_first = -1.0
+    l_first = 0.0
+    s_first = 0.0
+    t_last = 0.0
+    l_last = 0.0
+    s_last = 0.0
+    calls = 0
+    for im in range(2):
+        mult_m = nm - 1 if im == 0 else 1
+        mm = ms0 if im == 0 else ms1
+        for ik in range(2):
+            mult_k = nk - 1 if ik == 0 else 1
+            kk = ks0 if ik == 0 else ks1
+            for jn in range(2):
+                mult_n = nn - 1 if jn == 0 else 1
+                nn_ = ns0 if jn == 0 else ns1
+                mult = mult_m * mult_k * mult_n
+                if mult == 0:
+                    continue
+                (t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg,
+                 add32) = call_counts(pp, mm, kk, nn_, call_out32, a_b, w_b)
+                a_dram = _a_dram(mm, k, kk, a_b, geom)
+                b_dram = kk * nn_ * w_b
+                par = nn_ * chb
+                out_dram = mm * nn_ * call_out_b
+                in_dram = a_dram + b_dram + par
+                f = float(mult * count)
+                compute += f * t
+                if db == 1:
+                    busy += f * max(float(t), (in_dram + out_dram) / bw)
+                else:
+                    busy += f * (t + max(0.0, in_dram / bw - load)
+                                 + max(0.0, out_dram / bw - tail))
+                row[C_DRAM_A] += f * a_dram
+                row[C_DRAM_B] += f * b_dram
+                row[C_DRAM_PARAM] += f * par
+                if split:
+                    row[C_DRAM_PSUM] += f * out_dram
+                else:
+                    row[C_DRAM_OUT] += f * out_dram
+                row[C_IFMAP_RD] += f * if_rd
+                row[C_IFMAP_WR] += f * if_wr
+                row[C_WEIGHT_RD] += f * w_rd
+                row[C_WEIGHT_WR] += f * w_wr
+                row[C_OFMAP_RD] += f * of_rd
+                row[C_OFMAP_WR] += f * of_wr
+                row[C_PARAM_RD] += f * par
+                row[C_PARAM_WR] += f * par
+                row[C_EV_REG] += f * reg
+                row[C_EV_ADD] += f * add32
+                if call_out32 == 0:
+                    row[C_EV_MUL] += f * mm * nn_
+                row[C_CALLS] += f
+                calls += mult * count
+                if t_first < 0.0:
+                    t_first, l_first, s_first = float(t), float(in_dram), float(out_dram)
+                t_last, l_last, s_last = float(t), float(in_dram), float(out_dram)
+    # Classes are visited full tiles first; the last one, (edge, edge, edge), always exists.
+    if db == 1:
+        # Call i overlaps the load of call i+1 and the store of call i-1; the sum above
+        # charged every call its own L + S, exact for alike calls except at the ends: the
+        # first call has no store before it, the last no load after it, and the first load
+        # and the last store are exposed.
+        if calls == 1:
+            busy = t_first
+        else:
+            busy += max(t_first, l_first / bw) - max(t_first, (l_first + s_first) / bw)
+            busy += max(t_last, s_last / bw) - max(t_last, (l_last + s_last) / bw)
+        busy += l_first / bw + s_last / bw
+    vector = 0.0
+    vstall = 0.0
+    if split:
+        vector = float(count * psum_accumulate_cycles(p, m * n, nk))
+        psum_rd = float(count * nk * m * n * acc_b)
+        final = float(count * m * n * (acc_b if out32 == 1 else out_b))
+        row[C_DRAM_PSUM] += psum_rd
+        row[C_DRAM_OUT] += final
+        vstall = max(0.0, (psum_rd + final) / bw - vector)
+        row[C_EV_ADD] += float(count * (nk - 1) * m * n)
+        if out32 == 0:
+            row[C_EV_MUL] += float(count * m * n)
+    row[C_COMPUTE] = compute
+    row[C_VECTOR] = vector
+    total = np.ceil(busy + vector + vstall)
+    row[C_CYCLES] = total
+    row[C_STALL] = total - compute - vector
+    row[C_DRAM_RD] = row[C_DRAM_A] + row[C_DRAM_B] + row[C_DRAM_PARAM]
+    row[C_DRAM_WR] = row[C_DRAM_OUT]
+    if split:
+        # Partial sums go out once and come back once.
+        row[C_DRAM_RD] += row[C_DRAM_PSUM] / 2.0
+        row[C_DRAM_WR] += row[C_DRAM_PSUM] / 2.0
+    row[C_SRAM_RD] = row[C_IFMAP_RD] + row[C_WEIGHT_RD] + row[C_OFMAP_RD] + row[C_PARAM_RD]
+    row[C_SRAM_WR] = row[C_IFMAP_WR] + row[C_WEIGHT_WR] + row[C_OFMAP_WR] + row[C_PARAM_WR]
+    row[C_TILE_M] = mt
+    row[C_TILE_K] = kt
+    row[C_TILE_N] = nt
+    row[C_DB] = db
+    row[C_KCHUNKS] = nk
+    return total
+
+
+@njit(cache=True)
+def _try_tile(p, pp, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row, best):
+    """Cost the tile ``(largest m, kt, cand)`` if it fits; keep it in ``best`` if better."""
+    if not matmul_fits(pp, 1, kt, cand):
+        return False
+    c = pp.cols
+    mt = _largest(pp, 0, m, 1, kt, cand)
+    mt = _cdiv(m, _cdiv(m, mt))
+    nn = _cdiv(n, cand)
+    even_n = min(_cdiv(_cdiv(n, nn), c) * c, cand)
+    row[:] = 0.0
+    cyc = gemm_costs(p, pp, db, count, m, k, n, mt, kt, even_n, out32, a_b, w_b, out_b,
+                     geom, row)
+    dram = row[C_DRAM_RD] + row[C_DRAM_WR]
+    if cyc < best[0] or (cyc == best[0] and dram < best[1]):
+        best[0] = cyc
+        best[1] = dram
+        best[2] = mt
+        best[3] = kt
+        best[4] = even_n
+        best[5] = db
+    return True
+
+
+@njit(cache=True)
+def _plan_in(p, pp, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best):
+    """Best tile within buffers ``pp``; updates ``best`` = (cycles, dram, mt, kt, nt, db)."""
+    if not matmul_fits(pp, 1, 1, 1):
+        return
+    r, c = pp.rows, pp.cols
+    if matmul_fits(pp, 1, k, 1):
+        kt = k
+    else:
+        kt = _largest(pp, 1, k, 1, 1, 1)
+        if kt >= r:
+            kt = (kt // r) * r
+        nk = _cdiv(k, kt)
+        even = _cdiv(_cdiv(k, nk), r) * r
+        if even <= kt:
+            kt = even
+    found = False
+    nt = c
+    while True:
+        cand = min(nt, n)
+        if _try_tile(p, pp, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row,
+                     best):
+            found = True
+        if cand >= n:
+            break
+        nt *= 2
+    # Narrower than the array (the input-stationary W buffer holds N * KF words): halve
+    # until a call fits; N = 1 always does, since K was chosen for it.
+    nt = min(c, n) // 2
+    while not found and nt >= 1:
+        found = _try_tile(p, pp, db, count, m, k, n, kt, nt, out32, a_b, w_b, out_b, geom,
+                          row, best)
+        nt //= 2
+
+
+@njit(cache=True)
+def plan_gemm(p, count, m, k, n, out32, a_b, w_b, out_b, geom, row):
+    """Choose the tiling of a matrix op and account it into ``row``; returns the cycles.
+
+    See the module docstring; with ``p.double_buffer`` both the half-buffer (overlapped)
+    and the whole-buffer (sequential) tilings are costed and the faster one is kept.
+    """
+    best = np.empty(6)
+    best[0] = np.inf
+    best[1] = np.inf
+    best[2] = 0
+    best[3] = 0
+    best[4] = 0
+    best[5] = 0
+    if p.double_buffer == 1:
+        _plan_in(p, half_buffers(p), 1, count, m, k, n, out32, a_b, w_b, out_b, geom, row,
+                 best)
+    _plan_in(p, p, 0, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
+    db = int(best[5])
+    pp = half_buffers(p) if db == 1 else p
+    row[:] = 0.0
+    return gemm_costs(p, pp, db, count, m, k, n, int(best[2]), int(best[3]), int(best[4]),
+                      out32, a_b, w_b, out_b, geom, row)
+
+
+@njit(cache=True)
+def vector_stall(p, overlap, vec, first_pass, last_pass, in_bytes, out_bytes):
+    """DRAM stall cycles of a vector op (float).
+
+    ``overlap`` 1 (double-buffered rows, or a single-pass streaming op):
+    ``max(0, (in + out)/BW - vec)``; 0: the input streams during the first pass and the
+    output during the last, ``max(0, in/BW - first_pass) + max(0, out/BW - last_pass)``.
+    """
+    bw = p.dram_bytes_per_cycle
+    if overlap == 1:
+        return max(0.0, (in_bytes + out_bytes) / bw - vec)
+    return max(0.0, in_bytes / bw - first_pass) + max(0.0, out_bytes / bw - last_pass)

@@ -1,0 +1,130 @@
+"""``edgetron sim`` and ``edgetron compare`` (edgetron/commands/, edgetron/report.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgetron.cli import main
+from edgetron.config import PRESETS
+from edgetron.report import format_comparison, kind_breakdown
+from edgetron.sim.engine import simulate
+from edgetron.workload import build_model, save_trace, to_scalesim, vit
+
+KEYS = ("macs", "cycles", "stall_cycles", "utilization", "latency_ms", "energy_uj",
+        "dram_bytes")
+
+
+def test_sim_prints_totals(capsys):
+    assert main(["sim", "resnet18", "--config", "edge-8"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18 on edge-8: 8x8 ws" in out
+    assert "MACs 1,814,073,344" in out
+    assert "conv2d" in out and "maxpool" in out
+
+
+def test_sim_per_op_and_json(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["sim", "vit-tiny", "--per-op", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "blocks.11.fc2" in out and f"wrote {path}" in out
+    d = json.loads(path.read_text())
+    assert d["trace"] == "vit-tiny" and d["config"]["name"] == "edge-16"
+    for key in KEYS:
+        assert key in d["totals"]
+        assert all(key in op for op in d["ops"])
+    assert d["totals"]["macs"] == 1_253_683_200
+    assert sum(op["macs"] for op in d["ops"]) == d["totals"]["macs"]
+    assert set(d["by_kind"]) == {"conv2d", "concat", "add", "layernorm", "gemm", "softmax",
+                                 "gelu"}
+
+
+def test_sim_json_to_stdout_is_pure_json(capsys):
+    assert main(["sim", "mobilenetv2", "--json", "-"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["totals"]["macs"] == build_model("mobilenetv2").macs
+
+
+def test_sim_reads_trace_files_scalesim_csvs_and_toml_configs(tmp_path, capsys):
+    small = vit(image_size=32, embed=32, heads=2, depth=1, classes=10)
+    save_trace(small, tmp_path / "small.json")
+    (tmp_path / "small.csv").write_text(to_scalesim(small))
+    (tmp_path / "cfg.toml").write_text('preset = "edge-8"\ndataflow = "os"\n')
+    assert main(["sim", str(tmp_path / "small.json"), "--config",
+                 str(tmp_path / "cfg.toml")]) == 0
+    assert "on edge-8: 8x8 os" in capsys.readouterr().out
+    assert main(["sim", str(tmp_path / "small.csv"), "--json", "-"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["totals"]["macs"] == sum(op.macs for op in small if op.unit == "array")
+
+
+def test_sim_functional(tmp_path, capsys):
+    small = vit(image_size=32, embed=32, heads=2, depth=1, classes=10)
+    save_trace(small, tmp_path / "small.json")
+    assert main(["sim", str(tmp_path / "small.json"), "--functional", "--config",
+                 "edge-8"]) == 0
+    assert "bit-exact with golden" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sim", "no-such-model"], "is neither a preset"),
+    (["sim", "vit-tiny", "--config", "edge-99"], "neither a preset"),
+    (["compare", "vit-tiny", "nope.json"], "is neither a preset"),
+])
+def test_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_bad_trace_and_config_files_are_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "edgetron-trace", "version": 1, "name": "x", "batch": 1, '
+                   '"ops": [{"id": 0, "name": "q", "kind": "gemm", "inputs": ["input"], '
+                   '"batch": 1, "m": 0, "k": 4, "n": 4, "weights": true}]}')
+    assert main(["sim", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "op 0 ('q'): m: 0 is out of range" in err and err.count("\n") == 1
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('preset = "edge-16"\ncols = 1000\n')
+    assert main(["sim", "resnet18", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "cols: 1000 is out of range; allowed [1, 256]" in err
+
+
+def test_unfittable_row_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text('preset = "edge-8"\nofmap_sram_bytes = 512\n')
+    assert main(["sim", "vit-tiny", "--config", str(tmp_path / "c.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "op 6 ('blocks.0.softmax', softmax)" in err and "ofmap_sram_bytes" in err
+
+
+def test_compare_table_plot_and_json(tmp_path, capsys):
+    plot = tmp_path / "b.png"
+    path = tmp_path / "c.json"
+    assert main(["compare", "vit-tiny", "resnet18", "--plot", str(plot), "--json",
+                 str(path)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "vit-tiny" in line)
+    assert header.index("vit-tiny") < header.index("resnet18")
+    for label in ("MACs", "cycles", "DRAM stall", "utilization", "latency", "energy",
+                  "DRAM traffic", "cycles in softmax", "cycles in conv2d"):
+        assert label in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    d = json.loads(path.read_text())
+    assert [m["trace"] for m in d["models"]] == ["vit-tiny", "resnet18"]
+    for m in d["models"]:
+        for key in KEYS:
+            assert key in m["totals"]
+            assert all(key in op for op in m["ops"])
+
+
+def test_report_breakdown_sums_to_totals():
+    res = simulate(build_model("vit-tiny"), PRESETS["edge-16"])
+    b = kind_breakdown(res)
+    assert sum(v["cycles"] for v in b.values()) == res.totals["cycles"]
+    assert sum(v["macs"] for v in b.values()) == res.totals["macs"]
+    assert sum(v["energy_uj"] for v in b.values()) == pytest.approx(res.totals["energy_uj"])
+    assert "vit-tiny" in format_comparison([res])
