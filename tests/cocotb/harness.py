@@ -1,0 +1,333 @@
+"""Reusable cocotb pieces for the edgetron testbenches (imported by tb_*.py).
+
+Timing model
+------------
+Every agent works once per clock cycle: it drives its inputs just after the
+falling edge, waits for ``ReadOnly`` (everything settled, including the
+combinational ``ready`` paths through the unit), and samples the handshake that
+will happen at the next rising edge. This is independent of whether a
+simulator shows pre- or post-edge register values right after a rising edge
+(Icarus and Verilator differ there). A handshake is stamped with the index of
+the rising edge it happens on (:meth:`Clocking.cycle`).
+
+Pieces
+------
+* :class:`Clocking`: clock, synchronous reset, cycle numbers.
+* :class:`Pause`: random pause generator (valid gaps, ready backpressure).
+* :class:`StreamSource`: drives ``<name>__payload/__valid`` and watches ``__ready``.
+* :class:`StreamSink`: drives ``<name>__ready`` with backpressure, collects beats and
+  checks the stream rule (an offered beat stays offered, unchanged, until taken).
+* :class:`Scoreboard`: compares integer arrays bit for bit and reports mismatches.
+* :class:`RequantModel`: golden model and payload codec of the requantizer.
+* :class:`GemmCase` and :class:`MatmulModel`: one GEMM invocation, and the golden model,
+  payload codec and timing model of the GEMM unit.
+* :func:`load_manifest`: the export manifest the pytest runner wrote for this build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import Event, FallingEdge, ReadOnly, RisingEdge, with_timeout
+
+from edgetron.config import AcceleratorConfig
+from edgetron.golden.gemm import gemm_int, gemm_requant
+from edgetron.golden.intops import requantize
+from edgetron.rtl.layouts import matmul_layouts
+from edgetron.rtl.matmul import MatmulUnit, check_shape, decode_matmul, encode_matmul
+from edgetron.rtl.requant import decode_requant, encode_requant
+from edgetron.sim.systolic import matmul_cycles
+
+__all__ = [
+    "CLOCK_NS",
+    "Clocking",
+    "GemmCase",
+    "MatmulModel",
+    "Pause",
+    "RequantModel",
+    "Scoreboard",
+    "StreamSink",
+    "StreamSource",
+    "load_manifest",
+]
+
+#: Clock period in ns (the value is arbitrary: only cycle counts are checked).
+CLOCK_NS = 10
+#: Cycles the synchronous reset is held.
+_RESET_CYCLES = 3
+
+
+def load_manifest() -> dict:
+    """The JSON manifest of the unit under test (path in ``EDGETRON_TB_MANIFEST``)."""
+    path = os.environ.get("EDGETRON_TB_MANIFEST")
+    if not path:
+        raise RuntimeError("EDGETRON_TB_MANIFEST is not set; run the tb from its pytest runner")
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class Clocking:
+    """Starts the clock of ``dut.clk``, applies reset, numbers cycles."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.clk = dut.clk
+
+    async def start(self, idle=()) -> None:
+        """Start a :data:`CLOCK_NS` clock and hold ``rst`` for a few cycles.
+
+        ``idle`` are the handshake inputs of the DUT (``valid`` of its input streams,
+        ``ready`` of its output streams), driven low from the start.
+        """
+        for sig in idle:
+            sig.value = 0
+        Clock(self.clk, CLOCK_NS, unit="ns").start()
+        self.dut.rst.value = 1
+        for _ in range(_RESET_CYCLES):
+            await RisingEdge(self.clk)
+        await FallingEdge(self.clk)
+        self.dut.rst.value = 0
+
+    def cycle(self) -> int:
+        """Index of the next rising edge (call between a falling and a rising edge)."""
+        return int(get_sim_time("ns") // CLOCK_NS) + 1
+
+
+class Pause:
+    """Bernoulli pause generator: ``pause()`` is True with probability ``p``."""
+
+    def __init__(self, p: float = 0.0, seed: int = 0):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"pause probability must lie in [0, 1), got {p}")
+        self.p = p
+        self._rng = random.Random(seed)
+
+    def __call__(self) -> bool:
+        return self.p > 0.0 and self._rng.random() < self.p
+
+
+class StreamSource:
+    """Drives one input stream of the DUT with random gaps between beats.
+
+    Its ``valid`` must be low before the first :meth:`send` (see :meth:`Clocking.start`).
+
+    ``valid`` is never withdrawn once a beat is offered (stream rule). The cycle
+    of every accepted beat is recorded in :attr:`accepted`.
+    """
+
+    def __init__(self, dut, name: str, clocking: Clocking, pause: Pause | None = None):
+        self.name = name
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.clocking = clocking
+        self.pause = pause or Pause()
+        self.accepted: list[int] = []
+
+    async def send(self, words) -> None:
+        """Send every word (an unsigned payload integer); returns after the last handshake."""
+        clk = self.clocking.clk
+        for word in words:
+            await FallingEdge(clk)
+            while self.pause():
+                self.valid.value = 0
+                await FallingEdge(clk)
+            self.valid.value = 1
+            self.payload.value = word
+            while True:
+                await ReadOnly()
+                if self.ready.value:
+                    self.accepted.append(self.clocking.cycle())
+                    break
+                await FallingEdge(clk)
+        await FallingEdge(clk)
+        self.valid.value = 0
+
+
+class StreamSink:
+    """Receives one output stream with random backpressure and checks the stream rule.
+
+    Beats land in :attr:`beats` as unsigned integers, their cycles in :attr:`cycles`.
+    """
+
+    def __init__(self, dut, name: str, clocking: Clocking, pause: Pause | None = None):
+        self.name = name
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.clocking = clocking
+        self.pause = pause or Pause()
+        self.beats: list[int] = []
+        self.cycles: list[int] = []
+        self._want = 0
+        self._done = Event()
+
+    async def receive(self, count: int, timeout_cycles: int) -> list[int]:
+        """Collect ``count`` more beats; fail if they take more than ``timeout_cycles``.
+
+        Returns in the read-only phase of the cycle of the last handshake: wait for a
+        clock edge before driving anything.
+        """
+        start = len(self.beats)
+        self._want = start + count
+        self._done.clear()
+        await with_timeout(self._done.wait(), timeout_cycles * CLOCK_NS, "ns")
+        return self.beats[start:]
+
+    async def run(self) -> None:
+        """The per-cycle loop (start with ``cocotb.start_soon``)."""
+        clk = self.clocking.clk
+        held = None  # payload offered but not taken in the previous cycle
+        while True:
+            await FallingEdge(clk)
+            take = not self.pause()
+            self.ready.value = int(take)
+            await ReadOnly()
+            valid = bool(self.valid.value)
+            payload = self.payload.value.to_unsigned() if valid else None
+            if held is not None and payload != held:
+                raise AssertionError(
+                    f"{self.name}: a beat offered under backpressure was withdrawn or changed "
+                    f"(cycle {self.clocking.cycle()})"
+                )
+            held = None
+            if valid and take:
+                self.beats.append(payload)
+                self.cycles.append(self.clocking.cycle())
+                if len(self.beats) >= self._want:
+                    self._done.set()
+            elif valid:
+                held = payload
+
+
+class Scoreboard:
+    """Bit-exact comparison of integer arrays against the golden model."""
+
+    def __init__(self, log):
+        self.log = log
+        self.checked = 0
+
+    def compare(self, what: str, got, expected) -> None:
+        """Raise AssertionError naming ``what`` and the first mismatches if they differ."""
+        g = np.asarray(got, dtype=np.int64)
+        e = np.asarray(expected, dtype=np.int64)
+        if g.shape != e.shape:
+            raise AssertionError(f"{what}: shape {g.shape} != golden {e.shape}")
+        bad = np.argwhere(g != e)
+        if bad.size:
+            first = ", ".join(
+                f"{tuple(int(i) for i in idx)}: {int(g[tuple(idx)])} != {int(e[tuple(idx)])}"
+                for idx in bad[:5]
+            )
+            raise AssertionError(
+                f"{what}: {len(bad)} of {e.size} values differ from golden; first {first}"
+            )
+        self.checked += e.size
+        self.log.info("%s: %d values match golden", what, e.size)
+
+
+class RequantModel:
+    """Golden model of the requantizer with its beat codec, from manifest parameters."""
+
+    def __init__(self, params: dict):
+        self.lanes = params["lanes"]
+        self.acc_bits = params["acc_bits"]
+        self.out_bits = params["out_bits"]
+
+    def encode(self, acc, m, s) -> list[int]:
+        """Input beats (rows of ``acc`` with per-lane ``m``, ``s``) as payload integers."""
+        return encode_requant(acc, m, s, acc_bits=self.acc_bits)
+
+    def decode(self, words) -> np.ndarray:
+        """Output payload integers as an int64 array (beats, lanes)."""
+        return decode_requant(words, self.lanes, out_bits=self.out_bits)
+
+    def expected(self, acc, m, s) -> np.ndarray:
+        """golden.intops.requantize of the same values."""
+        return requantize(acc, m, s, bits=self.out_bits)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GemmCase:
+    """Operands of one GEMM invocation: ``a`` (M, K), ``w`` (K, N), per-channel ``bias``,
+    ``mult``, ``shift`` (N,), and the output mode."""
+
+    a: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    out32: bool
+
+    @property
+    def m(self) -> int:
+        return self.a.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.a.shape[1]
+
+    @property
+    def n(self) -> int:
+        return self.w.shape[1]
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n
+
+
+class MatmulModel:
+    """Golden model of the GEMM unit: beat codec (rtl.matmul), results (golden.gemm) and
+    cycles (sim.systolic), for the config in the manifest."""
+
+    def __init__(self, config: dict):
+        self.cfg = AcceleratorConfig.from_dict(config, source="manifest")
+
+    def max_shape(self) -> tuple[int, int, int]:
+        """Largest M, K and N of one invocation (each with the other two at 1)."""
+        return MatmulUnit.max_shape(self.cfg)
+
+    def command_word(self, m: int, k: int, n: int, out32: bool) -> int:
+        """A raw ``cmd`` payload, also for shapes encode_matmul refuses (each dimension
+        must fit its field: 0 .. the maximum of :meth:`max_shape`)."""
+        m_max, k_max, n_max = self.max_shape()
+        lay = matmul_layouts(self.cfg, m_max=m_max, k_max=k_max, n_max=n_max)
+        return lay.cmd.const({"m": m, "k": k, "n": n, "out32": int(out32)}).as_value().value
+
+    def fits(self, m: int, k: int, n: int) -> bool:
+        """Whether one invocation accepts the shape."""
+        try:
+            check_shape(self.cfg, m, k, n)
+        except ValueError:
+            return False
+        return True
+
+    def encode(self, case) -> dict[str, list[int]]:
+        """Payload words per input stream (``cmd``, ``a``, ``w``, ``ch``)."""
+        return encode_matmul(self.cfg, case.a, case.w, case.bias, case.mult, case.shift,
+                             case.out32)
+
+    def out_beats(self, case) -> int:
+        """Output beats of one invocation: ``ceil(N / cols) * M``."""
+        return -(-case.n // self.cfg.cols) * case.m
+
+    def decode(self, case, words) -> np.ndarray:
+        """The (M, N) result from the output words."""
+        return decode_matmul(self.cfg, words, case.m, case.n, case.out32)
+
+    def expected(self, case) -> np.ndarray:
+        """golden.gemm.gemm_int (int32 mode) or gemm_requant (int8 mode)."""
+        if case.out32:
+            return gemm_int(case.a, case.w, case.bias)
+        return gemm_requant(case.a, case.w, case.bias, case.mult, case.shift)
+
+    def cycles(self, case) -> int:
+        """sim.systolic.matmul_cycles for the case's shape and output mode."""
+        return int(matmul_cycles(self.cfg.sim_params(), case.m, case.k, case.n,
+                                 int(case.out32)))
