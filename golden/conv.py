@@ -13,6 +13,15 @@ each of magnitude at most ``2**14``, plus the bias; shapes and biases for which
 ``C/groups * R * S * 2**14 + max|bias|`` could exceed ``2**31 - 1`` are rejected
 (:func:`edgetron.golden.gemm.check_accumulator`), never wrapped.
 
+Padding
+-------
+Every function takes ``padding`` as an int (all four sides), a pair ``(ph, pw)``
+(``ph`` zeros above and below, ``pw`` left and right) or four ints ``(top,
+bottom, left, right)``: asymmetric padding, as TensorFlow's ``SAME`` on even
+sizes and SCALE-Sim's partial last window produce (the trace's ``pad_top``,
+``pad_bottom``, ``pad_left``, ``pad_right``). The output height is
+``(H + top + bottom - R) // sh + 1`` (only whole windows), likewise the width.
+
 Max pooling keeps the input scale and ignores padding (a padded element never
 wins). Average pooling sums each window (zeros for padding, and ``n = R * S``
 always: PyTorch's ``count_include_pad=True``) and requantizes the sum with the
@@ -81,19 +90,56 @@ def _int8_nchw(x, name: str) -> np.ndarray:
     return v
 
 
-def conv2d_out_size(size: int, kernel: int, stride: int, pad: int, what: str = "height") -> int:
-    """Output length ``(size + 2 * pad - kernel) // stride + 1`` of one spatial axis.
+def _padding(value) -> tuple[int, int, int, int]:
+    """``padding`` (int, ``(ph, pw)`` or ``(top, bottom, left, right)``) as four sides."""
+    if _is_int(value):
+        sides = (int(value),) * 4
+    elif (isinstance(value, (tuple, list)) and len(value) in (2, 4)
+          and all(_is_int(v) for v in value)):
+        v = [int(p) for p in value]
+        sides = (v[0], v[0], v[1], v[1]) if len(v) == 2 else (v[0], v[1], v[2], v[3])
+    else:
+        raise TypeError(
+            f"padding must be an int or a pair of ints (ph, pw), or four ints (top, bottom, "
+            f"left, right); got {value!r}"
+        )
+    if min(sides) < 0:
+        raise ValueError(f"padding must be >= 0, got {value!r}")
+    return sides
+
+
+def _padding_text(pad: tuple[int, int, int, int]) -> str:
+    """``(ph, pw)`` for symmetric padding, ``(top, bottom, left, right) = (...)`` otherwise."""
+    top, bottom, left, right = pad
+    if top == bottom and left == right:
+        return f"({top}, {left})"
+    return f"(top, bottom, left, right) = {pad}"
+
+
+def conv2d_out_size(size: int, kernel: int, stride: int, pad, what: str = "height") -> int:
+    """Output length ``(size + before + after - kernel) // stride + 1`` of one spatial axis.
+
+    Parameters
+    ----------
+    size, kernel, stride : int
+        Input length, kernel length, stride of the axis.
+    pad : int or (before, after)
+        Zeros on both sides (an int), or on each side (top and bottom, or left and right).
+    what : str
+        The axis, for the message.
 
     Raises
     ------
     ValueError
         The kernel does not fit the padded input.
     """
-    padded = size + 2 * pad
+    before, after = (pad, pad) if _is_int(pad) else pad
+    padded = size + before + after
     if padded < kernel:
+        shown = f"2*{before}" if before == after else f"{before} + {after}"
         raise ValueError(
             f"kernel {what} {kernel} exceeds the padded input {what} {padded} "
-            f"({size} + 2*{pad})"
+            f"({size} + {shown})"
         )
     return (padded - kernel) // stride + 1
 
@@ -111,14 +157,15 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
     w : array of int8 values, shape (K, C/groups, R, S)
     bias : array of int32 values, shape (K,), optional
     stride : int or (sh, sw), each >= 1
-    padding : int or (ph, pw), each >= 0 (zeros on both sides)
+    padding : int, (ph, pw) or (top, bottom, left, right), each >= 0
+        Zeros around the input: on all sides, on both sides of each axis, or per side.
     groups : int >= 1 dividing C and K; ``groups == C`` with ``K = C * mult``
         is the depthwise convolution (channel multiplier ``mult``).
 
     Returns
     -------
     numpy.ndarray of int64, shape (N, K, Ho, Wo), values in the int32 range;
-    ``Ho = (H + 2 ph - R) // sh + 1`` and likewise ``Wo``.
+    ``Ho = (H + top + bottom - R) // sh + 1`` and likewise ``Wo``.
 
     Raises
     ------
@@ -133,7 +180,7 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
     vx = _int8_nchw(x, "x")
     vw = _int8_nchw(w, "w")
     sh, sw = _pair(stride, "stride", 1)
-    ph, pw = _pair(padding, "padding", 0)
+    pt, pb, pl, pr = _padding(padding)
     if not _is_int(groups):
         raise TypeError(f"groups must be an integer, got {groups!r}")
     if groups < 1:
@@ -153,13 +200,13 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
         raise ValueError(f"kernel size must be at least 1x1, got {r}x{s}")
     vb, max_bias = (None, 0) if bias is None else check_bias(bias, k)
     check_accumulator(cg * r * s, max_bias)
-    ho = conv2d_out_size(h, r, sh, ph, "height")
-    wo = conv2d_out_size(wd, s, sw, pw, "width")
+    ho = conv2d_out_size(h, r, sh, (pt, pb), "height")
+    wo = conv2d_out_size(wd, s, sw, (pl, pr), "width")
 
     dtype = exact_float_dtype(cg * r * s)  # exact: see the module docstring
     xf = vx.astype(dtype)
-    if ph or pw:
-        xf = np.pad(xf, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    if pt or pb or pl or pr:
+        xf = np.pad(xf, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     # (N, G, Cg, Ho, Wo, R, S) view of every window; columns are built one image at a
     # time so that memory stays at one image's (G, Ho*Wo, Cg*R*S) im2col matrix.
     win = sliding_window_view(xf, (r, s), axis=(2, 3))[:, :, ::sh, ::sw]
@@ -202,23 +249,24 @@ def _pool_setup(x, kernel, stride, padding):
     vx = _int8_nchw(x, "x")
     kr, ks = _pair(kernel, "kernel", 1)
     sh, sw = _pair(kernel if stride is None else stride, "stride", 1)
-    ph, pw = _pair(padding, "padding", 0)
-    if ph > kr // 2 or pw > ks // 2:
+    pad = _padding(padding)
+    pt, pb, pl, pr = pad
+    if max(pt, pb) > kr // 2 or max(pl, pr) > ks // 2:
         raise ValueError(
-            f"padding {(ph, pw)} must be at most half the kernel {(kr, ks)} "
-            f"(each window must overlap the input)"
+            f"padding {_padding_text(pad)} must be at most half the kernel {(kr, ks)} on "
+            f"each side (each window must overlap the input)"
         )
     # Raise when the kernel does not fit the padded input (the sizes follow from the view).
-    conv2d_out_size(vx.shape[2], kr, sh, ph, "height")
-    conv2d_out_size(vx.shape[3], ks, sw, pw, "width")
-    return vx, (kr, ks), (sh, sw), (ph, pw)
+    conv2d_out_size(vx.shape[2], kr, sh, (pt, pb), "height")
+    conv2d_out_size(vx.shape[3], ks, sw, (pl, pr), "width")
+    return vx, (kr, ks), (sh, sw), pad
 
 
 def _windows(v: np.ndarray, kernel, stride, pad, fill: int) -> np.ndarray:
     """(N, C, Ho, Wo, R, S) view of every pooling window of the padded ``v``."""
-    (kr, ks), (sh, sw), (ph, pw) = kernel, stride, pad
-    if ph or pw:
-        v = np.pad(v, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    (kr, ks), (sh, sw), (pt, pb, pl, pr) = kernel, stride, pad
+    if pt or pb or pl or pr:
+        v = np.pad(v, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
     return sliding_window_view(v, (kr, ks), axis=(2, 3))[:, :, ::sh, ::sw]
 
 
@@ -231,16 +279,21 @@ def maxpool2d(x, kernel, stride=None, padding=0) -> np.ndarray:
     kernel : int or (R, S)
     stride : int or (sh, sw), optional
         Defaults to the kernel (non-overlapping windows).
-    padding : int or (ph, pw)
-        At most half the kernel; padded positions never win (as if -inf).
+    padding : int, (ph, pw) or (top, bottom, left, right)
+        Each side at most half the kernel (``top, bottom <= R // 2``,
+        ``left, right <= S // 2``, as PyTorch requires of symmetric padding), so
+        that every window overlaps the input; padded positions never win (as if
+        -inf).
 
     Returns
     -------
     numpy.ndarray of int64, shape (N, C, Ho, Wo), values in int8.
     """
     vx, kern, strd, pad = _pool_setup(x, kernel, stride, padding)
-    # Every window overlaps the input (padding <= kernel // 2), so padding with the
-    # smallest int8 value is the same as ignoring the padded positions.
+    # Every window overlaps the input (with each side's padding <= kernel // 2 < kernel,
+    # the first window ends inside the input and the last one starts inside it, at most
+    # at H + bottom - R < H), so padding with the smallest int8 value is the same as
+    # ignoring the padded positions.
     return _windows(vx, kern, strd, pad, INT8_MIN).max(axis=(-2, -1))
 
 

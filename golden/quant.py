@@ -11,6 +11,12 @@ Quantization scheme (the contract of ``docs/quantization.md``)
   a dyadic number ``m / 2**s`` (:func:`dyadic`), so that at run time only
   :func:`edgetron.golden.intops.requantize` is needed (Jacob et al., CVPR 2018,
   section 2.2; I-BERT, Kim et al., ICML 2021, "dyadic requantization").
+* Fused activation (:data:`ACTIVATIONS`): after requantizing to ``S_y`` an op may
+  clamp its output to ``[lo, hi]`` (:func:`activation_bounds`,
+  :func:`activation_clamp`): ``relu`` has ``lo = 0``, ``relu6`` also
+  ``hi = min(qmax, floor(6 / S_y + 1/2))``, the images of the real bounds 0 and 6
+  under the quantizer (Jacob et al., section 2.4: the clamp is folded into the
+  output range).
 
 Rounding
 --------
@@ -45,9 +51,23 @@ from fractions import Fraction
 
 import numpy as np
 
-from .intops import INT32_MAX, INT32_MIN, M_MAX, S_MAX, S_MIN, as_int64, int_range
+from .intops import (
+    INT32_MAX,
+    INT32_MIN,
+    M_MAX,
+    S_MAX,
+    S_MIN,
+    as_int64,
+    check_signed,
+    int_param,
+    int_range,
+)
 
 __all__ = [
+    "ACTIVATIONS",
+    "RELU6_BOUND",
+    "activation_bounds",
+    "activation_clamp",
     "activation_scale",
     "dequantize",
     "dyadic",
@@ -63,6 +83,13 @@ __all__ = [
     "requant_constants",
     "weight_scales",
 ]
+
+#: Activation functions an op may fuse after its requantization (a clamp of the output).
+ACTIVATIONS = ("none", "relu", "relu6")
+#: Upper bound of ReLU6 in real units: ``relu6(x) = min(max(x, 0), 6)``.
+RELU6_BOUND = 6
+#: Widest output an activation clamp is defined for (``int_range`` allows up to 63 bits).
+_ACT_MAX_BITS = 63
 
 #: Bits of the unsigned dyadic multiplier m (31 for M_MAX = 2**31 - 1).
 _M_BITS = M_MAX.bit_length()
@@ -393,6 +420,86 @@ def requant_constants(input_scale, weight_scales, output_scale):
             ("input_scale", "weight_scales", "output_scale"),
         )
     )
+
+
+# ---- fused activations ------------------------------------------------------------------
+def activation_bounds(act: str, out_scale, bits: int = 8) -> tuple[int, int]:
+    """Integer clamp ``[lo, hi]`` of an activation fused after requantization to ``S_y``.
+
+    The bounds are the images of the real activation's bounds under the output
+    quantizer ``q = saturate(floor(x / S_y + 1/2), bits)`` (:func:`quantize`); since
+    quantizing is monotone, clamping a quantized value to them equals quantizing
+    the clamped real value:
+
+    * ``none``: ``(lo, hi) = (-2**(bits-1), 2**(bits-1) - 1)``, the saturation range;
+    * ``relu``: ``lo = 0`` (the real 0 is exactly ``q = 0``: zero point 0);
+    * ``relu6``: ``lo = 0``, ``hi = min(2**(bits-1) - 1, floor(6 / S_y + 1/2))``,
+      round half up, evaluated in exact rational arithmetic on the float ``S_y``
+      (no float division, so a tie ``6 / S_y = t + 1/2`` rounds up to ``t + 1``).
+      ``hi`` is 0 when ``S_y > 12``.
+
+    Parameters
+    ----------
+    act : {"none", "relu", "relu6"}
+        The fused activation (:data:`ACTIVATIONS`; the trace's ``act``).
+    out_scale : positive finite real
+        ``S_y``, the real scale of the requantized output (checked for every ``act``).
+    bits : int
+        Output width, 2..63 (8 for int8).
+
+    Returns
+    -------
+    (lo, hi) : tuple of int
+        ``int_range(bits)[0] <= lo <= hi <= int_range(bits)[1]``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown ``act``, a scale that is not a positive finite real, or a bad
+        ``bits`` (each named).
+    """
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise ValueError(f"act must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
+    scale = _positive(out_scale, "out_scale")
+    lo, hi = int_range(int_param(bits, "bits", 2, _ACT_MAX_BITS))
+    if act == "none":
+        return lo, hi
+    if act == "relu6":
+        hi = min(hi, _round_half_up(RELU6_BOUND / scale))
+    return 0, hi
+
+
+def activation_clamp(q, act: str, out_scale, bits: int = 8) -> np.ndarray:
+    """Apply a fused activation to requantized values: ``clip(q, *activation_bounds(...))``.
+
+    This is the last stage of a requantizing op (after
+    :func:`~edgetron.golden.intops.requantize`, whose saturation range contains
+    ``[lo, hi]``, so the two together are one clamp to ``[lo, hi]``).
+
+    Parameters
+    ----------
+    q : array of int
+        Requantized values, each in the signed ``bits`` range.
+    act, out_scale, bits
+        As :func:`activation_bounds`.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Values in ``[lo, hi]``, the shape of ``q``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``q``, or as :func:`activation_bounds`.
+    ValueError
+        ``q`` outside the signed ``bits`` range (it was not requantized to ``bits``),
+        or as :func:`activation_bounds`.
+    """
+    lo, hi = activation_bounds(act, out_scale, bits)
+    v = as_int64(q, "q")
+    check_signed(v, bits, "q")
+    return np.clip(v, lo, hi)
 
 
 # ---- scales ---------------------------------------------------------------------------

@@ -26,12 +26,13 @@ for bit:
 
 Every accumulation is checked against the int32 range, never wrapped.
 
-Operand conventions the trace leaves implicit (see docs/simulator.md): a gemm with
-``count > 1`` takes per-head column slices of a ``[tokens, heads * d]`` operand (head
-split) or row blocks of a ``[heads * tokens, d]`` one; its B operand of shape
-``[tokens, heads * d]`` is used transposed per head when ``k = d`` (``Q K^T``) and as is
-when ``k = tokens`` (``P V``); a ``[heads, tokens, d]`` output read as ``[tokens,
-heads * d]`` is merged head by head. Every other operand is a row-major reshape.
+Operands follow the trace exactly (docs/trace-format.md): every operand is the row-major
+reshape of its producer's (sliced) output into the op's ``in_shapes`` entry; a product
+of two activations takes its per-head matrices from the declared layout
+(:meth:`edgetron.workload.Gemm.product_view`: ``a_heads``, ``b_heads``, ``b_transposed``,
+``out_heads``). Fused activations are golden's :func:`~edgetron.golden.quant.activation_clamp`
+(the Numba requantizer clamps to golden's :func:`~edgetron.golden.quant.activation_bounds`),
+and pools and convolutions take the trace's four paddings as they are.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ from edgetron.golden.layernorm import (
     layernorm_constants,
     layernorm_int,
 )
-from edgetron.golden.quant import activation_scale, requant_constants
+from edgetron.golden.quant import (
+    activation_bounds,
+    activation_clamp,
+    activation_scale,
+    requant_constants,
+)
 from edgetron.golden.residual import residual_add, residual_constants
 from edgetron.golden.softmax import OUT_MAX, softmax_apply, softmax_constants
 from edgetron.workload import (
@@ -99,8 +105,6 @@ _BIAS_MAX = 1 << 14
 _LN_EPS = 1e-6
 #: Largest |normalized value| used to set a LayerNorm output scale (|x - mean| / std).
 _LN_RANGE = 4.0
-#: Upper clamp of ``relu6`` in real units.
-_RELU6 = 6.0
 
 
 # ------------------------------------------------------------------------------------------
@@ -424,44 +428,22 @@ def _slice(x: np.ndarray, ref: Ref) -> np.ndarray:
     return mat[:, r0:r1, c0:c1]
 
 
-def _heads_split_cols(mat: np.ndarray, count: int, width: int) -> np.ndarray:
-    """``[b, t, count*width]`` -> ``[b, count, t, width]`` (head h = columns h*width...)."""
-    b, t, _ = mat.shape
-    return mat.reshape(b, t, count, width).transpose(0, 2, 1, 3)
+def _products(op: Gemm, operand: str, x: np.ndarray) -> np.ndarray:
+    """A stored activation operand (``"a"`` or ``"b"``) as ``[batch * count, rows, cols]``."""
+    shape, axes = op.product_view(operand)
+    p = x.reshape(shape).transpose(axes)
+    return np.ascontiguousarray(p.reshape(-1, p.shape[2], p.shape[3]))
 
 
-def _gemm_operand(trace: Trace, i: int, j: int, src: np.ndarray) -> np.ndarray:
-    """Operand ``j`` of gemm ``i`` in its ``in_shape``, applying the attention conventions."""
-    op = trace[i]
-    want = op.in_shapes[j]
-    count = op.count
-    if j == 0:
-        rows, cols = op.m, op.k
-    else:
-        rows, cols = op.k, op.n
-    if src.ndim == 4 and count == 1 and j == 0:
-        _, h, pm, pn = src.shape
-        if pm == rows and h * pn == cols and h > 1:  # head merge
-            return src.transpose(0, 2, 1, 3).reshape(want)
-    mat = _matrix(src)
-    _, r, c = mat.shape
-    if j == 0:
-        if count > 1 and r == rows and c == count * cols:
-            return _heads_split_cols(mat, count, cols)
-        return mat.reshape(want)
-    v_layout = r == rows and c == count * cols  # [tokens, heads * d], k = tokens
-    kt_layout = r == op.n and c == count * op.k  # [tokens, heads * d], k = d: use K^T
-    if kt_layout and v_layout:
-        kt_layout = any(isinstance(trace[u], Softmax) for u in trace.consumers(i))
-    if kt_layout:
-        heads = _heads_split_cols(mat, count, op.k)  # [b, count, n, k]
-        return heads.transpose(0, 1, 3, 2).reshape(want)
-    if v_layout and count > 1:
-        return _heads_split_cols(mat, count, cols).reshape(want)
-    return mat.reshape(want)
+def _stored(op: Gemm, y: np.ndarray) -> np.ndarray:
+    """Products ``[batch, count, m, n]`` (any leading split) in the op's ``out_shape``."""
+    _, axes = op.product_view("out")
+    return y.reshape(op.batch, op.count, op.m, op.n).transpose(np.argsort(axes)).reshape(
+        op.out_shape)
 
 
 def _operands(trace: Trace, i: int, outputs: list, external: Callable) -> list[np.ndarray]:
+    """The operands of op ``i``: each producer's (sliced) output reshaped to ``in_shapes``."""
     op = trace[i]
     result = []
     for j, ref in enumerate(op.inputs):
@@ -469,8 +451,7 @@ def _operands(trace: Trace, i: int, outputs: list, external: Callable) -> list[n
         if ref.op is None:
             result.append(external(i, j, want))
             continue
-        src = _slice(outputs[ref.op], ref)
-        view = _gemm_operand(trace, i, j, src) if isinstance(op, Gemm) else src.reshape(want)
+        view = _slice(outputs[ref.op], ref).reshape(want)
         result.append(np.array(view, dtype=np.int64, order="C"))  # a copy, never a view
     return result
 
@@ -481,17 +462,6 @@ def _calibrate(real: np.ndarray) -> float:
         return activation_scale(real, percentile=CALIBRATION_PERCENTILE)
     except ValueError:
         return activation_scale(real) if np.any(real) else 1.0
-
-
-def _clamp_bounds(op: Op, out_scale: float) -> tuple[int, int]:
-    """Output range of the op with its fused activation (relu: 0; relu6: round(6 / S_y))."""
-    lo, hi = int_range(op.out_bits)
-    act = getattr(op, "act", "none")
-    if act in ("relu", "relu6"):
-        lo = 0
-    if act == "relu6":
-        hi = min(hi, int(np.floor(_RELU6 / out_scale + 0.5)))
-    return lo, hi
 
 
 def _bias(rng: np.random.Generator, k: int, size: int) -> np.ndarray:
@@ -524,8 +494,8 @@ def _prepare_matmul(op: Op, ops_in: list[np.ndarray], scales: list[float],
         else:
             w = None
             sw = np.full((op.count, op.n), scales[1])
-            a = x.reshape(op.batch * op.count, op.m, op.k)
-            b = ops_in[1].reshape(op.batch * op.count, op.k, op.n)
+            a = _products(op, "a", x)
+            b = _products(op, "b", ops_in[1])
             acc = matmul_int(a, b)  # [batch*count, m, n]
             in_scale = scales[0]
         bias = (_bias(rng, op.k, op.count * op.n).reshape(op.count, op.n) if op.bias
@@ -542,9 +512,9 @@ def _prepare_matmul(op: Op, ops_in: list[np.ndarray], scales: list[float],
         sw_flat = _weight_scales(rng, op.k, cg * op.r * op.s, per_channel)
         bias_flat = _bias(rng, cg * op.r * op.s, op.k) if op.bias else np.zeros(
             op.k, dtype=np.int64)
-        xn = np.pad(x, ((0, 0), (op.pad_top, op.pad_bottom), (op.pad_left, op.pad_right),
-                        (0, 0))).transpose(0, 3, 1, 2)
-        accn = conv2d_int(xn, w, bias_flat, (op.stride_h, op.stride_w), 0, groups)
+        pad = (op.pad_top, op.pad_bottom, op.pad_left, op.pad_right)
+        accn = conv2d_int(x.transpose(0, 3, 1, 2), w, bias_flat, (op.stride_h, op.stride_w),
+                          pad, groups)
         acc_nhwc = accn.transpose(0, 2, 3, 1)  # [n, oh, ow, k]
         kg = op.k // groups
         acc = acc_nhwc.reshape(-1, groups, kg).transpose(1, 0, 2)  # [groups, M, kg]
@@ -577,15 +547,13 @@ def _prepare_matmul(op: Op, ops_in: list[np.ndarray], scales: list[float],
             yq = requantize(acc, mq[0, 0], sq[0, 0], op.out_bits)
         else:
             yq = requantize(acc, mq[:, None, :], sq[:, None, :], op.out_bits)
-        lo, hi = _clamp_bounds(op, out_scale)
-        y = np.clip(yq, lo, hi)
+        y = activation_clamp(yq, op.act, out_scale, op.out_bits)
+        lo, hi = activation_bounds(op.act, out_scale, op.out_bits)
     # Back to the op's output layout.
     if isinstance(op, Gemm):
         if op.weights:
-            golden = y.reshape(op.count, op.batch, op.m, op.n).transpose(1, 0, 2, 3)
-        else:
-            golden = y.reshape(op.batch, op.count, op.m, op.n)
-        golden = golden.reshape(op.out_shape)
+            y = y.reshape(op.count, op.batch, op.m, op.n).transpose(1, 0, 2, 3)
+        golden = _stored(op, y)
     else:
         golden = y.transpose(1, 0, 2).reshape(op.out_shape)
     params = {"w": gemm_w, "bias": bias, "m": mq, "s": sq, "lo": lo, "hi": hi,
@@ -628,16 +596,13 @@ def _prepare_vector(op: Op, ops_in: list[np.ndarray], scales: list[float],
         real = x * s_in + b * s_b
         out_scale = _calibrate(real)
         rc = residual_constants(s_in, s_b, out_scale)
-        lo, hi = _clamp_bounds(op, out_scale)
-        y = np.clip(residual_add(x, b, rc.m_a, rc.m_b, rc.s), lo, hi)
+        y = activation_clamp(residual_add(x, b, rc.m_a, rc.m_b, rc.s), op.act, out_scale,
+                             op.out_bits)
+        lo, hi = activation_bounds(op.act, out_scale, op.out_bits)
         return OpData(ops_in, {"b": b, "rc": rc, "lo": lo, "hi": hi}, y, out_scale)
     if isinstance(op, (MaxPool, AvgPool)):
         xn = x.transpose(0, 3, 1, 2)
-        symmetric = op.pad_top == op.pad_bottom and op.pad_left == op.pad_right
-        if not symmetric:
-            raise ValueError(f"functional mode: golden pools take symmetric padding; "
-                             f"{op.kind} {op.name!r} has {op.describe()}")
-        pad = (op.pad_top, op.pad_left)
+        pad = (op.pad_top, op.pad_bottom, op.pad_left, op.pad_right)
         stride = (op.stride_h, op.stride_w)
         if isinstance(op, MaxPool):
             y = maxpool2d(xn, (op.r, op.s), stride, pad)
@@ -784,18 +749,16 @@ def _run_matmul(op: Op, d: OpData, p: Any, tile: tuple[int, int, int]) -> tuple[
             w = prm["w"]
             bias, mq, sq = prm["bias"], prm["m"], prm["s"]
         else:
-            a = x.reshape(op.batch * op.count, op.m, op.k)
-            w = np.ascontiguousarray(d.operands[1].reshape(op.batch * op.count, op.k, op.n))
+            a = _products(op, "a", x)
+            w = _products(op, "b", d.operands[1])
             reps = (op.batch, 1)
             bias, mq, sq = (np.tile(prm[key], reps) for key in ("bias", "m", "s"))
         out = np.empty((a.shape[0], a.shape[1], w.shape[2]), dtype=np.int64)
         calls, ok = gemm_tiled(a, w, bias, mq, sq, out32, prm["lo"], prm["hi"], mt, kt, nt,
                                p.rows, p.cols, p.dataflow, out)
         if op.weights:
-            y = out.reshape(op.count, op.batch, op.m, op.n).transpose(1, 0, 2, 3)
-        else:
-            y = out.reshape(op.batch, op.count, op.m, op.n)
-        result = y.reshape(op.out_shape)
+            out = out.reshape(op.count, op.batch, op.m, op.n).transpose(1, 0, 2, 3)
+        result = _stored(op, out)
     else:
         groups = op.c if isinstance(op, DwConv2d) else op.groups
         cg = op.c // groups

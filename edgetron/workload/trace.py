@@ -34,10 +34,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from edgetron.golden.quant import ACTIVATIONS
+
 __all__ = [
     "ACTIVATIONS",
     "BIAS_BITS",
     "FORMAT",
+    "HEAD_LAYOUTS",
     "KINDS",
     "MAX_DIM",
     "MAX_ELEMENTS",
@@ -86,8 +89,13 @@ BIAS_BITS = 32
 #: accumulator or a max of int8 values), ``tensor`` = one dyadic multiplier for the whole
 #: output, ``channel`` = one dyadic multiplier per output channel (per-channel weights).
 REQUANT = ("none", "tensor", "channel")
-#: Activation functions fused into the requantization stage of an op (a clamp).
-ACTIVATIONS = ("none", "relu", "relu6")
+#: How the ``count`` products of an activation x activation gemm lie in an operand's (or
+#: the output's) per-sample matrix: ``rows`` = product h is the h-th block of rows
+#: (``[count * rows, cols]``, a row-major ``[count, rows, cols]``), ``cols`` = the h-th
+#: block of columns (``[rows, count * cols]``: attention heads side by side in the
+#: features). The activations fused into a requantization (a clamp) are golden's
+#: :data:`~edgetron.golden.quant.ACTIVATIONS`.
+HEAD_LAYOUTS = ("rows", "cols")
 
 _BITS_RANGE = (2, 32)
 _ACC_BITS_RANGE = (8, 64)
@@ -447,11 +455,20 @@ class Op(abc.ABC):
             "inputs": [r.to_json() for r in self.inputs],
         }
         for field in self._FIELDS:
-            if field == "weight_bits" and self.weight_count == 0:
+            if self._unused(field):
                 continue
             value = getattr(self, field)
             d[field] = list(value) if isinstance(value, tuple) else value
         return d
+
+    def _unused(self, field: str) -> str | None:
+        """Why ``field`` does not apply to this op, or None if it does.
+
+        A field that does not apply is not written to JSON and is an error when given.
+        """
+        if field == "weight_bits" and self.weight_count == 0:
+            return "given for an op without weights"
+        return None
 
 
 # ------------------------------------------------------------------------------------------
@@ -473,6 +490,15 @@ class Gemm(Op):
         True: B is a constant weight matrix (``count * k * n`` elements, shared by the
         batch) and the op has one input, A. False: B is an activation too (attention
         scores, attention x V) and the op has two inputs, A then B.
+    a_heads, b_heads, out_heads : {"rows", "cols"}
+        Only for ``weights`` false (products of two activations): where product ``h``
+        lies in operand A's, operand B's and the output's per-sample matrix (see
+        :data:`HEAD_LAYOUTS`): ``rows`` (default) stacks the ``count`` matrices,
+        ``cols`` places them side by side (attention heads as column blocks of a
+        ``[tokens, heads * head_dim]`` token matrix). Default ``rows``.
+    b_transposed : bool
+        Only for ``weights`` false: B is stored as each product's ``n x k`` matrix and
+        used transposed (``Q K^T`` reads K as ``[tokens, head_dim]``). Default false.
     weight_bits : int
         Width of B when it is a weight, bits.
     acc_bits : int
@@ -490,15 +516,22 @@ class Gemm(Op):
     -----
     Operand A is ``[batch, m, k]`` (``[batch, count, m, k]`` if ``count > 1``), B (when an
     activation) ``[batch, k, n]`` / ``[batch, count, k, n]``, the output ``[batch, m, n]`` /
-    ``[batch, count, m, n]``. MACs ``batch * count * m * k * n``.
+    ``[batch, count, m, n]``, all in the ``rows`` layout; ``cols`` and ``b_transposed``
+    change the stored shapes (``in_shapes``, ``out_shape``) and :meth:`product_view`
+    maps each back to its products. MACs ``batch * count * m * k * n``.
     """
 
     kind: ClassVar[str] = "gemm"
     unit: ClassVar[str] = "array"
     _FIELDS: ClassVar[tuple[str, ...]] = (
-        "batch", "count", "m", "k", "n", "weights", "in_bits", "weight_bits", "acc_bits",
-        "out_bits", "bias", "requant", "act", "scale",
+        "batch", "count", "m", "k", "n", "weights", "a_heads", "b_heads", "b_transposed",
+        "out_heads", "in_bits", "weight_bits", "acc_bits", "out_bits", "bias", "requant",
+        "act", "scale",
     )
+    #: Fields that describe two activation operands: only written (and accepted) when
+    #: ``weights`` is false.
+    _LAYOUT_FIELDS: ClassVar[tuple[str, ...]] = ("a_heads", "b_heads", "b_transposed",
+                                                 "out_heads")
     _REQUIRED: ClassVar[tuple[str, ...]] = ("batch", "m", "k", "n", "weights")
     _RESHAPES: ClassVar[bool] = True
 
@@ -508,6 +541,10 @@ class Gemm(Op):
     n: int
     weights: bool
     count: int = 1
+    a_heads: str = "rows"
+    b_heads: str = "rows"
+    b_transposed: bool = False
+    out_heads: str = "rows"
     weight_bits: int = 8
     acc_bits: int = 32
     bias: bool = False
@@ -518,6 +555,17 @@ class Gemm(Op):
         for field in ("batch", "count", "m", "k", "n"):
             _check_int(getattr(self, field), field)
         _check_bool(self.weights, "weights")
+        for field in ("a_heads", "b_heads", "out_heads"):
+            _check_choice(getattr(self, field), field, HEAD_LAYOUTS)
+        _check_bool(self.b_transposed, "b_transposed")
+        if self.weights:
+            for field in self._LAYOUT_FIELDS:
+                if getattr(self, field) != _GEMM_LAYOUT_DEFAULTS[field]:
+                    raise TraceError(
+                        f"{field}: {getattr(self, field)!r} is only for a product of two "
+                        "activations (weights false); a gemm with weights has the "
+                        "default layout"
+                    )
         _check_int(self.weight_bits, "weight_bits", *_BITS_RANGE)
         _check_mac_options(self)
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
@@ -535,19 +583,72 @@ class Gemm(Op):
     def arity(self) -> int:
         return 1 if self.weights else 2
 
-    def _lead(self) -> tuple[int, ...]:
-        return (self.batch,) if self.count == 1 else (self.batch, self.count)
+    def _stored(self, layout: str, rows: int, cols: int) -> tuple[int, ...]:
+        """Shape of ``count`` ``rows x cols`` matrices per sample stored in ``layout``."""
+        if self.count == 1:
+            return (self.batch, rows, cols)
+        if layout == "cols":
+            return (self.batch, rows, self.count * cols)
+        return (self.batch, self.count, rows, cols)
+
+    def _b_dims(self) -> tuple[int, int]:
+        """Rows and columns of one product's B as stored (``n x k`` when transposed)."""
+        return (self.n, self.k) if self.b_transposed else (self.k, self.n)
 
     @property
     def in_shapes(self) -> tuple[tuple[int, ...], ...]:
-        a = (*self._lead(), self.m, self.k)
+        a = self._stored(self.a_heads, self.m, self.k)
         if self.weights:
             return (a,)
-        return (a, (*self._lead(), self.k, self.n))
+        return (a, self._stored(self.b_heads, *self._b_dims()))
 
     @property
     def out_shape(self) -> tuple[int, ...]:
-        return (*self._lead(), self.m, self.n)
+        return self._stored(self.out_heads, self.m, self.n)
+
+    def product_view(self, operand: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """How a stored operand holds the products: ``(shape, axes)``.
+
+        ``x.reshape(shape).transpose(axes)`` of an operand ``x`` in its stored shape (an
+        entry of ``in_shapes``, or ``out_shape``) is ``[batch, count, rows, cols]``, the
+        ``count`` matrices of each sample: A's ``m x k``, B's ``k x n`` (transposed back
+        when ``b_transposed``), the output's ``m x n``. For the output, the inverse
+        permutation of ``axes`` then ``reshape(out_shape)`` stores the products.
+
+        Parameters
+        ----------
+        operand : {"a", "b", "out"}
+            ``"b"`` only when ``weights`` is false (weights are not an operand).
+
+        Returns
+        -------
+        shape : tuple of 4 ints
+        axes : tuple of 4 ints
+            A permutation of ``(0, 1, 2, 3)``.
+
+        Raises
+        ------
+        ValueError
+            An unknown ``operand``, or ``"b"`` of a gemm with weights.
+        """
+        if operand == "a":
+            layout, rows, cols, transposed = self.a_heads, self.m, self.k, False
+        elif operand == "b" and not self.weights:
+            layout, transposed = self.b_heads, self.b_transposed
+            rows, cols = self._b_dims()
+        elif operand == "out":
+            layout, rows, cols, transposed = self.out_heads, self.m, self.n, False
+        else:
+            raise ValueError(
+                f"operand must be 'a', 'b' (weights false) or 'out', got {operand!r}"
+            )
+        if layout == "cols":
+            shape, axes = (self.batch, rows, self.count, cols), (0, 2, 1, 3)
+        else:
+            shape, axes = (self.batch, self.count, rows, cols), (0, 1, 2, 3)
+        if transposed:
+            axes = (*axes[:2], axes[3], axes[2])
+        return shape, axes
 
     @property
     def macs(self) -> int:
@@ -573,11 +674,31 @@ class Gemm(Op):
             text = f"{self.count} x {text}"
         return text if self.weights else text + " (act x act)"
 
+    def _unused(self, field: str) -> str | None:
+        if self.weights and field in self._LAYOUT_FIELDS:
+            return "given for a gemm with weights; operand layouts describe two activations"
+        return super()._unused(field)
+
+
+#: Defaults of the gemm layout fields (a gemm with weights must keep them).
+_GEMM_LAYOUT_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(Gemm) if f.name in Gemm._LAYOUT_FIELDS
+}
+
+
+def _check_act(op: Any) -> None:
+    _check_choice(op.act, "act", ACTIVATIONS)
+    if op.act != "none" and op.requant == "none":
+        raise TraceError(
+            f"act: {op.act!r} is a clamp fused into the requantization, but requant is "
+            "'none'; requantize ('tensor' or 'channel') or use act 'none'"
+        )
+
 
 def _check_mac_options(op: Any) -> None:
     _check_int(op.acc_bits, "acc_bits", *_ACC_BITS_RANGE)
     _check_bool(op.bias, "bias")
-    _check_choice(op.act, "act", ACTIVATIONS)
+    _check_act(op)
     if op.requant == "none" and op.out_bits != op.acc_bits:
         raise TraceError(
             f"out_bits: {op.out_bits} needs a requantization; with requant 'none' the "
@@ -1020,7 +1141,7 @@ class Add(_Elementwise):
         self._validate_shape()
         _check_bool(self.weights, "weights")
         _check_int(self.weight_bits, "weight_bits", *_BITS_RANGE)
-        _check_choice(self.act, "act", ACTIVATIONS)
+        _check_act(self)
         if self.requant == "channel":
             raise TraceError("requant: an add has no per-channel scales; use 'tensor' or 'none'")
 
@@ -1155,9 +1276,12 @@ class Trace:
     The links are checked here: each input refers to an earlier op; a slice lies within
     the producer's output; the operand shape matches the producer's (sliced) output
     exactly, except that gemm, softmax, layernorm and concat operands may be any
-    reshaping with the same batch and the same number of elements per sample (head
-    split and merge, flattening a feature map into tokens); and each operand's
-    ``in_bits`` equals the producer's ``out_bits``.
+    reshaping with the same batch and the same number of elements per sample (stacked
+    attention heads' rows, flattening a feature map into tokens); and each operand's
+    ``in_bits`` equals the producer's ``out_bits``. An operand's values are always the
+    row-major reshape of the producer's (sliced) output into the op's ``in_shapes``
+    entry; how attention heads are split and merged is the gemm's head layout
+    (:meth:`Gemm.product_view`), never inferred from shapes.
     """
 
     name: str
@@ -1217,7 +1341,7 @@ class Trace:
                 given = (b, r1 - r0, c1 - c0)
             want = op.in_shapes[j]
             if op._RESHAPES:
-                # Any same-size reshaping: head split/merge, feature map -> tokens.
+                # Any same-size (row-major) reshaping: stacked heads, map -> tokens.
                 same = given[0] == want[0] and _elements(given[1:]) == _elements(want[1:])
             elif sliced:
                 # A slice is a per-sample matrix; compare with the operand's matrix view.
@@ -1415,8 +1539,10 @@ def _op_from_dict(i: int, d: Any) -> Op:
                     f"{key}: {_show(d[key])} does not match the value {getattr(op, key)} "
                     "derived from the other fields"
                 )
-        if "weight_bits" in d and op.weight_count == 0:
-            raise TraceError("weight_bits: given for an op without weights")
+        for key in cls._FIELDS:
+            reason = op._unused(key) if key in d else None
+            if reason:
+                raise TraceError(f"{key}: {reason}")
     except TraceError as exc:
         raise TraceError(f"{where}: {exc}") from None
     return op

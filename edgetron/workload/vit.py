@@ -4,7 +4,12 @@ The op sequence of one encoder block is that of ``WORKLOADS.md``: layernorm, fus
 projection, per-head attention scores (scaled by ``1/sqrt(head_dim)``), softmax, per-head
 attention x V, output projection, residual add, layernorm, MLP fc1, GELU, fc2, residual
 add. The ``heads`` per-head products of one block are one :class:`~.trace.Gemm` with
-``count = heads`` whose operands are column slices of the QKV output.
+``count = heads`` whose operands are column slices of the QKV output, with the head
+layout explicit: Q, K and V hold head ``h`` in columns ``h * head_dim ...`` (``a_heads``
+/ ``b_heads`` ``cols``), the scores read K transposed (``b_transposed``), the softmax
+output stacks the heads' score rows (``a_heads`` ``rows``), and attention x V writes
+head ``h`` to columns ``h * head_dim ...`` of a ``[tokens, embed]`` output
+(``out_heads`` ``cols``, the head merge), which the projection reads as is.
 
 Integer widths follow the I-BERT split (``INTEGER_KERNELS.md``): int8 operands, int32
 accumulators; the attention scores and fc1 outputs stay int32 (``requant`` ``none``) so
@@ -164,18 +169,18 @@ def _block(
         weights=True, bias=True, requant="channel",
     ))
     q, k, v = (Ref(qkv, cols=(j * embed, (j + 1) * embed)) for j in range(3))
-    scores = add(Gemm(
+    scores = add(Gemm(  # Q K^T per head: [heads, tokens, tokens], rows stacked by head
         name=f"{prefix}.attn_scores", inputs=(q, k), batch=batch, count=heads, m=tokens,
-        k=head_dim, n=tokens, weights=False, out_bits=ACC_BITS, requant="none",
-        scale=1 / math.sqrt(head_dim),
+        k=head_dim, n=tokens, weights=False, a_heads="cols", b_heads="cols",
+        b_transposed=True, out_bits=ACC_BITS, requant="none", scale=1 / math.sqrt(head_dim),
     ))
     probs = add(Softmax(
         name=f"{prefix}.softmax", inputs=(scores,), batch=batch, rows=heads * tokens,
         cols=tokens, in_bits=ACC_BITS,
     ))
-    context = add(Gemm(
+    context = add(Gemm(  # P V per head, heads merged into [tokens, embed]
         name=f"{prefix}.attn_v", inputs=(probs, v), batch=batch, count=heads, m=tokens,
-        k=tokens, n=head_dim, weights=False,
+        k=tokens, n=head_dim, weights=False, b_heads="cols", out_heads="cols",
     ))
     proj = add(Gemm(
         name=f"{prefix}.proj", inputs=(context,), batch=batch, m=tokens, k=embed, n=embed,

@@ -49,12 +49,19 @@ def half_up(num: int, den: int) -> int:
 
 
 # ---- oracles (Python ints, explicit loops, explicit padding) ---------------------------------
+def sides(padding) -> tuple[int, int, int, int]:
+    """``(ph, pw)`` or ``(top, bottom, left, right)`` as the four sides."""
+    if len(padding) == 2:
+        return padding[0], padding[0], padding[1], padding[1]
+    return tuple(padding)
+
+
 def loop_conv(x, w, bias, stride, padding, groups):
     x, w = x.tolist(), w.tolist()
     n_, h_, w_ = len(x), len(x[0][0]), len(x[0][0][0])
     k_, cg, r_, s_ = len(w), len(w[0]), len(w[0][0]), len(w[0][0][0])
-    (sh, sw), (ph, pw) = stride, padding
-    ho, wo = (h_ + 2 * ph - r_) // sh + 1, (w_ + 2 * pw - s_) // sw + 1
+    (sh, sw), (ph, pb, pw, pr) = stride, sides(padding)
+    ho, wo = (h_ + ph + pb - r_) // sh + 1, (w_ + pw + pr - s_) // sw + 1
     kg = k_ // groups
     out = [[[[0] * wo for _ in range(ho)] for _ in range(k_)] for _ in range(n_)]
     for n in range(n_):
@@ -75,9 +82,9 @@ def loop_conv(x, w, bias, stride, padding, groups):
 
 def loop_pool(x, kernel, stride, padding, kind):
     x = x.tolist()
-    (kr, ks), (sh, sw), (ph, pw) = kernel, stride, padding
+    (kr, ks), (sh, sw), (ph, pb, pw, pr) = kernel, stride, sides(padding)
     h_, w_ = len(x[0][0]), len(x[0][0][0])
-    ho, wo = (h_ + 2 * ph - kr) // sh + 1, (w_ + 2 * pw - ks) // sw + 1
+    ho, wo = (h_ + ph + pb - kr) // sh + 1, (w_ + pw + pr - ks) // sw + 1
     out = []
     for plane_n in x:
         rows_n = []
@@ -108,7 +115,7 @@ def avg_oracle(total: int, n: int) -> int:
 
 
 @st.composite
-def conv_case(draw):
+def conv_case(draw, asymmetric=False):
     groups_kind = draw(st.sampled_from(["dense", "grouped", "depthwise"]))
     if groups_kind == "dense":
         groups, cg, kg = 1, draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -117,12 +124,16 @@ def conv_case(draw):
     else:  # depthwise: one input channel per group, K = C * multiplier
         groups, cg, kg = draw(st.integers(1, 5)), 1, draw(st.integers(1, 2))
     r, s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    h = draw(st.integers(max(1, r - 2 * ph), 7))
-    w = draw(st.integers(max(1, s - 2 * pw), 7))
+    if asymmetric:  # (top, bottom, left, right), each side on its own
+        padding = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    else:
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    pt, pb, pl, pr = sides(padding)
+    h = draw(st.integers(max(1, r - pt - pb), 7))
+    w = draw(st.integers(max(1, s - pl - pr), 7))
     return dict(
         n=draw(st.integers(1, 2)), c=groups * cg, k=groups * kg, h=h, w=w, r=r, s=s,
-        stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), padding=(ph, pw),
+        stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), padding=padding,
         groups=groups, bias=draw(st.booleans()), seed=draw(st.integers(0, 2**32)),
     )
 
@@ -160,6 +171,55 @@ def test_conv2d_named_cases(shape_x, shape_w, stride, padding, groups):
     assert got.tolist() == loop_conv(x, w, bias, st_, pd_, groups)
     assert got.shape[2:] == (conv2d_out_size(shape_x[2], shape_w[2], st_[0], pd_[0]),
                              conv2d_out_size(shape_x[3], shape_w[3], st_[1], pd_[1]))
+
+
+@FAST
+@given(conv_case(asymmetric=True))
+def test_conv2d_asymmetric_padding_matches_loop_oracle(case):
+    rng = np.random.default_rng(case["seed"])
+    x = int8(rng, (case["n"], case["c"], case["h"], case["w"]))
+    w = int8(rng, (case["k"], case["c"] // case["groups"], case["r"], case["s"]))
+    bias = rng.integers(-(2**20), 2**20, size=case["k"]) if case["bias"] else None
+    got = conv2d_int(x, w, bias, case["stride"], case["padding"], case["groups"])
+    assert got.tolist() == loop_conv(x, w, bias, case["stride"], case["padding"], case["groups"])
+    # The same as zero-padding the input explicitly and convolving without padding.
+    pt, pb, pl, pr = case["padding"]
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    assert got.tolist() == conv2d_int(xp, w, bias, case["stride"], 0, case["groups"]).tolist()
+
+
+@pytest.mark.parametrize(
+    ("shape_x", "shape_w", "stride", "padding"),
+    [
+        ((1, 2, 8, 8), (3, 2, 3, 3), 2, (0, 1, 0, 1)),   # TensorFlow SAME, 3x3/2 on an even size
+        ((1, 2, 8, 6), (3, 2, 2, 2), 1, (1, 0, 1, 0)),   # SAME for an even kernel: extra on top
+        ((1, 3, 8, 9), (2, 3, 3, 3), 2, (0, 1, 0, 0)),   # SCALE-Sim partial last window (rows)
+        ((1, 1, 5, 5), (1, 1, 3, 3), 1, (2, 0, 0, 2)),   # padding only on two sides
+    ],
+)
+def test_conv2d_asymmetric_named_cases(shape_x, shape_w, stride, padding):
+    rng = np.random.default_rng(sum(shape_x) + sum(padding))
+    x, w = int8(rng, shape_x), int8(rng, shape_w)
+    got = conv2d_int(x, w, None, stride, padding)
+    assert got.tolist() == loop_conv(x, w, None, (stride, stride), padding, 1)
+    pt, pb, pl, pr = padding
+    assert got.shape[2:] == (conv2d_out_size(shape_x[2], shape_w[2], stride, (pt, pb)),
+                             conv2d_out_size(shape_x[3], shape_w[3], stride, (pl, pr)))
+    req = conv2d_requant(x, w, None, 3 << 28, 36, stride, padding)
+    assert req.tolist() == [[[[requant_oracle(int(v), 3 << 28, 36) for v in row] for row in p]
+                             for p in got[0]]]
+
+
+def test_every_padding_form_means_the_same():
+    rng = np.random.default_rng(21)
+    x, w = int8(rng, (1, 2, 6, 7)), int8(rng, (2, 2, 3, 3))
+    for short, full in ((1, (1, 1, 1, 1)), ((1, 0), (1, 1, 0, 0)), ([0, 1], (0, 0, 1, 1))):
+        assert conv2d_int(x, w, None, 1, short).tolist() == conv2d_int(x, w, None, 1,
+                                                                          full).tolist()
+        assert maxpool2d(x, 3, 1, short).tolist() == maxpool2d(x, 3, 1, full).tolist()
+        assert avgpool2d(x, 3, 2, short).tolist() == avgpool2d(x, 3, 2, list(full)).tolist()
+    assert conv2d_out_size(5, 3, 1, 1) == conv2d_out_size(5, 3, 1, (1, 1)) == 5
+    assert conv2d_out_size(5, 3, 2, (0, 1)) == 2
 
 
 @FAST
@@ -218,6 +278,12 @@ def test_pools_saturate_at_both_ends():
     # Max pooling never lets a padded position win, even over all -128 inputs.
     x = np.full((1, 1, 4, 4), INT8_MIN, dtype=np.int8)
     assert (maxpool2d(x, 3, 1, 1) == INT8_MIN).all()
+    assert (maxpool2d(x, 3, 2, (0, 1, 1, 0)) == INT8_MIN).all()
+    # Average pooling counts padding as zeros: all-127 windows with padding average lower.
+    x = np.full((1, 1, 4, 4), INT8_MAX, dtype=np.int8)
+    y = avgpool2d(x, 2, 2, (1, 1, 0, 0))  # rows: pad, 0..3, pad -> 3 windows of 2 rows
+    assert y[0, 0, :, 0].tolist() == [avg_oracle(2 * INT8_MAX, 4), INT8_MAX,
+                                      avg_oracle(2 * INT8_MAX, 4)]
 
 
 # ---- pooling ---------------------------------------------------------------------------
@@ -232,6 +298,46 @@ def pool_case(draw):
         kernel=(kr, ks), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
         padding=(ph, pw), seed=draw(st.integers(0, 2**32)),
     )
+
+
+@st.composite
+def asymmetric_pool_case(draw):
+    kr, ks = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    pad = (draw(st.integers(0, kr // 2)), draw(st.integers(0, kr // 2)),
+           draw(st.integers(0, ks // 2)), draw(st.integers(0, ks // 2)))
+    return dict(
+        shape=(draw(st.integers(1, 2)), draw(st.integers(1, 3)),
+               draw(st.integers(max(1, kr - pad[0] - pad[1]), 8)),
+               draw(st.integers(max(1, ks - pad[2] - pad[3]), 8))),
+        kernel=(kr, ks), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        padding=pad, seed=draw(st.integers(0, 2**32)),
+    )
+
+
+@FAST
+@given(asymmetric_pool_case(), st.sampled_from(["max", "avg"]))
+def test_pool_asymmetric_padding_matches_loop_oracle(case, kind):
+    x = int8(np.random.default_rng(case["seed"]), case["shape"])
+    fn = maxpool2d if kind == "max" else avgpool2d
+    got = fn(x, case["kernel"], case["stride"], case["padding"])
+    assert got.tolist() == loop_pool(x, case["kernel"], case["stride"], case["padding"], kind)
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride", "padding"),
+    [
+        ((1, 2, 8, 8), 3, 2, (0, 1, 0, 1)),    # TensorFlow SAME max pool on an even size
+        ((1, 2, 7, 9), 2, 2, (0, 1, 0, 1)),    # SCALE-Sim partial last window of 2x2/2
+        ((1, 1, 6, 6), (3, 1), (2, 1), (1, 0, 0, 0)),
+    ],
+)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pool_asymmetric_named_cases(shape, kernel, stride, padding, kind):
+    x = int8(np.random.default_rng(sum(shape)), shape)
+    fn = maxpool2d if kind == "max" else avgpool2d
+    kern = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    strd = stride if isinstance(stride, tuple) else (stride, stride)
+    assert fn(x, kernel, stride, padding).tolist() == loop_pool(x, kern, strd, padding, kind)
 
 
 @FAST
@@ -334,6 +440,11 @@ def _x(shape=(1, 4, 5, 5), dtype=np.int8):
         ({"stride": (1, 2, 3)}, TypeError, "stride must be an int or a pair of ints"),
         ({"padding": -1}, ValueError, "padding must be >= 0, got -1"),
         ({"padding": "1"}, TypeError, "padding must be an int or a pair of ints"),
+        ({"padding": (1, 2, 3)}, TypeError, r"or four ints \(top, bottom, left, right\)"),
+        ({"padding": (0, 1.0, 0, 0)}, TypeError, "padding must be an int or a pair of ints"),
+        ({"padding": (0, -1, 0, 0)}, ValueError, r"padding must be >= 0, got \(0, -1, 0, 0\)"),
+        ({"w": _x((2, 4, 9, 3)), "padding": (1, 2, 0, 0)}, ValueError,
+         r"kernel height 9 exceeds the padded input height 8 \(5 \+ 1 \+ 2\)"),
         ({"w": _x((2, 4, 6, 3))}, ValueError,
          r"kernel height 6 exceeds the padded input height 5 \(5 \+ 2\*0\)"),
         ({"w": _x((2, 4, 3, 8)), "padding": 1}, ValueError,
@@ -395,6 +506,12 @@ def test_conv2d_requant_rejects_bad_constants(m, s, exc, match):
         (_x(), 2.0, None, 0, TypeError, "kernel must be an int or a pair of ints"),
         (_x(), 3, 1, -1, ValueError, "padding must be >= 0"),
         (_x(), 3, 1, 2, ValueError, r"padding \(2, 2\) must be at most half the kernel \(3, 3\)"),
+        (_x(), 3, 1, (0, 2, 0, 0), ValueError,
+         r"padding \(top, bottom, left, right\) = \(0, 2, 0, 0\) must be at most half the "
+         r"kernel \(3, 3\) on each side"),
+        (_x(), (3, 2), 1, (1, 1, 0, 2), ValueError, "must be at most half the kernel"),
+        (_x(), 3, 1, (0, 1, 0), TypeError, "padding must be an int or a pair of ints"),
+        (_x(), 3, 1, (0, 0, -1, 0), ValueError, "padding must be >= 0"),
         (_x(), (6, 2), None, 0, ValueError, "kernel height 6 exceeds the padded input height 5"),
     ],
 )

@@ -11,8 +11,21 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from edgetron.golden.gemm import gemm_requant
-from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, M_MAX, S_MAX, S_MIN, requantize
+from edgetron.golden.intops import (
+    INT8_MAX,
+    INT8_MIN,
+    INT32_MAX,
+    M_MAX,
+    S_MAX,
+    S_MIN,
+    int_range,
+    requantize,
+)
 from edgetron.golden.quant import (
+    ACTIVATIONS,
+    RELU6_BOUND,
+    activation_bounds,
+    activation_clamp,
     activation_scale,
     dequantize,
     dyadic,
@@ -141,6 +154,8 @@ scale_st = st.floats(min_value=1e-4, max_value=1e1)
 
 @FAST
 @given(sx=scale_st, sw=scale_st, sy=scale_st, acc=st.integers(-(2**31), 2**31 - 1))
+# real = -127.04: below -127 but it rounds to -127, inside int8 (no saturation).
+@example(sx=0.32473114625681404, sw=0.04753803944537949, sy=0.1, acc=-823)
 def test_requant_constants_follow_the_real_formula(sx, sw, sy, acc):
     mult = Fraction(sx) * Fraction(sw) / Fraction(sy)
     if not Fraction(M_SMALLEST) <= mult < Fraction(M_LARGEST):
@@ -151,7 +166,7 @@ def test_requant_constants_follow_the_real_formula(sx, sw, sy, acc):
     assert (m, s) == dyadic(mult)
     real = acc * mult
     y = int(requantize(acc, m, s))
-    if abs(real) <= INT8_MAX:
+    if INT8_MIN <= real <= INT8_MAX:
         # The dyadic error moves the pre-rounding value by less than 2**-23 LSB.
         assert abs(y - real) <= Fraction(1, 2) + Fraction(1, 2**23)
     else:
@@ -349,3 +364,121 @@ def test_internal_shift_puts_the_scale_in_one_octave(frac_bits):
         assert 2.0 ** -(frac_bits + 1) < s_int <= 2.0**-frac_bits
     with pytest.raises(ValueError, match=r"scale .* outside the supported range \[2\*\*-74"):
         internal_shift(2.0**-80, 12)
+
+
+# ---- fused activation clamp ---------------------------------------------------------------
+def relu6_hi_oracle(scale: float, bits: int = 8) -> int:
+    """``min(qmax, floor(6 / S_y + 1/2))`` in exact rationals."""
+    return min(int_range(bits)[1], half_up(Fraction(RELU6_BOUND) / Fraction(scale)))
+
+
+def test_activation_bounds_none_and_relu_are_the_saturation_range_and_zero():
+    assert ACTIVATIONS == ("none", "relu", "relu6")
+    for bits in (2, 4, 8, 16, 32, 63):
+        lo, hi = int_range(bits)
+        assert activation_bounds("none", 0.1, bits) == (lo, hi)
+        assert activation_bounds("relu", 0.1, bits) == (0, hi)
+    assert activation_bounds("none", 1e-300) == (INT8_MIN, INT8_MAX)
+    assert activation_bounds("relu", 1e300) == (0, INT8_MAX)
+
+
+@pytest.mark.parametrize(
+    ("scale", "bits", "hi"),
+    [
+        (RELU6_BOUND / INT8_MAX, 8, INT8_MAX),  # 6 maps to 127 exactly (the calibrated case)
+        (0.5, 8, 12),                           # 6 / 0.5 = 12 exactly
+        (4.0, 8, 2),                            # 6 / 4 = 1.5, an exact tie: rounds up
+        (12.0, 8, 1),                           # 6 / 12 = 0.5, a tie: up to 1
+        (np.nextafter(12.0, np.inf), 8, 0),     # just below the tie 0.5
+        (np.nextafter(4.0, 0.0), 8, 2),         # just above 1.5
+        (np.nextafter(4.0, np.inf), 8, 1),      # just below 1.5
+        (24.0, 8, 0),                           # 0.25: relu6 clamps everything to 0
+        (1e300, 8, 0),                          # huge scale
+        (1e-300, 8, INT8_MAX),                  # tiny scale: 6 is far beyond int8, saturates
+        (5e-324, 8, INT8_MAX),                  # the smallest subnormal float
+        (0.5, 4, 7),                            # 12 > int4 max: saturates at 7
+        (1e-300, 32, (1 << 31) - 1),            # wide output
+        (0.5, 32, 12),
+    ],
+)
+def test_relu6_upper_bound_at_the_extremes(scale, bits, hi):
+    assert activation_bounds("relu6", scale, bits) == (0, hi)
+    assert hi == relu6_hi_oracle(scale, bits)
+
+
+@FAST
+@given(st.floats(min_value=1e-6, max_value=1e3))
+def test_relu6_upper_bound_is_exactly_rounded(scale):
+    lo, hi = activation_bounds("relu6", scale)
+    assert lo == 0 and hi == relu6_hi_oracle(scale)
+    # hi is the nearest integer to 6 / S_y (half up), unless it saturates.
+    exact = Fraction(RELU6_BOUND) / Fraction(scale)
+    assert hi == INT8_MAX or abs(Fraction(hi) - exact) <= Fraction(1, 2)
+
+
+def test_activation_clamp_equals_quantizing_the_real_activation():
+    # Quantizing is monotone, so it commutes with the clamp: clamping the quantized value to
+    # the quantized bounds is the quantized clamped value, for every real input.
+    rng = np.random.default_rng(11)
+    for scale in np.exp(rng.uniform(np.log(1e-3), np.log(1.0), size=40)):
+        x = rng.normal(0.0, 4.0, size=2000) * rng.choice([0.01, 1.0, 100.0])
+        q = quantize(x, scale)
+        np.testing.assert_array_equal(activation_clamp(q, "none", scale), q)
+        np.testing.assert_array_equal(activation_clamp(q, "relu", scale),
+                                      quantize(np.maximum(x, 0.0), scale))
+        np.testing.assert_array_equal(activation_clamp(q, "relu6", scale),
+                                      quantize(np.clip(x, 0.0, RELU6_BOUND), scale))
+
+
+def test_activation_clamp_at_the_extremes():
+    q = np.array([INT8_MIN, -1, 0, 1, 2, 3, INT8_MAX])
+    assert activation_clamp(q, "none", 4.0).tolist() == q.tolist()
+    assert activation_clamp(q, "relu", 4.0).tolist() == [0, 0, 0, 1, 2, 3, INT8_MAX]
+    assert activation_clamp(q, "relu6", 4.0).tolist() == [0, 0, 0, 1, 2, 2, 2]
+    assert activation_clamp(q, "relu6", 24.0).tolist() == [0] * 7
+    assert activation_clamp(q, "relu6", 1e-9).tolist() == [0, 0, 0, 1, 2, 3, INT8_MAX]
+    wide = np.array([INT32_MAX, -INT32_MAX - 1])
+    assert activation_clamp(wide, "relu", 1.0, bits=32).tolist() == [INT32_MAX, 0]
+    assert activation_clamp(wide, "relu6", 1.0, bits=32).tolist() == [6, 0]
+    y = activation_clamp(np.int8(-5), "relu", 1.0)
+    assert y.dtype == np.int64 and y.shape == () and int(y) == 0
+
+
+def test_activation_after_requantize_is_one_clamp():
+    # The requantizer saturates to the bits range, which contains [lo, hi]: the fused
+    # activation is the requantizer with [lo, hi] as its saturation bounds.
+    rng = np.random.default_rng(12)
+    acc = rng.integers(INT32_MAX // -4, INT32_MAX // 4, size=5000)
+    m, s = dyadic(1 / 3e5)
+    for act in ACTIVATIONS:
+        lo, hi = activation_bounds(act, 0.1)  # relu6: hi = 60
+        y = activation_clamp(requantize(acc, m, s), act, 0.1)
+        want = [min(max(half_up(Fraction(int(a) * m, 2**s)), lo), hi) for a in acc[:300]]
+        assert y[:300].tolist() == want
+        assert y.min() == lo and y.max() == hi  # both bounds are reached
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda: activation_bounds("gelu", 0.1), ValueError,
+         "act must be one of none, relu, relu6, got 'gelu'"),
+        (lambda: activation_bounds(None, 0.1), ValueError, "act must be one of"),
+        (lambda: activation_bounds("relu6", 0.0), ValueError, "out_scale must be positive"),
+        (lambda: activation_bounds("none", -1.0), ValueError, "out_scale must be positive"),
+        (lambda: activation_bounds("relu6", float("nan")), ValueError, "out_scale must be finite"),
+        (lambda: activation_bounds("relu6", "0.1"), TypeError, "out_scale must be a real number"),
+        (lambda: activation_bounds("relu", True), TypeError, "out_scale must be a real number"),
+        (lambda: activation_bounds("relu", 0.1, 1), ValueError, r"bits must lie in \[2, 63\]"),
+        (lambda: activation_bounds("relu", 0.1, 8.0), TypeError, "bits must be an integer"),
+        (lambda: activation_clamp([128], "relu", 0.1), ValueError,
+         r"q must lie in \[-128, 127\], got values in \[128, 128\]"),
+        (lambda: activation_clamp([8], "relu6", 0.1, bits=4), ValueError,
+         r"q must lie in \[-8, 7\]"),
+        (lambda: activation_clamp([0.5], "relu", 0.1), TypeError, "q must hold integers"),
+        (lambda: activation_clamp([1], "tanh", 0.1), ValueError, "act must be one of"),
+    ],
+)
+def test_activation_rejects_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 
 from edgetron.config import PRESETS
+from edgetron.golden.quant import activation_bounds
 from edgetron.sim.engine import simulate
 from edgetron.sim.functional import gemm_tiled, prepare, run_functional
-from edgetron.workload import Gemm, Trace, mobilenetv2, resnet18, vit
+from edgetron.workload import (
+    AvgPool,
+    Conv2d,
+    Gemm,
+    MaxPool,
+    Trace,
+    mobilenetv2,
+    parse_scalesim,
+    resnet18,
+    vit,
+)
+from edgetron.workload.scalesim import CONV_HEADER
 
 CONFIGS = [(p, d) for p in ("edge-8", "edge-16") for d in ("ws", "os", "is")]
 
@@ -59,6 +71,74 @@ def test_depthwise_and_relu6_are_exact():
     res = run_functional(data, PRESETS["edge-16"])
     assert res.ok, res.summary()
     assert "dwconv2d" in {c.kind for c in res.checks}
+    # Every fused activation's clamp is golden's, for the op's own output scale.
+    for op, d in zip(data.trace, data.ops, strict=True):
+        if getattr(op, "act", "none") != "none":
+            bounds = activation_bounds(op.act, d.out_scale, op.out_bits)
+            assert (d.params["lo"], d.params["hi"]) == bounds, op.name
+            assert bounds[0] <= d.golden.min() and d.golden.max() <= bounds[1], op.name
+
+
+def test_relu6_upper_clamp_below_the_int8_maximum_is_exact():
+    # Inputs at +-127 (real +-4) drive the outputs past 6, so the calibrated scale puts
+    # round(6 / S_y) below 127 and both clamps of relu6 are reached.
+    trace = Trace(name="relu6", batch=1, ops=(
+        Gemm(name="fc", inputs=("input",), batch=1, m=64, k=256, n=32, weights=True,
+             bias=True, requant="channel", act="relu6"),
+    ))
+    x = np.random.default_rng(6).choice([-127, 127], size=(1, 64, 256))
+    data = prepare(trace, seed=6, inputs=x)
+    d = data.ops[0]
+    lo, hi = activation_bounds("relu6", d.out_scale)
+    assert (d.params["lo"], d.params["hi"]) == (lo, hi) and lo == 0 and hi < 127
+    assert d.golden.min() == 0 and d.golden.max() == hi
+    assert (d.golden == hi).sum() > 10
+    for dataflow in ("ws", "os", "is"):
+        res = run_functional(data, PRESETS["edge-8"].replace(dataflow=dataflow))
+        assert res.ok, res.summary()
+
+
+def _pool_trace(pool_pads) -> Trace:
+    conv = Conv2d(name="conv", inputs=("input",), n=2, h=9, w=9, c=4, k=8, r=3, s=3,
+                  pad_top=1, pad_bottom=1, pad_left=1, pad_right=1, bias=True, act="relu")
+    mp = MaxPool(name="maxpool", inputs=(0,), n=2, h=9, w=9, c=8, r=3, s=3, stride_h=2,
+                 stride_w=2, **pool_pads[0])
+    ap = AvgPool(name="avgpool", inputs=(1,), n=2, h=mp.out_h, w=mp.out_w, c=8, r=2, s=2,
+                 stride_h=2, stride_w=2, **pool_pads[1])
+    return Trace(name="pools", batch=2, ops=(conv, mp, ap))
+
+
+def test_asymmetric_pools_are_exact():
+    # TensorFlow-style SAME padding (extra at the bottom and right), then an average pool
+    # padded on the top and left only.
+    trace = _pool_trace(({"pad_bottom": 1, "pad_right": 1}, {"pad_top": 1, "pad_left": 1}))
+    assert (trace[1].out_h, trace[1].out_w, trace[2].out_h, trace[2].out_w) == (4, 4, 2, 2)
+    data = prepare(trace, seed=8)
+    for preset, dataflow in CONFIGS[:4]:
+        res = run_functional(data, PRESETS[preset].replace(dataflow=dataflow))
+        assert res.ok, res.summary()
+    assert [c.kind for c in res.checks] == ["conv2d", "maxpool", "avgpool"]
+
+
+def test_pool_golden_cannot_run_is_named():
+    # Valid as a trace (the window fits the padded input), but the last window of a 2x2
+    # average pool with 2 rows of bottom padding lies wholly in the padding: golden refuses.
+    trace = _pool_trace(({"pad_bottom": 1}, {"pad_bottom": 2}))
+    with pytest.raises(ValueError, match=r"op 2 \('avgpool', avgpool\): padding \(top, bottom, "
+                                         r"left, right\) = \(0, 2, 0, 0\) must be at most half"):
+        prepare(trace)
+
+
+def test_scalesim_partial_windows_are_exact():
+    # SCALE-Sim's partial last window becomes bottom / right padding of the imported convs.
+    trace = parse_scalesim(CONV_HEADER + "\nc1,9,10,3,3,4,8,2,\nc2,10,9,3,3,6,16,2,\n"
+                           "c3_DP,8,7,3,3,8,8,2,\n")
+    pads = [(op.pad_top, op.pad_bottom, op.pad_left, op.pad_right) for op in trace]
+    assert pads == [(0, 0, 0, 1), (0, 1, 0, 0), (0, 1, 0, 0)]
+    data = prepare(trace, seed=9)
+    for dataflow in ("ws", "os", "is"):
+        res = run_functional(data, PRESETS["edge-8"].replace(dataflow=dataflow))
+        assert res.ok, res.summary()
 
 
 def test_small_buffers_force_many_calls_and_stay_exact(vit_block):
@@ -101,6 +181,47 @@ def test_gemm_kernel_matches_numpy_in_every_dataflow():
             assert ok
             np.testing.assert_array_equal(out, ref)
             assert calls == 2 * -(-13 // tile[0]) * -(-37 // tile[1]) * -(-11 // tile[2])
+
+
+def _heads(x: np.ndarray, layout: str, count: int) -> list[np.ndarray]:
+    """Per-sample list over heads of each head's matrix, from a stored operand."""
+    if layout == "rows":
+        return [x[:, h] for h in range(count)] if count > 1 else [x]
+    width = x.shape[-1] // count
+    return [x[..., h * width:(h + 1) * width] for h in range(count)]
+
+
+LAYOUTS = [
+    # (a_heads, b_heads, b_transposed, out_heads): ViT's scores, ViT's attention x V, others
+    ("cols", "cols", True, "rows"),
+    ("rows", "cols", False, "cols"),
+    ("rows", "rows", True, "cols"),
+    ("cols", "rows", False, "rows"),
+]
+
+
+@pytest.mark.parametrize(("a_heads", "b_heads", "b_transposed", "out_heads"), LAYOUTS)
+@pytest.mark.parametrize("count", [1, 3])
+def test_attention_layout_fields_are_followed(a_heads, b_heads, b_transposed, out_heads, count):
+    # Square products (m = k = n) whose consumers are no softmax: the shapes alone cannot
+    # tell K from K^T nor rows from columns; the fields do. The golden output is checked
+    # against products taken directly from the stored operands, per head.
+    trace = Trace(name="attn", batch=2, ops=(
+        Gemm(name="p", inputs=("input", "input"), batch=2, count=count, m=4, k=4, n=4,
+             weights=False, a_heads=a_heads, b_heads=b_heads, b_transposed=b_transposed,
+             out_heads=out_heads, out_bits=32, requant="none"),
+    ))
+    data = prepare(trace, seed=10)
+    d = data.ops[0]
+    a, b = d.operands
+    out = d.golden
+    for h, (ah, bh, oh) in enumerate(zip(_heads(a, a_heads, count), _heads(b, b_heads, count),
+                                         _heads(out, out_heads, count), strict=True)):
+        want = ah @ (bh.transpose(0, 2, 1) if b_transposed else bh)
+        np.testing.assert_array_equal(oh, want, err_msg=f"head {h}")
+    for preset, dataflow in CONFIGS[:3]:
+        res = run_functional(data, PRESETS[preset].replace(dataflow=dataflow))
+        assert res.ok, res.summary()
 
 
 def test_given_inputs_are_used_and_checked():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from edgetron.workload import (
@@ -99,6 +100,65 @@ def test_vit_tiny_attention_operands(vit_tiny):
     assert (scores.out_bits, scores.requant) == (32, "none")
     assert ops["blocks.0.softmax"][1].in_bits == 32
     assert (ops["blocks.0.fc1"][1].out_bits, ops["blocks.0.gelu"][1].in_bits) == (32, 32)
+    # The head layout is explicit: Q, K, V heads are column blocks, K is used transposed,
+    # the softmax rows are stacked by head, and attention x V merges the heads.
+    assert (scores.a_heads, scores.b_heads, scores.b_transposed, scores.out_heads) == (
+        "cols", "cols", True, "rows")
+    assert (attn_v.a_heads, attn_v.b_heads, attn_v.b_transposed, attn_v.out_heads) == (
+        "rows", "cols", False, "cols")
+    assert scores.in_shapes == ((1, 197, 192), (1, 197, 192))
+    assert scores.out_shape == (1, 3, 197, 197)
+    assert attn_v.in_shapes == ((1, 3, 197, 197), (1, 197, 192))
+    assert attn_v.out_shape == (1, 197, 192) == ops["blocks.0.proj"][1].in_shapes[0]
+
+
+def _softmax_rows(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize(("embed", "heads", "batch"), [(8, 2, 1), (12, 3, 2), (10, 2, 1)])
+def test_vit_attention_layout_computes_multi_head_attention(embed, heads, batch):
+    # Follow the trace's declared layouts (Gemm.product_view) from a QKV output to the
+    # projection's input and compare with multi-head attention written out per head.
+    # (10, 2): tokens = head_dim = 5, where the shapes alone cannot tell K from K^T.
+    trace = vit(image_size=32, patch=16, embed=embed, heads=heads, depth=1, classes=10,
+                batch=batch)
+    ops = {op.name: (i, op) for i, op in enumerate(trace)}
+    _, scores = ops["blocks.0.attn_scores"]
+    _, attn_v = ops["blocks.0.attn_v"]
+    _, proj = ops["blocks.0.proj"]
+    tokens, d = scores.m, embed // heads
+    rng = np.random.default_rng(embed)
+    qkv = rng.normal(size=(batch, tokens, 3 * embed))
+
+    def operand(op, j):
+        ref = op.inputs[j]
+        cols = ref.cols or (0, qkv.shape[2])
+        src = qkv[:, :, cols[0]:cols[1]] if ref.op == ops["blocks.0.qkv"][0] else probs
+        return src.reshape(op.in_shapes[j])
+
+    def products(op, which, x):
+        shape, axes = op.product_view(which)
+        return x.reshape(shape).transpose(axes)
+
+    s = products(scores, "a", operand(scores, 0)) @ products(scores, "b", operand(scores, 1))
+    _, axes = scores.product_view("out")
+    s_out = s.transpose(np.argsort(axes)).reshape(scores.out_shape)
+    probs = _softmax_rows(s_out.reshape(batch, -1, tokens) / math.sqrt(d))  # the softmax op
+    ctx = products(attn_v, "a", operand(attn_v, 0)) @ products(attn_v, "b", operand(attn_v, 1))
+    _, axes = attn_v.product_view("out")
+    merged = ctx.transpose(np.argsort(axes)).reshape(attn_v.out_shape).reshape(
+        proj.in_shapes[0])
+
+    q, k, v = (qkv[:, :, j * embed:(j + 1) * embed] for j in range(3))
+    want = np.empty((batch, tokens, embed))
+    for b in range(batch):
+        for h in range(heads):
+            cols = slice(h * d, (h + 1) * d)
+            p = _softmax_rows(q[b, :, cols] @ k[b, :, cols].T / math.sqrt(d))
+            want[b, :, cols] = p @ v[b, :, cols]
+    np.testing.assert_allclose(merged, want, rtol=1e-12, atol=1e-12)
 
 
 def test_vit_tiny_nonlinear_work_per_block(vit_tiny):

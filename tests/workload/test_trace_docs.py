@@ -32,6 +32,23 @@ def test_example_is_valid_and_has_the_stated_totals(example):
     assert scores.inputs == (Ref(1, cols=(0, 8)), Ref(1, cols=(8, 16)))
     assert (scores.out_bits, example[3].in_bits) == (32, 32)
     assert example.consumers(1) == (2, 4)
+    # The head layout of the two attention products, as the text explains it.
+    context = example[4]
+    assert (scores.a_heads, scores.b_heads, scores.b_transposed, scores.out_heads) == (
+        "cols", "cols", True, "rows")
+    assert (context.a_heads, context.b_heads, context.b_transposed, context.out_heads) == (
+        "rows", "cols", False, "cols")
+    assert scores.out_shape == (1, 2, 4, 4) and context.out_shape == (1, 4, 8)
+
+
+def test_documented_error_message_is_the_real_one(text, example):
+    doc = example.to_dict()
+    doc["ops"][2]["inputs"][0]["cols"] = [0, 9]
+    quoted = re.search(r"slice one column too wide: `(.*?)`", text.replace("\n", " "), re.S)
+    assert quoted, "the message example is missing"
+    with pytest.raises(ValueError) as info:
+        Trace.from_dict(doc, source="x")
+    assert str(info.value) == "x: " + quoted.group(1)
 
 
 def test_example_round_trips_canonically(example):

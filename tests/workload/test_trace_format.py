@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from edgetron.workload import (
@@ -121,6 +122,14 @@ BAD_DOCUMENTS = [
     (_set(["ops", 4, "foo"], 1), ["op 4", "foo", "unknown field"]),
     (_set(["ops", 6, "weight_bits"], 8), ["op 6", "weight_bits", "unknown field"]),
     (_set(["ops", 5, "weight_bits"], 8), ["op 5", "weight_bits", "without weights"]),
+    (_set(["ops", 5, "a_heads"], "diag"), ["op 5", "a_heads", "'diag' is not one of rows, cols"]),
+    (_set(["ops", 7, "out_heads"], 1), ["op 7", "out_heads"]),
+    (_set(["ops", 5, "b_transposed"], 1), ["op 5", "b_transposed", "true or false"]),
+    (_set(["ops", 5, "b_transposed"], "yes"), ["op 5", "b_transposed"]),
+    (_set(["ops", 4, "a_heads"], "rows"), ["op 4", "a_heads", "gemm with weights"]),
+    (_set(["ops", 4, "b_transposed"], True), ["op 4", "b_transposed", "gemm with weights"]),
+    (_set(["ops", 11, "act"], "relu"), ["op 11", "act", "requant is 'none'"]),
+    (_set(["ops", 5, "act"], "relu6"), ["op 5", "act", "requant is 'none'"]),
     (_set(["ops", 4, "id"], 5), ["op 4", "id"]),
     (_set(["ops", 4, "inputs"], 3), ["op 4", "inputs"]),
     (_set(["ops", 4, "inputs"], [3, 2]), ["op 4", "inputs", "takes 1"]),
@@ -222,6 +231,112 @@ def test_element_limit_is_checked_before_anything_is_allocated():
         Gemm(name="g", inputs=("input",), batch=1, m=1, k=MAX_DIM, n=1024, weights=True)
     with pytest.raises(TraceError, match=r"output: \d+ elements exceed the limit"):
         Concat(name="c", inputs=("input",), batch=1, rows=(1,), cols=MAX_DIM, const_rows=1000)
+
+
+# ---- attention head layout ------------------------------------------------------------
+def _act_gemm(**kw) -> Gemm:
+    args = dict(name="g", inputs=("input", "input"), batch=2, count=3, m=4, k=5, n=6,
+                weights=False)
+    args.update(kw)
+    return Gemm(**args)
+
+
+@pytest.mark.parametrize("a_heads", ["rows", "cols"])
+@pytest.mark.parametrize("b_heads", ["rows", "cols"])
+@pytest.mark.parametrize("b_transposed", [False, True])
+@pytest.mark.parametrize("out_heads", ["rows", "cols"])
+def test_head_layouts_define_shapes_and_products(a_heads, b_heads, b_transposed, out_heads):
+    op = _act_gemm(a_heads=a_heads, b_heads=b_heads, b_transposed=b_transposed,
+                   out_heads=out_heads)
+    batch, count, m, k, n = 2, 3, 4, 5, 6
+    # Stored shapes: heads stacked (rows) or side by side in the features (cols).
+    stored = {"rows": lambda r, c: (batch, count, r, c), "cols": lambda r, c: (batch, r, count * c)}
+    b_dims = (n, k) if b_transposed else (k, n)
+    assert op.in_shapes == (stored[a_heads](m, k), stored[b_heads](*b_dims))
+    assert op.out_shape == stored[out_heads](m, n)
+    assert op.macs == batch * count * m * k * n
+    assert op.matmul == MatmulShape(batch * count, m, k, n, False)
+    # product_view recovers element [b, h, i, j] of product h from the stored operand.
+    for which, (rows, cols), layout, transposed, shape in (
+        ("a", (m, k), a_heads, False, op.in_shapes[0]),
+        ("b", (k, n), b_heads, b_transposed, op.in_shapes[1]),
+        ("out", (m, n), out_heads, False, op.out_shape),
+    ):
+        mats = np.arange(batch * count * rows * cols).reshape(batch, count, rows, cols)
+        per_head = mats.transpose(0, 1, 3, 2) if transposed else mats  # as stored per head
+        if layout == "cols":
+            x = np.concatenate(list(per_head.transpose(1, 0, 2, 3)), axis=-1)
+        else:
+            x = per_head
+        assert x.shape == shape
+        view_shape, axes = op.product_view(which)
+        np.testing.assert_array_equal(x.reshape(view_shape).transpose(axes), mats)
+
+
+def test_head_layout_of_one_product_is_a_plain_matrix():
+    op = _act_gemm(count=1, a_heads="cols", b_heads="cols", b_transposed=True, out_heads="cols")
+    assert op.in_shapes == ((2, 4, 5), (2, 6, 5)) and op.out_shape == (2, 4, 6)
+    shape, axes = op.product_view("b")
+    b = np.arange(2 * 6 * 5).reshape(2, 6, 5)
+    np.testing.assert_array_equal(b.reshape(shape).transpose(axes)[:, 0], b.transpose(0, 2, 1))
+
+
+def test_layout_fields_are_for_products_of_two_activations():
+    with pytest.raises(TraceError, match="a_heads: 'cols' is only for a product of two "
+                                         "activations"):
+        Gemm(name="g", inputs=("input",), batch=1, m=2, k=3, n=4, weights=True, a_heads="cols")
+    with pytest.raises(TraceError, match="b_transposed: True is only for"):
+        Gemm(name="g", inputs=("input",), batch=1, m=2, k=3, n=4, weights=True,
+             b_transposed=True)
+    with pytest.raises(TraceError, match="b_heads: 'row' is not one of rows, cols"):
+        _act_gemm(b_heads="row")
+    with pytest.raises(TraceError, match="b_transposed: expected true or false"):
+        _act_gemm(b_transposed=0)
+    weights = Gemm(name="g", inputs=("input",), batch=1, count=2, m=2, k=3, n=4, weights=True)
+    assert weights.product_view("a") == ((1, 2, 2, 3), (0, 1, 2, 3))
+    with pytest.raises(ValueError, match="operand must be 'a', 'b' \\(weights false\\) or 'out'"):
+        weights.product_view("b")
+    with pytest.raises(ValueError, match="got 'c'"):
+        _act_gemm().product_view("c")
+    # Written for products of two activations only, defaults included.
+    written = small_doc()["ops"]
+    for op in written:
+        if op["kind"] == "gemm":
+            present = {"a_heads", "b_heads", "b_transposed", "out_heads"} <= set(op)
+            assert present != op["weights"], op["name"]
+    assert list(written[5])[list(written[5]).index("weights") + 1:][:4] == [
+        "a_heads", "b_heads", "b_transposed", "out_heads"]
+
+
+def test_documents_without_layout_fields_load_with_the_defaults():
+    # Version-1 documents written before the layout fields existed still load: their
+    # attention gemms take the defaults (heads stacked in rows, B not transposed).
+    doc = small_doc()
+    for i in (5, 7):
+        for key in ("a_heads", "b_heads", "b_transposed", "out_heads"):
+            del doc["ops"][i][key]
+    old = Trace.from_dict(doc)
+    for i in (5, 7):
+        op = old[i]
+        assert (op.a_heads, op.b_heads, op.b_transposed, op.out_heads) == (
+            "rows", "rows", False, "rows")
+        assert op.macs == small_vit()[i].macs and op.matmul == small_vit()[i].matmul
+    assert old[7].out_shape == (1, 2, 5, 4)  # the product's own layout, heads stacked
+    assert old.macs == small_vit().macs
+    resaved = json.loads(old.to_json())["ops"][5]
+    assert (resaved["a_heads"], resaved["b_transposed"]) == ("rows", False)
+
+
+def test_act_needs_a_requantization():
+    with pytest.raises(TraceError, match="act: 'relu' is a clamp fused into the requantization"):
+        Gemm(name="g", inputs=("input",), batch=1, m=2, k=3, n=4, weights=True,
+             out_bits=32, requant="none", act="relu")
+    with pytest.raises(TraceError, match="act: 'relu6'"):
+        Conv2d(name="c", inputs=("input",), n=1, h=4, w=4, c=2, k=2, r=1, s=1,
+               out_bits=32, requant="none", act="relu6")
+    with pytest.raises(TraceError, match="act: 'relu'"):
+        Add(name="a", inputs=(0, 1), shape=(1, 4), requant="none", act="relu")
+    assert Add(name="a", inputs=(0, 1), shape=(1, 4), act="relu").act == "relu"
 
 
 # ---- Python API -------------------------------------------------------------------------
