@@ -81,7 +81,7 @@ from edgetron.workload import (
 
 from .conv import conv_weight_matrix, im2col_rows
 from .engine import simulate
-from .systolic import DATAFLOW_IS, DATAFLOW_OS
+from .systolic import DATAFLOW_IS, DATAFLOW_OS, cdiv
 
 __all__ = [
     "FunctionalData",
@@ -110,11 +110,6 @@ _LN_RANGE = 4.0
 # ------------------------------------------------------------------------------------------
 # Numba kernels: the GEMM unit
 # ------------------------------------------------------------------------------------------
-@njit(cache=True)
-def _cdiv(x, y):
-    return (x + y - 1) // y
-
-
 @njit(cache=True)
 def _call_ws(a, w, m0, mt, k0, kt, n0, nt, rows, cols, acc):
     """One weight-stationary call: per column tile, per fold of ``rows`` PEs down a column."""
@@ -191,7 +186,7 @@ def gemm_tiled(a, w, bias, mq, sq, out32, lo, hi, mt, kt, nt, rows, cols, datafl
     """
     n_prod, m, k = a.shape
     n = w.shape[2]
-    nk = _cdiv(k, kt)
+    nk = cdiv(k, kt)
     calls = 0
     ok = True
     for pi in range(n_prod):

@@ -71,7 +71,14 @@ from edgetron.golden.intops import M_MAX, S_MAX
 from edgetron.golden.softmax import EXP_BITS
 
 from .conv import im2col_dram_bytes
-from .systolic import DATAFLOW_IS, DATAFLOW_OS, matmul_fits, matmul_phases
+from .systolic import (
+    DATAFLOW_IS,
+    DATAFLOW_OS,
+    cdiv,
+    element_bytes,
+    matmul_fits,
+    matmul_phases,
+)
 from .vector import psum_accumulate_cycles
 
 __all__ = [
@@ -126,19 +133,9 @@ NCOL = len(COLUMNS)
 
 
 @njit(cache=True)
-def _cdiv(x, y):
-    return (x + y - 1) // y
-
-
-@njit(cache=True)
-def _bytes(bits):
-    return (bits + 7) // 8
-
-
-@njit(cache=True)
 def ch_bytes(p):
     """Bytes of one output channel's parameters: bias (``acc_bits``), ``m`` and ``s``."""
-    return _bytes(p.acc_bits + M_BITS + S_BITS)
+    return element_bytes(p.acc_bits + M_BITS + S_BITS)
 
 
 @njit(cache=True)
@@ -193,11 +190,11 @@ def call_counts(pp, m, k, n, out32, a_b, w_b):
     t = ph.cmd + load + ph.compute + ph.drain
     tail = ph.compute + ph.drain
     r, c = pp.rows, pp.cols
-    acc_b = _bytes(pp.acc_bits)
-    kf = _cdiv(k, r)
+    acc_b = element_bytes(pp.acc_bits)
+    kf = cdiv(k, r)
     preload = r * c * (r + 1) / 2.0
     if pp.dataflow == DATAFLOW_OS:
-        tiles = _cdiv(m, r) * _cdiv(n, c)
+        tiles = cdiv(m, r) * cdiv(n, c)
         if_wr = ph.a_beats * r * a_b
         if_rd = tiles * k * r * a_b
         w_wr = ph.w_beats * c * w_b
@@ -207,7 +204,7 @@ def call_counts(pp, m, k, n, out32, a_b, w_b):
         reg = tiles * (k * r * c * (a_b + w_b) + preload * acc_b)
         add32 = m * n
     elif pp.dataflow == DATAFLOW_IS:
-        steps = _cdiv(m, c) * kf
+        steps = cdiv(m, c) * kf
         if_wr = ph.a_beats * c * a_b
         if_rd = if_wr
         w_wr = ph.w_beats * r * w_b
@@ -217,7 +214,7 @@ def call_counts(pp, m, k, n, out32, a_b, w_b):
         reg = steps * (n * r * c * (w_b + acc_b) + preload * a_b)
         add32 = kf * m * n
     else:
-        steps = _cdiv(n, c) * kf
+        steps = cdiv(n, c) * kf
         if_wr = ph.a_beats * r * a_b
         if_rd = steps * m * r * a_b
         w_wr = ph.w_beats * c * w_b
@@ -265,11 +262,11 @@ def gemm_costs(p, pp, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, ge
         Filled in (the macs, energy and error columns are left to the caller).
     """
     bw = p.dram_bytes_per_cycle
-    acc_b = _bytes(p.acc_bits)
+    acc_b = element_bytes(p.acc_bits)
     chb = ch_bytes(p)
-    nm = _cdiv(m, mt)
-    nk = _cdiv(k, kt)
-    nn = _cdiv(n, nt)
+    nm = cdiv(m, mt)
+    nk = cdiv(k, kt)
+    nn = cdiv(n, nt)
     split = nk > 1
     call_out32 = 1 if split else out32
     call_out_b = acc_b if call_out32 == 1 else out_b
@@ -388,9 +385,9 @@ def _try_tile(p, pp, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom,
         return False
     c = pp.cols
     mt = _largest(pp, 0, m, 1, kt, cand)
-    mt = _cdiv(m, _cdiv(m, mt))
-    nn = _cdiv(n, cand)
-    even_n = min(_cdiv(_cdiv(n, nn), c) * c, cand)
+    mt = cdiv(m, cdiv(m, mt))
+    nn = cdiv(n, cand)
+    even_n = min(cdiv(cdiv(n, nn), c) * c, cand)
     row[:] = 0.0
     cyc = gemm_costs(p, pp, db, count, m, k, n, mt, kt, even_n, out32, a_b, w_b, out_b,
                      geom, row)
@@ -417,8 +414,8 @@ def _plan_in(p, pp, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
         kt = _largest(pp, 1, k, 1, 1, 1)
         if kt >= r:
             kt = (kt // r) * r
-        nk = _cdiv(k, kt)
-        even = _cdiv(_cdiv(k, nk), r) * r
+        nk = cdiv(k, kt)
+        even = cdiv(cdiv(k, nk), r) * r
         if even <= kt:
             kt = even
     found = False

@@ -89,6 +89,8 @@ __all__ = [
     "DATAFLOW_WS",
     "REQUANT_LATENCY",
     "MatmulPhases",
+    "cdiv",
+    "element_bytes",
     "matmul_buffer_words",
     "matmul_cycles",
     "matmul_fits",
@@ -122,12 +124,14 @@ class MatmulPhases(NamedTuple):
 
 
 @njit(cache=True)
-def _cdiv(x, y):
+def cdiv(x, y):
+    """``ceil(x / y)`` for positive integers."""
     return (x + y - 1) // y
 
 
 @njit(cache=True)
-def _bytes(bits):
+def element_bytes(bits):
+    """Bytes one ``bits``-wide element takes in a buffer, ``ceil(bits / 8)``."""
     return (bits + 7) // 8
 
 
@@ -143,14 +147,14 @@ def matmul_buffer_words(p):
     """
     r, c = p.rows, p.cols
     if p.dataflow == DATAFLOW_IS:
-        a_words = p.ifmap_sram_bytes // (c * _bytes(p.input_bits))
-        w_words = p.weight_sram_bytes // (r * _bytes(p.weight_bits))
+        a_words = p.ifmap_sram_bytes // (c * element_bytes(p.input_bits))
+        w_words = p.weight_sram_bytes // (r * element_bytes(p.weight_bits))
     else:
-        a_words = p.ifmap_sram_bytes // (r * _bytes(p.input_bits))
-        w_words = p.weight_sram_bytes // (c * _bytes(p.weight_bits))
+        a_words = p.ifmap_sram_bytes // (r * element_bytes(p.input_bits))
+        w_words = p.weight_sram_bytes // (c * element_bytes(p.weight_bits))
     acc_words = 0
     if p.dataflow != DATAFLOW_OS:
-        acc_words = p.ofmap_sram_bytes // (c * _bytes(p.acc_bits))
+        acc_words = p.ofmap_sram_bytes // (c * element_bytes(p.acc_bits))
     return a_words, w_words, acc_words, r
 
 
@@ -162,13 +166,13 @@ def matmul_fits(p, m, k, n):
     r, c = p.rows, p.cols
     a_words, w_words, acc_words, param_words = matmul_buffer_words(p)
     if p.dataflow == DATAFLOW_WS:
-        return (m * _cdiv(k, r) <= a_words and _cdiv(n, c) * k <= w_words
-                and m <= acc_words and _cdiv(n, c) <= param_words)
+        return (m * cdiv(k, r) <= a_words and cdiv(n, c) * k <= w_words
+                and m <= acc_words and cdiv(n, c) <= param_words)
     if p.dataflow == DATAFLOW_OS:
-        return (_cdiv(m, r) * k <= a_words and _cdiv(n, c) * k <= w_words
-                and _cdiv(n, c) <= param_words)
-    return (_cdiv(m, c) * k <= a_words and n * _cdiv(k, r) <= w_words
-            and n <= acc_words and _cdiv(n, c) <= param_words)
+        return (cdiv(m, r) * k <= a_words and cdiv(n, c) * k <= w_words
+                and cdiv(n, c) <= param_words)
+    return (cdiv(m, c) * k <= a_words and n * cdiv(k, r) <= w_words
+            and n <= acc_words and cdiv(n, c) <= param_words)
 
 
 @njit(cache=True)
@@ -198,21 +202,21 @@ def matmul_phases(p, m, k, n, out32):
     r, c = p.rows, p.cols
     lat = 0 if out32 else REQUANT_LATENCY
     if p.dataflow == DATAFLOW_OS:
-        mt = _cdiv(m, r)
-        nt = _cdiv(n, c)
+        mt = cdiv(m, r)
+        nt = cdiv(n, c)
         period = max(k, 2 * r - 1)
         r_last = m - (mt - 1) * r - 1
         return MatmulPhases(_CMD_CYCLES, mt * k, nt * k, n, (nt * mt - 1) * period + k,
                             r + c + r_last + 1 + lat, nt * m)
-    kf = _cdiv(k, r)
+    kf = cdiv(k, r)
     if p.dataflow == DATAFLOW_IS:
         # Transposed ws: the streamed operand is W^T (N rows), the stationary one A^T.
-        mtc = _cdiv(m, c)
+        mtc = cdiv(m, c)
         steps = mtc * kf
         period = max(n, r)
         return MatmulPhases(_CMD_CYCLES, mtc * k, n * kf, n, r + (steps - 1) * period + n,
                             r + c + 1 + lat, mtc * n)
-    nt = _cdiv(n, c)
+    nt = cdiv(n, c)
     steps = nt * kf
     period = max(m, r)
     return MatmulPhases(_CMD_CYCLES, m * kf, nt * k, n, r + (steps - 1) * period + m,
