@@ -6,7 +6,7 @@ figure (for scripts). Deterministic: every random draw has a fixed seed.
 
 Usage::
 
-    python benchmarks/accuracy.py            # the whole table (about 15 s)
+    python benchmarks/accuracy.py            # the whole table (3 to 15 s, with the load)
 
 From a script, load this file and call :func:`measure` (a list of :class:`Row`)
 or :func:`main`; it depends only on NumPy and ``edgetron.golden``.
@@ -293,7 +293,7 @@ ROWS: tuple[Callable[[], Row], ...] = (
 
 
 def measure() -> list[Row]:
-    """Measure every row of the accuracy table (deterministic; about 15 s)."""
+    """Measure every row of the accuracy table (deterministic; 3 to 15 s)."""
     return [row() for row in ROWS]
 
 

@@ -77,7 +77,8 @@ class SimParams(NamedTuple):
     double_buffer: int
 
 
-# (name, python type, lo, hi, unit/meaning) -- the single table validation and docs use.
+# field -> (lo, hi, meaning): the allowed ranges __post_init__ enforces and names in its messages
+# (docs/config.md lists the same ranges; tests/test_config.py iterates over these tables).
 _INT_FIELDS = {
     "rows": (1, 256, "PE rows of the systolic array"),
     "cols": (1, 256, "PE columns of the systolic array"),

@@ -15,7 +15,8 @@ each of magnitude at most ``2**14``, plus the bias; shapes and biases for which
 
 Padding
 -------
-Every function takes ``padding`` as an int (all four sides), a pair ``(ph, pw)``
+Every function with a ``padding`` argument (the convolutions and the windowed
+pools) takes it as an int (all four sides), a pair ``(ph, pw)``
 (``ph`` zeros above and below, ``pw`` left and right) or four ints ``(top,
 bottom, left, right)``: asymmetric padding, as TensorFlow's ``SAME`` on even
 sizes and SCALE-Sim's partial last window produce (the trace's ``pad_top``,

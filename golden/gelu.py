@@ -116,7 +116,8 @@ def gelu_constants(scale, in_bits: int = 32) -> GeluConstants:
     Parameters
     ----------
     scale : float
-        Real value of one input LSB; finite and > 0.
+        Real value of one input LSB; finite and > 0, and within ``(2**-73, 2**20]``
+        (the range of :func:`~edgetron.golden.quant.internal_shift` for ``F = 10``).
     in_bits : int
         Signed input width, 2 to 32 (8 for int8 activations, 32 for an int32
         accumulator).

@@ -15,8 +15,9 @@ Speed
 The products are summed by BLAS in floating point, which is exact here: every
 product and every partial sum (in any summation order, with or without fused
 multiply-add) is an integer of magnitude at most ``K * 2**14``, and every
-integer up to ``2**(p+1)`` is representable with a ``p``-bit significand. So
-float32 (``p = 23``) is exact for ``K * 2**14 <= 2**24``, i.e. ``K <= 1024``
+integer up to ``2**(p+1)`` is representable with ``p`` stored fraction bits (a
+``p + 1``-bit significand). So float32 (``p = 23``) is exact for
+``K * 2**14 <= 2**24``, i.e. ``K <= 1024``
 (every ViT-Tiny GEMM), and float64 (``p = 52``) for every ``K`` the int32
 accumulator allows. The bias is added afterwards in int64. Operands that are
 already ``np.int8`` skip the range check (their dtype guarantees it).

@@ -51,7 +51,9 @@ __all__ = [
 
 INT8_MIN, INT8_MAX = -(1 << 7), (1 << 7) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-#: Dyadic multiplier limits: m is an unsigned 31-bit integer, s a right shift.
+#: Dyadic multiplier limits (INTEGER_KERNELS.md): m is an unsigned 31-bit integer, s a right
+#: shift of at most 62, so that ``|acc * m| < 2**62`` plus the rounding constant
+#: ``2**(s-1) <= 2**61`` stays inside int64 (``round_shift`` uses the same bound).
 M_MAX = (1 << 31) - 1
 S_MIN, S_MAX = 1, 62
 
@@ -122,11 +124,15 @@ def signed_bits(lo: int, hi: int) -> int:
 
 
 def wrap(x, bits: int) -> np.ndarray:
-    """Two's-complement wrap of ``x`` into a signed ``bits``-bit register."""
-    lo, _ = int_range(bits)
-    v = as_int64(x)
-    mask = (1 << bits) - 1
-    return ((v - lo) & mask) + lo
+    """Two's-complement wrap of ``x`` into a signed ``bits``-bit register.
+
+    ``x & (2**bits - 1)`` is the residue in ``[0, 2**bits)``; residues above the
+    signed maximum move down by ``2**bits = -2 * lo``. No intermediate leaves
+    int64, even for ``bits = 63`` (no reliance on NumPy's own wrap-around).
+    """
+    lo, hi = int_range(bits)
+    r = as_int64(x) & ((1 << bits) - 1)
+    return r + (r > hi) * (2 * lo)
 
 
 def saturate(x, bits: int) -> np.ndarray:
@@ -138,14 +144,14 @@ def saturate(x, bits: int) -> np.ndarray:
 def round_shift(x, s) -> np.ndarray:
     """Arithmetic right shift by ``s`` with round-half-up: ``(x + 2**(s-1)) >> s``.
 
-    ``s`` may be a scalar or broadcast against ``x``; it must lie in [0, 62].
-    ``x`` must satisfy ``|x| < 2**62`` so that adding the rounding constant
-    cannot overflow int64.
+    ``s`` may be a scalar or broadcast against ``x``; it must lie in
+    ``[0, S_MAX]`` (``S_MAX = 62``). ``x`` must satisfy ``-2**62 <= x < 2**62``
+    so that adding the rounding constant (at most ``2**61``) cannot overflow int64.
     """
     v = as_int64(x)
     sh = as_int64(s, "s")
-    check_range(sh, 0, 62, "s")
-    check_range(v, -(1 << 62), (1 << 62) - 1, "x")
+    check_range(sh, 0, S_MAX, "s")
+    check_range(v, -(1 << S_MAX), (1 << S_MAX) - 1, "x")
     half = np.where(sh > 0, np.left_shift(np.int64(1), np.maximum(sh - 1, 0)), 0)
     return np.right_shift(v + half, sh)
 

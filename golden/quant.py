@@ -156,8 +156,12 @@ def positive_scale(value, name: str = "scale") -> float:
     return v
 
 
-#: Range of :func:`internal_shift`, so that every rescaling shift stays within int64.
-_SHIFT_MIN, _SHIFT_MAX = -62, 30
+#: Range of :func:`internal_shift`. ``f >= -S_MAX``: a right shift by ``-f`` is at most
+#: :func:`~edgetron.golden.intops.round_shift`'s largest shift. ``f <= 30``: the left-shifted
+#: magnitude ``pre(clamp_in) < clamp + 2**f`` (:func:`~edgetron.golden.intops.pow2_rescale_limit`)
+#: stays within 32 bits, and scales up to ``2**(30 - frac_bits)`` are far coarser than any
+#: calibrated int8 scale.
+_SHIFT_MIN, _SHIFT_MAX = -S_MAX, 30
 
 
 def internal_shift(scale: float, frac_bits: int) -> int:
@@ -172,14 +176,14 @@ def internal_shift(scale: float, frac_bits: int) -> int:
     ------
     ValueError
         ``f`` outside ``[-62, 30]``: the scale is outside
-        ``[2**(-62 - frac_bits), 2**(30 - frac_bits)]``.
+        ``(2**(-63 - frac_bits), 2**(30 - frac_bits)]``.
     """
     mant, exp2 = math.frexp(scale)  # scale = mant * 2**exp2, mant in [0.5, 1)
     f = frac_bits + (exp2 - 1 if mant == 0.5 else exp2)
     if not _SHIFT_MIN <= f <= _SHIFT_MAX:
         raise ValueError(
             f"scale {scale!r} is outside the supported range "
-            f"[2**{_SHIFT_MIN - frac_bits}, 2**{_SHIFT_MAX - frac_bits}]"
+            f"(2**{_SHIFT_MIN - 1 - frac_bits}, 2**{_SHIFT_MAX - frac_bits}]"
         )
     return f
 

@@ -484,9 +484,10 @@ def encoder_block(p: EncoderBlockParams, x, record: dict | None = None,
     """One pre-norm encoder block on ``x`` of shape (T, D) or (B, T, D).
 
     ``record`` (optional) receives the float activations under ``prefix`` +
-    ``ln1, q, k, v, scores`` (already scaled by ``1/sqrt(d)``)``, probs,
-    context, proj, res1, ln2, fc1, gelu, fc2, out``; q, k, v and context are
-    (B, T, D), scores and probs (B, H, T, T).
+    ``ln1``, ``q``, ``k``, ``v``, ``scores`` (already scaled by ``1/sqrt(d)``),
+    ``probs``, ``context``, ``proj``, ``res1``, ``ln2``, ``fc1``, ``gelu``,
+    ``fc2`` and ``out``; q, k, v and context are (B, T, D), scores and probs
+    (B, H, T, T).
     """
     v = _tokens(x, p.embed)
     squeeze = v.ndim == 2

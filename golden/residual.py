@@ -16,10 +16,11 @@ by dyadic numbers that share one shift ``s`` (:func:`residual_constants`)::
 Each input is rescaled by its own multiplier to the common scale
 ``S_y * 2**-s``; the sum is then requantized once, so there is a single
 rounding (rescaling each input to int8 first and adding would round twice and
-be off by one LSB in about a quarter of the cases). This is the dyadic style of
-I-BERT (Kim et al., ICML 2021) and the rescale-then-add scheme of Jacob et al.
-(CVPR 2018, section 2.2), as in gemmlowp/TFLite's quantized ADD, with one shift
-shared by both inputs instead of a pre-shift and a third output multiplier.
+be off by one LSB in about a fifth of the cases; docs/quantization.md). This is
+the dyadic style of I-BERT (Kim et al., ICML 2021) and the rescale-then-add
+scheme of Jacob et al. (CVPR 2018, section 2.2), as in gemmlowp/TFLite's
+quantized ADD, with one shift shared by both inputs instead of a pre-shift and
+a third output multiplier.
 
 Widths (derived below from the int8 and ``M_MAX`` limits): products
 ``RESIDUAL_PRODUCT_BITS`` = 39, sum ``RESIDUAL_SUM_BITS`` = 40; the rounding

@@ -130,7 +130,8 @@ def iexp_constants(scale) -> IExpConstants:
     ----------
     scale : float
         Real value of one input LSB (``x = q * scale``); finite and > 0, and
-        within ``[2**-74, 2**18]`` so that every rescaling shift fits int64.
+        within ``(2**-75, 2**18]`` (the range of
+        :func:`~edgetron.golden.quant.internal_shift` for ``F = 12``).
 
     Returns
     -------

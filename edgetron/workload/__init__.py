@@ -23,6 +23,7 @@ from edgetron.workload.scalesim import (
     write_scalesim,
 )
 from edgetron.workload.trace import (
+    ACC_BITS,
     BIAS_BITS,
     FORMAT,
     KINDS,
@@ -50,6 +51,7 @@ from edgetron.workload.trace import (
 from edgetron.workload.vit import VIT_PRESETS, vit
 
 __all__ = [
+    "ACC_BITS",
     "BIAS_BITS",
     "FORMAT",
     "KINDS",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgetron.workload.trace import (
+    ACC_BITS,
     Add,
     AvgPool,
     Conv2d,
@@ -40,9 +41,6 @@ MOBILENETV2_SETTINGS = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-
-#: Accumulator width (and so the width of the int32 logits), bits.
-ACC_BITS = 32
 
 
 class _Net:

@@ -29,18 +29,18 @@ Import makes one op per row, fed by external data (``inputs = ["input"]``: the C
 no dependencies): a conv row becomes a ``conv2d`` (``dwconv2d`` with ``k = Channels *
 Num Filter`` for ``DP`` rows) whose bottom and right padding is SCALE-Sim's implicit
 padding of the partial window, so that output size and MACs are SCALE-Sim's; a GEMM row,
-and a conv row of exactly
-SCALE-Sim's GEMM shape (filter height 1, filter width = IFMAP width, 1 channel, stride
-1), becomes a ``gemm`` with weights. Widths are the int8 defaults.
+and a conv row of exactly SCALE-Sim's GEMM shape (filter height 1, filter width = IFMAP
+width, 1 channel, stride 1), becomes a ``gemm`` with weights. Widths are the int8
+defaults.
 
 Export (conv form by default, GEMM form on request) writes one row per matrix product
 SCALE-Sim can run; it is lossy, as ``docs/trace-format.md`` lists: vector and memory
 ops (softmax, GELU, layernorm, add, pools, concat) are dropped; widths, biases,
 requantization and dependencies are dropped; padding is folded into the IFMAP size,
-which is chosen so that SCALE-Sim derives the op's output size;
-SCALE-Sim has no batch or head dimension, so weight GEMMs fold the batch into M,
-convolutions are repeated per sample, and products of two activations (attention)
-become one row per sample and head whose second operand SCALE-Sim treats as a filter.
+which is chosen so that SCALE-Sim derives the op's output size; SCALE-Sim has no batch
+or head dimension, so weight GEMMs fold the batch into M, convolutions are repeated per
+sample, and products of two activations (attention) become one row per sample and head
+whose second operand SCALE-Sim treats as a filter.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from edgetron.workload.trace import (
     Op,
     Trace,
     TraceError,
+    _read_user_text,
 )
 
 __all__ = [
@@ -251,13 +252,8 @@ def read_scalesim(path: str | Path, *, batch: int = 1, name: str | None = None) 
         If it cannot be read.
     """
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise ScaleSimError(f"{path}: {size} bytes exceeds the limit of {MAX_FILE_BYTES} bytes")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ScaleSimError(f"{path}: not UTF-8 text: {exc}") from None
+    # utf-8-sig: a byte-order mark, which spreadsheet programs write, is dropped.
+    text = _read_user_text(path, limit=MAX_FILE_BYTES, encoding="utf-8-sig", error=ScaleSimError)
     return parse_scalesim(text, name=name or path.stem, batch=batch, source=str(path))
 
 

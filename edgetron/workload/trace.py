@@ -34,14 +34,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from edgetron.golden.intops import INT32_MAX, INT32_MIN, signed_bits
 from edgetron.golden.quant import ACTIVATIONS
 
 __all__ = [
+    "ACC_BITS",
     "ACTIVATIONS",
     "BIAS_BITS",
     "FORMAT",
     "HEAD_LAYOUTS",
     "KINDS",
+    "MAX_DESCRIPTION",
     "MAX_DIM",
     "MAX_ELEMENTS",
     "MAX_FILE_BYTES",
@@ -82,8 +85,13 @@ MAX_OPS = 100_000
 MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Longest op or trace name, in characters.
 MAX_NAME = 200
+#: Longest trace description, in characters.
+MAX_DESCRIPTION = 10_000
+#: Width of the int32 accumulator of every matrix product in the builders, bits (the
+#: default ``acc_bits``; INTEGER_KERNELS.md: int8 operands, int32 accumulation).
+ACC_BITS = signed_bits(INT32_MIN, INT32_MAX)
 #: Width of every bias value in bits (biases are int32 at the accumulator scale).
-BIAS_BITS = 32
+BIAS_BITS = ACC_BITS
 #: Where an op's wide internal value becomes its ``out_bits``-wide output:
 #: ``none`` = no rescaling (the output is the exact internal value, e.g. an int32
 #: accumulator or a max of int8 values), ``tensor`` = one dyadic multiplier for the whole
@@ -93,9 +101,10 @@ REQUANT = ("none", "tensor", "channel")
 #: the output's) per-sample matrix: ``rows`` = product h is the h-th block of rows
 #: (``[count * rows, cols]``, a row-major ``[count, rows, cols]``), ``cols`` = the h-th
 #: block of columns (``[rows, count * cols]``: attention heads side by side in the
-#: features). The activations fused into a requantization (a clamp) are golden's
-#: :data:`~edgetron.golden.quant.ACTIVATIONS`.
+#: features).
 HEAD_LAYOUTS = ("rows", "cols")
+# The activations an op may fuse into its requantization (a clamp, the ``act`` field) are
+# golden's :data:`~edgetron.golden.quant.ACTIVATIONS`, re-exported here.
 
 _BITS_RANGE = (2, 32)
 _ACC_BITS_RANGE = (8, 64)
@@ -546,7 +555,7 @@ class Gemm(Op):
     b_transposed: bool = False
     out_heads: str = "rows"
     weight_bits: int = 8
-    acc_bits: int = 32
+    acc_bits: int = ACC_BITS
     bias: bool = False
     act: str = "none"
     scale: float = 1.0
@@ -716,6 +725,7 @@ class _Window(Op):
     """Fields shared by convolutions and pools: an ``[n, h, w, c]`` input and an r x s window."""
 
     _BATCH_FIELD: ClassVar[str] = "n"
+    _DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("out_h", "out_w")
 
     n: int
     h: int
@@ -775,7 +785,39 @@ _MAC_OPTIONS = ("in_bits", "weight_bits", "acc_bits", "out_bits", "bias", "requa
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Conv2d(_Window):
+class _Conv(_Window):
+    """Fields shared by :class:`Conv2d` and :class:`DwConv2d`: filters, accumulator, bias.
+
+    ``k`` output channels of ``weight_bits``-wide weights, an ``acc_bits`` accumulator, an
+    optional int32 bias (one per output channel), per-channel requantization by default
+    and a fused activation clamp.
+    """
+
+    unit: ClassVar[str] = "array"
+    _REQUIRED: ClassVar[tuple[str, ...]] = _CONV_REQUIRED
+
+    k: int
+    weight_bits: int = 8
+    acc_bits: int = ACC_BITS
+    bias: bool = False
+    act: str = "none"
+    requant: str = "channel"
+
+    def _validate_weights(self) -> None:
+        _check_int(self.weight_bits, "weight_bits", *_BITS_RANGE)
+        _check_mac_options(self)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.n, self.out_h, self.out_w, self.k)
+
+    @property
+    def bias_count(self) -> int:
+        return self.k if self.bias else 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Conv2d(_Conv):
     """2-D convolution (dense or grouped) on NHWC feature maps, weights ``[k, c/groups, r, s]``.
 
     Parameters
@@ -803,27 +845,17 @@ class Conv2d(_Window):
     """
 
     kind: ClassVar[str] = "conv2d"
-    unit: ClassVar[str] = "array"
     _FIELDS: ClassVar[tuple[str, ...]] = (
         *_CONV_REQUIRED, *_GEOMETRY, "groups", "out_h", "out_w", *_MAC_OPTIONS,
     )
-    _REQUIRED: ClassVar[tuple[str, ...]] = _CONV_REQUIRED
-    _DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("out_h", "out_w")
 
-    k: int
     groups: int = 1
-    weight_bits: int = 8
-    acc_bits: int = 32
-    bias: bool = False
-    act: str = "none"
-    requant: str = "channel"
 
     def _validate(self) -> None:
         self._validate_window()
         _check_int(self.k, "k")
         _check_int(self.groups, "groups")
-        _check_int(self.weight_bits, "weight_bits", *_BITS_RANGE)
-        _check_mac_options(self)
+        self._validate_weights()
         if self.c % self.groups or self.k % self.groups:
             raise TraceError(
                 f"groups: {self.groups} must divide both c ({self.c}) and k ({self.k})"
@@ -833,10 +865,6 @@ class Conv2d(_Window):
                 f"groups: {self.groups} groups of one channel each is a depthwise "
                 "convolution; use kind 'dwconv2d'"
             )
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return (self.n, self.out_h, self.out_w, self.k)
 
     @property
     def macs(self) -> int:
@@ -853,16 +881,12 @@ class Conv2d(_Window):
     def weight_count(self) -> int:
         return self.k * (self.c // self.groups) * self.r * self.s
 
-    @property
-    def bias_count(self) -> int:
-        return self.k if self.bias else 0
-
     def describe(self) -> str:
         return self._window_text(self.k, f" g{self.groups}" if self.groups > 1 else "")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DwConv2d(_Window):
+class DwConv2d(_Conv):
     """Depthwise convolution: each input channel convolved with its own ``k/c`` filters.
 
     Fields as :class:`Conv2d` without ``groups`` (one group per input channel); ``k``
@@ -873,25 +897,14 @@ class DwConv2d(_Window):
     """
 
     kind: ClassVar[str] = "dwconv2d"
-    unit: ClassVar[str] = "array"
     _FIELDS: ClassVar[tuple[str, ...]] = (
         *_CONV_REQUIRED, *_GEOMETRY, "out_h", "out_w", *_MAC_OPTIONS,
     )
-    _REQUIRED: ClassVar[tuple[str, ...]] = _CONV_REQUIRED
-    _DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("out_h", "out_w")
-
-    k: int
-    weight_bits: int = 8
-    acc_bits: int = 32
-    bias: bool = False
-    act: str = "none"
-    requant: str = "channel"
 
     def _validate(self) -> None:
         self._validate_window()
         _check_int(self.k, "k")
-        _check_int(self.weight_bits, "weight_bits", *_BITS_RANGE)
-        _check_mac_options(self)
+        self._validate_weights()
         if self.k % self.c:
             raise TraceError(
                 f"k: {self.k} output channels must be a multiple of the {self.c} input "
@@ -902,10 +915,6 @@ class DwConv2d(_Window):
     def multiplier(self) -> int:
         """Output channels per input channel, ``k // c``."""
         return self.k // self.c
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return (self.n, self.out_h, self.out_w, self.k)
 
     @property
     def macs(self) -> int:
@@ -921,20 +930,30 @@ class DwConv2d(_Window):
     def weight_count(self) -> int:
         return self.k * self.r * self.s
 
-    @property
-    def bias_count(self) -> int:
-        return self.k if self.bias else 0
-
     def describe(self) -> str:
         return self._window_text(self.k, " dw")
 
 
-_POOL_REQUIRED = ("n", "h", "w", "c", "r", "s")
-_POOL_FIELDS = (*_POOL_REQUIRED, *_GEOMETRY, "out_h", "out_w", "in_bits", "out_bits", "requant")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Pool(_Window):
+    """Fields shared by the pools: output ``[n, out_h, out_w, c]``, no weights."""
+
+    unit: ClassVar[str] = "vector"
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("n", "h", "w", "c", "r", "s")
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        *_REQUIRED, *_GEOMETRY, "out_h", "out_w", "in_bits", "out_bits", "requant",
+    )
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.n, self.out_h, self.out_w, self.c)
+
+    def describe(self) -> str:
+        return self._window_text(self.c)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MaxPool(_Window):
+class MaxPool(_Pool):
     """Max pooling over r x s windows of an ``[n, h, w, c]`` map; output ``[n, out_h, out_w, c]``.
 
     A comparison, not arithmetic: ``requant`` must be ``none`` and ``out_bits`` equal
@@ -942,10 +961,6 @@ class MaxPool(_Window):
     """
 
     kind: ClassVar[str] = "maxpool"
-    unit: ClassVar[str] = "vector"
-    _FIELDS: ClassVar[tuple[str, ...]] = _POOL_FIELDS
-    _REQUIRED: ClassVar[tuple[str, ...]] = _POOL_REQUIRED
-    _DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("out_h", "out_w")
 
     requant: str = "none"
 
@@ -959,16 +974,9 @@ class MaxPool(_Window):
                 f"got {self.out_bits}"
             )
 
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return (self.n, self.out_h, self.out_w, self.c)
-
-    def describe(self) -> str:
-        return self._window_text(self.c)
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AvgPool(_Window):
+class AvgPool(_Pool):
     """Average pooling over r x s windows (global average pooling when r x s = h x w).
 
     Sums each window in a wide accumulator; the division by ``r * s`` is folded into the
@@ -976,22 +984,11 @@ class AvgPool(_Window):
     """
 
     kind: ClassVar[str] = "avgpool"
-    unit: ClassVar[str] = "vector"
-    _FIELDS: ClassVar[tuple[str, ...]] = _POOL_FIELDS
-    _REQUIRED: ClassVar[tuple[str, ...]] = _POOL_REQUIRED
-    _DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("out_h", "out_w")
 
     def _validate(self) -> None:
         self._validate_window()
         if self.requant == "channel":
             raise TraceError("requant: an average pool has no per-channel scales; use 'tensor'")
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return (self.n, self.out_h, self.out_w, self.c)
-
-    def describe(self) -> str:
-        return self._window_text(self.c)
 
 
 # ------------------------------------------------------------------------------------------
@@ -1292,8 +1289,10 @@ class Trace:
     def __post_init__(self) -> None:
         _check_name(self.name, "name")
         _check_int(self.batch, "batch", 1, MAX_DIM)
-        if not isinstance(self.description, str) or len(self.description) > 10_000:
-            raise TraceError("description: expected a string of at most 10000 characters")
+        if not isinstance(self.description, str) or len(self.description) > MAX_DESCRIPTION:
+            raise TraceError(
+                f"description: expected a string of at most {MAX_DESCRIPTION} characters"
+            )
         if isinstance(self.ops, (str, bytes, Mapping)) or not isinstance(self.ops, Sequence):
             raise TraceError(f"ops: expected a list of ops, got {_show(self.ops)}")
         if not 1 <= len(self.ops) <= MAX_OPS:
@@ -1548,6 +1547,21 @@ def _op_from_dict(i: int, d: Any) -> Op:
     return op
 
 
+def _read_user_text(path: Path, *, limit: int, encoding: str, error: type[TraceError]) -> str:
+    """The text of a user file (trace or CSV), refused unread when larger than ``limit`` bytes.
+
+    Raises ``error`` naming ``path`` for a file that is too large or not UTF-8 text
+    (``encoding`` is ``utf-8`` or ``utf-8-sig``), and OSError if it cannot be read.
+    """
+    size = path.stat().st_size
+    if size > limit:
+        raise error(f"{path}: {size} bytes exceeds the limit of {limit} bytes")
+    try:
+        return path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text: {exc}") from None
+
+
 def load_trace(path: str | Path) -> Trace:
     """Read and validate a trace JSON file.
 
@@ -1559,13 +1573,7 @@ def load_trace(path: str | Path) -> Trace:
         If it cannot be read.
     """
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise TraceError(f"{path}: {size} bytes exceeds the limit of {MAX_FILE_BYTES} bytes")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not UTF-8 text: {exc}") from None
+    text = _read_user_text(path, limit=MAX_FILE_BYTES, encoding="utf-8", error=TraceError)
     return Trace.from_json(text, source=str(path))
 
 

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 
 from edgetron.workload.trace import (
+    ACC_BITS,
     Add,
     Concat,
     Conv2d,
@@ -44,9 +45,6 @@ VIT_PRESETS: dict[str, dict[str, int]] = {
     "deit-small": {"embed": 384, "heads": 6},
     "deit-base": {"embed": 768, "heads": 12},
 }
-
-#: Accumulator width of every matrix product, bits.
-ACC_BITS = 32
 
 
 def vit(

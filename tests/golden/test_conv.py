@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -30,22 +29,9 @@ from edgetron.golden.intops import (
 )
 from edgetron.golden.quant import dyadic
 
+from .oracles import K_MAX, int8, requant_oracle
+
 FAST = settings(deadline=None, max_examples=60)
-
-#: Longest reduction C/groups * R * S the int32 accumulator allows with no bias.
-K_MAX = INT32_MAX // (INT8_MIN * INT8_MIN)
-
-
-def int8(rng: np.random.Generator, shape) -> np.ndarray:
-    v = rng.integers(INT8_MIN, INT8_MAX + 1, size=shape, dtype=np.int64)
-    flat = v.reshape(-1)
-    if flat.size >= 2:
-        flat[0], flat[-1] = INT8_MIN, INT8_MAX
-    return v.astype(np.int8)
-
-
-def half_up(num: int, den: int) -> int:
-    return math.floor(Fraction(num, den) + Fraction(1, 2))
 
 
 # ---- oracles (Python ints, explicit loops, explicit padding) ---------------------------------
@@ -104,10 +90,6 @@ def loop_pool(x, kernel, stride, padding, kind):
     return out
 
 
-def requant_oracle(acc: int, m: int, s: int) -> int:
-    return min(INT8_MAX, max(INT8_MIN, half_up(acc * m, 2**s)))
-
-
 def avg_oracle(total: int, n: int) -> int:
     """Window sum times the dyadic of 1/n, rounded half up (exact rationals)."""
     m, s = dyadic(Fraction(1, n))
@@ -138,12 +120,18 @@ def conv_case(draw, asymmetric=False):
     )
 
 
-@FAST
-@given(conv_case())
-def test_conv2d_matches_loop_oracle(case):
+def case_operands(case) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """The generator seeded by ``case`` and the int8 input and weights it draws first."""
     rng = np.random.default_rng(case["seed"])
     x = int8(rng, (case["n"], case["c"], case["h"], case["w"]))
     w = int8(rng, (case["k"], case["c"] // case["groups"], case["r"], case["s"]))
+    return rng, x, w
+
+
+@FAST
+@given(conv_case())
+def test_conv2d_matches_loop_oracle(case):
+    rng, x, w = case_operands(case)
     bias = rng.integers(-(2**20), 2**20, size=case["k"]) if case["bias"] else None
     got = conv2d_int(x, w, bias, case["stride"], case["padding"], case["groups"])
     assert got.dtype == np.int64
@@ -176,9 +164,7 @@ def test_conv2d_named_cases(shape_x, shape_w, stride, padding, groups):
 @FAST
 @given(conv_case(asymmetric=True))
 def test_conv2d_asymmetric_padding_matches_loop_oracle(case):
-    rng = np.random.default_rng(case["seed"])
-    x = int8(rng, (case["n"], case["c"], case["h"], case["w"]))
-    w = int8(rng, (case["k"], case["c"] // case["groups"], case["r"], case["s"]))
+    rng, x, w = case_operands(case)
     bias = rng.integers(-(2**20), 2**20, size=case["k"]) if case["bias"] else None
     got = conv2d_int(x, w, bias, case["stride"], case["padding"], case["groups"])
     assert got.tolist() == loop_conv(x, w, bias, case["stride"], case["padding"], case["groups"])
@@ -225,9 +211,7 @@ def test_every_padding_form_means_the_same():
 @FAST
 @given(conv_case())
 def test_conv2d_requant_per_channel_matches_oracle(case):
-    rng = np.random.default_rng(case["seed"])
-    x = int8(rng, (case["n"], case["c"], case["h"], case["w"]))
-    w = int8(rng, (case["k"], case["c"] // case["groups"], case["r"], case["s"]))
+    rng, x, w = case_operands(case)
     bias = rng.integers(-(2**12), 2**12, size=case["k"])
     ms = rng.integers(0, M_MAX + 1, size=case["k"])
     ss = rng.integers(S_MIN, S_MAX + 1, size=case["k"])
@@ -279,6 +263,14 @@ def test_pools_saturate_at_both_ends():
     x = np.full((1, 1, 4, 4), INT8_MIN, dtype=np.int8)
     assert (maxpool2d(x, 3, 1, 1) == INT8_MIN).all()
     assert (maxpool2d(x, 3, 2, (0, 1, 1, 0)) == INT8_MIN).all()
+    # With an output scale finer than the input's (here S_y = S_x / 2), the requantized
+    # average saturates at both ends instead of wrapping.
+    m, s = avgpool_constants(4, 0.1, 0.05)
+    for v in (INT8_MIN, INT8_MAX):
+        x = np.full((1, 2, 4, 4), v, dtype=np.int8)
+        assert (avgpool2d(x, 2, m=m, s=s) == v).all()
+        assert (global_avgpool2d(x, *avgpool_constants(16, 0.1, 0.05)) == v).all()
+    assert (avgpool2d(np.full((1, 1, 2, 2), 50, dtype=np.int8), 2, m=m, s=s) == 100).all()
     # Average pooling counts padding as zeros: all-127 windows with padding average lower.
     x = np.full((1, 1, 4, 4), INT8_MAX, dtype=np.int8)
     y = avgpool2d(x, 2, 2, (1, 1, 0, 0))  # rows: pad, 0..3, pad -> 3 windows of 2 rows
@@ -521,7 +513,7 @@ def test_pool_rejects_bad_input(fn, x, kernel, stride, padding, exc, match):
 
 
 def test_pool_rejects_windows_whose_sum_could_overflow_int32():
-    # 128 * n + n // 2 must fit int32: n = 2**24 elements cannot.
+    # 128 * n must fit int32 (_average's bound): n = 2**24 elements cannot.
     x = np.zeros((1, 1, 1, 2**24), dtype=np.int8)
     with pytest.raises(ValueError, match=r"window of 16777216 elements .*int32 sum limit"):
         global_avgpool2d(x)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -20,19 +17,9 @@ from edgetron.golden.gemm import (
 )
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, M_MAX, S_MAX, S_MIN
 
+from .oracles import K_MAX, int8, requant_oracle
+
 FAST = settings(deadline=None, max_examples=60)
-
-#: Longest reduction the int32 accumulator allows with no bias: K * 2**14 <= 2**31 - 1.
-K_MAX = INT32_MAX // (INT8_MIN * INT8_MIN)
-
-
-def int8(rng: np.random.Generator, shape) -> np.ndarray:
-    """Random int8 values including both extremes."""
-    v = rng.integers(INT8_MIN, INT8_MAX + 1, size=shape, dtype=np.int64)
-    flat = v.reshape(-1)
-    if flat.size >= 2:
-        flat[0], flat[-1] = INT8_MIN, INT8_MAX
-    return v.astype(np.int8)
 
 
 def loop_gemm(a, w, bias=None):
@@ -49,10 +36,6 @@ def loop_gemm(a, w, bias=None):
             row.append(acc)
         out.append(row)
     return out
-
-
-def requant_oracle(acc: int, m: int, s: int) -> int:
-    return min(INT8_MAX, max(INT8_MIN, math.floor(Fraction(acc * m, 2**s) + Fraction(1, 2))))
 
 
 shape_st = st.tuples(st.integers(1, 7), st.integers(1, 9), st.integers(1, 7), st.integers(0, 2**32))

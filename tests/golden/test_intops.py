@@ -33,17 +33,13 @@ from edgetron.golden.intops import (
     wrap,
 )
 
+from .oracles import requant_oracle
+
 FAST = settings(deadline=None, max_examples=300)
 
 acc_st = st.integers(INT32_MIN, INT32_MAX)
 m_st = st.integers(0, M_MAX)
 s_st = st.integers(S_MIN, S_MAX)
-
-
-def oracle_requant(acc: int, m: int, s: int, bits: int = 8) -> int:
-    """Exact rational round-half-up of acc * m / 2**s, then clamp to the signed range."""
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return min(hi, max(lo, math.floor(Fraction(acc * m, 2**s) + Fraction(1, 2))))
 
 
 # ---- requantize ------------------------------------------------------------------------
@@ -60,7 +56,7 @@ def oracle_requant(acc: int, m: int, s: int, bits: int = 8) -> int:
 @example(acc=1, m=1, s=1)  # +0.5 rounds half up to 1
 @example(acc=-3, m=1, s=1)  # -1.5 -> -1
 def test_requantize_matches_rational_oracle(acc, m, s):
-    assert int(requantize(acc, m, s)) == oracle_requant(acc, m, s)
+    assert int(requantize(acc, m, s)) == requant_oracle(acc, m, s)
 
 
 @st.composite
@@ -78,7 +74,7 @@ def unsaturated(draw):
 @given(unsaturated())
 def test_requantize_rounding_region(case):
     acc, m, s = case
-    assert int(requantize(acc, m, s)) == oracle_requant(acc, m, s)
+    assert int(requantize(acc, m, s)) == requant_oracle(acc, m, s)
 
 
 @FAST
@@ -92,7 +88,7 @@ def test_requantize_per_channel_vectors(data, n, c):
     ms = data.draw(st.lists(m_st, min_size=c, max_size=c))
     ss = data.draw(st.lists(s_st, min_size=c, max_size=c))
     got = requantize(np.array(accs, dtype=np.int64), np.array(ms), np.array(ss))
-    want = [[oracle_requant(a, ms[j], ss[j]) for j, a in enumerate(row)] for row in accs]
+    want = [[requant_oracle(a, ms[j], ss[j]) for j, a in enumerate(row)] for row in accs]
     assert got.dtype == np.int64
     assert got.tolist() == want
 
@@ -112,7 +108,7 @@ def test_requantize_product_fits_int64_at_extremes():
     # |acc * m| <= 2**31 * (2**31 - 1) < 2**62: no int64 overflow, result exact.
     for acc in (INT32_MIN, INT32_MAX):
         for s in range(S_MIN, S_MAX + 1):
-            assert int(requantize(acc, M_MAX, s, bits=63)) == oracle_requant(acc, M_MAX, s, 63)
+            assert int(requantize(acc, M_MAX, s, bits=63)) == requant_oracle(acc, M_MAX, s, 63)
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,8 @@ from edgetron.golden.quant import (
     weight_scales,
 )
 
+from .oracles import half_up
+
 FAST = settings(deadline=None, max_examples=300)
 
 #: Representable multipliers: [2**-63, 2**30 - 1/4).
@@ -47,10 +49,6 @@ M_SMALLEST = 2.0 ** -(S_MAX + 1)
 M_LARGEST = float(Fraction(M_MAX, 2**S_MIN) + Fraction(1, 2**(S_MIN + 1)))  # exclusive
 #: Below this the shift is capped at 62 and m has fewer than 31 bits.
 M_NORMAL = 2.0 ** -(S_MAX - M_MAX.bit_length() + 1)
-
-
-def half_up(v: Fraction) -> int:
-    return math.floor(v + Fraction(1, 2))
 
 
 multiplier_st = st.floats(min_value=M_SMALLEST, max_value=M_LARGEST, exclude_max=True)
@@ -362,8 +360,12 @@ def test_internal_shift_puts_the_scale_in_one_octave(frac_bits):
         f = internal_shift(scale, frac_bits)
         s_int = math.ldexp(scale, -f)
         assert 2.0 ** -(frac_bits + 1) < s_int <= 2.0**-frac_bits
-    with pytest.raises(ValueError, match=r"scale .* outside the supported range \[2\*\*-74"):
-        internal_shift(2.0**-80, 12)
+    # The supported range is (2**(-63 - F), 2**(30 - F)]: f = -62 and f = 30 at its ends.
+    assert internal_shift(2.0**-74.5, 12) == -62 and internal_shift(2.0**18, 12) == 30
+    for bad in (2.0**-75, 2.0**-80, np.nextafter(2.0**18, np.inf)):
+        with pytest.raises(ValueError,
+                           match=r"scale .* outside the supported range \(2\*\*-75, 2\*\*18\]"):
+            internal_shift(bad, 12)
 
 
 # ---- fused activation clamp ---------------------------------------------------------------

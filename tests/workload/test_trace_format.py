@@ -363,7 +363,7 @@ def test_refs():
         Ref(None, cols=(0, 1))
     with pytest.raises(TraceError, match="op index"):
         Ref.coerce({"op": True})
-    with pytest.raises(TraceError):
+    with pytest.raises(TraceError, match=r'expected "input", an op index .* got bool True'):
         Ref.coerce(True)
 
 
