@@ -209,11 +209,6 @@ class AcceleratorConfig:
 
     # ---- derived values -------------------------------------------------------------
     @property
-    def pes(self) -> int:
-        """Number of processing elements, ``rows * cols``."""
-        return self.rows * self.cols
-
-    @property
     def peak_macs_per_cycle(self) -> int:
         """MACs per cycle with every PE busy."""
         return self.rows * self.cols

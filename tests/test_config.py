@@ -35,7 +35,7 @@ def test_presets_are_valid_square_weight_stationary_arrays(name):
     assert cfg.name == name
     assert cfg.rows == cfg.cols == int(name.split("-")[1])
     assert cfg.dataflow == "ws"
-    assert cfg.pes == cfg.peak_macs_per_cycle == cfg.rows * cfg.cols
+    assert cfg.peak_macs_per_cycle == cfg.rows * cfg.cols
     assert AcceleratorConfig(**{f.name: getattr(cfg, f.name)
                                 for f in dataclasses.fields(cfg)}) == cfg
     assert load_config(name) is cfg

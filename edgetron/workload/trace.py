@@ -1522,7 +1522,7 @@ def _op_from_dict(i: int, d: Any) -> Op:
         for key in ("id", "name", "inputs", *cls._REQUIRED):
             if key not in d:
                 raise TraceError(f"{key}: missing (required for kind {kind!r})")
-        if d["id"] != i or isinstance(d["id"], bool):
+        if type(d["id"]) is not int or d["id"] != i:
             raise TraceError(
                 f"id: expected {i} (the op's position in the list), got {_show(d['id'])}"
             )

@@ -68,7 +68,8 @@ def test_save_scalesim_both_forms_and_show_the_csv(capsys, tmp_path):
     assert conv.read_text() == to_scalesim(build_model("vit-tiny"))
     status, out, _ = run(capsys, "save", "vit-tiny", "-o", str(gemm), "--format",
                          "scalesim-gemm")
-    assert status == 0 and "122 layer rows" in out
+    n_vector = sum(op.matmul is None for op in build_model("vit-tiny"))
+    assert status == 0 and f"122 layer rows; {n_vector} vector and memory ops dropped" in out
     assert gemm.read_text() == to_scalesim(build_model("vit-tiny"), form="gemm")
     status, out, _ = run(capsys, "show", str(conv), "--batch", "3")
     assert status == 0 and out.startswith("v: 122 ops, batch 3")
@@ -127,7 +128,8 @@ def test_roundtrip_of_an_imported_csv_through_the_cli(capsys, tmp_path):
     text = CONV_HEADER + "\nstem,230,230,7,7,3,64,2,\nx_DP,58,58,3,3,64,1,1,\n"
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     src.write_text(text)
-    assert run(capsys, "save", str(src), "-o", str(dst))[0] == 0
+    status, out, _ = run(capsys, "save", str(src), "-o", str(dst))
+    assert status == 0 and "2 layer rows;" in out and "dropped" not in out
     assert dst.read_text() == text
     assert parse_scalesim(dst.read_text()).macs == parse_scalesim(text).macs
 

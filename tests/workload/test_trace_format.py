@@ -131,6 +131,8 @@ BAD_DOCUMENTS = [
     (_set(["ops", 11, "act"], "relu"), ["op 11", "act", "requant is 'none'"]),
     (_set(["ops", 5, "act"], "relu6"), ["op 5", "act", "requant is 'none'"]),
     (_set(["ops", 4, "id"], 5), ["op 4", "id"]),
+    (_set(["ops", 4, "id"], 4.0), ["op 4", "id", "float"]),
+    (_set(["ops", 4, "id"], True), ["op 4", "id", "bool"]),
     (_set(["ops", 4, "inputs"], 3), ["op 4", "inputs"]),
     (_set(["ops", 4, "inputs"], [3, 2]), ["op 4", "inputs", "takes 1"]),
     (_set(["ops", 4, "inputs"], ["x"]), ["op 4", "inputs[0]"]),
