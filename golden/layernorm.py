@@ -90,8 +90,11 @@ GAMMA_BITS = 16
 #: Largest supported row length and input width (all intermediates then fit int64).
 CHANNELS_MAX = 4096
 IN_BITS_MAX = 16
-#: ``|beta| / out_scale`` must stay below this many output LSBs.
-_BETA_LSB_LIMIT = 1 << 15
+#: ``|beta| / out_scale`` must stay below this many output LSBs: the same magnitude range
+#: as gamma's. Any offset beyond 127 LSBs saturates every int8 output anyway; the bound
+#: keeps ``beta_int < 2**(2 * (GAMMA_BITS - 1) + NORM_FRAC_BITS) = 2**42``, so the affine
+#: accumulator stays far inside int64.
+_BETA_LSB_LIMIT = 1 << (GAMMA_BITS - 1)
 _POW2 = np.left_shift(np.int64(1), np.arange(63, dtype=np.int64))
 
 
@@ -213,7 +216,8 @@ def layernorm_constants(
     ``G`` is the largest shift in ``[0, GAMMA_BITS - 1]`` for which every
     ``round(|gamma| / S_out * 2**G)`` fits ``GAMMA_BITS - 1`` magnitude bits;
     ``max|gamma| / S_out`` must therefore be below ``2**(GAMMA_BITS - 1)`` and
-    ``max|beta| / S_out`` below ``2**15``.
+    ``max|beta| / S_out`` below ``2**(GAMMA_BITS - 1)`` (beyond 127 output LSBs the
+    offset saturates every output anyway).
     """
     g = _channel_vector(gamma, "gamma", None)
     c = g.shape[0]
