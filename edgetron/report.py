@@ -49,10 +49,13 @@ def kind_breakdown(result: SimResult) -> dict[str, dict[str, float]]:
     return {k: out[k] for k in _KIND_ORDER if k in out}
 
 
-def result_dict(result: SimResult, *, per_op: bool = True,
+def result_dict(result: SimResult, *,
                 functional: FunctionalResult | None = None) -> dict[str, Any]:
-    """The JSON document of one run: ``trace``, ``config``, ``totals``, ``by_kind``, ``ops``."""
-    d = result.to_dict(per_op=per_op)
+    """The JSON document of one run: ``trace``, ``config``, ``totals``, ``ops``, ``by_kind``.
+
+    With ``functional`` also ``functional``: ``ok``, ``ops_checked`` and the failing ops.
+    """
+    d = result.to_dict()
     d["by_kind"] = kind_breakdown(result)
     if functional is not None:
         d["functional"] = {
@@ -67,15 +70,18 @@ def result_dict(result: SimResult, *, per_op: bool = True,
     return d
 
 
-def comparison_dict(results: Sequence[SimResult], *, per_op: bool = True) -> dict[str, Any]:
-    """The JSON document of ``edgetron compare``: the config and one entry per model."""
+def comparison_dict(results: Sequence[SimResult]) -> dict[str, Any]:
+    """The JSON document of ``edgetron compare``: the config and one entry per model.
+
+    Each entry has ``trace``, ``totals``, ``by_kind`` and ``ops``.
+    """
     if not results:
         raise ValueError("comparison_dict: no results")
     return {
         "config": results[0].config.to_dict(),
         "models": [
             {"trace": r.trace_name, "totals": r.totals, "by_kind": kind_breakdown(r),
-             **({"ops": [r.op_dict(i) for i in range(len(r.ops))]} if per_op else {})}
+             "ops": r.op_dicts()}
             for r in results
         ],
     }
@@ -88,6 +94,16 @@ def write_json(data: Any, path: str | Path) -> None:
         print(text, end="")
     else:
         Path(path).write_text(text, encoding="utf-8")
+
+
+def _percent(part: float, whole: float) -> float:
+    """``100 * part / whole``, 0 when ``whole`` is 0 (e.g. an all-zero energy table)."""
+    return 100 * part / whole if whole else 0.0
+
+
+def _present_kinds(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
+    """The op kinds of :data:`_KIND_ORDER` that occur in any of ``breakdowns``."""
+    return [k for k in _KIND_ORDER if any(k in b for b in breakdowns)]
 
 
 def _si(v: float) -> str:
@@ -134,15 +150,15 @@ def format_result(result: SimResult, *, per_op: bool = False) -> str:
                 f"{_si(d['dram_bytes']):>9}  {d['energy_uj']:>10.2f}  {tile}"
             )
         lines.append("")
-    total_cycles = max(1, result.totals["cycles"])
-    total_energy = result.totals["energy_uj"] or 1.0
+    total_cycles = result.totals["cycles"]
+    total_energy = result.totals["energy_uj"]
     lines.append(f"{'kind':<10} {'ops':>4} {'MACs':>9} {'cycles':>12} {'% cyc':>6} "
                  f"{'stall':>10} {'energy uJ':>11} {'% E':>5}")
     for kind, d in kind_breakdown(result).items():
         lines.append(
             f"{kind:<10} {d['ops']:>4} {_si(d['macs']):>9} {d['cycles']:>12,} "
-            f"{100 * d['cycles'] / total_cycles:>6.1f} {d['stall_cycles']:>10,} "
-            f"{d['energy_uj']:>11,.1f} {100 * d['energy_uj'] / total_energy:>5.1f}"
+            f"{_percent(d['cycles'], total_cycles):>6.1f} {d['stall_cycles']:>10,} "
+            f"{d['energy_uj']:>11,.1f} {_percent(d['energy_uj'], total_energy):>5.1f}"
         )
     lines += _totals_lines(result)
     return "\n".join(lines)
@@ -155,6 +171,7 @@ def format_comparison(results: Sequence[SimResult]) -> str:
     names = [r.trace_name for r in results]
     width = max(14, *(len(n) for n in names))
     tots = [r.totals for r in results]
+    breakdowns = [kind_breakdown(r) for r in results]
     rows: list[tuple[str, list[str]]] = [
         ("MACs", [f"{t['macs'] / 1e6:,.1f} M" for t in tots]),
         ("cycles", [f"{t['cycles']:,}" for t in tots]),
@@ -165,18 +182,14 @@ def format_comparison(results: Sequence[SimResult]) -> str:
         ("latency", [f"{t['latency_ms']:.3f} ms" for t in tots]),
         ("inferences/s", [f"{1e3 / t['latency_ms']:,.1f}" for t in tots]),
         ("energy", [f"{t['energy_uj']:,.1f} uJ" for t in tots]),
-        ("  of it DRAM", [f"{100 * t['energy_by_event_uj']['dram_byte'] / t['energy_uj']:.1f} %"
+        ("  of it DRAM", [f"{_percent(t['energy_by_event_uj']['dram_byte'], t['energy_uj']):.1f} %"
                           for t in tots]),
         ("DRAM traffic", [f"{t['dram_bytes'] / 1e6:,.2f} MB" for t in tots]),
         ("SRAM traffic", [f"{t['sram_bytes'] / 1e6:,.2f} MB" for t in tots]),
     ]
-    kinds = [k for k in _KIND_ORDER if any(k in kind_breakdown(r) for r in results)]
-    breakdowns = [kind_breakdown(r) for r in results]
-    for k in kinds:
-        cells = []
-        for r, b in zip(results, breakdowns, strict=True):
-            share = b.get(k, {}).get("cycles", 0) / max(1, r.totals["cycles"])
-            cells.append(f"{100 * share:.1f} %")
+    for k in _present_kinds(breakdowns):
+        cells = [f"{_percent(b.get(k, {}).get('cycles', 0), t['cycles']):.1f} %"
+                 for t, b in zip(tots, breakdowns, strict=True)]
         rows.append((f"cycles in {k}", cells))
     label_w = max(len(label) for label, _ in rows)
     lines = [f"on {_config_line(results[0])}",
@@ -188,21 +201,23 @@ def format_comparison(results: Sequence[SimResult]) -> str:
 
 
 def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> None:
-    """Save a figure of cycles and energy per op kind, one stacked bar per model."""
-    import matplotlib
+    """Save a figure of cycles and energy per op kind, one stacked bar per model.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a standalone :class:`matplotlib.figure.Figure` (no pyplot, no change of the
+    caller's backend); the format follows the suffix of ``path``.
+    """
+    from matplotlib.figure import Figure
 
     if not results:
         raise ValueError("plot_breakdown: no results")
     names = [r.trace_name for r in results]
     breakdowns = [kind_breakdown(r) for r in results]
-    kinds = [k for k in _KIND_ORDER if any(k in b for b in breakdowns)]
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 2.2 * len(results), 4.5))
-    for ax, key, label in ((axes[0], "cycles", "cycles (M)"),
-                           (axes[1], "energy_uj", "energy (mJ)")):
-        scale = 1e6 if key == "cycles" else 1e3
+    kinds = _present_kinds(breakdowns)
+    fig = Figure(figsize=(4 + 2.2 * len(results), 4.5))
+    axes = fig.subplots(1, 2)
+    # (breakdown key, axis label, divisor from the breakdown's unit to the label's)
+    for ax, key, label, scale in ((axes[0], "cycles", "cycles (M)", 1e6),
+                                  (axes[1], "energy_uj", "energy (mJ)", 1e3)):
         bottom = [0.0] * len(results)
         for kind in kinds:
             vals = [b.get(kind, {}).get(key, 0) / scale for b in breakdowns]
@@ -214,4 +229,3 @@ def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> None:
     fig.suptitle(f"on {results[0].config.name}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -7,22 +7,39 @@ from pathlib import Path
 __all__ = ["refresh_jit_cache"]
 
 
-def refresh_jit_cache() -> None:
-    """Drop the package's Numba on-disk caches when any ``sim/*.py`` source has changed.
+def _kernel_sources() -> list[Path]:
+    """Every source file whose code or constants the package's compiled kernels embed.
 
-    ``@njit(cache=True)`` keys a cached function on its *own* file only, but a compiled
-    caller embeds the callees it calls from other files (``sim.memory`` calls
-    ``sim.systolic``, ``sim.engine`` calls everything); after a callee's file changes the
-    caller's cache would silently run the old code. A SHA-256 of every source of the
-    package is kept next to the caches (``sim/__pycache__/edgetron-jit-sources.sha256``);
-    when it differs, the cache index files are removed and Numba recompiles. Runs once,
-    at the import of this package, before any of its modules compiles or loads a cache.
-    Unwritable locations are left alone (Numba then does not cache either).
+    ``sim/*.py``; the golden package, whose constants the kernels read as globals
+    (``EXP_BITS``, ``RECIP_K``, ``INT32_MAX``, ...: Numba freezes a global into the
+    compiled code); and ``edgetron/config.py`` (``SimParams``).
+    """
+    import edgetron.config
+    import edgetron.golden
+
+    here = Path(__file__).resolve().parent
+    golden = Path(edgetron.golden.__file__).resolve().parent
+    return [*sorted(here.glob("*.py")), *sorted(golden.glob("*.py")),
+            Path(edgetron.config.__file__).resolve()]
+
+
+def refresh_jit_cache() -> None:
+    """Drop the package's Numba on-disk caches when a source they depend on has changed.
+
+    ``@njit(cache=True)`` keys a cached function on its *own* file only, but compiled code
+    embeds the callees it calls from other files (``sim.memory`` calls ``sim.systolic``,
+    ``sim.engine`` calls everything) and the values of the globals it reads (the golden
+    constants); after such a file changes the cache would silently run the old code. A
+    SHA-256 of every source of :func:`_kernel_sources` is kept next to the caches
+    (``sim/__pycache__/edgetron-jit-sources.sha256``); when it differs, the cache index
+    files are removed and Numba recompiles. Runs once, at the import of this package,
+    before any of its modules compiles or loads a cache. Unwritable locations are left
+    alone (Numba then does not cache either).
     """
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for src in sorted(here.glob("*.py")):
-        digest.update(src.name.encode())
+    for src in _kernel_sources():
+        digest.update(f"{src.parent.name}/{src.name}".encode())
         digest.update(src.read_bytes())
     cache = here / "__pycache__"
     stamp = cache / "edgetron-jit-sources.sha256"

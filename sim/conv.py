@@ -47,6 +47,7 @@ from numba import njit
 
 from edgetron.workload import Conv2d, DwConv2d, MatmulShape
 
+from .systolic import cdiv
 from .vector import REQUANT_LATENCY, beats
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "im2col_dram_bytes",
     "im2col_rows",
     "maxpool_cycles",
+    "pool_keeps_input_rows",
     "pool_line_buffer_bytes",
 ]
 
@@ -137,7 +139,7 @@ def im2col_dram_bytes(mt, kt, k_total, n_img, h, w, cg, out_h, out_w, r, stride_
     share of the channels. The result never exceeds the call's im2col operand,
     ``mt * kt`` elements (e.g. a strided 1x1 convolution fetches only the pixels it uses).
     """
-    rows_out = (mt + out_w - 1) // out_w
+    rows_out = cdiv(mt, out_w)
     if mt % out_w != 0:
         rows_out += 1
     rows_out = min(rows_out, n_img * out_h)
@@ -159,13 +161,22 @@ def avgpool_cycles(p, n, out_h, out_w, c, r, s):
 
 
 @njit(cache=True)
+def pool_keeps_input_rows(r, stride_h, out_h):
+    """True when a pool's windows overlap vertically (``stride_h < r`` and ``out_h > 1``).
+
+    Such a pool reads input rows several times and holds ``r`` of them in a line buffer.
+    """
+    return stride_h < r and out_h > 1
+
+
+@njit(cache=True)
 def pool_line_buffer_bytes(w, c, r, stride_h, out_h, out_w, in_bytes, acc_bytes):
     """Bytes of on-chip buffer a pool needs.
 
-    Vertically overlapping windows (``stride_h < r``, ``out_h > 1``): ``r`` input rows of
+    Vertically overlapping windows (:func:`pool_keeps_input_rows`): ``r`` input rows of
     ``w * c`` elements. Otherwise one output row of running values, ``out_w * c`` of
     ``acc_bytes``.
     """
-    if stride_h < r and out_h > 1:
+    if pool_keeps_input_rows(r, stride_h, out_h):
         return r * w * c * in_bytes
     return out_w * c * acc_bytes

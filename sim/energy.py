@@ -56,8 +56,9 @@ _ACCESS_BYTES = 64 // 8
 
 
 def _horowitz45() -> dict[str, float]:
+    """The ``horowitz45`` events (pJ; per byte for memories) from the published figures."""
     h = HOROWITZ45_PUBLISHED
-    table = {
+    return {
         # An int8 x int8 MAC with int32 accumulation is one 8-bit multiply plus one
         # 32-bit add (the PE's adder is as wide as its accumulator).
         "mac_int8": h["mul_int8"] + h["add_int32"],
@@ -78,7 +79,6 @@ def _horowitz45() -> dict[str, float]:
         # DRAM: the midpoint of the published 1.3-2.6 nJ per 64-bit access.
         "dram_byte": (h["dram_64bit_low"] + h["dram_64bit_high"]) / 2 / _ACCESS_BYTES,
     }
-    return table
 
 
 #: The ``horowitz45`` table, pJ per event (per byte for memories), derived above.

@@ -40,8 +40,9 @@ from edgetron.workload import (
 )
 
 from . import memory as mem
-from .conv import avgpool_cycles, maxpool_cycles, pool_line_buffer_bytes
-from .energy import EVENT_INDEX, energy_vector
+from .conv import avgpool_cycles, maxpool_cycles, pool_keeps_input_rows, pool_line_buffer_bytes
+from .energy import EVENT_INDEX, energy_table, energy_vector
+from .systolic import element_bytes
 from .vector import (
     ADD_ADDS_PER_ELEMENT,
     ADD_MULS_PER_ELEMENT,
@@ -111,9 +112,8 @@ _EVENT_COLUMN = {
     "sram_write_byte": mem.C_SRAM_WR,
 }
 
-
-def _nbytes(bits: int) -> int:
-    return (bits + 7) // 8
+#: ``ceil(bits / 8)`` for the records, in plain Python (the compiled helper's own source).
+_nbytes = element_bytes.py_func
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +304,7 @@ def _vector_op(p, rec, row):
             vec = avgpool_cycles(p, n, oh, ow, c, r, s)
             row[mem.C_EV_MUL] = float(elems)
         need = pool_line_buffer_bytes(rec[F_W], c, r, rec[F_SH], oh, ow, in_b,
-                                      (p.acc_bits + 7) // 8)
+                                      element_bytes(p.acc_bits))
         row[mem.C_OFMAP_WR] = float(rec[F_IN_BYTES])
         row[mem.C_OFMAP_RD] = float(elems * r * s * in_b)
         row[mem.C_EV_ADD] = float(elems * r * s)
@@ -358,11 +358,18 @@ def _run(p, energy, recs, start, stop, out):
 #: Columns of :func:`sweep`'s result, per config.
 SWEEP_COLUMNS = ("cycles", "compute_cycles", "vector_cycles", "stall_cycles", "energy_pj",
                  "dram_bytes", "sram_bytes", "error_op")
-_S_CYCLES, _S_COMPUTE, _S_VECTOR, _S_STALL, _S_ENERGY, _S_DRAM, _S_SRAM, _S_ERR = range(8)
+_S_CYCLES, _S_COMPUTE, _S_VECTOR, _S_STALL, _S_ENERGY, _S_DRAM, _S_SRAM, _S_ERR = range(
+    len(SWEEP_COLUMNS))
+#: Column of the clock in :func:`sweep`'s float64 array of ``SimParams`` rows.
+_P_CLOCK = SimParams._fields.index("clock_mhz")
 
 
 @njit(cache=True)
 def _params(a):
+    """``SimParams`` from one row of :func:`sweep`'s parameter array (fields in order).
+
+    Every field is an integer except ``dram_bytes_per_cycle`` and ``clock_mhz`` (9, 10).
+    """
     return SimParams(np.int64(a[0]), np.int64(a[1]), np.int64(a[2]), np.int64(a[3]),
                      np.int64(a[4]), np.int64(a[5]), np.int64(a[6]), np.int64(a[7]),
                      np.int64(a[8]), a[9], a[10], np.int64(a[11]), np.int64(a[12]))
@@ -376,7 +383,7 @@ def _sweep(params, energies, recs, totals):
         totals[j, _S_ERR] = -1.0
         for i in range(recs.shape[0]):
             _op_costs(p, energies[j], recs[i], row)
-            if row[mem.C_ERR] != 0:
+            if row[mem.C_ERR] != mem.ERR_NONE:
                 totals[j, _S_ERR] = i
                 break
             totals[j, _S_CYCLES] += row[mem.C_CYCLES]
@@ -480,8 +487,6 @@ class SimResult:
 
     def energy_by_event(self, op: int | None = None) -> dict[str, float]:
         """Energy per event kind (uJ), of one op or (``None``) of the whole trace."""
-        from .energy import energy_table
-
         table = energy_table(self.config)
         rows = self.table if op is None else self.table[op:op + 1]
         sums = rows.sum(axis=0)
@@ -502,16 +507,18 @@ class SimResult:
         return {"index": r.index, "name": r.name, "kind": r.kind, "unit": r.unit,
                 "shape": r.shape, **values}
 
-    def to_dict(self, per_op: bool = True) -> dict[str, Any]:
-        """JSON-ready dict: ``trace``, ``config``, ``totals`` and (``per_op``) ``ops``."""
-        d: dict[str, Any] = {
+    def op_dicts(self) -> list[dict[str, Any]]:
+        """Every op's :meth:`op_dict`, in trace order."""
+        return [self.op_dict(i) for i in range(len(self.trace_ops))]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``trace``, ``config``, ``totals`` and ``ops``."""
+        return {
             "trace": self.trace_name,
             "config": self.config.to_dict(),
             "totals": self.totals,
+            "ops": self.op_dicts(),
         }
-        if per_op:
-            d["ops"] = [self.op_dict(i) for i in range(len(self.ops))]
-        return d
 
 
 def _raise_error(flat: FlatTrace, i: int, row: np.ndarray) -> None:
@@ -522,7 +529,7 @@ def _raise_error(flat: FlatTrace, i: int, row: np.ndarray) -> None:
                 f"{mem.SOFTMAX_EXP_BYTES}-byte exponentials")
     elif isinstance(op, LayerNorm):
         what = f"a LayerNorm row of {op.cols} {op.in_bits}-bit values"
-    elif op.stride_h < op.r and op.out_h > 1:
+    elif pool_keeps_input_rows(op.r, op.stride_h, op.out_h):
         what = f"the {op.r}-row line buffer of the pool ({op.r} x {op.w} x {op.c} values)"
     else:
         what = f"the running values of one output row of the pool ({op.out_w} x {op.c})"
@@ -574,7 +581,7 @@ def simulate(
         _run(p, energy, flat.records, start, stop, table)
         if progress is not None:
             progress(stop - start)
-    bad = np.flatnonzero(table[:, mem.C_ERR])
+    bad = np.flatnonzero(table[:, mem.C_ERR] != mem.ERR_NONE)
     if bad.size:
         _raise_error(flat, int(bad[0]), table[bad[0]])
     return SimResult(flat.name, cfg, table, flat.ops)
@@ -612,5 +619,5 @@ def sweep(trace: Trace | FlatTrace, configs: Sequence[AcceleratorConfig]) -> dic
     totals = np.zeros((len(configs), len(SWEEP_COLUMNS)))
     _sweep(params, energies, flat.records, totals)
     out = {name: totals[:, j].copy() for j, name in enumerate(SWEEP_COLUMNS)}
-    out["latency_ms"] = out["cycles"] / (params[:, 10] * 1e3)
+    out["latency_ms"] = out["cycles"] / (params[:, _P_CLOCK] * 1e3)
     return out

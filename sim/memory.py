@@ -101,7 +101,7 @@ __all__ = [
 M_BITS = M_MAX.bit_length()
 S_BITS = S_MAX.bit_length()
 #: Bytes of one exponential ``e`` the softmax keeps between its second and third pass.
-SOFTMAX_EXP_BYTES = (EXP_BITS + 7) // 8
+SOFTMAX_EXP_BYTES = element_bytes.py_func(EXP_BITS)
 
 #: Error codes of the accounting kernels (the engine turns them into ValueErrors).
 ERR_NONE = 0

@@ -38,6 +38,7 @@ from edgetron.golden.layernorm import ISQRT_BITS, RECIP_K, isqrt_iteration_bound
 from edgetron.golden.softmax import EXP_BITS
 
 from .systolic import REQUANT_LATENCY as SYSTOLIC_REQUANT_LATENCY
+from .systolic import cdiv
 
 __all__ = [
     "ADD_ADDS_PER_ELEMENT",
@@ -77,6 +78,10 @@ __all__ = [
 
 #: One register stage.
 _STAGE = 1
+
+#: Beats to stream ``n`` elements through ``lanes`` lanes, ``B(n) = ceil(n / lanes)``:
+#: ``beats(n, lanes)`` is :func:`edgetron.sim.systolic.cdiv` under the name the formulas use.
+beats = cdiv
 
 #: Dyadic requantization ``saturate(round_shift(acc * m, s))`` (golden
 #: ``intops.requantize``): the vector units reuse ``rtl/requant.py:Requantizer``, whose
@@ -165,12 +170,6 @@ LAYERNORM_ADDS_PER_ROW = (
 ADD_MULS_PER_ELEMENT = 2
 #: Residual add: the sum.
 ADD_ADDS_PER_ELEMENT = 1
-
-
-@njit(cache=True)
-def beats(n, lanes):
-    """Beats to stream ``n`` elements through ``lanes`` lanes, ``ceil(n / lanes)``."""
-    return (n + lanes - 1) // lanes
 
 
 @njit(cache=True)

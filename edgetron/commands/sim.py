@@ -60,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
         result = simulate(trace, cfg, progress=update, chunk=16)
     functional = None
     if args.functional:
-        data = prepare(trace, seed=args.seed)
+        with progress_bar(len(trace), f"golden {trace.name}") as update:
+            data = prepare(trace, seed=args.seed, progress=update)
         with progress_bar(len(trace), f"functional {trace.name}") as update:
             functional = run_functional(data, cfg, progress=update)
     if args.json is not None and str(args.json) == "-":

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from edgetron.cli import main
-from edgetron.config import PRESETS
+from edgetron.commands.sim import progress_bar
+from edgetron.config import ENERGY_EVENTS, PRESETS
 from edgetron.report import format_comparison, kind_breakdown
 from edgetron.sim.engine import simulate
 from edgetron.workload import build_model, save_trace, to_scalesim, vit
@@ -119,6 +120,38 @@ def test_compare_table_plot_and_json(tmp_path, capsys):
         for key in KEYS:
             assert key in m["totals"]
             assert all(key in op for op in m["ops"])
+
+
+def test_progress_bar_appears_only_after_a_second(monkeypatch, capsys):
+    now = [0.0]
+    monkeypatch.setattr("tqdm.std.time", lambda: now[0])  # tqdm's clock, stepped by hand
+    with progress_bar(3, "quick") as update:
+        update(1)
+        now[0] = 0.5
+        update(1)
+    assert capsys.readouterr().err == ""
+    with progress_bar(3, "slow") as update:
+        update(1)
+        now[0] = 2.0
+        update(1)
+        assert "slow:  67%" in capsys.readouterr().err
+
+
+def test_all_zero_energy_table_still_reports(tmp_path, capsys):
+    cfg = tmp_path / "zero.toml"
+    cfg.write_text('preset = "edge-8"\n[energy_overrides]\n'
+                   + "".join(f"{e} = 0.0\n" for e in ENERGY_EVENTS))
+    assert main(["compare", "resnet18", "mobilenetv2", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "of it DRAM" in out and "0.0 uJ" in out
+    assert main(["sim", "resnet18", "--config", str(cfg)]) == 0
+    assert "energy 0.0 uJ" in capsys.readouterr().out
+
+
+def test_functional_seed_error_is_one_line(capsys):
+    assert main(["sim", "resnet18", "--functional", "--seed", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "seed: expected a non-negative integer, got -1" in err and err.count("\n") == 1
 
 
 def test_report_breakdown_sums_to_totals():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,9 +211,23 @@ def test_random_configs_never_crash_and_stay_consistent():
         assert np.all(out["cycles"][ok] > 0)
         assert np.all(out["cycles"] == out["compute_cycles"] + out["vector_cycles"]
                       + out["stall_cycles"])
+        assert ok.sum() >= 10 and (~ok).sum() >= 1, name  # both paths below are exercised
         for j in np.flatnonzero(ok)[:10]:
             t = simulate(flat, configs[j]).totals
             assert t["cycles"] == out["cycles"][j] and t["macs"] == flat.macs
+        # A config the sweep flags fails in simulate with the same op named.
+        j = int(np.flatnonzero(~ok)[0])
+        with pytest.raises(ValueError, match=rf"^op {int(out['error_op'][j])} \("):
+            simulate(flat, configs[j])
+
+
+def test_progress_reports_every_op_in_chunks(traces):
+    flat = traces["vit-tiny"]
+    calls: list[int] = []
+    res = simulate(flat, PRESETS["edge-16"], progress=calls.append, chunk=16)
+    n = len(flat.ops)
+    assert sum(calls) == n and len(calls) == -(-n // 16) and max(calls) == 16
+    np.testing.assert_array_equal(res.table, simulate(flat, PRESETS["edge-16"]).table)
 
 
 def test_every_trace_kind_has_a_model():
@@ -220,3 +235,37 @@ def test_every_trace_kind_has_a_model():
     from edgetron.workload import KINDS
 
     assert set(KIND_CODES) == set(KINDS)
+
+
+def test_jit_cache_is_dropped_when_a_kernel_source_or_golden_constant_changes(tmp_path,
+                                                                              monkeypatch):
+    """Numba keys a cache on the function's own file; the package's stamp covers the rest."""
+    import shutil
+
+    import edgetron.golden
+    import edgetron.sim
+
+    copies = {}
+    for name, module in (("sim", edgetron.sim), ("golden", edgetron.golden)):
+        src = Path(module.__file__).parent
+        dst = tmp_path / name
+        dst.mkdir()
+        for f in src.glob("*.py"):
+            shutil.copy(f, dst / f.name)
+        monkeypatch.setattr(module, "__file__", str(dst / "__init__.py"))
+        copies[name] = dst
+    cache = copies["sim"] / "__pycache__"
+    cache.mkdir()
+
+    def cached_after_refresh() -> bool:
+        (cache / "vector.softmax_cycles-1.py311.nbi").write_text("index")
+        edgetron.sim.refresh_jit_cache()
+        return (cache / "vector.softmax_cycles-1.py311.nbi").exists()
+
+    assert not cached_after_refresh()  # no stamp yet
+    assert cached_after_refresh()  # nothing changed since
+    softmax = copies["golden"] / "softmax.py"
+    softmax.write_text(softmax.read_text() + "\n# a changed constant\n")
+    assert not cached_after_refresh()  # a golden constant may have changed
+    (copies["sim"] / "vector.py").write_text("# changed\n")
+    assert not cached_after_refresh()

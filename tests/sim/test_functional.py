@@ -183,6 +183,41 @@ def test_gemm_kernel_matches_numpy_in_every_dataflow():
             assert calls == 2 * -(-13 // tile[0]) * -(-37 // tile[1]) * -(-11 // tile[2])
 
 
+@pytest.mark.parametrize("dataflow", [0, 1, 2])
+@pytest.mark.parametrize("kt", [4, 1])
+def test_gemm_kernel_flags_accumulations_beyond_int32(dataflow, kt):
+    # Products of 2**15 * 2**15 = 2**30: one fits int32, the sum of four (2**32) does not.
+    # With kt = 4 the array's own accumulation overflows, with kt = 1 each call fits and
+    # the K split's partial-sum addition does; neither may wrap silently.
+    a = np.full((1, 2, 4), 1 << 15, dtype=np.int64)
+    w = np.full((1, 4, 3), 1 << 15, dtype=np.int64)
+    zeros = np.zeros((1, 3), dtype=np.int64)
+    out = np.empty((1, 2, 3), dtype=np.int64)
+    calls, ok = gemm_tiled(a, w, zeros, zeros, zeros + 1, 1, -(1 << 31), (1 << 31) - 1,
+                           2, kt, 3, 4, 4, dataflow, out)
+    assert not ok and calls == 4 // kt
+    np.testing.assert_array_equal(out, 1 << 32)  # int64 throughout: the exact sum, no wrap
+
+
+def test_seed_must_be_a_non_negative_integer():
+    trace = Trace(name="t", batch=1, ops=(
+        Gemm(name="fc", inputs=("input",), batch=1, m=4, k=8, n=8, weights=True),
+    ))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=r"seed: expected a non-negative integer"):
+            prepare(trace, seed=bad)
+
+
+def test_prepare_and_run_report_progress_per_op(vit_block):
+    trace = vit_block.trace
+    ticks: list[int] = []
+    prepare(trace, seed=1, progress=ticks.append)
+    assert ticks == [1] * len(trace)
+    ticks.clear()
+    assert run_functional(vit_block, PRESETS["edge-16"], progress=ticks.append).ok
+    assert ticks == [1] * len(trace)
+
+
 def _heads(x: np.ndarray, layout: str, count: int) -> list[np.ndarray]:
     """Per-sample list over heads of each head's matrix, from a stored operand."""
     if layout == "rows":
