@@ -45,8 +45,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgetron.workload import Conv2d, DwConv2d, MatmulShape
-
 from .systolic import cdiv
 from .vector import REQUANT_LATENCY, beats
 
@@ -54,7 +52,6 @@ __all__ = [
     "AVGPOOL_LATENCY",
     "MAXPOOL_LATENCY",
     "avgpool_cycles",
-    "conv_matmul",
     "conv_weight_matrix",
     "im2col_dram_bytes",
     "im2col_rows",
@@ -67,16 +64,6 @@ __all__ = [
 MAXPOOL_LATENCY = 2
 #: Average pool: running sum register per lane (1 stage), then the dyadic requantization.
 AVGPOOL_LATENCY = 1 + REQUANT_LATENCY
-
-
-def conv_matmul(op: Conv2d | DwConv2d) -> MatmulShape:
-    """The GEMMs a convolution runs as on the GEMM unit (``count`` = groups; see above).
-
-    Depthwise: ``count = c``, ``M = n*out_h*out_w``, ``K = r*s``, ``N = k/c``.
-    """
-    if not isinstance(op, (Conv2d, DwConv2d)):
-        raise TypeError(f"conv_matmul expects a conv2d or dwconv2d op, got {type(op).__name__}")
-    return op.matmul
 
 
 def conv_weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
