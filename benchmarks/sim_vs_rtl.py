@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetron.config import load_config
-from edgetron.rtl.matmul import check_shape
+from edgetron.rtl.matmul import shape_fits
 from edgetron.sim.systolic import matmul_utilization
 
 # The cocotb runner helper lives with the testbenches.
@@ -38,14 +38,9 @@ from simrun import run_tb
 #: Random sweep shapes (in addition to the fixed ones) and the seed that draws them.
 RANDOM_SHAPES = 24
 SEED = 2024
-
-
-def _fits(cfg, m, k, n) -> bool:
-    try:
-        check_shape(cfg, m, k, n)
-    except ValueError:
-        return False
-    return True
+#: A utilization shape needs at least this many K folds (K >= LARGE_K_FOLDS * rows), so
+#: that the fill and drain of the array are small against the compute phase.
+LARGE_K_FOLDS = 64
 
 
 def sweep_shapes(cfg) -> list[tuple[int, int, int, int]]:
@@ -57,10 +52,10 @@ def sweep_shapes(cfg) -> list[tuple[int, int, int, int]]:
         (4 * r, 1, 1, 0), (2 * r + 3, 5, 2 * c + 5, 1),
     ]
     rng = np.random.default_rng(SEED)
-    shapes = [s for s in fixed if min(s[:3]) >= 1 and _fits(cfg, *s[:3])]
+    shapes = [s for s in fixed if shape_fits(cfg, *s[:3])]
     while len(shapes) < len(fixed) + RANDOM_SHAPES:
         m, k, n = (int(x) for x in rng.integers(1, [6 * r, 8 * r, 6 * c]))
-        if _fits(cfg, m, k, n):
+        if shape_fits(cfg, m, k, n):
             shapes.append((m, k, n, int(rng.integers(0, 2))))
     return shapes
 
@@ -71,9 +66,9 @@ def utilization_shapes(cfg) -> list[tuple[int, int, int, int]]:
     out = []
     for m, n in ((r, c), (2 * r, 2 * c)):
         k = r
-        while _fits(cfg, m, k + r, n):
+        while shape_fits(cfg, m, k + r, n):
             k += r
-        if k >= 64 * r:
+        if k >= LARGE_K_FOLDS * r:
             out.append((m, k, n, 1))
     return out
 
@@ -86,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep = sweep_shapes(cfg)
     util = utilization_shapes(cfg)
     if not util:
-        raise SystemExit(f"{cfg.name}: the buffers hold no K >= 64 * rows for a utilization run")
+        raise SystemExit(f"{cfg.name}: the buffers hold no K >= {LARGE_K_FOLDS} * rows for a "
+                         "utilization run")
     with tempfile.TemporaryDirectory() as tmp:
         shapes_file, out_file = Path(tmp) / "shapes.json", Path(tmp) / "cycles.json"
         shapes_file.write_text(json.dumps(sweep + util))

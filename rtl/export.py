@@ -83,7 +83,8 @@ class Unit(NamedTuple):
 
 
 def _requant(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
-    # One beat requantizes one output row of the array: cols channels, int8 activations.
+    # One beat requantizes one output row of the array (cols channels) to the activation
+    # width input_bits. (MatmulUnit's own requantizer is int8, as golden gemm_requant.)
     params = {"lanes": cfg.cols, "acc_bits": cfg.acc_bits, "out_bits": cfg.input_bits}
     return Requantizer(**params), params
 
@@ -193,8 +194,11 @@ def _signature_ports(component: wiring.Component, text: str, top: str) -> list[d
         name = "__".join(map(str, path))
         shape = _shape_json(member.shape)
         decl = decls.pop(name, None)
-        if decl is None or decl["width"] != shape["width"]:
-            raise ValueError(f"{top}: signature member {name} does not match the Verilog port")
+        if decl is None:
+            raise ValueError(f"{top}: signature member {name} has no Verilog port")
+        if decl["width"] != shape["width"]:
+            raise ValueError(f"{top}: signature member {name} is {shape['width']} bits wide, "
+                             f"its Verilog port {decl['width']} bits")
         ports.append({**decl, "member": ".".join(map(str, path)),
                       "role": str(path[-1]) if len(path) > 1 else "data", "shape": shape})
     if decls:
@@ -307,9 +311,11 @@ def _yosys_command() -> list[str]:
 
 
 def _run(tool: str, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> LintReport:
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=_LINT_TIMEOUT, check=False
-    )
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=_LINT_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return LintReport(tool, False, cmd, f"{tool} did not finish within {_LINT_TIMEOUT} s")
     output = (proc.stdout + proc.stderr).strip()
     return LintReport(tool, proc.returncode == 0, cmd, output)
 

@@ -40,6 +40,7 @@ __all__ = [
     "array_a_layout",
     "array_w_layout",
     "channel_layout",
+    "check_dataflow",
     "matmul_layouts",
     "matmul_signature_members",
     "pe_act_layout",
@@ -69,7 +70,8 @@ def row_index_shape(rows: int) -> ShapeLike:
     return unsigned(max(1, ceil_log2(rows)))
 
 
-def _check_dataflow(dataflow: str) -> None:
+def check_dataflow(dataflow: str) -> None:
+    """Raise ValueError naming ``dataflow`` unless the RTL implements it (``ws``, ``os``)."""
     if dataflow not in _DATAFLOWS_RTL:
         raise ValueError(
             f"dataflow: {dataflow!r} has no RTL; the RTL implements "
@@ -111,7 +113,7 @@ def pe_act_layout(dataflow: str, input_bits: int) -> data.StructLayout:
     ``os``: ``data`` signed(input_bits), ``first`` 1 bit (start a new accumulation),
     ``last`` 1 bit (the accumulation ends with this MAC; capture the result).
     """
-    _check_dataflow(dataflow)
+    check_dataflow(dataflow)
     if dataflow == "ws":
         return data.StructLayout({"data": signed(input_bits), "sel": 1})
     return data.StructLayout({"data": signed(input_bits), "first": 1, "last": 1})
@@ -124,7 +126,7 @@ def pe_wgt_layout(dataflow: str, weight_bits: int, rows: int) -> data.StructLayo
     ``bank`` 1 bit (which of the two weight registers to write), ``valid`` 1 bit.
     ``os``: ``data`` signed(weight_bits) only (it meets the activation of the same k).
     """
-    _check_dataflow(dataflow)
+    check_dataflow(dataflow)
     if dataflow == "ws":
         return data.StructLayout({
             "data": signed(weight_bits),

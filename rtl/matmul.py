@@ -55,15 +55,25 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed
+from amaranth.hdl import Const, EnableInserter, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
 from edgetron.config import AcceleratorConfig
-from edgetron.golden.intops import INT8_MAX, M_MAX, S_MAX, S_MIN, as_int64, check_range
+from edgetron.golden.intops import (
+    INT8_MAX,
+    M_MAX,
+    S_MAX,
+    S_MIN,
+    as_int64,
+    check_range,
+    check_signed,
+    int_range,
+)
 
 from .layouts import (
     channel_layout,
+    check_dataflow,
     matmul_layouts,
     matmul_signature_members,
     requant_layout,
@@ -80,6 +90,7 @@ __all__ = [
     "decode_matmul",
     "encode_matmul",
     "matmul_limits",
+    "shape_fits",
 ]
 
 #: Width of the requantized results: int8, as :func:`edgetron.golden.gemm.gemm_requant`.
@@ -165,24 +176,33 @@ def _fits(config: AcceleratorConfig, lim: MatmulLimits, m: int, k: int, n: int) 
     return None
 
 
-def check_shape(config: AcceleratorConfig, m: int, k: int, n: int) -> None:
-    """Raise ValueError unless one invocation accepts ``M x K x N`` (the RTL sets ``err``)."""
-    for name, v in (("M", m), ("K", k), ("N", n)):
+def _check_dims(**dims) -> None:
+    for name, v in dims.items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def check_shape(config: AcceleratorConfig, m: int, k: int, n: int) -> None:
+    """Raise ValueError unless one invocation accepts ``M x K x N`` (the RTL sets ``err``)."""
+    _check_dims(M=m, K=k, N=n)
     reason = _fits(config, matmul_limits(config), int(m), int(k), int(n))
     if reason is not None:
         raise ValueError(f"shape M={m}, K={k}, N={n} does not fit the GEMM unit: {reason}")
 
 
+def shape_fits(config: AcceleratorConfig, m: int, k: int, n: int) -> bool:
+    """Whether one invocation accepts ``M x K x N`` (:func:`check_shape` without raising)."""
+    try:
+        check_shape(config, m, k, n)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_config(config: AcceleratorConfig) -> MatmulLimits:
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
-    if config.dataflow not in ("ws", "os"):
-        raise ValueError(
-            f"dataflow: {config.dataflow!r} has no RTL; the GEMM unit implements 'ws' and 'os' "
-            "(input-stationary 'is' is modelled by sim.systolic only)"
-        )
+    check_dataflow(config.dataflow)
     lim = matmul_limits(config)
     k_acc = accumulator_k_limit(config.input_bits, config.weight_bits, config.acc_bits)
     if lim.k_max > k_acc:
@@ -200,7 +220,7 @@ def _operand(x, name: str, shape, bits: int) -> np.ndarray:
     v = as_int64(x, name)
     if v.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {v.shape}")
-    check_range(v, -(1 << (bits - 1)), (1 << (bits - 1)) - 1, name)
+    check_signed(v, bits, name)
     return v
 
 
@@ -258,7 +278,7 @@ def encode_matmul(config: AcceleratorConfig, a, w, bias, m, s, out32: bool) -> d
     check_shape(config, mm, kk, nn)
     va = _operand(va, "a", (mm, kk), config.input_bits)
     vw = _operand(vw, "w", (kk, nn), config.weight_bits)
-    acc_lo, acc_hi = -(1 << (config.acc_bits - 1)), (1 << (config.acc_bits - 1)) - 1
+    acc_lo, acc_hi = int_range(config.acc_bits)
     vb = np.zeros(nn, np.int64) if bias is None else _per_channel(bias, "bias", nn, acc_lo, acc_hi)
     if out32 and m is None and s is None:
         vm = np.zeros(nn, np.int64)
@@ -311,9 +331,7 @@ def decode_matmul(config: AcceleratorConfig, words, m: int, n: int, out32: bool)
     result (``out32`` false) lies outside the int8 range.
     """
     lim = _check_config(config)
-    for name, v in (("M", m), ("N", n)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    _check_dims(M=m, N=n)
     c = config.cols
     nt = _cdiv(n, c)
     words = list(words)
@@ -323,7 +341,7 @@ def decode_matmul(config: AcceleratorConfig, words, m: int, n: int, out32: bool)
     vecs = np.array([list(lay.o.from_bits(int(x))) for x in words], np.int64).reshape(nt, m, c)
     out = vecs.transpose(1, 0, 2).reshape(m, nt * c)[:, :n]
     if not out32:
-        check_range(out, -(1 << (_OUT_BITS - 1)), (1 << (_OUT_BITS - 1)) - 1, "int8 result")
+        check_signed(out, _OUT_BITS, "int8 result")
     return np.ascontiguousarray(out)
 
 
@@ -342,9 +360,9 @@ class _CoreIO(NamedTuple):
     run: Signal            # clock enable of the core
     load: Signal           # operands loading: initialise the issue counters
     running: Signal        # RUN state: issue
-    kf: Signal             # K folds, ceil(K / R)
-    nt: Signal             # column tiles, ceil(N / C)
-    mt: Signal             # row tiles, ceil(M / R)
+    kf_last: Signal | None  # ws: last K fold, ceil(K / R) - 1 (None for os)
+    nt_last: Signal        # last column tile, ceil(N / C) - 1
+    mt_last: Signal | None  # os: last row tile, ceil(M / R) - 1 (None for ws)
     cmd: Signal            # the accepted command
 
 
@@ -362,6 +380,12 @@ def _ceil_div_const(x, d: int):
     sh = nb + ceil_log2(d)
     mul = _cdiv(1 << sh, d)
     return ((y * mul) >> sh)[:nb]
+
+
+def _at_most(x, limit: int):
+    """``x <= limit`` for an unsigned ``x``; constant true (no comparator) when no value of
+    ``x``'s width exceeds ``limit``, as happens in the shape check of degenerate arrays."""
+    return Const(1) if (1 << len(x)) - 1 <= limit else x <= limit
 
 
 class MatmulUnit(wiring.Component):
@@ -450,37 +474,56 @@ class MatmulUnit(wiring.Component):
         p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
 
         # ---- command, check and load (not stalled) ----------------------------------------
+        # The check registers every count as its last index (count - 1, the shape has no
+        # zero dimension), so each "last beat / last tile" test compares equal widths.
         cmd = Signal(lay.cmd)
-        kf = Signal(unsigned_for(_cdiv(lim.k_max, R)))   # K folds (ws)
-        nt = Signal(unsigned_for(_cdiv(lim.n_max, C)))   # column tiles
-        mt = Signal(unsigned_for(_cdiv(lim.m_max, R)))   # row tiles (os)
-        a_total = Signal(unsigned_for(lim.a_words))
-        w_total = Signal(unsigned_for(lim.w_words))
-        out_total = Signal(unsigned_for(_cdiv(lim.n_max, C) * lim.m_max))
-        a_cnt, w_cnt, out_cnt = (Signal.like(a_total), Signal.like(w_total),
-                                 Signal.like(out_total))
-        ch_cnt = Signal(unsigned_for(lim.n_max))
-        ch_lane = Signal(range(C))
-        ch_word = Signal(range(max(2, lim.param_words)))
-        a_done, w_done, ch_done = Signal(), Signal(), Signal()
-
-        kf_c = _ceil_div_const(cmd.k, R)
+        nt_max = _cdiv(lim.n_max, C)
+        nt_last = Signal(unsigned_for(nt_max))              # last column tile
         nt_c = _ceil_div_const(cmd.n, C)
-        mt_c = _ceil_div_const(cmd.m, R)
-        a_need = cmd.m * kf_c if ws else mt_c * cmd.k
-        w_need = nt_c * cmd.k
-        ok = ((cmd.m != 0) & (cmd.k != 0) & (cmd.n != 0) & (a_need <= lim.a_words)
-              & (w_need <= lim.w_words) & (nt_c <= lim.param_words))
+        check = [nt_last.eq(nt_c - 1)]
         if ws:
-            ok &= cmd.m <= lim.acc_words
+            kf_last = Signal(unsigned_for(_cdiv(lim.k_max, R)))   # last K fold
+            mt_last = None
+            kf_c = _ceil_div_const(cmd.k, R)
+            a_need = cmd.m * kf_c
+            check.append(kf_last.eq(kf_c - 1))
+        else:
+            kf_last = None
+            mt_last = Signal(unsigned_for(_cdiv(lim.m_max, R)))   # last row tile
+            mt_c = _ceil_div_const(cmd.m, R)
+            a_need = mt_c * cmd.k
+            check.append(mt_last.eq(mt_c - 1))
+        w_need = nt_c * cmd.k
+        ok = ((cmd.m != 0) & (cmd.k != 0) & (cmd.n != 0) & _at_most(a_need, lim.a_words)
+              & _at_most(w_need, lim.w_words) & _at_most(nt_c, lim.param_words))
+        if ws:
+            ok &= _at_most(cmd.m, lim.acc_words)
+
+        # Beats accepted per stream (the A and W counts are the write addresses), output
+        # beats handshaken, and the index of the last beat of each.
+        a_cnt = Signal(unsigned_for(lim.a_words))
+        w_cnt = Signal(unsigned_for(lim.w_words))
+        ch_cnt = Signal(unsigned_for(lim.n_max))
+        out_cnt = Signal(unsigned_for(nt_max * lim.m_max))
+        a_end = Signal.like(a_cnt)
+        w_end = Signal.like(w_cnt)
+        ch_end = Signal.like(ch_cnt)
+        out_end = Signal.like(out_cnt)
+        ch_lane = Signal(range(C))          # channel of the ch beat within its word
+        ch_word = Signal.like(p_wr.addr)    # parameter memory word of the ch beat
+        a_done = Signal()
+        w_done = Signal()
+        ch_done = Signal()
+        check += [a_end.eq(a_need - 1), w_end.eq(w_need - 1), ch_end.eq(cmd.n - 1),
+                  out_end.eq(nt_c * cmd.m - 1)]
 
         a_hs = self.a.valid & self.a.ready
         w_hs = self.w.valid & self.w.ready
         ch_hs = self.ch.valid & self.ch.ready
         o_hs = self.o.valid & self.o.ready
-        a_last = a_done | (a_hs & (a_cnt == a_total - 1))
-        w_last = w_done | (w_hs & (w_cnt == w_total - 1))
-        ch_last = ch_done | (ch_hs & (ch_cnt == cmd.n - 1))
+        a_last = a_done | (a_hs & (a_cnt == a_end))
+        w_last = w_done | (w_hs & (w_cnt == w_end))
+        ch_last = ch_done | (ch_hs & (ch_cnt == ch_end))
 
         m.d.comb += [
             a_wr.addr.eq(a_cnt), a_wr.data.eq(self.a.payload), a_wr.en.eq(a_hs),
@@ -501,8 +544,7 @@ class MatmulUnit(wiring.Component):
             with m.State("CHECK"):
                 with m.If(ok):
                     m.d.sync += [
-                        kf.eq(kf_c), nt.eq(nt_c), mt.eq(mt_c),
-                        a_total.eq(a_need), w_total.eq(w_need), out_total.eq(nt_c * cmd.m),
+                        *check,
                         a_cnt.eq(0), w_cnt.eq(0), ch_cnt.eq(0), ch_lane.eq(0), ch_word.eq(0),
                         out_cnt.eq(0), a_done.eq(0), w_done.eq(0), ch_done.eq(0),
                     ]
@@ -533,7 +575,7 @@ class MatmulUnit(wiring.Component):
                 m.d.comb += running.eq(1)
                 with m.If(o_hs):
                     m.d.sync += out_cnt.eq(out_cnt + 1)
-                    with m.If(out_cnt == out_total - 1):
+                    with m.If(out_cnt == out_end):
                         m.next = "IDLE"
 
         # ---- compute core (stalled as a whole by ~run) ------------------------------------
@@ -546,7 +588,7 @@ class MatmulUnit(wiring.Component):
         out_valid = Signal()
         m.d.comb += [a_rd.en.eq(run), w_rd.en.eq(run)]
         io = _CoreIO(m, core, array, a_rd, w_rd, p_rd, out_reg, out_valid, run, load, running,
-                     kf, nt, mt, cmd)
+                     kf_last, nt_last, mt_last, cmd)
         if ws:
             self._ws_core(io)
         else:
@@ -577,7 +619,7 @@ class MatmulUnit(wiring.Component):
         M, K = io.cmd.m, io.cmd.k
         core, top, array = io.core, io.top, io.array
         a_rd, w_rd, p_rd, out_reg = io.a_rd, io.w_rd, io.p_rd, io.out_reg
-        kf_n, nt_n, load, running = io.kf, io.nt, io.load, io.running
+        kf_last, nt_last, load, running = io.kf_last, io.nt_last, io.load, io.running
         period = Mux(M > R, M, R)        # cycles per fold step, max(M, R)
 
         # Issue state. A fold step (nt, kf) streams rows m = 0..M-1 of A's fold kf while the
@@ -585,16 +627,17 @@ class MatmulUnit(wiring.Component):
         steps = Signal()                 # 0: prologue (first weight tile), 1: fold steps
         busy = Signal()
         t = Signal(range(max(lim.m_max, R) + 1))
-        kf, nt = Signal.like(kf_n), Signal.like(nt_n)
+        kf = Signal.like(kf_last)
+        nt = Signal.like(nt_last)
         a_base = Signal.like(a_rd.addr)  # kf * M
         sel = Signal()                   # weight bank of the current step
         # Weight-side counters describe the step whose weights are being written.
-        wkf = Signal.like(kf_n)
+        wkf = Signal.like(kf_last)
         wk = Signal(range(_cdiv(lim.k_max, R) * R + 1))  # wkf * R
         w_addr = Signal.like(w_rd.addr)
 
-        last_kf = kf == kf_n - 1
-        last_step = last_kf & (nt == nt_n - 1)
+        last_kf = kf == kf_last
+        last_step = last_kf & (nt == nt_last)
         phase_len = Mux(steps, Mux(last_step, M, period), R)
         active = running & busy
         a_issue = active & steps & (t < M)
@@ -611,7 +654,7 @@ class MatmulUnit(wiring.Component):
                 core.d.sync += t.eq(0)
                 # The weight side moves on to the step after the one it just loaded.
                 with core.If(~(steps & last_step)):
-                    with core.If(wkf == kf_n - 1):
+                    with core.If(wkf == kf_last):
                         core.d.sync += [wkf.eq(0), wk.eq(0)]
                     with core.Else():
                         core.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + R)]
@@ -687,17 +730,18 @@ class MatmulUnit(wiring.Component):
         M, K = io.cmd.m, io.cmd.k
         core, array = io.core, io.array
         a_rd, w_rd, p_rd, out_reg = io.a_rd, io.w_rd, io.p_rd, io.out_reg
-        mt_n, nt_n, load, running = io.mt, io.nt, io.load, io.running
+        mt_last, nt_last, load, running = io.mt_last, io.nt_last, io.load, io.running
         period = Mux(K > array.min_tile_gap, K, array.min_tile_gap)   # max(K, 2R - 1)
 
         # Issue state: tile (nt, mt) streams k = 0..K-1 of A's row tile mt and W's column
         # tile nt.
         busy = Signal()
         t = Signal(range(max(lim.k_max, array.min_tile_gap) + 1))
-        mt, nt = Signal.like(mt_n), Signal.like(nt_n)
+        mt = Signal.like(mt_last)
+        nt = Signal.like(nt_last)
         a_base = Signal.like(a_rd.addr)  # mt * K
         w_base = Signal.like(w_rd.addr)  # nt * K
-        last_tile = (mt == mt_n - 1) & (nt == nt_n - 1)
+        last_tile = (mt == mt_last) & (nt == nt_last)
         tile_len = Mux(last_tile, K, period)
         active = running & busy
         issue = active & (t < K)
@@ -709,7 +753,7 @@ class MatmulUnit(wiring.Component):
                 core.d.sync += t.eq(0)
                 with core.If(last_tile):
                     core.d.sync += busy.eq(0)
-                with core.Elif(mt == mt_n - 1):
+                with core.Elif(mt == mt_last):
                     core.d.sync += [mt.eq(0), a_base.eq(0), nt.eq(nt + 1), w_base.eq(w_base + K)]
                 with core.Else():
                     core.d.sync += [mt.eq(mt + 1), a_base.eq(a_base + K)]
@@ -717,7 +761,8 @@ class MatmulUnit(wiring.Component):
                 core.d.sync += t.eq(t + 1)
 
         core.d.comb += [a_rd.addr.eq(a_base + t), w_rd.addr.eq(w_base + t)]
-        first, last = Signal(), Signal()
+        first = Signal()
+        last = Signal()
         core.d.sync += [first.eq(issue & (t == 0)), last.eq(issue & (t == K - 1))]
         core.d.comb += [
             array.a.data.eq(a_rd.data), array.a.first.eq(first), array.a.last.eq(last),
@@ -731,7 +776,7 @@ class MatmulUnit(wiring.Component):
         trig = Signal(data.StructLayout({"go": 1, "rows": rows_shape, "nt": nt.shape()}))
         core.d.comb += [
             trig.go.eq(issue & (t == K - 1)),
-            trig.rows.eq(Mux(mt == mt_n - 1, M - (mt_n - 1) * R, R)),
+            trig.rows.eq(Mux(mt == mt_last, M - mt_last * R, R)),
             trig.nt.eq(nt),
         ]
         trig_d = delay(core, trig, array.drain_delay, "drain_trig")

@@ -30,7 +30,15 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from edgetron.golden.intops import INT32_MAX, M_MAX, S_MAX, S_MIN, as_int64, check_range
+from edgetron.golden.intops import (
+    INT32_MAX,
+    M_MAX,
+    S_MAX,
+    S_MIN,
+    as_int64,
+    check_range,
+    check_signed,
+)
 
 from .layouts import M_BITS, S_BITS, requant_layout
 
@@ -38,6 +46,8 @@ __all__ = ["Requantizer", "decode_requant", "encode_requant"]
 
 #: Widest accumulator the golden accepts (int32).
 _ACC_BITS_MAX = INT32_MAX.bit_length() + 1
+#: The registered pipeline stages, in order; each takes one cycle.
+_STAGES = ("mul", "shift", "sat")
 #: Allowed range of each elaboration parameter (None: no upper limit).
 _PARAM_RANGES = {"lanes": (1, None), "acc_bits": (2, _ACC_BITS_MAX), "out_bits": (2, _ACC_BITS_MAX)}
 
@@ -53,9 +63,7 @@ def _check_param(name: str, value) -> None:
 class Requantizer(wiring.Component):
     """Per-lane dyadic requantizer, fully pipelined (one beat per cycle).
 
-    Bit-exact with :func:`edgetron.golden.intops.requantize` (``bits=out_bits``)
-    for ``1 <= s <= 62``; ``s = 0`` and ``s = 63`` are unsupported and output 0
-    (see the module docstring).
+    Each lane computes ``saturate(round_shift(acc * m, s), out_bits)``.
 
     Parameters
     ----------
@@ -70,8 +78,9 @@ class Requantizer(wiring.Component):
     -------
     i : ``In(stream.Signature(requant_layout(lanes, acc_bits)))``
         One beat of ``lanes`` accumulators with their multipliers and shifts:
-        ``acc`` signed(acc_bits) x lanes, ``m`` unsigned(31) x lanes,
-        ``s`` unsigned(6) x lanes; ``lanes * (acc_bits + 37)`` bits in all.
+        ``acc`` signed(acc_bits) x lanes, ``m`` unsigned(M_BITS = 31) x lanes,
+        ``s`` unsigned(S_BITS = 6) x lanes; ``lanes * (acc_bits + M_BITS + S_BITS)``
+        bits in all.
     o : ``Out(stream.Signature(ArrayLayout(signed(out_bits), lanes)))``
         The requantized, saturated values; ``lanes * out_bits`` bits.
 
@@ -86,14 +95,22 @@ class Requantizer(wiring.Component):
     otherwise every stage holds, and ``i.ready`` (``= ~o.valid | o.ready``,
     combinational) is low so no beat enters. Beats are never dropped or
     duplicated; throughput is one beat per cycle while ``o.ready`` stays high.
+
+    Golden
+    ------
+    :func:`edgetron.golden.intops.requantize` with ``bits=out_bits``, bit for bit,
+    for ``1 <= s <= 62``; ``s = 0`` and ``s = 63`` are unsupported and output 0
+    (see the module docstring).
     """
 
-    #: Pipeline depth in cycles (registered stages: MUL, SHIFT, SAT).
-    LATENCY = 3
+    #: Pipeline depth in cycles: one per registered stage (MUL, SHIFT, SAT).
+    LATENCY = len(_STAGES)
 
     def __init__(self, lanes: int, acc_bits: int = 32, out_bits: int = 8):
+        self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
         for name, value in (("lanes", lanes), ("acc_bits", acc_bits), ("out_bits", out_bits)):
             _check_param(name, value)
+        del self._MustUse__silence
         self._lanes = lanes
         self._acc_bits = acc_bits
         self._out_bits = out_bits
@@ -119,12 +136,12 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # |acc * m| <= 2**(acc_bits-1) * (2**31 - 1) < 2**(acc_bits + 31 - 1): the product
-        # fits a signed value of acc_bits + 31 bits.
+        # |acc * m| <= 2**(acc_bits-1) * (2**M_BITS - 1) < 2**(acc_bits + M_BITS - 1): the
+        # product fits a signed value of acc_bits + M_BITS bits.
         prod_bits = self._acc_bits + M_BITS
 
         # One valid bit per stage; the whole pipeline moves together.
-        valid = [Signal(name=f"valid_{stage}") for stage in ("mul", "shift", "sat")]
+        valid = [Signal(name=f"valid_{stage}") for stage in _STAGES]
         advance = Signal()
         m.d.comb += [
             advance.eq(~valid[-1] | self.o.ready),
@@ -148,8 +165,9 @@ class Requantizer(wiring.Component):
                     shift.eq(self.i.p.s[lane] - 1),
                 ]
                 # Stage 2 (SHIFT): (p >> (s-1)) + 1, the rounding add one bit early. The sum
-                # cannot overflow: p <= (2**(acc_bits-1) - 1) * (2**31 - 1) < 2**(prod_bits-1) - 1,
-                # so the add is done on the raw bits, modulo 2**prod_bits.
+                # cannot overflow: p <= (2**(acc_bits-1) - 1) * M_MAX < 2**(prod_bits-1) - 1,
+                # so the add is done on the raw bits, modulo 2**prod_bits (same result as a
+                # signed add; the generated Verilog then has no sign-extended constant).
                 m.d.sync += rnd.eq((prod >> shift).as_unsigned() + 1)
                 # Stage 3 (SAT): r = rnd >> 1 and clamp to out_bits. r fits out_bits iff its
                 # bits from out_bits-1 upwards are all copies of the sign bit.
@@ -201,7 +219,7 @@ def encode_requant(acc, m, s, *, acc_bits: int = 32) -> list[int]:
         raise ValueError(
             f"m and s must broadcast to acc's shape {va.shape}, got {np.shape(m)} and {np.shape(s)}"
         ) from None
-    check_range(va, -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1, "acc")
+    check_signed(va, acc_bits, "acc")
     check_range(vm, 0, M_MAX, "m")
     check_range(vs, S_MIN, S_MAX, "s")
     layout = requant_layout(lanes, acc_bits)

@@ -18,7 +18,13 @@ from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig
 
-from .layouts import array_a_layout, array_w_layout, pe_act_layout, pe_wgt_layout
+from .layouts import (
+    array_a_layout,
+    array_w_layout,
+    check_dataflow,
+    pe_act_layout,
+    pe_wgt_layout,
+)
 from .pe import PE
 
 __all__ = ["SystolicArray", "delay"]
@@ -31,6 +37,17 @@ def delay(m: Module, value, cycles: int, name: str):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def _skewed_lane(m: Module, vector, layout: data.StructLayout, index: int, name: str):
+    """Lane ``index`` of an aligned ``vector`` as one PE operand (``layout``): its ``data``
+    element with the control fields all lanes share, delayed ``index`` cycles."""
+    lane = Signal(layout, name=f"{name}_lane{index}")
+    m.d.comb += lane.data.eq(vector.data[index])
+    for field in layout.members:
+        if field != "data":
+            m.d.comb += getattr(lane, field).eq(getattr(vector, field))
+    return delay(m, lane, index, f"{name}_skew{index}")
 
 
 class SystolicArray(wiring.Component):
@@ -90,13 +107,15 @@ class SystolicArray(wiring.Component):
         self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
-        df = config.dataflow
-        a_layout = array_a_layout(df, config.rows, config.input_bits)  # raises for "is"
+        check_dataflow(config.dataflow)
         del self._MustUse__silence
-        w_layout = array_w_layout(df, config.rows, config.cols, config.weight_bits)
+        df = config.dataflow
         out = data.ArrayLayout(signed(config.acc_bits), config.cols)
         self._config = config
-        members = {"a": In(a_layout), "w": In(w_layout)}
+        members = {
+            "a": In(array_a_layout(df, config.rows, config.input_bits)),
+            "w": In(array_w_layout(df, config.rows, config.cols, config.weight_bits)),
+        }
         if df == "ws":
             members["p"] = Out(out)
         else:
@@ -136,19 +155,9 @@ class SystolicArray(wiring.Component):
         # Skew in: activation lane r enters row r after r cycles, weight lane c column c
         # after c cycles.
         for r in range(rows):
-            lane = Signal(act, name=f"a_lane{r}")
-            m.d.comb += lane.data.eq(self.a.data[r])
-            for field in act.members:
-                if field != "data":
-                    m.d.comb += getattr(lane, field).eq(getattr(self.a, field))
-            m.d.comb += pes[r][0].a_in.eq(delay(m, lane, r, f"a_skew{r}"))
+            m.d.comb += pes[r][0].a_in.eq(_skewed_lane(m, self.a, act, r, "a"))
         for c in range(cols):
-            lane = Signal(wgt, name=f"w_lane{c}")
-            m.d.comb += lane.data.eq(self.w.data[c])
-            for field in wgt.members:
-                if field != "data":
-                    m.d.comb += getattr(lane, field).eq(getattr(self.w, field))
-            m.d.comb += pes[0][c].w_in.eq(delay(m, lane, c, f"w_skew{c}"))
+            m.d.comb += pes[0][c].w_in.eq(_skewed_lane(m, self.w, wgt, c, "w"))
 
         # Neighbour links.
         for r in range(rows):

@@ -35,13 +35,17 @@ from harness import (
     load_manifest,
 )
 
-from edgetron.golden.intops import M_MAX, S_MAX, S_MIN
+from edgetron.golden.intops import INT8_MAX, M_MAX, S_MAX, S_MIN, int_range
 
 MODEL = MatmulModel(load_manifest()["config"])
 CFG = MODEL.cfg
 R, C = CFG.rows, CFG.cols
 #: Conservative utilization the large-K run must reach (MACs / (R*C*(last out - load end))).
 UTILIZATION_TARGET = 0.95
+#: Magnitude the requantization shifts aim the int8 results at: half the int8 range.
+_RESULT_TARGET = (INT8_MAX + 1) // 2
+#: Mean square of an operand drawn uniformly from its range, relative to its largest square.
+_UNIFORM_MEAN_SQUARE = 1 / 3
 _INPUTS = ("cmd", "a", "w", "ch")
 
 
@@ -65,8 +69,8 @@ def make_case(spec: Spec) -> GemmCase:
     """Operands of ``spec`` (random, or constant ``extremes``), and per-channel requant
     constants that spread the int8 results over the whole range (some saturate)."""
     rng = np.random.default_rng(spec.seed)
-    a_lo, a_hi = -(1 << (CFG.input_bits - 1)), (1 << (CFG.input_bits - 1)) - 1
-    w_lo, w_hi = -(1 << (CFG.weight_bits - 1)), (1 << (CFG.weight_bits - 1)) - 1
+    a_lo, a_hi = int_range(CFG.input_bits)
+    w_lo, w_hi = int_range(CFG.weight_bits)
     if spec.extremes is None:
         a = rng.integers(a_lo, a_hi + 1, (spec.m, spec.k))
         w = rng.integers(w_lo, w_hi + 1, (spec.k, spec.n))
@@ -77,10 +81,12 @@ def make_case(spec: Spec) -> GemmCase:
         w = np.full((spec.k, spec.n), w_val, dtype=np.int64)
     bias = rng.integers(-(1 << 16), 1 << 16, spec.n)
     mult = rng.integers(1 << 28, M_MAX + 1, spec.n)
-    # |acc| is about |a| * |w| * sqrt(K) for random operands (K for constant ones); pick s
-    # so that this maps near the int8 limit, +-2 bits per channel.
-    typical = abs(a_lo * w_lo) * (spec.k if spec.extremes else math.sqrt(spec.k)) / 3
-    base = int(math.log2(float(M_MAX) * typical / 64))
+    # |acc| is about max|a * w| * sqrt(K) / 3 for random operands (the product's spread
+    # with uniform operands; K for constant ones, scaled alike); pick s so that this maps
+    # to about _RESULT_TARGET, +-2 bits per channel: some channels saturate.
+    typical = (abs(a_lo * w_lo) * (spec.k if spec.extremes else math.sqrt(spec.k))
+               * _UNIFORM_MEAN_SQUARE)
+    base = int(math.log2(float(M_MAX) * typical / _RESULT_TARGET))
     shift = np.clip(base + rng.integers(-2, 3, spec.n), S_MIN, S_MAX)
     return GemmCase(a, w, bias, mult, shift, spec.out32)
 

@@ -40,7 +40,8 @@ _MATMUL_TESTS = 31
 
 def _check_count(ran: int, expected: int) -> None:
     # Every cocotb test of the module ran (a filter from EDGETRON_TB_FILTER selects fewer).
-    assert ran == expected or (tb_filter() is not None and ran >= 1), (ran, expected)
+    assert ran == expected or (tb_filter() is not None and ran >= 1), (
+        f"{ran} cocotb tests ran, the testbench has {expected}")
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)

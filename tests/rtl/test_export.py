@@ -25,12 +25,28 @@ SMALL = AcceleratorConfig(
     name="small", rows=4, cols=4, ifmap_sram_bytes=1024, weight_sram_bytes=1024,
     ofmap_sram_bytes=1024, vector_lanes=4,
 )
+#: Configs whose exports are linted: both dataflows, and arrays of one row or one column
+#: (zero-width signals, shape checks that cannot fail).
+LINT_CONFIGS = {
+    "4x4-ws": SMALL,
+    "4x4-os": SMALL.replace(dataflow="os"),
+    "1x3-os": SMALL.replace(rows=1, cols=3, dataflow="os"),
+    "3x1-ws": SMALL.replace(rows=3, cols=1),
+}
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     return {unit: export_unit(unit, SMALL, out) for unit in UNITS}
+
+
+@pytest.fixture(scope="module")
+def exported_for_lint(tmp_path_factory):
+    return {
+        (tag, unit): export_unit(unit, cfg, tmp_path_factory.mktemp(f"lint-{tag}"))
+        for tag, cfg in LINT_CONFIGS.items() for unit in UNITS
+    }
 
 
 def test_registry_has_the_gemm_units():
@@ -81,31 +97,42 @@ def test_requant_manifest_values(exported):
     assert ports["o__ready"]["direction"] == "input" and ports["i__ready"]["direction"] == "output"
 
 
+@pytest.mark.parametrize("tag", list(LINT_CONFIGS))
 @pytest.mark.parametrize("unit", sorted(UNITS))
-def test_verilator_lint_clean(exported, unit):
-    res = exported[unit]
+def test_verilator_lint_clean(exported_for_lint, unit, tag):
+    res = exported_for_lint[tag, unit]
     report = lint_verilator(res.verilog, res.top)
     assert report.ok, report.output
 
 
+@pytest.mark.parametrize("tag", list(LINT_CONFIGS))
 @pytest.mark.parametrize("unit", sorted(UNITS))
-def test_yosys_check_clean(exported, unit):
-    res = exported[unit]
+def test_yosys_check_clean(exported_for_lint, unit, tag):
+    res = exported_for_lint[tag, unit]
     report = lint_yosys(res.verilog, res.top)
     assert report.ok, report.output
 
 
 def test_lint_catches_problems(tmp_path):
-    # With the waivers active: an undriven output and a latch (Verilator), and a missing
-    # submodule (Yosys hierarchy -check).
+    # With the waivers active: an undriven output, a latch, a truncating assignment and a
+    # widening port connection (Verilator: the width waivers cover operator operands only),
+    # and a missing submodule (Yosys hierarchy -check).
     bad = tmp_path / "bad.v"
     bad.write_text(
-        "module bad(input wire en, input wire [3:0] a, output reg [3:0] q, output wire z);\n"
+        "module bad(input wire en, input wire [3:0] a, output reg [3:0] q, output wire z,\n"
+        "           output wire [1:0] t, output wire [7:0] e);\n"
         "  always @* if (en) q = a;\n"
+        "  assign t = a;\n"
+        "  sub u (.x(a), .y(e));\n"
+        "endmodule\n"
+        "module sub(input wire [7:0] x, output wire [7:0] y);\n"
+        "  assign y = x;\n"
         "endmodule\n"
     )
     v = lint_verilator(bad, "bad")
-    assert not v.ok and "UNDRIVEN" in v.output and "LATCH" in v.output
+    assert not v.ok
+    for rule in ("UNDRIVEN", "LATCH", "WIDTHTRUNC", "WIDTHEXPAND"):
+        assert f"%Warning-{rule}" in v.output, rule
     missing = tmp_path / "missing.v"
     missing.write_text("module missing(input wire clk);\n  nowhere u (.clk(clk));\nendmodule\n")
     y = lint_yosys(missing, "missing")
@@ -122,7 +149,7 @@ def test_cli_export_one_unit(tmp_path, capsys):
     SMALL.save(cfg)
     assert main(["rtl", "export", "--config", str(cfg), "--unit", "requant",
                  "-o", str(tmp_path / "out")]) == 0
-    assert "latency 3 cycles" in capsys.readouterr().out
+    assert f"latency {Requantizer.LATENCY} cycles" in capsys.readouterr().out
     man = json.loads((tmp_path / "out" / f"{top_name('requant')}.json").read_text())
     assert man["config"] == SMALL.to_dict()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(

@@ -14,10 +14,10 @@ from amaranth.hdl import EnableInserter, Signal
 from amaranth.sim import Simulator
 
 from edgetron.golden.gemm import matmul_int
-from edgetron.golden.intops import wrap
+from edgetron.golden.intops import INT8_MAX, INT8_MIN, wrap
 from edgetron.rtl.pe import PE
 
-INT8 = (-128, 127)
+INT8 = (INT8_MIN, INT8_MAX)
 
 
 def mac(a: int, w: int) -> int:
@@ -29,8 +29,8 @@ def operand(rng) -> int:
     return int(rng.choice([INT8[0], INT8[1], int(rng.integers(*INT8, endpoint=True))]))
 
 
-def run(pe, steps, seed):
-    """Simulate ``pe`` behind a random clock enable; ``steps(ctx, rng, enabled)`` drives
+def run(pe, step, seed):
+    """Simulate ``pe`` behind a random clock enable; ``step(ctx, rng, enabled)`` drives
     inputs and checks outputs for each cycle."""
     en = Signal(init=1)
     dut = EnableInserter(en)(pe)
@@ -40,7 +40,7 @@ def run(pe, steps, seed):
         for _ in range(400):
             enabled = bool(rng.random() > 0.3)
             ctx.set(en, enabled)
-            steps(ctx, rng, enabled)
+            step(ctx, rng, enabled)
             await ctx.tick()
 
     sim = Simulator(dut)
@@ -59,7 +59,8 @@ def test_ws_pe_matches_model(row, rows):
         if state["a"] is not None:
             assert ctx.get(pe.a_out.data) == state["a"][0]
             assert ctx.get(pe.a_out.sel) == state["a"][1]
-            assert ctx.get(pe.w_out.data) == state["w"][0]
+            assert (ctx.get(pe.w_out.data), ctx.get(pe.w_out.row), ctx.get(pe.w_out.bank),
+                    ctx.get(pe.w_out.valid)) == state["w"]
             assert ctx.get(pe.p_out) == state["p"]
         a, sel = operand(rng), int(rng.integers(2))
         w = operand(rng)
@@ -74,7 +75,7 @@ def test_ws_pe_matches_model(row, rows):
             p = int(wrap(p_in + mac(a, state["bank"][sel]), 32))
             if valid and target == row:
                 state["bank"][bank] = w
-            state.update(a=(a, sel), w=(w,), p=p)
+            state.update(a=(a, sel), w=(w, target, bank, valid), p=p)
 
     run(pe, step, seed=row)
 

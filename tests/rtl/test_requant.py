@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """Requantizer in the Amaranth simulator against golden.intops.requantize."""
 
 from __future__ import annotations
