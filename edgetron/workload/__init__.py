@@ -6,7 +6,10 @@ The public API (see ``docs/trace-format.md``):
   :class:`MaxPool`, :class:`AvgPool`, :class:`Softmax`, :class:`LayerNorm`,
   :class:`Gelu`, :class:`Add`, :class:`Concat` (all frozen, validated dataclasses),
   :class:`Ref` (an op input), :class:`MatmulShape` (an op's view for a matrix unit);
-  :func:`load_trace`, :func:`save_trace`; :class:`TraceError`.
+  :func:`load_trace`, :func:`save_trace`; :class:`TraceError`; the constants
+  :data:`KINDS`, :data:`HEAD_LAYOUTS`, :data:`ACTIVATIONS`, :data:`ACC_BITS`,
+  :data:`BIAS_BITS` and the limits :data:`MAX_DIM`, :data:`MAX_ELEMENTS`,
+  :data:`MAX_OPS`, :data:`MAX_FILE_BYTES`.
 * Builders :func:`vit`, :func:`resnet18`, :func:`mobilenetv2`; presets :data:`MODELS`,
   :func:`build_model`; :func:`load_workload` for a preset name, trace file or CSV.
 * SCALE-Sim: :func:`read_scalesim`, :func:`parse_scalesim`, :func:`to_scalesim`,
@@ -24,11 +27,15 @@ from edgetron.workload.scalesim import (
 )
 from edgetron.workload.trace import (
     ACC_BITS,
+    ACTIVATIONS,
     BIAS_BITS,
     FORMAT,
+    HEAD_LAYOUTS,
     KINDS,
     MAX_DIM,
     MAX_ELEMENTS,
+    MAX_FILE_BYTES,
+    MAX_OPS,
     VERSION,
     Add,
     AvgPool,
@@ -52,11 +59,15 @@ from edgetron.workload.vit import VIT_PRESETS, vit
 
 __all__ = [
     "ACC_BITS",
+    "ACTIVATIONS",
     "BIAS_BITS",
     "FORMAT",
+    "HEAD_LAYOUTS",
     "KINDS",
     "MAX_DIM",
     "MAX_ELEMENTS",
+    "MAX_FILE_BYTES",
+    "MAX_OPS",
     "MODELS",
     "VERSION",
     "VIT_PRESETS",

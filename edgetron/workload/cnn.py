@@ -10,7 +10,7 @@ logits stay int32. MobileNetV2's 3x3 depthwise convolutions are ``dwconv2d`` ops
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from edgetron.workload.trace import (
     ACC_BITS,
@@ -23,6 +23,7 @@ from edgetron.workload.trace import (
     Op,
     Trace,
     TraceError,
+    _append_op,
 )
 
 __all__ = ["MOBILENETV2_SETTINGS", "RESNET18_STAGES", "mobilenetv2", "resnet18"]
@@ -44,39 +45,44 @@ MOBILENETV2_SETTINGS = (
 
 
 class _Net:
-    """Ops under construction plus the current feature-map shape (per sample)."""
+    """Ops under construction plus the current feature-map shape (per sample).
 
-    def __init__(self, batch: int, h: int, w: int, c: int) -> None:
+    ``model`` (e.g. ``resnet18 (batch 1)``) starts the message of an op that cannot be
+    built.
+    """
+
+    def __init__(self, model: str, batch: int, h: int, w: int, c: int) -> None:
         self.ops: list[Op] = []
+        self.model = model
         self.batch = batch
         self.h, self.w, self.c = h, w, c
 
-    def add(self, op: Op) -> int:
-        self.ops.append(op)
-        return len(self.ops) - 1
+    def add(self, cls: type[Op], **fields: Any) -> int:
+        """Build a ``cls`` op from ``fields`` and append it; returns its index."""
+        return _append_op(self.ops, self.model, cls, **fields)
+
+    def window(self, cls: type[Op], **fields: Any) -> int:
+        """Append a conv or pool on the current map; the map becomes its output."""
+        i = self.add(cls, n=self.batch, h=self.h, w=self.w, c=self.c, **fields)
+        _, self.h, self.w, self.c = self.ops[i].out_shape
+        return i
 
     def conv(self, name: str, x: int | str, k: int, kernel: int, stride: int, act: str,
              *, depthwise: bool = False) -> int:
         """A conv (BN folded, activation fused) with padding ``kernel // 2`` on every side."""
-        cls: Callable[..., Op] = DwConv2d if depthwise else Conv2d
-        op = cls(
-            name=name, inputs=(x,), n=self.batch, h=self.h, w=self.w, c=self.c, k=k,
-            r=kernel, s=kernel, stride_h=stride, stride_w=stride, **_same(kernel), bias=True,
-            act=act, requant="channel",
+        return self.window(
+            DwConv2d if depthwise else Conv2d, name=name, inputs=(x,), k=k, r=kernel,
+            s=kernel, stride_h=stride, stride_w=stride, **_same(kernel), bias=True, act=act,
+            requant="channel",
         )
-        _, self.h, self.w, self.c = op.out_shape
-        return self.add(op)
 
     def classifier(self, x: int, classes: int) -> None:
         """Global average pool and a fully connected layer with int32 logits."""
-        pool = self.add(AvgPool(
-            name="avgpool", inputs=(x,), n=self.batch, h=self.h, w=self.w, c=self.c,
-            r=self.h, s=self.w,
-        ))
-        self.add(Gemm(
-            name="fc", inputs=(pool,), batch=self.batch, m=1, k=self.c, n=classes,
+        pool = self.window(AvgPool, name="avgpool", inputs=(x,), r=self.h, s=self.w)
+        self.add(
+            Gemm, name="fc", inputs=(pool,), batch=self.batch, m=1, k=self.c, n=classes,
             weights=True, bias=True, out_bits=ACC_BITS, requant="none",
-        ))
+        )
 
 
 def _same(kernel: int) -> dict[str, int]:
@@ -111,16 +117,19 @@ def resnet18(*, batch: int = 1, image_size: int = 224, classes: int = 1000,
         ``conv1``, ``maxpool``, then per basic block ``layer<s>.<b>.conv1``, ``.conv2``,
         ``.downsample`` (first block of stages 2-4), ``.add`` (with the fused ReLU),
         then ``avgpool`` and ``fc``.
+
+    Raises
+    ------
+    TraceError
+        For a bad argument (naming it), or sizes that make an op exceed a limit of the
+        trace format (naming the model, the op and its field).
     """
     _check_args("resnet18", batch=batch, image_size=image_size, classes=classes)
-    net = _Net(batch, image_size, image_size, 3)
+    net = _Net(f"{name} (batch {batch})", batch, image_size, image_size, 3)
     x = net.conv("conv1", "input", 64, 7, 2, "relu")
-    pool = MaxPool(
-        name="maxpool", inputs=(x,), n=batch, h=net.h, w=net.w, c=net.c, r=3, s=3,
-        stride_h=2, stride_w=2, **_same(3),
+    x = net.window(
+        MaxPool, name="maxpool", inputs=(x,), r=3, s=3, stride_h=2, stride_w=2, **_same(3),
     )
-    _, net.h, net.w, net.c = pool.out_shape
-    x = net.add(pool)
     for stage, (channels, first_stride) in enumerate(RESNET18_STAGES, start=1):
         for block in range(2):
             prefix = f"layer{stage}.{block}"
@@ -134,10 +143,10 @@ def resnet18(*, batch: int = 1, image_size: int = 224, classes: int = 1000,
                 # shape (the add below checks it).
                 net.h, net.w, net.c = shape_in
                 shortcut = net.conv(f"{prefix}.downsample", x, channels, 1, stride, "none")
-            x = net.add(Add(
-                name=f"{prefix}.add", inputs=(y, shortcut),
+            x = net.add(
+                Add, name=f"{prefix}.add", inputs=(y, shortcut),
                 shape=(batch, net.h, net.w, net.c), act="relu",
-            ))
+            )
     net.classifier(x, classes)
     return Trace(
         name=name, batch=batch, ops=tuple(net.ops),
@@ -168,9 +177,14 @@ def mobilenetv2(*, batch: int = 1, image_size: int = 224, classes: int = 1000,
         ``dwconv2d``, ReLU6), ``block<i>.project`` (1x1, linear), ``block<i>.add`` (when
         the stride is 1 and the channels match), then ``conv_last`` (1x1 to 1280,
         ReLU6), ``avgpool`` and ``fc``.
+
+    Raises
+    ------
+    TraceError
+        As for :func:`resnet18`.
     """
     _check_args("mobilenetv2", batch=batch, image_size=image_size, classes=classes)
-    net = _Net(batch, image_size, image_size, 3)
+    net = _Net(f"{name} (batch {batch})", batch, image_size, image_size, 3)
     x = net.conv("conv1", "input", 32, 3, 2, "relu6")
     index = 0
     for t, c, n, s in MOBILENETV2_SETTINGS:
@@ -185,9 +199,9 @@ def mobilenetv2(*, batch: int = 1, image_size: int = 224, classes: int = 1000,
             y = net.conv(f"{prefix}.dw", y, net.c, 3, stride, "relu6", depthwise=True)
             y = net.conv(f"{prefix}.project", y, c, 1, 1, "none")
             if residual:
-                y = net.add(Add(
-                    name=f"{prefix}.add", inputs=(x, y), shape=(batch, net.h, net.w, net.c),
-                ))
+                y = net.add(
+                    Add, name=f"{prefix}.add", inputs=(x, y), shape=(batch, net.h, net.w, net.c),
+                )
             x = y
     x = net.conv("conv_last", x, 1280, 1, 1, "relu6")
     net.classifier(x, classes)

@@ -5,25 +5,28 @@ layer, in one of two forms:
 
 * conv form, header ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter
   Width, Channels, Num Filter, Strides,`` and rows of 7 integers after the name, or 8
-  with separate stride height and width (SCALE-Sim v2). Padding is already folded into
-  the IFMAP size. SCALE-Sim's output size is ``ceil((ifmap - filter + stride) /
-  stride)``: when ``ifmap - filter`` is not a multiple of the stride it computes one
-  more, partial window whose reads past the IFMAP it treats as padding. A layer whose
-  name contains ``DP`` is depthwise: SCALE-Sim runs it as ``Channels`` separate
-  one-channel layers of ``Num Filter`` filters each.
+  with separate stride height and width (SCALE-Sim v2). The header's 8th column, and
+  its 9th if present, must be named as strides (SCALE-Sim reads those values as strides
+  whatever the header says). Padding is already folded into the IFMAP size.
+  SCALE-Sim's output size is ``ceil((ifmap - filter + stride) / stride)``: when
+  ``ifmap - filter`` is not a multiple of the stride it computes one more, partial
+  window whose reads past the IFMAP it treats as padding. A layer whose name contains
+  ``DP`` is depthwise: SCALE-Sim runs it as ``Channels`` separate one-channel layers of
+  ``Num Filter`` filters each.
 * GEMM form, header ``Layer, M, N, K,``: the product of an ``M x K`` activation
   matrix (SCALE-Sim's IFMAP operand) with a ``K x N`` weight matrix (its filter
   operand), ``M * N * K`` MACs. SCALE-Sim's loader turns a row into the conv layer
   ``IFMAP M x K, filter 1 x K, 1 channel, N filters, stride 1`` (output ``M x 1 x N``).
   Note the column order: N comes before K.
 
-Quirks handled on import: the first non-blank line is a header (SCALE-Sim always skips
-line 1); rows end with a trailing comma (SCALE-Sim drops the last comma-separated field,
-so a row without one loses its last value there; here it is read either way); blank
-lines are skipped; text after ``#`` is a comment (SCALE-Sim's own files annotate
+Quirks handled on import: lines end in LF, CRLF or a lone CR (SCALE-Sim's universal
+newlines); the first non-blank line is a header (SCALE-Sim always skips line 1); rows
+end with a trailing comma (SCALE-Sim drops the last comma-separated field, so a row
+without one loses its last value there; here it is read either way); blank lines are
+skipped; text after ``#`` is a comment (SCALE-Sim's own files annotate
 depthwise rows with ``#dw`` after the trailing comma); names are stripped of spaces and
 tabs. Every value must be a positive decimal integer; an error names the file, the line
-and the column.
+and the column (the columns, for a tensor too large).
 
 Import makes one op per row, fed by external data (``inputs = ["input"]``: the CSV has
 no dependencies): a conv row becomes a ``conv2d`` (``dwconv2d`` with ``k = Channels *
@@ -40,7 +43,9 @@ requantization and dependencies are dropped; padding is folded into the IFMAP si
 which is chosen so that SCALE-Sim derives the op's output size; SCALE-Sim has no batch
 or head dimension, so weight GEMMs fold the batch into M, convolutions are repeated per
 sample, and products of two activations (attention) become one row per sample and head
-whose second operand SCALE-Sim treats as a filter.
+whose second operand SCALE-Sim treats as a filter. The format has no repeat count, so a
+trace that unrolls into more than :data:`~.trace.MAX_OPS` rows (the import limit) is
+refused, naming the op that crosses it.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from pathlib import Path
 
 from edgetron.workload.trace import (
     MAX_DIM,
+    MAX_ELEMENTS,
     MAX_FILE_BYTES,
     MAX_OPS,
     Conv2d,
@@ -59,6 +65,8 @@ from edgetron.workload.trace import (
     Op,
     Trace,
     TraceError,
+    _check_int,
+    _check_name,
     _read_user_text,
 )
 
@@ -109,6 +117,12 @@ def _fields(line: str) -> list[str]:
 
 
 def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Numbered rows with fields; lines end in LF, CRLF or a lone CR.
+
+    SCALE-Sim opens topology files in Python's universal-newlines mode, which accepts
+    all three.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     for number, line in enumerate(text.split("\n"), start=1):
         fields = _fields(line)
         if fields:
@@ -120,6 +134,7 @@ def _form_of(header: list[str], where: str) -> str:
     if names[0] in ("layer", "layer name") and names[1:4] == ["m", "n", "k"]:
         return "gemm"
     if len(names) > 1 and "ifmap" in names[1]:
+        _check_conv_header(header, where)
         return "conv"
     if len(names) > 1 and _INT.fullmatch(header[1]):
         raise ScaleSimError(
@@ -132,6 +147,27 @@ def _form_of(header: list[str], where: str) -> str:
     )
 
 
+def _check_conv_header(header: list[str], where: str) -> None:
+    """The conv form's 8th column, and the optional 9th, must be stride columns.
+
+    SCALE-Sim ignores the header and takes the 8th and 9th values of a row as the
+    strides; a header naming something else there (a batch size, SCALE-Sim v3's
+    sparsity) would be misread silently.
+    """
+    if len(header) not in (8, 9):
+        raise ScaleSimError(
+            f"{where}: the conv-form header has {len(header)} columns; expected 8 "
+            f"({CONV_HEADER!r}) or 9 (with {CONV_COLUMNS[8]!r})"
+        )
+    for column in range(7, len(header)):
+        if "stride" not in header[column].lower():
+            raise ScaleSimError(
+                f"{where}: column {column + 1} is {header[column]!r}, not a stride column; "
+                "the conv form's 8th column is the stride (height) and an optional 9th "
+                "the stride width"
+            )
+
+
 def _positive(value: str, column: str, where: str) -> int:
     if not _INT.fullmatch(value):
         raise ScaleSimError(f"{where}: {column}: expected a positive integer, got {value!r}")
@@ -141,15 +177,37 @@ def _positive(value: str, column: str, where: str) -> int:
     return number
 
 
+def _layer_name(value: str, column: str, where: str) -> str:
+    """``value`` checked as a layer name (printable, at most :data:`~.trace.MAX_NAME`)."""
+    try:
+        return _check_name(value, column)
+    except TraceError as exc:
+        raise ScaleSimError(f"{where}: {exc}") from None
+
+
+def _check_sizes(where: str, batch: int, tensors: tuple[tuple[str, int, bool], ...]) -> None:
+    """Each ``(columns, elements, per_sample)`` tensor of a row within :data:`MAX_ELEMENTS`.
+
+    ``per_sample`` tensors (activations) are counted for the whole ``batch``; the
+    message names the CSV columns whose product is too large.
+    """
+    for columns, elements, per_sample in tensors:
+        total = elements * batch if per_sample else elements
+        if total > MAX_ELEMENTS:
+            at = f" at batch {batch}" if per_sample and batch > 1 else ""
+            raise ScaleSimError(
+                f"{where}: {columns}: {total} elements{at} exceed the limit of "
+                f"{MAX_ELEMENTS} per tensor"
+            )
+
+
 def _conv_row(fields: list[str], batch: int, where: str) -> Op:
     if len(fields) not in (8, 9):
         raise ScaleSimError(
             f"{where}: expected 8 fields ({', '.join(CONV_COLUMNS[:8])}) or 9 (with "
             f"{CONV_COLUMNS[8]}), got {len(fields)}"
         )
-    name = fields[0]
-    if not name:
-        raise ScaleSimError(f"{where}: {CONV_COLUMNS[0]}: empty")
+    name = _layer_name(fields[0], CONV_COLUMNS[0], where)
     h, w, r, s, c, nf, sh = (
         _positive(v, col, where) for v, col in zip(fields[1:8], CONV_COLUMNS[1:8], strict=True)
     )
@@ -166,21 +224,33 @@ def _conv_row(fields: list[str], batch: int, where: str) -> Op:
             f"{where}: {CONV_COLUMNS[4]}: {s} exceeds {CONV_COLUMNS[2]} {w} (SCALE-Sim folds "
             "padding into the IFMAP size)"
         )
-    try:
-        if "DP" in name:
-            return DwConv2d(
-                name=name, inputs=("input",), n=batch, h=h, w=w, c=c, k=c * nf, r=r, s=s,
-                stride_h=sh, stride_w=sw, **pads,
-            )
-        if r == 1 and s == w and c == 1 and sh == sw == 1:
-            return Gemm(name=name, inputs=("input",), batch=batch, m=h, k=w, n=nf,
-                        weights=True, requant="channel")
-        return Conv2d(
-            name=name, inputs=("input",), n=batch, h=h, w=w, c=c, k=nf, r=r, s=s,
+    depthwise = "DP" in name
+    k = c * nf if depthwise else nf
+    if k > MAX_DIM:
+        raise ScaleSimError(
+            f"{where}: {CONV_COLUMNS[5]} x {CONV_COLUMNS[6]}: the {k} output channels of a "
+            f"depthwise layer exceed {MAX_DIM}"
+        )
+    out_h, out_w = -(-(h - r) // sh) + 1, -(-(w - s) // sw) + 1
+    _check_sizes(where, batch, (
+        (f"{CONV_COLUMNS[1]} x {CONV_COLUMNS[2]} x {CONV_COLUMNS[5]}", h * w * c, True),
+        (f"{CONV_COLUMNS[3]} x {CONV_COLUMNS[4]} x {CONV_COLUMNS[5]} x {CONV_COLUMNS[6]}",
+         r * s * c * nf, False),
+        (f"the output ({out_h} x {out_w} x {k} from the IFMAP size, filter, strides and "
+         f"{CONV_COLUMNS[6]})", out_h * out_w * k, True),
+    ))
+    if depthwise:
+        return DwConv2d(
+            name=name, inputs=("input",), n=batch, h=h, w=w, c=c, k=k, r=r, s=s,
             stride_h=sh, stride_w=sw, **pads,
         )
-    except TraceError as exc:
-        raise ScaleSimError(f"{where}: {exc}") from None
+    if r == 1 and s == w and c == 1 and sh == sw == 1:
+        return Gemm(name=name, inputs=("input",), batch=batch, m=h, k=w, n=nf,
+                    weights=True, requant="channel")
+    return Conv2d(
+        name=name, inputs=("input",), n=batch, h=h, w=w, c=c, k=k, r=r, s=s,
+        stride_h=sh, stride_w=sw, **pads,
+    )
 
 
 def _gemm_row(fields: list[str], batch: int, where: str) -> Op:
@@ -188,16 +258,14 @@ def _gemm_row(fields: list[str], batch: int, where: str) -> Op:
         raise ScaleSimError(
             f"{where}: expected 4 fields ({', '.join(GEMM_COLUMNS)}), got {len(fields)}"
         )
-    if not fields[0]:
-        raise ScaleSimError(f"{where}: {GEMM_COLUMNS[0]}: empty")
+    name = _layer_name(fields[0], GEMM_COLUMNS[0], where)
     m, n, k = (
         _positive(v, col, where) for v, col in zip(fields[1:], GEMM_COLUMNS[1:], strict=True)
     )
-    try:
-        return Gemm(name=fields[0], inputs=("input",), batch=batch, m=m, k=k, n=n,
-                    weights=True, requant="channel")
-    except TraceError as exc:
-        raise ScaleSimError(f"{where}: {exc}") from None
+    _check_sizes(where, batch, (("M x K", m * k, True), ("K x N", k * n, False),
+                                ("M x N", m * n, True)))
+    return Gemm(name=name, inputs=("input",), batch=batch, m=m, k=k, n=n, weights=True,
+                requant="channel")
 
 
 def parse_scalesim(text: str, *, name: str = "scalesim", batch: int = 1,
@@ -220,6 +288,10 @@ def parse_scalesim(text: str, *, name: str = "scalesim", batch: int = 1,
     ScaleSimError
         Naming ``source``, the line and the column of the first problem.
     """
+    try:
+        _check_int(batch, "batch")
+    except TraceError as exc:
+        raise ScaleSimError(f"{source}: {exc}") from None
     rows = _lines(text)
     first = next(rows, None)
     if first is None:
@@ -293,42 +365,46 @@ def _suffixes(batch: int, count: int) -> Iterator[str]:
             yield (f".b{b}" if batch > 1 else "") + (f".h{j}" if count > 1 else "")
 
 
-def _conv_rows(op: Op) -> list[tuple]:
-    """Conv-form rows (name, ifmap h, ifmap w, filter h, filter w, channels, filters, sh, sw)."""
+def _conv_rows(op: Op) -> Iterator[tuple]:
+    """Conv-form rows (name, ifmap h, ifmap w, filter h, filter w, channels, filters, sh, sw).
+
+    Generated lazily: an op may unroll into more rows than :func:`to_scalesim` accepts.
+    """
     if isinstance(op, Gemm):
         if op.weights:
             # Weights shared by the batch: fold it into M (SCALE-Sim's own GEMM mapping).
-            names = [op.name + s for s in _suffixes(1, op.count)]
+            names = (op.name + s for s in _suffixes(1, op.count))
             m = op.batch * op.m
         else:
-            names = [op.name + s for s in _suffixes(op.batch, op.count)]
+            names = (op.name + s for s in _suffixes(op.batch, op.count))
             m = op.m
-        return [(_safe(nm, False), m, op.k, 1, op.k, 1, op.n, 1, 1) for nm in names]
-    if isinstance(op, (Conv2d, DwConv2d)):
+        for nm in names:
+            yield (_safe(nm, False), m, op.k, 1, op.k, 1, op.n, 1, 1)
+    elif isinstance(op, (Conv2d, DwConv2d)):
         dw = isinstance(op, DwConv2d)
         groups = 1 if dw else op.groups
-        names = [op.name + s for s in _suffixes(op.n, 1)]
-        if groups > 1:
-            names = [f"{nm}.g{g}" for nm in names for g in range(groups)]
         h = _ifmap_extent(op.h + op.pad_top, op.r, op.stride_h, op.out_h)
         w = _ifmap_extent(op.w + op.pad_left, op.s, op.stride_w, op.out_w)
         c, k = (op.c, op.multiplier) if dw else (op.c // groups, op.k // groups)
-        return [(_safe(nm, dw), h, w, op.r, op.s, c, k, op.stride_h, op.stride_w)
-                for nm in names]
-    return []
+        for nm in (op.name + s for s in _suffixes(op.n, 1)):
+            for g in range(groups):
+                label = f"{nm}.g{g}" if groups > 1 else nm
+                yield (_safe(label, dw), h, w, op.r, op.s, c, k, op.stride_h, op.stride_w)
 
 
-def _gemm_rows(op: Op) -> list[tuple]:
-    """GEMM-form rows (name, M, N, K), one per independent matrix product."""
+def _gemm_rows(op: Op) -> Iterator[tuple]:
+    """GEMM-form rows (name, M, N, K), one per independent matrix product (lazily)."""
     shape = op.matmul
     if shape is None:
-        return []
+        return
     if isinstance(op, Gemm) and not op.weights:
-        names = [op.name + s for s in _suffixes(op.batch, op.count)]
+        names = (op.name + s for s in _suffixes(op.batch, op.count))
     else:
         label = ".g" if isinstance(op, (Conv2d, DwConv2d)) else ".h"
-        names = [op.name + (f"{label}{j}" if shape.count > 1 else "") for j in range(shape.count)]
-    return [(_safe(nm, None), shape.m, shape.n, shape.k) for nm in names]
+        names = (op.name + (f"{label}{j}" if shape.count > 1 else "")
+                 for j in range(shape.count))
+    for nm in names:
+        yield (_safe(nm, None), shape.m, shape.n, shape.k)
 
 
 def to_scalesim(trace: Trace, *, form: str = "conv") -> str:
@@ -347,11 +423,24 @@ def to_scalesim(trace: Trace, *, form: str = "conv") -> str:
     Raises
     ------
     ScaleSimError
-        If ``form`` is unknown or the trace has no matrix products.
+        If ``form`` is unknown, the trace has no matrix products, or it unrolls into more
+        than :data:`~.trace.MAX_OPS` rows (the most a CSV may have to be read back; the
+        message names the op that crosses it).
     """
     if form not in ("conv", "gemm"):
         raise ScaleSimError(f"form: {form!r} is not one of conv, gemm")
-    rows = [row for op in trace for row in (_conv_rows(op) if form == "conv" else _gemm_rows(op))]
+    rows_of = _conv_rows if form == "conv" else _gemm_rows
+    rows: list[tuple] = []
+    for i, op in enumerate(trace):
+        for row in rows_of(op):
+            if len(rows) == MAX_OPS:
+                raise ScaleSimError(
+                    f"{trace.name}: op {i} ({op.name!r}): the CSV would have more than "
+                    f"{MAX_OPS} layer rows, the most edgetron reads back; SCALE-Sim has no "
+                    "batch or head column, so each sample, head and group is a row of its "
+                    "own (export a smaller batch)"
+                )
+            rows.append(row)
     if not rows:
         raise ScaleSimError(
             f"{trace.name}: no gemm, conv2d or dwconv2d ops; SCALE-Sim has nothing to run"

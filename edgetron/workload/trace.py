@@ -15,8 +15,8 @@ the producer makes, one batch size throughout). Every error is a :class:`TraceEr
 ``ValueError``) whose message names the op index, the op name and the field.
 
 User files are data: JSON is parsed with duplicate keys, ``NaN`` and ``Infinity``
-rejected, files larger than :data:`MAX_FILE_BYTES` refused before they are read, and
-every dimension and tensor size bounded (:data:`MAX_DIM`, :data:`MAX_ELEMENTS`) before
+rejected, no more than :data:`MAX_FILE_BYTES` bytes are read (a larger file is refused),
+and every dimension and tensor size bounded (:data:`MAX_DIM`, :data:`MAX_ELEMENTS`) before
 anything is computed from it. Nothing is ever evaluated or unpickled.
 
 Saving is canonical (fixed key order, one op per line, trailing newline), so
@@ -146,7 +146,10 @@ class MatmulShape(NamedTuple):
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's limit on digits converted to text
+        text = f"of {value.bit_length()} bits"
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{type(value).__name__} {text}"
@@ -156,7 +159,8 @@ def _check_int(value: Any, field: str, lo: int = 1, hi: int = MAX_DIM) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TraceError(f"{field}: expected an integer in [{lo}, {hi}], got {_show(value)}")
     if not lo <= value <= hi:
-        raise TraceError(f"{field}: {value} is out of range; allowed [{lo}, {hi}]")
+        shown = value if abs(value) < 10**40 else _show(value)
+        raise TraceError(f"{field}: {shown} is out of range; allowed [{lo}, {hi}]")
     return value
 
 
@@ -339,6 +343,17 @@ class Op(abc.ABC):
         _check_name(self.name, "name")
         if isinstance(self.inputs, (str, bytes)) or not isinstance(self.inputs, Sequence):
             raise TraceError(f"inputs: expected a list of operands, got {_show(self.inputs)}")
+        _check_int(self.in_bits, "in_bits", *_BITS_RANGE)
+        _check_int(self.out_bits, "out_bits", *_BITS_RANGE)
+        _check_choice(self.requant, "requant", REQUANT)
+        self._validate()
+        # The number of operands first (the kind's fields fix it), then each operand.
+        arity = self.arity
+        if len(self.inputs) != arity:
+            raise TraceError(
+                f"inputs: a {self.kind} op with these fields takes {arity} operand(s), "
+                f"got {len(self.inputs)}"
+            )
         refs = []
         for j, value in enumerate(self.inputs):
             try:
@@ -346,16 +361,6 @@ class Op(abc.ABC):
             except TraceError as exc:
                 raise TraceError(f"inputs[{j}]: {exc}") from None
         object.__setattr__(self, "inputs", tuple(refs))
-        _check_int(self.in_bits, "in_bits", *_BITS_RANGE)
-        _check_int(self.out_bits, "out_bits", *_BITS_RANGE)
-        _check_choice(self.requant, "requant", REQUANT)
-        self._validate()
-        arity = self.arity
-        if len(self.inputs) != arity:
-            raise TraceError(
-                f"inputs: a {self.kind} op with these fields takes {arity} operand(s), "
-                f"got {len(self.inputs)}"
-            )
         tensors = [(f"inputs[{j}]", s) for j, s in enumerate(self.in_shapes)]
         tensors.append(("output", self.out_shape))
         for what, shape in tensors:
@@ -579,9 +584,16 @@ class Gemm(Op):
         _check_mac_options(self)
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
             raise TraceError(f"scale: expected a positive number, got {_show(self.scale)}")
-        if not (math.isfinite(self.scale) and self.scale > 0):
+        try:
+            scale = float(self.scale)
+        except OverflowError:  # an int beyond the float range
+            raise TraceError(
+                f"scale: expected a positive finite number, got {_show(self.scale)}, which "
+                "exceeds the floating-point range"
+            ) from None
+        if not (math.isfinite(scale) and scale > 0):
             raise TraceError(f"scale: expected a positive finite number, got {self.scale!r}")
-        object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "scale", scale)
         if self.requant == "channel" and not self.weights:
             raise TraceError(
                 "requant: 'channel' needs per-channel weights; a product of two "
@@ -1235,6 +1247,20 @@ class Concat(Op):
         return f"{'+'.join(parts)} rows x {self.cols}"
 
 
+def _append_op(ops: list[Op], model: str, cls: type[Op], **fields: Any) -> int:
+    """Build a ``cls`` op from ``fields``, append it to ``ops``; returns its index.
+
+    For the builders: a TraceError names ``model`` (e.g. ``vit-tiny (batch 2)``), the op's
+    index and name, then the field.
+    """
+    try:
+        op = cls(**fields)
+    except TraceError as exc:
+        raise TraceError(f"{model}: op {len(ops)} ({fields['name']!r}): {exc}") from None
+    ops.append(op)
+    return len(ops) - 1
+
+
 #: Op classes by kind, in the order the docs list them.
 KINDS: dict[str, type[Op]] = {
     cls.kind: cls
@@ -1251,6 +1277,42 @@ def _matrix_view(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 def _fmt_shape(shape: Sequence[int]) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _stacked_heads(op: Op, operand: str) -> int:
+    """The heads stacked in ``operand`` (``"a"``, ``"b"``, ``"out"``) of ``op``, or 0.
+
+    Nonzero (``count``) only for a product of two activations whose operand or output is
+    in the ``rows`` layout with ``count > 1``, stored ``[batch, count, rows, cols]``.
+    """
+    if not isinstance(op, Gemm) or op.weights or op.count == 1:
+        return 0
+    layout = {"a": op.a_heads, "b": op.b_heads, "out": op.out_heads}[operand]
+    return op.count if layout == "rows" else 0
+
+
+def _reshape_allowed(op: Op, j: int, src: Op, given: tuple[int, ...],
+                     want: tuple[int, ...]) -> bool:
+    """Whether operand ``j`` of ``op`` may read ``src``'s (sliced) output ``given`` as ``want``.
+
+    Both have the same batch and elements per sample. Allowed: the same last (feature)
+    dimension, the leading ones merged or split (a feature map's pixels as tokens, stacked
+    attention heads as rows); a gemm operand of one row per sample (flattening a whole
+    sample for a classifier); and, for version-1 documents from before the head layout
+    fields, the plain row-major reshapes of a gemm between stacked heads and a token
+    matrix whose feature dimension is ``count`` times a per-product dimension.
+    """
+    if given[-1] == want[-1]:
+        return True
+    if not isinstance(op, Gemm):
+        return False
+    if _elements(want[1:-1]) == 1:
+        return True
+    count = _stacked_heads(op, "ab"[j])  # a gemm has at most two operands
+    if count and given[-1] in (count * want[-1], count * want[-2]):
+        return True
+    count = _stacked_heads(src, "out")
+    return bool(count) and want[-1] == count * given[-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1272,12 +1334,15 @@ class Trace:
     -----
     The links are checked here: each input refers to an earlier op; a slice lies within
     the producer's output; the operand shape matches the producer's (sliced) output
-    exactly, except that gemm, softmax, layernorm and concat operands may be any
-    reshaping with the same batch and the same number of elements per sample (stacked
-    attention heads' rows, flattening a feature map into tokens); and each operand's
-    ``in_bits`` equals the producer's ``out_bits``. An operand's values are always the
-    row-major reshape of the producer's (sliced) output into the op's ``in_shapes``
-    entry; how attention heads are split and merged is the gemm's head layout
+    exactly, except that gemm, softmax, layernorm and concat operands may be a
+    reshaping with the same batch, the same number of elements per sample and the same
+    last (feature) dimension (stacked attention heads' rows, a feature map's pixels as
+    tokens), and a gemm operand of one row per sample may flatten the whole sample (a
+    classifier on a feature map); stacked heads of version-1 documents from before the
+    head layout fields keep their plain reshapes (see ``docs/trace-format.md``). Each
+    operand's ``in_bits`` equals the producer's ``out_bits``. An operand's values are
+    always the row-major reshape of the producer's (sliced) output into the op's
+    ``in_shapes`` entry; how attention heads are split and merged is the gemm's head layout
     (:meth:`Gemm.product_view`), never inferred from shapes.
     """
 
@@ -1340,7 +1405,7 @@ class Trace:
                 given = (b, r1 - r0, c1 - c0)
             want = op.in_shapes[j]
             if op._RESHAPES:
-                # Any same-size (row-major) reshaping: stacked heads, map -> tokens.
+                # Same batch and size here; which reshapes keep the meaning: below.
                 same = given[0] == want[0] and _elements(given[1:]) == _elements(want[1:])
             elif sliced:
                 # A slice is a per-sample matrix; compare with the operand's matrix view.
@@ -1353,6 +1418,13 @@ class Trace:
                     f"({_elements(want[1:])} elements per sample) but op {ref.op} "
                     f"({src.name!r}){ref.slice_text()} provides {_fmt_shape(given)} "
                     f"({_elements(given[1:])} elements per sample)"
+                )
+            if op._RESHAPES and not _reshape_allowed(op, j, src, given, want):
+                raise TraceError(
+                    f"inputs[{j}]: expects a {_fmt_shape(want)} operand but op {ref.op} "
+                    f"({src.name!r}){ref.slice_text()} provides {_fmt_shape(given)}: the same "
+                    f"{_elements(want[1:])} elements per sample, but {want[-1]} features "
+                    f"per row instead of {given[-1]} (a reshape keeps the last dimension)"
                 )
             if src.out_bits != op.in_bits:
                 raise TraceError(
@@ -1473,7 +1545,9 @@ class Trace:
     def from_json(cls, text: str, *, source: str = "trace") -> Trace:
         """Parse and validate JSON text (duplicate keys, NaN and Infinity are errors)."""
         try:
-            data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+            data = json.loads(text, object_pairs_hook=_mark_duplicates,
+                              parse_constant=_no_constant)
+            _check_duplicates(data)
         except TraceError as exc:
             raise TraceError(f"{source}: {exc}") from None
         except RecursionError:
@@ -1487,24 +1561,74 @@ class Trace:
         Path(path).write_text(self.to_json(), encoding="utf-8")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in d:
-            raise TraceError(f"duplicate key {key!r}")
-        d[key] = value
-    return d
+class _Duplicates(dict):
+    """A parsed JSON object that repeats a key (``repeated``, the first one repeated)."""
+
+    repeated: str
+
+
+def _mark_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The JSON object of ``pairs``, a :class:`_Duplicates` if a key repeats.
+
+    Marked rather than raised at once: the parser does not say where the object is, and
+    :func:`_check_duplicates` names the op that holds it.
+    """
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    marked = _Duplicates(d)
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked.repeated = key
+            break
+        seen.add(key)
+    return marked
+
+
+def _repeated_key(value: Any) -> str | None:
+    """The repeated key of some JSON object within ``value``, or None.
+
+    Iterative: a document may nest deeper than Python's recursion limit.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Duplicates):
+            return item.repeated
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _check_duplicates(data: Any) -> None:
+    """Raise TraceError for a repeated key, naming the op (index and name) that holds it."""
+    ops = data.get("ops") if isinstance(data, dict) else None
+    for i, op in enumerate(ops if isinstance(ops, list) else ()):
+        key = _repeated_key(op)
+        if key is not None:
+            raise TraceError(f"{_op_where(i, op)}: duplicate key {key!r}")
+    key = _repeated_key(data)
+    if key is not None:
+        raise TraceError(f"duplicate key {key!r}")
 
 
 def _no_constant(name: str) -> Any:
     raise TraceError(f"not valid JSON: {name} is not a number")
 
 
+def _op_where(i: int, d: Any) -> str:
+    """``op i ('name')`` for messages about the JSON op ``d`` (``op i`` without a name)."""
+    name = d.get("name") if isinstance(d, Mapping) else None
+    return f"op {i} ({name!r})" if isinstance(name, str) else f"op {i}"
+
+
 def _op_from_dict(i: int, d: Any) -> Op:
     if not isinstance(d, Mapping):
         raise TraceError(f"op {i}: expected a JSON object, got {_show(d)}")
-    name = d.get("name")
-    where = f"op {i} ({name!r})" if isinstance(name, str) else f"op {i}"
+    where = _op_where(i, d)
     try:
         if "kind" not in d:
             raise TraceError("kind: missing")
@@ -1533,7 +1657,7 @@ def _op_from_dict(i: int, d: Any) -> Op:
         }
         op = cls(name=d["name"], inputs=tuple(d["inputs"]), **kwargs)
         for key in cls._DERIVED_FIELDS:
-            if key in d and d[key] != getattr(op, key):
+            if key in d and _check_int(d[key], key) != getattr(op, key):
                 raise TraceError(
                     f"{key}: {_show(d[key])} does not match the value {getattr(op, key)} "
                     "derived from the other fields"
@@ -1548,16 +1672,19 @@ def _op_from_dict(i: int, d: Any) -> Op:
 
 
 def _read_user_text(path: Path, *, limit: int, encoding: str, error: type[TraceError]) -> str:
-    """The text of a user file (trace or CSV), refused unread when larger than ``limit`` bytes.
+    """The text of a user file (trace or CSV), refused when larger than ``limit`` bytes.
 
-    Raises ``error`` naming ``path`` for a file that is too large or not UTF-8 text
-    (``encoding`` is ``utf-8`` or ``utf-8-sig``), and OSError if it cannot be read.
+    At most ``limit + 1`` bytes are read, whatever size the file system reports (pipes,
+    ``/proc`` files and files still growing report none or too little). Raises ``error``
+    naming ``path`` for a file that is too large or not UTF-8 text (``encoding`` is
+    ``utf-8`` or ``utf-8-sig``), and OSError if it cannot be read.
     """
-    size = path.stat().st_size
-    if size > limit:
-        raise error(f"{path}: {size} bytes exceeds the limit of {limit} bytes")
+    with path.open("rb") as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"{path}: the file exceeds the limit of {limit} bytes")
     try:
-        return path.read_bytes().decode(encoding)
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text: {exc}") from None
 

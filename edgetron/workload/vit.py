@@ -19,11 +19,14 @@ The classifier logits stay int32.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
 from edgetron.workload.trace import (
     ACC_BITS,
+    MAX_DIM,
+    MAX_OPS,
     Add,
     Concat,
     Conv2d,
@@ -35,9 +38,16 @@ from edgetron.workload.trace import (
     Softmax,
     Trace,
     TraceError,
+    _append_op,
+    _show,
 )
 
 __all__ = ["VIT_PRESETS", "vit"]
+
+#: Ops per encoder block, and outside the blocks (patch_embed, cls_token, pos_embed, norm,
+#: head).
+_BLOCK_OPS = 12
+_OUTSIDE_BLOCKS = 5
 
 #: Named configurations (DeiT, Touvron et al. 2021): embed dim, heads; depth 12, MLP ratio 4.
 VIT_PRESETS: dict[str, dict[str, int]] = {
@@ -96,7 +106,9 @@ def vit(
     Raises
     ------
     TraceError
-        If the sizes are inconsistent (the message names the parameter).
+        If the sizes are inconsistent (the message names the parameter) or make an op
+        exceed a limit of the trace format (the message names the model, the op and
+        its field).
     """
     for key, value in (("image_size", image_size), ("patch", patch), ("embed", embed),
                        ("heads", heads), ("depth", depth), ("channels", channels),
@@ -107,44 +119,49 @@ def vit(
         raise TraceError(f"vit: image_size: {image_size} is not a multiple of patch {patch}")
     if embed % heads:
         raise TraceError(f"vit: embed: {embed} is not a multiple of heads {heads}")
+    max_depth = (MAX_OPS - _OUTSIDE_BLOCKS) // _BLOCK_OPS
+    if depth > max_depth:
+        raise TraceError(
+            f"vit: depth: {_show(depth)} blocks exceed the {max_depth} that fit in a trace "
+            f"of at most {MAX_OPS} ops"
+        )
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)):
         raise TraceError(f"vit: mlp_ratio: expected a number, got {mlp_ratio!r}")
-    hidden = embed * mlp_ratio
-    if not (math.isfinite(hidden) and hidden >= 1 and float(hidden).is_integer()):
+    hidden = embed * mlp_ratio  # exact for an int ratio; may be inf or nan for a float
+    if not (1 <= hidden <= MAX_DIM and float(hidden).is_integer()):
         raise TraceError(
-            f"vit: mlp_ratio: embed * mlp_ratio = {hidden!r} is not a positive integer"
+            f"vit: mlp_ratio: embed * mlp_ratio = {_show(hidden)} is not an integer in "
+            f"[1, {MAX_DIM}]"
         )
     mlp = int(hidden)
     grid = image_size // patch
     tokens = grid * grid + 1
     head_dim = embed // heads
+    name = name or f"vit-{embed}-{heads}h-{depth}"
     ops: list[Op] = []
+    add = functools.partial(_append_op, ops, f"{name} (batch {batch})")
 
-    def add(op: Op) -> int:
-        ops.append(op)
-        return len(ops) - 1
-
-    x = add(Conv2d(
-        name="patch_embed", inputs=("input",), n=batch, h=image_size, w=image_size,
+    x = add(
+        Conv2d, name="patch_embed", inputs=("input",), n=batch, h=image_size, w=image_size,
         c=channels, k=embed, r=patch, s=patch, stride_h=patch, stride_w=patch,
         bias=True, requant="channel",
-    ))
-    x = add(Concat(
-        name="cls_token", inputs=(x,), batch=batch, rows=(grid * grid,), cols=embed,
+    )
+    x = add(
+        Concat, name="cls_token", inputs=(x,), batch=batch, rows=(grid * grid,), cols=embed,
         const_rows=1,
-    ))
-    x = add(Add(name="pos_embed", inputs=(x,), shape=(batch, tokens, embed), weights=True))
+    )
+    x = add(Add, name="pos_embed", inputs=(x,), shape=(batch, tokens, embed), weights=True)
     for i in range(depth):
         x = _block(add, f"blocks.{i}", x, batch, tokens, embed, heads, head_dim, mlp)
-    x = add(LayerNorm(
-        name="norm", inputs=(x,), batch=batch, rows=tokens, cols=embed, bias=True,
-    ))
-    add(Gemm(
-        name="head", inputs=(Ref(x, rows=(0, 1)),), batch=batch, m=1, k=embed, n=classes,
-        weights=True, bias=True, out_bits=ACC_BITS, requant="none",
-    ))
+    x = add(
+        LayerNorm, name="norm", inputs=(x,), batch=batch, rows=tokens, cols=embed, bias=True,
+    )
+    add(
+        Gemm, name="head", inputs=(Ref(x, rows=(0, 1)),), batch=batch, m=1, k=embed,
+        n=classes, weights=True, bias=True, out_bits=ACC_BITS, requant="none",
+    )
     return Trace(
-        name=name or f"vit-{embed}-{heads}h-{depth}",
+        name=name,
         batch=batch,
         ops=tuple(ops),
         description=(
@@ -155,48 +172,54 @@ def vit(
 
 
 def _block(
-    add: Callable[[Op], int], prefix: str, x: int, batch: int, tokens: int, embed: int,
+    add: Callable[..., int], prefix: str, x: int, batch: int, tokens: int, embed: int,
     heads: int, head_dim: int, mlp: int,
 ) -> int:
-    """Append one encoder block reading op ``x``; returns the index of its output."""
-    ln1 = add(LayerNorm(
-        name=f"{prefix}.ln1", inputs=(x,), batch=batch, rows=tokens, cols=embed, bias=True,
-    ))
-    qkv = add(Gemm(
-        name=f"{prefix}.qkv", inputs=(ln1,), batch=batch, m=tokens, k=embed, n=3 * embed,
-        weights=True, bias=True, requant="channel",
-    ))
+    """Append one encoder block reading op ``x``; returns the index of its output.
+
+    ``add(cls, **fields)`` builds and appends an op (:func:`~.trace._append_op`).
+    """
+    ln1 = add(
+        LayerNorm, name=f"{prefix}.ln1", inputs=(x,), batch=batch, rows=tokens, cols=embed,
+        bias=True,
+    )
+    qkv = add(
+        Gemm, name=f"{prefix}.qkv", inputs=(ln1,), batch=batch, m=tokens, k=embed,
+        n=3 * embed, weights=True, bias=True, requant="channel",
+    )
     q, k, v = (Ref(qkv, cols=(j * embed, (j + 1) * embed)) for j in range(3))
-    scores = add(Gemm(  # Q K^T per head: [heads, tokens, tokens], rows stacked by head
-        name=f"{prefix}.attn_scores", inputs=(q, k), batch=batch, count=heads, m=tokens,
-        k=head_dim, n=tokens, weights=False, a_heads="cols", b_heads="cols",
+    scores = add(  # Q K^T per head: [heads, tokens, tokens], rows stacked by head
+        Gemm, name=f"{prefix}.attn_scores", inputs=(q, k), batch=batch, count=heads,
+        m=tokens, k=head_dim, n=tokens, weights=False, a_heads="cols", b_heads="cols",
         b_transposed=True, out_bits=ACC_BITS, requant="none", scale=1 / math.sqrt(head_dim),
-    ))
-    probs = add(Softmax(
-        name=f"{prefix}.softmax", inputs=(scores,), batch=batch, rows=heads * tokens,
-        cols=tokens, in_bits=ACC_BITS,
-    ))
-    context = add(Gemm(  # P V per head, heads merged into [tokens, embed]
-        name=f"{prefix}.attn_v", inputs=(probs, v), batch=batch, count=heads, m=tokens,
-        k=tokens, n=head_dim, weights=False, b_heads="cols", out_heads="cols",
-    ))
-    proj = add(Gemm(
-        name=f"{prefix}.proj", inputs=(context,), batch=batch, m=tokens, k=embed, n=embed,
-        weights=True, bias=True, requant="channel",
-    ))
-    res1 = add(Add(name=f"{prefix}.add1", inputs=(x, proj), shape=(batch, tokens, embed)))
-    ln2 = add(LayerNorm(
-        name=f"{prefix}.ln2", inputs=(res1,), batch=batch, rows=tokens, cols=embed, bias=True,
-    ))
-    fc1 = add(Gemm(
-        name=f"{prefix}.fc1", inputs=(ln2,), batch=batch, m=tokens, k=embed, n=mlp,
+    )
+    probs = add(
+        Softmax, name=f"{prefix}.softmax", inputs=(scores,), batch=batch,
+        rows=heads * tokens, cols=tokens, in_bits=ACC_BITS,
+    )
+    context = add(  # P V per head, heads merged into [tokens, embed]
+        Gemm, name=f"{prefix}.attn_v", inputs=(probs, v), batch=batch, count=heads,
+        m=tokens, k=tokens, n=head_dim, weights=False, b_heads="cols", out_heads="cols",
+    )
+    proj = add(
+        Gemm, name=f"{prefix}.proj", inputs=(context,), batch=batch, m=tokens, k=embed,
+        n=embed, weights=True, bias=True, requant="channel",
+    )
+    res1 = add(Add, name=f"{prefix}.add1", inputs=(x, proj), shape=(batch, tokens, embed))
+    ln2 = add(
+        LayerNorm, name=f"{prefix}.ln2", inputs=(res1,), batch=batch, rows=tokens,
+        cols=embed, bias=True,
+    )
+    fc1 = add(
+        Gemm, name=f"{prefix}.fc1", inputs=(ln2,), batch=batch, m=tokens, k=embed, n=mlp,
         weights=True, bias=True, out_bits=ACC_BITS, requant="none",
-    ))
-    act = add(Gelu(
-        name=f"{prefix}.gelu", inputs=(fc1,), shape=(batch, tokens, mlp), in_bits=ACC_BITS,
-    ))
-    fc2 = add(Gemm(
-        name=f"{prefix}.fc2", inputs=(act,), batch=batch, m=tokens, k=mlp, n=embed,
+    )
+    act = add(
+        Gelu, name=f"{prefix}.gelu", inputs=(fc1,), shape=(batch, tokens, mlp),
+        in_bits=ACC_BITS,
+    )
+    fc2 = add(
+        Gemm, name=f"{prefix}.fc2", inputs=(act,), batch=batch, m=tokens, k=mlp, n=embed,
         weights=True, bias=True, requant="channel",
-    ))
-    return add(Add(name=f"{prefix}.add2", inputs=(res1, fc2), shape=(batch, tokens, embed)))
+    )
+    return add(Add, name=f"{prefix}.add2", inputs=(res1, fc2), shape=(batch, tokens, embed))

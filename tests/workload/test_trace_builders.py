@@ -62,7 +62,14 @@ def _block_ops(trace: Trace, i: int) -> list:
 
 def test_vit_tiny_whole_model_macs(vit_tiny):
     assert vit_tiny.macs == VIT_TINY_MACS
-    assert 12 * VIT_TINY_BLOCK_MACS + VIT_TINY_PATCH_MACS + VIT_TINY_HEAD_MACS == VIT_TINY_MACS
+    # WORKLOADS.md's sum, term by term from the trace: 12 blocks, the patch embedding and
+    # the head; no other op multiplies.
+    blocks = [sum(op.macs for op in _block_ops(vit_tiny, i)) for i in range(12)]
+    assert blocks == [VIT_TINY_BLOCK_MACS] * 12
+    outside = {op.name: op.macs for op in vit_tiny if not op.name.startswith("blocks.")}
+    assert outside == {"patch_embed": VIT_TINY_PATCH_MACS, "cls_token": 0, "pos_embed": 0,
+                       "norm": 0, "head": VIT_TINY_HEAD_MACS}
+    assert sum(blocks) + sum(outside.values()) == vit_tiny.macs
     assert len(vit_tiny) == 3 + 12 * len(VIT_TINY_BLOCK) + 2
 
 
@@ -212,6 +219,25 @@ def test_vit_parameters_are_checked():
         vit(embed=192, mlp_ratio=4.1)
     with pytest.raises(TraceError, match="depth"):
         vit(depth=0)
+    # Too large to convert to a float, or to fit a trace: an error naming the argument.
+    for ratio in (10**400, 1e308, float("inf"), float("nan")):
+        with pytest.raises(TraceError, match=r"^vit: mlp_ratio: embed \* mlp_ratio = .* is not "
+                                             r"an integer in \[1, 16777216\]$"):
+            vit(mlp_ratio=ratio)
+    # 8332 blocks of 12 ops and 5 ops outside them fit in 100000 ops; one more does not.
+    with pytest.raises(TraceError, match=r"^vit: depth: int 8333 blocks exceed the 8332 that "
+                                         r"fit in a trace of at most 100000 ops$"):
+        vit(depth=8333)
+
+
+@pytest.mark.parametrize(("preset", "first"), [
+    ("vit-tiny", "patch_embed"), ("resnet18", "conv1"), ("mobilenetv2", "conv1"),
+])
+def test_builder_errors_name_the_model_batch_and_op(preset, first):
+    batch = 1 << 24
+    with pytest.raises(TraceError, match=rf"^{preset} \(batch {batch}\): op 0 \('{first}'\): "
+                                         r"inputs\[0\]: \d+ elements exceed the limit"):
+        build_model(preset, batch=batch)
 
 
 def test_vit_custom_geometry():

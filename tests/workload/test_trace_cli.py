@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -124,6 +125,17 @@ def test_other_errors(capsys, tmp_path):
                            "nothing to run")
 
 
+def test_batch_errors_name_the_model_and_op(capsys, tmp_path):
+    _assert_one_line_error(*run(capsys, "show", "vit-tiny", "--batch", str(1 << 24)),
+                           "vit-tiny (batch 16777216): op 0 ('patch_embed'): inputs[0]:",
+                           "exceed the limit")
+    # Batch 2000 is a valid trace but too many SCALE-Sim rows: refused, nothing written.
+    out = tmp_path / "v.csv"
+    _assert_one_line_error(*run(capsys, "save", "vit-tiny", "--batch", "2000", "-o", str(out)),
+                           "vit-tiny: op 101 ('blocks.8.attn_scores')", "100000 layer rows")
+    assert not out.exists()
+
+
 def test_roundtrip_of_an_imported_csv_through_the_cli(capsys, tmp_path):
     text = CONV_HEADER + "\nstem,230,230,7,7,3,64,2,\nx_DP,58,58,3,3,64,1,1,\n"
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
@@ -145,3 +157,15 @@ def test_command_process_exits_nonzero_without_traceback(tmp_path, argv):
     assert proc.stderr.strip() == ("edgetron trace: error: bad.json: op 0: kind: unknown kind "
                                    "'conv9'; allowed: gemm, conv2d, dwconv2d, maxpool, avgpool, "
                                    "softmax, layernorm, gelu, add, concat")
+
+
+def test_closed_stdout_pipe_ends_quietly():
+    # `edgetron trace show vit-tiny | head`: the reader is gone before the table is written.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edgetron.cli", "trace", "show", "vit-tiny"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, "")

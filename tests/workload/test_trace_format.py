@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,12 @@ def _delete(path):
     return edit
 
 
+def _update(op, **values):
+    def edit(doc):
+        doc["ops"][op].update(values)
+    return edit
+
+
 BAD_DOCUMENTS = [
     # (edit, words the message must contain)
     (_set(["ops", 4, "kind"], "conv3d"), ["op 4", "kind", "conv3d"]),
@@ -115,6 +122,7 @@ BAD_DOCUMENTS = [
     (_set(["ops", 4, "m"], 5.0), ["op 4", "m:", "float"]),
     (_set(["ops", 4, "weights"], 1), ["op 4", "weights"]),
     (_set(["ops", 4, "scale"], 0), ["op 4", "scale"]),
+    (_set(["ops", 5, "scale"], 10**400), ["op 5", "scale", "floating-point range"]),
     (_set(["ops", 4, "requant"], "row"), ["op 4", "requant"]),
     (_set(["ops", 4, "act"], "tanh"), ["op 4", "act"]),
     (_set(["ops", 4, "in_bits"], 1), ["op 4", "in_bits"]),
@@ -135,6 +143,8 @@ BAD_DOCUMENTS = [
     (_set(["ops", 4, "id"], True), ["op 4", "id", "bool"]),
     (_set(["ops", 4, "inputs"], 3), ["op 4", "inputs"]),
     (_set(["ops", 4, "inputs"], [3, 2]), ["op 4", "inputs", "takes 1"]),
+    # the count is checked before the entries: one surplus bad entry is a count error
+    (_set(["ops", 4, "inputs"], [3, "x"]), ["op 4", "inputs:", "takes 1", "got 2"]),
     (_set(["ops", 4, "inputs"], ["x"]), ["op 4", "inputs[0]"]),
     (_set(["ops", 4, "inputs"], [{"op": 3, "stride": 2}]), ["op 4", "inputs[0]", "stride"]),
     (_set(["ops", 4, "inputs"], [{"op": 3, "rows": [2, 2]}]), ["op 4", "inputs[0]", "rows"]),
@@ -152,6 +162,12 @@ BAD_DOCUMENTS = [
     (_set(["ops", 6, "in_bits"], 8), ["op 6", "in_bits", "out_bits 32"]),
     (_set(["ops", 7, "batch"], 2), ["op 7", "batch"]),
     (_set(["ops", 0, "out_h"], 3), ["op 0", "out_h", "derived"]),
+    (_set(["ops", 0, "out_w"], 2.0), ["op 0", "out_w", "float 2.0"]),
+    # same elements per sample, but the features of a row are not the producer's
+    (_update(10, rows=10, cols=4), ["op 10", "inputs[0]", "4 features per row instead of 8"]),
+    (_update(6, rows=5, cols=10), ["op 6", "inputs[0]", "10 features per row instead of 5"]),
+    (_update(4, m=10, k=4), ["op 4", "inputs[0]", "4 features per row instead of 8"]),
+    (_update(1, rows=[8], cols=4), ["op 1", "inputs[0]", "4 features per row instead of 8"]),
     (_set(["ops", 11, "out_bits"], 8), ["op 11", "out_bits", "requant"]),
     (_set(["ops", 5, "requant"], "channel"), ["op 5", "requant", "per-channel"]),
     (_set(["ops", 6, "requant"], "channel"), ["op 6", "requant", "per-channel"]),
@@ -207,6 +223,32 @@ def test_bad_json_text():
                         source="big.json")
 
 
+def test_duplicate_keys_name_the_op():
+    good = small_vit().to_json()
+    with pytest.raises(TraceError, match=r"^t\.json: op 4 \('blocks\.0\.qkv'\): duplicate key "
+                                         r"'kind'$"):
+        Trace.from_json(good.replace('"kind": "gemm"', '"kind": "gemm", "kind": "gemm"', 1),
+                        source="t.json")
+    # in a sliced input of op 5
+    with pytest.raises(TraceError, match=r"op 5 \('blocks\.0\.attn_scores'\): duplicate key "
+                                         r"'cols'"):
+        Trace.from_json(good.replace('"cols": [0, 8]', '"cols": [0, 8], "cols": [0, 8]', 1))
+    # an op without a name is named by its index
+    with pytest.raises(TraceError, match=r"op 3: duplicate key 'rows'"):
+        Trace.from_json(good.replace('"name": "blocks.0.ln1"', '"rows": 1, "rows": 2', 1))
+
+
+def test_derived_fields_must_be_integers():
+    doc = json.loads(build_model("resnet18").to_json())
+    pool = len(doc["ops"]) - 2
+    assert doc["ops"][pool]["out_h"] == 1  # the global average pool
+    for value, shown in ((True, "bool True"), (1.0, "float 1.0")):
+        doc["ops"][pool]["out_h"] = value
+        with pytest.raises(TraceError, match=rf"op {pool} \('avgpool'\): out_h: expected an "
+                                             rf"integer .* got {shown}"):
+            Trace.from_dict(doc)
+
+
 def test_load_trace_file_errors(tmp_path, monkeypatch):
     path = tmp_path / "t.json"
     path.write_bytes(b"\xff\xfe")
@@ -220,10 +262,56 @@ def test_load_trace_file_errors(tmp_path, monkeypatch):
         load_trace(tmp_path / "missing.json")
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_file_limit_counts_the_bytes_read_not_the_reported_size(monkeypatch):
+    # /proc files report size 0 (as pipes do) whatever they hold.
+    path = Path("/proc/self/maps")
+    assert path.stat().st_size == 0
+    monkeypatch.setattr(trace_module, "MAX_FILE_BYTES", 100)
+    with pytest.raises(TraceError, match="maps: the file exceeds the limit of 100 bytes"):
+        load_trace(path)
+
+
+def test_reshapes_keep_the_feature_dimension():
+    conv = Conv2d(name="conv", inputs=("input",), n=2, h=2, w=2, c=4, k=8, r=1, s=1)
+    # A feature map's pixels as tokens, and a classifier flattening the whole sample.
+    tokens = LayerNorm(name="ln", inputs=(0,), batch=2, rows=4, cols=8)
+    flat = Gemm(name="fc", inputs=(0,), batch=2, m=1, k=32, n=10, weights=True)
+    assert len(Trace(name="t", batch=2, ops=(conv, tokens, flat))) == 3
+    # The same 32 elements per sample as 8 rows of 4 or 2 rows of 16 are not features.
+    for op in (LayerNorm(name="ln", inputs=(0,), batch=2, rows=8, cols=4),
+               Softmax(name="sm", inputs=(0,), batch=2, rows=2, cols=16),
+               Gemm(name="fc", inputs=(0,), batch=2, m=2, k=16, n=10, weights=True),
+               Concat(name="cat", inputs=(0,), batch=2, rows=(8,), cols=4)):
+        with pytest.raises(TraceError, match=rf"op 1 \('{op.name}'\): inputs\[0\]: .* same 32 "
+                                             rf"elements per sample, but {op.in_shapes[0][-1]} "
+                                             "features per row instead of 8"):
+            Trace(name="t", batch=2, ops=(conv, op))
+    # Every input of a concat is checked, the third as the first.
+    rows = LayerNorm(name="ln", inputs=("input",), batch=2, rows=4, cols=8)
+    with pytest.raises(TraceError, match=r"op 3 \('cat'\): inputs\[2\]: .* 8 features per row "
+                                         "instead of 4"):
+        Trace(name="t", batch=2, ops=(rows, rows, dataclasses.replace(rows, cols=4, rows=8),
+                                      Concat(name="cat", inputs=(0, 1, 2), batch=2,
+                                             rows=(4, 4, 4), cols=8)))
+    # Stacked heads of a product of two activations are read as rows of the same length.
+    scores = Gemm(name="s", inputs=("input", "input"), batch=1, count=2, m=3, k=4, n=3,
+                  weights=False, out_bits=32, requant="none")
+    assert scores.out_shape == (1, 2, 3, 3)
+    Trace(name="t", batch=1, ops=(scores, Softmax(name="sm", inputs=(0,), batch=1, rows=6,
+                                                  cols=3, in_bits=32)))
+    with pytest.raises(TraceError, match="6 features per row instead of 3"):
+        Trace(name="t", batch=1, ops=(scores, Softmax(name="sm", inputs=(0,), batch=1, rows=3,
+                                                      cols=6, in_bits=32)))
+
+
 # ---- size limits -------------------------------------------------------------------------
 def test_dimension_limit():
     with pytest.raises(TraceError, match=f"m: {MAX_DIM + 1} is out of range"):
         Gemm(name="g", inputs=("input",), batch=1, m=MAX_DIM + 1, k=1, n=1, weights=True)
+    # Beyond Python's limit on digits converted to text: still a TraceError, shown short.
+    with pytest.raises(TraceError, match=r"^m: int of 16610 bits is out of range"):
+        Gemm(name="g", inputs=("input",), batch=1, m=10**5000, k=1, n=1, weights=True)
 
 
 def test_element_limit_is_checked_before_anything_is_allocated():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from edgetron.workload import (
     write_scalesim,
 )
 from edgetron.workload import scalesim as scalesim_module
-from edgetron.workload.scalesim import CONV_HEADER, GEMM_HEADER
+from edgetron.workload.scalesim import CONV_HEADER, CONV_HEADER_2STRIDES, GEMM_HEADER
 
 # A small network in SCALE-Sim's canonical conv form (padding folded into the IFMAP size).
 CONV_CSV = CONV_HEADER + """
@@ -102,6 +103,28 @@ def test_two_stride_columns():
     assert to_scalesim(parse_scalesim(text)).splitlines()[1:] == ["c,9,20,3,3,2,4,1,3,"]
 
 
+def test_two_stride_export_writes_the_nine_column_header_and_reads_back():
+    text = CONV_HEADER + "\nsquare,9,9,3,3,2,4,2,\nwide,9,20,3,3,2,4,1,3,\n"
+    written = to_scalesim(parse_scalesim(text))
+    assert written.splitlines() == [
+        CONV_HEADER_2STRIDES, "square,9,9,3,3,2,4,2,2,", "wide,9,20,3,3,2,4,1,3,"]
+    assert CONV_HEADER_2STRIDES.split(", ")[7:] == ["Stride Height", "Stride Width,"]
+    assert parse_scalesim(written).ops == parse_scalesim(text).ops
+    assert to_scalesim(parse_scalesim(written)) == written
+    # SCALE-Sim's own writer spells the columns in lower case
+    lower = written.replace("Stride Height, Stride Width", "Stride height, Stride width")
+    assert parse_scalesim(lower).ops == parse_scalesim(text).ops
+
+
+def test_cr_only_line_endings_read_like_lf():
+    # SCALE-Sim reads topology files in universal-newlines mode: LF, CRLF or a lone CR.
+    assert parse_scalesim(CONV_CSV.replace("\n", "\r")).ops == parse_scalesim(CONV_CSV).ops
+    bad = CONV_HEADER + "\ra,10,10,3,3,4,4,1,\rb,10,10,3,3,x,4,1,\r"
+    with pytest.raises(ScaleSimError, match=r"^net\.csv:3: Channels: expected a positive "
+                                            r"integer, got 'x'$"):
+        parse_scalesim(bad, source="net.csv")
+
+
 def test_depthwise_channel_multiplier():
     op = parse_scalesim(CONV_HEADER + "\nx_DP,10,10,3,3,8,2,1,\n").ops[0]
     assert isinstance(op, DwConv2d) and (op.c, op.k, op.multiplier) == (8, 16, 2)
@@ -142,6 +165,28 @@ MALFORMED = [
     (CONV_HEADER + f"\na,{2**24 + 1},10,3,3,4,4,1,\n", ["net.csv:2:", "IFMAP Height"]),
     (CONV_HEADER + "\na,10,10,3,3,4,6,1,\nb_DP,10,10,3,3,4,1,1,\nc,10,10,3,3,4,4,0,\n",
      ["net.csv:4:", "Strides"]),
+    # the stride columns of the header must be stride columns
+    (CONV_HEADER.replace("Strides", "Batch Size") + "\na,10,10,3,3,4,4,2,\n",
+     ["net.csv:1:", "column 8 is 'Batch Size', not a stride column"]),
+    (CONV_HEADER + " Batch Size,\na,10,10,3,3,4,4,1,2,\n",
+     ["net.csv:1:", "column 9 is 'Batch Size', not a stride column"]),
+    (CONV_HEADER + " Sparsity\na,10,10,3,3,4,4,1,1:4,\n",
+     ["net.csv:1:", "column 9 is 'Sparsity'"]),
+    (CONV_HEADER + " Stride Width, Dilation,\na,10,10,3,3,4,4,1,\n",
+     ["net.csv:1:", "10 columns", "expected 8"]),
+    # a tensor too large names the CSV columns, not the trace's fields
+    (CONV_HEADER + "\na,200000,100000,1,1,1,4,1,\n",
+     ["net.csv:2:", "IFMAP Height x IFMAP Width x Channels", "20000000000 elements"]),
+    (CONV_HEADER + "\na,10,10,10,10,100000,100000,1,\n",
+     ["net.csv:2:", "Filter Height x Filter Width x Channels x Num Filter"]),
+    (CONV_HEADER + "\na,1,100000,1,1,1,200000,1,\n",
+     ["net.csv:2:", "the output (1 x 100000 x 200000"]),
+    (CONV_HEADER + "\na_DP,10,10,3,3,100000,1000,1,\n",
+     ["net.csv:2:", "Channels x Num Filter", "100000000 output channels"]),
+    (GEMM_HEADER + "\nL0,200000,1,100000,\n", ["net.csv:2:", "M x K:"]),
+    (GEMM_HEADER + "\nL0,1,200000,100000,\n", ["net.csv:2:", "K x N:"]),
+    (GEMM_HEADER + "\nL0,200000,100000,1,\n", ["net.csv:2:", "M x N:"]),
+    (GEMM_HEADER + "\n" + "x" * 201 + ",1,1,1,\n", ["net.csv:2:", "Layer:", "200 printable"]),
     (GEMM_HEADER + "\nL0,196,192,\n", ["net.csv:2:", "expected 4 fields"]),
     (GEMM_HEADER + "\nL0,196,192,384,1:1,\n", ["net.csv:2:", "expected 4 fields", "got 5"]),
     (GEMM_HEADER + "\nL0,196,N,384,\n", ["net.csv:2:", "N:", "'N'"]),
@@ -160,6 +205,14 @@ def test_malformed_csv_names_line_and_column(text, words):
         assert word in str(info.value), (word, str(info.value))
 
 
+def test_batch_is_checked_and_named_with_the_columns():
+    with pytest.raises(ScaleSimError, match=r"^net\.csv: batch: 0 is out of range"):
+        parse_scalesim(GEMM_CSV, batch=0, source="net.csv")
+    with pytest.raises(ScaleSimError, match=r"^net\.csv:2: M x K: 225792000000 elements at "
+                                            r"batch 3000000 exceed the limit"):
+        parse_scalesim(GEMM_CSV, batch=3_000_000, source="net.csv")
+
+
 def test_read_scalesim_file(tmp_path, monkeypatch):
     path = tmp_path / "my_net.csv"
     path.write_bytes(b"\xef\xbb\xbf" + CONV_CSV.replace("\n", "\r\n").encode())
@@ -171,6 +224,13 @@ def test_read_scalesim_file(tmp_path, monkeypatch):
     monkeypatch.setattr(scalesim_module, "MAX_FILE_BYTES", 10)
     with pytest.raises(ScaleSimError, match="exceeds the limit of 10 bytes"):
         read_scalesim(path)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_read_scalesim_limit_counts_the_bytes_read(monkeypatch):
+    monkeypatch.setattr(scalesim_module, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ScaleSimError, match="maps: the file exceeds the limit of 100 bytes"):
+        read_scalesim("/proc/self/maps")
 
 
 # ---- export and round trips --------------------------------------------------------------------
@@ -266,6 +326,16 @@ def test_grouped_conv_and_names_are_made_safe(tmp_path):
     path = tmp_path / "g.csv"
     write_scalesim(trace, path, form="gemm")
     assert _rows(path.read_text())[1:] == ["ADPX_ _1.g0,64,2,36,", "ADPX_ _1.g1,64,2,36,"]
+
+
+def test_export_refuses_more_rows_than_a_csv_may_have():
+    # Batch 2000 unrolls each attention product into 6000 rows: past the 100000 rows a
+    # CSV may have (the import limit) at block 8.
+    trace = build_model("vit-tiny", batch=2000)
+    for form in ("conv", "gemm"):
+        with pytest.raises(ScaleSimError, match=r"^vit-tiny: op 101 \('blocks\.8\.attn_scores'\): "
+                                                r"the CSV would have more than 100000 layer rows"):
+            to_scalesim(trace, form=form)
 
 
 def test_export_errors():
