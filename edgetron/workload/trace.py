@@ -755,8 +755,12 @@ class _Window(Op):
     def _validate_window(self) -> None:
         for field in ("n", "h", "w", "c", "r", "s", "stride_h", "stride_w"):
             _check_int(getattr(self, field), field)
-        for field in ("pad_top", "pad_bottom", "pad_left", "pad_right"):
-            _check_int(getattr(self, field), field, 0, MAX_DIM)
+        for field, kernel, stride in (("pad_top", "r", "stride_h"), ("pad_bottom", "r", "stride_h"),
+                                      ("pad_left", "s", "stride_w"), ("pad_right", "s", "stride_w")):
+            # golden.conv's bound: a window never lies wholly in the padding, except the
+            # partial last window a stride longer than the kernel leaves.
+            limit = max(getattr(self, kernel), getattr(self, stride)) - 1
+            _check_int(getattr(self, field), field, 0, limit)
         _conv_out(self.h, self.r, self.stride_h, self.pad_top + self.pad_bottom, "r")
         _conv_out(self.w, self.s, self.stride_w, self.pad_left + self.pad_right, "s")
 

@@ -115,6 +115,7 @@ BAD_DOCUMENTS = [
     (_set(["ops", 4, "k"], 0), ["op 4", "'blocks.0.qkv'", "k:", "out of range"]),
     (_set(["ops", 4, "m"], -4), ["op 4", "m:", "-4", "out of range"]),
     (_set(["ops", 0, "pad_left"], -1), ["op 0", "pad_left"]),
+    (_set(["ops", 0, "pad_left"], 16), ["op 0", "pad_left", "16", "[0, 15]"]),
     (_set(["ops", 0, "r"], 0), ["op 0", "r:"]),
     (_set(["ops", 6, "cols"], 0), ["op 6", "cols"]),
     (_set(["ops", 9, "shape"], [1, 5, 0]), ["op 9", "shape[2]"]),
