@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,10 +102,17 @@ _ENERGY_OVERRIDE_RANGE = (0.0, 1e6)
 class AcceleratorConfig:
     """One accelerator instance.
 
+    Every field defaults to its value in the default preset ``edge-16``
+    (:data:`DEFAULT_PRESET`), except ``name``, which defaults to ``"custom"``:
+    ``AcceleratorConfig()`` is edge-16's hardware under another label, and
+    ``AcceleratorConfig(rows=32)`` is not mislabelled as a preset.
+
     Parameters
     ----------
     name : str
-        Label used in reports (a preset name, or anything for custom configs).
+        Label used in reports (a preset name, or anything for custom configs;
+        a TOML file that modifies a preset without naming itself gets
+        ``"<preset>+<key>=<value>,..."``, see :meth:`from_dict`).
     rows, cols : int
         Systolic array size, 1..256 each. In the weight-stationary dataflow
         ``rows`` spans the reduction dimension K and ``cols`` the output
@@ -144,7 +152,7 @@ class AcceleratorConfig:
     acc_bits: int = 32
     ifmap_sram_bytes: int = 128 * KiB
     weight_sram_bytes: int = 128 * KiB
-    ofmap_sram_bytes: int = 64 * KiB
+    ofmap_sram_bytes: int = 128 * KiB
     dram_bytes_per_cycle: float = 16.0
     clock_mhz: float = 400.0
     vector_lanes: int = 16
@@ -219,7 +227,14 @@ class AcceleratorConfig:
         return dict(self.energy_overrides)
 
     def sim_params(self) -> SimParams:
-        """The Numba-friendly form of this config."""
+        """The Numba-friendly form of this config.
+
+        Returns
+        -------
+        SimParams
+            Plain ints and floats; ``dataflow`` as its code in :data:`DATAFLOWS`
+            and ``double_buffer`` as 0 or 1.
+        """
         return SimParams(
             rows=self.rows,
             cols=self.cols,
@@ -237,12 +252,37 @@ class AcceleratorConfig:
         )
 
     def replace(self, **changes: Any) -> AcceleratorConfig:
-        """A validated copy with some fields changed."""
+        """A validated copy with some fields changed.
+
+        The ``name`` is kept unless it is among the changes.
+
+        Parameters
+        ----------
+        **changes
+            Field names and their new values.
+
+        Returns
+        -------
+        AcceleratorConfig
+
+        Raises
+        ------
+        ConfigError
+            A new value out of range or of the wrong type (named).
+        TypeError
+            An unknown field name.
+        """
         return dataclasses.replace(self, **changes)
 
     # ---- (de)serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every field (energy overrides as a dict)."""
+        """Plain dict of every field (energy overrides as a dict).
+
+        Returns
+        -------
+        dict
+            Field name to value, in field order.
+        """
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["energy_overrides"] = dict(self.energy_overrides)
         return d
@@ -252,12 +292,35 @@ class AcceleratorConfig:
         """Build from a mapping (e.g. parsed TOML); unknown keys are rejected.
 
         A ``preset`` key, if present, names the preset whose values the other
-        keys override.
+        keys override. Without a ``name`` key the result is named after the
+        preset, followed, when some field differs from the preset, by ``+`` and
+        the changed fields as ``key=value`` separated by commas (field order;
+        energy overrides as ``energy_overrides.<event>=<pJ>``, or ``=table``
+        for a preset's override the file drops), e.g. ``edge-8+rows=32``, so
+        that a modified preset is never reported under the preset's own name.
+
+        Parameters
+        ----------
+        data : mapping
+            Field names (and optionally ``preset``) to values.
+        source : str
+            Where ``data`` came from (a file name), prefixed to every message.
+
+        Returns
+        -------
+        AcceleratorConfig
+
+        Raises
+        ------
+        ConfigError
+            ``data`` not a mapping, an unknown preset or key, or a bad value
+            (the message names the source and the key).
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a table of settings, got {type(data).__name__}")
         data = dict(data)
         base: dict[str, Any] = {}
+        preset = None
         if "preset" in data:
             preset = data.pop("preset")
             if not isinstance(preset, str) or preset not in PRESETS:
@@ -274,12 +337,23 @@ class AcceleratorConfig:
             )
         base.update(data)
         try:
-            return cls(**base)
+            cfg = cls(**base)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+        if preset is not None and "name" not in data:
+            changed = _changed_fields(PRESETS[preset], cfg)
+            if changed:
+                cfg = cfg.replace(name=f"{preset}+{','.join(changed)}")
+        return cfg
 
     def to_toml(self) -> str:
-        """TOML text that :func:`load_config` reads back to an equal config."""
+        """TOML text that :func:`load_config` reads back to an equal config.
+
+        Returns
+        -------
+        str
+            Every field (``name`` included), energy overrides as a table.
+        """
         lines = ["# edgetron accelerator configuration"]
         for key, value in self.to_dict().items():
             if key == "energy_overrides":
@@ -291,8 +365,31 @@ class AcceleratorConfig:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> None:
-        """Write this config as TOML."""
+        """Write this config as TOML (:meth:`to_toml`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write (replaced if it exists).
+        """
         Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+def _changed_fields(base: AcceleratorConfig, cfg: AcceleratorConfig) -> list[str]:
+    """``key=value`` for every field except ``name`` in which ``cfg`` differs from ``base``."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        if f.name in ("name", "energy_overrides"):
+            continue
+        value = getattr(cfg, f.name)
+        if value != getattr(base, f.name):
+            out.append(f"{f.name}={value if isinstance(value, str) else _toml_value(value)}")
+    old, new = base.energy_override_dict, cfg.energy_override_dict
+    for event in sorted(old.keys() | new.keys()):
+        if old.get(event) != new.get(event):
+            out.append(f"energy_overrides.{event}={new[event]!r}" if event in new
+                       else f"energy_overrides.{event}=table")
+    return out
 
 
 def _toml_value(v: Any) -> str:
@@ -355,10 +452,36 @@ PRESETS: dict[str, AcceleratorConfig] = {
 DEFAULT_PRESET = "edge-16"
 
 
-def load_config(spec: str | Path | None = None) -> AcceleratorConfig:
-    """A config from a preset name, a TOML file path, or the default preset when None."""
+def load_config(spec: str | os.PathLike | None = None) -> AcceleratorConfig:
+    """A config from a preset name, a TOML file path, or the default preset when None.
+
+    Parameters
+    ----------
+    spec : str, os.PathLike or None
+        A key of :data:`PRESETS`, the path of a TOML file
+        (:meth:`AcceleratorConfig.from_dict` describes its keys), or None for
+        :data:`DEFAULT_PRESET`.
+
+    Returns
+    -------
+    AcceleratorConfig
+        The preset object itself for a preset name.
+
+    Raises
+    ------
+    TypeError
+        ``spec`` is neither a string, a path nor None.
+    ConfigError
+        ``spec`` is neither a preset nor an existing file, the file is not
+        valid UTF-8 TOML, or its settings are invalid (file and key named).
+    """
     if spec is None:
         return PRESETS[DEFAULT_PRESET]
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(
+            f"spec must be a preset name ({', '.join(PRESETS)}), a TOML file path or None, "
+            f"got {type(spec).__name__} {spec!r}"
+        )
     if isinstance(spec, str) and spec in PRESETS:
         return PRESETS[spec]
     path = Path(spec)

@@ -22,6 +22,11 @@ bottom, left, right)``: asymmetric padding, as TensorFlow's ``SAME`` on even
 sizes and SCALE-Sim's partial last window produce (the trace's ``pad_top``,
 ``pad_bottom``, ``pad_left``, ``pad_right``). The output height is
 ``(H + top + bottom - R) // sh + 1`` (only whole windows), likewise the width.
+Each side is at most ``max(R, sh) - 1`` (``max(S, sw) - 1`` left and right):
+"same" and "full" padding need at most ``R - 1``, SCALE-Sim's partial last
+window at most ``sh - 1``; larger padding only adds windows that see little
+or no input, and is rejected (:func:`conv2d_out_size`) before any padded
+array is allocated. The windowed pools allow at most half the kernel.
 
 Max pooling keeps the input scale and ignores padding (a padded element never
 wins). Average pooling sums each window (zeros for padding, and ``n = R * S``
@@ -51,7 +56,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .gemm import check_accumulator, check_bias, exact_float_dtype
+from .gemm import channel_vector, check_accumulator, check_bias, exact_float_dtype
 from .intops import INT8_MAX, INT8_MIN, INT32_MAX, as_int64, check_range, requantize
 from .quant import dyadic, exact_ratio
 
@@ -123,18 +128,45 @@ def conv2d_out_size(size: int, kernel: int, stride: int, pad, what: str = "heigh
     Parameters
     ----------
     size, kernel, stride : int
-        Input length, kernel length, stride of the axis.
+        Input length (``>= 0``), kernel length (``>= 1``) and stride (``>= 1``)
+        of the axis.
     pad : int or (before, after)
-        Zeros on both sides (an int), or on each side (top and bottom, or left and right).
+        Zeros on both sides (an int), or on each side (top and bottom, or left
+        and right); each side in ``[0, max(kernel, stride) - 1]`` (module
+        docstring).
     what : str
         The axis, for the message.
 
+    Returns
+    -------
+    int
+        The number of whole windows, ``>= 1``.
+
     Raises
     ------
+    TypeError
+        A size, kernel, stride or padding that is not an integer.
     ValueError
-        The kernel does not fit the padded input.
+        A value below its minimum, padding beyond ``max(kernel, stride) - 1``
+        on a side, or a kernel that does not fit the padded input.
     """
-    before, after = (pad, pad) if _is_int(pad) else pad
+    for value, label, lo in ((size, "size", 0), (kernel, "kernel", 1), (stride, "stride", 1)):
+        if not _is_int(value):
+            raise TypeError(f"{label} ({what}) must be an integer, got {value!r}")
+        if value < lo:
+            raise ValueError(f"{label} ({what}) must be >= {lo}, got {value}")
+    if _is_int(pad):
+        before = after = int(pad)
+    elif isinstance(pad, (tuple, list)) and len(pad) == 2 and all(_is_int(v) for v in pad):
+        before, after = int(pad[0]), int(pad[1])
+    else:
+        raise TypeError(f"padding ({what}) must be an int or a pair of ints, got {pad!r}")
+    limit = max(kernel, stride) - 1
+    if min(before, after) < 0 or max(before, after) > limit:
+        raise ValueError(
+            f"padding {what} ({before}, {after}) must lie in [0, {limit}] on each side: "
+            f"at most max(kernel {what} {kernel}, stride {stride}) - 1"
+        )
     padded = size + before + after
     if padded < kernel:
         shown = f"2*{before}" if before == after else f"{before} + {after}"
@@ -159,7 +191,9 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
     bias : array of int32 values, shape (K,), optional
     stride : int or (sh, sw), each >= 1
     padding : int, (ph, pw) or (top, bottom, left, right), each >= 0
-        Zeros around the input: on all sides, on both sides of each axis, or per side.
+        Zeros around the input: on all sides, on both sides of each axis, or per
+        side; each side at most ``max(R, sh) - 1`` (top, bottom) or
+        ``max(S, sw) - 1`` (left, right).
     groups : int >= 1 dividing C and K; ``groups == C`` with ``K = C * mult``
         is the depthwise convolution (channel multiplier ``mult``).
 
@@ -175,7 +209,8 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
     ValueError
         Wrong ranks, values outside int8/int32, channels not divisible by
         ``groups``, weights whose C/groups does not match ``x``, a kernel larger
-        than the padded input, stride < 1, padding < 0, or a reduction length
+        than the padded input, stride < 1, padding < 0 or beyond
+        ``max(kernel, stride) - 1`` on a side, or a reduction length
         ``C/groups * R * S`` (with this bias) that could overflow int32.
     """
     vx = _int8_nchw(x, "x")
@@ -224,26 +259,43 @@ def conv2d_int(x, w, bias=None, stride=1, padding=0, groups: int = 1) -> np.ndar
     return acc
 
 
-def _channel_vector(v, k: int, name: str) -> np.ndarray:
-    arr = as_int64(v, name)
-    if arr.ndim == 0:
-        return arr
-    if arr.shape != (k,):
-        raise ValueError(f"{name} must be a scalar or have shape ({k},), got {arr.shape}")
-    return arr.reshape(k, 1, 1)
+def _channel_axis(v, k: int, name: str) -> np.ndarray:
+    """:func:`~edgetron.golden.gemm.channel_vector` shaped to broadcast along NCHW's C axis."""
+    arr = channel_vector(v, k, name)
+    return arr.reshape(k, 1, 1) if arr.ndim else arr
 
 
 def conv2d_requant(x, w, bias, m, s, stride=1, padding=0, groups: int = 1) -> np.ndarray:
     """:func:`conv2d_int` followed by per-output-channel dyadic requantization to int8.
 
-    ``m`` and ``s`` are scalars or vectors of length K (see
-    :func:`edgetron.golden.intops.requantize`); the result is
-    ``saturate_int8((acc * m[k] + 2**(s[k]-1)) >> s[k])``, int64 of shape
-    (N, K, Ho, Wo).
+    The result is ``saturate_int8((acc * m[k] + 2**(s[k]-1)) >> s[k])``
+    (:func:`edgetron.golden.intops.requantize`).
+
+    Parameters
+    ----------
+    x, w, bias, stride, padding, groups
+        As :func:`conv2d_int`.
+    m : int or array of int, shape (K,)
+        Multipliers, ``0 <= m <= 2**31 - 1``: one for all channels or one per
+        output channel.
+    s : int or array of int, shape (K,)
+        Shifts, ``1 <= s <= 62``, likewise.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N, K, Ho, Wo), values in int8.
+
+    Raises
+    ------
+    TypeError
+        As :func:`conv2d_int`, or non-integer ``m`` / ``s``.
+    ValueError
+        As :func:`conv2d_int`; ``m`` or ``s`` neither a scalar nor of shape
+        ``(K,)``, or out of range.
     """
     acc = conv2d_int(x, w, bias, stride, padding, groups)
     k = acc.shape[1]
-    return requantize(acc, _channel_vector(m, k, "m"), _channel_vector(s, k, "s"))
+    return requantize(acc, _channel_axis(m, k, "m"), _channel_axis(s, k, "s"))
 
 
 def _pool_setup(x, kernel, stride, padding):
@@ -289,6 +341,15 @@ def maxpool2d(x, kernel, stride=None, padding=0) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int64, shape (N, C, Ho, Wo), values in int8.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``x``, or a kernel, stride or padding that is not an int or
+        a tuple of ints.
+    ValueError
+        ``x`` not 4-D or outside int8, a kernel or stride below 1, padding
+        beyond half the kernel, or a kernel larger than the padded input.
     """
     vx, kern, strd, pad = _pool_setup(x, kernel, stride, padding)
     # Every window overlaps the input (with each side's padding <= kernel // 2 < kernel,
@@ -303,6 +364,18 @@ def avgpool_constants(n: int, in_scale=1, out_scale=1) -> tuple[int, int]:
 
     With the default scales (output at the input scale) this is the dyadic of
     ``1 / n``; see the module docstring for when it equals exact division.
+
+    Parameters
+    ----------
+    n : int
+        Window size (elements summed), ``>= 1``.
+    in_scale, out_scale : positive finite real
+        ``S_x`` and ``S_y`` (only their ratio matters).
+
+    Returns
+    -------
+    (m, s) : tuple of int
+        As :func:`edgetron.golden.quant.dyadic`.
 
     Raises
     ------
@@ -357,6 +430,14 @@ def avgpool2d(x, kernel, stride=None, padding=0, m=None, s=None) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int64, shape (N, C, Ho, Wo), values in int8.
+
+    Raises
+    ------
+    TypeError
+        As :func:`maxpool2d`, or non-integer ``m`` / ``s``.
+    ValueError
+        As :func:`maxpool2d`; only one of ``m`` and ``s`` given, non-scalar or
+        out-of-range ``m`` / ``s``, or a window whose sum could leave int32.
     """
     vx, kern, strd, pad = _pool_setup(x, kernel, stride, padding)
     total = _windows(vx, kern, strd, pad, 0).sum(axis=(-2, -1))
@@ -367,6 +448,25 @@ def global_avgpool2d(x, m=None, s=None) -> np.ndarray:
     """Global average pooling: int8 (N, C, H, W) -> int8 (N, C).
 
     :func:`avgpool2d` with one window of ``n = H * W`` elements per channel.
+
+    Parameters
+    ----------
+    x : array of int8 values, shape (N, C, H, W)
+        Input with ``H * W >= 1``.
+    m, s : int, optional
+        As :func:`avgpool2d` (default: the output keeps the input scale).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N, C), values in int8.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``x``, ``m`` or ``s``.
+    ValueError
+        ``x`` not 4-D, outside int8 or spatially empty; a window whose sum could
+        leave int32; or bad ``m`` / ``s`` (as :func:`avgpool2d`).
     """
     vx = _int8_nchw(x, "x")
     hw = vx.shape[2] * vx.shape[3]

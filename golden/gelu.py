@@ -125,6 +125,14 @@ def gelu_constants(scale, in_bits: int = 32) -> GeluConstants:
     Returns
     -------
     GeluConstants
+
+    Raises
+    ------
+    TypeError
+        ``scale`` not a real number or ``in_bits`` not an integer.
+    ValueError
+        ``scale`` not finite and positive or outside the supported range, or
+        ``in_bits`` outside [2, 32].
     """
     s = positive_scale(scale)
     bits = int_param(in_bits, "in_bits", _IN_BITS_MIN, _IN_BITS_MAX)
@@ -214,7 +222,27 @@ def gelu_int(q, scale, in_bits: int = 32) -> np.ndarray:
 
 
 def gelu_apply(q, consts: GeluConstants) -> np.ndarray:
-    """:func:`gelu_int` with constants derived ahead of time (integers only at run time)."""
+    """:func:`gelu_int` with constants derived ahead of time (integers only at run time).
+
+    Parameters
+    ----------
+    q : array of int, any shape
+        Inputs in the signed ``consts.in_bits`` range.
+    consts : GeluConstants
+        From :func:`gelu_constants`.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        As :func:`gelu_int`.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``q``, or ``consts`` that is not a GeluConstants.
+    ValueError
+        Values outside the ``consts.in_bits`` range.
+    """
     if not isinstance(consts, GeluConstants):
         raise TypeError(f"consts must be GeluConstants, got {type(consts).__name__}")
     return _gelu(_input(q, consts), consts)
@@ -235,6 +263,19 @@ def gelu_int8_constants(scale, out_scale, in_bits: int = 32) -> GeluInt8Constant
     ``(m, s)`` is :func:`edgetron.golden.quant.dyadic` of the exact ratio
     ``gelu_constants(scale, in_bits).out_scale / out_scale``
     (``2**30 <= m < 2**31`` for every ratio of at least ``2**-32``).
+
+    Parameters
+    ----------
+    scale : float
+        Real value of one input LSB, as for :func:`gelu_constants`.
+    out_scale : float
+        Real scale of the int8 output; finite and > 0.
+    in_bits : int
+        Declared input width, 2 to 32.
+
+    Returns
+    -------
+    GeluInt8Constants
 
     Raises
     ------
@@ -262,12 +303,49 @@ def gelu_int8(q, scale, out_scale, in_bits: int = 32) -> np.ndarray:
     ``gelu_constants(scale, in_bits).out_scale / out_scale``
     (:func:`gelu_int8_constants`), rounded half up and saturated to [-128, 127]
     (:func:`edgetron.golden.intops.requantize`).
+
+    Parameters
+    ----------
+    q : array of int, any shape
+        Inputs in the signed ``in_bits`` range.
+    scale, out_scale, in_bits
+        As :func:`gelu_int8_constants`.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        int8 values at the real scale ``out_scale``, the shape of ``q``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`gelu_int` and :func:`gelu_int8_constants`.
     """
     return gelu_int8_apply(q, gelu_int8_constants(scale, out_scale, in_bits))
 
 
 def gelu_int8_apply(q, consts: GeluInt8Constants) -> np.ndarray:
-    """:func:`gelu_int8` with constants derived ahead of time (integers only at run time)."""
+    """:func:`gelu_int8` with constants derived ahead of time (integers only at run time).
+
+    Parameters
+    ----------
+    q : array of int, any shape
+        Inputs in the signed ``consts.gelu.in_bits`` range.
+    consts : GeluInt8Constants
+        From :func:`gelu_int8_constants`.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        As :func:`gelu_int8`.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``q``, or ``consts`` that is not a GeluInt8Constants.
+    ValueError
+        Values outside the input range.
+    """
     if not isinstance(consts, GeluInt8Constants):
         raise TypeError(f"consts must be GeluInt8Constants, got {type(consts).__name__}")
     return requantize(gelu_apply(q, consts.gelu), consts.m, consts.s)

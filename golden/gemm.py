@@ -34,11 +34,13 @@ from .intops import (
     INT32_MIN,
     as_int64,
     check_range,
+    int_param,
     requantize,
 )
 
 __all__ = [
     "accumulator_bound",
+    "channel_vector",
     "check_accumulator",
     "check_bias",
     "exact_float_dtype",
@@ -55,13 +57,56 @@ _MAX_PRODUCT = (-INT8_MIN) * (-INT8_MIN)
 _F32_EXACT_K = (1 << (np.finfo(np.float32).nmant + 1)) // _MAX_PRODUCT
 
 
+#: Largest reduction length or bias magnitude the bound functions accept (int64 range).
+_COUNT_MAX = (1 << 63) - 1
+
+
 def accumulator_bound(k: int, max_abs_bias: int = 0) -> int:
-    """Worst-case magnitude of an int32 accumulator summing ``k`` int8 products plus a bias."""
-    return k * _MAX_PRODUCT + max_abs_bias
+    """Worst-case magnitude of an accumulator summing ``k`` int8 products plus a bias.
+
+    Parameters
+    ----------
+    k : int
+        Reduction length (number of products), ``k >= 0``.
+    max_abs_bias : int
+        Largest bias magnitude, ``>= 0``.
+
+    Returns
+    -------
+    int
+        ``k * 2**14 + max_abs_bias`` (a Python int).
+
+    Raises
+    ------
+    TypeError
+        A non-integer argument.
+    ValueError
+        A negative argument.
+    """
+    k = int_param(k, "k", 0, _COUNT_MAX)
+    return k * _MAX_PRODUCT + int_param(max_abs_bias, "max_abs_bias", 0, _COUNT_MAX)
 
 
 def check_accumulator(k: int, max_abs_bias: int = 0, acc_bits: int = 32) -> None:
-    """Raise ValueError if ``k`` products plus the bias could overflow the accumulator."""
+    """Raise ValueError if ``k`` products plus the bias could overflow the accumulator.
+
+    Parameters
+    ----------
+    k, max_abs_bias : int
+        As :func:`accumulator_bound`.
+    acc_bits : int
+        Signed accumulator width, 2 to 63 (32 for the int32 accumulator).
+
+    Raises
+    ------
+    TypeError
+        A non-integer argument.
+    ValueError
+        ``accumulator_bound(k, max_abs_bias)`` exceeds ``2**(acc_bits - 1) - 1``
+        (the message suggests splitting K or narrowing the bias), or an argument
+        out of range.
+    """
+    acc_bits = int_param(acc_bits, "acc_bits", 2, 63)
     limit = (1 << (acc_bits - 1)) - 1
     bound = accumulator_bound(k, max_abs_bias)
     if bound > limit:
@@ -72,7 +117,27 @@ def check_accumulator(k: int, max_abs_bias: int = 0, acc_bits: int = 32) -> None
 
 
 def check_bias(bias, n: int) -> tuple[np.ndarray, int]:
-    """Validate an int32 bias of shape ``(n,)``; return it as int64 and its largest magnitude."""
+    """Validate an int32 bias of shape ``(n,)``; return it as int64 and its largest magnitude.
+
+    Parameters
+    ----------
+    bias : array_like of int
+        The bias, one value per output channel.
+    n : int
+        Number of output channels.
+
+    Returns
+    -------
+    (bias, max_abs) : (numpy.ndarray of int64, int)
+        The bias and ``max|bias|`` (0 for ``n = 0``).
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``bias``.
+    ValueError
+        A shape other than ``(n,)`` or values outside int32.
+    """
     vb = as_int64(bias, "bias")
     if vb.shape != (n,):
         raise ValueError(f"bias must have shape ({n},), got {vb.shape}")
@@ -99,8 +164,51 @@ def _int8_operand(x, name: str, ndim: int) -> np.ndarray:
     return v
 
 
+def channel_vector(v, n: int, name: str) -> np.ndarray:
+    """A per-output-channel requantization constant: a scalar or a vector of ``n`` values.
+
+    Parameters
+    ----------
+    v : int or array_like of int
+        The constant (``m`` or ``s`` of :func:`~edgetron.golden.intops.requantize`),
+        one for all channels or one per channel.
+    n : int
+        Number of output channels.
+    name : str
+        Name of ``v`` for the messages.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        0-d, or of shape ``(n,)`` (it then broadcasts along the last axis).
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``v``.
+    ValueError
+        ``v`` neither a scalar nor of shape ``(n,)``: a vector of another
+        length, or a 2-D array that would broadcast along the wrong axis.
+    """
+    arr = as_int64(v, name)
+    if arr.ndim and arr.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {arr.shape}")
+    return arr
+
+
 def exact_float_dtype(k: int) -> type:
-    """float32 if int8 dot products of length ``k`` are exact in it, else float64."""
+    """The float type in which int8 dot products of length ``k`` are exact.
+
+    Parameters
+    ----------
+    k : int
+        Reduction length.
+
+    Returns
+    -------
+    type
+        ``numpy.float32`` for ``k <= 1024``, ``numpy.float64`` otherwise.
+    """
     return np.float32 if k <= _F32_EXACT_K else np.float64
 
 
@@ -110,7 +218,26 @@ def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     The caller has checked the values and the accumulator bound
     (:func:`check_accumulator`); this picks float32 BLAS when the reduction
     length allows it and float64 otherwise.
+
+    Parameters
+    ----------
+    a : numpy.ndarray of int, shape (..., M, K)
+        int8 values.
+    b : numpy.ndarray of int, shape (..., K, N)
+        int8 values; the batch axes broadcast against ``a``'s.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (..., M, N)
+
+    Raises
+    ------
+    TypeError
+        Operands that are not integer arrays (a float array would be truncated).
     """
+    for v, name in ((a, "a"), (b, "b")):
+        if not isinstance(v, np.ndarray) or not np.issubdtype(v.dtype, np.integer):
+            raise TypeError(f"{name} must be an integer array, got {type(v).__name__}")
     dtype = exact_float_dtype(a.shape[-1])
     return np.matmul(a.astype(dtype), b.astype(dtype)).astype(np.int64)
 
@@ -126,7 +253,16 @@ def matmul_int(a, b) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int64, shape (..., M, N)
-        Values fit int32 (checked by K).
+        Values fit int32 (checked by K). The batch axes ``...`` of ``a`` and
+        ``b`` must be equal or broadcast (NumPy's rules).
+
+    Raises
+    ------
+    TypeError
+        Non-integer operands.
+    ValueError
+        Operands below 2-D, mismatched K, batch axes that do not broadcast (both
+        shapes named), values outside int8, or a K that could overflow int32.
     """
     va = _integers(a, "a")
     vb = _integers(b, "b")
@@ -139,6 +275,13 @@ def matmul_int(a, b) -> np.ndarray:
             f"shape mismatch: a is {va.shape} (K={va.shape[-1]}) but b is {vb.shape} "
             f"(K={vb.shape[-2]})"
         )
+    try:
+        np.broadcast_shapes(va.shape[:-2], vb.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"batch shape mismatch: a is {va.shape} (batch {va.shape[:-2]}) but b is "
+            f"{vb.shape} (batch {vb.shape[:-2]}); batch axes must be equal or broadcast"
+        ) from None
     _check_int8(va, "a")
     _check_int8(vb, "b")
     check_accumulator(va.shape[-1])
@@ -184,8 +327,31 @@ def gemm_int(a, w, bias=None) -> np.ndarray:
 def gemm_requant(a, w, bias, m, s) -> np.ndarray:
     """int8 GEMM followed by per-output-channel requantization to int8.
 
-    ``m`` and ``s`` are scalars or vectors of length N (see
-    :func:`edgetron.golden.intops.requantize`).
+    ``y[:, n] = saturate_int8((acc[:, n] * m[n] + 2**(s[n]-1)) >> s[n])`` with
+    ``acc = gemm_int(a, w, bias)`` (:func:`edgetron.golden.intops.requantize`).
+
+    Parameters
+    ----------
+    a, w, bias
+        As :func:`gemm_int`.
+    m : int or array of int, shape (N,)
+        Multipliers, ``0 <= m <= 2**31 - 1``: one for all channels or one per
+        output channel.
+    s : int or array of int, shape (N,)
+        Shifts, ``1 <= s <= 62``, likewise.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (M, N), values in int8.
+
+    Raises
+    ------
+    TypeError
+        Non-integer operands or constants.
+    ValueError
+        As :func:`gemm_int`; ``m`` or ``s`` neither a scalar nor of shape
+        ``(N,)`` (:func:`channel_vector`), or out of range.
     """
     acc = gemm_int(a, w, bias)
-    return requantize(acc, m, s)
+    n = acc.shape[1]
+    return requantize(acc, channel_vector(m, n, "m"), channel_vector(s, n, "s"))

@@ -68,6 +68,7 @@ __all__ = [
     "CHANNELS_MAX",
     "GAMMA_BITS",
     "IN_BITS_MAX",
+    "IN_SCALE_MIN",
     "ISQRT_BITS",
     "NORM_FRAC_BITS",
     "RECIP_K",
@@ -95,11 +96,37 @@ IN_BITS_MAX = 16
 #: keeps ``beta_int < 2**(2 * (GAMMA_BITS - 1) + NORM_FRAC_BITS) = 2**42``, so the affine
 #: accumulator stays far inside int64.
 _BETA_LSB_LIMIT = 1 << (GAMMA_BITS - 1)
+#: Smallest ``in_scale``: its square (the scale of ``C**2 var``, which ``eps`` is divided
+#: by) must be a normal float64; a smaller one would underflow to a subnormal or to 0.
+IN_SCALE_MIN = math.sqrt(float(np.finfo(np.float64).tiny))
 _POW2 = np.left_shift(np.int64(1), np.arange(63, dtype=np.int64))
 
 
+def _round_half_up(v: np.ndarray) -> np.ndarray:
+    """``floor(v + 1/2)`` in float64: the rounding of :func:`~edgetron.golden.quant.quantize`."""
+    return np.floor(v + 0.5)
+
+
 def bit_length(x) -> np.ndarray:
-    """Element-wise ``int.bit_length`` of non-negative int64 values (exact, vectorised)."""
+    """Element-wise ``int.bit_length`` of non-negative int64 values (exact, vectorised).
+
+    Parameters
+    ----------
+    x : int or array_like of int
+        Non-negative values in the int64 range.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        ``bits(x)`` (0 for 0), the shape of ``x``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``x``.
+    ValueError
+        A negative element.
+    """
     v = as_int64(x, "x")
     check_range(v, 0, np.iinfo(np.int64).max, "x")
     return np.searchsorted(_POW2, v, side="right").astype(np.int64)
@@ -113,9 +140,24 @@ def isqrt_iteration_bound(bits: int) -> int:
     only lower ``x``. Once ``sqrt(n) * e_i < 1``, ``x_i <= floor(sqrt(n)) + 1``;
     at most one more update reaches ``floor(sqrt(n))`` and one more detects the
     stop. Hence the bound is that ``i`` plus 2.
+
+    Parameters
+    ----------
+    bits : int
+        Width of ``n``, 1 to 63 (a Python or NumPy integer).
+
+    Returns
+    -------
+    int
+        The bound (6 for ``bits = 32``).
+
+    Raises
+    ------
+    ValueError
+        ``bits`` not an integer in ``[1, 63]``.
     """
-    if not isinstance(bits, int) or not 1 <= bits <= 63:
-        raise ValueError(f"bits must be an integer in [1, 63], got {bits!r}")
+    int_range(bits)  # validates bits: an integer in [1, 63] (ValueError naming it)
+    bits = int(bits)
     err, i = 1.0, 0
     while math.ldexp(err, (bits + 1) // 2) >= 1.0:
         err = err * err / (2.0 * (1.0 + err))
@@ -138,6 +180,15 @@ def isqrt(n, return_iterations: bool = False):
     Returns
     -------
     numpy.ndarray of int64, or (root, iterations)
+        ``floor(sqrt(n))`` of the shape of ``n``; with ``return_iterations`` also
+        the int64 update counts, of the same shape.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``n``.
+    ValueError
+        A negative element.
     """
     v = as_int64(n, "n")
     check_range(v, 0, np.iinfo(np.int64).max, "n")
@@ -177,10 +228,10 @@ class LayerNormConstants(NamedTuple):
     in_scale: float  #: S_in, real scale of the input
     out_scale: float  #: S_out, real scale of the int8 output
     eps: float  #: real epsilon added to the variance
-    q_eps: int  #: round(eps * C**2 / S_in**2), epsilon at the scale of D
+    q_eps: int  #: floor(eps * C**2 / S_in**2 + 1/2), epsilon at the scale of D
     gamma_shift: int  #: G: gamma_int at scale S_out * 2**-G per unit of n
-    gamma_int: np.ndarray  #: round(gamma / S_out * 2**G), int64 (C,), |.| < 2**(GAMMA_BITS-1)
-    beta_int: np.ndarray  #: round(beta / S_out * 2**(G + NORM_FRAC_BITS)), int64 (C,)
+    gamma_int: np.ndarray  #: floor(gamma / S_out * 2**G + 1/2), int64 (C,), |.| < 2**(GAMMA_BITS-1)
+    beta_int: np.ndarray  #: floor(beta / S_out * 2**(G + NORM_FRAC_BITS) + 1/2), int64 (C,)
     s1_bits: int  #: width of sum(x) (signed)
     s2_bits: int  #: width of sum(x**2) (unsigned)
     dev_bits: int  #: width of dev = C*x - sum(x) (signed)
@@ -199,7 +250,9 @@ def layernorm_constants(
     gamma, beta : array of float, shape (C,)
         Real affine parameters; ``2 <= C <= CHANNELS_MAX``.
     in_scale : float
-        Real value of one input LSB.
+        Real value of one input LSB; finite and at least ``IN_SCALE_MIN``
+        (about 1.49e-154, so that ``in_scale**2``, the scale of the variance, is
+        a normal float64).
     out_scale : float
         Real value of one output (int8) LSB.
     eps : float
@@ -211,13 +264,26 @@ def layernorm_constants(
     -------
     LayerNormConstants
 
+    Raises
+    ------
+    TypeError
+        Non-numeric ``gamma``, ``beta`` or scales, or a non-integer ``in_bits``.
+    ValueError
+        ``gamma`` / ``beta`` not 1-D of equal length ``C`` in ``[2, CHANNELS_MAX]``,
+        non-finite values, a scale that is not finite and positive, ``in_scale``
+        below ``IN_SCALE_MIN``, ``eps < 0``, ``in_bits`` outside its range, or
+        ``gamma``, ``beta`` or ``eps`` too large for their widths (see Notes).
+
     Notes
     -----
-    ``G`` is the largest shift in ``[0, GAMMA_BITS - 1]`` for which every
-    ``round(|gamma| / S_out * 2**G)`` fits ``GAMMA_BITS - 1`` magnitude bits;
-    ``max|gamma| / S_out`` must therefore be below ``2**(GAMMA_BITS - 1)`` and
-    ``max|beta| / S_out`` below ``2**(GAMMA_BITS - 1)`` (beyond 127 output LSBs the
-    offset saturates every output anyway).
+    Every constant is rounded half up, ``floor(v + 1/2)`` in float64, as
+    :func:`~edgetron.golden.quant.quantize` rounds. ``G`` is the largest shift
+    in ``[0, GAMMA_BITS - 1]`` for which every ``floor(|gamma| / S_out * 2**G + 1/2)``
+    fits ``GAMMA_BITS - 1`` magnitude bits; ``max|gamma| / S_out`` must therefore
+    be below ``2**(GAMMA_BITS - 1) - 1`` and ``max|beta| / S_out`` below
+    ``2**(GAMMA_BITS - 1)`` (beyond 127 output LSBs the offset saturates every
+    output anyway). ``eps * C**2 / S_in**2`` plus the largest ``C**2 var`` must
+    stay below ``2**62``.
     """
     g = _channel_vector(gamma, "gamma", None)
     c = g.shape[0]
@@ -225,6 +291,11 @@ def layernorm_constants(
         raise ValueError(f"LayerNorm needs 2 to {CHANNELS_MAX} channels, got {c}")
     b = _channel_vector(beta, "beta", c)
     s_in = positive_scale(in_scale, "in_scale")
+    if s_in < IN_SCALE_MIN:
+        raise ValueError(
+            f"in_scale = {s_in!r} is too small: it must be >= {IN_SCALE_MIN:.6g} so that "
+            "in_scale**2 (the scale of the variance) is a normal float64"
+        )
     s_out = positive_scale(out_scale, "out_scale")
     e = real_scalar(eps, "eps")
     if e < 0.0:
@@ -239,7 +310,7 @@ def layernorm_constants(
             "out_scale is too small for this gamma"
         )
     shift = GAMMA_BITS - 1
-    while np.round(ratio * 2.0**shift).max() > g_lim:
+    while _round_half_up(ratio * 2.0**shift).max() > g_lim:
         shift -= 1
     beta_lsb = np.abs(b) / s_out
     if beta_lsb.max() >= _BETA_LSB_LIMIT:
@@ -247,8 +318,8 @@ def layernorm_constants(
             f"max |beta| / out_scale = {beta_lsb.max():.6g} must be below {_BETA_LSB_LIMIT}; "
             "out_scale is too small for this beta"
         )
-    gamma_int = np.round(g / s_out * 2.0**shift).astype(np.int64)
-    beta_int = np.round(b / s_out * 2.0 ** (shift + NORM_FRAC_BITS)).astype(np.int64)
+    gamma_int = _round_half_up(g / s_out * 2.0**shift).astype(np.int64)
+    beta_int = _round_half_up(b / s_out * 2.0 ** (shift + NORM_FRAC_BITS)).astype(np.int64)
 
     q_eps_real = e * c * c / (s_in * s_in)
     lo, hi = int_range(in_bits)
@@ -259,7 +330,7 @@ def layernorm_constants(
             f"eps / in_scale**2 = {e / (s_in * s_in):.6g} is too large: "
             "the variance plus epsilon would not fit 62 bits"
         )
-    q_eps = round(q_eps_real)
+    q_eps = math.floor(q_eps_real + 0.5)
     norm_max = (math.isqrt(c - 1) + 1) << NORM_FRAC_BITS
     acc_max = norm_max * int(np.abs(gamma_int).max()) + int(np.abs(beta_int).max())
     return LayerNormConstants(

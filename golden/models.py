@@ -502,13 +502,53 @@ def _check_model(model) -> None:
 
 
 def quantize_input(model, x) -> np.ndarray:
-    """Float input -> int8 values at ``model.in_scale`` (the model's input quantizer)."""
+    """Float input -> int8 values at ``model.in_scale`` (the model's input quantizer).
+
+    Parameters
+    ----------
+    model : IntEncoderBlock, IntViT or IntBasicBlock
+        From :func:`calibrate`.
+    x : array of float
+        Real input of the shape :func:`forward_int` expects.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        ``saturate_int8(floor(x / model.in_scale + 1/2))``, the shape of ``x``.
+
+    Raises
+    ------
+    TypeError
+        Not an integer model, or non-numeric ``x``.
+    ValueError
+        Non-finite ``x``.
+    """
     _check_model(model)
     return quantize(x, model.in_scale)
 
 
 def dequantize_output(model, q) -> np.ndarray:
-    """Integer output -> float64: ``q * model.out_scale`` (per class for the ViT logits)."""
+    """Integer output -> float64: ``q * model.out_scale`` (per class for the ViT logits).
+
+    Parameters
+    ----------
+    model : IntEncoderBlock, IntViT or IntBasicBlock
+        From :func:`calibrate`.
+    q : array of int
+        Output of :func:`forward_int` (for the ViT, classes on the last axis).
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The shape of ``q``.
+
+    Raises
+    ------
+    TypeError
+        Not an integer model, or non-integer ``q``.
+    ValueError
+        A ViT output whose last axis is not one value per class.
+    """
     _check_model(model)
     sc = model.out_scale
     v = as_int64(q, "q")

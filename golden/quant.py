@@ -65,6 +65,7 @@ from .intops import (
 
 __all__ = [
     "ACTIVATIONS",
+    "QUANT_BITS_MAX",
     "RELU6_BOUND",
     "activation_bounds",
     "activation_clamp",
@@ -90,6 +91,8 @@ ACTIVATIONS = ("none", "relu", "relu6")
 RELU6_BOUND = 6
 #: Widest output an activation clamp is defined for (``int_range`` allows up to 63 bits).
 _ACT_MAX_BITS = 63
+#: Widest output of :func:`quantize` (int32 biases); its float64 rounding and clamp are exact.
+QUANT_BITS_MAX = 32
 
 #: Bits of the unsigned dyadic multiplier m (31 for M_MAX = 2**31 - 1).
 _M_BITS = M_MAX.bit_length()
@@ -114,15 +117,30 @@ def _exact(value, name: str) -> Fraction:
 
 
 def _real_float(value, name: str) -> float:
+    """``float(value)`` of a real scalar; an int beyond the float64 range becomes ``inf``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (int, float, np.integer, np.floating)
     ):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a Python int above the float64 range
+        return math.inf if value > 0 else -math.inf
 
 
 def real_scalar(value, name: str) -> float:
     """``float(value)`` of a finite real scalar.
+
+    Parameters
+    ----------
+    value : int, float or NumPy real scalar
+        The value to check.
+    name : str
+        Its name, for the messages.
+
+    Returns
+    -------
+    float
 
     Raises
     ------
@@ -142,6 +160,18 @@ def positive_scale(value, name: str = "scale") -> float:
 
     The check every kernel applies to a real-valued scale before deriving its
     integer constants.
+
+    Parameters
+    ----------
+    value : int, float or NumPy real scalar
+        The scale.
+    name : str
+        Its name, for the messages.
+
+    Returns
+    -------
+    float
+        ``value`` as a Python float (exact for float and NumPy float inputs).
 
     Raises
     ------
@@ -172,12 +202,29 @@ def internal_shift(scale: float, frac_bits: int) -> int:
     polynomial kernels (i-exp, i-GELU) to run at a fixed resolution whatever
     the input scale (:func:`~edgetron.golden.intops.pow2_rescale`).
 
+    Parameters
+    ----------
+    scale : positive finite real
+        The input scale ``S``.
+    frac_bits : int
+        ``F``, the fraction bits of the internal scale, 0 to 62.
+
+    Returns
+    -------
+    int
+        ``f`` in ``[-62, 30]``.
+
     Raises
     ------
+    TypeError
+        ``scale`` not a real number or ``frac_bits`` not an integer.
     ValueError
+        ``scale`` not finite and positive, ``frac_bits`` outside ``[0, 62]``, or
         ``f`` outside ``[-62, 30]``: the scale is outside
         ``(2**(-63 - frac_bits), 2**(30 - frac_bits)]``.
     """
+    scale = positive_scale(scale)
+    frac_bits = int_param(frac_bits, "frac_bits", 0, S_MAX)
     mant, exp2 = math.frexp(scale)  # scale = mant * 2**exp2, mant in [0.5, 1)
     f = frac_bits + (exp2 - 1 if mant == 0.5 else exp2)
     if not _SHIFT_MIN <= f <= _SHIFT_MAX:
@@ -199,7 +246,30 @@ def exact_reciprocal(d: int, n_max: int) -> tuple[int, int]:
     ``n / d`` is at most ``(d - 1) / d``, so the floor is unchanged whenever
     ``n_max * err < 2**s``. That condition holds for
     ``s = bits(n_max) + bits(d)`` at the latest, so the search terminates.
+
+    Parameters
+    ----------
+    d : int
+        The constant divisor, ``d >= 1``.
+    n_max : int
+        Largest dividend the pair must be exact for, ``n_max >= 0``.
+
+    Returns
+    -------
+    (m, s) : tuple of int
+        Python ints: ``m = ceil(2**s / d)`` and the smallest such ``s >= 0``.
+
+    Raises
+    ------
+    TypeError
+        ``d`` or ``n_max`` is not an integer (bools included).
+    ValueError
+        ``d < 1`` or ``n_max < 0``.
     """
+    for value, label in ((d, "d"), (n_max, "n_max")):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{label} must be an integer, got {type(value).__name__} {value!r}")
+    d, n_max = int(d), int(n_max)
     if d < 1 or n_max < 0:
         raise ValueError(f"exact_reciprocal needs d >= 1 and n_max >= 0, got d={d}, n_max={n_max}")
     s = 0
@@ -346,6 +416,13 @@ def _items(values, name: str) -> list:
 
 def dyadic_per_channel(multipliers, shift: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`dyadic` applied to each channel of a vector of multipliers.
+
+    Parameters
+    ----------
+    multipliers : 1-D sequence or array of positive finite reals
+        One real multiplier per channel.
+    shift : int, optional
+        Force this shift on every channel, as for :func:`dyadic`.
 
     Returns
     -------
@@ -508,7 +585,27 @@ def activation_clamp(q, act: str, out_scale, bits: int = 8) -> np.ndarray:
 
 # ---- scales ---------------------------------------------------------------------------
 def real_array(x, name: str) -> np.ndarray:
-    """``x`` as a float64 array of finite reals (TypeError / ValueError naming ``name``)."""
+    """``x`` as a float64 array of finite reals.
+
+    Parameters
+    ----------
+    x : array_like of int or float
+        Real data of any shape.
+    name : str
+        Name of ``x`` for the messages.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        ``x`` itself when it already is a float64 array (no copy).
+
+    Raises
+    ------
+    TypeError
+        ``x`` holds bools, complex numbers, strings or objects.
+    ValueError
+        ``x`` contains nan or inf.
+    """
     arr = np.asarray(x)
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -545,8 +642,9 @@ def activation_scale(x, bits: int = 8, percentile: float | None = None) -> float
     bits : int
         Quantized width (8: the scale maps ``amax`` to 127).
     percentile : float, optional
-        Use this percentile of ``|x|`` (in (0, 100]) as ``amax`` instead of the
-        maximum, which clips rare outliers (useful for ViT activations).
+        Use this percentile of ``|x|`` (in (0, 100]; a Python or NumPy real) as
+        ``amax`` instead of the maximum, which clips rare outliers (useful for
+        ViT activations).
 
     Returns
     -------
@@ -568,10 +666,12 @@ def activation_scale(x, bits: int = 8, percentile: float | None = None) -> float
     if percentile is None:
         amax = float(mag.max())
     else:
-        if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not (
-            0 < percentile <= 100
+        if isinstance(percentile, (bool, np.bool_)) or not isinstance(
+            percentile, (int, float, np.integer, np.floating)
         ):
             raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}")
+        if not 0 < float(percentile) <= 100:  # False for nan
+            raise ValueError(f"percentile must be a number in (0, 100], got {float(percentile)}")
         amax = float(np.percentile(mag, percentile))
     if amax == 0:
         raise ValueError("x is all zeros (at the chosen percentile); the scale is undefined")
@@ -647,28 +747,68 @@ def _broadcast_scale(scale, shape: tuple, axis: int | None) -> np.ndarray:
 def quantize(x, scale, axis: int | None = None, bits: int = 8) -> np.ndarray:
     """``q = saturate(floor(x / S + 1/2), bits)``: float tensor -> integers.
 
+    The rounding and the clamp run in float64. ``bits`` is limited to
+    ``QUANT_BITS_MAX = 32``, every tensor of the scheme (int8 activations and
+    weights, int32 biases): values below ``2**31`` are far inside float64's
+    53-bit significand, so the clamp bounds are exact and ``x / S + 1/2`` keeps
+    its fraction (from 55 bits up, ``2**(bits-1) - 1`` is no float64 and the
+    clamp would return values outside the range).
+
     Parameters
     ----------
     x : array of float
+        Real values of any shape.
     scale : positive float, or 1-D array of them for per-channel quantization
+        ``S``; a vector has one scale per index of ``x``'s axis ``axis``.
     axis : int, optional
         Axis of ``x`` that ``scale`` runs along (required for a vector scale).
     bits : int
-        Output width; values are saturated to its signed range.
+        Output width, 2 to ``QUANT_BITS_MAX`` (32); values are saturated to its
+        signed range.
 
     Returns
     -------
     numpy.ndarray of int64
+        The shape of ``x``, values in ``int_range(bits)``.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x`` or ``scale``, or a non-integer ``bits``.
+    ValueError
+        Non-finite ``x``; a scale that is not positive and finite; a vector
+        scale without ``axis`` or of the wrong length; a bad ``axis``; ``bits``
+        outside ``[2, 32]``.
     """
     arr = real_array(x, "x")
     sc = _broadcast_scale(scale, arr.shape, axis)
-    lo, hi = int_range(bits)
+    lo, hi = int_range(int_param(bits, "bits", 2, QUANT_BITS_MAX))
     q = np.floor(arr / sc + 0.5)
     return np.clip(q, lo, hi).astype(np.int64)
 
 
 def dequantize(q, scale, axis: int | None = None) -> np.ndarray:
-    """``real = q * S`` as float64 (``scale`` and ``axis`` as in :func:`quantize`)."""
+    """``real = q * S`` as float64.
+
+    Parameters
+    ----------
+    q : array of int
+        Quantized values of any shape.
+    scale, axis
+        As in :func:`quantize`.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The shape of ``q``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``q`` or non-numeric ``scale``.
+    ValueError
+        A bad scale or axis, as in :func:`quantize`.
+    """
     v = as_int64(q, "q")
     return v.astype(np.float64) * _broadcast_scale(scale, v.shape, axis)
 
@@ -679,8 +819,11 @@ def quantize_bias(bias, input_scale, weight_scales) -> np.ndarray:
     Parameters
     ----------
     bias : 1-D array of float, shape (N,)
+        Real bias per output channel.
     input_scale : positive real
+        ``S_x``.
     weight_scales : positive real or 1-D array of shape (N,)
+        ``S_w`` (one per channel, or one for all).
 
     Returns
     -------
@@ -688,10 +831,14 @@ def quantize_bias(bias, input_scale, weight_scales) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        Non-numeric inputs.
     ValueError
         A bias that quantizes outside int32 (it is rejected, never saturated:
-        a saturated bias is a silently wrong layer), with the channel index,
-        or non-finite / mis-shaped inputs.
+        a saturated bias is a silently wrong layer), with the channel index;
+        an accumulator scale ``S_x * S_w[c]`` that is not a finite normal
+        float64 (below about ``2.2e-308`` it underflows and the quotient is
+        meaningless), with the channel index; or non-finite / mis-shaped inputs.
     """
     b = real_array(bias, "bias")
     if b.ndim != 1:
@@ -702,13 +849,24 @@ def quantize_bias(bias, input_scale, weight_scales) -> np.ndarray:
         raise ValueError(f"weight_scales must be a scalar or have shape {b.shape}, got {sw.shape}")
     if sw.size and (sw <= 0).any():
         raise ValueError("weight_scales must be positive")
-    q = np.floor(b / (sx * sw) + 0.5)
+    with np.errstate(over="ignore", under="ignore"):  # inf and 0 are rejected just below
+        acc_scale = np.broadcast_to(sx * sw, b.shape)
+    smallest = float(np.finfo(np.float64).tiny)
+    bad = np.flatnonzero(~np.isfinite(acc_scale) | (acc_scale < smallest))
+    if bad.size:
+        c = int(bad[0])
+        raise ValueError(
+            f"accumulator scale input_scale * weight_scales[{c}] = {sx:.6g} * "
+            f"{float(np.broadcast_to(sw, b.shape)[c]):.6g} = {float(acc_scale[c]):.6g} is not "
+            f"a finite normal float64 (in [{smallest:.3g}, {float(np.finfo(np.float64).max):.3g}])"
+        )
+    q = np.floor(b / acc_scale + 0.5)
     bad = np.flatnonzero((q < INT32_MIN) | (q > INT32_MAX))
     if bad.size:
         c = int(bad[0])
         raise ValueError(
             f"bias[{c}] = {b[c]:.6g} quantizes to {q[c]:.6g} at scale S_x*S_w = "
-            f"{sx * float(np.broadcast_to(sw, b.shape)[c]):.6g}, outside the int32 range "
+            f"{float(acc_scale[c]):.6g}, outside the int32 range "
             f"[{INT32_MIN}, {INT32_MAX}]"
         )
     return q.astype(np.int64)

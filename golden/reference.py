@@ -52,6 +52,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.polynomial import chebyshev
 
+from .intops import int_param
 from .quant import real_array
 
 __all__ = [
@@ -356,13 +357,40 @@ def _input(x, name: str, min_ndim: int) -> np.ndarray:
     return arr
 
 
+def _params(p, cls, name: str = "p"):
+    """``p`` itself if it is a ``cls``; TypeError naming ``name`` otherwise."""
+    if not isinstance(p, cls):
+        raise TypeError(f"{name} must be {cls.__name__}, got {type(p).__name__}")
+    return p
+
+
 def _record(record: dict | None, prefix: str, name: str, value: np.ndarray) -> None:
     if record is not None:
         record[prefix + name] = value
 
 
 def layernorm(x, p: LayerNormParams) -> np.ndarray:
-    """LayerNorm over the last axis (biased variance, as PyTorch)."""
+    """LayerNorm over the last axis (biased variance, as PyTorch).
+
+    Parameters
+    ----------
+    x : array of float, shape (..., C)
+        Input rows.
+    p : LayerNormParams
+        ``gamma``, ``beta`` (C,) and ``eps``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (..., C)
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x`` or ``p`` that is not a LayerNormParams.
+    ValueError
+        Non-finite ``x``, or a last axis that is not ``C`` long.
+    """
+    _params(p, LayerNormParams)
     v = _input(x, "x", 1)
     if v.shape[-1] != p.channels:
         raise ValueError(f"x must have {p.channels} channels on its last axis, got {v.shape}")
@@ -373,7 +401,27 @@ def layernorm(x, p: LayerNormParams) -> np.ndarray:
 
 
 def linear(x, p: LinearParams) -> np.ndarray:
-    """``x @ weight + bias`` over the last axis."""
+    """``x @ weight + bias`` over the last axis.
+
+    Parameters
+    ----------
+    x : array of float, shape (..., in)
+        Input features.
+    p : LinearParams
+        ``weight`` (in, out) and ``bias`` (out,).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (..., out)
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x`` or ``p`` that is not a LinearParams.
+    ValueError
+        Non-finite ``x``, or a last axis that is not ``in`` long.
+    """
+    _params(p, LinearParams)
     v = _input(x, "x", 1)
     if v.shape[-1] != p.in_features:
         raise ValueError(f"x must have {p.in_features} features on its last axis, got {v.shape}")
@@ -382,7 +430,25 @@ def linear(x, p: LinearParams) -> np.ndarray:
 
 
 def softmax(x) -> np.ndarray:
-    """Softmax over the last axis."""
+    """Softmax over the last axis.
+
+    Parameters
+    ----------
+    x : array of float, at least 1-D
+        Logits.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Probabilities of the shape of ``x``; each row sums to 1.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x``.
+    ValueError
+        Non-finite or 0-d ``x``.
+    """
     v = _input(x, "x", 1)
     e = np.exp(v - v.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -418,7 +484,25 @@ _ERF_EDGE, _ERF_POLY = _erf_table(_ERF_STEP, 9)
 
 
 def erf(x) -> np.ndarray:
-    """Error function, element-wise, in float64 (module docstring)."""
+    """Error function, element-wise, in float64 (module docstring).
+
+    Parameters
+    ----------
+    x : array_like of float
+        Any shape.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        ``erf(x)``, within a few ulps of :func:`math.erf`, the shape of ``x``.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x``.
+    ValueError
+        Non-finite ``x``.
+    """
     v = real_array(x, "x")
     a = np.minimum(np.abs(v), _ERF_EDGE)
     idx = np.minimum((a * (1.0 / _ERF_STEP)).astype(np.intp), _ERF_POLY.shape[1] - 1)
@@ -431,30 +515,111 @@ def erf(x) -> np.ndarray:
 
 
 def gelu(x) -> np.ndarray:
-    """Exact GELU, ``x/2 (1 + erf(x / sqrt 2))``."""
+    """Exact GELU, ``x/2 (1 + erf(x / sqrt 2))``.
+
+    Parameters
+    ----------
+    x : array_like of float
+        Any shape.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The shape of ``x``.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x``.
+    ValueError
+        Non-finite ``x``.
+    """
     v = real_array(x, "x")
     return 0.5 * v * (1.0 + erf(v * (1.0 / math.sqrt(2.0))))
 
 
 def conv2d(x, w, bias=None, stride: int = 1, padding: int = 0) -> np.ndarray:
-    """Float 2-D convolution (cross-correlation), NCHW input, (K, C, R, S) weights."""
+    """Float 2-D convolution (cross-correlation), NCHW input, (K, C, R, S) weights.
+
+    Parameters
+    ----------
+    x : array of float, shape (N, C, H, W)
+        Input.
+    w : array of float, shape (K, C, R, S)
+        Weights, ``R, S >= 1``.
+    bias : array of float, shape (K,), optional
+        Added per output channel.
+    stride : int
+        Stride of both axes, ``>= 1``.
+    padding : int
+        Zeros on every side, ``>= 0``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (N, K, Ho, Wo)
+        ``Ho = (H + 2 padding - R) // stride + 1``, likewise ``Wo``.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric arrays, or a stride or padding that is not an integer.
+    ValueError
+        Wrong ranks or channel counts, non-finite values, stride < 1,
+        padding < 0, an empty kernel or one larger than the padded input, or a
+        bias that is not of shape (K,).
+    """
     v = _input(x, "x", 4)
     wt = real_array(w, "w")
     if v.ndim != 4 or wt.ndim != 4 or wt.shape[1] != v.shape[1]:
         raise ValueError(f"conv2d needs x (N, C, H, W) and w (K, C, R, S), got {v.shape}, "
                          f"{wt.shape}")
+    stride = int_param(stride, "stride", 1, (1 << 63) - 1)
+    padding = int_param(padding, "padding", 0, (1 << 63) - 1)
+    r, s = wt.shape[2:]
+    if min(r, s) < 1 or r > v.shape[2] + 2 * padding or s > v.shape[3] + 2 * padding:
+        raise ValueError(
+            f"conv2d kernel {r}x{s} must be non-empty and fit the padded input "
+            f"{v.shape[2] + 2 * padding}x{v.shape[3] + 2 * padding}"
+        )
+    b = None
+    if bias is not None:
+        b = real_array(bias, "bias")
+        if b.shape != (wt.shape[0],):
+            raise ValueError(f"bias must have shape ({wt.shape[0]},), got {b.shape}")
     if padding:
         v = np.pad(v, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     win = sliding_window_view(v, wt.shape[2:], axis=(2, 3))[:, :, ::stride, ::stride]
     y = np.einsum("nchwrs,kcrs->nkhw", win, wt, optimize=True)
-    if bias is not None:
-        y = y + real_array(bias, "bias").reshape(-1, 1, 1)
+    if b is not None:
+        y = y + b.reshape(-1, 1, 1)
     return y
 
 
 def batchnorm(x, p: ConvBNParams) -> np.ndarray:
-    """Inference-mode BatchNorm of an NCHW tensor with ``p``'s running statistics."""
+    """Inference-mode BatchNorm of an NCHW tensor with ``p``'s running statistics.
+
+    Parameters
+    ----------
+    x : array of float, shape (N, K, H, W)
+        The convolution output.
+    p : ConvBNParams
+        ``gamma``, ``beta``, ``mean``, ``var`` (K,) and ``eps``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (N, K, H, W)
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x`` or ``p`` that is not a ConvBNParams.
+    ValueError
+        Non-finite ``x``, or ``x`` not 4-D with ``K`` channels.
+    """
+    _params(p, ConvBNParams)
     v = _input(x, "x", 4)
+    if v.ndim != 4 or v.shape[1] != p.out_channels:
+        raise ValueError(f"x must have shape (N, {p.out_channels}, H, W), got {v.shape}")
     inv = p.gamma / np.sqrt(p.var + p.eps)
     return (v - p.mean.reshape(-1, 1, 1)) * inv.reshape(-1, 1, 1) + p.beta.reshape(-1, 1, 1)
 
@@ -464,7 +629,23 @@ def fold_batchnorm(p: ConvBNParams) -> tuple[np.ndarray, np.ndarray]:
 
     ``w'[k] = w[k] * g[k]`` and ``b'[k] = beta[k] - mean[k] * g[k]`` with
     ``g = gamma / sqrt(var + eps)``.
+
+    Parameters
+    ----------
+    p : ConvBNParams
+        The convolution and its BatchNorm.
+
+    Returns
+    -------
+    (weight, bias) : (numpy.ndarray of float64, numpy.ndarray of float64)
+        Shapes (K, C, R, S) and (K,).
+
+    Raises
+    ------
+    TypeError
+        ``p`` is not a ConvBNParams.
     """
+    _params(p, ConvBNParams)
     g = p.gamma / np.sqrt(p.var + p.eps)
     return p.weight * g.reshape(-1, 1, 1, 1), p.beta - p.mean * g
 
@@ -488,7 +669,31 @@ def encoder_block(p: EncoderBlockParams, x, record: dict | None = None,
     ``probs``, ``context``, ``proj``, ``res1``, ``ln2``, ``fc1``, ``gelu``,
     ``fc2`` and ``out``; q, k, v and context are (B, T, D), scores and probs
     (B, H, T, T).
+
+    Parameters
+    ----------
+    p : EncoderBlockParams
+        The block's parameters.
+    x : array of float, shape (T, D) or (B, T, D)
+        Input tokens.
+    record : dict, optional
+        Receives the activations listed above.
+    prefix : str
+        Prepended to every ``record`` key.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The block output, the shape of ``x``.
+
+    Raises
+    ------
+    TypeError
+        ``p`` not an EncoderBlockParams, or non-numeric ``x``.
+    ValueError
+        ``x`` of the wrong shape or non-finite.
     """
+    _params(p, EncoderBlockParams)
     v = _tokens(x, p.embed)
     squeeze = v.ndim == 2
     xb = v[None] if squeeze else v
@@ -534,7 +739,30 @@ def vit_forward(p: ViTParams, images, record: dict | None = None) -> np.ndarray:
     ``record`` receives ``tokens`` (N, tokens, embed: the class token and the
     patch embeddings), ``embed`` (after the position embedding),
     ``blocks.<i>.<name>`` (:func:`encoder_block`), ``norm`` and ``logits``.
+
+    Parameters
+    ----------
+    p : ViTParams
+        The model's parameters.
+    images : array of float, shape (N, C, H, W)
+        ``H`` and ``W`` multiples of the patch size, with ``(H/P) * (W/P) + 1``
+        equal to the number of position embeddings.
+    record : dict, optional
+        Receives the activations listed above.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (N, classes)
+        The logits.
+
+    Raises
+    ------
+    TypeError
+        ``p`` not a ViTParams, or non-numeric ``images``.
+    ValueError
+        ``images`` of the wrong shape or non-finite.
     """
+    _params(p, ViTParams)
     v = _input(images, "images", 4)
     n, c, hgt, wid = v.shape
     pt = p.patch
@@ -571,7 +799,30 @@ def basic_block(p: BasicBlockParams, x, record: dict | None = None) -> np.ndarra
     ``record`` receives ``conv1`` (after BN and ReLU), ``conv2`` (after BN),
     ``downsample`` (after BN; absent for the identity shortcut) and ``out``
     (after the add and the ReLU).
+
+    Parameters
+    ----------
+    p : BasicBlockParams
+        The block's parameters.
+    x : array of float, shape (N, C, H, W)
+        Input with ``C = p.conv1.in_channels``.
+    record : dict, optional
+        Receives the activations listed above.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (N, K, Ho, Wo)
+        The block output (after the final ReLU).
+
+    Raises
+    ------
+    TypeError
+        ``p`` not a BasicBlockParams, or non-numeric ``x``.
+    ValueError
+        ``x`` of the wrong shape or non-finite, or a spatial size the kernels
+        do not fit.
     """
+    _params(p, BasicBlockParams)
     v = _input(x, "x", 4)
     if v.ndim != 4 or v.shape[1] != p.conv1.in_channels:
         raise ValueError(
@@ -609,9 +860,47 @@ def _norm(rng: np.random.Generator, c: int) -> LayerNormParams:
     return LayerNormParams(1.0 + rng.normal(0.0, 0.1, c), rng.normal(0.0, 0.1, c))
 
 
+def _generator(rng) -> np.random.Generator:
+    """``rng`` itself if it is a NumPy Generator; TypeError otherwise."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def _sizes(**sizes) -> None:
+    """Check that every size is an integer >= 1 (TypeError / ValueError naming it)."""
+    for name, value in sizes.items():
+        int_param(value, name, 1, (1 << 31) - 1)
+
+
 def random_encoder_block(rng: np.random.Generator, embed: int = 192, heads: int = 3,
                          mlp: int = 768) -> EncoderBlockParams:
-    """Random encoder block (defaults: ViT-Tiny), distributions as in the module docstring."""
+    """Random encoder block (defaults: ViT-Tiny), distributions as in the module docstring.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    embed : int
+        Embedding width ``D``, a multiple of ``heads``.
+    heads : int
+        Number of attention heads.
+    mlp : int
+        Hidden width of the MLP.
+
+    Returns
+    -------
+    EncoderBlockParams
+
+    Raises
+    ------
+    TypeError
+        ``rng`` not a Generator, or a size that is not an integer.
+    ValueError
+        A size below 1, or ``embed`` not a multiple of ``heads``.
+    """
+    _generator(rng)
+    _sizes(embed=embed, heads=heads, mlp=mlp)
     return EncoderBlockParams(
         heads=heads,
         ln1=_norm(rng, embed),
@@ -626,7 +915,42 @@ def random_encoder_block(rng: np.random.Generator, embed: int = 192, heads: int 
 def random_vit(rng: np.random.Generator, image_size: int = 224, patch: int = 16,
                channels: int = 3, embed: int = 192, heads: int = 3, depth: int = 12,
                mlp: int = 768, classes: int = 1000) -> ViTParams:
-    """Random ViT (defaults: ViT-Tiny / DeiT-Tiny at 224 x 224, 1000 classes)."""
+    """Random ViT (defaults: ViT-Tiny / DeiT-Tiny at 224 x 224, 1000 classes).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    image_size : int
+        Side of the square input image; ``(image_size // patch)**2`` patches.
+    patch : int
+        Side of a square patch, at most ``image_size``.
+    channels : int
+        Image channels.
+    embed, heads, mlp : int
+        As :func:`random_encoder_block`.
+    depth : int
+        Number of encoder blocks.
+    classes : int
+        Width of the classification head.
+
+    Returns
+    -------
+    ViTParams
+
+    Raises
+    ------
+    TypeError
+        ``rng`` not a Generator, or a size that is not an integer.
+    ValueError
+        A size below 1, a patch larger than the image, or ``embed`` not a
+        multiple of ``heads``.
+    """
+    _generator(rng)
+    _sizes(image_size=image_size, patch=patch, channels=channels, embed=embed, heads=heads,
+           depth=depth, mlp=mlp, classes=classes)
+    if patch > image_size:
+        raise ValueError(f"patch {patch} must not exceed image_size {image_size}")
     tokens = (image_size // patch) ** 2 + 1
     fan_in = channels * patch * patch
     return ViTParams(
@@ -656,7 +980,30 @@ def _conv_bn(rng: np.random.Generator, c_in: int, c_out: int, kernel: int, strid
 
 def random_basic_block(rng: np.random.Generator, in_channels: int = 64,
                        out_channels: int = 64, stride: int = 1) -> BasicBlockParams:
-    """Random ResNet basic block; a 1x1 downsample is added when stride or channels change."""
+    """Random ResNet basic block; a 1x1 downsample is added when stride or channels change.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    in_channels, out_channels : int
+        Channels of the block's input and output.
+    stride : int
+        Stride of the first 3x3 convolution (and of the downsample).
+
+    Returns
+    -------
+    BasicBlockParams
+
+    Raises
+    ------
+    TypeError
+        ``rng`` not a Generator, or a size that is not an integer.
+    ValueError
+        A size below 1.
+    """
+    _generator(rng)
+    _sizes(in_channels=in_channels, out_channels=out_channels, stride=stride)
     ds = None
     if stride != 1 or in_channels != out_channels:
         ds = _conv_bn(rng, in_channels, out_channels, 1, stride, 0)

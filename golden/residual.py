@@ -82,6 +82,18 @@ def residual_constants(scale_a, scale_b, scale_out) -> ResidualConstants:
     ``floor(M * 2**s + 1/2)`` from the exact ratio of the float scales, so
     ``|m / 2**s - M| <= 2**-(s+1)`` for both.
 
+    Parameters
+    ----------
+    scale_a, scale_b : positive finite real
+        ``S_a`` and ``S_b``, the real scales of the two int8 inputs.
+    scale_out : positive finite real
+        ``S_y``, the real scale of the int8 output.
+
+    Returns
+    -------
+    ResidualConstants
+        ``(m_a, m_b, s)`` with ``0 <= m <= 2**31 - 1`` and ``1 <= s <= 62``.
+
     Raises
     ------
     TypeError, ValueError

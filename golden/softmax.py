@@ -57,7 +57,6 @@ from .intops import (
 from .quant import exact_reciprocal, internal_shift, positive_scale
 
 __all__ = [
-    "DIFF_BITS",
     "EXP_A",
     "EXP_B",
     "EXP_BITS",
@@ -90,9 +89,8 @@ ROW_MAX = 1 << 16
 OUT_FRAC_BITS = 7
 OUT_MAX = (1 << OUT_FRAC_BITS) - 1
 #: ``d = q - max(q)`` of int32 logits lies in ``[-_DIFF_MAG_MAX, 0]`` (the domain of
-#: :func:`i_exp`), a ``DIFF_BITS``-bit signed value.
+#: :func:`i_exp`), a 33-bit signed value.
 _DIFF_MAG_MAX = INT32_MAX - INT32_MIN
-DIFF_BITS = _DIFF_MAG_MAX.bit_length() + 1
 
 
 def _rescale(mag: np.ndarray, f: int, clamp_in: int, clamp: int) -> np.ndarray:
@@ -136,6 +134,13 @@ def iexp_constants(scale) -> IExpConstants:
     Returns
     -------
     IExpConstants
+
+    Raises
+    ------
+    TypeError
+        ``scale`` is not a real number.
+    ValueError
+        ``scale`` is not finite and positive, or outside the supported range.
     """
     s = positive_scale(scale)
     f = internal_shift(s, EXP_FRAC_BITS)
@@ -204,7 +209,14 @@ def i_exp(q, scale) -> np.ndarray:
     -------
     numpy.ndarray of int64
         ``exp(q * scale)`` at the real scale ``iexp_constants(scale).out_scale``,
-        values in ``[0, l_max]``.
+        values in ``[0, l_max]``, the shape of ``q``.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``q`` or non-real ``scale``.
+    ValueError
+        ``q`` outside ``[-(2**32 - 1), 0]``, or a bad scale (as :func:`iexp_constants`).
     """
     c = iexp_constants(scale)
     d = as_int64(q, "q")
@@ -230,7 +242,22 @@ class SoftmaxConstants(NamedTuple):
 
 
 def softmax_constants(scale) -> SoftmaxConstants:
-    """Derive every integer constant of :func:`softmax_int` from the real input scale."""
+    """Derive every integer constant of :func:`softmax_int` from the real input scale.
+
+    Parameters
+    ----------
+    scale : float
+        Real value of one logit LSB, as for :func:`iexp_constants`.
+
+    Returns
+    -------
+    SoftmaxConstants
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad scale, as :func:`iexp_constants`.
+    """
     c = iexp_constants(scale)
     g = c.l_bits - EXP_BITS  # >= 0: l_max >= 2**25 for every internal scale
     k = 2 * EXP_BITS - 2
@@ -265,8 +292,9 @@ def softmax_int(q, scale) -> np.ndarray:
     -------
     numpy.ndarray of int64, shape (..., n)
         Probabilities as int8 values in ``[0, 127]`` at scale ``2**-7``.
-        Each row sums to 128 within ``+- n`` (one rounding of at most half an
-        LSB per element, plus the truncation of the reciprocal).
+        Each row sums to 128 within ``n/2 + n/128 + 1`` (one rounding of at most
+        half an LSB per element, the truncation of the reciprocal, at most
+        ``n/128``, and the saturation of 128 to 127).
 
     Raises
     ------
@@ -284,6 +312,25 @@ def softmax_apply(q, consts: SoftmaxConstants) -> np.ndarray:
 
     ``softmax_apply(q, softmax_constants(scale)) == softmax_int(q, scale)``;
     the integer models derive the constants once at calibration.
+
+    Parameters
+    ----------
+    q : array of int, shape (..., n)
+        Logits, as for :func:`softmax_int`.
+    consts : SoftmaxConstants
+        From :func:`softmax_constants`.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (..., n)
+        As :func:`softmax_int`.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``q``, or ``consts`` that is not a SoftmaxConstants.
+    ValueError
+        As :func:`softmax_int`.
     """
     if not isinstance(consts, SoftmaxConstants):
         raise TypeError(f"consts must be SoftmaxConstants, got {type(consts).__name__}")

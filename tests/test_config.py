@@ -310,3 +310,49 @@ def test_sim_params_is_a_plain_numba_friendly_view(name, dataflow):
             assert value == getattr(cfg, field)
     assert type(p.clock_mhz) is float and type(p.dram_bytes_per_cycle) is float
     assert PRESETS[name].sim_params().double_buffer == int(PRESETS[name].double_buffer)
+
+
+# ---- defaults, names of modified presets, load_config types ------------------------------------
+def test_defaults_are_the_default_preset_under_the_name_custom():
+    cfg = AcceleratorConfig()
+    assert cfg.name == "custom"
+    assert cfg.replace(name=DEFAULT_PRESET) == PRESETS[DEFAULT_PRESET]
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        ("rows = 32\n", "edge-8+rows=32"),
+        ('rows = 8\ndataflow = "os"\ndouble_buffer = false\n',
+         "edge-8+dataflow=os,double_buffer=false"),
+        ("dram_bytes_per_cycle = 4\nclock_mhz = 200\n", "edge-8+dram_bytes_per_cycle=4.0"),
+        ("\n[energy_overrides]\ndram_byte = 40\n", "edge-8+energy_overrides.dram_byte=40.0"),
+        ("", "edge-8"),
+        ('name = "mine"\nrows = 32\n', "mine"),
+        ('name = "edge-8"\nrows = 32\n', "edge-8"),  # an explicit name is the user's choice
+    ],
+)
+def test_a_modified_preset_is_not_reported_under_the_preset_name(tmp_path, extra, name):
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "edge-8"\n' + extra)
+    cfg = load_config(path)
+    assert cfg.name == name
+    assert cfg.replace(name="edge-8") == PRESETS["edge-8"].replace(
+        **{k: v for k, v in tomllib.loads(extra).items() if k != "name"})
+    # The derived name round-trips like any other.
+    assert AcceleratorConfig.from_dict(tomllib.loads(cfg.to_toml())) == cfg
+
+
+def test_a_preset_energy_override_removed_by_a_file_shows_in_the_name(monkeypatch):
+    base = PRESETS["edge-8"].replace(name="edge-x", energy_overrides={"mac_int8": 0.5})
+    monkeypatch.setitem(PRESETS, "edge-x", base)
+    cfg = AcceleratorConfig.from_dict({"preset": "edge-x", "energy_overrides": {"dram_byte": 9}})
+    assert cfg.name == ("edge-x+energy_overrides.dram_byte=9.0,"
+                        "energy_overrides.mac_int8=table")
+
+
+@pytest.mark.parametrize("spec", [5, 2.5, b"edge-8", ["edge-8"]])
+def test_load_config_rejects_other_types_with_a_clear_message(spec):
+    with pytest.raises(TypeError, match=r"^spec must be a preset name \(edge-8, edge-16, "
+                                        r"edge-32\), a TOML file path or None, got "):
+        load_config(spec)

@@ -106,16 +106,19 @@ def conv_case(draw, asymmetric=False):
     else:  # depthwise: one input channel per group, K = C * multiplier
         groups, cg, kg = draw(st.integers(1, 5)), 1, draw(st.integers(1, 2))
     r, s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    # Each side of padding is at most max(kernel, stride) - 1 (golden/conv.py, Padding).
+    ph_max, pw_max = max(r, stride[0]) - 1, max(s, stride[1]) - 1
     if asymmetric:  # (top, bottom, left, right), each side on its own
-        padding = tuple(draw(st.integers(0, 2)) for _ in range(4))
+        padding = tuple(draw(st.integers(0, hi)) for hi in (ph_max, ph_max, pw_max, pw_max))
     else:
-        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        padding = (draw(st.integers(0, ph_max)), draw(st.integers(0, pw_max)))
     pt, pb, pl, pr = sides(padding)
     h = draw(st.integers(max(1, r - pt - pb), 7))
     w = draw(st.integers(max(1, s - pl - pr), 7))
     return dict(
         n=draw(st.integers(1, 2)), c=groups * cg, k=groups * kg, h=h, w=w, r=r, s=s,
-        stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), padding=padding,
+        stride=stride, padding=padding,
         groups=groups, bias=draw(st.booleans()), seed=draw(st.integers(0, 2**32)),
     )
 
@@ -558,3 +561,49 @@ def test_avgpool_rejects_bad_constants(kwargs, exc, match):
 def test_avgpool_constants_reject_bad_input(args, exc, match):
     with pytest.raises(exc, match=match):
         avgpool_constants(*args)
+
+
+@pytest.mark.parametrize(
+    ("args", "exc", "match"),
+    [
+        ((5, 3, 0, 0), ValueError, r"stride \(height\) must be >= 1, got 0"),  # ZeroDivisionError
+        ((5, 0, 1, 0), ValueError, r"kernel \(height\) must be >= 1, got 0"),
+        ((-1, 1, 1, 0), ValueError, r"size \(height\) must be >= 0, got -1"),
+        ((5, 3, 1.0, 0), TypeError, r"stride \(height\) must be an integer, got 1.0"),
+        ((5, 3, 1, (0, 1.0)), TypeError, r"padding \(height\) must be an int or a pair"),
+        ((5, 3, 1, (0, -1)), ValueError, r"padding height \(0, -1\) must lie in \[0, 2\]"),
+        ((5, 3, 1, 3), ValueError, r"padding height \(3, 3\) must lie in \[0, 2\] on each side: "
+                                   r"at most max\(kernel height 3, stride 1\) - 1"),
+        ((5, 1, 1, 1), ValueError, r"padding height \(1, 1\) must lie in \[0, 0\]"),
+        ((5, 1, 2, (0, 2)), ValueError, r"padding height \(0, 2\) must lie in \[0, 1\]"),
+    ],
+)
+def test_conv2d_out_size_rejects_bad_arguments(args, exc, match):
+    with pytest.raises(exc, match=match):
+        conv2d_out_size(*args)
+
+
+def test_conv2d_padding_bound_ends():
+    # max(kernel, stride) - 1 per side: "full" padding for a kernel, and SCALE-Sim's partial
+    # last window of a strided 1x1 convolution (stride 2 on an even size) ...
+    assert conv2d_out_size(5, 3, 1, 2) == 7
+    assert conv2d_out_size(4, 1, 2, (0, 1)) == 3
+    rng = np.random.default_rng(4)
+    x, w = int8(rng, (1, 2, 4, 4)), int8(rng, (3, 2, 1, 1))
+    got = conv2d_int(x, w, None, 2, (0, 1, 0, 1))
+    assert got.tolist() == loop_conv(x, w, None, (2, 2), (0, 1, 0, 1), 1)
+    # ... but not more: huge padding is refused before any array is allocated (it used to
+    # raise MemoryError from np.pad).
+    with pytest.raises(ValueError, match=r"padding height \(1000000, 1000000\) must lie in "
+                                         r"\[0, 2\]"):
+        conv2d_int(_x(), _x((2, 4, 3, 3)), padding=10**6)
+    with pytest.raises(ValueError, match=r"padding width \(0, 1\) must lie in \[0, 0\]"):
+        conv2d_requant(_x(), _x((2, 4, 1, 1)), None, 1, 8, padding=(0, 0, 0, 1))
+
+
+@pytest.mark.parametrize("fn", [maxpool2d, avgpool2d])
+def test_pool_rejects_zero_stride_and_huge_padding(fn):
+    with pytest.raises(ValueError, match=r"stride must be >= 1, got \(1, 0\)"):
+        fn(_x(), 2, (1, 0))
+    with pytest.raises(ValueError, match="must be at most half the kernel"):
+        fn(_x(), 3, 1, 10**6)

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from edgetron.golden.gemm import (
     accumulator_bound,
+    channel_vector,
     check_accumulator,
     exact_float_dtype,
+    exact_matmul,
     gemm_int,
     gemm_requant,
     matmul_int,
@@ -199,3 +201,64 @@ def test_int8_and_wider_integer_operands_agree(k):
     for da, dw in [(np.int8, np.int8), (np.int64, np.int8), (np.int32, np.int64)]:
         np.testing.assert_array_equal(gemm_int(a.astype(da), w.astype(dw), bias), want)
         np.testing.assert_array_equal(matmul_int(a.astype(da), w.astype(dw)), want - bias)
+
+
+def test_gemm_requant_rejects_constants_of_the_wrong_shape():
+    rng = np.random.default_rng(12)
+    a, w = int8(rng, (4, 5)), int8(rng, (5, 4))
+    m, s = rng.integers(1 << 30, 1 << 31, 4), rng.integers(30, 40, 4)
+    # A column vector broadcast along the rows of a square output used to requantize each
+    # row with another row's constants: a silently wrong answer.
+    with pytest.raises(ValueError, match=r"m must be a scalar or have shape \(4,\), "
+                                         r"got \(4, 1\)"):
+        gemm_requant(a, w, None, m[:, None], s)
+    with pytest.raises(ValueError, match=r"s must be a scalar or have shape \(4,\), got \(3,\)"):
+        gemm_requant(a, w, None, m, s[:3])
+    acc = gemm_int(a, w)
+    want = [[requant_oracle(int(acc[i, j]), int(m[j]), int(s[j])) for j in range(4)]
+            for i in range(4)]
+    assert gemm_requant(a, w, None, m, s).tolist() == want
+    assert gemm_requant(a, w, None, list(m), int(s[0])).tolist() == [
+        [requant_oracle(int(acc[i, j]), int(m[j]), int(s[0])) for j in range(4)]
+        for i in range(4)]
+
+
+def test_channel_vector():
+    assert channel_vector(3, 4, "m").shape == ()
+    assert channel_vector(np.arange(4, dtype=np.int32), 4, "m").dtype == np.int64
+    with pytest.raises(ValueError, match=r"s must be a scalar or have shape \(4,\), "
+                                         r"got \(1, 4\)"):
+        channel_vector(np.ones((1, 4), dtype=np.int64), 4, "s")
+    with pytest.raises(TypeError, match="m must hold integers"):
+        channel_vector([1.0], 1, "m")
+
+
+def test_matmul_int_names_both_shapes_when_batch_axes_do_not_broadcast():
+    a = np.zeros((2, 2, 3), dtype=np.int8)
+    with pytest.raises(ValueError, match=r"batch shape mismatch: a is \(2, 2, 3\) \(batch "
+                                         r"\(2,\)\) but b is \(3, 3, 4\) \(batch \(3,\)\)"):
+        matmul_int(a, np.zeros((3, 3, 4), dtype=np.int8))
+    # Batch axes that broadcast (NumPy's rules) are still fine.
+    rng = np.random.default_rng(8)
+    x, y = int8(rng, (1, 2, 3)), int8(rng, (5, 3, 4))
+    got = matmul_int(x, y)
+    assert got.shape == (5, 2, 4)
+    for i in range(5):
+        assert got[i].tolist() == loop_gemm(x[0], y[i])
+
+
+def test_accumulator_bound_checks_its_arguments():
+    assert accumulator_bound(np.int64(2), np.int32(5)) == 2 * 2**14 + 5
+    check_accumulator(1, acc_bits=np.int64(16))
+    with pytest.raises(ValueError, match=r"k must lie in \[0, "):
+        accumulator_bound(-1)
+    with pytest.raises(ValueError, match=r"max_abs_bias must lie in \[0, "):
+        check_accumulator(1, -5)
+    with pytest.raises(TypeError, match="k must be an integer, got float"):
+        check_accumulator(2.5)
+    with pytest.raises(ValueError, match=r"acc_bits must lie in \[2, 63\], got 64"):
+        check_accumulator(1, acc_bits=64)
+    with pytest.raises(TypeError, match="a must be an integer array, got list"):
+        exact_matmul([[1]], np.ones((1, 1), dtype=np.int8))
+    with pytest.raises(TypeError, match="b must be an integer array, got ndarray"):
+        exact_matmul(np.ones((1, 1), dtype=np.int8), np.ones((1, 1)))

@@ -252,3 +252,67 @@ def test_int_param():
         int_param(8.0, "in_bits", 2, 32)
     with pytest.raises(ValueError, match=r"in_bits must lie in \[2, 32\], got 33"):
         int_param(33, "in_bits", 2, 32)
+
+
+def test_pow2_rescale_extremes_fit_int64_or_raise():
+    top = (1 << 63) - 1
+    # Left shifts up to f = 62 are exact while x * 2**f fits int64, at both ends ...
+    assert int(pow2_rescale(1, S_MAX)) == 1 << 62
+    assert int(pow2_rescale(-2, S_MAX)) == -(1 << 63)
+    assert int(pow2_rescale(top, 0)) == top
+    assert int(pow2_rescale(top >> 30, 30)) == (top >> 30) << 30
+    # ... and rejected, never wrapped, one step beyond (2**40 << 30 used to wrap to 0).
+    for x, f in [(2**40, 30), (2, S_MAX), (-3, S_MAX), ((top >> 30) + 1, 30)]:
+        with pytest.raises(ValueError, match=rf"x \(x << {f} must fit int64\) must lie in"):
+            pow2_rescale(x, f)
+    # Right shifts down to f = -62 round half up; x must leave room for the rounding constant.
+    assert int(pow2_rescale((1 << 62) - 1, -S_MAX)) == 1
+    assert int(pow2_rescale(1 << 61, -S_MAX)) == 1 and int(pow2_rescale((1 << 61) - 1, -S_MAX)) == 0
+    with pytest.raises(ValueError, match=r"x must lie in \[-4611686018427387904"):
+        pow2_rescale(1 << 62, -1)
+
+
+@pytest.mark.parametrize(
+    ("f", "exc", "match"),
+    [
+        (64, ValueError, r"f must lie in \[-62, 62\], got 64"),
+        (63, ValueError, r"f must lie in \[-62, 62\], got 63"),
+        (-63, ValueError, r"f must lie in \[-62, 62\], got -63"),
+        (1.5, TypeError, "f must be an integer, got float"),
+        (np.float64(2.0), TypeError, "f must be an integer, got float64"),
+        (True, TypeError, "f must be an integer, got bool"),
+    ],
+)
+def test_pow2_rescale_and_limit_reject_bad_exponents(f, exc, match):
+    with pytest.raises(exc, match=match):
+        pow2_rescale(3, f)
+    with pytest.raises(exc, match=match):
+        pow2_rescale_limit(3, f)
+
+
+def test_pow2_rescale_accepts_numpy_integer_exponents():
+    assert int(pow2_rescale(3, np.int64(4))) == 48 and int(pow2_rescale(3, np.int8(-1))) == 2
+    assert pow2_rescale_limit(np.int64(10), np.int32(2)) == 3
+    with pytest.raises(ValueError, match=r"limit must lie in \[0, "):
+        pow2_rescale_limit(-1, 2)
+    with pytest.raises(TypeError, match="limit must be an integer, got float"):
+        pow2_rescale_limit(10.0, 2)
+
+
+def test_signed_bits_validates_its_range():
+    assert signed_bits(np.int64(-128), 127) == 8 and signed_bits(0, 0) == 1
+    assert signed_bits(5, 10) == 5 and signed_bits(-10, -5) == 5
+    with pytest.raises(ValueError, match="signed_bits needs lo <= hi, got lo=3, hi=2"):
+        signed_bits(3, 2)
+    with pytest.raises(TypeError, match="hi must be an integer, got float"):
+        signed_bits(-1, 1.0)
+
+
+def test_requantize_and_round_shift_name_shapes_that_do_not_broadcast():
+    acc = np.zeros((2, 3), dtype=np.int64)
+    with pytest.raises(ValueError, match=r"shapes do not broadcast together: acc \(2, 3\), "
+                                         r"m \(4,\), s \(\)"):
+        requantize(acc, np.ones(4, dtype=np.int64), 3)
+    with pytest.raises(ValueError, match=r"shapes do not broadcast together: x \(2, 3\), "
+                                         r"s \(2,\)"):
+        round_shift(acc, np.ones(2, dtype=np.int64))

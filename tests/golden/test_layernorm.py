@@ -10,6 +10,7 @@ import pytest
 from edgetron.golden.layernorm import (
     CHANNELS_MAX,
     GAMMA_BITS,
+    IN_SCALE_MIN,
     NORM_FRAC_BITS,
     LayerNormConstants,
     bit_length,
@@ -184,15 +185,54 @@ def test_layernorm_constants_follow_their_definitions():
     c = layernorm_constants(gamma, beta, 0.05, 0.03, eps=1e-5)
     g = c.gamma_shift
     lim = 2 ** (GAMMA_BITS - 1) - 1
-    np.testing.assert_array_equal(c.gamma_int, np.round(gamma / 0.03 * 2.0**g))
-    np.testing.assert_array_equal(c.beta_int, np.round(beta / 0.03 * 2.0 ** (g + NORM_FRAC_BITS)))
+    np.testing.assert_array_equal(c.gamma_int, half_up(gamma / 0.03 * 2.0**g))
+    np.testing.assert_array_equal(c.beta_int, half_up(beta / 0.03 * 2.0 ** (g + NORM_FRAC_BITS)))
     assert np.abs(c.gamma_int).max() <= lim
-    assert g == GAMMA_BITS - 1 or np.round(np.abs(gamma) / 0.03 * 2.0 ** (g + 1)).max() > lim
-    assert c.q_eps == round(1e-5 * 192**2 / 0.05**2)
+    assert g == GAMMA_BITS - 1 or half_up(np.abs(gamma) / 0.03 * 2.0 ** (g + 1)).max() > lim
+    assert c.q_eps == half_up(1e-5 * 192**2 / 0.05**2)
     # Documented widths for the ViT-Tiny case (C = 192, int8 input).
     assert (c.s1_bits, c.s2_bits, c.dev_bits, c.var_bits, c.norm_bits) == (16, 22, 17, 30, 17)
     tiny = layernorm_constants(np.full(4, 1e-9), np.zeros(4), 0.1, 1.0)
     assert tiny.gamma_shift == GAMMA_BITS - 1 and not tiny.gamma_int.any()
+
+
+def half_up(v):
+    """``floor(v + 1/2)`` in float64, the documented rounding of every constant."""
+    return np.floor(np.asarray(v) + 0.5)
+
+
+def test_layernorm_constants_round_ties_half_up():
+    # Exact ties: gamma / S_out * 2**15 = 2.5 and 0.5, beta / S_out * 2**27 = +-2.5,
+    # eps * C**2 / S_in**2 = 2.5. Half up, as quant.quantize rounds (half-even gave 2, 0, 2).
+    c = layernorm_constants([5 * 2.0**-16, 2.0**-16], [2.5 * 2.0**-27, -2.5 * 2.0**-27],
+                            1.0, 1.0, eps=0.625)
+    assert c.gamma_shift == GAMMA_BITS - 1 and NORM_FRAC_BITS == 12
+    assert c.gamma_int.tolist() == [3, 1]
+    assert c.beta_int.tolist() == [3, -2]
+    assert c.q_eps == 3
+
+
+def test_layernorm_constants_reject_an_in_scale_whose_square_underflows():
+    # in_scale**2 is the scale eps is divided by: 1e-163**2 == 0.0 raised ZeroDivisionError.
+    for s_in, eps in ((1e-163, 0.0), (1e-163, 1e-6), (np.nextafter(IN_SCALE_MIN, 0.0), 0.0)):
+        with pytest.raises(ValueError, match=r"in_scale = .* is too small: it must be >= "
+                                             r"1.49167e-154 so that in_scale\*\*2"):
+            layernorm_constants(np.ones(4), np.zeros(4), s_in, 0.05, eps=eps)
+    assert IN_SCALE_MIN**2 == np.finfo(np.float64).tiny
+    c = layernorm_constants(np.ones(4), np.zeros(4), IN_SCALE_MIN, 0.05, eps=0.0)
+    assert c.q_eps == 0
+    q = np.array([[-3, 0, 1, 2]])
+    np.testing.assert_array_equal(layernorm_int(q, c), layernorm_int(q, layernorm_constants(
+        np.ones(4), np.zeros(4), 0.1, 0.05, eps=0.0)))
+
+
+def test_isqrt_iteration_bound_accepts_numpy_integers():
+    assert isqrt_iteration_bound(np.int64(32)) == isqrt_iteration_bound(32) == 6
+    assert isqrt_iteration_bound(np.uint8(20)) == 5
+    with pytest.raises(ValueError, match="bits must be an integer in"):
+        isqrt_iteration_bound(32.0)
+    with pytest.raises(ValueError, match="bits must be an integer in"):
+        isqrt_iteration_bound(np.int64(0))
 
 
 def test_layernorm_saturation_at_both_ends():

@@ -484,3 +484,63 @@ def test_activation_after_requantize_is_one_clamp():
 def test_activation_rejects_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ---- audit: rejected instead of garbage ------------------------------------------------------
+def test_quantize_bias_rejects_an_accumulator_scale_that_is_not_a_normal_float():
+    # 1e-200 * 1e-200 underflows to 0: a zero bias became 0/0 = nan and then an arbitrary int64.
+    with pytest.raises(ValueError, match=r"accumulator scale input_scale \* weight_scales\[0\] "
+                                         r"= 1e-200 \* 1e-200 = 0 is not a finite normal"):
+        quantize_bias([0.0, 1.0], 1e-200, [1e-200, 1.0])
+    with pytest.raises(ValueError, match=r"weight_scales\[1\] = .* = inf is not a finite normal"):
+        quantize_bias([0.0, 0.0], 1e200, [1.0, 1e200])
+    # Subnormal products are rejected too; the smallest normal one is accepted.
+    with pytest.raises(ValueError, match="is not a finite normal float64"):
+        quantize_bias([0.0], 2.0**-600, 2.0**-500)
+    tiny = float(np.finfo(np.float64).tiny)
+    assert quantize_bias([0.0, 3 * tiny], 2.0**-511, 2.0**-511).tolist() == [0, 3]
+
+
+def test_quantize_bits_are_limited_to_an_exact_float_clamp():
+    big = [1e30, -1e30, 0.4, -0.6]
+    assert quantize(big, 1.0, bits=32).tolist() == [2**31 - 1, -(2**31), 0, -1]
+    assert quantize(big, 1.0, bits=2).tolist() == [1, -2, 0, -1]
+    # bits = 55 used to clamp to the float 2**54 and return values outside its range.
+    for bits in (1, 33, 55, 63):
+        with pytest.raises(ValueError, match=r"bits must lie in \[2, 32\], got"):
+            quantize(big, 1.0, bits=bits)
+    with pytest.raises(TypeError, match="bits must be an integer, got float"):
+        quantize(big, 1.0, bits=8.0)
+
+
+def test_percentile_accepts_numpy_reals_and_reports_plain_numbers():
+    x = np.arange(1, 101)
+    assert activation_scale(x, percentile=np.float32(50)) == 50.5 / INT8_MAX
+    assert activation_scale(x, percentile=np.int64(100)) == 100 / INT8_MAX
+    for bad, shown in ((np.float32(500), "500.0"), (math.nan, "nan"), (-1, "-1.0")):
+        with pytest.raises(ValueError, match=rf"percentile must be a number in \(0, 100\], "
+                                             rf"got {shown}$"):
+            activation_scale(x, percentile=bad)
+    with pytest.raises(ValueError, match=r"got '50'"):
+        activation_scale(x, percentile="50")
+
+
+def test_scalar_checks_reject_ints_beyond_float64():
+    with pytest.raises(ValueError, match="scale must be a finite number > 0, got inf"):
+        positive_scale(10**400)
+    with pytest.raises(ValueError, match="eps must be finite, got -inf"):
+        real_scalar(-(10**400), "eps")
+
+
+def test_internal_shift_validates_its_arguments():
+    # A zero or negative scale used to return a meaningless shift.
+    for bad in (0.0, -0.25, math.inf):
+        with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+            internal_shift(bad, 12)
+    with pytest.raises(TypeError, match="scale must be a real number, got str"):
+        internal_shift("0.1", 12)
+    with pytest.raises(TypeError, match="frac_bits must be an integer, got float"):
+        internal_shift(0.1, 12.0)
+    with pytest.raises(ValueError, match=r"frac_bits must lie in \[0, 62\], got -1"):
+        internal_shift(0.1, -1)
+    assert internal_shift(np.float32(0.25), np.int64(12)) == 10

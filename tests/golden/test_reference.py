@@ -84,3 +84,48 @@ def test_param_dataclasses_name_the_bad_field():
     with pytest.raises(ValueError, match=r"ViTParams\.blocks must hold at least one"):
         R.ViTParams(pv.patch_weight, pv.patch_bias, pv.cls_token, pv.pos_embed, (), pv.norm,
                     pv.head)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"stride": 0}, ValueError, r"stride must lie in \[1, "),
+        ({"stride": 1.5}, TypeError, "stride must be an integer, got float"),
+        ({"padding": -1}, ValueError, r"padding must lie in \[0, "),
+        ({"w": np.ones((2, 3, 7, 3))}, ValueError, r"kernel 7x3 must be non-empty and fit the "
+                                                   r"padded input 5x5"),
+        ({"w": np.ones((2, 3, 0, 3))}, ValueError, "kernel 0x3 must be non-empty"),
+        ({"bias": np.ones(3)}, ValueError, r"bias must have shape \(2,\), got \(3,\)"),
+    ],
+)
+def test_float_conv2d_rejects_bad_arguments(kwargs, exc, match):
+    args = {"x": np.ones((1, 3, 5, 5)), "w": np.ones((2, 3, 3, 3)), "bias": None, "stride": 1,
+            "padding": 0}
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        R.conv2d(**args)
+
+
+def test_reference_functions_check_parameter_types_and_sizes():
+    rng = np.random.default_rng(6)
+    c = R.random_basic_block(rng, 4, 4).conv1
+    with pytest.raises(TypeError, match="p must be LayerNormParams, got ConvBNParams"):
+        R.layernorm(np.ones((2, 4)), c)
+    with pytest.raises(TypeError, match="p must be LinearParams, got NoneType"):
+        R.linear(np.ones((2, 4)), None)
+    with pytest.raises(TypeError, match="p must be ConvBNParams, got dict"):
+        R.fold_batchnorm({})
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 4, H, W\), got \(1, 3, 2, 2\)"):
+        R.batchnorm(np.ones((1, 3, 2, 2)), c)
+    with pytest.raises(TypeError, match="p must be EncoderBlockParams, got ConvBNParams"):
+        R.encoder_block(c, np.ones((2, 4)))
+    with pytest.raises(TypeError, match=r"rng must be a numpy\.random\.Generator, got int"):
+        R.random_encoder_block(3)
+    with pytest.raises(ValueError, match=r"embed must lie in \[1, "):  # was ZeroDivisionError
+        R.random_encoder_block(rng, embed=0, heads=1, mlp=4)
+    with pytest.raises(TypeError, match="mlp must be an integer, got float"):
+        R.random_encoder_block(rng, 8, 2, 16.0)
+    with pytest.raises(ValueError, match="patch 16 must not exceed image_size 8"):
+        R.random_vit(rng, image_size=8, depth=1)
+    with pytest.raises(ValueError, match=r"stride must lie in \[1, "):
+        R.random_basic_block(rng, 4, 4, 0)

@@ -133,6 +133,9 @@ def test_softmax_rows_sum_to_128_within_row_length(n):
         y = softmax_int(q, scale)
         assert y.min() >= 0 and y.max() <= OUT_MAX
         assert np.all(np.abs(y.sum(axis=-1) - 128) <= n)
+        # The documented bound: half an LSB of rounding per element, the truncated reciprocal
+        # (less than n/128) and the saturation of 128 to 127 (docs/integer-kernels.md).
+        assert np.all(np.abs(y.sum(axis=-1) - 128) <= n / 2 + n / 128 + 1)
 
 
 @pytest.mark.parametrize("sigma", [1, 2, 4])
@@ -201,6 +204,11 @@ def test_iexp_and_constants_bad_inputs():
         softmax_constants(None)
     with pytest.raises(ValueError, match="exact_reciprocal needs d >= 1"):
         exact_reciprocal(0, 10)
+    with pytest.raises(TypeError, match=r"d must be an integer, got float 2\.5"):
+        exact_reciprocal(2.5, 10)
+    with pytest.raises(TypeError, match="n_max must be an integer, got bool"):
+        exact_reciprocal(3, True)
+    assert exact_reciprocal(np.int64(3), np.int32(100)) == exact_reciprocal(3, 100)
 
 
 def test_softmax_apply_takes_the_derived_constants():
