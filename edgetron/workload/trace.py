@@ -755,8 +755,9 @@ class _Window(Op):
     def _validate_window(self) -> None:
         for field in ("n", "h", "w", "c", "r", "s", "stride_h", "stride_w"):
             _check_int(getattr(self, field), field)
-        for field, kernel, stride in (("pad_top", "r", "stride_h"), ("pad_bottom", "r", "stride_h"),
-                                      ("pad_left", "s", "stride_w"), ("pad_right", "s", "stride_w")):
+        sides = (("pad_top", "r", "stride_h"), ("pad_bottom", "r", "stride_h"),
+                 ("pad_left", "s", "stride_w"), ("pad_right", "s", "stride_w"))
+        for field, kernel, stride in sides:
             # golden.conv's bound: a window never lies wholly in the padding, except the
             # partial last window a stride longer than the kernel leaves.
             limit = max(getattr(self, kernel), getattr(self, stride)) - 1
