@@ -113,11 +113,22 @@ def _si(v: float) -> str:
     return f"{v:.0f}"
 
 
+def _sram_sizes(sizes: Sequence[int]) -> str:
+    """Buffer sizes as ``128/128/64 KiB`` when all are whole KiB, else each with its unit.
+
+    A size that is not a whole number of KiB is given in bytes (``512 B``,
+    ``1,536 B``), never rounded.
+    """
+    if all(b % 1024 == 0 for b in sizes):
+        return "/".join(str(b // 1024) for b in sizes) + " KiB"
+    return "/".join(f"{b // 1024} KiB" if b % 1024 == 0 else f"{b:,} B" for b in sizes)
+
+
 def _config_line(result: SimResult) -> str:
     c = result.config
+    sram = _sram_sizes((c.ifmap_sram_bytes, c.weight_sram_bytes, c.ofmap_sram_bytes))
     return (f"{c.name}: {c.rows}x{c.cols} {c.dataflow}, {c.clock_mhz:g} MHz, "
-            f"SRAM {c.ifmap_sram_bytes // 1024}/{c.weight_sram_bytes // 1024}/"
-            f"{c.ofmap_sram_bytes // 1024} KiB, DRAM {c.dram_bytes_per_cycle:g} B/cycle, "
+            f"SRAM {sram}, DRAM {c.dram_bytes_per_cycle:g} B/cycle, "
             f"{c.vector_lanes} vector lanes, double buffer {'on' if c.double_buffer else 'off'}")
 
 

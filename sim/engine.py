@@ -42,6 +42,7 @@ from edgetron.workload import (
 from . import memory as mem
 from .conv import avgpool_cycles, maxpool_cycles, pool_keeps_input_rows, pool_line_buffer_bytes
 from .energy import EVENT_INDEX, energy_table, energy_vector
+from .jitcache import is_compiled
 from .systolic import element_bytes
 from .vector import (
     ADD_ADDS_PER_ELEMENT,
@@ -70,6 +71,7 @@ __all__ = [
     "OpResult",
     "SimResult",
     "flatten",
+    "kernels_compiled",
     "simulate",
     "sweep",
 ]
@@ -521,9 +523,26 @@ class SimResult:
         }
 
 
+#: Error code of a matrix op that no GEMM-unit call fits -> (buffer, config field, the
+#: word it cannot hold).
+_TILE_ERRORS = {
+    mem.ERR_TILE_IFMAP: ("ifmap", "ifmap_sram_bytes", "operand-A word"),
+    mem.ERR_TILE_WEIGHT: ("weight", "weight_sram_bytes", "operand-B word"),
+    mem.ERR_TILE_OFMAP: ("ofmap", "ofmap_sram_bytes", "int32 accumulator word"),
+}
+
+
 def _raise_error(flat: FlatTrace, i: int, row: np.ndarray) -> None:
     op = flat.ops[i]
+    code = int(row[mem.C_ERR])
     need, have = int(row[mem.C_ERR_NEED]), int(row[mem.C_ERR_HAVE])
+    where = f"op {i} ({op.name!r}, {op.kind})"
+    if code in _TILE_ERRORS:
+        buf, field, word = _TILE_ERRORS[code]
+        raise ValueError(
+            f"{where}: a tile cannot fit the {buf} buffer: the smallest GEMM-unit call "
+            f"(1 x 1 x 1) needs one {need}-byte {word} of it, and {field} is {have}"
+        )
     if isinstance(op, Softmax):
         what = (f"a softmax row of {op.cols} {op.in_bits}-bit logits and their "
                 f"{mem.SOFTMAX_EXP_BYTES}-byte exponentials")
@@ -534,9 +553,21 @@ def _raise_error(flat: FlatTrace, i: int, row: np.ndarray) -> None:
     else:
         what = f"the running values of one output row of the pool ({op.out_w} x {op.c})"
     raise ValueError(
-        f"op {i} ({op.name!r}, {op.kind}): {what} needs {need} bytes of the ofmap buffer, "
+        f"{where}: {what} needs {need} bytes of the ofmap buffer, "
         f"which holds {have} bytes (ofmap_sram_bytes); this tile cannot fit at all"
     )
+
+
+def kernels_compiled() -> bool:
+    """Whether Numba's on-disk cache holds the kernel :func:`simulate` runs, fresh.
+
+    Returns
+    -------
+    bool
+        False when the first :func:`simulate` of the process will compile it and every
+        kernel it calls (tens of seconds; :func:`edgetron.sim.jitcache.is_compiled`).
+    """
+    return is_compiled(_run)
 
 
 def simulate(
@@ -565,7 +596,8 @@ def simulate(
         ``trace`` or ``cfg`` of the wrong type.
     ValueError
         An op the config cannot run: operand wider than the array, an accumulator that
-        could overflow, or a row / line buffer that cannot fit (naming op and buffer).
+        could overflow, a row / line buffer or a GEMM-unit tile that cannot fit (naming
+        the op and the buffer).
     """
     if not isinstance(cfg, AcceleratorConfig):
         raise TypeError(f"expected an AcceleratorConfig, got {type(cfg).__name__}")

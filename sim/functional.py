@@ -88,6 +88,7 @@ from edgetron.workload import (
 
 from .conv import conv_weight_matrix, im2col_rows
 from .engine import simulate
+from .jitcache import is_compiled
 from .systolic import DATAFLOW_IS, DATAFLOW_OS, cdiv
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "FunctionalResult",
     "OpCheck",
     "OpData",
+    "kernels_compiled",
     "prepare",
     "run_functional",
 ]
@@ -824,6 +826,19 @@ def _run_vector(op: Op, d: OpData) -> np.ndarray:
             copy_rows(src, out, row0)
             row0 += src.shape[1]
     return out
+
+
+def kernels_compiled() -> bool:
+    """Whether Numba's on-disk cache holds :func:`gemm_tiled`, fresh.
+
+    Returns
+    -------
+    bool
+        False when the first :func:`run_functional` of the process will compile
+        ``gemm_tiled``, which runs every matrix op and is the bulk of functional mode's
+        compile time (:func:`edgetron.sim.jitcache.is_compiled`).
+    """
+    return is_compiled(gemm_tiled)
 
 
 def run_functional(

@@ -10,20 +10,27 @@ goes to DRAM between ops (as in SCALE-Sim), weights and parameters come from DRA
 Tiling of a matrix op (:func:`plan_gemm`)
 -----------------------------------------
 Each of the op's ``count`` products ``(M x K) @ (K x N)`` is cut into GEMM-unit calls of
-at most ``mt x kt x nt`` that the buffers accept. Every call streams its whole A, B and
-per-channel parameter tile into the unit (the unit reloads its buffers per call), so a
-tile of ``mt`` rows re-fetches B ``ceil(M / mt)`` times and A ``ceil(N / nt)`` times:
-small buffers force re-fetch. With ``double_buffer`` the tiles must fit *half* of each
-buffer and the DMA loads the next call's operands (and stores the previous call's
-output) while the current call computes. The planner tries ``kt``: the whole ``K`` if a
-call of one row and one column accepts it, else the largest fitting number of whole
-array folds (the *K split*: the calls then emit int32 partial sums, which leave the array
-and are summed, then requantized, by the vector unit); ``nt``: ``cols * 2**j`` and ``N``
-(halved below ``cols`` only if none of those fits); ``mt``: the largest that fits with
-them; tile sizes are then evened out over the calls; the fewest cycles (then the least
-DRAM traffic) wins.
-With double buffering enabled both the half-buffer tiling (overlapped) and the
-whole-buffer tiling (not overlapped) are costed; the faster plan wins.
+at most ``mt x kt x nt`` that the buffers accept (:func:`tile_fits`). Every call streams
+its whole A, B and per-channel parameter tile into the unit (the unit reloads its
+buffers per call), so a tile of ``mt`` rows re-fetches B ``ceil(M / mt)`` times and A
+``ceil(N / nt)`` times: small buffers force re-fetch. The planner tries ``kt``: the whole
+``K`` if a call of one row and one column accepts it, else the largest fitting number of
+whole array folds (the *K split*: the calls then emit int32 partial sums, which leave the
+array and are summed, then requantized, by the vector unit); ``nt``: ``cols * 2**j`` and
+``N`` (halved below ``cols`` only if none of those fits); ``mt``: the largest that fits
+with them; tile sizes are then evened out over the calls; the fewest cycles (then the
+least DRAM traffic) wins. When not even a ``1 x 1 x 1`` call fits, the op gets the error
+code of the buffer below one array word (:data:`ERR_TILE_IFMAP`, ...).
+
+Double buffering (``double_buffer``; a DMA feature, not in ``rtl/``): each buffer is a
+ping-pong pair of halves, the parameter memory's ``rows`` words included. A call's tile
+must fit one half of each (:func:`tile_fits` with ``db = 1``); while the call runs from
+that half, the DMA moves the next call's A, B and parameters from DRAM into the other
+half and the previous call's output from it to DRAM. The call itself is the RTL's: it
+still takes its whole ``t``, its own load phase included (the unit streams the staged
+tile into its array-side buffers one beat per cycle, as ``rtl/matmul.py`` does); only the
+DRAM transfers are hidden. The planner costs both the half-buffer tiling (overlapped)
+and the whole-buffer tiling (sequential) and keeps the faster, per op.
 
 Cost of a matrix op (:func:`gemm_costs`)
 ----------------------------------------
@@ -32,13 +39,13 @@ cycles, ``load = max(a_beats, w_beats, ch_beats)``, ``tail = compute + drain``) 
 bytes ``L`` in (A, B, parameters) and ``S`` out, ``BW = dram_bytes_per_cycle``:
 
 * without double buffering the unit's input streams are fed from DRAM and its output
-  drains to DRAM: ``t + max(0, L/BW - load) + max(0, S/BW - tail)``;
-* with double buffering the DMA fills the idle half of each buffer, so the call's streams
-  run at full rate, and call ``i`` overlaps the load of call ``i+1`` and the store of call
-  ``i-1``: ``L_0/BW + sum_i max(t_i, (L_{i+1} + S_{i-1})/BW) + S_last/BW``. The model
-  charges each call its own ``L + S`` in the sum (exact when the calls are alike, which
-  all but the edge tiles are), ``max(t_0, L/BW)`` for the first, ``max(t_last, S/BW)``
-  for the last, and just ``t`` for a single call.
+  drains to DRAM: ``t + max(0, L/BW - load) + max(0, S/BW - tail)`` (the output term is
+  optimistic: it lets the output leave over the whole compute + drain, docs/simulator.md);
+* with double buffering call ``i`` overlaps the load of call ``i+1`` and the store of
+  call ``i-1``: ``L_0/BW + sum_i max(t_i, (L_{i+1} + S_{i-1})/BW) + S_last/BW``. The
+  model charges each call its own ``L + S`` in the sum (exact when the calls are alike,
+  which all but the edge tiles are), ``max(t_0, L/BW)`` for the first, ``max(t_last,
+  S/BW)`` for the last, and ``L/BW + t + S/BW`` for a single call.
 
 The op's cycles are the sum over its calls (``count`` products, each cut into tiles),
 plus, with a K split, the vector unit's partial-sum pass
@@ -51,7 +58,11 @@ and biases ``ceil(acc_bits / 8)``, one channel's parameters (bias, ``m``, ``s``)
 accumulator width when not requantized; DRAM per operand (A, B, parameters, output,
 partial sums); SRAM per buffer (words as the unit reads and writes them, see
 :func:`call_counts`). A convolution's A is fetched as raw input rows
-(:func:`edgetron.sim.conv.im2col_dram_bytes`).
+(:func:`edgetron.sim.conv.im2col_dram_bytes`). With a K split the parameters are fetched
+once per output tile, not per chunk: the first chunk's calls fetch the bias
+(``ceil(acc_bits / 8)`` bytes per channel), the later chunks' parameter words are zeros
+from the DMA (an int32-output call ignores ``m`` and ``s``), and the vector unit fetches
+``(m, s)`` (:data:`MS_BYTES` per channel) for its requantization.
 
 Vector ops (:func:`vector_stall`)
 ---------------------------------
@@ -76,6 +87,7 @@ from .systolic import (
     DATAFLOW_OS,
     cdiv,
     element_bytes,
+    matmul_buffer_words,
     matmul_fits,
     matmul_phases,
 )
@@ -85,6 +97,10 @@ __all__ = [
     "COLUMNS",
     "ERR_NONE",
     "ERR_ROW_BUFFER",
+    "ERR_TILE_IFMAP",
+    "ERR_TILE_OFMAP",
+    "ERR_TILE_WEIGHT",
+    "MS_BYTES",
     "M_BITS",
     "NCOL",
     "SOFTMAX_EXP_BYTES",
@@ -94,6 +110,7 @@ __all__ = [
     "gemm_costs",
     "half_buffers",
     "plan_gemm",
+    "tile_fits",
     "vector_stall",
 ]
 
@@ -103,9 +120,19 @@ S_BITS = S_MAX.bit_length()
 #: Bytes of one exponential ``e`` the softmax keeps between its second and third pass.
 SOFTMAX_EXP_BYTES = element_bytes.py_func(EXP_BITS)
 
-#: Error codes of the accounting kernels (the engine turns them into ValueErrors).
+#: Bytes of one channel's requantization constants ``(m, s)`` fetched on their own (the
+#: vector unit's requantization after a K split).
+MS_BYTES = element_bytes.py_func(M_BITS + S_BITS)
+
+#: Error codes of the accounting kernels (the engine turns them into ValueErrors): a
+#: vector op's row or line buffer does not fit the ofmap buffer; no GEMM-unit call fits,
+#: because the ifmap, weight or ofmap buffer holds less than one word of the array
+#: (``error_need`` the word's bytes, ``error_have`` the buffer's).
 ERR_NONE = 0
 ERR_ROW_BUFFER = 1
+ERR_TILE_IFMAP = 2
+ERR_TILE_WEIGHT = 3
+ERR_TILE_OFMAP = 4
 
 #: Columns of the per-op result row (float64), in order.
 COLUMNS = (
@@ -140,7 +167,7 @@ def ch_bytes(p):
 
 @njit(cache=True)
 def half_buffers(p):
-    """``p`` with every buffer halved: what one tile may use when double-buffered."""
+    """``p`` with the three buffers halved: the SRAM one double-buffered call may use."""
     return SimParams(p.rows, p.cols, p.dataflow, p.input_bits, p.weight_bits, p.acc_bits,
                      p.ifmap_sram_bytes // 2, p.weight_sram_bytes // 2,
                      p.ofmap_sram_bytes // 2, p.dram_bytes_per_cycle, p.clock_mhz,
@@ -148,7 +175,33 @@ def half_buffers(p):
 
 
 @njit(cache=True)
-def _largest(pp, which, hi, m, k, n):
+def tile_fits(p, db, m, k, n):
+    """Whether one GEMM-unit call ``(m, k, n)`` fits the memory one call may use.
+
+    Parameters
+    ----------
+    p : SimParams
+        The config.
+    db : int
+        0: the whole of every buffer (:func:`edgetron.sim.systolic.matmul_fits`).
+        1 (double-buffered): one half of each, the next call's operands and the
+        previous call's output occupying the other: the three SRAMs halved
+        (:func:`half_buffers`) and the parameter memory's ``rows`` words of ``cols``
+        channels too, ``ceil(n / cols) <= rows // 2`` (no half when ``rows`` is 1).
+    m, k, n : int
+        The call's shape.
+
+    Returns
+    -------
+    bool
+    """
+    if db == 0:
+        return matmul_fits(p, m, k, n)
+    return matmul_fits(half_buffers(p), m, k, n) and cdiv(n, p.cols) <= p.rows // 2
+
+
+@njit(cache=True)
+def _largest(p, db, which, hi, m, k, n):
     """Largest value in [1, hi] of dimension ``which`` (0 m, 1 k, 2 n) that fits, or 0."""
     lo = 0
     top = hi
@@ -157,7 +210,7 @@ def _largest(pp, which, hi, m, k, n):
         mm = mid if which == 0 else m
         kk = mid if which == 1 else k
         nn = mid if which == 2 else n
-        if matmul_fits(pp, mm, kk, nn):
+        if tile_fits(p, db, mm, kk, nn):
             lo = mid
         else:
             top = mid - 1
@@ -165,7 +218,7 @@ def _largest(pp, which, hi, m, k, n):
 
 
 @njit(cache=True)
-def call_counts(pp, m, k, n, out32, a_b, w_b):
+def call_counts(p, m, k, n, out32, a_b, w_b):
     """Cycles, phases and SRAM / register / adder counts of one GEMM-unit call.
 
     Returns ``(t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32)``:
@@ -185,15 +238,15 @@ def call_counts(pp, m, k, n, out32, a_b, w_b):
       no accumulator buffer; registers: operands cross the array, results shift out.
     * ``is``: the transposed ``ws`` (A^T stationary, W^T streamed).
     """
-    ph = matmul_phases(pp, m, k, n, out32)
+    ph = matmul_phases(p, m, k, n, out32)
     load = max(ph.a_beats, ph.w_beats, ph.ch_beats)
     t = ph.cmd + load + ph.compute + ph.drain
     tail = ph.compute + ph.drain
-    r, c = pp.rows, pp.cols
-    acc_b = element_bytes(pp.acc_bits)
+    r, c = p.rows, p.cols
+    acc_b = element_bytes(p.acc_bits)
     kf = cdiv(k, r)
     preload = r * c * (r + 1) / 2.0
-    if pp.dataflow == DATAFLOW_OS:
+    if p.dataflow == DATAFLOW_OS:
         tiles = cdiv(m, r) * cdiv(n, c)
         if_wr = ph.a_beats * r * a_b
         if_rd = tiles * k * r * a_b
@@ -203,7 +256,7 @@ def call_counts(pp, m, k, n, out32, a_b, w_b):
         of_wr = 0
         reg = tiles * (k * r * c * (a_b + w_b) + preload * acc_b)
         add32 = m * n
-    elif pp.dataflow == DATAFLOW_IS:
+    elif p.dataflow == DATAFLOW_IS:
         steps = cdiv(m, c) * kf
         if_wr = ph.a_beats * c * a_b
         if_rd = if_wr
@@ -236,15 +289,13 @@ def _a_dram(m, k, kt, a_b, geom):
 
 
 @njit(cache=True)
-def gemm_costs(p, pp, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, row):
+def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, row):
     """Account one matrix op tiled as ``mt x kt x nt`` into ``row`` (see :data:`COLUMNS`).
 
     Parameters
     ----------
     p : SimParams
         The config.
-    pp : SimParams
-        The buffers one tile may use (``p``, or :func:`half_buffers` when ``db``).
     db : int
         1 when the calls are double-buffered.
     count, m, k, n : int
@@ -296,10 +347,20 @@ def gemm_costs(p, pp, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, ge
                 if mult == 0:
                     continue
                 (t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg,
-                 add32) = call_counts(pp, mm, kk, nn_, call_out32, a_b, w_b)
+                 add32) = call_counts(p, mm, kk, nn_, call_out32, a_b, w_b)
                 a_dram = _a_dram(mm, k, kk, a_b, geom)
                 b_dram = kk * nn_ * w_b
-                par = nn_ * chb
+                # The unit takes nn_ parameter words per call. Without a K split they are
+                # the packed (bias, m, s) of DRAM. With one, its calls emit int32 partial
+                # sums and ignore (m, s): only the first chunk's calls fetch the bias, the
+                # DMA sends zeros for the rest, and (m, s) go to the vector unit below.
+                # The first of the nk - 1 chunks of class ik == 0 is chunk 0: its share.
+                if not split:
+                    par = float(nn_ * chb)
+                elif ik == 0:
+                    par = float(nn_ * acc_b) / mult_k
+                else:
+                    par = 0.0
                 out_dram = mm * nn_ * call_out_b
                 in_dram = a_dram + b_dram + par
                 f = float(mult * count)
@@ -322,8 +383,8 @@ def gemm_costs(p, pp, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, ge
                 row[C_WEIGHT_WR] += f * w_wr
                 row[C_OFMAP_RD] += f * of_rd
                 row[C_OFMAP_WR] += f * of_wr
-                row[C_PARAM_RD] += f * par
-                row[C_PARAM_WR] += f * par
+                row[C_PARAM_RD] += f * nn_ * chb
+                row[C_PARAM_WR] += f * nn_ * chb
                 row[C_EV_REG] += f * reg
                 row[C_EV_ADD] += f * add32
                 if call_out32 == 0:
@@ -351,9 +412,11 @@ def gemm_costs(p, pp, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, ge
         vector = float(count * psum_accumulate_cycles(p, m * n, nk))
         psum_rd = float(count * nk * m * n * acc_b)
         final = float(count * m * n * (acc_b if out32 == 1 else out_b))
+        ms = 0.0 if out32 == 1 else float(count * n * MS_BYTES)
         row[C_DRAM_PSUM] += psum_rd
         row[C_DRAM_OUT] += final
-        vstall = max(0.0, (psum_rd + final) / bw - vector)
+        row[C_DRAM_PARAM] += ms
+        vstall = max(0.0, (psum_rd + ms + final) / bw - vector)
         row[C_EV_ADD] += float(count * (nk - 1) * m * n)
         if out32 == 0:
             row[C_EV_MUL] += float(count * m * n)
@@ -379,18 +442,18 @@ def gemm_costs(p, pp, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, ge
 
 
 @njit(cache=True)
-def _try_tile(p, pp, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row, best):
+def _try_tile(p, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row, best):
     """Cost the tile ``(largest m, kt, cand)`` if it fits; keep it in ``best`` if better."""
-    if not matmul_fits(pp, 1, kt, cand):
+    if not tile_fits(p, db, 1, kt, cand):
         return False
-    c = pp.cols
-    mt = _largest(pp, 0, m, 1, kt, cand)
+    c = p.cols
+    mt = _largest(p, db, 0, m, 1, kt, cand)
     mt = cdiv(m, cdiv(m, mt))
     nn = cdiv(n, cand)
     even_n = min(cdiv(cdiv(n, nn), c) * c, cand)
     row[:] = 0.0
-    cyc = gemm_costs(p, pp, db, count, m, k, n, mt, kt, even_n, out32, a_b, w_b, out_b,
-                     geom, row)
+    cyc = gemm_costs(p, db, count, m, k, n, mt, kt, even_n, out32, a_b, w_b, out_b, geom,
+                     row)
     dram = row[C_DRAM_RD] + row[C_DRAM_WR]
     if cyc < best[0] or (cyc == best[0] and dram < best[1]):
         best[0] = cyc
@@ -403,15 +466,15 @@ def _try_tile(p, pp, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom,
 
 
 @njit(cache=True)
-def _plan_in(p, pp, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best):
-    """Best tile within buffers ``pp``; updates ``best`` = (cycles, dram, mt, kt, nt, db)."""
-    if not matmul_fits(pp, 1, 1, 1):
+def _plan_in(p, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best):
+    """Best tile that :func:`tile_fits`; updates ``best`` = (cycles, dram, mt, kt, nt, db)."""
+    if not tile_fits(p, db, 1, 1, 1):
         return
-    r, c = pp.rows, pp.cols
-    if matmul_fits(pp, 1, k, 1):
+    r, c = p.rows, p.cols
+    if tile_fits(p, db, 1, k, 1):
         kt = k
     else:
-        kt = _largest(pp, 1, k, 1, 1, 1)
+        kt = _largest(p, db, 1, k, 1, 1, 1)
         if kt >= r:
             kt = (kt // r) * r
         nk = cdiv(k, kt)
@@ -422,7 +485,7 @@ def _plan_in(p, pp, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
     nt = c
     while True:
         cand = min(nt, n)
-        if _try_tile(p, pp, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row,
+        if _try_tile(p, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row,
                      best):
             found = True
         if cand >= n:
@@ -432,9 +495,29 @@ def _plan_in(p, pp, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
     # until a call fits; N = 1 always does, since K was chosen for it.
     nt = min(c, n) // 2
     while not found and nt >= 1:
-        found = _try_tile(p, pp, db, count, m, k, n, kt, nt, out32, a_b, w_b, out_b, geom,
-                          row, best)
+        found = _try_tile(p, db, count, m, k, n, kt, nt, out32, a_b, w_b, out_b, geom, row,
+                          best)
         nt //= 2
+
+
+@njit(cache=True)
+def _no_tile(p, row):
+    """Name the buffer that cannot hold one word of the array (no call fits) in ``row``."""
+    a_words, w_words, _, _ = matmul_buffer_words(p)
+    r, c = p.rows, p.cols
+    a_lanes, w_lanes = (c, r) if p.dataflow == DATAFLOW_IS else (r, c)
+    if a_words < 1:
+        row[C_ERR] = ERR_TILE_IFMAP
+        row[C_ERR_NEED] = a_lanes * element_bytes(p.input_bits)
+        row[C_ERR_HAVE] = p.ifmap_sram_bytes
+    elif w_words < 1:
+        row[C_ERR] = ERR_TILE_WEIGHT
+        row[C_ERR_NEED] = w_lanes * element_bytes(p.weight_bits)
+        row[C_ERR_HAVE] = p.weight_sram_bytes
+    else:
+        row[C_ERR] = ERR_TILE_OFMAP
+        row[C_ERR_NEED] = c * element_bytes(p.acc_bits)
+        row[C_ERR_HAVE] = p.ofmap_sram_bytes
 
 
 @njit(cache=True)
@@ -443,6 +526,9 @@ def plan_gemm(p, count, m, k, n, out32, a_b, w_b, out_b, geom, row):
 
     See the module docstring; with ``p.double_buffer`` both the half-buffer (overlapped)
     and the whole-buffer (sequential) tilings are costed and the faster one is kept.
+    When not even a ``1 x 1 x 1`` call fits (a buffer smaller than one word of the
+    array, which a validated config cannot have), ``row`` gets the error code of that
+    buffer (:data:`ERR_TILE_IFMAP`, ...) and 0 is returned.
     """
     best = np.empty(6)
     best[0] = np.inf
@@ -452,14 +538,14 @@ def plan_gemm(p, count, m, k, n, out32, a_b, w_b, out_b, geom, row):
     best[4] = 0
     best[5] = 0
     if p.double_buffer == 1:
-        _plan_in(p, half_buffers(p), 1, count, m, k, n, out32, a_b, w_b, out_b, geom, row,
-                 best)
-    _plan_in(p, p, 0, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
-    db = int(best[5])
-    pp = half_buffers(p) if db == 1 else p
+        _plan_in(p, 1, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
+    _plan_in(p, 0, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
     row[:] = 0.0
-    return gemm_costs(p, pp, db, count, m, k, n, int(best[2]), int(best[3]), int(best[4]),
-                      out32, a_b, w_b, out_b, geom, row)
+    if best[2] == 0:
+        _no_tile(p, row)
+        return 0.0
+    return gemm_costs(p, int(best[5]), count, m, k, n, int(best[2]), int(best[3]),
+                      int(best[4]), out32, a_b, w_b, out_b, geom, row)
 
 
 @njit(cache=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgetron.commands.sim import CONFIG_HELP, MODEL_HELP, progress_bar
+from edgetron.commands.sim import CONFIG_HELP, MODEL_HELP, compile_notice, progress_bar
 from edgetron.config import load_config
 from edgetron.report import comparison_dict, format_comparison, plot_breakdown, write_json
 from edgetron.sim.engine import simulate
@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     traces = [load_workload(m, batch=args.batch) for m in args.models]
     results = []
+    compile_notice()
     with progress_bar(sum(len(t) for t in traces), "compare") as update:
         for trace in traces:
             results.append(simulate(trace, cfg, progress=update, chunk=16))

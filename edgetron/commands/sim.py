@@ -2,28 +2,35 @@
 
 MODEL is a preset name (``vit-tiny``, ``deit-small``, ``deit-base``, ``resnet18``,
 ``mobilenetv2``), a trace JSON file or a SCALE-Sim topology CSV. ``--functional`` also
-executes the trace on seeded random int8 data in the hardware's tile order and checks
-every op against the golden kernels bit for bit (exit status 1 on any difference).
+executes the trace on int8 data (seeded random, or ``--input``) in the hardware's tile
+order and checks every op against the golden kernels bit for bit (exit status 1 on any
+difference).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from edgetron.config import DEFAULT_PRESET, PRESETS, load_config
 from edgetron.report import format_result, result_dict, write_json
+from edgetron.sim import engine, functional
 from edgetron.sim.engine import simulate
 from edgetron.sim.functional import prepare, run_functional
 from edgetron.workload import MODELS, load_workload
 
-__all__ = ["CONFIG_HELP", "MODEL_HELP", "progress_bar", "register"]
+__all__ = ["COMPILE_NOTICE", "CONFIG_HELP", "MODEL_HELP", "compile_notice", "progress_bar",
+           "register"]
 
 MODEL_HELP = f"preset ({', '.join(MODELS)}), trace JSON file or SCALE-Sim CSV"
 CONFIG_HELP = f"preset ({', '.join(PRESETS)}) or TOML file; default {DEFAULT_PRESET}"
+#: Printed to stderr before a run that compiles the Numba kernels (cold on-disk cache).
+COMPILE_NOTICE = "compiling simulator kernels (first run only, about 30 s)..."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also run on seeded random int8 data and check every op against "
                         "golden bit for bit")
     p.add_argument("--seed", type=int, default=0, help="seed of the functional data (0)")
+    p.add_argument("--input", type=Path, metavar="FILE.npy",
+                   help="with --functional: int8 values for the model's external input, a "
+                        "NumPy .npy array of its shape (default: seeded random)")
     p.add_argument("--batch", type=int, help="batch size for presets and CSVs (default 1)")
     p.set_defaults(func=_run)
 
@@ -53,24 +63,61 @@ def progress_bar(total: int, desc: str):
         bar.close()
 
 
+def compile_notice(*, functional_mode: bool = False) -> None:
+    """Print :data:`COMPILE_NOTICE` to stderr when the coming run compiles kernels.
+
+    Parameters
+    ----------
+    functional_mode : bool
+        The run also executes functional mode: its kernels are checked too.
+
+    Notes
+    -----
+    Checked against Numba's on-disk cache (:func:`edgetron.sim.engine.kernels_compiled`,
+    :func:`edgetron.sim.functional.kernels_compiled`). Standard error keeps ``--json -``
+    output clean.
+    """
+    cold = not engine.kernels_compiled() or (functional_mode
+                                             and not functional.kernels_compiled())
+    if cold:
+        print(COMPILE_NOTICE, file=sys.stderr, flush=True)
+
+
+def _load_input(path: Path) -> np.ndarray:
+    """The ``--input`` array: a .npy file, memory-mapped (its shape is checked first)."""
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError):
+        raise ValueError(f"--input {path}: not a .npy file of plain numbers (pickled and "
+                         "object arrays are refused)") from None
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise ValueError(f"--input {path}: expected one array (.npy), got an .npz archive")
+    return data
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.input is not None and not args.functional:
+        raise ValueError("--input is the data of --functional; add --functional")
     cfg = load_config(args.config)
     trace = load_workload(args.model, batch=args.batch)
+    inputs = None if args.input is None else _load_input(args.input)
+    compile_notice(functional_mode=args.functional)
     with progress_bar(len(trace), f"sim {trace.name}") as update:
         result = simulate(trace, cfg, progress=update, chunk=16)
-    functional = None
+    checked = None
     if args.functional:
         with progress_bar(len(trace), f"golden {trace.name}") as update:
-            data = prepare(trace, seed=args.seed, progress=update)
+            data = prepare(trace, seed=args.seed, inputs=inputs, progress=update)
         with progress_bar(len(trace), f"functional {trace.name}") as update:
-            functional = run_functional(data, cfg, progress=update)
+            checked = run_functional(data, cfg, progress=update)
     if args.json is not None and str(args.json) == "-":
-        write_json(result_dict(result, functional=functional), "-")
+        write_json(result_dict(result, functional=checked), "-")
     else:
         print(format_result(result, per_op=args.per_op))
-        if functional is not None:
-            print(functional.summary())
+        if checked is not None:
+            print(checked.summary())
         if args.json is not None:
-            write_json(result_dict(result, functional=functional), args.json)
+            write_json(result_dict(result, functional=checked), args.json)
             print(f"wrote {args.json}")
-    return 0 if functional is None or functional.ok else 1
+    return 0 if checked is None or checked.ok else 1

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from edgetron.cli import main
-from edgetron.commands.sim import progress_bar
-from edgetron.config import ENERGY_EVENTS, PRESETS
-from edgetron.report import format_comparison, kind_breakdown
+from edgetron.commands.sim import COMPILE_NOTICE, compile_notice, progress_bar
+from edgetron.config import ENERGY_EVENTS, PRESETS, AcceleratorConfig
+from edgetron.report import format_comparison, format_result, kind_breakdown
+from edgetron.sim import engine, functional
 from edgetron.sim.engine import simulate
-from edgetron.workload import build_model, save_trace, to_scalesim, vit
+from edgetron.workload import Gemm, Trace, build_model, save_trace, to_scalesim, vit
 
 KEYS = ("macs", "cycles", "stall_cycles", "utilization", "latency_ms", "energy_uj",
         "dram_bytes")
@@ -54,7 +56,7 @@ def test_sim_reads_trace_files_scalesim_csvs_and_toml_configs(tmp_path, capsys):
     (tmp_path / "cfg.toml").write_text('preset = "edge-8"\ndataflow = "os"\n')
     assert main(["sim", str(tmp_path / "small.json"), "--config",
                  str(tmp_path / "cfg.toml")]) == 0
-    assert "on edge-8: 8x8 os" in capsys.readouterr().out
+    assert "on edge-8+dataflow=os: 8x8 os" in capsys.readouterr().out
     assert main(["sim", str(tmp_path / "small.csv"), "--json", "-"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["totals"]["macs"] == sum(op.macs for op in small if op.unit == "array")
@@ -66,6 +68,93 @@ def test_sim_functional(tmp_path, capsys):
     assert main(["sim", str(tmp_path / "small.json"), "--functional", "--config",
                  "edge-8"]) == 0
     assert "bit-exact with golden" in capsys.readouterr().out
+
+
+@pytest.fixture
+def small_vit(tmp_path):
+    """A one-block ViT on 32 x 32 images, saved as a trace file; (trace, path)."""
+    small = vit(image_size=32, embed=32, heads=2, depth=1, classes=10)
+    path = tmp_path / "small.json"
+    save_trace(small, path)
+    return small, path
+
+
+def test_sim_functional_exits_1_on_a_mismatch(small_vit, monkeypatch, capsys):
+    # A simulator whose GEMM unit gets one value wrong: the CLI must report the op and fail.
+    real = functional.gemm_tiled
+
+    def off_by_one(*args):
+        calls, ok = real(*args)
+        args[-1][0, 0, 0] += 1
+        return calls, ok
+
+    monkeypatch.setattr(functional, "gemm_tiled", off_by_one)
+    argv = ["sim", str(small_vit[1]), "--functional", "--config", "edge-8"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "ops differ from golden" in out and "op 0 ('patch_embed', conv2d)" in out
+    assert main([*argv, "--json", "-"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["functional"]["ok"] is False and d["functional"]["failures"][0]["index"] == 0
+
+
+def test_sim_functional_takes_input_data(small_vit, tmp_path, capsys):
+    trace, path = small_vit
+    shape = trace[0].in_shapes[0]
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(3).integers(-128, 128, size=shape, dtype=np.int8))
+    assert main(["sim", str(path), "--functional", "--input", str(x)]) == 0
+    assert "bit-exact with golden" in capsys.readouterr().out
+    np.save(x, np.zeros((1, 2, 3), dtype=np.int8))
+    assert main(["sim", str(path), "--functional", "--input", str(x)]) == 1
+    err = capsys.readouterr().err
+    assert "inputs[0] must be integers of shape" in err and err.count("\n") == 1
+    np.save(x, np.array([None, 1], dtype=object), allow_pickle=True)
+    assert main(["sim", str(path), "--functional", "--input", str(x)]) == 1
+    assert "not a .npy file of plain numbers" in capsys.readouterr().err
+    assert main(["sim", str(path), "--input", str(x)]) == 1
+    assert "add --functional" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("compiled, functional_mode, shown", [
+    ((True, True), False, False), ((False, True), False, True),
+    ((True, False), False, False), ((True, False), True, True),
+])
+def test_compile_notice_only_when_the_cache_is_cold(monkeypatch, capsys, compiled,
+                                                     functional_mode, shown):
+    monkeypatch.setattr(engine, "kernels_compiled", lambda: compiled[0])
+    monkeypatch.setattr(functional, "kernels_compiled", lambda: compiled[1])
+    compile_notice(functional_mode=functional_mode)
+    out, err = capsys.readouterr()
+    assert out == "" and (COMPILE_NOTICE in err) == shown
+
+
+def test_compile_notice_goes_to_stderr_around_json(monkeypatch, capsys):
+    monkeypatch.setattr(engine, "kernels_compiled", lambda: False)
+    assert main(["sim", "resnet18", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["trace"] == "resnet18"
+    assert err.startswith("compiling simulator kernels (first run only")
+    assert main(["compare", "resnet18", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["models"][0]["trace"] == "resnet18" and COMPILE_NOTICE in err
+
+
+def test_kernels_report_compiled_once_run():
+    simulate(build_model("resnet18"), PRESETS["edge-8"])
+    assert engine.kernels_compiled()
+
+
+@pytest.mark.parametrize("sizes, text", [
+    ((128 * 1024, 128 * 1024, 64 * 1024), "SRAM 128/128/64 KiB"),
+    ((512, 1024, 1536), "SRAM 512 B/1 KiB/1,536 B"),
+])
+def test_sram_sizes_below_or_between_kib_are_printed_in_bytes(sizes, text):
+    cfg = AcceleratorConfig(rows=4, cols=4, ifmap_sram_bytes=sizes[0],
+                            weight_sram_bytes=sizes[1], ofmap_sram_bytes=sizes[2])
+    fc = Gemm(name="fc", inputs=("input",), batch=1, m=16, k=32, n=8, weights=True)
+    res = simulate(Trace(name="fc", batch=1, ops=(fc,)), cfg)
+    assert text in format_result(res) and text in format_comparison([res])
 
 
 @pytest.mark.parametrize("argv, message", [

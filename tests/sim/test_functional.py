@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import textwrap
+
 import numpy as np
 import pytest
 
 from edgetron.config import PRESETS
 from edgetron.golden.quant import activation_bounds
+from edgetron.sim import functional
 from edgetron.sim.engine import simulate
 from edgetron.sim.functional import gemm_tiled, prepare, run_functional
 from edgetron.workload import (
@@ -120,13 +124,13 @@ def test_asymmetric_pools_are_exact():
     assert [c.kind for c in res.checks] == ["conv2d", "maxpool", "avgpool"]
 
 
-def test_pool_golden_cannot_run_is_named():
-    # Valid as a trace (the window fits the padded input), but the last window of a 2x2
-    # average pool with 2 rows of bottom padding lies wholly in the padding: golden refuses.
-    trace = _pool_trace(({"pad_bottom": 1}, {"pad_bottom": 2}))
-    with pytest.raises(ValueError, match=r"op 2 \('avgpool', avgpool\): padding \(top, bottom, "
-                                         r"left, right\) = \(0, 2, 0, 0\) must be at most half"):
-        prepare(trace)
+def test_pool_golden_cannot_run_is_rejected_by_name():
+    # The last window of a 2x2 average pool with 2 rows of bottom padding would lie wholly
+    # in the padding, which golden refuses. The trace enforces golden's bound (each side
+    # at most max(kernel, stride) - 1), so functional mode never meets such a pool: it is
+    # refused by field when the trace is built.
+    with pytest.raises(ValueError, match=r"pad_bottom: 2 is out of range; allowed \[0, 1\]"):
+        _pool_trace(({"pad_bottom": 1}, {"pad_bottom": 2}))
 
 
 def test_scalesim_partial_windows_are_exact():
@@ -164,6 +168,84 @@ def test_a_wrong_output_is_reported(vit_block):
     bad = res.failures[0]
     assert bad.mismatches == 1 and bad.first_mismatch is not None
     assert "blocks.0.softmax" in res.summary()
+
+
+def _mutate(monkeypatch, name: str, old: str, new: str) -> None:
+    """Replace the GEMM-unit kernel ``name`` of sim/functional.py by a mutant of its source.
+
+    The mutant is the kernel's own Python source with ``old`` (which must occur once)
+    replaced by ``new``, run as Python; ``gemm_tiled`` then runs as Python too, so that it
+    calls the mutant. Nothing on disk changes.
+    """
+    kernel = getattr(functional, name)
+    src = textwrap.dedent(inspect.getsource(kernel.py_func))
+    assert src.count(old) == 1, (name, old)
+    src = src.replace(old, new).replace("@njit(cache=True)\n", "", 1)
+    scope: dict = {}
+    exec(compile(src, f"<mutant of {name}>", "exec"), functional.__dict__, scope)
+    monkeypatch.setattr(functional, name, scope[name])
+    if name != "gemm_tiled":
+        monkeypatch.setattr(functional, "gemm_tiled", functional.gemm_tiled.py_func)
+
+
+@pytest.fixture(scope="module")
+def mapping_data():
+    """A GEMM with several folds and column tiles that edge-8 must split along K."""
+    trace = Trace(name="mapping", batch=1, ops=(
+        Gemm(name="fc", inputs=("input",), batch=1, m=12, k=100, n=20, weights=True,
+             bias=True, requant="channel"),
+    ))
+    return prepare(trace, seed=11)
+
+
+#: ws with small buffers: K = 100 does not fit one call (a K split into chunks of 56 and
+#: 44, each several folds of 8 rows), N = 20 takes three calls per chunk. os with the
+#: preset's buffers: one call of two row tiles and three column tiles.
+MAPPING_CFGS = {
+    "ws": PRESETS["edge-8"].replace(weight_sram_bytes=512),
+    "os": PRESETS["edge-8"].replace(dataflow="os"),
+}
+
+#: Mapping bugs the functional mode must catch: (kernel, source, mutant, config).
+MUTANTS = {
+    "a ws fold overwrites the accumulator": (
+        "_call_ws", "v = acc[i, j0 + c] + psum", "v = psum", "ws"),
+    "the last ws fold is dropped": (
+        "_call_ws", "for r0 in range(0, kt, rows):", "for r0 in range(0, kt - rows, rows):",
+        "ws"),
+    "K-split partial sums are not accumulated": (
+        "gemm_tiled", "v += total[i, j]", "v += 0", "ws"),
+    "every K chunk is requantized, not the sum after the last": (
+        "gemm_tiled", "v = acc[i, j]\n",
+        "v = acc[i, j] if nk == 1 else _requant(acc[i, j], mq[pi, n0 + j], "
+        "sq[pi, n0 + j], lo, hi)\n", "ws"),
+    "an os tile ignores its column offset": (
+        "_call_os", "w[k0 + kk, n0 + j0 + c]", "w[k0 + kk, n0 + c]", "os"),
+}
+
+
+def test_mapping_harness_runs_exact(mapping_data, monkeypatch):
+    # The unmutated kernels, run as Python the way the mutants run: exact, and the
+    # configurations exercise what the mutants break.
+    ws = simulate(mapping_data.trace, MAPPING_CFGS["ws"]).op_dict(0)
+    assert (ws["k_chunks"], ws["tile_k"], ws["tile_n"], ws["calls"]) == (2, 56, 8, 6)
+    os_ = simulate(mapping_data.trace, MAPPING_CFGS["os"]).op_dict(0)
+    assert (os_["tile_m"], os_["tile_n"], os_["calls"]) == (12, 20, 1)
+    monkeypatch.setattr(functional, "gemm_tiled", functional.gemm_tiled.py_func)
+    for cfg in MAPPING_CFGS.values():
+        res = run_functional(mapping_data, cfg)
+        assert res.ok, res.summary()
+
+
+@pytest.mark.parametrize("bug", MUTANTS)
+def test_a_mapping_bug_in_the_simulator_is_reported(mapping_data, monkeypatch, bug):
+    name, old, new, cfg = MUTANTS[bug]
+    _mutate(monkeypatch, name, old, new)
+    res = run_functional(mapping_data, MAPPING_CFGS[cfg])
+    assert not res.ok
+    (bad,) = res.failures
+    assert bad.name == "fc" and bad.mismatches > 0 and bad.calls == bad.expected_calls
+    assert "op 0 ('fc', gemm)" in res.summary()
 
 
 def test_gemm_kernel_matches_numpy_in_every_dataflow():

@@ -10,17 +10,20 @@ call, BW the DRAM bandwidth, load = max(a, w, ch beats), tail = compute + drain:
 
     no double buffering: sum over calls of t + max(0, L/BW - load) + max(0, S/BW - tail)
     double buffering:    L/BW + max(t, L/BW) + (T-2) max(t, (L+S)/BW) + max(t, S/BW) + S/BW
+                         for T alike calls, each fitting half of every buffer and of the
+                         parameter memory (N <= C * (R // 2))
 
 One channel's parameters (int32 bias, 31-bit m, 6-bit s) are ceil(69/8) = 9 bytes.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edgetron.config import AcceleratorConfig
 from edgetron.sim.engine import simulate
-from edgetron.sim.memory import ch_bytes
+from edgetron.sim.memory import COLUMNS, ch_bytes, gemm_costs, tile_fits
 from edgetron.workload import Conv2d, Gemm, Trace
 
 CH = 9  # bytes of one channel's (bias, m, s)
@@ -126,21 +129,47 @@ def test_bandwidth_starved_dram_without_double_buffering():
 
 
 def test_double_buffering_overlaps_loads_with_compute():
-    # 16 x 16 @ 16 x 64 on 4x4: the parameter memory takes N <= R*C = 16 per call, so four
-    # calls (16, 16, 16) of t = 2 + 64 + (4 + 15*16 + 16) + 12 = 338, at 2 B/cycle:
-    # L = 256 + 256 + 16*9 = 656 bytes (328 cycles), S = 256 (128), L + S: 456 cycles.
-    # Overlapped: 328 + max(338, 328) + 2 max(338, 456) + max(338, 128) + 128 = 2044.
+    # Four products 16 x 16 @ 16 x 8 on 4x4 (count = 4), one call each, alike in both plans:
+    # t = 2 + max(64, 32, 8) + (4 + 7*16 + 16) + 12 = 210 (load phase 64, tail 144). At
+    # 2 B/cycle: L = 256 + 128 + 8*9 = 456 bytes (228 cycles), S = 128 (64), L + S: 292.
+    # Overlapped: 228 + max(210, 228) + 2 max(210, 292) + max(210, 64) + 64 = 1314; every
+    # call still takes its whole t, load phase included (the RTL's own cycles).
+    cfg = cfg4(dram_bytes_per_cycle=2.0, double_buffer=True)
+    v = run(gemm_op(16, 16, 8, count=4), cfg)
+    assert ws_call(4, 4, 16, 16, 8) == 210
+    assert (v["calls"], v["tile_m"], v["tile_n"], v["double_buffered"]) == (4, 16, 8, 1)
+    assert v["cycles"] == 228 + 228 + 2 * 292 + 210 + 64 == 1314
+    assert v["compute_cycles"] == 4 * 210 and v["stall_cycles"] == 1314 - 840
+    # Sequential: each load phase (64 beats) waits for 228 cycles of DRAM; the output
+    # (64 cycles) drains within the tail: 4 (210 + 228 - 64) = 1496.
+    seq = run(gemm_op(16, 16, 8, count=4), cfg.replace(double_buffer=False))
+    assert seq["cycles"] == 4 * (210 + 228 - 64) == 1496
+    assert seq["double_buffered"] == 0
+
+
+def test_double_buffered_calls_get_half_the_parameter_memory():
+    # The parameter memory (R = 4 words of C = 4 channels) is split like the SRAMs: a
+    # double-buffered call takes N <= 2 * 4 = 8 channels, a sequential one N <= 16.
+    p = cfg4(double_buffer=True).sim_params()
+    assert tile_fits(p, 0, 1, 16, 16) and not tile_fits(p, 1, 1, 16, 16)
+    assert tile_fits(p, 1, 1, 16, 8) and not tile_fits(p, 1, 1, 16, 9)
+    assert not tile_fits(cfg4(rows=1).sim_params(), 1, 1, 1, 1)  # 1 word: no halves
+    # 16 x 16 @ 16 x 64 at 2 B/cycle. Sequential: four calls (16, 16, 16) of
+    # t = 2 + 64 + (4 + 15*16 + 16) + 12 = 338, L = 256 + 256 + 16*9 = 656 bytes (328
+    # cycles against a load phase of 64), S = 256 (128, within the tail): 4 (338 + 264).
+    # Double-buffered: eight calls (16, 16, 8) of t = 210, L = 456 (228), S = 128 (64):
+    # 228 + max(210, 228) + 6 max(210, 292) + max(210, 64) + 64 = 2482. The planner keeps
+    # the sequential plan.
     cfg = cfg4(dram_bytes_per_cycle=2.0, double_buffer=True)
     v = run(gemm_op(16, 16, 64), cfg)
     assert ws_call(4, 4, 16, 16, 16) == 338
-    assert (v["calls"], v["tile_n"], v["double_buffered"]) == (4, 16, 1)
-    assert v["cycles"] == 328 + 338 + 2 * 456 + 338 + 128 == 2044
-    assert v["stall_cycles"] == 2044 - 4 * 338
-    # Sequential: each call's load phase (64 beats) waits for 328 cycles of DRAM:
-    # 4 (338 + 328 - 64) = 2408.
-    seq = run(gemm_op(16, 16, 64), cfg.replace(double_buffer=False))
-    assert seq["cycles"] == 4 * (338 + 328 - 64) == 2408
-    assert seq["double_buffered"] == 0
+    assert (v["calls"], v["tile_n"], v["double_buffered"]) == (4, 16, 0)
+    assert v["cycles"] == 4 * (338 + 328 - 64) == 2408
+    row = np.zeros(len(COLUMNS))
+    geom = (0,) * 9
+    assert gemm_costs(cfg.sim_params(), 1, 1, 16, 16, 64, 16, 16, 8, 0, 1, 1, 1, geom,
+                      row) == 228 + 228 + 6 * 292 + 210 + 64 == 2482
+    assert row[COLUMNS.index("calls")] == 8
 
 
 def test_double_buffering_is_dropped_when_halved_tiles_cost_more():
@@ -148,10 +177,15 @@ def test_double_buffering_is_dropped_when_halved_tiles_cost_more():
     # calls of 32 rows; with DRAM this slow the planner keeps the sequential plan, two
     # calls of 2 + 128 + (4 + 7*32 + 32) + 12 = 402 with 712 bytes in (178 cycles against
     # a load phase of 128) and 256 out (64 against 272): 2 (402 + 50) = 904.
-    v = run(gemm_op(64, 16, 8), cfg4(ifmap_sram_bytes=512, dram_bytes_per_cycle=4.0,
-                                      double_buffer=True))
+    cfg = cfg4(ifmap_sram_bytes=512, dram_bytes_per_cycle=4.0, double_buffer=True)
+    v = run(gemm_op(64, 16, 8), cfg)
     assert (v["calls"], v["tile_m"], v["double_buffered"]) == (2, 32, 0)
     assert v["cycles"] == 2 * (ws_call(4, 4, 32, 16, 8) + 178 - 128) == 904
+    # The halves: four calls of 16 rows, t = 210, L = 456 bytes (114 cycles), S = 128
+    # (32), L + S 146: 114 + max(210, 114) + 2 max(210, 146) + max(210, 32) + 32 = 986.
+    row = np.zeros(len(COLUMNS))
+    assert gemm_costs(cfg.sim_params(), 1, 1, 64, 16, 8, 16, 16, 8, 0, 1, 1, 1, (0,) * 9,
+                      row) == 114 + 210 + 2 * 210 + 210 + 32 == 986
 
 
 def test_k_split_emits_int32_partial_sums():
@@ -169,6 +203,14 @@ def test_k_split_emits_int32_partial_sums():
     # Partial sums leave as int32 (4 bytes), once out and once back; the final output int8.
     assert v["dram_psum_bytes"] == 2 * (2 * 8 * 4 * 4)
     assert v["dram_out_bytes"] == 8 * 4
+    # Parameters are fetched once: the int32 bias by the first chunk's call (the second
+    # call's parameter words are zeros from the DMA), (m, s) -- 31 + 6 bits, 5 bytes -- by
+    # the vector unit that requantizes. The unit's parameter memory still takes 4 words
+    # of 9 bytes per call.
+    assert v["dram_param_bytes"] == 4 * 4 + 4 * 5
+    assert v["param_write_bytes"] == 2 * 4 * CH
+    v32 = run(gemm_op(8, 100, 4, out32=True), cfg4(weight_sram_bytes=256))
+    assert v32["k_chunks"] == 2 and v32["dram_param_bytes"] == 4 * 4  # no requantization
 
 
 def test_count_multiplies_calls():

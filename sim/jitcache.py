@@ -1,0 +1,163 @@
+"""Freshness of the simulator's Numba on-disk caches.
+
+``@njit(cache=True)`` stores a compiled function in an index file (``*.nbi``) and data
+files (``*.nbc``) and reuses them while the index's *source stamp* matches. Numba's stamp
+is a hash of the function's **own** file only, but the compiled code embeds the callees it
+calls from other files (``sim.memory`` calls ``sim.systolic``, ``sim.engine`` calls
+everything) and the values of the globals it reads (golden's ``EXP_BITS``, ``RECIP_K``,
+``INT32_MAX``, ...: Numba freezes a global into the compiled code). After such a file
+changes, Numba alone would run the old code: stale cycle counts, silently.
+
+:class:`SourcesLocator` closes that gap without touching any file. Numba asks each class
+of its locator list, in order, for the cache of a function; this one answers for the
+functions of ``sim/`` only, by asking Numba's own locators in Numba's own order and
+wrapping the first that accepts the function, so the cache lives exactly where Numba puts
+it:
+
+* ``$NUMBA_CACHE_DIR/sim_<sha1 of the sim folder>/`` when ``NUMBA_CACHE_DIR`` is set;
+* else ``sim/__pycache__/`` next to the sources, when that folder is writable;
+* else the user-wide cache, ``<user cache dir>/numba/sim_<sha1 of the sim folder>/``
+  (``~/.cache/numba/...`` on Linux).
+
+It changes only the stamp, to Numba's own stamp plus a SHA-256 of every source the
+kernels depend on (:func:`kernel_sources`). An index written under other sources no
+longer matches, so Numba ignores it, recompiles and overwrites it: its own mechanism for a
+changed source file. Nothing is deleted, and processes that run older sources at the same
+time cannot make a newer one load their code. The cost is one hash of about 20 source
+files (330 KB) per process, about a millisecond, when the first kernel's cache is set up.
+
+:func:`install` puts the locator first in Numba's list; ``edgetron.sim`` calls it when
+the package is imported, before any of its modules defines a kernel. Setting
+``NUMBA_CACHE_LOCATOR_CLASSES`` replaces Numba's list, this locator included; name
+``edgetron.sim.jitcache.SourcesLocator`` first in it to keep the check (a warning says
+so otherwise).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import warnings
+from pathlib import Path
+
+from numba.core import caching
+from numba.core import config as numba_config
+
+__all__ = ["SourcesLocator", "install", "is_compiled", "kernel_sources", "sources_digest"]
+
+_SIM = Path(__file__).resolve().parent
+
+
+def kernel_sources() -> list[Path]:
+    """Every source file whose code or constants the package's compiled kernels embed.
+
+    ``sim/*.py``; the golden package, whose constants the kernels read as globals; and
+    ``edgetron/config.py`` (``SimParams``).
+    """
+    import edgetron.config
+    import edgetron.golden
+
+    golden = Path(edgetron.golden.__file__).resolve().parent
+    return [*sorted(_SIM.glob("*.py")), *sorted(golden.glob("*.py")),
+            Path(edgetron.config.__file__).resolve()]
+
+
+@functools.cache
+def sources_digest() -> str:
+    """SHA-256 (hex) of the names and contents of :func:`kernel_sources`, once per process."""
+    digest = hashlib.sha256()
+    for src in kernel_sources():
+        digest.update(f"{src.parent.name}/{src.name}".encode())
+        digest.update(src.read_bytes())
+    return digest.hexdigest()
+
+
+class SourcesLocator(caching._CacheLocator):
+    """Numba's cache location for a ``sim/`` function, stamped with every kernel source.
+
+    Parameters
+    ----------
+    inner : numba.core.caching._CacheLocator
+        The locator Numba itself chose for the function; its folder, disambiguator and
+        stamp are kept, and :func:`sources_digest` is added to the stamp.
+    """
+
+    def __init__(self, inner: caching._CacheLocator) -> None:
+        self._inner = inner
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        """The wrapped locator for a function of ``sim/``, or None for any other file."""
+        if Path(py_file).resolve().parent != _SIM:
+            return None
+        for other in caching.CacheImpl._locator_classes:
+            if other is cls:
+                continue
+            inner = other.from_function(py_func, py_file)
+            if inner is not None:
+                return cls(inner)
+        return None
+
+    def ensure_cache_path(self) -> None:
+        """Create the cache folder and check that it is writable (Numba's own check)."""
+        self._inner.ensure_cache_path()
+
+    def get_cache_path(self) -> str:
+        """The folder Numba chose: ``NUMBA_CACHE_DIR``, ``__pycache__`` or the user cache."""
+        return self._inner.get_cache_path()
+
+    def get_disambiguator(self) -> str:
+        """Numba's disambiguator (the function's first line number)."""
+        return self._inner.get_disambiguator()
+
+    def get_source_stamp(self) -> tuple:
+        """Numba's stamp of the function's own file, and :func:`sources_digest`."""
+        return self._inner.get_source_stamp(), sources_digest()
+
+
+def install() -> None:
+    """Put :class:`SourcesLocator` first in Numba's list of cache locators (idempotent).
+
+    Warns
+    -----
+    RuntimeWarning
+        ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces that list without naming the locator.
+    """
+    classes = caching.CacheImpl._locator_classes
+    # A reloaded module defines a new class object: drop any earlier copy by name.
+    classes[:] = [c for c in classes if c.__qualname__ != SourcesLocator.__qualname__
+                  or c.__module__ != SourcesLocator.__module__]
+    classes.insert(0, SourcesLocator)
+    override = getattr(numba_config, "CACHE_LOCATOR_CLASSES", "")
+    name = f"{__name__}.{SourcesLocator.__qualname__}"
+    if override and name not in override:
+        warnings.warn(
+            f"NUMBA_CACHE_LOCATOR_CLASSES replaces Numba's cache locators: name {name} "
+            "first in it, or cached edgetron.sim kernels are checked against their own "
+            "source file only and can be stale after a change to another one",
+            RuntimeWarning, stacklevel=2)
+
+
+def is_compiled(kernel) -> bool:
+    """Whether Numba's on-disk cache holds a fresh compiled version of ``kernel``.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        An ``@njit(cache=True)`` function.
+
+    Returns
+    -------
+    bool
+        True when its cache index is present, of this Numba version and of the current
+        source stamp (Numba's own test, so False means that the next call compiles);
+        also True without a cache, or with a Numba whose cache internals differ: nothing
+        is known to be missing.
+    """
+    try:
+        index = kernel._cache._cache_file._load_index()
+    except AttributeError:
+        return True
+    except Exception:  # an unreadable index: the next call compiles
+        return False
+    return bool(index)
