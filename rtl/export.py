@@ -3,9 +3,11 @@
 :data:`UNITS` is the registry: one entry per unit, mapping its name (the same name
 as its golden/sim/test modules) to a :class:`Unit` whose ``build`` makes the
 Amaranth component and its elaboration parameters from an
-:class:`~edgetron.config.AcceleratorConfig`. :func:`export_unit` writes
-``<top>.v`` (``amaranth.back.verilog.convert``) and ``<top>.json`` (the
-manifest, format in docs/verification.md) into a directory; :func:`lint_verilator`
+:class:`~edgetron.config.AcceleratorConfig`. :func:`build_unit` elaborates a unit
+into ``<top>.v`` text (``amaranth.back.verilog.convert``) and its manifest (format
+in docs/verification.md, timing model in docs/rtl.md) in memory; :func:`write_units`
+writes built units into a directory, all or nothing; :func:`export_unit` does both
+for one unit. :func:`lint_verilator`
 and :func:`lint_yosys` check the Verilog with ``verilator --lint-only -Wall``
 (waivers in ``rtl/verilator_waivers.vlt``) and Yosys
 ``hierarchy -check; proc; check -assert``.
@@ -25,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,22 +38,25 @@ from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
 
-from .matmul import MatmulUnit
+from .matmul import MatmulUnit, matmul_timing
 from .requant import Requantizer
 
 __all__ = [
     "MANIFEST_FORMAT",
     "UNITS",
     "WAIVERS",
+    "BuiltUnit",
     "ExportResult",
     "LintReport",
     "Unit",
+    "build_unit",
     "export_unit",
     "find_verilator",
     "lint_verilator",
     "lint_yosys",
     "top_name",
     "verilog_ports",
+    "write_units",
 ]
 
 #: Name and version of the manifest document (bump the version on incompatible changes).
@@ -75,11 +81,16 @@ class Unit(NamedTuple):
         Dotted name of the golden function the unit is bit-exact with.
     timing : str
         How the unit's cycle count is specified (a fixed latency or a sim model).
+    timing_model : callable
+        ``timing_model(config) -> dict``: the same, as data for the manifest (fixed
+        latencies in cycles and, for units whose cycles depend on a shape, the phase
+        formulas; docs/rtl.md).
     """
 
     build: Callable[[AcceleratorConfig], tuple[wiring.Component, dict[str, Any]]]
     golden: str
     timing: str
+    timing_model: Callable[[AcceleratorConfig], dict[str, Any]]
 
 
 def _requant(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
@@ -87,6 +98,14 @@ def _requant(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
     # width input_bits. (MatmulUnit's own requantizer is int8, as golden gemm_requant.)
     params = {"lanes": cfg.cols, "acc_bits": cfg.acc_bits, "out_bits": cfg.input_bits}
     return Requantizer(**params), params
+
+
+def _requant_timing(cfg: AcceleratorConfig) -> dict[str, Any]:
+    return {
+        "model": "fixed pipeline",
+        "counts": "cycles from a beat accepted on i to the same beat valid on o",
+        "constants": {"latency_cycles": Requantizer.LATENCY, "beats_per_cycle": 1},
+    }
 
 
 def _matmul(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
@@ -100,15 +119,26 @@ def _matmul(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
 #: The registry of units: a new unit adds one entry (its builder, golden function, timing).
 UNITS: dict[str, Unit] = {
     "requant": Unit(_requant, "edgetron.golden.intops.requantize",
-                    "fixed pipeline: LATENCY cycles, one beat per cycle"),
+                    "fixed pipeline: LATENCY cycles, one beat per cycle", _requant_timing),
     "matmul": Unit(_matmul, "edgetron.golden.gemm.gemm_int / gemm_requant",
-                   "edgetron.sim.systolic.matmul_cycles(cfg.sim_params(), M, K, N, out32)"),
+                   "edgetron.sim.systolic.matmul_cycles(cfg.sim_params(), M, K, N, out32)",
+                   matmul_timing),
 }
 
 
 def top_name(unit: str) -> str:
     """Verilog module (and file stem) of ``unit``."""
     return f"edgetron_{unit}"
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltUnit:
+    """One elaborated unit, not yet written: its Verilog text and manifest."""
+
+    unit: str
+    top: str
+    verilog_text: str
+    manifest_data: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +260,7 @@ def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> 
         "golden": spec.golden,
         "latency_cycles": latency,
         "timing": spec.timing,
+        "timing_model": spec.timing_model(cfg),
         "clock": {"port": "clk", "edge": "posedge"},
         "reset": {"port": "rst", "kind": "synchronous", "active": "high"},
         "parameters": params,
@@ -240,11 +271,8 @@ def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> 
     }
 
 
-def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> ExportResult:
-    """Write ``<top>.v`` and ``<top>.json`` for ``unit`` into ``out_dir`` (created if needed).
-
-    The lint waiver file is copied next to them, so that the directory lints on
-    its own: ``verilator --lint-only -Wall verilator_waivers.vlt <top>.v``.
+def build_unit(unit: str, cfg: AcceleratorConfig) -> BuiltUnit:
+    """Elaborate ``unit`` for ``cfg`` into Verilog text and its manifest, writing nothing.
 
     Raises
     ------
@@ -258,15 +286,47 @@ def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> Expor
     top = top_name(unit)
     # emit_src=False: no absolute source paths in the output, so exports are reproducible.
     text = verilog.convert(component, name=top, emit_src=False)
-    manifest = _manifest(unit, top, spec, component, params, cfg, text)
+    return BuiltUnit(unit, top, text, _manifest(unit, top, spec, component, params, cfg, text))
+
+
+def write_units(built: list[BuiltUnit], out_dir: str | Path) -> list[ExportResult]:
+    """Write ``<top>.v`` and ``<top>.json`` of every built unit, and the lint waiver file,
+    into ``out_dir`` (created if needed).
+
+    Everything is first written into a temporary directory next to ``out_dir`` and then
+    moved into place, so a failure while writing leaves ``out_dir`` as it was. The
+    waiver file makes the directory lint on its own:
+    ``verilator --lint-only -Wall verilator_waivers.vlt <top>.v``.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    vpath = out / f"{top}.v"
-    mpath = out / f"{top}.json"
-    vpath.write_text(text, encoding="utf-8")
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    shutil.copyfile(WAIVERS, out / WAIVERS.name)
-    return ExportResult(unit, top, vpath, mpath, manifest)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
+        staged = Path(tmp)
+        names = [WAIVERS.name]
+        shutil.copyfile(WAIVERS, staged / WAIVERS.name)
+        for b in built:
+            (staged / f"{b.top}.v").write_text(b.verilog_text, encoding="utf-8")
+            (staged / f"{b.top}.json").write_text(json.dumps(b.manifest_data, indent=2) + "\n",
+                                                  encoding="utf-8")
+            names += [f"{b.top}.v", f"{b.top}.json"]
+        out.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(staged / name, out / name)
+    return [ExportResult(b.unit, b.top, out / f"{b.top}.v", out / f"{b.top}.json",
+                         b.manifest_data) for b in built]
+
+
+def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> ExportResult:
+    """Write ``<top>.v`` and ``<top>.json`` for ``unit`` into ``out_dir`` (created if needed):
+    :func:`build_unit`, then :func:`write_units`.
+
+    Raises
+    ------
+    ValueError
+        Unknown unit name, or a config the unit rejects at elaboration (nothing is
+        written).
+    """
+    return write_units([build_unit(unit, cfg)], out_dir)[0]
 
 
 # ---- lint ----------------------------------------------------------------------------------

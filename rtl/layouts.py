@@ -3,7 +3,12 @@
 Every port shape of the GEMM datapath is built here, in one place, so that the
 components (:mod:`.pe`, :mod:`.systolic`, :mod:`.matmul`, :mod:`.requant`), the
 driver-side packers (:func:`edgetron.rtl.matmul.encode_matmul`) and the
-testbenches agree on field order and width.
+testbenches agree on field order and width. Each component takes its signature
+members from one ``*_signature_members`` factory here.
+
+The elaboration bounds every component checks before it builds anything (array
+edges, PE count, widths) live here too, with :func:`check_param` and
+:func:`check_array_size`.
 
 Bit order
 ---------
@@ -34,19 +39,29 @@ from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import M_MAX, S_MAX
 
 __all__ = [
+    "MAX_BUFFER_WORDS",
+    "MAX_EDGE",
+    "MAX_PES",
     "M_BITS",
+    "OPERAND_BITS",
     "S_BITS",
     "MatmulLayouts",
     "array_a_layout",
     "array_w_layout",
     "channel_layout",
+    "check_array_size",
     "check_dataflow",
+    "check_param",
     "matmul_layouts",
     "matmul_signature_members",
     "pe_act_layout",
+    "pe_signature_members",
     "pe_wgt_layout",
     "requant_layout",
+    "requant_out_layout",
+    "requant_signature_members",
     "row_index_shape",
+    "systolic_signature_members",
     "unsigned_for",
 ]
 
@@ -55,7 +70,43 @@ M_BITS = M_MAX.bit_length()
 #: Width of the dyadic shift ``s`` (1 .. S_MAX).
 S_BITS = S_MAX.bit_length()
 
+#: Largest array edge (``rows``, ``cols``; also requantizer ``lanes``, one per column): the
+#: range ``AcceleratorConfig`` allows for ``rows`` and ``cols`` (a test keeps them equal).
+MAX_EDGE = 256
+#: Largest array the RTL elaborates, in PEs (64 x 64). Elaboration time and memory grow
+#: with the PE count: Verilog export of a 32 x 32 GEMM unit took 45 s and 0.3 GB, 64 x 64
+#: 315 s and 1.2 GB, so 256 x 256 (65536 PEs) would need hours and about 20 GB. The
+#: simulator (``sim/``) models every array the config allows.
+MAX_PES = 64 * 64
+#: Largest buffer of the GEMM unit the RTL elaborates, in words. Elaboration cost grows
+#: with the words (Amaranth gives every word its initial value, one Verilog line each):
+#: an 8 x 8 unit with 65536-word A and W buffers took 97 s and 0.6 GB, while a 64 MiB A
+#: buffer (8 M words) ran out of 24 GB. The presets need at most 16384.
+MAX_BUFFER_WORDS = 1 << 16
+#: Operand widths (``input_bits``, ``weight_bits``) the PE implements: the config's range.
+OPERAND_BITS = (2, 8)
+
 _DATAFLOWS_RTL = ("ws", "os")
+
+
+def check_param(owner: str, name: str, value, lo: int, hi: int) -> None:
+    """Raise ValueError naming ``owner``, ``name`` and ``[lo, hi]`` unless ``value`` is an
+    integer (not a bool) in that range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{owner}: {name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def check_array_size(owner: str, rows: int, cols: int) -> None:
+    """Raise ValueError unless a ``rows x cols`` array is within the RTL bounds: each edge
+    in ``[1, MAX_EDGE]`` and at most :data:`MAX_PES` PEs."""
+    check_param(owner, "rows", rows, 1, MAX_EDGE)
+    check_param(owner, "cols", cols, 1, MAX_EDGE)
+    if rows * cols > MAX_PES:
+        raise ValueError(
+            f"{owner}: rows x cols = {rows} x {cols} = {rows * cols} PEs is out of range for "
+            f"the RTL; allowed at most {MAX_PES} PEs (e.g. 64 x 64): elaboration time and "
+            "memory grow with the PE count (docs/rtl.md). The simulator models larger arrays"
+        )
 
 
 def unsigned_for(max_value: int) -> ShapeLike:
@@ -93,6 +144,21 @@ def requant_layout(lanes: int, acc_bits: int = 32) -> data.StructLayout:
         "m": data.ArrayLayout(unsigned(M_BITS), lanes),
         "s": data.ArrayLayout(unsigned(S_BITS), lanes),
     })
+
+
+def requant_out_layout(lanes: int, out_bits: int = 8) -> data.ArrayLayout:
+    """Output beat of :class:`edgetron.rtl.requant.Requantizer`:
+    ``ArrayLayout(signed(out_bits), lanes)``, ``lanes * out_bits`` bits."""
+    return data.ArrayLayout(signed(out_bits), lanes)
+
+
+def requant_signature_members(lanes: int, acc_bits: int = 32, out_bits: int = 8) -> dict:
+    """Port members of :class:`edgetron.rtl.requant.Requantizer`: ``i``
+    (:func:`requant_layout`) and ``o`` (:func:`requant_out_layout`), both ``lib.stream``."""
+    return {
+        "i": In(stream.Signature(requant_layout(lanes, acc_bits))),
+        "o": Out(stream.Signature(requant_out_layout(lanes, out_bits))),
+    }
 
 
 def channel_layout(acc_bits: int = 32) -> data.StructLayout:
@@ -157,6 +223,44 @@ def array_w_layout(dataflow: str, rows: int, cols: int, weight_bits: int) -> dat
     fields = dict(pe_wgt_layout(dataflow, weight_bits, rows).members)
     fields["data"] = data.ArrayLayout(signed(weight_bits), cols)
     return data.StructLayout(fields)
+
+
+def pe_signature_members(dataflow: str, *, rows: int, input_bits: int, weight_bits: int,
+                         acc_bits: int) -> dict:
+    """Port members of :class:`edgetron.rtl.pe.PE` (plain signals, no streams).
+
+    Both dataflows: ``a_in``/``a_out`` (:func:`pe_act_layout`), ``w_in``/``w_out``
+    (:func:`pe_wgt_layout`). ``ws``: ``p_in``/``p_out`` ``signed(acc_bits)``. ``os``:
+    ``shift`` 1 bit, ``o_in``/``o_out`` ``signed(acc_bits)``.
+    """
+    act = pe_act_layout(dataflow, input_bits)
+    wgt = pe_wgt_layout(dataflow, weight_bits, rows)
+    members = {"a_in": In(act), "a_out": Out(act), "w_in": In(wgt), "w_out": Out(wgt)}
+    if dataflow == "ws":
+        members |= {"p_in": In(signed(acc_bits)), "p_out": Out(signed(acc_bits))}
+    else:
+        members |= {"shift": In(1), "o_in": In(signed(acc_bits)), "o_out": Out(signed(acc_bits))}
+    return members
+
+
+def systolic_signature_members(config: AcceleratorConfig) -> dict:
+    """Port members of :class:`edgetron.rtl.systolic.SystolicArray` (plain signals).
+
+    Both dataflows: ``a`` (:func:`array_a_layout`), ``w`` (:func:`array_w_layout`). ``ws``:
+    ``p`` ``ArrayLayout(signed(acc_bits), cols)``. ``os``: ``drain`` 1 bit, ``o``
+    ``ArrayLayout(signed(acc_bits), cols)``.
+    """
+    df = config.dataflow
+    out = data.ArrayLayout(signed(config.acc_bits), config.cols)
+    members = {
+        "a": In(array_a_layout(df, config.rows, config.input_bits)),
+        "w": In(array_w_layout(df, config.rows, config.cols, config.weight_bits)),
+    }
+    if df == "ws":
+        members["p"] = Out(out)
+    else:
+        members |= {"drain": In(1), "o": Out(out)}
+    return members
 
 
 # ---- GEMM unit ---------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ them is future work, docs/rtl.md).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from amaranth.hdl import Const, EnableInserter, Module, Mux, Signal, signed
@@ -72,7 +72,9 @@ from edgetron.golden.intops import (
 )
 
 from .layouts import (
+    MAX_BUFFER_WORDS,
     channel_layout,
+    check_array_size,
     check_dataflow,
     matmul_layouts,
     matmul_signature_members,
@@ -80,7 +82,7 @@ from .layouts import (
     unsigned_for,
 )
 from .requant import Requantizer
-from .systolic import SystolicArray, delay
+from .systolic import SystolicArray, array_timing, delay
 
 __all__ = [
     "MatmulLimits",
@@ -90,11 +92,18 @@ __all__ = [
     "decode_matmul",
     "encode_matmul",
     "matmul_limits",
+    "matmul_timing",
     "shape_fits",
 ]
 
 #: Width of the requantized results: int8, as :func:`edgetron.golden.gemm.gemm_requant`.
 _OUT_BITS = INT8_MAX.bit_length() + 1
+#: Cycles of the command phase: the handshake (IDLE), then the registered shape check (CHECK).
+_CMD_CYCLES = 2
+#: Cycles from a buffer read address to its data (synchronous read ports).
+_BUFFER_READ_CYCLES = 1
+#: Cycles through the epilogue register (accumulator stage / bias add) before ``o``.
+_EPILOGUE_CYCLES = 1
 
 
 def _cdiv(x: int, y: int) -> int:
@@ -199,10 +208,72 @@ def shape_fits(config: AcceleratorConfig, m: int, k: int, n: int) -> bool:
     return True
 
 
+def matmul_timing(config: AcceleratorConfig) -> dict[str, Any]:
+    """The cycle model of one :class:`MatmulUnit` invocation, as data (export manifest).
+
+    The fixed latencies of the unit's parts (``constants``, from the components
+    themselves) and the formulas of its phases (strings over ``M``, ``K``, ``N``,
+    ``out32`` and those constants), the same as ``sim.systolic.matmul_phases`` and
+    docs/rtl.md (a test evaluates them against the simulator). Formulas use integers,
+    ``+``, ``-``, ``*``, ``max(...)`` and ``ceil(x / y)`` (integer ceiling division);
+    ``derived``, ``phases`` and ``total`` are evaluated in order, each name available to
+    the ones after it.
+    """
+    _check_config(config)
+    arr = array_timing(config)
+    constants = {
+        "R": config.rows,
+        "C": config.cols,
+        "cmd_cycles": _CMD_CYCLES,
+        "buffer_read_cycles": _BUFFER_READ_CYCLES,
+        "array_latency": arr.latency,
+        "epilogue_cycles": _EPILOGUE_CYCLES,
+        "requant_latency": Requantizer.LATENCY,
+    }
+    lat = "(1 - out32) * requant_latency"
+    if config.dataflow == "ws":
+        derived = {"KF": "ceil(K / R)", "NT": "ceil(N / C)", "S": "NT * KF",
+                   "P": "max(M, R)", "LAT": lat}
+        a_beats = "M * KF"
+        compute = "R + (S - 1) * P + M"
+        drain = "buffer_read_cycles + array_latency + epilogue_cycles + LAT"
+    else:
+        constants |= {"drain_delay": arr.drain_delay, "min_tile_gap": arr.min_tile_gap}
+        derived = {"MT": "ceil(M / R)", "NT": "ceil(N / C)", "P": "max(K, min_tile_gap)",
+                   "r_last": "M - (MT - 1) * R - 1", "LAT": lat}
+        a_beats = "MT * K"
+        compute = "(NT * MT - 1) * P + K"
+        drain = "buffer_read_cycles + drain_delay + r_last + array_latency + epilogue_cycles + LAT"
+    return {
+        "model": "edgetron.sim.systolic.matmul_phases",
+        "counts": "cycles from the cmd handshake to the last o handshake, both included, "
+                  "with every input valid on every cycle and o.ready always high",
+        "input_gaps": "lengthen only the load phase: with o.ready always high, the last o "
+                      "handshake comes compute + drain cycles after the last operand handshake",
+        "output_backpressure": "stalls the compute core and the requantizer as a whole",
+        "variables": {"M": "rows of A", "K": "reduction length", "N": "columns of W",
+                      "out32": "1: int32 results, 0: requantized int8"},
+        "constants": constants,
+        "derived": derived,
+        "phases": {
+            "cmd": "cmd_cycles",
+            "a_beats": a_beats,
+            "w_beats": "NT * K",
+            "ch_beats": "N",
+            "load": "max(a_beats, w_beats, ch_beats)",
+            "compute": compute,
+            "drain": drain,
+            "out_beats": "NT * M",
+        },
+        "total": "cmd + load + compute + drain",
+    }
+
+
 def _check_config(config: AcceleratorConfig) -> MatmulLimits:
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
     check_dataflow(config.dataflow)
+    check_array_size("MatmulUnit", config.rows, config.cols)
     lim = matmul_limits(config)
     k_acc = accumulator_k_limit(config.input_bits, config.weight_bits, config.acc_bits)
     if lim.k_max > k_acc:
@@ -212,6 +283,19 @@ def _check_config(config: AcceleratorConfig) -> MatmulLimits:
             f"{config.input_bits}x{config.weight_bits}-bit operands; it holds K <= {k_acc}. "
             "Widen acc_bits or shrink the buffers"
         )
+    r, c = config.rows, config.cols
+    for field, words, what in (
+        ("ifmap_sram_bytes", lim.a_words, f"an A buffer of {lim.a_words} words of {r} operands"),
+        ("weight_sram_bytes", lim.w_words, f"a W buffer of {lim.w_words} words of {c} operands"),
+        ("ofmap_sram_bytes", lim.acc_words,
+         f"an accumulator buffer of {lim.acc_words} words of {c} sums"),
+    ):
+        if words > MAX_BUFFER_WORDS:
+            raise ValueError(
+                f"{field}: {getattr(config, field)} bytes make {what}; the RTL elaborates at "
+                f"most {MAX_BUFFER_WORDS} words per buffer (elaboration time and memory grow "
+                "with the words, docs/rtl.md). Shrink the buffer or widen the array"
+            )
     return lim
 
 
@@ -394,9 +478,11 @@ class MatmulUnit(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-        Array size, dataflow, widths and buffer sizes. Elaboration fails with a
-        ValueError naming the field for ``dataflow = "is"`` and for an ``acc_bits`` that
-        the largest K of the buffers could overflow; TypeError for a non-config.
+        Array size, dataflow, widths and buffer sizes. Construction fails, before the
+        component is created, with a ValueError naming the field for ``dataflow = "is"``,
+        for an array of more than ``layouts.MAX_PES`` (4096) PEs, for a buffer of more
+        than ``layouts.MAX_BUFFER_WORDS`` (65536) words and for an ``acc_bits`` that the
+        largest K of the buffers could overflow; TypeError for a non-config.
 
     Members
     -------
@@ -422,7 +508,10 @@ class MatmulUnit(wiring.Component):
     -------
     ``sim.systolic.matmul_cycles(config.sim_params(), M, K, N, out32)`` cycles from the
     command handshake to the last output handshake, both included, when the inputs are
-    valid on every cycle and ``o.ready`` is always high (docs/rtl.md derives it).
+    valid on every cycle and ``o.ready`` is always high (docs/rtl.md derives it). With
+    input gaps and ``o.ready`` high, the last output handshake comes exactly ``compute +
+    drain`` (``sim.systolic.matmul_phases``) cycles after the last operand handshake.
+    :func:`matmul_timing` gives the model as data (the export manifest).
 
     Backpressure
     ------------
@@ -437,10 +526,14 @@ class MatmulUnit(wiring.Component):
     ``out32 = 0``: :func:`edgetron.golden.gemm.gemm_requant`.
     """
 
+    def __new__(cls, config: AcceleratorConfig):
+        # The config is checked before the object exists: an elaboratable whose __init__
+        # raised would be reported as "created but never used" when it is collected.
+        _check_config(config)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, config: AcceleratorConfig):
-        self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
-        self._limits = _check_config(config)
-        del self._MustUse__silence
+        self._limits = matmul_limits(config)
         self._config = config
         lim = self._limits
         self._layouts = matmul_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
@@ -698,7 +791,7 @@ class MatmulUnit(wiring.Component):
         }))
         core.d.comb += [tag.valid.eq(a_issue), tag.first.eq(kf == 0), tag.last.eq(last_kf),
                         tag.m.eq(t), tag.nt.eq(nt)]
-        lat = 1 + array.latency
+        lat = _BUFFER_READ_CYCLES + array.latency
         tag_pre = delay(core, tag, lat - 1, "tag")        # one cycle before the sums
         tag_out = delay(core, tag_pre, 1, "tag_out")
 

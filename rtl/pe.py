@@ -10,11 +10,25 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-from .layouts import pe_act_layout, pe_wgt_layout
+from edgetron.golden.intops import INT32_MAX
+
+from .layouts import MAX_EDGE, OPERAND_BITS, check_dataflow, check_param, pe_signature_members
 
 __all__ = ["PE"]
+
+#: Widest accumulator the golden accepts (int32).
+_ACC_BITS_MAX = INT32_MAX.bit_length() + 1
+
+
+def _check_params(dataflow, row, rows, input_bits, weight_bits, acc_bits) -> None:
+    check_dataflow(dataflow)
+    check_param("PE", "rows", rows, 1, MAX_EDGE)
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < rows:
+        raise ValueError(f"row: {row!r} is out of range; allowed [0, {rows - 1}]")
+    check_param("PE", "input_bits", input_bits, *OPERAND_BITS)
+    check_param("PE", "weight_bits", weight_bits, *OPERAND_BITS)
+    check_param("PE", "acc_bits", acc_bits, input_bits + weight_bits, _ACC_BITS_MAX)
 
 
 class PE(wiring.Component):
@@ -28,9 +42,13 @@ class PE(wiring.Component):
         Row of this PE in the array, ``0 <= row < rows`` (``ws``: the PE keeps the
         weights addressed to this row).
     rows : int
-        Rows of the array (sets the width of the weight row index).
-    input_bits, weight_bits, acc_bits : int
-        Activation, weight and accumulator widths.
+        Rows of the array, ``1 .. MAX_EDGE`` (256; sets the width of the weight row index).
+    input_bits, weight_bits : int
+        Activation and weight widths, 2..8 bits.
+    acc_bits : int
+        Accumulator width, ``input_bits + weight_bits`` .. 32 bits (the product fits).
+        Every parameter is checked before the component is created; a bad one raises
+        ValueError naming it and its range.
 
     Members
     -------
@@ -85,25 +103,21 @@ class PE(wiring.Component):
     ``acc_bits`` wide).
     """
 
+    def __new__(cls, dataflow: str, *, row: int, rows: int, input_bits: int = 8,
+                weight_bits: int = 8, acc_bits: int = 32):
+        # Parameters are checked before the object exists: an elaboratable whose __init__
+        # raised would be reported as "created but never used" when it is collected.
+        _check_params(dataflow, row, rows, input_bits, weight_bits, acc_bits)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, dataflow: str, *, row: int, rows: int, input_bits: int = 8,
                  weight_bits: int = 8, acc_bits: int = 32):
-        self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
-        act = pe_act_layout(dataflow, input_bits)
-        wgt = pe_wgt_layout(dataflow, weight_bits, rows)
-        if not 0 <= row < rows:
-            raise ValueError(f"row: {row} is out of range; allowed [0, {rows - 1}]")
-        del self._MustUse__silence
         self._dataflow = dataflow
         self._row = row
         self._weight_bits = weight_bits
         self._acc_bits = acc_bits
-        members = {"a_in": In(act), "a_out": Out(act), "w_in": In(wgt), "w_out": Out(wgt)}
-        if dataflow == "ws":
-            members |= {"p_in": In(signed(acc_bits)), "p_out": Out(signed(acc_bits))}
-        else:
-            members |= {"shift": In(1), "o_in": In(signed(acc_bits)),
-                        "o_out": Out(signed(acc_bits))}
-        super().__init__(members)
+        super().__init__(pe_signature_members(dataflow, rows=rows, input_bits=input_bits,
+                                              weight_bits=weight_bits, acc_bits=acc_bits))
 
     @property
     def dataflow(self) -> str:

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from edgetron.golden.intops import (
     INT32_MAX,
@@ -40,7 +39,15 @@ from edgetron.golden.intops import (
     check_signed,
 )
 
-from .layouts import M_BITS, S_BITS, requant_layout
+from .layouts import (
+    M_BITS,
+    MAX_EDGE,
+    S_BITS,
+    check_param,
+    requant_layout,
+    requant_out_layout,
+    requant_signature_members,
+)
 
 __all__ = ["Requantizer", "decode_requant", "encode_requant"]
 
@@ -48,16 +55,14 @@ __all__ = ["Requantizer", "decode_requant", "encode_requant"]
 _ACC_BITS_MAX = INT32_MAX.bit_length() + 1
 #: The registered pipeline stages, in order; each takes one cycle.
 _STAGES = ("mul", "shift", "sat")
-#: Allowed range of each elaboration parameter (None: no upper limit).
-_PARAM_RANGES = {"lanes": (1, None), "acc_bits": (2, _ACC_BITS_MAX), "out_bits": (2, _ACC_BITS_MAX)}
+#: Allowed range of each elaboration parameter; lanes (one per array column) as the config's
+#: cols.
+_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "acc_bits": (2, _ACC_BITS_MAX),
+                 "out_bits": (2, _ACC_BITS_MAX)}
 
 
 def _check_param(name: str, value) -> None:
-    lo, hi = _PARAM_RANGES[name]
-    if (isinstance(value, bool) or not isinstance(value, int) or value < lo
-            or (hi is not None and value > hi)):
-        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"Requantizer: {name} must be an integer {allowed}, got {value!r}")
+    check_param("Requantizer", name, value, *_PARAM_RANGES[name])
 
 
 class Requantizer(wiring.Component):
@@ -68,11 +73,13 @@ class Requantizer(wiring.Component):
     Parameters
     ----------
     lanes : int
-        Values per beat (one per output channel), >= 1.
+        Values per beat (one per output channel), 1..256 (``layouts.MAX_EDGE``).
     acc_bits : int
         Accumulator width in bits, 2..32.
     out_bits : int
         Output width in bits, 2..32 (8 for int8 activations).
+        Every parameter is checked before the component is created; a bad one raises
+        ValueError naming it and its range.
 
     Members
     -------
@@ -81,8 +88,10 @@ class Requantizer(wiring.Component):
         ``acc`` signed(acc_bits) x lanes, ``m`` unsigned(M_BITS = 31) x lanes,
         ``s`` unsigned(S_BITS = 6) x lanes; ``lanes * (acc_bits + M_BITS + S_BITS)``
         bits in all.
-    o : ``Out(stream.Signature(ArrayLayout(signed(out_bits), lanes)))``
-        The requantized, saturated values; ``lanes * out_bits`` bits.
+    o : ``Out(stream.Signature(requant_out_layout(lanes, out_bits)))``
+        The requantized, saturated values, ``ArrayLayout(signed(out_bits), lanes)``;
+        ``lanes * out_bits`` bits. (Both members come from
+        ``layouts.requant_signature_members``.)
 
     Latency
     -------
@@ -106,18 +115,18 @@ class Requantizer(wiring.Component):
     #: Pipeline depth in cycles: one per registered stage (MUL, SHIFT, SAT).
     LATENCY = len(_STAGES)
 
-    def __init__(self, lanes: int, acc_bits: int = 32, out_bits: int = 8):
-        self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
+    def __new__(cls, lanes: int, acc_bits: int = 32, out_bits: int = 8):
+        # Parameters are checked before the object exists: an elaboratable whose __init__
+        # raised would be reported as "created but never used" when it is collected.
         for name, value in (("lanes", lanes), ("acc_bits", acc_bits), ("out_bits", out_bits)):
             _check_param(name, value)
-        del self._MustUse__silence
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, lanes: int, acc_bits: int = 32, out_bits: int = 8):
         self._lanes = lanes
         self._acc_bits = acc_bits
         self._out_bits = out_bits
-        super().__init__({
-            "i": In(stream.Signature(requant_layout(lanes, acc_bits))),
-            "o": Out(stream.Signature(data.ArrayLayout(signed(out_bits), lanes))),
-        })
+        super().__init__(requant_signature_members(lanes, acc_bits, out_bits))
 
     @property
     def lanes(self) -> int:
@@ -152,7 +161,7 @@ class Requantizer(wiring.Component):
             m.d.sync += valid[0].eq(self.i.valid)
             m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, len(valid))]
 
-        out = Signal(data.ArrayLayout(signed(self._out_bits), self._lanes))
+        out = Signal(requant_out_layout(self._lanes, self._out_bits))
         m.d.comb += self.o.payload.eq(out)
         for lane in range(self._lanes):
             prod = Signal(signed(prod_bits), name=f"prod_{lane}")
@@ -235,6 +244,6 @@ def decode_requant(words, lanes: int, *, out_bits: int = 8) -> np.ndarray:
     """Unpack :attr:`Requantizer.o` payload integers into an int64 array (beats, lanes)."""
     _check_param("lanes", lanes)
     _check_param("out_bits", out_bits)
-    layout = data.ArrayLayout(signed(out_bits), lanes)
+    layout = requant_out_layout(lanes, out_bits)
     rows = [list(layout.from_bits(int(w))) for w in words]
     return np.array(rows, dtype=np.int64).reshape(len(rows), lanes)

@@ -12,22 +12,47 @@ the output is an aligned vector again.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from amaranth.hdl import Const, Module, Signal, signed
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig
 
 from .layouts import (
-    array_a_layout,
-    array_w_layout,
+    check_array_size,
     check_dataflow,
     pe_act_layout,
     pe_wgt_layout,
+    systolic_signature_members,
 )
 from .pe import PE
 
-__all__ = ["SystolicArray", "delay"]
+__all__ = ["ArrayTiming", "SystolicArray", "array_timing", "delay"]
+
+
+class ArrayTiming(NamedTuple):
+    """Fixed timing of a :class:`SystolicArray`, in cycles (see its Latency section).
+
+    ``latency``: ``ws`` from ``a`` to ``p`` (``rows + cols - 1``), ``os`` from a ``drain``
+    pulse to its row on ``o`` (``cols - 1``). ``drain_delay`` (``os``, ``rows``): from the
+    last operand pair of a tile to its first drain pulse. ``min_tile_gap`` (``os``,
+    ``2 * rows - 1``): least cycles between the last operand pairs of consecutive tiles.
+    ``ws`` has no drain pulses: both are 0.
+    """
+
+    latency: int
+    drain_delay: int
+    min_tile_gap: int
+
+
+def array_timing(config: AcceleratorConfig) -> ArrayTiming:
+    """The :class:`ArrayTiming` of the array ``config`` describes (``ws`` or ``os``)."""
+    check_dataflow(config.dataflow)
+    r, c = config.rows, config.cols
+    if config.dataflow == "ws":
+        return ArrayTiming(r + c - 1, 0, 0)
+    return ArrayTiming(c - 1, r, 2 * r - 1)
 
 
 def delay(m: Module, value, cycles: int, name: str):
@@ -57,7 +82,9 @@ class SystolicArray(wiring.Component):
     ----------
     config : AcceleratorConfig
         ``rows``, ``cols``, ``dataflow`` (``"ws"`` or ``"os"``), ``input_bits``,
-        ``weight_bits``, ``acc_bits``. ``dataflow = "is"`` raises ``ValueError``.
+        ``weight_bits``, ``acc_bits``. ``dataflow = "is"`` and arrays of more than
+        ``layouts.MAX_PES`` (4096) PEs raise ``ValueError`` naming the field; a non-config
+        ``TypeError`` (checked before the component is created).
 
     Members
     -------
@@ -103,40 +130,33 @@ class SystolicArray(wiring.Component):
     ``acc_bits`` range).
     """
 
-    def __init__(self, config: AcceleratorConfig):
-        self._MustUse__silence = True   # no "unused elaboratable" warning if we raise
+    def __new__(cls, config: AcceleratorConfig):
+        # The config is checked before the object exists: an elaboratable whose __init__
+        # raised would be reported as "created but never used" when it is collected.
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
         check_dataflow(config.dataflow)
-        del self._MustUse__silence
-        df = config.dataflow
-        out = data.ArrayLayout(signed(config.acc_bits), config.cols)
+        check_array_size("SystolicArray", config.rows, config.cols)
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, config: AcceleratorConfig):
         self._config = config
-        members = {
-            "a": In(array_a_layout(df, config.rows, config.input_bits)),
-            "w": In(array_w_layout(df, config.rows, config.cols, config.weight_bits)),
-        }
-        if df == "ws":
-            members["p"] = Out(out)
-        else:
-            members |= {"drain": In(1), "o": Out(out)}
-        super().__init__(members)
+        super().__init__(systolic_signature_members(config))
 
     @property
     def latency(self) -> int:
         """``ws``: cycles from ``a`` to ``p``; ``os``: cycles from ``drain`` to ``o``."""
-        c = self._config
-        return c.rows + c.cols - 1 if c.dataflow == "ws" else c.cols - 1
+        return array_timing(self._config).latency
 
     @property
     def drain_delay(self) -> int:
         """``os``: cycles from the last operand pair of a tile to its first drain pulse."""
-        return self._config.rows
+        return array_timing(self._config).drain_delay
 
     @property
     def min_tile_gap(self) -> int:
         """``os``: least cycles between the last operand pairs of consecutive tiles."""
-        return 2 * self._config.rows - 1
+        return array_timing(self._config).min_tile_gap
 
     def elaborate(self, platform):
         m = Module()

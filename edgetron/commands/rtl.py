@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export",
         help="write <top>.v and <top>.json per unit",
         description="Write Verilog (amaranth.back.verilog) and a JSON manifest (ports, "
-                    "parameters, config, latency) for each unit; optionally lint them.",
+                    "parameters, config, latencies and timing model) for each unit; "
+                    "optionally lint them. Every unit is elaborated before any file is "
+                    "written, so a unit that rejects the config leaves nothing behind.",
     )
     e.add_argument(
         "--config", default=None, metavar="PRESET|FILE",
@@ -37,9 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_export)
 
 
+def _config_source(spec: str | None) -> str:
+    """How the user named the config, for error messages."""
+    if spec is None:
+        return f"preset {DEFAULT_PRESET!r} (the default)"
+    if spec in PRESETS:
+        return f"preset {spec!r}"
+    return f"config file {spec}"
+
+
 def _export(args: argparse.Namespace) -> int:
     # Amaranth is imported only when the command runs, so `edgetron --help` stays fast.
-    from edgetron.rtl.export import UNITS, export_unit, lint_verilator, lint_yosys
+    from edgetron.rtl.export import UNITS, build_unit, lint_verilator, lint_yosys, write_units
 
     if args.list:
         for name, spec in UNITS.items():
@@ -51,12 +62,22 @@ def _export(args: argparse.Namespace) -> int:
         raise ValueError(f"rtl export: unknown unit {args.unit!r}; known: all, {', '.join(UNITS)}")
     cfg = load_config(args.config)
     names = list(UNITS) if args.unit == "all" else [args.unit]
-    failed = 0
+    # Elaborate every requested unit before writing anything: a unit that rejects the
+    # config leaves no partial export behind.
+    built = []
     for name in names:
-        res = export_unit(name, cfg, args.output)
+        try:
+            built.append(build_unit(name, cfg))
+        except ValueError as exc:
+            raise ValueError(
+                f"rtl export: unit {name!r} rejects {_config_source(args.config)}: {exc} "
+                f"(nothing written to {args.output})"
+            ) from None
+    failed = 0
+    for res in write_units(built, args.output):
         lat = res.manifest_data["latency_cycles"]
         lat_text = f"latency {lat} cycles" if lat is not None else res.manifest_data["timing"]
-        print(f"{name}: wrote {res.verilog} and {res.manifest} ({lat_text})")
+        print(f"{res.unit}: wrote {res.verilog} and {res.manifest} ({lat_text})")
         if not args.lint:
             continue
         for report in (lint_verilator(res.verilog, res.top), lint_yosys(res.verilog, res.top)):

@@ -15,8 +15,9 @@ Pieces
 * :class:`Clocking`: clock, synchronous reset, cycle numbers.
 * :class:`Pause`: random pause generator (valid gaps, ready backpressure).
 * :class:`StreamSource`: drives ``<name>__payload/__valid`` and watches ``__ready``.
-* :class:`StreamSink`: drives ``<name>__ready`` with backpressure, collects beats and
-  checks the stream rule (an offered beat stays offered, unchanged, until taken).
+* :class:`StreamSink`: drives ``<name>__ready`` with backpressure, collects beats,
+  checks the stream rule (an offered beat stays offered, unchanged, until taken) and,
+  after the expected beats, that no stray beat follows (:meth:`StreamSink.expect_quiet`).
 * :class:`Scoreboard`: compares integer arrays bit for bit and reports mismatches.
 * :class:`RequantModel`: golden model and payload codec of the requantizer.
 * :class:`GemmCase` and :class:`MatmulModel`: one GEMM invocation, and the golden model,
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import Event, FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, with_timeout
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import gemm_int, gemm_requant
@@ -43,10 +44,11 @@ from edgetron.golden.intops import requantize
 from edgetron.rtl.layouts import matmul_layouts
 from edgetron.rtl.matmul import MatmulUnit, decode_matmul, encode_matmul, shape_fits
 from edgetron.rtl.requant import decode_requant, encode_requant
-from edgetron.sim.systolic import matmul_cycles
+from edgetron.sim.systolic import REQUANT_LATENCY, MatmulPhases, matmul_cycles, matmul_phases
 
 __all__ = [
     "CLOCK_NS",
+    "QUIET_MARGIN",
     "Clocking",
     "GemmCase",
     "MatmulModel",
@@ -62,6 +64,8 @@ __all__ = [
 CLOCK_NS = 10
 #: Cycles the synchronous reset is held.
 _RESET_CYCLES = 3
+#: Cycles added to a unit's pipeline depth when watching for stray output beats.
+QUIET_MARGIN = 16
 
 
 def load_manifest() -> dict:
@@ -170,6 +174,7 @@ class StreamSink(_StreamAgent):
         self.cycles: list[int] = []
         self._want = 0
         self._done = Event()
+        self._last_valid = -1   # last cycle with valid high, taken or not
 
     async def receive(self, count: int, timeout_cycles: int) -> list[int]:
         """Collect ``count`` more beats; fail if they take more than ``timeout_cycles``.
@@ -183,6 +188,19 @@ class StreamSink(_StreamAgent):
         await with_timeout(self._done.wait(), timeout_cycles * CLOCK_NS, "ns")
         return self.beats[start:]
 
+    async def expect_quiet(self, cycles: int) -> None:
+        """Fail if ``valid`` is high in any of the ``cycles`` cycles after the last beat
+        taken: a beat beyond the expected count (call right after :meth:`receive`;
+        ``cycles`` should exceed the time a beat can spend inside the DUT)."""
+        last, expected = self.cycles[-1], len(self.beats)
+        await ClockCycles(self.clocking.clk, cycles + 1)
+        if self._last_valid > last:
+            raise AssertionError(
+                f"{self.name}: stray output after the {expected} expected beats: valid high "
+                f"up to {self._last_valid - last} cycles after the last one, "
+                f"{len(self.beats) - expected} more beat(s) taken"
+            )
+
     async def run(self) -> None:
         """The per-cycle loop (start with ``cocotb.start_soon``)."""
         clk = self.clocking.clk
@@ -193,6 +211,8 @@ class StreamSink(_StreamAgent):
             self.ready.value = int(take)
             await ReadOnly()
             valid = bool(self.valid.value)
+            if valid:
+                self._last_valid = self.clocking.cycle()
             payload = self.payload.value.to_unsigned() if valid else None
             if held is not None and payload != held:
                 raise AssertionError(
@@ -328,3 +348,12 @@ class MatmulModel:
         """sim.systolic.matmul_cycles for the case's shape and output mode."""
         return int(matmul_cycles(self.cfg.sim_params(), case.m, case.k, case.n,
                                  int(case.out32)))
+
+    def phases(self, case) -> MatmulPhases:
+        """sim.systolic.matmul_phases (cmd, beats per stream, compute, drain) of the case."""
+        return matmul_phases(self.cfg.sim_params(), case.m, case.k, case.n, int(case.out32))
+
+    def quiet_cycles(self) -> int:
+        """Cycles to watch ``o`` after the last expected beat: longer than a beat can stay
+        in the unit (the longest drain, os: ``2R + C + LAT``), plus :data:`QUIET_MARGIN`."""
+        return 2 * self.cfg.rows + self.cfg.cols + REQUANT_LATENCY + QUIET_MARGIN

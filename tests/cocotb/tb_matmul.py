@@ -6,7 +6,10 @@ random valid gaps and ready backpressure; results are decoded with decode_matmul
 compared bit for bit with golden.gemm (gemm_int for int32 mode, gemm_requant for
 per-channel requantized int8). Runs without gaps or backpressure also check the
 cycle count, command handshake to last output handshake (both included), against
-sim.systolic.matmul_cycles.
+sim.systolic.matmul_cycles; runs with input gaps but no backpressure check that the
+compute and drain phases (last operand handshake to last output handshake) take
+exactly the model's ``compute + drain`` cycles (gaps lengthen only the load). After the
+expected output beats, every invocation watches ``o`` for a stray beat.
 
 With ``EDGETRON_TB_SWEEP`` naming a JSON list of ``[M, K, N, out32]`` shapes, one more
 test (``matmul_sweep``) measures each shape gap-free and writes the cycle counts to
@@ -111,6 +114,8 @@ def _specs() -> list[Spec]:
         Spec("min_times_max_int8", 3, kx, C - 1 if C > 1 else 1, False, 0.1, 0.5,
              extremes=("min", "max")),
         Spec("all_max_int8", 2, R + 3, 2 * C + 1, False, extremes=("max", "max")),
+        Spec("gaps_only_int8", 2 * R + 1, 3 * R - 1, 2 * C - 1, False, gap=0.4, seed=21),
+        Spec("gaps_only_int32", R + 2, 2 * R + 1, C + 1, True, gap=0.25, seed=22),
     ]
     rng = np.random.default_rng(R * 1000 + C)
     random_specs = []
@@ -159,6 +164,7 @@ class Bench:
         budget = sum(MODEL.cycles(c) for c in cases)
         factor = 1 / ((1 - self.gap) * (1 - self.sink.pause.p))
         words = await self.sink.receive(sum(counts), int(budget * factor * slack) + 200)
+        await self.sink.expect_quiet(MODEL.quiet_cycles())
         split = np.cumsum([0, *counts])
         return [words[split[i]:split[i + 1]] for i in range(len(cases))], sources
 
@@ -171,15 +177,28 @@ def _rtl_cycles(sources, sink) -> int:
     return sink.cycles[-1] - sources["cmd"].accepted[0] + 1
 
 
+def _load_end(sources) -> int:
+    """Cycle of the last operand handshake (the end of the load phase)."""
+    return max(sources[name].accepted[-1] for name in ("a", "w", "ch"))
+
+
 @cocotb.test()
 @cocotb.parametrize(spec=[cocotb.Param(s, s.name) for s in SPECS])
 async def matmul_case(dut, spec: Spec):
-    """One invocation against golden; gap-free runs also against sim.systolic cycles."""
+    """One invocation against golden. Without output backpressure, the compute and drain
+    phases against sim.systolic; without any gaps, the whole invocation too."""
     case = make_case(spec)
     bench = Bench(dut, spec.gap, spec.stall, spec.seed)
     await bench.start()
     (words,), sources = await bench.invoke([case])
     bench.check(spec.name, case, words)
+    if spec.stall == 0.0:
+        # o.ready always high: compute starts the cycle after the last operand handshake.
+        ph = MODEL.phases(case)
+        busy = bench.sink.cycles[-1] - _load_end(sources)
+        assert busy == ph.compute + ph.drain, (
+            f"{spec.name}: last operand to last output took {busy} cycles, sim.systolic "
+            f"says compute + drain = {ph.compute + ph.drain}")
     if spec.gap == 0.0 and spec.stall == 0.0:
         rtl = _rtl_cycles(sources, bench.sink)
         assert rtl == MODEL.cycles(case), (
@@ -237,8 +256,7 @@ async def matmul_utilization(dut):
     (words,), sources = await bench.invoke([case])
     bench.check("large_k", case, words)
     assert _rtl_cycles(sources, bench.sink) == MODEL.cycles(case)
-    load_end = max(sources[name].accepted[-1] for name in ("a", "w", "ch"))
-    util = case.macs / (R * C * (bench.sink.cycles[-1] - load_end))
+    util = case.macs / (R * C * (bench.sink.cycles[-1] - _load_end(sources)))
     dut._log.info("K=%d: compute utilization >= %.4f", k, util)
     assert util >= UTILIZATION_TARGET, f"utilization {util:.4f} < {UTILIZATION_TARGET}"
 
@@ -256,11 +274,10 @@ if os.environ.get("EDGETRON_TB_SWEEP"):
             case = make_case(Spec(f"sweep{i}", m, k, n, bool(out32), seed=1000 + i))
             (words,), sources = await bench.invoke([case])
             bench.check(f"sweep{i}", case, words)
-            load_end = max(sources[name].accepted[-1] for name in ("a", "w", "ch"))
             rows.append({
                 "m": m, "k": k, "n": n, "out32": bool(out32),
                 "rtl_cycles": _rtl_cycles(sources, bench.sink),
                 "sim_cycles": MODEL.cycles(case),
-                "load_end_to_last_out": bench.sink.cycles[-1] - load_end,
+                "load_end_to_last_out": bench.sink.cycles[-1] - _load_end(sources),
             })
         Path(os.environ["EDGETRON_TB_SWEEP_OUT"]).write_text(json.dumps(rows, indent=1))

@@ -3,7 +3,7 @@
 Random and extreme vectors are regenerated from seeds and checked bit for bit
 against golden.intops.requantize, with random input gaps and output
 backpressure; the gap-free run also checks the manifest latency and one beat
-per cycle throughput.
+per cycle throughput. After the last expected beat no further one may appear.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 from harness import (
+    QUIET_MARGIN,
     Clocking,
     Pause,
     RequantModel,
@@ -54,6 +55,7 @@ async def _run(dut, acc, m, s, p_gap: float, p_stall: float, seed: int):
     cocotb.start_soon(source.send(words))
     timeout = (len(words) + LATENCY) * 50
     got = await sink.receive(len(words), timeout)
+    await sink.expect_quiet(LATENCY + QUIET_MARGIN)
     Scoreboard(dut._log).compare("requant", MODEL.decode(got), MODEL.expected(acc, m, s))
     return source, sink
 

@@ -1,14 +1,15 @@
 """pytest runners of the cocotb testbenches (tb_*.py), on Icarus and on Verilator.
 
 Each runner exports the unit from Amaranth into its own build directory
-(sim_build/cocotb/<unit>-<sim>-<tag>), compiles it once and runs every cocotb test of
-the testbench in that one simulator process. A missing simulator fails the test.
+(build/cocotb/<unit>-<sim>-<tag>, or under $EDGETRON_BUILD_DIR), compiles it once and
+runs every cocotb test of the testbench in that one simulator process. A missing
+simulator fails the test.
 """
 
 from __future__ import annotations
 
 import pytest
-from simrun import SIMULATORS, run_tb, tb_filter
+from simrun import SIMULATORS, TB_DIR, build_root, run_tb, tb_filter
 
 from edgetron.config import AcceleratorConfig
 
@@ -33,9 +34,9 @@ _MATMUL_CFGS = {
     "4x4-os": _gemm_config(4, "os", 4, 1),
 }
 _MATMUL_SLOW_CFG = _gemm_config(16, "ws", 32, 8)
-#: cocotb tests in tb_matmul.py: 28 cases (8 fixed + 20 random), back-to-back,
+#: cocotb tests in tb_matmul.py: 30 cases (10 fixed + 20 random), back-to-back,
 #: bad shapes, utilization.
-_MATMUL_TESTS = 31
+_MATMUL_TESTS = 33
 
 
 def _check_count(ran: int, expected: int) -> None:
@@ -46,8 +47,11 @@ def _check_count(ran: int, expected: int) -> None:
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_requant(sim):
-    _, tests = run_tb("requant", sim, _REQUANT_CFG, tag="4lanes")
+    build_dir, tests = run_tb("requant", sim, _REQUANT_CFG, tag="4lanes")
     _check_count(tests, 5)
+    # Builds go under the build root, never next to the testbench sources.
+    assert build_dir == build_root() / "cocotb" / f"requant-{sim}-4lanes"
+    assert not build_dir.is_relative_to(TB_DIR) and not (TB_DIR / "sim_build").exists()
 
 
 @pytest.mark.parametrize("tag", list(_MATMUL_CFGS))

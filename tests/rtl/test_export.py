@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
+import numpy as np
 import pytest
 
 from edgetron.cli import main
@@ -18,7 +20,9 @@ from edgetron.rtl.export import (
     lint_yosys,
     top_name,
 )
+from edgetron.rtl.matmul import matmul_limits, matmul_timing, shape_fits
 from edgetron.rtl.requant import Requantizer
+from edgetron.sim.systolic import REQUANT_LATENCY, matmul_cycles, matmul_phases
 
 #: Small array and buffers: every unit elaborates quickly.
 SMALL = AcceleratorConfig(
@@ -97,6 +101,84 @@ def test_requant_manifest_values(exported):
     assert ports["o__ready"]["direction"] == "input" and ports["i__ready"]["direction"] == "output"
 
 
+def _formula(expr: str, names: dict[str, int]) -> int:
+    """Value of a manifest timing formula: integers, names, ``+ - *``, ``max(...)`` and
+    ``ceil(x / y)`` (integer ceiling division); anything else is an error."""
+    ops = {ast.Add: lambda x, y: x + y, ast.Sub: lambda x, y: x - y,
+           ast.Mult: lambda x, y: x * y}
+
+    def ev(node) -> int:
+        match node:
+            case ast.Constant(value=int() as v):
+                return v
+            case ast.Name(id=name):
+                return names[name]
+            case ast.BinOp(left=left, op=op, right=right) if type(op) in ops:
+                return ops[type(op)](ev(left), ev(right))
+            case ast.Call(func=ast.Name(id="max"), args=args, keywords=[]):
+                return max(ev(a) for a in args)
+            case ast.Call(func=ast.Name(id="ceil"),
+                          args=[ast.BinOp(left=num, op=ast.Div(), right=den)], keywords=[]):
+                return -(-ev(num) // ev(den))
+        raise AssertionError(f"unsupported element in timing formula {expr!r}: {ast.dump(node)}")
+
+    return ev(ast.parse(expr, mode="eval").body)
+
+
+def _evaluate_timing(model: dict, m: int, k: int, n: int, out32: int) -> dict[str, int]:
+    names = {"M": m, "K": k, "N": n, "out32": out32, **model["constants"]}
+    for section in ("derived", "phases"):
+        for name, expr in model[section].items():
+            names[name] = _formula(expr, names)
+    names["total"] = _formula(model["total"], names)
+    return names
+
+
+def _random_fitting_shapes(cfg, count, seed):
+    rng = np.random.default_rng(seed)
+    lim = matmul_limits(cfg)
+    shapes = [(1, 1, 1)]
+    while len(shapes) < count:
+        m, k, n = (int(x) for x in rng.integers(1, [3 * cfg.rows + 3, 4 * cfg.rows + 3,
+                                                    min(lim.n_max, 3 * cfg.cols + 3) + 1]))
+        if shape_fits(cfg, m, k, n):
+            shapes.append((m, k, n))
+    return shapes
+
+
+@pytest.mark.parametrize("tag", list(LINT_CONFIGS))
+def test_matmul_manifest_timing_model_matches_the_simulator(exported_for_lint, tag):
+    """The manifest's timing model (fixed latencies + phase formulas, as data) gives, for
+    every shape, exactly the phases and cycles of sim.systolic."""
+    cfg = LINT_CONFIGS[tag]
+    model = exported_for_lint[tag, "matmul"].manifest_data["timing_model"]
+    assert model == json.loads(json.dumps(matmul_timing(cfg)))
+    assert model["model"] == "edgetron.sim.systolic.matmul_phases"
+    consts = model["constants"]
+    assert consts["requant_latency"] == Requantizer.LATENCY == REQUANT_LATENCY
+    assert (consts["R"], consts["C"]) == (cfg.rows, cfg.cols)
+    assert consts["array_latency"] == (cfg.rows + cfg.cols - 1 if cfg.dataflow == "ws"
+                                       else cfg.cols - 1)
+    p = cfg.sim_params()
+    for m, k, n in _random_fitting_shapes(cfg, 25, seed=len(tag)):
+        for out32 in (0, 1):
+            got = _evaluate_timing(model, m, k, n, out32)
+            want = matmul_phases(p, m, k, n, out32)
+            assert {f: got[f] for f in want._fields} == want._asdict(), (m, k, n, out32)
+            assert got["total"] == matmul_cycles(p, m, k, n, out32), (m, k, n, out32)
+
+
+def test_manifest_latencies(exported):
+    """Fixed-latency units give their latency as a number; the GEMM unit, whose cycles
+    depend on the shape, gives null there and its fixed latencies in the timing model."""
+    rq = exported["requant"].manifest_data
+    assert rq["timing_model"]["constants"]["latency_cycles"] == rq["latency_cycles"]
+    mm = exported["matmul"].manifest_data
+    assert mm["latency_cycles"] is None
+    assert {"cmd_cycles", "buffer_read_cycles", "array_latency", "epilogue_cycles",
+            "requant_latency"} <= set(mm["timing_model"]["constants"])
+
+
 @pytest.mark.parametrize("tag", list(LINT_CONFIGS))
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_verilator_lint_clean(exported_for_lint, unit, tag):
@@ -165,6 +247,39 @@ def test_cli_export_all_with_lint(tmp_path, capsys):
         assert (tmp_path / f"{top_name(unit)}.v").is_file()
     assert out.count("verilator: clean") == len(UNITS)
     assert out.count("yosys: clean") == len(UNITS)
+
+
+def test_cli_export_is_all_or_nothing(tmp_path, capsys):
+    """A unit that rejects the config (matmul: a 16-bit accumulator is too narrow for these
+    buffers; requant accepts it) leaves no partial export, and the error names the unit
+    and the config file."""
+    cfg = tmp_path / "narrow.toml"
+    SMALL.replace(acc_bits=16).save(cfg)
+    fresh = tmp_path / "fresh"
+    assert main(["rtl", "export", "--config", str(cfg), "-o", str(fresh)]) == 1
+    err = capsys.readouterr().err
+    assert "unit 'matmul'" in err and f"config file {cfg}" in err and "acc_bits" in err
+    assert not fresh.exists()
+    # An existing output directory keeps exactly what it had.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["rtl", "export", "--config", str(cfg), "-o", str(kept)]) == 1
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_error_names_the_preset(tmp_path, capsys, monkeypatch):
+    """An elaboration error of a preset names the preset (edge-8 with a unit patched to
+    reject every config stands in for a preset a unit cannot build)."""
+    def reject(cfg):
+        raise ValueError("rows: rejected for the test")
+
+    monkeypatch.setitem(UNITS, "requant", UNITS["requant"]._replace(build=reject))
+    assert main(["rtl", "export", "--config", "edge-8", "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "unit 'requant' rejects preset 'edge-8': rows: rejected for the test" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_list(capsys):

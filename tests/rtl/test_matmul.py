@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
+import math
 import random
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Fragment, Module, Signal, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from edgetron.config import AcceleratorConfig, ConfigError
 from edgetron.golden.gemm import accumulator_bound, check_accumulator, gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
-from edgetron.rtl.layouts import matmul_layouts
+from edgetron.rtl.layouts import MAX_BUFFER_WORDS, MAX_EDGE, MAX_PES, matmul_layouts
 from edgetron.rtl.matmul import (
     MatmulUnit,
     _ceil_div_const,
@@ -24,7 +27,9 @@ from edgetron.rtl.matmul import (
     matmul_limits,
     shape_fits,
 )
+from edgetron.rtl.pe import PE
 from edgetron.rtl.requant import Requantizer
+from edgetron.rtl.systolic import SystolicArray
 from edgetron.sim.systolic import (
     REQUANT_LATENCY,
     matmul_buffer_words,
@@ -53,8 +58,15 @@ class Run(NamedTuple):
     cycles: int
     busy: int
     start: int              # cycle of the command handshake
+    loaded: int             # cycle of the last operand handshake
     end: int                # cycle of the last output handshake
     out_at: list[int]       # cycle of each output handshake, in beat order
+
+
+def quiet_cycles(config) -> int:
+    """Cycles watched after the last expected output beat for a stray one: longer than a
+    beat can stay in the unit (the longest drain, os: ``2R + C + LAT``), plus a margin."""
+    return 2 * config.rows + config.cols + REQUANT_LATENCY + 16
 
 
 def simulate(dut, config, jobs, *, gap=0.0, stall=0.0, seed=0, max_cycles=200_000):
@@ -63,12 +75,14 @@ def simulate(dut, config, jobs, *, gap=0.0, stall=0.0, seed=0, max_cycles=200_00
     ``jobs`` is a list of ``(beats, m, n, out32)`` with ``beats`` from encode_matmul; each
     stream sends the beats of all jobs in order. ``gap`` is the probability that a source
     holds ``valid`` low on a cycle, ``stall`` the probability that the sink holds
-    ``ready`` low. Returns one :class:`Run` per job.
+    ``ready`` low. After the last expected output beat, ``o.valid`` must stay low for
+    :func:`quiet_cycles` cycles (no stray beat). Returns one :class:`Run` per job.
     """
     rng = random.Random(seed)
     n_out = [-(-n // config.cols) * m for _, m, n, _ in jobs]
     words, cmd_at, out_at = [], [], []
     loaded_at = {}     # job index -> cycle of its last operand handshake
+    quiet = quiet_cycles(config)
 
     def source(port, payloads):
         async def bench(ctx):
@@ -91,19 +105,24 @@ def simulate(dut, config, jobs, *, gap=0.0, stall=0.0, seed=0, max_cycles=200_00
         cycle = 0
         operand_hs = ((dut.a.valid & dut.a.ready) | (dut.w.valid & dut.w.ready)
                       | (dut.ch.valid & dut.ch.ready))
-        async for _, _, cmd_hs, in_hs, o_hs, o_word in ctx.tick().sample(
-                dut.cmd.valid & dut.cmd.ready, operand_hs, dut.o.valid & dut.o.ready,
+        async for _, _, cmd_hs, in_hs, o_valid, o_ready, o_word in ctx.tick().sample(
+                dut.cmd.valid & dut.cmd.ready, operand_hs, dut.o.valid, dut.o.ready,
                 dut.o.payload.as_value()):
+            if len(words) == sum(n_out):          # every expected beat seen: watch for more
+                if o_valid:
+                    raise AssertionError(
+                        f"stray output beat {cycle - out_at[-1]} cycles after the last of "
+                        f"the {len(words)} expected ones")
+                if cycle - out_at[-1] == quiet:
+                    return
             if cmd_hs:
                 cmd_at.append(cycle)
             if in_hs:
                 loaded_at[len(cmd_at) - 1] = cycle
-            if o_hs:
+            if o_valid and o_ready:
                 words.append(o_word)
                 out_at.append(cycle)
             cycle += 1
-            if len(words) == sum(n_out):
-                return
             if cycle > max_cycles:
                 raise AssertionError(f"no completion after {max_cycles} cycles")
 
@@ -119,8 +138,8 @@ def simulate(dut, config, jobs, *, gap=0.0, stall=0.0, seed=0, max_cycles=200_00
         beats = slice(done, done + n_out[j])
         last = out_at[beats][-1]
         out = decode_matmul(config, words[beats], m, n, out32)
-        runs.append(Run(out, last - cmd_at[j] + 1, last - loaded_at[j], cmd_at[j], last,
-                        out_at[beats]))
+        runs.append(Run(out, last - cmd_at[j] + 1, last - loaded_at[j], cmd_at[j],
+                        loaded_at[j], last, out_at[beats]))
         done += n_out[j]
     return runs
 
@@ -139,6 +158,35 @@ def golden(a, w, bias, mult, shift, out32):
     return gemm_int(a, w, bias) if out32 else gemm_requant(a, w, bias, mult, shift)
 
 
+def check_cycles(config, run, m, k, n, out32, *, gap, stall):
+    """The timing the controller guarantees (docs/rtl.md), asserted exactly.
+
+    With ``o.ready`` always high: compute starts the cycle after the last operand
+    handshake, so the compute and drain phases take exactly the model's cycles however
+    the operands arrived (input gaps lengthen only the load phase); without input gaps
+    the whole invocation takes ``matmul_cycles``. Output backpressure stalls the core, so
+    it only bounds the run from below.
+    """
+    p = config.sim_params()
+    ph = matmul_phases(p, m, k, n, out32)
+    load = run.loaded - run.start - ph.cmd + 1       # cycles of the load phase
+    assert load >= max(ph.a_beats, ph.w_beats, ph.ch_beats)
+    if stall:
+        assert run.busy >= ph.compute + ph.drain
+        return
+    assert run.busy == ph.compute + ph.drain, (run.busy, ph)
+    if not gap:
+        assert run.cycles == matmul_cycles(p, m, k, n, out32)
+
+
+def assert_same_output_timing(steady, gappy):
+    """Input gaps only delay the load: measured from the last operand handshake, the
+    output beats of a run with gaps come in exactly the cycles of a run without."""
+    assert gappy.loaded - gappy.start > steady.loaded - steady.start   # the gaps did delay
+    assert ([t - steady.loaded for t in steady.out_at]
+            == [t - gappy.loaded for t in gappy.out_at])
+
+
 def run_case(config, m, k, n, out32, *, seed=0, gap=0.0, stall=0.0, dut=None):
     rng = np.random.default_rng(seed)
     a, w, bias, mult, shift = random_case(rng, m, k, n)
@@ -146,8 +194,7 @@ def run_case(config, m, k, n, out32, *, seed=0, gap=0.0, stall=0.0, dut=None):
     dut = MatmulUnit(config) if dut is None else dut
     (run,) = simulate(dut, config, [(beats, m, n, out32)], gap=gap, stall=stall, seed=seed)
     np.testing.assert_array_equal(run.out, golden(a, w, bias, mult, shift, out32))
-    if not gap and not stall:
-        assert run.cycles == matmul_cycles(config.sim_params(), m, k, n, out32)
+    check_cycles(config, run, m, k, n, out32, gap=gap, stall=stall)
     return run
 
 
@@ -212,7 +259,8 @@ def test_extreme_operands_reach_the_accumulator_limit(dataflow, extremes):
 
 
 def test_per_channel_requantization():
-    """Every channel has its own (m, s); some land inside int8, some saturate each way."""
+    """Every channel has its own (m, s); some land inside int8, some saturate each way.
+    Without and with input gaps (cycle checks of :func:`check_cycles`)."""
     config = small_config(4, 4, "ws")
     rng = np.random.default_rng(5)
     m, k, n = 9, 11, 10
@@ -222,11 +270,17 @@ def test_per_channel_requantization():
     mult = rng.integers(1 << 29, 1 << 31, n)
     shift = np.arange(30, 30 + n)                 # from saturating to near zero
     beats = encode_matmul(config, a, w, bias, mult, shift, False)
-    (run,) = simulate(MatmulUnit(config), config, [(beats, m, n, False)])
     want = gemm_requant(a, w, bias, mult, shift)
-    np.testing.assert_array_equal(run.out, want)
     inside = (want > INT8_MIN) & (want < INT8_MAX)
     assert inside.any() and (want == INT8_MAX).any() and (want == INT8_MIN).any()
+    dut = MatmulUnit(config)
+    runs = []
+    for gap in (0.0, 0.4):
+        (run,) = simulate(dut, config, [(beats, m, n, False)], gap=gap, seed=5)
+        np.testing.assert_array_equal(run.out, want)
+        check_cycles(config, run, m, k, n, False, gap=gap, stall=0.0)
+        runs.append(run)
+    assert_same_output_timing(*runs)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
@@ -269,10 +323,7 @@ def test_utilization_for_large_k(rows, cols, dataflow):
     """
     config = small_config(rows, cols, dataflow, ifmap=8192, weight=8192, ofmap=8192)
     m, k, n = 2 * rows, 32 * rows, 2 * cols
-    run = run_case(config, m, k, n, out32=True, seed=3)
-    p = config.sim_params()
-    phases = matmul_phases(p, m, k, n, True)
-    assert run.busy == phases.compute + phases.drain
+    run = run_case(config, m, k, n, out32=True, seed=3)   # busy == compute + drain, exactly
     measured = m * k * n / (rows * cols * run.busy)
     tile_cycles = run.out_at[m] - run.out_at[0]       # beats come column tile by column tile
     steady = m * k * cols / (rows * cols * tile_cycles)
@@ -340,8 +391,67 @@ def test_elaboration_rejects_bad_configs():
         MatmulUnit(small_config(ifmap=1 << 40))
 
 
+def test_array_size_bounds():
+    """Each edge in the config's range [1, MAX_EDGE]; the RTL elaborates at most MAX_PES
+    PEs and says so, naming the parameters, before building anything."""
+    assert small_config(rows=MAX_EDGE, cols=1).rows == MAX_EDGE     # the config's own bound
+    with pytest.raises(ConfigError, match=rf"rows: {MAX_EDGE + 1} is out of range; "
+                                          rf"allowed \[1, {MAX_EDGE}\]"):
+        small_config(rows=MAX_EDGE + 1)
+    side = math.isqrt(MAX_PES)
+    # Accepted (max_shape runs the unit's checks without building an elaboratable).
+    MatmulUnit.max_shape(small_config(side, side, ifmap=1 << 16, weight=1 << 16, ofmap=1 << 16))
+    huge = small_config(256, 256, ifmap=1 << 20, weight=1 << 20, ofmap=1 << 20)
+    for unit in (MatmulUnit, SystolicArray):
+        with pytest.raises(ValueError, match=rf"{unit.__name__}: rows x cols = 256 x 256 = "
+                                             rf"65536 PEs is out of range for the RTL; "
+                                             rf"allowed at most {MAX_PES} PEs"):
+            unit(huge)
+    with pytest.raises(ValueError, match=r"65 = 4160 PEs"):
+        MatmulUnit(small_config(side, side + 1, ifmap=1 << 16, weight=1 << 16, ofmap=1 << 16))
+
+
+def test_buffer_size_bounds():
+    """The RTL elaborates at most MAX_BUFFER_WORDS words per buffer and names the field."""
+    words = MAX_BUFFER_WORDS * 8                      # bytes of a full buffer at 8 lanes
+    MatmulUnit.max_shape(small_config(8, 8, ifmap=words, weight=words,
+                                      ofmap=MAX_BUFFER_WORDS * 32))     # accepted
+    for field, kw in (("ifmap_sram_bytes", {"ifmap": 64 << 20}),
+                      ("weight_sram_bytes", {"weight": 2 * words}),
+                      ("ofmap_sram_bytes", {"ofmap": MAX_BUFFER_WORDS * 64})):
+        with pytest.raises(ValueError, match=rf"{field}: \d+ bytes make an? \w+ buffer of "
+                                             rf"\d+ words.*at most {MAX_BUFFER_WORDS} words"):
+            MatmulUnit(small_config(8, 8, **kw))
+
+
+def test_rejected_parameters_leave_no_unused_elaboratable():
+    """Components check their parameters before they exist, so a rejected construction
+    leaves no half-built elaboratable for Amaranth to report as unused."""
+    Fragment.get(Module(), None)       # Amaranth reports unused elaboratables from now on
+    gc.collect()                       # (leftovers of earlier tests are not ours to judge)
+    bad = [
+        lambda: MatmulUnit(small_config(dataflow="is")),
+        lambda: MatmulUnit(small_config(acc_bits=16)),
+        lambda: SystolicArray(small_config(256, 256, ifmap=1 << 20, weight=1 << 20)),
+        lambda: PE("ws", row=0, rows=MAX_EDGE + 1),
+        lambda: Requantizer(MAX_EDGE + 1),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for make in bad:
+            try:
+                make()
+            except ValueError:
+                pass
+            else:
+                raise AssertionError("a bad parameter was accepted")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, UnusedElaboratable)]
+
+
 def test_narrow_operands_and_accumulator():
-    """4-bit operands leave room for a 20-bit accumulator; results still golden."""
+    """4-bit operands leave room for a 20-bit accumulator; results still golden, cycles as
+    modelled, without and with input gaps."""
     config = small_config(input_bits=4, weight_bits=4, acc_bits=20, ifmap=256, weight=256)
     assert MatmulUnit.max_shape(config)[1] * 8 * 8 <= (1 << 19) - 1
     rng = np.random.default_rng(6)
@@ -350,10 +460,16 @@ def test_narrow_operands_and_accumulator():
     w = rng.integers(-8, 8, (k, n))
     bias = rng.integers(-(1 << 17), 1 << 17, n)
     mult, shift = rng.integers(1 << 30, 1 << 31, n), rng.integers(25, 35, n)
+    dut = MatmulUnit(config)
     for out32 in (True, False):
         beats = encode_matmul(config, a, w, bias, mult, shift, out32)
-        (run,) = simulate(MatmulUnit(config), config, [(beats, m, n, out32)])
-        np.testing.assert_array_equal(run.out, golden(a, w, bias, mult, shift, out32))
+        runs = []
+        for gap in (0.0, 0.4):
+            (run,) = simulate(dut, config, [(beats, m, n, out32)], gap=gap, seed=6)
+            np.testing.assert_array_equal(run.out, golden(a, w, bias, mult, shift, out32))
+            check_cycles(config, run, m, k, n, out32, gap=gap, stall=0.0)
+            runs.append(run)
+        assert_same_output_timing(*runs)
     with pytest.raises(ValueError, match=r"a must lie in \[-8, 7\]"):
         encode_matmul(config, a * 2, w, bias, mult, shift, True)
 

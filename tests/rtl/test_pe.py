@@ -136,3 +136,9 @@ def test_pe_rejects_bad_parameters():
         PE("ws", row=4, rows=4)
     with pytest.raises(ValueError, match=r"dataflow: 'is' has no RTL.*'ws' and 'os'"):
         PE("is", row=0, rows=1)
+    with pytest.raises(ValueError, match=r"PE: rows must be an integer in \[1, 256\], got 257"):
+        PE("ws", row=0, rows=257)
+    with pytest.raises(ValueError, match=r"PE: input_bits must be an integer in \[2, 8\]"):
+        PE("os", row=0, rows=1, input_bits=9)
+    with pytest.raises(ValueError, match=r"PE: acc_bits must be an integer in \[16, 32\], got 12"):
+        PE("ws", row=0, rows=1, acc_bits=12)

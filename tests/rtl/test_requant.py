@@ -169,6 +169,7 @@ def test_stalled_output_holds_pipeline():
     ("kwargs", "field"),
     [
         ({"lanes": 0}, "lanes"),
+        ({"lanes": 257}, r"lanes must be an integer in \[1, 256\]"),
         ({"lanes": True}, "lanes"),
         ({"lanes": 2, "acc_bits": 33}, "acc_bits"),
         ({"lanes": 2, "out_bits": 1}, "out_bits"),
