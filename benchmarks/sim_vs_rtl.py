@@ -1,9 +1,9 @@
 """GEMM unit: RTL cycles (Verilator, cocotb) against the simulator's timing model.
 
-Runs ``tests/cocotb/tb_matmul.py``'s ``matmul_sweep`` on Verilator for a sweep of
+Runs ``tests/cocotb/tb_gemm.py``'s ``gemm_sweep`` on Verilator for a sweep of
 shapes (M, K, N not multiples of the array, both output modes) and for large-K
 shapes with M, K, N multiples of the array, every result checked bit for bit
-against golden. Prints one table row per shape (RTL cycles, ``sim.systolic``
+against golden. Prints one table row per shape (RTL cycles, ``sim.units.gemm``
 cycles, error %), the utilization of the large-K shapes, and ends with one
 ``name: value unit`` line per headline figure.
 
@@ -12,7 +12,7 @@ Utilization is measured on the RTL two ways, MACs / (rows * cols * cycles):
 * compute + drain: cycles from the last operand handshake to the last output
   handshake (the array's busy time once its operands are loaded);
 * end to end: cycles from the command handshake (the first input) to the last
-  output handshake, both included (``matmul_cycles``). The GEMM unit loads its
+  output handshake, both included (``gemm_cycles``). The GEMM unit loads its
   operands before it computes (no overlap, docs/rtl.md), so this figure includes the
   load phase: it is what a caller sees per invocation.
 
@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from edgetron.config import load_config
-from edgetron.rtl.matmul import shape_fits
-from edgetron.sim.systolic import matmul_utilization
+from edgetron.rtl.gemm import shape_fits
+from edgetron.sim.units.gemm import gemm_utilization
 
 # The cocotb runner helper lives with the testbenches.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cocotb"))
@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shapes_file, out_file = Path(tmp) / "shapes.json", Path(tmp) / "cycles.json"
         shapes_file.write_text(json.dumps(sweep + util))
-        os.environ["EDGETRON_TB_FILTER"] = "matmul_sweep"
+        os.environ["EDGETRON_TB_FILTER"] = "gemm_sweep"
         t0 = time.perf_counter()
-        run_tb("matmul", "verilator", cfg, tag=f"bench-{cfg.name}", extra_env={
+        run_tb("gemm", "verilator", cfg, tag=f"bench-{cfg.name}", extra_env={
             "EDGETRON_TB_SWEEP": str(shapes_file), "EDGETRON_TB_SWEEP_OUT": str(out_file)})
         wall = time.perf_counter() - t0
         rows = json.loads(out_file.read_text())
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Utilization, M, K, N multiples of the array: MACs / (rows * cols * cycles)")
     print("  compute+drain: RTL, last operand handshake to last output handshake")
     print("  end-to-end:    RTL, command handshake to last output handshake (load included)")
-    print("  compute phase: sim.systolic.matmul_utilization (issue cycles only)")
+    print("  compute phase: sim.units.gemm.gemm_utilization (issue cycles only)")
     print(f"{'M':>5} {'K':>6} {'N':>5} {'compute+drain':>14} {'end-to-end':>11} "
           f"{'compute phase':>14} {'RTL cycles':>11} {'sim cycles':>11}")
     busy_utils, e2e_utils = [], []
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         pes = cfg.rows * cfg.cols
         busy = m * k * n / (pes * row["load_end_to_last_out"])
         e2e = m * k * n / (pes * row["rtl_cycles"])
-        sim = matmul_utilization(p, m, k, n) / 1e6
+        sim = gemm_utilization(p, m, k, n) / 1e6
         err = 100.0 * abs(row["rtl_cycles"] - row["sim_cycles"]) / row["sim_cycles"]
         errors.append(err)
         busy_utils.append(busy)

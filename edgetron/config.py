@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from edgetron.errors import ConfigError
+
 __all__ = [
     "DATAFLOWS",
     "DEFAULT_PRESET",
@@ -51,10 +53,6 @@ ENERGY_EVENTS = (
     "sram_write_byte", # one byte written to an on-chip SRAM buffer
     "dram_byte",       # one byte transferred to or from DRAM
 )
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
 
 
 class SimParams(NamedTuple):

@@ -1,6 +1,6 @@
 """int8 x int8 -> int32 GEMM with bias, and per-channel dyadic requantization to int8.
 
-This is the specification of the GEMM unit (``rtl/matmul.py:MatmulUnit``) and of
+This is the specification of the GEMM unit (``rtl/gemm.py:GemmUnit``) and of
 every linear layer of the integer models.
 
 Widths
@@ -40,6 +40,7 @@ from .intops import (
 
 __all__ = [
     "accumulator_bound",
+    "accumulator_k_limit",
     "channel_vector",
     "check_accumulator",
     "check_bias",
@@ -61,8 +62,15 @@ _F32_EXACT_K = (1 << (np.finfo(np.float32).nmant + 1)) // _MAX_PRODUCT
 _COUNT_MAX = (1 << 63) - 1
 
 
-def accumulator_bound(k: int, max_abs_bias: int = 0) -> int:
-    """Worst-case magnitude of an accumulator summing ``k`` int8 products plus a bias.
+def _max_product(a_bits: int, b_bits: int) -> int:
+    """Largest magnitude of a product of signed ``a_bits`` and ``b_bits`` operands."""
+    a_bits = int_param(a_bits, "a_bits", 2, 32)
+    b_bits = int_param(b_bits, "b_bits", 2, 32)
+    return (1 << (a_bits - 1)) * (1 << (b_bits - 1))
+
+
+def accumulator_bound(k: int, max_abs_bias: int = 0, a_bits: int = 8, b_bits: int = 8) -> int:
+    """Worst-case magnitude of an accumulator summing ``k`` products plus a bias.
 
     Parameters
     ----------
@@ -70,25 +78,50 @@ def accumulator_bound(k: int, max_abs_bias: int = 0) -> int:
         Reduction length (number of products), ``k >= 0``.
     max_abs_bias : int
         Largest bias magnitude, ``>= 0``.
+    a_bits, b_bits : int
+        Signed operand widths, 2 to 32 (8: int8 operands, the golden GEMM's).
 
     Returns
     -------
     int
-        ``k * 2**14 + max_abs_bias`` (a Python int).
+        ``k * 2**(a_bits-1) * 2**(b_bits-1) + max_abs_bias`` (a Python int): for int8
+        operands ``k * 2**14 + max_abs_bias``, the largest product being (-128) * (-128).
 
     Raises
     ------
     TypeError
         A non-integer argument.
     ValueError
-        A negative argument.
+        A negative argument or a width out of range.
     """
     k = int_param(k, "k", 0, _COUNT_MAX)
-    return k * _MAX_PRODUCT + int_param(max_abs_bias, "max_abs_bias", 0, _COUNT_MAX)
+    return k * _max_product(a_bits, b_bits) + int_param(max_abs_bias, "max_abs_bias", 0,
+                                                         _COUNT_MAX)
+
+
+def accumulator_k_limit(acc_bits: int = 32, max_abs_bias: int = 0, a_bits: int = 8,
+                        b_bits: int = 8) -> int:
+    """Largest K whose sum of products plus a bias cannot overflow the accumulator.
+
+    The inverse of :func:`accumulator_bound`: the largest ``k`` with
+    ``accumulator_bound(k, max_abs_bias, a_bits, b_bits) <= 2**(acc_bits - 1) - 1``
+    (0 when even the bias alone does not fit).
+
+    Parameters
+    ----------
+    acc_bits : int
+        Signed accumulator width, 2 to 63.
+    max_abs_bias, a_bits, b_bits : int
+        As :func:`accumulator_bound`.
+    """
+    acc_bits = int_param(acc_bits, "acc_bits", 2, 63)
+    bias = int_param(max_abs_bias, "max_abs_bias", 0, _COUNT_MAX)
+    room = (1 << (acc_bits - 1)) - 1 - bias
+    return max(0, room // _max_product(a_bits, b_bits))
 
 
 def check_accumulator(k: int, max_abs_bias: int = 0, acc_bits: int = 32) -> None:
-    """Raise ValueError if ``k`` products plus the bias could overflow the accumulator.
+    """Raise ValueError if ``k`` int8 products plus the bias could overflow the accumulator.
 
     Parameters
     ----------

@@ -32,7 +32,9 @@ __all__ = [
     "INT8_MIN",
     "INT32_MAX",
     "INT32_MIN",
+    "MULT_BITS",
     "M_MAX",
+    "SHIFT_BITS",
     "S_MAX",
     "S_MIN",
     "as_int64",
@@ -57,6 +59,10 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 #: ``2**(s-1) <= 2**61`` stays inside int64 (``round_shift`` uses the same bound).
 M_MAX = (1 << 31) - 1
 S_MIN, S_MAX = 1, 62
+#: Widths of the hardware fields that carry the multiplier (0 .. M_MAX) and the shift
+#: (S_MIN .. S_MAX): 31 and 6 bits.
+MULT_BITS = M_MAX.bit_length()
+SHIFT_BITS = S_MAX.bit_length()
 
 
 def int_range(bits: int) -> tuple[int, int]:

@@ -38,7 +38,7 @@ from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
 
-from .matmul import MatmulUnit, matmul_timing
+from .gemm import GemmUnit, gemm_timing
 from .requant import Requantizer
 
 __all__ = [
@@ -95,7 +95,7 @@ class Unit(NamedTuple):
 
 def _requant(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
     # One beat requantizes one output row of the array (cols channels) to the activation
-    # width input_bits. (MatmulUnit's own requantizer is int8, as golden gemm_requant.)
+    # width input_bits. (GemmUnit's own requantizer is int8, as golden gemm_requant.)
     params = {"lanes": cfg.cols, "acc_bits": cfg.acc_bits, "out_bits": cfg.input_bits}
     return Requantizer(**params), params
 
@@ -108,8 +108,8 @@ def _requant_timing(cfg: AcceleratorConfig) -> dict[str, Any]:
     }
 
 
-def _matmul(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
-    unit = MatmulUnit(cfg)
+def _gemm(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+    unit = GemmUnit(cfg)
     params = {"rows": cfg.rows, "cols": cfg.cols, "dataflow": cfg.dataflow,
               "input_bits": cfg.input_bits, "weight_bits": cfg.weight_bits,
               "acc_bits": cfg.acc_bits, **unit.limits._asdict()}
@@ -120,9 +120,9 @@ def _matmul(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
 UNITS: dict[str, Unit] = {
     "requant": Unit(_requant, "edgetron.golden.intops.requantize",
                     "fixed pipeline: LATENCY cycles, one beat per cycle", _requant_timing),
-    "matmul": Unit(_matmul, "edgetron.golden.gemm.gemm_int / gemm_requant",
-                   "edgetron.sim.systolic.matmul_cycles(cfg.sim_params(), M, K, N, out32)",
-                   matmul_timing),
+    "gemm": Unit(_gemm, "edgetron.golden.gemm.gemm_int / gemm_requant",
+                   "edgetron.sim.units.gemm.gemm_cycles(cfg.sim_params(), M, K, N, out32)",
+                   gemm_timing),
 }
 
 

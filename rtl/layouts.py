@@ -1,8 +1,8 @@
 """Stream signatures and payload layouts of the RTL units, derived from the configuration.
 
 Every port shape of the GEMM datapath is built here, in one place, so that the
-components (:mod:`.pe`, :mod:`.systolic`, :mod:`.matmul`, :mod:`.requant`), the
-driver-side packers (:func:`edgetron.rtl.matmul.encode_matmul`) and the
+components (:mod:`.pe`, :mod:`.systolic`, :mod:`.gemm`, :mod:`.requant`), the
+driver-side packers (:func:`edgetron.rtl.gemm.encode_gemm`) and the
 testbenches agree on field order and width. Each component takes its signature
 members from one ``*_signature_members`` factory here.
 
@@ -21,9 +21,9 @@ Widths
 ------
 * operands: ``signed(input_bits)`` (activations), ``signed(weight_bits)`` (weights);
 * accumulators, biases and int32 results: ``signed(acc_bits)``;
-* requantization multiplier ``m``: ``unsigned(M_BITS)`` with ``M_BITS =
-  bit_length(golden.intops.M_MAX) = 31``; shift ``s``: ``unsigned(S_BITS)`` with
-  ``S_BITS = bit_length(golden.intops.S_MAX) = 6``.
+* requantization multiplier ``m``: ``unsigned(MULT_BITS)`` with ``MULT_BITS =
+  bit_length(golden.intops.M_MAX) = 31``; shift ``s``: ``unsigned(SHIFT_BITS)`` with
+  ``SHIFT_BITS = bit_length(golden.intops.S_MAX) = 6``.
 """
 
 from __future__ import annotations
@@ -36,24 +36,22 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from edgetron.config import AcceleratorConfig
-from edgetron.golden.intops import M_MAX, S_MAX
+from edgetron.golden.intops import MULT_BITS, SHIFT_BITS
 
 __all__ = [
     "MAX_BUFFER_WORDS",
     "MAX_EDGE",
     "MAX_PES",
-    "M_BITS",
     "OPERAND_BITS",
-    "S_BITS",
-    "MatmulLayouts",
+    "GemmLayouts",
     "array_a_layout",
     "array_w_layout",
     "channel_layout",
     "check_array_size",
     "check_dataflow",
     "check_param",
-    "matmul_layouts",
-    "matmul_signature_members",
+    "gemm_layouts",
+    "gemm_signature_members",
     "pe_act_layout",
     "pe_signature_members",
     "pe_wgt_layout",
@@ -65,10 +63,6 @@ __all__ = [
     "unsigned_for",
 ]
 
-#: Width of the dyadic multiplier ``m`` (0 .. M_MAX).
-M_BITS = M_MAX.bit_length()
-#: Width of the dyadic shift ``s`` (1 .. S_MAX).
-S_BITS = S_MAX.bit_length()
 
 #: Largest array edge (``rows``, ``cols``; also requantizer ``lanes``, one per column): the
 #: range ``AcceleratorConfig`` allows for ``rows`` and ``cols`` (a test keeps them equal).
@@ -127,7 +121,7 @@ def check_dataflow(dataflow: str) -> None:
         raise ValueError(
             f"dataflow: {dataflow!r} has no RTL; the RTL implements "
             f"{' and '.join(repr(d) for d in _DATAFLOWS_RTL)} "
-            "(input-stationary 'is' is modelled by sim.systolic only)"
+            "(input-stationary 'is' is modelled by sim.units.gemm only)"
         )
 
 
@@ -136,13 +130,13 @@ def requant_layout(lanes: int, acc_bits: int = 32) -> data.StructLayout:
     """Input beat of :class:`edgetron.rtl.requant.Requantizer`.
 
     Fields (LSB first): ``acc`` ``ArrayLayout(signed(acc_bits), lanes)``, ``m``
-    ``ArrayLayout(unsigned(M_BITS), lanes)``, ``s`` ``ArrayLayout(unsigned(S_BITS), lanes)``;
-    ``lanes * (acc_bits + M_BITS + S_BITS)`` bits in all.
+    ``ArrayLayout(unsigned(MULT_BITS), lanes)``, ``s`` ``ArrayLayout(unsigned(SHIFT_BITS), lanes)``;
+    ``lanes * (acc_bits + MULT_BITS + SHIFT_BITS)`` bits in all.
     """
     return data.StructLayout({
         "acc": data.ArrayLayout(signed(acc_bits), lanes),
-        "m": data.ArrayLayout(unsigned(M_BITS), lanes),
-        "s": data.ArrayLayout(unsigned(S_BITS), lanes),
+        "m": data.ArrayLayout(unsigned(MULT_BITS), lanes),
+        "s": data.ArrayLayout(unsigned(SHIFT_BITS), lanes),
     })
 
 
@@ -162,12 +156,12 @@ def requant_signature_members(lanes: int, acc_bits: int = 32, out_bits: int = 8)
 
 
 def channel_layout(acc_bits: int = 32) -> data.StructLayout:
-    """Per-output-channel parameters: ``bias`` signed(acc_bits), ``m`` unsigned(M_BITS),
-    ``s`` unsigned(S_BITS) (LSB first; ``acc_bits + M_BITS + S_BITS`` bits)."""
+    """Per-output-channel parameters: ``bias`` signed(acc_bits), ``m`` unsigned(MULT_BITS),
+    ``s`` unsigned(SHIFT_BITS) (LSB first; ``acc_bits + MULT_BITS + SHIFT_BITS`` bits)."""
     return data.StructLayout({
         "bias": signed(acc_bits),
-        "m": unsigned(M_BITS),
-        "s": unsigned(S_BITS),
+        "m": unsigned(MULT_BITS),
+        "s": unsigned(SHIFT_BITS),
     })
 
 
@@ -264,8 +258,8 @@ def systolic_signature_members(config: AcceleratorConfig) -> dict:
 
 
 # ---- GEMM unit ---------------------------------------------------------------------------------
-class MatmulLayouts(NamedTuple):
-    """Payload layouts of the five streams of :class:`~edgetron.rtl.matmul.MatmulUnit`."""
+class GemmLayouts(NamedTuple):
+    """Payload layouts of the five streams of :class:`~edgetron.rtl.gemm.GemmUnit`."""
 
     cmd: data.StructLayout
     a: data.ArrayLayout
@@ -274,8 +268,8 @@ class MatmulLayouts(NamedTuple):
     o: data.ArrayLayout
 
 
-def matmul_layouts(config: AcceleratorConfig, *, m_max: int, k_max: int,
-                   n_max: int) -> MatmulLayouts:
+def gemm_layouts(config: AcceleratorConfig, *, m_max: int, k_max: int,
+                   n_max: int) -> GemmLayouts:
     """Stream payloads of the GEMM unit for ``config`` and the given shape limits.
 
     * ``cmd``: ``m``, ``k``, ``n`` (``unsigned_for(m_max)`` etc.), ``out32`` (1 bit);
@@ -285,7 +279,7 @@ def matmul_layouts(config: AcceleratorConfig, *, m_max: int, k_max: int,
     * ``o``: ``ArrayLayout(signed(acc_bits), cols)`` -- int32 results, or int8 results
       sign-extended to ``acc_bits``.
     """
-    return MatmulLayouts(
+    return GemmLayouts(
         cmd=data.StructLayout({
             "m": unsigned_for(m_max),
             "k": unsigned_for(k_max),
@@ -299,8 +293,8 @@ def matmul_layouts(config: AcceleratorConfig, *, m_max: int, k_max: int,
     )
 
 
-def matmul_signature_members(layouts: MatmulLayouts) -> dict:
-    """Port members of :class:`~edgetron.rtl.matmul.MatmulUnit` (all ``lib.stream``),
+def gemm_signature_members(layouts: GemmLayouts) -> dict:
+    """Port members of :class:`~edgetron.rtl.gemm.GemmUnit` (all ``lib.stream``),
     plus the 1-bit ``err`` status output."""
     return {
         "cmd": In(stream.Signature(layouts.cmd)),

@@ -32,17 +32,18 @@ from amaranth.lib import wiring
 from edgetron.golden.intops import (
     INT32_MAX,
     M_MAX,
+    MULT_BITS,
     S_MAX,
     S_MIN,
+    SHIFT_BITS,
     as_int64,
     check_range,
     check_signed,
 )
+from edgetron.hw.gemm import REQUANT_LATENCY, REQUANT_STAGES
 
 from .layouts import (
-    M_BITS,
     MAX_EDGE,
-    S_BITS,
     check_param,
     requant_layout,
     requant_out_layout,
@@ -53,8 +54,6 @@ __all__ = ["Requantizer", "decode_requant", "encode_requant"]
 
 #: Widest accumulator the golden accepts (int32).
 _ACC_BITS_MAX = INT32_MAX.bit_length() + 1
-#: The registered pipeline stages, in order; each takes one cycle.
-_STAGES = ("mul", "shift", "sat")
 #: Allowed range of each elaboration parameter; lanes (one per array column) as the config's
 #: cols.
 _PARAM_RANGES = {"lanes": (1, MAX_EDGE), "acc_bits": (2, _ACC_BITS_MAX),
@@ -85,8 +84,8 @@ class Requantizer(wiring.Component):
     -------
     i : ``In(stream.Signature(requant_layout(lanes, acc_bits)))``
         One beat of ``lanes`` accumulators with their multipliers and shifts:
-        ``acc`` signed(acc_bits) x lanes, ``m`` unsigned(M_BITS = 31) x lanes,
-        ``s`` unsigned(S_BITS = 6) x lanes; ``lanes * (acc_bits + M_BITS + S_BITS)``
+        ``acc`` signed(acc_bits) x lanes, ``m`` unsigned(MULT_BITS = 31) x lanes,
+        ``s`` unsigned(SHIFT_BITS = 6) x lanes; ``lanes * (acc_bits + MULT_BITS + SHIFT_BITS)``
         bits in all.
     o : ``Out(stream.Signature(requant_out_layout(lanes, out_bits)))``
         The requantized, saturated values, ``ArrayLayout(signed(out_bits), lanes)``;
@@ -112,8 +111,9 @@ class Requantizer(wiring.Component):
     (see the module docstring).
     """
 
-    #: Pipeline depth in cycles: one per registered stage (MUL, SHIFT, SAT).
-    LATENCY = len(_STAGES)
+    #: Pipeline depth in cycles (``edgetron.hw.gemm.REQUANT_LATENCY``); :meth:`elaborate`
+    #: asserts that it builds exactly that many registered stages.
+    LATENCY = REQUANT_LATENCY
 
     def __new__(cls, lanes: int, acc_bits: int = 32, out_bits: int = 8):
         # Parameters are checked before the object exists: an elaboratable whose __init__
@@ -145,12 +145,12 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # |acc * m| <= 2**(acc_bits-1) * (2**M_BITS - 1) < 2**(acc_bits + M_BITS - 1): the
-        # product fits a signed value of acc_bits + M_BITS bits.
-        prod_bits = self._acc_bits + M_BITS
+        # |acc * m| <= 2**(acc_bits-1) * (2**MULT_BITS - 1) < 2**(acc_bits + MULT_BITS - 1): the
+        # product fits a signed value of acc_bits + MULT_BITS bits.
+        prod_bits = self._acc_bits + MULT_BITS
 
         # One valid bit per stage; the whole pipeline moves together.
-        valid = [Signal(name=f"valid_{stage}") for stage in _STAGES]
+        valid = [Signal(name=f"valid_{stage}") for stage in REQUANT_STAGES]
         advance = Signal()
         m.d.comb += [
             advance.eq(~valid[-1] | self.o.ready),
@@ -163,9 +163,12 @@ class Requantizer(wiring.Component):
 
         out = Signal(requant_out_layout(self._lanes, self._out_bits))
         m.d.comb += self.o.payload.eq(out)
+        # The data registers of one lane, stage by stage: the data path must be exactly as
+        # deep as the valid chain and the timing model's REQUANT_LATENCY.
+        lane_stages = None
         for lane in range(self._lanes):
             prod = Signal(signed(prod_bits), name=f"prod_{lane}")
-            shift = Signal(S_BITS, name=f"shift_{lane}")
+            shift = Signal(SHIFT_BITS, name=f"shift_{lane}")
             rnd = Signal(signed(prod_bits), name=f"rnd_{lane}")
             with m.If(advance):
                 # Stage 1 (MUL): p = acc * m; keep s - 1 (mod 64) for the next stage.
@@ -188,6 +191,11 @@ class Requantizer(wiring.Component):
                     m.d.sync += out[lane].eq(-(1 << (self._out_bits - 1)))
                 with m.Else():
                     m.d.sync += out[lane].eq((1 << (self._out_bits - 1)) - 1)
+            lane_stages = (prod, rnd, out[lane])
+        if not len(lane_stages) == len(valid) == self.LATENCY:
+            raise AssertionError(
+                f"Requantizer: {len(lane_stages)} data stages and {len(valid)} valid stages, "
+                f"but the timing model's REQUANT_LATENCY is {self.LATENCY}")
         return m
 
 

@@ -17,7 +17,8 @@ from typing import NamedTuple
 from amaranth.hdl import Const, Module, Signal, signed
 from amaranth.lib import data, wiring
 
-from edgetron.config import AcceleratorConfig
+from edgetron.config import DATAFLOWS, AcceleratorConfig
+from edgetron.hw import gemm as hw
 
 from .layouts import (
     check_array_size,
@@ -49,10 +50,7 @@ class ArrayTiming(NamedTuple):
 def array_timing(config: AcceleratorConfig) -> ArrayTiming:
     """The :class:`ArrayTiming` of the array ``config`` describes (``ws`` or ``os``)."""
     check_dataflow(config.dataflow)
-    r, c = config.rows, config.cols
-    if config.dataflow == "ws":
-        return ArrayTiming(r + c - 1, 0, 0)
-    return ArrayTiming(c - 1, r, 2 * r - 1)
+    return ArrayTiming(*hw.array_timing(config.rows, config.cols, DATAFLOWS[config.dataflow]))
 
 
 def delay(m: Module, value, cycles: int, name: str):

@@ -4,7 +4,7 @@ Convolution (``conv2d``) by im2col
 ----------------------------------
 A convolution of an NHWC map ``[n, h, w, c]`` with ``k`` filters of ``r x s x c/g``
 (``g`` groups) runs as ``g`` independent GEMMs ``A_g @ W_g`` on the GEMM unit
-(``rtl/matmul.py:MatmulUnit``, timed by :mod:`edgetron.sim.systolic`):
+(``rtl/gemm.py:GemmUnit``, timed by :mod:`edgetron.sim.units.gemm`):
 
 * ``M = n * out_h * out_w`` output pixels (rows of A, in ``(image, y, x)`` order),
 * ``K = (c/g) * r * s`` (columns of A, in ``(ry, sx, channel)`` order, the NHWC order in
@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .systolic import cdiv
+from .units.gemm import cdiv
 from .vector import REQUANT_LATENCY, beats
 
 __all__ = [

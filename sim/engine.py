@@ -2,7 +2,7 @@
 
 The trace is flattened once (:func:`flatten`) into an int64 array with one row per op
 (the fields in :data:`FIELDS`); a Numba kernel then costs every op with the unit timing
-models (:mod:`.systolic` through :mod:`.memory` for matrix ops, :mod:`.vector` and
+models (:mod:`.units.gemm` through :mod:`.memory` for matrix ops, :mod:`.vector` and
 :mod:`.conv` for the vector unit) and writes one float64 row of :data:`.memory.COLUMNS`
 per op. Nothing on the hot path loops over cycles or folds: every op is a closed form
 over at most eight tile shapes. :func:`simulate` is the one-config entry point;
@@ -28,6 +28,8 @@ import numpy as np
 from numba import njit
 
 from edgetron.config import ENERGY_EVENTS, AcceleratorConfig, SimParams
+from edgetron.golden.gemm import accumulator_bound
+from edgetron.jitcache import is_compiled
 from edgetron.workload import (
     AvgPool,
     Conv2d,
@@ -42,8 +44,7 @@ from edgetron.workload import (
 from . import memory as mem
 from .conv import avgpool_cycles, maxpool_cycles, pool_keeps_input_rows, pool_line_buffer_bytes
 from .energy import EVENT_INDEX, energy_table, energy_vector
-from .jitcache import is_compiled
-from .systolic import element_bytes
+from .units.gemm import element_bytes
 from .vector import (
     ADD_ADDS_PER_ELEMENT,
     ADD_MULS_PER_ELEMENT,
@@ -140,7 +141,7 @@ class FlatTrace:
 
 
 def _array_record(rec: list[int], op: Op) -> None:
-    mm = op.matmul
+    mm = op.gemm
     rec[F_COUNT], rec[F_M], rec[F_K], rec[F_N] = mm.count, mm.m, mm.k, mm.n
     rec[F_OUT32] = int(op.requant == "none")
     rec[F_W_B] = _nbytes(op.weight_bits if mm.b_const else op.in_bits)
@@ -208,7 +209,7 @@ def _check_fits_config(flat: FlatTrace, cfg: AcceleratorConfig) -> None:
         if op.unit != "array":
             continue
         where = f"op {i} ({op.name!r}, {op.kind})"
-        mm = op.matmul
+        mm = op.gemm
         b_bits = op.weight_bits if mm.b_const else op.in_bits
         if op.in_bits > cfg.input_bits:
             raise ValueError(
@@ -222,9 +223,7 @@ def _check_fits_config(flat: FlatTrace, cfg: AcceleratorConfig) -> None:
                 f"{where}: operand B is {b_bits} bits, more than the array's {b_field} "
                 f"{b_limit}"
             )
-        # The largest product magnitude of signed operands is 2**(a-1) * 2**(b-1)
-        # (128 * 128 for int8, golden.gemm.accumulator_bound); the bias is data.
-        bound = mm.k * (1 << (op.in_bits - 1)) * (1 << (b_bits - 1))
+        bound = accumulator_bound(mm.k, 0, op.in_bits, b_bits)
         limit = (1 << (cfg.acc_bits - 1)) - 1
         if bound > limit:
             raise ValueError(
@@ -565,7 +564,7 @@ def kernels_compiled() -> bool:
     -------
     bool
         False when the first :func:`simulate` of the process will compile it and every
-        kernel it calls (tens of seconds; :func:`edgetron.sim.jitcache.is_compiled`).
+        kernel it calls (tens of seconds; :func:`edgetron.jitcache.is_compiled`).
     """
     return is_compiled(_run)
 

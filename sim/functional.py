@@ -71,6 +71,7 @@ from edgetron.golden.quant import (
 )
 from edgetron.golden.residual import residual_add, residual_constants
 from edgetron.golden.softmax import OUT_MAX, softmax_apply, softmax_constants
+from edgetron.jitcache import is_compiled
 from edgetron.workload import (
     Add,
     AvgPool,
@@ -88,8 +89,7 @@ from edgetron.workload import (
 
 from .conv import conv_weight_matrix, im2col_rows
 from .engine import simulate
-from .jitcache import is_compiled
-from .systolic import DATAFLOW_IS, DATAFLOW_OS, cdiv
+from .units.gemm import DATAFLOW_IS, DATAFLOW_OS, cdiv
 
 __all__ = [
     "FunctionalData",
@@ -171,7 +171,7 @@ def _call_is(a, w, m0, mt, k0, kt, n0, nt, rows, cols, acc):
     """One input-stationary call: the weight-stationary call of ``C^T = W^T A^T``.
 
     ``A^T`` is held in the array (tiles of ``cols`` rows of A, per fold of ``rows`` PEs)
-    and the ``nt`` rows of ``W^T`` stream through it, as ``sim/systolic.py`` times it.
+    and the ``nt`` rows of ``W^T`` stream through it, as ``sim/units/gemm.py`` times it.
     """
     return _call_ws(w.T, a.T, n0, nt, k0, kt, m0, mt, rows, cols, acc.T)
 
@@ -485,7 +485,7 @@ def _int8(rng: np.random.Generator, size) -> np.ndarray:
     return rng.integers(INT8_MIN, INT8_MAX + 1, size=size).astype(np.int64)
 
 
-def _prepare_matmul(op: Op, ops_in: list[np.ndarray], scales: list[float],
+def _prepare_gemm(op: Op, ops_in: list[np.ndarray], scales: list[float],
                     rng: np.random.Generator) -> OpData:
     """Gemm, conv2d and dwconv2d: weights, bias, (m, s) and the golden output."""
     per_channel = op.requant == "channel"
@@ -673,7 +673,7 @@ def prepare(trace: Trace, *, seed: int = 0,
                   for ref in op.inputs]
         try:
             if op.unit == "array":
-                data = _prepare_matmul(op, operands, scales, rng)
+                data = _prepare_gemm(op, operands, scales, rng)
             else:
                 data = _prepare_vector(op, operands, scales, rng)
         except ValueError as exc:
@@ -745,7 +745,7 @@ class FunctionalResult:
         return "\n".join(lines)
 
 
-def _run_matmul(op: Op, d: OpData, p: Any,
+def _run_gemm(op: Op, d: OpData, p: Any,
                 tile: tuple[int, int, int]) -> tuple[np.ndarray, int, bool]:
     """Run a matrix op as the GEMM-unit calls of ``tile``: ``(output, calls, ok)``.
 
@@ -836,7 +836,7 @@ def kernels_compiled() -> bool:
     bool
         False when the first :func:`run_functional` of the process will compile
         ``gemm_tiled``, which runs every matrix op and is the bulk of functional mode's
-        compile time (:func:`edgetron.sim.jitcache.is_compiled`).
+        compile time (:func:`edgetron.jitcache.is_compiled`).
     """
     return is_compiled(gemm_tiled)
 
@@ -879,7 +879,7 @@ def run_functional(
         calls = expected = 0
         if op.unit == "array":
             tile = (row["tile_m"], row["tile_k"], row["tile_n"])
-            got, calls, ok = _run_matmul(op, d, p, tile)
+            got, calls, ok = _run_gemm(op, d, p, tile)
             if not ok:
                 raise ValueError(f"op {i} ({op.name!r}, {op.kind}): an int32 accumulation "
                                  "left the int32 range")

@@ -2,8 +2,8 @@
 
 The hardware (docs/simulator.md has the picture): the GEMM unit's three local SRAMs *are*
 the config's buffers -- ``ifmap_sram_bytes`` holds operand A, ``weight_sram_bytes``
-operand B, ``ofmap_sram_bytes`` the int32 accumulators (``rtl/matmul.py``; limits in
-:func:`edgetron.sim.systolic.matmul_fits`). A DMA engine moves data between DRAM
+operand B, ``ofmap_sram_bytes`` the int32 accumulators (``rtl/gemm.py``; limits in
+:func:`edgetron.sim.units.gemm.gemm_fits`). A DMA engine moves data between DRAM
 (``dram_bytes_per_cycle``) and the units. Ops run one after the other; every activation
 goes to DRAM between ops (as in SCALE-Sim), weights and parameters come from DRAM.
 
@@ -28,13 +28,13 @@ must fit one half of each (:func:`tile_fits` with ``db = 1``); while the call ru
 that half, the DMA moves the next call's A, B and parameters from DRAM into the other
 half and the previous call's output from it to DRAM. The call itself is the RTL's: it
 still takes its whole ``t``, its own load phase included (the unit streams the staged
-tile into its array-side buffers one beat per cycle, as ``rtl/matmul.py`` does); only the
+tile into its array-side buffers one beat per cycle, as ``rtl/gemm.py`` does); only the
 DRAM transfers are hidden. The planner costs both the half-buffer tiling (overlapped)
 and the whole-buffer tiling (sequential) and keeps the faster, per op.
 
 Cost of a matrix op (:func:`gemm_costs`)
 ----------------------------------------
-For one call with the phases of :func:`edgetron.sim.systolic.matmul_phases` (``t`` its
+For one call with the phases of :func:`edgetron.sim.units.gemm.gemm_phases` (``t`` its
 cycles, ``load = max(a_beats, w_beats, ch_beats)``, ``tail = compute + drain``) and DRAM
 bytes ``L`` in (A, B, parameters) and ``S`` out, ``BW = dram_bytes_per_cycle``:
 
@@ -78,18 +78,18 @@ import numpy as np
 from numba import njit
 
 from edgetron.config import SimParams
-from edgetron.golden.intops import M_MAX, S_MAX
+from edgetron.golden.intops import MULT_BITS, SHIFT_BITS
 from edgetron.golden.softmax import EXP_BITS
 
 from .conv import im2col_dram_bytes
-from .systolic import (
+from .units.gemm import (
     DATAFLOW_IS,
     DATAFLOW_OS,
     cdiv,
     element_bytes,
-    matmul_buffer_words,
-    matmul_fits,
-    matmul_phases,
+    gemm_buffer_words,
+    gemm_fits,
+    gemm_phases,
 )
 from .vector import psum_accumulate_cycles
 
@@ -101,10 +101,8 @@ __all__ = [
     "ERR_TILE_OFMAP",
     "ERR_TILE_WEIGHT",
     "MS_BYTES",
-    "M_BITS",
     "NCOL",
     "SOFTMAX_EXP_BYTES",
-    "S_BITS",
     "call_counts",
     "ch_bytes",
     "gemm_costs",
@@ -114,15 +112,12 @@ __all__ = [
     "vector_stall",
 ]
 
-#: Width of the dyadic multiplier ``m`` (golden ``M_MAX``) and of the shift ``s``.
-M_BITS = M_MAX.bit_length()
-S_BITS = S_MAX.bit_length()
 #: Bytes of one exponential ``e`` the softmax keeps between its second and third pass.
 SOFTMAX_EXP_BYTES = element_bytes.py_func(EXP_BITS)
 
 #: Bytes of one channel's requantization constants ``(m, s)`` fetched on their own (the
 #: vector unit's requantization after a K split).
-MS_BYTES = element_bytes.py_func(M_BITS + S_BITS)
+MS_BYTES = element_bytes.py_func(MULT_BITS + SHIFT_BITS)
 
 #: Error codes of the accounting kernels (the engine turns them into ValueErrors): a
 #: vector op's row or line buffer does not fit the ofmap buffer; no GEMM-unit call fits,
@@ -162,7 +157,7 @@ NCOL = len(COLUMNS)
 @njit(cache=True)
 def ch_bytes(p):
     """Bytes of one output channel's parameters: bias (``acc_bits``), ``m`` and ``s``."""
-    return element_bytes(p.acc_bits + M_BITS + S_BITS)
+    return element_bytes(p.acc_bits + MULT_BITS + SHIFT_BITS)
 
 
 @njit(cache=True)
@@ -183,7 +178,7 @@ def tile_fits(p, db, m, k, n):
     p : SimParams
         The config.
     db : int
-        0: the whole of every buffer (:func:`edgetron.sim.systolic.matmul_fits`).
+        0: the whole of every buffer (:func:`edgetron.sim.units.gemm.gemm_fits`).
         1 (double-buffered): one half of each, the next call's operands and the
         previous call's output occupying the other: the three SRAMs halved
         (:func:`half_buffers`) and the parameter memory's ``rows`` words of ``cols``
@@ -196,8 +191,8 @@ def tile_fits(p, db, m, k, n):
     bool
     """
     if db == 0:
-        return matmul_fits(p, m, k, n)
-    return matmul_fits(half_buffers(p), m, k, n) and cdiv(n, p.cols) <= p.rows // 2
+        return gemm_fits(p, m, k, n)
+    return gemm_fits(half_buffers(p), m, k, n) and cdiv(n, p.cols) <= p.rows // 2
 
 
 @njit(cache=True)
@@ -222,7 +217,7 @@ def call_counts(p, m, k, n, out32, a_b, w_b):
     """Cycles, phases and SRAM / register / adder counts of one GEMM-unit call.
 
     Returns ``(t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32)``:
-    ``t`` its cycles (:func:`edgetron.sim.systolic.matmul_cycles`), ``load`` the operand
+    ``t`` its cycles (:func:`edgetron.sim.units.gemm.gemm_cycles`), ``load`` the operand
     load phase, ``tail`` compute + drain; bytes of the A (ifmap), B (weight) and
     accumulator (ofmap) buffers read and written; bytes moved between PE registers;
     int32 additions outside the PEs (accumulator-buffer updates and the bias).
@@ -238,7 +233,7 @@ def call_counts(p, m, k, n, out32, a_b, w_b):
       no accumulator buffer; registers: operands cross the array, results shift out.
     * ``is``: the transposed ``ws`` (A^T stationary, W^T streamed).
     """
-    ph = matmul_phases(p, m, k, n, out32)
+    ph = gemm_phases(p, m, k, n, out32)
     load = max(ph.a_beats, ph.w_beats, ph.ch_beats)
     t = ph.cmd + load + ph.compute + ph.drain
     tail = ph.compute + ph.drain
@@ -503,7 +498,7 @@ def _plan_in(p, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best):
 @njit(cache=True)
 def _no_tile(p, row):
     """Name the buffer that cannot hold one word of the array (no call fits) in ``row``."""
-    a_words, w_words, _, _ = matmul_buffer_words(p)
+    a_words, w_words, _, _ = gemm_buffer_words(p)
     r, c = p.rows, p.cols
     a_lanes, w_lanes = (c, r) if p.dataflow == DATAFLOW_IS else (r, c)
     if a_words < 1:

@@ -37,8 +37,8 @@ from numba import njit
 from edgetron.golden.layernorm import ISQRT_BITS, RECIP_K, isqrt_iteration_bound
 from edgetron.golden.softmax import EXP_BITS
 
-from .systolic import REQUANT_LATENCY as SYSTOLIC_REQUANT_LATENCY
-from .systolic import cdiv
+from .units.gemm import REQUANT_LATENCY as SYSTOLIC_REQUANT_LATENCY
+from .units.gemm import cdiv
 
 __all__ = [
     "ADD_ADDS_PER_ELEMENT",
@@ -80,12 +80,12 @@ __all__ = [
 _STAGE = 1
 
 #: Beats to stream ``n`` elements through ``lanes`` lanes, ``B(n) = ceil(n / lanes)``:
-#: ``beats(n, lanes)`` is :func:`edgetron.sim.systolic.cdiv` under the name the formulas use.
+#: ``beats(n, lanes)`` is :func:`edgetron.sim.units.gemm.cdiv` under the name the formulas use.
 beats = cdiv
 
 #: Dyadic requantization ``saturate(round_shift(acc * m, s))`` (golden
 #: ``intops.requantize``): the vector units reuse ``rtl/requant.py:Requantizer``, whose
-#: latency ``sim.systolic.REQUANT_LATENCY`` is asserted against the RTL.
+#: latency ``sim.units.gemm.REQUANT_LATENCY`` is asserted against the RTL.
 REQUANT_LATENCY = SYSTOLIC_REQUANT_LATENCY
 
 #: A radix-2 restoring divider spends one cycle loading its operands before producing

@@ -105,7 +105,7 @@ def _save(args: argparse.Namespace) -> int:
     else:
         text = to_scalesim(trace, form="gemm" if fmt == "scalesim-gemm" else "conv")
         args.output.write_text(text, encoding="utf-8")
-        dropped = sum(op.matmul is None for op in trace)
+        dropped = sum(op.gemm is None for op in trace)
         what = f"{text.count(chr(10)) - 1} layer rows"
         if dropped:
             what += f"; {dropped} vector and memory ops dropped"

@@ -5,7 +5,7 @@ The public API (see ``docs/trace-format.md``):
 * :class:`Trace` and the op classes :class:`Gemm`, :class:`Conv2d`, :class:`DwConv2d`,
   :class:`MaxPool`, :class:`AvgPool`, :class:`Softmax`, :class:`LayerNorm`,
   :class:`Gelu`, :class:`Add`, :class:`Concat` (all frozen, validated dataclasses),
-  :class:`Ref` (an op input), :class:`MatmulShape` (an op's view for a matrix unit);
+  :class:`Ref` (an op input), :class:`GemmShape` (an op's view for a matrix unit);
   :func:`load_trace`, :func:`save_trace`; :class:`TraceError`; the constants
   :data:`KINDS`, :data:`HEAD_LAYOUTS`, :data:`ACTIVATIONS`, :data:`ACC_BITS`,
   :data:`BIAS_BITS` and the limits :data:`MAX_DIM`, :data:`MAX_ELEMENTS`,
@@ -44,8 +44,8 @@ from edgetron.workload.trace import (
     DwConv2d,
     Gelu,
     Gemm,
+    GemmShape,
     LayerNorm,
-    MatmulShape,
     MaxPool,
     Op,
     Ref,
@@ -78,8 +78,8 @@ __all__ = [
     "DwConv2d",
     "Gelu",
     "Gemm",
+    "GemmShape",
     "LayerNorm",
-    "MatmulShape",
     "MaxPool",
     "Op",
     "Ref",

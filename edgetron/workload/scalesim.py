@@ -54,6 +54,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgetron.errors import ScaleSimError
 from edgetron.workload.trace import (
     MAX_DIM,
     MAX_ELEMENTS,
@@ -99,10 +100,6 @@ GEMM_HEADER = ", ".join(GEMM_COLUMNS) + ","
 
 _INT = re.compile(r"[0-9]+")
 _UNSAFE = re.compile(r"[,#\x00-\x1f\x7f]")
-
-
-class ScaleSimError(TraceError):
-    """A SCALE-Sim CSV is malformed (message: file, line, column) or cannot be exported."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -394,7 +391,7 @@ def _conv_rows(op: Op) -> Iterator[tuple]:
 
 def _gemm_rows(op: Op) -> Iterator[tuple]:
     """GEMM-form rows (name, M, N, K), one per independent matrix product (lazily)."""
-    shape = op.matmul
+    shape = op.gemm
     if shape is None:
         return
     if isinstance(op, Gemm) and not op.weights:

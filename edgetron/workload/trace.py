@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from edgetron.errors import TraceError
 from edgetron.golden.intops import INT32_MAX, INT32_MIN, signed_bits
 from edgetron.golden.quant import ACTIVATIONS
 
@@ -59,8 +60,8 @@ __all__ = [
     "DwConv2d",
     "Gelu",
     "Gemm",
+    "GemmShape",
     "LayerNorm",
-    "MatmulShape",
     "MaxPool",
     "Op",
     "Ref",
@@ -110,11 +111,7 @@ _BITS_RANGE = (2, 32)
 _ACC_BITS_RANGE = (8, 64)
 
 
-class TraceError(ValueError):
-    """A trace document or op is malformed; the message names the op index and the field."""
-
-
-class MatmulShape(NamedTuple):
+class GemmShape(NamedTuple):
     """How an op maps onto a matrix unit: ``count`` independent ``(m x k) @ (k x n)`` products.
 
     The batch is already folded in: weights shared across the batch go into ``m``
@@ -401,7 +398,7 @@ class Op(abc.ABC):
         return 0
 
     @property
-    def matmul(self) -> MatmulShape | None:
+    def gemm(self) -> GemmShape | None:
         """The matrix-product view for the array, or None for vector and memory ops."""
         return None
 
@@ -676,10 +673,10 @@ class Gemm(Op):
         return self.batch * self.count * self.m * self.k * self.n
 
     @property
-    def matmul(self) -> MatmulShape:
+    def gemm(self) -> GemmShape:
         if self.weights:
-            return MatmulShape(self.count, self.batch * self.m, self.k, self.n, True)
-        return MatmulShape(self.batch * self.count, self.m, self.k, self.n, False)
+            return GemmShape(self.count, self.batch * self.m, self.k, self.n, True)
+        return GemmShape(self.batch * self.count, self.m, self.k, self.n, False)
 
     @property
     def weight_count(self) -> int:
@@ -888,8 +885,8 @@ class Conv2d(_Conv):
         return self.n * self.out_h * self.out_w * self.k * (self.c // self.groups) * self.r * self.s
 
     @property
-    def matmul(self) -> MatmulShape:
-        return MatmulShape(
+    def gemm(self) -> GemmShape:
+        return GemmShape(
             self.groups, self.n * self.out_h * self.out_w,
             (self.c // self.groups) * self.r * self.s, self.k // self.groups, True,
         )
@@ -938,8 +935,8 @@ class DwConv2d(_Conv):
         return self.n * self.out_h * self.out_w * self.k * self.r * self.s
 
     @property
-    def matmul(self) -> MatmulShape:
-        return MatmulShape(
+    def gemm(self) -> GemmShape:
+        return GemmShape(
             self.c, self.n * self.out_h * self.out_w, self.r * self.s, self.multiplier, True
         )
 

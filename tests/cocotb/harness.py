@@ -20,7 +20,7 @@ Pieces
   after the expected beats, that no stray beat follows (:meth:`StreamSink.expect_quiet`).
 * :class:`Scoreboard`: compares integer arrays bit for bit and reports mismatches.
 * :class:`RequantModel`: golden model and payload codec of the requantizer.
-* :class:`GemmCase` and :class:`MatmulModel`: one GEMM invocation, and the golden model,
+* :class:`GemmCase` and :class:`GemmModel`: one GEMM invocation, and the golden model,
   payload codec and timing model of the GEMM unit.
 * :func:`load_manifest`: the export manifest the pytest runner wrote for this build.
 """
@@ -41,17 +41,17 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdg
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import gemm_int, gemm_requant
 from edgetron.golden.intops import requantize
-from edgetron.rtl.layouts import matmul_layouts
-from edgetron.rtl.matmul import MatmulUnit, decode_matmul, encode_matmul, shape_fits
+from edgetron.rtl.gemm import GemmUnit, decode_gemm, encode_gemm, shape_fits
+from edgetron.rtl.layouts import gemm_layouts
 from edgetron.rtl.requant import decode_requant, encode_requant
-from edgetron.sim.systolic import REQUANT_LATENCY, MatmulPhases, matmul_cycles, matmul_phases
+from edgetron.sim.units.gemm import REQUANT_LATENCY, GemmPhases, gemm_cycles, gemm_phases
 
 __all__ = [
     "CLOCK_NS",
     "QUIET_MARGIN",
     "Clocking",
     "GemmCase",
-    "MatmulModel",
+    "GemmModel",
     "Pause",
     "RequantModel",
     "Scoreboard",
@@ -303,22 +303,22 @@ class GemmCase:
         return self.m * self.k * self.n
 
 
-class MatmulModel:
-    """Golden model of the GEMM unit: beat codec (rtl.matmul), results (golden.gemm) and
-    cycles (sim.systolic), for the config in the manifest."""
+class GemmModel:
+    """Golden model of the GEMM unit: beat codec (rtl.gemm), results (golden.gemm) and
+    cycles (sim.units.gemm), for the config in the manifest."""
 
     def __init__(self, config: dict):
         self.cfg = AcceleratorConfig.from_dict(config, source="manifest")
 
     def max_shape(self) -> tuple[int, int, int]:
         """Largest M, K and N of one invocation (each with the other two at 1)."""
-        return MatmulUnit.max_shape(self.cfg)
+        return GemmUnit.max_shape(self.cfg)
 
     def command_word(self, m: int, k: int, n: int, out32: bool) -> int:
-        """A raw ``cmd`` payload, also for shapes encode_matmul refuses (each dimension
+        """A raw ``cmd`` payload, also for shapes encode_gemm refuses (each dimension
         must fit its field: 0 .. the maximum of :meth:`max_shape`)."""
         m_max, k_max, n_max = self.max_shape()
-        lay = matmul_layouts(self.cfg, m_max=m_max, k_max=k_max, n_max=n_max)
+        lay = gemm_layouts(self.cfg, m_max=m_max, k_max=k_max, n_max=n_max)
         return lay.cmd.const({"m": m, "k": k, "n": n, "out32": int(out32)}).as_value().value
 
     def fits(self, m: int, k: int, n: int) -> bool:
@@ -327,7 +327,7 @@ class MatmulModel:
 
     def encode(self, case) -> dict[str, list[int]]:
         """Payload words per input stream (``cmd``, ``a``, ``w``, ``ch``)."""
-        return encode_matmul(self.cfg, case.a, case.w, case.bias, case.mult, case.shift,
+        return encode_gemm(self.cfg, case.a, case.w, case.bias, case.mult, case.shift,
                              case.out32)
 
     def out_beats(self, case) -> int:
@@ -336,7 +336,7 @@ class MatmulModel:
 
     def decode(self, case, words) -> np.ndarray:
         """The (M, N) result from the output words."""
-        return decode_matmul(self.cfg, words, case.m, case.n, case.out32)
+        return decode_gemm(self.cfg, words, case.m, case.n, case.out32)
 
     def expected(self, case) -> np.ndarray:
         """golden.gemm.gemm_int (int32 mode) or gemm_requant (int8 mode)."""
@@ -345,13 +345,13 @@ class MatmulModel:
         return gemm_requant(case.a, case.w, case.bias, case.mult, case.shift)
 
     def cycles(self, case) -> int:
-        """sim.systolic.matmul_cycles for the case's shape and output mode."""
-        return int(matmul_cycles(self.cfg.sim_params(), case.m, case.k, case.n,
+        """sim.units.gemm.gemm_cycles for the case's shape and output mode."""
+        return int(gemm_cycles(self.cfg.sim_params(), case.m, case.k, case.n,
                                  int(case.out32)))
 
-    def phases(self, case) -> MatmulPhases:
-        """sim.systolic.matmul_phases (cmd, beats per stream, compute, drain) of the case."""
-        return matmul_phases(self.cfg.sim_params(), case.m, case.k, case.n, int(case.out32))
+    def phases(self, case) -> GemmPhases:
+        """sim.units.gemm.gemm_phases (cmd, beats per stream, compute, drain) of the case."""
+        return gemm_phases(self.cfg.sim_params(), case.m, case.k, case.n, int(case.out32))
 
     def quiet_cycles(self) -> int:
         """Cycles to watch ``o`` after the last expected beat: longer than a beat can stay

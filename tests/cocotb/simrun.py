@@ -8,7 +8,7 @@ module in that one simulator process and fails unless all passed. The build root
 (gitignored); nothing is written next to the sources in ``tests/``.
 
 One cocotb test: ``EDGETRON_TB_FILTER=<regex>`` (matched against the cocotb test
-names, e.g. ``matmul_utilization``).
+names, e.g. ``gemm_utilization``).
 
 Waveforms: set ``EDGETRON_WAVES=1`` to record them into the build directory
 (Icarus: ``<top>.fst``, Verilator: ``dump.vcd``).

@@ -28,15 +28,15 @@ def _gemm_config(n: int, dataflow: str, sram_kib: int, acc_kib: int) -> Accelera
     )
 
 
-_MATMUL_CFGS = {
+_GEMM_CFGS = {
     "4x4-ws": _gemm_config(4, "ws", 4, 1),
     "8x8-ws": _gemm_config(8, "ws", 8, 2),
     "4x4-os": _gemm_config(4, "os", 4, 1),
 }
-_MATMUL_SLOW_CFG = _gemm_config(16, "ws", 32, 8)
-#: cocotb tests in tb_matmul.py: 30 cases (10 fixed + 20 random), back-to-back,
+_GEMM_SLOW_CFG = _gemm_config(16, "ws", 32, 8)
+#: cocotb tests in tb_gemm.py: 30 cases (10 fixed + 20 random), back-to-back,
 #: bad shapes, utilization.
-_MATMUL_TESTS = 33
+_GEMM_TESTS = 33
 
 
 def _check_count(ran: int, expected: int) -> None:
@@ -54,15 +54,15 @@ def test_requant(sim):
     assert not build_dir.is_relative_to(TB_DIR) and not (TB_DIR / "sim_build").exists()
 
 
-@pytest.mark.parametrize("tag", list(_MATMUL_CFGS))
+@pytest.mark.parametrize("tag", list(_GEMM_CFGS))
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_matmul(sim, tag):
-    _, tests = run_tb("matmul", sim, _MATMUL_CFGS[tag], tag=tag)
-    _check_count(tests, _MATMUL_TESTS)
+def test_gemm(sim, tag):
+    _, tests = run_tb("gemm", sim, _GEMM_CFGS[tag], tag=tag)
+    _check_count(tests, _GEMM_TESTS)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_matmul_16x16(sim):
-    _, tests = run_tb("matmul", sim, _MATMUL_SLOW_CFG, tag="16x16-ws")
-    _check_count(tests, _MATMUL_TESTS)
+def test_gemm_16x16(sim):
+    _, tests = run_tb("gemm", sim, _GEMM_SLOW_CFG, tag="16x16-ws")
+    _check_count(tests, _GEMM_TESTS)

@@ -20,9 +20,9 @@ from edgetron.rtl.export import (
     lint_yosys,
     top_name,
 )
-from edgetron.rtl.matmul import matmul_limits, matmul_timing, shape_fits
+from edgetron.rtl.gemm import gemm_limits, gemm_timing, shape_fits
 from edgetron.rtl.requant import Requantizer
-from edgetron.sim.systolic import REQUANT_LATENCY, matmul_cycles, matmul_phases
+from edgetron.sim.units.gemm import REQUANT_LATENCY, gemm_cycles, gemm_phases
 
 #: Small array and buffers: every unit elaborates quickly.
 SMALL = AcceleratorConfig(
@@ -54,7 +54,7 @@ def exported_for_lint(tmp_path_factory):
 
 
 def test_registry_has_the_gemm_units():
-    assert {"requant", "matmul"} <= set(UNITS)
+    assert {"requant", "gemm"} <= set(UNITS)
 
 
 @pytest.mark.parametrize("unit", sorted(UNITS))
@@ -136,7 +136,7 @@ def _evaluate_timing(model: dict, m: int, k: int, n: int, out32: int) -> dict[st
 
 def _random_fitting_shapes(cfg, count, seed):
     rng = np.random.default_rng(seed)
-    lim = matmul_limits(cfg)
+    lim = gemm_limits(cfg)
     shapes = [(1, 1, 1)]
     while len(shapes) < count:
         m, k, n = (int(x) for x in rng.integers(1, [3 * cfg.rows + 3, 4 * cfg.rows + 3,
@@ -147,13 +147,13 @@ def _random_fitting_shapes(cfg, count, seed):
 
 
 @pytest.mark.parametrize("tag", list(LINT_CONFIGS))
-def test_matmul_manifest_timing_model_matches_the_simulator(exported_for_lint, tag):
+def test_gemm_manifest_timing_model_matches_the_simulator(exported_for_lint, tag):
     """The manifest's timing model (fixed latencies + phase formulas, as data) gives, for
-    every shape, exactly the phases and cycles of sim.systolic."""
+    every shape, exactly the phases and cycles of sim.units.gemm."""
     cfg = LINT_CONFIGS[tag]
-    model = exported_for_lint[tag, "matmul"].manifest_data["timing_model"]
-    assert model == json.loads(json.dumps(matmul_timing(cfg)))
-    assert model["model"] == "edgetron.sim.systolic.matmul_phases"
+    model = exported_for_lint[tag, "gemm"].manifest_data["timing_model"]
+    assert model == json.loads(json.dumps(gemm_timing(cfg)))
+    assert model["model"] == "edgetron.sim.units.gemm.gemm_phases"
     consts = model["constants"]
     assert consts["requant_latency"] == Requantizer.LATENCY == REQUANT_LATENCY
     assert (consts["R"], consts["C"]) == (cfg.rows, cfg.cols)
@@ -163,9 +163,9 @@ def test_matmul_manifest_timing_model_matches_the_simulator(exported_for_lint, t
     for m, k, n in _random_fitting_shapes(cfg, 25, seed=len(tag)):
         for out32 in (0, 1):
             got = _evaluate_timing(model, m, k, n, out32)
-            want = matmul_phases(p, m, k, n, out32)
+            want = gemm_phases(p, m, k, n, out32)
             assert {f: got[f] for f in want._fields} == want._asdict(), (m, k, n, out32)
-            assert got["total"] == matmul_cycles(p, m, k, n, out32), (m, k, n, out32)
+            assert got["total"] == gemm_cycles(p, m, k, n, out32), (m, k, n, out32)
 
 
 def test_manifest_latencies(exported):
@@ -173,7 +173,7 @@ def test_manifest_latencies(exported):
     depend on the shape, gives null there and its fixed latencies in the timing model."""
     rq = exported["requant"].manifest_data
     assert rq["timing_model"]["constants"]["latency_cycles"] == rq["latency_cycles"]
-    mm = exported["matmul"].manifest_data
+    mm = exported["gemm"].manifest_data
     assert mm["latency_cycles"] is None
     assert {"cmd_cycles", "buffer_read_cycles", "array_latency", "epilogue_cycles",
             "requant_latency"} <= set(mm["timing_model"]["constants"])
@@ -250,7 +250,7 @@ def test_cli_export_all_with_lint(tmp_path, capsys):
 
 
 def test_cli_export_is_all_or_nothing(tmp_path, capsys):
-    """A unit that rejects the config (matmul: a 16-bit accumulator is too narrow for these
+    """A unit that rejects the config (gemm: a 16-bit accumulator is too narrow for these
     buffers; requant accepts it) leaves no partial export, and the error names the unit
     and the config file."""
     cfg = tmp_path / "narrow.toml"
@@ -258,7 +258,7 @@ def test_cli_export_is_all_or_nothing(tmp_path, capsys):
     fresh = tmp_path / "fresh"
     assert main(["rtl", "export", "--config", str(cfg), "-o", str(fresh)]) == 1
     err = capsys.readouterr().err
-    assert "unit 'matmul'" in err and f"config file {cfg}" in err and "acc_bits" in err
+    assert "unit 'gemm'" in err and f"config file {cfg}" in err and "acc_bits" in err
     assert not fresh.exists()
     # An existing output directory keeps exactly what it had.
     kept = tmp_path / "kept"

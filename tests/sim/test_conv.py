@@ -9,7 +9,7 @@ from edgetron.config import PRESETS
 from edgetron.golden.conv import conv2d_int
 from edgetron.sim import conv
 from edgetron.sim.engine import simulate
-from edgetron.workload import Conv2d, DwConv2d, MatmulShape, Trace
+from edgetron.workload import Conv2d, DwConv2d, GemmShape, Trace
 
 
 def _pads(p):
@@ -26,8 +26,8 @@ def test_im2col_times_weights_is_the_convolution(n, h, w, c, k, r, s, stride, pa
     rng = np.random.default_rng(0)
     op = Conv2d(name="c", inputs=("input",), n=n, h=h, w=w, c=c, k=k, r=r, s=s,
                 stride_h=stride, stride_w=stride, groups=groups, **_pads(pads))
-    mm = op.matmul
-    assert mm == MatmulShape(groups, n * op.out_h * op.out_w, c // groups * r * s, k // groups,
+    mm = op.gemm
+    assert mm == GemmShape(groups, n * op.out_h * op.out_w, c // groups * r * s, k // groups,
                              True)
     x = rng.integers(-128, 128, size=(n, h, w, c)).astype(np.int64)
     wt = rng.integers(-128, 128, size=(k, c // groups, r, s)).astype(np.int64)
@@ -57,7 +57,7 @@ def test_depthwise_is_one_small_gemm_per_channel():
     # (112*112) x 9 @ 9 x 1, so one array column of 9 rows per product.
     op = DwConv2d(name="dw", inputs=("input",), n=1, h=112, w=112, c=32, k=32, r=3, s=3,
                   **_pads((1, 1, 1, 1)))
-    assert op.matmul == MatmulShape(32, 112 * 112, 9, 1, True)
+    assert op.gemm == GemmShape(32, 112 * 112, 9, 1, True)
     res = simulate(Trace(name="t", batch=1, ops=(op,)), PRESETS["edge-16"])
     util = res.op_dict(0)["utilization"]
     # At most 9 of the 256 PEs do useful work.

@@ -1,4 +1,4 @@
-"""Freshness of the Numba caches (sim/jitcache.py): where they live and what invalidates them."""
+"""Freshness of the Numba caches (edgetron/jitcache.py): where they live, what invalidates them."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from numba.core import config as numba_config
 
 import edgetron.config
 import edgetron.golden
-from edgetron.sim import jitcache, systolic
-from edgetron.sim.jitcache import SourcesLocator
+from edgetron import jitcache
+from edgetron.jitcache import SourcesLocator
+from edgetron.sim.units import gemm as sim_gemm
 
-SIM_FILE = systolic.__file__
+SIM_FILE = sim_gemm.__file__
+SIM_DIR, HW_DIR = jitcache.compiled_dirs()
 
 
 def _probe():
@@ -61,9 +63,10 @@ def test_user_wide_cache_when_the_source_folder_is_not_writable(monkeypatch, tmp
                                                                 SIM_FILE).get_cache_path()
 
 
-def test_only_the_sim_package_is_handled(tmp_path):
+def test_only_the_sim_and_hw_packages_are_handled(tmp_path):
     assert SourcesLocator.from_function(_probe, str(tmp_path / "other.py")) is None
     assert SourcesLocator.from_function(_probe, edgetron.config.__file__) is None
+    assert SourcesLocator.from_function(_probe, str(HW_DIR / "gemm.py")) is not None
 
 
 def test_stamp_is_numbas_own_plus_every_kernel_source():
@@ -77,13 +80,11 @@ def test_stamp_is_numbas_own_plus_every_kernel_source():
 def test_digest_changes_with_any_kernel_source(tmp_path, monkeypatch, fresh_digest):
     # Copies of the sources: a change to a callee's file or to a golden constant must
     # change the stamp of every kernel, not only of the functions in the changed file.
-    for name, src in (("sim", Path(SIM_FILE).parent),
+    for name, src in (("sim", SIM_DIR), ("hw", HW_DIR),
                       ("golden", Path(edgetron.golden.__file__).parent)):
-        (tmp_path / name).mkdir()
-        for f in src.glob("*.py"):
-            shutil.copy(f, tmp_path / name / f.name)
+        shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(edgetron.config.__file__, tmp_path / "config.py")
-    monkeypatch.setattr(jitcache, "_SIM", tmp_path / "sim")
+    monkeypatch.setattr(jitcache, "compiled_dirs", lambda: (tmp_path / "sim", tmp_path / "hw"))
     monkeypatch.setattr(edgetron.golden, "__file__", str(tmp_path / "golden" / "__init__.py"))
     monkeypatch.setattr(edgetron.config, "__file__", str(tmp_path / "config.py"))
 
@@ -93,8 +94,8 @@ def test_digest_changes_with_any_kernel_source(tmp_path, monkeypatch, fresh_dige
 
     seen = {digest()}
     assert digest() in seen  # nothing changed
-    for changed in (tmp_path / "golden" / "softmax.py", tmp_path / "sim" / "systolic.py",
-                    tmp_path / "config.py"):
+    for changed in (tmp_path / "golden" / "softmax.py", tmp_path / "sim" / "units" / "gemm.py",
+                    tmp_path / "hw" / "gemm.py", tmp_path / "config.py"):
         changed.write_text(changed.read_text() + "\n# changed\n")
         new = digest()
         assert new not in seen, changed
@@ -104,7 +105,7 @@ def test_digest_changes_with_any_kernel_source(tmp_path, monkeypatch, fresh_dige
 def _run(cache_dir: Path, body: str) -> list[str]:
     """Run ``body`` in a fresh interpreter with ``NUMBA_CACHE_DIR=cache_dir``; its lines."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
-    code = "from edgetron.sim import jitcache\n" + textwrap.dedent(body)
+    code = "from edgetron import jitcache\n" + textwrap.dedent(body)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=300, check=True)
     return out.stdout.split()
@@ -113,18 +114,18 @@ def _run(cache_dir: Path, body: str) -> list[str]:
 def test_an_index_written_under_other_sources_is_recompiled(tmp_path):
     # The whole round trip in NUMBA_CACHE_DIR, each step a new process as in real use.
     use = """
-        from edgetron.sim import systolic
-        print(jitcache.is_compiled(systolic.cdiv), systolic.cdiv(7, 2),
-              jitcache.is_compiled(systolic.cdiv))
+        from edgetron.sim import vector
+        print(jitcache.is_compiled(vector.tree_depth), vector.tree_depth(5),
+              jitcache.is_compiled(vector.tree_depth))
     """
-    assert _run(tmp_path, use) == ["False", "4", "True"]  # cold: compiled and saved
-    assert list(tmp_path.glob("sim_*/systolic.cdiv-*.nbi"))
-    assert _run(tmp_path, use) == ["True", "4", "True"]  # warm
+    assert _run(tmp_path, use) == ["False", "3", "True"]  # cold: compiled and saved
+    assert list(tmp_path.glob("sim_*/vector.tree_depth-*.nbi"))
+    assert _run(tmp_path, use) == ["True", "3", "True"]  # warm
     # Another version of any kernel source (sim/, golden/, config.py): the same index no
     # longer matches, so Numba compiles again and overwrites it.
     other = "jitcache.sources_digest = lambda: 'other sources'\n" + textwrap.dedent(use)
-    assert _run(tmp_path, other) == ["False", "4", "True"]
-    assert _run(tmp_path, use) == ["False", "4", "True"]
+    assert _run(tmp_path, other) == ["False", "3", "True"]
+    assert _run(tmp_path, use) == ["False", "3", "True"]
 
 
 def test_install_is_idempotent_and_warns_about_a_locator_override(monkeypatch):
@@ -135,10 +136,10 @@ def test_install_is_idempotent_and_warns_about_a_locator_override(monkeypatch):
     assert sum(c.__name__ == "SourcesLocator" for c in classes) == 1
     monkeypatch.setattr(numba_config, "CACHE_LOCATOR_CLASSES", "InTreeCacheLocator",
                         raising=False)
-    with pytest.warns(RuntimeWarning, match="edgetron.sim.jitcache.SourcesLocator"):
+    with pytest.warns(RuntimeWarning, match="edgetron.jitcache.SourcesLocator"):
         jitcache.install()
     monkeypatch.setattr(numba_config, "CACHE_LOCATOR_CLASSES",
-                        "edgetron.sim.jitcache.SourcesLocator,InTreeCacheLocator")
+                        "edgetron.jitcache.SourcesLocator,InTreeCacheLocator")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jitcache.install()  # named in the override: no warning

@@ -1,6 +1,6 @@
 """Timing of matrix ops (tiling, DRAM, double buffering) against hand-derived closed forms.
 
-One GEMM-unit call (the formulas of sim/systolic.py, written out here by hand; R, C the
+One GEMM-unit call (the formulas of sim/units/gemm.py, written out here by hand; R, C the
 array, KF = ceil(K/R), NT = ceil(N/C), LAT = 3 for int8 output, 0 for int32):
 
     ws: 2 + max(M*KF, NT*K, N) + [R + (NT*KF - 1) * max(M, R) + M] + [R + C + 1 + LAT]
@@ -256,10 +256,10 @@ def test_one_call_costs_exactly_the_unit_cycles(dataflow, m, k, n, out32):
     # With the op fitting one call (N <= R*C for the parameter memory) and DRAM out of the
     # way, the engine adds nothing to the
     # GEMM unit's own cycles -- the figure the RTL tests check cycle for cycle.
-    from edgetron.sim.systolic import matmul_cycles
+    from edgetron.sim.units.gemm import gemm_cycles
 
     cfg = cfg4(dataflow=dataflow)
     v = run(gemm_op(m, k, n, out32=out32), cfg)
     assert v["calls"] == 1
-    assert v["cycles"] == v["compute_cycles"] == matmul_cycles(cfg.sim_params(), m, k, n,
+    assert v["cycles"] == v["compute_cycles"] == gemm_cycles(cfg.sim_params(), m, k, n,
                                                                 int(out32))

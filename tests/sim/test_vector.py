@@ -14,7 +14,7 @@ from edgetron.config import AcceleratorConfig
 from edgetron.golden.layernorm import ISQRT_BITS, RECIP_K, isqrt_iteration_bound
 from edgetron.golden.softmax import EXP_BITS
 from edgetron.sim import conv, vector
-from edgetron.sim.systolic import REQUANT_LATENCY
+from edgetron.sim.units.gemm import REQUANT_LATENCY
 
 
 def params(lanes: int, **kw):

@@ -16,8 +16,8 @@ from edgetron.workload import (
     DwConv2d,
     Gelu,
     Gemm,
+    GemmShape,
     LayerNorm,
-    MatmulShape,
     MaxPool,
     Ref,
     Softmax,
@@ -100,8 +100,8 @@ def test_vit_tiny_attention_operands(vit_tiny):
     assert attn_v.inputs == (Ref(softmax_i), Ref(qkv, cols=(384, 576)))
     assert scores.scale == 1 / math.sqrt(64)
     assert (scores.weights, attn_v.weights) == (False, False)
-    assert scores.matmul == MatmulShape(3, 197, 64, 197, False)
-    assert attn_v.matmul == MatmulShape(3, 197, 197, 64, False)
+    assert scores.gemm == GemmShape(3, 197, 64, 197, False)
+    assert attn_v.gemm == GemmShape(3, 197, 197, 64, False)
     assert (scores.weight_count, attn_v.weight_count) == (0, 0)
     # The attention scores stay int32 for the softmax; fc1 stays int32 for the GELU.
     assert (scores.out_bits, scores.requant) == (32, "none")
@@ -186,7 +186,7 @@ def test_vit_tiny_patch_embedding_and_head(vit_tiny):
     assert (patch.stride_h, patch.stride_w, patch.out_h, patch.out_w) == (16, 16, 14, 14)
     assert patch.macs == VIT_TINY_PATCH_MACS
     # 196 x 768 @ 768 x 192, as WORKLOADS.md writes it
-    assert patch.matmul == MatmulShape(1, 196, 768, 192, True)
+    assert patch.gemm == GemmShape(1, 196, 768, 192, True)
     assert isinstance(cls, Concat) and cls.out_shape == (1, 197, 192) and cls.weight_count == 192
     assert isinstance(pos, Add) and pos.weights and pos.weight_count == 197 * 192
     norm, head = vit_tiny[-2], vit_tiny[-1]
@@ -313,7 +313,7 @@ def test_mobilenetv2_depthwise_layers():
     dws = [op for op in trace if isinstance(op, DwConv2d)]
     assert len(dws) == 17
     assert all((op.r, op.s, op.k, op.multiplier) == (3, 3, op.c, 1) for op in dws)
-    assert all(op.matmul == MatmulShape(op.c, op.out_h * op.out_w, 9, 1, True) for op in dws)
+    assert all(op.gemm == GemmShape(op.c, op.out_h * op.out_w, 9, 1, True) for op in dws)
     assert not any(isinstance(op, Conv2d) and op.groups > 1 for op in trace)
     first = trace[0]
     assert (first.h, first.c, first.k, first.stride_h, first.out_h) == (224, 3, 32, 2, 112)
@@ -334,8 +334,8 @@ def test_macs_scale_with_batch(preset):
 def test_attention_folds_batch_into_count_and_weights_into_m():
     trace = build_model("vit-tiny", batch=2)
     ops = {op.name: op for op in trace}
-    assert ops["blocks.0.attn_scores"].matmul == MatmulShape(6, 197, 64, 197, False)
-    assert ops["blocks.0.qkv"].matmul == MatmulShape(1, 394, 192, 576, True)
+    assert ops["blocks.0.attn_scores"].gemm == GemmShape(6, 197, 64, 197, False)
+    assert ops["blocks.0.qkv"].gemm == GemmShape(1, 394, 192, 576, True)
 
 
 def test_build_model_rejects_unknown_preset():

@@ -69,7 +69,7 @@ def test_save_scalesim_both_forms_and_show_the_csv(capsys, tmp_path):
     assert conv.read_text() == to_scalesim(build_model("vit-tiny"))
     status, out, _ = run(capsys, "save", "vit-tiny", "-o", str(gemm), "--format",
                          "scalesim-gemm")
-    n_vector = sum(op.matmul is None for op in build_model("vit-tiny"))
+    n_vector = sum(op.gemm is None for op in build_model("vit-tiny"))
     assert status == 0 and f"122 layer rows; {n_vector} vector and memory ops dropped" in out
     assert gemm.read_text() == to_scalesim(build_model("vit-tiny"), form="gemm")
     status, out, _ = run(capsys, "show", str(conv), "--batch", "3")

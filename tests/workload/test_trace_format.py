@@ -21,8 +21,8 @@ from edgetron.workload import (
     DwConv2d,
     Gelu,
     Gemm,
+    GemmShape,
     LayerNorm,
-    MatmulShape,
     MaxPool,
     Ref,
     Softmax,
@@ -346,7 +346,7 @@ def test_head_layouts_define_shapes_and_products(a_heads, b_heads, b_transposed,
     assert op.in_shapes == (stored[a_heads](m, k), stored[b_heads](*b_dims))
     assert op.out_shape == stored[out_heads](m, n)
     assert op.macs == batch * count * m * k * n
-    assert op.matmul == MatmulShape(batch * count, m, k, n, False)
+    assert op.gemm == GemmShape(batch * count, m, k, n, False)
     # product_view recovers element [b, h, i, j] of product h from the stored operand.
     for which, (rows, cols), layout, transposed, shape in (
         ("a", (m, k), a_heads, False, op.in_shapes[0]),
@@ -411,7 +411,7 @@ def test_documents_without_layout_fields_load_with_the_defaults():
         op = old[i]
         assert (op.a_heads, op.b_heads, op.b_transposed, op.out_heads) == (
             "rows", "rows", False, "rows")
-        assert op.macs == small_vit()[i].macs and op.matmul == small_vit()[i].matmul
+        assert op.macs == small_vit()[i].macs and op.gemm == small_vit()[i].gemm
     assert old[7].out_shape == (1, 2, 5, 4)  # the product's own layout, heads stacked
     assert old.macs == small_vit().macs
     resaved = json.loads(old.to_json())["ops"][5]
@@ -465,7 +465,7 @@ def test_conv_derived_quantities():
     assert (op.out_h, op.out_w) == (5, 10)
     assert op.in_shapes == ((2, 10, 12, 8),) and op.out_shape == (2, 5, 10, 16)
     assert op.macs == 2 * 5 * 10 * 16 * 2 * 9
-    assert op.matmul == MatmulShape(4, 100, 18, 4, True) and op.matmul.macs == op.macs
+    assert op.gemm == GemmShape(4, 100, 18, 4, True) and op.gemm.macs == op.macs
     assert (op.weight_count, op.bias_count, op.params) == (288, 16, 304)
     assert (op.weight_bytes, op.bias_bytes, op.param_bytes) == (144, 64, 208)
     assert (op.in_bytes, op.out_bytes) == (2 * 10 * 12 * 8, 2 * 5 * 10 * 16)
@@ -477,7 +477,7 @@ def test_depthwise_with_multiplier():
                   pad_bottom=1, pad_left=1, pad_right=1)
     assert op.multiplier == 2 and op.out_shape == (1, 8, 8, 8)
     assert op.macs == 64 * 8 * 9 and op.weight_count == 8 * 9
-    assert op.matmul == MatmulShape(4, 64, 9, 2, True)
+    assert op.gemm == GemmShape(4, 64, 9, 2, True)
     with pytest.raises(TraceError, match="k: 6 output channels must be a multiple"):
         DwConv2d(name="d", inputs=("input",), n=1, h=8, w=8, c=4, k=6, r=3, s=3)
     with pytest.raises(TraceError, match="use kind 'dwconv2d'"):
@@ -490,7 +490,7 @@ def test_depthwise_with_multiplier():
 
 def test_vector_and_memory_ops():
     sm = Softmax(name="s", inputs=(0,), batch=2, rows=6, cols=5, in_bits=32)
-    assert (sm.in_bytes, sm.out_bytes, sm.macs, sm.matmul, sm.unit) == (240, 60, 0, None, "vector")
+    assert (sm.in_bytes, sm.out_bytes, sm.macs, sm.gemm, sm.unit) == (240, 60, 0, None, "vector")
     ln = LayerNorm(name="l", inputs=(0,), batch=1, rows=4, cols=8, bias=True)
     assert (ln.weight_count, ln.bias_count, ln.param_bytes) == (8, 8, 40)
     gelu = Gelu(name="g", inputs=(0,), shape=(1, 3, 4), in_bits=32)

@@ -250,7 +250,7 @@ def test_trace_to_csv_to_trace_keeps_every_matrix_product(preset, form):
     trace = build_model(preset)
     text = to_scalesim(trace, form=form)
     back = parse_scalesim(text)
-    array_ops = [op for op in trace if op.matmul is not None]
+    array_ops = [op for op in trace if op.gemm is not None]
     assert back.macs == sum(op.macs for op in array_ops) == trace.macs
     assert to_scalesim(back, form=form) == text  # stable from here on
     if form == "conv":

@@ -1,4 +1,4 @@
-"""MatmulUnit in the Amaranth simulator: bit-exact with golden, cycle-exact with sim.systolic."""
+"""GemmUnit in the Amaranth simulator: bit-exact with golden, cycle-exact with sim.units.gemm."""
 
 from __future__ import annotations
 
@@ -17,26 +17,26 @@ from amaranth.sim import Simulator
 from edgetron.config import AcceleratorConfig, ConfigError
 from edgetron.golden.gemm import accumulator_bound, check_accumulator, gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
-from edgetron.rtl.layouts import MAX_BUFFER_WORDS, MAX_EDGE, MAX_PES, matmul_layouts
-from edgetron.rtl.matmul import (
-    MatmulUnit,
+from edgetron.rtl.gemm import (
+    GemmUnit,
     _ceil_div_const,
     check_shape,
-    decode_matmul,
-    encode_matmul,
-    matmul_limits,
+    decode_gemm,
+    encode_gemm,
+    gemm_limits,
     shape_fits,
 )
+from edgetron.rtl.layouts import MAX_BUFFER_WORDS, MAX_EDGE, MAX_PES, gemm_layouts
 from edgetron.rtl.pe import PE
 from edgetron.rtl.requant import Requantizer
 from edgetron.rtl.systolic import SystolicArray
-from edgetron.sim.systolic import (
+from edgetron.sim.units.gemm import (
     REQUANT_LATENCY,
-    matmul_buffer_words,
-    matmul_cycles,
-    matmul_fits,
-    matmul_max_shape,
-    matmul_phases,
+    gemm_buffer_words,
+    gemm_cycles,
+    gemm_fits,
+    gemm_max_shape,
+    gemm_phases,
 )
 
 
@@ -50,7 +50,7 @@ class Run(NamedTuple):
     """Outcome of one simulated invocation.
 
     ``cycles``: first input handshake .. last output handshake, both included (what
-    ``sim.systolic.matmul_cycles`` predicts); ``busy``: first cycle after the last operand
+    ``sim.units.gemm.gemm_cycles`` predicts); ``busy``: first cycle after the last operand
     beat .. last output handshake, included (the compute and drain phases).
     """
 
@@ -72,7 +72,7 @@ def quiet_cycles(config) -> int:
 def simulate(dut, config, jobs, *, gap=0.0, stall=0.0, seed=0, max_cycles=200_000):
     """Drive invocations back to back and collect their outputs.
 
-    ``jobs`` is a list of ``(beats, m, n, out32)`` with ``beats`` from encode_matmul; each
+    ``jobs`` is a list of ``(beats, m, n, out32)`` with ``beats`` from encode_gemm; each
     stream sends the beats of all jobs in order. ``gap`` is the probability that a source
     holds ``valid`` low on a cycle, ``stall`` the probability that the sink holds
     ``ready`` low. After the last expected output beat, ``o.valid`` must stay low for
@@ -137,7 +137,7 @@ def simulate(dut, config, jobs, *, gap=0.0, stall=0.0, seed=0, max_cycles=200_00
     for j, (_, m, n, out32) in enumerate(jobs):
         beats = slice(done, done + n_out[j])
         last = out_at[beats][-1]
-        out = decode_matmul(config, words[beats], m, n, out32)
+        out = decode_gemm(config, words[beats], m, n, out32)
         runs.append(Run(out, last - cmd_at[j] + 1, last - loaded_at[j], cmd_at[j],
                         loaded_at[j], last, out_at[beats]))
         done += n_out[j]
@@ -164,11 +164,11 @@ def check_cycles(config, run, m, k, n, out32, *, gap, stall):
     With ``o.ready`` always high: compute starts the cycle after the last operand
     handshake, so the compute and drain phases take exactly the model's cycles however
     the operands arrived (input gaps lengthen only the load phase); without input gaps
-    the whole invocation takes ``matmul_cycles``. Output backpressure stalls the core, so
+    the whole invocation takes ``gemm_cycles``. Output backpressure stalls the core, so
     it only bounds the run from below.
     """
     p = config.sim_params()
-    ph = matmul_phases(p, m, k, n, out32)
+    ph = gemm_phases(p, m, k, n, out32)
     load = run.loaded - run.start - ph.cmd + 1       # cycles of the load phase
     assert load >= max(ph.a_beats, ph.w_beats, ph.ch_beats)
     if stall:
@@ -176,7 +176,7 @@ def check_cycles(config, run, m, k, n, out32, *, gap, stall):
         return
     assert run.busy == ph.compute + ph.drain, (run.busy, ph)
     if not gap:
-        assert run.cycles == matmul_cycles(p, m, k, n, out32)
+        assert run.cycles == gemm_cycles(p, m, k, n, out32)
 
 
 def assert_same_output_timing(steady, gappy):
@@ -190,8 +190,8 @@ def assert_same_output_timing(steady, gappy):
 def run_case(config, m, k, n, out32, *, seed=0, gap=0.0, stall=0.0, dut=None):
     rng = np.random.default_rng(seed)
     a, w, bias, mult, shift = random_case(rng, m, k, n)
-    beats = encode_matmul(config, a, w, bias, mult, shift, out32)
-    dut = MatmulUnit(config) if dut is None else dut
+    beats = encode_gemm(config, a, w, bias, mult, shift, out32)
+    dut = GemmUnit(config) if dut is None else dut
     (run,) = simulate(dut, config, [(beats, m, n, out32)], gap=gap, stall=stall, seed=seed)
     np.testing.assert_array_equal(run.out, golden(a, w, bias, mult, shift, out32))
     check_cycles(config, run, m, k, n, out32, gap=gap, stall=stall)
@@ -200,7 +200,7 @@ def run_case(config, m, k, n, out32, *, seed=0, gap=0.0, stall=0.0, dut=None):
 
 def random_shape(rng, config, limit):
     """A random shape that fits the unit, dimensions in 1..limit (often not multiples)."""
-    lim = matmul_limits(config)
+    lim = gemm_limits(config)
     while True:
         m, k, n = (int(x) for x in rng.integers(1, limit + 1, 3))
         n = min(n, lim.n_max)
@@ -216,7 +216,7 @@ ARRAYS = [(2, 2), (4, 4), (2, 4), (4, 2), (1, 3), (3, 1), (3, 5)]
 def test_random_shapes_match_golden_and_cycle_model(rows, cols, dataflow):
     """No input gaps, no backpressure: results equal golden, cycles equal the sim model."""
     config = small_config(rows, cols, dataflow, ifmap=512, weight=512, ofmap=512)
-    dut = MatmulUnit(config)
+    dut = GemmUnit(config)
     rng = np.random.default_rng(rows * 100 + cols * 10 + len(dataflow))
     for trial in range(4):
         m, k, n = random_shape(rng, config, 3 * max(rows, cols) + 2)
@@ -227,7 +227,7 @@ def test_random_shapes_match_golden_and_cycle_model(rows, cols, dataflow):
 @pytest.mark.parametrize("gap,stall", [(0.3, 0.0), (0.0, 0.5), (0.4, 0.7)])
 def test_random_input_gaps_and_output_backpressure(dataflow, gap, stall):
     config = small_config(4, 4, dataflow)
-    dut = MatmulUnit(config)
+    dut = GemmUnit(config)
     rng = np.random.default_rng(int(gap * 10 + stall * 100))
     for trial in range(3):
         m, k, n = random_shape(rng, config, 14)
@@ -248,12 +248,12 @@ def test_extreme_operands_reach_the_accumulator_limit(dataflow, extremes):
     check_accumulator(k, int(np.abs(bias).max()))
     mult = np.array([1 << 30] * n)
     shift = np.array([1, 20, 31, 40, 50, 62, 9])
-    dut = MatmulUnit(config)
+    dut = GemmUnit(config)
     for out32 in (1, 0):
-        beats = encode_matmul(config, a, w, bias, mult, shift, out32)
+        beats = encode_gemm(config, a, w, bias, mult, shift, out32)
         (run,) = simulate(dut, config, [(beats, m, n, out32)])
         np.testing.assert_array_equal(run.out, golden(a, w, bias, mult, shift, out32))
-        assert run.cycles == matmul_cycles(config.sim_params(), m, k, n, out32)
+        assert run.cycles == gemm_cycles(config.sim_params(), m, k, n, out32)
     if extremes == (INT8_MIN, INT8_MIN):
         assert int(gemm_int(a, w, bias).max()) == INT32_MAX
 
@@ -269,11 +269,11 @@ def test_per_channel_requantization():
     bias = rng.integers(-5000, 5000, n)
     mult = rng.integers(1 << 29, 1 << 31, n)
     shift = np.arange(30, 30 + n)                 # from saturating to near zero
-    beats = encode_matmul(config, a, w, bias, mult, shift, False)
+    beats = encode_gemm(config, a, w, bias, mult, shift, False)
     want = gemm_requant(a, w, bias, mult, shift)
     inside = (want > INT8_MIN) & (want < INT8_MAX)
     assert inside.any() and (want == INT8_MAX).any() and (want == INT8_MIN).any()
-    dut = MatmulUnit(config)
+    dut = GemmUnit(config)
     runs = []
     for gap in (0.0, 0.4):
         (run,) = simulate(dut, config, [(beats, m, n, False)], gap=gap, seed=5)
@@ -300,12 +300,12 @@ def test_back_to_back_invocations(dataflow):
     for j, (m, k, n) in enumerate([(3, 9, 5), (8, 4, 16), (1, 1, 1), (6, 13, 3)]):
         a, w, bias, mult, shift = random_case(rng, m, k, n)
         out32 = j % 2
-        jobs.append((encode_matmul(config, a, w, bias, mult, shift, out32), m, n, out32))
+        jobs.append((encode_gemm(config, a, w, bias, mult, shift, out32), m, n, out32))
         wants.append((golden(a, w, bias, mult, shift, out32), m, k, n, out32))
-    runs = simulate(MatmulUnit(config), config, jobs)
+    runs = simulate(GemmUnit(config), config, jobs)
     for run, (want, m, k, n, out32) in zip(runs, wants, strict=True):
         np.testing.assert_array_equal(run.out, want)
-        assert run.cycles == matmul_cycles(config.sim_params(), m, k, n, out32)
+        assert run.cycles == gemm_cycles(config.sim_params(), m, k, n, out32)
     for prev, nxt in itertools.pairwise(runs):
         assert nxt.start == prev.end + 1
 
@@ -335,8 +335,8 @@ def test_utilization_for_large_k(rows, cols, dataflow):
 
 def test_rejected_commands_raise_err_and_take_no_operands():
     config = small_config(4, 4, "ws")
-    lim = matmul_limits(config)
-    dut = MatmulUnit(config)
+    lim = gemm_limits(config)
+    dut = GemmUnit(config)
     layout = dut.cmd.payload.shape()
     bad = [(0, 4, 4), (4, 0, 4), (4, 4, 0), (lim.acc_words + 1, 1, 1),
            (1, lim.k_max + 1, 1), (1, 1, lim.n_max + 1), (lim.m_max, lim.k_max, 1)]
@@ -345,7 +345,7 @@ def test_rejected_commands_raise_err_and_take_no_operands():
             check_shape(config, m, k, n)
     rng = np.random.default_rng(2)
     a, w, bias, mult, shift = random_case(rng, 3, 5, 6)
-    good = encode_matmul(config, a, w, bias, mult, shift, True)
+    good = encode_gemm(config, a, w, bias, mult, shift, True)
 
     async def bench(ctx):
         ctx.set(dut.a.valid, 1)        # offered all along: must not be taken after a reject
@@ -373,22 +373,22 @@ def test_rejected_commands_raise_err_and_take_no_operands():
 
 def test_elaboration_rejects_bad_configs():
     with pytest.raises(ValueError, match=r"dataflow: 'is' has no RTL.*'ws' and 'os'"):
-        MatmulUnit(small_config(dataflow="is"))
+        GemmUnit(small_config(dataflow="is"))
     with pytest.raises(ValueError, match=r"acc_bits: a 16-bit accumulator is too narrow"):
-        MatmulUnit(small_config(acc_bits=16))
+        GemmUnit(small_config(acc_bits=16))
     big = AcceleratorConfig(rows=16, cols=1, ifmap_sram_bytes=1 << 22,
                             weight_sram_bytes=1 << 22, ofmap_sram_bytes=1024)
     with pytest.raises(ValueError, match=r"acc_bits: a 32-bit accumulator is too narrow for "
                                          r"K up to 4194304"):
-        MatmulUnit(big)
+        GemmUnit(big)
     with pytest.raises(TypeError, match="AcceleratorConfig"):
-        MatmulUnit({"rows": 4})
+        GemmUnit({"rows": 4})
     with pytest.raises(ConfigError, match=r"rows: 0 is out of range"):
-        MatmulUnit(small_config(rows=0))
+        GemmUnit(small_config(rows=0))
     with pytest.raises(ConfigError, match=r"cols: 100000 is out of range"):
-        MatmulUnit(small_config(cols=100_000))
+        GemmUnit(small_config(cols=100_000))
     with pytest.raises(ConfigError, match=r"ifmap_sram_bytes: 1099511627776 is out of range"):
-        MatmulUnit(small_config(ifmap=1 << 40))
+        GemmUnit(small_config(ifmap=1 << 40))
 
 
 def test_array_size_bounds():
@@ -400,28 +400,28 @@ def test_array_size_bounds():
         small_config(rows=MAX_EDGE + 1)
     side = math.isqrt(MAX_PES)
     # Accepted (max_shape runs the unit's checks without building an elaboratable).
-    MatmulUnit.max_shape(small_config(side, side, ifmap=1 << 16, weight=1 << 16, ofmap=1 << 16))
+    GemmUnit.max_shape(small_config(side, side, ifmap=1 << 16, weight=1 << 16, ofmap=1 << 16))
     huge = small_config(256, 256, ifmap=1 << 20, weight=1 << 20, ofmap=1 << 20)
-    for unit in (MatmulUnit, SystolicArray):
+    for unit in (GemmUnit, SystolicArray):
         with pytest.raises(ValueError, match=rf"{unit.__name__}: rows x cols = 256 x 256 = "
                                              rf"65536 PEs is out of range for the RTL; "
                                              rf"allowed at most {MAX_PES} PEs"):
             unit(huge)
     with pytest.raises(ValueError, match=r"65 = 4160 PEs"):
-        MatmulUnit(small_config(side, side + 1, ifmap=1 << 16, weight=1 << 16, ofmap=1 << 16))
+        GemmUnit(small_config(side, side + 1, ifmap=1 << 16, weight=1 << 16, ofmap=1 << 16))
 
 
 def test_buffer_size_bounds():
     """The RTL elaborates at most MAX_BUFFER_WORDS words per buffer and names the field."""
     words = MAX_BUFFER_WORDS * 8                      # bytes of a full buffer at 8 lanes
-    MatmulUnit.max_shape(small_config(8, 8, ifmap=words, weight=words,
+    GemmUnit.max_shape(small_config(8, 8, ifmap=words, weight=words,
                                       ofmap=MAX_BUFFER_WORDS * 32))     # accepted
     for field, kw in (("ifmap_sram_bytes", {"ifmap": 64 << 20}),
                       ("weight_sram_bytes", {"weight": 2 * words}),
                       ("ofmap_sram_bytes", {"ofmap": MAX_BUFFER_WORDS * 64})):
         with pytest.raises(ValueError, match=rf"{field}: \d+ bytes make an? \w+ buffer of "
                                              rf"\d+ words.*at most {MAX_BUFFER_WORDS} words"):
-            MatmulUnit(small_config(8, 8, **kw))
+            GemmUnit(small_config(8, 8, **kw))
 
 
 def test_rejected_parameters_leave_no_unused_elaboratable():
@@ -430,8 +430,8 @@ def test_rejected_parameters_leave_no_unused_elaboratable():
     Fragment.get(Module(), None)       # Amaranth reports unused elaboratables from now on
     gc.collect()                       # (leftovers of earlier tests are not ours to judge)
     bad = [
-        lambda: MatmulUnit(small_config(dataflow="is")),
-        lambda: MatmulUnit(small_config(acc_bits=16)),
+        lambda: GemmUnit(small_config(dataflow="is")),
+        lambda: GemmUnit(small_config(acc_bits=16)),
         lambda: SystolicArray(small_config(256, 256, ifmap=1 << 20, weight=1 << 20)),
         lambda: PE("ws", row=0, rows=MAX_EDGE + 1),
         lambda: Requantizer(MAX_EDGE + 1),
@@ -453,16 +453,16 @@ def test_narrow_operands_and_accumulator():
     """4-bit operands leave room for a 20-bit accumulator; results still golden, cycles as
     modelled, without and with input gaps."""
     config = small_config(input_bits=4, weight_bits=4, acc_bits=20, ifmap=256, weight=256)
-    assert MatmulUnit.max_shape(config)[1] * 8 * 8 <= (1 << 19) - 1
+    assert GemmUnit.max_shape(config)[1] * 8 * 8 <= (1 << 19) - 1
     rng = np.random.default_rng(6)
     m, k, n = 6, 21, 7
     a = rng.integers(-8, 8, (m, k))
     w = rng.integers(-8, 8, (k, n))
     bias = rng.integers(-(1 << 17), 1 << 17, n)
     mult, shift = rng.integers(1 << 30, 1 << 31, n), rng.integers(25, 35, n)
-    dut = MatmulUnit(config)
+    dut = GemmUnit(config)
     for out32 in (True, False):
-        beats = encode_matmul(config, a, w, bias, mult, shift, out32)
+        beats = encode_gemm(config, a, w, bias, mult, shift, out32)
         runs = []
         for gap in (0.0, 0.4):
             (run,) = simulate(dut, config, [(beats, m, n, out32)], gap=gap, seed=6)
@@ -471,7 +471,7 @@ def test_narrow_operands_and_accumulator():
             runs.append(run)
         assert_same_output_timing(*runs)
     with pytest.raises(ValueError, match=r"a must lie in \[-8, 7\]"):
-        encode_matmul(config, a * 2, w, bias, mult, shift, True)
+        encode_gemm(config, a * 2, w, bias, mult, shift, True)
 
 
 def test_encode_and_decode_reject_bad_input():
@@ -479,38 +479,38 @@ def test_encode_and_decode_reject_bad_input():
     a = np.zeros((3, 5), np.int64)
     w = np.zeros((5, 6), np.int64)
     with pytest.raises(ValueError, match="does not fit the GEMM unit"):
-        encode_matmul(config, np.zeros((1, 2000), int), np.zeros((2000, 1), int), None, None,
+        encode_gemm(config, np.zeros((1, 2000), int), np.zeros((2000, 1), int), None, None,
                       None, True)
     with pytest.raises(ValueError, match=r"a must lie in \[-128, 127\]"):
-        encode_matmul(config, a + 128, w, None, None, None, True)
+        encode_gemm(config, a + 128, w, None, None, None, True)
     with pytest.raises(TypeError, match="w must hold integers"):
-        encode_matmul(config, a, w.astype(float), None, None, None, True)
+        encode_gemm(config, a, w.astype(float), None, None, None, True)
     with pytest.raises(ValueError, match=r"s must lie in \[1, 62\]"):
-        encode_matmul(config, a, w, None, 1, 0, False)
+        encode_gemm(config, a, w, None, 1, 0, False)
     with pytest.raises(TypeError, match="m must hold integers"):
-        encode_matmul(config, a, w, None, None, None, False)
+        encode_gemm(config, a, w, None, None, None, False)
     with pytest.raises(ValueError, match="could overflow the 32-bit accumulator"):
-        encode_matmul(config, a, w, np.full(6, INT32_MAX), None, None, True)
+        encode_gemm(config, a, w, np.full(6, INT32_MAX), None, None, True)
     with pytest.raises(ValueError, match=r"a must be \(M, K\) and w \(K, N\)"):
-        encode_matmul(config, a, w.T, None, None, None, True)
+        encode_gemm(config, a, w.T, None, None, None, True)
     with pytest.raises(ValueError, match=r"expected ceil\(6/4\) \* 3 = 6 output beats, got 5"):
-        decode_matmul(config, [0] * 5, 3, 6, True)
+        decode_gemm(config, [0] * 5, 3, 6, True)
     with pytest.raises(ValueError, match="int8 result must lie in"):
-        decode_matmul(config, [1000] * 6, 3, 6, False)
+        decode_gemm(config, [1000] * 6, 3, 6, False)
 
 
 def test_encode_packs_lsb_first_in_layout_order():
     """Beat words are the Verilog payload bits: fields and lanes LSB first."""
     config = small_config(2, 2, "ws", ifmap=256, weight=256, ofmap=256)
-    lim = matmul_limits(config)
+    lim = gemm_limits(config)
     a = np.array([[1, -2, 3]])              # M=1, K=3: folds [1, -2], [3, 0]
     w = np.array([[4], [-5], [6]])          # N=1
-    beats = encode_matmul(config, a, w, [-7], [9], [10], False)
+    beats = encode_gemm(config, a, w, [-7], [9], [10], False)
     bits_m = lim.m_max.bit_length()
     bits_k = lim.k_max.bit_length()
     bits_n = lim.n_max.bit_length()
     assert beats["cmd"] == [1 | 3 << bits_m | 1 << (bits_m + bits_k)]  # out32 = 0 on top
-    layouts = matmul_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
+    layouts = gemm_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
     assert bits_m + bits_k + bits_n + 1 == layouts.cmd.size
     byte = 0xFF
     assert beats["a"] == [1 | (-2 & byte) << 8, 3]
@@ -529,9 +529,9 @@ def test_limits_and_shape_check_match_the_simulator():
             weight_sram_bytes=int(rng.integers(256, 4096)) + rows * cols,
             ofmap_sram_bytes=int(rng.integers(256, 4096)))
         p = config.sim_params()
-        lim = matmul_limits(config)
-        assert tuple(matmul_buffer_words(p)) == lim[:4]
-        assert tuple(matmul_max_shape(p)) == MatmulUnit.max_shape(config)
+        lim = gemm_limits(config)
+        assert tuple(gemm_buffer_words(p)) == lim[:4]
+        assert tuple(gemm_max_shape(p)) == GemmUnit.max_shape(config)
         for _ in range(20):
             m, k, n = (int(x) for x in rng.integers(0, 3 * max(lim[4:]) // 2 + 2, 3))
             try:
@@ -539,7 +539,7 @@ def test_limits_and_shape_check_match_the_simulator():
                 fits = True
             except ValueError:
                 fits = False
-            assert fits == matmul_fits(p, m, k, n), (config, m, k, n)
+            assert fits == gemm_fits(p, m, k, n), (config, m, k, n)
 
 
 def test_requant_latency_matches_the_simulator():

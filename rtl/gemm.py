@@ -1,9 +1,9 @@
 """GEMM unit: local buffers, a systolic array and a controller for any M x K x N that fits.
 
-``MatmulUnit(config)`` computes ``A @ W + bias`` with int32 accumulation and returns it
+``GemmUnit(config)`` computes ``A @ W + bias`` with int32 accumulation and returns it
 as int32 or requantized per output channel to int8, bit-exact with
 :func:`edgetron.golden.gemm.gemm_int` and :func:`edgetron.golden.gemm.gemm_requant`.
-:func:`encode_matmul` and :func:`decode_matmul` are the single definition of the stream
+:func:`encode_gemm` and :func:`decode_gemm` are the single definition of the stream
 protocol: they turn matrices into the payload word of every input beat and the output
 beats back into a matrix, for the Amaranth tests and the cocotb testbenches alike.
 docs/rtl.md has the block diagram, the schedules and the latency derivation.
@@ -22,7 +22,7 @@ One invocation
 Beat order
 ----------
 ``R = rows``, ``C = cols``, ``x//^y = ceil(x / y)``. Lanes beyond the matrix are padding:
-:func:`encode_matmul` sends 0 and the hardware ignores them.
+:func:`encode_gemm` sends 0 and the hardware ignores them.
 
 * ``a`` (``R`` lanes), ``ws``: for each fold ``kf < K//^R``, for each row ``m < M``:
   lane ``r`` is ``A[m, kf*R + r]``. ``os``: for each row tile ``mt < M//^R``, for each
@@ -36,7 +36,7 @@ Beat order
 
 Buffers
 -------
-Sized from the config (:func:`matmul_limits`); an element takes ``ceil(bits/8)`` bytes.
+Sized from the config (:func:`gemm_limits`); an element takes ``ceil(bits/8)`` bytes.
 
 * A buffer: ``ifmap_sram_bytes // (R * ceil(input_bits/8))`` words of ``R`` operands.
 * W buffer: ``weight_sram_bytes // (C * ceil(weight_bits/8))`` words of ``C`` operands.
@@ -60,6 +60,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
 from edgetron.config import AcceleratorConfig
+from edgetron.golden.gemm import accumulator_k_limit
 from edgetron.golden.intops import (
     INT8_MAX,
     M_MAX,
@@ -70,14 +71,15 @@ from edgetron.golden.intops import (
     check_signed,
     int_range,
 )
+from edgetron.hw import gemm as hw
 
 from .layouts import (
     MAX_BUFFER_WORDS,
     channel_layout,
     check_array_size,
     check_dataflow,
-    matmul_layouts,
-    matmul_signature_members,
+    gemm_layouts,
+    gemm_signature_members,
     requant_layout,
     unsigned_for,
 )
@@ -85,38 +87,24 @@ from .requant import Requantizer
 from .systolic import SystolicArray, array_timing, delay
 
 __all__ = [
-    "MatmulLimits",
-    "MatmulUnit",
-    "accumulator_k_limit",
+    "GemmLimits",
+    "GemmUnit",
     "check_shape",
-    "decode_matmul",
-    "encode_matmul",
-    "matmul_limits",
-    "matmul_timing",
+    "decode_gemm",
+    "encode_gemm",
+    "gemm_limits",
+    "gemm_timing",
     "shape_fits",
 ]
 
 #: Width of the requantized results: int8, as :func:`edgetron.golden.gemm.gemm_requant`.
 _OUT_BITS = INT8_MAX.bit_length() + 1
-#: Cycles of the command phase: the handshake (IDLE), then the registered shape check (CHECK).
-_CMD_CYCLES = 2
-#: Cycles from a buffer read address to its data (synchronous read ports).
-_BUFFER_READ_CYCLES = 1
-#: Cycles through the epilogue register (accumulator stage / bias add) before ``o``.
-_EPILOGUE_CYCLES = 1
-
-
-def _cdiv(x: int, y: int) -> int:
-    return -(-x // y)
-
-
-def _bytes(bits: int) -> int:
-    return _cdiv(bits, 8)
+_cdiv = hw.cdiv.py_func
 
 
 # ---- limits ------------------------------------------------------------------------------------
-class MatmulLimits(NamedTuple):
-    """Buffer words and per-dimension maxima of one :class:`MatmulUnit` invocation.
+class GemmLimits(NamedTuple):
+    """Buffer words and per-dimension maxima of one :class:`GemmUnit` invocation.
 
     ``m_max``, ``k_max``, ``n_max`` are each reached with the other two dimensions at 1;
     whether a shape fits is decided by :func:`check_shape` (the buffers hold products).
@@ -131,56 +119,33 @@ class MatmulLimits(NamedTuple):
     n_max: int
 
 
-def matmul_limits(config: AcceleratorConfig) -> MatmulLimits:
+def gemm_limits(config: AcceleratorConfig) -> GemmLimits:
     """Buffer sizes and shape limits of the GEMM unit for ``config`` (``ws`` or ``os``).
 
-    Mirrors ``sim.systolic.matmul_buffer_words`` / ``matmul_max_shape`` (a test keeps
-    them equal).
+    :func:`edgetron.hw.gemm.gemm_buffer_words` and :func:`edgetron.hw.gemm.gemm_max_shape`,
+    the definitions the simulator uses too.
     """
-    r, c = config.rows, config.cols
-    a_words = config.ifmap_sram_bytes // (r * _bytes(config.input_bits))
-    w_words = config.weight_sram_bytes // (c * _bytes(config.weight_bits))
-    param_words = r
-    n_max = c * min(param_words, w_words)
-    if config.dataflow == "ws":
-        acc_words = config.ofmap_sram_bytes // (c * _bytes(config.acc_bits))
-        m_max = min(a_words, acc_words)
-        k_max = min(a_words * r, w_words)
-    else:
-        acc_words = 0
-        m_max = a_words * r
-        k_max = min(a_words, w_words)
-    return MatmulLimits(a_words, w_words, acc_words, param_words, m_max, k_max, n_max)
+    p = config.sim_params()
+    return GemmLimits(*hw.gemm_buffer_words(p), *hw.gemm_max_shape(p))
 
 
-def accumulator_k_limit(input_bits: int, weight_bits: int, acc_bits: int,
-                        max_abs_bias: int = 0) -> int:
-    """Largest K whose sum of products (plus a bias) cannot overflow the accumulator.
-
-    The bound of :func:`edgetron.golden.gemm.check_accumulator` for operands of the given
-    widths: ``K * 2**(input_bits-1) * 2**(weight_bits-1) + |bias| <= 2**(acc_bits-1) - 1``
-    (for int8 operands exactly golden's ``K * 128 * 128``).
-    """
-    max_product = (1 << (input_bits - 1)) * (1 << (weight_bits - 1))
-    return ((1 << (acc_bits - 1)) - 1 - max_abs_bias) // max_product
-
-
-def _fits(config: AcceleratorConfig, lim: MatmulLimits, m: int, k: int, n: int) -> str | None:
-    """None if the shape fits, else the reason."""
+def _fits(config: AcceleratorConfig, lim: GemmLimits, m: int, k: int, n: int) -> str | None:
+    """None if the shape fits (:func:`edgetron.hw.gemm.gemm_fit_failure`), else the reason."""
     r, c = config.rows, config.cols
     nt = _cdiv(n, c)
-    if config.dataflow == "ws":
-        a_need, a_what = m * _cdiv(k, r), f"M * ceil(K/{r}) = {m * _cdiv(k, r)}"
-    else:
-        a_need, a_what = _cdiv(m, r) * k, f"ceil(M/{r}) * K = {_cdiv(m, r) * k}"
-    if a_need > lim.a_words:
+    failure = hw.gemm_fit_failure(config.sim_params(), m, k, n)
+    if failure == hw.FIT_A:
+        if config.dataflow == "ws":
+            a_what = f"M * ceil(K/{r}) = {m * _cdiv(k, r)}"
+        else:
+            a_what = f"ceil(M/{r}) * K = {_cdiv(m, r) * k}"
         return f"the A buffer holds {lim.a_words} words of {r} operands, the shape needs {a_what}"
-    if nt * k > lim.w_words:
+    if failure == hw.FIT_W:
         return (f"the W buffer holds {lim.w_words} words of {c} operands, the shape needs "
                 f"ceil(N/{c}) * K = {nt * k}")
-    if config.dataflow == "ws" and m > lim.acc_words:
+    if failure == hw.FIT_ACC:
         return f"the accumulator buffer holds {lim.acc_words} rows, the shape needs M = {m}"
-    if nt > lim.param_words:
+    if failure == hw.FIT_PARAM:
         return f"the parameter memory holds {lim.param_words * c} channels, the shape needs N = {n}"
     return None
 
@@ -194,7 +159,7 @@ def _check_dims(**dims) -> None:
 def check_shape(config: AcceleratorConfig, m: int, k: int, n: int) -> None:
     """Raise ValueError unless one invocation accepts ``M x K x N`` (the RTL sets ``err``)."""
     _check_dims(M=m, K=k, N=n)
-    reason = _fits(config, matmul_limits(config), int(m), int(k), int(n))
+    reason = _fits(config, gemm_limits(config), int(m), int(k), int(n))
     if reason is not None:
         raise ValueError(f"shape M={m}, K={k}, N={n} does not fit the GEMM unit: {reason}")
 
@@ -208,12 +173,12 @@ def shape_fits(config: AcceleratorConfig, m: int, k: int, n: int) -> bool:
     return True
 
 
-def matmul_timing(config: AcceleratorConfig) -> dict[str, Any]:
-    """The cycle model of one :class:`MatmulUnit` invocation, as data (export manifest).
+def gemm_timing(config: AcceleratorConfig) -> dict[str, Any]:
+    """The cycle model of one :class:`GemmUnit` invocation, as data (export manifest).
 
     The fixed latencies of the unit's parts (``constants``, from the components
     themselves) and the formulas of its phases (strings over ``M``, ``K``, ``N``,
-    ``out32`` and those constants), the same as ``sim.systolic.matmul_phases`` and
+    ``out32`` and those constants), the same as ``sim.units.gemm.gemm_phases`` and
     docs/rtl.md (a test evaluates them against the simulator). Formulas use integers,
     ``+``, ``-``, ``*``, ``max(...)`` and ``ceil(x / y)`` (integer ceiling division);
     ``derived``, ``phases`` and ``total`` are evaluated in order, each name available to
@@ -224,11 +189,11 @@ def matmul_timing(config: AcceleratorConfig) -> dict[str, Any]:
     constants = {
         "R": config.rows,
         "C": config.cols,
-        "cmd_cycles": _CMD_CYCLES,
-        "buffer_read_cycles": _BUFFER_READ_CYCLES,
+        "cmd_cycles": hw.GEMM_CMD_CYCLES,
+        "buffer_read_cycles": hw.GEMM_BUFFER_READ_CYCLES,
         "array_latency": arr.latency,
-        "epilogue_cycles": _EPILOGUE_CYCLES,
-        "requant_latency": Requantizer.LATENCY,
+        "epilogue_cycles": hw.GEMM_EPILOGUE_CYCLES,
+        "requant_latency": hw.REQUANT_LATENCY,
     }
     lat = "(1 - out32) * requant_latency"
     if config.dataflow == "ws":
@@ -245,7 +210,7 @@ def matmul_timing(config: AcceleratorConfig) -> dict[str, Any]:
         compute = "(NT * MT - 1) * P + K"
         drain = "buffer_read_cycles + drain_delay + r_last + array_latency + epilogue_cycles + LAT"
     return {
-        "model": "edgetron.sim.systolic.matmul_phases",
+        "model": "edgetron.sim.units.gemm.gemm_phases",
         "counts": "cycles from the cmd handshake to the last o handshake, both included, "
                   "with every input valid on every cycle and o.ready always high",
         "input_gaps": "lengthen only the load phase: with o.ready always high, the last o "
@@ -269,13 +234,13 @@ def matmul_timing(config: AcceleratorConfig) -> dict[str, Any]:
     }
 
 
-def _check_config(config: AcceleratorConfig) -> MatmulLimits:
+def _check_config(config: AcceleratorConfig) -> GemmLimits:
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
     check_dataflow(config.dataflow)
-    check_array_size("MatmulUnit", config.rows, config.cols)
-    lim = matmul_limits(config)
-    k_acc = accumulator_k_limit(config.input_bits, config.weight_bits, config.acc_bits)
+    check_array_size("GemmUnit", config.rows, config.cols)
+    lim = gemm_limits(config)
+    k_acc = accumulator_k_limit(config.acc_bits, 0, config.input_bits, config.weight_bits)
     if lim.k_max > k_acc:
         raise ValueError(
             f"acc_bits: a {config.acc_bits}-bit accumulator is too narrow for K up to "
@@ -318,8 +283,8 @@ def _per_channel(x, name: str, n: int, lo: int, hi: int) -> np.ndarray:
     return v
 
 
-def encode_matmul(config: AcceleratorConfig, a, w, bias, m, s, out32: bool) -> dict[str, list[int]]:
-    """Payload words of every input beat of one :class:`MatmulUnit` invocation.
+def encode_gemm(config: AcceleratorConfig, a, w, bias, m, s, out32: bool) -> dict[str, list[int]]:
+    """Payload words of every input beat of one :class:`GemmUnit` invocation.
 
     Parameters
     ----------
@@ -371,7 +336,7 @@ def encode_matmul(config: AcceleratorConfig, a, w, bias, m, s, out32: bool) -> d
         vm = _per_channel(m, "m", nn, 0, M_MAX)
         vs = _per_channel(s, "s", nn, S_MIN, S_MAX)
     max_bias = int(np.abs(vb).max())
-    k_acc = accumulator_k_limit(config.input_bits, config.weight_bits, config.acc_bits, max_bias)
+    k_acc = accumulator_k_limit(config.acc_bits, max_bias, config.input_bits, config.weight_bits)
     if kk > k_acc:
         raise ValueError(
             f"K={kk} with |bias| up to {max_bias} could overflow the {config.acc_bits}-bit "
@@ -379,7 +344,7 @@ def encode_matmul(config: AcceleratorConfig, a, w, bias, m, s, out32: bool) -> d
         )
 
     r, c = config.rows, config.cols
-    lay = matmul_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
+    lay = gemm_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
     if config.dataflow == "ws":
         kf = _cdiv(kk, r)
         ap = np.zeros((mm, kf * r), np.int64)
@@ -408,7 +373,7 @@ def encode_matmul(config: AcceleratorConfig, a, w, bias, m, s, out32: bool) -> d
     }
 
 
-def decode_matmul(config: AcceleratorConfig, words, m: int, n: int, out32: bool) -> np.ndarray:
+def decode_gemm(config: AcceleratorConfig, words, m: int, n: int, out32: bool) -> np.ndarray:
     """The (M, N) int64 result matrix from the ``o`` payload words of one invocation.
 
     Raises ValueError when the number of words is not ``ceil(N/C) * M``, or when an int8
@@ -421,7 +386,7 @@ def decode_matmul(config: AcceleratorConfig, words, m: int, n: int, out32: bool)
     words = list(words)
     if len(words) != nt * m:
         raise ValueError(f"expected ceil({n}/{c}) * {m} = {nt * m} output beats, got {len(words)}")
-    lay = matmul_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
+    lay = gemm_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
     vecs = np.array([list(lay.o.from_bits(int(x))) for x in words], np.int64).reshape(nt, m, c)
     out = vecs.transpose(1, 0, 2).reshape(m, nt * c)[:, :n]
     if not out32:
@@ -472,7 +437,7 @@ def _at_most(x, limit: int):
     return Const(1) if (1 << len(x)) - 1 <= limit else x <= limit
 
 
-class MatmulUnit(wiring.Component):
+class GemmUnit(wiring.Component):
     """int8 GEMM unit on an ``R x C`` systolic array (``ws`` or ``os`` from the config).
 
     Parameters
@@ -506,12 +471,12 @@ class MatmulUnit(wiring.Component):
 
     Latency
     -------
-    ``sim.systolic.matmul_cycles(config.sim_params(), M, K, N, out32)`` cycles from the
+    ``sim.units.gemm.gemm_cycles(config.sim_params(), M, K, N, out32)`` cycles from the
     command handshake to the last output handshake, both included, when the inputs are
     valid on every cycle and ``o.ready`` is always high (docs/rtl.md derives it). With
     input gaps and ``o.ready`` high, the last output handshake comes exactly ``compute +
-    drain`` (``sim.systolic.matmul_phases``) cycles after the last operand handshake.
-    :func:`matmul_timing` gives the model as data (the export manifest).
+    drain`` (``sim.units.gemm.gemm_phases``) cycles after the last operand handshake.
+    :func:`gemm_timing` gives the model as data (the export manifest).
 
     Backpressure
     ------------
@@ -533,11 +498,11 @@ class MatmulUnit(wiring.Component):
         return super().__new__(cls, src_loc_at=1)
 
     def __init__(self, config: AcceleratorConfig):
-        self._limits = matmul_limits(config)
+        self._limits = gemm_limits(config)
         self._config = config
         lim = self._limits
-        self._layouts = matmul_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
-        super().__init__(matmul_signature_members(self._layouts))
+        self._layouts = gemm_layouts(config, m_max=lim.m_max, k_max=lim.k_max, n_max=lim.n_max)
+        super().__init__(gemm_signature_members(self._layouts))
 
     @staticmethod
     def max_shape(config: AcceleratorConfig) -> tuple[int, int, int]:
@@ -546,7 +511,7 @@ class MatmulUnit(wiring.Component):
         return lim.m_max, lim.k_max, lim.n_max
 
     @property
-    def limits(self) -> MatmulLimits:
+    def limits(self) -> GemmLimits:
         """Buffer sizes and shape limits of this unit."""
         return self._limits
 
@@ -791,7 +756,7 @@ class MatmulUnit(wiring.Component):
         }))
         core.d.comb += [tag.valid.eq(a_issue), tag.first.eq(kf == 0), tag.last.eq(last_kf),
                         tag.m.eq(t), tag.nt.eq(nt)]
-        lat = _BUFFER_READ_CYCLES + array.latency
+        lat = hw.GEMM_BUFFER_READ_CYCLES + array.latency
         tag_pre = delay(core, tag, lat - 1, "tag")        # one cycle before the sums
         tag_out = delay(core, tag_pre, 1, "tag_out")
 

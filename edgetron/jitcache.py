@@ -1,18 +1,18 @@
-"""Freshness of the simulator's Numba on-disk caches.
+"""Freshness of the Numba on-disk caches of the simulator and the shared hardware numbers.
 
 ``@njit(cache=True)`` stores a compiled function in an index file (``*.nbi``) and data
 files (``*.nbc``) and reuses them while the index's *source stamp* matches. Numba's stamp
 is a hash of the function's **own** file only, but the compiled code embeds the callees it
-calls from other files (``sim.memory`` calls ``sim.systolic``, ``sim.engine`` calls
+calls from other files (``sim.memory`` calls ``sim.units.gemm``, ``sim.engine`` calls
 everything) and the values of the globals it reads (golden's ``EXP_BITS``, ``RECIP_K``,
 ``INT32_MAX``, ...: Numba freezes a global into the compiled code). After such a file
 changes, Numba alone would run the old code: stale cycle counts, silently.
 
 :class:`SourcesLocator` closes that gap without touching any file. Numba asks each class
 of its locator list, in order, for the cache of a function; this one answers for the
-functions of ``sim/`` only, by asking Numba's own locators in Numba's own order and
-wrapping the first that accepts the function, so the cache lives exactly where Numba puts
-it:
+functions of ``sim/`` and ``edgetron/hw/`` only (:func:`compiled_dirs`), by asking Numba's
+own locators in Numba's own order and wrapping the first that accepts the function, so the
+cache lives exactly where Numba puts it:
 
 * ``$NUMBA_CACHE_DIR/sim_<sha1 of the sim folder>/`` when ``NUMBA_CACHE_DIR`` is set;
 * else ``sim/__pycache__/`` next to the sources, when that folder is writable;
@@ -27,9 +27,10 @@ time cannot make a newer one load their code. The cost is one hash of about 20 s
 files (330 KB) per process, about a millisecond, when the first kernel's cache is set up.
 
 :func:`install` puts the locator first in Numba's list; ``edgetron.sim`` calls it when
-the package is imported, before any of its modules defines a kernel. Setting
+the package is imported, before any of its modules defines a kernel, and so does
+``edgetron.hw``. Setting
 ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces Numba's list, this locator included; name
-``edgetron.sim.jitcache.SourcesLocator`` first in it to keep the check (a warning says
+``edgetron.jitcache.SourcesLocator`` first in it to keep the check (a warning says
 so otherwise).
 """
 
@@ -37,28 +38,49 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import warnings
 from pathlib import Path
 
 from numba.core import caching
 from numba.core import config as numba_config
 
-__all__ = ["SourcesLocator", "install", "is_compiled", "kernel_sources", "sources_digest"]
+__all__ = [
+    "SourcesLocator",
+    "compiled_dirs",
+    "install",
+    "is_compiled",
+    "kernel_sources",
+    "sources_digest",
+]
 
-_SIM = Path(__file__).resolve().parent
+
+
+@functools.cache
+def _package_dir(name: str) -> Path:
+    """The folder of package ``name`` (found without importing it: ``edgetron.sim`` imports
+    this module first)."""
+    spec = importlib.util.find_spec(name)
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def compiled_dirs() -> tuple[Path, ...]:
+    """The folders whose functions :class:`SourcesLocator` answers for: the simulator
+    (``edgetron.sim``) and the hardware numbers it shares with the RTL (``edgetron.hw``)."""
+    return _package_dir("edgetron.sim"), _package_dir("edgetron.hw")
 
 
 def kernel_sources() -> list[Path]:
     """Every source file whose code or constants the package's compiled kernels embed.
 
-    ``sim/*.py``; the golden package, whose constants the kernels read as globals; and
-    ``edgetron/config.py`` (``SimParams``).
+    The sources of :func:`compiled_dirs`; the golden package, whose constants the kernels
+    read as globals; and ``edgetron/config.py`` (``SimParams``).
     """
     import edgetron.config
     import edgetron.golden
 
-    golden = Path(edgetron.golden.__file__).resolve().parent
-    return [*sorted(_SIM.glob("*.py")), *sorted(golden.glob("*.py")),
+    dirs = (*compiled_dirs(), Path(edgetron.golden.__file__).resolve().parent)
+    return [*(src for d in dirs for src in sorted(d.rglob("*.py"))),
             Path(edgetron.config.__file__).resolve()]
 
 
@@ -67,7 +89,7 @@ def sources_digest() -> str:
     """SHA-256 (hex) of the names and contents of :func:`kernel_sources`, once per process."""
     digest = hashlib.sha256()
     for src in kernel_sources():
-        digest.update(f"{src.parent.name}/{src.name}".encode())
+        digest.update(f"{src.parent.name}/{src.name}".encode())  # e.g. units/gemm.py
         digest.update(src.read_bytes())
     return digest.hexdigest()
 
@@ -87,8 +109,9 @@ class SourcesLocator(caching._CacheLocator):
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        """The wrapped locator for a function of ``sim/``, or None for any other file."""
-        if Path(py_file).resolve().parent != _SIM:
+        """The wrapped locator for a function of :func:`compiled_dirs`, else None."""
+        path = Path(py_file).resolve()
+        if not any(path.is_relative_to(d) for d in compiled_dirs()):
             return None
         for other in caching.CacheImpl._locator_classes:
             if other is cls:

@@ -3,7 +3,7 @@
 Each expected value is written as its derivation: ``cmd 2 + load max(a, w, ch) + compute
 + drain`` with every term computed from the array size and the shape, so a change of the
 model that is not also a change of the hardware shows up here. Cycle equality with the
-RTL itself is asserted in tests/rtl/test_matmul.py and the cocotb testbenches.
+RTL itself is asserted in tests/rtl/test_gemm.py and the cocotb testbenches.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import pytest
 from numba import njit
 
 from edgetron.config import AcceleratorConfig
-from edgetron.sim.systolic import (
+from edgetron.sim.units.gemm import (
     REQUANT_LATENCY,
-    matmul_buffer_words,
-    matmul_cycles,
-    matmul_fits,
-    matmul_max_shape,
-    matmul_phases,
-    matmul_utilization,
+    gemm_buffer_words,
+    gemm_cycles,
+    gemm_fits,
+    gemm_max_shape,
+    gemm_phases,
+    gemm_utilization,
 )
 
 
@@ -42,9 +42,9 @@ def test_ws_one_fold():
     drain = R + C + 1 = 9.
     """
     p = params("ws")
-    ph = matmul_phases(p, 3, 4, 4, True)
+    ph = gemm_phases(p, 3, 4, 4, True)
     assert tuple(ph) == (2, 3, 4, 4, 4 + 3, 4 + 4 + 1, 3)
-    assert matmul_cycles(p, 3, 4, 4, True) == total(2, 3, 4, 4, 7, 9) == 22
+    assert gemm_cycles(p, 3, 4, 4, True) == total(2, 3, 4, 4, 7, 9) == 22
 
 
 def test_ws_many_folds():
@@ -54,9 +54,9 @@ def test_ws_many_folds():
     drain = 4 + 4 + 1 + LAT.
     """
     p = params("ws")
-    ph = matmul_phases(p, 8, 16, 8, False)
+    ph = gemm_phases(p, 8, 16, 8, False)
     assert tuple(ph) == (2, 32, 32, 8, 68, 9 + REQUANT_LATENCY, 16)
-    assert matmul_cycles(p, 8, 16, 8, False) == 2 + 32 + 68 + 9 + REQUANT_LATENCY
+    assert gemm_cycles(p, 8, 16, 8, False) == 2 + 32 + 68 + 9 + REQUANT_LATENCY
 
 
 def test_ws_k_not_a_multiple_of_the_array():
@@ -65,8 +65,8 @@ def test_ws_k_not_a_multiple_of_the_array():
     a = 5*2 = 10, w = 2*7 = 14, ch = 6; compute = 4 + 3*5 + 5 = 24; drain 9.
     """
     p = params("ws")
-    assert tuple(matmul_phases(p, 5, 7, 6, True)) == (2, 10, 14, 6, 24, 9, 10)
-    assert matmul_cycles(p, 5, 7, 6, True) == total(2, 10, 14, 6, 24, 9)
+    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (2, 10, 14, 6, 24, 9, 10)
+    assert gemm_cycles(p, 5, 7, 6, True) == total(2, 10, 14, 6, 24, 9)
 
 
 def test_ws_few_rows_wait_for_the_weight_tile():
@@ -75,14 +75,14 @@ def test_ws_few_rows_wait_for_the_weight_tile():
     4x4, K=12, N=4: KF=3, S=3, P=4; compute = 4 + 2*4 + 2 = 14.
     """
     p = params("ws")
-    assert matmul_phases(p, 2, 12, 4, True).compute == 14
+    assert gemm_phases(p, 2, 12, 4, True).compute == 14
 
 
 def test_os_one_tile():
     """4x4 os, M=4, K=4, N=4: one tile; r_last = 3; drain = R + C + r_last + 1 = 12."""
     p = params("os")
-    assert tuple(matmul_phases(p, 4, 4, 4, True)) == (2, 4, 4, 4, 4, 12, 4)
-    assert matmul_cycles(p, 4, 4, 4, True) == 22
+    assert tuple(gemm_phases(p, 4, 4, 4, True)) == (2, 4, 4, 4, 4, 12, 4)
+    assert gemm_cycles(p, 4, 4, 4, True) == 22
 
 
 def test_os_tiles_and_the_minimum_tile_period():
@@ -92,17 +92,17 @@ def test_os_tiles_and_the_minimum_tile_period():
     With K=2 the period is 2R-1 = 7 (result chains must empty): compute = 3*7 + 2.
     """
     p = params("os")
-    assert tuple(matmul_phases(p, 5, 7, 6, True)) == (2, 14, 14, 6, 28, 9, 10)
-    assert matmul_phases(p, 5, 2, 6, True).compute == 3 * 7 + 2
-    assert matmul_phases(p, 5, 100, 6, True).compute == 3 * 100 + 100
+    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (2, 14, 14, 6, 28, 9, 10)
+    assert gemm_phases(p, 5, 2, 6, True).compute == 3 * 7 + 2
+    assert gemm_phases(p, 5, 100, 6, True).compute == 3 * 100 + 100
 
 
 def test_input_stationary_is_transposed_ws():
     """is(M, K, N) = ws(N, K, M) with the two operand streams exchanged."""
     p_is, p_ws = params("is"), params("ws")
     for m, k, n in [(3, 4, 4), (8, 16, 8), (5, 7, 6), (2, 30, 9)]:
-        ph_is = matmul_phases(p_is, m, k, n, False)
-        ph_ws = matmul_phases(p_ws, n, k, m, False)
+        ph_is = gemm_phases(p_is, m, k, n, False)
+        ph_ws = gemm_phases(p_ws, n, k, m, False)
         assert ph_is.a_beats == ph_ws.w_beats and ph_is.w_beats == ph_ws.a_beats
         assert (ph_is.compute, ph_is.drain, ph_is.out_beats) == (
             ph_ws.compute, ph_ws.drain, ph_ws.out_beats)
@@ -111,7 +111,7 @@ def test_input_stationary_is_transposed_ws():
 def test_int8_output_adds_the_requantizer_latency():
     for df in ("ws", "os", "is"):
         p = params(df)
-        assert matmul_cycles(p, 7, 9, 5, False) - matmul_cycles(p, 7, 9, 5, True) == \
+        assert gemm_cycles(p, 7, 9, 5, False) - gemm_cycles(p, 7, 9, 5, True) == \
             REQUANT_LATENCY
 
 
@@ -119,11 +119,11 @@ def test_int8_output_adds_the_requantizer_latency():
 def test_large_k_keeps_the_array_busy(dataflow):
     """M, K, N multiples of the array and a large K: >= 95 % of R*C MACs per compute cycle."""
     p = params(dataflow, rows=8, cols=8, size=1 << 16)
-    assert matmul_utilization(p, 16, 1024, 16) >= 950_000
+    assert gemm_utilization(p, 16, 1024, 16) >= 950_000
     # An exact figure: ws 8x8, M=N=16, K=1024: S = 2*128 = 256 steps of 16 cycles.
     if dataflow == "ws":
         compute = 8 + 255 * 16 + 16
-        assert matmul_utilization(p, 16, 1024, 16) == 16 * 1024 * 16 * 10**6 // (64 * compute)
+        assert gemm_utilization(p, 16, 1024, 16) == 16 * 1024 * 16 * 10**6 // (64 * compute)
 
 
 def test_buffer_limits_closed_form():
@@ -136,20 +136,20 @@ def test_buffer_limits_closed_form():
     N <= min(256, 64, 4*4).
     """
     p = params("ws")
-    assert tuple(matmul_buffer_words(p)) == (256, 256, 64, 4)
-    assert tuple(matmul_max_shape(p)) == (64, 256, 16)
-    assert matmul_fits(p, 64, 4, 16)
-    assert not matmul_fits(p, 65, 4, 16)       # accumulator rows
-    assert not matmul_fits(p, 64, 17, 16)      # 64 * ceil(17/4) = 320 > 256 A words
-    assert not matmul_fits(p, 1, 257, 1)       # 257 W words
-    assert not matmul_fits(p, 1, 1, 17)        # parameter memory
-    assert not matmul_fits(p, 0, 1, 1)
+    assert tuple(gemm_buffer_words(p)) == (256, 256, 64, 4)
+    assert tuple(gemm_max_shape(p)) == (64, 256, 16)
+    assert gemm_fits(p, 64, 4, 16)
+    assert not gemm_fits(p, 65, 4, 16)       # accumulator rows
+    assert not gemm_fits(p, 64, 17, 16)      # 64 * ceil(17/4) = 320 > 256 A words
+    assert not gemm_fits(p, 1, 257, 1)       # 257 W words
+    assert not gemm_fits(p, 1, 1, 17)        # parameter memory
+    assert not gemm_fits(p, 0, 1, 1)
     p = params("os")
-    assert tuple(matmul_buffer_words(p)) == (256, 256, 0, 4)
-    assert tuple(matmul_max_shape(p)) == (1024, 256, 16)
-    assert matmul_fits(p, 1024, 1, 4) and not matmul_fits(p, 1025, 1, 4)
+    assert tuple(gemm_buffer_words(p)) == (256, 256, 0, 4)
+    assert tuple(gemm_max_shape(p)) == (1024, 256, 16)
+    assert gemm_fits(p, 1024, 1, 4) and not gemm_fits(p, 1025, 1, 4)
     p = params("is")
-    assert tuple(matmul_max_shape(p)) == (1024, 256, 16)
+    assert tuple(gemm_max_shape(p)) == (1024, 256, 16)
 
 
 def test_usable_from_other_numba_code():
@@ -160,12 +160,12 @@ def test_usable_from_other_numba_code():
     def sweep(pp):
         s = 0
         for m in range(1, 20):
-            s += matmul_cycles(pp, m, 9, 7, 1)
+            s += gemm_cycles(pp, m, 9, 7, 1)
         return s
 
-    assert sweep(p) == sum(matmul_cycles(p, m, 9, 7, 1) for m in range(1, 20))
+    assert sweep(p) == sum(gemm_cycles(p, m, 9, 7, 1) for m in range(1, 20))
 
 
 def test_the_model_does_not_import_amaranth():
-    code = "import sys, edgetron.sim.systolic; sys.exit('amaranth' in sys.modules)"
+    code = "import sys, edgetron.sim.units.gemm; sys.exit('amaranth' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,18 +1,18 @@
-"""cocotb testbench of the GEMM unit (edgetron_matmul), run by test_runners.py.
+"""cocotb testbench of the GEMM unit (edgetron_gemm), run by test_runners.py.
 
-Every invocation is regenerated from a seed, encoded with rtl.matmul.encode_matmul,
+Every invocation is regenerated from a seed, encoded with rtl.gemm.encode_gemm,
 driven on the four input streams (cmd, a, w, ch) and collected from ``o`` with
-random valid gaps and ready backpressure; results are decoded with decode_matmul and
+random valid gaps and ready backpressure; results are decoded with decode_gemm and
 compared bit for bit with golden.gemm (gemm_int for int32 mode, gemm_requant for
 per-channel requantized int8). Runs without gaps or backpressure also check the
 cycle count, command handshake to last output handshake (both included), against
-sim.systolic.matmul_cycles; runs with input gaps but no backpressure check that the
+sim.units.gemm.gemm_cycles; runs with input gaps but no backpressure check that the
 compute and drain phases (last operand handshake to last output handshake) take
 exactly the model's ``compute + drain`` cycles (gaps lengthen only the load). After the
 expected output beats, every invocation watches ``o`` for a stray beat.
 
 With ``EDGETRON_TB_SWEEP`` naming a JSON list of ``[M, K, N, out32]`` shapes, one more
-test (``matmul_sweep``) measures each shape gap-free and writes the cycle counts to
+test (``gemm_sweep``) measures each shape gap-free and writes the cycle counts to
 ``EDGETRON_TB_SWEEP_OUT`` (used by benchmarks/sim_vs_rtl.py).
 """
 
@@ -30,7 +30,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 from harness import (
     Clocking,
     GemmCase,
-    MatmulModel,
+    GemmModel,
     Pause,
     Scoreboard,
     StreamSink,
@@ -40,7 +40,7 @@ from harness import (
 
 from edgetron.golden.intops import INT8_MAX, M_MAX, S_MAX, S_MIN, int_range
 
-MODEL = MatmulModel(load_manifest()["config"])
+MODEL = GemmModel(load_manifest()["config"])
 CFG = MODEL.cfg
 R, C = CFG.rows, CFG.cols
 #: Conservative utilization the large-K run must reach (MACs / (R*C*(last out - load end))).
@@ -184,9 +184,9 @@ def _load_end(sources) -> int:
 
 @cocotb.test()
 @cocotb.parametrize(spec=[cocotb.Param(s, s.name) for s in SPECS])
-async def matmul_case(dut, spec: Spec):
+async def gemm_case(dut, spec: Spec):
     """One invocation against golden. Without output backpressure, the compute and drain
-    phases against sim.systolic; without any gaps, the whole invocation too."""
+    phases against sim.units.gemm; without any gaps, the whole invocation too."""
     case = make_case(spec)
     bench = Bench(dut, spec.gap, spec.stall, spec.seed)
     await bench.start()
@@ -197,17 +197,17 @@ async def matmul_case(dut, spec: Spec):
         ph = MODEL.phases(case)
         busy = bench.sink.cycles[-1] - _load_end(sources)
         assert busy == ph.compute + ph.drain, (
-            f"{spec.name}: last operand to last output took {busy} cycles, sim.systolic "
+            f"{spec.name}: last operand to last output took {busy} cycles, sim.units.gemm "
             f"says compute + drain = {ph.compute + ph.drain}")
     if spec.gap == 0.0 and spec.stall == 0.0:
         rtl = _rtl_cycles(sources, bench.sink)
         assert rtl == MODEL.cycles(case), (
-            f"{spec.name}: RTL took {rtl} cycles, sim.systolic says {MODEL.cycles(case)}")
+            f"{spec.name}: RTL took {rtl} cycles, sim.units.gemm says {MODEL.cycles(case)}")
     assert int(dut.err.value) == 0
 
 
 @cocotb.test()
-async def matmul_back_to_back(dut):
+async def gemm_back_to_back(dut):
     """Three invocations of different shapes and modes with no reset in between."""
     specs = [Spec("b2b0", R + 1, 2 * R - 1, C + 2, False, seed=101),
              Spec("b2b1", 2, 3, 1, True, seed=102),
@@ -222,7 +222,7 @@ async def matmul_back_to_back(dut):
 
 
 @cocotb.test()
-async def matmul_rejects_bad_shapes(dut):
+async def gemm_rejects_bad_shapes(dut):
     """A zero dimension, or a shape whose operands overflow the buffers, raises ``err``
     and produces nothing; the next good command is accepted and clears ``err``."""
     m_max, k_max, n_max = MODEL.max_shape()
@@ -246,8 +246,8 @@ async def matmul_rejects_bad_shapes(dut):
 
 
 @cocotb.test()
-async def matmul_utilization(dut):
-    """Large K, M = R, N = C: gap-free cycles equal sim.systolic, and the compute phase
+async def gemm_utilization(dut):
+    """Large K, M = R, N = C: gap-free cycles equal sim.units.gemm, and the compute phase
     sustains R*C MACs per cycle (conservatively: load end to last output)."""
     k = _largest_k(R, C)
     case = make_case(Spec("large_k", R, k, C, True, seed=11))
@@ -264,7 +264,7 @@ async def matmul_utilization(dut):
 if os.environ.get("EDGETRON_TB_SWEEP"):
 
     @cocotb.test()
-    async def matmul_sweep(dut):
+    async def gemm_sweep(dut):
         """Gap-free cycles of every shape of EDGETRON_TB_SWEEP (results checked too)."""
         shapes = json.loads(Path(os.environ["EDGETRON_TB_SWEEP"]).read_text())
         bench = Bench(dut)

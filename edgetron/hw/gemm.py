@@ -1,0 +1,172 @@
+"""The GEMM unit's numbers: dataflow codes, fixed latencies, buffer words and fit rules.
+
+Imported by ``rtl/gemm/`` (which asserts its structure against the latencies) and by
+``sim/units/gemm.py`` (the timing model, docs/rtl.md#gemm derives it).
+
+Buffers
+-------
+Each SRAM of the unit holds whole words of one array edge: ``ifmap_sram_bytes`` holds the
+A operand in words of ``R`` lanes (``C`` for ``is``), ``weight_sram_bytes`` the B operand
+in words of ``C`` lanes (``R`` for ``is``), ``ofmap_sram_bytes`` the int32 accumulators
+in words of ``C`` lanes (none for ``os``: the PEs accumulate), and a parameter memory of
+``R`` words of ``C`` channels the per-channel (bias, mult, shift). A lane of ``bits``
+bits takes ``ceil(bits / 8)`` bytes. One call ``(M, K, N)`` fits when (``x//^y`` is
+``ceil(x / y)``, ``DA``, ``DW``, ``DO`` the words of :func:`gemm_buffer_words`)::
+
+    ws: M * K//^R <= DA    N//^C * K <= DW    M <= DO    N//^C <= R
+    os: M//^R * K <= DA    N//^C * K <= DW               N//^C <= R
+    is: M//^C * K <= DA    N * K//^R <= DW    N <= DO    N//^C <= R
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from edgetron.config import DATAFLOWS
+
+__all__ = [
+    "DATAFLOW_IS",
+    "DATAFLOW_OS",
+    "DATAFLOW_WS",
+    "FIT_A",
+    "FIT_ACC",
+    "FIT_OK",
+    "FIT_PARAM",
+    "FIT_W",
+    "FIT_ZERO_DIM",
+    "GEMM_BUFFER_READ_CYCLES",
+    "GEMM_CMD_CYCLES",
+    "GEMM_EPILOGUE_CYCLES",
+    "REQUANT_LATENCY",
+    "REQUANT_STAGES",
+    "array_timing",
+    "cdiv",
+    "element_bytes",
+    "gemm_buffer_words",
+    "gemm_fit_failure",
+    "gemm_fits",
+    "gemm_max_shape",
+]
+
+#: Dataflow codes of ``SimParams.dataflow`` (the one table is ``edgetron.config.DATAFLOWS``).
+DATAFLOW_WS = DATAFLOWS["ws"]
+DATAFLOW_OS = DATAFLOWS["os"]
+DATAFLOW_IS = DATAFLOWS["is"]
+
+#: Registered stages of the requantizer (``rtl/requant.py``), one cycle each: multiply,
+#: shift-and-round, saturate.
+REQUANT_STAGES = ("mul", "shift", "sat")
+#: Cycles of the requantizer from a beat accepted to the same beat valid at its output.
+REQUANT_LATENCY = len(REQUANT_STAGES)
+
+#: Cycles of the GEMM unit's command phase: the handshake (IDLE), then the registered shape
+#: check (CHECK).
+GEMM_CMD_CYCLES = 2
+#: Cycles from an operand-buffer read address to its data (synchronous read ports).
+GEMM_BUFFER_READ_CYCLES = 1
+#: Cycles through the epilogue register (accumulator stage / bias add) before the output.
+GEMM_EPILOGUE_CYCLES = 1
+
+
+@njit(cache=True)
+def cdiv(x, y):
+    """``ceil(x / y)`` for positive integers."""
+    return (x + y - 1) // y
+
+
+@njit(cache=True)
+def element_bytes(bits):
+    """Bytes one ``bits``-wide element takes in a buffer, ``ceil(bits / 8)``."""
+    return (bits + 7) // 8
+
+
+@njit(cache=True)
+def array_timing(rows, cols, dataflow):
+    """Fixed timing of the ``rows x cols`` systolic array: ``(latency, drain_delay, min_tile_gap)``.
+
+    ``ws``: ``latency = rows + cols - 1`` from an activation vector to its column sums
+    (skew in, ``rows`` PEs down, de-skew out), no drain. ``os``: ``latency = cols - 1`` from
+    a drain pulse to its result row (the de-skew), ``drain_delay = rows`` from the last
+    operand pair of a tile to its first drain pulse, and ``min_tile_gap = 2 * rows - 1``
+    cycles at least between the last operand pairs of consecutive tiles (the result chains
+    must be empty before the next tile captures into them). ``is`` has no RTL: the ``ws``
+    values.
+    """
+    if dataflow == DATAFLOW_OS:
+        return cols - 1, rows, 2 * rows - 1
+    return rows + cols - 1, 0, 0
+
+
+@njit(cache=True)
+def gemm_buffer_words(p):
+    """Words of the A, W, accumulator and parameter buffers: ``(a, w, acc, param)``.
+
+    See the module docstring; ``acc`` is 0 for ``os``.
+    """
+    r, c = p.rows, p.cols
+    if p.dataflow == DATAFLOW_IS:
+        a_words = p.ifmap_sram_bytes // (c * element_bytes(p.input_bits))
+        w_words = p.weight_sram_bytes // (r * element_bytes(p.weight_bits))
+    else:
+        a_words = p.ifmap_sram_bytes // (r * element_bytes(p.input_bits))
+        w_words = p.weight_sram_bytes // (c * element_bytes(p.weight_bits))
+    acc_words = 0
+    if p.dataflow != DATAFLOW_OS:
+        acc_words = p.ofmap_sram_bytes // (c * element_bytes(p.acc_bits))
+    return a_words, w_words, acc_words, r
+
+
+#: :func:`gemm_fit_failure` codes: the shape fits; a dimension is below 1; the A buffer,
+#: the W buffer, the accumulator buffer or the parameter memory is too small for it.
+FIT_OK, FIT_ZERO_DIM, FIT_A, FIT_W, FIT_ACC, FIT_PARAM = range(6)
+
+
+@njit(cache=True)
+def gemm_fit_failure(p, m, k, n):
+    """Why one GEMM-unit call cannot take ``(M, K, N)``: a ``FIT_*`` code, ``FIT_OK`` if it can.
+
+    The rules are those of the module docstring, checked in the order A, W, accumulator,
+    parameter memory; the first that fails is returned.
+    """
+    if m < 1 or k < 1 or n < 1:
+        return FIT_ZERO_DIM
+    r, c = p.rows, p.cols
+    a_words, w_words, acc_words, param_words = gemm_buffer_words(p)
+    if p.dataflow == DATAFLOW_IS:
+        a_need, w_need, acc_need = cdiv(m, c) * k, n * cdiv(k, r), n
+    elif p.dataflow == DATAFLOW_OS:
+        a_need, w_need, acc_need = cdiv(m, r) * k, cdiv(n, c) * k, 0
+    else:
+        a_need, w_need, acc_need = m * cdiv(k, r), cdiv(n, c) * k, m
+    if a_need > a_words:
+        return FIT_A
+    if w_need > w_words:
+        return FIT_W
+    if acc_need > acc_words:
+        return FIT_ACC
+    if cdiv(n, c) > param_words:
+        return FIT_PARAM
+    return FIT_OK
+
+
+@njit(cache=True)
+def gemm_fits(p, m, k, n):
+    """True when one GEMM-unit call accepts ``(M, K, N)``: all >= 1 and the buffers hold it."""
+    return gemm_fit_failure(p, m, k, n) == FIT_OK
+
+
+@njit(cache=True)
+def gemm_max_shape(p):
+    """Largest ``(M, K, N)`` of one call, each with the other two at 1.
+
+    A shape is accepted when :func:`gemm_fits` says so; the three maxima cannot in general
+    be reached together (the buffers hold products such as ``M * K``).
+    """
+    r, c = p.rows, p.cols
+    a_words, w_words, acc_words, param_words = gemm_buffer_words(p)
+    if p.dataflow == DATAFLOW_WS:
+        return min(a_words, acc_words), min(a_words * r, w_words), c * min(param_words, w_words)
+    if p.dataflow == DATAFLOW_OS:
+        return a_words * r, min(a_words, w_words), c * min(param_words, w_words)
+    n_max = min(w_words, acc_words, c * param_words)
+    return a_words * c, min(w_words * r, a_words), n_max

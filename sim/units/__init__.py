@@ -1,0 +1,1 @@
+"""One module per hardware unit: its cycle function, event counts, buffer needs and kernel."""
