@@ -56,9 +56,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .dyadic import dyadic, exact_ratio
 from .gemm import channel_vector, check_accumulator, check_bias, exact_float_dtype
 from .intops import INT8_MAX, INT8_MIN, INT32_MAX, as_int64, check_range, requantize
-from .quant import dyadic, exact_ratio
 
 __all__ = [
     "avgpool2d",
@@ -375,13 +375,13 @@ def avgpool_constants(n: int, in_scale=1, out_scale=1) -> tuple[int, int]:
     Returns
     -------
     (m, s) : tuple of int
-        As :func:`edgetron.golden.quant.dyadic`.
+        As :func:`edgetron.golden.dyadic.dyadic`.
 
     Raises
     ------
     TypeError, ValueError
         ``n`` not a positive integer, or bad scales (as
-        :func:`edgetron.golden.quant.dyadic`).
+        :func:`edgetron.golden.dyadic.dyadic`).
     """
     if not _is_int(n):
         raise TypeError(f"n must be an integer (the window size), got {n!r}")

@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .dyadic import dyadic, exact_ratio, internal_shift, positive_scale
 from .intops import (
     S_MAX,
     S_MIN,
@@ -58,7 +59,6 @@ from .intops import (
     requantize,
     round_shift,
 )
-from .quant import dyadic, exact_ratio, internal_shift, positive_scale
 
 __all__ = [
     "ERF_BITS",
@@ -117,7 +117,7 @@ def gelu_constants(scale, in_bits: int = 32) -> GeluConstants:
     ----------
     scale : float
         Real value of one input LSB; finite and > 0, and within ``(2**-73, 2**20]``
-        (the range of :func:`~edgetron.golden.quant.internal_shift` for ``F = 10``).
+        (the range of :func:`~edgetron.golden.dyadic.internal_shift` for ``F = 10``).
     in_bits : int
         Signed input width, 2 to 32 (8 for int8 activations, 32 for an int32
         accumulator).
@@ -260,7 +260,7 @@ class GeluInt8Constants(NamedTuple):
 def gelu_int8_constants(scale, out_scale, in_bits: int = 32) -> GeluInt8Constants:
     """Derive the constants of :func:`gelu_int8` from the real input and output scales.
 
-    ``(m, s)`` is :func:`edgetron.golden.quant.dyadic` of the exact ratio
+    ``(m, s)`` is :func:`edgetron.golden.dyadic.dyadic` of the exact ratio
     ``gelu_constants(scale, in_bits).out_scale / out_scale``
     (``2**30 <= m < 2**31`` for every ratio of at least ``2**-32``).
 

@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .dyadic import positive_scale, real_scalar
 from .intops import (
     as_int64,
     check_range,
@@ -62,7 +63,7 @@ from .intops import (
     round_shift,
     saturate,
 )
-from .quant import positive_scale, real_array, real_scalar
+from .quant import real_array
 
 __all__ = [
     "CHANNELS_MAX",

@@ -70,6 +70,7 @@ import numpy as np
 
 from . import reference as ref
 from .conv import conv2d_requant
+from .dyadic import requant_constants
 from .gelu import GeluInt8Constants, gelu_int8_apply, gelu_int8_constants
 from .gemm import accumulator_bound, gemm_int, gemm_requant, matmul_int
 from .intops import INT8_MAX, INT8_MIN, as_int64, check_range, requantize
@@ -79,7 +80,6 @@ from .quant import (
     dequantize,
     quantize,
     quantize_bias,
-    requant_constants,
     weight_scales,
 )
 from .residual import ResidualConstants, residual_add, residual_constants

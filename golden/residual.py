@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .dyadic import dyadic, exact_ratio
 from .intops import (
     INT8_MAX,
     INT8_MIN,
@@ -47,7 +48,6 @@ from .intops import (
     saturate,
     signed_bits,
 )
-from .quant import dyadic, exact_ratio
 
 __all__ = [
     "RESIDUAL_PRODUCT_BITS",
@@ -77,7 +77,7 @@ def residual_constants(scale_a, scale_b, scale_out) -> ResidualConstants:
     """Derive ``(m_a, m_b, s)`` from the three real scales.
 
     The shift is the largest one for which both multipliers fit 31 bits: the
-    smaller of the two shifts :func:`~edgetron.golden.quant.dyadic` chooses for
+    smaller of the two shifts :func:`~edgetron.golden.dyadic.dyadic` chooses for
     ``M_a = S_a / S_y`` and ``M_b = S_b / S_y`` on their own; each ``m`` is then
     ``floor(M * 2**s + 1/2)`` from the exact ratio of the float scales, so
     ``|m / 2**s - M| <= 2**-(s+1)`` for both.

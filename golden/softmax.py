@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .dyadic import exact_reciprocal, internal_shift, positive_scale
 from .intops import (
     INT32_MAX,
     INT32_MIN,
@@ -54,7 +55,6 @@ from .intops import (
     pow2_rescale_limit,
     round_shift,
 )
-from .quant import exact_reciprocal, internal_shift, positive_scale
 
 __all__ = [
     "EXP_A",
@@ -129,7 +129,7 @@ def iexp_constants(scale) -> IExpConstants:
     scale : float
         Real value of one input LSB (``x = q * scale``); finite and > 0, and
         within ``(2**-75, 2**18]`` (the range of
-        :func:`~edgetron.golden.quant.internal_shift` for ``F = 12``).
+        :func:`~edgetron.golden.dyadic.internal_shift` for ``F = 12``).
 
     Returns
     -------
