@@ -1,7 +1,7 @@
-"""Accuracy of the golden integer kernels against float64 references (INTEGER_KERNELS.md table).
+"""Accuracy of the golden integer kernels against float64 references.
 
-Measures every row of the accuracy table of ``INTEGER_KERNELS.md`` and prints it
-with its target and PASS/FAIL, then one ``name: value unit`` line per headline
+Measures every row of the accuracy-target table of ``docs/integer-kernels.md``
+("Accuracy targets") and prints it with its target and PASS/FAIL, then one ``name: value unit`` line per headline
 figure (for scripts). Deterministic: every random draw has a fixed seed.
 
 Usage::

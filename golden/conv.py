@@ -31,8 +31,8 @@ array is allocated. The windowed pools allow at most half the kernel.
 Max pooling keeps the input scale and ignores padding (a padded element never
 wins). Average pooling sums each window (zeros for padding, and ``n = R * S``
 always: PyTorch's ``count_include_pad=True``) and requantizes the sum with the
-dyadic requantizer, ``y = saturate_int8((sum * m + 2**(s-1)) >> s)``, where
-``m / 2**s`` is the dyadic of ``S_x / (n * S_y)`` (:func:`avgpool_constants`;
+dyadic requantizer, ``y = saturate_int8((sum * mult + 2**(shift-1)) >> shift)``,
+where ``mult / 2**shift`` is the dyadic of ``S_x / (n * S_y)`` (:func:`avgpool_constants`;
 by default ``S_y = S_x``, i.e. ``1 / n``). No divider is needed. With
 ``S_y = S_x`` this equals the exact ``floor(sum / n + 1/2)`` for every sum when
 ``n`` is odd or a power of two (the dyadic error, below ``128 / (2**31 - 1)``,
@@ -265,21 +265,21 @@ def _channel_axis(v, k: int, name: str) -> np.ndarray:
     return arr.reshape(k, 1, 1) if arr.ndim else arr
 
 
-def conv2d_requant(x, w, bias, m, s, stride=1, padding=0, groups: int = 1) -> np.ndarray:
+def conv2d_requant(x, w, bias, mult, shift, stride=1, padding=0, groups: int = 1) -> np.ndarray:
     """:func:`conv2d_int` followed by per-output-channel dyadic requantization to int8.
 
-    The result is ``saturate_int8((acc * m[k] + 2**(s[k]-1)) >> s[k])``
+    The result is ``saturate_int8((acc * mult[k] + 2**(shift[k]-1)) >> shift[k])``
     (:func:`edgetron.golden.intops.requantize`).
 
     Parameters
     ----------
     x, w, bias, stride, padding, groups
         As :func:`conv2d_int`.
-    m : int or array of int, shape (K,)
-        Multipliers, ``0 <= m <= 2**31 - 1``: one for all channels or one per
-        output channel.
-    s : int or array of int, shape (K,)
-        Shifts, ``1 <= s <= 62``, likewise.
+    mult : int or array of int, shape (K,)
+        Dyadic multipliers, ``0 <= mult <= 2**31 - 1``: one for all channels or
+        one per output channel.
+    shift : int or array of int, shape (K,)
+        Right shifts, ``1 <= shift <= 62``, likewise.
 
     Returns
     -------
@@ -288,14 +288,14 @@ def conv2d_requant(x, w, bias, m, s, stride=1, padding=0, groups: int = 1) -> np
     Raises
     ------
     TypeError
-        As :func:`conv2d_int`, or non-integer ``m`` / ``s``.
+        As :func:`conv2d_int`, or non-integer ``mult`` / ``shift``.
     ValueError
-        As :func:`conv2d_int`; ``m`` or ``s`` neither a scalar nor of shape
+        As :func:`conv2d_int`; ``mult`` or ``shift`` neither a scalar nor of shape
         ``(K,)``, or out of range.
     """
     acc = conv2d_int(x, w, bias, stride, padding, groups)
     k = acc.shape[1]
-    return requantize(acc, _channel_axis(m, k, "m"), _channel_axis(s, k, "s"))
+    return requantize(acc, _channel_axis(mult, k, "mult"), _channel_axis(shift, k, "shift"))
 
 
 def _pool_setup(x, kernel, stride, padding):
@@ -360,7 +360,7 @@ def maxpool2d(x, kernel, stride=None, padding=0) -> np.ndarray:
 
 
 def avgpool_constants(n: int, in_scale=1, out_scale=1) -> tuple[int, int]:
-    """Dyadic ``(m, s)`` of ``S_x / (n * S_y)``: window sum of ``n`` int8 values -> average.
+    """Dyadic ``(mult, shift)`` of ``S_x / (n * S_y)``: window sum of ``n`` int8 values -> average.
 
     With the default scales (output at the input scale) this is the dyadic of
     ``1 / n``; see the module docstring for when it equals exact division.
@@ -374,7 +374,7 @@ def avgpool_constants(n: int, in_scale=1, out_scale=1) -> tuple[int, int]:
 
     Returns
     -------
-    (m, s) : tuple of int
+    (mult, shift) : tuple of int
         As :func:`edgetron.golden.dyadic.dyadic`.
 
     Raises
@@ -390,32 +390,32 @@ def avgpool_constants(n: int, in_scale=1, out_scale=1) -> tuple[int, int]:
     return dyadic(exact_ratio((in_scale,), out_scale, ("in_scale", "out_scale")) / int(n))
 
 
-def _average(total: np.ndarray, n: int, m, s) -> np.ndarray:
-    """Requantize window sums of ``n`` elements by ``(m, s)`` (default: ``1 / n``)."""
+def _average(total: np.ndarray, n: int, mult, shift) -> np.ndarray:
+    """Requantize window sums of ``n`` elements by ``(mult, shift)`` (default: ``1 / n``)."""
     bound = -INT8_MIN * n
     if bound > INT32_MAX:
         raise ValueError(
             f"pooling window of {n} elements could reach {bound}, beyond the int32 "
             f"sum limit {INT32_MAX}"
         )
-    if (m is None) != (s is None):
-        raise ValueError("give both m and s, or neither (then the average is taken at the "
-                         "input scale)")
-    if m is None:
-        m, s = avgpool_constants(n)
-    vm, vs = as_int64(m, "m"), as_int64(s, "s")
+    if (mult is None) != (shift is None):
+        raise ValueError("give both mult and shift, or neither (then the average is taken at "
+                         "the input scale)")
+    if mult is None:
+        mult, shift = avgpool_constants(n)
+    vm, vs = as_int64(mult, "mult"), as_int64(shift, "shift")
     if vm.ndim or vs.ndim:
         raise ValueError(
-            f"m and s must be scalars (one per-tensor scale), got shapes {vm.shape} and "
-            f"{vs.shape}"
+            f"mult and shift must be scalars (one per-tensor scale), got shapes {vm.shape} "
+            f"and {vs.shape}"
         )
     return requantize(total, vm, vs)
 
 
-def avgpool2d(x, kernel, stride=None, padding=0, m=None, s=None) -> np.ndarray:
+def avgpool2d(x, kernel, stride=None, padding=0, mult=None, shift=None) -> np.ndarray:
     """Average pooling of an int8 NCHW tensor: window sum, then dyadic requantization.
 
-    ``y = saturate_int8((sum * m + 2**(s-1)) >> s)`` over windows of
+    ``y = saturate_int8((sum * mult + 2**(shift-1)) >> shift)`` over windows of
     ``n = R * S`` elements; padding counts as zeros in the sum and in ``n``
     (PyTorch's ``count_include_pad=True``).
 
@@ -423,9 +423,10 @@ def avgpool2d(x, kernel, stride=None, padding=0, m=None, s=None) -> np.ndarray:
     ----------
     x, kernel, stride, padding
         As :func:`maxpool2d`.
-    m, s : int, optional
-        Dyadic multiplier of ``S_x / (n * S_y)`` from :func:`avgpool_constants`;
-        by default the output keeps the input scale (``m / 2**s ~ 1 / n``).
+    mult, shift : int, optional
+        Dyadic multiplier and shift of ``S_x / (n * S_y)`` from
+        :func:`avgpool_constants`; by default the output keeps the input scale
+        (``mult / 2**shift ~ 1 / n``).
 
     Returns
     -------
@@ -434,17 +435,17 @@ def avgpool2d(x, kernel, stride=None, padding=0, m=None, s=None) -> np.ndarray:
     Raises
     ------
     TypeError
-        As :func:`maxpool2d`, or non-integer ``m`` / ``s``.
+        As :func:`maxpool2d`, or non-integer ``mult`` / ``shift``.
     ValueError
-        As :func:`maxpool2d`; only one of ``m`` and ``s`` given, non-scalar or
-        out-of-range ``m`` / ``s``, or a window whose sum could leave int32.
+        As :func:`maxpool2d`; only one of ``mult`` and ``shift`` given, non-scalar
+        or out-of-range ``mult`` / ``shift``, or a window whose sum could leave int32.
     """
     vx, kern, strd, pad = _pool_setup(x, kernel, stride, padding)
     total = _windows(vx, kern, strd, pad, 0).sum(axis=(-2, -1))
-    return _average(total, kern[0] * kern[1], m, s)
+    return _average(total, kern[0] * kern[1], mult, shift)
 
 
-def global_avgpool2d(x, m=None, s=None) -> np.ndarray:
+def global_avgpool2d(x, mult=None, shift=None) -> np.ndarray:
     """Global average pooling: int8 (N, C, H, W) -> int8 (N, C).
 
     :func:`avgpool2d` with one window of ``n = H * W`` elements per channel.
@@ -453,7 +454,7 @@ def global_avgpool2d(x, m=None, s=None) -> np.ndarray:
     ----------
     x : array of int8 values, shape (N, C, H, W)
         Input with ``H * W >= 1``.
-    m, s : int, optional
+    mult, shift : int, optional
         As :func:`avgpool2d` (default: the output keeps the input scale).
 
     Returns
@@ -463,13 +464,13 @@ def global_avgpool2d(x, m=None, s=None) -> np.ndarray:
     Raises
     ------
     TypeError
-        Non-integer ``x``, ``m`` or ``s``.
+        Non-integer ``x``, ``mult`` or ``shift``.
     ValueError
         ``x`` not 4-D, outside int8 or spatially empty; a window whose sum could
-        leave int32; or bad ``m`` / ``s`` (as :func:`avgpool2d`).
+        leave int32; or bad ``mult`` / ``shift`` (as :func:`avgpool2d`).
     """
     vx = _int8_nchw(x, "x")
     hw = vx.shape[2] * vx.shape[3]
     if hw == 0:
         raise ValueError(f"x has an empty spatial extent, shape {vx.shape}")
-    return _average(vx.sum(axis=(2, 3)), hw, m, s)
+    return _average(vx.sum(axis=(2, 3)), hw, mult, shift)

@@ -203,7 +203,7 @@ def channel_vector(v, n: int, name: str) -> np.ndarray:
     Parameters
     ----------
     v : int or array_like of int
-        The constant (``m`` or ``s`` of :func:`~edgetron.golden.intops.requantize`),
+        The constant (``mult`` or ``shift`` of :func:`~edgetron.golden.intops.requantize`),
         one for all channels or one per channel.
     n : int
         Number of output channels.
@@ -357,21 +357,21 @@ def gemm_int(a, w, bias=None) -> np.ndarray:
     return acc
 
 
-def gemm_requant(a, w, bias, m, s) -> np.ndarray:
+def gemm_requant(a, w, bias, mult, shift) -> np.ndarray:
     """int8 GEMM followed by per-output-channel requantization to int8.
 
-    ``y[:, n] = saturate_int8((acc[:, n] * m[n] + 2**(s[n]-1)) >> s[n])`` with
-    ``acc = gemm_int(a, w, bias)`` (:func:`edgetron.golden.intops.requantize`).
+    ``y[:, n] = saturate_int8((acc[:, n] * mult[n] + 2**(shift[n]-1)) >> shift[n])``
+    with ``acc = gemm_int(a, w, bias)`` (:func:`edgetron.golden.intops.requantize`).
 
     Parameters
     ----------
     a, w, bias
         As :func:`gemm_int`.
-    m : int or array of int, shape (N,)
-        Multipliers, ``0 <= m <= 2**31 - 1``: one for all channels or one per
-        output channel.
-    s : int or array of int, shape (N,)
-        Shifts, ``1 <= s <= 62``, likewise.
+    mult : int or array of int, shape (N,)
+        Dyadic multipliers, ``0 <= mult <= 2**31 - 1``: one for all channels or
+        one per output channel.
+    shift : int or array of int, shape (N,)
+        Right shifts, ``1 <= shift <= 62``, likewise.
 
     Returns
     -------
@@ -382,9 +382,9 @@ def gemm_requant(a, w, bias, m, s) -> np.ndarray:
     TypeError
         Non-integer operands or constants.
     ValueError
-        As :func:`gemm_int`; ``m`` or ``s`` neither a scalar nor of shape
+        As :func:`gemm_int`; ``mult`` or ``shift`` neither a scalar nor of shape
         ``(N,)`` (:func:`channel_vector`), or out of range.
     """
     acc = gemm_int(a, w, bias)
     n = acc.shape[1]
-    return requantize(acc, channel_vector(m, n, "m"), channel_vector(s, n, "s"))
+    return requantize(acc, channel_vector(mult, n, "mult"), channel_vector(shift, n, "shift"))

@@ -12,9 +12,10 @@ Conventions
 * ``wrap(x, bits)`` reduces modulo ``2**bits`` into the same signed range; it is
   what a register of that width does, and exists so tests can show that we do
   *not* do it where we saturate.
-* ``requantize(acc, m, s)`` is the dyadic requantizer of INTEGER_KERNELS.md:
-  ``saturate_int8(round_shift(acc * m, s))`` with ``0 <= m < 2**31``,
-  ``1 <= s <= 62`` and ``acc`` in int32, so ``acc * m`` always fits in int64.
+* ``requantize(acc, mult, shift)`` is the dyadic requantizer
+  (``docs/quantization.md``): ``saturate_int8(round_shift(acc * mult, shift))``
+  with ``0 <= mult < 2**31``, ``1 <= shift <= 62`` and ``acc`` in int32, so
+  ``acc * mult`` always fits in int64.
 * ``pow2_rescale(x, f)`` moves a magnitude from scale ``S`` to ``S / 2**f``:
   an exact left shift for ``f >= 0``, ``round_shift(x, -f)`` otherwise (the
   "internal scale" step of the polynomial kernels); ``-62 <= f <= 62`` and a
@@ -54,9 +55,10 @@ __all__ = [
 
 INT8_MIN, INT8_MAX = -(1 << 7), (1 << 7) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-#: Dyadic multiplier limits (INTEGER_KERNELS.md): m is an unsigned 31-bit integer, s a right
-#: shift of at most 62, so that ``|acc * m| < 2**62`` plus the rounding constant
-#: ``2**(s-1) <= 2**61`` stays inside int64 (``round_shift`` uses the same bound).
+#: Dyadic requantization limits (docs/quantization.md): the multiplier is an unsigned 31-bit
+#: integer, the shift a right shift of 1 to 62, so that ``|acc * mult| < 2**62`` plus the
+#: rounding constant ``2**(shift-1) <= 2**61`` stays inside int64 (``round_shift`` uses the
+#: same bound).
 M_MAX = (1 << 31) - 1
 S_MIN, S_MAX = 1, 62
 #: Widths of the hardware fields that carry the multiplier (0 .. M_MAX) and the shift
@@ -420,43 +422,43 @@ def pow2_rescale_limit(limit: int, f: int) -> int:
     return -((-lim) >> shift) if shift >= 0 else lim << (-shift)
 
 
-def requantize(acc, m, s, bits: int = 8) -> np.ndarray:
-    """Dyadic requantization ``saturate(round_shift(acc * m, s), bits)``.
+def requantize(acc, mult, shift, bits: int = 8) -> np.ndarray:
+    """Dyadic requantization ``saturate(round_shift(acc * mult, shift), bits)``.
 
     Parameters
     ----------
     acc : array of int
         Accumulator values; must fit int32.
-    m : int or array of int
-        Multiplier, ``0 <= m <= 2**31 - 1``; broadcast against ``acc`` (per
+    mult : int or array of int
+        Multiplier, ``0 <= mult <= 2**31 - 1``; broadcast against ``acc`` (per
         channel along the last axis when given as a vector).
-    s : int or array of int
-        Right shift, ``1 <= s <= 62``; broadcast like ``m``.
+    shift : int or array of int
+        Right shift, ``1 <= shift <= 62``; broadcast like ``mult``.
     bits : int
         Output width (8 for int8 activations).
 
     Returns
     -------
     numpy.ndarray of int64
-        Values in the signed ``bits`` range, the broadcast shape of ``acc``, ``m``
-        and ``s``.
+        Values in the signed ``bits`` range, the broadcast shape of ``acc``,
+        ``mult`` and ``shift``.
 
     Raises
     ------
     TypeError
-        Non-integer ``acc``, ``m`` or ``s``.
+        Non-integer ``acc``, ``mult`` or ``shift``.
     ValueError
-        ``acc``, ``m``, ``s`` or ``bits`` outside its range (named), or shapes
-        that do not broadcast.
+        ``acc``, ``mult``, ``shift`` or ``bits`` outside its range (named), or
+        shapes that do not broadcast.
     """
     a = as_int64(acc, "acc")
-    mm = as_int64(m, "m")
-    ss = as_int64(s, "s")
-    _check_broadcast(("acc", a), ("m", mm), ("s", ss))
+    mm = as_int64(mult, "mult")
+    ss = as_int64(shift, "shift")
+    _check_broadcast(("acc", a), ("mult", mm), ("shift", ss))
     check_range(a, INT32_MIN, INT32_MAX, "acc")
-    check_range(mm, 0, M_MAX, "m")
-    check_range(ss, S_MIN, S_MAX, "s")
-    # round_shift without its range checks: |acc * m| <= 2**31 * (2**31 - 1) < 2**62 and the
-    # rounding constant 2**(s-1) <= 2**61, so the sum fits int64 (docs/quantization.md).
+    check_range(mm, 0, M_MAX, "mult")
+    check_range(ss, S_MIN, S_MAX, "shift")
+    # round_shift without its range checks: |acc * mult| <= 2**31 * (2**31 - 1) < 2**62 and the
+    # rounding constant 2**(shift-1) <= 2**61, so the sum fits int64 (docs/quantization.md).
     half = np.left_shift(np.int64(1), ss - 1)
     return saturate(np.right_shift(a * mm + half, ss), bits)

@@ -15,8 +15,9 @@ Kim et al. 2021):
 2. :func:`forward_int` (run time) takes int8 inputs and uses only integer
    kernels and the integer constants: no float scale is read.
 
-The op sequence of the encoder block is that of ``WORKLOADS.md`` and of
-:func:`edgetron.workload.vit.vit` (each op below is one trace op):
+The op sequence of the encoder block is that of :func:`edgetron.workload.vit.vit`
+(each op below is one trace op; ``docs/integer-kernels.md`` gives the ViT-Tiny
+shapes and MAC counts):
 
 ===========  ===============  ============================================  ===================
 op           kernel           integer operation                             output

@@ -271,9 +271,9 @@ def test_pools_saturate_at_both_ends():
     m, s = avgpool_constants(4, 0.1, 0.05)
     for v in (INT8_MIN, INT8_MAX):
         x = np.full((1, 2, 4, 4), v, dtype=np.int8)
-        assert (avgpool2d(x, 2, m=m, s=s) == v).all()
+        assert (avgpool2d(x, 2, mult=m, shift=s) == v).all()
         assert (global_avgpool2d(x, *avgpool_constants(16, 0.1, 0.05)) == v).all()
-    assert (avgpool2d(np.full((1, 1, 2, 2), 50, dtype=np.int8), 2, m=m, s=s) == 100).all()
+    assert (avgpool2d(np.full((1, 1, 2, 2), 50, dtype=np.int8), 2, mult=m, shift=s) == 100).all()
     # Average pooling counts padding as zeros: all-127 windows with padding average lower.
     x = np.full((1, 1, 4, 4), INT8_MAX, dtype=np.int8)
     y = avgpool2d(x, 2, 2, (1, 1, 0, 0))  # rows: pad, 0..3, pad -> 3 windows of 2 rows
@@ -385,7 +385,7 @@ def test_avgpool_with_output_rescale():
     sx, sy = 0.05, 0.02  # finer output scale: the average of int8 values uses more of int8
     m, s = avgpool_constants(4, sx, sy)
     assert (m, s) == dyadic(Fraction(sx) / (4 * Fraction(sy)))
-    got = avgpool2d(x, 2, m=m, s=s)
+    got = avgpool2d(x, 2, mult=m, shift=s)
     want = [[[[requant_oracle(int(x[0, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].astype(np.int64).sum()),
                               m, s) for j in range(3)] for i in range(3)] for c in range(3)]]
     assert got.tolist() == want
@@ -474,19 +474,19 @@ def test_conv2d_depthwise_reduction_is_r_times_s():
 
 
 @pytest.mark.parametrize(
-    ("m", "s", "exc", "match"),
+    ("mult", "shift", "exc", "match"),
     [
-        ([1, 2, 3], 8, ValueError, r"m must be a scalar or have shape \(2,\), got \(3,\)"),
-        (1, [8], ValueError, r"s must be a scalar or have shape \(2,\), got \(1,\)"),
-        (M_MAX + 1, 8, ValueError, r"m must lie in \[0, 2147483647\]"),
-        (1, 0, ValueError, r"s must lie in \[1, 62\]"),
-        (1, [8, 63], ValueError, r"s must lie in \[1, 62\]"),
-        (1.0, 8, TypeError, "m must hold integers"),
+        ([1, 2, 3], 8, ValueError, r"mult must be a scalar or have shape \(2,\), got \(3,\)"),
+        (1, [8], ValueError, r"shift must be a scalar or have shape \(2,\), got \(1,\)"),
+        (M_MAX + 1, 8, ValueError, r"mult must lie in \[0, 2147483647\]"),
+        (1, 0, ValueError, r"shift must lie in \[1, 62\]"),
+        (1, [8, 63], ValueError, r"shift must lie in \[1, 62\]"),
+        (1.0, 8, TypeError, "mult must hold integers"),
     ],
 )
-def test_conv2d_requant_rejects_bad_constants(m, s, exc, match):
+def test_conv2d_requant_rejects_bad_constants(mult, shift, exc, match):
     with pytest.raises(exc, match=match):
-        conv2d_requant(_x(), _x((2, 4, 3, 3)), None, m, s)
+        conv2d_requant(_x(), _x((2, 4, 3, 3)), None, mult, shift)
 
 
 @pytest.mark.parametrize("fn", [maxpool2d, avgpool2d])
@@ -533,12 +533,13 @@ def test_global_avgpool_rejects_bad_input():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"m": 5}, ValueError, "give both m and s, or neither"),
-        ({"s": 5}, ValueError, "give both m and s, or neither"),
-        ({"m": [1, 2], "s": 3}, ValueError, r"m and s must be scalars \(one per-tensor scale\)"),
-        ({"m": M_MAX + 1, "s": 3}, ValueError, r"m must lie in \[0, 2147483647\]"),
-        ({"m": 1, "s": 63}, ValueError, r"s must lie in \[1, 62\]"),
-        ({"m": 1.5, "s": 3}, TypeError, "m must hold integers"),
+        ({"mult": 5}, ValueError, "give both mult and shift, or neither"),
+        ({"shift": 5}, ValueError, "give both mult and shift, or neither"),
+        ({"mult": [1, 2], "shift": 3}, ValueError,
+         r"mult and shift must be scalars \(one per-tensor scale\)"),
+        ({"mult": M_MAX + 1, "shift": 3}, ValueError, r"mult must lie in \[0, 2147483647\]"),
+        ({"mult": 1, "shift": 63}, ValueError, r"shift must lie in \[1, 62\]"),
+        ({"mult": 1.5, "shift": 3}, TypeError, "mult must hold integers"),
     ],
 )
 def test_avgpool_rejects_bad_constants(kwargs, exc, match):

@@ -156,14 +156,14 @@ def test_gemm_int_rejects_bad_input(args, exc, match):
 
 
 @pytest.mark.parametrize(
-    ("m", "s", "match"),
-    [(M_MAX + 1, 8, r"m must lie in \[0, 2147483647\]"), (-1, 8, r"m must lie in"),
-     (1, 0, r"s must lie in \[1, 62\]"), (1, 63, r"s must lie in \[1, 62\]")],
+    ("mult", "shift", "match"),
+    [(M_MAX + 1, 8, r"mult must lie in \[0, 2147483647\]"), (-1, 8, r"mult must lie in"),
+     (1, 0, r"shift must lie in \[1, 62\]"), (1, 63, r"shift must lie in \[1, 62\]")],
 )
-def test_gemm_requant_rejects_bad_constants(m, s, match):
+def test_gemm_requant_rejects_bad_constants(mult, shift, match):
     a = np.ones((1, 2), dtype=np.int8)
     with pytest.raises(ValueError, match=match):
-        gemm_requant(a, a.T, None, m, s)
+        gemm_requant(a, a.T, None, mult, shift)
 
 
 def test_matmul_int_rejects_bad_input():
@@ -209,10 +209,11 @@ def test_gemm_requant_rejects_constants_of_the_wrong_shape():
     m, s = rng.integers(1 << 30, 1 << 31, 4), rng.integers(30, 40, 4)
     # A column vector broadcast along the rows of a square output used to requantize each
     # row with another row's constants: a silently wrong answer.
-    with pytest.raises(ValueError, match=r"m must be a scalar or have shape \(4,\), "
+    with pytest.raises(ValueError, match=r"mult must be a scalar or have shape \(4,\), "
                                          r"got \(4, 1\)"):
         gemm_requant(a, w, None, m[:, None], s)
-    with pytest.raises(ValueError, match=r"s must be a scalar or have shape \(4,\), got \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"shift must be a scalar or have shape \(4,\), got \(3,\)"):
         gemm_requant(a, w, None, m, s[:3])
     acc = gemm_int(a, w)
     want = [[requant_oracle(int(acc[i, j]), int(m[j]), int(s[j])) for j in range(4)]

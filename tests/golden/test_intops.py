@@ -114,18 +114,21 @@ def test_requantize_product_fits_int64_at_extremes():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"acc": 1.5, "m": 1, "s": 1}, TypeError, "acc must hold integers"),
-        ({"acc": np.array([True]), "m": 1, "s": 1}, TypeError, "acc must hold integers"),
-        ({"acc": 1, "m": 1.0, "s": 1}, TypeError, "m must hold integers"),
-        ({"acc": 1, "m": 1, "s": np.float32(1)}, TypeError, "s must hold integers"),
-        ({"acc": INT32_MAX + 1, "m": 1, "s": 1}, ValueError, r"acc must lie in \[-2147483648"),
-        ({"acc": INT32_MIN - 1, "m": 1, "s": 1}, ValueError, r"acc must lie in"),
-        ({"acc": 1, "m": M_MAX + 1, "s": 1}, ValueError, r"m must lie in \[0, 2147483647\]"),
-        ({"acc": 1, "m": -1, "s": 1}, ValueError, r"m must lie in \[0, 2147483647\]"),
-        ({"acc": 1, "m": 1, "s": 0}, ValueError, r"s must lie in \[1, 62\]"),
-        ({"acc": 1, "m": 1, "s": 63}, ValueError, r"s must lie in \[1, 62\]"),
-        ({"acc": 1, "m": 1, "s": 1, "bits": 0}, ValueError, r"bits must be an integer in"),
-        ({"acc": 1, "m": 1, "s": 1, "bits": 64}, ValueError, r"bits must be an integer in"),
+        ({"acc": 1.5, "mult": 1, "shift": 1}, TypeError, "acc must hold integers"),
+        ({"acc": np.array([True]), "mult": 1, "shift": 1}, TypeError, "acc must hold integers"),
+        ({"acc": 1, "mult": 1.0, "shift": 1}, TypeError, "mult must hold integers"),
+        ({"acc": 1, "mult": 1, "shift": np.float32(1)}, TypeError, "shift must hold integers"),
+        ({"acc": INT32_MAX + 1, "mult": 1, "shift": 1}, ValueError,
+         r"acc must lie in \[-2147483648"),
+        ({"acc": INT32_MIN - 1, "mult": 1, "shift": 1}, ValueError, r"acc must lie in"),
+        ({"acc": 1, "mult": M_MAX + 1, "shift": 1}, ValueError,
+         r"mult must lie in \[0, 2147483647\]"),
+        ({"acc": 1, "mult": -1, "shift": 1}, ValueError, r"mult must lie in \[0, 2147483647\]"),
+        ({"acc": 1, "mult": 1, "shift": 0}, ValueError, r"shift must lie in \[1, 62\]"),
+        ({"acc": 1, "mult": 1, "shift": 63}, ValueError, r"shift must lie in \[1, 62\]"),
+        ({"acc": 1, "mult": 1, "shift": 1, "bits": 0}, ValueError, r"bits must be an integer in"),
+        ({"acc": 1, "mult": 1, "shift": 1, "bits": 64}, ValueError,
+         r"bits must be an integer in"),
     ],
 )
 def test_requantize_rejects_bad_input(kwargs, exc, match):
@@ -311,7 +314,7 @@ def test_signed_bits_validates_its_range():
 def test_requantize_and_round_shift_name_shapes_that_do_not_broadcast():
     acc = np.zeros((2, 3), dtype=np.int64)
     with pytest.raises(ValueError, match=r"shapes do not broadcast together: acc \(2, 3\), "
-                                         r"m \(4,\), s \(\)"):
+                                         r"mult \(4,\), shift \(\)"):
         requantize(acc, np.ones(4, dtype=np.int64), 3)
     with pytest.raises(ValueError, match=r"shapes do not broadcast together: x \(2, 3\), "
                                          r"s \(2,\)"):
