@@ -1,6 +1,8 @@
-"""int8 GEMM golden against a naive pure-Python loop oracle."""
+"""int8 GEMM golden against a naive loop oracle; the accumulator bound and its inverse."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from edgetron.golden.gemm import (
     accumulator_bound,
+    accumulator_k_limit,
     channel_vector,
     check_accumulator,
     exact_float_dtype,
@@ -263,3 +266,94 @@ def test_accumulator_bound_checks_its_arguments():
         exact_matmul([[1]], np.ones((1, 1), dtype=np.int8))
     with pytest.raises(TypeError, match="b must be an integer array, got ndarray"):
         exact_matmul(np.ones((1, 1), dtype=np.int8), np.ones((1, 1)))
+
+
+# ---- accumulator bound for any operand widths, and its inverse --------------------------------
+def _signed(bits: int) -> tuple[int, int]:
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+@pytest.mark.parametrize(("a_bits", "b_bits"), [(2, 2), (2, 8), (3, 5), (4, 4), (6, 7), (8, 8)])
+def test_accumulator_bound_is_the_worst_product_times_k_plus_the_bias(a_bits, b_bits):
+    # Oracle: the largest |x * y| over every pair of operand values, by enumeration.
+    worst = max(abs(x * y) for x, y in itertools.product(range(_signed(a_bits)[0],
+                                                               _signed(a_bits)[1] + 1),
+                                                         range(_signed(b_bits)[0],
+                                                               _signed(b_bits)[1] + 1)))
+    for k, bias in ((0, 0), (1, 0), (3, 7), (1000, 2**20)):
+        bound = accumulator_bound(k, bias, a_bits, b_bits)
+        assert bound == k * worst + bias
+        assert bound == accumulator_bound(k, bias, b_bits, a_bits)
+        # Reached: k products of the two most negative values plus the bias.
+        lo_a, lo_b = _signed(a_bits)[0], _signed(b_bits)[0]
+        assert sum(lo_a * lo_b for _ in range(k)) + bias == bound
+
+
+def test_accumulator_bound_wide_operands_and_int8_default():
+    assert accumulator_bound(5, 3) == accumulator_bound(5, 3, 8, 8) == 5 * 2**14 + 3
+    assert accumulator_bound(1, 0, 32, 32) == 2**62  # (-2**31) * (-2**31)
+    assert accumulator_bound(2, 0, 16, 8) == 2 * 2**15 * 2**7
+    assert accumulator_bound(2**63 - 1, 2**63 - 1, 32, 32) == (2**63 - 1) * (2**62 + 1)
+
+
+@settings(deadline=None, max_examples=300)
+@given(acc_bits=st.integers(2, 63), a_bits=st.integers(2, 32), b_bits=st.integers(2, 32),
+       bias=st.one_of(st.integers(0, 2**20), st.integers(0, 2**63 - 1)))
+def test_accumulator_k_limit_is_the_inverse_of_the_bound(acc_bits, a_bits, b_bits, bias):
+    limit = 2 ** (acc_bits - 1) - 1
+    k = accumulator_k_limit(acc_bits, bias, a_bits, b_bits)
+    if bias > limit:  # not even the bias fits
+        assert k == 0
+        return
+    assert accumulator_bound(k, bias, a_bits, b_bits) <= limit
+    assert accumulator_bound(k + 1, bias, a_bits, b_bits) > limit
+
+
+@pytest.mark.parametrize(
+    ("acc_bits", "bias", "a_bits", "b_bits", "k"),
+    [
+        (32, 0, 8, 8, K_MAX),  # 131071: the int32 accumulator of the int8 GEMM
+        (32, 2**14 - 1, 8, 8, K_MAX),  # K_MAX * 2**14 + 16383 = 2**31 - 1 exactly
+        (32, 2**14, 8, 8, K_MAX - 1),
+        (32, 2**31 - 1, 8, 8, 0),  # the bias fills the accumulator
+        (32, 2**31, 8, 8, 0),  # the bias alone overflows
+        (24, 0, 8, 8, 511),  # a 24-bit accumulator: 511 * 2**14 < 2**23 - 1 < 512 * 2**14
+        (32, 0, 4, 4, (2**31 - 1) // 64),  # int4 x int4: products up to 64
+        (32, 0, 4, 8, (2**31 - 1) // 2**10),
+        (16, 0, 2, 2, (2**15 - 1) // 4),
+        (2, 0, 2, 2, 0),  # one product (-2)(-2) = 4 exceeds the 2-bit maximum 1
+        (4, 0, 2, 2, 1),  # 4 <= 7 < 8
+        (63, 0, 32, 32, 0),  # (-2**31)**2 = 2**62 exceeds 2**62 - 1
+        (63, 0, 31, 32, 1),
+        (63, 0, 8, 8, (2**62 - 1) // 2**14),
+    ],
+)
+def test_accumulator_k_limit_extremes(acc_bits, bias, a_bits, b_bits, k):
+    assert accumulator_k_limit(acc_bits, bias, a_bits, b_bits) == k
+
+
+def test_accumulator_k_limit_agrees_with_check_accumulator():
+    for bias in (0, 1, 2**14 - 1, 2**14, 12345678):
+        k = accumulator_k_limit(32, bias)
+        check_accumulator(k, bias)
+        with pytest.raises(ValueError, match="beyond the int32 accumulator limit"):
+            check_accumulator(k + 1, bias)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "exc", "match"),
+    [
+        (accumulator_bound, (1, 0, 1, 8), ValueError, r"a_bits must lie in \[2, 32\], got 1"),
+        (accumulator_bound, (1, 0, 8, 33), ValueError, r"b_bits must lie in \[2, 32\], got 33"),
+        (accumulator_bound, (1, 0, 8.0, 8), TypeError, "a_bits must be an integer, got float"),
+        (accumulator_bound, (2**63,), ValueError, r"k must lie in \[0, "),
+        (accumulator_k_limit, (1,), ValueError, r"acc_bits must lie in \[2, 63\], got 1"),
+        (accumulator_k_limit, (64,), ValueError, r"acc_bits must lie in \[2, 63\], got 64"),
+        (accumulator_k_limit, (32, -1), ValueError, r"max_abs_bias must lie in \[0, "),
+        (accumulator_k_limit, (32, 0, 8, 1), ValueError, r"b_bits must lie in \[2, 32\]"),
+        (accumulator_k_limit, (True,), TypeError, "acc_bits must be an integer, got bool"),
+    ],
+)
+def test_accumulator_functions_reject_bad_arguments(fn, args, exc, match):
+    with pytest.raises(exc, match=match):
+        fn(*args)
