@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from edgetron.golden.dyadic import exact_reciprocal
 from edgetron.golden.intops import INT32_MAX, INT32_MIN
-from edgetron.golden.quant import exact_reciprocal
 from edgetron.golden.softmax import (
     EXP_A,
     EXP_B,
