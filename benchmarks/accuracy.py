@@ -1,8 +1,9 @@
 """Accuracy of the golden integer kernels against float64 references.
 
 Measures every row of the accuracy-target table of ``docs/integer-kernels.md``
-("Accuracy targets") and prints it with its target and PASS/FAIL, then one ``name: value unit`` line per headline
-figure (for scripts). Deterministic: every random draw has a fixed seed.
+("Accuracy targets") and prints it with its target and PASS/FAIL, then one
+``name: value unit`` line per headline figure (for scripts). Deterministic: every
+random draw has a fixed seed.
 
 Usage::
 

@@ -46,8 +46,8 @@ from dataclasses import dataclass  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edgetron.golden import models, reference  # noqa: E402
+from edgetron.golden.dyadic import requant_constants  # noqa: E402
 from edgetron.golden.gemm import gemm_int, gemm_requant  # noqa: E402
-from edgetron.golden.quant import requant_constants  # noqa: E402
 
 __all__ = ["Ratio", "main", "measure", "pin_allocator"]
 
