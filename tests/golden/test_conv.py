@@ -18,6 +18,7 @@ from edgetron.golden.conv import (
     global_avgpool2d,
     maxpool2d,
 )
+from edgetron.golden.dyadic import dyadic
 from edgetron.golden.intops import (
     INT8_MAX,
     INT8_MIN,
@@ -27,7 +28,6 @@ from edgetron.golden.intops import (
     S_MIN,
     requantize,
 )
-from edgetron.golden.quant import dyadic
 
 from .oracles import K_MAX, int8, requant_oracle
 

@@ -8,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from edgetron.golden.dyadic import dyadic
 from edgetron.golden.gelu import (
     ERF_BITS,
     GELU_A,
@@ -21,7 +22,6 @@ from edgetron.golden.gelu import (
     gelu_int8_constants,
 )
 from edgetron.golden.intops import INT32_MAX, INT32_MIN
-from edgetron.golden.quant import dyadic
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 #: (scale, in_bits): int8 activations, fine int16, int32 accumulators, extremes.
