@@ -2,7 +2,6 @@
 
 erf
 ---
----
 NumPy has no ``erf``; :func:`erf` evaluates a piecewise polynomial built at
 import from :func:`math.erf`: on each interval of width 1/8 of ``[0, X)`` the
 degree-9 Chebyshev interpolant, rewritten as a polynomial in
