@@ -54,22 +54,19 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgetron.errors import ScaleSimError
-from edgetron.workload.trace import (
+from edgetron.errors import ScaleSimError, TraceError
+from edgetron.workload.trace.graph import Trace
+from edgetron.workload.trace.jsonio import read_user_text
+from edgetron.workload.trace.limits import (
     MAX_DIM,
     MAX_ELEMENTS,
     MAX_FILE_BYTES,
     MAX_OPS,
-    Conv2d,
-    DwConv2d,
-    Gemm,
-    Op,
-    Trace,
-    TraceError,
-    _check_int,
-    _check_name,
-    _read_user_text,
+    check_int,
+    check_name,
 )
+from edgetron.workload.trace.matrix import Conv2d, DwConv2d, Gemm
+from edgetron.workload.trace.op import Op
 
 __all__ = [
     "CONV_COLUMNS",
@@ -177,7 +174,7 @@ def _positive(value: str, column: str, where: str) -> int:
 def _layer_name(value: str, column: str, where: str) -> str:
     """``value`` checked as a layer name (printable, at most :data:`~.trace.MAX_NAME`)."""
     try:
-        return _check_name(value, column)
+        return check_name(value, column)
     except TraceError as exc:
         raise ScaleSimError(f"{where}: {exc}") from None
 
@@ -286,7 +283,7 @@ def parse_scalesim(text: str, *, name: str = "scalesim", batch: int = 1,
         Naming ``source``, the line and the column of the first problem.
     """
     try:
-        _check_int(batch, "batch")
+        check_int(batch, "batch")
     except TraceError as exc:
         raise ScaleSimError(f"{source}: {exc}") from None
     rows = _lines(text)
@@ -322,7 +319,7 @@ def read_scalesim(path: str | Path, *, batch: int = 1, name: str | None = None) 
     """
     path = Path(path)
     # utf-8-sig: a byte-order mark, which spreadsheet programs write, is dropped.
-    text = _read_user_text(path, limit=MAX_FILE_BYTES, encoding="utf-8-sig", error=ScaleSimError)
+    text = read_user_text(path, limit=MAX_FILE_BYTES, encoding="utf-8-sig", error=ScaleSimError)
     return parse_scalesim(text, name=name or path.stem, batch=batch, source=str(path))
 
 
