@@ -100,7 +100,8 @@ def resnet18(*, batch: int = 1, image_size: int = 224, classes: int = 1000,
     batch : int
         Images per inference.
     image_size : int
-        Input height and width in pixels (224 in ``WORKLOADS.md``).
+        Input height and width in pixels (224 for the reference shapes of
+        ``docs/workloads.md``).
     classes : int
         Outputs of the fully connected layer.
     name : str

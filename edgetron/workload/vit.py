@@ -1,6 +1,6 @@
 """Vision Transformer (ViT / DeiT) traces: patch embedding, encoder blocks, classifier head.
 
-The op sequence of one encoder block is that of ``WORKLOADS.md``: layernorm, fused QKV
+The op sequence of one encoder block is that of ``docs/workloads.md``: layernorm, fused QKV
 projection, per-head attention scores (scaled by ``1/sqrt(head_dim)``), softmax, per-head
 attention x V, output projection, residual add, layernorm, MLP fc1, GELU, fc2, residual
 add. The ``heads`` per-head products of one block are one :class:`~.trace.Gemm` with
@@ -11,7 +11,7 @@ output stacks the heads' score rows (``a_heads`` ``rows``), and attention x V wr
 head ``h`` to columns ``h * head_dim ...`` of a ``[tokens, embed]`` output
 (``out_heads`` ``cols``, the head merge), which the projection reads as is.
 
-Integer widths follow the I-BERT split (``INTEGER_KERNELS.md``): int8 operands, int32
+Integer widths follow the I-BERT split (``docs/integer-kernels.md``): int8 operands, int32
 accumulators; the attention scores and fc1 outputs stay int32 (``requant`` ``none``) so
 that softmax and GELU see them at full precision; every other op requantizes to int8.
 The classifier logits stay int32.
