@@ -536,7 +536,7 @@ def load_config(spec: str | os.PathLike | None = None) -> AcceleratorConfig:
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(
-            f"config {str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
+            f"config {_brief(str(spec))} is neither a preset ({', '.join(PRESETS)}) nor a file"
         )
     with path.open("rb") as file:
         raw = file.read(MAX_CONFIG_BYTES + 1)
