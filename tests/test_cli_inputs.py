@@ -1,11 +1,15 @@
-"""Command-line arguments that used to be ignored or misreported, and one-line errors."""
+"""Command-line arguments that used to be ignored or misreported, one-line errors, and the
+order of op kinds in reports."""
 
 from __future__ import annotations
 
 import pytest
 
 from edgetron.cli import main
-from edgetron.workload import Gemm, Trace
+from edgetron.config import PRESETS
+from edgetron.report import format_comparison, kind_breakdown
+from edgetron.sim.engine import simulate
+from edgetron.workload import KINDS, Gemm, LayerNorm, Trace
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -111,3 +115,15 @@ def test_bad_inputs_are_one_line_errors(tmp_path, monkeypatch, capsys, files, ar
     err = capsys.readouterr().err
     assert err.startswith(f"edgetron {argv[0]}: error: {message}")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_report_orders_kinds_by_the_one_registry():
+    # A layernorm comes first in the trace; the report still lists kinds in KINDS order.
+    ln = LayerNorm(name="ln", inputs=("input",), batch=1, rows=4, cols=8)
+    fc = Gemm(name="fc", inputs=(0,), batch=1, m=4, k=8, n=8, weights=True)
+    result = simulate(Trace(name="t", batch=1, ops=(ln, fc)), PRESETS["edge-8"])
+    assert list(kind_breakdown(result)) == [k for k in KINDS if k in ("gemm", "layernorm")]
+    assert list(kind_breakdown(result)) == ["gemm", "layernorm"]
+    rows = [line.split()[2] for line in format_comparison([result]).splitlines()
+            if line.startswith("cycles in ")]
+    assert rows == ["gemm", "layernorm"]
