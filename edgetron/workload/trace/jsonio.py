@@ -134,7 +134,8 @@ def _op_where(i: int, d: Any) -> str:
 
 def _key_text(key: Any) -> str:
     """An unknown key for a message: as written if short, else cut (:func:`~.limits.brief`)."""
-    return key if isinstance(key, str) and len(key) <= 40 and key.isprintable() else brief(key)
+    text = brief(key)
+    return key if isinstance(key, str) and key.isprintable() and text == repr(key) else text
 
 
 def document_fields(data: Any) -> dict[str, Any]:
