@@ -2,11 +2,13 @@
 
 Each subcommand lives in its own module under :mod:`edgetron.commands` and
 exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
-handler ``func(args) -> int``. User errors (bad configs, traces, files) are
-``ValueError``/``OSError`` subclasses: they are printed as one line, without a
-traceback, and the command exits with status 1. Output into a pipe whose reader has
-gone (``edgetron trace show vit-tiny | head``) stops quietly with status 141, as a
-process ended by SIGPIPE does.
+handler ``func(args) -> int``. User errors -- a bad config, trace, CSV or argument
+(:class:`~edgetron.errors.EdgetronError`) or a file that cannot be read or written
+(``OSError``) -- are printed as one line, ``edgetron <command>: error: <message>``,
+without a traceback, and the command exits with status 1; the message names the file,
+the op and the field (``docs/trace-format.md``, section *Error messages*). Output into a
+pipe whose reader has gone (``edgetron trace show vit-tiny | head``) stops quietly with
+status 141, as a process ended by SIGPIPE does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pkgutil
 import sys
 
 from edgetron import commands
+from edgetron.errors import EdgetronError
 
 __all__ = ["build_parser", "main"]
 
@@ -53,12 +56,21 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return _EXIT_BROKEN_PIPE
-    except (ValueError, OSError) as exc:
-        print(f"edgetron {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except (EdgetronError, OSError) as exc:
+        return _error(args.command, exc)
+    except ValueError as exc:
+        # A ValueError that is no EdgetronError is an error its module has not classified
+        # yet (a defect to fix where it is raised): still one line, never a traceback.
+        return _error(args.command, exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _error(command: str, exc: Exception) -> int:
+    """Print ``exc`` as the command's one-line error; returns the exit status, 1."""
+    print(f"edgetron {command}: error: {exc}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_PRESET",
     "ENERGY_EVENTS",
     "ENERGY_TABLES",
+    "MAX_CONFIG_BYTES",
     "PRESETS",
     "AcceleratorConfig",
     "ConfigError",
@@ -95,6 +98,11 @@ _FLOAT_FIELDS = {
 }
 _ENERGY_OVERRIDE_RANGE = (0.0, 1e6)
 
+#: Largest TOML configuration file read, in bytes (a complete config is under 1 KiB).
+MAX_CONFIG_BYTES = 1024 * 1024
+#: Longest value text in a message; longer values are cut, long integers given by size.
+_SHOWN_CHARS = 40
+
 
 @dataclasses.dataclass(frozen=True)
 class AcceleratorConfig:
@@ -160,37 +168,40 @@ class AcceleratorConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or not self.name.isprintable():
-            raise ConfigError(f"name: expected a non-empty printable string, got {self.name!r}")
+            raise ConfigError(
+                f"name: expected a non-empty printable string, got {_show(self.name)}"
+            )
         for key, (lo, hi, what) in _INT_FIELDS.items():
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ConfigError(
-                    f"{key}: expected an integer ({what}) in [{lo}, {hi}], "
-                    f"got {type(v).__name__} {v!r}"
+                    f"{key}: expected an integer ({what}) in [{lo}, {hi}], got {_show(v)}"
                 )
             if not lo <= v <= hi:
-                raise ConfigError(f"{key}: {v} is out of range; allowed [{lo}, {hi}] ({what})")
+                raise ConfigError(_out_of_range(key, _brief(v)))
         for key, (lo, hi, what) in _FLOAT_FIELDS.items():
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ConfigError(
-                    f"{key}: expected a number ({what}) in [{lo}, {hi}], "
-                    f"got {type(v).__name__} {v!r}"
+                    f"{key}: expected a number ({what}) in [{lo}, {hi}], got {_show(v)}"
                 )
-            if not (math.isfinite(v) and lo <= v <= hi):
-                raise ConfigError(f"{key}: {v} is out of range; allowed [{lo}, {hi}] ({what})")
+            # Compared before any conversion: an int of hundreds of digits has no float,
+            # and NaN fails every comparison.
+            if not lo <= v <= hi:
+                raise ConfigError(_out_of_range(key, _brief(v)))
             object.__setattr__(self, key, float(v))
         if not isinstance(self.dataflow, str) or self.dataflow not in DATAFLOWS:
             raise ConfigError(
-                f"dataflow: {self.dataflow!r} is not one of {', '.join(DATAFLOWS)}"
+                f"dataflow: {_brief(self.dataflow)} is not one of {', '.join(DATAFLOWS)}"
             )
         if not isinstance(self.double_buffer, bool):
             raise ConfigError(
-                f"double_buffer: expected true or false, got {self.double_buffer!r}"
+                f"double_buffer: expected true or false, got {_show(self.double_buffer)}"
             )
-        if self.energy_table not in ENERGY_TABLES:
+        if not isinstance(self.energy_table, str) or self.energy_table not in ENERGY_TABLES:
             raise ConfigError(
-                f"energy_table: {self.energy_table!r} is not one of {', '.join(ENERGY_TABLES)}"
+                f"energy_table: {_brief(self.energy_table)} is not one of "
+                f"{', '.join(ENERGY_TABLES)}"
             )
         object.__setattr__(self, "energy_overrides", _check_overrides(self.energy_overrides))
         self._check_cross_field()
@@ -323,11 +334,12 @@ class AcceleratorConfig:
             preset = data.pop("preset")
             if not isinstance(preset, str) or preset not in PRESETS:
                 raise ConfigError(
-                    f"{source}: preset: {preset!r} is not one of {', '.join(PRESETS)}"
+                    f"{source}: preset: {_brief(preset)} is not one of {', '.join(PRESETS)}"
                 )
             base = PRESETS[preset].to_dict()
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(_brief(k) if not isinstance(k, str) or len(k) > _SHOWN_CHARS else k
+                         for k in set(data) - known)
         if unknown:
             raise ConfigError(
                 f"{source}: unknown key(s) {', '.join(unknown)}; "
@@ -406,22 +418,58 @@ def _check_overrides(value: Any) -> tuple[tuple[str, float], ...]:
         pairs = [(k, v) for k, v in items]
     except (TypeError, ValueError):
         raise ConfigError(
-            f"energy_overrides: expected a table of event = pJ, got {value!r}"
+            f"energy_overrides: expected a table of event = pJ, got {_show(value)}"
         ) from None
     lo, hi = _ENERGY_OVERRIDE_RANGE
     out = {}
     for k, v in pairs:
         if k not in ENERGY_EVENTS:
             raise ConfigError(
-                f"energy_overrides: unknown event {k!r}; allowed events are "
+                f"energy_overrides: unknown event {_brief(k)}; allowed events are "
                 f"{', '.join(ENERGY_EVENTS)}"
             )
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"energy_overrides.{k}: expected a number of pJ, got {v!r}")
-        if not lo <= v <= hi:
-            raise ConfigError(f"energy_overrides.{k}: {v} is out of range; allowed [{lo}, {hi}] pJ")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:  # NaN
+            raise ConfigError(f"energy_overrides.{k}: expected a number of pJ, got {_show(v)}")
+        if not lo <= v <= hi:  # before float(): an int of hundreds of digits has no float
+            raise ConfigError(_out_of_range(f"energy_overrides.{k}", _brief(v)))
         out[k] = float(v)
     return tuple(sorted(out.items()))
+
+
+def _out_of_range(key: str, shown: str) -> str:
+    """``<key>: <value> is out of range; allowed [lo, hi] (<meaning>)`` for a setting."""
+    if key in _INT_FIELDS or key in _FLOAT_FIELDS:
+        lo, hi, what = {**_INT_FIELDS, **_FLOAT_FIELDS}[key]
+        return f"{key}: {shown} is out of range; allowed [{lo}, {hi}] ({what})"
+    if key.startswith("energy_overrides."):
+        lo, hi = _ENERGY_OVERRIDE_RANGE
+        return f"{key}: {shown} is out of range; allowed [{lo}, {hi}] pJ"
+    return f"{key}: {shown} is out of range"
+
+
+def _int_digits(value: int) -> int:
+    """Decimal digits of ``abs(value)``, counted without converting it to text."""
+    value = abs(value)
+    digits = max(1, int(value.bit_length() * math.log10(2)))
+    while 10**digits <= value:
+        digits += 1
+    while digits > 1 and 10 ** (digits - 1) > value:
+        digits -= 1
+    return digits
+
+
+def _brief(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters; an integer longer than that as its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_SHOWN_CHARS:
+        return f"an integer of {_int_digits(value)} digits"
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    """A value with its type for a message: ``int 5``, ``str 'x'`` (see :func:`_brief`)."""
+    text = _brief(value)
+    return text if text.startswith("an integer of ") else f"{type(value).__name__} {text}"
 
 
 def _preset(
@@ -470,8 +518,11 @@ def load_config(spec: str | os.PathLike | None = None) -> AcceleratorConfig:
     TypeError
         ``spec`` is neither a string, a path nor None.
     ConfigError
-        ``spec`` is neither a preset nor an existing file, the file is not
-        valid UTF-8 TOML, or its settings are invalid (file and key named).
+        ``spec`` is neither a preset nor an existing file, the file is larger
+        than :data:`MAX_CONFIG_BYTES` or not valid UTF-8 TOML, or its settings
+        are invalid (file and key named).
+    OSError
+        The file cannot be read.
     """
     if spec is None:
         return PRESETS[DEFAULT_PRESET]
@@ -485,10 +536,43 @@ def load_config(spec: str | os.PathLike | None = None) -> AcceleratorConfig:
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(
-            f"config {str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
+            f"config {_brief(str(spec))} is neither a preset ({', '.join(PRESETS)}) nor a file"
         )
+    with path.open("rb") as file:
+        raw = file.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the file exceeds the limit of {MAX_CONFIG_BYTES} bytes")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError:  # an integer of more digits than Python converts from text
+        raise _long_integer_error(text, path) from None
     return AcceleratorConfig.from_dict(data, source=str(path))
+
+
+#: ``key = <integer>`` at the start of a TOML line (a bare or dotted key).
+_TOML_INT = re.compile(r"([A-Za-z0-9_.-]+)[ \t]*=[ \t]*[+-]?([0-9][0-9_]*)")
+#: A ``[table]`` header line.
+_TOML_TABLE = re.compile(r"\[[ \t]*([A-Za-z0-9_.-]+)[ \t]*\]")
+
+
+def _long_integer_error(text: str, path: Path) -> ConfigError:
+    """The error for a TOML integer of more digits than Python converts from text.
+
+    ``tomllib`` fails on such a literal with a bare ValueError that names neither file
+    nor key; the lines are scanned for it so that the message names both, as for any
+    other value out of range.
+    """
+    limit = sys.get_int_max_str_digits()
+    table = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if header := _TOML_TABLE.fullmatch(line):
+            table = header.group(1) + "."
+        elif (match := _TOML_INT.match(line)) and len(match.group(2).replace("_", "")) > limit:
+            digits = len(match.group(2).replace("_", "").lstrip("0"))
+            key = table + match.group(1)
+            return ConfigError(f"{path}: {_out_of_range(key, f'an integer of {digits} digits')}")
+    return ConfigError(f"{path}: not valid TOML: an integer of more than {limit} digits")

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edgetron.errors import EdgetronError
 from edgetron.sim.engine import SimResult
 from edgetron.sim.functional import FunctionalResult
+from edgetron.workload import KINDS
 
 __all__ = [
     "comparison_dict",
@@ -22,18 +24,16 @@ __all__ = [
     "format_result",
     "kind_breakdown",
     "plot_breakdown",
+    "plot_path",
     "result_dict",
     "write_json",
 ]
 
-_KIND_ORDER = ("gemm", "conv2d", "dwconv2d", "softmax", "layernorm", "gelu", "add",
-               "maxpool", "avgpool", "concat")
-
-
 def kind_breakdown(result: SimResult) -> dict[str, dict[str, float]]:
     """Per op kind: ``ops``, ``macs``, ``cycles``, ``stall_cycles``, ``energy_uj``, ``dram_bytes``.
 
-    Kinds appear in a fixed order (matrix ops first); absent kinds are left out.
+    Kinds appear in the order of the registry :data:`edgetron.workload.KINDS` (matrix ops
+    first); absent kinds are left out.
     """
     out: dict[str, dict[str, float]] = {}
     for r in result.ops:
@@ -46,7 +46,7 @@ def kind_breakdown(result: SimResult) -> dict[str, dict[str, float]]:
         d["stall_cycles"] += v["stall_cycles"]
         d["energy_uj"] += v["energy_pj"] / 1e6
         d["dram_bytes"] += v["dram_read_bytes"] + v["dram_write_bytes"]
-    return {k: out[k] for k in _KIND_ORDER if k in out}
+    return {k: out[k] for k in KINDS if k in out}
 
 
 def result_dict(result: SimResult, *,
@@ -102,8 +102,8 @@ def _percent(part: float, whole: float) -> float:
 
 
 def _present_kinds(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
-    """The op kinds of :data:`_KIND_ORDER` that occur in any of ``breakdowns``."""
-    return [k for k in _KIND_ORDER if any(k in b for b in breakdowns)]
+    """The op kinds of :data:`edgetron.workload.KINDS` that occur in any of ``breakdowns``."""
+    return [k for k in KINDS if any(k in b for b in breakdowns)]
 
 
 def _si(v: float) -> str:
@@ -211,16 +211,43 @@ def format_comparison(results: Sequence[SimResult]) -> str:
     return "\n".join(lines)
 
 
-def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> None:
+def plot_path(path: str | Path) -> Path:
+    """The file :func:`plot_breakdown` writes for ``path``: its suffix names the format.
+
+    A path without a suffix gets ``.png`` (what matplotlib would write, made explicit so
+    that the caller can say where the plot went).
+
+    Raises
+    ------
+    EdgetronError
+        The suffix is not an image format matplotlib writes (the message lists them).
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path)
+    if not path.suffix.strip("."):
+        return path.with_name(path.name.rstrip(".") + ".png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise EdgetronError(
+            f"{path}: {path.suffix!r} is not an image format matplotlib writes; use one of "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
+    return path
+
+
+def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> Path:
     """Save a figure of cycles and energy per op kind, one stacked bar per model.
 
     Drawn on a standalone :class:`matplotlib.figure.Figure` (no pyplot, no change of the
-    caller's backend); the format follows the suffix of ``path``.
+    caller's backend); the format follows the suffix of ``path`` (``.png`` when it has
+    none, see :func:`plot_path`). Returns the path written.
     """
     from matplotlib.figure import Figure
 
     if not results:
         raise ValueError("plot_breakdown: no results")
+    path = plot_path(path)
     names = [r.trace_name for r in results]
     breakdowns = [kind_breakdown(r) for r in results]
     kinds = _present_kinds(breakdowns)
@@ -239,4 +266,5 @@ def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> None:
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     fig.suptitle(f"on {results[0].config.name}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=path.suffix[1:].lower())
+    return path

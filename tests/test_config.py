@@ -188,10 +188,10 @@ def test_float_fields_accept_ints_and_store_floats():
         ({"dataflow": ["ws"]}, r"^dataflow: \['ws'\] is not one of"),
         ({"energy_table": "nope"}, r"^energy_table: 'nope' is not one of horowitz45"),
         ({"energy_table": ["horowitz45"]}, r"^energy_table: .* is not one of"),
-        ({"double_buffer": 1}, r"^double_buffer: expected true or false, got 1"),
+        ({"double_buffer": 1}, r"^double_buffer: expected true or false, got int 1$"),
         ({"double_buffer": "yes"}, r"^double_buffer: expected true or false"),
         ({"name": ""}, r"^name: expected a non-empty printable string"),
-        ({"name": 3}, r"^name: expected a non-empty printable string, got 3"),
+        ({"name": 3}, r"^name: expected a non-empty printable string, got int 3$"),
     ],
 )
 def test_other_fields_reject_bad_values(kwargs, match):
@@ -356,3 +356,58 @@ def test_load_config_rejects_other_types_with_a_clear_message(spec):
     with pytest.raises(TypeError, match=r"^spec must be a preset name \(edge-8, edge-16, "
                                         r"edge-32\), a TOML file path or None, got "):
         load_config(spec)
+
+
+# ---- integers of hundreds or thousands of digits, oversized files --------------------------
+ROWS_RANGE = r"allowed \[1, 256\] \(PE rows of the systolic array\)$"
+CLOCK_RANGE = r"allowed \[1\.0, 5000\.0\] \(clock frequency, MHz\)$"
+PJ_RANGE = r"allowed \[0\.0, 1000000\.0\] pJ$"
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    # Hundreds of digits: TOML reads them; the range check names them by their size.
+    ("rows = " + "9" * 400, rf"^c\.toml: rows: an integer of 400 digits is out of range; "
+                            rf"{ROWS_RANGE}"),
+    ("clock_mhz = " + "9" * 400, rf"^c\.toml: clock_mhz: an integer of 400 digits is out of "
+                                 rf"range; {CLOCK_RANGE}"),
+    ("[energy_overrides]\ndram_byte = " + "9" * 400,
+     rf"^c\.toml: energy_overrides\.dram_byte: an integer of 400 digits is out of range; "
+     rf"{PJ_RANGE}"),
+    # Thousands: more than Python converts from text; the line is found and the key named.
+    ("rows = 4\ncols = " + "1" * 5000, r"^c\.toml: cols: an integer of 5000 digits is out of "
+                                       r"range; allowed \[1, 256\] \(PE columns"),
+    ("clock_mhz = -" + "1_000" * 1200, rf"^c\.toml: clock_mhz: an integer of 4800 digits is out "
+                                       rf"of range; {CLOCK_RANGE}"),
+    ('preset = "edge-8"\n\n[energy_overrides]\n  mac_int8 = ' + "7" * 4400,
+     rf"^c\.toml: energy_overrides\.mac_int8: an integer of 4400 digits is out of range; "
+     rf"{PJ_RANGE}"),
+    ("rowz = " + "1" * 5000, r"^c\.toml: rowz: an integer of 5000 digits is out of range$"),
+    ("rows = [1, " + "1" * 5000 + "]",
+     r"^c\.toml: not valid TOML: an integer of more than 4300 digits$"),
+])
+def test_integers_of_many_digits_name_the_file_and_key(tmp_path, monkeypatch, text, match):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text(text + "\n")
+    with pytest.raises(ConfigError, match=match):
+        load_config("c.toml")
+
+
+def test_integers_of_many_digits_in_code_are_shown_by_size():
+    with pytest.raises(ConfigError, match=rf"^clock_mhz: an integer of 401 digits .*{CLOCK_RANGE}"):
+        AcceleratorConfig(clock_mhz=10**400)
+    with pytest.raises(ConfigError, match=rf"^rows: an integer of 5001 digits .*{ROWS_RANGE}"):
+        AcceleratorConfig(rows=-(10**5000))
+    with pytest.raises(ConfigError, match=r"^energy_overrides\.dram_byte: an integer of 41 "):
+        AcceleratorConfig(energy_overrides={"dram_byte": 10**40})
+    # Long values are cut in messages.
+    with pytest.raises(ConfigError, match=r"^dataflow: 'wwwwwwwwwww.*\.\.\. is not one of"):
+        AcceleratorConfig(dataflow="w" * 10_000)
+
+
+def test_config_file_size_is_bounded(tmp_path, monkeypatch):
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "edge-8"\n' + "# padding\n" * 20)
+    assert load_config(path) == PRESETS["edge-8"]
+    monkeypatch.setattr(config_mod, "MAX_CONFIG_BYTES", 100)
+    with pytest.raises(ConfigError, match=r"c\.toml: the file exceeds the limit of 100 bytes$"):
+        load_config(path)

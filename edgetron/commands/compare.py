@@ -9,11 +9,18 @@ traffic of every model in adjacent columns, with the share of cycles per op kind
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from edgetron.commands.sim import CONFIG_HELP, MODEL_HELP, compile_notice, progress_bar
 from edgetron.config import load_config
-from edgetron.report import comparison_dict, format_comparison, plot_breakdown, write_json
+from edgetron.report import (
+    comparison_dict,
+    format_comparison,
+    plot_breakdown,
+    plot_path,
+    write_json,
+)
 from edgetron.sim.engine import simulate
 from edgetron.workload import load_workload
 
@@ -27,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("models", metavar="MODEL", nargs="+", help=MODEL_HELP)
     p.add_argument("--config", default=None, help=CONFIG_HELP)
     p.add_argument("--plot", type=Path, metavar="FILE",
-                   help="save the per-op-kind cycle and energy breakdown (PNG, SVG, PDF)")
+                   help="save the per-op-kind cycle and energy breakdown; the suffix gives "
+                        "the format (.png, .svg, .pdf, ...; .png added when there is none)")
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="write totals and every op of every model as JSON ('-' = stdout)")
     p.add_argument("--batch", type=int, help="batch size for presets and CSVs (default 1)")
@@ -35,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Every argument is checked before the models are simulated.
+    plot = None if args.plot is None else plot_path(args.plot)
     cfg = load_config(args.config)
     traces = [load_workload(m, batch=args.batch) for m in args.models]
     results = []
@@ -42,14 +52,16 @@ def _run(args: argparse.Namespace) -> int:
     with progress_bar(sum(len(t) for t in traces), "compare") as update:
         for trace in traces:
             results.append(simulate(trace, cfg, progress=update, chunk=16))
-    if args.json is not None and str(args.json) == "-":
+    json_out = args.json is not None and str(args.json) == "-"
+    # With --json -, standard output is the JSON document alone; notes go to stderr.
+    notes = sys.stderr if json_out else sys.stdout
+    if json_out:
         write_json(comparison_dict(results), "-")
-        return 0
-    print(format_comparison(results))
-    if args.plot is not None:
-        plot_breakdown(results, args.plot)
-        print(f"wrote {args.plot}")
-    if args.json is not None:
+    else:
+        print(format_comparison(results))
+    if plot is not None:
+        print(f"wrote {plot_breakdown(results, plot)}", file=notes)
+    if args.json is not None and not json_out:
         write_json(comparison_dict(results), args.json)
         print(f"wrote {args.json}")
     return 0

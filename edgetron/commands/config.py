@@ -1,4 +1,8 @@
-"""``edgetron config``: list presets, show or write a configuration."""
+"""``edgetron config``: list presets, show or write a configuration.
+
+``--list`` prints the preset table and nothing else: combined with a SPEC or with
+``-o/--output`` it is an error rather than an option silently ignored.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from edgetron.config import DEFAULT_PRESET, PRESETS, load_config
+from edgetron.errors import EdgetronError
 
 __all__ = ["register"]
 
@@ -17,12 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "spec", nargs="?", default=None,
         help=f"preset name ({', '.join(PRESETS)}) or TOML file; default {DEFAULT_PRESET}",
     )
-    p.add_argument("--list", action="store_true", help="list the presets")
+    p.add_argument("--list", action="store_true",
+                   help="list the presets (takes no SPEC and no -o)")
     p.add_argument("-o", "--output", type=Path, help="write the configuration as TOML to this file")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.list and (args.spec is not None or args.output is not None):
+        given = " and ".join(what for what, value in (("SPEC", args.spec),
+                                                       ("-o/--output", args.output))
+                             if value is not None)
+        raise EdgetronError(f"--list prints the preset table and takes no {given}; to write "
+                            "a preset as TOML: edgetron config PRESET -o FILE")
     if args.list:
         print(f"{'preset':<10} {'array':>7} {'dataflow':>8} {'ifmap':>8} {'weight':>8} "
               f"{'ofmap':>8} {'DRAM B/cyc':>10} {'MHz':>6}")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgetron.config import DEFAULT_PRESET, PRESETS, load_config
+from edgetron.errors import ConfigError, EdgetronError
 
 __all__ = ["register"]
 
@@ -57,9 +58,11 @@ def _export(args: argparse.Namespace) -> int:
             print(f"{name:<10} bit-exact with {spec.golden}; timing: {spec.timing}")
         return 0
     if args.output is None:
-        raise ValueError("rtl export: -o/--output DIR is required")
+        raise EdgetronError("rtl export: -o/--output DIR is required")
     if args.unit != "all" and args.unit not in UNITS:
-        raise ValueError(f"rtl export: unknown unit {args.unit!r}; known: all, {', '.join(UNITS)}")
+        raise EdgetronError(
+            f"rtl export: --unit: unknown unit {args.unit!r}; known: all, {', '.join(UNITS)}"
+        )
     cfg = load_config(args.config)
     names = list(UNITS) if args.unit == "all" else [args.unit]
     # Elaborate every requested unit before writing anything: a unit that rejects the
@@ -68,8 +71,8 @@ def _export(args: argparse.Namespace) -> int:
     for name in names:
         try:
             built.append(build_unit(name, cfg))
-        except ValueError as exc:
-            raise ValueError(
+        except ValueError as exc:  # a ConfigError, or a unit's own parameter check
+            raise ConfigError(
                 f"rtl export: unit {name!r} rejects {_config_source(args.config)}: {exc} "
                 f"(nothing written to {args.output})"
             ) from None

@@ -12,19 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgetron.workload.trace import (
-    ACC_BITS,
-    Add,
-    AvgPool,
-    Conv2d,
-    DwConv2d,
-    Gemm,
-    MaxPool,
-    Op,
-    Trace,
-    TraceError,
-    _append_op,
-)
+from edgetron.errors import TraceError
+from edgetron.workload.trace.graph import Trace
+from edgetron.workload.trace.limits import ACC_BITS, show_value
+from edgetron.workload.trace.matrix import AvgPool, Conv2d, DwConv2d, Gemm, MaxPool
+from edgetron.workload.trace.op import Op, append_op
+from edgetron.workload.trace.vector import Add
 
 __all__ = ["MOBILENETV2_SETTINGS", "RESNET18_STAGES", "mobilenetv2", "resnet18"]
 
@@ -59,7 +52,7 @@ class _Net:
 
     def add(self, cls: type[Op], **fields: Any) -> int:
         """Build a ``cls`` op from ``fields`` and append it; returns its index."""
-        return _append_op(self.ops, self.model, cls, **fields)
+        return append_op(self.ops, self.model, cls, **fields)
 
     def window(self, cls: type[Op], **fields: Any) -> int:
         """Append a conv or pool on the current map; the map becomes its output."""
@@ -93,7 +86,9 @@ def _same(kernel: int) -> dict[str, int]:
 def _check_args(builder: str, **values: int) -> None:
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise TraceError(f"{builder}: {key}: expected a positive integer, got {value!r}")
+            raise TraceError(
+                f"{builder}: {key}: expected a positive integer, got {show_value(value)}"
+            )
 
 
 def resnet18(*, batch: int = 1, image_size: int = 224, classes: int = 1000,
@@ -105,7 +100,8 @@ def resnet18(*, batch: int = 1, image_size: int = 224, classes: int = 1000,
     batch : int
         Images per inference.
     image_size : int
-        Input height and width in pixels (224 in ``WORKLOADS.md``).
+        Input height and width in pixels (224 for the reference shapes of
+        ``docs/workloads.md``).
     classes : int
         Outputs of the fully connected layer.
     name : str

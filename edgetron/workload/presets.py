@@ -8,6 +8,7 @@ from pathlib import Path
 from edgetron.workload.cnn import mobilenetv2, resnet18
 from edgetron.workload.scalesim import read_scalesim
 from edgetron.workload.trace import Trace, TraceError, load_trace
+from edgetron.workload.trace.limits import brief
 from edgetron.workload.vit import VIT_PRESETS, vit
 
 __all__ = ["MODELS", "build_model", "load_workload"]
@@ -32,7 +33,7 @@ MODELS: dict[str, Callable[..., Trace]] = {
 def build_model(name: str, *, batch: int = 1) -> Trace:
     """The trace of preset ``name`` (see :data:`MODELS`) at ``batch``."""
     if name not in MODELS:
-        raise TraceError(f"model {name!r} is not a preset; presets: {', '.join(MODELS)}")
+        raise TraceError(f"model {brief(name)} is not a preset; presets: {', '.join(MODELS)}")
     return MODELS[name](batch=batch)
 
 
@@ -57,7 +58,7 @@ def load_workload(spec: str | Path, *, batch: int | None = None) -> Trace:
     path = Path(spec)
     if not path.is_file():
         raise TraceError(
-            f"model {str(spec)!r} is neither a preset ({', '.join(MODELS)}) nor a file"
+            f"model {brief(str(spec))} is neither a preset ({', '.join(MODELS)}) nor a file"
         )
     if path.suffix.lower() == ".csv":
         return read_scalesim(path, batch=1 if batch is None else batch)

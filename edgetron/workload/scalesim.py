@@ -5,9 +5,12 @@ layer, in one of two forms:
 
 * conv form, header ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter
   Width, Channels, Num Filter, Strides,`` and rows of 7 integers after the name, or 8
-  with separate stride height and width (SCALE-Sim v2). The header's 8th column, and
-  its 9th if present, must be named as strides (SCALE-Sim reads those values as strides
-  whatever the header says). Padding is already folded into the IFMAP size.
+  with separate stride height and width (SCALE-Sim v2). SCALE-Sim reads a row's values
+  by position whatever the header says, so every column of the header must name the
+  column read at its position (case, spaces, ``_``, ``-`` and a plural ``s`` aside; a
+  header in another order, or naming a batch size or SCALE-Sim v3's sparsity where a
+  stride goes, is refused rather than misread). Padding is already folded into the
+  IFMAP size.
   SCALE-Sim's output size is ``ceil((ifmap - filter + stride) / stride)``: when
   ``ifmap - filter`` is not a multiple of the stride it computes one more, partial
   window whose reads past the IFMAP it treats as padding. A layer whose name contains
@@ -17,7 +20,7 @@ layer, in one of two forms:
   matrix (SCALE-Sim's IFMAP operand) with a ``K x N`` weight matrix (its filter
   operand), ``M * N * K`` MACs. SCALE-Sim's loader turns a row into the conv layer
   ``IFMAP M x K, filter 1 x K, 1 channel, N filters, stride 1`` (output ``M x 1 x N``).
-  Note the column order: N comes before K.
+  Note the column order: N comes before K (a header in another order is refused).
 
 Quirks handled on import: lines end in LF, CRLF or a lone CR (SCALE-Sim's universal
 newlines); the first non-blank line is a header (SCALE-Sim always skips line 1); rows
@@ -54,22 +57,21 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgetron.errors import ScaleSimError
-from edgetron.workload.trace import (
+from edgetron.errors import ScaleSimError, TraceError
+from edgetron.workload.trace.graph import Trace
+from edgetron.workload.trace.jsonio import read_user_text
+from edgetron.workload.trace.limits import (
     MAX_DIM,
     MAX_ELEMENTS,
     MAX_FILE_BYTES,
     MAX_OPS,
-    Conv2d,
-    DwConv2d,
-    Gemm,
-    Op,
-    Trace,
-    TraceError,
-    _check_int,
-    _check_name,
-    _read_user_text,
+    brief,
+    check_int,
+    check_name,
+    op_label,
 )
+from edgetron.workload.trace.matrix import Conv2d, DwConv2d, Gemm
+from edgetron.workload.trace.op import Op
 
 __all__ = [
     "CONV_COLUMNS",
@@ -126,14 +128,35 @@ def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
             yield number, fields
 
 
+def _column_key(name: str) -> str:
+    """A header column name as compared: case, spaces, ``_``, ``-`` and a final ``s`` ignored."""
+    return re.sub(r"[\s_-]+", "", name.lower()).removesuffix("s")
+
+
+#: The names each conv-form column may have (as :func:`_column_key` gives them).
+_CONV_KEYS = (
+    ("layer", "layername"), ("ifmapheight",), ("ifmapwidth",), ("filterheight",),
+    ("filterwidth",), ("channel",), ("numfilter",), ("stride", "strideheight"),
+    ("stridewidth",),
+)
+#: The names each GEMM-form column may have.
+_GEMM_KEYS = (("layer", "layername"), ("m",), ("n",), ("k",))
+
+
 def _form_of(header: list[str], where: str) -> str:
-    names = [h.lower() for h in header]
-    if names[0] in ("layer", "layer name") and names[1:4] == ["m", "n", "k"]:
+    """``conv`` or ``gemm``: the form whose columns the header names, every one checked."""
+    keys = [_column_key(h) for h in header]
+    if len(keys) >= 4 and sorted(keys[1:4]) == ["k", "m", "n"]:
+        _check_header(header, where, "GEMM", GEMM_COLUMNS, _GEMM_KEYS, (4,))
         return "gemm"
-    if len(names) > 1 and "ifmap" in names[1]:
-        _check_conv_header(header, where)
+    if any(k.startswith(("ifmap", "filter")) for k in keys[1:]):
+        if keys[1:3] == ["ifmapwidth", "ifmapwidth"]:
+            # SCALE-Sim's own DeepBench and MLPerf topologies name column 2 "IFMAP Width"
+            # too; SCALE-Sim reads it as the height, as it reads every column by position.
+            keys[1] = "ifmapheight"
+        _check_header(header, where, "conv", CONV_COLUMNS, _CONV_KEYS, (8, 9), keys)
         return "conv"
-    if len(names) > 1 and _INT.fullmatch(header[1]):
+    if len(header) > 1 and _INT.fullmatch(header[1]):
         raise ScaleSimError(
             f"{where}: expected a header line (SCALE-Sim skips the first line), "
             f"got a data row"
@@ -144,40 +167,52 @@ def _form_of(header: list[str], where: str) -> str:
     )
 
 
-def _check_conv_header(header: list[str], where: str) -> None:
-    """The conv form's 8th column, and the optional 9th, must be stride columns.
+def _check_header(header: list[str], where: str, form: str, columns: tuple[str, ...],
+                  accepted: tuple[tuple[str, ...], ...], counts: tuple[int, ...],
+                  keys: list[str] | None = None) -> None:
+    """Every column of ``header`` names the column SCALE-Sim reads at its position.
 
-    SCALE-Sim ignores the header and takes the 8th and 9th values of a row as the
-    strides; a header naming something else there (a batch size, SCALE-Sim v3's
-    sparsity) would be misread silently.
+    SCALE-Sim ignores the header and reads a row's values by position; a header whose
+    columns are in another order, or that names something else (a batch size, SCALE-Sim
+    v3's sparsity) where a stride goes, describes rows that would be misread silently.
     """
-    if len(header) not in (8, 9):
+    order = ", ".join(columns[:counts[0]])
+    if len(counts) > 1:
+        order += "".join(f"[, {c}]" for c in columns[counts[0]:counts[-1]])
+    if len(header) not in counts:
+        expected = " or ".join(map(str, counts))
         raise ScaleSimError(
-            f"{where}: the conv-form header has {len(header)} columns; expected 8 "
-            f"({CONV_HEADER!r}) or 9 (with {CONV_COLUMNS[8]!r})"
+            f"{where}: the {form}-form header has {len(header)} columns; expected {expected}: "
+            f"{order}"
         )
-    for column in range(7, len(header)):
-        if "stride" not in header[column].lower():
+    keys = keys or [_column_key(h) for h in header]
+    for i, (key, name) in enumerate(zip(keys, header, strict=True)):
+        if key not in accepted[i]:
             raise ScaleSimError(
-                f"{where}: column {column + 1} is {header[column]!r}, not a stride column; "
-                "the conv form's 8th column is the stride (height) and an optional 9th "
-                "the stride width"
+                f"{where}: column {i + 1}: {brief(name)} is not {columns[i]}; SCALE-Sim reads "
+                f"the {form} form's columns by position, in the order {order}"
             )
 
 
 def _positive(value: str, column: str, where: str) -> int:
+    """A CSV cell as an integer in ``[1, MAX_DIM]``; its digits counted before converting."""
     if not _INT.fullmatch(value):
-        raise ScaleSimError(f"{where}: {column}: expected a positive integer, got {value!r}")
-    number = int(value)
-    if not 1 <= number <= MAX_DIM:
-        raise ScaleSimError(f"{where}: {column}: {number} is out of range; allowed [1, {MAX_DIM}]")
-    return number
+        raise ScaleSimError(
+            f"{where}: {column}: expected a positive integer, got {brief(value)}"
+        )
+    digits = value.lstrip("0") or "0"
+    # A cell of more digits than MAX_DIM has is out of range: say so without converting it
+    # (Python refuses to convert more than 4300 digits).
+    shown = digits if len(digits) <= len(str(MAX_DIM)) else f"an integer of {len(digits)} digits"
+    if len(digits) > len(str(MAX_DIM)) or not 1 <= int(digits) <= MAX_DIM:
+        raise ScaleSimError(f"{where}: {column}: {shown} is out of range; allowed [1, {MAX_DIM}]")
+    return int(digits)
 
 
 def _layer_name(value: str, column: str, where: str) -> str:
     """``value`` checked as a layer name (printable, at most :data:`~.trace.MAX_NAME`)."""
     try:
-        return _check_name(value, column)
+        return check_name(value, column)
     except TraceError as exc:
         raise ScaleSimError(f"{where}: {exc}") from None
 
@@ -286,7 +321,7 @@ def parse_scalesim(text: str, *, name: str = "scalesim", batch: int = 1,
         Naming ``source``, the line and the column of the first problem.
     """
     try:
-        _check_int(batch, "batch")
+        check_int(batch, "batch")
     except TraceError as exc:
         raise ScaleSimError(f"{source}: {exc}") from None
     rows = _lines(text)
@@ -322,7 +357,7 @@ def read_scalesim(path: str | Path, *, batch: int = 1, name: str | None = None) 
     """
     path = Path(path)
     # utf-8-sig: a byte-order mark, which spreadsheet programs write, is dropped.
-    text = _read_user_text(path, limit=MAX_FILE_BYTES, encoding="utf-8-sig", error=ScaleSimError)
+    text = read_user_text(path, limit=MAX_FILE_BYTES, encoding="utf-8-sig", error=ScaleSimError)
     return parse_scalesim(text, name=name or path.stem, batch=batch, source=str(path))
 
 
@@ -432,7 +467,7 @@ def to_scalesim(trace: Trace, *, form: str = "conv") -> str:
         for row in rows_of(op):
             if len(rows) == MAX_OPS:
                 raise ScaleSimError(
-                    f"{trace.name}: op {i} ({op.name!r}): the CSV would have more than "
+                    f"{trace.name}: {op_label(i, op.name)}: the CSV would have more than "
                     f"{MAX_OPS} layer rows, the most edgetron reads back; SCALE-Sim has no "
                     "batch or head column, so each sample, head and group is a row of its "
                     "own (export a smaller batch)"

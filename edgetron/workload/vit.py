@@ -1,6 +1,6 @@
 """Vision Transformer (ViT / DeiT) traces: patch embedding, encoder blocks, classifier head.
 
-The op sequence of one encoder block is that of ``WORKLOADS.md``: layernorm, fused QKV
+The op sequence of one encoder block is that of ``docs/workloads.md``: layernorm, fused QKV
 projection, per-head attention scores (scaled by ``1/sqrt(head_dim)``), softmax, per-head
 attention x V, output projection, residual add, layernorm, MLP fc1, GELU, fc2, residual
 add. The ``heads`` per-head products of one block are one :class:`~.trace.Gemm` with
@@ -11,7 +11,7 @@ output stacks the heads' score rows (``a_heads`` ``rows``), and attention x V wr
 head ``h`` to columns ``h * head_dim ...`` of a ``[tokens, embed]`` output
 (``out_heads`` ``cols``, the head merge), which the projection reads as is.
 
-Integer widths follow the I-BERT split (``INTEGER_KERNELS.md``): int8 operands, int32
+Integer widths follow the I-BERT split (``docs/integer-kernels.md``): int8 operands, int32
 accumulators; the attention scores and fc1 outputs stay int32 (``requant`` ``none``) so
 that softmax and GELU see them at full precision; every other op requantizes to int8.
 The classifier logits stay int32.
@@ -23,24 +23,12 @@ import functools
 import math
 from collections.abc import Callable
 
-from edgetron.workload.trace import (
-    ACC_BITS,
-    MAX_DIM,
-    MAX_OPS,
-    Add,
-    Concat,
-    Conv2d,
-    Gelu,
-    Gemm,
-    LayerNorm,
-    Op,
-    Ref,
-    Softmax,
-    Trace,
-    TraceError,
-    _append_op,
-    _show,
-)
+from edgetron.errors import TraceError
+from edgetron.workload.trace.graph import Trace
+from edgetron.workload.trace.limits import ACC_BITS, MAX_DIM, MAX_OPS, show_value
+from edgetron.workload.trace.matrix import Conv2d, Gemm
+from edgetron.workload.trace.op import Op, Ref, append_op
+from edgetron.workload.trace.vector import Add, Concat, Gelu, LayerNorm, Softmax
 
 __all__ = ["VIT_PRESETS", "vit"]
 
@@ -114,7 +102,7 @@ def vit(
                        ("heads", heads), ("depth", depth), ("channels", channels),
                        ("classes", classes), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise TraceError(f"vit: {key}: expected a positive integer, got {value!r}")
+            raise TraceError(f"vit: {key}: expected a positive integer, got {show_value(value)}")
     if image_size % patch:
         raise TraceError(f"vit: image_size: {image_size} is not a multiple of patch {patch}")
     if embed % heads:
@@ -122,15 +110,15 @@ def vit(
     max_depth = (MAX_OPS - _OUTSIDE_BLOCKS) // _BLOCK_OPS
     if depth > max_depth:
         raise TraceError(
-            f"vit: depth: {_show(depth)} blocks exceed the {max_depth} that fit in a trace "
+            f"vit: depth: {show_value(depth)} blocks exceed the {max_depth} that fit in a trace "
             f"of at most {MAX_OPS} ops"
         )
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)):
-        raise TraceError(f"vit: mlp_ratio: expected a number, got {mlp_ratio!r}")
+        raise TraceError(f"vit: mlp_ratio: expected a number, got {show_value(mlp_ratio)}")
     hidden = embed * mlp_ratio  # exact for an int ratio; may be inf or nan for a float
     if not (1 <= hidden <= MAX_DIM and float(hidden).is_integer()):
         raise TraceError(
-            f"vit: mlp_ratio: embed * mlp_ratio = {_show(hidden)} is not an integer in "
+            f"vit: mlp_ratio: embed * mlp_ratio = {show_value(hidden)} is not an integer in "
             f"[1, {MAX_DIM}]"
         )
     mlp = int(hidden)
@@ -139,7 +127,7 @@ def vit(
     head_dim = embed // heads
     name = name or f"vit-{embed}-{heads}h-{depth}"
     ops: list[Op] = []
-    add = functools.partial(_append_op, ops, f"{name} (batch {batch})")
+    add = functools.partial(append_op, ops, f"{name} (batch {batch})")
 
     x = add(
         Conv2d, name="patch_embed", inputs=("input",), n=batch, h=image_size, w=image_size,
@@ -177,7 +165,7 @@ def _block(
 ) -> int:
     """Append one encoder block reading op ``x``; returns the index of its output.
 
-    ``add(cls, **fields)`` builds and appends an op (:func:`~.trace._append_op`).
+    ``add(cls, **fields)`` builds and appends an op (:func:`~.trace.op.append_op`).
     """
     ln1 = add(
         LayerNorm, name=f"{prefix}.ln1", inputs=(x,), batch=batch, rows=tokens, cols=embed,

@@ -1,4 +1,4 @@
-"""Builders against the shapes and MAC totals of shared/WORKLOADS.md."""
+"""Builders against the reference shapes and MAC totals of docs/workloads.md."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from edgetron.workload import (
     vit,
 )
 
-# ---- ViT-Tiny / DeiT-Tiny (WORKLOADS.md) ---------------------------------------------------
+# ---- ViT-Tiny / DeiT-Tiny (docs/workloads.md) ----------------------------------------------
 # One encoder block in order: (op suffix, kind, (count, m, k, n) for GEMMs or rows x cols, MACs)
 VIT_TINY_BLOCK = [
     ("ln1", LayerNorm, (197, 192), 0),
@@ -62,8 +62,8 @@ def _block_ops(trace: Trace, i: int) -> list:
 
 def test_vit_tiny_whole_model_macs(vit_tiny):
     assert vit_tiny.macs == VIT_TINY_MACS
-    # WORKLOADS.md's sum, term by term from the trace: 12 blocks, the patch embedding and
-    # the head; no other op multiplies.
+    # The sum of docs/workloads.md, term by term from the trace: 12 blocks, the patch
+    # embedding and the head; no other op multiplies.
     blocks = [sum(op.macs for op in _block_ops(vit_tiny, i)) for i in range(12)]
     assert blocks == [VIT_TINY_BLOCK_MACS] * 12
     outside = {op.name: op.macs for op in vit_tiny if not op.name.startswith("blocks.")}
@@ -185,7 +185,7 @@ def test_vit_tiny_patch_embedding_and_head(vit_tiny):
     assert (patch.h, patch.w, patch.c, patch.k, patch.r, patch.s) == (224, 224, 3, 192, 16, 16)
     assert (patch.stride_h, patch.stride_w, patch.out_h, patch.out_w) == (16, 16, 14, 14)
     assert patch.macs == VIT_TINY_PATCH_MACS
-    # 196 x 768 @ 768 x 192, as WORKLOADS.md writes it
+    # 196 x 768 @ 768 x 192, as docs/workloads.md writes it
     assert patch.gemm == GemmShape(1, 196, 768, 192, True)
     assert isinstance(cls, Concat) and cls.out_shape == (1, 197, 192) and cls.weight_count == 192
     assert isinstance(pos, Add) and pos.weights and pos.weight_count == 197 * 192
@@ -248,7 +248,7 @@ def test_vit_custom_geometry():
     assert sum(isinstance(op, Softmax) for op in trace) == 2
 
 
-# ---- ResNet-18 (WORKLOADS.md) --------------------------------------------------------------
+# ---- ResNet-18 (docs/workloads.md) ---------------------------------------------------------
 # (in HxW, kernel, C, K, stride, pad, out HxW, MACs)
 _L1 = (56, 3, 64, 64, 1, 1, 56, 115_605_504)
 _L2 = (28, 3, 128, 128, 1, 1, 28, 115_605_504)

@@ -154,9 +154,9 @@ def test_command_process_exits_nonzero_without_traceback(tmp_path, argv):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and proc.stdout == ""
-    assert proc.stderr.strip() == ("edgetron trace: error: bad.json: op 0: kind: unknown kind "
-                                   "'conv9'; allowed: gemm, conv2d, dwconv2d, maxpool, avgpool, "
-                                   "softmax, layernorm, gelu, add, concat")
+    assert proc.stderr.strip() == ("edgetron trace: error: bad.json: op 0: kind: 'conv9' is not "
+                                   "one of gemm, conv2d, dwconv2d, maxpool, avgpool, softmax, "
+                                   "layernorm, gelu, add, concat")
 
 
 def test_closed_stdout_pipe_ends_quietly():

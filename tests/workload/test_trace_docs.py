@@ -1,16 +1,23 @@
-"""docs/trace-format.md: the hand-written example is valid and every field is documented."""
+"""docs/trace-format.md and docs/workloads.md: the hand-written example is valid, every field
+is documented, the error messages quoted are the real ones, and the tables of the preset
+models are the builders'."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 import edgetron.workload
-from edgetron.workload import KINDS, MODELS, Gemm, Ref, Trace, build_model
+from edgetron.config import load_config
+from edgetron.workload import KINDS, MODELS, Gemm, Ref, Trace, build_model, parse_scalesim, vit
+from edgetron.workload.scalesim import CONV_HEADER
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "trace-format.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOC = DOCS / "trace-format.md"
+WORKLOADS = DOCS / "workloads.md"
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +109,84 @@ def test_documented_api_names_are_exported(text):
     assert names <= set(edgetron.workload.__all__), names - set(edgetron.workload.__all__)
 
 
-def test_preset_table_matches_the_builders(text):
+@pytest.fixture(scope="module")
+def workloads() -> str:
+    return WORKLOADS.read_text(encoding="utf-8")
+
+
+def test_preset_table_matches_the_builders(workloads):
     for name in MODELS:
         trace = build_model(name)
-        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+        row = next(line for line in workloads.splitlines() if line.startswith(f"| `{name}` |"))
         assert f"| {trace.macs:,} |" in row, name
         assert f"| {trace.params / 1e6:.2f} M |" in row, name
+
+
+def _op_rows(section: str) -> dict[str, tuple[str, str, str]]:
+    """``op -> (kind, shape, MACs)`` of the table rows ``| `op` | kind | shape | MACs |``."""
+    rows = re.findall(r"^\| `([^`]+)` \| (\w+) \| ([^|]+?) \| ([\d,]+) \|$", section, re.M)
+    return {name: (kind, shape, macs) for name, kind, shape, macs in rows}
+
+
+@pytest.mark.parametrize(("heading", "model", "ops"), [
+    ("## ViT-Tiny", "vit-tiny", lambda op: not op.name.startswith("blocks.")
+     or op.name.startswith("blocks.0.")),
+    ("## ResNet-18", "resnet18", lambda op: True),
+])
+def test_model_tables_are_the_builders(workloads, heading, model, ops):
+    section = workloads[workloads.index(heading):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    rows = _op_rows(section)
+    trace = build_model(model)
+    expected = {op.name: (op.kind, op.describe(), f"{op.macs:,}") for op in trace if ops(op)}
+    assert rows == expected
+    assert f"**{trace.macs:,} MACs**" in section
+
+
+def test_model_facts_in_the_text(workloads):
+    vit_tiny, mobilenet = build_model("vit-tiny"), build_model("mobilenetv2")
+    block = sum(op.macs for op in vit_tiny if op.name.startswith("blocks.0."))
+    assert f"A block is {block:,} MACs" in workloads
+    dw = [op for op in mobilenet if op.kind == "dwconv2d"]
+    assert (f"{len(mobilenet)} ops, **{mobilenet.macs:,} MACs** and "
+            f"{mobilenet.params / 1e6:.2f} M") in workloads.replace("\n", " ")
+    assert f"Its {len(dw)} depthwise 3x3 convolutions hold only {sum(op.macs for op in dw):,} " \
+           f"MACs ({100 * sum(op.macs for op in dw) / mobilenet.macs:.0f} % of the total)" in \
+           workloads.replace("\n", " ")
+
+
+def _error(call) -> str:
+    try:
+        call()
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError("no error")
+
+
+def test_error_message_examples_are_real(text, tmp_path, monkeypatch):
+    block = re.search(r"## Error messages\n.*?```\n(.*?)```", text, re.S)
+    assert block, "the Error messages section has no example block"
+    quoted = block.group(1).splitlines()
+    doc = json.loads(vit(image_size=32, patch=16, embed=8, heads=2, depth=1, classes=10,
+                         name="small").to_json())
+
+    def edited(op, key, value):
+        d = json.loads(json.dumps(doc))
+        d["ops"][op][key] = value
+        return lambda: Trace.from_dict(d, source="net.json")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.toml").write_text("cols = " + "1" * 5000 + "\n")
+    text_doc = json.dumps(doc).replace('"batch": 1', '"batch": ' + "1" * 5000, 1)
+    produced = [
+        _error(edited(4, "k", 0)),
+        _error(edited(4, "m", 5.0)),
+        _error(edited(5, "a_heads", "diag")),
+        _error(lambda: Trace.from_json(text_doc, source="net.json")),
+        _error(lambda: parse_scalesim(CONV_HEADER + "\na,10,10,3,3,4,4,1,\n\nb,10,10,3,3,x,4,1,",
+                                      source="net.csv")),
+        _error(lambda: parse_scalesim("Layer, M, K, N,\nfc,4,8,8,\n", source="net.csv")),
+        _error(lambda: load_config("my.toml")),
+        _error(lambda: build_model("vit-tiny", batch=1 << 24)),
+    ]
+    assert quoted == produced

@@ -33,7 +33,7 @@ from edgetron.workload import (
     save_trace,
     vit,
 )
-from edgetron.workload import trace as trace_module
+from edgetron.workload.trace import graph as trace_module
 
 
 def small_vit() -> Trace:
@@ -219,8 +219,15 @@ def test_bad_json_text():
         Trace.from_json("[" * 100_000 + "]" * 100_000)
     with pytest.raises(TraceError, match="expected a JSON object"):
         Trace.from_json("[1, 2]")
-    with pytest.raises(TraceError, match=r"big\.json: not valid JSON"):
+    # An integer of more digits than Python converts from text is valid JSON: its field's
+    # check names it, as it names any other integer out of range.
+    with pytest.raises(TraceError, match=r"^big\.json: batch: an integer of 5001 digits is "
+                                         r"out of range; allowed \[1, 16777216\]$"):
         Trace.from_json(good.replace('"batch": 1', '"batch": 1' + "0" * 5000, 1),
+                        source="big.json")
+    with pytest.raises(TraceError, match=r"^big\.json: op 4 \('blocks\.0\.qkv'\): k: an integer "
+                                         r"of 9000 digits is out of range"):
+        Trace.from_json(good.replace('"m": 5, "k": 8,', '"m": 5, "k": -' + "9" * 9000 + ",", 1),
                         source="big.json")
 
 
@@ -311,7 +318,7 @@ def test_dimension_limit():
     with pytest.raises(TraceError, match=f"m: {MAX_DIM + 1} is out of range"):
         Gemm(name="g", inputs=("input",), batch=1, m=MAX_DIM + 1, k=1, n=1, weights=True)
     # Beyond Python's limit on digits converted to text: still a TraceError, shown short.
-    with pytest.raises(TraceError, match=r"^m: int of 16610 bits is out of range"):
+    with pytest.raises(TraceError, match=r"^m: an integer of 5001 digits is out of range"):
         Gemm(name="g", inputs=("input",), batch=1, m=10**5000, k=1, n=1, weights=True)
 
 

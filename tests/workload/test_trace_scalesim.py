@@ -165,15 +165,41 @@ MALFORMED = [
     (CONV_HEADER + f"\na,{2**24 + 1},10,3,3,4,4,1,\n", ["net.csv:2:", "IFMAP Height"]),
     (CONV_HEADER + "\na,10,10,3,3,4,6,1,\nb_DP,10,10,3,3,4,1,1,\nc,10,10,3,3,4,4,0,\n",
      ["net.csv:4:", "Strides"]),
-    # the stride columns of the header must be stride columns
+    # every column of the header must name the column SCALE-Sim reads at its position
     (CONV_HEADER.replace("Strides", "Batch Size") + "\na,10,10,3,3,4,4,2,\n",
-     ["net.csv:1:", "column 8 is 'Batch Size', not a stride column"]),
+     ["net.csv:1: column 8: 'Batch Size' is not Strides; SCALE-Sim reads the conv form's "
+      "columns by position, in the order Layer name, IFMAP Height, IFMAP Width, Filter "
+      "Height, Filter Width, Channels, Num Filter, Strides[, Stride Width]"]),
     (CONV_HEADER + " Batch Size,\na,10,10,3,3,4,4,1,2,\n",
-     ["net.csv:1:", "column 9 is 'Batch Size', not a stride column"]),
+     ["net.csv:1: column 9: 'Batch Size' is not Stride Width;"]),
     (CONV_HEADER + " Sparsity\na,10,10,3,3,4,4,1,1:4,\n",
-     ["net.csv:1:", "column 9 is 'Sparsity'"]),
+     ["net.csv:1: column 9: 'Sparsity' is not Stride Width;"]),
     (CONV_HEADER + " Stride Width, Dilation,\na,10,10,3,3,4,4,1,\n",
-     ["net.csv:1:", "10 columns", "expected 8"]),
+     ["net.csv:1: the conv-form header has 10 columns; expected 8 or 9: Layer name, "]),
+    (CONV_HEADER.replace("IFMAP Height, IFMAP Width", "IFMAP Width, IFMAP Height")
+     + "\na,10,20,3,3,4,4,1,\n",
+     ["net.csv:1: column 2: 'IFMAP Width' is not IFMAP Height;"]),
+    (CONV_HEADER.replace("Filter Height, Filter Width", "Filter Width, Filter Height")
+     + "\na,10,20,3,5,4,4,1,\n", ["net.csv:1: column 4: 'Filter Width' is not Filter Height;"]),
+    (CONV_HEADER.replace("Channels, Num Filter", "Num Filter, Channels")
+     + "\na,10,20,3,5,4,8,1,\n", ["net.csv:1: column 6: 'Num Filter' is not Channels;"]),
+    (CONV_HEADER.replace("Layer name", "Name") + "\na,10,10,3,3,4,4,1,\n",
+     ["net.csv:1: column 1: 'Name' is not Layer name;"]),
+    ("Layer, M, K, N,\nL0,196,192,384,\n",
+     ["net.csv:1: column 3: 'K' is not N; SCALE-Sim reads the GEMM form's columns by "
+      "position, in the order Layer, M, N, K"]),
+    ("Layer, N, M, K,\nL0,196,192,384,\n", ["net.csv:1: column 2: 'N' is not M;"]),
+    ("Layer, M, N, K, Sparsity,\nL0,196,192,384,\n",
+     ["net.csv:1: the GEMM-form header has 5 columns; expected 4: Layer, M, N, K"]),
+    # integers of hundreds or thousands of digits: named by their size, never converted
+    (CONV_HEADER + "\na,10,10,3,3," + "9" * 400 + ",4,1,\n",
+     ["net.csv:2: Channels: an integer of 400 digits is out of range; allowed [1, 16777216]"]),
+    (GEMM_HEADER + "\nL0,196," + "1" * 5000 + ",384,\n",
+     ["net.csv:2: N: an integer of 5000 digits is out of range; allowed [1, 16777216]"]),
+    (GEMM_HEADER + "\nL0,196," + "0" * 5000 + "16777217,384,\n",
+     ["net.csv:2: N: 16777217 is out of range; allowed [1, 16777216]"]),
+    (GEMM_HEADER + "\nL0,196,N" + "x" * 5000 + ",384,\n",
+     ["net.csv:2: N: expected a positive integer, got 'Nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."]),
     # a tensor too large names the CSV columns, not the trace's fields
     (CONV_HEADER + "\na,200000,100000,1,1,1,4,1,\n",
      ["net.csv:2:", "IFMAP Height x IFMAP Width x Channels", "20000000000 elements"]),
@@ -195,6 +221,34 @@ MALFORMED = [
     ("\n\n", ["net.csv", "empty file"]),
     (CONV_HEADER + "\n# only a comment\n", ["net.csv", "no layer rows"]),
 ]
+
+
+# Header spellings found in SCALE-Sim's own topologies and written by its own writer.
+SCALESIM_HEADERS = [
+    "Layer name,Ifmap height,ifmap width,filter height,filter width,channels,num filters,"
+    "strides,",
+    "Layer name,Ifmap height,ifmap width,filter height,filter width,channel,num filters,"
+    "strides,",
+    "Layer name,IFMAP height,IFMAP width,Filter height,Filter width,Channels,Num filter,"
+    "Stride height,Stride width,",
+    "Layer name\t, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+    "Num Filter, Strides",
+    # DeepBench and MLPerf topologies name column 2 "IFMAP Width" as well; SCALE-Sim reads
+    # it as the height, by position.
+    "Layer, IFMAP Width, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+    "Strides,",
+]
+
+
+@pytest.mark.parametrize("header", SCALESIM_HEADERS)
+def test_scalesim_header_spellings_are_read_by_position(header):
+    row = "\nDeepSpeech_1,700,161,20,5,1,32,2,\n"
+    assert parse_scalesim(header + row).ops == parse_scalesim(CONV_HEADER + row).ops
+
+
+def test_gemm_header_spellings():
+    assert parse_scalesim("Layer Name, M, N, K,\nL0,196,192,384,\n").ops == parse_scalesim(
+        "Layer,M,N,K,\nL0,196,192,384,\n").ops
 
 
 @pytest.mark.parametrize(("text", "words"), MALFORMED)
