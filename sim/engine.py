@@ -88,6 +88,7 @@ __all__ = [
     "INT64_MAX",
     "SWEEP_COLUMNS",
     "FlatTrace",
+    "check",
     "flatten",
     "kernels_compiled",
     "simulate",
@@ -183,9 +184,9 @@ def _flatten(trace: Trace) -> FlatTrace:
         for field, value in zip(FIELDS, rec, strict=True):
             if value > INT64_MAX:
                 raise SimulationError(
-                    f"{_where(i, op)}: its {field} ({value:,}) exceeds the simulator's 64-bit "
-                    f"integers (at most {INT64_MAX:,}); the trace is valid, but too large "
-                    "to simulate"
+                    f"{_where(i, op)}: its {field} = {value:,} exceeds the simulator's "
+                    f"64-bit integers (at most {INT64_MAX:,}); the trace is valid, but too "
+                    "large to simulate"
                 )
         rows.append(rec)
     recs = np.array(rows, dtype=np.int64).reshape(len(rows), NFIELD)
@@ -197,12 +198,12 @@ def _check_int64(flat: FlatTrace, edge: int) -> None:
     if edge in flat._edges_checked:
         return
     for i, op in enumerate(flat.ops):
-        for what, value in REGISTRY[op.kind].int64_bounds(op, edge):
+        for what, formula, value in REGISTRY[op.kind].int64_bounds(op, edge):
             if value > INT64_MAX:
                 raise SimulationError(
-                    f"{_where(i, op)}: {what} reach {value:,}, beyond the simulator's 64-bit "
-                    f"integers (at most {INT64_MAX:,}); the trace is valid, but too large "
-                    "to simulate"
+                    f"{_where(i, op)}: {what}, up to {formula} = {value:,}, exceed the "
+                    f"simulator's 64-bit integers (at most {INT64_MAX:,}); the trace is "
+                    "valid, but too large to simulate"
                 )
     flat._edges_checked.add(edge)
 
@@ -215,6 +216,25 @@ def _check_config(flat: FlatTrace, cfg: AcceleratorConfig) -> None:
         if problem is not None:
             raise SimulationError(f"{_where(i, op)}: {problem}")
     _check_int64(flat, max(cfg.rows, cfg.cols))
+
+
+def check(trace: Trace | FlatTrace, cfg: AcceleratorConfig) -> FlatTrace:
+    """What :func:`simulate` checks before any kernel runs, on its own (no compilation).
+
+    Returns
+    -------
+    FlatTrace
+        The flat records of ``trace``, to pass on to :func:`simulate`.
+
+    Raises
+    ------
+    SimulationError
+        An op whose operands are wider than the array, whose accumulation could overflow
+        ``acc_bits``, or whose counts would leave the kernels' 64-bit integers.
+    """
+    flat = trace if isinstance(trace, FlatTrace) else flatten(trace)
+    _check_config(flat, cfg)
+    return flat
 
 
 # ------------------------------------------------------------------------------------------

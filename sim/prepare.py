@@ -130,9 +130,9 @@ def check_size(trace: Trace, max_gib: float | None) -> FunctionalEstimate:
     if max_gib is not None and est.gib > max_gib:
         need = math.ceil(est.gib)
         raise SimulationError(
-            f"functional mode of {trace.name!r} would need {est.describe()}, more memory "
-            f"than the limit of {max_gib:g} GiB; to run it anyway raise the limit to "
-            f"{need:,} (max_gib={need}, on the command line --functional-max-gib {need})"
+            f"functional mode of {trace.name!r} would need {est.describe()}: more memory "
+            f"than the limit of {max_gib:g} GiB (max_gib; --functional-max-gib on the "
+            f"command line), which must be at least {need:,} to run it anyway"
         )
     return est
 

@@ -114,11 +114,13 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     trace = load_workload(args.model, batch=args.batch)
     inputs = None if args.input is None else _load_input(args.input)
+    # Refusals first: before any compilation, simulation or allocation.
+    flat = engine.check(trace, cfg)
     if args.functional:
-        check_size(trace, max_gib)  # before any compilation or simulation
+        check_size(trace, max_gib)
     compile_notice(functional_mode=args.functional)
     with progress_bar(len(trace), f"sim {trace.name}") as update:
-        result = simulate(trace, cfg, progress=update, chunk=16)
+        result = simulate(flat, cfg, progress=update, chunk=16)
     checked = None
     if args.functional:
         with progress_bar(len(trace), f"golden {trace.name}") as update:

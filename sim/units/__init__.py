@@ -57,8 +57,8 @@ class KindModel(NamedTuple):
         ``record(op, rec)``: the kind's own fields of the flat record
         (:data:`edgetron.sim.records.FIELDS`).
     int64_bounds : callable
-        ``int64_bounds(op, edge) -> ((quantity, value), ...)``: exact upper bounds of the
-        integers the kernels form for the op, ``edge`` the larger array edge.
+        ``int64_bounds(op, edge) -> ((quantity, formula, value), ...)``: exact upper bounds
+        of the integers the kernels form for the op, ``edge`` the larger array edge.
     check_config : callable or None
         ``check_config(op, cfg) -> str | None``: why the config cannot run the op.
     buffer_text : callable or None
@@ -76,7 +76,7 @@ class KindModel(NamedTuple):
     unit: str
     on_array: bool
     record: Callable[..., None]
-    int64_bounds: Callable[..., tuple[tuple[str, int], ...]]
+    int64_bounds: Callable[..., tuple[tuple[str, str, int], ...]]
     check_config: Callable[..., str | None] | None
     buffer_text: Callable[..., str] | None
     prepare: Callable[..., Any]

@@ -101,9 +101,9 @@ def record(op: Add, rec: list[int]) -> None:
     """No fields beyond the common ones (the output elements)."""
 
 
-def int64_bounds(op: Add, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: Add, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Its cycles and events are at most ``4*elements + 16``."""
-    return (("its cycles and events, at most 4*elements + 16", 4 * op.out_elements + 16),)
+    return (("its cycles and events", "4*elements + 16", 4 * op.out_elements + 16),)
 
 
 def prepare(op: Add, ops_in: list[np.ndarray], scales: list[float],

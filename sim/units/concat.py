@@ -64,9 +64,9 @@ def record(op: Concat, rec: list[int]) -> None:
     """No fields beyond the common ones (the output elements)."""
 
 
-def int64_bounds(op: Concat, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: Concat, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Its cycles are at most ``elements + 2``."""
-    return (("its cycles, at most elements + 2", op.out_elements + CONCAT_LATENCY),)
+    return (("its cycles", "elements + 2", op.out_elements + CONCAT_LATENCY),)
 
 
 def prepare(op: Concat, ops_in: list[np.ndarray], scales: list[float],

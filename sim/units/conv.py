@@ -146,14 +146,14 @@ def record(op: Op, rec: list[int]) -> None:
         op.out_h, op.out_w, op.r, op.s, op.stride_h)
 
 
-def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
     """The GEMM unit's bounds (:func:`edgetron.sim.units.gemm.int64_bounds`) and the
     raw input elements times the reduction length that :func:`im2col_dram_bytes` forms,
     ``n*h*w*(c/groups) * K + K``."""
     k_total = op.gemm.k
     raw = op.n * op.h * op.w * (op.c // groups_of(op)) * k_total + k_total
     return (*gemm.int64_bounds(op, edge),
-            (f"its im2col DRAM accounting n*h*w*(c/groups)*K + K with K={k_total}", raw))
+            ("its im2col DRAM accounting", f"n*h*w*(c/groups)*K + K with K={k_total}", raw))
 
 
 def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],

@@ -111,9 +111,9 @@ def record(op: Gelu, rec: list[int]) -> None:
     """No fields beyond the common ones (the output elements)."""
 
 
-def int64_bounds(op: Gelu, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: Gelu, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Its cycles and events are at most ``4*elements + 16``."""
-    return (("its cycles and events, at most 4*elements + 16", 4 * op.out_elements + 16),)
+    return (("its cycles and events", "4*elements + 16", 4 * op.out_elements + 16),)
 
 
 def prepare(op: Gelu, ops_in: list[np.ndarray], scales: list[float],

@@ -417,7 +417,7 @@ def matrix_record(op: Op, rec: list[int]) -> None:
     rec[F_W_B] = _nbytes(op.weight_bits if mm.b_const else op.in_bits)
 
 
-def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Upper bounds of the integers the simulator forms for a matrix op, exact.
 
     ``16 * count * (M + E) * (K + E) * (N + E)`` for the op's GEMM view and ``E`` the
@@ -427,9 +427,9 @@ def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, int], ...]:
     the array, and at most 16 bytes.
     """
     mm = op.gemm
-    return ((f"its traffic and event counts, at most 16*count*(M+E)*(K+E)*(N+E) for its "
-             f"GEMM view count={mm.count}, M={mm.m}, K={mm.k}, N={mm.n} and E={edge} "
-             "(the larger array edge)",
+    return (("its traffic and event counts",
+             f"16*count*(M+E)*(K+E)*(N+E) with count={mm.count}, M={mm.m}, K={mm.k}, "
+             f"N={mm.n} (its GEMM view) and E={edge} (the larger array edge)",
              16 * mm.count * (mm.m + edge) * (mm.k + edge) * (mm.n + edge)),)
 
 

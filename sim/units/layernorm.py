@@ -193,10 +193,10 @@ def record(op: LayerNorm, rec: list[int]) -> None:
     rec[F_ROWS], rec[F_COLS] = op.batch * op.rows, op.cols
 
 
-def int64_bounds(op: LayerNorm, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: LayerNorm, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Its cycles, buffer traffic and events are at most ``8*rows*cols + 256*rows``."""
     rows = op.batch * op.rows
-    return (("its cycles and buffer traffic, at most 8*rows*cols + 256*rows",
+    return (("its cycles and buffer traffic", "8*rows*cols + 256*rows",
              8 * rows * op.cols + 256 * rows),)
 
 

@@ -168,12 +168,12 @@ def record(op: Op, rec: list[int]) -> None:
     rec[F_SH] = op.stride_h
 
 
-def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Its cycles and window reads are at most ``8*n*out_h*out_w*c*r*s``, its line buffer
     ``8*r*w*c`` bytes."""
-    return (("its cycles and window reads, at most 8*n*out_h*out_w*c*r*s",
+    return (("its cycles and window reads", "8*n*out_h*out_w*c*r*s",
              8 * op.out_elements * op.r * op.s),
-            ("its line buffer, at most 8*r*w*c bytes", 8 * op.r * op.w * op.c))
+            ("its line buffer bytes", "8*r*w*c", 8 * op.r * op.w * op.c))
 
 
 def buffer_text(op: Op) -> str:

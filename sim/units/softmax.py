@@ -159,10 +159,10 @@ def record(op: Softmax, rec: list[int]) -> None:
     rec[F_ROWS], rec[F_COLS] = op.batch * op.rows, op.cols
 
 
-def int64_bounds(op: Softmax, edge: int) -> tuple[tuple[str, int], ...]:
+def int64_bounds(op: Softmax, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Its cycles and row-buffer traffic are at most ``8*rows*cols + 64*rows``."""
     rows = op.batch * op.rows
-    return (("its cycles and buffer traffic, at most 8*rows*cols + 64*rows",
+    return (("its cycles and buffer traffic", "8*rows*cols + 64*rows",
              8 * rows * op.cols + 64 * rows),)
 
 
