@@ -106,8 +106,6 @@ _E_SRAM_RD = EVENT_INDEX["sram_read_byte"]
 _E_SRAM_WR = EVENT_INDEX["sram_write_byte"]
 _E_DRAM = EVENT_INDEX["dram_byte"]
 
-#: ``ceil(bits / 8)`` for the records, in plain Python (the compiled helper's own source).
-_nbytes = element_bytes.py_func
 
 
 def _where(i: int, op: Op) -> str:
@@ -178,8 +176,8 @@ def _flatten(trace: Trace) -> FlatTrace:
         rec[F_B_BYTES] = op.weight_bytes
         rec[F_PARAM_BYTES] = op.bias_bytes
         rec[F_OUT_BYTES] = op.out_bytes
-        rec[F_A_B] = _nbytes(op.in_bits)
-        rec[F_OUT_B] = _nbytes(op.out_bits)
+        rec[F_A_B] = element_bytes.py_func(op.in_bits)
+        rec[F_OUT_B] = element_bytes.py_func(op.out_bits)
         REGISTRY[op.kind].record(op, rec)
         for field, value in zip(FIELDS, rec, strict=True):
             if value > INT64_MAX:

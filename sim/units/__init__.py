@@ -108,14 +108,16 @@ _MODELS = {
     "add": _vector(add),
     "concat": _vector(concat),
 }
-if set(_MODELS) != set(KINDS):
+# The kind codes are compiled into the cached kernels (vector_work), whose freshness
+# covers this file and not the workload package: they come from the order written here,
+# which must be that of KINDS.
+if list(_MODELS) != list(KINDS):
     raise ImportError(
-        "edgetron.sim.units: the registry must cover exactly the op kinds of "
-        f"edgetron.workload.KINDS; missing {sorted(set(KINDS) - set(_MODELS))}, unknown "
-        f"{sorted(set(_MODELS) - set(KINDS))}")
+        "edgetron.sim.units: the registry must list exactly the op kinds of "
+        f"edgetron.workload.KINDS, in its order {list(KINDS)}; it lists {list(_MODELS)}")
 
 #: Op kind -> its :class:`KindModel`, in the order of :data:`edgetron.workload.KINDS`.
-REGISTRY: dict[str, KindModel] = {kind: _MODELS[kind] for kind in KINDS}
+REGISTRY: dict[str, KindModel] = _MODELS
 #: Op kind -> its code in the flat records (its position in :data:`REGISTRY`).
 KIND_CODES: dict[str, int] = {kind: i for i, kind in enumerate(REGISTRY)}
 #: 1 for the codes of kinds that run on the GEMM unit, by code (a Numba constant).

@@ -405,8 +405,6 @@ def gemm_tiled(a, w, bias, mq, sq, out32, lo, hi, mt, kt, nt, rows, cols, datafl
 # ------------------------------------------------------------------------------------------
 # The gemm op kind: flat record, limits, functional data and run
 # ------------------------------------------------------------------------------------------
-#: ``ceil(bits / 8)`` for the records, in plain Python (the compiled helper's own source).
-_nbytes = element_bytes.py_func
 
 
 def matrix_record(op: Op, rec: list[int]) -> None:
@@ -414,7 +412,7 @@ def matrix_record(op: Op, rec: list[int]) -> None:
     mm = op.gemm
     rec[F_COUNT], rec[F_M], rec[F_K], rec[F_N] = mm.count, mm.m, mm.k, mm.n
     rec[F_OUT32] = int(op.requant == "none")
-    rec[F_W_B] = _nbytes(op.weight_bits if mm.b_const else op.in_bits)
+    rec[F_W_B] = element_bytes.py_func(op.weight_bits if mm.b_const else op.in_bits)
 
 
 def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
