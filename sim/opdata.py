@@ -33,7 +33,7 @@ from edgetron.golden.quant import (
     activation_scale,
     requant_constants,
 )
-from edgetron.workload import Gemm, Op
+from edgetron.workload import Op
 
 __all__ = [
     "CALIBRATION_PERCENTILE",
@@ -42,9 +42,7 @@ __all__ = [
     "calibrate",
     "int8_values",
     "matrix_output",
-    "products",
     "seeded_bias",
-    "stored",
     "weight_scales",
 ]
 
@@ -106,24 +104,6 @@ def weight_scales(rng: np.random.Generator, n: int, k: int, per_channel: bool) -
 def int8_values(rng: np.random.Generator, size) -> np.ndarray:
     """Seeded uniform int8 values (weights, constant operands) as int64."""
     return rng.integers(INT8_MIN, INT8_MAX + 1, size=size).astype(np.int64)
-
-
-def products(op: Gemm, operand: str, x: np.ndarray) -> np.ndarray:
-    """A stored activation operand (``"a"`` or ``"b"``) as ``[batch * count, rows, cols]``.
-
-    The per-head matrices of a product of two activations, from its declared layout
-    (:meth:`edgetron.workload.Gemm.product_view`).
-    """
-    shape, axes = op.product_view(operand)
-    p = x.reshape(shape).transpose(axes)
-    return np.ascontiguousarray(p.reshape(-1, p.shape[2], p.shape[3]))
-
-
-def stored(op: Gemm, y: np.ndarray) -> np.ndarray:
-    """Products ``[batch, count, m, n]`` (any leading split) in the op's ``out_shape``."""
-    _, axes = op.product_view("out")
-    return y.reshape(op.batch, op.count, op.m, op.n).transpose(np.argsort(axes)).reshape(
-        op.out_shape)
 
 
 def matrix_output(op: Op, acc: np.ndarray, bias: np.ndarray, sw: np.ndarray,

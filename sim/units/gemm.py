@@ -123,15 +123,7 @@ from edgetron.hw.gemm import (
 )
 from edgetron.workload import Gemm, Op
 
-from ..opdata import (
-    OpData,
-    int8_values,
-    matrix_output,
-    products,
-    seeded_bias,
-    stored,
-    weight_scales,
-)
+from ..opdata import OpData, int8_values, matrix_output, seeded_bias, weight_scales
 from ..records import F_COUNT, F_K, F_M, F_N, F_OUT32, F_W_B
 from .pipeline import in_int32, requantize
 
@@ -148,8 +140,10 @@ __all__ = [
     "int64_bounds",
     "matrix_record",
     "prepare",
+    "products",
     "run",
     "scratch_bytes",
+    "stored",
 ]
 
 #: Bytes of one channel's requantization constants ``(m, s)`` fetched on their own (the
@@ -452,6 +446,24 @@ def check_config(op: Op, cfg: AcceleratorConfig) -> str | None:
         return (f"K={mm.k} products could reach {bound}, beyond the {cfg.acc_bits}-bit "
                 f"accumulator (acc_bits) limit {limit}")
     return None
+
+
+def products(op: Gemm, operand: str, x: np.ndarray) -> np.ndarray:
+    """A stored activation operand (``"a"`` or ``"b"``) as ``[batch * count, rows, cols]``.
+
+    The per-head matrices of a product of two activations, from its declared layout
+    (:meth:`edgetron.workload.Gemm.product_view`).
+    """
+    shape, axes = op.product_view(operand)
+    p = x.reshape(shape).transpose(axes)
+    return np.ascontiguousarray(p.reshape(-1, p.shape[2], p.shape[3]))
+
+
+def stored(op: Gemm, y: np.ndarray) -> np.ndarray:
+    """Products ``[batch, count, m, n]`` (any leading split) in the op's ``out_shape``."""
+    _, axes = op.product_view("out")
+    return y.reshape(op.batch, op.count, op.m, op.n).transpose(np.argsort(axes)).reshape(
+        op.out_shape)
 
 
 def prepare(op: Gemm, ops_in: list[np.ndarray], scales: list[float],
