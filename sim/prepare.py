@@ -90,6 +90,8 @@ def _time_text(seconds: float) -> str:
     for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if seconds >= size:
             value = seconds / size
+            if value < 10:
+                return f"{value:.1f} {unit}"
             return f"{value:,.0f} {unit}" if value < 1e9 else f"{value:.2g} {unit}"
     return f"{math.ceil(seconds)} s"
 

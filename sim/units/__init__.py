@@ -4,18 +4,14 @@ One module per hardware unit holds everything the simulator knows about it: its 
 function (the timing contract of the RTL unit of the same name), its event counts, its
 buffer needs and its functional Numba kernel.
 
-========== ==================================== ==========================================
-module     unit                                 op kinds
-========== ==================================== ==========================================
-``gemm``   the systolic array and requantizer   ``gemm`` (and every matrix op's calls)
-``conv``   the GEMM unit's im2col front end     ``conv2d``, ``dwconv2d``
-``pool``   pooling on the vector lanes          ``maxpool``, ``avgpool``
-``softmax`` the softmax unit                    ``softmax``
-``layernorm`` the LayerNorm unit                ``layernorm``
-``gelu``   the GELU unit                        ``gelu``
-``add``    the add unit (residuals, K splits)   ``add``
-``concat`` a copy through the vector unit       ``concat``
-========== ==================================== ==========================================
+* ``gemm``: the systolic array and its requantizer (kind ``gemm``, and the calls of every
+  matrix op);
+* ``conv``: the GEMM unit's im2col front end (``conv2d``, ``dwconv2d``);
+* ``pool``: pooling on the vector lanes (``maxpool``, ``avgpool``);
+* ``softmax``, ``layernorm``, ``gelu``: the non-linear units (their kinds);
+* ``add``: the add unit, residual adds (``add``) and K-split partial sums;
+* ``concat``: a copy through the vector unit (``concat``);
+* ``pipeline``: what the vector pipelines share (no kind of its own).
 
 :data:`REGISTRY` maps every kind of :data:`edgetron.workload.KINDS` (that dict is the one
 list of op kinds), in its order, to a :class:`KindModel`: the functions of the kind's
