@@ -4,7 +4,8 @@ MODEL is a preset name (``vit-tiny``, ``deit-small``, ``deit-base``, ``resnet18`
 ``mobilenetv2``), a trace JSON file or a SCALE-Sim topology CSV. ``--functional`` also
 executes the trace on int8 data (seeded random, or ``--input``) in the hardware's tile
 order and checks every op against the golden kernels bit for bit (exit status 1 on any
-difference).
+difference). A functional run keeps every tensor of the model in memory: it is refused,
+with its estimated memory and time, when the estimate exceeds ``--functional-max-gib``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import numpy as np
 from tqdm import tqdm
 
 from edgetron.config import DEFAULT_PRESET, PRESETS, load_config
+from edgetron.errors import SimulationError
 from edgetron.report import format_result, result_dict, write_json
 from edgetron.sim import engine, functional
 from edgetron.sim.engine import simulate
-from edgetron.sim.functional import prepare, run_functional
+from edgetron.sim.functional import run_functional
+from edgetron.sim.prepare import DEFAULT_MAX_GIB, check_size, prepare
 from edgetron.workload import MODELS, load_workload
 
 __all__ = ["COMPILE_NOTICE", "CONFIG_HELP", "MODEL_HELP", "compile_notice", "progress_bar",
@@ -49,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, metavar="FILE.npy",
                    help="with --functional: int8 values for the model's external input, a "
                         "NumPy .npy array of its shape (default: seeded random)")
+    p.add_argument("--functional-max-gib", type=float, default=DEFAULT_MAX_GIB, metavar="GIB",
+                   help="with --functional: refuse a run whose estimated peak memory "
+                        f"exceeds GIB (default {DEFAULT_MAX_GIB:g}); the refusal gives the "
+                        "memory and time estimates")
     p.add_argument("--batch", type=int, help="batch size for presets and CSVs (default 1)")
     p.set_defaults(func=_run)
 
@@ -88,29 +95,39 @@ def _load_input(path: Path) -> np.ndarray:
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError):
-        raise ValueError(f"--input {path}: not a .npy file of plain numbers (pickled and "
-                         "object arrays are refused)") from None
+        raise SimulationError(f"--input {path}: not a .npy file of plain numbers (pickled "
+                              "and object arrays are refused)") from None
     if not isinstance(data, np.ndarray):
         data.close()
-        raise ValueError(f"--input {path}: expected one array (.npy), got an .npz archive")
+        raise SimulationError(f"--input {path}: expected one array (.npy), got an .npz "
+                              "archive")
     return data
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.input is not None and not args.functional:
-        raise ValueError("--input is the data of --functional; add --functional")
+        raise SimulationError("--input is the data of --functional; add --functional")
+    max_gib = args.functional_max_gib
+    if not max_gib > 0:
+        raise SimulationError(f"--functional-max-gib: expected a positive number of GiB, "
+                              f"got {max_gib:g}")
     cfg = load_config(args.config)
     trace = load_workload(args.model, batch=args.batch)
     inputs = None if args.input is None else _load_input(args.input)
+    # Refusals first: before any compilation, simulation or allocation.
+    flat = engine.check(trace, cfg)
+    if args.functional:
+        check_size(trace, max_gib)
     compile_notice(functional_mode=args.functional)
     with progress_bar(len(trace), f"sim {trace.name}") as update:
-        result = simulate(trace, cfg, progress=update, chunk=16)
+        result = simulate(flat, cfg, progress=update, chunk=16)
     checked = None
     if args.functional:
         with progress_bar(len(trace), f"golden {trace.name}") as update:
-            data = prepare(trace, seed=args.seed, inputs=inputs, progress=update)
+            data = prepare(trace, seed=args.seed, inputs=inputs, progress=update,
+                           max_gib=max_gib)
         with progress_bar(len(trace), f"functional {trace.name}") as update:
-            checked = run_functional(data, cfg, progress=update)
+            checked = run_functional(data, result, progress=update, max_gib=max_gib)
     if args.json is not None and str(args.json) == "-":
         write_json(result_dict(result, functional=checked), "-")
     else:

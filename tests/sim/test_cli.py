@@ -13,7 +13,17 @@ from edgetron.config import ENERGY_EVENTS, PRESETS, AcceleratorConfig
 from edgetron.report import format_comparison, format_result, kind_breakdown
 from edgetron.sim import engine, functional
 from edgetron.sim.engine import simulate
-from edgetron.workload import Gemm, Trace, build_model, save_trace, to_scalesim, vit
+from edgetron.sim.units import gemm as gemm_unit
+from edgetron.workload import (
+    Conv2d,
+    Gemm,
+    MaxPool,
+    Trace,
+    build_model,
+    save_trace,
+    to_scalesim,
+    vit,
+)
 
 KEYS = ("macs", "cycles", "stall_cycles", "utilization", "latency_ms", "energy_uj",
         "dram_bytes")
@@ -81,14 +91,14 @@ def small_vit(tmp_path):
 
 def test_sim_functional_exits_1_on_a_mismatch(small_vit, monkeypatch, capsys):
     # A simulator whose GEMM unit gets one value wrong: the CLI must report the op and fail.
-    real = functional.gemm_tiled
+    real = gemm_unit.gemm_tiled
 
     def off_by_one(*args):
         calls, ok = real(*args)
         args[-1][0, 0, 0] += 1
         return calls, ok
 
-    monkeypatch.setattr(functional, "gemm_tiled", off_by_one)
+    monkeypatch.setattr(gemm_unit, "gemm_tiled", off_by_one)
     argv = ["sim", str(small_vit[1]), "--functional", "--config", "edge-8"]
     assert main(argv) == 1
     out = capsys.readouterr().out
@@ -250,3 +260,77 @@ def test_report_breakdown_sums_to_totals():
     assert sum(v["macs"] for v in b.values()) == res.totals["macs"]
     assert sum(v["energy_uj"] for v in b.values()) == pytest.approx(res.totals["energy_uj"])
     assert "vit-tiny" in format_comparison([res])
+
+
+# ---- traces too large to simulate, functional runs too large to hold -------------------------
+def _window_op(cls, name: str):
+    """A 50,000 x 50,000 window over a 50,000 x 50,000 map padded to 99,999 x 99,999
+    outputs: a valid op whose counts (2.5e19) do not fit 64-bit integers."""
+    pad = {f"pad_{side}": 49_999 for side in ("top", "bottom", "left", "right")}
+    extra = {"k": 1} if cls is Conv2d else {}
+    return cls(name=name, inputs=("input",), n=1, h=50_000, w=50_000, c=1, r=50_000,
+               s=50_000, **extra, **pad)
+
+
+@pytest.mark.parametrize("cls, message", [
+    (Conv2d, "op 0 ('huge', conv2d): its macs = 24,999,500,002,500,000,000 exceeds the "
+             "simulator's 64-bit integers (at most 9,223,372,036,854,775,807); the trace is "
+             "valid, but too large to simulate"),
+    (MaxPool, "op 0 ('huge', maxpool): its cycles and window reads, up to "
+              "8*n*out_h*out_w*c*r*s = 199,996,000,020,000,000,000, exceed the simulator's "
+              "64-bit integers (at most 9,223,372,036,854,775,807); the trace is valid, but "
+              "too large to simulate"),
+])
+def test_a_trace_too_large_for_64_bits_is_a_one_line_error(tmp_path, capsys, cls, message):
+    path = tmp_path / "huge.json"
+    save_trace(Trace(name="huge", batch=1, ops=(_window_op(cls, "huge"),)), path)
+    assert main(["trace", "show", str(path)]) == 0  # the trace itself is fine
+    capsys.readouterr()
+    for argv in (["sim", str(path)], ["compare", "resnet18", str(path)],
+                 ["sim", str(path), "--functional"]):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert err == f"edgetron {argv[0]}: error: {message}\n", argv
+        assert "Traceback" not in out + err
+
+
+def test_functional_refuses_a_run_too_large_with_its_estimate(capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr("edgetron.commands.sim.simulate",
+                        lambda *a, **kw: calls.append(1) or simulate(*a, **kw))
+    assert main(["sim", "deit-base", "--functional", "--batch", "16"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("edgetron sim: error: functional mode of 'deit-base' would need "
+                          "about 1") and err.count("\n") == 1
+    assert " GiB and " in err and " min: more memory than the limit of 8 GiB" in err
+    assert "--functional-max-gib" in err and "which must be at least 1" in err
+    assert not calls  # refused before the timing model ran
+    # The limit is the flag's: a small model under a tiny limit is refused too, and runs
+    # once the limit is raised.
+    assert main(["sim", "resnet18", "--functional", "--functional-max-gib", "0.05"]) == 1
+    assert "limit of 0.05 GiB" in capsys.readouterr().err
+    assert main(["sim", "--functional-max-gib", "0", "resnet18", "--functional"]) == 1
+    assert "--functional-max-gib: expected a positive number of GiB, got 0" in (
+        capsys.readouterr().err)
+
+
+def test_functional_reuses_the_plan_of_the_timing_run(small_vit, monkeypatch, capsys):
+    simulations = []
+    real = simulate
+
+    def counted(*args, **kw):
+        simulations.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr("edgetron.commands.sim.simulate", counted)
+    monkeypatch.setattr("edgetron.sim.functional.simulate", counted)
+    assert main(["sim", str(small_vit[1]), "--functional", "--functional-max-gib", "2"]) == 0
+    assert "bit-exact with golden" in capsys.readouterr().out
+    assert len(simulations) == 1
+
+
+def test_help_documents_the_functional_limit(capsys):
+    with pytest.raises(SystemExit):
+        main(["sim", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--functional-max-gib GIB" in out and "estimated peak memory" in out

@@ -1,4 +1,5 @@
-"""Convolution mapping (sim/conv.py): im2col shapes and data, depthwise, DRAM traffic of a call."""
+"""The conv front end (sim/units/conv.py): im2col shapes and data, depthwise, DRAM bytes of a
+call, and convolutions through the GEMM unit's kernel against golden at the int8 extremes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import pytest
 
 from edgetron.config import PRESETS
 from edgetron.golden.conv import conv2d_int
-from edgetron.sim import conv
+from edgetron.golden.gemm import accumulator_bound
+from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
 from edgetron.sim.engine import simulate
+from edgetron.sim.units import conv
+from edgetron.sim.units.gemm import gemm_tiled
 from edgetron.workload import Conv2d, DwConv2d, GemmShape, Trace
 
 
@@ -89,3 +93,40 @@ def test_im2col_dram_bytes(mt, kt, k_total, expect):
 def test_strided_1x1_fetches_only_used_pixels():
     # 1x1 stride 2 on 14 x 14 x 8 -> 7 x 7: 49 pixels of 8 channels.
     assert conv.im2col_dram_bytes(49, 8, 8, 1, 14, 14, 8, 7, 7, 1, 2, 1) == 49 * 8
+
+
+@pytest.mark.parametrize("groups, mult", [(1, 1), (2, 1), (4, 1), (4, 2)])
+@pytest.mark.parametrize("fill", ["random", "min", "max", "alternating"])
+def test_im2col_through_the_gemm_kernel_equals_golden(groups, mult, fill):
+    """conv2d (groups 1, 2) and depthwise (groups = c, multiplier 1 or 2) with padding,
+    run as the GEMM unit's calls on the im2col matrices, with all -128 / 127 inputs and
+    weights and the largest bias the accumulator leaves room for."""
+    rng = np.random.default_rng(3)
+    n, h, w, c, r, s, stride = 2, 7, 6, 4, 3, 3, 2
+    k = c * mult if groups == c else 8
+    cg = c // groups
+    values = {"random": lambda shape: rng.integers(INT8_MIN, INT8_MAX + 1, size=shape),
+              "min": lambda shape: np.full(shape, INT8_MIN),
+              "max": lambda shape: np.full(shape, INT8_MAX),
+              "alternating": lambda shape: rng.choice([INT8_MIN, INT8_MAX], size=shape)}[fill]
+    x = values((n, h, w, c)).astype(np.int64)
+    wt = values((k, cg, r, s)).astype(np.int64)
+    room = INT32_MAX - accumulator_bound(cg * r * s)
+    bias = rng.choice([-room, room, 0], size=k).astype(np.int64)
+    pads = (1, 1, 1, 1)
+    ref = conv2d_int(x.transpose(0, 3, 1, 2), wt, bias, stride, pads, groups)
+    oh, ow = ref.shape[2], ref.shape[3]
+    xpad = np.ascontiguousarray(np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
+    m, kk, kg = n * oh * ow, cg * r * s, k // groups
+    a = np.stack([conv.im2col_rows(xpad, g, cg, r, s, stride, stride, oh, ow, 0, m, 0, kk)
+                  for g in range(groups)])
+    zeros = np.zeros((groups, kg), dtype=np.int64)
+    for dataflow in (0, 1, 2):
+        for tile in ((m, kk, kg), (5, 9, 1)):
+            out = np.empty((groups, m, kg), dtype=np.int64)
+            calls, ok = gemm_tiled(a, conv.conv_weight_matrix(wt, groups),
+                                   bias.reshape(groups, kg), zeros, zeros, 1, -(1 << 31),
+                                   (1 << 31) - 1, *tile, 4, 4, dataflow, out)
+            assert ok and calls == groups * -(-m // tile[0]) * -(-kk // tile[1]) * -(-kg // tile[2])
+            got = out.transpose(1, 0, 2).reshape(n, oh, ow, k)
+            np.testing.assert_array_equal(got, ref.transpose(0, 2, 3, 1))

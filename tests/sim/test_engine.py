@@ -1,4 +1,5 @@
-"""The engine (sim/engine.py): totals, consistency, sweeps and the errors of bad inputs."""
+"""The engine (sim/engine.py): totals, consistency, sweeps, the unit registry and the errors
+of bad inputs (configs that cannot run an op, traces too large for 64-bit counts)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,23 @@ import numpy as np
 import pytest
 
 from edgetron.config import PRESETS, AcceleratorConfig
-from edgetron.sim import memory
-from edgetron.sim.engine import SWEEP_COLUMNS, flatten, simulate, sweep
-from edgetron.workload import Gemm, LayerNorm, MaxPool, Softmax, Trace, build_model, vit
+from edgetron.errors import SimulationError
+from edgetron.sim import records
+from edgetron.sim.engine import INT64_MAX, SWEEP_COLUMNS, check, flatten, simulate, sweep
+from edgetron.sim.units import KIND_CODES, ON_ARRAY, REGISTRY
+from edgetron.workload import (
+    KINDS,
+    Conv2d,
+    Gemm,
+    LayerNorm,
+    MaxPool,
+    Softmax,
+    Trace,
+    build_model,
+    mobilenetv2,
+    resnet18,
+    vit,
+)
 
 MODELS = ("vit-tiny", "resnet18", "mobilenetv2")
 REQUIRED = ("macs", "cycles", "stall_cycles", "utilization", "latency_ms", "energy_uj",
@@ -122,7 +137,7 @@ def test_wrong_types_are_rejected():
         simulate(vit(depth=1), {"rows": 16})
     with pytest.raises(TypeError, match=r"configs\[1\]"):
         sweep(vit(depth=1), [PRESETS["edge-8"], "edge-16"])
-    with pytest.raises(ValueError, match="configs is empty"):
+    with pytest.raises(SimulationError, match="configs is empty"):
         sweep(vit(depth=1), [])
 
 
@@ -131,7 +146,7 @@ def test_row_that_cannot_fit_names_the_op_and_the_buffer():
         Softmax(name="attn", inputs=("input",), batch=1, rows=4, cols=1000, in_bits=32),
     )
     small = AcceleratorConfig(ofmap_sram_bytes=4096)
-    with pytest.raises(ValueError, match=r"op 0 \('attn', softmax\).*6000 bytes of the ofmap "
+    with pytest.raises(SimulationError, match=r"op 0 \('attn', softmax\).*6000 bytes of the ofmap "
                                          r"buffer, which holds 4096 bytes \(ofmap_sram_bytes\)"):
         simulate(trace, small)
     # It fits a larger buffer.
@@ -168,7 +183,7 @@ def test_a_tile_that_cannot_fit_names_the_op_and_the_buffer(dataflow, field, buf
     object.__setattr__(cfg, field, need - 1)
     trace = _tiny_trace(Gemm(name="fc", inputs=("input",), batch=1, m=4, k=8, n=8,
                              weights=True))
-    with pytest.raises(ValueError, match=(
+    with pytest.raises(SimulationError, match=(
             rf"op 0 \('fc', gemm\): a tile cannot fit the {buf} buffer: the smallest "
             rf"GEMM-unit call \(1 x 1 x 1\) needs one {need}-byte {word} word of it, and "
             rf"{field} is {need - 1}$")):
@@ -187,7 +202,7 @@ def test_sweep_reports_the_failing_op():
 def test_operands_wider_than_the_array_are_rejected():
     gemm = Gemm(name="fc", inputs=("input",), batch=1, m=4, k=8, n=8, weights=True)
     narrow = AcceleratorConfig(input_bits=4)
-    with pytest.raises(ValueError, match=r"op 0 \('fc', gemm\): in_bits 8 exceeds the array's "
+    with pytest.raises(SimulationError, match=r"op 0 \('fc', gemm\): in_bits 8 exceeds the array's "
                                          r"input_bits 4"):
         simulate(_tiny_trace(gemm), narrow)
     with pytest.raises(ValueError, match=r"weight_bits 4"):
@@ -196,7 +211,7 @@ def test_operands_wider_than_the_array_are_rejected():
 
 def test_accumulator_overflow_is_rejected():
     gemm = Gemm(name="fc", inputs=("input",), batch=1, m=4, k=192, n=8, weights=True)
-    with pytest.raises(ValueError, match=r"op 0 \('fc', gemm\): K=192 products could reach "
+    with pytest.raises(SimulationError, match=r"op 0 \('fc', gemm\): K=192 products could reach "
                                          r"3145728, beyond the 16-bit accumulator"):
         simulate(_tiny_trace(gemm), AcceleratorConfig(acc_bits=16))
     with pytest.raises(ValueError, match=r"configs\[0\] \(custom\)"):
@@ -210,8 +225,8 @@ def test_bad_configs_keep_their_clear_errors():
 
 def test_result_table_columns_are_documented():
     res = simulate(vit(depth=1), PRESETS["edge-16"])
-    assert res.table.shape == (len(res.ops), memory.NCOL)
-    assert np.all(res.table[:, memory.C_ERR] == 0)
+    assert res.table.shape == (len(res.ops), records.NCOL)
+    assert np.all(res.table[:, records.COLUMNS.index("error")] == records.ERR_NONE)
 
 
 def test_random_configs_never_crash_and_stay_consistent():
@@ -244,7 +259,7 @@ def test_random_configs_never_crash_and_stay_consistent():
             assert t["cycles"] == out["cycles"][j] and t["macs"] == flat.macs
         # A config the sweep flags fails in simulate with the same op named.
         j = int(np.flatnonzero(~ok)[0])
-        with pytest.raises(ValueError, match=rf"^op {int(out['error_op'][j])} \("):
+        with pytest.raises(SimulationError, match=rf"^op {int(out['error_op'][j])} \("):
             simulate(flat, configs[j])
 
 
@@ -257,8 +272,153 @@ def test_progress_reports_every_op_in_chunks(traces):
     np.testing.assert_array_equal(res.table, simulate(flat, PRESETS["edge-16"]).table)
 
 
-def test_every_trace_kind_has_a_model():
-    from edgetron.sim.engine import KIND_CODES
-    from edgetron.workload import KINDS
+# ---- the unit registry ---------------------------------------------------------------------
+def test_the_registry_is_the_trace_kinds_in_order():
+    assert list(REGISTRY) == list(KINDS)
+    assert KIND_CODES == {kind: i for i, kind in enumerate(KINDS)}
+    assert [bool(v) for v in ON_ARRAY] == [REGISTRY[k].on_array for k in KINDS]
+    for kind, model in REGISTRY.items():
+        # A matrix kind runs on the GEMM unit: the trace's own unit says so too.
+        assert model.on_array == (KINDS[kind].unit == "array"), kind
+        assert (model.check_config is not None) == model.on_array, kind
 
+
+@pytest.fixture(scope="module")
+def every_kind():
+    """Every op of the three CNN / transformer builders, one trace per builder."""
+    return [vit(depth=1), resnet18(image_size=32), mobilenetv2(image_size=32)]
+
+
+def test_every_kind_is_costed_by_its_own_unit(every_kind):
+    """Each vector op's cycles are its unit's cycle function, each matrix op's compute the
+    sum of its calls' gemm_cycles: the kernel dispatch reaches the unit of every kind."""
+    from edgetron.sim.units import add, concat, gelu, layernorm, pool, softmax
+
+    cfg = PRESETS["edge-16"]
+    p = cfg.sim_params()
+    cycles = {
+        "softmax": lambda op: softmax.softmax_cycles(p, op.batch * op.rows, op.cols),
+        "layernorm": lambda op: layernorm.layernorm_cycles(p, op.batch * op.rows, op.cols),
+        "gelu": lambda op: gelu.gelu_cycles(p, op.out_elements),
+        "add": lambda op: add.add_cycles(p, op.out_elements),
+        "concat": lambda op: concat.concat_cycles(p, op.out_elements),
+        "maxpool": lambda op: pool.maxpool_cycles(p, op.n, op.out_h, op.out_w, op.c, op.r,
+                                                  op.s),
+        "avgpool": lambda op: pool.avgpool_cycles(p, op.n, op.out_h, op.out_w, op.c, op.r,
+                                                  op.s),
+    }
+    seen = set()
+    for trace in every_kind:
+        res = simulate(trace, cfg)
+        for op, r in zip(trace, res.ops, strict=True):
+            seen.add(op.kind)
+            if REGISTRY[op.kind].on_array:
+                assert r.values["compute_cycles"] > 0 and r.values["vector_cycles"] >= 0
+            else:
+                assert r.values["vector_cycles"] == cycles[op.kind](op), op.name
+    assert seen == set(KINDS)
+
+
+def test_a_kind_without_a_cost_model_is_named(monkeypatch):
+    # A vector op whose kind code has no branch in vector_work (as a newly registered kind
+    # would before its branch is added): an error naming it, never a silent zero.
+    flat = flatten(Trace(name="t", batch=1, ops=(
+        Softmax(name="sm", inputs=("input",), batch=1, rows=2, cols=8),)))
+    recs = flat.records.copy()
+    recs[0, records.FIELDS.index("kind")] = len(KINDS)  # beyond every branch, not on the array
+    bad = type(flat)(flat.name, recs, flat.ops, flat.macs)
+    # The engine's dispatch run as Python, so that it reads the patched table of codes.
+    monkeypatch.setattr("edgetron.sim.engine.ON_ARRAY", np.zeros(len(KINDS) + 1, np.int64))
+    from edgetron.sim.energy import energy_vector
+    from edgetron.sim.engine import _op_costs, _raise_error
+
+    cfg = PRESETS["edge-16"]
+    row = np.zeros(records.NCOL)
+    _op_costs.py_func(cfg.sim_params(), energy_vector(cfg), bad.records[0], row)
+    assert row[records.COLUMNS.index("error")] == records.ERR_NO_MODEL
+    table = row[None]
+
+    with pytest.raises(SimulationError, match=r"op 0 \('sm', softmax\): the simulator has no "
+                                              r"cost model of kind 'softmax'"):
+        _raise_error(bad, 0, table[0])
+
+
+# ---- traces too large for the kernels' 64-bit integers --------------------------------------
+def _huge_conv() -> Trace:
+    """A valid conv2d (every tensor within the trace limits) of 2.5e19 MACs."""
+    return Trace(name="huge", batch=1, ops=(
+        Conv2d(name="big", inputs=("input",), n=1, h=50_000, w=50_000, c=1, k=1, r=50_000,
+               s=50_000, pad_top=49_999, pad_bottom=49_999, pad_left=49_999,
+               pad_right=49_999),))
+
+
+def test_macs_beyond_int64_are_refused_before_any_kernel():
+    trace = _huge_conv()
+    assert trace.macs == 99_999**2 * 50_000**2 > INT64_MAX  # the trace itself is valid
+    msg = (r"^op 0 \('big', conv2d\): its macs = 24,999,500,002,500,000,000 exceeds the "
+           r"simulator's 64-bit integers \(at most 9,223,372,036,854,775,807\); the trace "
+           r"is valid, but too large to simulate$")
+    for run in (lambda: simulate(trace, PRESETS["edge-16"]), lambda: flatten(trace),
+                lambda: sweep(trace, [PRESETS["edge-8"]]),
+                lambda: check(trace, PRESETS["edge-8"])):
+        with pytest.raises(SimulationError, match=msg):
+            run()
+
+
+def test_a_pool_whose_counts_overflow_is_refused():
+    # 99,999 x 99,999 outputs of 50,000 x 50,000 windows: 2.5e19 window reads, which the
+    # kernels would wrap; refused before the line-buffer check could even run.
+    trace = Trace(name="p", batch=1, ops=(
+        MaxPool(name="pool", inputs=("input",), n=1, h=50_000, w=50_000, c=1, r=50_000,
+                s=50_000, pad_top=49_999, pad_bottom=49_999, pad_left=49_999,
+                pad_right=49_999),))
+    with pytest.raises(SimulationError, match=(
+            r"^op 0 \('pool', maxpool\): its cycles and window reads, up to "
+            r"8\*n\*out_h\*out_w\*c\*r\*s = 199,996,000,020,000,000,000, exceed the "
+            r"simulator's 64-bit integers")):
+        simulate(trace, PRESETS["edge-16"])
+
+
+def test_a_conv_whose_counts_overflow_is_refused():
+    # 2-bit operands let K reach 536,848,900 (23,170 x 23,170 windows) within the 32-bit
+    # accumulator; 99,999 x 99,999 outputs make 5.4e18 MACs, which fit int64, but the
+    # planner's counts (bytes, calls, partial sums over padded tiles) would not.
+    pad = 11_584
+    trace = Trace(name="wide", batch=1, ops=(
+        Conv2d(name="c", inputs=("input",), n=1, h=100_000, w=100_000, c=1, k=1, r=23_170,
+               s=23_170, pad_top=pad, pad_bottom=pad, pad_left=pad, pad_right=pad,
+               in_bits=2, weight_bits=2),))
+    op = trace[0]
+    assert op.gemm.k == 536_848_900 and op.out_h == 99_999 and trace.macs < INT64_MAX
+    with pytest.raises(SimulationError, match=(
+            r"^op 0 \('c', conv2d\): its traffic and event counts, up to "
+            r"16\*count\*\(M\+E\)\*\(K\+E\)\*\(N\+E\) with count=1, M=9999800001, "
+            r"K=536848900, N=1 \(its GEMM view\) and E=8 \(the larger array edge\) = "
+            r"[0-9,]+, exceed the simulator's 64-bit integers \(at most "
+            r"9,223,372,036,854,775,807\); the trace is valid, but too large to simulate$")):
+        simulate(trace, PRESETS["edge-8"])
+    # The im2col DRAM bound, n*h*w*(c/groups)*K + K, is checked too.
+    bounds = dict((w, v) for w, _, v in REGISTRY["conv2d"].int64_bounds(op, 8))
+    assert bounds["its im2col DRAM accounting"] == 10**10 * op.gemm.k + op.gemm.k
+
+
+def test_the_matrix_bound_grows_with_the_array_edge():
+    op = Gemm(name="g", inputs=("input",), batch=1, count=3, m=5, k=7, n=2, weights=True)
+    ((what, formula, small),) = REGISTRY["gemm"].int64_bounds(op, 8)
+    ((_, _, large),) = REGISTRY["gemm"].int64_bounds(op, 256)
+    assert small == 16 * 3 * (5 + 8) * (7 + 8) * (2 + 8)
+    assert large == 16 * 3 * (5 + 256) * (7 + 256) * (2 + 256)
+    assert "count=3, M=5, K=7, N=2" in formula and "E=8" in formula
+    assert what == "its traffic and event counts"
+
+
+def test_bounds_are_checked_once_per_trace_and_edge():
+    flat = flatten(vit(depth=1))
+    simulate(flat, PRESETS["edge-8"])
+    simulate(flat, PRESETS["edge-8"].replace(dataflow="os"))
+    sweep(flat, [PRESETS["edge-16"], PRESETS["edge-32"]])
+    assert flat._edges_checked == {8, 16, 32}
+
+
+def test_every_trace_kind_has_a_model():
     assert set(KIND_CODES) == set(KINDS)

@@ -1,4 +1,5 @@
-"""Functional mode (sim/functional.py): bit-exact with golden in the hardware's tile order."""
+"""Functional mode (sim/prepare.py, sim/functional.py): bit-exact with golden in the hardware's
+tile order, on the plan simulate made; its size estimate and refusal; its errors."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import numpy as np
 import pytest
 
 from edgetron.config import PRESETS
+from edgetron.errors import SimulationError
 from edgetron.golden.quant import activation_bounds
-from edgetron.sim import functional
+from edgetron.sim import prepare as prepare_module
 from edgetron.sim.engine import simulate
-from edgetron.sim.functional import gemm_tiled, prepare, run_functional
+from edgetron.sim.functional import run_functional
+from edgetron.sim.prepare import BASE_BYTES, DEFAULT_MAX_GIB, estimate, prepare
+from edgetron.sim.units import gemm as gemm_unit
 from edgetron.workload import (
     AvgPool,
     Conv2d,
@@ -171,21 +175,21 @@ def test_a_wrong_output_is_reported(vit_block):
 
 
 def _mutate(monkeypatch, name: str, old: str, new: str) -> None:
-    """Replace the GEMM-unit kernel ``name`` of sim/functional.py by a mutant of its source.
+    """Replace the GEMM-unit kernel ``name`` of sim/units/gemm.py by a mutant of its source.
 
     The mutant is the kernel's own Python source with ``old`` (which must occur once)
     replaced by ``new``, run as Python; ``gemm_tiled`` then runs as Python too, so that it
     calls the mutant. Nothing on disk changes.
     """
-    kernel = getattr(functional, name)
+    kernel = getattr(gemm_unit, name)
     src = textwrap.dedent(inspect.getsource(kernel.py_func))
     assert src.count(old) == 1, (name, old)
     src = src.replace(old, new).replace("@njit(cache=True)\n", "", 1)
     scope: dict = {}
-    exec(compile(src, f"<mutant of {name}>", "exec"), functional.__dict__, scope)
-    monkeypatch.setattr(functional, name, scope[name])
+    exec(compile(src, f"<mutant of {name}>", "exec"), gemm_unit.__dict__, scope)
+    monkeypatch.setattr(gemm_unit, name, scope[name])
     if name != "gemm_tiled":
-        monkeypatch.setattr(functional, "gemm_tiled", functional.gemm_tiled.py_func)
+        monkeypatch.setattr(gemm_unit, "gemm_tiled", gemm_unit.gemm_tiled.py_func)
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +221,7 @@ MUTANTS = {
         "gemm_tiled", "v += total[i, j]", "v += 0", "ws"),
     "every K chunk is requantized, not the sum after the last": (
         "gemm_tiled", "v = acc[i, j]\n",
-        "v = acc[i, j] if nk == 1 else _requant(acc[i, j], mq[pi, n0 + j], "
+        "v = acc[i, j] if nk == 1 else requantize(acc[i, j], mq[pi, n0 + j], "
         "sq[pi, n0 + j], lo, hi)\n", "ws"),
     "an os tile ignores its column offset": (
         "_call_os", "w[k0 + kk, n0 + j0 + c]", "w[k0 + kk, n0 + c]", "os"),
@@ -231,7 +235,7 @@ def test_mapping_harness_runs_exact(mapping_data, monkeypatch):
     assert (ws["k_chunks"], ws["tile_k"], ws["tile_n"], ws["calls"]) == (2, 56, 8, 6)
     os_ = simulate(mapping_data.trace, MAPPING_CFGS["os"]).op_dict(0)
     assert (os_["tile_m"], os_["tile_n"], os_["calls"]) == (12, 20, 1)
-    monkeypatch.setattr(functional, "gemm_tiled", functional.gemm_tiled.py_func)
+    monkeypatch.setattr(gemm_unit, "gemm_tiled", gemm_unit.gemm_tiled.py_func)
     for cfg in MAPPING_CFGS.values():
         res = run_functional(mapping_data, cfg)
         assert res.ok, res.summary()
@@ -248,45 +252,12 @@ def test_a_mapping_bug_in_the_simulator_is_reported(mapping_data, monkeypatch, b
     assert "op 0 ('fc', gemm)" in res.summary()
 
 
-def test_gemm_kernel_matches_numpy_in_every_dataflow():
-    rng = np.random.default_rng(4)
-    a = rng.integers(-128, 128, size=(2, 13, 37)).astype(np.int64)
-    w = rng.integers(-128, 128, size=(2, 37, 11)).astype(np.int64)
-    bias = rng.integers(-1000, 1000, size=(2, 11)).astype(np.int64)
-    ref = np.matmul(a, w) + bias[:, None, :]
-    zeros = np.zeros((2, 11), dtype=np.int64)
-    for dataflow in (0, 1, 2):
-        for tile in ((13, 37, 11), (5, 16, 4), (1, 3, 1)):
-            out = np.empty((2, 13, 11), dtype=np.int64)
-            calls, ok = gemm_tiled(a, w, bias, zeros, zeros, 1, -(1 << 31), (1 << 31) - 1,
-                                   *tile, 4, 4, dataflow, out)
-            assert ok
-            np.testing.assert_array_equal(out, ref)
-            assert calls == 2 * -(-13 // tile[0]) * -(-37 // tile[1]) * -(-11 // tile[2])
-
-
-@pytest.mark.parametrize("dataflow", [0, 1, 2])
-@pytest.mark.parametrize("kt", [4, 1])
-def test_gemm_kernel_flags_accumulations_beyond_int32(dataflow, kt):
-    # Products of 2**15 * 2**15 = 2**30: one fits int32, the sum of four (2**32) does not.
-    # With kt = 4 the array's own accumulation overflows, with kt = 1 each call fits and
-    # the K split's partial-sum addition does; neither may wrap silently.
-    a = np.full((1, 2, 4), 1 << 15, dtype=np.int64)
-    w = np.full((1, 4, 3), 1 << 15, dtype=np.int64)
-    zeros = np.zeros((1, 3), dtype=np.int64)
-    out = np.empty((1, 2, 3), dtype=np.int64)
-    calls, ok = gemm_tiled(a, w, zeros, zeros, zeros + 1, 1, -(1 << 31), (1 << 31) - 1,
-                           2, kt, 3, 4, 4, dataflow, out)
-    assert not ok and calls == 4 // kt
-    np.testing.assert_array_equal(out, 1 << 32)  # int64 throughout: the exact sum, no wrap
-
-
 def test_seed_must_be_a_non_negative_integer():
     trace = Trace(name="t", batch=1, ops=(
         Gemm(name="fc", inputs=("input",), batch=1, m=4, k=8, n=8, weights=True),
     ))
     for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match=r"seed: expected a non-negative integer"):
+        with pytest.raises(SimulationError, match=r"seed: expected a non-negative integer"):
             prepare(trace, seed=bad)
 
 
@@ -350,10 +321,10 @@ def test_given_inputs_are_used_and_checked():
     data = prepare(trace, seed=0, inputs=x)
     np.testing.assert_array_equal(data.ops[0].operands[0], x)
     assert run_functional(data, PRESETS["edge-8"]).ok
-    with pytest.raises(ValueError, match=r"op 0 \('fc'\): inputs\[0\] must be integers of "
+    with pytest.raises(SimulationError, match=r"op 0 \('fc'\): inputs\[0\] must be integers of "
                                          r"shape \[1, 4, 8\]"):
         prepare(trace, inputs=np.zeros((1, 4, 7), dtype=np.int64))
-    with pytest.raises(ValueError, match="int8 values"):
+    with pytest.raises(SimulationError, match="int8 values"):
         prepare(trace, inputs={0: np.full((1, 4, 8), 300)})
 
 
@@ -362,6 +333,98 @@ def test_same_seed_same_data():
     b = prepare(vit(image_size=32, embed=32, heads=2, depth=1, classes=10), seed=7)
     for x, y in zip(a.ops, b.ops, strict=True):
         np.testing.assert_array_equal(x.golden, y.golden)
+
+
+# ---- the plan, the size estimate, the errors ---------------------------------------------------
+def _fc_trace(name: str = "t", k: int = 8) -> Trace:
+    return Trace(name=name, batch=1, ops=(
+        Gemm(name="fc", inputs=("input",), batch=1, m=4, k=k, n=8, weights=True,
+             requant="channel"),
+    ))
+
+
+def test_the_plan_simulate_made_is_followed_not_remade(vit_block, monkeypatch):
+    cfg = PRESETS["edge-8"].replace(ifmap_sram_bytes=2048, weight_sram_bytes=2048,
+                                    ofmap_sram_bytes=8192)
+    plan = simulate(vit_block.trace, cfg)
+
+    def no_second_simulation(*args, **kw):
+        raise AssertionError("run_functional simulated again")
+
+    monkeypatch.setattr("edgetron.sim.functional.simulate", no_second_simulation)
+    res = run_functional(vit_block, plan)
+    assert res.ok, res.summary()
+    assert (res.config_name, res.dataflow) == (cfg.name, cfg.dataflow)
+    calls = [round(r.values["calls"]) for r in plan.ops]
+    assert [c.expected_calls for c in res.checks] == calls
+    assert [c.calls for c in res.checks] == calls and max(calls) > 10
+
+
+def test_a_plan_of_another_trace_is_refused():
+    data = prepare(_fc_trace("a"), seed=0)
+    other = simulate(_fc_trace("b", k=16), PRESETS["edge-8"])
+    with pytest.raises(SimulationError, match=r"the plan is of trace 'b' \(1 ops\), the data of "
+                                              r"trace 'a' \(1 ops\)"):
+        run_functional(data, other)
+    with pytest.raises(TypeError, match="SimResult or an AcceleratorConfig"):
+        run_functional(data, "edge-8")
+
+
+def test_a_trace_with_inputs_is_prepared_on_the_way():
+    x = np.arange(-16, 16).reshape(1, 4, 8)
+    res = run_functional(_fc_trace(), PRESETS["edge-8"], seed=3, inputs=x)
+    assert res.ok and res.checks[0].elements == 32
+
+
+def test_an_accumulation_beyond_int32_is_an_error_naming_the_op():
+    data = prepare(_fc_trace(), seed=0)
+    data.ops[0].operands[0][...] = 1 << 15  # beyond int8: products of 2**15 * w
+    data.ops[0].params["w"][...] = 1 << 15
+    with pytest.raises(SimulationError, match=r"^op 0 \('fc', gemm\): an int32 accumulation "
+                                              r"left the int32 range$"):
+        run_functional(data, PRESETS["edge-8"])
+
+
+def test_the_estimate_counts_kept_data_and_the_largest_scratch():
+    trace = _fc_trace()
+    op = trace[0]
+    est = estimate(trace)
+    kept = 8 * (4 * 8 + 4 * 8 + 8 * 8 + 0)  # input, output, weights (no bias)
+    assert est.peak_bytes == BASE_BYTES + kept + gemm_unit.scratch_bytes(op)
+    assert est.seconds == pytest.approx(op.macs / prepare_module.MACS_PER_SECOND
+                                        + 32 / prepare_module.ELEMENTS_PER_SECOND)
+    # ResNet-18 at batch 1 fits the default easily; its scratch is the first conv's im2col.
+    big = estimate(resnet18())
+    assert 0.2 < big.gib < DEFAULT_MAX_GIB and 1 < big.seconds < 120
+
+
+def test_a_run_above_the_memory_limit_is_refused_with_its_estimate():
+    trace = resnet18()
+    est = estimate(trace)
+    limit = est.gib / 2
+    msg = (rf"^functional mode of 'resnet18' would need about {est.gib:.1f} GiB and "
+           rf"[0-9]+ s: more memory than the limit of {limit:g} GiB \(max_gib; "
+           rf"--functional-max-gib on the command line\), which must be at least "
+           rf"{int(np.ceil(est.gib))} to run it anyway$")
+    with pytest.raises(SimulationError, match=msg):
+        prepare(trace, max_gib=limit)
+    small = prepare(_fc_trace(), seed=0)
+    with pytest.raises(SimulationError, match=r"more memory than the limit of 0\.1 GiB"):
+        run_functional(small, PRESETS["edge-8"], max_gib=0.1)
+    with pytest.raises(SimulationError, match="more memory than the limit"):
+        run_functional(_fc_trace(), PRESETS["edge-8"], max_gib=0.1)
+    assert run_functional(small, PRESETS["edge-8"], max_gib=None).ok
+
+
+def test_an_absurd_trace_is_refused_before_any_allocation():
+    # A valid conv of 2.5e19 MACs whose im2col matrix alone would be 1.6 zettabytes.
+    trace = Trace(name="huge", batch=1, ops=(
+        Conv2d(name="big", inputs=("input",), n=1, h=50_000, w=50_000, c=1, k=1, r=50_000,
+               s=50_000, pad_top=49_999, pad_bottom=49_999, pad_left=49_999,
+               pad_right=49_999),))
+    with pytest.raises(SimulationError, match=r"would need about [0-9.e+]+ GiB and [0-9.,e+]+ "
+                                              r"days: more memory than the limit of 8 GiB"):
+        prepare(trace)
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
-"""GEMM timing model against closed forms derived by hand (docs/rtl.md, "Latency").
+"""The GEMM unit (sim/units/gemm.py): timing against hand-derived closed forms, and its
+functional kernel against golden.
 
-Each expected value is written as its derivation: ``cmd 2 + load max(a, w, ch) + compute
-+ drain`` with every term computed from the array size and the shape, so a change of the
-model that is not also a change of the hardware shows up here. Cycle equality with the
-RTL itself is asserted in tests/rtl/test_gemm.py and the cocotb testbenches.
+Each expected cycle count is written as its derivation: ``cmd 2 + load max(a, w, ch) +
+compute + drain`` with every term computed from the array size and the shape, so a change
+of the model that is not also a change of the hardware shows up here. Cycle equality with
+the RTL itself is asserted in tests/rtl/test_gemm.py and the cocotb testbenches. The kernel
+``gemm_tiled`` is compared with golden's ``gemm_int`` / ``gemm_requant`` in every dataflow
+and tiling, at the int8 and int32 extremes.
 """
 
 from __future__ import annotations
@@ -11,17 +14,25 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from numba import njit
 
 from edgetron.config import AcceleratorConfig
-from edgetron.sim.units.gemm import (
+from edgetron.golden.gemm import accumulator_bound, gemm_int, gemm_requant
+from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, M_MAX, S_MAX
+from edgetron.golden.quant import activation_bounds
+from edgetron.hw.gemm import (
     REQUANT_LATENCY,
     gemm_buffer_words,
-    gemm_cycles,
     gemm_fits,
     gemm_max_shape,
+)
+from edgetron.sim.units.gemm import (
+    call_counts,
+    gemm_cycles,
     gemm_phases,
+    gemm_tiled,
     gemm_utilization,
 )
 
@@ -169,3 +180,127 @@ def test_usable_from_other_numba_code():
 def test_the_model_does_not_import_amaranth():
     code = "import sys, edgetron.sim.units.gemm; sys.exit('amaranth' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_call_counts_agree_with_the_phases():
+    """call_counts' cycles are gemm_cycles; its load phase the largest stream's beats."""
+    for dataflow in ("ws", "os", "is"):
+        p = params(dataflow)
+        for m, k, n in [(1, 1, 1), (8, 16, 8), (5, 7, 6)]:
+            t, load, tail, *_ = call_counts(p, m, k, n, 0, 1, 1)
+            ph = gemm_phases(p, m, k, n, 0)
+            assert t == gemm_cycles(p, m, k, n, 0)
+            assert load == max(ph.a_beats, ph.w_beats, ph.ch_beats)
+            assert tail == ph.compute + ph.drain
+
+
+# ---- the functional kernel -------------------------------------------------------------------
+FULL = (INT32_MIN, INT32_MAX)
+DATAFLOWS = {"ws": 0, "os": 1, "is": 2}
+
+
+def _run(a, w, bias, m=None, s=None, tile=None, rows=4, cols=4, dataflow=0, lo=INT8_MIN,
+         hi=INT8_MAX):
+    """``gemm_tiled`` of one product; int32 output when ``m`` is None. (out, calls, ok)."""
+    a = np.ascontiguousarray(a, dtype=np.int64)[None]
+    w = np.ascontiguousarray(w, dtype=np.int64)[None]
+    n = w.shape[2]
+    out32 = int(m is None)
+    if out32:
+        m, s, (lo, hi) = np.zeros(n, np.int64), np.ones(n, np.int64), FULL
+    bias, m, s = (np.broadcast_to(np.asarray(v, np.int64), (n,))[None].copy()
+                  for v in (bias, m, s))
+    out = np.empty((1, a.shape[1], n), dtype=np.int64)
+    tile = tile or (a.shape[1], a.shape[2], n)
+    calls, ok = gemm_tiled(a, w, bias, m, s, out32, lo, hi, *tile, rows, cols, dataflow, out)
+    return out[0], calls, ok
+
+
+def test_gemm_kernel_matches_numpy_in_every_dataflow():
+    rng = np.random.default_rng(4)
+    a = rng.integers(-128, 128, size=(2, 13, 37)).astype(np.int64)
+    w = rng.integers(-128, 128, size=(2, 37, 11)).astype(np.int64)
+    bias = rng.integers(-1000, 1000, size=(2, 11)).astype(np.int64)
+    ref = np.matmul(a, w) + bias[:, None, :]
+    zeros = np.zeros((2, 11), dtype=np.int64)
+    for dataflow in (0, 1, 2):
+        for tile in ((13, 37, 11), (5, 16, 4), (1, 3, 1)):
+            out = np.empty((2, 13, 11), dtype=np.int64)
+            calls, ok = gemm_tiled(a, w, bias, zeros, zeros, 1, -(1 << 31), (1 << 31) - 1,
+                                   *tile, 4, 4, dataflow, out)
+            assert ok
+            np.testing.assert_array_equal(out, ref)
+            assert calls == 2 * -(-13 // tile[0]) * -(-37 // tile[1]) * -(-11 // tile[2])
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS.values(), ids=DATAFLOWS)
+@pytest.mark.parametrize("tile", [None, (3, 256, 2), (4, 100, 4), (1, 1, 1)])
+def test_extreme_operands_at_large_k_equal_golden(dataflow, tile):
+    """All -128 (the largest product, 2**14) and all 127 at K = 1024, with the largest bias
+    the int32 accumulator leaves room for: M = 4 on a 4x4 array reaches 16,777,216 in every
+    PE; the K split (tiles of K 256 or 100, and 1) carries it through its partial sums."""
+    k = 1024
+    room = INT32_MAX - accumulator_bound(k)
+    for value, bias in ((INT8_MIN, room), (INT8_MIN, -room), (INT8_MAX, -room)):
+        a = np.full((4, k), value)
+        w = np.full((k, 4), value)
+        got, calls, ok = _run(a, w, bias, tile=tile, dataflow=dataflow)
+        mt, kt, nt = tile or (4, k, 4)
+        assert ok and calls == -(-4 // mt) * -(-k // kt) * -(-4 // nt)
+        np.testing.assert_array_equal(got, gemm_int(a, w, np.full(4, bias)))
+        assert got[0, 0] == value * value * k + bias
+    assert gemm_int(np.full((4, k), INT8_MIN), np.full((k, 4), INT8_MIN))[0, 0] == 16_777_216
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS.values(), ids=DATAFLOWS)
+def test_requantized_output_equals_golden(dataflow):
+    """Random operands and biases, per-channel (m, s) from the smallest to the largest
+    multiplier and shift, some channels saturating at -128 and 127; fused-activation
+    clamps from golden."""
+    rng = np.random.default_rng(5)
+    a = rng.integers(INT8_MIN, INT8_MAX + 1, size=(9, 70))
+    w = rng.integers(INT8_MIN, INT8_MAX + 1, size=(70, 6))
+    bias = rng.integers(-(1 << 14), 1 << 14, size=6)
+    m = np.array([M_MAX, 1 << 30, 1, 0, M_MAX, 12345])
+    s = np.array([S_MAX, 40, 1, 7, 24, 20])
+    for tile in (None, (4, 16, 4), (1, 8, 1)):
+        got, _, ok = _run(a, w, bias, m, s, tile=tile, dataflow=dataflow)
+        assert ok
+        np.testing.assert_array_equal(got, gemm_requant(a, w, bias, m, s))
+    want = gemm_requant(a, w, bias, m, s)
+    assert want.min() == INT8_MIN and want.max() == INT8_MAX
+    for act, scale in (("relu", 0.1), ("relu6", 0.1)):
+        lo, hi = activation_bounds(act, scale)
+        got, _, _ = _run(a, w, bias, m, s, dataflow=dataflow, lo=lo, hi=hi)
+        np.testing.assert_array_equal(got, np.clip(want, lo, hi))
+
+
+def test_rounding_ties_round_half_up():
+    """acc * m / 2**s exactly half-way: +0.5 rounds up to 1, -0.5 up to 0, -1.5 to -1."""
+    a = np.array([[1], [-1], [-3], [3]])
+    w = np.array([[1]])
+    got, _, ok = _run(a, w, 0, m=1, s=1)
+    assert ok
+    assert list(got[:, 0]) == [1, 0, -1, 2] == list(gemm_requant(a, w, [0], 1, 1)[:, 0])
+
+
+@pytest.mark.parametrize("dataflow", [0, 1, 2])
+@pytest.mark.parametrize("kt", [4, 1])
+def test_gemm_kernel_flags_accumulations_beyond_int32(dataflow, kt):
+    # Products of 2**15 * 2**15 = 2**30: one fits int32, the sum of four (2**32) does not.
+    # With kt = 4 the array's own accumulation overflows, with kt = 1 each call fits and
+    # the K split's partial-sum addition does; neither may wrap silently.
+    a = np.full((1, 2, 4), 1 << 15, dtype=np.int64)
+    w = np.full((1, 4, 3), 1 << 15, dtype=np.int64)
+    zeros = np.zeros((1, 3), dtype=np.int64)
+    out = np.empty((1, 2, 3), dtype=np.int64)
+    calls, ok = gemm_tiled(a, w, zeros, zeros, zeros + 1, 1, -(1 << 31), (1 << 31) - 1,
+                           2, kt, 3, 4, 4, dataflow, out)
+    assert not ok and calls == 4 // kt
+    np.testing.assert_array_equal(out, 1 << 32)  # int64 throughout: the exact sum, no wrap
+
+
+def test_a_bias_past_int32_is_flagged():
+    # INT32_MAX - 0 plus one product of 1: the bias add leaves int32.
+    got, _, ok = _run(np.array([[1]]), np.array([[1]]), INT32_MAX)
+    assert not ok and got[0, 0] == INT32_MAX + 1

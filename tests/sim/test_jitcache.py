@@ -74,7 +74,8 @@ def test_stamp_is_numbas_own_plus_every_kernel_source():
     assert loc.get_source_stamp() == (loc._inner.get_source_stamp(), jitcache.sources_digest())
     assert loc.get_disambiguator() == loc._inner.get_disambiguator()
     names = {(p.parent.name, p.name) for p in jitcache.kernel_sources()}
-    assert {("sim", "memory.py"), ("golden", "softmax.py"), ("edgetron", "config.py")} <= names
+    assert {("sim", "memory.py"), ("units", "softmax.py"), ("golden", "softmax.py"),
+            ("hw", "gemm.py"), ("edgetron", "config.py")} <= names
 
 
 def test_digest_changes_with_any_kernel_source(tmp_path, monkeypatch, fresh_digest):
@@ -114,12 +115,12 @@ def _run(cache_dir: Path, body: str) -> list[str]:
 def test_an_index_written_under_other_sources_is_recompiled(tmp_path):
     # The whole round trip in NUMBA_CACHE_DIR, each step a new process as in real use.
     use = """
-        from edgetron.sim import vector
-        print(jitcache.is_compiled(vector.tree_depth), vector.tree_depth(5),
-              jitcache.is_compiled(vector.tree_depth))
+        from edgetron.sim.units import pipeline
+        print(jitcache.is_compiled(pipeline.tree_depth), pipeline.tree_depth(5),
+              jitcache.is_compiled(pipeline.tree_depth))
     """
     assert _run(tmp_path, use) == ["False", "3", "True"]  # cold: compiled and saved
-    assert list(tmp_path.glob("sim_*/vector.tree_depth-*.nbi"))
+    assert list(tmp_path.glob("units_*/pipeline.tree_depth-*.nbi"))
     assert _run(tmp_path, use) == ["True", "3", "True"]  # warm
     # Another version of any kernel source (sim/, golden/, config.py): the same index no
     # longer matches, so Numba compiles again and overwrites it.

@@ -1,0 +1,148 @@
+"""The add unit: residual adds and K-split partial sums; cycles, events and kernel.
+
+Timing (``B(n)`` and the stage rules in :mod:`edgetron.sim.units.pipeline`):
+
+* residual add over ``n`` output elements, one pass: ``B(n) + ADD_LATENCY``
+  (:func:`add_cycles`);
+* partial-sum accumulation of a GEMM whose K is split over several GEMM-unit calls
+  (``chunks`` int32 partial tiles of ``n`` elements, summed, then requantized; costed
+  by :mod:`edgetron.sim.tiling`): ``chunks * B(n) + ADD_LATENCY + REQUANT_LATENCY``
+  (:func:`psum_accumulate_cycles`).
+
+The functional kernel :func:`residual_elems` computes golden's
+``saturate(round_shift(a * m_a + b * m_b, s))`` on its
+:class:`~edgetron.golden.residual.ResidualConstants`, clamped by the fused activation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from edgetron.config import SimParams
+from edgetron.golden.quant import activation_bounds, activation_clamp
+from edgetron.golden.residual import residual_add, residual_constants
+from edgetron.hw.gemm import REQUANT_LATENCY
+from edgetron.workload import Add, Op
+
+from ..memory import VectorWork
+from ..opdata import OpData, calibrate, int8_values
+from ..records import F_ELEMS
+from .pipeline import STAGE, beats, round_shift
+
+__all__ = [
+    "ADD_ADDS_PER_ELEMENT",
+    "ADD_LATENCY",
+    "ADD_MULS_PER_ELEMENT",
+    "add_cycles",
+    "int64_bounds",
+    "prepare",
+    "psum_accumulate_cycles",
+    "record",
+    "residual_elems",
+    "run",
+    "scratch_bytes",
+    "work",
+]
+
+#: ``a * m_a`` and ``b * m_b`` (two multipliers, 1), sum (1), rounding shift, saturation and
+#: the fused activation clamp (1).
+ADD_LATENCY = 3 * STAGE
+#: ``a * m_a`` and ``b * m_b``.
+ADD_MULS_PER_ELEMENT = 2
+#: The sum.
+ADD_ADDS_PER_ELEMENT = 1
+
+
+@njit(cache=True)
+def add_cycles(p, elements):
+    """Cycles of the residual-add unit for ``elements`` output values (one pass)."""
+    return beats(elements, p.vector_lanes) + ADD_LATENCY
+
+
+@njit(cache=True)
+def psum_accumulate_cycles(p, elements, chunks):
+    """Cycles to sum ``chunks`` int32 partial-sum tiles of ``elements`` values and requantize.
+
+    Used when a GEMM's reduction length does not fit the GEMM unit's buffers and is split
+    over several calls (:mod:`edgetron.sim.tiling`): the add unit streams every partial
+    tile once.
+    """
+    return chunks * beats(elements, p.vector_lanes) + ADD_LATENCY + REQUANT_LATENCY
+
+
+@njit(cache=True)
+def work(p, rec):
+    """The :class:`~edgetron.sim.memory.VectorWork` of a residual add: it streams."""
+    elems = rec[F_ELEMS]
+    return VectorWork(add_cycles(p, elems), 0, 1, 0.0, 0.0, 0.0, 0.0,
+                      float(elems * ADD_MULS_PER_ELEMENT), float(elems * ADD_ADDS_PER_ELEMENT))
+
+
+@njit(cache=True)
+def residual_elems(a, b, rc, lo, hi, out):
+    """``clamp(round_shift(a * m_a + b * m_b, s), lo, hi)`` element-wise.
+
+    ``rc`` is golden's :class:`~edgetron.golden.residual.ResidualConstants` ``(m_a, m_b,
+    s)``, as it is; ``[lo, hi]`` the int8 range intersected with the fused activation's
+    bounds.
+    """
+    fa = a.reshape(a.size)
+    fb = b.reshape(b.size)
+    res = out.reshape(out.size)
+    for i in range(fa.size):
+        res[i] = min(max(round_shift(fa[i] * rc.m_a + fb[i] * rc.m_b, rc.s), lo), hi)
+
+
+# ------------------------------------------------------------------------------------------
+# The add op kind: flat record, limits, functional data and run
+# ------------------------------------------------------------------------------------------
+def record(op: Add, rec: list[int]) -> None:
+    """No fields beyond the common ones (the output elements)."""
+
+
+def int64_bounds(op: Add, edge: int) -> tuple[tuple[str, str, int], ...]:
+    """Its cycles and events are at most ``4*elements + 16``."""
+    return (("its cycles and events", "4*elements + 16", 4 * op.out_elements + 16),)
+
+
+def prepare(op: Add, ops_in: list[np.ndarray], scales: list[float],
+            rng: np.random.Generator) -> OpData:
+    """The second addend (an operand, or a seeded int8 constant broadcast over the batch),
+    golden's constants for an output scale calibrated on the real sum, and its output.
+
+    Raises
+    ------
+    ValueError
+        ``requant = "none"``: golden has no int32 residual add.
+    """
+    if op.requant == "none":
+        raise ValueError("functional mode: an add with requant 'none' has no golden kernel")
+    x = ops_in[0]
+    if op.weights:
+        const = int8_values(rng, op.shape[1:])
+        b = np.broadcast_to(const, x.shape).copy()
+        s_b = scales[0]
+    else:
+        b = ops_in[1]
+        s_b = scales[1]
+    out_scale = calibrate(x * scales[0] + b * s_b)
+    rc = residual_constants(scales[0], s_b, out_scale)
+    y = activation_clamp(residual_add(x, b, rc.m_a, rc.m_b, rc.s), op.act, out_scale,
+                         op.out_bits)
+    lo, hi = activation_bounds(op.act, out_scale, op.out_bits)
+    return OpData(ops_in, {"b": b, "rc": rc, "lo": lo, "hi": hi}, y, out_scale)
+
+
+def run(op: Add, d: OpData, p: SimParams,
+        tile: tuple[int, int, int]) -> tuple[np.ndarray, int, bool]:
+    """Run :func:`residual_elems`: ``(output, 0 calls, True)``."""
+    out = np.empty(op.out_shape, dtype=np.int64)
+    prm = d.params
+    residual_elems(d.operands[0], prm["b"], prm["rc"], prm["lo"], prm["hi"], out)
+    return out, 0, True
+
+
+def scratch_bytes(op: Op) -> int:
+    """Golden's temporaries and the second addend: about eight int64 arrays of the op's size."""
+    return 8 * 8 * op.out_elements

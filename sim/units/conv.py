@@ -1,0 +1,218 @@
+"""The convolution front end of the GEMM unit: im2col geometry and DRAM bytes, depthwise.
+
+Convolution (``conv2d``) by im2col
+----------------------------------
+A convolution of an NHWC map ``[n, h, w, c]`` with ``k`` filters of ``r x s x c/g``
+(``g`` groups) runs as ``g`` independent GEMMs ``A_g @ W_g`` on the GEMM unit (timed by
+:mod:`edgetron.sim.units.gemm`):
+
+* ``M = n * out_h * out_w`` output pixels (rows of A, in ``(image, y, x)`` order),
+* ``K = (c/g) * r * s`` (columns of A, in ``(ry, sx, channel)`` order, the NHWC order in
+  which a window is read), and
+* ``N = k/g`` output channels (columns of ``W_g``, ``W_g[(ry*s + sx)*c/g + ci, j] =
+  w[g*k/g + j, ci, ry, sx]`` from the trace's ``[k, c/g, r, s]`` weights).
+
+The GEMM unit receives the expanded rows of A on its A stream (so its cycles are those
+of the im2col GEMM, folds over ``K`` and ``N`` included), but the DMA that feeds it
+fetches the raw input rows from DRAM once per call and expands the windows on the fly:
+:func:`im2col_dram_bytes` is what one GEMM-unit call of ``mt`` output pixels and ``kt``
+of the ``K`` columns reads from DRAM. That is why a 3x3 stride-1 convolution does not
+cost nine times its input in DRAM traffic.
+
+Depthwise convolution (``dwconv2d``)
+------------------------------------
+Each input channel is its own GEMM ``(n*out_h*out_w) x (r*s) @ (r*s) x (k/c)``: the
+``K = r*s`` reduction of one channel fills ``r*s`` of the array's rows in one array
+column per output channel (``k/c`` columns, 1 for the usual multiplier). A 3x3 depthwise
+layer therefore keeps 9 of ``rows * cols`` PEs busy (9 of 256 on a 16x16 array): the
+honest cost of depthwise layers on a systolic array, which is why MobileNetV2 maps
+poorly. It is exactly the ``conv2d`` mapping with ``groups = c``.
+
+Functional mode builds the im2col matrix of every group with :func:`im2col_rows` and
+runs it through the GEMM unit's kernel, :func:`edgetron.sim.units.gemm.gemm_tiled`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from edgetron.config import SimParams
+from edgetron.golden.conv import conv2d_int
+from edgetron.hw.gemm import cdiv
+from edgetron.workload import DwConv2d, Op
+
+from ..opdata import OpData, int8_values, matrix_output, seeded_bias, weight_scales
+from ..records import F_CG, F_H, F_IMG, F_IS_CONV, F_OH, F_OW, F_R, F_S, F_SH, F_W
+from . import gemm
+
+__all__ = [
+    "conv_weight_matrix",
+    "groups_of",
+    "im2col_dram_bytes",
+    "im2col_rows",
+    "int64_bounds",
+    "prepare",
+    "record",
+    "run",
+    "scratch_bytes",
+]
+
+
+def groups_of(op: Op) -> int:
+    """The convolution's groups: ``groups`` of a conv2d, ``c`` of a dwconv2d."""
+    return op.c if isinstance(op, DwConv2d) else op.groups
+
+
+def conv_weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
+    """The trace's ``[k, c/g, r, s]`` weights as ``g`` GEMM operands ``[g, (r*s*c/g), k/g]``.
+
+    Row index ``(ry * s + sx) * (c/g) + ci`` matches the column order of :func:`im2col_rows`.
+    """
+    k, cg, r, s = w.shape
+    kg = k // groups
+    wg = w.reshape(groups, kg, cg, r, s).transpose(0, 3, 4, 2, 1)  # g, r, s, cg, kg
+    return np.ascontiguousarray(wg.reshape(groups, r * s * cg, kg))
+
+
+@njit(cache=True)
+def im2col_rows(xpad, group, cg, r, s, stride_h, stride_w, out_h, out_w, m0, mt, k0, kt):
+    """Rows ``m0 .. m0+mt`` and columns ``k0 .. k0+kt`` of one group's im2col matrix.
+
+    Parameters
+    ----------
+    xpad : int64 array [n, h + pads, w + pads, c]
+        The zero-padded NHWC input.
+    group, cg : int
+        Group index and channels per group.
+    r, s, stride_h, stride_w, out_h, out_w : int
+        Window geometry.
+    m0, mt, k0, kt : int
+        Row (output pixel) and column (``(ry, sx, ci)``) ranges.
+
+    Returns
+    -------
+    int64 array [mt, kt]
+    """
+    out = np.empty((mt, kt), dtype=np.int64)
+    hw = out_h * out_w
+    for i in range(mt):
+        mi = m0 + i
+        img = mi // hw
+        rem = mi - img * hw
+        oy = rem // out_w
+        ox = rem - oy * out_w
+        for j in range(kt):
+            ki = k0 + j
+            win = ki // cg
+            ci = ki - win * cg
+            ry = win // s
+            sx = win - ry * s
+            out[i, j] = xpad[img, oy * stride_h + ry, ox * stride_w + sx, group * cg + ci]
+    return out
+
+
+@njit(cache=True)
+def im2col_dram_bytes(mt, kt, k_total, n_img, h, w, cg, out_h, out_w, r, stride_h, in_bytes):
+    """DRAM bytes read by one GEMM-unit call of ``mt`` output pixels, ``kt`` of ``k_total`` columns.
+
+    The call's output pixels are consecutive in ``(image, y, x)`` order, so they cover
+    ``rows_out = ceil(mt / out_w)`` output rows, plus one when ``mt`` is not a whole
+    number of rows (the tile may start mid-row), at most ``n * out_h``. Those need
+    ``(rows_out - 1) * stride_h + r`` input rows (at most ``n * h``: padding is not
+    fetched) of ``w * cg`` elements; a call with ``kt < k_total`` fetches the matching
+    share of the channels. The result never exceeds the call's im2col operand,
+    ``mt * kt`` elements (e.g. a strided 1x1 convolution fetches only the pixels it uses).
+    """
+    rows_out = cdiv(mt, out_w)
+    if mt % out_w != 0:
+        rows_out += 1
+    rows_out = min(rows_out, n_img * out_h)
+    rows_in = min((rows_out - 1) * stride_h + r, n_img * h)
+    raw = (rows_in * w * cg * kt + k_total - 1) // k_total
+    return min(raw, mt * kt) * in_bytes
+
+
+# ------------------------------------------------------------------------------------------
+# The conv2d and dwconv2d op kinds: flat record, limits, functional data and run
+# ------------------------------------------------------------------------------------------
+def record(op: Op, rec: list[int]) -> None:
+    """A convolution's flat record: its GEMM view and its window geometry."""
+    gemm.matrix_record(op, rec)
+    rec[F_IS_CONV] = 1
+    rec[F_IMG], rec[F_H], rec[F_W] = op.n, op.h, op.w
+    rec[F_CG] = op.c // groups_of(op)
+    rec[F_OH], rec[F_OW], rec[F_R], rec[F_S], rec[F_SH] = (
+        op.out_h, op.out_w, op.r, op.s, op.stride_h)
+
+
+def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
+    """The GEMM unit's bounds (:func:`edgetron.sim.units.gemm.int64_bounds`) and the
+    raw input elements times the reduction length that :func:`im2col_dram_bytes` forms,
+    ``n*h*w*(c/groups) * K + K``."""
+    k_total = op.gemm.k
+    raw = op.n * op.h * op.w * (op.c // groups_of(op)) * k_total + k_total
+    return (*gemm.int64_bounds(op, edge),
+            ("its im2col DRAM accounting", f"n*h*w*(c/groups)*K + K with K={k_total}", raw))
+
+
+def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],
+            rng: np.random.Generator) -> OpData:
+    """Weights, bias, requantization constants and the golden output of a convolution."""
+    x = ops_in[0]
+    groups = groups_of(op)
+    cg = op.c // groups
+    w = int8_values(rng, (op.k, cg, op.r, op.s))
+    sw_flat = weight_scales(rng, op.k, cg * op.r * op.s, op.requant == "channel")
+    bias_flat = seeded_bias(rng, cg * op.r * op.s, op.k) if op.bias else np.zeros(
+        op.k, dtype=np.int64)
+    pad = (op.pad_top, op.pad_bottom, op.pad_left, op.pad_right)
+    accn = conv2d_int(x.transpose(0, 3, 1, 2), w, bias_flat, (op.stride_h, op.stride_w),
+                      pad, groups)
+    acc_nhwc = accn.transpose(0, 2, 3, 1)  # [n, oh, ow, k]
+    kg = op.k // groups
+    acc = acc_nhwc.reshape(-1, groups, kg).transpose(1, 0, 2)  # [groups, M, kg]
+    sw = sw_flat.reshape(groups, kg)
+    bias = bias_flat.reshape(groups, kg)
+    y, params, out_scale = matrix_output(op, acc, bias, sw, scales[0], False)
+    params.update(w=conv_weight_matrix(w, groups), bias=bias)
+    golden = y.transpose(1, 0, 2).reshape(op.out_shape)
+    return OpData(ops_in, params, np.ascontiguousarray(golden), out_scale)
+
+
+def run(op: Op, d: OpData, p: SimParams,
+        tile: tuple[int, int, int]) -> tuple[np.ndarray, int, bool]:
+    """Run a convolution as the GEMM-unit calls of ``tile`` on its im2col matrices."""
+    prm = d.params
+    groups = groups_of(op)
+    cg = op.c // groups
+    xpad = np.ascontiguousarray(np.pad(
+        d.operands[0],
+        ((0, 0), (op.pad_top, op.pad_bottom), (op.pad_left, op.pad_right), (0, 0))))
+    mdim = op.n * op.out_h * op.out_w
+    kdim = cg * op.r * op.s
+    a = np.empty((groups, mdim, kdim), dtype=np.int64)
+    for g in range(groups):
+        a[g] = im2col_rows(xpad, g, cg, op.r, op.s, op.stride_h, op.stride_w, op.out_h,
+                           op.out_w, 0, mdim, 0, kdim)
+    out = np.empty((groups, mdim, op.k // groups), dtype=np.int64)
+    # Through the module, so that a test may replace the GEMM unit's kernel.
+    calls, ok = gemm.gemm_tiled(a, prm["w"], prm["bias"], prm["m"], prm["s"],
+                                int(op.requant == "none"), prm["lo"], prm["hi"], *tile,
+                                p.rows, p.cols, p.dataflow, out)
+    return out.transpose(1, 0, 2).reshape(op.out_shape), calls, ok
+
+
+def scratch_bytes(op: Op) -> int:
+    """Peak bytes :func:`prepare` and :func:`run` allocate beyond the op's kept data.
+
+    The padded input (golden's float copy and the run's int64), the run's im2col matrices
+    of every group (``M * K`` per group) and golden's of one image, and six int64
+    copies of the output (accumulators, real values, requantized, the run's).
+    """
+    groups = groups_of(op)
+    mm = op.gemm
+    padded = op.n * (op.h + op.pad_top + op.pad_bottom) * (
+        op.w + op.pad_left + op.pad_right) * op.c
+    im2col = groups * mm.m * mm.k
+    return 8 * (2 * padded + im2col + im2col // op.n + 6 * op.out_elements)

@@ -1,0 +1,88 @@
+"""The pool unit (sim/units/pool.py): closed-form cycles and line buffer, and its kernel
+against golden's ``maxpool2d`` / ``avgpool2d`` (padding, strides, windows from 1x1 to global,
+int8 extremes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgetron.config import AcceleratorConfig
+from edgetron.golden.conv import avgpool2d, avgpool_constants, maxpool2d
+from edgetron.golden.intops import INT8_MAX, INT8_MIN
+from edgetron.hw.gemm import REQUANT_LATENCY
+from edgetron.sim.units import pool
+
+
+def params(lanes: int):
+    return AcceleratorConfig(vector_lanes=lanes).sim_params()
+
+
+def test_closed_forms():
+    # ResNet-18's max pool: 112x112x64 -> 56x56, 3x3 windows, 16 lanes:
+    # ceil(64/16) = 4 channel groups, one window element per beat, + 2 latency.
+    assert pool.maxpool_cycles(params(16), 1, 56, 56, 64, 3, 3) == 4 * 56 * 56 * 9 + 2
+    # Global average pool 7x7x512 on 8 lanes: 64 groups x 49 beats, + 1 + requant.
+    assert pool.avgpool_cycles(params(8), 1, 1, 1, 512, 7, 7) == 64 * 49 + 1 + REQUANT_LATENCY
+    assert pool.AVGPOOL_LATENCY == 1 + REQUANT_LATENCY and pool.MAXPOOL_LATENCY == 2
+
+
+def test_line_buffer():
+    # Overlapping 3x3 stride-2 windows keep 3 input rows; a global pool one row of sums.
+    assert pool.pool_line_buffer_bytes(112, 64, 3, 2, 56, 56, 1, 4) == 3 * 112 * 64
+    assert pool.pool_line_buffer_bytes(7, 1280, 7, 1, 1, 1, 1, 4) == 1280 * 4
+    # 2x2 stride-2 windows do not overlap: one output row of int32 running values.
+    assert pool.pool_line_buffer_bytes(8, 16, 2, 2, 4, 4, 1, 4) == 4 * 16 * 4
+    assert pool.pool_keeps_input_rows(3, 2, 56) and not pool.pool_keeps_input_rows(3, 2, 1)
+
+
+def _out(size: int, k: int, stride: int, pad: tuple[int, int]) -> int:
+    return (size + pad[0] + pad[1] - k) // stride + 1
+
+
+def _check(x: np.ndarray, kernel, stride, pads) -> None:
+    """Both pools of the NHWC ``x`` by the kernel and by golden (NCHW)."""
+    r, s = kernel
+    pt, pb, pl, pr = pads
+    oh, ow = _out(x.shape[1], r, stride[0], (pt, pb)), _out(x.shape[2], s, stride[1], (pl, pr))
+    xn = x.transpose(0, 3, 1, 2)
+    for is_max in (True, False):
+        m, sq = (0, 1) if is_max else avgpool_constants(r * s)
+        out = np.full((x.shape[0], oh, ow, x.shape[3]), 99, dtype=np.int64)
+        pool.pool_nhwc(x, r, s, stride[0], stride[1], pt, pl, oh, ow, is_max, m, sq, out)
+        want = (maxpool2d(xn, kernel, stride, pads) if is_max
+                else avgpool2d(xn, kernel, stride, pads, m, sq))
+        np.testing.assert_array_equal(out, want.transpose(0, 2, 3, 1),
+                                      err_msg=f"max={is_max} {kernel} {stride} {pads}")
+
+
+GEOMETRIES = [
+    ((3, 3), (2, 2), (1, 1, 1, 1)),  # ResNet's max pool
+    ((2, 2), (2, 2), (0, 0, 0, 0)),
+    ((3, 3), (1, 1), (1, 1, 1, 1)),
+    ((3, 2), (2, 1), (1, 0, 0, 1)),  # asymmetric
+    ((1, 1), (1, 1), (0, 0, 0, 0)),  # 1x1: the identity (the average by 1)
+    ((3, 3), (3, 3), (0, 1, 0, 1)),  # padding only at the end
+]
+
+
+@pytest.mark.parametrize("kernel, stride, pads", GEOMETRIES)
+def test_random_maps_equal_golden(kernel, stride, pads):
+    rng = np.random.default_rng(7)
+    _check(rng.integers(INT8_MIN, INT8_MAX + 1, size=(2, 9, 8, 5)), kernel, stride, pads)
+
+
+@pytest.mark.parametrize("kernel, stride, pads", GEOMETRIES)
+def test_extremes_equal_golden(kernel, stride, pads):
+    rng = np.random.default_rng(8)
+    shape = (1, 7, 6, 3)
+    for x in (np.full(shape, INT8_MIN), np.full(shape, INT8_MAX),
+              rng.choice([INT8_MIN, INT8_MAX], size=shape)):
+        _check(x.astype(np.int64), kernel, stride, pads)
+
+
+def test_global_pool_equals_golden():
+    rng = np.random.default_rng(9)
+    x = rng.integers(INT8_MIN, INT8_MAX + 1, size=(2, 7, 7, 16))
+    _check(x, (7, 7), (1, 1), (0, 0, 0, 0))
+    _check(np.full((1, 7, 7, 4), INT8_MIN), (7, 7), (1, 1), (0, 0, 0, 0))
