@@ -42,8 +42,8 @@ import numpy as np
 
 from edgetron.config import PRESETS, AcceleratorConfig
 from edgetron.sim import engine
-from edgetron.sim import memory as mem
 from edgetron.sim.energy import energy_vector
+from edgetron.sim.records import NCOL
 from edgetron.workload import build_model, to_scalesim
 
 #: SCALE-Sim's stock configs/scale.cfg (v3), with the array and dataflow of edge-16.
@@ -98,7 +98,7 @@ def _median_time(fn, runs: int) -> float:
 def _kernel_time(flat: engine.FlatTrace, cfg: AcceleratorConfig, runs: int) -> float:
     p = cfg.sim_params()
     energy = energy_vector(cfg)
-    out = np.zeros((len(flat.ops), mem.NCOL))
+    out = np.zeros((len(flat.ops), NCOL))
     n = len(flat.ops)
     engine._run(p, energy, flat.records, 0, n, out)
     return _median_time(lambda: engine._run(p, energy, flat.records, 0, n, out), runs)

@@ -3,7 +3,7 @@
 ``@njit(cache=True)`` stores a compiled function in an index file (``*.nbi``) and data
 files (``*.nbc``) and reuses them while the index's *source stamp* matches. Numba's stamp
 is a hash of the function's **own** file only, but the compiled code embeds the callees it
-calls from other files (``sim.memory`` calls ``sim.units.gemm``, ``sim.engine`` calls
+calls from other files (``sim.tiling`` calls ``sim.units.gemm``, ``sim.engine`` calls
 everything) and the values of the globals it reads (golden's ``EXP_BITS``, ``RECIP_K``,
 ``INT32_MAX``, ...: Numba freezes a global into the compiled code). After such a file
 changes, Numba alone would run the old code: stale cycle counts, silently.

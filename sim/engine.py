@@ -40,6 +40,7 @@ from edgetron.errors import SimulationError
 from edgetron.hw.gemm import element_bytes
 from edgetron.jitcache import is_compiled
 from edgetron.workload import Op, Trace
+from edgetron.workload.trace.limits import op_label
 
 from . import tiling
 from .energy import EVENT_INDEX, energy_vector
@@ -109,8 +110,9 @@ _E_DRAM = EVENT_INDEX["dram_byte"]
 
 
 def _where(i: int, op: Op) -> str:
-    """How messages name op ``i``: its index, name and kind."""
-    return f"op {i} ({op.name!r}, {op.kind})"
+    """How messages name op ``i``: the trace's own label (docs/trace-format.md, "Error
+    messages")."""
+    return op_label(i, op.name)
 
 
 @dataclasses.dataclass(frozen=True)

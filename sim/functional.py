@@ -32,6 +32,7 @@ from edgetron.config import AcceleratorConfig
 from edgetron.errors import SimulationError
 from edgetron.jitcache import is_compiled
 from edgetron.workload import Trace
+from edgetron.workload.trace.limits import op_label
 
 from .engine import simulate
 from .prepare import DEFAULT_MAX_GIB, FunctionalData, check_size, prepare
@@ -97,7 +98,7 @@ class FunctionalResult:
                  f"golden ({self.trace_name} on {self.config_name}, {self.dataflow})"]
         for c in self.failures:
             lines.append(
-                f"  op {c.index} ({c.name!r}, {c.kind}): {c.mismatches} of {c.elements} values "
+                f"  {op_label(c.index, c.name)}: {c.mismatches} of {c.elements} values "
                 f"differ, first at {c.first_mismatch}; GEMM-unit calls {c.calls} "
                 f"(timing model {c.expected_calls})"
             )
@@ -191,7 +192,7 @@ def run_functional(
         tile = (int(row[C_TILE_M]), int(row[C_TILE_K]), int(row[C_TILE_N]))
         got, calls, ok = REGISTRY[op.kind].run(op, d, p, tile)
         if not ok:
-            raise SimulationError(f"op {i} ({op.name!r}, {op.kind}): an int32 accumulation "
+            raise SimulationError(f"{op_label(i, op.name)}: an int32 accumulation "
                                   "left the int32 range")
         diff = np.flatnonzero(got.ravel() != d.golden.ravel())
         first = None

@@ -40,6 +40,7 @@ import numpy as np
 from edgetron.errors import SimulationError
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
 from edgetron.workload import Ref, Trace
+from edgetron.workload.trace.limits import op_label
 
 from .opdata import INPUT_STD, OpData
 from .units import REGISTRY
@@ -214,12 +215,12 @@ def prepare(trace: Trace, *, seed: int = 0,
             arr = np.asarray(given)
             if not np.issubdtype(arr.dtype, np.integer) or arr.shape != tuple(shape):
                 raise SimulationError(
-                    f"op {i} ({trace[i].name!r}): inputs[{j}] must be integers of shape "
+                    f"{op_label(i, trace[i].name)}: inputs[{j}] must be integers of shape "
                     f"{list(shape)}, got {arr.dtype} {list(arr.shape)}"
                 )
             if arr.size and (arr.min() < INT8_MIN or arr.max() > INT8_MAX):
                 raise SimulationError(
-                    f"op {i} ({trace[i].name!r}): inputs[{j}] must be int8 values")
+                    f"{op_label(i, trace[i].name)}: inputs[{j}] must be int8 values")
             return arr.astype(np.int64)
         return np.clip(np.rint(rng.normal(0.0, INPUT_STD, size=shape)), INT8_MIN,
                        INT8_MAX).astype(np.int64)
@@ -234,7 +235,7 @@ def prepare(trace: Trace, *, seed: int = 0,
         try:
             data = REGISTRY[op.kind].prepare(op, operands, scales, rng)
         except ValueError as exc:
-            raise SimulationError(f"op {i} ({op.name!r}, {op.kind}): {exc}") from None
+            raise SimulationError(f"{op_label(i, op.name)}: {exc}") from None
         ops.append(data)
         outputs.append(data.golden)
         out_scales.append(data.out_scale)

@@ -17,6 +17,7 @@ from amaranth.sim import Simulator
 from edgetron.config import AcceleratorConfig, ConfigError
 from edgetron.golden.gemm import accumulator_bound, check_accumulator, gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
+from edgetron.hw.gemm import REQUANT_LATENCY, gemm_buffer_words, gemm_fits, gemm_max_shape
 from edgetron.rtl.gemm import (
     GemmUnit,
     _ceil_div_const,
@@ -31,11 +32,7 @@ from edgetron.rtl.pe import PE
 from edgetron.rtl.requant import Requantizer
 from edgetron.rtl.systolic import SystolicArray
 from edgetron.sim.units.gemm import (
-    REQUANT_LATENCY,
-    gemm_buffer_words,
     gemm_cycles,
-    gemm_fits,
-    gemm_max_shape,
     gemm_phases,
 )
 
