@@ -13,7 +13,6 @@ functions take as an argument.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 import sys
@@ -22,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from edgetron.errors import ConfigError
+from edgetron.errors import SHOWN_CHARS, ConfigError, brief, show_value
 
 __all__ = [
     "DATAFLOWS",
@@ -100,8 +99,6 @@ _ENERGY_OVERRIDE_RANGE = (0.0, 1e6)
 
 #: Largest TOML configuration file read, in bytes (a complete config is under 1 KiB).
 MAX_CONFIG_BYTES = 1024 * 1024
-#: Longest value text in a message; longer values are cut, long integers given by size.
-_SHOWN_CHARS = 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,38 +166,38 @@ class AcceleratorConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or not self.name.isprintable():
             raise ConfigError(
-                f"name: expected a non-empty printable string, got {_show(self.name)}"
+                f"name: expected a non-empty printable string, got {show_value(self.name)}"
             )
         for key, (lo, hi, what) in _INT_FIELDS.items():
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ConfigError(
-                    f"{key}: expected an integer ({what}) in [{lo}, {hi}], got {_show(v)}"
+                    f"{key}: expected an integer ({what}) in [{lo}, {hi}], got {show_value(v)}"
                 )
             if not lo <= v <= hi:
-                raise ConfigError(_out_of_range(key, _brief(v)))
+                raise ConfigError(_out_of_range(key, brief(v)))
         for key, (lo, hi, what) in _FLOAT_FIELDS.items():
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ConfigError(
-                    f"{key}: expected a number ({what}) in [{lo}, {hi}], got {_show(v)}"
+                    f"{key}: expected a number ({what}) in [{lo}, {hi}], got {show_value(v)}"
                 )
             # Compared before any conversion: an int of hundreds of digits has no float,
             # and NaN fails every comparison.
             if not lo <= v <= hi:
-                raise ConfigError(_out_of_range(key, _brief(v)))
+                raise ConfigError(_out_of_range(key, brief(v)))
             object.__setattr__(self, key, float(v))
         if not isinstance(self.dataflow, str) or self.dataflow not in DATAFLOWS:
             raise ConfigError(
-                f"dataflow: {_brief(self.dataflow)} is not one of {', '.join(DATAFLOWS)}"
+                f"dataflow: {brief(self.dataflow)} is not one of {', '.join(DATAFLOWS)}"
             )
         if not isinstance(self.double_buffer, bool):
             raise ConfigError(
-                f"double_buffer: expected true or false, got {_show(self.double_buffer)}"
+                f"double_buffer: expected true or false, got {show_value(self.double_buffer)}"
             )
         if not isinstance(self.energy_table, str) or self.energy_table not in ENERGY_TABLES:
             raise ConfigError(
-                f"energy_table: {_brief(self.energy_table)} is not one of "
+                f"energy_table: {brief(self.energy_table)} is not one of "
                 f"{', '.join(ENERGY_TABLES)}"
             )
         object.__setattr__(self, "energy_overrides", _check_overrides(self.energy_overrides))
@@ -334,11 +331,11 @@ class AcceleratorConfig:
             preset = data.pop("preset")
             if not isinstance(preset, str) or preset not in PRESETS:
                 raise ConfigError(
-                    f"{source}: preset: {_brief(preset)} is not one of {', '.join(PRESETS)}"
+                    f"{source}: preset: {brief(preset)} is not one of {', '.join(PRESETS)}"
                 )
             base = PRESETS[preset].to_dict()
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(_brief(k) if not isinstance(k, str) or len(k) > _SHOWN_CHARS else k
+        unknown = sorted(brief(k) if not isinstance(k, str) or len(k) > SHOWN_CHARS else k
                          for k in set(data) - known)
         if unknown:
             raise ConfigError(
@@ -418,20 +415,20 @@ def _check_overrides(value: Any) -> tuple[tuple[str, float], ...]:
         pairs = [(k, v) for k, v in items]
     except (TypeError, ValueError):
         raise ConfigError(
-            f"energy_overrides: expected a table of event = pJ, got {_show(value)}"
+            f"energy_overrides: expected a table of event = pJ, got {show_value(value)}"
         ) from None
     lo, hi = _ENERGY_OVERRIDE_RANGE
     out = {}
     for k, v in pairs:
         if k not in ENERGY_EVENTS:
             raise ConfigError(
-                f"energy_overrides: unknown event {_brief(k)}; allowed events are "
+                f"energy_overrides: unknown event {brief(k)}; allowed events are "
                 f"{', '.join(ENERGY_EVENTS)}"
             )
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:  # NaN
-            raise ConfigError(f"energy_overrides.{k}: expected a number of pJ, got {_show(v)}")
+            raise ConfigError(f"energy_overrides.{k}: expected a number of pJ, got {show_value(v)}")
         if not lo <= v <= hi:  # before float(): an int of hundreds of digits has no float
-            raise ConfigError(_out_of_range(f"energy_overrides.{k}", _brief(v)))
+            raise ConfigError(_out_of_range(f"energy_overrides.{k}", brief(v)))
         out[k] = float(v)
     return tuple(sorted(out.items()))
 
@@ -445,31 +442,6 @@ def _out_of_range(key: str, shown: str) -> str:
         lo, hi = _ENERGY_OVERRIDE_RANGE
         return f"{key}: {shown} is out of range; allowed [{lo}, {hi}] pJ"
     return f"{key}: {shown} is out of range"
-
-
-def _int_digits(value: int) -> int:
-    """Decimal digits of ``abs(value)``, counted without converting it to text."""
-    value = abs(value)
-    digits = max(1, int(value.bit_length() * math.log10(2)))
-    while 10**digits <= value:
-        digits += 1
-    while digits > 1 and 10 ** (digits - 1) > value:
-        digits -= 1
-    return digits
-
-
-def _brief(value: Any) -> str:
-    """``repr(value)`` cut to 40 characters; an integer longer than that as its size."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_SHOWN_CHARS:
-        return f"an integer of {_int_digits(value)} digits"
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
-
-
-def _show(value: Any) -> str:
-    """A value with its type for a message: ``int 5``, ``str 'x'`` (see :func:`_brief`)."""
-    text = _brief(value)
-    return text if text.startswith("an integer of ") else f"{type(value).__name__} {text}"
 
 
 def _preset(
@@ -536,7 +508,7 @@ def load_config(spec: str | os.PathLike | None = None) -> AcceleratorConfig:
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(
-            f"config {_brief(str(spec))} is neither a preset ({', '.join(PRESETS)}) nor a file"
+            f"config {brief(str(spec))} is neither a preset ({', '.join(PRESETS)}) nor a file"
         )
     with path.open("rb") as file:
         raw = file.read(MAX_CONFIG_BYTES + 1)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from edgetron.errors import TraceError
+from edgetron.errors import LongInt, TraceError, brief, int_digits, show_value
 from edgetron.golden.intops import INT32_MAX, INT32_MIN, signed_bits
 from edgetron.golden.quant import ACTIVATIONS
 
@@ -88,65 +88,6 @@ HEAD_LAYOUTS = ("rows", "cols")
 BITS_RANGE = (2, 32)
 #: Allowed accumulator widths, bits.
 ACC_BITS_RANGE = (8, 64)
-
-#: Longest value text in a message; longer values are cut (``...``).
-_SHOWN_CHARS = 40
-
-
-class LongInt(int):
-    """Stand-in for an integer literal too long for Python to convert from text.
-
-    Python refuses to convert more than ``sys.get_int_max_str_digits()`` decimal digits
-    (4300 by default); the JSON reader gives such a literal as this stand-in instead of
-    failing without naming the field. Its value is ``±10**400``, outside every range a
-    field allows and beyond the float range, so the field's own check rejects it; its
-    text is the literal's size (``an integer of 5000 digits``).
-    """
-
-    digits: int
-
-    def __new__(cls, digits: int, negative: bool = False) -> LongInt:
-        self = super().__new__(cls, -(10**400) if negative else 10**400)
-        self.digits = digits
-        return self
-
-    def __str__(self) -> str:
-        return f"an integer of {self.digits} digits"
-
-    __repr__ = __str__
-
-
-def int_digits(value: int) -> int:
-    """Decimal digits of ``abs(value)``, counted without converting it to text."""
-    if isinstance(value, LongInt):
-        return value.digits
-    value = abs(value)
-    digits = max(1, int(value.bit_length() * math.log10(2)))
-    while 10**digits <= value:
-        digits += 1
-    while digits > 1 and 10 ** (digits - 1) > value:
-        digits -= 1
-    return digits
-
-
-def brief(value: Any) -> str:
-    """``repr(value)`` cut to 40 characters; an integer longer than that as its size."""
-    if isinstance(value, int) and not isinstance(value, bool) and (
-            isinstance(value, LongInt) or abs(value) >= 10**_SHOWN_CHARS):
-        return f"an integer of {int_digits(value)} digits"
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
-
-
-def show_value(value: Any) -> str:
-    """A value for a message, with its type: ``int 5``, ``str 'x'``, ``bool True``.
-
-    Long values are cut (:func:`brief`); an integer of more than 40 digits is given by
-    its size, ``an integer of 5000 digits``.
-    """
-    text = brief(value)
-    return text if text.startswith("an integer of ") else f"{type(value).__name__} {text}"
-
 
 def op_label(index: int, name: Any) -> str:
     """Where an op is, for messages: ``op 4 ('blocks.0.qkv')``, or ``op 4`` without a name."""
