@@ -22,5 +22,6 @@ ADD_LATENCY = len(ADD_STAGES)
 
 @njit(cache=True)
 def add_cycles(lanes, elements):
-    """Cycles of ``AddUnit`` for ``elements >= 1`` outputs: ``ceil(elements / lanes) + ADD_LATENCY``."""
+    """Cycles of ``AddUnit`` for ``elements >= 1`` outputs:
+    ``ceil(elements / lanes) + ADD_LATENCY``."""
     return beats(elements, lanes) + ADD_LATENCY

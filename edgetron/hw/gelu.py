@@ -28,5 +28,6 @@ GELU_LATENCY = len(GELU_STAGES) + REQUANT_LATENCY
 
 @njit(cache=True)
 def gelu_cycles(lanes, elements):
-    """Cycles of ``GeluUnit`` for ``elements >= 1`` values: ``ceil(elements / lanes) + GELU_LATENCY``."""
+    """Cycles of ``GeluUnit`` for ``elements >= 1`` values:
+    ``ceil(elements / lanes) + GELU_LATENCY``."""
     return beats(elements, lanes) + GELU_LATENCY

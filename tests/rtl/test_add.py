@@ -1,9 +1,11 @@
+# amaranth: UnusedElaboratable=no
 """AddUnit in the Amaranth simulator against golden.residual.residual_add."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import M_MAX, S_MAX, S_MIN
@@ -86,6 +88,7 @@ def test_parameters_checked_before_construction():
 def test_from_config_and_bad_constants():
     unit = AddUnit.from_config(AcceleratorConfig(vector_lanes=8))
     assert unit.lanes == 8
+    Fragment.get(unit, None)
     with pytest.raises(ValueError, match="constant s = 0"):
         encode_add_consts(unit.layouts, ResidualConstants(1, 1, 0))
     with pytest.raises(ValueError, match="a must lie in"):

@@ -51,10 +51,10 @@ def run_streams(dut, items, n_out: int, *, p_gap: float = 0.0, p_stall: float = 
             take = len(out) < n_out and not (p_stall and rng.random() < p_stall)
             ctx.set(dut.o.ready, take)
             sampled = await ctx.tick().sample(*readies, dut.o.valid, dut.o.payload.as_value())
-            ready = dict(zip(names, sampled[2:2 + len(names)]))
+            ready = dict(zip(names, sampled[2:2 + len(names)], strict=True))
             o_valid, o_payload = sampled[-2], sampled[-1]
             if held is not None:
-                assert o_valid and o_payload == held, f"cycle {cycle}: held o beat dropped or changed"
+                assert o_valid and o_payload == held, f"cycle {cycle}: held o beat changed"
             held = None
             if o_valid:
                 if take:
