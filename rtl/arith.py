@@ -38,6 +38,7 @@ __all__ = [
     "SeqDivider",
     "SeqSqrt",
     "ceil_div_const",
+    "delay",
     "pack_checked",
     "pack_lanes",
     "ring_next",
@@ -100,7 +101,7 @@ class SeqDivider(wiring.Component):
         })
 
     @property
-    def LATENCY(self) -> int:  # noqa: N802 (the name every unit uses for its latency)
+    def LATENCY(self) -> int:
         """Cycles from ``start`` to ``done``."""
         return divider_latency(self._quo_bits)
 
@@ -181,7 +182,7 @@ class SeqSqrt(wiring.Component):
                           "root": Out(self._half), "done": Out(1)})
 
     @property
-    def LATENCY(self) -> int:  # noqa: N802
+    def LATENCY(self) -> int:
         """Cycles from ``start`` to ``done``."""
         return sqrt_latency(self._in_bits)
 
@@ -323,3 +324,12 @@ def unpack_lanes(word: int, width: int, lanes: int, signed_values: bool = True) 
         v = (word >> (i * width)) & mask
         out.append(v - (1 << width) if signed_values and v >= half else v)
     return out
+
+
+def delay(m: Module, value, cycles: int, name: str):
+    """``value`` delayed by ``cycles`` registers in ``m``'s sync domain (0: ``value`` itself)."""
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
