@@ -37,6 +37,7 @@ from .layouts import check_param
 __all__ = [
     "SeqDivider",
     "SeqSqrt",
+    "bit_length",
     "ceil_div_const",
     "delay",
     "pack_checked",
@@ -257,6 +258,16 @@ def saturate(x, bits: int):
     """``x`` clamped to the signed ``bits`` range (golden ``intops.saturate``), ``signed(bits)``."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return Mux(x > hi, hi, Mux(x < lo, lo, x))[:bits].as_signed()
+
+
+def bit_length(x):
+    """``bits(x)`` of an unsigned value (0 for 0), by halving: ``log2(len(x))`` levels of
+    multiplexers (a leading-one detector)."""
+    if len(x) == 1:
+        return x
+    lo_width = len(x) // 2
+    hi, lo = x[lo_width:], x[:lo_width]
+    return Mux(hi.any(), bit_length(hi) + lo_width, bit_length(lo))
 
 
 def ceil_div_const(x, d: int):

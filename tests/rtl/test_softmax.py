@@ -50,7 +50,8 @@ def _segments(rng, unit, count):
         n = int(rng.choice([1, unit.lanes, unit.lanes + 1, unit.row_max,
                             int(rng.integers(1, unit.row_max + 1))]))
         r = int(rng.integers(1, 12))
-        segs.append((_rows(rng, r, n, kinds[len(segs) % len(kinds)]), softmax_constants(_scale(rng))))
+        q = _rows(rng, r, n, kinds[len(segs) % len(kinds)])
+        segs.append((q, softmax_constants(_scale(rng))))
         total += r
     return segs
 
