@@ -116,7 +116,7 @@ def test_combinational_helpers():
     m.d.sync += y.eq(x)
     s, depth = tree_reduce(m, [Const(v, 8) for v in (3, 9, 1, 7, 5)], lambda a, b: a + b, "t")
     assert depth == tree_depth(5) == 3
-    cases = list(range(0, 1024, 7)) + [1023]
+    cases = [*range(0, 1024, 7), 1023]
 
     async def bench(ctx):
         for _ in range(depth + 1):
