@@ -40,6 +40,7 @@ __all__ = [
     "bit_length",
     "ceil_div_const",
     "delay",
+    "mul_const",
     "pack_checked",
     "pack_lanes",
     "ring_next",
@@ -283,7 +284,18 @@ def ceil_div_const(x, d: int):
     nb = ((1 << len(x)) - 1 + d - 1).bit_length()
     sh = nb + ceil_log2(d)
     mul = -((-(1 << sh)) // d)
-    return ((y * mul) >> sh)[:nb]
+    return (mul_const(y, mul) >> sh)[:nb]
+
+
+def mul_const(x, c: int):
+    """``x * c`` for an unsigned ``x`` and a constant ``c >= 0`` as a sum of shifted copies of
+    ``x`` (adders, no multiplier cell: the control logic stays free of ``$mul``, which the
+    formal checks abstract)."""
+    total = 0
+    for bit in range(c.bit_length()):
+        if (c >> bit) & 1:
+            total = total + (x << bit)
+    return total
 
 
 def ring_next(ptr, depth: int):

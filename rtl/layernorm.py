@@ -50,6 +50,7 @@ from .arith import (
     bit_length,
     ceil_div_const,
     delay,
+    mul_const,
     pack_checked,
     pack_lanes,
     ring_next,
@@ -227,7 +228,7 @@ class LayerNormUnit(wiring.Component):
         with core.If(c_fire):
             core.d.sync += [
                 k.eq(self.c.payload), k.channels.eq(n_eff), n_beats.eq(b_new),
-                last_lanes.eq(n_eff - (b_new - 1) * lanes), p_left.eq(b_new),
+                last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)), p_left.eq(b_new),
                 gap_len.eq(Mux(b_new >= slow, 0, slow - b_new)), configured.eq(1),
                 in_cnt.eq(0), gap.eq(0), xwp.eq(0), xrp.eq(0), p_wp.eq(0),
             ]

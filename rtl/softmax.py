@@ -51,6 +51,7 @@ from .arith import (
     SeqDivider,
     ceil_div_const,
     delay,
+    mul_const,
     pack_checked,
     pack_lanes,
     ring_next,
@@ -247,7 +248,7 @@ class SoftmaxUnit(wiring.Component):
         erp, ewp, nrp = Signal(range(q_words)), Signal(range(e_words)), Signal(range(e_words))
         with core.If(c_fire):
             core.d.sync += [
-                k.eq(k_in), n_beats.eq(b_new), last_lanes.eq(n_eff - (b_new - 1) * lanes),
+                k.eq(k_in), n_beats.eq(b_new), last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)),
                 gap_len.eq(Mux(b_new >= recip, 0, recip - b_new)), configured.eq(1),
                 in_cnt.eq(0), gap.eq(0), qwp.eq(0), erp.eq(0), ewp.eq(0), nrp.eq(0),
             ]
