@@ -209,9 +209,9 @@ def vector_contract(unit, *, slack: int = 0) -> VectorContract:
 
 #: Datapath cells of the GEMM unit that :func:`prove` may cut: every arithmetic cell of the
 #: systolic array and the requantizer (their control has none), and every memory.
-GEMM_CUTS = tuple(f"{mod}/t:{cell}" for mod in ("top.dut.core.array*", "top.dut.requant")
-                  for cell in ("$mul", "$add", "$sub", "$shr", "$sshr", "$shl", "$neg")) + (
-    "top.dut*/t:$mem_v2",)
+GEMM_CUTS = (*(f"{mod}/t:{cell}" for mod in ("top.dut.core.array*", "top.dut.requant")
+                for cell in ("$mul", "$add", "$sub", "$shr", "$sshr", "$shl", "$neg")),
+             "top.dut*/t:$mem_v2")
 
 
 class GemmContract(Elaboratable):
