@@ -169,11 +169,6 @@ class VectorContract(Elaboratable):
         return m
 
 
-def Mux(sel, a, b):
-    from amaranth.hdl import Mux
-    return Mux(sel, a, b)
-
-
 def vector_contract(unit, *, slack: int = 0) -> VectorContract:
     """The :class:`VectorContract` of a vector unit, its drain bound the unit's latency for
     its longest row from ``edgetron.hw`` plus ``slack`` (a negative slack must fail)."""
