@@ -46,6 +46,7 @@ __all__ = [
     "ring_next",
     "round_shift_right",
     "saturate",
+    "shift_left",
     "tree_reduce",
     "unpack_lanes",
 ]
@@ -256,9 +257,31 @@ def round_shift_right(x, s, s_max: int):
 
 
 def saturate(x, bits: int):
-    """``x`` clamped to the signed ``bits`` range (golden ``intops.saturate``), ``signed(bits)``."""
+    """A signed ``x`` clamped to the signed ``bits`` range (golden ``intops.saturate``), as
+    ``signed(bits)``. ``x`` fits when its bits from ``bits - 1`` up are all copies of its sign
+    (no comparator: the generated Verilog has no mixed-width signed comparison)."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return Mux(x > hi, hi, Mux(x < lo, lo, x))[:bits].as_signed()
+    if len(x) <= bits:
+        return x.as_signed()
+    upper = x[bits - 1:]
+    fits = upper.all() | ~upper.any()
+    return Mux(fits, x[:bits], Mux(x[-1], lo, hi))[:bits].as_signed()
+
+
+def shift_left(x, amount, width: int):
+    """``(x << amount)`` truncated to ``width`` bits, as a barrel shifter of constant shifts
+    (one multiplexer level per bit of ``amount``; no variable-shift operator, whose Verilog
+    form widens its operand)."""
+    value = x.as_unsigned()
+    value = value[:width] if len(value) >= width else value
+    for b in range(len(amount)):
+        step = 1 << b
+        if step >= width:
+            value = Mux(amount[b], 0, value)
+            continue
+        shifted = (value << step)[:width]
+        value = Mux(amount[b], shifted, value)
+    return value
 
 
 def bit_length(x):

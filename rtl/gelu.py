@@ -62,7 +62,14 @@ from edgetron.golden.intops import (
 )
 from edgetron.hw.gelu import GELU_LATENCY, GELU_STAGES, gelu_cycles
 
-from .arith import pack_checked, pack_lanes, round_shift_right, saturate, unpack_lanes
+from .arith import (
+    pack_checked,
+    pack_lanes,
+    round_shift_right,
+    saturate,
+    shift_left,
+    unpack_lanes,
+)
 from .layouts import MAX_EDGE, check_param
 from .requant import Requantizer
 
@@ -239,11 +246,12 @@ class GeluUnit(wiring.Component):
             prod = Signal(signed(self._in_bits + ERF_BITS + 1), name=f"prod_{lane}")
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
             q = self.i.payload[lane]
-            absq = Mux(q < 0, -q, q).as_unsigned()[:self._in_bits]
-            left = (mag << k.pre_shift[:5].as_unsigned())
+            absq = Mux(q[-1], -q, q).as_unsigned()[:self._in_bits]
+            left = shift_left(mag, k.pre_shift[:5], self._in_bits + _PRE_LEFT_MAX + 1)
             right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
-            v = Mux(k.pre_shift >= 0, left, right)
-            r = Mux(x[2] > 0, (k.q_one << 1) - w, Mux(x[2] < 0, w, k.q_one))
+            v = Mux(k.pre_shift[-1], right, left)
+            sign, nonzero = x[2][-1], x[2].any()
+            r = Mux(sign, w, Mux(nonzero, (k.q_one << 1) - w, k.q_one))
             core.d.sync += [
                 x[0].eq(q), mag.eq(Mux(absq > k.clamp_in, k.clamp_in, absq)),     # mag
                 x[1].eq(x[0]), u.eq(Mux(v > k.clip, k.clip, v)),                   # rescale

@@ -56,6 +56,7 @@ from .arith import (
     ring_next,
     round_shift_right,
     saturate,
+    shift_left,
     tree_reduce,
     unpack_lanes,
 )
@@ -285,8 +286,8 @@ class LayerNormUnit(wiring.Component):
         two_p = Signal(signed(7))
         m.d.comb += two_p.eq(p_now << 1)
         core.d.sync += [r3_v.eq(r2_v), r3_s1.eq(r2_s1), r3_p.eq(p_now),
-                        dn.eq(Mux(two_p >= 0, dvar << two_p.as_unsigned()[:6],
-                                  dvar >> (-two_p).as_unsigned()[:6]))]       # normalize
+                        dn.eq(Mux(two_p[-1], dvar >> (-two_p).as_unsigned()[:6],
+                                  shift_left(dvar, two_p[:6], ISQRT_BITS)))]  # normalize
         core.submodules.isqrt = sqrt = SeqSqrt(ISQRT_BITS)
         core.submodules.recip = div = SeqDivider(RECIP_K + 1, ISQRT_BITS // 2,
                                                  hw.LAYERNORM_FACTOR_BITS)

@@ -56,6 +56,7 @@ from .arith import (
     pack_lanes,
     ring_next,
     round_shift_right,
+    shift_left,
     tree_reduce,
     unpack_lanes,
 )
@@ -304,9 +305,9 @@ class SoftmaxUnit(wiring.Component):
             t6 = Signal(b["q_b"].bit_length(), name=f"t6_{j}")
             el = Signal(b["l_max"].bit_length(), name=f"l7_{j}")
             diff = (rd_max - qr.data[j]).as_unsigned()[:self._in_bits]
-            left = mag << k.pre_shift[:5].as_unsigned()
+            left = shift_left(mag, k.pre_shift[:5], self._in_bits + _PRE_LEFT_MAX + 1)
             right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
-            v = Mux(k.pre_shift >= 0, left, right)
+            v = Mux(k.pre_shift[-1], right, left)
             cap = Mux(z7 > EXP_BITS, EXP_BITS, z7) + k.exp_shift
             core.d.sync += [
                 mag.eq(Mux(diff > k.clamp_in, k.clamp_in, diff)),             # diff
