@@ -71,6 +71,9 @@ def test_random_vectors_with_gaps(lanes, in_bits, count):
     unit = GeluUnit(lanes, in_bits)
     cases = [(_vector(rng, in_bits, t), _consts(rng, in_bits, t % 3 == 0)) for t in range(count)]
     _run(unit, cases, p_gap=0.2, p_stall=0.25, seed=in_bits)
+    # the same vectors at full rate: every one takes exactly the modelled cycles
+    run, counts = _run(unit, cases)
+    assert segment_cycles(run, counts, counts) == [gelu_cycles(lanes, q.size) for q, _ in cases]
 
 
 @pytest.mark.parametrize("lanes", [1, 8, 16])

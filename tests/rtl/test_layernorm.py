@@ -87,7 +87,12 @@ def _run(unit, segs, **kw):
 def test_random_rows_with_gaps(lanes, row_max, in_bits, count):
     rng = np.random.default_rng(lanes)
     unit = LayerNormUnit(lanes, row_max, in_bits)
-    _run(unit, _segments(rng, unit, count), p_gap=0.15, p_stall=0.2, seed=lanes)
+    segs = _segments(rng, unit, count)
+    _run(unit, segs, p_gap=0.15, p_stall=0.2, seed=lanes)
+    # the same rows at full rate: every segment takes exactly the modelled cycles
+    run, counts = _run(unit, segs)
+    assert segment_cycles(run, counts, counts) == \
+        [layernorm_cycles(lanes, *q.shape) for q, _ in segs]
 
 
 @pytest.mark.parametrize(("lanes", "row_max"), [(16, 768), (8, 256), (2, 24), (1, 12)])
