@@ -1,0 +1,381 @@
+"""Arithmetic building blocks of the vector units: sequential divider, square root, trees.
+
+The per-row scalar work of softmax and LayerNorm (one reciprocal per row; LayerNorm's
+square root) is done by small *sequential* circuits with a fixed latency, one per unit,
+shared by all lanes. Golden defines their results (``floor(n / d)``, ``floor(sqrt(n))``),
+not their circuits; both are exact digit recurrences (docs/vector-units.md):
+
+* :class:`SeqDivider` -- radix-4 restoring division, two quotient bits per cycle. The
+  partial remainder ``r < d`` is shifted by two bits, compared against ``d``, ``2d`` and
+  ``3d`` in parallel (``3d`` is precomputed when the operands load) and the largest
+  multiple that fits is subtracted. ``LATENCY = ceil(quo_bits / 2) + 1`` cycles.
+* :class:`SeqSqrt` -- restoring (digit-by-digit) square root, one root bit per step and
+  two steps per cycle. ``LATENCY = ceil(in_bits / 4) + 1`` cycles.
+
+Both take a ``start`` pulse with their operands and raise ``done`` for one cycle exactly
+``LATENCY`` cycles later, with the result held until the next ``start``; a ``start`` in
+the ``done`` cycle is allowed (occupancy = ``LATENCY``). They have no stall input: a unit
+that stalls puts them under its clock enable.
+
+Also here: :func:`tree_reduce` (a registered reduction tree over lanes, one level per
+cycle), :func:`round_shift_right` (the golden ``round_shift`` with a variable shift),
+:func:`saturate` and :func:`ceil_div_const` (``ceil(x / d)`` by a constant without a
+divider).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
+
+from .layouts import check_param
+
+__all__ = [
+    "SeqDivider",
+    "SeqSqrt",
+    "bit_length",
+    "ceil_div_const",
+    "delay",
+    "mul_const",
+    "pack_checked",
+    "pack_lanes",
+    "ring_next",
+    "round_shift_right",
+    "saturate",
+    "shift_left",
+    "tree_reduce",
+    "unpack_lanes",
+]
+
+#: Widest operand the sequential circuits are built for (LayerNorm's 62-bit variance is
+#: normalised to 32 bits before its square root; the reciprocals divide 32-bit values).
+_ARITH_BITS_MAX = 64
+
+
+class SeqDivider(wiring.Component):
+    """Radix-4 restoring divider: ``quo = floor(num / den)``, two quotient bits per cycle.
+
+    Parameters
+    ----------
+    num_bits, den_bits : int
+        Operand widths (unsigned), 1..64.
+    quo_bits : int
+        Quotient width, 1..64. The caller guarantees ``num < den * 2**quo_bits`` (the
+        quotient fits) and ``den > 0``; then ``quo`` is exact. ``den = 0`` yields all
+        ones (every trial subtraction of 0 succeeds).
+
+    Members
+    -------
+    start : ``In(1)``
+        Load ``num`` and ``den`` (sampled in this cycle) and start.
+    num : ``In(num_bits)``, den : ``In(den_bits)``
+        Operands.
+    quo : ``Out(quo_bits)``
+        The quotient, valid from the ``done`` cycle until the next ``start``.
+    done : ``Out(1)``
+        High for the one cycle ``LATENCY`` cycles after ``start``.
+
+    Latency
+    -------
+    ``LATENCY = ceil(quo_bits / 2) + 1``: one cycle to load, one per quotient digit pair
+    (:func:`edgetron.hw.arith.divider_latency`).
+
+    Throughput
+    ----------
+    One division every ``LATENCY`` cycles (``start`` may coincide with ``done``).
+    """
+
+    def __new__(cls, num_bits: int, den_bits: int, quo_bits: int):
+        for name, value in (("num_bits", num_bits), ("den_bits", den_bits),
+                            ("quo_bits", quo_bits)):
+            check_param("SeqDivider", name, value, 1, _ARITH_BITS_MAX)
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, num_bits: int, den_bits: int, quo_bits: int):
+        self._num_bits, self._den_bits, self._quo_bits = num_bits, den_bits, quo_bits
+        self._iters = (quo_bits + 1) // 2
+        super().__init__({
+            "start": In(1), "num": In(num_bits), "den": In(den_bits),
+            "quo": Out(quo_bits), "done": Out(1),
+        })
+
+    @property
+    def LATENCY(self) -> int:
+        """Cycles from ``start`` to ``done``."""
+        return divider_latency(self._quo_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        nd, q2 = self._den_bits, 2 * self._iters
+        r = Signal(nd)                # partial remainder, r < den
+        nlo = Signal(q2)              # numerator bits still to bring down, MSB first
+        q = Signal(q2)
+        d1, d2, d3 = Signal(nd), Signal(nd + 1), Signal(nd + 2)
+        cnt = Signal(range(self._iters + 1))
+        # x = 4 r + (next two numerator bits) < 4 den: compare with d, 2d, 3d in parallel.
+        x = Cat(nlo[q2 - 2:], r)
+        digit = Mux(x >= d3, 3, Mux(x >= d2, 2, Mux(x >= d1, 1, 0)))
+        sub = Mux(x >= d3, d3, Mux(x >= d2, d2, Mux(x >= d1, d1, 0)))
+        with m.If(self.start):
+            m.d.sync += [
+                r.eq(self.num >> q2),
+                nlo.eq(self.num),
+                q.eq(0),
+                d1.eq(self.den), d2.eq(self.den << 1), d3.eq((self.den << 1) + self.den),
+                cnt.eq(self._iters),
+                self.done.eq(0),
+            ]
+        with m.Elif(cnt != 0):
+            m.d.sync += [
+                r.eq(x - sub),
+                nlo.eq(nlo << 2),
+                q.eq(Cat(digit[:2], q)),
+                cnt.eq(cnt - 1),
+                self.done.eq(cnt == 1),
+            ]
+        with m.Else():
+            m.d.sync += self.done.eq(0)
+        m.d.comb += self.quo.eq(q)
+        if self._iters + 1 != self.LATENCY:
+            raise AssertionError("SeqDivider: structure does not match divider_latency")
+        return m
+
+
+class SeqSqrt(wiring.Component):
+    """Restoring digit-recurrence square root: ``root = floor(sqrt(n))``, 2 bits per cycle.
+
+    Parameters
+    ----------
+    in_bits : int
+        Width of ``n`` (unsigned), 2..64; the root has ``ceil(in_bits / 2)`` bits.
+
+    Members
+    -------
+    start : ``In(1)``; n : ``In(in_bits)``
+        Load ``n`` and start.
+    root : ``Out(ceil(in_bits / 2))``
+        ``floor(sqrt(n))``, valid from ``done`` until the next ``start``.
+    done : ``Out(1)``
+        High for one cycle, ``LATENCY`` cycles after ``start``.
+
+    Latency
+    -------
+    ``LATENCY = ceil(in_bits / 4) + 1`` (:func:`edgetron.hw.arith.sqrt_latency`).
+
+    Notes
+    -----
+    Step ``i`` brings down the next two bits of ``n``: ``x = 4 r + bits``; the trial
+    ``4 q + 1`` (= ``(2q + 1)**2 - 4 q**2``) is subtracted when it fits and the root bit is
+    1. Invariant: ``r = n_i - q**2 <= 2 q``, so ``r`` has ``ceil(in_bits/2) + 1`` bits.
+    """
+
+    def __new__(cls, in_bits: int):
+        check_param("SeqSqrt", "in_bits", in_bits, 2, _ARITH_BITS_MAX)
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, in_bits: int):
+        self._in_bits = in_bits
+        self._half = (in_bits + 1) // 2
+        self._iters = (self._half + 1) // 2
+        super().__init__({"start": In(1), "n": In(in_bits),
+                          "root": Out(self._half), "done": Out(1)})
+
+    @property
+    def LATENCY(self) -> int:
+        """Cycles from ``start`` to ``done``."""
+        return sqrt_latency(self._in_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        h = self._half
+        steps = 2 * self._iters               # root bits computed (a leading 0 if h is odd)
+        pairs = Signal(2 * steps)             # n, two bits per step, MSB pair first
+        r = Signal(h + 2)
+        q = Signal(steps)
+        cnt = Signal(range(self._iters + 1))
+        rr, qq, pp = r, q, pairs
+        for _ in range(2):                    # two restoring steps per cycle
+            x = Cat(pp[-2:], rr)              # 4 r + next pair
+            trial = Cat(Const(1, 2), qq)      # 4 q + 1
+            fits = x >= trial
+            rr = Mux(fits, x - trial, x)[:h + 2]
+            qq = Cat(fits, qq)[:steps]
+            pp = (pp << 2)[:2 * steps]
+        with m.If(self.start):
+            m.d.sync += [pairs.eq(self.n), r.eq(0), q.eq(0), cnt.eq(self._iters),
+                         self.done.eq(0)]
+        with m.Elif(cnt != 0):
+            m.d.sync += [r.eq(rr), q.eq(qq), pairs.eq(pp), cnt.eq(cnt - 1),
+                         self.done.eq(cnt == 1)]
+        with m.Else():
+            m.d.sync += self.done.eq(0)
+        m.d.comb += self.root.eq(q)
+        if self._iters + 1 != self.LATENCY:
+            raise AssertionError("SeqSqrt: structure does not match sqrt_latency")
+        return m
+
+
+def tree_reduce(m: Module, values: list, op, name: str):
+    """Reduce ``values`` with the binary ``op`` in a registered tree, one level per cycle.
+
+    Returns ``(result, depth)``: ``result`` is valid ``depth = ceil(log2(len(values)))``
+    cycles after ``values`` (:func:`edgetron.hw.arith.tree_depth`); ``depth = 0`` returns
+    the single value itself. Each level's registers are named ``<name>_l<level>_<i>``.
+    """
+    level = list(values)
+    depth = 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level), 2):
+            expr = op(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+            shape = expr.shape() if hasattr(expr, "shape") else None
+            reg = Signal(shape, name=f"{name}_l{depth + 1}_{i // 2}")
+            m.d.sync += reg.eq(expr)
+            nxt.append(reg)
+        level = nxt
+        depth += 1
+    if depth != tree_depth(len(values)):
+        raise AssertionError(f"{name}: tree of depth {depth}, timing model says "
+                             f"{tree_depth(len(values))}")
+    return level[0], depth
+
+
+def round_shift_right(x, s, s_max: int):
+    """``floor(x / 2**s + 1/2)`` (golden ``round_shift``) for a variable ``s`` in ``[0, s_max]``.
+
+    Uses ``(x + 2**(s-1)) >> s == ((x >> (s-1)) + 1) >> 1`` for ``s >= 1`` (no rounding
+    constant is built; the identity is proved in ``rtl/requant.py``) and ``x`` for ``s = 0``.
+    The result has ``x``'s signedness and one more bit. ``x >> (s-1)`` is arithmetic for a
+    signed ``x``.
+    """
+    amount = (s - 1)[:max(1, ceil_log2(s_max))]
+    return Mux(s == 0, x, ((x >> amount) + 1) >> 1)
+
+
+def saturate(x, bits: int):
+    """A signed ``x`` clamped to the signed ``bits`` range (golden ``intops.saturate``), as
+    ``signed(bits)``. ``x`` fits when its bits from ``bits - 1`` up are all copies of its sign
+    (no comparator: the generated Verilog has no mixed-width signed comparison)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if len(x) <= bits:
+        return x.as_signed()
+    upper = x[bits - 1:]
+    fits = upper.all() | ~upper.any()
+    return Mux(fits, x[:bits], Mux(x[-1], lo, hi))[:bits].as_signed()
+
+
+def shift_left(x, amount, width: int):
+    """``(x << amount)`` truncated to ``width`` bits, as a barrel shifter of constant shifts
+    (one multiplexer level per bit of ``amount``; no variable-shift operator, whose Verilog
+    form widens its operand)."""
+    value = x.as_unsigned()
+    value = value[:width] if len(value) >= width else value
+    for b in range(len(amount)):
+        step = 1 << b
+        if step >= width:
+            value = Mux(amount[b], 0, value)
+            continue
+        shifted = (value << step)[:width]
+        value = Mux(amount[b], shifted, value)
+    return value
+
+
+def bit_length(x):
+    """``bits(x)`` of an unsigned value (0 for 0), by halving: ``log2(len(x))`` levels of
+    multiplexers (a leading-one detector)."""
+    if len(x) == 1:
+        return x
+    lo_width = len(x) // 2
+    hi, lo = x[lo_width:], x[:lo_width]
+    return Mux(hi.any(), bit_length(hi) + lo_width, bit_length(lo))
+
+
+def ceil_div_const(x, d: int):
+    """``ceil(x / d)`` of an unsigned value ``x`` by a constant ``d >= 1``, without a divider.
+
+    With ``y = x + d - 1 < 2**nb``, ``sh = nb + ceil_log2(d)`` and ``mul = ceil(2**sh / d)``,
+    ``floor(y / d) == (y * mul) >> sh`` for every such ``y`` (the error term of the
+    reciprocal stays below ``1 / d``; Granlund & Montgomery, PLDI 1994, Thm. 4.2).
+    """
+    if d == 1:
+        return x
+    y = x + (d - 1)
+    nb = ((1 << len(x)) - 1 + d - 1).bit_length()
+    sh = nb + ceil_log2(d)
+    mul = -((-(1 << sh)) // d)
+    return (mul_const(y, mul) >> sh)[:nb]
+
+
+def mul_const(x, c: int):
+    """``x * c`` for an unsigned ``x`` and a constant ``c >= 0`` as a sum of shifted copies of
+    ``x`` (adders, no multiplier cell: the control logic stays free of ``$mul``, which the
+    formal checks abstract)."""
+    total = 0
+    for bit in range(c.bit_length()):
+        if (c >> bit) & 1:
+            total = total + (x << bit)
+    return total
+
+
+def ring_next(ptr, depth: int):
+    """The ring-buffer address after ``ptr`` (``0 .. depth-1``, wrapping)."""
+    return Mux(ptr == depth - 1, 0, ptr + 1)
+
+
+def pack_checked(owner: str, layout, values: dict) -> int:
+    """The payload integer of one beat of ``layout`` (a ``StructLayout`` of plain unsigned or
+    signed fields) from ``values``, refusing a value its field cannot hold.
+
+    Raises
+    ------
+    ValueError
+        A missing field, or a value outside its field's range, naming ``owner`` and the field.
+    """
+    fields = {}
+    for name, field in layout:
+        if name not in values:
+            raise ValueError(f"{owner}: constant {name} is missing")
+        v = int(values[name])
+        shape = Shape.cast(field.shape)
+        width = shape.width
+        lo, hi = ((-(1 << (width - 1)), (1 << (width - 1)) - 1) if shape.signed
+                  else (0, (1 << width) - 1))
+        if not lo <= v <= hi:
+            raise ValueError(f"{owner}: constant {name} = {v} does not fit its {width}-bit "
+                             f"{'signed' if shape.signed else 'unsigned'} field [{lo}, {hi}]")
+        fields[name] = v
+    return layout.const(fields).as_value().value
+
+
+def pack_lanes(values, width: int) -> int:
+    """Pack integers (two's complement, ``width`` bits each) into one payload, element 0 in the
+    lowest bits (the order of ``lib.data.ArrayLayout``)."""
+    mask = (1 << width) - 1
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & mask) << (i * width)
+    return word
+
+
+def unpack_lanes(word: int, width: int, lanes: int, signed_values: bool = True) -> list[int]:
+    """The ``lanes`` elements of ``width`` bits in ``word`` (inverse of :func:`pack_lanes`)."""
+    mask = (1 << width) - 1
+    half = 1 << (width - 1)
+    out = []
+    for i in range(lanes):
+        v = (word >> (i * width)) & mask
+        out.append(v - (1 << width) if signed_values and v >= half else v)
+    return out
+
+
+def delay(m: Module, value, cycles: int, name: str):
+    """``value`` delayed by ``cycles`` registers in ``m``'s sync domain (0: ``value`` itself)."""
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value

@@ -1,0 +1,454 @@
+"""Softmax unit: row-wise integer softmax (I-BERT i-exp), ``lanes`` logits per beat.
+
+``SoftmaxUnit(lanes, row_max)`` computes :func:`edgetron.golden.softmax.softmax_apply`
+bit for bit on rows of ``n <= row_max`` logits: the row maximum, i-exp and the row sum,
+**one** reciprocal per row (the radix-4 :class:`~edgetron.rtl.arith.SeqDivider`), then the
+normalization to int8 in ``[0, 127]`` at scale ``2**-7``. The integer constants of
+:func:`edgetron.golden.softmax.softmax_constants` and the row length arrive on the ``c``
+stream. :func:`encode_softmax_consts`, :func:`encode_softmax` and :func:`decode_softmax`
+define the beats; ``edgetron.hw.softmax`` holds the schedule, the ring-buffer sizes and the
+cycle function; docs/vector-units.md has the block diagram.
+
+Constant fields
+---------------
+Every scale-dependent constant depends on the scale only through the internal scale ``S'``
+in ``(2**-13, 2**-12]`` (``EXP_FRAC_BITS = 12``) and the pre-shift ``f`` in
+``[-62, 30]``; ``q_ln2``, ``q_b``, ``q_c``, ``l_max``, ``z_max``, ``u_max`` grow with
+``1 / S'``, so their values at ``S' = 2**-13`` bound them; ``s_ln2 <= bits(u_max) +
+bits(q_ln2)`` (``golden.quant.exact_reciprocal``) and ``m_ln2 = ceil(2**s_ln2 / q_ln2)``
+bound the reciprocal pair (:func:`softmax_field_bounds`). The fields that golden fixes
+(``exp_bits``, ``z_cap``, ``k``, ``out_shift``) are structure; :func:`encode_softmax_consts`
+checks them. A row length ``n`` outside ``[1, row_max]`` on the port is clamped into it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from edgetron.config import AcceleratorConfig
+from edgetron.golden.intops import INT32_MAX, S_MAX, as_int64, check_range, int_range
+from edgetron.golden.softmax import (
+    EXP_A,
+    EXP_B,
+    EXP_BITS,
+    EXP_C,
+    EXP_FRAC_BITS,
+    OUT_FRAC_BITS,
+    OUT_MAX,
+    ROW_MAX,
+    SoftmaxConstants,
+)
+from edgetron.hw import softmax as hw
+from edgetron.hw.arith import beats, tree_depth
+
+from .arith import (
+    SeqDivider,
+    ceil_div_const,
+    delay,
+    mul_const,
+    pack_checked,
+    pack_lanes,
+    ring_next,
+    round_shift_right,
+    shift_left,
+    tree_reduce,
+    unpack_lanes,
+)
+from .layouts import MAX_EDGE, check_param
+
+__all__ = ["SoftmaxLayouts", "SoftmaxUnit", "decode_softmax", "encode_softmax",
+           "encode_softmax_consts", "softmax_field_bounds", "softmax_layouts", "softmax_timing"]
+
+_IN_BITS_MAX = INT32_MAX.bit_length() + 1
+_K = 2 * EXP_BITS - 2                  # golden softmax_constants: factor = 2**k // sum
+_OUT_SHIFT = _K - OUT_FRAC_BITS
+_OUT_BITS = 8
+_PRE_LEFT_MAX = 30                     # golden internal_shift: f <= 30
+_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_max": (1, ROW_MAX), "in_bits": (2, _IN_BITS_MAX)}
+
+
+def _check(name: str, value) -> None:
+    check_param("SoftmaxUnit", name, value, *_PARAM_RANGES[name])
+
+
+def softmax_field_bounds() -> dict[str, int]:
+    """Upper bounds of the scale-dependent constants over every supported scale (module
+    docstring)."""
+    inv = 2.0 ** (EXP_FRAC_BITS + 1)                   # sup of 1 / S'
+    q_ln2 = math.floor(math.log(2.0) * inv) + 1
+    q_ln2_min = math.floor(math.log(2.0) * 2.0 ** EXP_FRAC_BITS)
+    q_b = math.floor(EXP_B * inv) + 1
+    q_c = math.floor(EXP_C / EXP_A * inv * inv) + 1
+    l_max = q_b * q_b + q_c
+    u_max = l_max.bit_length() * q_ln2
+    s_ln2 = u_max.bit_length() + q_ln2.bit_length()
+    return {"q_ln2": q_ln2, "q_b": q_b, "q_c": q_c, "l_max": l_max,
+            "z_max": l_max.bit_length(), "u_max": u_max, "s_ln2": s_ln2,
+            "m_ln2": (1 << s_ln2) // q_ln2_min + 1,
+            "exp_shift": l_max.bit_length() - EXP_BITS}
+
+
+class SoftmaxLayouts(NamedTuple):
+    """Payload layouts of :class:`SoftmaxUnit`'s streams."""
+
+    c: data.StructLayout   #: row length and constants (see :func:`softmax_layouts`)
+    i: data.ArrayLayout    #: ArrayLayout(signed(in_bits), lanes)
+    o: data.StructLayout   #: data: ArrayLayout(signed(8), lanes), last: 1
+
+
+def softmax_layouts(lanes: int, row_max: int, in_bits: int = _IN_BITS_MAX) -> SoftmaxLayouts:
+    """The stream payloads of :class:`SoftmaxUnit` (defined here once).
+
+    ``c`` fields (LSB first): ``n`` (``bits(row_max)``), ``pre_shift`` signed(7),
+    ``clamp_in`` unsigned(32), then ``u_max``, ``m_ln2``, ``s_ln2``, ``q_ln2``, ``q_b``,
+    ``q_c``, ``exp_shift`` with the widths of :func:`softmax_field_bounds`.
+    """
+    b = softmax_field_bounds()
+    fields = {"n": unsigned(row_max.bit_length()), "pre_shift": signed(7),
+              "clamp_in": unsigned(INT32_MAX.bit_length() + 1)}
+    for name in ("u_max", "m_ln2", "s_ln2", "q_ln2", "q_b", "q_c", "exp_shift"):
+        fields[name] = unsigned(b[name].bit_length())
+    return SoftmaxLayouts(
+        c=data.StructLayout(fields),
+        i=data.ArrayLayout(signed(in_bits), lanes),
+        o=data.StructLayout({"data": data.ArrayLayout(signed(_OUT_BITS), lanes), "last": 1}),
+    )
+
+
+_TAG = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+
+
+class SoftmaxUnit(wiring.Component):
+    """Row-wise integer softmax, ``lanes`` logits per beat, rows of up to ``row_max``.
+
+    Parameters
+    ----------
+    lanes : int
+        Logits per beat, 1..256 (the config's ``vector_lanes``).
+    row_max : int
+        Longest row, 1..65536 (golden ``ROW_MAX``); sets the ring buffers
+        (``edgetron.hw.softmax.softmax_buffer_words``).
+    in_bits : int
+        Signed logit width, 2..32 (32: int32 attention scores). Every parameter is checked
+        before construction; a bad one raises ValueError naming it and its range.
+
+    Members
+    -------
+    c : ``In(stream.Signature(softmax_layouts(...).c))``
+        Row length ``n`` and the i-exp constants; taken only when the unit is empty, they
+        apply to every later row.
+    i : ``In(stream.Signature(ArrayLayout(signed(in_bits), lanes)))``
+        Each row as ``B = ceil(n / lanes)`` beats, lane ``l`` of beat ``j`` is logit
+        ``j * lanes + l`` (the last beat's extra lanes are ignored). Not taken while
+        ``c.valid`` is high.
+    o : ``Out(stream.Signature(softmax_layouts(...).o))``
+        ``B`` beats per row, probabilities in ``data`` (extra lanes 0), ``last`` on the row's
+        last beat.
+
+    Latency
+    -------
+    ``edgetron.hw.softmax.softmax_row_latency(lanes, n)`` cycles from a row's last input
+    handshake to its last output beat; ``softmax_cycles(lanes, rows, n)`` from the first
+    input handshake to the last output handshake of ``rows`` rows.
+
+    Throughput
+    ----------
+    One row every ``P = max(B, SOFTMAX_RECIP_LATENCY)`` cycles: ``lanes`` logits per cycle
+    once ``n >= 9 * lanes`` (197-logit rows: 15.2 per cycle at 16 lanes, 7.9 at 8).
+
+    Backpressure
+    ------------
+    ``o`` not ready with a beat offered stalls the whole unit through one clock enable (and
+    drops ``i.ready``); the beat is held, nothing is lost or duplicated. Input gaps delay
+    only the rows behind them.
+
+    Golden
+    ------
+    :func:`edgetron.golden.softmax.softmax_apply`.
+    """
+
+    def __new__(cls, lanes: int, row_max: int = 256, in_bits: int = _IN_BITS_MAX):
+        for name, value in (("lanes", lanes), ("row_max", row_max), ("in_bits", in_bits)):
+            _check(name, value)
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, lanes: int, row_max: int = 256, in_bits: int = _IN_BITS_MAX):
+        self._lanes, self._row_max, self._in_bits = lanes, row_max, in_bits
+        self._layouts = softmax_layouts(lanes, row_max, in_bits)
+        lay = self._layouts
+        super().__init__({"c": In(stream.Signature(lay.c)), "i": In(stream.Signature(lay.i)),
+                          "o": Out(stream.Signature(lay.o))})
+
+    @classmethod
+    def from_config(cls, config: AcceleratorConfig, row_max: int = 256) -> SoftmaxUnit:
+        """The unit for ``config``: ``lanes = vector_lanes``, ``in_bits = acc_bits``."""
+        return cls(config.vector_lanes, row_max, config.acc_bits)
+
+    @property
+    def lanes(self) -> int:
+        """Logits per beat."""
+        return self._lanes
+
+    @property
+    def row_max(self) -> int:
+        """Longest row."""
+        return self._row_max
+
+    @property
+    def in_bits(self) -> int:
+        """Signed logit width."""
+        return self._in_bits
+
+    @property
+    def layouts(self) -> SoftmaxLayouts:
+        """The stream payload layouts."""
+        return self._layouts
+
+    def elaborate(self, platform):
+        m, core = Module(), Module()
+        lanes, lay, k_in = self._lanes, self._layouts, self.c.payload
+        bmax = beats(self._row_max, lanes)
+        q_words, e_words = hw.softmax_buffer_words(lanes, self._row_max)
+        recip = hw.SOFTMAX_RECIP_LATENCY
+        run = Signal()
+        k = Signal(lay.c)
+        n_beats = Signal(range(bmax + 1))
+        last_lanes = Signal(range(lanes + 1))
+        gap_len = Signal(range(recip + 1))
+        configured = Signal()
+        rows = Signal(range(2 * bmax + 4 * recip + 64))   # rows in flight (bounded by rings)
+
+        # ---- buffers (outside the clock enable; ports gated by run) -------------------------
+        m.submodules.qbuf = qmem = memory.Memory(shape=lay.i, depth=q_words, init=[])
+        m.submodules.ebuf = emem = memory.Memory(
+            shape=data.ArrayLayout(EXP_BITS, lanes), depth=e_words, init=[])
+        qw, qr = qmem.write_port(), qmem.read_port()
+        ew, er = emem.write_port(), emem.read_port()
+        m.d.comb += [qr.en.eq(run), er.en.eq(run)]
+
+        # ---- constants and ingest ------------------------------------------------------------
+        i_fire = self.i.valid & self.i.ready
+        c_fire = self.c.valid & self.c.ready
+        in_cnt = Signal(range(bmax))
+        gap = Signal.like(gap_len)
+        qwp = Signal(range(q_words))
+        in_last = in_cnt == n_beats - 1
+        m.d.comb += [
+            self.c.ready.eq(run & (rows == 0)),
+            self.i.ready.eq(run & configured & ~self.c.valid & (gap == 0)),
+            qw.addr.eq(qwp), qw.data.eq(self.i.payload), qw.en.eq(i_fire),
+        ]
+        n_eff = Mux(k_in.n > self._row_max, self._row_max, Mux(k_in.n == 0, 1, k_in.n))
+        b_new = ceil_div_const(n_eff, lanes)
+        erp, ewp, nrp = Signal(range(q_words)), Signal(range(e_words)), Signal(range(e_words))
+        with core.If(c_fire):
+            core.d.sync += [
+                k.eq(k_in), n_beats.eq(b_new), last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)),
+                gap_len.eq(Mux(b_new >= recip, 0, recip - b_new)), configured.eq(1),
+                in_cnt.eq(0), gap.eq(0), qwp.eq(0), erp.eq(0), ewp.eq(0), nrp.eq(0),
+            ]
+        with core.If(i_fire):
+            core.d.sync += [qwp.eq(ring_next(qwp, q_words)),
+                            in_cnt.eq(Mux(in_last, 0, in_cnt + 1))]
+            with core.If(in_last):
+                core.d.sync += gap.eq(gap_len)
+        with core.Elif(gap != 0):
+            core.d.sync += gap.eq(gap - 1)
+
+        def lane_ok(tag_last, lane):
+            return ~tag_last | (lane < last_lanes)
+
+        lo = -(1 << (self._in_bits - 1))
+        lane_max = [Signal(signed(self._in_bits), name=f"lane_max_{j}") for j in range(lanes)]
+        for j in range(lanes):                                            # lane_max
+            cand = Mux(lane_ok(in_last, j), self.i.payload[j], lo)
+            with core.If(i_fire):
+                core.d.sync += lane_max[j].eq(Mux((in_cnt == 0) | (cand > lane_max[j]),
+                                                  cand, lane_max[j]))
+        max_valid = Signal()
+        core.d.sync += max_valid.eq(i_fire & in_last)
+        row_max, t_depth = tree_reduce(core, lane_max, lambda a, b: Mux(a > b, a, b), "max_tree")
+        exp_go = delay(core, max_valid, t_depth, "max_valid")
+
+        # ---- exp pass ------------------------------------------------------------------------
+        e_act, e_cnt = Signal(), Signal(range(bmax))
+        e_max = Signal(signed(self._in_bits))
+        with core.If(e_act):                                              # issue
+            core.d.sync += [erp.eq(ring_next(erp, q_words)), e_cnt.eq(e_cnt + 1)]
+            with core.If(e_cnt == n_beats - 1):
+                core.d.sync += [e_act.eq(0), e_cnt.eq(0)]
+        with core.If(exp_go):
+            core.d.sync += [e_act.eq(1), e_cnt.eq(0), e_max.eq(row_max)]
+        m.d.comb += qr.addr.eq(erp)
+        tags = [Signal(_TAG, name=f"exp_tag_{s}") for s in hw.SOFTMAX_EXP_STAGES[1:-1]]
+        rd_max = Signal(signed(self._in_bits))
+        core.d.sync += [tags[0].valid.eq(e_act), tags[0].first.eq(e_cnt == 0),
+                        tags[0].last.eq(e_cnt == n_beats - 1), rd_max.eq(e_max)]   # read
+        core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
+        t_e = tags[-1]                                   # tag of the exp_shift stage
+        b = softmax_field_bounds()
+        u_bits, z_bits = b["u_max"].bit_length(), b["z_max"].bit_length()
+        e8 = Signal(data.ArrayLayout(EXP_BITS, lanes))
+        lane_sum = []
+        for j in range(lanes):
+            mag = Signal(self._in_bits, name=f"mag_{j}")
+            u2, u3, u4, u5 = (Signal(u_bits, name=f"u{s}_{j}") for s in range(2, 6))
+            p3 = Signal(u_bits + b["m_ln2"].bit_length(), name=f"p3_{j}")
+            z4, z5, z6, z7 = (Signal(z_bits, name=f"z{s}_{j}") for s in range(4, 8))
+            zq5 = Signal(u_bits, name=f"zq5_{j}")
+            t6 = Signal(b["q_b"].bit_length(), name=f"t6_{j}")
+            el = Signal(b["l_max"].bit_length(), name=f"l7_{j}")
+            diff = (rd_max - qr.data[j]).as_unsigned()[:self._in_bits]
+            left = shift_left(mag, k.pre_shift[:5], self._in_bits + _PRE_LEFT_MAX + 1)
+            right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
+            v = Mux(k.pre_shift[-1], right, left)
+            cap = Mux(z7 > EXP_BITS, EXP_BITS, z7) + k.exp_shift
+            core.d.sync += [
+                mag.eq(Mux(diff > k.clamp_in, k.clamp_in, diff)),             # diff
+                u2.eq(Mux(v > k.u_max, k.u_max, v)),                          # rescale
+                p3.eq(u2 * k.m_ln2), u3.eq(u2),                               # recip_mul
+                z4.eq(p3 >> k.s_ln2), u4.eq(u3),                              # recip_shift
+                zq5.eq(z4 * k.q_ln2), u5.eq(u4), z5.eq(z4),                   # ln2_mul
+                t6.eq(k.q_b - (u5 - zq5)), z6.eq(z5),                         # poly_in
+                el.eq(t6 * t6 + k.q_c), z7.eq(z6),                            # poly
+                e8[j].eq(Mux(lane_ok(tags[-2].last, j), el >> cap, 0)),       # exp_shift
+            ]
+            ls = Signal(EXP_BITS + bmax.bit_length(), name=f"lane_sum_{j}")
+            with core.If(t_e.valid):                                          # lane_sum
+                core.d.sync += ls.eq(Mux(t_e.first, e8[j], ls + e8[j]))
+            lane_sum.append(ls)
+        built = ("issue", "read", mag, u2, p3, z4, zq5, t6, el, e8, "lane_sum")
+        m.d.comb += [ew.addr.eq(ewp), ew.data.eq(e8), ew.en.eq(run & t_e.valid)]
+        with core.If(t_e.valid):
+            core.d.sync += ewp.eq(ring_next(ewp, e_words))
+        sum_valid = Signal()
+        core.d.sync += sum_valid.eq(t_e.valid & t_e.last)
+        row_sum, _ = tree_reduce(core, lane_sum, lambda a, b: a + b, "sum_tree")
+        div_go = delay(core, sum_valid, t_depth, "sum_valid")
+
+        # ---- reciprocal ----------------------------------------------------------------------
+        sum_bits = (self._row_max * ((1 << EXP_BITS) - 1)).bit_length()
+        core.submodules.recip = div = SeqDivider(_K + 1, sum_bits, EXP_BITS)
+        core.d.comb += [div.start.eq(div_go), div.num.eq(1 << _K), div.den.eq(row_sum)]
+
+        # ---- normalize pass ------------------------------------------------------------------
+        n_act, n_cnt, n_fac = Signal(), Signal(range(bmax)), Signal(EXP_BITS)
+        with core.If(n_act):                                              # issue
+            core.d.sync += [nrp.eq(ring_next(nrp, e_words)), n_cnt.eq(n_cnt + 1)]
+            with core.If(n_cnt == n_beats - 1):
+                core.d.sync += [n_act.eq(0), n_cnt.eq(0)]
+        with core.If(div.done):
+            core.d.sync += [n_act.eq(1), n_cnt.eq(0), n_fac.eq(div.quo)]
+        m.d.comb += er.addr.eq(nrp)
+        r_tag, m_tag = Signal(_TAG), Signal(_TAG)
+        r_fac = Signal(EXP_BITS)
+        out_valid, out_last = Signal(), Signal()
+        core.d.sync += [r_tag.valid.eq(n_act), r_tag.last.eq(n_cnt == n_beats - 1),
+                        r_fac.eq(n_fac), m_tag.eq(r_tag),                 # read, mul
+                        out_valid.eq(m_tag.valid), out_last.eq(m_tag.last)]   # round
+        for j in range(lanes):
+            prod = Signal(2 * EXP_BITS, name=f"norm_prod_{j}")
+            y = Signal(signed(_OUT_BITS), name=f"y_{j}")
+            rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1
+            core.d.sync += [prod.eq(er.data[j] * r_fac),                      # mul
+                            y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))]           # round
+            m.d.comb += self.o.payload.data[j].eq(y)
+        m.d.comb += [run.eq(~out_valid | self.o.ready), self.o.valid.eq(out_valid),
+                     self.o.payload.last.eq(out_last)]
+        o_fire = self.o.valid & self.o.ready
+        core.d.sync += rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_last))
+
+        norm_built = ("issue", "read", prod, y)
+        for what, got, want in (("exp", built, hw.SOFTMAX_EXP_STAGES),
+                                ("normalize", norm_built, hw.SOFTMAX_NORM_STAGES),
+                                ("ingest", lane_max[:1], hw.SOFTMAX_INGEST_STAGES)):
+            if len(got) != len(want):
+                raise AssertionError(f"SoftmaxUnit: {len(got)} {what} stages, the timing "
+                                     f"model has {len(want)}")
+        if div.LATENCY != recip:
+            raise AssertionError("SoftmaxUnit: divider latency differs from the timing model")
+        m.submodules.core = EnableInserter(run)(core)
+        return m
+
+
+def encode_softmax_consts(unit: SoftmaxUnit, consts: SoftmaxConstants, n: int) -> int:
+    """The ``c`` payload for rows of ``n`` logits with ``consts``.
+
+    Raises ValueError when ``n`` is outside ``[1, row_max]``, when a field golden fixes
+    differs from the unit's structure, or when a constant does not fit its field.
+    """
+    if not isinstance(consts, SoftmaxConstants):
+        raise TypeError(f"consts must be SoftmaxConstants, got {type(consts).__name__}")
+    check_param("SoftmaxUnit", "n", n, 1, unit.row_max)
+    for name, want in (("exp_bits", EXP_BITS), ("z_cap", EXP_BITS), ("k", _K),
+                       ("out_shift", _OUT_SHIFT), ("factor_bits", EXP_BITS)):
+        if getattr(consts, name) != want:
+            raise ValueError(f"SoftmaxUnit: constant {name} = {getattr(consts, name)}, the "
+                             f"hardware implements {want}")
+    c = consts.iexp
+    if c.pre_shift > _PRE_LEFT_MAX:
+        raise ValueError(f"SoftmaxUnit: pre_shift = {c.pre_shift} above {_PRE_LEFT_MAX}")
+    return pack_checked("SoftmaxUnit", unit.layouts.c, {
+        "n": n, "pre_shift": c.pre_shift, "clamp_in": c.clamp_in, "u_max": c.u_max,
+        "m_ln2": c.m_ln2, "s_ln2": c.s_ln2, "q_ln2": c.q_ln2, "q_b": c.q_b, "q_c": c.q_c,
+        "exp_shift": consts.exp_shift})
+
+
+def encode_softmax(unit: SoftmaxUnit, q) -> list[int]:
+    """``i`` payloads of the rows ``q`` (shape ``(rows, n)``), ``ceil(n / lanes)`` per row."""
+    x = as_int64(q, "q")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"q must be 2-D (rows, n) with at least one row, got shape {x.shape}")
+    check_param("SoftmaxUnit", "n", x.shape[1], 1, unit.row_max)
+    check_range(x, *int_range(unit.in_bits), f"q (int{unit.in_bits} logits)")
+    lanes = unit.lanes
+    xp = np.pad(x, ((0, 0), (0, -x.shape[1] % lanes)))
+    return [pack_lanes(row[j:j + lanes], unit.in_bits)
+            for row in xp for j in range(0, xp.shape[1], lanes)]
+
+
+def decode_softmax(unit: SoftmaxUnit, words, rows: int, n: int) -> np.ndarray:
+    """The ``(rows, n)`` probabilities from the ``o`` payloads; ValueError when the beat count
+    or a ``last`` flag is wrong."""
+    b = beats(n, unit.lanes)
+    width = unit.lanes * _OUT_BITS
+    words = [int(w) for w in words]
+    if len(words) != rows * b:
+        raise ValueError(f"expected {rows} x {b} output beats, got {len(words)}")
+    out = np.zeros((rows, b * unit.lanes), np.int64)
+    for idx, w in enumerate(words):
+        r, j = divmod(idx, b)
+        if (w >> width) & 1 != (j == b - 1):
+            raise ValueError(f"output beat {j} of row {r}: last flag is {(w >> width) & 1}")
+        out[r, j * unit.lanes:(j + 1) * unit.lanes] = unpack_lanes(w, _OUT_BITS, unit.lanes)
+    return out[:, :n]
+
+
+def softmax_timing(config: AcceleratorConfig, row_max: int = 256) -> dict:
+    """The cycle model of :class:`SoftmaxUnit` as data (export manifest)."""
+    lanes = config.vector_lanes
+    q_words, e_words = hw.softmax_buffer_words(lanes, row_max)
+    return {
+        "model": "edgetron.hw.softmax.softmax_cycles",
+        "counts": "cycles from the first i handshake to the last o handshake, both included, "
+                  "with i valid on every cycle and o.ready always high",
+        "output_backpressure": "stalls the whole unit",
+        "variables": {"R": "rows", "n": "logits per row"},
+        "constants": {"lanes": lanes, "T": int(tree_depth(lanes)),
+                      "ingest_stages": len(hw.SOFTMAX_INGEST_STAGES),
+                      "exp_stages": len(hw.SOFTMAX_EXP_STAGES),
+                      "norm_stages": len(hw.SOFTMAX_NORM_STAGES),
+                      "recip_latency": hw.SOFTMAX_RECIP_LATENCY,
+                      "q_buffer_words": int(q_words), "e_buffer_words": int(e_words)},
+        "derived": {"B": "ceil(n / lanes)", "P": "max(B, recip_latency)",
+                    "row_latency": "ingest_stages + T + B - 1 + exp_stages + T + recip_latency "
+                                   "+ norm_stages + B - 1"},
+        "total": "B + (R - 1) * P + row_latency",
+        "example": {"R": 197, "n": 197, "cycles": int(hw.softmax_cycles(lanes, 197, 197))},
+    }
