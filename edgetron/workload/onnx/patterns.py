@@ -182,6 +182,19 @@ def _gelu(ctx: _Ctx, erf: Node) -> tuple[Node, list[Node]] | None:
     return fused, nodes
 
 
+def _common_prefix(names: list[str]) -> str:
+    """The path the node names share (``/blocks.0/norm1`` of ``/blocks.0/norm1/Sub``...)."""
+    parts = [n.split("/") for n in names if n]
+    if len(parts) != len(names) or not parts:
+        return ""
+    common = []
+    for level in zip(*parts, strict=False):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return "/".join(common) if len(common) > 1 or (common and common[0]) else ""
+
+
 def fuse_patterns(nodes: list[Node], consts: dict[str, Const], outputs: list[str],
                   shapes: dict[str, tuple[int, ...]], opset: int) -> list[Node]:
     """``nodes`` with every decomposed LayerNorm and GELU replaced by one fused node."""
@@ -205,6 +218,7 @@ def fuse_patterns(nodes: list[Node], consts: dict[str, Const], outputs: list[str
             continue
         absorbed.update(id(m) for m in members)
         last = max(members, key=lambda m: position[id(m)])
+        fused.name = _common_prefix([m.name for m in members]) or fused.name
         replaced[id(last)] = fused
     out = []
     for node in nodes:
