@@ -374,14 +374,15 @@ def _fold_shape(node: Node, consts: dict[str, Const]) -> Const:
 def _fold(node: Node, consts: dict[str, Const], graph: Graph) -> None:
     args = [consts[x] if x else None for x in node.inputs]
     if any(a is not None and a.value is None for a in args):
-        # Depends on a shape-only tensor: keep the inferred shape, no value.
-        for out in node.outputs:
-            if out:
-                shape = graph.shapes.get(out)
-                if shape is None:
-                    raise _FoldError(f"needs the data of a shape-only tensor to know the "
-                                     f"shape of {out!r}")
-                consts[out] = Const(_check_size(shape), None)
+        # Depends on a shape-only tensor: keep the output shapes, not the values. They come
+        # from shape inference, or from the kernel run on zeros in place of the unknown data.
+        shapes = [graph.shapes.get(out) for out in node.outputs if out]
+        if any(shape is None for shape in shapes):
+            zeros = [None if a is None else a.value if a.value is not None
+                     else np.zeros(_check_size(a.shape), dtype=np.float32) for a in args]
+            shapes = [v.shape for v in FOLDABLE[node.op_type](node, zeros, graph.opset)]
+        for out, shape in zip((o for o in node.outputs if o), shapes, strict=False):
+            consts[out] = Const(_check_size(tuple(shape)), None)
         return
     values = FOLDABLE[node.op_type](node, [None if a is None else a.value for a in args],
                                     graph.opset)

@@ -155,7 +155,12 @@ def _weight_gemm(m: Mapper, node: Node, a: Act, w: Const, bias: Const | None) ->
     if rows * batch * k != math.prod(a.shape):
         raise m.error(node, f"input 0 {list(a.shape)} is not a whole number of rows per "
                             f"sample (batch {batch})")
-    ref = m.match(node, a, (batch, rows, k))
+    try:
+        ref = m.match(node, a, (batch, rows, k))
+    except TraceError:
+        if rows != 1:
+            raise
+        ref, w = _flattened(m, node, a, w)
     scale = 1.0
     if a.factor > 0:
         scale = a.factor
@@ -170,6 +175,24 @@ def _weight_gemm(m: Mapper, node: Node, a: Act, w: Const, bias: Const | None) ->
     src = m.add_op(node, Gemm, fields, {"": stored}, weights, node.outputs[0])
     out_shape = (*a.shape[:-1], n)
     m.set(node, node.outputs[0], Act(src, {"": View.row_major(stored).reshape(out_shape)}))
+
+
+def _flattened(m: Mapper, node: Node, a: Act, w: Const) -> tuple[object, Const]:
+    """A classifier reading a whole sample in another order (NCHW flatten of an NHWC map):
+    the weights' rows are permuted so that the trace reads the stored sample as it is."""
+    key, view = m.whole(node, a)
+    k = w.shape[0]
+    pos = view.positions().reshape(m.batch, k)[0]
+    if pos.min() != 0 or pos.max() != k - 1:
+        raise m.error(node, "input 0: the rows of a sample are not one stored sample")
+
+    def permute(v: np.ndarray) -> np.ndarray:
+        out = np.empty_like(v)
+        out[pos] = v
+        return out
+
+    ref = a.src.index if a.src.index is not None else "input"
+    return ref, _cmap(permute, w.shape, w)
 
 
 def _head_views(shape4: tuple[int, int, int, int], transposed: bool
@@ -424,6 +447,7 @@ def mul(m: Mapper, node: Node, divide: bool = False) -> None:
     src = m.fused_into(a, name, _MATRIX)
     if src is not None and scalar is not None:
         _scale_op(m, node, src, None, scalar * a.factor)
+        src.direct = node.outputs[0]
         m.set(node, node.outputs[0], dataclasses.replace(a, factor=1.0))
         return
     if scalar is not None:
@@ -434,6 +458,7 @@ def mul(m: Mapper, node: Node, divide: bool = False) -> None:
         raise m.error(node, f"a product with the constant {list(c.shape)} is only supported "
                             "as a scalar or as per-channel scaling right after a conv or gemm")
     _scale_op(m, node, src, vec, None)
+    src.direct = node.outputs[0]
     m.set(node, node.outputs[0], a)
 
 

@@ -37,7 +37,7 @@ class _Ctx:
         self.producer = {o: n for n in nodes for o in n.outputs if o}
         self.users: dict[str, list[Node]] = {}
         for n in nodes:
-            for x in n.inputs:
+            for x in dict.fromkeys(n.inputs):
                 if x:
                     self.users.setdefault(x, []).append(n)
 
