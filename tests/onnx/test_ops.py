@@ -56,11 +56,12 @@ def test_conv_dense_grouped_depthwise(tmp_path):
     assert w["0.weight"].shape == (8, 1, 3, 3)
 
 
-@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
-def test_conv_auto_pad(tmp_path, auto_pad):
-    t, _ = check_float(save(conv_model(auto_pad=auto_pad, strides=(2, 2), kernel=2), tmp_path))
+@pytest.mark.parametrize("auto_pad, out, pads", [("SAME_UPPER", 3, (0, 1)),
+                                                 ("SAME_LOWER", 3, (1, 0)), ("VALID", 2, (0, 0))])
+def test_conv_auto_pad(tmp_path, auto_pad, out, pads):
+    t, _ = check_float(save(conv_model(auto_pad=auto_pad, strides=(2, 2)), tmp_path))
     op = t[0]
-    assert op.out_h == (3 if auto_pad != "VALID" else 3)
+    assert op.out_h == out and (op.pad_top, op.pad_bottom) == pads
 
 
 def test_relu_clip_batchnorm_fused(tmp_path):
@@ -69,7 +70,7 @@ def test_relu_clip_batchnorm_fused(tmp_path):
                                    ("var", np.abs(rand(k)) + 0.5))]
     m = conv_model(bias=False, after=[("BatchNormalization", ["g", "be", "mu", "var"], bn),
                                       ("Relu", [], [])])
-    t, w = check_float(save(m, tmp_path))
+    t, _ = check_float(save(m, tmp_path))
     assert kinds(t) == ["conv2d"] and t[0].act == "relu" and t[0].bias
     assert t[0].requant == "channel" and t[0].out_bits == 8
     m = conv_model(after=[("Clip", ["lo", "hi"], [const("lo", np.float32(0)),

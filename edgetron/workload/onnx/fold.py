@@ -145,7 +145,9 @@ def slice_params(shape: tuple[int, ...], starts, ends, axes, steps
 
 def _slice(node: Node, args: list[Any], opset: int) -> list[np.ndarray]:
     x = np.asarray(args[0])
-    get = (lambda i: args[i] if len(args) > i and args[i] is not None else None)
+    def get(i: int) -> Any:
+        return args[i] if len(args) > i and args[i] is not None else None
+
     index = [slice(None)] * x.ndim
     for a, s, e, st in slice_params(x.shape, args[1], args[2], get(3), get(4)):
         index[a] = slice(s, None if e < 0 else e, st)
@@ -237,7 +239,7 @@ def _range(node: Node, args: list[Any], opset: int) -> list[np.ndarray]:
     start, limit, delta = (np.asarray(a).reshape(()) for a in args[:3])
     if delta == 0:
         raise _FoldError("Range with delta 0")
-    n = max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)
+    n = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
     _check_size((n,))
     return [(start + delta * np.arange(n)).astype(start.dtype)]
 

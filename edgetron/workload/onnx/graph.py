@@ -251,7 +251,8 @@ def _value_shape(t: onnx.TypeProto) -> tuple[int | str | None, ...] | None:
     return tuple(dims)
 
 
-def _set_batch(path: Path, inputs: list[onnx.ValueInfoProto], batch: int | None) -> list[tuple[str, tuple[int, ...]]]:
+def _set_batch(path: Path, inputs: list[onnx.ValueInfoProto], batch: int | None
+               ) -> list[tuple[str, tuple[int, ...]]]:
     shapes = []
     for vi in inputs:
         shape = _value_shape(vi.type)

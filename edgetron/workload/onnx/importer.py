@@ -13,7 +13,6 @@ requantize per channel and products of two activations per tensor.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,13 +25,15 @@ from .fold import fold_constants, live_nodes
 from .graph import Const, read_graph
 from .mapper import Act, Mapper
 from .movement import MOVEMENT
-from .ops import COMPUTE
+from .ops import MATRIX_OPS
 from .patterns import fuse_patterns
+from .vector_ops import VECTOR_OPS
 
 __all__ = ["SUPPORTED_OPS", "Imported", "import_onnx"]
 
 #: ONNX op types the importer maps (besides those folded as constants).
-SUPPORTED_OPS = tuple(sorted({*COMPUTE, *MOVEMENT}))
+SUPPORTED_OPS = tuple(sorted({*MATRIX_OPS, *VECTOR_OPS, *MOVEMENT}))
+_HANDLERS = {**MATRIX_OPS, **VECTOR_OPS, **MOVEMENT}
 
 _WIDE_READERS = ("softmax", "gelu")
 
@@ -54,7 +55,7 @@ def _map(m: Mapper, nodes) -> None:
         if node.domain not in ("", "ai.onnx"):
             raise m.error(node, f"op {node.op_type!r} of domain {node.domain!r} is not "
                                 "supported (only the default ONNX domain)")
-        handler = COMPUTE.get(node.op_type) or MOVEMENT.get(node.op_type)
+        handler = _HANDLERS.get(node.op_type)
         if handler is None:
             raise m.error(node, f"unsupported ONNX op {node.op_type!r} (docs/onnx.md lists "
                                 "the supported ops and patterns)")

@@ -81,8 +81,9 @@ def transpose(m: Mapper, node: Node) -> None:
 
 def slice_(m: Mapper, node: Node) -> None:
     x = m.act(node, 0)
-    get = (lambda i: m.const(node, i).value if len(node.inputs) > i and node.inputs[i]
-           else None)
+    def get(i: int) -> np.ndarray | None:
+        return m.const(node, i).value if len(node.inputs) > i and node.inputs[i] else None
+
     try:
         params = slice_params(x.shape, get(1), get(2), get(3), get(4))
     except ValueError as exc:

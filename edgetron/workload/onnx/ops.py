@@ -1,15 +1,13 @@
-"""ONNX nodes that compute: each becomes a trace op, or fuses into the op before it.
+"""ONNX nodes that become matrix products and adds, or fuse into the op before them.
 
 Mapping (as the builders do it): Conv -> ``conv2d`` (``dwconv2d`` with one group per
 channel); MatMul/Gemm with a constant right operand -> ``gemm`` with weights, of two
-activations -> ``gemm`` with ``weights`` false and the head layout found by matching;
-LayerNormalization -> ``layernorm``; Softmax -> ``softmax``; Gelu -> ``gelu``; Add of two
-activations -> ``add``, of a constant -> ``add`` with ``weights`` (a position embedding)
-unless it is the bias of the op before; MaxPool/AveragePool/GlobalAveragePool (and
-ReduceMean over H, W) -> ``maxpool``/``avgpool``; Concat with constant rows first ->
-``concat`` with ``const_rows`` (the class token). Fused into the op before: Relu and Clip
+activations -> ``gemm`` with ``weights`` false and the head layout found by matching; Add
+of two activations -> ``add``, of a constant -> ``add`` with ``weights`` (a position
+embedding) unless it is the bias of the op before. Fused into the op before: Relu and Clip
 (``act``), a bias Add, BatchNormalization and per-channel Mul (into the weights), and a
-scalar Mul/Div (into the gemm's ``scale``, the requantization's real factor).
+scalar Mul/Div (into the gemm's ``scale``, the requantization's real factor). The row,
+element-wise, pooling and concatenation ops are in :mod:`.vector_ops`.
 """
 
 from __future__ import annotations
@@ -21,24 +19,13 @@ from collections.abc import Callable
 import numpy as np
 
 from edgetron.errors import TraceError
-from edgetron.workload import (
-    Add,
-    AvgPool,
-    Concat,
-    Conv2d,
-    DwConv2d,
-    Gelu,
-    Gemm,
-    LayerNorm,
-    MaxPool,
-    Softmax,
-)
+from edgetron.workload import Add, Conv2d, DwConv2d, Gemm
 
 from .graph import Const, Node
 from .mapper import Act, Mapper
 from .view import View
 
-__all__ = ["COMPUTE"]
+__all__ = ["MATRIX_OPS", "cmap", "ints", "nhwc_op", "window"]
 
 _NCHW = (0, 3, 1, 2)
 _MATRIX = ("gemm", "conv2d", "dwconv2d")
@@ -52,7 +39,7 @@ def _f32(value: np.ndarray | None) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=np.float32)
 
 
-def _cmap(fn: Callable[..., np.ndarray], shape: tuple[int, ...], *consts: Const | None
+def cmap(fn: Callable[..., np.ndarray], shape: tuple[int, ...], *consts: Const | None
           ) -> Const:
     """``fn`` of the consts' values, or a shape-only Const of ``shape`` if one is unknown."""
     if any(c is not None and c.value is None for c in consts):
@@ -61,22 +48,22 @@ def _cmap(fn: Callable[..., np.ndarray], shape: tuple[int, ...], *consts: Const 
     return Const(shape, _f32(value))
 
 
-def _ints(node: Node, key: str, default: list[int]) -> list[int]:
+def ints(node: Node, key: str, default: list[int]) -> list[int]:
     return [int(v) for v in node.attrs.get(key, default)]
 
 
-def _window(m: Mapper, node: Node, x: Act, kernel: tuple[int, int]) -> dict[str, int]:
+def window(m: Mapper, node: Node, x: Act, kernel: tuple[int, int]) -> dict[str, int]:
     """Geometry fields (strides, pads) of a 2-D conv or pool node on input ``x``."""
     if len(x.shape) != 4:
         raise m.error(node, f"input 0: a 2-D window needs an NCHW input, got {list(x.shape)}")
-    if any(d != 1 for d in _ints(node, "dilations", [1, 1])):
+    if any(d != 1 for d in ints(node, "dilations", [1, 1])):
         raise m.error(node, "dilations other than 1 are not supported")
-    sh, sw = _ints(node, "strides", [1, 1])
+    sh, sw = ints(node, "strides", [1, 1])
     r, s = kernel
     h, w = x.shape[2:]
     auto = node.attrs.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
-        top, left, bottom, right = _ints(node, "pads", [0, 0, 0, 0])
+        top, left, bottom, right = ints(node, "pads", [0, 0, 0, 0])
     elif auto == "VALID":
         top = left = bottom = right = 0
     elif auto in ("SAME_UPPER", "SAME_LOWER"):
@@ -100,7 +87,7 @@ def _window(m: Mapper, node: Node, x: Act, kernel: tuple[int, int]) -> dict[str,
             "pad_top": top, "pad_bottom": bottom, "pad_left": left, "pad_right": right}
 
 
-def _nhwc_op(m: Mapper, node: Node, cls, x: Act, fields: dict, weights: dict[str, Const],
+def nhwc_op(m: Mapper, node: Node, cls, x: Act, fields: dict, weights: dict[str, Const],
              out_c: int, logical: tuple[int, ...] | None = None) -> None:
     ref = m.match(node, x, (fields["n"], fields["h"], fields["w"], fields["c"]), _nchw)
     src = m.add_op(node, cls, {"inputs": (ref,), **fields}, {"": (0, 0, 0, 0)}, weights,
@@ -121,7 +108,7 @@ def conv(m: Mapper, node: Node) -> None:
         raise m.error(node, f"input 1: expected 4-D weights [k, c/groups, r, s], got "
                             f"{list(w.shape)}")
     k, cg, r, s = w.shape
-    fields = _window(m, node, x, (r, s))
+    fields = window(m, node, x, (r, s))
     groups = int(node.attrs.get("group", 1))
     c = fields["c"]
     if groups < 1 or c % groups or cg * groups != c:
@@ -130,17 +117,17 @@ def conv(m: Mapper, node: Node) -> None:
     if b is not None and b.shape != (k,):
         raise m.error(node, f"input 2: expected a bias of {k} values, got {list(b.shape)}")
     if x.factor != 1.0:
-        w = _cmap(lambda v: v * x.factor, w.shape, w)
-    weights = {"weight": _cmap(lambda v: v, w.shape, w)}
+        w = cmap(lambda v: v * x.factor, w.shape, w)
+    weights = {"weight": cmap(lambda v: v, w.shape, w)}
     if b is not None:
-        weights["bias"] = _cmap(lambda v: v, b.shape, b)
+        weights["bias"] = cmap(lambda v: v, b.shape, b)
     fields.update(k=k, bias=b is not None, requant="channel")
     if groups > 1 and groups == c:
         cls = DwConv2d
     else:
         cls = Conv2d
         fields["groups"] = groups
-    _nhwc_op(m, node, cls, x, fields, weights, k)
+    nhwc_op(m, node, cls, x, fields, weights, k)
 
 
 def _weight_gemm(m: Mapper, node: Node, a: Act, w: Const, bias: Const | None) -> None:
@@ -165,10 +152,10 @@ def _weight_gemm(m: Mapper, node: Node, a: Act, w: Const, bias: Const | None) ->
     if a.factor > 0:
         scale = a.factor
     elif a.factor != 1.0:
-        w = _cmap(lambda v: v * a.factor, w.shape, w)
-    weights = {"weight": _cmap(lambda v: v.reshape(1, k, n), (1, k, n), w)}
+        w = cmap(lambda v: v * a.factor, w.shape, w)
+    weights = {"weight": cmap(lambda v: v.reshape(1, k, n), (1, k, n), w)}
     if bias is not None:
-        weights["bias"] = _cmap(lambda v: (v / scale).reshape(1, n), (1, n), bias)
+        weights["bias"] = cmap(lambda v: (v / scale).reshape(1, n), (1, n), bias)
     fields = {"inputs": (ref,), "batch": batch, "m": rows, "k": k, "n": n, "weights": True,
               "bias": bias is not None, "requant": "channel", "scale": scale}
     stored = (batch, rows, n)
@@ -180,7 +167,7 @@ def _weight_gemm(m: Mapper, node: Node, a: Act, w: Const, bias: Const | None) ->
 def _flattened(m: Mapper, node: Node, a: Act, w: Const) -> tuple[object, Const]:
     """A classifier reading a whole sample in another order (NCHW flatten of an NHWC map):
     the weights' rows are permuted so that the trace reads the stored sample as it is."""
-    key, view = m.whole(node, a)
+    _, view = m.whole(node, a)
     k = w.shape[0]
     pos = view.positions().reshape(m.batch, k)[0]
     if pos.min() != 0 or pos.max() != k - 1:
@@ -192,7 +179,7 @@ def _flattened(m: Mapper, node: Node, a: Act, w: Const) -> tuple[object, Const]:
         return out
 
     ref = a.src.index if a.src.index is not None else "input"
-    return ref, _cmap(permute, w.shape, w)
+    return ref, cmap(permute, w.shape, w)
 
 
 def _head_views(shape4: tuple[int, int, int, int], transposed: bool
@@ -262,7 +249,7 @@ def _act_gemm(m: Mapper, node: Node, a: Act, b: Act) -> None:
     views = {}
     for layout, stored, to_logical in _head_views(out4, False):
         layouts[layout] = stored
-        views[layout] = to_logical(View.row_major(stored)).reshape(la[:-2] + (rows, n))
+        views[layout] = to_logical(View.row_major(stored)).reshape((*la[:-2], rows, n))
     src = m.add_op(node, Gemm, fields, layouts, {}, node.outputs[0])
     m.set(node, node.outputs[0], Act(src, views))
 
@@ -286,9 +273,9 @@ def gemm(m: Mapper, node: Node) -> None:
         raise m.error(node, f"expected 2-D operands, got {list(a.shape)} and {list(w.shape)}")
     alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
     if node.attrs.get("transB", 0):
-        w = _cmap(lambda v: v.T, w.shape[::-1], w)
+        w = cmap(lambda v: v.T, w.shape[::-1], w)
     if alpha != 1.0:
-        w = _cmap(lambda v: v * alpha, w.shape, w)
+        w = cmap(lambda v: v * alpha, w.shape, w)
     n = w.shape[1]
     if c is not None:
         squeezed = tuple(d for d in c.shape)
@@ -297,7 +284,7 @@ def gemm(m: Mapper, node: Node) -> None:
         if squeezed not in ((), (1,), (n,)):
             raise m.error(node, f"input 2: the bias {list(c.shape)} is not one value per "
                                 f"output column ({n})")
-        c = _cmap(lambda v: np.broadcast_to(v.reshape(-1), (n,)) * beta, (n,), c)
+        c = cmap(lambda v: np.broadcast_to(v.reshape(-1), (n,)) * beta, (n,), c)
     _weight_gemm(m, node, a, w, c)
 
 
@@ -310,7 +297,7 @@ def _channel(c: Const, logical: tuple[int, ...], axis: int) -> Const | None:
     channels = logical[axis]
     if any(d != 1 and (j != axis or d != channels) for j, d in enumerate(full)):
         return None
-    return _cmap(lambda v: np.broadcast_to(v.reshape(-1), (channels,)) if v.size > 1
+    return cmap(lambda v: np.broadcast_to(v.reshape(-1), (channels,)) if v.size > 1
                  else np.full(channels, v.reshape(())), (channels,), c)
 
 
@@ -331,10 +318,10 @@ def _scale_op(m: Mapper, node: Node, src, vec: Const | None, scalar: float | Non
         vec = Const((), np.asarray(scalar, dtype=np.float32))
     w = src.weights["weight"]
     axes = (1, 1, -1) if src.cls.kind == "gemm" else (-1, 1, 1, 1)
-    src.weights["weight"] = _cmap(lambda v, s: v * s.reshape(axes), w.shape, w, vec)
+    src.weights["weight"] = cmap(lambda v, s: v * s.reshape(axes), w.shape, w, vec)
     if "bias" in src.weights:
         b = src.weights["bias"]
-        src.weights["bias"] = _cmap(lambda v, s: v * s.reshape(-1 if s.size > 1 else ()),
+        src.weights["bias"] = cmap(lambda v, s: v * s.reshape(-1 if s.size > 1 else ()),
                                     b.shape, b, vec)
 
 
@@ -344,9 +331,9 @@ def _add_bias(src, vec: Const) -> None:
     scale = src.fields.get("scale", 1.0)
     old = src.weights.get("bias")
     if old is None:
-        src.weights["bias"] = _cmap(lambda v: (v / scale).reshape(shape), shape, vec)
+        src.weights["bias"] = cmap(lambda v: (v / scale).reshape(shape), shape, vec)
     else:
-        src.weights["bias"] = _cmap(lambda o, v: o + (v / scale).reshape(shape), shape, old,
+        src.weights["bias"] = cmap(lambda o, v: o + (v / scale).reshape(shape), shape, old,
                                     vec)
     src.fields["bias"] = True
 
@@ -366,7 +353,7 @@ def add(m: Mapper, node: Node, negate: bool = False) -> None:
     else:
         raise m.error(node, "expected an activation and a constant (activation first for Sub)")
     if negate:
-        const = _cmap(lambda v: -v, const.shape, const)
+        const = cmap(lambda v: -v, const.shape, const)
     if a.factor != 1.0:
         raise m.error(node, f"adding a constant to a scaled activation (factor {a.factor}) "
                             "is not supported")
@@ -402,7 +389,7 @@ def _add_const(m: Mapper, node: Node, a: Act, const: Const) -> None:
         flat[view.positions().ravel()] = np.broadcast_to(v, logical).ravel()
         return flat[:per].reshape(stored[1:])
 
-    weight = _cmap(layout, stored[1:], const)
+    weight = cmap(layout, stored[1:], const)
     ref = a.src.index if a.src.index is not None else "input"
     src = m.add_op(node, Add, {"inputs": (ref,), "shape": stored, "weights": True},
                    {"": stored}, {"weight": weight}, node.outputs[0])
@@ -434,7 +421,7 @@ def mul(m: Mapper, node: Node, divide: bool = False) -> None:
         a, c, name = values[0], values[1], node.inputs[0]
         if c.value is not None and np.any(c.value == 0):
             raise m.error(node, "division by zero")
-        c = _cmap(lambda v: 1.0 / v, c.shape, c)
+        c = cmap(lambda v: 1.0 / v, c.shape, c)
     else:
         order = [i for i in (0, 1) if isinstance(values[i], Act)]
         if len(order) != 1 or not isinstance(values[1 - order[0]], Const):
@@ -476,9 +463,9 @@ def batchnorm(m: Mapper, node: Node) -> None:
     k = x.shape[axis]
     if any(c.shape != (k,) for c in (gamma, beta, mean, var)):
         raise m.error(node, f"expected {k} values per parameter")
-    s = _cmap(lambda g, v: g / np.sqrt(v + eps), (k,), gamma, var)
+    s = cmap(lambda g, v: g / np.sqrt(v + eps), (k,), gamma, var)
     _scale_op(m, node, src, s, None)
-    shift = _cmap(lambda b, mu, sv: b - mu * sv, (k,), beta, mean, s)
+    shift = cmap(lambda b, mu, sv: b - mu * sv, (k,), beta, mean, s)
     _add_bias(src, shift)
     src.direct = node.outputs[0]
     m.set(node, node.outputs[0], x)
@@ -506,155 +493,10 @@ def activation(m: Mapper, node: Node) -> None:
     m.set(node, node.outputs[0], x)
 
 
-def _rows_op(m: Mapper, node: Node, cls, x: Act, cols: int, fields: dict,
-             weights: dict[str, Const]) -> None:
-    batch = m.batch
-    rows = math.prod(x.shape) // (batch * cols)
-    ref = m.match(node, x, (batch, rows, cols))
-    stored = (batch, rows, cols)
-    src = m.add_op(node, cls, {"inputs": (ref,), "batch": batch, "rows": rows, "cols": cols,
-                               **fields}, {"": stored}, weights, node.outputs[0])
-    m.set(node, node.outputs[0], Act(src, {"": View.row_major(stored).reshape(x.shape)}))
-
-
-def softmax(m: Mapper, node: Node) -> None:
-    x = m.act(node, 0)
-    rank = len(x.shape)
-    axis = int(node.attrs.get("axis", -1 if m.opset >= 13 else 1))
-    axis = axis + rank if axis < 0 else axis
-    if m.opset >= 13 and axis != rank - 1:
-        raise m.error(node, f"softmax over axis {axis} of {list(x.shape)}: only the last "
-                            "axis is supported")
-    if x.factor != 1.0:
-        raise m.error(node, f"softmax of a scaled tensor (factor {x.factor}) whose producer "
-                            "cannot take the factor")
-    _rows_op(m, node, Softmax, x, math.prod(x.shape[axis:]), {"requant": "tensor"}, {})
-
-
-def layernorm(m: Mapper, node: Node) -> None:
-    x = m.act(node, 0)
-    rank = len(x.shape)
-    axis = int(node.attrs.get("axis", -1))
-    if axis not in (-1, rank - 1):
-        raise m.error(node, f"normalization over axes {axis}.. of {list(x.shape)}: only the "
-                            "last axis is supported")
-    cols = x.shape[-1]
-    gamma = m.const(node, 1, optional=True)
-    beta = m.const(node, 2, optional=True)
-    for what, c in (("scale", gamma), ("bias", beta)):
-        if c is not None and math.prod(c.shape) not in (1, cols):
-            raise m.error(node, f"{what} {list(c.shape)}: expected {cols} values")
-    ones = Const((cols,), np.ones(cols, dtype=np.float32))
-    weights = {"weight": _cmap(lambda v: np.broadcast_to(v.reshape(-1), (cols,)), (cols,),
-                               gamma or ones),
-               "eps": Const((), np.asarray(float(node.attrs.get("epsilon", 1e-5)),
-                                           dtype=np.float64))}
-    if beta is not None:
-        weights["bias"] = _cmap(lambda v: np.broadcast_to(v.reshape(-1), (cols,)), (cols,),
-                                beta)
-    if x.factor != 1.0:
-        raise m.error(node, f"layer normalization of a scaled tensor (factor {x.factor})")
-    _rows_op(m, node, LayerNorm, x, cols, {"bias": beta is not None}, weights)
-
-
-def gelu(m: Mapper, node: Node) -> None:
-    x = m.act(node, 0)
-    if node.attrs.get("approximate", "none") != "none":
-        raise m.error(node, "approximate 'tanh' GELU is not supported (the trace's gelu is "
-                            "the erf form)")
-    if x.factor != 1.0:
-        raise m.error(node, f"GELU of a scaled tensor (factor {x.factor})")
-    key, view = m.whole(node, x)
-    stored = x.src.stored(key)
-    ref = x.src.index if x.src.index is not None else "input"
-    src = m.add_op(node, Gelu, {"inputs": (ref,), "shape": stored, "requant": "tensor"},
-                   {"": stored}, {}, node.outputs[0])
-    m.set(node, node.outputs[0], Act(src, {"": view}))
-
-
-def pool(m: Mapper, node: Node) -> None:
-    x = m.act(node, 0)
-    if x.factor != 1.0:
-        raise m.error(node, f"pooling of a scaled tensor (factor {x.factor})")
-    op = node.op_type
-    if op in ("GlobalAveragePool", "ReduceMean"):
-        if op == "ReduceMean":
-            axes = (node.attrs.get("axes") if m.opset < 18 else
-                    (None if len(node.inputs) < 2 else m.const(node, 1).value))
-            axes = sorted(int(a) % max(len(x.shape), 1) for a in np.asarray(axes).ravel()) \
-                if axes is not None else []
-            if len(x.shape) != 4 or axes != [2, 3]:
-                raise m.error(node, f"ReduceMean over axes {axes} of {list(x.shape)}: only "
-                                    "the spatial axes of NCHW (a global average pool) or the "
-                                    "LayerNorm pattern are supported")
-        kernel = tuple(x.shape[2:]) if len(x.shape) == 4 else (0, 0)
-        fields = _window(m, node, x, kernel)
-        cls = AvgPool
-    else:
-        kernel = tuple(_ints(node, "kernel_shape", []))
-        if len(kernel) != 2:
-            raise m.error(node, f"kernel_shape {list(kernel)}: only 2-D pools are supported")
-        if len([o for o in node.outputs if o]) > 1:
-            raise m.error(node, "the indices output of MaxPool is not supported")
-        if node.attrs.get("storage_order", 0):
-            raise m.error(node, "storage_order 1 is not supported")
-        fields = _window(m, node, x, kernel)
-        cls = MaxPool if op == "MaxPool" else AvgPool
-        pads = [fields[k] for k in ("pad_top", "pad_bottom", "pad_left", "pad_right")]
-        if cls is AvgPool and any(pads) and not node.attrs.get("count_include_pad", 0):
-            raise m.error(node, "an average pool with padding must count the padding "
-                                "(count_include_pad 1): the trace divides by r x s")
-    fields["requant"] = "none" if cls is MaxPool else "tensor"
-    keep = node.op_type != "ReduceMean" or node.attrs.get("keepdims", 1)
-    _nhwc_op(m, node, cls, x, fields, {}, x.shape[1], None if keep else x.shape[:2])
-
-
-def concat(m: Mapper, node: Node) -> None:
-    values = [m.values.get(x) for x in node.inputs]
-    acts = [v for v in values if isinstance(v, Act)]
-    rank = len(acts[0].shape)
-    axis = int(node.attrs["axis"])
-    axis = axis + rank if axis < 0 else axis
-    if rank != 3 or axis != 1:
-        raise m.error(node, f"concat along axis {axis} of rank-{rank} tensors: only rows "
-                            "of [batch, rows, cols] token matrices (axis 1) are supported")
-    first = next(i for i, v in enumerate(values) if isinstance(v, Act))
-    if any(isinstance(v, Const) for v in values[first:]):
-        raise m.error(node, "constant rows must come before every activation (the trace's "
-                            "concat places its learned rows first)")
-    batch, cols = m.batch, acts[0].shape[2]
-    consts = values[:first]
-    for c in consts:
-        if len(c.shape) != 3 or c.shape[0] not in (1, batch) or c.shape[2] != cols:
-            raise m.error(node, f"constant input {list(c.shape)} is not rows of {cols} "
-                                "columns shared by the batch")
-        if c.value is not None and not np.all(c.value == c.value[:1]):
-            raise m.error(node, "the constant rows differ between samples")
-    const_rows = sum(c.shape[1] for c in consts)
-    refs, rows = [], []
-    for j, a in enumerate(acts):
-        if a.factor != 1.0:
-            raise m.error(node, f"input {first + j}: concat of a scaled tensor")
-        refs.append(m.match(node, a, (batch, a.shape[1], cols), what=f"input {first + j}"))
-        rows.append(a.shape[1])
-    weights = {}
-    if consts:
-        weights["weight"] = _cmap(lambda *vs: np.concatenate([v[0] for v in vs], axis=0),
-                                  (const_rows, cols), *consts)
-    stored = (batch, const_rows + sum(rows), cols)
-    src = m.add_op(node, Concat, {"inputs": tuple(refs), "batch": batch, "rows": tuple(rows),
-                                  "cols": cols, "const_rows": const_rows},
-                   {"": stored}, weights, node.outputs[0])
-    m.set(node, node.outputs[0], Act(src, {"": View.row_major(stored)}))
-
-
-#: Handlers of the compute op types.
-COMPUTE: dict[str, Callable[[Mapper, Node], None]] = {
+#: Handlers of the matrix op types and the ops fused into them.
+MATRIX_OPS: dict[str, Callable[[Mapper, Node], None]] = {
     "Conv": conv, "MatMul": matmul, "Gemm": gemm,
     "Add": add, "Sub": lambda m, n: add(m, n, negate=True),
     "Mul": mul, "Div": lambda m, n: mul(m, n, divide=True),
     "BatchNormalization": batchnorm, "Relu": activation, "Clip": activation,
-    "Softmax": softmax, "LayerNormalization": layernorm, "Gelu": gelu,
-    "MaxPool": pool, "AveragePool": pool, "GlobalAveragePool": pool, "ReduceMean": pool,
-    "Concat": concat,
 }

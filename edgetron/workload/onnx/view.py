@@ -146,10 +146,10 @@ class View:
         inner = math.prod(s for s, _ in group[1:])
         if start % inner or stop % inner:
             raise ViewError(f"slice {start}:{stop} cuts across a merged axis of {size}")
-        outer, stride = group[0]
-        new_group = (((stop - start) // inner, stride),) + group[1:]
-        shape = self.shape[:axis] + (stop - start,) + self.shape[axis + 1:]
-        axes = self.axes[:axis] + (new_group,) + self.axes[axis + 1:]
+        stride = group[0][1]
+        new_group = (((stop - start) // inner, stride), *group[1:])
+        shape = (*self.shape[:axis], stop - start, *self.shape[axis + 1:])
+        axes = (*self.axes[:axis], new_group, *self.axes[axis + 1:])
         return View(shape, axes, self.offset + (start // inner) * stride)
 
     def select(self, axis: int, index: int) -> View:
