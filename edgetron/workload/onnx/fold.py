@@ -390,7 +390,8 @@ def _fold(node: Node, consts: dict[str, Const], graph: Graph) -> None:
                                     graph.opset)
     for out, value in zip(node.outputs, values, strict=False):
         if out:
-            consts[out] = Const.of(np.ascontiguousarray(value))
+            value = np.asarray(value)  # (ascontiguousarray would make a scalar 1-D)
+            consts[out] = Const.of(value if value.flags.c_contiguous else value.copy())
 
 
 def live_nodes(nodes: list[Node], outputs: list[str]) -> list[Node]:
