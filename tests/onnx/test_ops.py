@@ -89,6 +89,17 @@ def test_conv_bias_add_and_channel_mul_fold(tmp_path):
     assert kinds(t) == ["conv2d"] and t[0].bias and "0.bias" in w
 
 
+def test_sub_of_a_constant(tmp_path):
+    """``x - c`` is ``x + (-c)``: a bias of the conv before, or a constant add."""
+    m = conv_model(after=[("Sub", ["c0"], [const("c0", rand(8, 1, 1))])])
+    t, _ = check_float(save(m, tmp_path))
+    assert kinds(t) == ["conv2d"] and t[0].bias
+    m = model([H("Sub", ["x", "c0"], ["s"]), H("Softmax", ["s"], ["y"])], [1, 3, 4], None,
+              [const("c0", rand(3, 4))])
+    t, w = check_float(save(m, tmp_path))
+    assert kinds(t) == ["add", "softmax"] and t[0].weights and w["0.weight"].shape == (3, 4)
+
+
 def test_pools(tmp_path):
     for node, attrs, out in (
         ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, 3),

@@ -250,10 +250,6 @@ def _where(node: Node, args: list[Any], opset: int) -> list[np.ndarray]:
     return [np.where(c, a, b)]
 
 
-def _shape(node: Node, args: list[Any], opset: int) -> list[np.ndarray]:
-    raise AssertionError("Shape is folded from inferred shapes")  # pragma: no cover
-
-
 def _split(node: Node, args: list[Any], opset: int) -> list[np.ndarray]:
     x = np.asarray(args[0])
     axis = int(node.attrs.get("axis", 0))

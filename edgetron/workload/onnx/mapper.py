@@ -253,9 +253,6 @@ class Mapper:
             return None
         return src
 
-    def ref_json(self, ref: Ref) -> Any:
-        return ref.to_json()
-
     # ---- results ----
     def weights(self) -> dict[str, np.ndarray] | None:
         out: dict[str, np.ndarray] = {}
