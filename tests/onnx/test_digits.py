@@ -11,9 +11,11 @@ import onnxruntime as ort
 import pytest
 from sklearn.datasets import load_digits
 
+from edgetron.workload import vit
 from edgetron.workload.onnx import import_onnx, output_of, run_float
 
 from .helpers import DATA
+from .test_exporters import _signature
 
 RESULTS = json.loads((DATA / "digits.json").read_text())
 MODELS = ("digits_cnn", "digits_vit")
@@ -40,6 +42,15 @@ def test_digits_model_imports(name):
         assert sum(op.kind == "gemm" and not op.weights for op in trace) == 4
     assert trace[-1].kind == "gemm" and trace[-1].out_bits == 32
     assert weights is not None and set(weights) >= {"0.weight", "input.perm", "output.op"}
+
+
+def test_digits_vit_is_the_builders_vit():
+    """The trained ViT imports as ``vit()`` of the same sizes, op for op."""
+    trace, _ = import_onnx(DATA / "digits_vit.onnx")
+    ref = vit(image_size=8, patch=2, embed=32, heads=2, depth=2, mlp_ratio=2, channels=1,
+              classes=10)
+    assert [_signature(op) for op in trace] == [_signature(op) for op in ref]
+    assert trace.macs == ref.macs == 317_888
 
 
 @pytest.mark.parametrize("name", MODELS)
