@@ -7,6 +7,8 @@ models' float top-1 accuracy recorded by ``scripts/train_digits.py``.
 Usage::
 
     python benchmarks/onnx_import.py [--repeat 5]
+    python benchmarks/onnx_import.py --dir OUT    # also time the .onnx files in OUT, e.g.
+        # full-weight exports from `python scripts/export_onnx_fixtures.py OUT` (train extra)
 """
 
 from __future__ import annotations
@@ -35,12 +37,15 @@ def measure(path: Path, repeat: int) -> tuple[float, int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dir", type=Path, help="also time every .onnx file in this folder")
     args = parser.parse_args(argv)
     paths = sorted((DATA / "exporters").glob("*.onnx")) + sorted(DATA.glob("digits_*.onnx"))
-    for path in paths:
+    extra = sorted(args.dir.glob("*.onnx")) if args.dir else []
+    for path in paths + extra:
+        label = f"full.{path.stem}" if path in extra else path.stem
         seconds, macs, ops = measure(path, args.repeat)
-        print(f"onnx_import.{path.stem}.time: {seconds:.3f} s")
-        print(f"onnx_import.{path.stem}.macs: {macs} MACs ({ops} ops, "
+        print(f"onnx_import.{label}.time: {seconds:.3f} s")
+        print(f"onnx_import.{label}.macs: {macs} MACs ({ops} ops, "
               f"{path.stat().st_size} bytes)")
     results = DATA / "digits.json"
     if results.exists():
