@@ -13,8 +13,8 @@ Nothing is downloaded: ``sklearn.datasets.load_digits`` ships its 1,797 8x8 imag
   and a head on the class token (ViT).
 * Training: seed 0, AdamW, cross-entropy, one-pixel random shifts as augmentation.
 * Export: ``torch.onnx.export`` (the ``torch.export`` exporter, opset 18) for a batch of
-  one, the exporter's per-node metadata dropped (:func:`compact`), then top-1 accuracy on the held-out split with onnxruntime, written to
-  ``digits.json`` beside the models.
+  one, the exporter's per-node metadata dropped (:func:`compact`), then top-1 accuracy
+  on the held-out split with onnxruntime, written to ``digits.json`` beside the models.
 
     python scripts/train_digits.py [OUT_DIR]      # default tests/data/onnx
 """

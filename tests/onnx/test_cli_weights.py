@@ -98,3 +98,11 @@ def test_weights_file_without_pickles_or_zip(imported):
                                       allow_pickle=True)
     with pytest.raises(TraceError, match="obj: unexpected array"):
         load_weights(path, trace)
+
+
+def test_import_help_names_the_supported_opsets(capsys):
+    from edgetron.workload.onnx import OPSETS
+
+    with pytest.raises(SystemExit):
+        main(["import", "--help"])
+    assert f"opsets {OPSETS[0]}-{OPSETS[1]}" in " ".join(capsys.readouterr().out.split())
