@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_GIB",
     "FunctionalData",
     "FunctionalEstimate",
+    "check_seed",
     "check_size",
     "estimate",
     "prepare",
@@ -173,6 +174,12 @@ def _operands(trace: Trace, i: int, outputs: list, external: Callable) -> list[n
     return result
 
 
+def check_seed(seed: int) -> None:
+    """Raise SimulationError unless ``seed`` is a non-negative integer (a run's data seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SimulationError(f"seed: expected a non-negative integer, got {seed!r}")
+
+
 def prepare(trace: Trace, *, seed: int = 0,
             inputs: Mapping[int, np.ndarray] | np.ndarray | None = None,
             progress: Callable[[int], None] | None = None,
@@ -204,8 +211,7 @@ def prepare(trace: Trace, *, seed: int = 0,
     """
     if not isinstance(trace, Trace):
         raise TypeError(f"expected an edgetron.workload.Trace, got {type(trace).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SimulationError(f"seed: expected a non-negative integer, got {seed!r}")
+    check_seed(seed)
     check_size(trace, max_gib)
     rng = np.random.default_rng(seed)
 

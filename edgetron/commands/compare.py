@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgetron.commands.sim import CONFIG_HELP, MODEL_HELP, compile_notice, progress_bar
+from edgetron.commands import CONFIG_HELP, MODEL_HELP
+from edgetron.commands.sim import compile_notice, progress_bar
 from edgetron.config import load_config
 from edgetron.report import (
     comparison_dict,

@@ -18,20 +18,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgetron.config import DEFAULT_PRESET, PRESETS, load_config
+from edgetron.commands import CONFIG_HELP, MODEL_HELP
+from edgetron.config import load_config
 from edgetron.errors import SimulationError
 from edgetron.report import format_result, result_dict, write_json
 from edgetron.sim import engine, functional
 from edgetron.sim.engine import simulate
 from edgetron.sim.functional import run_functional
-from edgetron.sim.prepare import DEFAULT_MAX_GIB, check_size, prepare
-from edgetron.workload import MODELS, load_workload
+from edgetron.sim.prepare import DEFAULT_MAX_GIB, check_seed, check_size, prepare
+from edgetron.workload import load_workload
 
-__all__ = ["COMPILE_NOTICE", "CONFIG_HELP", "MODEL_HELP", "compile_notice", "progress_bar",
-           "register"]
+__all__ = ["COMPILE_NOTICE", "compile_notice", "progress_bar", "register"]
 
-MODEL_HELP = f"preset ({', '.join(MODELS)}), trace JSON file or SCALE-Sim CSV"
-CONFIG_HELP = f"preset ({', '.join(PRESETS)}) or TOML file; default {DEFAULT_PRESET}"
 #: Printed to stderr before a run that compiles the Numba kernels (cold on-disk cache).
 COMPILE_NOTICE = "compiling simulator kernels (first run only, about 30 s)..."
 
@@ -117,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     # Refusals first: before any compilation, simulation or allocation.
     flat = engine.check(trace, cfg)
     if args.functional:
+        check_seed(args.seed)
         check_size(trace, max_gib)
     compile_notice(functional_mode=args.functional)
     with progress_bar(len(trace), f"sim {trace.name}") as update:

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgetron.workload import MODELS, Trace, load_workload, save_trace, to_scalesim
+from edgetron.commands import MODEL_HELP
+from edgetron.workload import Trace, load_workload, save_trace, to_scalesim
 
 __all__ = ["register", "trace_summary"]
 
@@ -21,23 +22,22 @@ _FORMATS = ("json", "scalesim", "scalesim-gemm")
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``trace`` subcommand with its ``show`` and ``save`` actions."""
     p = sub.add_parser(
-        "trace", help="show or save a workload trace (preset, trace JSON or SCALE-Sim CSV)",
+        "trace", help="show or save a workload trace (preset, trace JSON, SCALE-Sim CSV or ONNX)",
         description="Show a workload's ops and totals, or save it as a trace JSON or a "
-                    f"SCALE-Sim topology CSV. MODEL is a preset ({', '.join(MODELS)}), a "
-                    "trace JSON file or a SCALE-Sim CSV. Format: docs/trace-format.md.",
+                    f"SCALE-Sim topology CSV. MODEL is a {MODEL_HELP}. "
+                    "Format: docs/trace-format.md.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    model_help = f"preset ({', '.join(MODELS)}), trace JSON file or SCALE-Sim CSV"
     batch_help = "batch size for presets and CSVs (default 1; a trace file fixes its own)"
 
     show = actions.add_parser("show", help="table of ops with shapes, MACs, bytes and totals")
-    show.add_argument("model", metavar="MODEL", help=model_help)
+    show.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     show.add_argument("--batch", type=int, help=batch_help)
     show.add_argument("--json", action="store_true", help="print the table as JSON")
     show.set_defaults(func=_show)
 
     save = actions.add_parser("save", help="write the workload as a trace or SCALE-Sim CSV")
-    save.add_argument("model", metavar="MODEL", help=model_help)
+    save.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     save.add_argument("-o", "--output", type=Path, required=True, help="file to write")
     save.add_argument("--batch", type=int, help=batch_help)
     save.add_argument(

@@ -38,15 +38,17 @@ def build_model(name: str, *, batch: int = 1) -> Trace:
 
 
 def load_workload(spec: str | Path, *, batch: int | None = None) -> Trace:
-    """A trace from a preset name, a SCALE-Sim topology CSV (``.csv``) or a trace JSON file.
+    """A trace from a preset name, a SCALE-Sim topology CSV (``.csv``), an ONNX model
+    (``.onnx``, docs/onnx.md) or a trace JSON file.
 
     Parameters
     ----------
     spec : str or Path
         Preset name (:data:`MODELS`) or file path.
     batch : int, optional
-        Batch for presets and CSVs (default 1). A trace file fixes its own batch:
-        giving a different one is an error.
+        Batch for presets and CSVs (default 1), and the value of an ONNX model's symbolic
+        batch. A trace file fixes its own batch, and so does an ONNX model with a fixed
+        one: giving a different one is an error.
 
     Raises
     ------
@@ -62,6 +64,10 @@ def load_workload(spec: str | Path, *, batch: int | None = None) -> Trace:
         )
     if path.suffix.lower() == ".csv":
         return read_scalesim(path, batch=1 if batch is None else batch)
+    if path.suffix.lower() == ".onnx":
+        from edgetron.workload.onnx import import_onnx  # loads onnx only for .onnx files
+
+        return import_onnx(path, batch=batch).trace
     trace = load_trace(path)
     if batch is not None and batch != trace.batch:
         raise TraceError(
