@@ -16,11 +16,22 @@ the helpers here, so that every unit draws them the same way:
 
 A matrix op's output (requantized per tensor or per channel, or left int32, then clamped
 by its fused activation) is :func:`matrix_output`, shared by ``gemm`` and ``conv``.
+
+Deployed models
+---------------
+A real model (``edgetron.deploy``) replaces the seeded values by its own: a
+:class:`Quantization` gives the scale of the external input and, per op, an
+:class:`OpQuant` with the int8 weights and their scales, the real biases (quantized by
+the unit with golden's :func:`~edgetron.golden.quant.quantize_bias` at the op's actual
+input scale), LayerNorm's gain, shift and epsilon, the learned constants, and the output
+scale calibrated on real data. Each unit's ``prepare`` takes it as its last argument;
+without it (``None``) the seeded path runs, drawing exactly the values it always drew.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -31,6 +42,8 @@ from edgetron.golden.quant import (
     activation_bounds,
     activation_clamp,
     activation_scale,
+    quantize,
+    quantize_bias,
     requant_constants,
 )
 from edgetron.workload import Op
@@ -39,9 +52,15 @@ __all__ = [
     "CALIBRATION_PERCENTILE",
     "INPUT_STD",
     "OpData",
+    "OpQuant",
+    "Quantization",
     "calibrate",
+    "deployed_bias",
+    "deployed_const",
+    "deployed_scale",
     "int8_values",
     "matrix_output",
+    "quant_array",
     "seeded_bias",
     "weight_scales",
 ]
@@ -79,6 +98,110 @@ class OpData:
     out_scale: float
 
 
+@dataclasses.dataclass(frozen=True)
+class OpQuant:
+    """The real parameters of one op of a deployed model, used instead of the seeded ones.
+
+    Each field is used by the kinds named and left None by the others.
+
+    Attributes
+    ----------
+    out_scale : float or None
+        Calibrated real scale of the output of an op that requantizes: a matrix op with
+        ``requant`` ``tensor`` or ``channel``, ``avgpool``, ``layernorm``, ``gelu`` to
+        int8, ``add``. None where the inputs fix the scale (an int32 output, softmax's
+        2^-7, a max pool, a concat).
+    weight : integer array or None
+        int8 weight values: gemm ``[count, k, n]``, ``conv2d``/``dwconv2d``
+        ``[k, c/groups, r, s]``, ``add`` ``shape[1:]`` (the learned addend).
+    weight_scale : float array or None
+        Real scale of the weights of each output channel: gemm ``[count, n]``, conv
+        ``[k]``; ``add`` ``[]`` (one).
+    bias : float array or None
+        Real bias: gemm ``[count, n]``, conv ``[k]`` (the unit quantizes it to int32 at
+        ``S_x * S_w``); LayerNorm's shift beta ``[cols]``.
+    gamma : float array or None
+        LayerNorm's gain ``[cols]``.
+    eps : float or None
+        LayerNorm's epsilon.
+    const : float array or None
+        A concat's learned rows ``[const_rows, cols]``, real; quantized at the concat's
+        input scale (a concat moves values: its output has its input's scale).
+    """
+
+    out_scale: float | None = None
+    weight: np.ndarray | None = None
+    weight_scale: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    gamma: np.ndarray | None = None
+    eps: float | None = None
+    const: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantization:
+    """A deployed model's quantization: the input scale and one :class:`OpQuant` per op.
+
+    Attributes
+    ----------
+    input_scale : float
+        Real scale of the int8 external input.
+    ops : tuple of OpQuant
+        In the order of the trace's ops.
+    """
+
+    input_scale: float
+    ops: tuple[OpQuant, ...]
+
+
+def quant_array(q: OpQuant, field: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Field ``field`` of ``q`` as an array of ``shape``.
+
+    Raises
+    ------
+    ValueError
+        The field is missing or of another shape (naming both shapes).
+    """
+    value = getattr(q, field)
+    if value is None:
+        raise ValueError(f"deployed parameters: {field}: missing")
+    arr = np.asarray(value)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"deployed parameters: {field}: expected shape {list(shape)}, "
+                         f"got {list(arr.shape)}")
+    return arr
+
+
+def deployed_scale(q: OpQuant) -> float:
+    """The calibrated output scale of a deployed op that requantizes.
+
+    Raises
+    ------
+    ValueError
+        ``q.out_scale`` is missing (a deployed op's scale never comes from its own data).
+    """
+    if q.out_scale is None:
+        raise ValueError("deployed parameters: out_scale: missing (an op that requantizes "
+                         "needs its calibrated output scale)")
+    return float(q.out_scale)
+
+
+def deployed_bias(q: OpQuant, shape: tuple[int, ...], input_scale: float,
+                  sw: np.ndarray) -> np.ndarray:
+    """A deployed op's int32 bias: golden's ``quantize_bias`` of ``q.bias`` at ``S_x * S_w``.
+
+    ``sw`` holds one weight scale per bias value (``shape``).
+    """
+    real = quant_array(q, "bias", shape)
+    return quantize_bias(real.ravel(), input_scale, np.ravel(sw)).reshape(shape)
+
+
+def deployed_const(q: OpQuant, shape: tuple[int, ...], scale: float) -> np.ndarray:
+    """A deployed op's learned constant ``q.const`` quantized to int8 at ``scale``
+    (golden's ``quantize``: round half up, saturate), as int64."""
+    return quantize(quant_array(q, "const", shape), scale).astype(np.int64)
+
+
 def calibrate(real: np.ndarray) -> float:
     """Output scale mapping the CALIBRATION_PERCENTILE of |real| to 127 (1.0 if all zero)."""
     try:
@@ -106,8 +229,25 @@ def int8_values(rng: np.random.Generator, size) -> np.ndarray:
     return rng.integers(INT8_MIN, INT8_MAX + 1, size=size).astype(np.int64)
 
 
+@functools.lru_cache(maxsize=1024)
+def _requant_once(real_mult: float, sw: bytes, out_scale: float) -> tuple[np.ndarray, ...]:
+    return requant_constants(real_mult, np.frombuffer(sw), out_scale)
+
+
+def _deployed_requant(real_mult: float, sw: np.ndarray,
+                      out_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Golden's per-channel ``requant_constants`` of a deployed op's fixed scales, derived
+    once per set of scales (a deployed model runs many inputs on the same scales; the
+    exact rational arithmetic dominates a run otherwise). Fresh copies each call."""
+    m, s = _requant_once(float(real_mult),
+                         np.ascontiguousarray(sw, dtype=np.float64).ravel().tobytes(),
+                         float(out_scale))
+    return m.copy(), s.copy()
+
+
 def matrix_output(op: Op, acc: np.ndarray, bias: np.ndarray, sw: np.ndarray,
-                  real_mult: float, per_tensor: bool) -> tuple[np.ndarray, dict[str, Any], float]:
+                  real_mult: float, per_tensor: bool, out_scale: float | None = None
+                  ) -> tuple[np.ndarray, dict[str, Any], float]:
     """The output of a matrix op from its int32 accumulators (bias included).
 
     Parameters
@@ -124,6 +264,9 @@ def matrix_output(op: Op, acc: np.ndarray, bias: np.ndarray, sw: np.ndarray,
         The input scale times the op's own scale.
     per_tensor : bool
         One scale for the whole output (a product of two activations).
+    out_scale : float, optional
+        The output scale of a requantizing op (a deployed model's); by default calibrated
+        on the real output (:func:`calibrate`).
 
     Returns
     -------
@@ -136,14 +279,17 @@ def matrix_output(op: Op, acc: np.ndarray, bias: np.ndarray, sw: np.ndarray,
     out_scale : float
     """
     if op.requant == "none":
+        if np.any(sw != sw.flat[0]):
+            raise ValueError("an int32 output (requant 'none') has one scale: its weights "
+                             "need one scale for the whole tensor")
         mq = np.zeros_like(bias)
         sq = np.ones_like(bias)
         out_scale = real_mult * float(sw.flat[0])
         y = acc
         lo, hi = int_range(op.out_bits)
     elif per_tensor:
-        real = acc.astype(np.float64) * (real_mult * float(sw[0, 0]))
-        out_scale = calibrate(real)
+        if out_scale is None:
+            out_scale = calibrate(acc.astype(np.float64) * (real_mult * float(sw[0, 0])))
         m1, s1 = requant_constants(real_mult, float(sw[0, 0]), out_scale)
         mq = np.full_like(bias, m1)
         sq = np.full_like(bias, s1)
@@ -151,9 +297,11 @@ def matrix_output(op: Op, acc: np.ndarray, bias: np.ndarray, sw: np.ndarray,
                              op.out_bits)
         lo, hi = activation_bounds(op.act, out_scale, op.out_bits)
     else:
-        real = acc.astype(np.float64) * (real_mult * sw)[:, None, :]
-        out_scale = calibrate(real)
-        mflat, sflat = requant_constants(real_mult, sw.ravel(), out_scale)
+        if out_scale is None:
+            out_scale = calibrate(acc.astype(np.float64) * (real_mult * sw)[:, None, :])
+            mflat, sflat = requant_constants(real_mult, sw.ravel(), out_scale)
+        else:
+            mflat, sflat = _deployed_requant(real_mult, sw, out_scale)
         mq = mflat.reshape(bias.shape)
         sq = sflat.reshape(bias.shape)
         y = activation_clamp(requantize(acc, mq[:, None, :], sq[:, None, :], op.out_bits),

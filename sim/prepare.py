@@ -10,6 +10,11 @@ the golden outputs of its producers. Each op's data is made by the ``prepare`` o
 unit module (:data:`edgetron.sim.units.REGISTRY`), with the seeded helpers of
 :mod:`edgetron.sim.opdata`.
 
+A deployed model (``edgetron.deploy``) passes a :class:`~edgetron.sim.opdata.Quantization`
+(``quant``): its real weights, biases, constants and calibrated scales take the place of
+the seeded ones and its inputs are required; without it the seeded path draws exactly the
+values it always drew (``tests/sim/test_snapshot.py``).
+
 Operands follow the trace exactly (docs/trace-format.md): every operand is the row-major
 reshape of its producer's (sliced) output into the op's ``in_shapes`` entry; a product
 of two activations takes its per-head matrices from the declared layout
@@ -42,7 +47,7 @@ from edgetron.golden.intops import INT8_MAX, INT8_MIN
 from edgetron.workload import Ref, Trace
 from edgetron.workload.trace.limits import op_label
 
-from .opdata import INPUT_STD, OpData
+from .opdata import INPUT_STD, OpData, Quantization
 from .units import REGISTRY
 
 __all__ = [
@@ -180,10 +185,31 @@ def check_seed(seed: int) -> None:
         raise SimulationError(f"seed: expected a non-negative integer, got {seed!r}")
 
 
+def _check_quant(trace: Trace, quant: Quantization | None, inputs) -> None:
+    """A deployed model's quantization fits the trace, and its inputs are given."""
+    if quant is None:
+        return
+    if not isinstance(quant, Quantization):
+        raise TypeError(f"quant: expected an edgetron.sim.opdata.Quantization, got "
+                        f"{type(quant).__name__}")
+    if len(quant.ops) != len(trace):
+        raise SimulationError(f"quant: {len(quant.ops)} ops' parameters for the "
+                              f"{len(trace)} ops of trace {trace.name!r}")
+    scale = quant.input_scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)) or \
+            not math.isfinite(scale) or scale <= 0:
+        raise SimulationError(f"quant: input_scale: expected a positive finite number, got "
+                              f"{scale!r}")
+    if inputs is None:
+        raise SimulationError("quant: a deployed model runs on its own data; give the "
+                              "inputs (int8 at quant.input_scale)")
+
+
 def prepare(trace: Trace, *, seed: int = 0,
             inputs: Mapping[int, np.ndarray] | np.ndarray | None = None,
             progress: Callable[[int], None] | None = None,
-            max_gib: float | None = DEFAULT_MAX_GIB) -> FunctionalData:
+            max_gib: float | None = DEFAULT_MAX_GIB,
+            quant: Quantization | None = None) -> FunctionalData:
     """Data, constants and golden outputs of every op of ``trace`` (config-independent).
 
     Parameters
@@ -200,18 +226,24 @@ def prepare(trace: Trace, *, seed: int = 0,
     max_gib : float or None
         Refuse a run whose estimated peak memory (:func:`estimate`) is larger, GiB;
         ``None`` for no limit.
+    quant : Quantization, optional
+        A deployed model's parameters and scales (one entry per op), used instead of the
+        seeded ones; ``inputs`` must then be given (at ``quant.input_scale``).
 
     Raises
     ------
     TypeError
-        ``trace`` is not a Trace (a programming error of the caller).
+        ``trace`` is not a Trace, or ``quant`` not a Quantization (a programming error of
+        the caller).
     SimulationError
         A negative or non-integer seed, given inputs of the wrong shape or outside int8, an
-        op functional mode cannot check (named), or a run above ``max_gib``.
+        op functional mode cannot check (named), a ``quant`` that does not fit the trace
+        (the op and the field named), or a run above ``max_gib``.
     """
     if not isinstance(trace, Trace):
         raise TypeError(f"expected an edgetron.workload.Trace, got {type(trace).__name__}")
     check_seed(seed)
+    _check_quant(trace, quant, inputs)
     check_size(trace, max_gib)
     rng = np.random.default_rng(seed)
 
@@ -236,10 +268,11 @@ def prepare(trace: Trace, *, seed: int = 0,
     ops: list[OpData] = []
     for i, op in enumerate(trace):
         operands = _operands(trace, i, outputs, external)
-        scales = [1.0 / INPUT_STD if ref.op is None else out_scales[ref.op]
-                  for ref in op.inputs]
+        in_scale = 1.0 / INPUT_STD if quant is None else quant.input_scale
+        scales = [in_scale if ref.op is None else out_scales[ref.op] for ref in op.inputs]
         try:
-            data = REGISTRY[op.kind].prepare(op, operands, scales, rng)
+            data = REGISTRY[op.kind].prepare(op, operands, scales, rng,
+                                             None if quant is None else quant.ops[i])
         except ValueError as exc:
             raise SimulationError(f"{op_label(i, op.name)}: {exc}") from None
         ops.append(data)

@@ -61,7 +61,9 @@ class KindModel(NamedTuple):
         ``buffer_text(op) -> str``: what the op keeps in the ofmap buffer (for the error
         of a row or line buffer that cannot fit).
     prepare : callable
-        ``prepare(op, operands, scales, rng) -> OpData``: functional data and golden output.
+        ``prepare(op, operands, scales, rng, q=None) -> OpData``: functional data and
+        golden output; ``q`` (an :class:`~edgetron.sim.opdata.OpQuant`) gives a deployed
+        model's real parameters and calibrated scales instead of seeded ones.
     run : callable
         ``run(op, data, params, tile) -> (output, calls, ok)``: the functional kernel.
     scratch_bytes : callable

@@ -26,7 +26,7 @@ from edgetron.hw.gemm import REQUANT_LATENCY
 from edgetron.workload import Add, Op
 
 from ..memory import VectorWork
-from ..opdata import OpData, calibrate, int8_values
+from ..opdata import OpData, OpQuant, calibrate, deployed_scale, int8_values, quant_array
 from ..records import F_ELEMS
 from .pipeline import STAGE, beats, round_shift
 
@@ -107,9 +107,13 @@ def int64_bounds(op: Add, edge: int) -> tuple[tuple[str, str, int], ...]:
 
 
 def prepare(op: Add, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
-    """The second addend (an operand, or a seeded int8 constant broadcast over the batch),
-    golden's constants for an output scale calibrated on the real sum, and its output.
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
+    """The second addend (an operand, or an int8 constant broadcast over the batch),
+    golden's constants for the output scale, and its output.
+
+    Seeded: the constant is drawn at the input's scale and the output scale calibrated on
+    the real sum. Deployed (``q``): the model's int8 constant at its own scale, and the
+    calibrated output scale.
 
     Raises
     ------
@@ -119,14 +123,18 @@ def prepare(op: Add, ops_in: list[np.ndarray], scales: list[float],
     if op.requant == "none":
         raise ValueError("functional mode: an add with requant 'none' has no golden kernel")
     x = ops_in[0]
-    if op.weights:
+    if op.weights and q is not None:
+        const = quant_array(q, "weight", op.shape[1:]).astype(np.int64)
+        b = np.broadcast_to(const, x.shape).copy()
+        s_b = float(quant_array(q, "weight_scale", ()))
+    elif op.weights:
         const = int8_values(rng, op.shape[1:])
         b = np.broadcast_to(const, x.shape).copy()
         s_b = scales[0]
     else:
         b = ops_in[1]
         s_b = scales[1]
-    out_scale = calibrate(x * scales[0] + b * s_b)
+    out_scale = calibrate(x * scales[0] + b * s_b) if q is None else deployed_scale(q)
     rc = residual_constants(scales[0], s_b, out_scale)
     y = activation_clamp(residual_add(x, b, rc.m_a, rc.m_b, rc.s), op.act, out_scale,
                          op.out_bits)

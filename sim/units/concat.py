@@ -15,7 +15,7 @@ from edgetron.config import SimParams
 from edgetron.workload import Concat, Op
 
 from ..memory import VectorWork
-from ..opdata import OpData, int8_values
+from ..opdata import OpData, OpQuant, deployed_const, int8_values
 from ..records import F_ELEMS
 from .pipeline import STAGE, beats
 
@@ -70,9 +70,13 @@ def int64_bounds(op: Concat, edge: int) -> tuple[tuple[str, str, int], ...]:
 
 
 def prepare(op: Concat, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
-    """Seeded int8 constant rows; golden is the NumPy concatenation (same scale out)."""
-    const = int8_values(rng, (op.const_rows, op.cols))
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
+    """The int8 constant rows -- seeded, or a deployed model's real rows quantized at the
+    input scale (``q``) -- and golden's NumPy concatenation (same scale out)."""
+    if q is None:
+        const = int8_values(rng, (op.const_rows, op.cols))
+    else:
+        const = deployed_const(q, (op.const_rows, op.cols), scales[0])
     parts = [np.broadcast_to(const, (op.batch, op.const_rows, op.cols))]
     parts += [v.reshape(op.batch, -1, op.cols) for v in ops_in]
     return OpData(ops_in, {"const": const}, np.concatenate(parts, axis=1), scales[0])

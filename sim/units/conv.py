@@ -42,7 +42,17 @@ from edgetron.golden.conv import conv2d_int
 from edgetron.hw.gemm import cdiv
 from edgetron.workload import DwConv2d, Op
 
-from ..opdata import OpData, int8_values, matrix_output, seeded_bias, weight_scales
+from ..opdata import (
+    OpData,
+    OpQuant,
+    deployed_bias,
+    deployed_scale,
+    int8_values,
+    matrix_output,
+    quant_array,
+    seeded_bias,
+    weight_scales,
+)
 from ..records import F_CG, F_H, F_IMG, F_IS_CONV, F_OH, F_OW, F_R, F_S, F_SH, F_W
 from . import gemm
 
@@ -157,15 +167,25 @@ def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
 
 
 def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
-    """Weights, bias, requantization constants and the golden output of a convolution."""
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
+    """Weights, bias, requantization constants and the golden output of a convolution.
+
+    Seeded, or a deployed model's (``q``: int8 weights, their scales, real bias, output
+    scale).
+    """
     x = ops_in[0]
     groups = groups_of(op)
     cg = op.c // groups
-    w = int8_values(rng, (op.k, cg, op.r, op.s))
-    sw_flat = weight_scales(rng, op.k, cg * op.r * op.s, op.requant == "channel")
-    bias_flat = seeded_bias(rng, cg * op.r * op.s, op.k) if op.bias else np.zeros(
-        op.k, dtype=np.int64)
+    if q is None:
+        w = int8_values(rng, (op.k, cg, op.r, op.s))
+        sw_flat = weight_scales(rng, op.k, cg * op.r * op.s, op.requant == "channel")
+        bias_flat = seeded_bias(rng, cg * op.r * op.s, op.k) if op.bias else None
+    else:
+        w = quant_array(q, "weight", (op.k, cg, op.r, op.s)).astype(np.int64)
+        sw_flat = quant_array(q, "weight_scale", (op.k,)).astype(np.float64)
+        bias_flat = deployed_bias(q, (op.k,), scales[0], sw_flat) if op.bias else None
+    if bias_flat is None:
+        bias_flat = np.zeros(op.k, dtype=np.int64)
     pad = (op.pad_top, op.pad_bottom, op.pad_left, op.pad_right)
     accn = conv2d_int(x.transpose(0, 3, 1, 2), w, bias_flat, (op.stride_h, op.stride_w),
                       pad, groups)
@@ -174,7 +194,8 @@ def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],
     acc = acc_nhwc.reshape(-1, groups, kg).transpose(1, 0, 2)  # [groups, M, kg]
     sw = sw_flat.reshape(groups, kg)
     bias = bias_flat.reshape(groups, kg)
-    y, params, out_scale = matrix_output(op, acc, bias, sw, scales[0], False)
+    out = None if q is None or op.requant == "none" else deployed_scale(q)
+    y, params, out_scale = matrix_output(op, acc, bias, sw, scales[0], False, out)
     params.update(w=conv_weight_matrix(w, groups), bias=bias)
     golden = y.transpose(1, 0, 2).reshape(op.out_shape)
     return OpData(ops_in, params, np.ascontiguousarray(golden), out_scale)

@@ -25,7 +25,7 @@ from edgetron.hw.gemm import REQUANT_LATENCY
 from edgetron.workload import Gelu, Op
 
 from ..memory import VectorWork
-from ..opdata import OpData, calibrate
+from ..opdata import OpData, OpQuant, calibrate, deployed_scale
 from ..records import F_ELEMS
 from .pipeline import STAGE, beats, pow2_rescale, requantize, round_shift
 
@@ -117,15 +117,18 @@ def int64_bounds(op: Gelu, edge: int) -> tuple[tuple[str, str, int], ...]:
 
 
 def prepare(op: Gelu, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
     """Golden's constants and output: int32 for ``requant = "none"``, else int8 at a scale
-    calibrated on the real GELU of the input's positive part."""
+    calibrated on the real GELU of the input's positive part (a deployed model's
+    calibrated scale with ``q``)."""
     x = ops_in[0]
     if op.requant == "none":
         consts = gelu_constants(scales[0], op.in_bits)
         return OpData(ops_in, {"c": consts}, gelu_apply(x, consts), consts.out_scale)
-    real = x.astype(np.float64) * scales[0]
-    out_scale = calibrate(np.maximum(real, 0.0))
+    if q is None:
+        out_scale = calibrate(np.maximum(x.astype(np.float64) * scales[0], 0.0))
+    else:
+        out_scale = deployed_scale(q)
     c8 = gelu_int8_constants(scales[0], out_scale, op.in_bits)
     return OpData(ops_in, {"c8": c8}, gelu_int8_apply(x, c8), out_scale)
 

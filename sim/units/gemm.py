@@ -123,7 +123,17 @@ from edgetron.hw.gemm import (
 )
 from edgetron.workload import Gemm, Op
 
-from ..opdata import OpData, int8_values, matrix_output, seeded_bias, weight_scales
+from ..opdata import (
+    OpData,
+    OpQuant,
+    deployed_bias,
+    deployed_scale,
+    int8_values,
+    matrix_output,
+    quant_array,
+    seeded_bias,
+    weight_scales,
+)
 from ..records import F_COUNT, F_K, F_M, F_N, F_OUT32, F_W_B
 from .pipeline import in_int32, requantize
 
@@ -467,15 +477,23 @@ def stored(op: Gemm, y: np.ndarray) -> np.ndarray:
 
 
 def prepare(op: Gemm, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
-    """Weights, bias, requantization constants and the golden output of a gemm op."""
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
+    """Weights, bias, requantization constants and the golden output of a gemm op.
+
+    Seeded, or a deployed model's (``q``: int8 weights, their scales, real bias, output
+    scale).
+    """
     x = ops_in[0]
     # A product of two activations has one per-tensor scale for its whole output.
     activations = not op.weights
     if op.weights:
-        w = int8_values(rng, (op.count, op.k, op.n))
-        sw = weight_scales(rng, op.count * op.n, op.k, op.requant == "channel").reshape(
-            op.count, op.n)
+        if q is None:
+            w = int8_values(rng, (op.count, op.k, op.n))
+            sw = weight_scales(rng, op.count * op.n, op.k, op.requant == "channel").reshape(
+                op.count, op.n)
+        else:
+            w = quant_array(q, "weight", (op.count, op.k, op.n)).astype(np.int64)
+            sw = quant_array(q, "weight_scale", (op.count, op.n)).astype(np.float64)
         a = x.reshape(op.batch, op.count, op.m, op.k)
         acc = np.stack([gemm_int(a[:, c].reshape(-1, op.k), w[c])
                         for c in range(op.count)])  # [count, batch*m, n]
@@ -484,10 +502,16 @@ def prepare(op: Gemm, ops_in: list[np.ndarray], scales: list[float],
         sw = np.full((op.count, op.n), scales[1])
         acc = matmul_int(products(op, "a", x),
                          products(op, "b", ops_in[1]))  # [batch*count, m, n]
-    bias = (seeded_bias(rng, op.k, op.count * op.n).reshape(op.count, op.n) if op.bias
-            else np.zeros((op.count, op.n), dtype=np.int64))
+    if op.bias and q is not None:
+        bias = deployed_bias(q, (op.count, op.n), scales[0], sw)
+    elif op.bias:
+        bias = seeded_bias(rng, op.k, op.count * op.n).reshape(op.count, op.n)
+    else:
+        bias = np.zeros((op.count, op.n), dtype=np.int64)
     acc = acc + (np.tile(bias, (op.batch, 1)) if activations else bias)[:, None, :]
-    y, params, out_scale = matrix_output(op, acc, bias, sw, scales[0] * op.scale, activations)
+    out = None if q is None or op.requant == "none" else deployed_scale(q)
+    y, params, out_scale = matrix_output(op, acc, bias, sw, scales[0] * op.scale, activations,
+                                         out)
     if op.weights:
         y = y.reshape(op.count, op.batch, op.m, op.n).transpose(1, 0, 2, 3)
     params.update(w=w, bias=bias)

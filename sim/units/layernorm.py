@@ -33,7 +33,7 @@ from edgetron.golden.layernorm import (
 from edgetron.workload import LayerNorm, Op
 
 from ..memory import VectorWork
-from ..opdata import OpData
+from ..opdata import OpData, OpQuant, deployed_scale, quant_array
 from ..records import F_A_B, F_COLS, F_ELEMS, F_ROWS
 from .pipeline import DIVIDER_SETUP, STAGE, beats, round_shift, tree_depth
 
@@ -206,16 +206,24 @@ def buffer_text(op: LayerNorm) -> str:
 
 
 def prepare(op: LayerNorm, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
-    """Seeded ``gamma`` and ``beta``, golden's constants and its output.
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
+    """``gamma``, ``beta``, golden's constants and its output.
 
-    ``gamma ~ U(0.5, 1.5)``, ``beta ~ N(0, 0.2)`` (zero without ``bias``); the output
-    scale covers ``4 max|gamma| + max|beta|``.
+    Seeded: ``gamma ~ U(0.5, 1.5)``, ``beta ~ N(0, 0.2)`` (zero without ``bias``), the
+    output scale covers ``4 max|gamma| + max|beta|``. Deployed (``q``): the model's gain,
+    shift and epsilon, and the calibrated output scale.
     """
-    gamma = rng.uniform(0.5, 1.5, size=op.cols)
-    beta = rng.normal(0.0, 0.2, size=op.cols) if op.bias else np.zeros(op.cols)
-    out_scale = (np.abs(gamma).max() * _LN_RANGE + np.abs(beta).max()) / INT8_MAX
-    consts = layernorm_constants(gamma, beta, scales[0], out_scale, _LN_EPS, op.in_bits)
+    if q is None:
+        gamma = rng.uniform(0.5, 1.5, size=op.cols)
+        beta = rng.normal(0.0, 0.2, size=op.cols) if op.bias else np.zeros(op.cols)
+        out_scale = (np.abs(gamma).max() * _LN_RANGE + np.abs(beta).max()) / INT8_MAX
+        eps = _LN_EPS
+    else:
+        gamma = quant_array(q, "gamma", (op.cols,))
+        beta = quant_array(q, "bias", (op.cols,)) if op.bias else np.zeros(op.cols)
+        out_scale = deployed_scale(q)
+        eps = _LN_EPS if q.eps is None else float(q.eps)
+    consts = layernorm_constants(gamma, beta, scales[0], out_scale, eps, op.in_bits)
     return OpData(ops_in, {"c": consts}, layernorm_int(ops_in[0], consts), out_scale)
 
 

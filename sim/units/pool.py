@@ -25,7 +25,7 @@ from edgetron.hw.gemm import REQUANT_LATENCY, element_bytes
 from edgetron.workload import MaxPool, Op
 
 from ..memory import VectorWork
-from ..opdata import OpData
+from ..opdata import OpData, OpQuant, deployed_scale
 from ..records import (
     F_A_B,
     F_CG,
@@ -184,17 +184,20 @@ def buffer_text(op: Op) -> str:
 
 
 def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
-    """Golden's pool of the NHWC input (the average at the input scale), and its output."""
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
+    """Golden's pool of the NHWC input, and its output: the average at the input scale, or
+    at a deployed model's calibrated output scale (``q``)."""
     xn = ops_in[0].transpose(0, 3, 1, 2)
     pad = (op.pad_top, op.pad_bottom, op.pad_left, op.pad_right)
     stride = (op.stride_h, op.stride_w)
     if isinstance(op, MaxPool):
         y = maxpool2d(xn, (op.r, op.s), stride, pad)
         return OpData(ops_in, {"m": 0, "s": 1}, y.transpose(0, 2, 3, 1), scales[0])
-    m, s = avgpool_constants(op.r * op.s)
+    out_scale = scales[0] if q is None else deployed_scale(q)
+    m, s = (avgpool_constants(op.r * op.s) if q is None
+            else avgpool_constants(op.r * op.s, scales[0], out_scale))
     y = avgpool2d(xn, (op.r, op.s), stride, pad, m, s)
-    return OpData(ops_in, {"m": m, "s": s}, y.transpose(0, 2, 3, 1), scales[0])
+    return OpData(ops_in, {"m": m, "s": s}, y.transpose(0, 2, 3, 1), out_scale)
 
 
 def run(op: Op, d: OpData, p: SimParams,

@@ -24,7 +24,7 @@ from edgetron.hw.gemm import element_bytes
 from edgetron.workload import Op, Softmax
 
 from ..memory import VectorWork
-from ..opdata import OpData
+from ..opdata import OpData, OpQuant
 from ..records import F_A_B, F_COLS, F_ELEMS, F_ROWS
 from .pipeline import DIVIDER_SETUP, STAGE, beats, pow2_rescale, round_shift, tree_depth
 
@@ -173,8 +173,9 @@ def buffer_text(op: Softmax) -> str:
 
 
 def prepare(op: Softmax, ops_in: list[np.ndarray], scales: list[float],
-            rng: np.random.Generator) -> OpData:
-    """Golden's constants for the input scale, and its output."""
+            rng: np.random.Generator, q: OpQuant | None = None) -> OpData:
+    """Golden's constants for the input scale, and its output (the same for a deployed
+    model: the input scale fixes every constant, the output scale is 2^-7)."""
     consts = softmax_constants(scales[0])
     return OpData(ops_in, {"c": consts}, softmax_apply(ops_in[0], consts), consts.out_scale)
 
