@@ -2,7 +2,8 @@
 
 Everything here formats :class:`edgetron.sim.engine.SimResult` objects; nothing is
 recomputed. ``format_result`` is the table of ``edgetron sim``, ``format_comparison``
-the side-by-side table of ``edgetron compare``, ``plot_breakdown`` the matplotlib
+the side-by-side table of ``edgetron compare`` (with the accuracy rows of deployed models,
+``edgetron compare --data``), ``plot_breakdown`` the matplotlib
 figure (cycles and energy per op kind, one bar per model).
 """
 
@@ -11,14 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgetron.errors import EdgetronError
 from edgetron.sim.engine import SimResult
 from edgetron.sim.functional import FunctionalResult
 from edgetron.workload import KINDS
 
+if TYPE_CHECKING:  # the deploy package loads onnx; reports of plain runs do not need it
+    from edgetron.deploy import DeployReport
+
 __all__ = [
+    "accuracy_rows",
     "comparison_dict",
     "format_comparison",
     "format_result",
@@ -70,21 +75,20 @@ def result_dict(result: SimResult, *,
     return d
 
 
-def comparison_dict(results: Sequence[SimResult]) -> dict[str, Any]:
+def comparison_dict(results: Sequence[SimResult], *,
+                    deployments: Sequence[DeployReport] | None = None) -> dict[str, Any]:
     """The JSON document of ``edgetron compare``: the config and one entry per model.
 
-    Each entry has ``trace``, ``totals``, ``by_kind`` and ``ops``.
+    Each entry has ``trace``, ``totals``, ``by_kind`` and ``ops``; with ``deployments``
+    also ``deploy``, the model's :meth:`~edgetron.deploy.DeployReport.to_dict`.
     """
     if not results:
         raise ValueError("comparison_dict: no results")
-    return {
-        "config": results[0].config.to_dict(),
-        "models": [
-            {"trace": r.trace_name, "totals": r.totals, "by_kind": kind_breakdown(r),
-             "ops": r.op_dicts()}
-            for r in results
-        ],
-    }
+    models = [{"trace": r.trace_name, "totals": r.totals, "by_kind": kind_breakdown(r),
+               "ops": r.op_dicts()} for r in results]
+    for entry, d in zip(models, deployments or (), strict=False):
+        entry["deploy"] = d.to_dict()
+    return {"config": results[0].config.to_dict(), "models": models}
 
 
 def write_json(data: Any, path: str | Path) -> None:
@@ -175,15 +179,40 @@ def format_result(result: SimResult, *, per_op: bool = False) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(results: Sequence[SimResult]) -> str:
-    """Side-by-side table of several models on one config (metrics as rows)."""
+def _top1(d, which: str) -> str:
+    v = d.top1(which)
+    return "-" if v is None else f"{100 * v:.2f} %"
+
+
+def accuracy_rows(deployments: Sequence[DeployReport]) -> list[tuple[str, list[str]]]:
+    """The accuracy rows of :func:`format_comparison` for deployed models, one cell each."""
+    return [
+        ("samples", [f"{d.samples:,}" for d in deployments]),
+        ("float top-1", [_top1(d, "float") for d in deployments]),
+        ("integer top-1", [_top1(d, "int") for d in deployments]),
+        ("agreement", [f"{100 * d.agreement:.2f} %" for d in deployments]),
+        ("min layer cosine", [f"{d.cosine_summary()['min']:.4f}" for d in deployments]),
+        ("bit-exact", ["yes" if d.bit_exact else "NO" for d in deployments]),
+    ]
+
+
+def format_comparison(results: Sequence[SimResult], *,
+                      deployments: Sequence[DeployReport] | None = None) -> str:
+    """Side-by-side table of several models on one config (metrics as rows).
+
+    With ``deployments`` (one :class:`~edgetron.deploy.DeployReport` per result, from
+    ``edgetron compare --data``) the table starts with their accuracy rows
+    (:func:`accuracy_rows`) and says what data they were measured on.
+    """
     if not results:
         raise ValueError("format_comparison: no results")
     names = [r.trace_name for r in results]
     width = max(14, *(len(n) for n in names))
     tots = [r.totals for r in results]
     breakdowns = [kind_breakdown(r) for r in results]
-    rows: list[tuple[str, list[str]]] = [
+    rows: list[tuple[str, list[str]]] = [] if deployments is None else accuracy_rows(
+        deployments)
+    rows += [
         ("MACs", [f"{t['macs'] / 1e6:,.1f} M" for t in tots]),
         ("cycles", [f"{t['cycles']:,}" for t in tots]),
         ("  GEMM unit", [f"{t['compute_cycles']:,}" for t in tots]),
@@ -203,8 +232,12 @@ def format_comparison(results: Sequence[SimResult]) -> str:
                  for t, b in zip(tots, breakdowns, strict=True)]
         rows.append((f"cycles in {k}", cells))
     label_w = max(len(label) for label, _ in rows)
-    lines = [f"on {_config_line(results[0])}",
-             f"{'':<{label_w}}  " + "  ".join(f"{n:>{width}}" for n in names)]
+    lines = [f"on {_config_line(results[0])}"]
+    if deployments:
+        d = deployments[0]
+        lines.append(f"accuracy on {d.eval_name} ({d.samples:,} samples), calibrated on "
+                     f"{d.calib_samples:,} samples of {d.calib_name}; cost per inference")
+    lines.append(f"{'':<{label_w}}  " + "  ".join(f"{n:>{width}}" for n in names))
     lines.append("-" * len(lines[-1]))
     for label, cells in rows:
         lines.append(f"{label:<{label_w}}  " + "  ".join(f"{c:>{width}}" for c in cells))

@@ -1,9 +1,15 @@
 """``edgetron compare``: several models side by side on one accelerator config.
 
-Each MODEL is a preset name, a trace JSON file or a SCALE-Sim topology CSV. The table
-puts MACs, cycles (GEMM unit, vector unit, DRAM stall), utilization, latency, energy and
-traffic of every model in adjacent columns, with the share of cycles per op kind;
-``--plot`` saves the per-op-kind cycle and energy breakdown as an image.
+Each MODEL is a preset name, a trace JSON file, a SCALE-Sim topology CSV or an ONNX
+model. The table puts MACs, cycles (GEMM unit, vector unit, DRAM stall), utilization,
+latency, energy and traffic of every model in adjacent columns, with the share of cycles
+per op kind; ``--plot`` saves the per-op-kind cycle and energy breakdown as an image.
+
+With ``--data X.npy`` every MODEL must be an ONNX model with its weights: each is
+deployed as ``edgetron deploy`` does (calibrated on ``--calib``, default the ``--data``
+samples themselves; run bit-exact through functional mode) and the table starts with
+its accuracy on ``--data`` (top-1 with ``--labels``, agreement with the float model,
+smallest per-layer cosine). Exit status 1 when an op differs from golden.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 from edgetron.commands import CONFIG_HELP, MODEL_HELP
 from edgetron.commands.sim import compile_notice, progress_bar
 from edgetron.config import load_config
+from edgetron.errors import SimulationError
 from edgetron.report import (
     comparison_dict,
     format_comparison,
@@ -40,29 +47,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="write totals and every op of every model as JSON ('-' = stdout)")
     p.add_argument("--batch", type=int, help="batch size for presets and CSVs (default 1)")
+    p.add_argument("--data", type=Path, metavar="X.npy",
+                   help="evaluation samples of the ONNX models [N, *input[1:]]: deploy each "
+                        "and add its accuracy (docs/deploy.md)")
+    p.add_argument("--labels", type=Path, metavar="Y.npy",
+                   help="with --data: the integer class of each sample (gives top-1)")
+    p.add_argument("--calib", type=Path, metavar="X.npy",
+                   help="with --data: calibration samples (default: the --data samples)")
+    p.add_argument("--percentile", type=float, metavar="P",
+                   help="with --data: calibrate on the P-th percentile of |x| (default: "
+                        "the maximum)")
     p.set_defaults(func=_run)
+
+
+def _deploy_all(args: argparse.Namespace, cfg) -> list:
+    """``--data``: every model deployed on the data (each must be an ONNX model)."""
+    from tqdm import tqdm
+
+    from edgetron.deploy import Model, deploy
+
+    for m in args.models:
+        if Path(m).suffix.lower() != ".onnx":
+            raise SimulationError(f"--data: model {m!r} is not an ONNX model (.onnx); "
+                                  "accuracy needs a model with its weights")
+    models = [Model(m, batch=args.batch) for m in args.models]
+    reports = []
+    compile_notice(functional_mode=True)
+    for model in models:
+        with tqdm(desc=f"deploy {model.name}", unit="sample", delay=1.0,
+                  leave=False) as bar:
+            reports.append(deploy(model, args.calib or args.data, data=args.data,
+                                  labels=args.labels, config=cfg,
+                                  percentile=args.percentile, progress=bar.update))
+    return reports
 
 
 def _run(args: argparse.Namespace) -> int:
     # Every argument is checked before the models are simulated.
     plot = None if args.plot is None else plot_path(args.plot)
+    if args.data is None:
+        for flag in ("labels", "calib", "percentile"):
+            if getattr(args, flag) is not None:
+                raise SimulationError(f"--{flag} goes with --data (the samples to deploy "
+                                      "the models on); add --data")
     cfg = load_config(args.config)
-    traces = [load_workload(m, batch=args.batch) for m in args.models]
-    results = []
-    compile_notice()
-    with progress_bar(sum(len(t) for t in traces), "compare") as update:
-        for trace in traces:
-            results.append(simulate(trace, cfg, progress=update, chunk=16))
+    deployments = None
+    if args.data is not None:
+        deployments = _deploy_all(args, cfg)
+        results = [d.cost for d in deployments]
+    else:
+        traces = [load_workload(m, batch=args.batch) for m in args.models]
+        results = []
+        compile_notice()
+        with progress_bar(sum(len(t) for t in traces), "compare") as update:
+            for trace in traces:
+                results.append(simulate(trace, cfg, progress=update, chunk=16))
     json_out = args.json is not None and str(args.json) == "-"
     # With --json -, standard output is the JSON document alone; notes go to stderr.
     notes = sys.stderr if json_out else sys.stdout
+    doc = comparison_dict(results, deployments=deployments)
     if json_out:
-        write_json(comparison_dict(results), "-")
+        write_json(doc, "-")
     else:
-        print(format_comparison(results))
+        print(format_comparison(results, deployments=deployments))
     if plot is not None:
         print(f"wrote {plot_breakdown(results, plot)}", file=notes)
     if args.json is not None and not json_out:
-        write_json(comparison_dict(results), args.json)
+        write_json(doc, args.json)
         print(f"wrote {args.json}")
-    return 0
+    return 0 if deployments is None or all(d.bit_exact for d in deployments) else 1

@@ -10,14 +10,14 @@ The modules, each using only those above it:
 * :mod:`.data` -- samples and labels from ``.npy`` files or arrays, checked;
 * :mod:`.model` -- :class:`Model`: the imported model, its float references (per op, and
   onnxruntime), a trace rebatched for blocks of samples;
-* :mod:`.calibrate` -- :func:`calibrate`: the :class:`~edgetron.sim.opdata.Quantization`
+* :mod:`.calibration` -- :func:`calibrate`: the :class:`~edgetron.sim.opdata.Quantization`
   (real scales, int8 weights) from calibration samples;
 * :mod:`.evaluate` -- :func:`evaluate`: functional runs, predictions and cosines;
 * :mod:`.report` -- :class:`DeployReport`: text and JSON;
 * :mod:`.pipeline` -- :func:`deploy`, all of the above.
 """
 
-from .calibrate import DEFAULT_PERCENTILE, calibrate, sets_scale
+from .calibration import DEFAULT_PERCENTILE, calibrate, sets_scale
 from .data import MAX_SAMPLES, Samples, load_labels, load_samples
 from .evaluate import Evaluation, OpFailure, evaluate
 from .model import Model, rebatch

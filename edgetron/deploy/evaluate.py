@@ -26,7 +26,7 @@ from edgetron.sim.opdata import Quantization
 from edgetron.sim.prepare import prepare
 from edgetron.sim.results import SimResult
 
-from .calibrate import BLOCK
+from .calibration import BLOCK
 from .data import Samples
 from .model import Model
 

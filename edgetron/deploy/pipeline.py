@@ -11,7 +11,12 @@ from edgetron.sim import engine
 from edgetron.sim.engine import simulate
 from edgetron.sim.prepare import DEFAULT_MAX_GIB, check_size
 
-from .calibrate import DEFAULT_PERCENTILE, calibrate, check_calibration_size
+from .calibration import (
+    DEFAULT_PERCENTILE,
+    calibrate,
+    check_calibration_size,
+    check_percentile,
+)
 from .data import load_labels, load_samples
 from .evaluate import evaluate
 from .model import Model
@@ -63,6 +68,7 @@ def deploy(model: str | Path | Model, calib, *, data=None, labels=None,
         A bad config.
     """
     t0 = time.perf_counter()
+    check_percentile(percentile)
     cfg = config if isinstance(config, AcceleratorConfig) else load_config(config)
     m = model if isinstance(model, Model) else Model(model, batch=batch)
     cal = load_samples(calib, m.input_shape, "calib")

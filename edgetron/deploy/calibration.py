@@ -43,7 +43,15 @@ from edgetron.workload import Add, AvgPool, Concat, Conv2d, DwConv2d, Gelu, Gemm
 from .data import Samples
 from .model import Model
 
-__all__ = ["BLOCK", "DEFAULT_PERCENTILE", "MAX_CALIB_BYTES", "calibrate", "sets_scale"]
+__all__ = [
+    "BLOCK",
+    "DEFAULT_PERCENTILE",
+    "MAX_CALIB_BYTES",
+    "calibrate",
+    "check_calibration_size",
+    "check_percentile",
+    "sets_scale",
+]
 
 #: Default percentile of ``|x|`` mapped to 127 (None: the maximum). See docs/deploy.md.
 DEFAULT_PERCENTILE: float | None = None
@@ -122,6 +130,14 @@ def _op_quant(i: int, op: Op, params: dict[str, np.ndarray],
     return OpQuant(**fields)
 
 
+def check_percentile(percentile) -> None:
+    """Raise SimulationError unless ``percentile`` is None or a number in (0, 100]."""
+    if percentile is not None and (isinstance(percentile, bool) or not isinstance(
+            percentile, (int, float)) or not 0 < percentile <= 100):
+        raise SimulationError(f"percentile: expected a number in (0, 100] or None, got "
+                              f"{percentile!r}")
+
+
 def check_calibration_size(model: Model, samples: Samples) -> None:
     """Refuse a calibration whose record of activations would exceed :data:`MAX_CALIB_BYTES`.
 
@@ -137,8 +153,8 @@ def check_calibration_size(model: Model, samples: Samples) -> None:
         most = max(1, MAX_CALIB_BYTES // (4 * per_sample))
         raise SimulationError(
             f"{samples.name}: calibrating on {len(samples):,} samples would record "
-            f"{need / (1 << 30):,.1f} GiB of activations, over the limit of "
-            f"{MAX_CALIB_BYTES / (1 << 30):g} GiB; calibrate on at most {most:,} samples")
+            f"{need / (1 << 20):,.1f} MiB of activations, over the limit of "
+            f"{MAX_CALIB_BYTES / (1 << 20):,.1f} MiB; calibrate on at most {most:,} samples")
 
 
 def calibrate(model: Model, samples: Samples, *,
@@ -161,10 +177,7 @@ def calibrate(model: Model, samples: Samples, *,
         :data:`MAX_CALIB_BYTES`, NaN or infinite samples, or a parameter golden cannot
         quantize (the op named).
     """
-    if percentile is not None and (isinstance(percentile, bool) or not isinstance(
-            percentile, (int, float)) or not 0 < percentile <= 100):
-        raise SimulationError(f"percentile: expected a number in (0, 100] or None, got "
-                              f"{percentile!r}")
+    check_percentile(percentile)
     check_calibration_size(model, samples)
     trace, b = model.trace, model.batch
     record: list[list[np.ndarray]] = [[] for _ in trace]
