@@ -64,20 +64,29 @@ def _deploy_all(args: argparse.Namespace, cfg) -> list:
     """``--data``: every model deployed on the data (each must be an ONNX model)."""
     from tqdm import tqdm
 
-    from edgetron.deploy import Model, deploy
+    from edgetron.deploy import Model, deploy, load_labels, load_samples
+    from edgetron.deploy.calibration import check_percentile
 
     for m in args.models:
         if Path(m).suffix.lower() != ".onnx":
             raise SimulationError(f"--data: model {m!r} is not an ONNX model (.onnx); "
                                   "accuracy needs a model with its weights")
+    check_percentile(args.percentile)
     models = [Model(m, batch=args.batch) for m in args.models]
+    # Every model's data is checked before the first one is deployed.
+    data = []
+    for model in models:
+        x = load_samples(args.data, model.input_shape, "data")
+        calib = x if args.calib is None else load_samples(args.calib, model.input_shape,
+                                                          "calib")
+        labels = None if args.labels is None else load_labels(args.labels, x, model.classes)
+        data.append((calib, x, labels))
     reports = []
     compile_notice(functional_mode=True)
-    for model in models:
-        with tqdm(desc=f"deploy {model.name}", unit="sample", delay=1.0,
+    for model, (calib, x, labels) in zip(models, data, strict=True):
+        with tqdm(total=len(x), desc=f"deploy {model.name}", unit="sample", delay=1.0,
                   leave=False) as bar:
-            reports.append(deploy(model, args.calib or args.data, data=args.data,
-                                  labels=args.labels, config=cfg,
+            reports.append(deploy(model, calib, data=x, labels=labels, config=cfg,
                                   percentile=args.percentile, progress=bar.update))
     return reports
 

@@ -69,7 +69,8 @@ def sets_scale(op: Op) -> bool:
 
 
 def _scale(values: list[np.ndarray], percentile: float | None) -> float:
-    """activation_scale of all ``values``; the maximum if the percentile is 0, 1.0 if all are."""
+    """activation_scale of all ``values``: their maximum where the percentile is zero, 1.0
+    where every value is."""
     flat = np.concatenate([v.ravel() for v in values])
     if not np.any(flat):
         return 1.0  # every scale represents zeros exactly
@@ -86,8 +87,7 @@ def _tensor_scale(w: np.ndarray) -> float:
 def _source(trace, ref) -> int | None:
     """The op (None: the model input) whose scale an operand ``ref`` carries."""
     i = ref.op
-    while i is not None and not sets_scale(trace[i]) and \
-            trace[i].kind in ("maxpool", "concat"):
+    while i is not None and trace[i].kind in ("maxpool", "concat"):  # values moved as they are
         i = trace[i].inputs[0].op
     return i
 
@@ -96,8 +96,9 @@ def _weights(op: Op, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """int8 weights and their scales: per output channel for ``requant`` ``channel``."""
     per_channel = op.requant == "channel"
     if isinstance(op, Gemm):  # [count, k, n], channels along n per product
-        if per_channel and np.any(w):
-            sw = np.stack([weight_scales(wc, axis=1) for wc in w])
+        if per_channel:
+            sw = np.stack([weight_scales(wc, axis=1) if np.any(wc)
+                           else np.full(op.n, _tensor_scale(w)) for wc in w])
         else:
             sw = np.full((op.count, op.n), _tensor_scale(w))
         q = np.stack([quantize(wc, sc, axis=1) for wc, sc in zip(w, sw, strict=True)])
@@ -113,7 +114,7 @@ def _op_quant(i: int, op: Op, params: dict[str, np.ndarray],
         return np.asarray(params[f"{i}.{role}"], dtype=np.float64)
 
     fields: dict = {"out_scale": scale}
-    if isinstance(op, (Gemm, Conv2d, DwConv2d)) and getattr(op, "weights", True):
+    if isinstance(op, (Conv2d, DwConv2d)) or (isinstance(op, Gemm) and op.weights):
         fields["weight"], fields["weight_scale"] = _weights(op, real("weight"))
         if op.bias:
             fields["bias"] = real("bias")

@@ -142,8 +142,8 @@ class DeployReport:
         lines = [
             f"{self.model} ({self.path}) on {c.name}: {c.rows}x{c.cols} {c.dataflow}, "
             f"{c.clock_mhz:g} MHz",
-            f"calibrated on {self.calib_samples} samples of {self.calib_name} ({rule} per "
-            f"tensor; weights int8 per output channel)",
+            f"calibrated on {self.calib_samples} samples of {self.calib_name} (activations: "
+            f"{rule} per tensor; weights: int8, per channel where requantized per channel)",
             f"evaluated on {self.samples} samples of {self.eval_name}",
             *self.accuracy_lines(),
         ]

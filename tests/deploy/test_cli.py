@@ -131,3 +131,18 @@ def test_compare_data_needs_onnx_models_and_data_flags_need_data(files, capsys):
     err = capsys.readouterr().err
     assert err == ("edgetron compare: error: --labels goes with --data (the samples to "
                    "deploy the models on); add --data\n")
+
+
+def test_compare_checks_every_models_data_before_deploying(files, monkeypatch, capsys):
+    def no_deploy(*args, **kwargs):
+        raise AssertionError("deployed before checking the data")
+
+    monkeypatch.setattr("edgetron.deploy.deploy", no_deploy)
+    assert main(["compare", str(DATA / "digits_vit.onnx"), str(DATA / "digits_cnn.onnx"),
+                 "--data", files["x"], "--labels", files["calib"]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("edgetron compare: error: ") and err.count("\n") == 1
+    assert "calib.npy: dtype float32: expected integer class labels" in err
+    assert main(["compare", str(DATA / "digits_cnn.onnx"), "--data", files["x"],
+                 "--percentile", "200"]) == 1
+    assert "percentile: expected a number in (0, 100]" in capsys.readouterr().err

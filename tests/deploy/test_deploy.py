@@ -117,6 +117,23 @@ def test_other_batches_give_the_same_integer_model(tmp_path):
     assert r1.batch == 1 and r2.batch == 2 and r2.to_dict()["batch"] == 2
 
 
+def test_zero_weights_and_a_dead_channel(tmp_path):
+    """A channel of zero weights gets the tensor's largest scale (golden's weight_scales),
+    an all-zero tensor scale 1; the model still runs bit-exact."""
+    m = Model(small_cnn(tmp_path), batch=1)
+    w0 = m.weights["0.weight"].copy()
+    w0[1] = 0
+    m.weights["0.weight"] = w0
+    m.weights["4.weight"] = np.zeros_like(m.weights["4.weight"])
+    x = RNG.standard_normal((4, 1, 6, 6)).astype(np.float32)
+    q = calibrate(m, Samples(x, m.input_shape, "calib"))
+    assert q.ops[0].weight_scale[1] == q.ops[0].weight_scale.max()
+    assert not q.ops[0].weight[1].any()
+    np.testing.assert_array_equal(q.ops[4].weight_scale, 1.0)
+    r = deploy(m, x, config=PRESETS["edge-8"])
+    assert r.bit_exact and r.evaluation.cosine[0] > 0.99
+
+
 def test_a_kernel_that_differs_from_golden_is_reported(tmp_path, monkeypatch):
     real = gemm_unit.gemm_tiled
 
