@@ -13,7 +13,8 @@
   values without rescaling, so the op (or input) feeding it is calibrated on the
   concat's whole output, learned rows included (ViT's class token). The other scales
   follow from their inputs: an int32 accumulator's is the product of its operands',
-  softmax's is 2^-7, a max pool's and a concat's their input's.
+  softmax's is 2^-7, a max pool's and a concat's their input's (the inputs of a concat
+  get one scale, the largest of theirs).
 * **Weights, symmetric int8**: per output channel (golden's
   :func:`~edgetron.golden.quant.weight_scales`) where the op requantizes per channel,
   one scale per tensor where it requantizes per tensor or keeps its int32 accumulator
@@ -206,6 +207,11 @@ def calibrate(model: Model, samples: Samples, *,
         scales = {i: _scale(v, percentile) for i, v in cover.items()}
     except ValueError as exc:
         raise SimulationError(f"{model.path}: calibration: {exc}") from None
+    for op in trace:  # the inputs of a concat share one scale: the largest covers each
+        if isinstance(op, Concat):
+            srcs = {_source(trace, ref) for ref in op.inputs} & scales.keys()
+            top = max((scales[s] for s in srcs), default=None)
+            scales.update({s: top for s in srcs})
     ops = []
     for i, op in enumerate(trace):
         try:

@@ -75,8 +75,13 @@ def prepare(op: Concat, ops_in: list[np.ndarray], scales: list[float],
     input scale (``q``) -- and golden's NumPy concatenation (same scale out)."""
     if q is None:
         const = int8_values(rng, (op.const_rows, op.cols))
-    else:
+    elif len(set(scales)) > 1:
+        raise ValueError(f"a concat moves values: its inputs must share one scale, got "
+                         f"{', '.join(f'{v:.6g}' for v in scales)}")
+    elif op.const_rows:
         const = deployed_const(q, (op.const_rows, op.cols), scales[0])
+    else:
+        const = np.zeros((0, op.cols), dtype=np.int64)
     parts = [np.broadcast_to(const, (op.batch, op.const_rows, op.cols))]
     parts += [v.reshape(op.batch, -1, op.cols) for v in ops_in]
     return OpData(ops_in, {"const": const}, np.concatenate(parts, axis=1), scales[0])

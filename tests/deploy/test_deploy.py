@@ -174,6 +174,28 @@ def test_prepare_checks_the_quantization(vit):
         prepare(m.trace, inputs={0: xq}, quant=Quantization(q.input_scale, tuple(ops)))
 
 
+def test_a_concat_of_inputs_at_different_scales_is_refused():
+    """A concat copies values: a deployed one whose inputs come at different scales would
+    mix them silently, so it is an error naming the op."""
+    from edgetron.workload import Concat, Gemm, Trace
+
+    fc = {"inputs": ("input",), "batch": 1, "m": 2, "k": 4, "n": 4, "weights": True,
+          "requant": "channel"}
+    t = Trace(name="t", batch=1, ops=(Gemm(name="a", **fc), Gemm(name="b", **fc),
+                                      Concat(name="cat", inputs=(0, 1), batch=1, rows=(2, 2),
+                                             cols=4)))
+    w, sw = np.ones((1, 4, 4), dtype=np.int64), np.full((1, 4), 0.01)
+    ops = (OpQuant(out_scale=0.5, weight=w, weight_scale=sw),
+           OpQuant(out_scale=0.25, weight=w, weight_scale=sw), OpQuant())
+    x = np.ones((1, 2, 4), dtype=np.int64)
+    with pytest.raises(SimulationError, match=r"op 2 \('cat'\): a concat moves values: its "
+                                              r"inputs must share one scale, got 0.5, 0.25"):
+        prepare(t, inputs=x, quant=Quantization(0.1, ops))
+    ops = (ops[0], OpQuant(out_scale=0.5, weight=w, weight_scale=sw), ops[2])
+    data = prepare(t, inputs=x, quant=Quantization(0.1, ops))
+    assert data.ops[2].out_scale == 0.5 and data.ops[2].golden.shape == (1, 4, 4)
+
+
 # ---- bad input -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cnn():
