@@ -99,10 +99,11 @@ REQUANT_MUTANTS = (
 GEMM_MUTANTS = (
     _m("os_pe_acc_24_bits", "output-stationary PE accumulator cut to 24 bits", "rtl/pe.py",
        ("acc = Signal(signed(self._acc_bits))", "acc = Signal(signed(24))")),
-    _m("ws_acc_buffer_24_bits", "ws accumulator buffer words cut to 24 bits",
+    _m("ws_acc_buffer_24_bits", "ws accumulator buffer keeps 24 bits of each partial sum",
        "rtl/gemm/ws_core.py",
-       ("acc_layout = data.ArrayLayout(signed(cfg.acc_bits), C)",
-        "acc_layout = data.ArrayLayout(signed(24), C)")),
+       ("memory.Memory(shape=acc_layout, depth=lim.acc_words,",
+        "memory.Memory(shape=data.ArrayLayout(signed(24), C), depth=lim.acc_words,"),
+       ("acc_wr.data.eq(total),", "*[acc_wr.data[c].eq(total[c]) for c in range(C)],")),
     _m("ws_pe_partial_sum_16_bits", "ws partial sums wrap at 16 bits", "rtl/pe.py",
        ("self.p_out.eq(self.p_in + self.a_in.data * bank[self.a_in.sel])",
         "self.p_out.eq((self.p_in + self.a_in.data * bank[self.a_in.sel])[:16].as_signed())")),
@@ -218,7 +219,7 @@ def _run_suite(copy: Path, env: dict[str, str], args: tuple[str, ...], workers: 
     # pytest exits 1 on failures, 2 when xdist stops the session at the first one.
     if proc.returncode in (1, 2) and failed:
         detail = failed[0].split("::", 1)[-1]
-        inner = re.search(r"(tb_\w+\.\S+) failed", out)     # the first cocotb test that failed
+        inner = re.search(r"(tb_\w+\.\S+) failed", out)     # a cocotb test that failed
         return "caught", f"{detail} {inner.group(1)}" if inner else detail, seconds
     return "error", out.strip().splitlines()[-1] if out.strip() else f"rc {proc.returncode}", \
         seconds
