@@ -1,6 +1,6 @@
 """int8 x int8 -> int32 GEMM with bias, and per-channel dyadic requantization to int8.
 
-This is the specification of the GEMM unit (``rtl/gemm.py:GemmUnit``) and of
+This is the specification of the GEMM unit (``rtl/gemm/unit.py:GemmUnit``) and of
 every linear layer of the integer models.
 
 Widths

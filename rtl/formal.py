@@ -246,7 +246,7 @@ class GemmContract(Elaboratable):
             with m.If(fire[name]):
                 m.d.sync += v.eq(v + 1)
         nt = _cdiv(cmd.n, c)
-        # a beats: ws, one per row and K fold; os, one per row tile and k (rtl/gemm.py)
+        # a beats: ws, one per row and K fold; os, one per row tile and k (rtl/gemm/codec.py)
         a_need = cmd.m * _cdiv(cmd.k, r) if cfg.dataflow == "ws" else _cdiv(cmd.m, r) * cmd.k
         out_need = Signal(2 * w)
         m.d.comb += out_need.eq(nt * cmd.m)

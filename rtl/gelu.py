@@ -70,7 +70,7 @@ from .arith import (
     shift_left,
     unpack_lanes,
 )
-from .layouts import MAX_EDGE, check_param
+from .common import MAX_EDGE, check_param
 from .requant import Requantizer
 
 __all__ = ["GeluLayouts", "GeluUnit", "decode_gelu", "encode_gelu", "encode_gelu_consts",
@@ -263,8 +263,8 @@ class GeluUnit(wiring.Component):
             ]
             core.d.comb += [
                 rq.i.payload.acc[lane].eq(y),
-                rq.i.payload.m[lane].eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
-                rq.i.payload.s[lane].eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
+                rq.i.payload.mult[lane].eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
+                rq.i.payload.shift[lane].eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
             ]
             res = rq.o.payload[lane]
             m.d.comb += self.o.payload[lane].eq(Mux(k.out32, res, saturate(res, _INT8_BITS)))

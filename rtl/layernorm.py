@@ -60,7 +60,7 @@ from .arith import (
     tree_reduce,
     unpack_lanes,
 )
-from .layouts import MAX_EDGE, check_param
+from .common import MAX_EDGE, check_param
 
 __all__ = ["LayerNormLayouts", "LayerNormUnit", "decode_layernorm", "encode_layernorm",
            "encode_layernorm_consts", "layernorm_layouts", "layernorm_timing"]

@@ -2,13 +2,11 @@
 
 Every port shape of the GEMM datapath is built here, in one place, so that the
 components (:mod:`.pe`, :mod:`.systolic`, :mod:`.gemm`, :mod:`.requant`), the
-driver-side packers (:func:`edgetron.rtl.gemm.encode_gemm`) and the
-testbenches agree on field order and width. Each component takes its signature
-members from one ``*_signature_members`` factory here.
-
-The elaboration bounds every component checks before it builds anything (array
-edges, PE count, widths) live here too, with :func:`check_param` and
-:func:`check_array_size`.
+driver-side codecs (:mod:`edgetron.rtl.gemm.codec`, :func:`edgetron.rtl.requant.encode_requant`)
+and the testbenches agree on field order and width. Each component takes its signature
+members from one ``*_signature_members`` factory here, and its docstring points to it
+rather than restating the widths. (The elaboration bounds and parameter checks are in
+:mod:`.common`.)
 
 Bit order
 ---------
@@ -21,8 +19,8 @@ Widths
 ------
 * operands: ``signed(input_bits)`` (activations), ``signed(weight_bits)`` (weights);
 * accumulators, biases and int32 results: ``signed(acc_bits)``;
-* requantization multiplier ``m``: ``unsigned(MULT_BITS)`` with ``MULT_BITS =
-  bit_length(golden.intops.M_MAX) = 31``; shift ``s``: ``unsigned(SHIFT_BITS)`` with
+* requantization multiplier ``mult``: ``unsigned(MULT_BITS)`` with ``MULT_BITS =
+  bit_length(golden.intops.M_MAX) = 31``; shift ``shift``: ``unsigned(SHIFT_BITS)`` with
   ``SHIFT_BITS = bit_length(golden.intops.S_MAX) = 6``.
 """
 
@@ -31,25 +29,22 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from amaranth.hdl import ShapeLike, signed, unsigned
-from amaranth.lib import data, stream
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import MULT_BITS, SHIFT_BITS
 
+from .common import check_dataflow
+
 __all__ = [
-    "MAX_BUFFER_WORDS",
-    "MAX_EDGE",
-    "MAX_PES",
-    "OPERAND_BITS",
     "GemmLayouts",
     "array_a_layout",
     "array_w_layout",
     "channel_layout",
-    "check_array_size",
-    "check_dataflow",
-    "check_param",
+    "gemm_core_shape_layout",
+    "gemm_core_signature_members",
     "gemm_layouts",
     "gemm_signature_members",
     "pe_act_layout",
@@ -64,45 +59,6 @@ __all__ = [
 ]
 
 
-#: Largest array edge (``rows``, ``cols``; also requantizer ``lanes``, one per column): the
-#: range ``AcceleratorConfig`` allows for ``rows`` and ``cols`` (a test keeps them equal).
-MAX_EDGE = 256
-#: Largest array the RTL elaborates, in PEs (64 x 64). Elaboration time and memory grow
-#: with the PE count: Verilog export of a 32 x 32 GEMM unit took 45 s and 0.3 GB, 64 x 64
-#: 315 s and 1.2 GB, so 256 x 256 (65536 PEs) would need hours and about 20 GB. The
-#: simulator (``sim/``) models every array the config allows.
-MAX_PES = 64 * 64
-#: Largest buffer of the GEMM unit the RTL elaborates, in words. Elaboration cost grows
-#: with the words (Amaranth gives every word its initial value, one Verilog line each):
-#: an 8 x 8 unit with 65536-word A and W buffers took 97 s and 0.6 GB, while a 64 MiB A
-#: buffer (8 M words) ran out of 24 GB. The presets need at most 16384.
-MAX_BUFFER_WORDS = 1 << 16
-#: Operand widths (``input_bits``, ``weight_bits``) the PE implements: the config's range.
-OPERAND_BITS = (2, 8)
-
-_DATAFLOWS_RTL = ("ws", "os")
-
-
-def check_param(owner: str, name: str, value, lo: int, hi: int) -> None:
-    """Raise ValueError naming ``owner``, ``name`` and ``[lo, hi]`` unless ``value`` is an
-    integer (not a bool) in that range."""
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{owner}: {name} must be an integer in [{lo}, {hi}], got {value!r}")
-
-
-def check_array_size(owner: str, rows: int, cols: int) -> None:
-    """Raise ValueError unless a ``rows x cols`` array is within the RTL bounds: each edge
-    in ``[1, MAX_EDGE]`` and at most :data:`MAX_PES` PEs."""
-    check_param(owner, "rows", rows, 1, MAX_EDGE)
-    check_param(owner, "cols", cols, 1, MAX_EDGE)
-    if rows * cols > MAX_PES:
-        raise ValueError(
-            f"{owner}: rows x cols = {rows} x {cols} = {rows * cols} PEs is out of range for "
-            f"the RTL; allowed at most {MAX_PES} PEs (e.g. 64 x 64): elaboration time and "
-            "memory grow with the PE count (docs/rtl.md). The simulator models larger arrays"
-        )
-
-
 def unsigned_for(max_value: int) -> ShapeLike:
     """Narrowest unsigned shape holding ``0 .. max_value`` (at least 1 bit)."""
     if max_value < 0:
@@ -115,28 +71,19 @@ def row_index_shape(rows: int) -> ShapeLike:
     return unsigned(max(1, ceil_log2(rows)))
 
 
-def check_dataflow(dataflow: str) -> None:
-    """Raise ValueError naming ``dataflow`` unless the RTL implements it (``ws``, ``os``)."""
-    if dataflow not in _DATAFLOWS_RTL:
-        raise ValueError(
-            f"dataflow: {dataflow!r} has no RTL; the RTL implements "
-            f"{' and '.join(repr(d) for d in _DATAFLOWS_RTL)} "
-            "(input-stationary 'is' is modelled by sim.units.gemm only)"
-        )
-
-
 # ---- requantizer -------------------------------------------------------------------------------
 def requant_layout(lanes: int, acc_bits: int = 32) -> data.StructLayout:
     """Input beat of :class:`edgetron.rtl.requant.Requantizer`.
 
-    Fields (LSB first): ``acc`` ``ArrayLayout(signed(acc_bits), lanes)``, ``m``
-    ``ArrayLayout(unsigned(MULT_BITS), lanes)``, ``s`` ``ArrayLayout(unsigned(SHIFT_BITS), lanes)``;
-    ``lanes * (acc_bits + MULT_BITS + SHIFT_BITS)`` bits in all.
+    Fields (LSB first): ``acc`` ``ArrayLayout(signed(acc_bits), lanes)``, ``mult``
+    ``ArrayLayout(unsigned(MULT_BITS), lanes)``, ``shift``
+    ``ArrayLayout(unsigned(SHIFT_BITS), lanes)``; ``lanes * (acc_bits + MULT_BITS +
+    SHIFT_BITS)`` bits in all.
     """
     return data.StructLayout({
         "acc": data.ArrayLayout(signed(acc_bits), lanes),
-        "m": data.ArrayLayout(unsigned(MULT_BITS), lanes),
-        "s": data.ArrayLayout(unsigned(SHIFT_BITS), lanes),
+        "mult": data.ArrayLayout(unsigned(MULT_BITS), lanes),
+        "shift": data.ArrayLayout(unsigned(SHIFT_BITS), lanes),
     })
 
 
@@ -156,12 +103,12 @@ def requant_signature_members(lanes: int, acc_bits: int = 32, out_bits: int = 8)
 
 
 def channel_layout(acc_bits: int = 32) -> data.StructLayout:
-    """Per-output-channel parameters: ``bias`` signed(acc_bits), ``m`` unsigned(MULT_BITS),
-    ``s`` unsigned(SHIFT_BITS) (LSB first; ``acc_bits + MULT_BITS + SHIFT_BITS`` bits)."""
+    """Per-output-channel parameters: ``bias`` signed(acc_bits), ``mult`` unsigned(MULT_BITS),
+    ``shift`` unsigned(SHIFT_BITS) (LSB first; ``acc_bits + MULT_BITS + SHIFT_BITS`` bits)."""
     return data.StructLayout({
         "bias": signed(acc_bits),
-        "m": unsigned(MULT_BITS),
-        "s": unsigned(SHIFT_BITS),
+        "mult": unsigned(MULT_BITS),
+        "shift": unsigned(SHIFT_BITS),
     })
 
 
@@ -259,37 +206,47 @@ def systolic_signature_members(config: AcceleratorConfig) -> dict:
 
 # ---- GEMM unit ---------------------------------------------------------------------------------
 class GemmLayouts(NamedTuple):
-    """Payload layouts of the five streams of :class:`~edgetron.rtl.gemm.GemmUnit`."""
+    """Payload layouts of the GEMM unit: its five streams (``cmd``, ``a``, ``w``, ``ch``,
+    ``o``), a word of its parameter memory (``param``) and the beat its compute cores hand
+    to the output stage (``epilogue``)."""
 
     cmd: data.StructLayout
     a: data.ArrayLayout
     w: data.ArrayLayout
     ch: data.StructLayout
     o: data.ArrayLayout
+    param: data.ArrayLayout
+    epilogue: data.StructLayout
 
 
-def gemm_layouts(config: AcceleratorConfig, *, m_max: int, k_max: int,
-                   n_max: int) -> GemmLayouts:
-    """Stream payloads of the GEMM unit for ``config`` and the given shape limits.
+def gemm_layouts(config: AcceleratorConfig, limits) -> GemmLayouts:
+    """Payloads of the GEMM unit for ``config`` and its
+    :class:`~edgetron.rtl.gemm.GemmLimits` ``limits``.
 
     * ``cmd``: ``m``, ``k``, ``n`` (``unsigned_for(m_max)`` etc.), ``out32`` (1 bit);
     * ``a``: ``ArrayLayout(signed(input_bits), rows)`` -- one lane per array row;
     * ``w``: ``ArrayLayout(signed(weight_bits), cols)`` -- one lane per array column;
     * ``ch``: :func:`channel_layout` (one output channel per beat);
     * ``o``: ``ArrayLayout(signed(acc_bits), cols)`` -- int32 results, or int8 results
-      sign-extended to ``acc_bits``.
+      sign-extended to ``acc_bits``;
+    * ``param``: ``ArrayLayout(channel_layout(acc_bits), cols)``, the channels of one
+      column tile;
+    * ``epilogue``: :func:`requant_layout` ``(cols, acc_bits)``, one output row segment
+      with its channels' ``mult`` and ``shift``.
     """
     return GemmLayouts(
         cmd=data.StructLayout({
-            "m": unsigned_for(m_max),
-            "k": unsigned_for(k_max),
-            "n": unsigned_for(n_max),
+            "m": unsigned_for(limits.m_max),
+            "k": unsigned_for(limits.k_max),
+            "n": unsigned_for(limits.n_max),
             "out32": 1,
         }),
         a=data.ArrayLayout(signed(config.input_bits), config.rows),
         w=data.ArrayLayout(signed(config.weight_bits), config.cols),
         ch=channel_layout(config.acc_bits),
         o=data.ArrayLayout(signed(config.acc_bits), config.cols),
+        param=data.ArrayLayout(channel_layout(config.acc_bits), config.cols),
+        epilogue=requant_layout(config.cols, config.acc_bits),
     )
 
 
@@ -303,4 +260,56 @@ def gemm_signature_members(layouts: GemmLayouts) -> dict:
         "ch": In(stream.Signature(layouts.ch)),
         "o": Out(stream.Signature(layouts.o)),
         "err": Out(1),
+    }
+
+
+def gemm_core_shape_layout(config: AcceleratorConfig, limits) -> data.StructLayout:
+    """The accepted command as the compute cores use it (registered by the shape check).
+
+    ``m``, ``k``: as in ``cmd``; ``nt_last``: ``ceil(N / cols) - 1``, the last column tile;
+    ``ws``: ``kf_last``, ``ceil(K / rows) - 1``, the last reduction fold; ``os``:
+    ``mt_last``, ``ceil(M / rows) - 1``, the last row tile. Each "last" holds a count
+    minus one, so that the cores compare counters with registers of their own width.
+    """
+    check_dataflow(config.dataflow)
+    r, c = config.rows, config.cols
+    fields = {
+        "m": unsigned_for(limits.m_max),
+        "k": unsigned_for(limits.k_max),
+        "nt_last": unsigned_for(-(-limits.n_max // c)),
+    }
+    if config.dataflow == "ws":
+        fields["kf_last"] = unsigned_for(-(-limits.k_max // r))
+    else:
+        fields["mt_last"] = unsigned_for(-(-limits.m_max // r))
+    return data.StructLayout(fields)
+
+
+def gemm_core_signature_members(config: AcceleratorConfig, limits) -> dict:
+    """Port members of the GEMM unit's compute cores (:mod:`edgetron.rtl.gemm.ws_core`,
+    :mod:`edgetron.rtl.gemm.os_core`), for ``config`` and its
+    :class:`~edgetron.rtl.gemm.GemmLimits` ``limits``.
+
+    * ``start`` ``In(1)``: the operands are loading; initialise the issue counters.
+    * ``issue`` ``In(1)``: the operands are in; issue (the unit's RUN state).
+    * ``shape`` ``In(gemm_core_shape_layout(...))``: the accepted command.
+    * ``a_rd``, ``w_rd``: ``In(memory.ReadPort.Signature(...))`` of the A and W buffers
+      (the core drives ``addr`` and ``en``, and reads ``data`` one cycle later).
+    * ``p_addr`` ``Out``, ``p_data`` ``In(param)``: the asynchronous read of the parameter
+      memory (a word of ``cols`` channels, :class:`GemmLayouts` ``param``).
+    * ``o``: ``Out(stream.Signature(epilogue))``: one output row segment per beat with its
+      channels' ``mult`` and ``shift``; ``o.ready`` low stalls the whole core.
+    """
+    lay = gemm_layouts(config, limits)
+    return {
+        "start": In(1),
+        "issue": In(1),
+        "shape": In(gemm_core_shape_layout(config, limits)),
+        "a_rd": In(memory.ReadPort.Signature(addr_width=ceil_log2(limits.a_words),
+                                             shape=lay.a)),
+        "w_rd": In(memory.ReadPort.Signature(addr_width=ceil_log2(limits.w_words),
+                                             shape=lay.w)),
+        "p_addr": Out(ceil_log2(limits.param_words)),
+        "p_data": In(lay.param),
+        "o": Out(stream.Signature(lay.epilogue)),
     }

@@ -9,29 +9,21 @@ so operands move systolically from neighbour to neighbour (no broadcast).
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed
-from amaranth.lib import wiring
 
-from edgetron.golden.intops import INT32_MAX
-
-from .layouts import MAX_EDGE, OPERAND_BITS, check_dataflow, check_param, pe_signature_members
+from .common import (
+    ACC_BITS_MAX,
+    MAX_EDGE,
+    OPERAND_BITS,
+    CheckedComponent,
+    check_dataflow,
+    check_param,
+)
+from .layouts import pe_signature_members
 
 __all__ = ["PE"]
 
-#: Widest accumulator the golden accepts (int32).
-_ACC_BITS_MAX = INT32_MAX.bit_length() + 1
 
-
-def _check_params(dataflow, row, rows, input_bits, weight_bits, acc_bits) -> None:
-    check_dataflow(dataflow)
-    check_param("PE", "rows", rows, 1, MAX_EDGE)
-    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < rows:
-        raise ValueError(f"row: {row!r} is out of range; allowed [0, {rows - 1}]")
-    check_param("PE", "input_bits", input_bits, *OPERAND_BITS)
-    check_param("PE", "weight_bits", weight_bits, *OPERAND_BITS)
-    check_param("PE", "acc_bits", acc_bits, input_bits + weight_bits, _ACC_BITS_MAX)
-
-
-class PE(wiring.Component):
+class PE(CheckedComponent):
     """One processing element.
 
     Parameters
@@ -48,29 +40,23 @@ class PE(wiring.Component):
     acc_bits : int
         Accumulator width, ``input_bits + weight_bits`` .. 32 bits (the product fits).
         Every parameter is checked before the component is created; a bad one raises
-        ValueError naming it and its range.
+        ConfigError naming it and its range.
 
     Members
     -------
-    a_in : ``In(pe_act_layout(dataflow, input_bits))``
-        Activation from the left neighbour: ``data`` signed(input_bits) plus control
-        (``ws``: ``sel``; ``os``: ``first``, ``last``).
-    a_out : ``Out(pe_act_layout(dataflow, input_bits))``
-        ``a_in`` registered, to the right neighbour.
-    w_in : ``In(pe_wgt_layout(dataflow, weight_bits, rows))``
-        Weight from the top neighbour (``ws``: with ``row``, ``bank``, ``valid``).
-    w_out : ``Out(pe_wgt_layout(dataflow, weight_bits, rows))``
-        ``w_in`` registered, to the bottom neighbour.
-    p_in : ``In(signed(acc_bits))`` -- ``ws`` only
-        Partial sum from the top neighbour.
-    p_out : ``Out(signed(acc_bits))`` -- ``ws`` only
-        ``p_in + a_in.data * weight[a_in.sel]``, registered, to the bottom neighbour.
-    shift : ``In(1)`` -- ``os`` only
-        Move the result chain of this column up by one PE this cycle.
-    o_in : ``In(signed(acc_bits))`` -- ``os`` only
-        Result register of the PE below (the result chain runs bottom to top).
-    o_out : ``Out(signed(acc_bits))`` -- ``os`` only
-        This PE's result register, to the PE above.
+    See :func:`edgetron.rtl.layouts.pe_signature_members` (widths there).
+
+    a_in, a_out
+        Activation (with its control bits) from the left neighbour; ``a_out`` is ``a_in``
+        registered, to the right neighbour.
+    w_in, w_out
+        Weight from the top neighbour; ``w_out`` is ``w_in`` registered, to the bottom.
+    p_in, p_out -- ``ws`` only
+        Partial sum from the top neighbour; ``p_out = p_in + a_in.data * weight[a_in.sel]``,
+        registered, to the bottom neighbour.
+    shift, o_in, o_out -- ``os`` only
+        ``shift`` moves the result chain of this column up by one PE this cycle; ``o_in``
+        is the result register of the PE below, ``o_out`` this PE's, to the PE above.
 
     Weight-stationary datapath
     --------------------------
@@ -88,8 +74,8 @@ class PE(wiring.Component):
 
     Latency
     -------
-    1 cycle from ``a_in``/``w_in``/``p_in`` to ``a_out``/``w_out``/``p_out``; a weight
-    write takes effect for the MAC of the next cycle.
+    :attr:`LATENCY` = 1 cycle from ``a_in``/``w_in``/``p_in`` to ``a_out``/``w_out``/``p_out``;
+    a weight write takes effect for the MAC of the next cycle.
 
     Backpressure
     ------------
@@ -103,12 +89,19 @@ class PE(wiring.Component):
     ``acc_bits`` wide).
     """
 
-    def __new__(cls, dataflow: str, *, row: int, rows: int, input_bits: int = 8,
-                weight_bits: int = 8, acc_bits: int = 32):
-        # Parameters are checked before the object exists: an elaboratable whose __init__
-        # raised would be reported as "created but never used" when it is collected.
-        _check_params(dataflow, row, rows, input_bits, weight_bits, acc_bits)
-        return super().__new__(cls, src_loc_at=1)
+    #: Cycles from ``a_in``/``w_in``/``p_in`` to ``a_out``/``w_out``/``p_out``: one register
+    #: per hop (the systolic array adds them up on every path, see its ``elaborate``).
+    LATENCY = 1
+
+    @classmethod
+    def check_parameters(cls, dataflow, *, row, rows, input_bits=8, weight_bits=8,
+                         acc_bits=32) -> None:
+        check_dataflow(dataflow)
+        check_param("PE", "rows", rows, 1, MAX_EDGE)
+        check_param("PE", "row", row, 0, rows - 1)
+        check_param("PE", "input_bits", input_bits, *OPERAND_BITS)
+        check_param("PE", "weight_bits", weight_bits, *OPERAND_BITS)
+        check_param("PE", "acc_bits", acc_bits, input_bits + weight_bits, ACC_BITS_MAX)
 
     def __init__(self, dataflow: str, *, row: int, rows: int, input_bits: int = 8,
                  weight_bits: int = 8, acc_bits: int = 32):

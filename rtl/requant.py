@@ -1,10 +1,10 @@
 """Pipelined per-lane dyadic requantizer: int32 accumulators -> saturated int8.
 
-Each lane computes ``saturate(round_shift(acc * m, s), out_bits)`` with its own
-multiplier ``m`` and shift ``s`` (per output channel), bit-exact with
+Each lane computes ``saturate(round_shift(acc * mult, shift), out_bits)`` with its own
+multiplier ``mult`` and shift ``shift`` (per output channel), bit-exact with
 :func:`edgetron.golden.intops.requantize`. The rounding add of the golden,
-``(p + 2**(s-1)) >> s``, is done without building the constant ``2**(s-1)``:
-for every integer ``p`` and ``s >= 1``,
+``(p + 2**(s-1)) >> s`` (``p = acc * mult``, ``s = shift``), is done without building
+the constant ``2**(s-1)``: for every integer ``p`` and ``s >= 1``,
 
     ``(p + 2**(s-1)) >> s == ((p >> (s-1)) + 1) >> 1``
 
@@ -14,7 +14,7 @@ one and drops one more bit.
 
 Shift values outside the golden range
 -------------------------------------
-``s`` is a 6-bit field, so the only values the golden rejects that the port can
+``shift`` is a 6-bit field, so the only values the golden rejects that the port can
 carry are ``s = 0`` and ``s = 63``. The hardware defines both: the shift amount
 ``s - 1`` is computed modulo 64, so ``s = 0`` shifts by 63 and ``s = 63`` by 62,
 both at least the product width minus one; every bit of the product is shifted
@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
 
 from edgetron.golden.intops import (
-    INT32_MAX,
     M_MAX,
     MULT_BITS,
     S_MAX,
@@ -42,60 +40,53 @@ from edgetron.golden.intops import (
 )
 from edgetron.hw.gemm import REQUANT_LATENCY, REQUANT_STAGES
 
-from .layouts import (
-    MAX_EDGE,
-    check_param,
-    requant_layout,
-    requant_out_layout,
-    requant_signature_members,
-)
+from .common import ACC_BITS_MAX, MAX_EDGE, CheckedComponent, check_param
+from .layouts import requant_layout, requant_out_layout, requant_signature_members
 
 __all__ = ["Requantizer", "decode_requant", "encode_requant"]
 
-#: Widest accumulator the golden accepts (int32).
-_ACC_BITS_MAX = INT32_MAX.bit_length() + 1
 #: Allowed range of each elaboration parameter; lanes (one per array column) as the config's
 #: cols.
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "acc_bits": (2, _ACC_BITS_MAX),
-                 "out_bits": (2, _ACC_BITS_MAX)}
+_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "acc_bits": (2, ACC_BITS_MAX),
+                 "out_bits": (2, ACC_BITS_MAX)}
 
 
 def _check_param(name: str, value) -> None:
     check_param("Requantizer", name, value, *_PARAM_RANGES[name])
 
 
-class Requantizer(wiring.Component):
+class Requantizer(CheckedComponent):
     """Per-lane dyadic requantizer, fully pipelined (one beat per cycle).
 
-    Each lane computes ``saturate(round_shift(acc * m, s), out_bits)``.
+    Each lane computes ``saturate(round_shift(acc * mult, shift), out_bits)``.
 
     Parameters
     ----------
     lanes : int
-        Values per beat (one per output channel), 1..256 (``layouts.MAX_EDGE``).
+        Values per beat (one per output channel), 1..256 (``common.MAX_EDGE``).
     acc_bits : int
         Accumulator width in bits, 2..32.
     out_bits : int
         Output width in bits, 2..32 (8 for int8 activations).
         Every parameter is checked before the component is created; a bad one raises
-        ValueError naming it and its range.
+        ConfigError naming it and its range.
 
     Members
     -------
-    i : ``In(stream.Signature(requant_layout(lanes, acc_bits)))``
-        One beat of ``lanes`` accumulators with their multipliers and shifts:
-        ``acc`` signed(acc_bits) x lanes, ``m`` unsigned(MULT_BITS = 31) x lanes,
-        ``s`` unsigned(SHIFT_BITS = 6) x lanes; ``lanes * (acc_bits + MULT_BITS + SHIFT_BITS)``
-        bits in all.
-    o : ``Out(stream.Signature(requant_out_layout(lanes, out_bits)))``
-        The requantized, saturated values, ``ArrayLayout(signed(out_bits), lanes)``;
-        ``lanes * out_bits`` bits. (Both members come from
-        ``layouts.requant_signature_members``.)
+    See :func:`edgetron.rtl.layouts.requant_signature_members` (widths there).
+
+    i
+        One beat of ``lanes`` accumulators with their multipliers and shifts
+        (:func:`~edgetron.rtl.layouts.requant_layout`: ``acc``, ``mult``, ``shift``).
+    o
+        The requantized, saturated values, one ``signed(out_bits)`` per lane.
 
     Latency
     -------
-    ``LATENCY = 3`` cycles from a beat accepted on ``i`` to the same beat valid
-    on ``o`` (with ``o.ready`` high): multiply, shift-and-round, saturate.
+    :attr:`LATENCY` ``= edgetron.hw.gemm.REQUANT_LATENCY = 3`` cycles from a beat accepted
+    on ``i`` to the same beat valid on ``o`` (with ``o.ready`` high): multiply,
+    shift-and-round, saturate (``REQUANT_STAGES``). :meth:`elaborate` counts the data and
+    valid registers it builds and raises AssertionError if either differs.
 
     Backpressure
     ------------
@@ -107,20 +98,18 @@ class Requantizer(wiring.Component):
     Golden
     ------
     :func:`edgetron.golden.intops.requantize` with ``bits=out_bits``, bit for bit,
-    for ``1 <= s <= 62``; ``s = 0`` and ``s = 63`` are unsupported and output 0
-    (see the module docstring).
+    for ``1 <= shift <= 62``; ``shift = 0`` and ``shift = 63`` are unsupported and
+    output 0 (see the module docstring).
     """
 
     #: Pipeline depth in cycles (``edgetron.hw.gemm.REQUANT_LATENCY``); :meth:`elaborate`
     #: asserts that it builds exactly that many registered stages.
     LATENCY = REQUANT_LATENCY
 
-    def __new__(cls, lanes: int, acc_bits: int = 32, out_bits: int = 8):
-        # Parameters are checked before the object exists: an elaboratable whose __init__
-        # raised would be reported as "created but never used" when it is collected.
+    @classmethod
+    def check_parameters(cls, lanes: int, acc_bits: int = 32, out_bits: int = 8) -> None:
         for name, value in (("lanes", lanes), ("acc_bits", acc_bits), ("out_bits", out_bits)):
             _check_param(name, value)
-        return super().__new__(cls, src_loc_at=1)
 
     def __init__(self, lanes: int, acc_bits: int = 32, out_bits: int = 8):
         self._lanes = lanes
@@ -145,7 +134,7 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # |acc * m| <= 2**(acc_bits-1) * (2**MULT_BITS - 1) < 2**(acc_bits + MULT_BITS - 1): the
+        # |acc * mult| <= 2**(acc_bits-1) * (2**MULT_BITS - 1) < 2**(acc_bits + MULT_BITS - 1): the
         # product fits a signed value of acc_bits + MULT_BITS bits.
         prod_bits = self._acc_bits + MULT_BITS
 
@@ -171,10 +160,10 @@ class Requantizer(wiring.Component):
             shift = Signal(SHIFT_BITS, name=f"shift_{lane}")
             rnd = Signal(signed(prod_bits), name=f"rnd_{lane}")
             with m.If(advance):
-                # Stage 1 (MUL): p = acc * m; keep s - 1 (mod 64) for the next stage.
+                # Stage 1 (MUL): p = acc * mult; keep shift - 1 (mod 64) for the next stage.
                 m.d.sync += [
-                    prod.eq(self.i.p.acc[lane] * self.i.p.m[lane]),
-                    shift.eq(self.i.p.s[lane] - 1),
+                    prod.eq(self.i.p.acc[lane] * self.i.p.mult[lane]),
+                    shift.eq(self.i.p.shift[lane] - 1),
                 ]
                 # Stage 2 (SHIFT): (p >> (s-1)) + 1, the rounding add one bit early. The sum
                 # cannot overflow: p <= (2**(acc_bits-1) - 1) * M_MAX < 2**(prod_bits-1) - 1,
@@ -199,14 +188,14 @@ class Requantizer(wiring.Component):
         return m
 
 
-def encode_requant(acc, m, s, *, acc_bits: int = 32) -> list[int]:
+def encode_requant(acc, mult, shift, *, acc_bits: int = 32) -> list[int]:
     """Pack beats for :attr:`Requantizer.i` into integers (payload bits, LSB first).
 
     Parameters
     ----------
     acc : array of int, shape (beats, lanes)
         Accumulators, each in the signed ``acc_bits`` range.
-    m, s : int or array of int
+    mult, shift : int or array of int
         Multipliers (0..2**31-1) and shifts (1..62), broadcast to ``acc``'s
         shape (a vector of length ``lanes`` gives per-lane values).
     acc_bits : int
@@ -220,7 +209,7 @@ def encode_requant(acc, m, s, *, acc_bits: int = 32) -> list[int]:
     Raises
     ------
     ValueError
-        Wrong shape, or a value out of range (``s = 0`` and ``s = 63`` are
+        Wrong shape, or a value out of range (``shift = 0`` and ``shift = 63`` are
         unsupported, see the module docstring).
     """
     va = as_int64(acc, "acc")
@@ -230,19 +219,20 @@ def encode_requant(acc, m, s, *, acc_bits: int = 32) -> list[int]:
     _check_param("lanes", lanes)
     _check_param("acc_bits", acc_bits)
     try:
-        vm = np.broadcast_to(as_int64(m, "m"), va.shape)
-        vs = np.broadcast_to(as_int64(s, "s"), va.shape)
+        vm = np.broadcast_to(as_int64(mult, "mult"), va.shape)
+        vs = np.broadcast_to(as_int64(shift, "shift"), va.shape)
     except ValueError:
         raise ValueError(
-            f"m and s must broadcast to acc's shape {va.shape}, got {np.shape(m)} and {np.shape(s)}"
+            f"mult and shift must broadcast to acc's shape {va.shape}, got {np.shape(mult)} "
+            f"and {np.shape(shift)}"
         ) from None
     check_signed(va, acc_bits, "acc")
-    check_range(vm, 0, M_MAX, "m")
-    check_range(vs, S_MIN, S_MAX, "s")
+    check_range(vm, 0, M_MAX, "mult")
+    check_range(vs, S_MIN, S_MAX, "shift")
     layout = requant_layout(lanes, acc_bits)
     return [
         layout.const({
-            "acc": va[b].tolist(), "m": vm[b].tolist(), "s": vs[b].tolist(),
+            "acc": va[b].tolist(), "mult": vm[b].tolist(), "shift": vs[b].tolist(),
         }).as_value().value
         for b in range(va.shape[0])
     ]

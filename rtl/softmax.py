@@ -60,7 +60,7 @@ from .arith import (
     tree_reduce,
     unpack_lanes,
 )
-from .layouts import MAX_EDGE, check_param
+from .common import MAX_EDGE, check_param
 
 __all__ = ["SoftmaxLayouts", "SoftmaxUnit", "decode_softmax", "encode_softmax",
            "encode_softmax_consts", "softmax_field_bounds", "softmax_layouts", "softmax_timing"]

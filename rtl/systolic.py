@@ -15,21 +15,22 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from amaranth.hdl import Const, Module, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 
 from edgetron.config import DATAFLOWS, AcceleratorConfig
 from edgetron.hw import gemm as hw
 
-from .layouts import (
+from .common import (
+    CheckedComponent,
+    DelayLine,
     check_array_size,
+    check_config_type,
     check_dataflow,
-    pe_act_layout,
-    pe_wgt_layout,
-    systolic_signature_members,
 )
+from .layouts import pe_act_layout, pe_wgt_layout, systolic_signature_members
 from .pe import PE
 
-__all__ = ["ArrayTiming", "SystolicArray", "array_timing", "delay"]
+__all__ = ["ArrayTiming", "SystolicArray", "array_timing"]
 
 
 class ArrayTiming(NamedTuple):
@@ -48,21 +49,14 @@ class ArrayTiming(NamedTuple):
 
 
 def array_timing(config: AcceleratorConfig) -> ArrayTiming:
-    """The :class:`ArrayTiming` of the array ``config`` describes (``ws`` or ``os``)."""
+    """The :class:`ArrayTiming` of the array ``config`` describes (``ws`` or ``os``):
+    :func:`edgetron.hw.gemm.array_timing`, the definition the simulator uses."""
     check_dataflow(config.dataflow)
     return ArrayTiming(*hw.array_timing(config.rows, config.cols, DATAFLOWS[config.dataflow]))
 
 
-def delay(m: Module, value, cycles: int, name: str):
-    """``value`` delayed by ``cycles`` registers (``cycles = 0``: ``value`` itself)."""
-    for i in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
-
-
-def _skewed_lane(m: Module, vector, layout: data.StructLayout, index: int, name: str):
+def _skewed_lane(m: Module, vector, layout: data.StructLayout, index: int,
+                 name: str) -> DelayLine:
     """Lane ``index`` of an aligned ``vector`` as one PE operand (``layout``): its ``data``
     element with the control fields all lanes share, delayed ``index`` cycles."""
     lane = Signal(layout, name=f"{name}_lane{index}")
@@ -70,10 +64,18 @@ def _skewed_lane(m: Module, vector, layout: data.StructLayout, index: int, name:
     for field in layout.members:
         if field != "data":
             m.d.comb += getattr(lane, field).eq(getattr(vector, field))
-    return delay(m, lane, index, f"{name}_skew{index}")
+    return DelayLine(m, lane, index, f"{name}_skew{index}")
 
 
-class SystolicArray(wiring.Component):
+def _check_depth(what: str, built: int, model: int) -> None:
+    """Elaboration check: a path of the array is as deep as the timing model says."""
+    if built != model:
+        raise AssertionError(
+            f"SystolicArray: {what} is {built} cycles deep as built, but "
+            f"edgetron.hw.gemm.array_timing says {model}")
+
+
+class SystolicArray(CheckedComponent):
     """``rows x cols`` PEs with systolic operand movement; dataflow from ``config.dataflow``.
 
     Parameters
@@ -81,23 +83,25 @@ class SystolicArray(wiring.Component):
     config : AcceleratorConfig
         ``rows``, ``cols``, ``dataflow`` (``"ws"`` or ``"os"``), ``input_bits``,
         ``weight_bits``, ``acc_bits``. ``dataflow = "is"`` and arrays of more than
-        ``layouts.MAX_PES`` (4096) PEs raise ``ValueError`` naming the field; a non-config
+        ``common.MAX_PES`` (4096) PEs raise ``ConfigError`` naming the field; a non-config
         ``TypeError`` (checked before the component is created).
 
     Members
     -------
-    a : ``In(array_a_layout(dataflow, rows, input_bits))``
-        Activation vector, ``rows * input_bits`` data bits plus the PE control bits.
-    w : ``In(array_w_layout(dataflow, rows, cols, weight_bits))``
-        Weight vector, ``cols * weight_bits`` data bits (``ws``: plus ``row``, ``bank``,
+    See :func:`edgetron.rtl.layouts.systolic_signature_members` (widths there).
+
+    a
+        Aligned activation vector, one lane per row, plus the PE control bits.
+    w
+        Aligned weight vector, one lane per column (``ws``: plus ``row``, ``bank``,
         ``valid`` shared by all lanes: "write this row of a weight tile into ``bank``").
-    p : ``Out(ArrayLayout(signed(acc_bits), cols))`` -- ``ws``
+    p -- ``ws``
         Column sums ``sum_r a[r] * W_bank[r][c]`` of the activation vector presented
         :attr:`latency` cycles earlier (``bank`` is that vector's ``sel``).
-    drain : ``In(1)`` -- ``os``
+    drain -- ``os``
         Take one row of results out: the result row at the top of the array is output
         and every column's result chain moves up one PE.
-    o : ``Out(ArrayLayout(signed(acc_bits), cols))`` -- ``os``
+    o -- ``os``
         The result row taken out by the ``drain`` pulse :attr:`latency` cycles earlier.
 
     Latency
@@ -116,6 +120,10 @@ class SystolicArray(wiring.Component):
     empty before the next tile captures into them), and ``rows`` drain pulses must be
     given per tile, starting exactly :attr:`drain_delay` cycles after its last pair.
 
+    The values come from :func:`edgetron.hw.gemm.array_timing`; :meth:`elaborate` adds up
+    the registers on every path it builds (skew, PE hops, de-skew) and raises
+    AssertionError if one differs.
+
     Backpressure
     ------------
     None; the GEMM unit stalls the array as a whole with a clock enable.
@@ -128,14 +136,11 @@ class SystolicArray(wiring.Component):
     ``acc_bits`` range).
     """
 
-    def __new__(cls, config: AcceleratorConfig):
-        # The config is checked before the object exists: an elaboratable whose __init__
-        # raised would be reported as "created but never used" when it is collected.
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
+    @classmethod
+    def check_parameters(cls, config: AcceleratorConfig) -> None:
+        check_config_type(config)
         check_dataflow(config.dataflow)
-        check_array_size("SystolicArray", config.rows, config.cols)
-        return super().__new__(cls, src_loc_at=1)
+        check_array_size(cls.__name__, config.rows, config.cols)
 
     def __init__(self, config: AcceleratorConfig):
         self._config = config
@@ -162,6 +167,7 @@ class SystolicArray(wiring.Component):
         rows, cols, df = cfg.rows, cfg.cols, cfg.dataflow
         act = pe_act_layout(df, cfg.input_bits)
         wgt = pe_wgt_layout(df, cfg.weight_bits, rows)
+        hop = PE.LATENCY
 
         pes = [[PE(df, row=r, rows=rows, input_bits=cfg.input_bits,
                    weight_bits=cfg.weight_bits, acc_bits=cfg.acc_bits)
@@ -172,10 +178,12 @@ class SystolicArray(wiring.Component):
 
         # Skew in: activation lane r enters row r after r cycles, weight lane c column c
         # after c cycles.
+        a_skew = [_skewed_lane(m, self.a, act, r, "a") for r in range(rows)]
+        w_skew = [_skewed_lane(m, self.w, wgt, c, "w") for c in range(cols)]
         for r in range(rows):
-            m.d.comb += pes[r][0].a_in.eq(_skewed_lane(m, self.a, act, r, "a"))
+            m.d.comb += pes[r][0].a_in.eq(a_skew[r].output)
         for c in range(cols):
-            m.d.comb += pes[0][c].w_in.eq(_skewed_lane(m, self.w, wgt, c, "w"))
+            m.d.comb += pes[0][c].w_in.eq(w_skew[c].output)
 
         # Neighbour links.
         for r in range(rows):
@@ -185,6 +193,14 @@ class SystolicArray(wiring.Component):
                 if r + 1 < rows:
                     m.d.comb += pes[r + 1][c].w_in.eq(pes[r][c].w_out)
 
+        # Operands presented together meet in PE (r, c) after as many cycles from the left
+        # as from the top (os relies on it; ws on the activation side only).
+        if df == "os":
+            for r in range(rows):
+                for c in range(cols):
+                    _check_depth(f"the weight path to PE ({r}, {c})",
+                                 w_skew[c].depth + r * hop, a_skew[r].depth + c * hop)
+
         if df == "ws":
             # Partial sums flow down from zero; column c's sum leaves row rows-1 and is
             # de-skewed by cols-1-c cycles.
@@ -192,16 +208,27 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pes[0][c].p_in.eq(0)
                 for r in range(rows - 1):
                     m.d.comb += pes[r + 1][c].p_in.eq(pes[r][c].p_out)
-                m.d.comb += self.p[c].eq(
-                    delay(m, pes[rows - 1][c].p_out, cols - 1 - c, f"p_deskew{c}"))
+                deskew = DelayLine(m, pes[rows - 1][c].p_out, cols - 1 - c, f"p_deskew{c}")
+                m.d.comb += self.p[c].eq(deskew.output)
+                # Row r's activation: skew, c hops right, its MAC, rows-1-r hops down.
+                for r in range(rows):
+                    built = a_skew[r].depth + c * hop + hop + (rows - 1 - r) * hop + deskew.depth
+                    _check_depth(f"a[{r}] to p[{c}]", built, self.latency)
         else:
             # Result chains flow up; the drain pulse reaches column c after c cycles.
+            drain_skew = [DelayLine(m, self.drain, c, f"drain_skew{c}") for c in range(cols)]
             for c in range(cols):
-                shift = delay(m, self.drain, c, f"drain_skew{c}")
                 for r in range(rows):
-                    m.d.comb += pes[r][c].shift.eq(shift)
+                    m.d.comb += pes[r][c].shift.eq(drain_skew[c].output)
                     below = pes[r + 1][c].o_out if r + 1 < rows else Const(0, signed(cfg.acc_bits))
                     m.d.comb += pes[r][c].o_in.eq(below)
-                m.d.comb += self.o[c].eq(
-                    delay(m, pes[0][c].o_out, cols - 1 - c, f"o_deskew{c}"))
+                deskew = DelayLine(m, pes[0][c].o_out, cols - 1 - c, f"o_deskew{c}")
+                m.d.comb += self.o[c].eq(deskew.output)
+                _check_depth(f"drain to o[{c}]", drain_skew[c].depth + deskew.depth,
+                             self.latency)
+                # The last MAC of a tile in column c is in its bottom PE; the result is
+                # captured one hop later, and the column's first shift may come then.
+                captured = a_skew[rows - 1].depth + c * hop + hop
+                _check_depth(f"last operand pair to the first drain pulse (column {c})",
+                             captured - drain_skew[c].depth, self.drain_delay)
         return m

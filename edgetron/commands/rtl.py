@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--output", type=Path, metavar="DIR",
                    help="output directory (created if needed)")
     e.add_argument("--lint", action="store_true",
-                   help="run verilator --lint-only -Wall and yosys check on each file")
+                   help="run verilator --lint-only -Wall and yosys check (every input bit "
+                        "read) on each file")
     e.add_argument("--list", action="store_true", help="list the units and exit")
     e.set_defaults(func=_export)
 
@@ -51,7 +52,8 @@ def _config_source(spec: str | None) -> str:
 
 def _export(args: argparse.Namespace) -> int:
     # Amaranth is imported only when the command runs, so `edgetron --help` stays fast.
-    from edgetron.rtl.export import UNITS, build_unit, lint_verilator, lint_yosys, write_units
+    from edgetron.rtl.export import UNITS, build_unit, write_units
+    from edgetron.rtl.lint import lint_verilator, lint_yosys
 
     if args.list:
         for name, spec in UNITS.items():

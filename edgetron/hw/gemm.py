@@ -36,6 +36,7 @@ __all__ = [
     "FIT_ZERO_DIM",
     "GEMM_BUFFER_READ_CYCLES",
     "GEMM_CMD_CYCLES",
+    "GEMM_CMD_STATES",
     "GEMM_EPILOGUE_CYCLES",
     "REQUANT_LATENCY",
     "REQUANT_STAGES",
@@ -46,6 +47,7 @@ __all__ = [
     "gemm_fit_failure",
     "gemm_fits",
     "gemm_max_shape",
+    "gemm_stream_beats",
 ]
 
 #: Dataflow codes of ``SimParams.dataflow`` (the one table is ``edgetron.config.DATAFLOWS``).
@@ -59,9 +61,11 @@ REQUANT_STAGES = ("mul", "shift", "sat")
 #: Cycles of the requantizer from a beat accepted to the same beat valid at its output.
 REQUANT_LATENCY = len(REQUANT_STAGES)
 
-#: Cycles of the GEMM unit's command phase: the handshake (IDLE), then the registered shape
-#: check (CHECK).
-GEMM_CMD_CYCLES = 2
+#: States of the GEMM unit's command phase, one cycle each: the handshake (IDLE), then the
+#: registered shape check (CHECK).
+GEMM_CMD_STATES = ("IDLE", "CHECK")
+#: Cycles of the GEMM unit's command phase, from the command handshake to the first load cycle.
+GEMM_CMD_CYCLES = len(GEMM_CMD_STATES)
 #: Cycles from an operand-buffer read address to its data (synchronous read ports).
 GEMM_BUFFER_READ_CYCLES = 1
 #: Cycles through the epilogue register (accumulator stage / bias add) before the output.
@@ -116,6 +120,26 @@ def gemm_buffer_words(p):
     return a_words, w_words, acc_words, r
 
 
+@njit(cache=True)
+def gemm_stream_beats(p, m, k, n):
+    """Beats of one GEMM-unit call ``(M, K, N)`` on each stream: ``(a, w, ch, o)``.
+
+    ``a``: ``M * K//^R`` (``ws``, one beat per row and reduction fold), ``M//^R * K``
+    (``os``, one per row tile and k), ``M//^C * K`` (``is``); ``w``: ``N//^C * K``
+    (``N * K//^R`` for ``is``); ``ch``: ``N``, one per output channel; ``o``: ``N//^C * M``,
+    one per column tile and row. The beat order is the RTL codec's
+    (``edgetron.rtl.gemm.codec``).
+    """
+    r, c = p.rows, p.cols
+    if p.dataflow == DATAFLOW_IS:
+        a, w = cdiv(m, c) * k, n * cdiv(k, r)
+    elif p.dataflow == DATAFLOW_OS:
+        a, w = cdiv(m, r) * k, cdiv(n, c) * k
+    else:
+        a, w = m * cdiv(k, r), cdiv(n, c) * k
+    return a, w, n, cdiv(n, c) * m
+
+
 #: :func:`gemm_fit_failure` codes: the shape fits; a dimension is below 1; the A buffer,
 #: the W buffer, the accumulator buffer or the parameter memory is too small for it.
 FIT_OK, FIT_ZERO_DIM, FIT_A, FIT_W, FIT_ACC, FIT_PARAM = range(6)
@@ -130,21 +154,17 @@ def gemm_fit_failure(p, m, k, n):
     """
     if m < 1 or k < 1 or n < 1:
         return FIT_ZERO_DIM
-    r, c = p.rows, p.cols
     a_words, w_words, acc_words, param_words = gemm_buffer_words(p)
-    if p.dataflow == DATAFLOW_IS:
-        a_need, w_need, acc_need = cdiv(m, c) * k, n * cdiv(k, r), n
-    elif p.dataflow == DATAFLOW_OS:
-        a_need, w_need, acc_need = cdiv(m, r) * k, cdiv(n, c) * k, 0
-    else:
-        a_need, w_need, acc_need = m * cdiv(k, r), cdiv(n, c) * k, m
+    # The A and W buffers hold every beat of their streams (one word each).
+    a_need, w_need, _, _ = gemm_stream_beats(p, m, k, n)
+    acc_need = n if p.dataflow == DATAFLOW_IS else (0 if p.dataflow == DATAFLOW_OS else m)
     if a_need > a_words:
         return FIT_A
     if w_need > w_words:
         return FIT_W
     if acc_need > acc_words:
         return FIT_ACC
-    if cdiv(n, c) > param_words:
+    if cdiv(n, p.cols) > param_words:
         return FIT_PARAM
     return FIT_OK
 
@@ -170,3 +190,4 @@ def gemm_max_shape(p):
         return a_words * r, min(a_words, w_words), c * min(param_words, w_words)
     n_max = min(w_words, acc_words, c * param_words)
     return a_words * c, min(w_words * r, a_words), n_max
+

@@ -15,22 +15,26 @@ Pieces
 * :class:`Clocking`: clock, synchronous reset, cycle numbers.
 * :class:`Pause`: random pause generator (valid gaps, ready backpressure).
 * :class:`StreamSource`: drives ``<name>__payload/__valid`` and watches ``__ready``.
-* :class:`StreamSink`: drives ``<name>__ready`` with backpressure, collects beats,
-  checks the stream rule (an offered beat stays offered, unchanged, until taken) and,
-  after the expected beats, that no stray beat follows (:meth:`StreamSink.expect_quiet`).
+* :class:`StreamSink`: drives ``<name>__ready`` with backpressure, collects beats (and
+  hands each to a callback, e.g. a scoreboard), checks the stream rule (an offered beat
+  stays offered, unchanged, until taken) and, after the expected beats, that no stray
+  beat follows (:meth:`StreamSink.expect_quiet`).
+* :class:`InputMonitor`: observes the handshakes of the DUT's input streams, whoever
+  drives them, and hands each accepted beat to a callback (the unit model's monitor,
+  which rebuilds the invocations for the scoreboard).
 * :class:`Scoreboard`: compares integer arrays bit for bit and reports mismatches.
-* :class:`RequantModel`: golden model and payload codec of the requantizer.
-* :class:`GemmCase` and :class:`GemmModel`: one GEMM invocation, and the golden model,
-  payload codec and timing model of the GEMM unit.
 * :func:`load_manifest`: the export manifest the pytest runner wrote for this build.
+
+The unit models (codec, golden, timing, stimuli, invocation monitor and scoreboard) are
+shared with the Amaranth tests: ``tests/models/<unit>.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,22 +42,11 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, with_timeout
 
-from edgetron.config import AcceleratorConfig
-from edgetron.golden.gemm import gemm_int, gemm_requant
-from edgetron.golden.intops import requantize
-from edgetron.rtl.gemm import GemmUnit, decode_gemm, encode_gemm, shape_fits
-from edgetron.rtl.layouts import gemm_layouts
-from edgetron.rtl.requant import decode_requant, encode_requant
-from edgetron.sim.units.gemm import REQUANT_LATENCY, GemmPhases, gemm_cycles, gemm_phases
-
 __all__ = [
     "CLOCK_NS",
-    "QUIET_MARGIN",
     "Clocking",
-    "GemmCase",
-    "GemmModel",
+    "InputMonitor",
     "Pause",
-    "RequantModel",
     "Scoreboard",
     "StreamSink",
     "StreamSource",
@@ -64,8 +57,6 @@ __all__ = [
 CLOCK_NS = 10
 #: Cycles the synchronous reset is held.
 _RESET_CYCLES = 3
-#: Cycles added to a unit's pipeline depth when watching for stray output beats.
-QUIET_MARGIN = 16
 
 
 def load_manifest() -> dict:
@@ -165,11 +156,14 @@ class StreamSource(_StreamAgent):
 class StreamSink(_StreamAgent):
     """Receives one output stream with random backpressure and checks the stream rule.
 
-    Beats land in :attr:`beats` as unsigned integers, their cycles in :attr:`cycles`.
+    Beats land in :attr:`beats` as unsigned integers, their cycles in :attr:`cycles`, and
+    each is passed to ``on_beat(word, cycle)`` when given.
     """
 
-    def __init__(self, dut, name: str, clocking: Clocking, pause: Pause | None = None):
+    def __init__(self, dut, name: str, clocking: Clocking, pause: Pause | None = None,
+                 on_beat: Callable[[int, int], None] | None = None):
         super().__init__(dut, name, clocking, pause)
+        self.on_beat = on_beat
         self.beats: list[int] = []
         self.cycles: list[int] = []
         self._want = 0
@@ -223,10 +217,35 @@ class StreamSink(_StreamAgent):
             if valid and take:
                 self.beats.append(payload)
                 self.cycles.append(self.clocking.cycle())
+                if self.on_beat is not None:
+                    self.on_beat(payload, self.cycles[-1])
                 if len(self.beats) >= self._want:
                     self._done.set()
             elif valid:
                 held = payload
+
+
+class InputMonitor:
+    """Observes the handshakes of the DUT's input streams ``names`` and calls
+    ``on_beat(name, word, cycle)`` for each, in cycle order (``names`` order within a
+    cycle). It drives nothing: it sees what the DUT accepted, however it was driven.
+    Start :meth:`run` with ``cocotb.start_soon``."""
+
+    def __init__(self, dut, names, clocking: Clocking, on_beat: Callable[[str, int, int], None]):
+        self.ports = [(name, getattr(dut, f"{name}__valid"), getattr(dut, f"{name}__ready"),
+                       getattr(dut, f"{name}__payload")) for name in names]
+        self.clocking = clocking
+        self.on_beat = on_beat
+
+    async def run(self) -> None:
+        clk = self.clocking.clk
+        while True:
+            await FallingEdge(clk)
+            await ReadOnly()
+            cycle = self.clocking.cycle()
+            for name, valid, ready, payload in self.ports:
+                if valid.value and ready.value:
+                    self.on_beat(name, payload.value.to_unsigned(), cycle)
 
 
 class Scoreboard:
@@ -251,109 +270,3 @@ class Scoreboard:
                 f"{what}: {len(bad)} of {e.size} values differ from golden; first {first}"
             )
         self.log.info("%s: %d values match golden", what, e.size)
-
-
-class RequantModel:
-    """Golden model of the requantizer with its beat codec, from manifest parameters."""
-
-    def __init__(self, params: dict):
-        self.lanes = params["lanes"]
-        self.acc_bits = params["acc_bits"]
-        self.out_bits = params["out_bits"]
-
-    def encode(self, acc, m, s) -> list[int]:
-        """Input beats (rows of ``acc`` with per-lane ``m``, ``s``) as payload integers."""
-        return encode_requant(acc, m, s, acc_bits=self.acc_bits)
-
-    def decode(self, words) -> np.ndarray:
-        """Output payload integers as an int64 array (beats, lanes)."""
-        return decode_requant(words, self.lanes, out_bits=self.out_bits)
-
-    def expected(self, acc, m, s) -> np.ndarray:
-        """golden.intops.requantize of the same values."""
-        return requantize(acc, m, s, bits=self.out_bits)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class GemmCase:
-    """Operands of one GEMM invocation: ``a`` (M, K), ``w`` (K, N), per-channel ``bias``,
-    ``mult``, ``shift`` (N,), and the output mode."""
-
-    a: np.ndarray
-    w: np.ndarray
-    bias: np.ndarray
-    mult: np.ndarray
-    shift: np.ndarray
-    out32: bool
-
-    @property
-    def m(self) -> int:
-        return self.a.shape[0]
-
-    @property
-    def k(self) -> int:
-        return self.a.shape[1]
-
-    @property
-    def n(self) -> int:
-        return self.w.shape[1]
-
-    @property
-    def macs(self) -> int:
-        return self.m * self.k * self.n
-
-
-class GemmModel:
-    """Golden model of the GEMM unit: beat codec (rtl.gemm), results (golden.gemm) and
-    cycles (sim.units.gemm), for the config in the manifest."""
-
-    def __init__(self, config: dict):
-        self.cfg = AcceleratorConfig.from_dict(config, source="manifest")
-
-    def max_shape(self) -> tuple[int, int, int]:
-        """Largest M, K and N of one invocation (each with the other two at 1)."""
-        return GemmUnit.max_shape(self.cfg)
-
-    def command_word(self, m: int, k: int, n: int, out32: bool) -> int:
-        """A raw ``cmd`` payload, also for shapes encode_gemm refuses (each dimension
-        must fit its field: 0 .. the maximum of :meth:`max_shape`)."""
-        m_max, k_max, n_max = self.max_shape()
-        lay = gemm_layouts(self.cfg, m_max=m_max, k_max=k_max, n_max=n_max)
-        return lay.cmd.const({"m": m, "k": k, "n": n, "out32": int(out32)}).as_value().value
-
-    def fits(self, m: int, k: int, n: int) -> bool:
-        """Whether one invocation accepts the shape."""
-        return shape_fits(self.cfg, m, k, n)
-
-    def encode(self, case) -> dict[str, list[int]]:
-        """Payload words per input stream (``cmd``, ``a``, ``w``, ``ch``)."""
-        return encode_gemm(self.cfg, case.a, case.w, case.bias, case.mult, case.shift,
-                             case.out32)
-
-    def out_beats(self, case) -> int:
-        """Output beats of one invocation: ``ceil(N / cols) * M``."""
-        return -(-case.n // self.cfg.cols) * case.m
-
-    def decode(self, case, words) -> np.ndarray:
-        """The (M, N) result from the output words."""
-        return decode_gemm(self.cfg, words, case.m, case.n, case.out32)
-
-    def expected(self, case) -> np.ndarray:
-        """golden.gemm.gemm_int (int32 mode) or gemm_requant (int8 mode)."""
-        if case.out32:
-            return gemm_int(case.a, case.w, case.bias)
-        return gemm_requant(case.a, case.w, case.bias, case.mult, case.shift)
-
-    def cycles(self, case) -> int:
-        """sim.units.gemm.gemm_cycles for the case's shape and output mode."""
-        return int(gemm_cycles(self.cfg.sim_params(), case.m, case.k, case.n,
-                                 int(case.out32)))
-
-    def phases(self, case) -> GemmPhases:
-        """sim.units.gemm.gemm_phases (cmd, beats per stream, compute, drain) of the case."""
-        return gemm_phases(self.cfg.sim_params(), case.m, case.k, case.n, int(case.out32))
-
-    def quiet_cycles(self) -> int:
-        """Cycles to watch ``o`` after the last expected beat: longer than a beat can stay
-        in the unit (the longest drain, os: ``2R + C + LAT``), plus :data:`QUIET_MARGIN`."""
-        return 2 * self.cfg.rows + self.cfg.cols + REQUANT_LATENCY + QUIET_MARGIN

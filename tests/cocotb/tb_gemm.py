@@ -1,15 +1,17 @@
 """cocotb testbench of the GEMM unit (edgetron_gemm), run by test_runners.py.
 
-Every invocation is regenerated from a seed, encoded with rtl.gemm.encode_gemm,
-driven on the four input streams (cmd, a, w, ch) and collected from ``o`` with
-random valid gaps and ready backpressure; results are decoded with decode_gemm and
-compared bit for bit with golden.gemm (gemm_int for int32 mode, gemm_requant for
-per-channel requantized int8). Runs without gaps or backpressure also check the
-cycle count, command handshake to last output handshake (both included), against
-sim.units.gemm.gemm_cycles; runs with input gaps but no backpressure check that the
-compute and drain phases (last operand handshake to last output handshake) take
-exactly the model's ``compute + drain`` cycles (gaps lengthen only the load). After the
-expected output beats, every invocation watches ``o`` for a stray beat.
+The model is tests/models/gemm.py, the same as the Amaranth tests': every invocation is
+built from a seed, encoded with the codec of rtl.gemm and driven on the four input
+streams (cmd, a, w, ch) with random valid gaps; ``o`` is taken with random ready
+backpressure. An input monitor observes the accepted beats and rebuilds each invocation
+(so invocations may overlap), and the scoreboard compares its output beats bit for bit
+with golden.gemm (gemm_int for int32 mode, gemm_requant for per-channel requantized int8).
+
+Timing: runs without gaps or backpressure check the cycle count, command handshake to last
+output handshake (both included), against sim.units.gemm.gemm_cycles; runs with input gaps
+but no backpressure check that the compute and drain phases (last operand handshake to last
+output handshake) take exactly the model's ``compute + drain`` cycles (gaps lengthen only
+the load). After the expected output beats, every run watches ``o`` for a stray beat.
 
 With ``EDGETRON_TB_SWEEP`` naming a JSON list of ``[M, K, N, out32]`` shapes, one more
 test (``gemm_sweep``) measures each shape gap-free and writes the cycle counts to
@@ -20,41 +22,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
-from harness import (
-    Clocking,
-    GemmCase,
+from harness import Clocking, InputMonitor, Pause, StreamSink, StreamSource, load_manifest
+
+from edgetron.config import AcceleratorConfig
+from tests.models.gemm import (
+    INPUTS,
     GemmModel,
-    Pause,
-    Scoreboard,
-    StreamSink,
-    StreamSource,
-    load_manifest,
+    GemmMonitor,
+    GemmScoreboard,
+    extreme_call,
+    random_call,
+    rounding_ties,
+    tie_call,
 )
 
-from edgetron.golden.intops import INT8_MAX, M_MAX, S_MAX, S_MIN, int_range
-
-MODEL = GemmModel(load_manifest()["config"])
+MODEL = GemmModel(AcceleratorConfig.from_dict(load_manifest()["config"], source="manifest"))
 CFG = MODEL.cfg
 R, C = CFG.rows, CFG.cols
 #: Conservative utilization the large-K run must reach (MACs / (R*C*(last out - load end))).
 UTILIZATION_TARGET = 0.95
-#: Magnitude the requantization shifts aim the int8 results at: half the int8 range.
-_RESULT_TARGET = (INT8_MAX + 1) // 2
-#: Mean square of an operand drawn uniformly from its range, relative to its largest square.
-_UNIFORM_MEAN_SQUARE = 1 / 3
-_INPUTS = ("cmd", "a", "w", "ch")
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """One invocation to run: shape, output mode, operand kind and stream behaviour."""
+    """One invocation to run: shape, output mode, operands and stream behaviour.
+
+    ``kind``: ``"random"`` operands, ``"ties"`` (products exactly on .5 before rounding,
+    int8 only), or ``"min"/"max"`` pairs for ``a`` and ``w`` (every operand at that end).
+    """
 
     name: str
     m: int
@@ -63,57 +64,44 @@ class Spec:
     out32: bool
     gap: float = 0.0
     stall: float = 0.0
-    #: Constant operands instead of random ones: ("min" | "max") for a and for w.
-    extremes: tuple[str, str] | None = None
+    kind: str | tuple[str, str] = "random"
     seed: int = 0
 
 
-def make_case(spec: Spec) -> GemmCase:
-    """Operands of ``spec`` (random, or constant ``extremes``), and per-channel requant
-    constants that spread the int8 results over the whole range (some saturate)."""
+def make_call(spec: Spec):
+    """The operands of ``spec``."""
     rng = np.random.default_rng(spec.seed)
-    a_lo, a_hi = int_range(CFG.input_bits)
-    w_lo, w_hi = int_range(CFG.weight_bits)
-    if spec.extremes is None:
-        a = rng.integers(a_lo, a_hi + 1, (spec.m, spec.k))
-        w = rng.integers(w_lo, w_hi + 1, (spec.k, spec.n))
-    else:
-        a_val = a_lo if spec.extremes[0] == "min" else a_hi
-        w_val = w_lo if spec.extremes[1] == "min" else w_hi
-        a = np.full((spec.m, spec.k), a_val, dtype=np.int64)
-        w = np.full((spec.k, spec.n), w_val, dtype=np.int64)
-    bias = rng.integers(-(1 << 16), 1 << 16, spec.n)
-    mult = rng.integers(1 << 28, M_MAX + 1, spec.n)
-    # |acc| is about max|a * w| * sqrt(K) / 3 for random operands (the product's spread
-    # with uniform operands; K for constant ones, scaled alike); pick s so that this maps
-    # to about _RESULT_TARGET, +-2 bits per channel: some channels saturate.
-    typical = (abs(a_lo * w_lo) * (spec.k if spec.extremes else math.sqrt(spec.k))
-               * _UNIFORM_MEAN_SQUARE)
-    base = int(math.log2(float(M_MAX) * typical / _RESULT_TARGET))
-    shift = np.clip(base + rng.integers(-2, 3, spec.n), S_MIN, S_MAX)
-    return GemmCase(a, w, bias, mult, shift, spec.out32)
-
-
-def _largest_k(m: int, n: int) -> int:
-    """Largest multiple of R that fits with ``m`` rows and ``n`` columns."""
-    k = R
-    while MODEL.fits(m, k + R, n):
-        k += R
-    return k
+    if spec.kind == "random":
+        return random_call(MODEL, rng, spec.m, spec.k, spec.n, spec.out32)
+    if spec.kind == "ties":
+        return tie_call(MODEL, rng, spec.m, spec.k, spec.n)
+    return extreme_call(MODEL, spec.m, spec.k, spec.n, *spec.kind, spec.out32, seed=spec.seed)
 
 
 def _specs() -> list[Spec]:
-    kx = min(_largest_k(2, 2), 8 * R)  # extreme cases: long sums without a slow run
+    k_big = MODEL.largest_k(R, C)          # fills the A and W buffers for M = R, N = C
+    kx = min(MODEL.largest_k(R + 1, C + 1), 8 * R)
+    fm, fk, fn = MODEL.full_buffer_shape()
     fixed = [
         Spec("exact_tiles_int8", R, R, C, False),
         Spec("two_tiles_each_int32", 2 * R, 2 * R, 2 * C, True),
         Spec("ones", 1, 1, 1, False),
         Spec("tall_m_k1", 3 * R + 1, 1, 1, True, 0.2, 0.3),
-        Spec("all_min_int32", 2, kx, 2, True, extremes=("min", "min")),
-        Spec("all_max_int32", R + 1, kx, C + 1, True, 0.3, 0.3, extremes=("max", "max")),
+        # Every operand at an extreme over the largest K: sums of 2**24 and more, which a
+        # narrower accumulator, partial sum or buffer wraps.
+        Spec("all_min_large_k_int32", R, k_big, C, True, kind=("min", "min")),
+        Spec("min_times_max_large_k_int32", R, k_big, C, True, kind=("min", "max")),
+        Spec("all_min_large_k_int8", R, k_big, C, False, 0.2, 0.3, kind=("min", "min")),
+        Spec("all_max_int32", R + 1, kx, C + 1, True, 0.3, 0.3, kind=("max", "max")),
         Spec("min_times_max_int8", 3, kx, C - 1 if C > 1 else 1, False, 0.1, 0.5,
-             extremes=("min", "max")),
-        Spec("all_max_int8", 2, R + 3, 2 * C + 1, False, extremes=("max", "max")),
+             kind=("min", "max")),
+        Spec("all_max_int8", 2, R + 3, 2 * C + 1, False, kind=("max", "max")),
+        # int8 results whose products land exactly on .5: golden rounds half up.
+        Spec("rounding_ties_int8", 2 * R + 1, 5, 2 * C + 1, False, kind="ties", seed=31),
+        Spec("rounding_ties_gaps_int8", R + 3, 7, C + 2, False, 0.3, 0.3, kind="ties", seed=32),
+        # The A and W buffers and the parameter memory (and, when it fits, the accumulator
+        # buffer) filled to the last word (the Amaranth tests add gaps and int32 mode).
+        Spec("full_buffers_int8", fm, fk, fn, False, seed=33),
         Spec("gaps_only_int8", 2 * R + 1, 3 * R - 1, 2 * C - 1, False, gap=0.4, seed=21),
         Spec("gaps_only_int32", R + 2, 2 * R + 1, C + 1, True, gap=0.25, seed=22),
     ]
@@ -139,70 +127,80 @@ SPECS = _specs()
 
 
 class Bench:
-    """The GEMM unit with one source per input stream and one sink."""
+    """The GEMM unit with one source per input stream, an input monitor, the model's
+    invocation monitor and scoreboard, and one sink."""
 
     def __init__(self, dut, gap: float = 0.0, stall: float = 0.0, seed: int = 0):
         self.dut = dut
         self.clocking = Clocking(dut)
         self.gap, self.seed = gap, seed
-        self.sink = StreamSink(dut, "o", self.clocking, Pause(stall, seed + 17))
+        self.board = GemmScoreboard(MODEL)
+        self.monitor = GemmMonitor(MODEL, self.board)
+        self.sink = StreamSink(dut, "o", self.clocking, Pause(stall, seed + 17),
+                               on_beat=self._output)
+
+    def _output(self, word: int, cycle: int) -> None:
+        self.board.output(word, cycle)
+        self.board.check_stray()
 
     async def start(self) -> None:
-        idle = [getattr(self.dut, f"{name}__valid") for name in _INPUTS] + [self.dut.o__ready]
+        idle = [getattr(self.dut, f"{name}__valid") for name in INPUTS] + [self.dut.o__ready]
         await self.clocking.start(idle)
         cocotb.start_soon(self.sink.run())
+        cocotb.start_soon(InputMonitor(self.dut, INPUTS, self.clocking,
+                                       self.monitor.accept).run())
 
-    async def invoke(self, cases: list[GemmCase], slack: float = 4.0):
-        """Send the invocations back to back; returns (words per case, sources)."""
-        beats = [MODEL.encode(c) for c in cases]
-        sources = {name: StreamSource(self.dut, name, self.clocking,
-                                      Pause(self.gap, self.seed + i))
-                   for i, name in enumerate(_INPUTS)}
-        for name, src in sources.items():
-            cocotb.start_soon(src.send([w for b in beats for w in b[name]]))
-        counts = [MODEL.out_beats(c) for c in cases]
-        budget = sum(MODEL.cycles(c) for c in cases)
+    async def invoke(self, calls, slack: float = 4.0):
+        """Send the invocations back to back; returns the scoreboard's invocations (each
+        already compared with golden)."""
+        beats = [MODEL.encode(c) for c in calls]
+        for i, name in enumerate(INPUTS):
+            source = StreamSource(self.dut, name, self.clocking, Pause(self.gap, self.seed + i))
+            cocotb.start_soon(source.send([w for b in beats for w in b[name]]))
+        done = len(self.board.results())
+        count = sum(MODEL.beats(c.m, c.k, c.n)["o"] for c in calls)
+        budget = sum(MODEL.cycles(c) for c in calls)
         factor = 1 / ((1 - self.gap) * (1 - self.sink.pause.p))
-        words = await self.sink.receive(sum(counts), int(budget * factor * slack) + 200)
+        await self.sink.receive(count, int(budget * factor * slack) + 200)
         await self.sink.expect_quiet(MODEL.quiet_cycles())
-        split = np.cumsum([0, *counts])
-        return [words[split[i]:split[i + 1]] for i in range(len(cases))], sources
+        self.monitor.check_idle()
+        assert self.board.finished(), "the scoreboard is still waiting for output beats"
+        runs = self.board.results()[done:]
+        assert len(runs) == len(calls)
+        for inv, call in zip(runs, calls, strict=True):
+            for field in call._fields:
+                assert np.array_equal(getattr(inv.call, field), getattr(call, field)), field
+            self.dut._log.info("%s: %d values match golden", tuple(inv.command), inv.result.size)
+        return runs
 
-    def check(self, what: str, case: GemmCase, words) -> None:
-        Scoreboard(self.dut._log).compare(what, MODEL.decode(case, words), MODEL.expected(case))
 
-
-def _rtl_cycles(sources, sink) -> int:
-    """Command handshake to last output handshake, both included."""
-    return sink.cycles[-1] - sources["cmd"].accepted[0] + 1
-
-
-def _load_end(sources) -> int:
-    """Cycle of the last operand handshake (the end of the load phase)."""
-    return max(sources[name].accepted[-1] for name in ("a", "w", "ch"))
+def check_timing(spec: Spec, inv) -> None:
+    """Without output backpressure, the compute and drain phases against sim.units.gemm;
+    without any gaps, the whole invocation too."""
+    if spec.stall == 0.0:
+        # o.ready always high: compute starts the cycle after the last operand handshake.
+        ph = MODEL.phases(inv.call)
+        assert inv.busy == ph.compute + ph.drain, (
+            f"{spec.name}: last operand to last output took {inv.busy} cycles, sim.units.gemm "
+            f"says compute + drain = {ph.compute + ph.drain}")
+    if spec.gap == 0.0 and spec.stall == 0.0:
+        assert inv.cycles == MODEL.cycles(inv.call), (
+            f"{spec.name}: RTL took {inv.cycles} cycles, sim.units.gemm says "
+            f"{MODEL.cycles(inv.call)}")
 
 
 @cocotb.test()
 @cocotb.parametrize(spec=[cocotb.Param(s, s.name) for s in SPECS])
 async def gemm_case(dut, spec: Spec):
-    """One invocation against golden. Without output backpressure, the compute and drain
-    phases against sim.units.gemm; without any gaps, the whole invocation too."""
-    case = make_case(spec)
+    """One invocation against golden, and its timing (:func:`check_timing`)."""
+    call = make_call(spec)
+    if spec.kind == "ties":
+        ties = rounding_ties(MODEL.expected(call._replace(out32=True)), call.mult, call.shift)
+        assert ties["even"] and ties["negative"], ties
     bench = Bench(dut, spec.gap, spec.stall, spec.seed)
     await bench.start()
-    (words,), sources = await bench.invoke([case])
-    bench.check(spec.name, case, words)
-    if spec.stall == 0.0:
-        # o.ready always high: compute starts the cycle after the last operand handshake.
-        ph = MODEL.phases(case)
-        busy = bench.sink.cycles[-1] - _load_end(sources)
-        assert busy == ph.compute + ph.drain, (
-            f"{spec.name}: last operand to last output took {busy} cycles, sim.units.gemm "
-            f"says compute + drain = {ph.compute + ph.drain}")
-    if spec.gap == 0.0 and spec.stall == 0.0:
-        rtl = _rtl_cycles(sources, bench.sink)
-        assert rtl == MODEL.cycles(case), (
-            f"{spec.name}: RTL took {rtl} cycles, sim.units.gemm says {MODEL.cycles(case)}")
+    (inv,) = await bench.invoke([call])
+    check_timing(spec, inv)
     assert int(dut.err.value) == 0
 
 
@@ -212,13 +210,10 @@ async def gemm_back_to_back(dut):
     specs = [Spec("b2b0", R + 1, 2 * R - 1, C + 2, False, seed=101),
              Spec("b2b1", 2, 3, 1, True, seed=102),
              Spec("b2b2", 2 * R, R + 2, 2 * C - 1, False, seed=103)]
-    specs = [s for s in specs if MODEL.fits(s.m, s.k, s.n)]
-    cases = [make_case(s) for s in specs]
+    calls = [make_call(s) for s in specs if MODEL.fits(s.m, s.k, s.n)]
     bench = Bench(dut, gap=0.3, stall=0.4, seed=7)
     await bench.start()
-    results, _ = await bench.invoke(cases)
-    for spec, case, words in zip(specs, cases, results, strict=True):
-        bench.check(spec.name, case, words)
+    await bench.invoke(calls)
 
 
 @cocotb.test()
@@ -239,9 +234,8 @@ async def gemm_rejects_bad_shapes(dut):
         assert int(dut.err.value) == 1, f"err not raised for M={m}, K={k}, N={n}"
         assert int(dut.cmd__ready.value) == 1, "unit not ready for a new command"
     assert not bench.sink.beats, "output produced for a rejected command"
-    case = make_case(Spec("after_reject", 2, 3, 2, False, seed=5))
-    (words,), _ = await bench.invoke([case])
-    bench.check("after_reject", case, words)
+    assert [inv.accepted for inv in bench.board.invocations] == [False] * 4
+    await bench.invoke([make_call(Spec("after_reject", 2, 3, 2, False, seed=5))])
     assert int(dut.err.value) == 0
 
 
@@ -249,15 +243,13 @@ async def gemm_rejects_bad_shapes(dut):
 async def gemm_utilization(dut):
     """Large K, M = R, N = C: gap-free cycles equal sim.units.gemm, and the compute phase
     sustains R*C MACs per cycle (conservatively: load end to last output)."""
-    k = _largest_k(R, C)
-    case = make_case(Spec("large_k", R, k, C, True, seed=11))
+    call = make_call(Spec("large_k", R, MODEL.largest_k(R, C), C, True, seed=11))
     bench = Bench(dut)
     await bench.start()
-    (words,), sources = await bench.invoke([case])
-    bench.check("large_k", case, words)
-    assert _rtl_cycles(sources, bench.sink) == MODEL.cycles(case)
-    util = case.macs / (R * C * (bench.sink.cycles[-1] - _load_end(sources)))
-    dut._log.info("K=%d: compute utilization >= %.4f", k, util)
+    (inv,) = await bench.invoke([call])
+    assert inv.cycles == MODEL.cycles(call)
+    util = call.macs / (R * C * inv.busy)
+    dut._log.info("K=%d: compute utilization >= %.4f", call.k, util)
     assert util >= UTILIZATION_TARGET, f"utilization {util:.4f} < {UTILIZATION_TARGET}"
 
 
@@ -271,13 +263,12 @@ if os.environ.get("EDGETRON_TB_SWEEP"):
         await bench.start()
         rows = []
         for i, (m, k, n, out32) in enumerate(shapes):
-            case = make_case(Spec(f"sweep{i}", m, k, n, bool(out32), seed=1000 + i))
-            (words,), sources = await bench.invoke([case])
-            bench.check(f"sweep{i}", case, words)
+            (inv,) = await bench.invoke([make_call(Spec(f"sweep{i}", m, k, n, bool(out32),
+                                                        seed=1000 + i))])
             rows.append({
                 "m": m, "k": k, "n": n, "out32": bool(out32),
-                "rtl_cycles": _rtl_cycles(sources, bench.sink),
-                "sim_cycles": MODEL.cycles(case),
-                "load_end_to_last_out": bench.sink.cycles[-1] - _load_end(sources),
+                "rtl_cycles": inv.cycles,
+                "sim_cycles": MODEL.cycles(inv.call),
+                "load_end_to_last_out": inv.busy,
             })
         Path(os.environ["EDGETRON_TB_SWEEP_OUT"]).write_text(json.dumps(rows, indent=1))

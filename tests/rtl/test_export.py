@@ -8,19 +8,16 @@ import re
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from edgetron.cli import main
 from edgetron.config import AcceleratorConfig
-from edgetron.rtl.export import (
-    MANIFEST_FORMAT,
-    UNITS,
-    WAIVERS,
-    export_unit,
-    lint_verilator,
-    lint_yosys,
-    top_name,
-)
+from edgetron.rtl.export import MANIFEST_FORMAT, UNITS, export_unit, top_name
 from edgetron.rtl.gemm import gemm_limits, gemm_timing, shape_fits
+from edgetron.rtl.lint import WAIVERS, generated_waivers, lint_verilator, lint_yosys
 from edgetron.rtl.requant import Requantizer
 from edgetron.sim.units.gemm import REQUANT_LATENCY, gemm_cycles, gemm_phases
 
@@ -63,6 +60,7 @@ def test_files_and_manifest(exported, unit):
     top = top_name(unit)
     assert res.verilog.name == f"{top}.v" and res.manifest.name == f"{top}.json"
     assert (res.verilog.parent / WAIVERS.name).read_text() == WAIVERS.read_text()
+    assert res.waivers.name == f"{top}.vlt" and "lint_off -rule" in res.waivers.read_text()
     text = res.verilog.read_text()
     assert re.search(rf"^module {top}\(", text, re.M)
     man = json.loads(res.manifest.read_text())
@@ -95,7 +93,7 @@ def test_requant_manifest_values(exported):
     assert ports["i__payload"]["width"] == lanes * (32 + 31 + 6)
     fields = ports["i__payload"]["shape"]["fields"]
     assert [(k, v["offset"], v["element"]["width"]) for k, v in fields.items()] == [
-        ("acc", 0, 32), ("m", lanes * 32, 31), ("s", lanes * (32 + 31), 6)]
+        ("acc", 0, 32), ("mult", lanes * 32, 31), ("shift", lanes * (32 + 31), 6)]
     assert ports["o__payload"]["direction"] == "output"
     assert ports["o__payload"]["shape"]["element"] == {"kind": "signed", "width": 8}
     assert ports["o__ready"]["direction"] == "input" and ports["i__ready"]["direction"] == "output"
@@ -221,6 +219,104 @@ def test_lint_catches_problems(tmp_path):
     assert not y.ok and "nowhere" in y.output
 
 
+class _Adder(wiring.Component):
+    """A tiny unit for the lint tests: o = i[0] + i[1] + x, registered, with switches that
+    leave the whole of ``x`` or the upper lane of ``i`` unread, or compare signed values
+    of different widths."""
+
+    def __init__(self, ignore_x=False, ignore_lane=False, signed_compare=False):
+        self._ignore_x, self._ignore_lane, self._signed = ignore_x, ignore_lane, signed_compare
+        super().__init__({"i": In(stream.Signature(data.ArrayLayout(signed(8), 2))),
+                          "x": In(signed(5)), "o": Out(stream.Signature(signed(8)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        total = Signal(signed(8))
+        lane1 = 0 if self._ignore_lane else self.i.payload[1]
+        extra = 0 if self._ignore_x else self.x
+        if self._signed:        # LTS/GTS/LTES/GTES of a 5-bit and an 8-bit signed operand
+            extra = Mux((self.x < self.i.payload[0]) | (self.x >= self.i.payload[1]), 1, 0)
+        m.d.sync += total.eq(self.i.payload[0] + lane1 + extra)
+        m.d.comb += [self.o.payload.eq(total), self.o.valid.eq(self.i.valid),
+                     self.i.ready.eq(self.o.ready)]
+        return m
+
+
+def _lint_adder(tmp_path, **kw):
+    path = tmp_path / "adder.v"
+    path.write_text(verilog.convert(_Adder(**kw), name="adder", emit_src=False))
+    return lint_verilator(path, "adder"), lint_yosys(path, "adder")
+
+
+def test_ignored_input_ports_are_reported(tmp_path):
+    """The waivers cover the generator's alias wires, never a top-level input: an input the
+    design ignores fails Verilator (whole) and the Yosys input check (whole or in part:
+    Amaranth's view-field aliases read the bits, so Verilator cannot see partial use)."""
+    verilator, yosys = _lint_adder(tmp_path)
+    assert verilator.ok and yosys.ok, verilator.output + yosys.output
+    verilator, yosys = _lint_adder(tmp_path, ignore_x=True)
+    assert not verilator.ok and "%Warning-UNUSEDSIGNAL" in verilator.output
+    assert "Signal is not used: 'x'" in verilator.output
+    assert not yosys.ok and "input port bits that nothing reads: x[0]" in yosys.output
+    verilator, yosys = _lint_adder(tmp_path, ignore_lane=True)
+    assert not yosys.ok
+    assert "i__payload[8], i__payload[9]" in yosys.output and "i__payload[7]" not in yosys.output
+
+
+def test_signed_comparisons_of_unequal_widths_are_waived(tmp_path):
+    """Amaranth emits signed comparisons at the operands' own widths (Verilator's LTS, GTES,
+    ...); the WIDTHEXPAND waivers match those operator names too."""
+    verilator, yosys = _lint_adder(tmp_path, signed_compare=True)
+    assert verilator.ok and yosys.ok, verilator.output + yosys.output
+    text = (tmp_path / "adder.v").read_text()
+    assert "$signed" in text and " < " in text and " >= " in text
+
+
+def test_generated_waivers_cover_only_the_generator_idioms():
+    """PROCASSINIT at registers with an initialiser assigned in a clocked block,
+    CASEINCOMPLETE at a casez whose block assigns a default to every target, and
+    UNUSEDSIGNAL everywhere but the top module's input declarations."""
+    text = """(* top =  1  *)
+module t(a, b, clk, q);
+  reg \\$auto$verilog_backend.cc:1:dump_module$1  = 0;
+  input [3:0] a;
+  wire [3:0] a;
+  input b;
+  wire b;
+  input clk;
+  wire clk;
+  output [3:0] q;
+  reg [3:0] q = 4'h0;
+  reg [3:0] n;
+  reg [3:0] latch;
+  always @(posedge clk)
+    q <= n;
+  always @* begin
+    if (\\$auto$verilog_backend.cc:1:dump_module$1 ) begin end
+    n = 4'h0;
+    casez (b)
+      1'h1:
+          n = a;
+    endcase
+  end
+  always @* begin
+    if (\\$auto$verilog_backend.cc:1:dump_module$1 ) begin end
+    casez (b)
+      1'h1:
+          latch = a;
+    endcase
+  end
+endmodule
+"""
+    waivers = generated_waivers(text, "t.v")
+    assert 'lint_off -rule PROCASSINIT -file "*t.v" -lines 11-11' in waivers
+    assert 'lint_off -rule CASEINCOMPLETE -file "*t.v" -lines 19-19' in waivers
+    assert "-lines 26-26" not in waivers        # the casez without defaults (a latch)
+    unused = [line.split("-lines ")[1] for line in waivers.splitlines() if "UNUSEDSIGNAL" in line]
+    # Lines 4-9 declare the inputs a, b, clk (input and wire): never waived.
+    assert unused == ["1-3", "10-31"]
+
+
 def test_unknown_unit(tmp_path):
     with pytest.raises(ValueError, match="unknown unit 'nope'"):
         export_unit("nope", SMALL, tmp_path)
@@ -235,7 +331,7 @@ def test_cli_export_one_unit(tmp_path, capsys):
     man = json.loads((tmp_path / "out" / f"{top_name('requant')}.json").read_text())
     assert man["config"] == SMALL.to_dict()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        [f"{top_name('requant')}.v", f"{top_name('requant')}.json", WAIVERS.name])
+        [f"{top_name('requant')}.{ext}" for ext in ("v", "json", "vlt")] + [WAIVERS.name])
 
 
 def test_cli_export_all_with_lint(tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 from amaranth.hdl import EnableInserter, Signal
 from amaranth.sim import Simulator
 
+from edgetron.config import ConfigError
 from edgetron.golden.gemm import matmul_int
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, wrap
 from edgetron.rtl.pe import PE
@@ -132,13 +133,13 @@ def test_os_pe_accumulates_a_dot_product():
 
 
 def test_pe_rejects_bad_parameters():
-    with pytest.raises(ValueError, match="row: 4 is out of range"):
+    with pytest.raises(ConfigError, match=r"PE: row must be an integer in \[0, 3\], got 4"):
         PE("ws", row=4, rows=4)
-    with pytest.raises(ValueError, match=r"dataflow: 'is' has no RTL.*'ws' and 'os'"):
+    with pytest.raises(ConfigError, match=r"dataflow: 'is' has no RTL.*'ws' and 'os'"):
         PE("is", row=0, rows=1)
-    with pytest.raises(ValueError, match=r"PE: rows must be an integer in \[1, 256\], got 257"):
+    with pytest.raises(ConfigError, match=r"PE: rows must be an integer in \[1, 256\], got 257"):
         PE("ws", row=0, rows=257)
-    with pytest.raises(ValueError, match=r"PE: input_bits must be an integer in \[2, 8\]"):
+    with pytest.raises(ConfigError, match=r"PE: input_bits must be an integer in \[2, 8\]"):
         PE("os", row=0, rows=1, input_bits=9)
-    with pytest.raises(ValueError, match=r"PE: acc_bits must be an integer in \[16, 32\], got 12"):
+    with pytest.raises(ConfigError, match=r"PE: acc_bits must be an integer in \[16, 32\], got 12"):
         PE("ws", row=0, rows=1, acc_bits=12)

@@ -1,90 +1,47 @@
-"""Requantizer in the Amaranth simulator against golden.intops.requantize."""
+"""Requantizer in the Amaranth simulator against golden.intops.requantize.
+
+Stimuli and the golden model come from tests/models/requant.py (the cocotb testbench uses
+the same), the stream helpers from tests/rtl/streams.py.
+"""
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
-from edgetron.golden.intops import INT32_MAX, INT32_MIN, M_MAX, S_MAX, S_MIN, requantize
+from edgetron.config import ConfigError
+from edgetron.golden.intops import INT32_MAX, INT32_MIN, M_MAX
 from edgetron.rtl.layouts import requant_layout
 from edgetron.rtl.requant import Requantizer, decode_requant, encode_requant
 
+from ..models.requant import (
+    LATENCY,
+    RequantModel,
+    extreme_vectors,
+    random_vectors,
+    tie_vectors,
+)
+from . import streams
+
 
 def _run(dut: Requantizer, words, *, p_gap=0.0, p_stall=0.0, seed=0):
-    """Stream ``words`` through ``dut`` with random input gaps and output stalls.
+    """Stream ``words`` through ``dut`` with random input gaps and output stalls (the
+    sink checks that a beat offered under backpressure stays offered, unchanged).
 
-    Returns the output payloads in order, the cycle of the first input handshake,
-    the cycle of the last output handshake, and whether ``i.ready`` ever dropped.
-    Also checks the stream rule on ``o``: a beat offered and not taken stays
-    offered, unchanged, on the next cycle.
+    Returns the source and the sink (handshake cycles, beats).
     """
-    rng = random.Random(seed)
-    got: list[int] = []
-    log = {"first_in": None, "last_out": None, "cycle": 0, "ready_dropped": False}
-
-    async def producer(ctx):
-        for word in words:
-            while rng.random() < p_gap:
-                ctx.set(dut.i.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload.as_value(), word)
-            while True:
-                _, _, ready = await ctx.tick().sample(dut.i.ready)
-                if not ready:
-                    log["ready_dropped"] = True
-                    continue
-                if log["first_in"] is None:
-                    log["first_in"] = log["cycle"]
-                break
-        ctx.set(dut.i.valid, 0)
-
-    async def consumer(ctx):
-        pending = None
-        while len(got) < len(words):
-            take = rng.random() >= p_stall
-            ctx.set(dut.o.ready, take)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload.as_value())
-            if pending is not None:
-                assert valid and payload == pending, "o dropped or changed a held beat"
-            pending = None
-            if valid and take:
-                got.append(payload)
-                log["last_out"] = log["cycle"]
-            elif valid:
-                pending = payload
-            log["cycle"] += 1
-            assert log["cycle"] < 100 * (len(words) + 10), "requantizer stopped producing"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    return got, log
+    source = streams.StreamSource(dut.i, words, gap=p_gap, seed=seed)
+    sink = streams.StreamSink(dut.o, stall=p_stall, seed=seed + 1)
+    streams.run(dut, sources=[source], sinks=[sink], until=lambda: len(sink.beats) == len(words),
+                quiet=LATENCY + 16, max_cycles=100 * (len(words) + 10))
+    return source, sink
 
 
-def _check(dut, acc, m, s, **kw):
-    words = encode_requant(acc, m, s, acc_bits=dut.acc_bits)
-    got, log = _run(dut, words, **kw)
-    out = decode_requant(got, dut.lanes, out_bits=dut.out_bits)
-    expected = requantize(acc, m, s, bits=dut.out_bits)
-    np.testing.assert_array_equal(out, expected)
-    return log
-
-
-def _random_vectors(rng, beats, lanes, acc_bits=32):
-    acc = rng.integers(-(1 << (acc_bits - 1)), 1 << (acc_bits - 1), size=(beats, lanes))
-    m = rng.integers(0, M_MAX + 1, size=(beats, lanes))
-    # Mix every legal shift with shifts near log2(|acc| * m) so that outputs land
-    # inside the int8 range, on its edges and beyond it.
-    s = rng.integers(S_MIN, S_MAX + 1, size=(beats, lanes))
-    near = rng.random((beats, lanes)) < 0.6
-    s[near] = rng.integers(acc_bits + 20, acc_bits + 31, size=int(near.sum()))
-    return acc, m, np.clip(s, S_MIN, S_MAX)
+def _check(dut, acc, mult, shift, **kw):
+    model = RequantModel(dut.lanes, dut.acc_bits, dut.out_bits)
+    source, sink = _run(dut, model.encode(acc, mult, shift), **kw)
+    np.testing.assert_array_equal(model.decode(sink.beats), model.expected(acc, mult, shift))
+    return source, sink
 
 
 @pytest.mark.parametrize(
@@ -92,77 +49,64 @@ def _random_vectors(rng, beats, lanes, acc_bits=32):
 )
 def test_random_against_golden(lanes, p_gap, p_stall):
     rng = np.random.default_rng(lanes * 100 + int(p_gap * 10))
-    acc, m, s = _random_vectors(rng, 300, lanes)
-    expected = requantize(acc, m, s)
+    acc, mult, shift = random_vectors(rng, 300, lanes)
+    expected = RequantModel(lanes).expected(acc, mult, shift)
     # The vectors must exercise both saturation ends and the in-range path.
     assert (expected == 127).any() and (expected == -128).any()
     assert ((expected > -128) & (expected < 127)).mean() > 0.2
-    _check(Requantizer(lanes), acc, m, s, p_gap=p_gap, p_stall=p_stall, seed=lanes)
+    _check(Requantizer(lanes), acc, mult, shift, p_gap=p_gap, p_stall=p_stall, seed=lanes)
 
 
 def test_extremes():
-    acc_vals = [INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX]
-    m_vals = [0, 1, M_MAX]
-    s_vals = [S_MIN, S_MIN + 1, 31, S_MAX - 1, S_MAX]
-    grid = np.array(np.meshgrid(acc_vals, m_vals, s_vals, indexing="ij")).reshape(3, -1)
-    lanes = 3
-    pad = (-grid.shape[1]) % lanes
-    grid = np.concatenate([grid, np.tile(grid[:, :1], pad)], axis=1)
-    acc, m, s = (row.reshape(-1, lanes) for row in grid)
-    _check(Requantizer(lanes), acc, m, s, p_gap=0.2, p_stall=0.3, seed=7)
+    acc, mult, shift = extreme_vectors(3)
+    _check(Requantizer(3), acc, mult, shift, p_gap=0.2, p_stall=0.3, seed=7)
 
 
 def test_rounding_and_saturation_boundaries():
-    # acc * m lands exactly on, and one either side of, every rounding tie around
-    # the int8 limits: (k + 1/2) * 2**s for k in {lo-1, lo, hi-1, hi}.
-    # Small shifts put the tie in acc (m = 1); s = 31 puts it in m = 2**30 (+-1).
-    lo, hi = -128, 127
-    rows = []
-    for k in (lo - 1, lo, hi - 1, hi):
-        for s in (1, 2, 7, 22):
-            tie = (2 * k + 1) << (s - 1)
-            rows += [(tie + d, 1, s) for d in (-1, 0, 1)]
-        rows += [(2 * k + 1, (1 << 30) + d, 31) for d in (-1, 0, 1)]
-    acc, m, s = (np.array(col).reshape(-1, 1) for col in zip(*rows, strict=True))
-    _check(Requantizer(1), acc, m, s)
+    """acc * mult lands exactly on, and one either side of, every rounding tie around the
+    int8 limits and around 0."""
+    _check(Requantizer(1), *tie_vectors())
 
 
 @pytest.mark.parametrize(("acc_bits", "out_bits"), [(16, 4), (24, 8), (32, 16)])
 def test_other_widths(acc_bits, out_bits):
     rng = np.random.default_rng(acc_bits + out_bits)
-    acc, m, s = _random_vectors(rng, 120, 2, acc_bits)
-    _check(Requantizer(2, acc_bits, out_bits), acc, m, s, p_gap=0.2, p_stall=0.2, seed=3)
+    acc, mult, shift = random_vectors(rng, 120, 2, acc_bits)
+    _check(Requantizer(2, acc_bits, out_bits), acc, mult, shift, p_gap=0.2, p_stall=0.2, seed=3)
+    _check(Requantizer(1, acc_bits, out_bits), *tie_vectors(out_bits, acc_bits))
 
 
 def test_unsupported_shifts_output_zero():
-    # s = 0 and s = 63 are outside the golden's range; the documented hardware
+    # shift = 0 and shift = 63 are outside the golden's range; the documented hardware
     # behaviour is an output of 0. encode_requant refuses them, so build the beat here.
     dut = Requantizer(4)
     layout = requant_layout(4, 32)
     words = [
-        layout.const({"acc": [INT32_MAX, INT32_MIN, 5, -5], "m": [M_MAX] * 4, "s": [s] * 4})
-        .as_value().value
+        layout.const({"acc": [INT32_MAX, INT32_MIN, 5, -5], "mult": [M_MAX] * 4,
+                      "shift": [s] * 4}).as_value().value
         for s in (0, (1 << 6) - 1)
     ]
-    got, _ = _run(dut, words)
-    np.testing.assert_array_equal(decode_requant(got, 4), np.zeros((2, 4), dtype=np.int64))
+    _, sink = _run(dut, words)
+    np.testing.assert_array_equal(decode_requant(sink.beats, 4), np.zeros((2, 4), np.int64))
 
 
 def test_latency_and_full_throughput():
     rng = np.random.default_rng(5)
     beats = 64
-    acc, m, s = _random_vectors(rng, beats, 2)
-    log = _check(Requantizer(2), acc, m, s)
-    assert not log["ready_dropped"]
+    acc, mult, shift = random_vectors(rng, beats, 2)
+    source, sink = _check(Requantizer(2), acc, mult, shift)
+    assert source.accepted == list(range(source.accepted[0], source.accepted[0] + beats))
     # First beat accepted at cycle c appears at c + LATENCY; the rest follow one per cycle.
-    assert log["last_out"] - log["first_in"] == Requantizer.LATENCY + beats - 1
+    assert sink.cycles == list(range(source.accepted[0] + LATENCY,
+                                     source.accepted[0] + LATENCY + beats))
 
 
 def test_stalled_output_holds_pipeline():
     rng = np.random.default_rng(9)
-    acc, m, s = _random_vectors(rng, 40, 2)
-    log = _check(Requantizer(2), acc, m, s, p_stall=0.9, seed=11)
-    assert log["ready_dropped"]
+    acc, mult, shift = random_vectors(rng, 40, 2)
+    source, _ = _check(Requantizer(2), acc, mult, shift, p_stall=0.9, seed=11)
+    # i.ready dropped: the beats were taken over more cycles than there are beats.
+    assert source.accepted[-1] - source.accepted[0] + 1 > len(source.accepted)
 
 
 @pytest.mark.parametrize(
@@ -177,25 +121,25 @@ def test_stalled_output_holds_pipeline():
     ],
 )
 def test_bad_parameters(kwargs, field):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ConfigError, match=field):
         Requantizer(**kwargs)
 
 
 @pytest.mark.parametrize(
-    ("acc", "m", "s", "field"),
+    ("acc", "mult", "shift", "field"),
     [
-        ([[1, 2]], 1, 0, "s"),
-        ([[1, 2]], 1, 63, "s"),
-        ([[1, 2]], -1, 5, "m"),
-        ([[1, 2]], M_MAX + 1, 5, "m"),
+        ([[1, 2]], 1, 0, "shift"),
+        ([[1, 2]], 1, 63, "shift"),
+        ([[1, 2]], -1, 5, "mult"),
+        ([[1, 2]], M_MAX + 1, 5, "mult"),
         ([[INT32_MAX + 1, 0]], 1, 5, "acc"),
         ([1, 2], 1, 5, "acc"),
         ([[1, 2]], [1, 2, 3], 5, "broadcast"),
     ],
 )
-def test_encode_rejects(acc, m, s, field):
+def test_encode_rejects(acc, mult, shift, field):
     with pytest.raises(ValueError, match=field):
-        encode_requant(np.array(acc), m, s)
+        encode_requant(np.array(acc), mult, shift)
 
 
 def test_encode_rejects_narrow_accumulator():

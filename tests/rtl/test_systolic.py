@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import EnableInserter, Fragment, Signal
 from amaranth.sim import Simulator
 
-from edgetron.config import AcceleratorConfig
+from edgetron.config import AcceleratorConfig, ConfigError
 from edgetron.golden.gemm import matmul_int
 from edgetron.rtl.systolic import SystolicArray
 
@@ -169,7 +169,7 @@ def test_latencies_follow_the_array_shape():
 
 
 def test_input_stationary_has_no_rtl():
-    with pytest.raises(ValueError, match=r"dataflow: 'is' has no RTL; .*'ws' and 'os'"):
+    with pytest.raises(ConfigError, match=r"dataflow: 'is' has no RTL; .*'ws' and 'os'"):
         SystolicArray(config(2, 2, "is"))
     with pytest.raises(TypeError, match="AcceleratorConfig"):
         SystolicArray({"rows": 2})

@@ -21,9 +21,9 @@ from edgetron.hw.gelu import gelu_cycles
 from edgetron.hw.layernorm import layernorm_cycles
 from edgetron.hw.softmax import softmax_cycles
 from edgetron.rtl.add import AddUnit, add_timing
-from edgetron.rtl.export import lint_verilator, lint_yosys
 from edgetron.rtl.gelu import GeluUnit, gelu_timing
 from edgetron.rtl.layernorm import LayerNormUnit, layernorm_timing
+from edgetron.rtl.lint import lint_verilator, lint_yosys
 from edgetron.rtl.softmax import SoftmaxUnit, softmax_timing
 
 CFG = AcceleratorConfig(name="lint", vector_lanes=4)

@@ -1,0 +1,314 @@
+"""Mutation benchmark of the RTL verification: single-bug mutants per unit, caught or not.
+
+Each mutant is one small edit of the RTL source that a designer could plausibly make:
+a rounding mode, a saturation bound, a width, a sign extension, a skew, a fold counter,
+valid timing, an ignored ready, an overwrite instead of an accumulate, a buffer depth.
+For each unit (:data:`UNITS`) the benchmark copies the working tree once into a scratch
+directory (tracked and untracked files, not the ignored ones; the tree itself is never
+edited), checks that the unit's suites pass on the copy, then for every mutant applies
+the edit to the copy, runs each suite (``pytest -x``: the first failing test catches the
+mutant) and restores the file. Python in the copy imports the copy's ``edgetron``: a
+``sitecustomize`` on ``PYTHONPATH`` puts a finder for it first, in the pytest process and
+in the cocotb simulators' Python alike (the runner passes ``sys.path`` on).
+
+It prints, per mutant, which test of which suite caught it, then ``name: value unit``
+lines: the catch rate per unit and suite, and overall. Every mutant must be caught by at
+least one suite (exit status 1 otherwise). Adding a unit's mutants means adding a
+:class:`Unit` with its suites and :class:`Mutant` list. Long-running (about a minute or
+two per mutant and suite; the cocotb suite rebuilds the Verilog each time), not in CI.
+
+Usage: ``python benchmarks/mutants.py [--unit gemm] [--mutant NAME ...] [--suite cocotb]``
+after ``source scripts/setup.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Seconds one suite run may take before it counts as a hang (reported, not caught).
+SUITE_TIMEOUT = 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """One bug: ``edits`` replace, in ``path`` (relative to the repository root), each
+    ``old`` text (which must occur exactly once) by ``new``."""
+
+    name: str
+    what: str
+    path: str
+    edits: tuple[tuple[str, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """A unit's suites (name -> pytest arguments, run from the copy's root) and mutants."""
+
+    suites: dict[str, tuple[str, ...]]
+    mutants: tuple[Mutant, ...]
+
+
+def _m(name: str, what: str, path: str, *edits: tuple[str, str]) -> Mutant:
+    return Mutant(name, what, path, tuple(edits))
+
+
+_REQUANT = "rtl/requant.py"
+_ROUND = "                m.d.sync += rnd.eq((prod >> shift).as_unsigned() + 1)"
+#: Rounding of the requantizer with the sticky bits of the shifted-out fraction.
+_TIE = ("                t = (prod >> shift).as_unsigned()\n"
+        "                low = prod.as_unsigned() & ((Const(1, len(prod)) << shift) - 1)\n")
+_RND = "                m.d.sync += rnd.eq(t + Mux({}, 0, 1))"
+_HDL = ("from amaranth.hdl import Module, Signal, signed",
+        "from amaranth.hdl import Const, Module, Mux, Signal, signed")
+
+REQUANT_MUTANTS = (
+    _m("round_half_even", "rounds ties to even instead of up", _REQUANT, _HDL,
+       (_ROUND, _TIE + _RND.format("(low == 0) & t[0] & ~t[1]"))),
+    _m("round_half_away", "rounds negative ties away from zero", _REQUANT, _HDL,
+       (_ROUND, _TIE + _RND.format("(low == 0) & t[0] & prod[-1]"))),
+    _m("truncate", "drops the rounding add (floor)", _REQUANT,
+       (_ROUND, "                m.d.sync += rnd.eq((prod >> shift).as_unsigned())")),
+    _m("shift_off_by_one", "shifts by s instead of s - 1 before the rounding bit", _REQUANT,
+       ("shift.eq(self.i.p.shift[lane] - 1)", "shift.eq(self.i.p.shift[lane])")),
+    _m("saturate_max_126", "clamps positive results to 126", _REQUANT,
+       ("out[lane].eq((1 << (self._out_bits - 1)) - 1)",
+        "out[lane].eq((1 << (self._out_bits - 1)) - 2)")),
+    _m("range_check_one_bit_short", "lets 128..255 through, wrapped", _REQUANT,
+       ("upper = r[self._out_bits - 1:]", "upper = r[self._out_bits:]")),
+    _m("acc_zero_extended", "multiplies the accumulator as unsigned", _REQUANT,
+       ("prod.eq(self.i.p.acc[lane] * self.i.p.mult[lane])",
+        "prod.eq(self.i.p.acc[lane].as_unsigned() * self.i.p.mult[lane])")),
+    _m("product_8_bits_short", "a product register 8 bits too narrow", _REQUANT,
+       ("prod_bits = self._acc_bits + MULT_BITS", "prod_bits = self._acc_bits + MULT_BITS - 8")),
+    _m("valid_one_cycle_early", "o.valid taken from the second stage", _REQUANT,
+       ("self.o.valid.eq(valid[-1]),", "self.o.valid.eq(valid[-2]),")),
+    _m("ignores_ready", "the pipeline advances whatever o.ready says", _REQUANT,
+       ("advance.eq(~valid[-1] | self.o.ready),", "advance.eq(1),")),
+)
+
+GEMM_MUTANTS = (
+    _m("os_pe_acc_24_bits", "output-stationary PE accumulator cut to 24 bits", "rtl/pe.py",
+       ("acc = Signal(signed(self._acc_bits))", "acc = Signal(signed(24))")),
+    _m("ws_acc_buffer_24_bits", "ws accumulator buffer keeps 24 bits of each partial sum",
+       "rtl/gemm/ws_core.py",
+       ("memory.Memory(shape=acc_layout, depth=lim.acc_words,",
+        "memory.Memory(shape=data.ArrayLayout(signed(24), C), depth=lim.acc_words,"),
+       ("acc_wr.data.eq(total),", "*[acc_wr.data[c].eq(total[c]) for c in range(C)],")),
+    _m("ws_pe_partial_sum_16_bits", "ws partial sums wrap at 16 bits", "rtl/pe.py",
+       ("self.p_out.eq(self.p_in + self.a_in.data * bank[self.a_in.sel])",
+        "self.p_out.eq((self.p_in + self.a_in.data * bank[self.a_in.sel])[:16].as_signed())")),
+    _m("pe_activation_zero_extended", "the PE multiplies the activation as unsigned",
+       "rtl/pe.py",
+       ("self.a_in.data * bank[self.a_in.sel]",
+        "self.a_in.data.as_unsigned() * bank[self.a_in.sel]")),
+    _m("os_pe_overwrites", "os PE overwrites its accumulator instead of adding",
+       "rtl/pe.py",
+       ("total = Mux(self.a_in.first, 0, acc) + self.a_in.data * self.w_in.data",
+        "total = self.a_in.data * self.w_in.data")),
+    _m("ws_overwrites_partial_sums", "ws accumulator stage drops the earlier folds",
+       "rtl/gemm/ws_core.py",
+       ("Mux(tag_out.first, self.p_data[c].bias, acc_rd.data[c]) + array.p[c])",
+        "Mux(tag_out.first, self.p_data[c].bias, 0) + array.p[c])")),
+    _m("skew_lane1_late", "operand lane 1 skewed one cycle too many", "rtl/systolic.py",
+       ('return DelayLine(m, lane, index, f"{name}_skew{index}")',
+        'return DelayLine(m, lane, index + (index == 1), f"{name}_skew{index}")')),
+    _m("ws_fold_weight_row_drift", "ws weight-row counter advances R - 1 per fold",
+       "rtl/gemm/ws_core.py", ("wk.eq(wk + R)]", "wk.eq(wk + R - 1)]")),
+    _m("os_row_tile_base_off_by_one", "os A address advances K - 1 per row tile",
+       "rtl/gemm/os_core.py", ("a_base.eq(a_base + K)]", "a_base.eq(a_base + K - 1)]")),
+    _m("os_extra_row_valid", "os marks one row beyond the tile valid", "rtl/gemm/os_core.py",
+       ("tag.input.valid.eq(d_active & (d_row < d_rows)),",
+        "tag.input.valid.eq(d_active & (d_row <= d_rows)),")),
+    _m("os_drops_bias", "os epilogue forgets the bias", "rtl/gemm/os_core.py",
+       ("total[c].eq(array.o[c] + self.p_data[c].bias)", "total[c].eq(array.o[c])")),
+    _m("int32_path_ignores_ready", "int32 results leave whatever o.ready says",
+       "rtl/gemm/unit.py",
+       ("bypass.ready.eq(self.o.ready),", "bypass.ready.eq(1),")),
+    _m("core_ignores_ready", "the compute core never stalls", "rtl/gemm/core.py",
+       ("run.eq(~self.o.valid | self.o.ready),", "run.eq(1),")),
+    _m("a_buffer_one_word_short", "the A buffer has one word less than the limits say",
+       "rtl/gemm/unit.py",
+       ("depth=lim.a_words, init=[])", "depth=lim.a_words - 1, init=[])")),
+    _m("shape_check_rejects_full_a", "the shape check refuses an exactly full A buffer",
+       "rtl/gemm/unit.py",
+       ("at_most(a_need, lim.a_words)", "at_most(a_need, lim.a_words - 1)")),
+    # The requantizer inside the GEMM unit, against the GEMM-level suites.
+    dataclasses.replace(REQUANT_MUTANTS[0], name="requant_round_half_even"),
+    dataclasses.replace(REQUANT_MUTANTS[4], name="requant_saturate_max_126"),
+)
+
+UNITS = {
+    "requant": Unit(
+        suites={"amaranth": ("tests/rtl/test_requant.py",),
+                "cocotb": ("tests/cocotb/test_runners.py", "-k", "test_requant")},
+        mutants=REQUANT_MUTANTS,
+    ),
+    "gemm": Unit(
+        suites={"amaranth": ("tests/rtl/test_pe.py", "tests/rtl/test_systolic.py",
+                             "tests/rtl/test_gemm_model.py", "tests/rtl/test_gemm.py"),
+                "cocotb": ("tests/cocotb/test_runners.py", "-k", "test_gemm and not counts")},
+        mutants=GEMM_MUTANTS,
+    ),
+}
+
+#: Installed first in every Python of the copy: maps the edgetron packages to the copy
+#: (the editable install of the real tree would otherwise answer for them).
+_SITECUSTOMIZE = '''
+import importlib.util, os, sys
+_root = os.environ["EDGETRON_MUTANT_ROOT"]
+_map = {"edgetron": "edgetron", "edgetron.golden": "golden", "edgetron.sim": "sim",
+        "edgetron.rtl": "rtl"}
+
+class _CopyFinder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name in _map:
+            folder = os.path.join(_root, _map[name])
+            return importlib.util.spec_from_file_location(
+                name, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
+        return None
+
+sys.meta_path.insert(0, _CopyFinder)
+'''
+
+
+def _copy_tree(dest: Path) -> None:
+    """Tracked and untracked (not ignored) files of the working tree into ``dest``."""
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+
+
+def _env(copy: Path, shim: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(EDGETRON_MUTANT_ROOT=str(copy), PYTHONPATH=str(shim),
+               EDGETRON_BUILD_DIR=str(copy / "build"), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("EDGETRON_TB_FILTER", None)
+    return env
+
+
+def _run_suite(copy: Path, env: dict[str, str], args: tuple[str, ...], workers: int):
+    """Run one suite in the copy: ``("pass" | "caught" | "error" | "timeout", detail, s)``."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly",
+           "-p", "no:cacheprovider", *(["-n", str(workers)] if workers > 1 else []), *args]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True,
+                              timeout=SUITE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return "timeout", f"no result within {SUITE_TIMEOUT} s", time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    out = proc.stdout + proc.stderr
+    if proc.returncode == 0:
+        return "pass", "", seconds
+    failed = re.findall(r"^FAILED (\S+)", out, re.M)
+    # pytest exits 1 on failures, 2 when xdist stops the session at the first one.
+    if proc.returncode in (1, 2) and failed:
+        detail = failed[0].split("::", 1)[-1]
+        inner = re.search(r"(tb_\w+\.\S+) failed", out)     # a cocotb test that failed
+        return "caught", f"{detail} {inner.group(1)}" if inner else detail, seconds
+    return "error", out.strip().splitlines()[-1] if out.strip() else f"rc {proc.returncode}", \
+        seconds
+
+
+def _check_copy_imports(copy: Path, env: dict[str, str]) -> None:
+    code = ("import edgetron, edgetron.golden, edgetron.sim, edgetron.rtl.gemm as g; "
+            "print('\\n'.join(m.__file__ for m in (edgetron, edgetron.golden, edgetron.sim, g)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    outside = [f for f in out if not Path(f).resolve().is_relative_to(copy.resolve())]
+    if outside:
+        raise SystemExit(f"the copy imports modules of another tree: {outside}")
+
+
+def _apply(copy: Path, mutant: Mutant) -> str:
+    """Apply ``mutant`` to the copy; return the original text of its file."""
+    path = copy / mutant.path
+    original = text = path.read_text(encoding="utf-8")
+    for old, new in mutant.edits:
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"mutant {mutant.name}: {mutant.path} has {count} occurrences of "
+                             f"{old!r} (the source changed: update the mutant)")
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    return original
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--unit", choices=sorted(UNITS), action="append",
+                        help="unit(s) to mutate (default: all)")
+    parser.add_argument("--mutant", action="append", help="only these mutant names")
+    parser.add_argument("--suite", action="append", help="only these suites")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="pytest-xdist workers for the amaranth suites (default 2; the "
+                             "cocotb suites always run one build at a time)")
+    args = parser.parse_args(argv)
+    units = args.unit or list(UNITS)
+    rates: dict[tuple[str, str], list[bool]] = {}
+    survivors, tried = [], 0
+    with tempfile.TemporaryDirectory(prefix="edgetron-mutants-") as tmp:
+        copy, shim = Path(tmp) / "tree", Path(tmp) / "shim"
+        shim.mkdir()
+        (shim / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
+        copy.mkdir()
+        _copy_tree(copy)
+        env = _env(copy, shim)
+        _check_copy_imports(copy, env)
+        for unit_name in units:
+            unit = UNITS[unit_name]
+            suites = {k: v for k, v in unit.suites.items() if not args.suite or k in args.suite}
+            mutants = [m for m in unit.mutants if not args.mutant or m.name in args.mutant]
+            for suite, suite_args in suites.items():
+                workers = args.workers if suite == "amaranth" else 1
+                status, detail, seconds = _run_suite(copy, env, suite_args, workers)
+                print(f"[{unit_name}] baseline {suite}: {status} ({seconds:.0f} s) {detail}",
+                      flush=True)
+                if status != "pass":
+                    raise SystemExit(f"{unit_name}: the {suite} suite fails without a mutant")
+            for mutant in mutants:
+                tried += 1
+                original = _apply(copy, mutant)
+                try:
+                    caught_by = []
+                    for suite, suite_args in suites.items():
+                        workers = args.workers if suite == "amaranth" else 1
+                        status, detail, seconds = _run_suite(copy, env, suite_args, workers)
+                        caught = status in ("caught", "timeout")
+                        rates.setdefault((unit_name, suite), []).append(caught)
+                        if caught:
+                            caught_by.append(suite)
+                        print(f"[{unit_name}] {mutant.name:<30} {suite:<9} {status:<8} "
+                              f"{seconds:6.0f} s  {detail}", flush=True)
+                    if not caught_by:
+                        survivors.append(f"{unit_name}.{mutant.name}")
+                finally:
+                    (copy / mutant.path).write_text(original, encoding="utf-8")
+    print()
+    for (unit_name, suite), caught in rates.items():
+        print(f"mutants_caught_{unit_name}_{suite}: {sum(caught)} of {len(caught)}")
+        print(f"catch_rate_{unit_name}_{suite}: {100.0 * sum(caught) / len(caught):.1f} %")
+    print(f"mutants_tried: {tried} mutants")
+    print(f"mutants_survived: {len(survivors)} mutants")
+    for name in survivors:
+        print(f"  survived: {name}")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

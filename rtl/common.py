@@ -1,0 +1,252 @@
+"""Helpers every RTL unit shares: parameter checks, delay and tag lines, constant division,
+stream routing.
+
+* **Parameter checks before construction.** :class:`CheckedComponent` runs the subclass's
+  :meth:`~CheckedComponent.check_parameters` in ``__new__``, before the object exists, so a
+  rejected construction raises at once and leaves no half-built elaboratable for Amaranth
+  to report as ``UnusedElaboratable`` when it is collected. :func:`check_param`,
+  :func:`check_array_size`, :func:`check_dataflow` and :func:`check_config_type` give the
+  messages (field, range), with the RTL's elaboration bounds (:data:`MAX_EDGE`,
+  :data:`MAX_PES`, :data:`MAX_BUFFER_WORDS`).
+* **Delay and tag lines.** :class:`DelayLine` registers a value ``depth`` times and keeps
+  every tap; its :attr:`~DelayLine.depth` is the number of registers it built, which the
+  components add up to assert, at elaboration, that a path is exactly as deep as the timing
+  model says (``edgetron.hw``). :func:`tag_line` is a delay line of a struct that travels
+  beside the data (valid bit, indices) to meet it at the end of a pipeline.
+  :func:`read_latency` is the latency of a memory read port.
+* **Constant division.** :func:`ceil_div_const` (a constant reciprocal, no divider) and
+  :func:`at_most` (a comparison that is not built when it cannot fail).
+* **Stream routing.** :class:`StreamDemux` sends each beat of one stream to one of ``n``
+  outputs, so that streams are wired with :func:`amaranth.lib.wiring.connect`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from edgetron.config import AcceleratorConfig, ConfigError
+from edgetron.golden.intops import INT32_MAX
+
+__all__ = [
+    "ACC_BITS_MAX",
+    "MAX_BUFFER_WORDS",
+    "MAX_EDGE",
+    "MAX_PES",
+    "OPERAND_BITS",
+    "RTL_DATAFLOWS",
+    "CheckedComponent",
+    "DelayLine",
+    "StreamDemux",
+    "at_most",
+    "ceil_div_const",
+    "check_array_size",
+    "check_config_type",
+    "check_dataflow",
+    "check_param",
+    "read_latency",
+    "tag_line",
+]
+
+#: Largest array edge (``rows``, ``cols``; also requantizer ``lanes``, one per column): the
+#: range ``AcceleratorConfig`` allows for ``rows`` and ``cols`` (a test keeps them equal).
+MAX_EDGE = 256
+#: Largest array the RTL elaborates, in PEs (64 x 64). Elaboration time and memory grow
+#: with the PE count: Verilog export of a 32 x 32 GEMM unit took 45 s and 0.3 GB, 64 x 64
+#: 315 s and 1.2 GB, so 256 x 256 (65536 PEs) would need hours and about 20 GB. The
+#: simulator (``sim/``) models every array the config allows.
+MAX_PES = 64 * 64
+#: Largest buffer of the GEMM unit the RTL elaborates, in words. Elaboration cost grows
+#: with the words (Amaranth gives every word its initial value, one Verilog line each):
+#: an 8 x 8 unit with 65536-word A and W buffers took 97 s and 0.6 GB, while a 64 MiB A
+#: buffer (8 M words) ran out of 24 GB. The presets need at most 16384.
+MAX_BUFFER_WORDS = 1 << 16
+#: Operand widths (``input_bits``, ``weight_bits``) the PE implements: the config's range.
+OPERAND_BITS = (2, 8)
+#: Widest accumulator the golden accepts (int32).
+ACC_BITS_MAX = INT32_MAX.bit_length() + 1
+#: Dataflows with an RTL (``is`` is modelled by the simulator only).
+RTL_DATAFLOWS = ("ws", "os")
+
+
+# ---- parameter checks ------------------------------------------------------------------------
+def check_param(owner: str, name: str, value, lo: int, hi: int) -> None:
+    """Raise ConfigError naming ``owner``, ``name`` and ``[lo, hi]`` unless ``value`` is an
+    integer (not a bool) in that range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{owner}: {name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def check_array_size(owner: str, rows: int, cols: int) -> None:
+    """Raise ConfigError unless a ``rows x cols`` array is within the RTL bounds: each edge
+    in ``[1, MAX_EDGE]`` and at most :data:`MAX_PES` PEs."""
+    check_param(owner, "rows", rows, 1, MAX_EDGE)
+    check_param(owner, "cols", cols, 1, MAX_EDGE)
+    if rows * cols > MAX_PES:
+        raise ConfigError(
+            f"{owner}: rows x cols = {rows} x {cols} = {rows * cols} PEs is out of range for "
+            f"the RTL; allowed at most {MAX_PES} PEs (e.g. 64 x 64): elaboration time and "
+            "memory grow with the PE count (docs/rtl.md). The simulator models larger arrays"
+        )
+
+
+def check_dataflow(dataflow: str) -> None:
+    """Raise ConfigError naming ``dataflow`` unless the RTL implements it (``ws``, ``os``)."""
+    if dataflow not in RTL_DATAFLOWS:
+        raise ConfigError(
+            f"dataflow: {dataflow!r} has no RTL; the RTL implements "
+            f"{' and '.join(repr(d) for d in RTL_DATAFLOWS)} "
+            "(input-stationary 'is' is modelled by sim.units.gemm only)"
+        )
+
+
+def check_config_type(config) -> None:
+    """Raise TypeError unless ``config`` is an :class:`~edgetron.config.AcceleratorConfig`."""
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
+
+
+class CheckedComponent(wiring.Component):
+    """A :class:`~amaranth.lib.wiring.Component` whose parameters are checked before it exists.
+
+    Subclasses implement :meth:`check_parameters` with the signature of their ``__init__``.
+    It runs in ``__new__``: Amaranth reports an elaboratable that is created and never
+    elaborated (``UnusedElaboratable``) when it is garbage-collected, which is exactly what
+    a constructor that raises after the object exists would leave behind. A component that
+    is genuinely created and not used is still reported, at the caller's line.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        cls.check_parameters(*args, **kwargs)
+        return super().__new__(cls, src_loc_at=1)
+
+    @classmethod
+    def check_parameters(cls, *args, **kwargs) -> None:
+        """Raise (ConfigError, TypeError) for parameters the component cannot be built with."""
+        raise NotImplementedError(f"{cls.__name__} must define check_parameters")
+
+
+# ---- delay and tag lines ---------------------------------------------------------------------
+class DelayLine:
+    """``value`` registered ``depth`` times in the ``sync`` domain of ``m``.
+
+    ``line[i]`` is ``value`` delayed ``i`` cycles (``line[0]`` is ``value`` itself,
+    ``line.output`` the last tap); :attr:`depth` counts the registers built. Registers are
+    named ``<name>_d1``, ``<name>_d2``, ... A clock enable on ``m`` (``EnableInserter``)
+    stalls the whole line.
+    """
+
+    def __init__(self, m: Module, value, depth: int, name: str):
+        if depth < 0:
+            raise ValueError(f"{name}: a delay line cannot be {depth} registers deep")
+        self._taps = [value]
+        for i in range(depth):
+            reg = Signal.like(value, name=f"{name}_d{i + 1}")
+            m.d.sync += reg.eq(self._taps[-1])
+            self._taps.append(reg)
+
+    @property
+    def depth(self) -> int:
+        """Registers between the input and :attr:`output` (cycles of delay)."""
+        return len(self._taps) - 1
+
+    @property
+    def input(self):
+        """The undelayed value."""
+        return self._taps[0]
+
+    @property
+    def output(self):
+        """The value delayed :attr:`depth` cycles."""
+        return self._taps[-1]
+
+    def __getitem__(self, cycles: int):
+        return self._taps[cycles]
+
+
+def tag_line(m: Module, fields: dict, depth: int, name: str) -> DelayLine:
+    """A tag (``StructLayout(fields)``) that travels ``depth`` cycles beside the data it
+    describes, to meet it at the end of a pipeline. Drive ``line.input``; read any tap."""
+    return DelayLine(m, Signal(data.StructLayout(fields), name=name), depth, name)
+
+
+def read_latency(port) -> int:
+    """Cycles from a memory read port's address to its data: 0 for an asynchronous
+    (``comb``) port, 1 for a synchronous one."""
+    return 0 if port.domain == "comb" else 1
+
+
+# ---- constant division -----------------------------------------------------------------------
+def ceil_div_const(x, d: int):
+    """``ceil(x / d)`` of an unsigned value ``x`` by a constant ``d >= 1``, without a divider.
+
+    With ``y = x + d - 1 < 2**nb``, ``sh = nb + ceil_log2(d)`` and ``mul = ceil(2**sh / d)``,
+    ``floor(y / d) == (y * mul) >> sh`` for every such ``y``: ``mul * d = 2**sh + e`` with
+    ``0 <= e < d <= 2**ceil_log2(d)``, so ``y * mul / 2**sh = y/d + y*e / (d * 2**sh)`` and
+    the error term is below ``1/d``, too small to reach the next integer (Granlund &
+    Montgomery, PLDI 1994, Thm. 4.2). ``nb`` covers every value ``x``'s width can carry.
+    """
+    y = x + (d - 1)
+    nb = ((1 << len(x)) - 1 + d - 1).bit_length()
+    sh = nb + ceil_log2(d)
+    mul = -(-(1 << sh) // d)
+    return ((y * mul) >> sh)[:nb]
+
+
+def at_most(x, limit: int):
+    """``x <= limit`` for an unsigned ``x``; constant true (no comparator) when no value of
+    ``x``'s width exceeds ``limit``, as happens in the shape check of degenerate arrays."""
+    return Const(1) if (1 << len(x)) - 1 <= limit else x <= limit
+
+
+# ---- stream routing --------------------------------------------------------------------------
+class StreamDemux(CheckedComponent):
+    """Routes each beat of ``i`` to the output ``o[sel]``; the other outputs see no beat.
+
+    Parameters
+    ----------
+    layout : ShapeLike
+        Payload shape of every stream.
+    n : int
+        Outputs, 2..16.
+
+    Members
+    -------
+    i : ``In(stream.Signature(layout))``
+    sel : ``In(range(n))``
+        Output of the beat on ``i``; keep it stable while a beat is offered.
+    o : ``Out(stream.Signature(layout)).array(n)``
+
+    Latency
+    -------
+    0 cycles (combinational): ``o[k].valid = i.valid & (sel == k)``, payload to every output.
+
+    Backpressure
+    ------------
+    ``i.ready = o[sel].ready``.
+    """
+
+    @classmethod
+    def check_parameters(cls, layout, n: int) -> None:
+        check_param(cls.__name__, "n", n, 2, 16)
+
+    def __init__(self, layout, n: int):
+        self._n = n
+        super().__init__({
+            "i": In(stream.Signature(layout)),
+            "sel": In(range(n)),
+            "o": Out(stream.Signature(layout)).array(n),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for k in range(self._n):
+            m.d.comb += [
+                self.o[k].payload.eq(self.i.payload),
+                self.o[k].valid.eq(self.i.valid & (self.sel == k)),
+            ]
+            with m.If(self.sel == k):
+                m.d.comb += self.i.ready.eq(self.o[k].ready)
+        return m

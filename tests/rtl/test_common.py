@@ -1,0 +1,121 @@
+"""The shared RTL helpers of rtl/common.py in the Amaranth simulator."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.hdl import ClockDomain, Fragment, Module, Signal
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from edgetron.config import ConfigError
+from edgetron.rtl.common import (
+    CheckedComponent,
+    DelayLine,
+    StreamDemux,
+    at_most,
+    ceil_div_const,
+    tag_line,
+)
+
+from . import streams
+
+
+@pytest.mark.parametrize("d", [1, 3, 4, 5, 7, 12])
+def test_constant_divider_is_exact(d):
+    """ceil(x / d) without a divider, for every value of a 9-bit x."""
+    x = Signal(9)
+    q = Signal(10)
+    m = Module()
+    m.d.comb += q.eq(ceil_div_const(x, d))
+
+    async def bench(ctx):
+        for v in range(1 << len(x)):
+            ctx.set(x, v)
+            assert ctx.get(q) == -(-v // d), v
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_at_most_builds_no_comparator_that_cannot_fail():
+    x = Signal(4)
+    assert at_most(x, 15).value == 1          # a constant
+    m = Module()
+    le = Signal()
+    m.d.comb += le.eq(at_most(x, 9))
+
+    async def bench(ctx):
+        for v in range(16):
+            ctx.set(x, v)
+            assert ctx.get(le) == (v <= 9)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_delay_and_tag_lines_count_their_registers():
+    m = Module()
+    x = Signal(8)
+    line = DelayLine(m, x, 3, "x")
+    tag = tag_line(m, {"valid": 1, "index": 5}, 2, "tag")
+    assert (line.depth, tag.depth, DelayLine(m, x, 0, "same").output is x) == (3, 2, True)
+    assert isinstance(tag.input.shape(), data.StructLayout)
+    seen = []
+
+    async def bench(ctx):
+        for v in range(10):
+            ctx.set(x, v)
+            ctx.set(tag.input, {"valid": v % 2, "index": v})
+            await ctx.tick()
+            seen.append((ctx.get(line.output), ctx.get(line[1]), ctx.get(tag.output.index)))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    # After the edge of cycle v, tap i holds the value of cycle v + 1 - i.
+    assert seen[5] == (3, 5, 4)
+    with pytest.raises(ValueError, match="cannot be -1 registers deep"):
+        DelayLine(m, x, -1, "bad")
+
+
+def test_stream_demux_routes_by_select_with_backpressure():
+    """Beats reach the selected output only, in order, with random gaps and stalls on
+    every side; an unselected output's ready does not take a beat."""
+    dut = StreamDemux(8, 3)
+    top = Module()
+    top.domains.sync = ClockDomain()               # the demultiplexer itself has no clock
+    top.submodules.demux = dut
+    top.d.comb += dut.sel.eq(dut.i.payload % 3)     # each beat names its output
+    rng = random.Random(1)
+    words = [rng.randrange(256) for _ in range(60)]
+    source = streams.StreamSource(dut.i, words, gap=0.3, seed=2)
+    sinks = [streams.StreamSink(dut.o[k], stall=0.4, seed=3 + k) for k in range(3)]
+    streams.run(top, sources=[source], sinks=sinks,
+                until=lambda: sum(len(s.beats) for s in sinks) == len(words), quiet=4)
+    for k, sink in enumerate(sinks):
+        assert sink.beats == [w for w in words if w % 3 == k]
+
+
+def test_checked_component_checks_before_it_exists():
+    class Thing(CheckedComponent):
+        @classmethod
+        def check_parameters(cls, width):
+            if width < 1:
+                raise ConfigError(f"Thing: width must be >= 1, got {width}")
+
+        def __init__(self, width):
+            super().__init__({})
+
+        def elaborate(self, platform):
+            return Module()
+
+    with pytest.raises(ConfigError, match="width must be >= 1"):
+        Thing(0)
+    Fragment.get(Thing(3), None)
+    with pytest.raises(ConfigError, match=r"StreamDemux: n must be an integer in \[2, 16\]"):
+        StreamDemux(8, 1)
