@@ -10,9 +10,9 @@
 - :mod:`.fusesoc`: a FuseSoC core file beside the exported Verilog.
 """
 
-from .flow import DEFAULT_TIMEOUT, FpgaResult, format_result, run_unit
+from .flow import DEFAULT_TIMEOUT, FpgaResult, format_result, run_unit, synth_component
 from .targets import GOWIN_PARTS, Target, get_target, target_names
 from .tools import FpgaFlowError
 
 __all__ = ["DEFAULT_TIMEOUT", "GOWIN_PARTS", "FpgaFlowError", "FpgaResult", "Target",
-           "format_result", "get_target", "run_unit", "target_names"]
+           "format_result", "get_target", "run_unit", "synth_component", "target_names"]

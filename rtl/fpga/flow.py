@@ -38,7 +38,7 @@ from .tools import YOSYS, FpgaFlowError, Progress, run_step, tool_command, tool_
 from .wrapper import WRAPPER_TOP, wrap_verilog
 
 __all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result", "run_unit",
-           "synth_categories"]
+           "synth_categories", "synth_component"]
 
 #: Seconds one step may take before it is stopped (``--timeout``).
 DEFAULT_TIMEOUT = 1800.0
@@ -130,6 +130,32 @@ def _netlist_types(path: Path, top: str) -> dict[str, str]:
     netlist = json.loads(path.read_text(encoding="utf-8"))
     cells = netlist.get("modules", {}).get(top, {}).get("cells", {})
     return {name: cell.get("type", "?") for name, cell in cells.items()}
+
+
+def synth_component(component, top: str, target: Target, *, nodsp: bool = False,
+                    timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """Synthesise any Amaranth component alone (no wrapper, no place and route).
+
+    For probes such as one processing element: what does an int8 x int8 MAC map to?
+
+    Returns
+    -------
+    dict
+        ``cells`` (type -> count), ``categories`` (:func:`synth_categories`) and
+        ``seconds``.
+    """
+    with tempfile.TemporaryDirectory(prefix="edgetron-fpga-") as tmp:
+        work = Path(tmp)
+        (work / f"{top}.il").write_text(rtlil.convert(component, name=top, emit_src=False),
+                                        encoding="utf-8")
+        script = _synth_script(target, [f"{top}.il"], top, nodsp, None, "stat.json")
+        res = run_step("synth", [*tool_command(*YOSYS), "-p", script], work,
+                       work / "synth.log", timeout)
+        if res.returncode != 0:
+            raise FpgaFlowError(f"{top}: yosys {target.synth[0]} failed: {_tail_error(res)}")
+        cells = reports.synth_cells(json.loads((work / "stat.json").read_text("utf-8")))
+    return {"cells": cells, "categories": synth_categories(target.family, cells),
+            "seconds": round(res.seconds, 2)}
 
 
 def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: float | None = None,
