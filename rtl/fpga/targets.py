@@ -187,7 +187,7 @@ def _gowin(part: GowinPart) -> Target:
 _XILINX = Target(
     name="xilinx", family="xilinx", device="Xilinx 7-series (synthesis estimate, no part)",
     # -noiopad: the unit alone, out of context, as Vivado users place it in a design.
-    synth=("synth_xilinx", "-family", "xc7", "-noiopad"), dsp_flag=None,
+    synth=("synth_xilinx", "-family", "xc7", "-noiopad", "-flatten"), dsp_flag=None,
     nodsp_flag="-nodsp",
     pnr=None, pnr_args=(), default_mhz=0.0, resources={}, capacity={},
 )

@@ -264,6 +264,10 @@ def test_critical_path_summary():
     assert p["levels"] == 3
     assert p["through"] == {"CCU2C": 1, "MULT18X18D": 1, "LUT4": 1}
     assert critical_path({"critical_paths": ECP5_REPORT["critical_paths"][:1]}) is None
+    # Yosys may name the start register's net after a sink: the cell then names the signal.
+    renamed = json.loads(json.dumps(ECP5_REPORT))
+    renamed["critical_paths"][1]["path"][1]["net"] = "core.a_end_TRELLIS_FF_Q_11_DI_C0[1]"
+    assert critical_path(renamed)["start"]["signal"] == "core.cmd.k"
 
 
 @pytest.mark.parametrize(("cell", "signal"), [
