@@ -8,7 +8,9 @@ Runs ``edgetron fpga``'s flow (:func:`edgetron.rtl.fpga.run_unit`) on:
   1 KiB buffers (``small``), with DSP multipliers and with LUT multipliers (``--nodsp``);
 - a ``synth_xilinx`` estimate of the GEMM unit at every size;
 - one processing element (an int8 x int8 multiply-accumulate) synthesised alone on each
-  family, with and without DSPs: what the MAC maps to.
+  family, with and without DSPs: what the MAC maps to;
+- the edge-8 systolic array alone (no control, no buffers) on ECP5-85k: the Fmax of the
+  MAC datapath.
 
 2x2 and 4x4 are edge-8 with ``rows`` and ``cols`` changed (edge-8's buffers). From the
 three GEMM sizes it solves ``cost(N) = p*N^2 + e*N + k`` for the per-PE cost ``p`` (the
@@ -36,9 +38,16 @@ from typing import Any
 import numpy as np
 
 from edgetron.config import PRESETS, AcceleratorConfig
-from edgetron.rtl.fpga import FpgaFlowError, get_target, run_unit, synth_component
+from edgetron.rtl.fpga import (
+    FpgaFlowError,
+    get_target,
+    run_component,
+    run_unit,
+    synth_component,
+)
 from edgetron.rtl.fpga.tools import YOSYS, tool_version
 from edgetron.rtl.pe import PE
+from edgetron.rtl.systolic import SystolicArray
 
 #: Buffer bytes of the ``small`` configs (iCE40UP5K has 15 KiB of block RAM).
 SMALL_BUFFER = 1024
@@ -71,6 +80,9 @@ ROWS: list[tuple[str, str, str, bool]] = [
     (GOWIN, "gemm", "small-2x2", False),
     (GOWIN, "gemm", "small-4x4", False),
     *[("xilinx", "gemm", s, False) for s in ("2x2", "4x4", "edge-8", "edge-16")],
+    # The systolic array alone (PEs and their skew, no control, no buffers): the Fmax the
+    # MAC datapath allows once the control paths are out of the way.
+    ("ecp5-85k", "array", "edge-8", False),
 ]
 #: Targets of the MAC probe (one PE synthesised alone).
 PROBE_TARGETS = ("ecp5-85k", "ice40-up5k", GOWIN, "xilinx")
@@ -84,8 +96,13 @@ def run_row(target: str, unit: str, size: str, nodsp: bool) -> dict[str, Any]:
     def progress(step, elapsed, status):
         print(f"\r  {step} {elapsed:5.0f} s {status[:70]:<70}", end="", file=sys.stderr)
 
+    cfg = config(size)
     try:
-        res = run_unit(unit, config(size), get_target(target), nodsp=nodsp, progress=progress)
+        if unit == "array":
+            res = run_component(SystolicArray(cfg), "array", get_target(target),
+                                config=cfg.to_dict(), nodsp=nodsp, progress=progress)
+        else:
+            res = run_unit(unit, cfg, get_target(target), nodsp=nodsp, progress=progress)
         out = {"ok": True, **res.to_dict()}
     except FpgaFlowError as exc:
         out = {"ok": False, "error": str(exc)}

@@ -10,9 +10,18 @@
 - :mod:`.fusesoc`: a FuseSoC core file beside the exported Verilog.
 """
 
-from .flow import DEFAULT_TIMEOUT, FpgaResult, format_result, run_unit, synth_component
+from .flow import (
+    DEFAULT_TIMEOUT,
+    FpgaResult,
+    component_ports,
+    format_result,
+    run_component,
+    run_unit,
+    synth_component,
+)
 from .targets import GOWIN_PARTS, Target, get_target, target_names
 from .tools import FpgaFlowError
 
 __all__ = ["DEFAULT_TIMEOUT", "GOWIN_PARTS", "FpgaFlowError", "FpgaResult", "Target",
-           "format_result", "get_target", "run_unit", "synth_component", "target_names"]
+           "component_ports", "format_result", "get_target", "run_component", "run_unit",
+           "synth_component", "target_names"]

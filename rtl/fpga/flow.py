@@ -25,9 +25,11 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from amaranth.back import rtlil
+from amaranth.hdl import Shape
+from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
 
@@ -37,8 +39,8 @@ from .targets import Target
 from .tools import YOSYS, FpgaFlowError, Progress, run_step, tool_command, tool_version
 from .wrapper import WRAPPER_TOP, wrap_verilog
 
-__all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result", "run_unit",
-           "synth_categories", "synth_component"]
+__all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "component_ports", "format_result",
+           "run_component", "run_unit", "synth_categories", "synth_component"]
 
 #: Seconds one step may take before it is stopped (``--timeout``).
 DEFAULT_TIMEOUT = 1800.0
@@ -58,6 +60,16 @@ _XILINX_EXTRA = {"dsp": {"DSP48E1": 1}, "bram": {"RAMB36E1": 1, "RAMB18E1": 0.5}
                  "lutram": {"RAM32M": 1, "RAM64M": 1, "RAM32X1D": 1, "RAM64X1D": 1,
                             "RAM128X1D": 1, "RAM256X1S": 1},
                  "carry": {"CARRY4": 1}, "srl": {"SRL16E": 1, "SRLC32E": 1}}
+
+
+class _Design(NamedTuple):
+    """What the implementation steps need: names, the netlist file written, the ports."""
+
+    name: str
+    top: str
+    source: str
+    ports: list[dict[str, Any]]
+    config: dict[str, Any]
 
 
 @dataclasses.dataclass
@@ -110,7 +122,8 @@ def _nextpnr_status(line: str) -> bool:
 def _tail_error(result) -> str:
     errors = [ln for ln in result.tail if "ERROR" in ln or "Error" in ln]
     lines = errors[-3:] or result.tail[-5:]
-    return " | ".join(ln.strip() for ln in lines) + f" (full log: {result.log})"
+    return (" | ".join(ln.strip() for ln in lines)
+            + f" (log: {result.log}, kept when --workdir is given)")
 
 
 def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
@@ -220,51 +233,105 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
     FileNotFoundError
         A YoWASP package is missing.
     """
+    _check_options(freq_mhz, seed, router)
+
+    def design(work: Path) -> _Design:
+        if progress is not None:
+            progress("elaborate", 0.0, f"{unit} for {cfg.name}")
+        built = build_unit(unit, cfg)
+        top = built.top
+        if from_verilog:
+            source, text = f"{top}.v", built.verilog_text
+        else:
+            component, _ = UNITS[unit].build(cfg)
+            source, text = f"{top}.il", rtlil.convert(component, name=top, emit_src=False)
+        (work / source).write_text(text, encoding="utf-8")
+        return _Design(unit, top, source, built.manifest_data["ports"], cfg.to_dict())
+
+    opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
+            "source": "verilog" if from_verilog else "rtlil"}
+    return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
+                                                        progress))
+
+
+def component_ports(component) -> list[dict[str, Any]]:
+    """Ports of an Amaranth component as the export manifest lists them (name, direction,
+    width, role): ``clk`` and ``rst``, then every signature member."""
+    ports = [{"name": "clk", "direction": "input", "width": 1, "role": "clock"},
+             {"name": "rst", "direction": "input", "width": 1, "role": "reset"}]
+    for path, member, _ in component.signature.flatten(component):
+        shape = member.shape
+        width = shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
+        if width == 0:
+            continue
+        ports.append({"name": "__".join(map(str, path)), "width": width,
+                      "direction": "input" if member.flow == wiring.In else "output",
+                      "role": str(path[-1]) if len(path) > 1 else "data"})
+    return ports
+
+
+def run_component(component, name: str, target: Target, *, config: dict[str, Any] | None = None,
+                  freq_mhz: float | None = None, seed: int = 1, router: str = "auto",
+                  nodsp: bool = False, timeout: float = DEFAULT_TIMEOUT,
+                  workdir: str | Path | None = None,
+                  progress: Progress | None = None) -> FpgaResult:
+    """:func:`run_unit` for any Amaranth component with a synchronous domain (a probe such
+    as the systolic array alone); ``name`` also names its Verilog module
+    (``edgetron_<name>``) and ``config`` is recorded in the result."""
+    _check_options(freq_mhz, seed, router)
+    top = f"edgetron_{name}"
+
+    def design(work: Path) -> _Design:
+        source = f"{top}.il"
+        (work / source).write_text(rtlil.convert(component, name=top, emit_src=False),
+                                   encoding="utf-8")
+        return _Design(name, top, source, component_ports(component),
+                       dict(config or {"name": name}))
+
+    opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
+            "source": "rtlil"}
+    return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
+                                                        progress))
+
+
+def _check_options(freq_mhz, seed, router) -> None:
     if router not in ("auto", "router1", "router2"):
         raise ValueError(f"router {router!r} is not one of auto, router1, router2")
     if freq_mhz is not None and not 0 < freq_mhz <= 2000:
         raise ValueError(f"--freq {freq_mhz}: expected a clock in (0, 2000] MHz")
     if not 0 <= seed < 2**31:
         raise ValueError(f"--seed {seed}: expected an integer in [0, 2**31)")
+
+
+def _in_workdir(workdir, run):
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="edgetron-fpga-") as tmp:
-            return _run(unit, cfg, target, Path(tmp), freq_mhz, seed, router, nodsp,
-                        from_verilog, timeout, progress)
+            return run(Path(tmp))
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    return _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog,
-                timeout, progress)
+    return run(work)
 
 
-def _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog, timeout,
-         progress) -> FpgaResult:
+def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], timeout: float,
+               progress: Progress | None) -> FpgaResult:
     steps: dict[str, float] = {}
     yosys = tool_command(*YOSYS)
     pnr_cmd = tool_command(*target.pnr) if target.pnr else None
     tools = {"yosys": tool_version(*YOSYS)}
     if target.pnr:
         tools["nextpnr"] = tool_version(*target.pnr)
+    nodsp = opts["nodsp"]
 
     t0 = time.monotonic()
-    if progress is not None:
-        progress("elaborate", 0.0, f"{unit} for {cfg.name}")
-    built = build_unit(unit, cfg)
-    top = built.top
-    if from_verilog:
-        source = f"{top}.v"
-        (work / source).write_text(built.verilog_text, encoding="utf-8")
-    else:
-        component, _ = UNITS[unit].build(cfg)
-        source = f"{top}.il"
-        (work / source).write_text(rtlil.convert(component, name=top, emit_src=False),
-                                   encoding="utf-8")
+    d = make_design(work)
+    unit, top = d.name, d.top
     steps["elaborate"] = round(time.monotonic() - t0, 2)
 
     wrapper = None
-    sources = [source]
+    sources = [d.source]
     design_top = top
     if target.place_and_route:
-        wrapper = wrap_verilog(top, built.manifest_data["ports"])
+        wrapper = wrap_verilog(top, d.ports)
         (work / f"{WRAPPER_TOP}.v").write_text(wrapper.verilog, encoding="utf-8")
         (work / f"{top}_blackbox.v").write_text(wrapper.blackbox, encoding="utf-8")
         sources.append(f"{WRAPPER_TOP}.v")
@@ -279,7 +346,7 @@ def _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog, t
         raise FpgaFlowError(f"{unit}: yosys {target.synth[0]} failed: {_tail_error(res)}")
     cells = reports.synth_cells(json.loads((work / "stat.json").read_text(encoding="utf-8")))
 
-    options: dict[str, Any] = {"nodsp": nodsp, "source": "verilog" if from_verilog else "rtlil"}
+    options: dict[str, Any] = {"nodsp": nodsp, "source": opts["source"]}
     wrapper_info = None
     unit_resources: dict[str, Any] = {}
     resources: dict[str, dict[str, Any]] = {}
@@ -305,13 +372,14 @@ def _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog, t
                         "xor_levels": list(wrapper.levels), **wcost}
 
         logic_cells = synth_categories(target.family, cells)["logic"]
-        chosen = router
+        router = opts["router"]
         if router == "auto":
-            chosen = "router2" if logic_cells > ROUTER2_ABOVE else "router1"
-        freq = freq_mhz if freq_mhz is not None else target.default_mhz
-        options.update({"router": chosen, "seed": seed, "freq_mhz": freq})
+            router = "router2" if logic_cells > ROUTER2_ABOVE else "router1"
+        freq = opts["freq_mhz"] if opts["freq_mhz"] is not None else target.default_mhz
+        seed = opts["seed"]
+        options.update({"router": router, "seed": seed, "freq_mhz": freq})
         args = [*target.pnr_args, "--json", "design.json", "--report", "report.json",
-                "--freq", f"{freq:g}", "--seed", str(seed), "--router", chosen,
+                "--freq", f"{freq:g}", "--seed", str(seed), "--router", router,
                 "--timing-allow-fail"]
         if target.gowin is not None:
             (work / "pins.cst").write_text(
@@ -324,7 +392,7 @@ def _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog, t
         log_text = (work / "pnr.log").read_text(encoding="utf-8", errors="replace")
         misfit = reports.fit_error(log_text, target)
         if misfit is not None:
-            raise FpgaFlowError(f"{unit} ({cfg.name}): {misfit}")
+            raise FpgaFlowError(f"{unit} ({d.config.get('name', '?')}): {misfit}")
         if res.returncode != 0 or not (work / "report.json").is_file():
             raise FpgaFlowError(f"{unit}: nextpnr failed: {_tail_error(res)}")
         report = json.loads((work / "report.json").read_text(encoding="utf-8"))
@@ -340,7 +408,7 @@ def _run(unit, cfg, target, work, freq_mhz, seed, router, nodsp, from_verilog, t
                 unit_resources[cat] = resources[cat]["used"]
     steps["total"] = round(sum(steps.values()), 2)
     return FpgaResult(
-        unit=unit, top=top, config=cfg.to_dict(), target=target.name, device=target.device,
+        unit=unit, top=top, config=d.config, target=target.name, device=target.device,
         place_and_route=target.place_and_route, options=options, resources=resources,
         synth_cells=cells, wrapper=wrapper_info, unit_resources=unit_resources,
         fmax_mhz=fmax_mhz, constraint_mhz=constraint, critical_path=path, steps=steps,
