@@ -118,9 +118,15 @@ def unit_name(cell: str) -> str:
 
 
 def _cell_type(cell: str, netlist_types: Mapping[str, str]) -> str | None:
-    if cell in netlist_types:
-        return netlist_types[cell]
-    return netlist_types.get(_NEXTPNR_SUFFIX.split(cell, 1)[0])
+    """The synthesised type of a placed cell: its own name, or the name before the part
+    nextpnr adds when it packs (``$CCU2_COMB0`` on ECP5, ``_LC`` on iCE40); a cell nextpnr
+    creates (``$nextpnr_ICESTORM_LC_2``) is of the type it names."""
+    base = _NEXTPNR_SUFFIX.split(cell, 1)[0]
+    for name in (cell, base, base.removesuffix("_LC")):
+        if name in netlist_types:
+            return netlist_types[name]
+    created = re.match(r"\$nextpnr_([A-Z][A-Z0-9_]*?)(?:_\d+)?$", cell)
+    return created.group(1) if created else None
 
 
 def critical_path(report: Mapping[str, Any],

@@ -271,6 +271,16 @@ def test_critical_path_summary():
     assert critical_path(renamed)["start"]["signal"] == "core.cmd.k"
 
 
+def test_cell_types_of_packed_cells():
+    from edgetron.rtl.fpga.reports import _cell_type
+
+    types = {"core.x_SB_LUT4_O": "SB_LUT4", "core.c": "CCU2C"}
+    assert _cell_type("core.x_SB_LUT4_O_LC", types) == "SB_LUT4"
+    assert _cell_type("core.c$CCU2_COMB1", types) == "CCU2C"
+    assert _cell_type("$nextpnr_ICESTORM_LC_2", types) == "ICESTORM_LC"
+    assert _cell_type("core.unknown", types) is None
+
+
 @pytest.mark.parametrize(("cell", "signal"), [
     ("core.a_cnt_TRELLIS_FF_Q_9", "core.a_cnt"),
     ("core.x$CCU2_COMB0", "core.x"),
