@@ -5,7 +5,8 @@ Runs ``edgetron fpga``'s flow (:func:`edgetron.rtl.fpga.run_unit`) on:
 - ECP5-85k: the GEMM unit at 2x2, 4x4, edge-8 (8x8) and edge-16 (16x16, attempted: the
   error is recorded when it does not fit), and the requantizer at 2, 4, 8 and 16 lanes;
 - iCE40UP5K and Gowin GW2AR-18 (Tang Nano 20K): the configs small enough to fit, with
-  1 KiB buffers (``small``), with DSP multipliers and with LUT multipliers (``--nodsp``);
+  1 KiB buffers (``small``), with DSP multipliers and with LUT multipliers (``--nodsp``)
+  (on iCE40 only a 1x1 GEMM unit fits: the requantizer takes four SB_MAC16 per lane);
 - a ``synth_xilinx`` estimate of the GEMM unit at every size;
 - one processing element (an int8 x int8 multiply-accumulate) synthesised alone on each
   family, with and without DSPs: what the MAC maps to;
@@ -76,6 +77,7 @@ ROWS: list[tuple[str, str, str, bool]] = [
     ("ice40-up5k", "requant", "small-2x2", False),
     ("ice40-up5k", "gemm", "small-2x2", False),
     ("ice40-up5k", "gemm", "small-2x2", True),
+    ("ice40-up5k", "gemm", "small-1x1", False),
     (GOWIN, "requant", "small-2x2", False),
     (GOWIN, "gemm", "small-2x2", False),
     (GOWIN, "gemm", "small-4x4", False),
