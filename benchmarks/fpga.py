@@ -139,7 +139,10 @@ def table(results: dict[str, Any]) -> list[str]:
         label = size + (" LUT-mult" if rest else "")
         r = results[key]
         if not r["ok"]:
-            lines.append(f"| {target} | {unit} | {label} | {r['error']} | | | | | | | |")
+            err = r["error"]
+            if "does not fit" in err:  # the resource and the excess, without the names
+                err = "does not fit: " + err.rsplit("): ", 1)[-1]
+            lines.append(f"| {target} | {unit} | {label} | {err} | | | | | | | |")
             continue
         res, alone = r["resources"], r["unit_resources"]
 
@@ -158,7 +161,7 @@ def table(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {target} | {unit} | {label} | {cell('logic')} | {cell('ff')} | {cell('dsp')} "
             f"| {cell('bram')} | {_fmt(r['fmax_mhz'])} | {ptext} | {r['steps']['synth']:.0f} "
-            f"| {r['steps'].get('place and route', 0):.0f} |")
+            f"| {_fmt(r['steps'].get('place and route'))} |")
     return lines
 
 
@@ -213,7 +216,7 @@ def main() -> int:
         args.markdown.write_text("\n".join(lines) + "\n")
 
     for key, r in results.items():
-        name = "fpga." + key.replace("|", ".")
+        name = "fpga." + key.replace("|", ".").replace("/", "_")
         if not r["ok"]:
             print(f"{name}.fits: 0 bool")
             continue
