@@ -85,6 +85,8 @@ ROWS: list[tuple[str, str, str, bool]] = [
     # The systolic array alone (PEs and their skew, no control, no buffers): the Fmax the
     # MAC datapath allows once the control paths are out of the way.
     ("ecp5-85k", "array", "edge-8", False),
+    # ... and with Booth LUT multipliers: the placed cost of a PE without a MULT18X18D.
+    ("ecp5-85k", "array", "edge-8", True),
 ]
 #: Targets of the MAC probe (one PE synthesised alone).
 PROBE_TARGETS = ("ecp5-85k", "ice40-up5k", GOWIN, "xilinx")
