@@ -45,7 +45,8 @@ __all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "component_ports", 
 #: Seconds one step may take before it is stopped (``--timeout``).
 DEFAULT_TIMEOUT = 1800.0
 #: ``router="auto"`` picks router2 above this many synthesised logic cells: router1
-#: did not finish the 8x8 GEMM unit on ECP5-85k in 900 s, router2 took 216 s.
+#: did not finish the 8x8 GEMM unit on ECP5-85k in 900 s, router2 routes it in 4-11 min
+#: (docs/fpga.md); below, router1 is nextpnr-ecp5's default and quick.
 ROUTER2_ABOVE = 4000
 #: Synthesised cell types counted as logic (weight) and flip-flops, per family.
 _SYNTH_LOGIC = {
