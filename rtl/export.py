@@ -41,6 +41,7 @@ __all__ = [
     "Unit",
     "build_unit",
     "export_unit",
+    "signature_ports",
     "top_name",
     "verilog_ports",
     "write_units",
@@ -181,30 +182,44 @@ def _shape_json(shape) -> dict[str, Any]:
     return {"kind": "signed" if s.signed else "unsigned", "width": s.width}
 
 
-def _signature_ports(component: wiring.Component, text: str, top: str) -> list[dict[str, Any]]:
-    """Every port of the exported module: clock and reset, then the signature's members.
+def signature_ports(component: wiring.Component) -> list[dict[str, Any]]:
+    """The ports a component's Verilog module has, from its signature alone.
 
-    Each port gives its Verilog name, direction, width, the signature member it
-    comes from, its role and its shape (a lib.data layout becomes a JSON tree with
-    field offsets). Widths are cross-checked against the generated Verilog.
+    ``clk`` and ``rst``, then every signature member of non-zero width: its Verilog name
+    (``<port>__payload``, ...), direction, width, the member it comes from, its role and its
+    shape (a lib.data layout becomes a JSON tree with field offsets).
     """
+    ports = [{"name": name, "direction": "input", "width": 1, "member": None, "role": role,
+              "shape": {"kind": "unsigned", "width": 1}}
+             for name, role in (("clk", "clock"), ("rst", "reset"))]
+    for path, member, _ in component.signature.flatten(component):
+        shape = _shape_json(member.shape)
+        if shape["width"] == 0:
+            continue
+        ports.append({"name": "__".join(map(str, path)),
+                      "direction": "input" if member.flow == wiring.In else "output",
+                      "width": shape["width"], "member": ".".join(map(str, path)),
+                      "role": str(path[-1]) if len(path) > 1 else "data", "shape": shape})
+    return ports
+
+
+def _signature_ports(component: wiring.Component, text: str, top: str) -> list[dict[str, Any]]:
+    """:func:`signature_ports`, each checked against
+    its Verilog declaration (name, direction, width)."""
     decls = {p["name"]: p for p in verilog_ports(text, top)}
     ports = []
-    for name, role in (("clk", "clock"), ("rst", "reset")):
-        if name in decls:
-            ports.append({**decls.pop(name), "member": None, "role": role,
-                          "shape": {"kind": "unsigned", "width": 1}})
-    for path, member, _ in component.signature.flatten(component):
-        name = "__".join(map(str, path))
-        shape = _shape_json(member.shape)
+    for port in signature_ports(component):
+        name = port["name"]
         decl = decls.pop(name, None)
         if decl is None:
+            if port["role"] in ("clock", "reset"):
+                continue   # a unit without registers has neither
             raise ValueError(f"{top}: signature member {name} has no Verilog port")
-        if decl["width"] != shape["width"]:
-            raise ValueError(f"{top}: signature member {name} is {shape['width']} bits wide, "
-                             f"its Verilog port {decl['width']} bits")
-        ports.append({**decl, "member": ".".join(map(str, path)),
-                      "role": str(path[-1]) if len(path) > 1 else "data", "shape": shape})
+        if (decl["width"], decl["direction"]) != (port["width"], port["direction"]):
+            raise ValueError(f"{top}: signature member {name} is a {port['width']}-bit "
+                             f"{port['direction']}, its Verilog port a {decl['width']}-bit "
+                             f"{decl['direction']}")
+        ports.append({**decl, **port})
     if decls:
         raise ValueError(f"{top}: Verilog port(s) {', '.join(decls)} not in the unit's signature")
     return ports

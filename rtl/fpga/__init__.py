@@ -13,7 +13,6 @@
 from .flow import (
     DEFAULT_TIMEOUT,
     FpgaResult,
-    component_ports,
     format_result,
     run_component,
     run_unit,
@@ -23,5 +22,5 @@ from .targets import GOWIN_PARTS, Target, get_target, target_names
 from .tools import FpgaFlowError
 
 __all__ = ["DEFAULT_TIMEOUT", "GOWIN_PARTS", "FpgaFlowError", "FpgaResult", "Target",
-           "component_ports", "format_result", "get_target", "run_component", "run_unit",
+           "format_result", "get_target", "run_component", "run_unit",
            "synth_component", "target_names"]

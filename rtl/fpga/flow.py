@@ -28,18 +28,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from amaranth.back import rtlil
-from amaranth.hdl import Shape
-from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
 
-from ..export import UNITS, build_unit
+from ..export import UNITS, build_unit, signature_ports
 from . import reports
 from .targets import Target
 from .tools import YOSYS, FpgaFlowError, Progress, run_step, tool_command, tool_version
 from .wrapper import WRAPPER_TOP, wrap_verilog
 
-__all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "component_ports", "format_result",
+__all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result",
            "run_component", "run_unit", "synth_categories", "synth_component"]
 
 #: Seconds one step may take before it is stopped (``--timeout``).
@@ -288,22 +286,6 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
                                                         progress))
 
 
-def component_ports(component) -> list[dict[str, Any]]:
-    """Ports of an Amaranth component as the export manifest lists them (name, direction,
-    width, role): ``clk`` and ``rst``, then every signature member."""
-    ports = [{"name": "clk", "direction": "input", "width": 1, "role": "clock"},
-             {"name": "rst", "direction": "input", "width": 1, "role": "reset"}]
-    for path, member, _ in component.signature.flatten(component):
-        shape = member.shape
-        width = shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
-        if width == 0:
-            continue
-        ports.append({"name": "__".join(map(str, path)), "width": width,
-                      "direction": "input" if member.flow == wiring.In else "output",
-                      "role": str(path[-1]) if len(path) > 1 else "data"})
-    return ports
-
-
 def run_component(component, name: str, target: Target, *, config: dict[str, Any] | None = None,
                   freq_mhz: float | None = None, seed: int = 1, router: str = "auto",
                   nodsp: bool = False, timeout: float = DEFAULT_TIMEOUT,
@@ -319,7 +301,7 @@ def run_component(component, name: str, target: Target, *, config: dict[str, Any
         source = f"{top}.il"
         (work / source).write_text(rtlil.convert(component, name=top, emit_src=False),
                                    encoding="utf-8")
-        return _Design(name, top, source, component_ports(component),
+        return _Design(name, top, source, signature_ports(component),
                        dict(config or {"name": name}))
 
     opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,

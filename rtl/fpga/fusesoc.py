@@ -23,10 +23,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..lint import WAIVERS
+
 __all__ = ["core_name", "core_text", "write_core"]
 
-#: Lint waiver file that ``write_units`` copies beside the Verilog.
-_WAIVERS = "verilator_waivers.vlt"
+#: Lint waiver file that ``write_units`` copies beside the Verilog (each unit's generated
+#: waivers, ``<top>.vlt``, are written beside it too; edgetron.rtl.lint).
+_WAIVERS = WAIVERS.name
 
 
 def _version() -> str:
@@ -79,6 +82,7 @@ def core_text(manifest: Mapping[str, Any]) -> str:
         "  waivers:",
         "    files:",
         f"      - {_WAIVERS}",
+        f"      - {top}.vlt",
         "    file_type: vlt",
         "  manifest:",
         "    files:",

@@ -377,20 +377,6 @@ def test_cli_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("unit", ["gemm", "requant"])
-def test_component_ports_match_the_manifest(unit):
-    """run_component derives ports from the signature as the export manifest does."""
-    from edgetron.rtl.export import UNITS
-    from edgetron.rtl.fpga import component_ports
-
-    cfg = PRESETS["edge-8"].replace(rows=2, cols=2)
-    component, _ = UNITS[unit].build(cfg)
-    component._MustUse__silence = True  # built for its signature only, never elaborated
-    keys = ("name", "direction", "width", "role")
-    assert ([{k: p[k] for k in keys} for p in component_ports(component)]
-            == [{k: p[k] for k in keys} for p in build_unit(unit, cfg).manifest_data["ports"]])
-
-
 #: The multiplier primitive one int8 x int8 MAC maps to, per target.
 _MAC_PRIMITIVE = {"ecp5-85k": "MULT18X18D", "ice40-up5k": "SB_MAC16",
                   "gowin-GW2AR-LV18QN88C8/I7": "MULT9X9", "xilinx": "DSP48E1"}

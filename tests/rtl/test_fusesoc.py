@@ -12,8 +12,9 @@ import yaml
 
 from edgetron.cli import main
 from edgetron.config import PRESETS
-from edgetron.rtl.export import build_unit, find_verilator
+from edgetron.rtl.export import build_unit
 from edgetron.rtl.fpga.fusesoc import core_name, core_text
+from edgetron.rtl.lint import find_verilator
 
 #: A 2x2 array with 1 KiB buffers: small Verilog, quick lint.
 SETS = ["rows=2", "cols=2", "ifmap_sram_bytes=1024", "weight_sram_bytes=1024",
