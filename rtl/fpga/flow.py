@@ -34,7 +34,15 @@ from edgetron.config import AcceleratorConfig
 from ..export import UNITS, build_unit, signature_ports
 from . import reports
 from .targets import Target
-from .tools import YOSYS, FpgaFlowError, Progress, run_step, tool_command, tool_version
+from .tools import (
+    YOSYS,
+    FitError,
+    FpgaFlowError,
+    Progress,
+    run_step,
+    tool_command,
+    tool_version,
+)
 from .wrapper import WRAPPER_TOP, wrap_verilog
 
 __all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result",
@@ -261,7 +269,8 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
     ValueError
         Unknown unit, a config the unit rejects, a bad router or frequency.
     FpgaFlowError
-        A tool failed, the design does not fit the device, or a step timed out.
+        A tool failed, the design does not fit the device (:class:`.tools.FitError`),
+        or a step timed out.
     FileNotFoundError
         A YoWASP package is missing.
     """
@@ -405,7 +414,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         log_text = (work / "pnr.log").read_text(encoding="utf-8", errors="replace")
         misfit = reports.fit_error(log_text, target)
         if misfit is not None:
-            raise FpgaFlowError(f"{unit} ({d.config.get('name', '?')}): {misfit}")
+            raise FitError(f"{unit} ({d.config.get('name', '?')}): {misfit}")
         if res.returncode != 0 or not (work / "report.json").is_file():
             raise FpgaFlowError(f"{unit}: nextpnr failed: {_tail_error(res)}")
         report = json.loads((work / "report.json").read_text(encoding="utf-8"))
