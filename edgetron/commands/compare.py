@@ -28,15 +28,9 @@ from edgetron.clock import CLOCK_HELP, Clock, config_clock, fpga_clock, parse_cl
 from edgetron.commands import CONFIG_HELP, MODEL_HELP
 from edgetron.commands.sim import compile_notice, progress_bar
 from edgetron.config import load_config
+from edgetron.costing import report_dict, write_report
 from edgetron.errors import EdgetronError, SimulationError
-from edgetron.report import (
-    format_comparison,
-    plot_breakdown,
-    plot_path,
-    report_dict,
-    write_json,
-    write_report,
-)
+from edgetron.report import format_comparison, plot_breakdown, plot_path, write_json
 from edgetron.sim import engine
 from edgetron.sim.engine import simulate
 from edgetron.workload import load_workload

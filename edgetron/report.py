@@ -1,11 +1,13 @@
-"""Text tables and JSON documents of simulator results.
+"""Reports of simulator results: text tables, JSON, and a per-op-kind breakdown plot.
 
 Everything here formats :class:`edgetron.sim.engine.SimResult` objects; nothing is
 recomputed. :func:`format_result` is the table of ``edgetron sim``,
 :func:`format_comparison` the side-by-side table of ``edgetron compare`` (with the
 accuracy rows of deployed models, ``edgetron compare --data``, and the clock behind its
-milliseconds); :func:`comparison_rows` gives that table's rows to other formats (the
-Markdown report of :mod:`.costing`).
+milliseconds), :func:`comparison_rows` that table's rows for other formats,
+:func:`plot_breakdown` the matplotlib figure of ``compare --plot`` (cycles and energy per
+op kind, one bar per model). The costing report of ``compare --out`` is
+:mod:`edgetron.costing`, its plots :mod:`edgetron.plots`.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetron.clock import Clock, config_clock
 from edgetron.config import AcceleratorConfig
+from edgetron.errors import EdgetronError
 from edgetron.sim.engine import SimResult
 from edgetron.sim.functional import FunctionalResult
 from edgetron.workload import KINDS
 
 if TYPE_CHECKING:  # the deploy package loads onnx; reports of plain runs do not need it
-    from edgetron.clock import Clock
     from edgetron.deploy import DeployReport
 
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "format_comparison",
     "format_result",
     "kind_breakdown",
+    "plot_breakdown",
+    "plot_path",
     "present_kinds",
     "result_dict",
     "write_json",
@@ -82,7 +87,7 @@ def result_dict(result: SimResult, *,
 def comparison_dict(results: Sequence[SimResult], *,
                     deployments: Sequence[DeployReport] | None = None) -> dict[str, Any]:
     """The config and one entry per model (the core of ``edgetron compare``'s JSON
-    document, :func:`edgetron.report.costing.report_dict`).
+    document, :func:`edgetron.costing.report_dict`).
 
     Each entry has ``trace``, ``totals``, ``by_kind`` and ``ops``; with ``deployments``
     also ``deploy``, the model's :meth:`~edgetron.deploy.DeployReport.to_dict`.
@@ -247,8 +252,6 @@ def format_comparison(results: Sequence[SimResult], *,
     says which clock the milliseconds are at: ``clock`` (:class:`edgetron.clock.Clock`),
     by default the config's ``clock_mhz``.
     """
-    from edgetron.clock import config_clock
-
     if not results:
         raise ValueError("format_comparison: no results")
     names = [r.trace_name for r in results]
@@ -266,3 +269,62 @@ def format_comparison(results: Sequence[SimResult], *,
     for label, cells in rows:
         lines.append(f"{label:<{label_w}}  " + "  ".join(f"{c:>{width}}" for c in cells))
     return "\n".join(lines)
+
+
+def plot_path(path: str | Path) -> Path:
+    """The file :func:`plot_breakdown` writes for ``path``: its suffix names the format.
+
+    A path without a suffix gets ``.png`` (what matplotlib would write, made explicit so
+    that the caller can say where the plot went).
+
+    Raises
+    ------
+    EdgetronError
+        The suffix is not an image format matplotlib writes (the message lists them).
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path)
+    if not path.suffix.strip("."):
+        return path.with_name(path.name.rstrip(".") + ".png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise EdgetronError(
+            f"{path}: {path.suffix!r} is not an image format matplotlib writes; use one of "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
+    return path
+
+
+def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> Path:
+    """Save a figure of cycles and energy per op kind, one stacked bar per model.
+
+    Drawn on a standalone :class:`matplotlib.figure.Figure` (no pyplot, no change of the
+    caller's backend); the format follows the suffix of ``path`` (``.png`` when it has
+    none, see :func:`plot_path`). Returns the path written.
+    """
+    from matplotlib.figure import Figure
+
+    if not results:
+        raise ValueError("plot_breakdown: no results")
+    path = plot_path(path)
+    names = [r.trace_name for r in results]
+    breakdowns = [kind_breakdown(r) for r in results]
+    kinds = present_kinds(breakdowns)
+    fig = Figure(figsize=(4 + 2.2 * len(results), 4.5))
+    axes = fig.subplots(1, 2)
+    # (breakdown key, axis label, divisor from the breakdown's unit to the label's)
+    for ax, key, label, scale in ((axes[0], "cycles", "cycles (M)", 1e6),
+                                  (axes[1], "energy_uj", "energy (mJ)", 1e3)):
+        bottom = [0.0] * len(results)
+        for kind in kinds:
+            vals = [b.get(kind, {}).get(key, 0) / scale for b in breakdowns]
+            ax.bar(names, vals, bottom=bottom, label=kind)
+            bottom = [x + y for x, y in zip(bottom, vals, strict=True)]
+        ax.set_ylabel(label)
+        ax.set_title(label.split(" ")[0] + " by op kind")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    fig.suptitle(f"on {results[0].config.name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format=path.suffix[1:].lower())
+    return path

@@ -1,14 +1,13 @@
-"""Plots of simulator results (matplotlib, without pyplot: the caller's backend is kept).
+"""The plots of the costing report (matplotlib, without pyplot: the caller's backend is
+kept).
 
-- :func:`plot_breakdown`: cycles and energy per op kind, one stacked bar per model
-  (``edgetron compare --plot``);
 - :func:`latency_figure`: per model, the latency of every op in trace order (coloured by
   kind, its DRAM stall on top) and the latency per op kind;
 - :func:`energy_figure`: energy per model by event (MAC, SRAM, DRAM, ...) and by op kind;
 - :func:`roofline_figure`: the config's roofline (peak ``rows * cols`` MACs per cycle,
   DRAM bandwidth roof) with every op that does MACs placed on it;
 
-the last three for the costing report (:mod:`.costing`, docs/report.md). Each returns a
+for :mod:`edgetron.costing` (docs/report.md). Each returns a
 :class:`matplotlib.figure.Figure` in which every axes has a title, axis labels with units
 and a legend; :func:`save` writes one.
 """
@@ -20,11 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgetron.config import ENERGY_EVENTS, AcceleratorConfig
-from edgetron.errors import EdgetronError
+from edgetron.report import kind_breakdown, plot_path, present_kinds
 from edgetron.sim.engine import SimResult
 from edgetron.workload import KINDS
-
-from .tables import kind_breakdown, present_kinds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,8 +32,6 @@ __all__ = [
     "dram_roof",
     "energy_figure",
     "latency_figure",
-    "plot_breakdown",
-    "plot_path",
     "roofline_figure",
     "roofline_points",
     "save",
@@ -62,69 +57,11 @@ def _model_colour(i: int):
     return colormaps["Dark2"](i % 8)
 
 
-def plot_path(path: str | Path) -> Path:
-    """The file :func:`plot_breakdown` writes for ``path``: its suffix names the format.
-
-    A path without a suffix gets ``.png`` (what matplotlib would write, made explicit so
-    that the caller can say where the plot went).
-
-    Raises
-    ------
-    EdgetronError
-        The suffix is not an image format matplotlib writes (the message lists them).
-    """
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    path = Path(path)
-    if not path.suffix.strip("."):
-        return path.with_name(path.name.rstrip(".") + ".png")
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if path.suffix[1:].lower() not in formats:
-        raise EdgetronError(
-            f"{path}: {path.suffix!r} is not an image format matplotlib writes; use one of "
-            f"{', '.join('.' + f for f in sorted(formats))}"
-        )
-    return path
-
-
 def save(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` (format from its suffix, :func:`plot_path`)."""
     path = plot_path(path)
     fig.savefig(path, dpi=120, format=path.suffix[1:].lower())
     return path
-
-
-def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> Path:
-    """Save a figure of cycles and energy per op kind, one stacked bar per model.
-
-    Drawn on a standalone :class:`matplotlib.figure.Figure` (no pyplot, no change of the
-    caller's backend); the format follows the suffix of ``path`` (``.png`` when it has
-    none, see :func:`plot_path`). Returns the path written.
-    """
-    from matplotlib.figure import Figure
-
-    if not results:
-        raise ValueError("plot_breakdown: no results")
-    path = plot_path(path)
-    names = [r.trace_name for r in results]
-    breakdowns = [kind_breakdown(r) for r in results]
-    kinds = present_kinds(breakdowns)
-    fig = Figure(figsize=(4 + 2.2 * len(results), 4.5))
-    axes = fig.subplots(1, 2)
-    # (breakdown key, axis label, divisor from the breakdown's unit to the label's)
-    for ax, key, label, scale in ((axes[0], "cycles", "cycles (M)", 1e6),
-                                  (axes[1], "energy_uj", "energy (mJ)", 1e3)):
-        bottom = [0.0] * len(results)
-        for kind in kinds:
-            vals = [b.get(kind, {}).get(key, 0) / scale for b in breakdowns]
-            ax.bar(names, vals, bottom=bottom, label=kind)
-            bottom = [x + y for x, y in zip(bottom, vals, strict=True)]
-        ax.set_ylabel(label)
-        ax.set_title(label.split(" ")[0] + " by op kind")
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    fig.suptitle(f"on {results[0].config.name}")
-    fig.tight_layout()
-    return save(fig, path)
 
 
 # ---- latency ----------------------------------------------------------------------------

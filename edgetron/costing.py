@@ -6,7 +6,7 @@
   config, the clock and where it came from (with the FPGA results behind a measured
   clock), the roofline's numbers, and per model the totals (those of ``edgetron sim
   --json``), the per-kind breakdown, every op, and its deployment with ``--data``;
-- ``latency.png``, ``energy.png``, ``roofline.png`` (:mod:`.plots`);
+- ``latency.png``, ``energy.png``, ``roofline.png`` (:mod:`edgetron.plots`);
 - ``report.md`` (:func:`markdown`): the same in Markdown, the plots embedded, a table per
   model of every op.
 """
@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetron import plots
 from edgetron.clock import Clock, config_clock
 from edgetron.errors import EdgetronError
+from edgetron.report import comparison_dict, comparison_rows, config_line, write_json
 from edgetron.sim.engine import SimResult
-
-from . import plots
-from .tables import comparison_dict, comparison_rows, config_line, write_json
 
 if TYPE_CHECKING:
     from edgetron.deploy import DeployReport
