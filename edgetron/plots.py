@@ -153,8 +153,6 @@ def energy_figure(results: Sequence[SimResult]) -> Figure:
     bottom = [0.0] * len(results)
     for i, event in enumerate(ENERGY_EVENTS):
         vals = [e[event] / scale for e in by_event]
-        if not any(vals):
-            continue
         ax_ev.bar(names, vals, bottom=bottom, label=event, color=colormaps["Set2"](i % 8))
         bottom = [a + v for a, v in zip(bottom, vals, strict=True)]
     ax_ev.set_title("Energy by event")
@@ -193,7 +191,7 @@ def roofline_points(result: SimResult) -> tuple[list[tuple[float, float, str]], 
         cycle, its kind and its share of the model's cycles.
     left_out : int
         Ops without MACs (vector and memory ops: no place on a MAC roofline) or
-        without DRAM traffic.
+        without DRAM traffic (no operational intensity).
     left_out_cycles : int
         Their cycles.
     """
@@ -254,8 +252,8 @@ def roofline_figure(results: Sequence[SimResult], clock: Clock | None = None) ->
                               label=f"{r.trace_name} ({len(points)} ops)"))
         if left:
             share = 100 * left_cycles / r.totals["cycles"] if r.totals["cycles"] else 0
-            notes.append(f"{r.trace_name}: {left} ops without MACs not shown "
-                         f"({share:.0f} % of its cycles)")
+            notes.append(f"{r.trace_name}: {left} ops without MACs or DRAM bytes not "
+                         f"shown ({share:.0f} % of its cycles)")
     for kind in KINDS:
         if kind in kinds_seen:
             handles.append(Line2D([], [], color="0.3", linestyle="", label=kind,

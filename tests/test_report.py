@@ -17,7 +17,7 @@ from edgetron import clock as clock_mod
 from edgetron import fpgacache, plots
 from edgetron.cli import main
 from edgetron.clock import Clock, config_clock, fpga_clock, parse_clock, units_of
-from edgetron.config import PRESETS
+from edgetron.config import ENERGY_EVENTS, PRESETS
 from edgetron.costing import PLOTS, markdown, report_dict
 from edgetron.errors import ConfigError
 from edgetron.report import format_comparison
@@ -182,6 +182,12 @@ def test_energy_figure(results):
     small = simulate(Trace(name="s", batch=1, ops=(Gemm(
         name="fc", inputs=("input",), batch=1, m=8, k=8, n=8, weights=True),)), TINY)
     assert plots.energy_figure([small]).axes[0].get_ylabel() == "energy per inference (µJ)"
+    # An all-zero energy table still gives every event in the legend.
+    zero = TINY.replace(energy_overrides=dict.fromkeys(ENERGY_EVENTS, 0.0))
+    fc = Gemm(name="fc", inputs=("input",), batch=1, m=8, k=8, n=8, weights=True)
+    fig = plots.energy_figure([simulate(Trace(name="s", batch=1, ops=(fc,)), zero)])
+    ax_ev, _ = _axes_have_labels_and_legends(fig)
+    assert [t.get_text() for t in ax_ev.get_legend().get_texts()] == list(ENERGY_EVENTS)
 
 
 def test_roofline_figure(results):
