@@ -4,10 +4,15 @@
 as its golden/sim/test modules) to a :class:`Unit` whose ``build`` makes the
 Amaranth component and its elaboration parameters from an
 :class:`~edgetron.config.AcceleratorConfig`. :func:`build_unit` elaborates a unit
-into ``<top>.v`` text (``amaranth.back.verilog.convert``) and its manifest (format
-in docs/verification.md, timing model in docs/rtl.md) in memory; :func:`write_units`
-writes built units into a directory, all or nothing, with the lint waivers
-(:mod:`edgetron.rtl.lint`); :func:`export_unit` does both for one unit.
+into ``<top>.v`` text (``amaranth.back.verilog.convert``), the same netlist as RTLIL
+(``<top>.il``, ``amaranth.back.rtlil.convert``: the netlist the Verilog is written
+from) and its manifest (format in docs/verification.md, timing model in docs/rtl.md) in
+memory; :func:`write_units` writes built units into a directory, all or nothing, with the
+lint waivers (:mod:`edgetron.rtl.lint`); :func:`export_unit` does both for one unit.
+
+The RTLIL is for Yosys-based flows: Yosys reads it in about a second, while its Verilog
+reader takes minutes over the Verilog's memory initialisers (Yosys ``write_verilog``
+spells every buffer word's zero initial value as one assignment; docs/fpga.md).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
@@ -115,19 +120,20 @@ def top_name(unit: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class BuiltUnit:
-    """One elaborated unit, not yet written: its Verilog text and manifest."""
+    """One elaborated unit, not yet written: its Verilog and RTLIL texts and manifest."""
 
     unit: str
     top: str
     verilog_text: str
     manifest_data: dict[str, Any]
+    rtlil_text: str
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
-    """Files written for one unit: the Verilog, its manifest and its generated lint
+    """Files written for one unit: the Verilog, its manifest, its generated lint
     waivers (``waivers``; the shared :data:`~edgetron.rtl.lint.WAIVERS` file is copied
-    next to them)."""
+    next to them) and the RTLIL netlist (``rtlil``)."""
 
     unit: str
     top: str
@@ -135,6 +141,7 @@ class ExportResult:
     manifest: Path
     waivers: Path
     manifest_data: dict[str, Any]
+    rtlil: Path
 
 
 # ---- manifest ------------------------------------------------------------------------------
@@ -245,6 +252,7 @@ def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> 
         "unit": unit,
         "top": top,
         "verilog": f"{top}.v",
+        "rtlil": f"{top}.il",
         "class": f"{type(component).__module__}.{type(component).__qualname__}",
         "golden": spec.golden,
         "latency_cycles": latency,
@@ -261,7 +269,8 @@ def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> 
 
 
 def build_unit(unit: str, cfg: AcceleratorConfig) -> BuiltUnit:
-    """Elaborate ``unit`` for ``cfg`` into Verilog text and its manifest, writing nothing.
+    """Elaborate ``unit`` for ``cfg`` into Verilog and RTLIL text and its manifest,
+    writing nothing.
 
     Raises
     ------
@@ -275,12 +284,15 @@ def build_unit(unit: str, cfg: AcceleratorConfig) -> BuiltUnit:
     top = top_name(unit)
     # emit_src=False: no absolute source paths in the output, so exports are reproducible.
     text = verilog.convert(component, name=top, emit_src=False)
-    return BuiltUnit(unit, top, text, _manifest(unit, top, spec, component, params, cfg, text))
+    il_text = rtlil.convert(component, name=top, emit_src=False)
+    return BuiltUnit(unit, top, text, _manifest(unit, top, spec, component, params, cfg, text),
+                     il_text)
 
 
 def write_units(built: list[BuiltUnit], out_dir: str | Path) -> list[ExportResult]:
-    """Write ``<top>.v``, ``<top>.json`` and ``<top>.vlt`` (its generated lint waivers) of
-    every built unit, and the shared waiver file, into ``out_dir`` (created if needed).
+    """Write ``<top>.v``, ``<top>.il`` (RTLIL), ``<top>.json`` and ``<top>.vlt`` (its
+    generated lint waivers) of every built unit, and the shared waiver file, into
+    ``out_dir`` (created if needed).
 
     Everything is first written into a temporary directory next to ``out_dir`` and then
     moved into place, so a failure while writing leaves ``out_dir`` as it was. The
@@ -295,20 +307,23 @@ def write_units(built: list[BuiltUnit], out_dir: str | Path) -> list[ExportResul
         shutil.copyfile(WAIVERS, staged / WAIVERS.name)
         for b in built:
             (staged / f"{b.top}.v").write_text(b.verilog_text, encoding="utf-8")
+            (staged / f"{b.top}.il").write_text(b.rtlil_text, encoding="utf-8")
             (staged / f"{b.top}.json").write_text(json.dumps(b.manifest_data, indent=2) + "\n",
                                                   encoding="utf-8")
             (staged / f"{b.top}.vlt").write_text(generated_waivers(b.verilog_text, f"{b.top}.v"),
                                                  encoding="utf-8")
-            names += [f"{b.top}.v", f"{b.top}.json", f"{b.top}.vlt"]
+            names += [f"{b.top}.v", f"{b.top}.il", f"{b.top}.json", f"{b.top}.vlt"]
         out.mkdir(exist_ok=True)
         for name in names:
             os.replace(staged / name, out / name)
     return [ExportResult(b.unit, b.top, out / f"{b.top}.v", out / f"{b.top}.json",
-                         out / f"{b.top}.vlt", b.manifest_data) for b in built]
+                         out / f"{b.top}.vlt", b.manifest_data, out / f"{b.top}.il")
+            for b in built]
 
 
 def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> ExportResult:
-    """Write ``<top>.v`` and ``<top>.json`` for ``unit`` into ``out_dir`` (created if needed):
+    """Write ``<top>.v``, ``<top>.il`` and ``<top>.json`` for ``unit`` into ``out_dir``
+    (created if needed):
     :func:`build_unit`, then :func:`write_units`.
 
     Raises

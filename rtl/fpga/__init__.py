@@ -19,8 +19,8 @@ from .flow import (
     synth_component,
 )
 from .targets import GOWIN_PARTS, Target, get_target, target_names
-from .tools import FpgaFlowError
+from .tools import FitError, FpgaFlowError, package_versions
 
-__all__ = ["DEFAULT_TIMEOUT", "GOWIN_PARTS", "FpgaFlowError", "FpgaResult", "Target",
-           "format_result", "get_target", "run_component", "run_unit",
-           "synth_component", "target_names"]
+__all__ = ["DEFAULT_TIMEOUT", "GOWIN_PARTS", "FitError", "FpgaFlowError", "FpgaResult",
+           "Target", "format_result", "get_target", "package_versions", "run_component",
+           "run_unit", "synth_component", "target_names"]

