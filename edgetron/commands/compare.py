@@ -110,9 +110,9 @@ def _clock(args: argparse.Namespace, target: str | None, cfg, traces) -> Clock:
     """The config's clock, or the measured one (progress on stderr while the flow runs)."""
     if target is None:
         return config_clock(cfg)
-    from edgetron.commands.fpga import _Progress
+    from edgetron.commands.fpga import Progress
 
-    progress = _Progress(f"clock on {target}")
+    progress = Progress(f"clock on {target}")
     try:
         return fpga_clock(cfg, target, traces, progress=progress)
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 from edgetron.config import DEFAULT_PRESET, PRESETS, AcceleratorConfig, load_config
 from edgetron.errors import ConfigError
 
-__all__ = ["apply_overrides", "register"]
+__all__ = ["Progress", "apply_overrides", "register"]
 
 #: Name and version of the ``--json`` document.
 JSON_FORMAT = ("edgetron-fpga", 1)
@@ -97,7 +97,7 @@ def apply_overrides(cfg: AcceleratorConfig, overrides: list[str]) -> Accelerator
     return AcceleratorConfig.from_dict(data, source="--set")
 
 
-class _Progress:
+class Progress:
     """Progress on stderr: one rewritten line on a terminal, a line per step otherwise."""
 
     def __init__(self, prefix: str) -> None:
@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
         return _write_fusesoc(args, cfg, names)
     results, errors = [], []
     for name in names:
-        progress = _Progress(f"{name} on {target.name}")
+        progress = Progress(f"{name} on {target.name}")
         workdir = args.workdir / name if args.workdir is not None else None
         try:
             res = run_unit(name, cfg, target, freq_mhz=args.freq, seed=args.seed,
