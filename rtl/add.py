@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig
@@ -38,7 +38,7 @@ from edgetron.golden.residual import RESIDUAL_SUM_BITS, ResidualConstants
 from edgetron.hw.add import ADD_LATENCY, ADD_STAGES, add_cycles
 
 from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
-from .common import MAX_EDGE, check_param
+from .common import MAX_EDGE, CheckedComponent, check_param
 
 __all__ = ["AddLayouts", "AddUnit", "add_layouts", "add_timing", "decode_add", "encode_add",
            "encode_add_consts"]
@@ -47,10 +47,6 @@ _OUT_BITS = INT8_MAX.bit_length() + 1
 #: Elaboration parameters and their ranges: lanes as the config's vector_lanes; operand
 #: widths as the config's input_bits (golden adds int8 values).
 _PARAM_RANGES = {"lanes": (1, MAX_EDGE), "in_bits": (2, _OUT_BITS)}
-
-
-def _check(name: str, value) -> None:
-    check_param("AddUnit", name, value, *_PARAM_RANGES[name])
 
 
 class AddLayouts(NamedTuple):
@@ -72,7 +68,7 @@ def add_layouts(lanes: int, in_bits: int = _OUT_BITS) -> AddLayouts:
     )
 
 
-class AddUnit(wiring.Component):
+class AddUnit(CheckedComponent):
     """Residual add of two int8 tensors at two scales, ``lanes`` elements per beat.
 
     Parameters
@@ -116,10 +112,10 @@ class AddUnit(wiring.Component):
 
     LATENCY = ADD_LATENCY
 
-    def __new__(cls, lanes: int, in_bits: int = _OUT_BITS):
-        _check("lanes", lanes)
-        _check("in_bits", in_bits)
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check_parameters(cls, lanes: int, in_bits: int = _OUT_BITS) -> None:
+        for name, value in (("lanes", lanes), ("in_bits", in_bits)):
+            check_param(cls.__name__, name, value, *_PARAM_RANGES[name])
 
     def __init__(self, lanes: int, in_bits: int = _OUT_BITS):
         self._lanes, self._in_bits = lanes, in_bits
@@ -137,6 +133,11 @@ class AddUnit(wiring.Component):
     def lanes(self) -> int:
         """Elements per beat."""
         return self._lanes
+
+    @property
+    def in_bits(self) -> int:
+        """Operand width."""
+        return self._in_bits
 
     @property
     def layouts(self) -> AddLayouts:

@@ -22,7 +22,7 @@ stream routing.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -46,7 +46,9 @@ __all__ = [
     "check_config_type",
     "check_dataflow",
     "check_param",
+    "mul_const",
     "read_latency",
+    "ring_next",
     "tag_line",
 ]
 
@@ -187,12 +189,14 @@ def ceil_div_const(x, d: int):
     ``0 <= e < d <= 2**ceil_log2(d)``, so ``y * mul / 2**sh = y/d + y*e / (d * 2**sh)`` and
     the error term is below ``1/d``, too small to reach the next integer (Granlund &
     Montgomery, PLDI 1994, Thm. 4.2). ``nb`` covers every value ``x``'s width can carry.
+    The product is built by :func:`mul_const` (adders, no multiplier cell), so that the
+    formal checks, which cut every multiplier, leave this control logic intact.
     """
     y = x + (d - 1)
     nb = ((1 << len(x)) - 1 + d - 1).bit_length()
     sh = nb + ceil_log2(d)
     mul = -(-(1 << sh) // d)
-    return ((y * mul) >> sh)[:nb]
+    return (mul_const(y, mul) >> sh)[:nb]
 
 
 def at_most(x, limit: int):
@@ -250,3 +254,20 @@ class StreamDemux(CheckedComponent):
             with m.If(self.sel == k):
                 m.d.comb += self.i.ready.eq(self.o[k].ready)
         return m
+
+
+# ---- constant products and ring addresses (vector units) ------------------------------------
+def mul_const(x, c: int):
+    """``x * c`` for an unsigned ``x`` and a constant ``c >= 0`` as a sum of shifted copies of
+    ``x`` (adders, no multiplier cell: control logic built with it stays free of ``$mul``,
+    which the formal checks cut)."""
+    total = 0
+    for bit in range(c.bit_length()):
+        if (c >> bit) & 1:
+            total = total + (x << bit)
+    return total
+
+
+def ring_next(ptr, depth: int):
+    """The ring-buffer address after ``ptr`` (``0 .. depth-1``, wrapping)."""
+    return Mux(ptr == depth - 1, 0, ptr + 1)

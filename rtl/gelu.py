@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig
@@ -70,7 +70,7 @@ from .arith import (
     shift_left,
     unpack_lanes,
 )
-from .common import MAX_EDGE, check_param
+from .common import MAX_EDGE, CheckedComponent, check_param
 from .requant import Requantizer
 
 __all__ = ["GeluLayouts", "GeluUnit", "decode_gelu", "encode_gelu", "encode_gelu_consts",
@@ -83,10 +83,6 @@ _PRE_LEFT_MAX = 30
 #: The int32 mode feeds the requantizer ``m = 2**30, s = 30``: ``round_shift(y * 2**30, 30)
 #: == y`` for every int32 ``y``.
 _IDENTITY_SHIFT = 30
-
-
-def _check(name: str, value) -> None:
-    check_param("GeluUnit", name, value, *_PARAM_RANGES[name])
 
 
 def gelu_field_bounds() -> dict[str, int]:
@@ -134,7 +130,7 @@ def gelu_layouts(lanes: int, in_bits: int = OUT_BITS) -> GeluLayouts:
     )
 
 
-class GeluUnit(wiring.Component):
+class GeluUnit(CheckedComponent):
     """Element-wise integer GELU (I-BERT i-GELU), ``lanes`` values per beat, fully pipelined.
 
     Parameters
@@ -179,10 +175,10 @@ class GeluUnit(wiring.Component):
 
     LATENCY = GELU_LATENCY
 
-    def __new__(cls, lanes: int, in_bits: int = OUT_BITS):
-        _check("lanes", lanes)
-        _check("in_bits", in_bits)
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check_parameters(cls, lanes: int, in_bits: int = OUT_BITS) -> None:
+        for name, value in (("lanes", lanes), ("in_bits", in_bits)):
+            check_param(cls.__name__, name, value, *_PARAM_RANGES[name])
 
     def __init__(self, lanes: int, in_bits: int = OUT_BITS):
         self._lanes, self._in_bits = lanes, in_bits

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig
@@ -49,18 +49,22 @@ from edgetron.hw.arith import beats, tree_depth
 
 from .arith import (
     SeqDivider,
-    ceil_div_const,
-    delay,
-    mul_const,
     pack_checked,
     pack_lanes,
-    ring_next,
     round_shift_right,
     shift_left,
     tree_reduce,
     unpack_lanes,
 )
-from .common import MAX_EDGE, check_param
+from .common import (
+    MAX_EDGE,
+    CheckedComponent,
+    DelayLine,
+    ceil_div_const,
+    check_param,
+    mul_const,
+    ring_next,
+)
 
 __all__ = ["SoftmaxLayouts", "SoftmaxUnit", "decode_softmax", "encode_softmax",
            "encode_softmax_consts", "softmax_field_bounds", "softmax_layouts", "softmax_timing"]
@@ -71,10 +75,6 @@ _OUT_SHIFT = _K - OUT_FRAC_BITS
 _OUT_BITS = 8
 _PRE_LEFT_MAX = 30                     # golden internal_shift: f <= 30
 _PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_max": (1, ROW_MAX), "in_bits": (2, _IN_BITS_MAX)}
-
-
-def _check(name: str, value) -> None:
-    check_param("SoftmaxUnit", name, value, *_PARAM_RANGES[name])
 
 
 def softmax_field_bounds() -> dict[str, int]:
@@ -124,7 +124,7 @@ def softmax_layouts(lanes: int, row_max: int, in_bits: int = _IN_BITS_MAX) -> So
 _TAG = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
 
-class SoftmaxUnit(wiring.Component):
+class SoftmaxUnit(CheckedComponent):
     """Row-wise integer softmax, ``lanes`` logits per beat, rows of up to ``row_max``.
 
     Parameters
@@ -173,10 +173,11 @@ class SoftmaxUnit(wiring.Component):
     :func:`edgetron.golden.softmax.softmax_apply`.
     """
 
-    def __new__(cls, lanes: int, row_max: int = 256, in_bits: int = _IN_BITS_MAX):
+    @classmethod
+    def check_parameters(cls, lanes: int, row_max: int = 256,
+                         in_bits: int = _IN_BITS_MAX) -> None:
         for name, value in (("lanes", lanes), ("row_max", row_max), ("in_bits", in_bits)):
-            _check(name, value)
-        return super().__new__(cls, src_loc_at=1)
+            check_param(cls.__name__, name, value, *_PARAM_RANGES[name])
 
     def __init__(self, lanes: int, row_max: int = 256, in_bits: int = _IN_BITS_MAX):
         self._lanes, self._row_max, self._in_bits = lanes, row_max, in_bits
@@ -186,9 +187,10 @@ class SoftmaxUnit(wiring.Component):
                           "o": Out(stream.Signature(lay.o))})
 
     @classmethod
-    def from_config(cls, config: AcceleratorConfig, row_max: int = 256) -> SoftmaxUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``in_bits = acc_bits``."""
-        return cls(config.vector_lanes, row_max, config.acc_bits)
+    def from_config(cls, config: AcceleratorConfig) -> SoftmaxUnit:
+        """The unit for ``config``: ``lanes = vector_lanes``, ``row_max = vector_row_max``,
+        ``in_bits = acc_bits``."""
+        return cls(config.vector_lanes, config.vector_row_max, config.acc_bits)
 
     @property
     def lanes(self) -> int:
@@ -274,7 +276,7 @@ class SoftmaxUnit(wiring.Component):
         max_valid = Signal()
         core.d.sync += max_valid.eq(i_fire & in_last)
         row_max, t_depth = tree_reduce(core, lane_max, lambda a, b: Mux(a > b, a, b), "max_tree")
-        exp_go = delay(core, max_valid, t_depth, "max_valid")
+        exp_go = DelayLine(core, max_valid, t_depth, "max_valid").output
 
         # ---- exp pass ------------------------------------------------------------------------
         e_act, e_cnt = Signal(), Signal(range(bmax))
@@ -330,7 +332,7 @@ class SoftmaxUnit(wiring.Component):
         sum_valid = Signal()
         core.d.sync += sum_valid.eq(t_e.valid & t_e.last)
         row_sum, _ = tree_reduce(core, lane_sum, lambda a, b: a + b, "sum_tree")
-        div_go = delay(core, sum_valid, t_depth, "sum_valid")
+        div_go = DelayLine(core, sum_valid, t_depth, "sum_valid").output
 
         # ---- reciprocal ----------------------------------------------------------------------
         sum_bits = (self._row_max * ((1 << EXP_BITS) - 1)).bit_length()
@@ -430,9 +432,9 @@ def decode_softmax(unit: SoftmaxUnit, words, rows: int, n: int) -> np.ndarray:
     return out[:, :n]
 
 
-def softmax_timing(config: AcceleratorConfig, row_max: int = 256) -> dict:
+def softmax_timing(config: AcceleratorConfig) -> dict:
     """The cycle model of :class:`SoftmaxUnit` as data (export manifest)."""
-    lanes = config.vector_lanes
+    lanes, row_max = config.vector_lanes, config.vector_row_max
     q_words, e_words = hw.softmax_buffer_words(lanes, row_max)
     return {
         "model": "edgetron.hw.softmax.softmax_cycles",
