@@ -40,8 +40,8 @@ from edgetron.hw.add import ADD_LATENCY, ADD_STAGES, add_cycles
 from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
 from .common import MAX_EDGE, CheckedComponent, check_param
 
-__all__ = ["AddLayouts", "AddUnit", "add_layouts", "add_timing", "decode_add", "encode_add",
-           "encode_add_consts"]
+__all__ = ["AddLayouts", "AddUnit", "add_layouts", "add_timing", "decode_add", "decode_add_input",
+           "encode_add", "encode_add_consts"]
 
 _OUT_BITS = INT8_MAX.bit_length() + 1
 #: Elaboration parameters and their ranges: lanes as the config's vector_lanes; operand
@@ -217,6 +217,19 @@ def encode_add(layouts: AddLayouts, a, b) -> list[int]:
     shift = layouts.i["b"].offset
     return [pack_lanes(va[j:j + lanes], in_bits) | (pack_lanes(vb[j:j + lanes], in_bits) << shift)
             for j in range(0, va.size, lanes)]
+
+
+def decode_add_input(layouts: AddLayouts, words, elements: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``elements`` pairs ``(a, b)`` the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_add`, for input monitors)."""
+    lanes = layouts.o.length
+    in_bits = layouts.i["a"].shape.elem_shape.width
+    shift = layouts.i["b"].offset
+    a = [v for w in words for v in unpack_lanes(int(w), in_bits, lanes)]
+    b = [v for w in words for v in unpack_lanes(int(w) >> shift, in_bits, lanes)]
+    if len(a) < elements:
+        raise ValueError(f"{len(words)} input beats hold {len(a)} pairs, need {elements}")
+    return np.array(a[:elements], np.int64), np.array(b[:elements], np.int64)
 
 
 def decode_add(layouts: AddLayouts, words, elements: int) -> np.ndarray:

@@ -73,7 +73,8 @@ from .arith import (
 from .common import MAX_EDGE, CheckedComponent, check_param
 from .requant import Requantizer
 
-__all__ = ["GeluLayouts", "GeluUnit", "decode_gelu", "encode_gelu", "encode_gelu_consts",
+__all__ = ["GeluLayouts", "GeluUnit", "decode_gelu", "decode_gelu_input", "encode_gelu",
+           "encode_gelu_consts",
            "gelu_field_bounds", "gelu_layouts", "gelu_timing"]
 
 _INT8_BITS = INT8_MAX.bit_length() + 1
@@ -306,6 +307,15 @@ def encode_gelu(unit: GeluUnit, q) -> list[int]:
     check_range(v, *int_range(unit.in_bits), f"q (int{unit.in_bits} input)")
     v = np.pad(v, (0, -v.size % unit.lanes))
     return [pack_lanes(v[j:j + unit.lanes], unit.in_bits) for j in range(0, v.size, unit.lanes)]
+
+
+def decode_gelu_input(unit: GeluUnit, words, elements: int) -> np.ndarray:
+    """The first ``elements`` input values the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_gelu`, for input monitors)."""
+    vals = [v for w in words for v in unpack_lanes(int(w), unit.in_bits, unit.lanes)]
+    if len(vals) < elements:
+        raise ValueError(f"{len(words)} input beats hold {len(vals)} values, need {elements}")
+    return np.array(vals[:elements], dtype=np.int64)
 
 
 def decode_gelu(unit: GeluUnit, words, elements: int) -> np.ndarray:

@@ -66,7 +66,8 @@ from .common import (
     ring_next,
 )
 
-__all__ = ["LayerNormLayouts", "LayerNormUnit", "decode_layernorm", "encode_layernorm",
+__all__ = ["LayerNormLayouts", "LayerNormUnit", "decode_layernorm", "decode_layernorm_input",
+           "encode_layernorm",
            "encode_layernorm_consts", "layernorm_layouts", "layernorm_timing"]
 
 _OUT_BITS = 8
@@ -406,6 +407,19 @@ def encode_layernorm(unit: LayerNormUnit, q) -> list[int]:
     xp = np.pad(x, ((0, 0), (0, -x.shape[1] % lanes)))
     return [pack_lanes(row[j:j + lanes], unit.in_bits)
             for row in xp for j in range(0, xp.shape[1], lanes)]
+
+
+def decode_layernorm_input(unit: LayerNormUnit, words, rows: int,
+                           channels: int) -> np.ndarray:
+    """The ``(rows, C)`` inputs the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_layernorm`, for input monitors). ``unit`` is a :class:`LayerNormUnit`
+    or anything with its ``lanes``, ``row_max``, ``in_bits`` and ``layouts``."""
+    b = beats(channels, unit.lanes)
+    words = [int(w) for w in words]
+    if len(words) != rows * b:
+        raise ValueError(f"expected {rows} x {b} input beats, got {len(words)}")
+    vals = [v for w in words for v in unpack_lanes(w, unit.in_bits, unit.lanes)]
+    return np.array(vals, np.int64).reshape(rows, b * unit.lanes)[:, :channels]
 
 
 def decode_layernorm(unit: LayerNormUnit, words, rows: int, channels: int) -> np.ndarray:

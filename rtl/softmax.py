@@ -66,7 +66,8 @@ from .common import (
     ring_next,
 )
 
-__all__ = ["SoftmaxLayouts", "SoftmaxUnit", "decode_softmax", "encode_softmax",
+__all__ = ["SoftmaxLayouts", "SoftmaxUnit", "decode_softmax", "decode_softmax_input",
+           "encode_softmax",
            "encode_softmax_consts", "softmax_field_bounds", "softmax_layouts", "softmax_timing"]
 
 _IN_BITS_MAX = INT32_MAX.bit_length() + 1
@@ -359,7 +360,7 @@ class SoftmaxUnit(CheckedComponent):
             y = Signal(signed(_OUT_BITS), name=f"y_{j}")
             rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1
             core.d.sync += [prod.eq(er.data[j] * r_fac),                      # mul
-                            y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))]           # round
+                            y.eq(Mux(rnd > OUT_MAX - 1, OUT_MAX - 1, rnd))]           # round
             m.d.comb += self.o.payload.data[j].eq(y)
         m.d.comb += [run.eq(~out_valid | self.o.ready), self.o.valid.eq(out_valid),
                      self.o.payload.last.eq(out_last)]
@@ -413,6 +414,18 @@ def encode_softmax(unit: SoftmaxUnit, q) -> list[int]:
     xp = np.pad(x, ((0, 0), (0, -x.shape[1] % lanes)))
     return [pack_lanes(row[j:j + lanes], unit.in_bits)
             for row in xp for j in range(0, xp.shape[1], lanes)]
+
+
+def decode_softmax_input(unit: SoftmaxUnit, words, rows: int, n: int) -> np.ndarray:
+    """The ``(rows, n)`` logits the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_softmax`, for input monitors). ``unit`` is a :class:`SoftmaxUnit` or
+    anything with its ``lanes``, ``row_max``, ``in_bits`` and ``layouts``."""
+    b = beats(n, unit.lanes)
+    words = [int(w) for w in words]
+    if len(words) != rows * b:
+        raise ValueError(f"expected {rows} x {b} input beats, got {len(words)}")
+    vals = [v for w in words for v in unpack_lanes(w, unit.in_bits, unit.lanes)]
+    return np.array(vals, np.int64).reshape(rows, b * unit.lanes)[:, :n]
 
 
 def decode_softmax(unit: SoftmaxUnit, words, rows: int, n: int) -> np.ndarray:
