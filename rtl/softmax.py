@@ -360,7 +360,7 @@ class SoftmaxUnit(CheckedComponent):
             y = Signal(signed(_OUT_BITS), name=f"y_{j}")
             rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1
             core.d.sync += [prod.eq(er.data[j] * r_fac),                      # mul
-                            y.eq(Mux(rnd > OUT_MAX - 1, OUT_MAX - 1, rnd))]           # round
+                            y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))]           # round
             m.d.comb += self.o.payload.data[j].eq(y)
         m.d.comb += [run.eq(~out_valid | self.o.ready), self.o.valid.eq(out_valid),
                      self.o.payload.last.eq(out_last)]
