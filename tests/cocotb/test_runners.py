@@ -64,6 +64,18 @@ def test_gemm_16x16(sim):
     assert tests >= 1
 
 
+#: One small config for every vector unit: 4 lanes, rows of up to 24 (the longest row is
+#: in the random mix), int32 logits and GELU inputs, int8 LayerNorm and add operands.
+_VECTOR_CFG = AcceleratorConfig(name="tb-vector", vector_lanes=4, vector_row_max=24)
+
+
+@pytest.mark.parametrize("unit", ["softmax", "gelu", "layernorm", "add"])
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_vector_unit(sim, unit):
+    _, tests = run_tb(unit, sim, _VECTOR_CFG, tag="4lanes")
+    assert tests == 4
+
+
 def test_test_counts_follow_the_parameter_lists(tmp_path):
     """The expected count is cocotb's own discovery of the testbench, each parametrisation
     expanded: one test per spec of tb_gemm.SPECS plus one per plain test, so adding a

@@ -198,12 +198,17 @@ class VectorScoreboard:
 
     ``on_check(inv, result)`` is called for every segment compared (e.g. to sample
     coverage). :attr:`done` lists the compared :class:`Invocation` objects, with their
-    handshake cycles.
+    handshake cycles. A mismatch raises AssertionError, or with ``strict=False`` (the
+    long benchmark runs) is counted in :attr:`mismatches` (rows, or elements of the
+    element-wise units, that differ) and the run goes on.
     """
 
-    def __init__(self, model: VectorModel, on_check: Callable | None = None):
+    def __init__(self, model: VectorModel, on_check: Callable | None = None,
+                 strict: bool = True):
         self.model = model
         self.on_check = on_check
+        self.strict = strict
+        self.mismatches = 0
         self.pending: list[Invocation] = []
         self.done: list[Invocation] = []
 
@@ -225,7 +230,9 @@ class VectorScoreboard:
         got = self.model.decode(inv.seg, inv.out_words)
         want = self.model.expected(inv.seg, inv.data)
         bad = np.argwhere(got != want)
-        if bad.size:
+        if bad.size and not self.strict:
+            self.mismatches += len({int(idx[0]) for idx in bad}) if got.ndim == 2 else len(bad)
+        elif bad.size:
             first = ", ".join(f"{tuple(int(i) for i in idx)}: {int(got[tuple(idx)])} != "
                               f"{int(want[tuple(idx)])}" for idx in bad[:5])
             raise AssertionError(f"{self.model.name} segment {len(self.done)} ({inv.seg.kind}, "
