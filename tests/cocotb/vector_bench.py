@@ -65,12 +65,18 @@ class CoverageBins:
 
     def sample(self, samples: list[dict]) -> None:
         self.counts.sample(samples)
+        if long_run() is not None:        # the long runs count bins only (faster)
+            return
         for s in samples:
             for sampler in self._samplers:
                 sampler(s)
 
     def report(self, log) -> list[str]:
-        """Log every cover point's bins (cocotb-coverage's counts); return the empty bins."""
+        """Log every cover point's bins (cocotb-coverage's counts; a long run's own counts);
+        return the empty bins."""
+        if long_run() is not None:
+            log.info("coverage %s: %s", self.model.name, self.counts.report())
+            return self.counts.empty()
         empty = []
         for point in self.model.COVER:
             item = coverage_db[f"{self.model.name}.{point}"]
