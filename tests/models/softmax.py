@@ -26,7 +26,7 @@ from edgetron.rtl.softmax import (
 
 from .vector import Segment, VectorModel
 
-__all__ = ["KINDS", "SoftmaxModel"]
+__all__ = ["KINDS", "SoftmaxModel", "pow2_sum_row"]
 
 #: Stimulus kinds: random int32 logits, the curved part of exp (small spread), all equal,
 #: one huge logit, all -128, all 127, only INT32_MIN / INT32_MAX, random int8.
@@ -44,8 +44,9 @@ class SoftmaxModel(VectorModel):
         # the output clamp min(., 127) engaged (a probability rounds to 128)
         "saturation": ("clamped", "not_clamped"),
         # the divider's operand, the row sum: one term (every other e is 0: the smallest
-        # sum for its row maximum), all terms equal in a row of row_max (the largest), other
-        "divider_operand": ("one_term", "equal_row_max", "other"),
+        # sum for its row maximum), a power of two (an exact quotient: some digit step
+        # meets x == d exactly), all terms equal in a row of row_max (the largest), other
+        "divider_operand": ("one_term", "power_of_two", "equal_row_max", "other"),
     }
 
     def __init__(self, lanes: int, row_max: int, in_bits: int = 32):
@@ -88,6 +89,8 @@ class SoftmaxModel(VectorModel):
                       else "partial_beat" if n % self.lanes else "whole_beats")
             if n > 1 and total[r] == e[r].max():
                 div = "one_term"
+            elif total[r] & (total[r] - 1) == 0:
+                div = "power_of_two"
             elif n == self.row_max and (e[r] == e[r, 0]).all():
                 div = "equal_row_max"
             else:
@@ -150,10 +153,15 @@ class SoftmaxModel(VectorModel):
 
     def coverage_segments(self, rng) -> list[Segment]:
         """Short segments that hit every coverage bin: the longest row of equal logits at a
-        coarse scale (every e equal), one huge logit (one term; the probability clamps)."""
-        return [self.segment(rng, "equal", 2, self.row_max),
+        coarse scale (every e equal), one huge logit (one term; the probability clamps),
+        rows whose exponentials sum to 2**16 (:func:`pow2_sum_row`)."""
+        segs = [self.segment(rng, "equal", 2, self.row_max),
                 Segment("huge", softmax_constants(2.0 ** 18), (self.rows(rng, "huge", 2, 3),)),
                 self.segment(rng, "random", 1, 1)]
+        if self.row_max >= 3:
+            consts, row = pow2_sum_row(min(self.row_max, 5))
+            segs.append(Segment("pow2_sum", consts, (np.array([row, np.roll(row, 2)]),)))
+        return segs
 
     def full_rate_segments(self, rng) -> list[Segment]:
         """Every row length class and row count the cycle check measures."""
@@ -163,3 +171,27 @@ class SoftmaxModel(VectorModel):
 
     def beats(self, n: int) -> int:
         return int(beats(n, self.lanes))
+
+
+def pow2_sum_row(n: int):
+    """``(constants, row)``: ``n >= 3`` logits at scale ``2**-10`` whose exponentials sum to
+    exactly ``2**16`` (the largest ``e``, at ``d = 0``, plus two found by search; the rest
+    far enough below the maximum that their ``e`` is 0). The reciprocal ``2**30 // 2**16 =
+    2**14`` is exact, so a digit step of the divider meets ``x == d``; and one ``e`` is an
+    odd multiple of ``2**8``, so ``e * 2**14`` lands exactly on a rounding tie of the
+    output: a factor one too small (a missed digit) changes that probability."""
+    consts = softmax_constants(2.0 ** -10)
+    d = -np.arange(0, 1 << 15, dtype=np.int64)
+    poly, z = _i_exp(d, consts.iexp)
+    e = np.right_shift(poly, np.minimum(z, consts.z_cap) + consts.exp_shift)
+    first: dict[int, int] = {}
+    for i, v in enumerate(e.tolist()):
+        first.setdefault(v, i)
+    rest = (1 << 16) - int(e[0])
+    tie = 1 << (consts.out_shift - 14 - 1)           # e * 2**14 on a tie of >> out_shift
+    for a, ia in first.items():
+        b = rest - a
+        if a and b and b in first and a % (2 * tie) == tie:
+            row = [0, -ia, -first[b]] + [-first[0]] * (n - 3)
+            return consts, np.array(row, dtype=np.int64)
+    raise AssertionError("no exponentials sum to 2**16 with a rounding tie at this scale")
