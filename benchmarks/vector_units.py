@@ -53,7 +53,7 @@ from tests.rtl.vector_streams import run_segments  # noqa: E402
 
 ROW = 197
 UNITS = ("softmax", "gelu", "layernorm", "add")
-#: The config of the random runs (the CI runners' config).
+#: The config of the random runs: 4 lanes, rows of up to 24.
 RANDOM_CFG = AcceleratorConfig(name="bench-vector", vector_lanes=4, vector_row_max=24)
 
 
