@@ -19,7 +19,7 @@ from edgetron.golden.gelu import (
     gelu_int8_apply,
     gelu_int8_constants,
 )
-from edgetron.golden.intops import int_range, round_shift
+from edgetron.golden.intops import int_range, pow2_rescale, round_shift
 from edgetron.hw.gelu import GELU_LATENCY, gelu_cycles
 from edgetron.rtl.gelu import (
     decode_gelu,
@@ -31,7 +31,7 @@ from edgetron.rtl.gelu import (
 
 from .vector import Segment, VectorModel
 
-__all__ = ["KINDS", "GeluModel"]
+__all__ = ["KINDS", "GeluModel", "aligned_constants"]
 
 #: Stimulus kinds: one extreme value repeated (the input minimum, maximum, 0, -1, 1),
 #: the curved part (small values), random over the whole input range.
@@ -50,6 +50,10 @@ class GeluModel(VectorModel):
         "output": ("saturated", "in_range", "int32"),
         # per vector: one element, a partial last beat, whole beats
         "length": ("1", "partial_beat", "whole_beats"),
+        # per element: the rescaled magnitude beyond the clip (u clamped; erf at its top,
+        # 2 q_one), with 2 q_one a multiple of 2**erf_shift (an erf one below the top
+        # changes rt), beyond it otherwise, or not beyond it
+        "clip": ("clamped_aligned", "clamped", "inside"),
     }
 
     def __init__(self, lanes: int, in_bits: int = 32):
@@ -85,6 +89,9 @@ class GeluModel(VectorModel):
         x = data[0]
         lo, hi = int_range(self.in_bits)
         int32 = isinstance(seg.consts, GeluConstants)
+        g = seg.consts if int32 else seg.consts.gelu
+        clipped = pow2_rescale(np.minimum(np.abs(x), g.clamp_in), g.pre_shift) > g.clip
+        aligned = (2 * g.q_one) % (1 << g.erf_shift) == 0
         if not int32:
             c = seg.consts
             raw = round_shift(gelu_apply(x, c.gelu) * c.m, c.s)
@@ -96,7 +103,9 @@ class GeluModel(VectorModel):
                    else "negative" if v < 0 else "positive")
             res = ("int32" if int32 else "saturated" if not -128 <= raw[j] <= 127
                    else "in_range")
-            out.append({"input": inp, "output": res})
+            clip = ("inside" if not clipped[j] else "clamped_aligned" if aligned
+                    else "clamped")
+            out.append({"input": inp, "output": res, "clip": clip})
         return out
 
     # ---- stimuli ---------------------------------------------------------------------------
@@ -137,9 +146,24 @@ class GeluModel(VectorModel):
         c = gelu_constants(2.0 ** -10, self.in_bits)
         return [Segment("ends", gelu_int8_constants(2.0 ** -10, c.out_scale, self.in_bits),
                         (x,)),
-                Segment("ends32", c, (x[:1],))]
+                Segment("ends32", c, (x[:1],)),
+                Segment("clip_aligned", aligned_constants(self.in_bits, rng),
+                        (np.array([hi, hi // 2, hi // 4, 1, lo] * self.lanes),))]
 
     def full_rate_segments(self, rng) -> list[Segment]:
         return [Segment("random", self.consts(rng, False),
                         (self.vector(rng, "random", n),))
                 for n in (1, self.lanes, self.lanes + 1, 197, 800)]
+
+
+def aligned_constants(in_bits: int, rng) -> GeluConstants:
+    """int32-output constants at a random scale whose ``2 q_one`` is a multiple of
+    ``2**erf_shift`` and whose largest magnitude rescales beyond the clip: there the erf's
+    top value survives the truncation exactly, so an ``r`` one below it (a clip bound off
+    by one) changes ``rt`` (searched; about one scale in 2**(erf_shift - 1))."""
+    for _ in range(100_000):
+        c = gelu_constants(float(2.0 ** rng.uniform(-6, 0)), in_bits)
+        beyond = int(pow2_rescale(np.int64(c.clamp_in), c.pre_shift)) > c.clip
+        if beyond and (2 * c.q_one) % (1 << c.erf_shift) == 0:
+            return c
+    raise AssertionError("no scale with 2 q_one a multiple of 2**erf_shift found")
