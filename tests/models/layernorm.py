@@ -33,7 +33,7 @@ from edgetron.rtl.layernorm import (
 
 from .vector import Segment, VectorModel
 
-__all__ = ["KINDS", "LayerNormModel"]
+__all__ = ["KINDS", "LayerNormModel", "divider_tie_segment"]
 
 #: Stimulus kinds: random, variance 0 (all equal, no epsilon), the largest variance (half
 #: the input minimum, half the maximum), all minimum, all maximum, one non-zero channel,
@@ -189,6 +189,8 @@ class LayerNormModel(VectorModel):
         c = 2 * (self.row_max // 2)
         segs.append(Segment("largest", self.consts(rng, c, "extreme_gamma"),
                             (self.rows(rng, "largest", 2, c),)))
+        if self.row_max >= 3 and self.in_bits >= 2:
+            segs.append(divider_tie_segment(self.in_bits))
         return segs
 
     def full_rate_segments(self, rng) -> list[Segment]:
@@ -196,3 +198,16 @@ class LayerNormModel(VectorModel):
         shapes = [(1, 2), (3, 2), (2, self.lanes + 1), (3, self.row_max), (1, self.row_max),
                   (2, min(self.row_max, 10 * self.lanes)), (5, min(self.row_max, 197))]
         return [self.segment(rng, "random", r, max(2, min(c, self.row_max))) for r, c in shapes]
+
+
+def divider_tie_segment(in_bits: int) -> Segment:
+    """Rows of 3 channels whose ``D`` is exactly ``2**26`` (variance 2 plus an epsilon of
+    ``2**26 - 2`` at scale 1): ``Dn = 2**30``, ``std = 2**15`` (the square root's and the
+    divider's smallest operands, both exact), ``factor = 2**16``, the shift ``31 - p - 12 =
+    17``, so the deviation ``dev = 1`` lands exactly on the rounding tie ``0.5``; gammas at
+    the limit carry a one-unit change of the normalized value to the output. A reciprocal
+    one too small (a divider digit missed at ``x == d``) changes it."""
+    c = 3
+    eps = ((1 << 26) - 2) / c**2
+    consts = layernorm_constants(np.full(c, 16383 * 0.999), np.zeros(c), 1.0, 1.0, eps, in_bits)
+    return Segment("divider_tie", consts, (np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]),))
