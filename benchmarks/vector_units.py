@@ -10,13 +10,14 @@ Timing, for each unit and lane count (8 and 16), in the Amaranth simulator:
 
 Every measured cycle count is also compared with the ``edgetron.hw`` cycle function.
 
-Random runs (``--vectors N``): the cocotb testbench's random test of each unit on the
-exported Verilog, on Verilator (``tests/cocotb/tb_<unit>.py``, 4 lanes, rows of up to 24),
-with random input gaps and output backpressure, every result compared bit for bit with
-golden: ``N`` random **rows** for softmax and LayerNorm, ``N`` random **elements** for GELU
-and add (vectors of 1 to 100 elements). Prints the mismatches (rows or elements; 0
-expected) and the coverage bins. ``--vectors 1000000`` is the slow regression (about an
-hour per row unit on one core).
+Random runs (``--vectors N``): the exported Verilog on Verilator (4 lanes, rows of up to
+24) with a compiled C++ bench (benchmarks/verilator_bench.py) and the testbenches' unit
+models, input monitor, scoreboard and coverage bins in Python: the coverage extremes,
+then ``N`` random **rows** for softmax and LayerNorm (up to 48 rows per segment), ``N``
+random **elements** for GELU and add (vectors of 1 to 100 elements), with random input
+gaps (15 %) and output stalls (20 %), every result compared bit for bit with golden.
+Prints the mismatches (rows or elements; 0 expected), the cycles and the coverage bins.
+``--vectors 1000000`` is the slow regression.
 
 Prints one ``name: value unit`` line per figure.
 
@@ -26,10 +27,7 @@ Usage: ``python benchmarks/vector_units.py [--lanes 8 16] [--vectors N] [--units
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +51,8 @@ from tests.rtl.vector_streams import run_segments  # noqa: E402
 
 ROW = 197
 UNITS = ("softmax", "gelu", "layernorm", "add")
+MODELS = {"softmax": SoftmaxModel, "gelu": GeluModel, "layernorm": LayerNormModel,
+          "add": AddModel}
 #: The config of the random runs: 4 lanes, rows of up to 24.
 RANDOM_CFG = AcceleratorConfig(name="bench-vector", vector_lanes=4, vector_row_max=24)
 
@@ -91,18 +91,29 @@ def timing(lanes: int, rng) -> dict[str, tuple[int, float]]:
 
 
 def random_run(unit: str, vectors: int) -> dict:
-    """The cocotb random test of ``unit`` on Verilator for ``vectors`` rows / elements."""
-    from simrun import run_tb
+    """``vectors`` random rows (softmax, LayerNorm) or elements (GELU, add) of ``unit`` on
+    Verilator (benchmarks/verilator_bench.py), after the model's coverage extremes: counts
+    of vectors, mismatches, cycles and coverage."""
+    from simrun import build_root
+    from verilator_bench import LongRun, build_bench
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run.json"
-        os.environ["EDGETRON_TB_FILTER"] = f"{unit}_random"
-        try:
-            run_tb(unit, "verilator", RANDOM_CFG, tag="bench-4lanes", extra_env={
-                "EDGETRON_TB_VECTORS": str(vectors), "EDGETRON_TB_OUT": str(out)})
-        finally:
-            os.environ.pop("EDGETRON_TB_FILTER")
-        return json.loads(out.read_text())
+    cls = MODELS[unit]
+    binary, manifest = build_bench(unit, RANDOM_CFG, cls.inputs,
+                                   build_root() / "bench" / f"{unit}-verilator")
+    model = cls.from_parameters(manifest["parameters"])
+    run = LongRun(model, binary)
+    rng = np.random.default_rng(2026)
+    rows = unit in ("softmax", "layernorm")
+    segs = model.coverage_segments(rng)
+    done = 0
+    while done < vectors:
+        segs += (model.random_segments(rng, min(20000, vectors - done), max_rows=48) if rows
+                 else model.random_segments(rng, 2000))
+        run.run(segs)
+        done += sum(s.rows if rows else s.data[0].size for s in segs)
+        segs = []
+    return {"vectors": done, "mismatches": run.mismatches, "cycles": run.cycles,
+            "coverage": run.coverage.hits, "empty_bins": run.coverage.empty()}
 
 
 def main(argv=None) -> int:

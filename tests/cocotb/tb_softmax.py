@@ -13,14 +13,7 @@ from __future__ import annotations
 
 import cocotb
 from harness import load_manifest
-from vector_bench import (
-    CoverageBins,
-    coverage_test,
-    extremes_test,
-    full_rate_test,
-    long_run,
-    random_test,
-)
+from vector_bench import CoverageBins, coverage_test, extremes_test, full_rate_test, random_test
 
 from tests.models.softmax import SoftmaxModel
 
@@ -30,8 +23,7 @@ SEED = 2026
 
 
 def _segments(rng, count):
-    # a long run (benchmarks/vector_units.py) packs more rows per segment: less overhead
-    return MODEL.random_segments(rng, count, max_rows=48 if long_run() else 12)
+    return MODEL.random_segments(rng, count)
 
 
 @cocotb.test()

@@ -85,8 +85,10 @@ class VectorModel:
         raise NotImplementedError
 
     def out_beats(self, seg: Segment) -> int:
-        """Output beats of ``seg`` (one per input beat in every vector unit)."""
-        return len(self.in_words(seg))
+        """Output beats (= input beats) of ``seg``: ``ceil(n / lanes)`` per row (a vector
+        of the element-wise units is one row)."""
+        x = seg.data[0]
+        return -(-x.shape[-1] // self.lanes) * (x.shape[0] if x.ndim == 2 else 1)
 
     def decode_inputs(self, seg: Segment, words: list[int]) -> tuple:
         """``seg.data`` rebuilt from the ``i`` payloads the unit accepted."""
