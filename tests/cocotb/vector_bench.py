@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 
 import cocotb
+import numpy as np
 from cocotb_coverage.coverage import CoverPoint, coverage_db
 from harness import Clocking, InputMonitor, Pause, StreamSink, StreamSource
 
@@ -30,12 +31,13 @@ from tests.models.vector import Coverage, VectorModel, VectorMonitor, VectorScor
 
 __all__ = ["CoverageBins", "VectorBench", "vectors_wanted"]
 
-#: Random rows (or elements) per random test when EDGETRON_TB_VECTORS is not set.
+#: Random rows (row units) or vectors (element-wise units) of the random test when
+#: EDGETRON_TB_VECTORS is not set.
 DEFAULT_VECTORS = 1000
 
 
 def vectors_wanted() -> int:
-    """Rows (row units) or elements (element-wise units) of the random test."""
+    """Rows (row units) or vectors (element-wise units) of the random test."""
     return int(os.environ.get("EDGETRON_TB_VECTORS", DEFAULT_VECTORS))
 
 
@@ -134,8 +136,6 @@ GAP, STALL = 0.15, 0.2
 
 async def extremes_test(dut, model: VectorModel, bins: CoverageBins, seed: int) -> None:
     """The model's coverage segments (every bin's extreme) with gaps and backpressure."""
-    import numpy as np
-
     bench = VectorBench(dut, model, gap=0.3, stall=0.3, seed=seed, coverage=bins)
     await bench.start()
     await bench.run(model.coverage_segments(np.random.default_rng(seed)))
@@ -145,8 +145,6 @@ async def random_test(dut, model: VectorModel, bins: CoverageBins, seed: int, se
                       size) -> None:
     """Random segments (``segments(rng, count)``, :func:`vectors_wanted` of them: rows for
     the row units, vectors for the element-wise ones) with gaps and backpressure."""
-    import numpy as np
-
     segs = segments(np.random.default_rng(seed), vectors_wanted())
     bench = VectorBench(dut, model, gap=GAP, stall=STALL, seed=seed, coverage=bins)
     await bench.start()
@@ -159,8 +157,6 @@ async def full_rate_test(dut, model: VectorModel, seed: int, segments) -> None:
     """The random segments of :func:`random_test` (same seed) and every row-length class
     of the model at full rate: each segment's cycles, first input to last output
     handshake, equal the unit's ``edgetron.hw`` cycle function."""
-    import numpy as np
-
     segs = segments(np.random.default_rng(seed), vectors_wanted())
     segs += model.full_rate_segments(np.random.default_rng(seed + 1))
     bench = VectorBench(dut, model)
