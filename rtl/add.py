@@ -15,12 +15,11 @@ refuses them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Signal, signed, unsigned
-from amaranth.lib import data, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import (
@@ -38,15 +37,12 @@ from edgetron.golden.residual import RESIDUAL_SUM_BITS, ResidualConstants
 from edgetron.hw.add import ADD_LATENCY, ADD_STAGES, add_cycles
 
 from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
-from .common import MAX_EDGE, CheckedComponent, check_param
+from .common import MAX_EDGE, VectorUnit
 
 __all__ = ["AddLayouts", "AddUnit", "add_layouts", "add_timing", "decode_add", "decode_add_input",
            "encode_add", "encode_add_consts"]
 
 _OUT_BITS = INT8_MAX.bit_length() + 1
-#: Elaboration parameters and their ranges: lanes as the config's vector_lanes; operand
-#: widths as the config's input_bits (golden adds int8 values).
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "in_bits": (2, _OUT_BITS)}
 
 
 class AddLayouts(NamedTuple):
@@ -68,7 +64,7 @@ def add_layouts(lanes: int, in_bits: int = _OUT_BITS) -> AddLayouts:
     )
 
 
-class AddUnit(CheckedComponent):
+class AddUnit(VectorUnit):
     """Residual add of two int8 tensors at two scales, ``lanes`` elements per beat.
 
     Parameters
@@ -112,37 +108,13 @@ class AddUnit(CheckedComponent):
 
     LATENCY = ADD_LATENCY
 
-    @classmethod
-    def check_parameters(cls, lanes: int, in_bits: int = _OUT_BITS) -> None:
-        for name, value in (("lanes", lanes), ("in_bits", in_bits)):
-            check_param(cls.__name__, name, value, *_PARAM_RANGES[name])
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {
+        "lanes": (1, MAX_EDGE), "in_bits": (2, _OUT_BITS)}
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {"lanes": "vector_lanes", "in_bits": "input_bits"}
+    build_layouts = staticmethod(add_layouts)
 
     def __init__(self, lanes: int, in_bits: int = _OUT_BITS):
-        self._lanes, self._in_bits = lanes, in_bits
-        self._layouts = add_layouts(lanes, in_bits)
-        lay = self._layouts
-        super().__init__({"c": In(stream.Signature(lay.c)), "i": In(stream.Signature(lay.i)),
-                          "o": Out(stream.Signature(lay.o))})
-
-    @classmethod
-    def from_config(cls, config: AcceleratorConfig) -> AddUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``in_bits = input_bits``."""
-        return cls(config.vector_lanes, config.input_bits)
-
-    @property
-    def lanes(self) -> int:
-        """Elements per beat."""
-        return self._lanes
-
-    @property
-    def in_bits(self) -> int:
-        """Operand width."""
-        return self._in_bits
-
-    @property
-    def layouts(self) -> AddLayouts:
-        """The stream payload layouts."""
-        return self._layouts
+        super().__init__(lanes=lanes, in_bits=in_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -167,7 +139,7 @@ class AddUnit(CheckedComponent):
         core.d.comb += shift.eq(k.s - 1)            # modulo 64 (see the module docstring)
         prod_bits = RESIDUAL_SUM_BITS - 1
         stages = None
-        for lane in range(self._lanes):
+        for lane in range(self.lanes):
             pa = Signal(signed(prod_bits), name=f"pa_{lane}")
             pb = Signal(signed(prod_bits), name=f"pb_{lane}")
             t = Signal(signed(RESIDUAL_SUM_BITS), name=f"t_{lane}")

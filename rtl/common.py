@@ -18,9 +18,15 @@ stream routing.
   :func:`at_most` (a comparison that is not built when it cannot fail).
 * **Stream routing.** :class:`StreamDemux` sends each beat of one stream to one of ``n``
   outputs, so that streams are wired with :func:`amaranth.lib.wiring.connect`.
+* **Vector units.** :class:`VectorUnit` is the scaffold the softmax, GELU, LayerNorm and add
+  units share: parameters checked against one table, one stream port per payload layout,
+  the config mapping.
 """
 
 from __future__ import annotations
+
+import inspect
+from typing import ClassVar
 
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -40,6 +46,7 @@ __all__ = [
     "CheckedComponent",
     "DelayLine",
     "StreamDemux",
+    "VectorUnit",
     "at_most",
     "ceil_div_const",
     "check_array_size",
@@ -128,6 +135,68 @@ class CheckedComponent(wiring.Component):
     def check_parameters(cls, *args, **kwargs) -> None:
         """Raise (ConfigError, TypeError) for parameters the component cannot be built with."""
         raise NotImplementedError(f"{cls.__name__} must define check_parameters")
+
+
+class VectorUnit(CheckedComponent):
+    """Scaffold of the vector units (``rtl/softmax.py``, ``gelu.py``, ``layernorm.py``,
+    ``add.py``): parameters, ports and config mapping, defined once.
+
+    A subclass sets :attr:`PARAMS` (each elaboration parameter's allowed ``(lo, hi)``, in
+    the order of its ``__init__`` arguments), :attr:`CONFIG_FIELDS` (the
+    :class:`~edgetron.config.AcceleratorConfig` field each parameter takes) and
+    :meth:`build_layouts` (its payload layouts NamedTuple); its ``__init__`` passes its
+    arguments on by name. The component has one stream per layout field, in field order:
+    ``o`` is the output, every other field an input.
+    """
+
+    #: Parameter name -> allowed ``(lo, hi)``, in the order of ``__init__``'s arguments.
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {}
+    #: Parameter name -> the config field :meth:`from_config` takes it from.
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def check_parameters(cls, *args, **kwargs) -> None:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        for name, (lo, hi) in cls.PARAMS.items():
+            check_param(cls.__name__, name, bound.arguments[name], lo, hi)
+
+    @classmethod
+    def build_layouts(cls, **params):
+        """The payload layouts NamedTuple for ``params``."""
+        raise NotImplementedError(f"{cls.__name__} must define build_layouts")
+
+    def __init__(self, **params):
+        self._params = params
+        self._layouts = self.build_layouts(**params)
+        super().__init__({name: (Out if name == "o" else In)(stream.Signature(layout))
+                          for name, layout in self._layouts._asdict().items()})
+
+    @classmethod
+    def from_config(cls, config: AcceleratorConfig):
+        """The unit for ``config``: each parameter from its field in :attr:`CONFIG_FIELDS`."""
+        check_config_type(config)
+        return cls(**{name: getattr(config, field) for name, field in cls.CONFIG_FIELDS.items()})
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        """The elaboration parameters by name (the export manifest's ``parameters``)."""
+        return dict(self._params)
+
+    @property
+    def lanes(self) -> int:
+        """Elements per beat."""
+        return self._params["lanes"]
+
+    @property
+    def in_bits(self) -> int:
+        """Signed input width."""
+        return self._params["in_bits"]
+
+    @property
+    def layouts(self):
+        """The stream payload layouts."""
+        return self._layouts
 
 
 # ---- delay and tag lines ---------------------------------------------------------------------

@@ -101,12 +101,11 @@ def _gemm(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
     return unit, params
 
 
-def _vector(cls, *fields: str):
-    """Builder of a vector unit: ``cls.from_config(cfg)``, its parameters named after the
-    unit's properties ``fields``."""
+def _vector(cls):
+    """Builder of a vector unit: ``cls.from_config(cfg)`` and its parameters."""
     def build(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
         unit = cls.from_config(cfg)
-        return unit, {name: getattr(unit, name) for name in fields}
+        return unit, unit.parameters
     return build
 
 
@@ -117,17 +116,17 @@ UNITS: dict[str, Unit] = {
     "gemm": Unit(_gemm, "edgetron.golden.gemm.gemm_int / gemm_requant",
                    "edgetron.sim.units.gemm.gemm_cycles(cfg.sim_params(), M, K, N, out32)",
                    gemm_timing),
-    "softmax": Unit(_vector(SoftmaxUnit, "lanes", "row_max", "in_bits"),
+    "softmax": Unit(_vector(SoftmaxUnit),
                     "edgetron.golden.softmax.softmax_apply",
                     "edgetron.hw.softmax.softmax_cycles(vector_lanes, R, n)", softmax_timing),
-    "gelu": Unit(_vector(GeluUnit, "lanes", "in_bits"),
+    "gelu": Unit(_vector(GeluUnit),
                  "edgetron.golden.gelu.gelu_int8_apply / gelu_apply",
                  "edgetron.hw.gelu.gelu_cycles(vector_lanes, E)", gelu_timing),
-    "layernorm": Unit(_vector(LayerNormUnit, "lanes", "row_max", "in_bits"),
+    "layernorm": Unit(_vector(LayerNormUnit),
                       "edgetron.golden.layernorm.layernorm_int",
                       "edgetron.hw.layernorm.layernorm_cycles(vector_lanes, R, C)",
                       layernorm_timing),
-    "add": Unit(_vector(AddUnit, "lanes", "in_bits"), "edgetron.golden.residual.residual_add",
+    "add": Unit(_vector(AddUnit), "edgetron.golden.residual.residual_add",
                 "edgetron.hw.add.add_cycles(vector_lanes, E)", add_timing),
 }
 

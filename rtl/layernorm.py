@@ -23,12 +23,11 @@ special case is built.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import as_int64, check_range, int_range
@@ -58,8 +57,8 @@ from .arith import (
 )
 from .common import (
     MAX_EDGE,
-    CheckedComponent,
     DelayLine,
+    VectorUnit,
     ceil_div_const,
     check_param,
     mul_const,
@@ -77,8 +76,6 @@ _VAR_BITS = 62
 _BETA_BITS = hw.LAYERNORM_BETA_BITS
 _SHIFT_MIN = RECIP_K - 16 - NORM_FRAC_BITS        # p <= 16
 _SHIFT_MAX = RECIP_K + 15 - NORM_FRAC_BITS        # p >= -15
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_max": (2, CHANNELS_MAX),
-                 "in_bits": (2, IN_BITS_MAX)}
 
 
 class LayerNormLayouts(NamedTuple):
@@ -103,7 +100,7 @@ def layernorm_layouts(lanes: int, row_max: int, in_bits: int = 8) -> LayerNormLa
     )
 
 
-class LayerNormUnit(CheckedComponent):
+class LayerNormUnit(VectorUnit):
     """Row-wise integer LayerNorm, ``lanes`` channels per beat, rows of up to ``row_max``.
 
     Parameters
@@ -151,47 +148,23 @@ class LayerNormUnit(CheckedComponent):
     :func:`edgetron.golden.layernorm.layernorm_int`.
     """
 
-    @classmethod
-    def check_parameters(cls, lanes: int, row_max: int = 768, in_bits: int = 8) -> None:
-        for name, value in (("lanes", lanes), ("row_max", row_max), ("in_bits", in_bits)):
-            check_param(cls.__name__, name, value, *_PARAM_RANGES[name])
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {
+        "lanes": (1, MAX_EDGE), "row_max": (2, CHANNELS_MAX), "in_bits": (2, IN_BITS_MAX)}
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {
+        "lanes": "vector_lanes", "row_max": "vector_row_max", "in_bits": "input_bits"}
+    build_layouts = staticmethod(layernorm_layouts)
 
     def __init__(self, lanes: int, row_max: int = 768, in_bits: int = 8):
-        self._lanes, self._row_max, self._in_bits = lanes, row_max, in_bits
-        self._layouts = layernorm_layouts(lanes, row_max, in_bits)
-        lay = self._layouts
-        super().__init__({"c": In(stream.Signature(lay.c)), "p": In(stream.Signature(lay.p)),
-                          "i": In(stream.Signature(lay.i)), "o": Out(stream.Signature(lay.o))})
-
-    @classmethod
-    def from_config(cls, config: AcceleratorConfig) -> LayerNormUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``row_max = vector_row_max``,
-        ``in_bits = input_bits``."""
-        return cls(config.vector_lanes, config.vector_row_max, config.input_bits)
-
-    @property
-    def lanes(self) -> int:
-        """Channels per beat."""
-        return self._lanes
+        super().__init__(lanes=lanes, row_max=row_max, in_bits=in_bits)
 
     @property
     def row_max(self) -> int:
-        """Most channels per row."""
-        return self._row_max
-
-    @property
-    def in_bits(self) -> int:
-        """Signed input width."""
-        return self._in_bits
-
-    @property
-    def layouts(self) -> LayerNormLayouts:
-        """The stream payload layouts."""
-        return self._layouts
+        """Longest row."""
+        return self._params["row_max"]
 
     def elaborate(self, platform):
         m, core = Module(), Module()
-        lanes, lay, rmax, ib = self._lanes, self._layouts, self._row_max, self._in_bits
+        lanes, lay, rmax, ib = self.lanes, self._layouts, self.row_max, self.in_bits
         bmax = beats(rmax, lanes)
         x_words, p_words = hw.layernorm_buffer_words(lanes, rmax)
         run = Signal()

@@ -24,12 +24,11 @@ checks them. A row length ``n`` outside ``[1, row_max]`` on the port is clamped 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import INT32_MAX, S_MAX, as_int64, check_range, int_range
@@ -58,8 +57,8 @@ from .arith import (
 )
 from .common import (
     MAX_EDGE,
-    CheckedComponent,
     DelayLine,
+    VectorUnit,
     ceil_div_const,
     check_param,
     mul_const,
@@ -75,7 +74,6 @@ _K = 2 * EXP_BITS - 2                  # golden softmax_constants: factor = 2**k
 _OUT_SHIFT = _K - OUT_FRAC_BITS
 _OUT_BITS = 8
 _PRE_LEFT_MAX = 30                     # golden internal_shift: f <= 30
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_max": (1, ROW_MAX), "in_bits": (2, _IN_BITS_MAX)}
 
 
 def softmax_field_bounds() -> dict[str, int]:
@@ -125,7 +123,7 @@ def softmax_layouts(lanes: int, row_max: int, in_bits: int = _IN_BITS_MAX) -> So
 _TAG = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
 
-class SoftmaxUnit(CheckedComponent):
+class SoftmaxUnit(VectorUnit):
     """Row-wise integer softmax, ``lanes`` logits per beat, rows of up to ``row_max``.
 
     Parameters
@@ -174,50 +172,25 @@ class SoftmaxUnit(CheckedComponent):
     :func:`edgetron.golden.softmax.softmax_apply`.
     """
 
-    @classmethod
-    def check_parameters(cls, lanes: int, row_max: int = 256,
-                         in_bits: int = _IN_BITS_MAX) -> None:
-        for name, value in (("lanes", lanes), ("row_max", row_max), ("in_bits", in_bits)):
-            check_param(cls.__name__, name, value, *_PARAM_RANGES[name])
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {
+        "lanes": (1, MAX_EDGE), "row_max": (1, ROW_MAX), "in_bits": (2, _IN_BITS_MAX)}
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {
+        "lanes": "vector_lanes", "row_max": "vector_row_max", "in_bits": "acc_bits"}
+    build_layouts = staticmethod(softmax_layouts)
 
     def __init__(self, lanes: int, row_max: int = 256, in_bits: int = _IN_BITS_MAX):
-        self._lanes, self._row_max, self._in_bits = lanes, row_max, in_bits
-        self._layouts = softmax_layouts(lanes, row_max, in_bits)
-        lay = self._layouts
-        super().__init__({"c": In(stream.Signature(lay.c)), "i": In(stream.Signature(lay.i)),
-                          "o": Out(stream.Signature(lay.o))})
-
-    @classmethod
-    def from_config(cls, config: AcceleratorConfig) -> SoftmaxUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``row_max = vector_row_max``,
-        ``in_bits = acc_bits``."""
-        return cls(config.vector_lanes, config.vector_row_max, config.acc_bits)
-
-    @property
-    def lanes(self) -> int:
-        """Logits per beat."""
-        return self._lanes
+        super().__init__(lanes=lanes, row_max=row_max, in_bits=in_bits)
 
     @property
     def row_max(self) -> int:
         """Longest row."""
-        return self._row_max
-
-    @property
-    def in_bits(self) -> int:
-        """Signed logit width."""
-        return self._in_bits
-
-    @property
-    def layouts(self) -> SoftmaxLayouts:
-        """The stream payload layouts."""
-        return self._layouts
+        return self._params["row_max"]
 
     def elaborate(self, platform):
         m, core = Module(), Module()
-        lanes, lay, k_in = self._lanes, self._layouts, self.c.payload
-        bmax = beats(self._row_max, lanes)
-        q_words, e_words = hw.softmax_buffer_words(lanes, self._row_max)
+        lanes, lay, k_in = self.lanes, self._layouts, self.c.payload
+        bmax = beats(self.row_max, lanes)
+        q_words, e_words = hw.softmax_buffer_words(lanes, self.row_max)
         recip = hw.SOFTMAX_RECIP_LATENCY
         run = Signal()
         k = Signal(lay.c)
@@ -247,7 +220,7 @@ class SoftmaxUnit(CheckedComponent):
             self.i.ready.eq(run & configured & ~self.c.valid & (gap == 0)),
             qw.addr.eq(qwp), qw.data.eq(self.i.payload), qw.en.eq(i_fire),
         ]
-        n_eff = Mux(k_in.n > self._row_max, self._row_max, Mux(k_in.n == 0, 1, k_in.n))
+        n_eff = Mux(k_in.n > self.row_max, self.row_max, Mux(k_in.n == 0, 1, k_in.n))
         b_new = ceil_div_const(n_eff, lanes)
         erp, ewp, nrp = Signal(range(q_words)), Signal(range(e_words)), Signal(range(e_words))
         with core.If(c_fire):
@@ -267,8 +240,8 @@ class SoftmaxUnit(CheckedComponent):
         def lane_ok(tag_last, lane):
             return ~tag_last | (lane < last_lanes)
 
-        lo = -(1 << (self._in_bits - 1))
-        lane_max = [Signal(signed(self._in_bits), name=f"lane_max_{j}") for j in range(lanes)]
+        lo = -(1 << (self.in_bits - 1))
+        lane_max = [Signal(signed(self.in_bits), name=f"lane_max_{j}") for j in range(lanes)]
         for j in range(lanes):                                            # lane_max
             cand = Mux(lane_ok(in_last, j), self.i.payload[j], lo)
             with core.If(i_fire):
@@ -281,7 +254,7 @@ class SoftmaxUnit(CheckedComponent):
 
         # ---- exp pass ------------------------------------------------------------------------
         e_act, e_cnt = Signal(), Signal(range(bmax))
-        e_max = Signal(signed(self._in_bits))
+        e_max = Signal(signed(self.in_bits))
         with core.If(e_act):                                              # issue
             core.d.sync += [erp.eq(ring_next(erp, q_words)), e_cnt.eq(e_cnt + 1)]
             with core.If(e_cnt == n_beats - 1):
@@ -290,7 +263,7 @@ class SoftmaxUnit(CheckedComponent):
             core.d.sync += [e_act.eq(1), e_cnt.eq(0), e_max.eq(row_max)]
         m.d.comb += qr.addr.eq(erp)
         tags = [Signal(_TAG, name=f"exp_tag_{s}") for s in hw.SOFTMAX_EXP_STAGES[1:-1]]
-        rd_max = Signal(signed(self._in_bits))
+        rd_max = Signal(signed(self.in_bits))
         core.d.sync += [tags[0].valid.eq(e_act), tags[0].first.eq(e_cnt == 0),
                         tags[0].last.eq(e_cnt == n_beats - 1), rd_max.eq(e_max)]   # read
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
@@ -300,15 +273,15 @@ class SoftmaxUnit(CheckedComponent):
         e8 = Signal(data.ArrayLayout(EXP_BITS, lanes))
         lane_sum = []
         for j in range(lanes):
-            mag = Signal(self._in_bits, name=f"mag_{j}")
+            mag = Signal(self.in_bits, name=f"mag_{j}")
             u2, u3, u4, u5 = (Signal(u_bits, name=f"u{s}_{j}") for s in range(2, 6))
             p3 = Signal(u_bits + b["m_ln2"].bit_length(), name=f"p3_{j}")
             z4, z5, z6, z7 = (Signal(z_bits, name=f"z{s}_{j}") for s in range(4, 8))
             zq5 = Signal(u_bits, name=f"zq5_{j}")
             t6 = Signal(b["q_b"].bit_length(), name=f"t6_{j}")
             el = Signal(b["l_max"].bit_length(), name=f"l7_{j}")
-            diff = (rd_max - qr.data[j]).as_unsigned()[:self._in_bits]
-            left = shift_left(mag, k.pre_shift[:5], self._in_bits + _PRE_LEFT_MAX + 1)
+            diff = (rd_max - qr.data[j]).as_unsigned()[:self.in_bits]
+            left = shift_left(mag, k.pre_shift[:5], self.in_bits + _PRE_LEFT_MAX + 1)
             right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
             v = Mux(k.pre_shift[-1], right, left)
             cap = Mux(z7 > EXP_BITS, EXP_BITS, z7) + k.exp_shift
@@ -336,7 +309,7 @@ class SoftmaxUnit(CheckedComponent):
         div_go = DelayLine(core, sum_valid, t_depth, "sum_valid").output
 
         # ---- reciprocal ----------------------------------------------------------------------
-        sum_bits = (self._row_max * ((1 << EXP_BITS) - 1)).bit_length()
+        sum_bits = (self.row_max * ((1 << EXP_BITS) - 1)).bit_length()
         core.submodules.recip = div = SeqDivider(_K + 1, sum_bits, EXP_BITS)
         core.d.comb += [div.start.eq(div_go), div.num.eq(1 << _K), div.den.eq(row_sum)]
 

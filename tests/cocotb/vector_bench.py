@@ -29,7 +29,7 @@ from harness import Clocking, InputMonitor, Pause, StreamSink, StreamSource
 
 from tests.models.vector import Coverage, VectorModel, VectorMonitor, VectorScoreboard
 
-__all__ = ["CoverageBins", "VectorBench", "vectors_wanted"]
+__all__ = ["CoverageBins", "VectorBench", "vector_tests", "vectors_wanted"]
 
 #: Random rows (row units) or vectors (element-wise units) of the random test when
 #: EDGETRON_TB_VECTORS is not set.
@@ -141,23 +141,22 @@ async def extremes_test(dut, model: VectorModel, bins: CoverageBins, seed: int) 
     await bench.run(model.coverage_segments(np.random.default_rng(seed)))
 
 
-async def random_test(dut, model: VectorModel, bins: CoverageBins, seed: int, segments,
-                      size) -> None:
-    """Random segments (``segments(rng, count)``, :func:`vectors_wanted` of them: rows for
-    the row units, vectors for the element-wise ones) with gaps and backpressure."""
-    segs = segments(np.random.default_rng(seed), vectors_wanted())
+async def random_test(dut, model: VectorModel, bins: CoverageBins, seed: int) -> None:
+    """:func:`vectors_wanted` random segments (rows for the row units, vectors for the
+    element-wise ones) with gaps and backpressure."""
+    segs = model.random_segments(np.random.default_rng(seed), vectors_wanted())
     bench = VectorBench(dut, model, gap=GAP, stall=STALL, seed=seed, coverage=bins)
     await bench.start()
     board = await bench.run(segs)
     dut._log.info("%s: %d random segments (%d rows, %d elements) checked against golden",
-                  model.name, len(segs), board.rows, sum(size(s) for s in segs))
+                  model.name, len(segs), board.rows, sum(s.data[0].size for s in segs))
 
 
-async def full_rate_test(dut, model: VectorModel, seed: int, segments) -> None:
+async def full_rate_test(dut, model: VectorModel, seed: int) -> None:
     """The random segments of :func:`random_test` (same seed) and every row-length class
     of the model at full rate: each segment's cycles, first input to last output
     handshake, equal the unit's ``edgetron.hw`` cycle function."""
-    segs = segments(np.random.default_rng(seed), vectors_wanted())
+    segs = model.random_segments(np.random.default_rng(seed), vectors_wanted())
     segs += model.full_rate_segments(np.random.default_rng(seed + 1))
     bench = VectorBench(dut, model)
     await bench.start()
@@ -174,3 +173,35 @@ def coverage_test(dut, bins: CoverageBins) -> None:
     """Every coverage bin was hit by the tests before (the testbench's last test)."""
     empty = bins.report(dut._log)
     assert not empty, f"empty coverage bins: {', '.join(empty)}"
+
+
+def vector_tests(model: VectorModel, module: str, seed: int = 2026) -> tuple:
+    """The four cocotb tests of a vector unit's testbench, in order, named
+    ``<unit>_extremes``, ``_random``, ``_full_rate`` and ``_coverage`` in ``module``:
+
+    1. every coverage bin's extreme (:func:`extremes_test`), with gaps and backpressure;
+    2. random segments (:func:`random_test`), with gaps and backpressure;
+    3. the same segments and every row-length class at full rate (:func:`full_rate_test`):
+       cycles = ``edgetron.hw``;
+    4. every cocotb-coverage bin hit (:func:`coverage_test`; fails on an empty one).
+    """
+    bins = CoverageBins(model)
+
+    async def extremes(dut):
+        await extremes_test(dut, model, bins, seed)
+
+    async def random(dut):
+        await random_test(dut, model, bins, seed + 1)
+
+    async def full_rate(dut):
+        await full_rate_test(dut, model, seed + 1)
+
+    async def coverage(dut):
+        coverage_test(dut, bins)
+
+    tests = []
+    for func in (extremes, random, full_rate, coverage):
+        func.__name__ = func.__qualname__ = f"{model.name}_{func.__name__}"
+        func.__module__ = module
+        tests.append(cocotb.test()(func))
+    return tuple(tests)
