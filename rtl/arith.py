@@ -291,12 +291,6 @@ def bit_length(x):
     return Mux(hi.any(), bit_length(hi) + lo_width, bit_length(lo))
 
 
-
-
-
-
-
-
 def pack_checked(owner: str, layout, values: dict) -> int:
     """The payload integer of one beat of ``layout`` (a ``StructLayout`` of plain unsigned or
     signed fields) from ``values``, refusing a value its field cannot hold.
