@@ -1,5 +1,5 @@
-"""cocotb testbench of the add unit (edgetron_add), run by test_runners.py: the four tests
-of :func:`vector_bench.vector_tests` on the unit model tests/models/add.py."""
+"""cocotb testbench of the add unit (edgetron_add), run by test_runners.py: the
+four tests of :func:`vector_bench.vector_tests` on the unit model tests/models/add.py."""
 
 from __future__ import annotations
 

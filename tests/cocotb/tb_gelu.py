@@ -1,5 +1,5 @@
-"""cocotb testbench of the gelu unit (edgetron_gelu), run by test_runners.py: the four tests
-of :func:`vector_bench.vector_tests` on the unit model tests/models/gelu.py."""
+"""cocotb testbench of the gelu unit (edgetron_gelu), run by test_runners.py: the
+four tests of :func:`vector_bench.vector_tests` on the unit model tests/models/gelu.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""cocotb testbench of the layernorm unit (edgetron_layernorm), run by test_runners.py: the four tests
-of :func:`vector_bench.vector_tests` on the unit model tests/models/layernorm.py."""
+"""cocotb testbench of the layernorm unit (edgetron_layernorm), run by test_runners.py: the
+four tests of :func:`vector_bench.vector_tests` on the unit model tests/models/layernorm.py."""
 
 from __future__ import annotations
 

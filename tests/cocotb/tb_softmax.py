@@ -1,5 +1,5 @@
-"""cocotb testbench of the softmax unit (edgetron_softmax), run by test_runners.py: the four tests
-of :func:`vector_bench.vector_tests` on the unit model tests/models/softmax.py."""
+"""cocotb testbench of the softmax unit (edgetron_softmax), run by test_runners.py: the
+four tests of :func:`vector_bench.vector_tests` on the unit model tests/models/softmax.py."""
 
 from __future__ import annotations
 

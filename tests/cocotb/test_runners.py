@@ -77,6 +77,21 @@ def test_vector_unit(sim, unit):
     assert tests == 4
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("unit", ["softmax", "gelu", "layernorm", "add"])
+def test_vector_unit_million_vectors_on_verilator(unit):
+    """The slow regression: 10^6 random rows (softmax, LayerNorm) or elements (GELU, add) on
+    Verilator through benchmarks/vector_units.py's compiled bench: no mismatch, no empty
+    coverage bin."""
+    spec = importlib.util.spec_from_file_location(
+        "_vector_units_bench", TB_DIR.parents[1] / "benchmarks" / "vector_units.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = bench.random_run(unit, 10**6)
+    assert res["vectors"] >= 10**6, res["vectors"]
+    assert res["mismatches"] == 0 and not res["empty_bins"], res
+
+
 def test_test_counts_follow_the_parameter_lists(tmp_path):
     """The expected count is cocotb's own discovery of the testbench, each parametrisation
     expanded: one test per spec of tb_gemm.SPECS plus one per plain test, so adding a

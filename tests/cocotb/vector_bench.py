@@ -155,7 +155,7 @@ async def random_test(dut, model: VectorModel, bins: CoverageBins, seed: int) ->
 async def full_rate_test(dut, model: VectorModel, seed: int) -> None:
     """The random segments of :func:`random_test` (same seed) and every row-length class
     of the model at full rate: each segment's cycles, first input to last output
-    handshake, equal the unit's ``edgetron.hw`` cycle function."""
+    handshake, equal the simulator's (:meth:`VectorModel.cycles`)."""
     segs = model.random_segments(np.random.default_rng(seed), vectors_wanted())
     segs += model.full_rate_segments(np.random.default_rng(seed + 1))
     bench = VectorBench(dut, model)
@@ -164,8 +164,8 @@ async def full_rate_test(dut, model: VectorModel, seed: int) -> None:
     measured = [inv.cycles for inv in board.done]
     wrong = [(i, m, model.cycles(s)) for i, (m, s) in enumerate(zip(measured, segs, strict=True))
              if m != model.cycles(s)]
-    assert not wrong, f"measured != modelled cycles (segment, RTL, model): {wrong[:5]}"
-    dut._log.info("%s: %d segments at full rate, each in exactly the edgetron.hw cycles",
+    assert not wrong, f"measured != simulator cycles (segment, RTL, sim): {wrong[:5]}"
+    dut._log.info("%s: %d segments at full rate, each in exactly the simulator's cycles",
                   model.name, len(segs))
 
 
@@ -182,7 +182,7 @@ def vector_tests(model: VectorModel, module: str, seed: int = 2026) -> tuple:
     1. every coverage bin's extreme (:func:`extremes_test`), with gaps and backpressure;
     2. random segments (:func:`random_test`), with gaps and backpressure;
     3. the same segments and every row-length class at full rate (:func:`full_rate_test`):
-       cycles = ``edgetron.hw``;
+       cycles = the simulator's;
     4. every cocotb-coverage bin hit (:func:`coverage_test`; fails on an empty one).
     """
     bins = CoverageBins(model)

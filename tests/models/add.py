@@ -2,9 +2,9 @@
 coverage.
 
 Used by tests/rtl/test_add.py (Amaranth simulator) and tests/cocotb/tb_add.py (exported
-Verilog); nothing here depends on a simulator. The codec is rtl.add's, golden
-``golden.residual.residual_add``, the cycles ``edgetron.hw.add.add_cycles``. A segment is
-one pair of vectors.
+Verilog); nothing here depends on an HDL simulator. The codec is rtl.add's, golden
+``golden.residual.residual_add``, the cycles the simulator's ``sim.units.add.add_cycles``
+(built on ``edgetron.hw.add``). A segment is one pair of vectors.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from edgetron.golden.intops import M_MAX, S_MAX, S_MIN, int_range
 from edgetron.golden.residual import ResidualConstants, residual_add, residual_constants
-from edgetron.hw.add import ADD_LATENCY, add_cycles
+from edgetron.hw.add import ADD_LATENCY
 from edgetron.rtl.add import (
     add_layouts,
     decode_add,
@@ -23,6 +23,7 @@ from edgetron.rtl.add import (
     encode_add,
     encode_add_consts,
 )
+from edgetron.sim.units.add import add_cycles
 
 from .vector import Segment, VectorModel
 
@@ -67,7 +68,7 @@ class AddModel(VectorModel):
         return decode_add(self.layouts, words, seg.data[0].size)
 
     def cycles(self, seg: Segment) -> int:
-        return int(add_cycles(self.lanes, seg.data[0].size))
+        return int(add_cycles(self.sim_params, seg.data[0].size))
 
     def latency(self) -> int:
         return ADD_LATENCY

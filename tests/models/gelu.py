@@ -1,9 +1,10 @@
 """Model of the GELU unit for every testbench: codec, golden, timing, stimuli, coverage.
 
 Used by tests/rtl/test_gelu.py (Amaranth simulator) and tests/cocotb/tb_gelu.py (exported
-Verilog); nothing here depends on a simulator. The codec is rtl.gelu's, golden
+Verilog); nothing here depends on an HDL simulator. The codec is rtl.gelu's, golden
 ``golden.gelu.gelu_int8_apply`` (int8 output) or ``gelu_apply`` (int32 output), the cycles
-``edgetron.hw.gelu.gelu_cycles``. A segment is one vector of elements.
+the simulator's ``sim.units.gelu.gelu_cycles`` (built on ``edgetron.hw.gelu``). A segment is
+one vector of elements.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from edgetron.golden.gelu import (
     gelu_int8_constants,
 )
 from edgetron.golden.intops import int_range, pow2_rescale, round_shift
-from edgetron.hw.gelu import GELU_LATENCY, gelu_cycles
+from edgetron.hw.gelu import GELU_LATENCY
 from edgetron.rtl.gelu import (
     decode_gelu,
     decode_gelu_input,
@@ -28,6 +29,7 @@ from edgetron.rtl.gelu import (
     encode_gelu_consts,
     gelu_layouts,
 )
+from edgetron.sim.units.gelu import gelu_cycles
 
 from .vector import Segment, VectorModel
 
@@ -79,7 +81,7 @@ class GeluModel(VectorModel):
         return decode_gelu(self, words, seg.data[0].size)
 
     def cycles(self, seg: Segment) -> int:
-        return int(gelu_cycles(self.lanes, seg.data[0].size))
+        return int(gelu_cycles(self.sim_params, seg.data[0].size))
 
     def latency(self) -> int:
         return GELU_LATENCY

@@ -1,9 +1,9 @@
 """Model of the LayerNorm unit for every testbench: codec, golden, timing, stimuli, coverage.
 
 Used by tests/rtl/test_layernorm.py (Amaranth simulator) and tests/cocotb/tb_layernorm.py
-(exported Verilog); nothing here depends on a simulator. The codec is rtl.layernorm's,
-golden ``golden.layernorm.layernorm_int``, the cycles
-``edgetron.hw.layernorm.layernorm_cycles``.
+(exported Verilog); nothing here depends on an HDL simulator. The codec is rtl.layernorm's,
+golden ``golden.layernorm.layernorm_int``, the cycles the simulator's
+``sim.units.layernorm.layernorm_cycles`` (built on ``edgetron.hw.layernorm``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from edgetron.golden.layernorm import (
     layernorm_constants,
     layernorm_int,
 )
-from edgetron.hw.layernorm import layernorm_cycles, layernorm_row_latency
+from edgetron.hw.layernorm import layernorm_row_latency
 from edgetron.rtl.layernorm import (
     decode_layernorm,
     decode_layernorm_input,
@@ -30,6 +30,7 @@ from edgetron.rtl.layernorm import (
     encode_layernorm_consts,
     layernorm_layouts,
 )
+from edgetron.sim.units.layernorm import layernorm_cycles
 
 from .vector import Segment, VectorModel
 
@@ -85,7 +86,7 @@ class LayerNormModel(VectorModel):
         return decode_layernorm(self, words, *seg.data[0].shape)
 
     def cycles(self, seg: Segment) -> int:
-        return int(layernorm_cycles(self.lanes, *seg.data[0].shape))
+        return int(layernorm_cycles(self.sim_params, *seg.data[0].shape))
 
     def latency(self) -> int:
         return int(layernorm_row_latency(self.lanes, self.row_max))

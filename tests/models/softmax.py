@@ -1,9 +1,10 @@
 """Model of the softmax unit for every testbench: codec, golden, timing, stimuli, coverage.
 
 Used by tests/rtl/test_softmax.py (Amaranth simulator) and tests/cocotb/tb_softmax.py
-(exported Verilog); nothing here depends on a simulator. The codec is rtl.softmax's (the
-model has the attributes its encoders read), golden is ``golden.softmax.softmax_apply``,
-the cycles ``edgetron.hw.softmax.softmax_cycles``.
+(exported Verilog); nothing here depends on an HDL simulator. The codec is rtl.softmax's
+(the model has the attributes its encoders read), golden is
+``golden.softmax.softmax_apply``, the cycles the simulator's
+``sim.units.softmax.softmax_cycles`` (built on ``edgetron.hw.softmax``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from edgetron.golden.intops import round_shift
 from edgetron.golden.softmax import _i_exp, softmax_apply, softmax_constants
 from edgetron.hw.arith import beats
-from edgetron.hw.softmax import softmax_cycles, softmax_row_latency
+from edgetron.hw.softmax import softmax_row_latency
 from edgetron.rtl.softmax import (
     decode_softmax,
     decode_softmax_input,
@@ -23,6 +24,7 @@ from edgetron.rtl.softmax import (
     encode_softmax_consts,
     softmax_layouts,
 )
+from edgetron.sim.units.softmax import softmax_cycles
 
 from .vector import Segment, VectorModel
 
@@ -70,7 +72,7 @@ class SoftmaxModel(VectorModel):
         return decode_softmax(self, words, *seg.data[0].shape)
 
     def cycles(self, seg: Segment) -> int:
-        return int(softmax_cycles(self.lanes, *seg.data[0].shape))
+        return int(softmax_cycles(self.sim_params, *seg.data[0].shape))
 
     def latency(self) -> int:
         return int(softmax_row_latency(self.lanes, self.row_max))

@@ -17,17 +17,21 @@ Both suites (tests/rtl, Amaranth simulator; tests/cocotb, the exported Verilog)
 * hand every output handshake to the :class:`VectorScoreboard`, which compares each
   segment's result with golden, computed on the rebuilt data, bit for bit, and keeps the
   cycles (first ``i`` handshake, last ``o`` handshake) for the timing check against the
-  unit's ``edgetron.hw`` cycle function;
+  simulator's cycle function of the unit (``sim.units.<unit>``, which the simulator costs
+  every op with);
 * sample the model's coverage bins (:meth:`VectorModel.cover`) of every row checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
+
+from edgetron.config import AcceleratorConfig, SimParams
 
 __all__ = ["Coverage", "Segment", "VectorModel", "VectorMonitor", "VectorScoreboard"]
 
@@ -75,6 +79,13 @@ class VectorModel:
         """From the ``parameters`` of an export manifest."""
         return cls(**params)
 
+    @functools.cached_property
+    def sim_params(self) -> SimParams:
+        """The simulator's parameters of a config with the unit's lanes (its cycle functions
+        read ``vector_lanes``): :meth:`cycles` is the simulator's count."""
+        return AcceleratorConfig(name=f"{self.name}-model",
+                                 vector_lanes=self.lanes).sim_params()
+
     # ---- codec and golden (subclasses) ----------------------------------------------------
     def const_words(self, seg: Segment) -> dict[str, list[int]]:
         """The constants beats of ``seg`` per stream (``c``, and ``p`` for LayerNorm)."""
@@ -103,8 +114,8 @@ class VectorModel:
         raise NotImplementedError
 
     def cycles(self, seg: Segment) -> int:
-        """The unit's ``edgetron.hw`` cycles of ``seg``: first ``i`` handshake to last ``o``
-        handshake, both included, at full rate."""
+        """The simulator's cycles of ``seg`` (``sim.units.<unit>``, on :attr:`sim_params`):
+        first ``i`` handshake to last ``o`` handshake, both included, at full rate."""
         raise NotImplementedError
 
     def latency(self) -> int:
