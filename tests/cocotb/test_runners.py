@@ -77,18 +77,24 @@ def test_vector_unit(sim, unit):
     assert tests == 4
 
 
+#: Random rows (elements) per unit of the slow regression (EDGETRON_LONG_RUN overrides it).
+VECTOR_LONG_RUN = int(os.environ.get("EDGETRON_LONG_RUN", 10**6))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("unit", ["softmax", "gelu", "layernorm", "add"])
-def test_vector_unit_million_vectors_on_verilator(unit):
+def test_vector_unit_million_vectors_on_verilator(unit, monkeypatch):
     """The slow regression: 10^6 random rows (softmax, LayerNorm) or elements (GELU, add) on
     Verilator through benchmarks/vector_units.py's compiled bench: no mismatch, no empty
     coverage bin."""
-    spec = importlib.util.spec_from_file_location(
-        "_vector_units_bench", TB_DIR.parents[1] / "benchmarks" / "vector_units.py")
+    benchmarks = TB_DIR.parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location("_vector_units_bench",
+                                                  benchmarks / "vector_units.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    res = bench.random_run(unit, 10**6)
-    assert res["vectors"] >= 10**6, res["vectors"]
+    res = bench.random_run(unit, VECTOR_LONG_RUN)
+    assert res["vectors"] >= VECTOR_LONG_RUN, res["vectors"]
     assert res["mismatches"] == 0 and not res["empty_bins"], res
 
 
