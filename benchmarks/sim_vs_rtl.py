@@ -16,8 +16,14 @@ Utilization is measured on the RTL two ways, MACs / (rows * cols * cycles):
   operands before it computes (no overlap, docs/rtl.md), so this figure includes the
   load phase: it is what a caller sees per invocation.
 
-Usage: ``python benchmarks/sim_vs_rtl.py [--config PRESET|FILE]`` (default edge-8),
-after ``source scripts/setup.sh``.
+Vector units (:func:`vector_section`): softmax, GELU, LayerNorm and add, RTL cycles
+measured in the Amaranth simulator (the bench of tests/rtl/vector_streams.py, random data
+checked against golden) against ``edgetron.sim.units.<unit>``'s cycle functions, for
+several lane counts, row lengths and row counts (element counts for GELU and add), full
+rate. ``--vector`` runs only this section.
+
+Usage: ``python benchmarks/sim_vs_rtl.py [--config PRESET|FILE] [--vector]`` (default
+edge-8), after ``source scripts/setup.sh``.
 """
 
 from __future__ import annotations
@@ -81,7 +87,10 @@ def utilization_shapes(cfg) -> list[tuple[int, int, int, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="edge-8", help="preset or TOML file (edge-8)")
+    parser.add_argument("--vector", action="store_true", help="only the vector units")
     args = parser.parse_args(argv)
+    if args.vector:
+        return vector_section()
     cfg = load_config(args.config)
     sweep = sweep_shapes(cfg)
     util = utilization_shapes(cfg)
@@ -137,7 +146,69 @@ def main(argv: list[str] | None = None) -> int:
     print(f"utilization_large_k: {100 * min(busy_utils):.1f} %")
     print(f"utilization_end_to_end_large_k: {100 * min(e2e_utils):.1f} %")
     print(f"rtl_run_time: {wall:.1f} s")
-    return 0
+    print()
+    return vector_section()
+
+
+#: Vector-unit shapes: (lanes, rows, row length) for softmax and LayerNorm, (lanes,
+#: elements) for GELU and add.
+VECTOR_ROWS = [(lanes, rows, n) for lanes in (1, 4, 8, 16) for rows, n in
+               ((1, 2), (3, 9), (8, 64), (4, 197), (2, 768))]
+VECTOR_ELEMENTS = [(lanes, e) for lanes in (1, 4, 8, 16) for e in (1, 17, 197, 3000)]
+
+
+def vector_section() -> int:
+    """RTL (Amaranth simulator) against simulator cycles of every vector unit; prints a
+    table and ``name: value unit`` lines; fails unless every count is equal."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from edgetron.config import AcceleratorConfig
+    from edgetron.rtl.add import AddUnit
+    from edgetron.rtl.gelu import GeluUnit
+    from edgetron.rtl.layernorm import LayerNormUnit
+    from edgetron.rtl.softmax import SoftmaxUnit
+    from edgetron.sim.units import add, gelu, layernorm, softmax
+    from tests.models.add import AddModel
+    from tests.models.gelu import GeluModel
+    from tests.models.layernorm import LayerNormModel
+    from tests.models.softmax import SoftmaxModel
+    from tests.models.vector import Segment
+    from tests.rtl.vector_streams import run_segments
+
+    rng = np.random.default_rng(SEED)
+    t0 = time.perf_counter()
+    print("Vector units: RTL (Amaranth simulator, full rate, checked against golden) vs "
+          "sim.units cycles")
+    print(f"{'unit':>9} {'lanes':>5} {'rows':>5} {'n':>5} {'RTL cycles':>11} "
+          f"{'sim cycles':>11} {'equal':>6}")
+    count, unequal = 0, 0
+    for lanes, rows, n in VECTOR_ROWS:
+        p = AcceleratorConfig(vector_lanes=lanes).sim_params()
+        for name, cls, model, sim in (
+                ("softmax", SoftmaxUnit, SoftmaxModel(lanes, 768), softmax.softmax_cycles),
+                ("layernorm", LayerNormUnit, LayerNormModel(lanes, 768),
+                 layernorm.layernorm_cycles)):
+            seg = model.segment(rng, "random", rows, n)
+            board = run_segments(cls(lanes, 768), model, [seg])
+            rtl, want = board.done[0].cycles, int(sim(p, rows, n))
+            count, unequal = count + 1, unequal + (rtl != want)
+            print(f"{name:>9} {lanes:>5} {rows:>5} {n:>5} {rtl:>11} {want:>11} "
+                  f"{'yes' if rtl == want else 'NO':>6}", flush=True)
+    for lanes, e in VECTOR_ELEMENTS:
+        p = AcceleratorConfig(vector_lanes=lanes).sim_params()
+        gm, am = GeluModel(lanes), AddModel(lanes)
+        cases = (("gelu", GeluUnit(lanes), gm, gelu.gelu_cycles,
+                  Segment("random", gm.consts(rng, False), (gm.vector(rng, "random", e),))),
+                 ("add", AddUnit(lanes), am, add.add_cycles,
+                  Segment("random", am.consts(rng, 1), am.pair(rng, "random", e))))
+        for name, unit, model, sim, seg in cases:
+            rtl, want = run_segments(unit, model, [seg]).done[0].cycles, int(sim(p, e))
+            count, unequal = count + 1, unequal + (rtl != want)
+            print(f"{name:>9} {lanes:>5} {'':>5} {e:>5} {rtl:>11} {want:>11} "
+                  f"{'yes' if rtl == want else 'NO':>6}", flush=True)
+    print(f"vector_shapes_checked: {count} shapes")
+    print(f"vector_cycle_mismatches: {unequal} shapes")
+    print(f"vector_rtl_run_time: {time.perf_counter() - t0:.1f} s")
+    return 1 if unequal else 0
 
 
 if __name__ == "__main__":

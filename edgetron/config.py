@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from edgetron.errors import SHOWN_CHARS, ConfigError, brief, show_value
+from edgetron.golden.layernorm import CHANNELS_MAX
 
 __all__ = [
     "DATAFLOWS",
@@ -90,6 +91,7 @@ _INT_FIELDS = {
     "weight_sram_bytes": (256, 64 * MiB, "weight buffer, bytes"),
     "ofmap_sram_bytes": (256, 64 * MiB, "output/accumulator buffer, bytes"),
     "vector_lanes": (1, 256, "elements per cycle of the non-linear units"),
+    "vector_row_max": (2, CHANNELS_MAX, "longest softmax / LayerNorm row of the vector units"),
 }
 _FLOAT_FIELDS = {
     "dram_bytes_per_cycle": (1e-3, 4096.0, "DRAM bandwidth, bytes per cycle"),
@@ -135,6 +137,11 @@ class AcceleratorConfig:
         Clock frequency in MHz.
     vector_lanes : int
         Elements per cycle of the softmax / GELU / LayerNorm / add units.
+    vector_row_max : int
+        Longest row, in elements, of the softmax and LayerNorm units, 2..4096 (golden's
+        LayerNorm channel limit): it sizes their row buffers in RTL, and the simulator
+        refuses a softmax or LayerNorm op with longer rows. The default, 768, covers every
+        preset model (197-token attention rows, DeiT-base's 768 channels).
     double_buffer : bool
         Whether the buffers are split in halves so that the next tile loads
         while the current one computes.
@@ -159,6 +166,7 @@ class AcceleratorConfig:
     dram_bytes_per_cycle: float = 16.0
     clock_mhz: float = 400.0
     vector_lanes: int = 16
+    vector_row_max: int = 768
     double_buffer: bool = True
     energy_table: str = "horowitz45"
     energy_overrides: tuple[tuple[str, float], ...] = ()

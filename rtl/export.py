@@ -34,9 +34,13 @@ from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
 
+from .add import AddUnit, add_timing
+from .gelu import GeluUnit, gelu_timing
 from .gemm import GemmUnit, gemm_timing
+from .layernorm import LayerNormUnit, layernorm_timing
 from .lint import WAIVERS, generated_waivers
 from .requant import Requantizer
+from .softmax import SoftmaxUnit, softmax_timing
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -103,6 +107,14 @@ def _gemm(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
     return unit, params
 
 
+def _vector(cls):
+    """Builder of a vector unit: ``cls.from_config(cfg)`` and its parameters."""
+    def build(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+        unit = cls.from_config(cfg)
+        return unit, unit.parameters
+    return build
+
+
 #: The registry of units: a new unit adds one entry (its builder, golden function, timing).
 UNITS: dict[str, Unit] = {
     "requant": Unit(_requant, "edgetron.golden.intops.requantize",
@@ -110,6 +122,18 @@ UNITS: dict[str, Unit] = {
     "gemm": Unit(_gemm, "edgetron.golden.gemm.gemm_int / gemm_requant",
                    "edgetron.sim.units.gemm.gemm_cycles(cfg.sim_params(), M, K, N, out32)",
                    gemm_timing),
+    "softmax": Unit(_vector(SoftmaxUnit),
+                    "edgetron.golden.softmax.softmax_apply",
+                    "edgetron.hw.softmax.softmax_cycles(vector_lanes, R, n)", softmax_timing),
+    "gelu": Unit(_vector(GeluUnit),
+                 "edgetron.golden.gelu.gelu_int8_apply / gelu_apply",
+                 "edgetron.hw.gelu.gelu_cycles(vector_lanes, E)", gelu_timing),
+    "layernorm": Unit(_vector(LayerNormUnit),
+                      "edgetron.golden.layernorm.layernorm_int",
+                      "edgetron.hw.layernorm.layernorm_cycles(vector_lanes, R, C)",
+                      layernorm_timing),
+    "add": Unit(_vector(AddUnit), "edgetron.golden.add.residual_add",
+                "edgetron.hw.add.add_cycles(vector_lanes, E)", add_timing),
 }
 
 

@@ -178,7 +178,7 @@ def vector_contract(unit, *, slack: int = 0) -> VectorContract:
     from edgetron.hw.softmax import softmax_row_latency
 
     from .add import AddUnit
-    from .arith import ceil_div_const
+    from .common import ceil_div_const
     from .gelu import GeluUnit
     from .layernorm import LayerNormUnit
     from .softmax import SoftmaxUnit

@@ -64,6 +64,40 @@ def test_gemm_16x16(sim):
     assert tests >= 1
 
 
+#: One small config for every vector unit: 4 lanes, rows of up to 40 (the longest row is
+#: in the random mix; 10 beats, more than the 9-cycle reciprocal, so back-to-back rows fill
+#: the rings), int32 logits and GELU inputs, int8 LayerNorm and add operands.
+_VECTOR_CFG = AcceleratorConfig(name="tb-vector", vector_lanes=4, vector_row_max=40)
+
+
+@pytest.mark.parametrize("unit", ["softmax", "gelu", "layernorm", "add"])
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_vector_unit(sim, unit):
+    _, tests = run_tb(unit, sim, _VECTOR_CFG, tag="4lanes")
+    assert tests == 4
+
+
+#: Random rows (elements) per unit of the slow regression (EDGETRON_LONG_RUN overrides it).
+VECTOR_LONG_RUN = int(os.environ.get("EDGETRON_LONG_RUN", 10**6))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unit", ["softmax", "gelu", "layernorm", "add"])
+def test_vector_unit_million_vectors_on_verilator(unit, monkeypatch):
+    """The slow regression: 10^6 random rows (softmax, LayerNorm) or elements (GELU, add) on
+    Verilator through benchmarks/vector_units.py's compiled bench: no mismatch, no empty
+    coverage bin."""
+    benchmarks = TB_DIR.parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location("_vector_units_bench",
+                                                  benchmarks / "vector_units.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = bench.random_run(unit, VECTOR_LONG_RUN)
+    assert res["vectors"] >= VECTOR_LONG_RUN, res["vectors"]
+    assert res["mismatches"] == 0 and not res["empty_bins"], res
+
+
 def test_test_counts_follow_the_parameter_lists(tmp_path):
     """The expected count is cocotb's own discovery of the testbench, each parametrisation
     expanded: one test per spec of tb_gemm.SPECS plus one per plain test, so adding a
