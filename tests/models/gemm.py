@@ -13,8 +13,11 @@ cocotb testbench (tests/cocotb/tb_gemm.py) both
   :class:`GemmScoreboard`;
 * feed every output handshake to the same scoreboard, which compares each invocation's
   result with golden, bit for bit, and keeps the cycles of its handshakes for the timing
-  checks against :meth:`GemmModel.phases` / :meth:`GemmModel.cycles`
-  (``edgetron.sim.units.gemm``).
+  checks: a sequence at full input rate against :meth:`GemmModel.sequence`
+  (``edgetron.sim.units.gemm.gemm_sequence``, the simulator's closed form), and every
+  output handshake, with or without input gaps, against :meth:`GemmModel.replay` (the
+  row-by-row schedule of tests/models/gemm_schedule.py, from the input handshakes the
+  monitor saw).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import accumulator_bound, gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, M_MAX, S_MAX, S_MIN, int_range
-from edgetron.hw.gemm import REQUANT_LATENCY, gemm_stream_beats
+from edgetron.hw.gemm import GEMM_OUT_CYCLES, gemm_stream_beats
 from edgetron.rtl.gemm import (
     GemmCall,
     GemmCommand,
@@ -41,7 +44,9 @@ from edgetron.rtl.gemm import (
     shape_fits,
 )
 from edgetron.rtl.layouts import gemm_layouts
-from edgetron.sim.units.gemm import GemmPhases, gemm_cycles, gemm_phases
+from edgetron.sim.units.gemm import GemmPhases, gemm_cycles, gemm_phases, gemm_sequence
+
+from .gemm_schedule import CallTimes, replay
 
 __all__ = [
     "INPUTS",
@@ -164,10 +169,27 @@ class GemmModel:
         """sim.units.gemm.gemm_phases (cmd, beats per stream, compute, drain) of the call."""
         return gemm_phases(self.cfg.sim_params(), call.m, call.k, call.n, int(call.out32))
 
+    def sequence(self, calls) -> np.ndarray:
+        """sim.units.gemm.gemm_sequence of the calls, back to back at full input rate: per
+        call the cycles of its command handshake, the first beat of a, w and ch, its first
+        issue, the cycle after its last issue and its last output handshake."""
+        shapes = np.array([[c.m, c.k, c.n, int(c.out32)] for c in calls], np.int64)
+        return gemm_sequence(self.cfg.sim_params(), shapes)
+
+    def replay(self, calls, invocations=None) -> list[CallTimes]:
+        """The row-by-row schedule of the calls (tests/models/gemm_schedule.py): at full
+        input rate, or from the input handshakes of the monitor's ``invocations``."""
+        shapes = [(c.m, c.k, c.n) for c in calls]
+        if invocations is None:
+            return replay(self.cfg, shapes)
+        seen = [{"cmd": inv.cmd_at, **inv.beat_at} for inv in invocations]
+        return replay(self.cfg, shapes, seen)
+
     def quiet_cycles(self) -> int:
         """Cycles to watch ``o`` after the last expected beat: longer than a beat can stay
-        in the unit (the longest drain, os: ``2R + C + LAT``), plus :data:`QUIET_MARGIN`."""
-        return 2 * self.rows + self.cols + REQUANT_LATENCY + QUIET_MARGIN
+        in the unit (the longest drain, os: ``2R + C + 1 + OUT``), plus
+        :data:`QUIET_MARGIN`."""
+        return 2 * self.rows + self.cols + 1 + GEMM_OUT_CYCLES + QUIET_MARGIN
 
 
 # ---- stimuli -----------------------------------------------------------------------------
@@ -299,7 +321,7 @@ class Invocation:
 
     @property
     def busy(self) -> int:
-        """Last operand handshake to last output handshake: the compute and drain phases."""
+        """Last operand handshake to last output handshake."""
         return self.end - self.load_end
 
 
