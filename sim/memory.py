@@ -3,10 +3,20 @@
 The hardware (docs/simulator.md has the picture): the GEMM unit's three local SRAMs *are*
 the config's buffers -- ``ifmap_sram_bytes`` holds operand A, ``weight_sram_bytes``
 operand B, ``ofmap_sram_bytes`` the int32 accumulators (``rtl/gemm/``; limits in
-:func:`edgetron.hw.gemm.gemm_fits`). A DMA engine moves data between DRAM
-(``dram_bytes_per_cycle``) and the units. Ops run one after the other; every activation
-goes to DRAM between ops (as in SCALE-Sim), weights and parameters come from DRAM. How a
-matrix op is cut into GEMM-unit calls and what those move is :mod:`edgetron.sim.tiling`.
+:func:`edgetron.hw.gemm.gemm_fits`). A DMA engine moves data between DRAM and the units.
+Ops run one after the other; every activation goes to DRAM between ops (as in
+SCALE-Sim), weights and parameters come from DRAM. How a matrix op is cut into GEMM-unit
+calls and what those move is :mod:`edgetron.sim.tiling`.
+
+DRAM ports (:func:`port_cycles`)
+--------------------------------
+The config's ``dram_ports`` says how the DRAM interfaces are organised; every transfer of
+an op is one of three streams: *ifmap* (activations in: operand A, a vector op's inputs,
+partial sums read back), *filter* (weights and per-channel parameters or constants in)
+and *ofmap* (results out). ``shared``: one port of ``dram_bytes_per_cycle`` for all three;
+``read_write``: ifmap and filter share the read port, ofmap has the write port;
+``per_stream``: one port per stream. Ports work at the same time, each at its own
+bandwidth; a port's transfers take ``bytes / bandwidth`` cycles.
 
 Vector ops (:func:`vector_costs`)
 ---------------------------------
@@ -26,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+from edgetron.config import DRAM_PORTS
 
 from .records import (
     C_CYCLES,
@@ -55,7 +67,12 @@ from .records import (
     F_PARAM_BYTES,
 )
 
-__all__ = ["VectorWork", "vector_costs", "vector_stall"]
+__all__ = ["DRAM_READ_WRITE", "DRAM_SHARED", "VectorWork", "port_cycles", "vector_costs",
+           "vector_stall"]
+
+#: ``SimParams.dram_mode`` codes (the one table is ``edgetron.config.DRAM_PORTS``).
+DRAM_SHARED = DRAM_PORTS["shared"]
+DRAM_READ_WRITE = DRAM_PORTS["read_write"]
 
 
 class VectorWork(NamedTuple):
@@ -93,17 +110,42 @@ class VectorWork(NamedTuple):
 
 
 @njit(cache=True)
-def vector_stall(p, overlap, vec, first_pass, last_pass, in_bytes, out_bytes):
-    """DRAM stall cycles of a vector op (float).
+def port_cycles(p, ifmap, filt, ofmap):
+    """Cycles each DRAM port needs for ``ifmap``, ``filter`` and ``ofmap`` bytes (floats).
 
-    ``overlap`` 1 (double-buffered rows, or a single-pass streaming op):
-    ``max(0, (in + out)/BW - vec)``; 0: the input streams during the first pass and the
-    output during the last, ``max(0, in/BW - first_pass) + max(0, out/BW - last_pass)``.
+    Returns ``(in_only, out_only, both)``: the largest time of a port that carries only
+    inputs, of one that carries only outputs, and of one that carries both (0.0 where
+    the mode has no such port). ``shared``: one port carries both; ``read_write``: the
+    read port the inputs, the write port the outputs; ``per_stream``: ifmap and filter
+    each on its own input port.
     """
-    bw = p.dram_bytes_per_cycle
+    if p.dram_mode == DRAM_SHARED:
+        return 0.0, 0.0, (ifmap + filt + ofmap) / p.dram_bytes_per_cycle
+    if p.dram_mode == DRAM_READ_WRITE:
+        return (ifmap + filt) / p.dram_read_bytes_per_cycle, \
+            ofmap / p.dram_write_bytes_per_cycle, 0.0
+    return max(ifmap / p.dram_ifmap_bytes_per_cycle, filt / p.dram_filter_bytes_per_cycle), \
+        ofmap / p.dram_ofmap_bytes_per_cycle, 0.0
+
+
+@njit(cache=True)
+def vector_stall(p, overlap, vec, first_pass, last_pass, ifmap, filt, ofmap):
+    """DRAM stall cycles of a vector op (float): ``ifmap``, ``filt`` bytes in, ``ofmap`` out.
+
+    ``overlap`` 1 (double-buffered rows, or a single-pass streaming op): every port works
+    while the op runs, ``max(0, T - vec)`` with ``T`` the slowest port
+    (:func:`port_cycles`); 0: the input streams during the first pass and the output
+    during the last, ``max(0, T_in - first_pass) + max(0, T_out - last_pass)`` with
+    ``T_in`` and ``T_out`` the port times of the inputs and of the output alone.
+    """
     if overlap == 1:
-        return max(0.0, (in_bytes + out_bytes) / bw - vec)
-    return max(0.0, in_bytes / bw - first_pass) + max(0.0, out_bytes / bw - last_pass)
+        t_in, t_out, t_both = port_cycles(p, ifmap, filt, ofmap)
+        return max(0.0, max(t_in, t_out, t_both) - vec)
+    a, b, c = port_cycles(p, ifmap, filt, 0.0)
+    t_in = max(a, b, c)
+    a, b, c = port_cycles(p, 0.0, 0.0, ofmap)
+    t_out = max(a, b, c)
+    return max(0.0, t_in - first_pass) + max(0.0, t_out - last_pass)
 
 
 @njit(cache=True)
@@ -118,7 +160,9 @@ def vector_costs(p, rec, work, row):
     if work.cycles < 0:
         row[C_ERR] = ERR_NO_MODEL
         return
-    in_bytes = float(rec[F_IN_BYTES] + rec[F_B_BYTES] + rec[F_PARAM_BYTES])
+    act_bytes = float(rec[F_IN_BYTES] + rec[F_B_BYTES])
+    const_bytes = float(rec[F_PARAM_BYTES])
+    in_bytes = act_bytes + const_bytes
     out_bytes = float(rec[F_OUT_BYTES])
     need = work.buffer_bytes
     row[C_OFMAP_WR] = work.sram_write
@@ -134,8 +178,8 @@ def vector_costs(p, rec, work, row):
     if work.streams == 0 and not (p.double_buffer == 1 and 2 * need <= p.ofmap_sram_bytes):
         overlap = 0
     vec = work.cycles
-    stall = vector_stall(p, overlap, float(vec), work.first_pass, work.last_pass, in_bytes,
-                         out_bytes)
+    stall = vector_stall(p, overlap, float(vec), work.first_pass, work.last_pass, act_bytes,
+                         const_bytes, out_bytes)
     total = np.ceil(vec + stall)
     row[C_VECTOR] = vec
     row[C_CYCLES] = total

@@ -36,7 +36,7 @@ words of ``C`` partial sums, shared by the calls in pipeline order.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, EnableInserter, Module, Signal
+from amaranth.hdl import EnableInserter, Module, Signal
 from amaranth.lib import data, memory, wiring
 
 from edgetron.config import AcceleratorConfig

@@ -99,9 +99,9 @@ __all__ = [
 NEVER = -(1 << 40)
 #: Columns of :func:`gemm_sequence`'s result, one row per call (absolute cycles): the
 #: command handshake, the first beat of the a, w and ch streams, the first issue, the
-#: cycle after the last issue (``E``) and the last output handshake.
+#: cycle after the last issue (``E``), the first and the last output handshake.
 SEQ_COLUMNS = ("cmd", "a_first", "w_first", "ch_first", "issue_first", "issue_end",
-               "out_last")
+               "out_first", "out_last")
 
 
 class GemmPhases(NamedTuple):
@@ -153,6 +153,8 @@ def gemm_phases(p, m, k, n, out32):
     taken for the interface of the other unit models.
     """
     a, w, ch, o = gemm_stream_beats(p, m, k, n)
+    if p.dataflow == DATAFLOW_IS:
+        o = cdiv(m, p.cols) * n        # the transposed ws streams C^T
     ws_like, steps, period, rows, cc0, drain0, r_last = _call_terms(p, m, k, n)
     if ws_like == 1:
         fill = max(p.rows + 1, cc0)
@@ -219,6 +221,9 @@ def gemm_step(p, st, m, k, n, out32):
         last_step = first + (steps - 1) * period
         end = last_step + rows
         new_core = last_step
+        # The first results: row 0 of the last fold of column tile 0.
+        kf = cdiv(k, r)
+        out_first = first + (kf - 1) * period + drain0
     else:
         first = max(core + 1, la + 1, lw + 1, lc + cc0)
         x0 = max(first + rows - 1, core + 2 * r - 1)
@@ -226,11 +231,12 @@ def gemm_step(p, st, m, k, n, out32):
             first = x0          # the only pair of the first tile is its last
         new_core = x0 + (steps - 1) * period
         end = new_core + 1
+        out_first = x0 + drain0
     # The last results read the parameter half in the epilogue register's input stage.
     pf = end + drain0 - GEMM_EPILOGUE_CYCLES - GEMM_OUT_CYCLES + r_last
     last_out = end + drain0 + r_last - 1
     new = (hs, la + ba, lw + bw, lc + bc, end, e1, pf, f1, new_core, max(out, last_out))
-    return new, (hs, la, lw, lc, first, end, last_out)
+    return new, (hs, la, lw, lc, first, end, out_first, last_out)
 
 
 @njit(cache=True)
@@ -239,7 +245,7 @@ def gemm_sequence(p, shapes):
 
     ``shapes`` is an int64 array ``[calls, 4]`` of ``(M, K, N, out32)``, every shape
     accepted by the unit (:func:`edgetron.hw.gemm.gemm_fits`); the first command is taken
-    in cycle 0. Returns an int64 array ``[calls, 7]``.
+    in cycle 0. Returns an int64 array ``[calls, 8]``.
     """
     st = sequence_start()
     out = np.empty((shapes.shape[0], len(SEQ_COLUMNS)), np.int64)
