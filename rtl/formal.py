@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, ClockDomain, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, ClockDomain, Const, Elaboratable, Module, Mux, Signal
 
 __all__ = [
     "GEMM_CUTS",
@@ -210,15 +210,23 @@ GEMM_CUTS = (*(f"{mod}/t:{cell}" for mod in ("top.dut.core.array*", "top.dut.req
 
 
 class GemmContract(Elaboratable):
-    """The stream contract of ``edgetron.rtl.gemm.GemmUnit`` (``ws`` or ``os``).
+    """The stream contract of ``edgetron.rtl.gemm.GemmUnit`` (``ws`` or ``os``), whose
+    invocations overlap (the next command and its operands are taken while earlier calls
+    compute and drain).
 
-    Per command: the ``o`` beats are held; no ``o`` beat comes before every ``a``, ``w`` and
-    ``ch`` beat of the command has been taken; at most ``ceil(N / C) * M`` ``o`` beats come,
-    and exactly that many (none for a rejected command, ``err``) before the unit takes the
-    next command.
+    The harness follows the first :attr:`COMMANDS` commands (the environment sends no
+    more; a bounded proof sees only a few anyway): a command is accepted when ``err`` is
+    low two cycles after its handshake (the shape check). Asserted: the ``o`` beats are
+    held; every ``o`` beat belongs to an accepted command, in command order (at most
+    ``ceil(N / C) * M`` per command), and comes only once every ``a``, ``w`` and ``ch``
+    beat of that command has been taken; no operand beat is taken beyond the beats of
+    the accepted commands.
     """
 
-    def __init__(self, unit, config, *, count_bits: int = 8):
+    #: Commands the harness follows.
+    COMMANDS = 3
+
+    def __init__(self, unit, config, *, count_bits: int = 12):
         self.unit = unit
         self.config = config
         self.count_bits = count_bits
@@ -236,29 +244,61 @@ class GemmContract(Elaboratable):
         fire = {name: getattr(dut, name).valid & getattr(dut, name).ready
                 for name in ("cmd", "a", "w", "ch", "o")}
         w = self.count_bits
-        cmd = Signal.like(dut.cmd.payload)
-        seen = Signal()                                   # a command has been taken
-        cnt = {name: Signal(w, name=f"{name}_beats") for name in ("a", "w", "ch", "o")}
-        with m.If(fire["cmd"]):
-            m.d.sync += [cmd.eq(dut.cmd.payload), seen.eq(1)]
-            m.d.sync += [v.eq(0) for v in cnt.values()]
+        cnt = {name: Signal(w, name=f"{name}_beats") for name in ("cmd", "a", "w", "ch", "o")}
         for name, v in cnt.items():
             with m.If(fire[name]):
                 m.d.sync += v.eq(v + 1)
+        with m.If(cnt["cmd"] == self.COMMANDS):
+            m.d.comb += Assume(~dut.cmd.valid)
+
+        # The command in its shape check, and whether the check accepts it (err low two
+        # cycles after the handshake; the next handshake may come in that very cycle).
+        cmd = Signal.like(dut.cmd.payload)
+        age = Signal(2)                                   # 0: none, 1, 2: cycles since
+        index = Signal(range(self.COMMANDS + 1))          # of the command in the check
+        with m.If(fire["cmd"]):
+            m.d.sync += [cmd.eq(dut.cmd.payload), age.eq(1), index.eq(cnt["cmd"])]
+        with m.Elif(age == 1):
+            m.d.sync += age.eq(2)
+        with m.Elif(age == 2):
+            m.d.sync += age.eq(0)
+        resolved = (age == 2) & ~dut.err
         nt = _cdiv(cmd.n, c)
         # a beats: ws, one per row and K fold; os, one per row tile and k (rtl/gemm/codec.py)
         a_need = cmd.m * _cdiv(cmd.k, r) if cfg.dataflow == "ws" else _cdiv(cmd.m, r) * cmd.k
-        out_need = Signal(2 * w)
-        m.d.comb += out_need.eq(nt * cmd.m)
+        need = {"a": a_need, "w": nt * cmd.k, "ch": cmd.n, "o": nt * cmd.m}
+
+        # Per followed command: accepted, and the beats of every stream of it and of the
+        # accepted commands before it (cumulative).
+        total = {name: Signal(w, name=f"{name}_total") for name in need}
+        now = {name: Signal(w, name=f"{name}_total_now") for name in need}
+        for name in need:
+            m.d.comb += now[name].eq(Mux(resolved, total[name] + need[name], total[name]))
+            m.d.sync += total[name].eq(now[name])
+        entries = []
+        for j in range(self.COMMANDS):
+            ok = Signal(name=f"cmd{j}_accepted")
+            cum = {name: Signal(w, name=f"cmd{j}_{name}") for name in need}
+            with m.If(resolved & (index == j)):
+                m.d.sync += [ok.eq(1), *(cum[name].eq(now[name]) for name in need)]
+            entries.append((ok, cum))
+
         assert_held(m, dut.o, "o")
+        # No operand beat beyond the accepted commands' (including one accepted now).
+        for name in ("a", "w", "ch"):
+            with m.If(fire[name]):
+                m.d.comb += Assert(cnt[name] < now[name])
+        # Each o beat belongs to the first accepted command whose outputs are not all out,
+        # and all of that command's operands are in.
         with m.If(fire["o"]):
-            m.d.comb += [
-                Assert(seen & ~dut.err & (cnt["o"] < out_need)),
-                Assert((cnt["a"] == a_need) & (cnt["w"] == nt * cmd.k)
-                       & (cnt["ch"] == cmd.n)),
-            ]
-        with m.If(fire["cmd"] & seen):
-            m.d.comb += Assert(Mux(dut.err, cnt["o"] == 0, cnt["o"] == out_need))
+            m.d.comb += Assert(cnt["o"] < total["o"])
+            earlier = Const(0)                # an earlier entry owns the beat
+            for ok, cum in entries:
+                mine = ok & (cnt["o"] < cum["o"]) & ~earlier
+                with m.If(mine):
+                    m.d.comb += Assert((cnt["a"] >= cum["a"]) & (cnt["w"] >= cum["w"])
+                                       & (cnt["ch"] >= cum["ch"]))
+                earlier = earlier | mine
         return m
 
 

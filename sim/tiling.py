@@ -39,10 +39,11 @@ DMA streams the operands from DRAM and the results back through the config's por
     cycles = max(T, T_port for every port)
 
 where a port that carries inputs cannot finish before ``tail`` cycles before the end
-(after the last operand beat the unit still computes the last fold and drains), and a
+(once the last operands are needed, the unit still streams the last fold step, or issues
+the last operand pair, and drains), and a
 port that carries results cannot start before the first result (``head`` cycles from the
 start): ``T_port = max(bytes/BW, in/BW + tail - 1, head - 1 + out/BW)`` (the cycle of the
-last operand beat and of the first result counted once). With a K split the add unit's
+last step's start and of the first result counted once). With a K split the add unit's
 partial-sum pass (:func:`edgetron.sim.units.add.psum_accumulate_cycles`) follows, its DRAM
 stall the slowest port's excess over it. ``compute`` is ``T``, ``stall`` the rest.
 
@@ -249,9 +250,11 @@ def op_sequence(p, count, m, k, n, mt, kt, nt, out32):
     ``(T, head, tail)``.
 
     ``T``: the first command handshake to the last output handshake, both included;
-    ``head``: cycles to the first output handshake; ``tail``: cycles from the last
-    operand beat (of any stream) to the end. The order is the functional kernel's (per
-    product, per column tile, per row tile, per K chunk); every block that repeats (the
+    ``head``: cycles to the first output handshake; ``tail``: cycles from the start of the
+    last call's last fold step (ws, is) or its last operand pair (os) to the end, what
+    the unit still has to do once its last operands are needed. The order is the
+    functional kernel's (per product, per column tile, per row tile, per K chunk); every
+    block that repeats (the
     products, the column tiles, the row tiles, the K chunks) is run until its timing is
     stationary and then extrapolated, which is exact (:func:`_same`).
     """
@@ -268,7 +271,7 @@ def op_sequence(p, count, m, k, n, mt, kt, nt, out32):
             break
         st = nxt
     end = st[9] + 1
-    return end, head + 1, end - max(st[1], st[2], st[3])
+    return end, head + 1, end - st[8]
 
 
 # ------------------------------------------------------------------------------------------
@@ -278,9 +281,9 @@ def op_sequence(p, count, m, k, n, mt, kt, nt, out32):
 def _port_bound(p, ifmap, filt, ofmap, head, tail):
     """The cycles the DRAM ports need for the op's transfers, with the head and tail that
     cannot overlap them (module docstring): the slowest port, the inputs alone and then
-    the tail, the results alone from the first result on (the cycle of the last operand
-    beat and of the first result counted once: with DRAM out of the way the bound stays
-    below the unit's own cycles)."""
+    the tail, the results alone from the first result on (the first cycles of the tail
+    and of the results counted once: with DRAM out of the way the bound stays below the
+    unit's own cycles)."""
     a, b, c = port_cycles(p, ifmap, filt, ofmap)
     t_all = max(a, b, c)
     a, b, c = port_cycles(p, ifmap, filt, 0.0)

@@ -44,7 +44,13 @@ from edgetron.rtl.gemm import (
     shape_fits,
 )
 from edgetron.rtl.layouts import gemm_layouts
-from edgetron.sim.units.gemm import GemmPhases, gemm_cycles, gemm_phases, gemm_sequence
+from edgetron.sim.units.gemm import (
+    SEQ_COLUMNS,
+    GemmPhases,
+    gemm_cycles,
+    gemm_phases,
+    gemm_sequence,
+)
 
 from .gemm_schedule import CallTimes, replay
 
@@ -184,6 +190,44 @@ class GemmModel:
             return replay(self.cfg, shapes)
         seen = [{"cmd": inv.cmd_at, **inv.beat_at} for inv in invocations]
         return replay(self.cfg, shapes, seen)
+
+    def check_timing(self, calls, runs, *, gaps: bool, backpressure: bool) -> None:
+        """Assert the timing of a sequence of calls the unit ran (docs/rtl.md, "Overlap").
+
+        ``runs`` are the scoreboard's invocations of ``calls``. Without backpressure every
+        output handshake is the one the row-by-row schedule predicts from the input
+        handshakes observed (:meth:`replay`); with it, none comes earlier. Without gaps or
+        backpressure, every call's command handshake, first a/w/ch beat and first and last
+        output handshake, counted from the first command handshake, are those of the
+        simulator's closed form (:meth:`sequence`), so the whole sequence takes
+        ``gemm_sequence_cycles``, and one call alone :meth:`cycles`.
+        """
+        seen = self.replay(calls, runs)
+        for inv, want in zip(runs, seen, strict=True):
+            if backpressure:
+                assert all(t >= w for t, w in zip(inv.out_at, want.outputs, strict=True)), (
+                    f"invocation {inv.index}: an output beat earlier than the schedule allows")
+            else:
+                assert inv.out_at == want.outputs, (
+                    f"invocation {inv.index}: output handshakes {inv.out_at}, the schedule "
+                    f"says {want.outputs}")
+        if gaps or backpressure:
+            return
+        columns = ("cmd", "a_first", "w_first", "ch_first", "out_first", "out_last")
+        index = [SEQ_COLUMNS.index(c) for c in columns]
+        t0 = runs[0].cmd_at            # the model counts from the first command handshake
+        for inv, row in zip(runs, self.sequence(calls), strict=True):
+            got = tuple(t - t0 for t in (inv.cmd_at, inv.beat_at["a"][0], inv.beat_at["w"][0],
+                                         inv.beat_at["ch"][0], inv.out_at[0], inv.end))
+            want = tuple(int(row[i]) for i in index)
+            assert got == want, (
+                f"invocation {inv.index}: {dict(zip(columns, got, strict=True))}, "
+                f"sim.units.gemm.gemm_sequence says {dict(zip(columns, want, strict=True))}")
+        cycles = runs[-1].end - runs[0].cmd_at + 1
+        want = int(self.sequence(calls)[-1, SEQ_COLUMNS.index("out_last")]) + 1
+        assert cycles == want, f"the sequence took {cycles} cycles, the simulator says {want}"
+        if len(calls) == 1:
+            assert cycles == self.cycles(calls[0])
 
     def quiet_cycles(self) -> int:
         """Cycles to watch ``o`` after the last expected beat: longer than a beat can stay

@@ -60,6 +60,10 @@ class CallTimes:
     outputs: list                  # handshake of every output beat, in order
 
     @property
+    def out_first(self) -> int:
+        return self.outputs[0]
+
+    @property
     def out_last(self) -> int:
         return self.outputs[-1]
 

@@ -5,11 +5,11 @@ stimuli and the golden/timing model are tests/models/gemm.py (the cocotb testben
 the same), the stream helpers tests/rtl/streams.py. An input monitor rebuilds each
 invocation from the beats the unit accepted (invocations overlap: the next command and
 its operands are taken while earlier calls compute and drain), and the scoreboard
-compares its outputs with golden. Timing (:func:`check_timing`): at full input rate
-without backpressure every call's command, first operand beats and last output, and the
-whole sequence, take exactly the simulator's cycles (``gemm_sequence``); with input gaps
-every output beat comes exactly when the row-by-row schedule predicts from the observed
-input handshakes; with output backpressure no later than that.
+compares its outputs with golden. Timing (:meth:`GemmModel.check_timing`): at full input
+rate without backpressure every call's command, first operand beats and first and last
+output, and the whole sequence, take exactly the simulator's cycles (``gemm_sequence``);
+with input gaps every output beat comes exactly when the row-by-row schedule predicts
+from the observed input handshakes; with output backpressure no earlier than that.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
 from edgetron.rtl.gemm import GemmCall, GemmUnit
-from edgetron.sim.units.gemm import SEQ_COLUMNS, gemm_sequence_cycles
 
 from ..models.gemm import (
     INPUTS,
@@ -82,46 +81,12 @@ def simulate(dut, model: GemmModel, calls, *, gap=0.0, stall=0.0, seed=0, comman
     return runs
 
 
-def check_timing(model, calls, runs, *, gap, stall):
-    """The timing of a sequence, asserted exactly (docs/rtl.md, "Overlap").
-
-    No gaps, no backpressure: every call's command handshake, first a/w/ch beat and last
-    output handshake are those of ``sim.units.gemm.gemm_sequence``, the sequence takes
-    ``gemm_sequence_cycles`` from the first command handshake to the last output
-    handshake, and every output beat comes when the row-by-row schedule says. Input gaps:
-    every output beat comes exactly when that schedule predicts from the input
-    handshakes observed. Output backpressure stalls the unit, so there it only bounds
-    every beat from below.
-    """
-    seen = model.replay(calls, runs)
-    for inv, want in zip(runs, seen, strict=True):
-        if stall:
-            assert all(t >= w for t, w in zip(inv.out_at, want.outputs, strict=True))
-        else:
-            assert inv.out_at == want.outputs, (inv.index, inv.out_at, want.outputs)
-    if gap or stall:
-        return
-    seq = model.sequence(calls)
-    col = {name: i for i, name in enumerate(SEQ_COLUMNS)}
-    for inv, row in zip(runs, seq, strict=True):
-        got = (inv.cmd_at, inv.beat_at["a"][0], inv.beat_at["w"][0], inv.beat_at["ch"][0],
-               inv.end)
-        want = tuple(int(row[col[c]]) for c in ("cmd", "a_first", "w_first", "ch_first",
-                                                "out_last"))
-        assert got == want, (inv.index, got, want)
-    shapes = np.array([[c.m, c.k, c.n, int(c.out32)] for c in calls], np.int64)
-    cycles = runs[-1].end - runs[0].cmd_at + 1
-    assert cycles == gemm_sequence_cycles(model.cfg.sim_params(), shapes)
-    if len(calls) == 1:
-        assert cycles == model.cycles(calls[0])
-
-
 def run_calls(config, calls, *, gap=0.0, stall=0.0, seed=0, dut=None):
     """Simulate ``calls`` back to back and check their timing."""
     model = GemmModel(config)
     runs = simulate(GemmUnit(config) if dut is None else dut, model, calls, gap=gap,
                     stall=stall, seed=seed)
-    check_timing(model, calls, runs, gap=gap, stall=stall)
+    model.check_timing(calls, runs, gaps=bool(gap), backpressure=bool(stall))
     return runs
 
 

@@ -140,19 +140,20 @@ def test_double_buffering_overlaps_the_calls():
 @pytest.mark.parametrize("ports, expected", [
     # One port for everything: (84 + 32) / 0.25 = 464.
     ({"dram_bytes_per_cycle": 0.25}, 464),
-    # A read port carries the 84 input bytes (336 cycles); the last of them (A row 8,
-    # taken in cycle 9) comes 18 cycles before the end: 336 + 18 - 1 = 353. The write
-    # port carries the 32 result bytes from the first result (cycle 20): 20 + 128 = 148.
+    # A read port carries the 84 input bytes (336 cycles); once they are in, the unit
+    # still streams its last (only) fold step and drains, 21 cycles: 336 + 21 - 1 = 356.
+    # The write port carries the 32 result bytes from the first result (cycle 20):
+    # 20 + 128 = 148.
     ({"dram_ports": "read_write", "dram_read_bytes_per_cycle": 0.25,
-      "dram_write_bytes_per_cycle": 0.25}, 353),
-    # One port per stream: ifmap 32 bytes (128 cycles), filter 16 + 36 (208): 208 + 17.
+      "dram_write_bytes_per_cycle": 0.25}, 356),
+    # One port per stream: ifmap 32 bytes (128 cycles), filter 16 + 36 (208): 208 + 20.
     ({"dram_ports": "per_stream", "dram_ifmap_bytes_per_cycle": 0.25,
-      "dram_filter_bytes_per_cycle": 0.25, "dram_ofmap_bytes_per_cycle": 0.25}, 225),
+      "dram_filter_bytes_per_cycle": 0.25, "dram_ofmap_bytes_per_cycle": 0.25}, 228),
 ])
 def test_bandwidth_starved_dram_on_each_kind_of_port(ports, expected):
     # The one-fold call (28 cycles at full rate): A 32 bytes, B 16, parameters 4 * 9 in;
-    # 32 out. Its last operand beat (A row 8) is taken in cycle 9, 18 cycles before the
-    # end (cycle 27), its first result in cycle 20.
+    # 32 out. Its fold step starts in cycle 7 (21 cycles before the end, the tail), its
+    # first result comes in cycle 20.
     v = run(gemm_op(8, 4, 4), cfg4(**ports))
     assert v["compute_cycles"] == 28
     assert v["cycles"] == expected and v["stall_cycles"] == expected - 28
