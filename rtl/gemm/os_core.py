@@ -1,11 +1,15 @@
 """Output-stationary compute core of the GEMM unit.
 
-Each PE owns one output. Tiles ``(nt, mt)``, ``nt`` outer, stream ``K`` operand pairs (A's
-row tile ``mt``, W's column tile ``nt``) with ``first``/``last``; tiles start
-``max(K, 2R - 1)`` cycles apart. ``drain_delay`` cycles after a tile's last pair reaches
-the array, a drain counter gives ``R`` drain pulses; the rows come out aligned, rows beyond
-M are marked invalid, and the epilogue adds the bias. There is no accumulator buffer.
-docs/rtl.md derives the cycle count.
+Each PE owns one output. Every call is cut into tiles ``(nt, mt)``, ``nt`` outer, and the
+tiles of consecutive calls follow each other in one sequence. A pair issuer streams each
+tile's ``K`` operand pairs (A's row tile ``mt``, W's column tile ``nt``) with
+``first``/``last``, a pair as soon as its ``a`` and ``w`` beats are in the buffers and the
+column tile's channels in the parameter memory (a cycle without a pair feeds zeros, so a
+tile may pause); a tile's last pair comes at least ``2R - 1`` cycles after the previous
+tile's last pair, in this call or the one before (the result chains must be empty).
+``drain_delay`` cycles after a tile's last pair reaches the array, a drain counter gives
+``R`` drain pulses; the rows come out aligned, rows beyond M are marked invalid, and the
+epilogue adds the bias. There is no accumulator buffer. docs/rtl.md derives the cycles.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from amaranth.hdl import Module, Mux, Signal
 from edgetron.hw import gemm as hw
 
 from ..common import tag_line
+from ..layouts import unsigned_for
 from ..systolic import SystolicArray
-from .core import Epilogue, GemmCore
+from .core import Epilogue, GemmCore, next_slot, slot_pointer
 
 __all__ = ["OsCore"]
+
+_cdiv = hw.cdiv.py_func
 
 
 class OsCore(GemmCore):
@@ -29,56 +36,67 @@ class OsCore(GemmCore):
     The last operand pair of a tile issued in cycle ``i`` (its buffer address) reaches the
     array after ``GEMM_BUFFER_READ_CYCLES``; its drain pulses start ``drain_delay`` cycles
     later, one per row; row ``r``'s sums are in the epilogue register after
-    ``array_latency`` more cycles and on ``o`` after ``GEMM_EPILOGUE_CYCLES`` (the
-    ``drain`` of the timing model, without the requantizer).
+    ``array_latency`` more cycles and on ``o`` after ``GEMM_EPILOGUE_CYCLES``.
     """
 
     DATAFLOW = "os"
 
     def schedule(self, m: Module, pipe: Module, array: SystolicArray, run) -> Epilogue:
         cfg, lim = self._config, self._limits
-        R, C = cfg.rows, cfg.cols
-        shape = self.shape
-        M, K = shape.m, shape.k
-        a_rd, w_rd = self.a_rd, self.w_rd
+        R, C, slots = cfg.rows, cfg.cols, lim.slots
+        shape_layout = self.slots[0].call.shape()
         gap = array.min_tile_gap
-        period = Mux(K > gap, K, gap)    # max(K, 2R - 1)
 
-        # Issue state: tile (nt, mt) streams k = 0..K-1 of A's row tile mt and W's column
-        # tile nt.
-        busy = Signal()
-        t = Signal(range(max(lim.k_max, gap) + 1))
-        mt = Signal.like(shape.mt_last)
-        nt = Signal.like(shape.nt_last)
-        a_base = Signal.like(a_rd.addr)  # mt * K
-        w_base = Signal.like(w_rd.addr)  # nt * K
-        last_tile = (mt == shape.mt_last) & (nt == shape.nt_last)
-        tile_len = Mux(last_tile, K, period)
-        active = self.issue & busy
-        issue = active & (t < K)
-        with pipe.If(self.start):
-            pipe.d.sync += [busy.eq(1), t.eq(0), mt.eq(0), nt.eq(0), a_base.eq(0),
-                            w_base.eq(0)]
-        with pipe.Elif(active):
-            with pipe.If(t == tile_len - 1):
-                pipe.d.sync += t.eq(0)
+        # ---- the pair issuer: tile (nt, mt) streams k = 0..K-1 -----------------------------
+        psl = slot_pointer(slots, "p_slot")
+        pshape = self.slot(psl).call
+        M, K = pshape.m, pshape.k
+        t = Signal(unsigned_for(lim.k_max), name="pair")
+        mt = Signal(shape_layout["mt_last"].shape)
+        nt = Signal(shape_layout["nt_last"].shape)
+        a_base = Signal(unsigned_for(lim.a_words))                        # mt * K
+        w_base = Signal(unsigned_for(lim.w_words))                        # nt * K
+        ch_base = Signal(unsigned_for(_cdiv(lim.n_max, C) * C))           # nt * C
+        # Cycles since the last pair of the previous tile (saturating at the gap).
+        since = Signal(range(gap + 1), init=gap)
+        last_pair = t == K - 1
+        last_tile = (mt == pshape.mt_last) & (nt == pshape.nt_last)
+        issue = Signal()
+        pipe.d.comb += issue.eq(
+            self.slot(psl).busy
+            & self.available("a", psl, a_base + t) & self.available("w", psl, w_base + t)
+            & self.channels_ready(psl, ch_base) & (~last_pair | (since == gap)))
+        with pipe.If(since != gap):
+            pipe.d.sync += since.eq(since + 1)
+        with pipe.If(issue):
+            with pipe.If(last_pair):
+                pipe.d.sync += [t.eq(0), since.eq(1)]
                 with pipe.If(last_tile):
-                    pipe.d.sync += busy.eq(0)
-                with pipe.Elif(mt == shape.mt_last):
-                    pipe.d.sync += [mt.eq(0), a_base.eq(0), nt.eq(nt + 1), w_base.eq(w_base + K)]
+                    pipe.d.sync += [mt.eq(0), nt.eq(0), a_base.eq(0), w_base.eq(0),
+                                    ch_base.eq(0)]
+                    next_slot(pipe, psl, slots)
+                with pipe.Elif(mt == pshape.mt_last):
+                    pipe.d.sync += [mt.eq(0), a_base.eq(0), nt.eq(nt + 1),
+                                    w_base.eq(w_base + K), ch_base.eq(ch_base + C)]
                 with pipe.Else():
                     pipe.d.sync += [mt.eq(mt + 1), a_base.eq(a_base + K)]
             with pipe.Else():
                 pipe.d.sync += t.eq(t + 1)
+        m.d.comb += [self.free.valid.eq(run & issue & last_pair & last_tile),
+                     self.free.slot.eq(psl)]
 
-        # Buffer reads; first/last travel beside the read to meet its data.
-        m.d.comb += [a_rd.addr.eq(a_base + t), w_rd.addr.eq(w_base + t)]
-        ctl = tag_line(pipe, {"first": 1, "last": 1}, hw.GEMM_BUFFER_READ_CYCLES, "ctl")
-        pipe.d.comb += [ctl.input.first.eq(issue & (t == 0)),
-                        ctl.input.last.eq(issue & (t == K - 1))]
+        # Buffer reads; valid/first/last travel beside the read to meet its data. A cycle
+        # without a pair feeds zeros, which add nothing to the accumulators.
+        m.d.comb += [self.a_rd.addr.eq(self.a_address(psl, a_base + t)),
+                     self.w_rd.addr.eq(self.w_address(psl, w_base + t))]
+        ctl = tag_line(pipe, {"valid": 1, "first": 1, "last": 1},
+                       hw.GEMM_BUFFER_READ_CYCLES, "ctl")
+        pipe.d.comb += [ctl.input.valid.eq(issue), ctl.input.first.eq(issue & (t == 0)),
+                        ctl.input.last.eq(issue & last_pair)]
         pipe.d.comb += [
-            array.a.data.eq(a_rd.data), array.a.first.eq(ctl.output.first),
-            array.a.last.eq(ctl.output.last), array.w.data.eq(w_rd.data),
+            array.a.data.eq(Mux(ctl.output.valid, self.a_rd.data, 0)),
+            array.a.first.eq(ctl.output.first), array.a.last.eq(ctl.output.last),
+            array.w.data.eq(self.w_rd.data),
         ]
 
         # Drain: the last operand pair of a tile is read in cycle i and reaches the array in
@@ -86,39 +104,45 @@ class OsCore(GemmCore):
         # is taken where the pair enters the array and delayed drain_delay - 1 cycles; the
         # pulse counter's register adds the last one.
         rows_shape = range(R + 1)      # valid rows of a tile: R, or fewer in the last one
-        trig = tag_line(pipe, {"go": 1, "rows": rows_shape, "nt": nt.shape()},
+        call = {"nt": nt.shape(), "slot": 1, "out32": 1, "call_last": 1}
+        trig = tag_line(pipe, {"go": 1, "rows": rows_shape, **call},
                         hw.GEMM_BUFFER_READ_CYCLES + array.drain_delay - 1, "drain_trig")
         pipe.d.comb += [
-            trig.input.go.eq(issue & (t == K - 1)),
-            trig.input.rows.eq(Mux(mt == shape.mt_last, M - shape.mt_last * R, R)),
-            trig.input.nt.eq(nt),
+            trig.input.go.eq(issue & last_pair),
+            trig.input.rows.eq(Mux(mt == pshape.mt_last, M - pshape.mt_last * R, R)),
+            trig.input.nt.eq(nt), trig.input.slot.eq(psl), trig.input.out32.eq(pshape.out32),
+            trig.input.call_last.eq(last_tile),
         ]
         go = trig.output
         d_active = Signal()
         d_row = Signal(range(R))
         d_rows = Signal(rows_shape)
-        d_nt = Signal.like(nt)
+        d_call = Signal.like(go)        # the tile's nt, slot, out32, call_last
         pulse_counter_cycles = 1       # d_active is a register
         with pipe.If(go.go):
-            pipe.d.sync += [d_active.eq(1), d_row.eq(0), d_rows.eq(go.rows), d_nt.eq(go.nt)]
+            pipe.d.sync += [d_active.eq(1), d_row.eq(0), d_rows.eq(go.rows), d_call.eq(go)]
         with pipe.Elif(d_active):
             with pipe.If(d_row == R - 1):
                 pipe.d.sync += d_active.eq(0)
             with pipe.Else():
                 pipe.d.sync += d_row.eq(d_row + 1)
-        # The drained row's tag (a real row of the tile, its column tile) meets it at the
-        # array output.
-        tag = tag_line(pipe, {"valid": 1, "nt": nt.shape()}, array.latency, "tag")
+        # The drained row's tag (a real row of the tile, its call) meets it at the array
+        # output.
+        tag = tag_line(pipe, {"valid": 1, **call}, array.latency, "tag")
         pipe.d.comb += [
             array.drain.eq(d_active),
             tag.input.valid.eq(d_active & (d_row < d_rows)),
-            tag.input.nt.eq(d_nt),
+            tag.input.nt.eq(d_call.nt), tag.input.slot.eq(d_call.slot),
+            tag.input.out32.eq(d_call.out32),
+            tag.input.call_last.eq(d_call.call_last & (d_row == d_rows - 1)),
         ]
 
         total = Signal.like(array.o)
         for c in range(C):
             pipe.d.comb += total[c].eq(array.o[c] + self.p_data[c].bias)
+        out = tag.output
         # The path of row 0 of a tile; row r comes r cycles later (r_last in the model).
-        return Epilogue(valid=tag.output.valid, acc=total, nt=tag.output.nt,
+        return Epilogue(valid=out.valid, acc=total, nt=out.nt, slot=out.slot, out32=out.out32,
+                        call_last=out.valid & out.call_last,
                         path=trig.depth + pulse_counter_cycles + tag.depth,
                         model=hw.GEMM_BUFFER_READ_CYCLES + array.drain_delay + array.latency)

@@ -1,59 +1,70 @@
-"""The GEMM unit: local buffers, a compute core around a systolic array, and a controller
-for any M x K x N that fits.
+"""The GEMM unit: operand slots, a compute core around a systolic array, and a controller
+that overlaps the calls it is given.
 
-One invocation
---------------
+A call
+------
 1. ``cmd`` handshake (``m``, ``k``, ``n``, ``out32``), then one cycle to check the shape
-   against the buffers (``edgetron.hw.gemm.GEMM_CMD_STATES``). A shape that does not fit,
-   or has a zero dimension, is *rejected*: ``err`` goes high until the next command
-   handshake, no operand beat is accepted, nothing is output, and the unit takes the
-   next command.
-2. Load: ``a``, ``w`` and ``ch`` are accepted in parallel, one beat per cycle each, into
-   the A buffer, the W buffer and the parameter memory.
-3. Compute: the core (:mod:`.ws_core` or :mod:`.os_core`) reads the buffers fold by fold;
-   the results of the last fold stream out on ``o``, straight (int32) or through the
-   requantizer (int8). After the last output handshake the next command is accepted.
+   against a slot's buffers (``edgetron.hw.gemm.GEMM_CMD_STATES``). A shape that does not
+   fit, or has a zero dimension, is *rejected*: ``err`` goes high until the next command
+   handshake, no operand beat is accepted for it, nothing is output. An accepted shape
+   takes a slot: half of the A and W buffers and of the parameter memory with
+   ``double_buffer`` (two slots, used in turn), all of them without (one slot).
+2. Load: ``a``, ``w`` and ``ch`` each take their beats of the call into the slot, one per
+   cycle, independently; a stream goes on with the next call's beats right after the
+   last beat of this one (once the next call has its slot).
+3. Compute: the core (:mod:`.ws_core` or :mod:`.os_core`) issues the call as soon as
+   the operands of its first fold are in and the previous call has issued its last row,
+   and later folds as their operands arrive; the slot is free once the call has issued
+   its last row (its parameter half once the last results have read it). The results
+   stream out on ``o`` through the output stage: every beat passes the requantizer's
+   stages (int8 results; int32 results beside them, unchanged), so that calls in
+   different modes stay in order, then a two-entry skid buffer.
 
-The beat order of every stream is :mod:`.codec`'s; docs/rtl.md has the block diagram,
-the schedules and the latency derivation.
+So with ``double_buffer`` the next call loads while the current one computes and the
+drain of one call overlaps the next: back to back at full input rate, the array is busy
+but for one fill at the start and one drain at the end. The beat order of every stream
+is :mod:`.codec`'s; docs/rtl.md has the block diagram, the schedules and the timing.
 
 Buffers
 -------
 Sized from the config (:func:`~.model.gemm_limits`, the rules of :mod:`edgetron.hw.gemm`):
-the A buffer holds words of ``R`` operands, the W buffer words of ``C`` operands, the
-accumulator buffer (``ws`` only, inside :class:`~.ws_core.WsCore`) words of ``C`` partial
-sums, and the parameter memory ``R`` words of ``C`` channels, so ``N <= R * C``.
-``double_buffer`` does not change the unit: one invocation uses the whole of every
-buffer and the next invocation loads after the current one has finished.
+the A memory holds ``slots`` halves of words of ``R`` operands, the W memory of words of
+``C`` operands, the parameter memory ``slots * R`` words of ``C`` channels (``N <= R * C``
+per call); the accumulator buffer (``ws`` only, inside :class:`~.ws_core.WsCore`) holds
+words of ``C`` partial sums, shared by the calls in pipeline order.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from amaranth.hdl import EnableInserter, Module, Signal
+from amaranth.lib import data, memory, wiring
 
 from edgetron.config import AcceleratorConfig
 from edgetron.hw import gemm as hw
 
 from ..common import (
     CheckedComponent,
-    StreamDemux,
+    DelayLine,
+    SkidBuffer,
     at_most,
     ceil_div_const,
     read_latency,
 )
-from ..layouts import gemm_core_shape_layout, gemm_layouts, gemm_signature_members, unsigned_for
+from ..layouts import (
+    gemm_core_shape_layout,
+    gemm_layouts,
+    gemm_load_layout,
+    gemm_signature_members,
+    gemm_slot_layout,
+    unsigned_for,
+)
 from ..requant import Requantizer
-from .core import check_path
+from .core import check_path, next_slot, pick, slot_address, slot_pointer
 from .model import OUT_BITS, GemmLimits, check_config, gemm_limits
 from .os_core import OsCore
 from .ws_core import WsCore
 
 __all__ = ["GemmUnit"]
-
-_cdiv = hw.cdiv.py_func
-#: Outputs of the output-stage demultiplexer, by ``out32``.
-_TO_REQUANT, _TO_OUTPUT = 0, 1
 
 
 class GemmUnit(CheckedComponent):
@@ -90,22 +101,23 @@ class GemmUnit(CheckedComponent):
 
     Latency
     -------
-    ``sim.units.gemm.gemm_cycles(config.sim_params(), M, K, N, out32)`` cycles from the
-    command handshake to the last output handshake, both included, when the inputs are
-    valid on every cycle and ``o.ready`` is always high (docs/rtl.md derives it). With
-    input gaps and ``o.ready`` high, the last output handshake comes exactly ``compute +
-    drain`` (``sim.units.gemm.gemm_phases``) cycles after the last operand handshake.
-    :func:`~.model.gemm_timing` gives the model as data (the export manifest). The fixed
-    latencies are those of :mod:`edgetron.hw.gemm`; the unit, its cores, the array and the
-    requantizer assert at elaboration that their structure has exactly those.
+    One call on an idle unit: ``sim.units.gemm.gemm_cycles(config.sim_params(), M, K, N,
+    out32)`` cycles from the command handshake to the last output handshake, both
+    included, when the inputs are valid on every cycle and ``o.ready`` is always high; a
+    sequence of calls: ``sim.units.gemm.gemm_sequence`` (docs/rtl.md derives both).
+    :func:`~.model.gemm_timing` gives the one-call model as data (the export manifest).
+    The fixed latencies are those of :mod:`edgetron.hw.gemm`; the unit, its cores, the
+    array, the requantizer and the skid buffer assert at elaboration that their structure
+    has exactly those.
 
     Backpressure
     ------------
-    Every stream honours valid/ready. Input gaps only lengthen the load phase. Output
-    backpressure stalls the compute core (buffer reads, array, accumulator stage) as a
-    whole through a clock enable, and the requantizer's pipeline; no beat is lost or
-    duplicated. A new command is accepted only after the last output beat of the
-    previous one.
+    Every stream honours valid/ready; ``valid`` never depends on ``ready``. Input gaps
+    delay only the rows whose operands they delay. Output backpressure stalls the compute
+    core (buffer reads, array, accumulator stage) and the output stage as a whole through
+    clock enables; ``o.ready`` itself only reaches the skid buffer's registers. No beat is
+    lost or duplicated. A new command is accepted while earlier calls load, compute and
+    drain, whenever a slot is free.
 
     Golden
     ------
@@ -137,14 +149,16 @@ class GemmUnit(CheckedComponent):
     def elaborate(self, platform):
         m = Module()
         cfg, lim, lay = self._config, self._limits, self._layouts
-        R, C = cfg.rows, cfg.cols
+        R, C, slots = cfg.rows, cfg.cols, lim.slots
         ws = cfg.dataflow == "ws"
 
-        # ---- buffers ----------------------------------------------------------------------
-        m.submodules.a_mem = a_mem = memory.Memory(shape=lay.a, depth=lim.a_words, init=[])
-        m.submodules.w_mem = w_mem = memory.Memory(shape=lay.w, depth=lim.w_words, init=[])
-        m.submodules.p_mem = p_mem = memory.Memory(shape=lay.param, depth=lim.param_words,
+        # ---- buffers: `slots` halves each -------------------------------------------------
+        m.submodules.a_mem = a_mem = memory.Memory(shape=lay.a, depth=slots * lim.a_words,
                                                    init=[])
+        m.submodules.w_mem = w_mem = memory.Memory(shape=lay.w, depth=slots * lim.w_words,
+                                                   init=[])
+        m.submodules.p_mem = p_mem = memory.Memory(shape=lay.param,
+                                                   depth=slots * lim.param_words, init=[])
         a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
         w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
         p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
@@ -158,128 +172,133 @@ class GemmUnit(CheckedComponent):
         wiring.connect(m, core.w_rd, w_rd)
         m.d.comb += [p_rd.addr.eq(core.p_addr), core.p_data.eq(p_rd.data)]
 
+        # ---- slots: the calls accepted, their shapes, how far each stream has loaded ----
+        slot = Signal(data.ArrayLayout(gemm_slot_layout(cfg, lim), slots))
+        load = Signal(gemm_load_layout(lim))
+        draining = Signal(slots)     # a freed slot's last results still read its parameters
+        m.d.comb += [core.slots.eq(slot), core.load.eq(load)]
+        for j in range(slots):
+            with m.If(core.free.valid & (core.free.slot == j)):
+                m.d.sync += [slot[j].busy.eq(0), draining[j].eq(1)]
+            with m.If(core.drained.valid & (core.drained.slot == j)):
+                m.d.sync += draining[j].eq(0)
+
         # ---- command and shape check ------------------------------------------------------
         # The check registers every count as its last index (count - 1, the shape has no
         # zero dimension), so each "last beat / last tile" test compares equal widths.
         cmd = Signal(lay.cmd)
         shape = Signal(gemm_core_shape_layout(cfg, lim))
-        m.d.comb += core.shape.eq(shape)
         nt_c = ceil_div_const(cmd.n, C)
-        check = [shape.m.eq(cmd.m), shape.k.eq(cmd.k), shape.nt_last.eq(nt_c - 1)]
+        m.d.comb += [shape.m.eq(cmd.m), shape.k.eq(cmd.k), shape.nt_last.eq(nt_c - 1),
+                     shape.out32.eq(cmd.out32), shape.ch_end.eq(cmd.n - 1)]
         if ws:
             kf_c = ceil_div_const(cmd.k, R)
             a_need = cmd.m * kf_c
-            check.append(shape.kf_last.eq(kf_c - 1))
+            m.d.comb += shape.kf_last.eq(kf_c - 1)
         else:
             mt_c = ceil_div_const(cmd.m, R)
             a_need = mt_c * cmd.k
-            check.append(shape.mt_last.eq(mt_c - 1))
+            m.d.comb += shape.mt_last.eq(mt_c - 1)
         w_need = nt_c * cmd.k
+        m.d.comb += [shape.a_end.eq(a_need - 1), shape.w_end.eq(w_need - 1)]
         ok = ((cmd.m != 0) & (cmd.k != 0) & (cmd.n != 0) & at_most(a_need, lim.a_words)
               & at_most(w_need, lim.w_words) & at_most(nt_c, lim.param_words))
         if ws:
             ok &= at_most(cmd.m, lim.acc_words)
 
-        # ---- load: beats accepted per stream (the A and W counts are the write addresses),
-        # output beats handshaken, and the index of the last beat of each.
-        a_cnt = Signal(unsigned_for(lim.a_words))
-        w_cnt = Signal(unsigned_for(lim.w_words))
-        ch_cnt = Signal(unsigned_for(lim.n_max))
-        out_cnt = Signal(unsigned_for(_cdiv(lim.n_max, C) * lim.m_max))
-        a_end = Signal.like(a_cnt)
-        w_end = Signal.like(w_cnt)
-        ch_end = Signal.like(ch_cnt)
-        out_end = Signal.like(out_cnt)
-        ch_lane = Signal(range(C))          # channel of the ch beat within its word
-        ch_word = Signal.like(p_wr.addr)    # parameter memory word of the ch beat
-        a_done = Signal()
-        w_done = Signal()
-        ch_done = Signal()
-        check += [a_end.eq(a_need - 1), w_end.eq(w_need - 1), ch_end.eq(cmd.n - 1),
-                  out_end.eq(nt_c * cmd.m - 1)]
-
-        a_hs = self.a.valid & self.a.ready
-        w_hs = self.w.valid & self.w.ready
-        ch_hs = self.ch.valid & self.ch.ready
-        o_hs = self.o.valid & self.o.ready
-        a_last = a_done | (a_hs & (a_cnt == a_end))
-        w_last = w_done | (w_hs & (w_cnt == w_end))
-        ch_last = ch_done | (ch_hs & (ch_cnt == ch_end))
-
-        m.d.comb += [
-            a_wr.addr.eq(a_cnt), a_wr.data.eq(self.a.payload), a_wr.en.eq(a_hs),
-            w_wr.addr.eq(w_cnt), w_wr.data.eq(self.w.payload), w_wr.en.eq(w_hs),
-            p_wr.addr.eq(ch_word),
-        ]
-        for c in range(C):
-            m.d.comb += [p_wr.data[c].eq(self.ch.payload), p_wr.en[c].eq(ch_hs & (ch_lane == c))]
-
-        # The command phase is one state per hw.GEMM_CMD_STATES entry, one cycle each.
+        # The command phase is one state per hw.GEMM_CMD_STATES entry, one cycle each; an
+        # accepted shape takes the next slot in turn (`nxt`) at the end of CHECK.
+        nxt = slot_pointer(slots, "next_slot")
         idle, checking = hw.GEMM_CMD_STATES
         cmd_states = []
         with m.FSM():
             with m.State(idle):
                 cmd_states.append(idle)
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
+                m.d.comb += self.cmd.ready.eq(~pick(slot, nxt, slots).busy)
+                with m.If(self.cmd.valid & self.cmd.ready):
                     m.d.sync += [cmd.eq(self.cmd.payload), self.err.eq(0)]
                     m.next = checking
             with m.State(checking):
                 cmd_states.append(checking)
                 with m.If(ok):
-                    m.d.sync += [
-                        *check,
-                        a_cnt.eq(0), w_cnt.eq(0), ch_cnt.eq(0), ch_lane.eq(0), ch_word.eq(0),
-                        out_cnt.eq(0), a_done.eq(0), w_done.eq(0), ch_done.eq(0),
-                    ]
-                    m.next = "LOAD"
+                    for j in range(slots):
+                        with m.If(nxt == j):
+                            m.d.sync += [slot[j].busy.eq(1), slot[j].call.eq(shape),
+                                         slot[j].a_done.eq(0), slot[j].w_done.eq(0),
+                                         slot[j].ch_done.eq(0)]
+                    next_slot(m, nxt, slots)
                 with m.Else():
                     m.d.sync += self.err.eq(1)
-                    m.next = idle
-            with m.State("LOAD"):
-                m.d.comb += [
-                    core.start.eq(1),
-                    self.a.ready.eq(~a_done), self.w.ready.eq(~w_done),
-                    self.ch.ready.eq(~ch_done),
-                ]
-                with m.If(a_hs):
-                    m.d.sync += a_cnt.eq(a_cnt + 1)
-                with m.If(w_hs):
-                    m.d.sync += w_cnt.eq(w_cnt + 1)
-                with m.If(ch_hs):
-                    m.d.sync += ch_cnt.eq(ch_cnt + 1)
-                    with m.If(ch_lane == C - 1):
-                        m.d.sync += [ch_lane.eq(0), ch_word.eq(ch_word + 1)]
-                    with m.Else():
-                        m.d.sync += ch_lane.eq(ch_lane + 1)
-                m.d.sync += [a_done.eq(a_last), w_done.eq(w_last), ch_done.eq(ch_last)]
-                with m.If(a_last & w_last & ch_last):
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += core.issue.eq(1)
-                with m.If(o_hs):
-                    m.d.sync += out_cnt.eq(out_cnt + 1)
-                    with m.If(out_cnt == out_end):
-                        m.next = idle
-        check_path("GemmUnit", "the command phase (states before LOAD)", len(cmd_states),
+                m.next = idle
+        check_path("GemmUnit", "the command phase (states before the load)", len(cmd_states),
                    hw.GEMM_CMD_CYCLES)
 
-        # ---- output: int32 straight from the epilogue, or int8 through the requantizer --
-        m.submodules.route = route = StreamDemux(lay.epilogue, 2)
+        # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
+        def loader(name: str, port, ready_extra=1):
+            ptr = slot_pointer(slots, f"{name}_slot")
+            cnt = load[f"{name}_cnt"]
+            target = pick(slot, ptr, slots)
+            end = target.call[f"{name}_end"]
+            m.d.comb += [load[f"{name}_slot"].eq(ptr),
+                         port.ready.eq(target.busy & ~target[f"{name}_done"] & ready_extra)]
+            hs = port.valid & port.ready
+            with m.If(hs):
+                with m.If(cnt == end):
+                    m.d.sync += cnt.eq(0)
+                    for j in range(slots):
+                        with m.If(ptr == j):
+                            m.d.sync += slot[j][f"{name}_done"].eq(1)
+                    next_slot(m, ptr, slots)
+                with m.Else():
+                    m.d.sync += cnt.eq(cnt + 1)
+            return ptr, cnt, hs
+
+        a_ptr, a_cnt, a_hs = loader("a", self.a)
+        w_ptr, w_cnt, w_hs = loader("w", self.w)
+        ch_ptr, _, ch_hs = loader("ch", self.ch, ~pick(draining, load.ch_slot, slots))
+        ch_lane = Signal(range(C))                         # channel of the beat in its word
+        ch_word = Signal(unsigned_for(lim.param_words))    # parameter word of the beat
+        with m.If(ch_hs):
+            with m.If(load.ch_cnt == pick(slot, ch_ptr, slots).call.ch_end):
+                m.d.sync += [ch_lane.eq(0), ch_word.eq(0)]
+            with m.Elif(ch_lane == C - 1):
+                m.d.sync += [ch_lane.eq(0), ch_word.eq(ch_word + 1)]
+            with m.Else():
+                m.d.sync += ch_lane.eq(ch_lane + 1)
+        m.d.comb += [
+            a_wr.addr.eq(slot_address(a_ptr, lim.a_words, slots, a_cnt)),
+            a_wr.data.eq(self.a.payload), a_wr.en.eq(a_hs),
+            w_wr.addr.eq(slot_address(w_ptr, lim.w_words, slots, w_cnt)),
+            w_wr.data.eq(self.w.payload), w_wr.en.eq(w_hs),
+            p_wr.addr.eq(slot_address(ch_ptr, lim.param_words, slots, ch_word)),
+        ]
+        for c in range(C):
+            m.d.comb += [p_wr.data[c].eq(self.ch.payload), p_wr.en[c].eq(ch_hs & (ch_lane == c))]
+
+        # ---- output stage: every beat through the requantizer's stages (an int32 beat
+        # beside them, unchanged) so that beats of calls in both modes stay in order, then
+        # the skid buffer, whose registered i.ready is all that o.ready reaches.
         m.submodules.requant = rq = Requantizer(C, cfg.acc_bits, OUT_BITS)
         check_path("GemmUnit", "the requantizer", rq.LATENCY, hw.REQUANT_LATENCY)
-        wiring.connect(m, core.o, route.i)
-        wiring.connect(m, route.o[_TO_REQUANT], rq.i)
-        bypass = route.o[_TO_OUTPUT]
         m.d.comb += [
-            route.sel.eq(Mux(cmd.out32, _TO_OUTPUT, _TO_REQUANT)),
-            bypass.ready.eq(self.o.ready),
-            rq.o.ready.eq(self.o.ready),
-            self.o.valid.eq(Mux(cmd.out32, bypass.valid, rq.o.valid)),
+            rq.i.valid.eq(core.o.valid), core.o.ready.eq(rq.i.ready),
+            rq.i.payload.acc.eq(core.o.payload.acc), rq.i.payload.mult.eq(core.o.payload.mult),
+            rq.i.payload.shift.eq(core.o.payload.shift),
         ]
-        with m.If(cmd.out32):
-            m.d.comb += self.o.payload.eq(bypass.payload.acc)
+        beside = Module()
+        int32 = Signal(data.StructLayout({"acc": lay.o, "out32": 1}), name="int32_in")
+        beside.d.comb += [int32.acc.eq(core.o.payload.acc), int32.out32.eq(core.o.payload.out32)]
+        line = DelayLine(beside, int32, hw.REQUANT_LATENCY, "int32")
+        m.submodules.int32_line = EnableInserter(rq.i.ready)(beside)
+        check_path("GemmUnit", "the int32 path beside the requantizer", line.depth,
+                   hw.REQUANT_LATENCY)
+        m.submodules.skid = skid = SkidBuffer(lay.o)
+        check_path("GemmUnit", "the output skid buffer", skid.LATENCY, hw.GEMM_SKID_CYCLES)
+        m.d.comb += [skid.i.valid.eq(rq.o.valid), rq.o.ready.eq(skid.i.ready)]
+        with m.If(line.output.out32):
+            m.d.comb += skid.i.payload.eq(line.output.acc)
         with m.Else():
             for c in range(C):
-                m.d.comb += self.o.payload[c].eq(rq.o.payload[c])
+                m.d.comb += skid.i.payload[c].eq(rq.o.payload[c])
+        wiring.connect(m, skid.o, wiring.flipped(self.o))
         return m

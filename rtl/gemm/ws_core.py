@@ -1,13 +1,24 @@
 """Weight-stationary compute core of the GEMM unit.
 
-Array rows span K, columns span N. The work is cut into fold steps ``(nt, kf)``, ``nt``
-outer: ``S = ceil(N/C) * ceil(K/R)`` steps. A prologue of ``R`` cycles writes the first
-weight tile into bank 0; each step then streams rows ``m = 0 .. M-1`` of A's fold ``kf``
-(``max(M, R)`` cycles, the last step only ``M``) while the next step's ``R`` weight rows
-are written into the other bank. A tag ``(valid, first, last, m, nt)`` travels beside
+Array rows span K, columns span N. Every call is cut into fold steps ``(nt, kf)``, ``nt``
+outer: ``S = ceil(N/C) * ceil(K/R)`` steps, and the steps of consecutive calls follow
+each other in one sequence of weight tiles. Two agents walk that sequence:
+
+* the **weight writer** writes each tile into the array's idle weight bank, one row per
+  cycle, a row as soon as its ``w`` beat is in the W buffer (rows beyond K as zeros); it
+  starts a tile when the bank is free, i.e. when the row issuer has taken the tile
+  before it;
+* the **row issuer** starts a step (takes its tile) when the tile is written and the
+  previous step has issued its rows, and issues rows ``m = 0 .. M-1`` of A's fold ``kf``,
+  each as soon as its ``a`` beat is in the A buffer and the column tile's channels are
+  in the parameter memory.
+
+So a step lasts ``max(M, R)`` cycles (the next tile loads while the current one streams),
+across calls too: the first tile of the next call loads during the last step of the
+current one. A tag ``(valid, first, last, m, nt, slot, out32, call_last)`` travels beside
 each row to meet its column sums; the accumulator stage adds them to the bias (first
-fold) or the partial sum of earlier folds (accumulator buffer), and the last fold goes
-to the epilogue. docs/rtl.md derives the cycle count.
+fold) or the partial sum of earlier folds (accumulator buffer, shared by the calls in
+pipeline order), and the last fold goes to the epilogue. docs/rtl.md derives the cycles.
 """
 
 from __future__ import annotations
@@ -20,11 +31,18 @@ from edgetron.hw import gemm as hw
 from ..common import tag_line
 from ..layouts import unsigned_for
 from ..systolic import SystolicArray
-from .core import Epilogue, GemmCore
+from .core import Epilogue, GemmCore, next_slot, pick, slot_pointer
 
 __all__ = ["WsCore"]
 
 _cdiv = hw.cdiv.py_func
+
+
+def _set_bit(m: Module, vector, index, slots: int, value: int) -> None:
+    """``vector[index] <= value`` for a slot index that is a signal (or the constant 0)."""
+    for j in range(slots):
+        with m.If(index == j):
+            m.d.sync += vector[j].eq(value)
 
 
 class WsCore(GemmCore):
@@ -34,95 +52,125 @@ class WsCore(GemmCore):
     -------
     A row issued in cycle ``i`` (its buffer address) leaves the accumulator stage into the
     epilogue register at the end of cycle ``i + GEMM_BUFFER_READ_CYCLES + (R + C - 1)``;
-    ``o.valid`` rises ``GEMM_EPILOGUE_CYCLES`` later (``drain`` of the timing model,
-    without the requantizer).
+    ``o.valid`` rises ``GEMM_EPILOGUE_CYCLES`` later.
     """
 
     DATAFLOW = "ws"
 
     def schedule(self, m: Module, pipe: Module, array: SystolicArray, run) -> Epilogue:
         cfg, lim = self._config, self._limits
-        R, C = cfg.rows, cfg.cols
-        shape = self.shape
-        M, K = shape.m, shape.k
-        a_rd, w_rd = self.a_rd, self.w_rd
-        period = Mux(M > R, M, R)        # cycles per fold step, max(M, R)
+        R, C, slots = cfg.rows, cfg.cols, lim.slots
+        shape_layout = self.slots[0].call.shape()
+        kf_shape = shape_layout["kf_last"].shape
+        nt_shape = shape_layout["nt_last"].shape
 
-        # Issue state. A fold step (nt, kf) streams rows m = 0..M-1 of A's fold kf while the
-        # weight rows of the *next* step are written into the other weight bank.
-        steps = Signal()                 # 0: prologue (first weight tile), 1: fold steps
-        busy = Signal()
-        t = Signal(range(max(lim.m_max, R) + 1))
-        kf = Signal.like(shape.kf_last)
-        nt = Signal.like(shape.nt_last)
-        a_base = Signal.like(a_rd.addr)  # kf * M
-        sel = Signal()                   # weight bank of the current step
-        # Weight-side counters describe the step whose weights are being written.
-        wkf = Signal.like(shape.kf_last)
-        wk = Signal(range(_cdiv(lim.k_max, R) * R + 1))  # wkf * R
-        w_addr = Signal.like(w_rd.addr)
-
-        last_kf = kf == shape.kf_last
-        last_step = last_kf & (nt == shape.nt_last)
-        phase_len = Mux(steps, Mux(last_step, M, period), R)
-        active = self.issue & busy
-        a_issue = active & steps & (t < M)
-        w_issue = active & (t < R) & ~(steps & last_step)
-        w_row_real = wk + t < K
-
-        with pipe.If(self.start):
-            pipe.d.sync += [steps.eq(0), busy.eq(1), t.eq(0), kf.eq(0), nt.eq(0),
-                            a_base.eq(0), sel.eq(0), wkf.eq(0), wk.eq(0), w_addr.eq(0)]
-        with pipe.Elif(active):
-            with pipe.If(w_issue & w_row_real):
+        # ---- the weight writer -----------------------------------------------------------
+        wsl = slot_pointer(slots, "w_slot")
+        wshape = self.slot(wsl).call
+        w_written = Signal(slots)        # per slot: every tile of its call is written
+        wt = Signal(range(R), name="w_row")
+        wkf = Signal(kf_shape, name="w_kf")
+        wnt = Signal(nt_shape, name="w_nt")
+        wk = Signal(range(_cdiv(lim.k_max, R) * R + 1), name="w_k")    # wkf * R
+        w_addr = Signal(unsigned_for(lim.w_words))                        # beat index
+        wbank = Signal()                 # the bank the tile being written goes into
+        pending = Signal()               # a written tile waits for the row issuer
+        take = Signal()                  # the row issuer takes it this cycle
+        w_row_real = wk + wt < wshape.k
+        w_on = self.slot(wsl).busy & ~pick(w_written, wsl, slots)
+        w_issue = Signal()
+        pipe.d.comb += w_issue.eq(
+            w_on & ((wt != 0) | ~pending | take)
+            & (~w_row_real | self.available("w", wsl, w_addr)))
+        w_last_tile = (wkf == wshape.kf_last) & (wnt == wshape.nt_last)
+        with pipe.If(w_issue):
+            with pipe.If(w_row_real):
                 pipe.d.sync += w_addr.eq(w_addr + 1)
-            with pipe.If(t == phase_len - 1):
-                pipe.d.sync += t.eq(0)
-                # The weight side moves on to the step after the one it just loaded.
-                with pipe.If(~(steps & last_step)):
-                    with pipe.If(wkf == shape.kf_last):
-                        pipe.d.sync += [wkf.eq(0), wk.eq(0)]
-                    with pipe.Else():
-                        pipe.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + R)]
-                with pipe.If(~steps):
-                    pipe.d.sync += steps.eq(1)
-                with pipe.Elif(last_step):
-                    pipe.d.sync += busy.eq(0)
+            with pipe.If(wt == R - 1):
+                pipe.d.sync += [wt.eq(0), wbank.eq(~wbank)]
+                with pipe.If(w_last_tile):
+                    pipe.d.sync += [wkf.eq(0), wnt.eq(0), wk.eq(0), w_addr.eq(0)]
+                    _set_bit(pipe, w_written, wsl, slots, 1)
+                    next_slot(pipe, wsl, slots)
+                with pipe.Elif(wkf == wshape.kf_last):
+                    pipe.d.sync += [wkf.eq(0), wk.eq(0), wnt.eq(wnt + 1)]
                 with pipe.Else():
-                    pipe.d.sync += sel.eq(~sel)
-                    with pipe.If(last_kf):
-                        pipe.d.sync += [kf.eq(0), nt.eq(nt + 1), a_base.eq(0)]
-                    with pipe.Else():
-                        pipe.d.sync += [kf.eq(kf + 1), a_base.eq(a_base + M)]
+                    pipe.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + R)]
             with pipe.Else():
-                pipe.d.sync += t.eq(t + 1)
+                pipe.d.sync += wt.eq(wt + 1)
+        pipe.d.sync += pending.eq((pending & ~take) | (w_issue & (wt == R - 1)))
 
-        # Buffer reads; the weight control travels beside the read, registered as long as
-        # the read takes, to meet its data.
-        m.d.comb += [a_rd.addr.eq(a_base + t), w_rd.addr.eq(w_addr)]
-        w_ctl = tag_line(pipe, {"zero": 1, "valid": 1, "row": array.w.row.shape(), "bank": 1,
-                                "sel": 1}, hw.GEMM_BUFFER_READ_CYCLES, "w_ctl")
+        # ---- the row issuer --------------------------------------------------------------
+        asl = slot_pointer(slots, "a_slot")
+        ashape = self.slot(asl).call
+        M = ashape.m
+        in_step = Signal()               # rows of the current step remain
+        t = Signal(unsigned_for(lim.m_max), name="row")
+        kf = Signal(kf_shape)
+        nt = Signal(nt_shape)
+        a_base = Signal(unsigned_for(lim.a_words))                        # kf * M
+        ch_base = Signal(unsigned_for(_cdiv(lim.n_max, C) * C))           # nt * C
+        sel = Signal()                   # weight bank of the current step
+        row_ok = (self.available("a", asl, a_base + t)
+                  & self.channels_ready(asl, ch_base))
+        start = ~in_step & pending & row_ok
+        issue = Signal()
+        pipe.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
+        last_row = t == M - 1
+        last_kf = kf == ashape.kf_last
+        last_step = last_kf & (nt == ashape.nt_last)
+        call_done = issue & last_row & last_step
+        with pipe.If(issue):
+            with pipe.If(start):
+                pipe.d.sync += sel.eq(~wbank)
+            with pipe.If(last_row):
+                pipe.d.sync += [in_step.eq(0), t.eq(0)]
+                with pipe.If(last_step):
+                    pipe.d.sync += [kf.eq(0), nt.eq(0), a_base.eq(0), ch_base.eq(0)]
+                    _set_bit(pipe, w_written, asl, slots, 0)
+                    next_slot(pipe, asl, slots)
+                with pipe.Elif(last_kf):
+                    pipe.d.sync += [kf.eq(0), a_base.eq(0), nt.eq(nt + 1),
+                                    ch_base.eq(ch_base + C)]
+                with pipe.Else():
+                    pipe.d.sync += [kf.eq(kf + 1), a_base.eq(a_base + M)]
+            with pipe.Else():
+                pipe.d.sync += [in_step.eq(1), t.eq(t + 1)]
+        m.d.comb += [self.free.valid.eq(run & call_done), self.free.slot.eq(asl)]
+
+        # ---- buffer reads; the control of each read travels beside it to meet its data.
+        m.d.comb += [
+            self.a_rd.addr.eq(self.a_address(asl, a_base + t)),
+            self.w_rd.addr.eq(self.w_address(wsl, w_addr)),
+        ]
+        a_ctl = tag_line(pipe, {"sel": 1}, hw.GEMM_BUFFER_READ_CYCLES, "a_ctl")
+        w_ctl = tag_line(pipe, {"zero": 1, "valid": 1, "row": array.w.row.shape(), "bank": 1},
+                         hw.GEMM_BUFFER_READ_CYCLES, "w_ctl")
         pipe.d.comb += [
+            a_ctl.input.sel.eq(Mux(start, ~wbank, sel)),
             w_ctl.input.zero.eq(~w_row_real),
             w_ctl.input.valid.eq(w_issue),
-            w_ctl.input.row.eq(t),
-            w_ctl.input.bank.eq(Mux(steps, ~sel, sel)),
-            w_ctl.input.sel.eq(sel),
+            w_ctl.input.row.eq(wt),
+            w_ctl.input.bank.eq(wbank),
         ]
-        ctl = w_ctl.output
+        wc = w_ctl.output
         pipe.d.comb += [
-            array.a.data.eq(a_rd.data), array.a.sel.eq(ctl.sel),
-            array.w.valid.eq(ctl.valid), array.w.row.eq(ctl.row), array.w.bank.eq(ctl.bank),
-            array.w.data.eq(Mux(ctl.zero, 0, w_rd.data)),
+            array.a.data.eq(self.a_rd.data), array.a.sel.eq(a_ctl.output.sel),
+            array.w.valid.eq(wc.valid), array.w.row.eq(wc.row), array.w.bank.eq(wc.bank),
+            array.w.data.eq(Mux(wc.zero, 0, self.w_rd.data)),
         ]
 
         # Tag of each issued row, delayed to meet its column sums at the array output (the
         # buffer read + the array latency); the accumulator read taps it one cycle earlier.
         tag = tag_line(pipe, {"valid": 1, "first": 1, "last": 1, "m": unsigned_for(lim.m_max),
-                              "nt": nt.shape()},
+                              "nt": nt_shape, "slot": 1, "out32": 1, "call_last": 1},
                        hw.GEMM_BUFFER_READ_CYCLES + array.latency, "tag")
-        pipe.d.comb += [tag.input.valid.eq(a_issue), tag.input.first.eq(kf == 0),
-                        tag.input.last.eq(last_kf), tag.input.m.eq(t), tag.input.nt.eq(nt)]
+        pipe.d.comb += [
+            tag.input.valid.eq(issue), tag.input.first.eq(kf == 0),
+            tag.input.last.eq(last_kf), tag.input.m.eq(t), tag.input.nt.eq(nt),
+            tag.input.slot.eq(asl), tag.input.out32.eq(ashape.out32),
+            tag.input.call_last.eq(last_row & last_step),
+        ]
         tag_out = tag.output
 
         # Accumulator stage: sum = (first fold ? bias : acc[m]) + column sums; write back
@@ -142,6 +190,7 @@ class WsCore(GemmCore):
             acc_wr.data.eq(total),
             acc_wr.en.eq(run & tag_out.valid & ~tag_out.last),
         ]
-        return Epilogue(valid=tag_out.valid & tag_out.last, acc=total, nt=tag_out.nt,
-                        path=tag.depth,
-                        model=hw.GEMM_BUFFER_READ_CYCLES + array.latency)
+        last = tag_out.valid & tag_out.last
+        return Epilogue(valid=last, acc=total, nt=tag_out.nt, slot=tag_out.slot,
+                        out32=tag_out.out32, call_last=last & tag_out.call_last,
+                        path=tag.depth, model=hw.GEMM_BUFFER_READ_CYCLES + array.latency)

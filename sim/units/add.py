@@ -80,7 +80,7 @@ def psum_accumulate_cycles(p, elements, chunks):
 def work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a residual add: it streams."""
     elems = rec[F_ELEMS]
-    return VectorWork(add_cycles(p, elems), 0, 1, 0.0, 0.0, 0.0, 0.0,
+    return VectorWork(add_cycles(p, elems), 0, 0.0, 0.0,
                       float(elems * ADD_MULS_PER_ELEMENT), float(elems * ADD_ADDS_PER_ELEMENT))
 
 

@@ -61,7 +61,7 @@ def gelu_cycles(p, elements):
 def work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a GELU op: it streams."""
     elems = rec[F_ELEMS]
-    return VectorWork(gelu_cycles(p, elems), 0, 1, 0.0, 0.0, 0.0, 0.0,
+    return VectorWork(gelu_cycles(p, elems), 0, 0.0, 0.0,
                       float(elems * GELU_MULS_PER_ELEMENT),
                       float(elems * GELU_ADDS_PER_ELEMENT))
 

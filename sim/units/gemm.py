@@ -10,76 +10,13 @@ defined once in :mod:`edgetron.hw.gemm`.
 
 Timing
 ------
-Every timing function is a pure, integer-only Numba function of ``(SimParams, M, K, N,
-out32)``. For the weight-stationary (``ws``) and output-stationary (``os``)
-dataflows the result equals, cycle for cycle, what the RTL GEMM unit takes
-(``tests/rtl/test_gemm.py`` and the cocotb testbenches assert it). The
-input-stationary (``is``) dataflow has no RTL: it is modelled as the transposed
-counterpart of ``ws`` (see below) and is *not* RTL-verified.
-
-One invocation (docs/rtl.md has the microarchitecture)
-------------------------------------------------------
-The unit accepts a command ``(M, K, N, out32)``, loads the operands into its local
-buffers, computes, and streams ``ceil(N/C) * M`` output vectors of ``C`` lanes.
-``gemm_cycles`` counts the cycles from the first input handshake (the command)
-to the last output handshake, both included, with every input stream valid on
-every cycle and the output always ready.
-
-Notation: ``R, C`` array rows and columns, ``ceil(x/y)`` written ``x//^y``,
-``LAT = REQUANT_LATENCY`` when the output is requantized to int8 (``out32 = 0``)
-and 0 for int32 output. The phases, in order and never overlapping, are
-
-``cmd``
-    2 cycles: the command handshake and the shape check.
-``load``
-    ``max(a_beats, w_beats, ch_beats)``: the three operand streams load in parallel,
-    one beat per cycle each.
-``compute``
-    issue cycles: from the first read of the operand buffers to the last.
-``drain``
-    from the cycle after the last issue to the last output handshake, included.
-
-so ``gemm_cycles = cmd + max(a_beats, w_beats, ch_beats) + compute + drain``
-(:func:`gemm_phases` returns every term).
-
-Weight-stationary (``ws``): ``KF = K//^R`` reduction folds, ``NT = N//^C`` column
-tiles, ``S = NT * KF`` fold steps, step period ``P = max(M, R)``::
-
-    a_beats = M * KF        w_beats = NT * K        ch_beats = N
-    compute = R + (S - 1) * P + M
-    drain   = R + C + 1 + LAT
-
-The first ``R`` compute cycles load the first weight tile; every later tile loads
-into the second weight register of each PE while the current step streams its
-``M`` rows, so a step costs ``max(M, R)`` cycles.
-
-Output-stationary (``os``): ``MT = M//^R`` row tiles, ``NT`` column tiles, tile
-period ``P = max(K, 2R - 1)`` (a tile streams ``K`` operand pairs; the array
-needs ``2R - 1`` cycles between the last MACs of consecutive tiles to shift the
-previous results out), ``r_last = M - (MT - 1) * R - 1``::
-
-    a_beats = MT * K        w_beats = NT * K        ch_beats = N
-    compute = (NT * MT - 1) * P + K
-    drain   = R + C + r_last + 1 + LAT
-
-Input-stationary (``is``, simulator only): the transposed counterpart of ``ws``,
-``C^T = W^T A^T`` with ``A^T`` held in the array and ``W^T`` streamed: the ``ws``
-formulas with ``M`` and ``N`` exchanged (``KF = K//^R``, ``MTC = M//^C``,
-``S = MTC * KF``, ``P = max(N, R)``)::
-
-    a_beats = MTC * K       w_beats = N * KF        ch_beats = N
-    compute = R + (S - 1) * P + N
-    drain   = R + C + 1 + LAT
-
-Buffer limits are the RTL's, defined once in :mod:`edgetron.hw.gemm`
-(:func:`~edgetron.hw.gemm.gemm_fits`, :func:`~edgetron.hw.gemm.gemm_buffer_words`): each
-SRAM holds whole words of one array edge and the parameter memory ``rows`` words of
-``cols`` channels.
-
-One call uses the whole of every buffer: the RTL does not overlap consecutive calls
-(``double_buffer`` is not implemented in ``rtl/``), so a sequence of calls takes the
-sum of their ``gemm_cycles``; the next command is accepted in the cycle after the
-previous call's last output.
+The cycles of one call and of a sequence of calls are :mod:`edgetron.sim.units.gemm_timing`
+(re-exported here: :func:`gemm_phases`, :func:`gemm_cycles`, :func:`gemm_utilization`,
+:func:`gemm_step`, :func:`gemm_sequence`, :func:`gemm_sequence_cycles`): the timing
+contract of the RTL ``GemmUnit`` for ``ws`` and ``os`` (tests/rtl/test_gemm.py and the
+cocotb testbenches measure it), with ``is`` modelled as the transposed ``ws`` and *not*
+RTL-verified. Consecutive calls overlap: loads, compute and drain of neighbouring calls
+run at once, and a sequence costs less than the sum of its calls.
 
 Events (:func:`call_counts`)
 ----------------------------
@@ -102,8 +39,6 @@ accumulation is checked against the int32 range, never wrapped.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
@@ -113,13 +48,10 @@ from edgetron.golden.intops import MULT_BITS, SHIFT_BITS
 from edgetron.hw.gemm import (
     DATAFLOW_IS,
     DATAFLOW_OS,
-    GEMM_BUFFER_READ_CYCLES,
-    GEMM_CMD_CYCLES,
-    GEMM_EPILOGUE_CYCLES,
     REQUANT_LATENCY,
-    array_timing,
     cdiv,
     element_bytes,
+    gemm_stream_beats,
 )
 from edgetron.workload import Gemm, Op
 
@@ -135,16 +67,31 @@ from ..opdata import (
     weight_scales,
 )
 from ..records import F_COUNT, F_K, F_M, F_N, F_OUT32, F_W_B
+from .gemm_timing import (
+    SEQ_COLUMNS,
+    GemmPhases,
+    gemm_cycles,
+    gemm_phases,
+    gemm_sequence,
+    gemm_sequence_cycles,
+    gemm_step,
+    gemm_utilization,
+)
 from .pipeline import in_int32, requantize
 
 __all__ = [
     "MS_BYTES",
+    "REQUANT_LATENCY",
+    "SEQ_COLUMNS",
     "GemmPhases",
     "call_counts",
     "ch_bytes",
     "check_config",
     "gemm_cycles",
     "gemm_phases",
+    "gemm_sequence",
+    "gemm_sequence_cycles",
+    "gemm_step",
     "gemm_tiled",
     "gemm_utilization",
     "int64_bounds",
@@ -161,73 +108,6 @@ __all__ = [
 MS_BYTES = element_bytes.py_func(MULT_BITS + SHIFT_BITS)
 
 
-class GemmPhases(NamedTuple):
-    """Cycle breakdown of one GEMM unit invocation (see the module docstring).
-
-    ``total = cmd + max(a_beats, w_beats, ch_beats) + compute + drain``.
-    """
-
-    cmd: int
-    a_beats: int
-    w_beats: int
-    ch_beats: int
-    compute: int
-    drain: int
-    out_beats: int
-
-
-@njit(cache=True)
-def gemm_phases(p, m, k, n, out32):
-    """Cycle breakdown of one invocation, a :class:`GemmPhases`.
-
-    See the module docstring for the formulas; the shape must satisfy
-    :func:`edgetron.hw.gemm.gemm_fits` (not checked here).
-    """
-    r, c = p.rows, p.cols
-    lat = 0 if out32 else REQUANT_LATENCY
-    latency, drain_delay, min_tile_gap = array_timing(r, c, p.dataflow)
-    # From the cycle after the last issue: the buffer read, the array (and, os, the drain
-    # pulses of the last tile), the epilogue register, the requantizer.
-    drain = GEMM_BUFFER_READ_CYCLES + latency + GEMM_EPILOGUE_CYCLES + lat
-    if p.dataflow == DATAFLOW_OS:
-        mt = cdiv(m, r)
-        nt = cdiv(n, c)
-        period = max(k, min_tile_gap)
-        r_last = m - (mt - 1) * r - 1
-        return GemmPhases(GEMM_CMD_CYCLES, mt * k, nt * k, n, (nt * mt - 1) * period + k,
-                          drain + drain_delay + r_last, nt * m)
-    kf = cdiv(k, r)
-    if p.dataflow == DATAFLOW_IS:
-        # Transposed ws: the streamed operand is W^T (N rows), the stationary one A^T.
-        mtc = cdiv(m, c)
-        steps = mtc * kf
-        period = max(n, r)
-        return GemmPhases(GEMM_CMD_CYCLES, mtc * k, n * kf, n, r + (steps - 1) * period + n,
-                          drain, mtc * n)
-    nt = cdiv(n, c)
-    steps = nt * kf
-    period = max(m, r)
-    return GemmPhases(GEMM_CMD_CYCLES, m * kf, nt * k, n, r + (steps - 1) * period + m,
-                      drain, nt * m)
-
-
-@njit(cache=True)
-def gemm_cycles(p, m, k, n, out32):
-    """Cycles of one GEMM unit invocation, first input handshake to last output handshake.
-
-    ``cmd + max(a_beats, w_beats, ch_beats) + compute + drain`` of :func:`gemm_phases`.
-    """
-    ph = gemm_phases(p, m, k, n, out32)
-    return ph.cmd + max(ph.a_beats, ph.w_beats, ph.ch_beats) + ph.compute + ph.drain
-
-
-@njit(cache=True)
-def gemm_utilization(p, m, k, n):
-    """Compute-phase utilization in parts per million: ``MACs / (R * C * compute)``."""
-    compute = gemm_phases(p, m, k, n, 1).compute
-    return (m * k * n * 1_000_000) // (p.rows * p.cols * compute)
-
-
 # ------------------------------------------------------------------------------------------
 # Events
 # ------------------------------------------------------------------------------------------
@@ -238,14 +118,14 @@ def ch_bytes(p):
 
 
 @njit(cache=True)
-def call_counts(p, m, k, n, out32, a_b, w_b):
-    """Cycles, phases and SRAM / register / adder counts of one GEMM-unit call.
+def call_counts(p, m, k, n, a_b, w_b):
+    """SRAM, register and adder counts of one GEMM-unit call.
 
-    Returns ``(t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32)``:
-    ``t`` its cycles (:func:`gemm_cycles`), ``load`` the operand load phase, ``tail``
-    compute + drain; bytes of the A (ifmap), B (weight) and accumulator (ofmap) buffers
-    read and written; bytes moved between PE registers; int32 additions outside the PEs
-    (accumulator-buffer updates and the bias).
+    Returns ``(if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32)``: bytes of the A
+    (ifmap), B (weight) and accumulator (ofmap) buffers read and written; bytes moved
+    between PE registers; int32 additions outside the PEs (accumulator-buffer updates and
+    the bias). Its cycles are :func:`gemm_cycles` (alone) or :func:`gemm_step` (in a
+    sequence).
 
     Per dataflow (``R, C`` array, ``KF = ceil(k/R)``, words as in
     :func:`edgetron.hw.gemm.gemm_buffer_words`):
@@ -259,19 +139,16 @@ def call_counts(p, m, k, n, out32, a_b, w_b):
       no accumulator buffer; registers: operands cross the array, results shift out.
     * ``is``: the transposed ``ws`` (A^T stationary, W^T streamed).
     """
-    ph = gemm_phases(p, m, k, n, out32)
-    load = max(ph.a_beats, ph.w_beats, ph.ch_beats)
-    t = ph.cmd + load + ph.compute + ph.drain
-    tail = ph.compute + ph.drain
+    a_beats, w_beats, _, _ = gemm_stream_beats(p, m, k, n)
     r, c = p.rows, p.cols
     acc_b = element_bytes(p.acc_bits)
     kf = cdiv(k, r)
     preload = r * c * (r + 1) / 2.0
     if p.dataflow == DATAFLOW_OS:
         tiles = cdiv(m, r) * cdiv(n, c)
-        if_wr = ph.a_beats * r * a_b
+        if_wr = a_beats * r * a_b
         if_rd = tiles * k * r * a_b
-        w_wr = ph.w_beats * c * w_b
+        w_wr = w_beats * c * w_b
         w_rd = tiles * k * c * w_b
         of_rd = 0
         of_wr = 0
@@ -279,9 +156,9 @@ def call_counts(p, m, k, n, out32, a_b, w_b):
         add32 = m * n
     elif p.dataflow == DATAFLOW_IS:
         steps = cdiv(m, c) * kf
-        if_wr = ph.a_beats * c * a_b
+        if_wr = a_beats * c * a_b
         if_rd = if_wr
-        w_wr = ph.w_beats * r * w_b
+        w_wr = w_beats * r * w_b
         w_rd = steps * n * r * w_b
         of_wr = steps * n * c * acc_b
         of_rd = of_wr
@@ -289,15 +166,15 @@ def call_counts(p, m, k, n, out32, a_b, w_b):
         add32 = kf * m * n
     else:
         steps = cdiv(n, c) * kf
-        if_wr = ph.a_beats * r * a_b
+        if_wr = a_beats * r * a_b
         if_rd = steps * m * r * a_b
-        w_wr = ph.w_beats * c * w_b
+        w_wr = w_beats * c * w_b
         w_rd = w_wr
         of_wr = steps * m * c * acc_b
         of_rd = of_wr
         reg = steps * (m * r * c * (a_b + acc_b) + preload * w_b)
         add32 = kf * m * n
-    return t, load, tail, if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32
+    return if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, reg, add32
 
 
 # ------------------------------------------------------------------------------------------

@@ -106,8 +106,8 @@ def work(p, rec):
     x_bytes = float(rows * beats(cols, lanes) * lanes * rec[F_A_B])
     adds = elems * LAYERNORM_ADDS_PER_ELEMENT + rows * (LAYERNORM_ROW_ADDS + 2 * (lanes - 1))
     muls = elems * LAYERNORM_MULS_PER_ELEMENT + rows * LAYERNORM_MULS_PER_ROW
-    return VectorWork(layernorm_cycles(p, rows, cols), buffer_bytes(p, cols, rec[F_A_B]), 1,
-                      0.0, 0.0, x_bytes, x_bytes, float(muls), float(adds))
+    return VectorWork(layernorm_cycles(p, rows, cols), buffer_bytes(p, cols, rec[F_A_B]),
+                      x_bytes, x_bytes, float(muls), float(adds))
 
 
 @njit(cache=True)

@@ -108,7 +108,7 @@ def _pool_work(p, rec, cycles, muls):
     r, s = rec[F_R], rec[F_S]
     need = pool_line_buffer_bytes(rec[F_W], rec[F_CG], r, rec[F_SH], rec[F_OH], rec[F_OW],
                                   rec[F_A_B], element_bytes(p.acc_bits))
-    return VectorWork(cycles, need, 1, 0.0, 0.0, float(elems * r * s * rec[F_A_B]),
+    return VectorWork(cycles, need, float(elems * r * s * rec[F_A_B]),
                       float(rec[F_IN_BYTES]), muls, float(elems * r * s))
 
 

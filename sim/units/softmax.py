@@ -104,8 +104,8 @@ def work(p, rec):
     sram = words * lanes * (rec[F_A_B] + SOFTMAX_EXP_BYTES)
     adds = (elems * SOFTMAX_ADDS_PER_ELEMENT
             + rows * (SOFTMAX_RECIP_ADDS + 2 * (lanes - 1)))
-    return VectorWork(softmax_cycles(p, rows, cols), ring_bytes(p, cols, rec[F_A_B]), 1,
-                      0.0, 0.0, sram, sram, float(elems * SOFTMAX_MULS_PER_ELEMENT),
+    return VectorWork(softmax_cycles(p, rows, cols), ring_bytes(p, cols, rec[F_A_B]),
+                      sram, sram, float(elems * SOFTMAX_MULS_PER_ELEMENT),
                       float(adds))
 
 

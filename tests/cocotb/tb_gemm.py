@@ -4,23 +4,31 @@ The model is tests/models/gemm.py, the same as the Amaranth tests': every invoca
 built from a seed, encoded with the codec of rtl.gemm and driven on the four input
 streams (cmd, a, w, ch) with random valid gaps; ``o`` is taken with random ready
 backpressure. An input monitor observes the accepted beats and rebuilds each invocation
-(so invocations may overlap), and the scoreboard compares its output beats bit for bit
-with golden.gemm (gemm_int for int32 mode, gemm_requant for per-channel requantized int8).
+(invocations overlap: the unit takes the next command and its operands while earlier
+calls compute and drain), and the scoreboard compares its output beats bit for bit with
+golden.gemm (gemm_int for int32 mode, gemm_requant for per-channel requantized int8).
 
-Timing: runs without gaps or backpressure check the cycle count, command handshake to last
-output handshake (both included), against sim.units.gemm.gemm_cycles; runs with input gaps
-but no backpressure check that the compute and drain phases (last operand handshake to last
-output handshake) take exactly the model's ``compute + drain`` cycles (gaps lengthen only
-the load). After the expected output beats, every run watches ``o`` for a stray beat.
+Timing (:meth:`GemmModel.check_timing`): without gaps or backpressure every call of a
+sequence, and the whole sequence from the first command handshake to the last output
+handshake, takes exactly the simulator's cycles (sim.units.gemm.gemm_sequence); with
+input gaps every output handshake is exactly the one the row-by-row schedule predicts
+from the observed input handshakes; with backpressure none comes earlier. After the
+expected output beats, every run watches ``o`` for a stray beat.
 
-With ``EDGETRON_TB_SWEEP`` naming a JSON list of ``[M, K, N, out32]`` shapes, one more
-test (``gemm_sweep``) measures each shape gap-free and writes the cycle counts to
-``EDGETRON_TB_SWEEP_OUT`` (used by benchmarks/sim_vs_rtl.py).
+``gemm_case`` runs one call on a freshly reset unit per spec; ``gemm_sequence`` runs
+random back-to-back sequences in both output modes, full rate, with gaps and with
+backpressure, and the extremes back to back in the slots.
+
+With ``EDGETRON_TB_SWEEP`` naming a JSON file ``{"shapes": [[M, K, N, out32], ...],
+"repeat": r}``, one more test (``gemm_sweep``) runs each shape on its own and then ``r``
+times back to back, and writes the cycle counts to ``EDGETRON_TB_SWEEP_OUT`` (used by
+benchmarks/sim_vs_rtl.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from pathlib import Path
@@ -45,7 +53,8 @@ from tests.models.gemm import (
 MODEL = GemmModel(AcceleratorConfig.from_dict(load_manifest()["config"], source="manifest"))
 CFG = MODEL.cfg
 R, C = CFG.rows, CFG.cols
-#: Conservative utilization the large-K run must reach (MACs / (R*C*(last out - load end))).
+#: End-to-end utilization that back-to-back large-K calls must reach (MACs / (R * C *
+#: cycles), first command handshake to last output handshake).
 UTILIZATION_TARGET = 0.95
 
 
@@ -78,8 +87,15 @@ def make_call(spec: Spec):
     return extreme_call(MODEL, spec.m, spec.k, spec.n, *spec.kind, spec.out32, seed=spec.seed)
 
 
+def _random_shape(rng) -> tuple[int, int, int]:
+    while True:
+        m, k, n = (int(x) for x in rng.integers(1, [3 * R + 2, 4 * R + 3, 3 * C + 2]))
+        if MODEL.fits(m, k, n):
+            return m, k, n
+
+
 def _specs() -> list[Spec]:
-    k_big = MODEL.largest_k(R, C)          # fills the A and W buffers for M = R, N = C
+    k_big = MODEL.largest_k(R, C)          # fills the A and W slots for M = R, N = C
     kx = min(MODEL.largest_k(R + 1, C + 1), 8 * R)
     fm, fk, fn = MODEL.full_buffer_shape()
     fixed = [
@@ -99,19 +115,16 @@ def _specs() -> list[Spec]:
         # int8 results whose products land exactly on .5: golden rounds half up.
         Spec("rounding_ties_int8", 2 * R + 1, 5, 2 * C + 1, False, kind="ties", seed=31),
         Spec("rounding_ties_gaps_int8", R + 3, 7, C + 2, False, 0.3, 0.3, kind="ties", seed=32),
-        # The A and W buffers and the parameter memory (and, when it fits, the accumulator
-        # buffer) filled to the last word (the Amaranth tests add gaps and int32 mode).
+        # The A and W slots and the parameter memory of a slot (and, when it fits, the
+        # accumulator buffer) filled to the last word.
         Spec("full_buffers_int8", fm, fk, fn, False, seed=33),
         Spec("gaps_only_int8", 2 * R + 1, 3 * R - 1, 2 * C - 1, False, gap=0.4, seed=21),
         Spec("gaps_only_int32", R + 2, 2 * R + 1, C + 1, True, gap=0.25, seed=22),
     ]
     rng = np.random.default_rng(R * 1000 + C)
     random_specs = []
-    while len(random_specs) < 20:
-        m, k, n = (int(x) for x in rng.integers(1, [3 * R + 2, 4 * R + 3, 3 * C + 2]))
-        if not MODEL.fits(m, k, n):
-            continue
-        i = len(random_specs)
+    for i in range(20):
+        m, k, n = _random_shape(rng)
         # Every third case runs gap-free (and so checks the cycle count).
         gap, stall = (0.0, 0.0) if i % 3 == 0 else (float(rng.uniform(0.1, 0.5)),
                                                    float(rng.uniform(0.1, 0.7)))
@@ -124,6 +137,47 @@ def _specs() -> list[Spec]:
 
 
 SPECS = _specs()
+
+
+@dataclasses.dataclass(frozen=True)
+class Sequence:
+    """Calls back to back, with one stream behaviour for the whole sequence."""
+
+    name: str
+    calls: tuple[Spec, ...]
+    gap: float = 0.0
+    stall: float = 0.0
+    seed: int = 0
+
+
+def _sequences() -> list[Sequence]:
+    out = []
+    for j, (gap, stall) in enumerate(((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.35, 0.0),
+                                      (0.0, 0.5), (0.3, 0.6))):
+        rng = np.random.default_rng(7000 + 17 * R + C + j)
+        calls = tuple(Spec(f"s{j}c{i}", *_random_shape(rng), bool(rng.integers(0, 2)),
+                           seed=100 * j + i) for i in range(6))
+        behaviour = "full_rate" if gap == stall == 0.0 else (
+            "gaps" if stall == 0.0 else "gaps_backpressure" if gap else "backpressure")
+        out.append(Sequence(f"random{j}_{behaviour}", calls, gap, stall, seed=j))
+    k_big = MODEL.largest_k(R, C)
+    fm, fk, fn = MODEL.full_buffer_shape()
+    out += [
+        # The extremes back to back: each call fills its slot's A and W halves.
+        Sequence("extremes_large_k", (
+            Spec("x0", R, k_big, C, True, kind=("min", "min")),
+            Spec("x1", R, k_big, C, False, kind=("min", "max"), seed=1),
+            Spec("x2", R, k_big, C, True, kind=("max", "max")))),
+        Sequence("full_slots", tuple(Spec(f"f{i}", fm, fk, fn, bool(i % 2), seed=40 + i)
+                                     for i in range(3))),
+        Sequence("full_slots_gaps_backpressure",
+                 tuple(Spec(f"g{i}", fm, fk, fn, bool(i % 2), seed=50 + i) for i in range(3)),
+                 gap=0.2, stall=0.3, seed=9),
+    ]
+    return out
+
+
+SEQUENCES = _sequences()
 
 
 class Bench:
@@ -174,46 +228,34 @@ class Bench:
         return runs
 
 
-def check_timing(spec: Spec, inv) -> None:
-    """Without output backpressure, the compute and drain phases against sim.units.gemm;
-    without any gaps, the whole invocation too."""
-    if spec.stall == 0.0:
-        # o.ready always high: compute starts the cycle after the last operand handshake.
-        ph = MODEL.phases(inv.call)
-        assert inv.busy == ph.compute + ph.drain, (
-            f"{spec.name}: last operand to last output took {inv.busy} cycles, sim.units.gemm "
-            f"says compute + drain = {ph.compute + ph.drain}")
-    if spec.gap == 0.0 and spec.stall == 0.0:
-        assert inv.cycles == MODEL.cycles(inv.call), (
-            f"{spec.name}: RTL took {inv.cycles} cycles, sim.units.gemm says "
-            f"{MODEL.cycles(inv.call)}")
-
-
 @cocotb.test()
 @cocotb.parametrize(spec=[cocotb.Param(s, s.name) for s in SPECS])
 async def gemm_case(dut, spec: Spec):
-    """One invocation against golden, and its timing (:func:`check_timing`)."""
+    """One invocation on a freshly reset unit against golden, and its timing."""
     call = make_call(spec)
     if spec.kind == "ties":
         ties = rounding_ties(MODEL.expected(call._replace(out32=True)), call.mult, call.shift)
         assert ties["even"] and ties["negative"], ties
     bench = Bench(dut, spec.gap, spec.stall, spec.seed)
     await bench.start()
-    (inv,) = await bench.invoke([call])
-    check_timing(spec, inv)
+    runs = await bench.invoke([call])
+    MODEL.check_timing([call], runs, gaps=spec.gap > 0, backpressure=spec.stall > 0)
     assert int(dut.err.value) == 0
 
 
 @cocotb.test()
-async def gemm_back_to_back(dut):
-    """Three invocations of different shapes and modes with no reset in between."""
-    specs = [Spec("b2b0", R + 1, 2 * R - 1, C + 2, False, seed=101),
-             Spec("b2b1", 2, 3, 1, True, seed=102),
-             Spec("b2b2", 2 * R, R + 2, 2 * C - 1, False, seed=103)]
-    calls = [make_call(s) for s in specs if MODEL.fits(s.m, s.k, s.n)]
-    bench = Bench(dut, gap=0.3, stall=0.4, seed=7)
+@cocotb.parametrize(seq=[cocotb.Param(s, s.name) for s in SEQUENCES])
+async def gemm_sequence(dut, seq: Sequence):
+    """Calls back to back, overlapping in the unit: every result golden, and the timing
+    of every call and of the whole sequence (exact without gaps and backpressure)."""
+    calls = [make_call(s) for s in seq.calls]
+    bench = Bench(dut, seq.gap, seq.stall, seq.seed)
     await bench.start()
-    await bench.invoke(calls)
+    runs = await bench.invoke(calls)
+    MODEL.check_timing(calls, runs, gaps=seq.gap > 0, backpressure=seq.stall > 0)
+    if seq.gap == seq.stall == 0.0:
+        # The next command is taken before the previous call's last output.
+        assert all(nxt.cmd_at < prev.end for prev, nxt in itertools.pairwise(runs))
 
 
 @cocotb.test()
@@ -241,15 +283,19 @@ async def gemm_rejects_bad_shapes(dut):
 
 @cocotb.test()
 async def gemm_utilization(dut):
-    """Large K, M = R, N = C: gap-free cycles equal sim.units.gemm, and the compute phase
-    sustains R*C MACs per cycle (conservatively: load end to last output)."""
-    call = make_call(Spec("large_k", R, MODEL.largest_k(R, C), C, True, seed=11))
+    """Three calls back to back, M = R, N = C and the largest K, at full input rate: their
+    cycles are sim.units.gemm.gemm_sequence's, and from the first command handshake to
+    the last output handshake the array does at least 95 % of R * C MACs per cycle."""
+    k = MODEL.largest_k(R, C, step=R)
+    calls = [make_call(Spec(f"large_k{i}", R, k, C, bool(i % 2), seed=11 + i))
+             for i in range(3)]
     bench = Bench(dut)
     await bench.start()
-    (inv,) = await bench.invoke([call])
-    assert inv.cycles == MODEL.cycles(call)
-    util = call.macs / (R * C * inv.busy)
-    dut._log.info("K=%d: compute utilization >= %.4f", call.k, util)
+    runs = await bench.invoke(calls)
+    MODEL.check_timing(calls, runs, gaps=False, backpressure=False)
+    cycles = runs[-1].end - runs[0].cmd_at + 1
+    util = sum(c.macs for c in calls) / (R * C * cycles)
+    dut._log.info("3 x (M=%d, K=%d, N=%d): end-to-end utilization %.4f", R, k, C, util)
     assert util >= UTILIZATION_TARGET, f"utilization {util:.4f} < {UTILIZATION_TARGET}"
 
 
@@ -257,18 +303,25 @@ if os.environ.get("EDGETRON_TB_SWEEP"):
 
     @cocotb.test()
     async def gemm_sweep(dut):
-        """Gap-free cycles of every shape of EDGETRON_TB_SWEEP (results checked too)."""
-        shapes = json.loads(Path(os.environ["EDGETRON_TB_SWEEP"]).read_text())
+        """Cycles of every shape of EDGETRON_TB_SWEEP alone and back to back (results
+        checked too), at full input rate."""
+        spec = json.loads(Path(os.environ["EDGETRON_TB_SWEEP"]).read_text())
         bench = Bench(dut)
         await bench.start()
         rows = []
-        for i, (m, k, n, out32) in enumerate(shapes):
-            (inv,) = await bench.invoke([make_call(Spec(f"sweep{i}", m, k, n, bool(out32),
-                                                        seed=1000 + i))])
+        for i, (m, k, n, out32) in enumerate(spec["shapes"]):
+            alone = [make_call(Spec(f"sweep{i}", m, k, n, bool(out32), seed=1000 + i))]
+            runs = await bench.invoke(alone)
+            MODEL.check_timing(alone, runs, gaps=False, backpressure=False)
+            calls = [make_call(Spec(f"sweep{i}_{j}", m, k, n, bool(out32), seed=2000 + i + j))
+                     for j in range(spec["repeat"])]
+            seq = await bench.invoke(calls)
+            MODEL.check_timing(calls, seq, gaps=False, backpressure=False)
             rows.append({
                 "m": m, "k": k, "n": n, "out32": bool(out32),
-                "rtl_cycles": inv.cycles,
-                "sim_cycles": MODEL.cycles(inv.call),
-                "load_end_to_last_out": inv.busy,
+                "rtl_cycles": runs[0].cycles, "sim_cycles": MODEL.cycles(alone[0]),
+                "repeat": spec["repeat"],
+                "rtl_sequence_cycles": seq[-1].end - seq[0].cmd_at + 1,
+                "sim_sequence_cycles": int(MODEL.sequence(calls)[-1, -1]) + 1,
             })
         Path(os.environ["EDGETRON_TB_SWEEP_OUT"]).write_text(json.dumps(rows, indent=1))

@@ -100,8 +100,9 @@ def test_vector_unit_million_vectors_on_verilator(unit, monkeypatch):
 
 def test_test_counts_follow_the_parameter_lists(tmp_path):
     """The expected count is cocotb's own discovery of the testbench, each parametrisation
-    expanded: one test per spec of tb_gemm.SPECS plus one per plain test, so adding a
-    case to a parameter list raises it; nothing is kept by hand."""
+    expanded: one test per spec of tb_gemm.SPECS and per sequence of tb_gemm.SEQUENCES
+    plus one per plain test, so adding a case to a parameter list raises it; nothing is
+    kept by hand."""
     from cocotb.regression import TestGenerator
 
     from edgetron.rtl.export import export_unit
@@ -118,6 +119,8 @@ def test_test_counts_follow_the_parameter_lists(tmp_path):
         sys.modules.pop(spec.name)
         os.environ.pop("EDGETRON_TB_MANIFEST")
     generators = [obj for obj in vars(module).values() if isinstance(obj, TestGenerator)]
-    assert len(module.SPECS) >= 30 and len(generators) >= 2
-    # gemm_case yields one test per spec, every other generator one test.
-    assert discovered_tests("gemm", env) == len(module.SPECS) + len(generators) - 1
+    assert len(module.SPECS) >= 30 and len(module.SEQUENCES) >= 9 and len(generators) >= 4
+    # gemm_case yields one test per spec, gemm_sequence one per sequence, every other
+    # generator one test.
+    assert discovered_tests("gemm", env) == (len(module.SPECS) + len(module.SEQUENCES)
+                                             + len(generators) - 2)

@@ -13,8 +13,11 @@ cocotb testbench (tests/cocotb/tb_gemm.py) both
   :class:`GemmScoreboard`;
 * feed every output handshake to the same scoreboard, which compares each invocation's
   result with golden, bit for bit, and keeps the cycles of its handshakes for the timing
-  checks against :meth:`GemmModel.phases` / :meth:`GemmModel.cycles`
-  (``edgetron.sim.units.gemm``).
+  checks: a sequence at full input rate against :meth:`GemmModel.sequence`
+  (``edgetron.sim.units.gemm.gemm_sequence``, the simulator's closed form), and every
+  output handshake, with or without input gaps, against :meth:`GemmModel.replay` (the
+  row-by-row schedule of tests/models/gemm_schedule.py, from the input handshakes the
+  monitor saw).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import accumulator_bound, gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, M_MAX, S_MAX, S_MIN, int_range
-from edgetron.hw.gemm import REQUANT_LATENCY, gemm_stream_beats
+from edgetron.hw.gemm import GEMM_OUT_CYCLES, gemm_stream_beats
 from edgetron.rtl.gemm import (
     GemmCall,
     GemmCommand,
@@ -41,7 +44,15 @@ from edgetron.rtl.gemm import (
     shape_fits,
 )
 from edgetron.rtl.layouts import gemm_layouts
-from edgetron.sim.units.gemm import GemmPhases, gemm_cycles, gemm_phases
+from edgetron.sim.units.gemm import (
+    SEQ_COLUMNS,
+    GemmPhases,
+    gemm_cycles,
+    gemm_phases,
+    gemm_sequence,
+)
+
+from .gemm_schedule import CallTimes, replay
 
 __all__ = [
     "INPUTS",
@@ -164,10 +175,65 @@ class GemmModel:
         """sim.units.gemm.gemm_phases (cmd, beats per stream, compute, drain) of the call."""
         return gemm_phases(self.cfg.sim_params(), call.m, call.k, call.n, int(call.out32))
 
+    def sequence(self, calls) -> np.ndarray:
+        """sim.units.gemm.gemm_sequence of the calls, back to back at full input rate: per
+        call the cycles of its command handshake, the first beat of a, w and ch, its first
+        issue, the cycle after its last issue and its last output handshake."""
+        shapes = np.array([[c.m, c.k, c.n, int(c.out32)] for c in calls], np.int64)
+        return gemm_sequence(self.cfg.sim_params(), shapes)
+
+    def replay(self, calls, invocations=None) -> list[CallTimes]:
+        """The row-by-row schedule of the calls (tests/models/gemm_schedule.py): at full
+        input rate, or from the input handshakes of the monitor's ``invocations``."""
+        shapes = [(c.m, c.k, c.n) for c in calls]
+        if invocations is None:
+            return replay(self.cfg, shapes)
+        seen = [{"cmd": inv.cmd_at, **inv.beat_at} for inv in invocations]
+        return replay(self.cfg, shapes, seen)
+
+    def check_timing(self, calls, runs, *, gaps: bool, backpressure: bool) -> None:
+        """Assert the timing of a sequence of calls the unit ran (docs/rtl.md, "Overlap").
+
+        ``runs`` are the scoreboard's invocations of ``calls``. Without backpressure every
+        output handshake is the one the row-by-row schedule predicts from the input
+        handshakes observed (:meth:`replay`); with it, none comes earlier. Without gaps or
+        backpressure, every call's command handshake, first a/w/ch beat and first and last
+        output handshake, counted from the first command handshake, are those of the
+        simulator's closed form (:meth:`sequence`), so the whole sequence takes
+        ``gemm_sequence_cycles``, and one call alone :meth:`cycles`.
+        """
+        seen = self.replay(calls, runs)
+        for inv, want in zip(runs, seen, strict=True):
+            if backpressure:
+                assert all(t >= w for t, w in zip(inv.out_at, want.outputs, strict=True)), (
+                    f"invocation {inv.index}: an output beat earlier than the schedule allows")
+            else:
+                assert inv.out_at == want.outputs, (
+                    f"invocation {inv.index}: output handshakes {inv.out_at}, the schedule "
+                    f"says {want.outputs}")
+        if gaps or backpressure:
+            return
+        columns = ("cmd", "a_first", "w_first", "ch_first", "out_first", "out_last")
+        index = [SEQ_COLUMNS.index(c) for c in columns]
+        t0 = runs[0].cmd_at            # the model counts from the first command handshake
+        for inv, row in zip(runs, self.sequence(calls), strict=True):
+            got = tuple(t - t0 for t in (inv.cmd_at, inv.beat_at["a"][0], inv.beat_at["w"][0],
+                                         inv.beat_at["ch"][0], inv.out_at[0], inv.end))
+            want = tuple(int(row[i]) for i in index)
+            assert got == want, (
+                f"invocation {inv.index}: {dict(zip(columns, got, strict=True))}, "
+                f"sim.units.gemm.gemm_sequence says {dict(zip(columns, want, strict=True))}")
+        cycles = runs[-1].end - runs[0].cmd_at + 1
+        want = int(self.sequence(calls)[-1, SEQ_COLUMNS.index("out_last")]) + 1
+        assert cycles == want, f"the sequence took {cycles} cycles, the simulator says {want}"
+        if len(calls) == 1:
+            assert cycles == self.cycles(calls[0])
+
     def quiet_cycles(self) -> int:
         """Cycles to watch ``o`` after the last expected beat: longer than a beat can stay
-        in the unit (the longest drain, os: ``2R + C + LAT``), plus :data:`QUIET_MARGIN`."""
-        return 2 * self.rows + self.cols + REQUANT_LATENCY + QUIET_MARGIN
+        in the unit (the longest drain, os: ``2R + C + 1 + OUT``), plus
+        :data:`QUIET_MARGIN`."""
+        return 2 * self.rows + self.cols + 1 + GEMM_OUT_CYCLES + QUIET_MARGIN
 
 
 # ---- stimuli -----------------------------------------------------------------------------
@@ -299,7 +365,7 @@ class Invocation:
 
     @property
     def busy(self) -> int:
-        """Last operand handshake to last output handshake: the compute and drain phases."""
+        """Last operand handshake to last output handshake."""
         return self.end - self.load_end
 
 

@@ -43,7 +43,8 @@ def test_elaboration_rejects_bad_configs():
     with pytest.raises(ConfigError, match=r"acc_bits: a 16-bit accumulator is too narrow"):
         GemmUnit(small_config(acc_bits=16))
     big = AcceleratorConfig(rows=16, cols=1, ifmap_sram_bytes=1 << 22,
-                            weight_sram_bytes=1 << 22, ofmap_sram_bytes=1024)
+                            weight_sram_bytes=1 << 22, ofmap_sram_bytes=1024,
+                            double_buffer=False)
     with pytest.raises(ConfigError, match=r"acc_bits: a 32-bit accumulator is too narrow for "
                                           r"K up to 4194304"):
         GemmUnit(big)

@@ -176,17 +176,21 @@ _WORDS = [("ifmap_sram_bytes", "ifmap", 4, "operand-A"),
 ])
 def test_a_tile_that_cannot_fit_names_the_op_and_the_buffer(dataflow, field, buf, need, word,
                                                              double_buffer):
-    # A buffer below one word of the 4x4 array (4 int8 lanes, or 4 int32 accumulators):
-    # a validated config cannot have one, so the config's check is bypassed here. Not
-    # even a 1 x 1 x 1 GEMM-unit call fits; the planner must say so, not divide by zero.
+    # A buffer below one word of the 4x4 array (4 int8 lanes, or 4 int32 accumulators) per
+    # slot (with double_buffer the A and W buffers are halves: one word in each): a
+    # validated config cannot have one, so the config's check is bypassed here. Not even a
+    # 1 x 1 x 1 GEMM-unit call fits; the planner must say so, not divide by zero.
     cfg = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, double_buffer=double_buffer)
-    object.__setattr__(cfg, field, need - 1)
+    halves = double_buffer and buf != "ofmap"
+    have = 2 * need - 1 if halves else need - 1
+    object.__setattr__(cfg, field, have)
     trace = _tiny_trace(Gemm(name="fc", inputs=("input",), batch=1, m=4, k=8, n=8,
                              weights=True))
+    what = (rf"one {need}-byte {word} word in each half of it \(double_buffer\), "
+            rf"{2 * need} bytes" if halves else rf"one {need}-byte {word} word of it")
     with pytest.raises(SimulationError, match=(
             rf"op 0 \('fc'\): a tile cannot fit the {buf} buffer: the smallest "
-            rf"GEMM-unit call \(1 x 1 x 1\) needs one {need}-byte {word} word of it, and "
-            rf"{field} is {need - 1}$")):
+            rf"GEMM-unit call \(1 x 1 x 1\) needs {what}, and {field} is {have}$")):
         simulate(trace, cfg)
     assert list(sweep(trace, [cfg, AcceleratorConfig()])["error_op"]) == [0, -1]
 
@@ -340,7 +344,7 @@ def test_a_kind_without_a_cost_model_is_named(monkeypatch):
 
     with pytest.raises(SimulationError, match=r"op 0 \('sm'\): the simulator has no "
                                               r"cost model of kind 'softmax'"):
-        _raise_error(bad, 0, table[0])
+        _raise_error(bad, 0, table[0], cfg)
 
 
 # ---- traces too large for the kernels' 64-bit integers --------------------------------------

@@ -1,12 +1,16 @@
-"""The GEMM unit (sim/units/gemm.py): timing against hand-derived closed forms, and its
-functional kernel against golden.
+"""The GEMM unit (sim/units/gemm.py, gemm_timing.py): timing against hand-derived closed
+forms and the row-by-row reference schedule, and its functional kernel against golden.
 
-Each expected cycle count is written as its derivation: ``cmd 2 + load max(a, w, ch) +
-compute + drain`` with every term computed from the array size and the shape, so a change
-of the model that is not also a change of the hardware shows up here. Cycle equality with
-the RTL itself is asserted in tests/rtl/test_gemm.py and the cocotb testbenches. The kernel
-``gemm_tiled`` is compared with golden's ``gemm_int`` / ``gemm_requant`` in every dataflow
-and tiling, at the int8 and int32 extremes.
+Each expected cycle count is written as its derivation: ``cmd 2 + fill + compute + drain``
+for one call on an idle unit, with every term computed from the array size and the shape
+(4x4 unless said: ``drain = 1 + (R + C - 1) + 1 + OUT = 13`` for ws, ``OUT = 3 + 1`` the
+requantizer's stages and the skid buffer, for both output modes), so a change of the
+model that is not also a change of the hardware shows up here. Sequences of calls are
+checked by hand for two calls and against tests/models/gemm_schedule.py (an independent
+row-by-row stepping of the unit's rules) for thousands of random ones. Cycle equality
+with the RTL itself is asserted in tests/rtl/test_gemm.py and the cocotb testbenches.
+The kernel ``gemm_tiled`` is compared with golden's ``gemm_int`` / ``gemm_requant`` in
+every dataflow and tiling, at the int8 and int32 extremes.
 """
 
 from __future__ import annotations
@@ -23,93 +27,111 @@ from edgetron.golden.gemm import accumulator_bound, gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, M_MAX, S_MAX
 from edgetron.golden.quant import activation_bounds
 from edgetron.hw.gemm import (
-    REQUANT_LATENCY,
+    GEMM_OUT_CYCLES,
     gemm_buffer_words,
     gemm_fits,
     gemm_max_shape,
 )
 from edgetron.sim.units.gemm import (
+    SEQ_COLUMNS,
     call_counts,
     gemm_cycles,
     gemm_phases,
+    gemm_sequence,
+    gemm_sequence_cycles,
     gemm_tiled,
     gemm_utilization,
 )
 
+from ..models.gemm_schedule import replay
+
+
+def config(dataflow="ws", rows=4, cols=4, size=1024, **kw):
+    return AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow, ifmap_sram_bytes=size,
+                             weight_sram_bytes=size, ofmap_sram_bytes=size, **kw)
+
 
 def params(dataflow="ws", rows=4, cols=4, size=1024, **kw):
-    return AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow, ifmap_sram_bytes=size,
-                             weight_sram_bytes=size, ofmap_sram_bytes=size, **kw).sim_params()
+    return config(dataflow, rows, cols, size, **kw).sim_params()
 
 
-def total(cmd, a, w, ch, compute, drain):
-    return cmd + max(a, w, ch) + compute + drain
+WS_DRAIN = 1 + (4 + 4 - 1) + 1 + GEMM_OUT_CYCLES         # 13 on 4x4
 
 
 def test_ws_one_fold():
-    """K <= R and N <= C: one fold step. 4x4, M=3, K=4, N=4, int32 out.
+    """K <= R and N <= C: one fold step. 4x4, M=3, K=4, N=4.
 
-    a = M*1 = 3, w = 1*K = 4, ch = 4; compute = R (first weight tile) + M = 7;
-    drain = R + C + 1 = 9.
+    fill = max(R + 1, min(N, C)) = 5 (the weight tile is written one cycle behind its
+    beats, R rows); compute = M = 3; drain 13.
     """
     p = params("ws")
+    assert WS_DRAIN == 13
     ph = gemm_phases(p, 3, 4, 4, True)
-    assert tuple(ph) == (2, 3, 4, 4, 4 + 3, 4 + 4 + 1, 3)
-    assert gemm_cycles(p, 3, 4, 4, True) == total(2, 3, 4, 4, 7, 9) == 22
+    assert tuple(ph) == (2, 3, 4, 4, 5, 3, 13, 3)
+    assert gemm_cycles(p, 3, 4, 4, True) == 2 + 5 + 3 + 13 == 23
 
 
 def test_ws_many_folds():
-    """4x4, M=8, K=16, N=8, int8 out: KF=4 folds x NT=2 tiles = 8 steps of max(M,R)=8.
+    """4x4, M=8, K=16, N=8: KF=4 folds x NT=2 tiles = 8 steps of max(M,R)=8.
 
-    a = 8*4 = 32, w = 2*16 = 32, ch = 8; compute = 4 + 7*8 + 8 = 68;
-    drain = 4 + 4 + 1 + LAT.
+    compute = 7*8 + 8 = 64: the weight tile of every step but the first is written into
+    the idle bank while the step before streams its rows.
     """
     p = params("ws")
-    ph = gemm_phases(p, 8, 16, 8, False)
-    assert tuple(ph) == (2, 32, 32, 8, 68, 9 + REQUANT_LATENCY, 16)
-    assert gemm_cycles(p, 8, 16, 8, False) == 2 + 32 + 68 + 9 + REQUANT_LATENCY
+    assert tuple(gemm_phases(p, 8, 16, 8, False)) == (2, 32, 32, 8, 5, 64, 13, 16)
+    assert gemm_cycles(p, 8, 16, 8, False) == 2 + 5 + 64 + 13 == 84
 
 
 def test_ws_k_not_a_multiple_of_the_array():
     """4x4, M=5, K=7, N=6: KF=2 (the second fold has 3 real rows), NT=2, S=4, P=5.
 
-    a = 5*2 = 10, w = 2*7 = 14, ch = 6; compute = 4 + 3*5 + 5 = 24; drain 9.
+    compute = 3*5 + 5 = 20.
     """
     p = params("ws")
-    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (2, 10, 14, 6, 24, 9, 10)
-    assert gemm_cycles(p, 5, 7, 6, True) == total(2, 10, 14, 6, 24, 9)
+    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (2, 10, 14, 6, 5, 20, 13, 10)
+    assert gemm_cycles(p, 5, 7, 6, True) == 40
 
 
 def test_ws_few_rows_wait_for_the_weight_tile():
     """M=2 < R=4: each step lasts R cycles (the next weight tile loads one row per cycle).
 
-    4x4, K=12, N=4: KF=3, S=3, P=4; compute = 4 + 2*4 + 2 = 14.
+    4x4, K=12, N=4: KF=3, S=3, P=4; compute = 2*4 + 2 = 10.
     """
-    p = params("ws")
-    assert gemm_phases(p, 2, 12, 4, True).compute == 14
+    assert gemm_phases(params("ws"), 2, 12, 4, True).compute == 10
+
+
+def test_a_wide_array_waits_for_all_channels_first():
+    """cols > rows (2x4): a column tile can be shorter than its 4 channels, so a call's
+    first issue waits for all N of them: ws M=3, K=2, N=8: fill = max(R + 1, N) = 8."""
+    p = params("ws", rows=2, cols=4)
+    assert gemm_phases(p, 3, 2, 8, True).fill == 8
+    assert gemm_phases(params("ws"), 3, 2, 4, True).fill == 5     # 4x4: min(N, C) = 4
 
 
 def test_os_one_tile():
-    """4x4 os, M=4, K=4, N=4: one tile; r_last = 3; drain = R + C + r_last + 1 = 12."""
+    """4x4 os, M=4, K=4, N=4: one tile. fill = max(1, min(N, C)) = 4 (the first pair waits
+    for the column tile's channels); compute = K = 4; r_last = 3; drain = 1 + R + r_last +
+    (C - 1) + 1 + OUT = 16."""
     p = params("os")
-    assert tuple(gemm_phases(p, 4, 4, 4, True)) == (2, 4, 4, 4, 4, 12, 4)
-    assert gemm_cycles(p, 4, 4, 4, True) == 22
+    assert tuple(gemm_phases(p, 4, 4, 4, True)) == (2, 4, 4, 4, 4, 4, 16, 4)
+    assert gemm_cycles(p, 4, 4, 4, True) == 26
 
 
 def test_os_tiles_and_the_minimum_tile_period():
     """4x4 os, M=5, K=7, N=6: MT=2 x NT=2 tiles, period max(K, 2R-1) = 7, r_last = 0.
 
-    a = 2*7, w = 2*7, ch = 6; compute = 3*7 + 7 = 28; drain = 4 + 4 + 0 + 1 = 9.
-    With K=2 the period is 2R-1 = 7 (result chains must empty): compute = 3*7 + 2.
+    compute = 3*7 + 7 = 28; drain = 1 + 4 + 0 + 3 + 1 + 4 = 13. With K=2 the period is
+    2R-1 = 7 (result chains must empty): compute = 3*7 + 2.
     """
     p = params("os")
-    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (2, 14, 14, 6, 28, 9, 10)
+    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (2, 14, 14, 6, 4, 28, 13, 10)
     assert gemm_phases(p, 5, 2, 6, True).compute == 3 * 7 + 2
     assert gemm_phases(p, 5, 100, 6, True).compute == 3 * 100 + 100
 
 
 def test_input_stationary_is_transposed_ws():
-    """is(M, K, N) = ws(N, K, M) with the two operand streams exchanged."""
+    """is(M, K, N) = ws(N, K, M) with the two operand streams exchanged (and all of its
+    channels before the first issue)."""
     p_is, p_ws = params("is"), params("ws")
     for m, k, n in [(3, 4, 4), (8, 16, 8), (5, 7, 6), (2, 30, 9)]:
         ph_is = gemm_phases(p_is, m, k, n, False)
@@ -117,13 +139,15 @@ def test_input_stationary_is_transposed_ws():
         assert ph_is.a_beats == ph_ws.w_beats and ph_is.w_beats == ph_ws.a_beats
         assert (ph_is.compute, ph_is.drain, ph_is.out_beats) == (
             ph_ws.compute, ph_ws.drain, ph_ws.out_beats)
+        assert ph_is.fill == max(4 + 1, n)
 
 
-def test_int8_output_adds_the_requantizer_latency():
+def test_both_output_modes_take_the_same_cycles():
+    """Every beat passes the requantizer's stages (int32 ones beside them), so that calls
+    in both modes stay in order: out32 does not change the timing."""
     for df in ("ws", "os", "is"):
         p = params(df)
-        assert gemm_cycles(p, 7, 9, 5, False) - gemm_cycles(p, 7, 9, 5, True) == \
-            REQUANT_LATENCY
+        assert gemm_cycles(p, 7, 9, 5, False) == gemm_cycles(p, 7, 9, 5, True)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
@@ -131,22 +155,85 @@ def test_large_k_keeps_the_array_busy(dataflow):
     """M, K, N multiples of the array and a large K: >= 95 % of R*C MACs per compute cycle."""
     p = params(dataflow, rows=8, cols=8, size=1 << 16)
     assert gemm_utilization(p, 16, 1024, 16) >= 950_000
-    # An exact figure: ws 8x8, M=N=16, K=1024: S = 2*128 = 256 steps of 16 cycles.
+    # An exact figure: ws 8x8, M=N=16, K=1024: S = 2*128 = 256 steps of 16 cycles, every
+    # one streaming a row per cycle: 100 %.
     if dataflow == "ws":
-        compute = 8 + 255 * 16 + 16
-        assert gemm_utilization(p, 16, 1024, 16) == 16 * 1024 * 16 * 10**6 // (64 * compute)
+        assert gemm_phases(p, 16, 1024, 16, 1).compute == 255 * 16 + 16
+        assert gemm_utilization(p, 16, 1024, 16) == 1_000_000
+
+
+def test_two_calls_back_to_back():
+    """Two calls (8, 16, 8) on 4x4 ws, at full input rate.
+
+    Double-buffered: the second command is taken at cycle 2 into the other slot; its
+    operands stream right after the first call's (from 34), its first weight tile is
+    written during the first call's last step, and its first row follows the first call's
+    last row (71): the second call adds exactly its compute, 64 cycles.
+    Single-buffered: the second command waits for the slot (the first call's last issue,
+    71), its channels for the first call's last results to read their parameters
+    (71 + R + C = 79): its first row issues at 79 + min(N, C) = 83, and the sequence ends
+    at 83 + 64 + 13 = 160.
+    """
+    shapes = np.array([[8, 16, 8, 0], [8, 16, 8, 1]], np.int64)
+    p = params("ws", double_buffer=True)
+    seq = gemm_sequence(p, shapes)
+    col = {name: i for i, name in enumerate(SEQ_COLUMNS)}
+    assert seq[0, col["issue_first"]] == 7 and seq[0, col["issue_end"]] == 7 + 64
+    assert tuple(seq[1, :4]) == (2, 34, 34, 10)
+    assert seq[1, col["issue_first"]] == 71
+    assert gemm_sequence_cycles(p, shapes) == 84 + 64
+    p = params("ws", double_buffer=False)
+    seq = gemm_sequence(p, shapes)
+    assert tuple(seq[1, :4]) == (71, 73, 73, 79)
+    assert seq[1, col["issue_first"]] == 83
+    assert gemm_sequence_cycles(p, shapes) == 83 + 64 + 13 == 160
+
+
+def test_os_calls_keep_the_tile_gap_across_calls():
+    """os 4x4, two calls (4, 2, 4): each one tile of K = 2 pairs. The second tile's last
+    pair comes 2R - 1 = 7 cycles after the first's, across the call boundary too."""
+    p = params("os")
+    seq = gemm_sequence(p, np.array([[4, 2, 4, 1], [4, 2, 4, 1]], np.int64))
+    col = {name: i for i, name in enumerate(SEQ_COLUMNS)}
+    assert seq[1, col["issue_end"]] - seq[0, col["issue_end"]] == 7
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize("double_buffer", [True, False])
+def test_the_closed_form_is_the_row_by_row_schedule(dataflow, double_buffer):
+    """Random sequences of random shapes on random arrays (1x1 to 8x8, cols > rows too):
+    every column of gemm_sequence equals the row-by-row stepping of the unit's rules
+    (tests/models/gemm_schedule.py)."""
+    rng = np.random.default_rng(len(dataflow) + 2 * double_buffer)
+    for _ in range(300):
+        rows, cols = (int(x) for x in rng.integers(1, 9, 2))
+        cfg = config(dataflow, rows, cols, int(rng.choice([256, 512, 2048])),
+                     double_buffer=double_buffer)
+        p = cfg.sim_params()
+        shapes = []
+        while len(shapes) < int(rng.integers(1, 7)):
+            m, k, n = (int(x) for x in rng.integers(1, [4 * rows + 3, 5 * rows + 3,
+                                                        3 * cols + 3]))
+            if gemm_fits(p, m, k, n):
+                shapes.append((m, k, n, int(rng.integers(0, 2))))
+        seq = gemm_sequence(p, np.array(shapes, np.int64))
+        for row, t in zip(seq, replay(cfg, [s[:3] for s in shapes]), strict=True):
+            want = (t.cmd, t.first["a"], t.first["w"], t.first["ch"], t.issue_first,
+                    t.issue_end, t.out_first, t.out_last)
+            assert tuple(int(x) for x in row) == want, (cfg, shapes)
 
 
 def test_buffer_limits_closed_form():
-    """4x4 with 1 KiB buffers, int8 operands and int32 accumulators.
+    """4x4 with 1 KiB buffers, int8 operands and int32 accumulators, one slot.
 
     A words 1024/4 = 256, W words 256, accumulator rows 1024/(4*4) = 64, 4 parameter
     words of 4 channels. ws: M <= min(256, 64), K <= min(256*4, 256), N <= 4*4;
     os: M <= 256*4, K <= min(256, 256); is (A^T held in the array as words of C lanes,
     W^T streamed as words of R lanes): M <= 256*4, K <= min(256*4, 256),
-    N <= min(256, 64, 4*4).
+    N <= min(256, 64, 4*4). With double_buffer a call has one slot: half of the A and W
+    words (128 each), the whole accumulator buffer, 4 parameter words (the memory has 8).
     """
-    p = params("ws")
+    p = params("ws", double_buffer=False)
     assert tuple(gemm_buffer_words(p)) == (256, 256, 64, 4)
     assert tuple(gemm_max_shape(p)) == (64, 256, 16)
     assert gemm_fits(p, 64, 4, 16)
@@ -155,11 +242,16 @@ def test_buffer_limits_closed_form():
     assert not gemm_fits(p, 1, 257, 1)       # 257 W words
     assert not gemm_fits(p, 1, 1, 17)        # parameter memory
     assert not gemm_fits(p, 0, 1, 1)
-    p = params("os")
+    half = params("ws", double_buffer=True)
+    assert tuple(gemm_buffer_words(half)) == (128, 128, 64, 4)
+    assert tuple(gemm_max_shape(half)) == (64, 128, 16)
+    assert gemm_fits(half, 32, 16, 16) and not gemm_fits(half, 33, 16, 16)   # 33 * 4 > 128
+    assert gemm_fits(half, 1, 128, 1) and not gemm_fits(half, 1, 129, 1)
+    p = params("os", double_buffer=False)
     assert tuple(gemm_buffer_words(p)) == (256, 256, 0, 4)
     assert tuple(gemm_max_shape(p)) == (1024, 256, 16)
     assert gemm_fits(p, 1024, 1, 4) and not gemm_fits(p, 1025, 1, 4)
-    p = params("is")
+    p = params("is", double_buffer=False)
     assert tuple(gemm_max_shape(p)) == (1024, 256, 16)
 
 
@@ -182,16 +274,17 @@ def test_the_model_does_not_import_amaranth():
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_call_counts_agree_with_the_phases():
-    """call_counts' cycles are gemm_cycles; its load phase the largest stream's beats."""
-    for dataflow in ("ws", "os", "is"):
-        p = params(dataflow)
-        for m, k, n in [(1, 1, 1), (8, 16, 8), (5, 7, 6)]:
-            t, load, tail, *_ = call_counts(p, m, k, n, 0, 1, 1)
-            ph = gemm_phases(p, m, k, n, 0)
-            assert t == gemm_cycles(p, m, k, n, 0)
-            assert load == max(ph.a_beats, ph.w_beats, ph.ch_beats)
-            assert tail == ph.compute + ph.drain
+def test_call_counts_closed_form():
+    """ws 4x4, (8, 16, 8), int8 operands, int32 accumulators: 8 steps (KF 4, NT 2); A written
+    once (8 rows x 4 folds of 4 bytes) and read once per step; W written and read once
+    (2 x 16 rows of 4 bytes); 8 rows of 4 accumulators read and written per step; the
+    adds of the accumulator stage, KF per output."""
+    if_rd, if_wr, w_rd, w_wr, of_rd, of_wr, _, add32 = call_counts(params("ws"), 8, 16, 8,
+                                                                   1, 1)
+    assert (if_wr, if_rd) == (8 * 4 * 4, 8 * 8 * 4)
+    assert w_wr == w_rd == 2 * 16 * 4
+    assert of_rd == of_wr == 8 * 8 * 4 * 4
+    assert add32 == 4 * 8 * 8
 
 
 # ---- the functional kernel -------------------------------------------------------------------
