@@ -368,9 +368,9 @@ def encode_pool_consts(layouts: PoolLayouts, consts: PoolConstants, shape, row_b
                          f"{POOL_STRIDE_MAX}]")
     if max(k.pt, k.pb) > k.r // 2 or max(k.pl, k.pr) > k.s // 2:
         raise ValueError(f"PoolUnit: padding {pads} exceeds half the window {k.r}x{k.s}")
-    conv2d_out_size(h, k.r, k.sh, (k.pt, k.pb), "height")
-    conv2d_out_size(w, k.s, k.sw, (k.pl, k.pr), "width")
-    hi, wi, _, _ = (int(v) for v in pool_grid(h, w, k.r, k.s, k.sh, k.sw, *pads))
+    oh = conv2d_out_size(h, k.r, k.sh, (k.pt, k.pb), "height")
+    ow = conv2d_out_size(w, k.s, k.sw, (k.pl, k.pr), "width")
+    hi, wi, _, _ = (int(v) for v in pool_grid(h, w, oh, ow, k.r, k.s, k.sh, k.sw, k.pt, k.pl))
     grp = int(beats(c, lanes))
     if grp > groups:
         raise ValueError(f"PoolUnit: {c} channels are {grp} groups of {lanes}, more than "
@@ -436,10 +436,10 @@ def pool_timing(config: AcceleratorConfig) -> dict:
                   "with i valid on every cycle and o.ready always high",
         "output_backpressure": "stalls the whole unit",
         "variables": {"n": "images", "G": "ceil(C / lanes)",
-                      "hi, wi, yl, xl": "edgetron.hw.pool.pool_grid(h, w, r, s, sh, sw, "
-                                        "pt, pb, pl, pr)"},
+                      "hi, wi, yl, xl": "edgetron.hw.pool.pool_grid(h, w, oh, ow, r, s, sh, "
+                                        "sw, pt, pl)"},
         "constants": {"lanes": lanes, "latency_cycles": POOL_LATENCY},
         "total": "((n - 1) * hi * wi + yl * wi + xl + 1) * G + latency_cycles",
         "example": {"maxpool 3x3/2 pad 1, 1 x 112 x 112 x 64": int(pool_cycles(
-            lanes, 1, 112, 112, 64, 3, 3, 2, 2, 1, 1, 1, 1))},
+            lanes, 1, 112, 112, 64, 56, 56, 3, 3, 2, 2, 1, 1))},
     }

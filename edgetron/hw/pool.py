@@ -54,20 +54,19 @@ POOL_EDGE_MAX = 256
 
 
 @njit(cache=True)
-def pool_grid(h, w, r, s, sh, sw, pt, pb, pl, pr):
+def pool_grid(h, w, oh, ow, r, s, sh, sw, pt, pl):
     """``(hi, wi, yl, xl)``: the grid rows and columns of one image and the last window's
-    bottom row and right column (module docstring)."""
-    oh = (h + pt + pb - r) // sh + 1
-    ow = (w + pl + pr - s) // sw + 1
+    bottom row and right column, for ``oh x ow`` outputs (module docstring)."""
     yl = (oh - 1) * sh - pt + r - 1
     xl = (ow - 1) * sw - pl + s - 1
     return max(h, yl + 1), max(w, xl + 1), yl, xl
 
 
 @njit(cache=True)
-def pool_cycles(lanes, n, h, w, c, r, s, sh, sw, pt, pb, pl, pr):
-    """Cycles of ``PoolUnit`` for ``n >= 1`` images of ``h x w x c`` (module docstring)."""
-    hi, wi, yl, xl = pool_grid(h, w, r, s, sh, sw, pt, pb, pl, pr)
+def pool_cycles(lanes, n, h, w, c, oh, ow, r, s, sh, sw, pt, pl):
+    """Cycles of ``PoolUnit`` for ``n >= 1`` images of ``h x w x c`` pooled to ``oh x ow``
+    (module docstring)."""
+    hi, wi, yl, xl = pool_grid(h, w, oh, ow, r, s, sh, sw, pt, pl)
     return ((n - 1) * hi * wi + yl * wi + xl + 1) * beats(c, lanes) + POOL_LATENCY
 
 

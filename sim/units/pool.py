@@ -1,13 +1,17 @@
-"""The pool unit (``maxpool``, ``avgpool`` on the vector lanes): cycles, line buffer, kernel.
+"""The pool unit (``maxpool``, ``avgpool`` on ``rtl/pool.py:PoolUnit``): cycles, buffer, kernel.
 
-Pools run on the vector unit: ``lanes`` channels in parallel (NHWC keeps them adjacent),
-one window element per beat, so an ``r x s`` window costs ``r*s`` beats per
-``ceil(c / lanes)`` channel groups:
-``ceil(c/lanes) * n * out_h * out_w * r * s + MAXPOOL_LATENCY`` (or ``AVGPOOL_LATENCY``,
-which adds the dyadic requantization of the window sum). Vertically overlapping windows
-(``stride_h < r`` and ``out_h > 1``) read input rows several times, so ``r`` rows are held in a
-line buffer; non-overlapping ones (global average pooling included) only keep one output
-row of running maxima or int32 sums (:func:`pool_line_buffer_bytes`).
+The unit streams the NHWC map in once, ``lanes`` channels per beat, and visits one grid
+position per cycle: every input pixel and the bottom and right padding where a window ends
+(:mod:`edgetron.hw.pool`). For ``n`` images of ``h x w x c`` pooled to ``out_h x out_w``::
+
+    cycles = ((n - 1) * hi * wi + yl * wi + xl + 1) * ceil(c / lanes) + POOL_LATENCY
+
+(:func:`edgetron.hw.pool.pool_cycles`, measured equal to the RTL's by tests/rtl/test_pool.py
+and the cocotb testbench); a global average pool costs ``n * h * w * ceil(c / lanes) +
+POOL_LATENCY``. Vertically overlapping windows (``stride_h < r`` and ``out_h > 1``) read
+input rows several times, so ``r`` rows are held in a line buffer; non-overlapping ones
+(global average pooling included) only keep one output row of running maxima or int32 sums
+(:func:`pool_line_buffer_bytes`).
 
 The functional kernel :func:`pool_nhwc` takes the trace's four paddings as they are
 (golden's ``maxpool2d`` / ``avgpool2d`` on NCHW, ``avgpool_constants`` for the average).
@@ -21,7 +25,8 @@ from numba import njit
 from edgetron.config import SimParams
 from edgetron.golden.conv import avgpool2d, avgpool_constants, maxpool2d
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.gemm import REQUANT_LATENCY, element_bytes
+from edgetron.hw.gemm import element_bytes
+from edgetron.hw.pool import pool_cycles
 from edgetron.workload import MaxPool, Op
 
 from ..memory import VectorWork
@@ -35,47 +40,38 @@ from ..records import (
     F_IN_BYTES,
     F_OH,
     F_OW,
+    F_PL,
+    F_PT,
     F_R,
     F_S,
     F_SH,
+    F_SW,
     F_W,
 )
-from .pipeline import beats, requantize
+from .pipeline import requantize
 
 __all__ = [
-    "AVGPOOL_LATENCY",
-    "MAXPOOL_LATENCY",
-    "avgpool_cycles",
     "avgpool_work",
     "buffer_text",
     "int64_bounds",
-    "maxpool_cycles",
     "maxpool_work",
     "pool_keeps_input_rows",
     "pool_line_buffer_bytes",
     "pool_nhwc",
+    "pool_op_cycles",
     "prepare",
     "record",
     "run",
     "scratch_bytes",
 ]
 
-#: Max pool: running maximum register per lane (1 stage), output register (1 stage).
-MAXPOOL_LATENCY = 2
-#: Average pool: running sum register per lane (1 stage), then the dyadic requantization.
-AVGPOOL_LATENCY = 1 + REQUANT_LATENCY
-
 
 @njit(cache=True)
-def maxpool_cycles(p, n, out_h, out_w, c, r, s):
-    """Cycles of a max pool on the vector unit: lanes over channels, one window element per beat."""
-    return beats(c, p.vector_lanes) * n * out_h * out_w * r * s + MAXPOOL_LATENCY
-
-
-@njit(cache=True)
-def avgpool_cycles(p, n, out_h, out_w, c, r, s):
-    """Cycles of an average pool: window sums over channels, then one requantization each."""
-    return beats(c, p.vector_lanes) * n * out_h * out_w * r * s + AVGPOOL_LATENCY
+def pool_op_cycles(p, rec):
+    """Cycles of a pool (flat record ``rec``): :func:`edgetron.hw.pool.pool_cycles`."""
+    return pool_cycles(p.vector_lanes, rec[F_IMG], rec[F_H], rec[F_W], rec[F_CG], rec[F_OH],
+                       rec[F_OW], rec[F_R], rec[F_S], rec[F_SH], rec[F_SW], rec[F_PT],
+                       rec[F_PL])
 
 
 @njit(cache=True)
@@ -115,16 +111,14 @@ def _pool_work(p, rec, cycles, muls):
 @njit(cache=True)
 def maxpool_work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a max pool (flat record ``rec``)."""
-    cycles = maxpool_cycles(p, rec[F_IMG], rec[F_OH], rec[F_OW], rec[F_CG], rec[F_R], rec[F_S])
-    return _pool_work(p, rec, cycles, 0.0)
+    return _pool_work(p, rec, pool_op_cycles(p, rec), 0.0)
 
 
 @njit(cache=True)
 def avgpool_work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of an average pool: one requantization
     product per output."""
-    cycles = avgpool_cycles(p, rec[F_IMG], rec[F_OH], rec[F_OW], rec[F_CG], rec[F_R], rec[F_S])
-    return _pool_work(p, rec, cycles, float(rec[F_ELEMS]))
+    return _pool_work(p, rec, pool_op_cycles(p, rec), float(rec[F_ELEMS]))
 
 
 @njit(cache=True)
@@ -162,17 +156,18 @@ def pool_nhwc(x, r, s, sh, sw, pt, pl, oh, ow, is_max, m, sq, out):
 # The maxpool and avgpool op kinds: flat record, limits, buffer, functional data and run
 # ------------------------------------------------------------------------------------------
 def record(op: Op, rec: list[int]) -> None:
-    """The pool's geometry: ``img, h, w, cg`` (channels), ``out_h, out_w, r, s, stride_h``."""
+    """The pool's geometry: ``img, h, w, cg`` (channels), ``out_h, out_w, r, s``, the
+    strides and the top and left padding."""
     rec[F_IMG], rec[F_H], rec[F_W], rec[F_CG] = op.n, op.h, op.w, op.c
     rec[F_OH], rec[F_OW], rec[F_R], rec[F_S] = op.out_h, op.out_w, op.r, op.s
-    rec[F_SH] = op.stride_h
+    rec[F_SH], rec[F_SW], rec[F_PT], rec[F_PL] = op.stride_h, op.stride_w, op.pad_top, op.pad_left
 
 
 def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
-    """Its cycles and window reads are at most ``8*n*out_h*out_w*c*r*s``, its line buffer
-    ``8*r*w*c`` bytes."""
-    return (("its cycles and window reads", "8*n*out_h*out_w*c*r*s",
-             8 * op.out_elements * op.r * op.s),
+    """Its window reads are at most ``8*n*out_h*out_w*c*r*s``, its cycles ``8*n*(h+1)*(w+1)*c``
+    (the grid with padding), its line buffer ``8*r*w*c`` bytes."""
+    return (("its window reads", "8*n*out_h*out_w*c*r*s", 8 * op.out_elements * op.r * op.s),
+            ("its cycles", "8*n*(h+1)*(w+1)*c", 8 * op.n * (op.h + 1) * (op.w + 1) * op.c),
             ("its line buffer bytes", "8*r*w*c", 8 * op.r * op.w * op.c))
 
 

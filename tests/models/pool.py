@@ -94,8 +94,9 @@ class PoolModel(VectorModel):
 
     def cycles(self, seg: Segment) -> int:
         k = seg.consts
-        return int(pool_cycles(self.lanes, *seg.data[0].shape, k.r, k.s, k.sh, k.sw, k.pt,
-                               k.pb, k.pl, k.pr))
+        _, oh, ow, _ = _out_shape(seg)
+        return int(pool_cycles(self.lanes, *seg.data[0].shape, oh, ow, k.r, k.s, k.sh, k.sw,
+                               k.pt, k.pl))
 
     def latency(self) -> int:
         # the bottom padded row runs after the last input beat
@@ -130,7 +131,8 @@ class PoolModel(VectorModel):
         return rng.integers(lo, hi, shape, endpoint=True)
 
     def _fits(self, h, w, c, k: PoolConstants) -> bool:
-        wi = int(pool_grid(h, w, k.r, k.s, k.sh, k.sw, k.pt, k.pb, k.pl, k.pr)[1])
+        oh, ow = _out_shape(Segment("", k, (np.zeros((1, h, w, c)),)))[1:3]
+        wi = int(pool_grid(h, w, oh, ow, k.r, k.s, k.sh, k.sw, k.pt, k.pl)[1])
         return wi * int(beats(c, self.lanes)) <= self.row_beats
 
     def random_pool(self, rng, t: int) -> tuple[PoolConstants, tuple[int, int, int, int]]:

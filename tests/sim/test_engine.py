@@ -292,7 +292,8 @@ def every_kind():
 def test_every_kind_is_costed_by_its_own_unit(every_kind):
     """Each vector op's cycles are its unit's cycle function, each matrix op's compute the
     sum of its calls' gemm_cycles: the kernel dispatch reaches the unit of every kind."""
-    from edgetron.sim.units import add, concat, gelu, layernorm, pool, softmax
+    from edgetron.hw.pool import pool_cycles
+    from edgetron.sim.units import add, concat, gelu, layernorm, softmax
 
     cfg = PRESETS["edge-16"]
     p = cfg.sim_params()
@@ -302,10 +303,12 @@ def test_every_kind_is_costed_by_its_own_unit(every_kind):
         "gelu": lambda op: gelu.gelu_cycles(p, op.out_elements),
         "add": lambda op: add.add_cycles(p, op.out_elements),
         "concat": lambda op: concat.concat_cycles(p, op.out_elements),
-        "maxpool": lambda op: pool.maxpool_cycles(p, op.n, op.out_h, op.out_w, op.c, op.r,
-                                                  op.s),
-        "avgpool": lambda op: pool.avgpool_cycles(p, op.n, op.out_h, op.out_w, op.c, op.r,
-                                                  op.s),
+        "maxpool": lambda op: pool_cycles(p.vector_lanes, op.n, op.h, op.w, op.c, op.out_h,
+                                          op.out_w, op.r, op.s, op.stride_h, op.stride_w,
+                                          op.pad_top, op.pad_left),
+        "avgpool": lambda op: pool_cycles(p.vector_lanes, op.n, op.h, op.w, op.c, op.out_h,
+                                          op.out_w, op.r, op.s, op.stride_h, op.stride_w,
+                                          op.pad_top, op.pad_left),
     }
     seen = set()
     for trace in every_kind:
@@ -373,7 +376,7 @@ def test_a_pool_whose_counts_overflow_is_refused():
                 s=50_000, pad_top=49_999, pad_bottom=49_999, pad_left=49_999,
                 pad_right=49_999),))
     with pytest.raises(SimulationError, match=(
-            r"^op 0 \('pool'\): its cycles and window reads, up to "
+            r"^op 0 \('pool'\): its window reads, up to "
             r"8\*n\*out_h\*out_w\*c\*r\*s = 199,996,000,020,000,000,000, exceed the "
             r"simulator's 64-bit integers")):
         simulate(trace, PRESETS["edge-16"])
