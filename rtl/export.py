@@ -34,6 +34,7 @@ from .gelu import GeluUnit, gelu_timing
 from .gemm import GemmUnit, gemm_timing
 from .layernorm import LayerNormUnit, layernorm_timing
 from .lint import WAIVERS, generated_waivers
+from .pool import PoolUnit, pool_timing
 from .requant import Requantizer
 from .softmax import SoftmaxUnit, softmax_timing
 
@@ -129,6 +130,10 @@ UNITS: dict[str, Unit] = {
                       layernorm_timing),
     "add": Unit(_vector(AddUnit, "lanes", "in_bits"), "edgetron.golden.residual.residual_add",
                 "edgetron.hw.add.add_cycles(vector_lanes, E)", add_timing),
+    "pool": Unit(_vector(PoolUnit, "lanes", "row_beats", "groups", "in_bits"),
+                 "edgetron.golden.pool.pool_nhwc",
+                 "edgetron.hw.pool.pool_cycles(vector_lanes, n, h, w, C, oh, ow, r, s, sh, sw, "
+                 "pt, pl)", pool_timing),
 }
 
 

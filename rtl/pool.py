@@ -190,10 +190,12 @@ class PoolUnit(CheckedComponent):
     def from_config(cls, config: AcceleratorConfig) -> PoolUnit:
         """The unit for ``config``: ``lanes = vector_lanes``, the line buffer in the ofmap
         buffer (:func:`edgetron.hw.pool.pool_row_beats`, at most 65536 words), channel
-        groups for 4096 channels, ``in_bits = input_bits``."""
+        groups for 4096 channels or as many as one line-buffer row holds, whichever is
+        fewer (a map whose grid row fits has ``groups <= row_beats``), ``in_bits =
+        input_bits``."""
         lanes = config.vector_lanes
         rows = min(int(pool_row_beats(lanes, config.ofmap_sram_bytes)), MAX_BUFFER_WORDS)
-        return cls(lanes, rows, int(beats(CHANNELS_MAX, lanes)), config.input_bits)
+        return cls(lanes, rows, min(rows, int(beats(CHANNELS_MAX, lanes))), config.input_bits)
 
     @property
     def lanes(self) -> int:
@@ -435,10 +437,13 @@ def pool_timing(config: AcceleratorConfig) -> dict:
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
         "output_backpressure": "stalls the whole unit",
-        "variables": {"n": "images", "G": "ceil(C / lanes)",
-                      "hi, wi, yl, xl": "edgetron.hw.pool.pool_grid(h, w, oh, ow, r, s, sh, "
-                                        "sw, pt, pl)"},
+        "variables": {"n": "images", "h": "map height", "w": "map width", "C": "channels",
+                      "oh": "output height", "ow": "output width", "r": "window height",
+                      "s": "window width", "sh": "stride height", "sw": "stride width",
+                      "pt": "padding top", "pl": "padding left"},
         "constants": {"lanes": lanes, "latency_cycles": POOL_LATENCY},
+        "derived": {"yl": "(oh - 1) * sh - pt + r - 1", "xl": "(ow - 1) * sw - pl + s - 1",
+                    "hi": "max(h, yl + 1)", "wi": "max(w, xl + 1)", "G": "ceil(C / lanes)"},
         "total": "((n - 1) * hi * wi + yl * wi + xl + 1) * G + latency_cycles",
         "example": {"maxpool 3x3/2 pad 1, 1 x 112 x 112 x 64": int(pool_cycles(
             lanes, 1, 112, 112, 64, 56, 56, 3, 3, 2, 2, 1, 1))},
