@@ -76,14 +76,14 @@ def test_parameters_checked_before_construction():
 
 def test_from_config_and_bad_constants():
     unit = PoolUnit.from_config(AcceleratorConfig(vector_lanes=8, ofmap_sram_bytes=4096))
-    assert (unit.lanes, unit.row_beats, unit.groups, unit.in_bits) == (8, 256, 512, 8)
+    assert (unit.lanes, unit.row_beats, unit.groups, unit.in_bits) == (8, 256, 256, 8)
     Fragment.get(unit, None)
     lay = unit.layouts
     with pytest.raises(ValueError, match="not the whole 8x8 map"):
-        encode_pool_consts(lay, pool_constants("max", (5, 5), (1, 1)), (8, 8, 8), 256, 512)
+        encode_pool_consts(lay, pool_constants("max", (5, 5), (1, 1)), (8, 8, 8), 256, 256)
     with pytest.raises(ValueError, match="exceeds the line buffer's 16 words"):
-        encode_pool_consts(lay, pool_constants("max", (2, 2), (2, 2)), (8, 20, 8), 16, 512)
+        encode_pool_consts(lay, pool_constants("max", (2, 2), (2, 2)), (8, 20, 8), 16, 256)
     with pytest.raises(ValueError, match="strides"):
-        encode_pool_consts(lay, pool_constants("max", (2, 2), (4, 4)), (8, 8, 8), 256, 512)
+        encode_pool_consts(lay, pool_constants("max", (2, 2), (4, 4)), (8, 8, 8), 256, 256)
     with pytest.raises(ValueError, match="x must lie in"):
         encode_pool(lay, np.full((1, 1, 1, 1), 200))
