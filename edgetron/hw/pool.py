@@ -34,6 +34,7 @@ __all__ = [
     "POOL_WINDOW_MAX",
     "pool_cycles",
     "pool_grid",
+    "pool_line_buffer_bytes",
     "pool_row_beats",
 ]
 
@@ -71,7 +72,15 @@ def pool_cycles(lanes, n, h, w, c, oh, ow, r, s, sh, sw, pt, pl):
 
 
 @njit(cache=True)
+def pool_line_buffer_bytes(lanes, wi, c):
+    """Bytes of the line buffer a pool uses: one word per beat of a grid row (``wi *
+    ceil(c / lanes)``), each two rows of ``lanes`` int8 values. Every grid position reads
+    one word and writes one."""
+    return 2 * wi * beats(c, lanes) * lanes
+
+
+@njit(cache=True)
 def pool_row_beats(lanes, ofmap_bytes):
-    """Line-buffer words of the RTL for a config: two rows of ``lanes`` int8 values per word,
-    in the ofmap buffer (``ofmap_bytes``), as the simulator places the pool's rows."""
+    """Line-buffer words of the RTL for a config: the words of :func:`pool_line_buffer_bytes`
+    the ofmap buffer (``ofmap_bytes``) holds."""
     return max(1, ofmap_bytes // (2 * lanes))

@@ -8,10 +8,9 @@ position per cycle: every input pixel and the bottom and right padding where a w
 
 (:func:`edgetron.hw.pool.pool_cycles`, measured equal to the RTL's by tests/rtl/test_pool.py
 and the cocotb testbench); a global average pool costs ``n * h * w * ceil(c / lanes) +
-POOL_LATENCY``. Vertically overlapping windows (``stride_h < r`` and ``out_h > 1``) read
-input rows several times, so ``r`` rows are held in a line buffer; non-overlapping ones
-(global average pooling included) only keep one output row of running maxima or int32 sums
-(:func:`pool_line_buffer_bytes`).
+POOL_LATENCY``. The unit keeps two grid rows in a line buffer in the ofmap buffer
+(:func:`edgetron.hw.pool.pool_line_buffer_bytes`), one word read and one written per grid
+position.
 
 The functional kernel :func:`pool_nhwc` takes the trace's four paddings as they are
 (golden's ``maxpool2d`` / ``avgpool2d`` on NCHW, ``avgpool_constants`` for the average).
@@ -25,19 +24,17 @@ from numba import njit
 from edgetron.config import SimParams
 from edgetron.golden.conv import avgpool2d, avgpool_constants, maxpool2d
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.gemm import element_bytes
-from edgetron.hw.pool import pool_cycles
+from edgetron.hw.arith import beats
+from edgetron.hw.pool import pool_cycles, pool_grid, pool_line_buffer_bytes
 from edgetron.workload import MaxPool, Op
 
 from ..memory import VectorWork
 from ..opdata import OpData, OpQuant, deployed_scale
 from ..records import (
-    F_A_B,
     F_CG,
     F_ELEMS,
     F_H,
     F_IMG,
-    F_IN_BYTES,
     F_OH,
     F_OW,
     F_PL,
@@ -55,8 +52,6 @@ __all__ = [
     "buffer_text",
     "int64_bounds",
     "maxpool_work",
-    "pool_keeps_input_rows",
-    "pool_line_buffer_bytes",
     "pool_nhwc",
     "pool_op_cycles",
     "prepare",
@@ -75,37 +70,17 @@ def pool_op_cycles(p, rec):
 
 
 @njit(cache=True)
-def pool_keeps_input_rows(r, stride_h, out_h):
-    """True when a pool's windows overlap vertically (``stride_h < r`` and ``out_h > 1``).
-
-    Such a pool reads input rows several times and holds ``r`` of them in a line buffer.
-    """
-    return stride_h < r and out_h > 1
-
-
-@njit(cache=True)
-def pool_line_buffer_bytes(w, c, r, stride_h, out_h, out_w, in_bytes, acc_bytes):
-    """Bytes of on-chip buffer a pool needs.
-
-    Vertically overlapping windows (:func:`pool_keeps_input_rows`): ``r`` input rows of
-    ``w * c`` elements. Otherwise one output row of running values, ``out_w * c`` of
-    ``acc_bytes``.
-    """
-    if pool_keeps_input_rows(r, stride_h, out_h):
-        return r * w * c * in_bytes
-    return out_w * c * acc_bytes
-
-
-@njit(cache=True)
 def _pool_work(p, rec, cycles, muls):
-    """A pool's :class:`~edgetron.sim.memory.VectorWork`: the input written into the line
-    buffer once, every window element read from it, one addition or comparison each."""
+    """A pool's :class:`~edgetron.sim.memory.VectorWork`: the line buffer of two grid rows
+    (:func:`edgetron.hw.pool.pool_line_buffer_bytes`) in the ofmap buffer, one word read and
+    one written per grid position, one addition or comparison per window element."""
     elems = rec[F_ELEMS]
-    r, s = rec[F_R], rec[F_S]
-    need = pool_line_buffer_bytes(rec[F_W], rec[F_CG], r, rec[F_SH], rec[F_OH], rec[F_OW],
-                                  rec[F_A_B], element_bytes(p.acc_bits))
-    return VectorWork(cycles, need, 1, 0.0, 0.0, float(elems * r * s * rec[F_A_B]),
-                      float(rec[F_IN_BYTES]), muls, float(elems * r * s))
+    r, s, lanes, c = rec[F_R], rec[F_S], p.vector_lanes, rec[F_CG]
+    hi, wi, _, _ = pool_grid(rec[F_H], rec[F_W], rec[F_OH], rec[F_OW], r, s, rec[F_SH],
+                             rec[F_SW], rec[F_PT], rec[F_PL])
+    need = pool_line_buffer_bytes(lanes, wi, c)
+    words = float(rec[F_IMG] * hi * wi * beats(c, lanes) * 2 * lanes)
+    return VectorWork(cycles, need, 1, 0.0, 0.0, words, words, muls, float(elems * r * s))
 
 
 @njit(cache=True)
@@ -165,17 +140,17 @@ def record(op: Op, rec: list[int]) -> None:
 
 def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
     """Its window reads are at most ``8*n*out_h*out_w*c*r*s``, its cycles ``8*n*(h+1)*(w+1)*c``
-    (the grid with padding), its line buffer ``8*r*w*c`` bytes."""
+    (the grid with padding), its line buffer ``8*(w+1)*c`` bytes."""
     return (("its window reads", "8*n*out_h*out_w*c*r*s", 8 * op.out_elements * op.r * op.s),
             ("its cycles", "8*n*(h+1)*(w+1)*c", 8 * op.n * (op.h + 1) * (op.w + 1) * op.c),
-            ("its line buffer bytes", "8*r*w*c", 8 * op.r * op.w * op.c))
+            ("its line buffer bytes", "8*(w+1)*c", 8 * (op.w + 1) * op.c))
 
 
 def buffer_text(op: Op) -> str:
     """What the pool keeps in the ofmap buffer, for the error of a buffer that cannot fit."""
-    if pool_keeps_input_rows(op.r, op.stride_h, op.out_h):
-        return f"the {op.r}-row line buffer of the pool ({op.r} x {op.w} x {op.c} values)"
-    return f"the running values of one output row of the pool ({op.out_w} x {op.c})"
+    wi = int(pool_grid(op.h, op.w, op.out_h, op.out_w, op.r, op.s, op.stride_h, op.stride_w,
+                       op.pad_top, op.pad_left)[1])
+    return f"the pool unit's line buffer (two grid rows of {wi} pixels x {op.c} channels)"
 
 
 def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],

@@ -10,7 +10,13 @@ import pytest
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.conv import avgpool2d, avgpool_constants, maxpool2d
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.pool import POOL_LATENCY, pool_cycles, pool_grid
+from edgetron.hw.pool import (
+    POOL_LATENCY,
+    pool_cycles,
+    pool_grid,
+    pool_line_buffer_bytes,
+    pool_row_beats,
+)
 from edgetron.sim.engine import simulate
 from edgetron.sim.units import pool
 from edgetron.workload import MaxPool, Trace
@@ -44,12 +50,13 @@ def test_sim_cycles_follow_the_record():
 
 
 def test_line_buffer():
-    # Overlapping 3x3 stride-2 windows keep 3 input rows; a global pool one row of sums.
-    assert pool.pool_line_buffer_bytes(112, 64, 3, 2, 56, 56, 1, 4) == 3 * 112 * 64
-    assert pool.pool_line_buffer_bytes(7, 1280, 7, 1, 1, 1, 1, 4) == 1280 * 4
-    # 2x2 stride-2 windows do not overlap: one output row of int32 running values.
-    assert pool.pool_line_buffer_bytes(8, 16, 2, 2, 4, 4, 1, 4) == 4 * 16 * 4
-    assert pool.pool_keeps_input_rows(3, 2, 56) and not pool.pool_keeps_input_rows(3, 2, 1)
+    # Two grid rows of ceil(c/lanes) words of lanes values: ResNet-18's max pool at 16 lanes
+    # (113 grid columns with the right padding), a global pool, a partial channel group.
+    assert pool_line_buffer_bytes(16, 113, 64) == 2 * 113 * 64
+    assert pool_line_buffer_bytes(8, 7, 1280) == 2 * 7 * 1280
+    assert pool_line_buffer_bytes(16, 8, 20) == 2 * 8 * 32
+    # the RTL's line buffer from the config holds exactly the bytes the simulator places
+    assert pool_row_beats(16, 128 * 1024) * 2 * 16 == 128 * 1024
 
 
 def _out(size: int, k: int, stride: int, pad: tuple[int, int]) -> int:
