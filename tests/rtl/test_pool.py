@@ -50,6 +50,22 @@ def test_measured_cycles_equal_timing_model():
     assert measured[3] == 2 * 7 * 7 * 2 + POOL_LATENCY
 
 
+def test_network_slices_at_16_lanes():
+    # ResNet-18's max pool (3x3/2, padding 1) on a 14x14x64 slice, and a global average head
+    # (7x7, 80 channels: five groups) at a calibrated output scale: bit-exact, and each pool
+    # streams 16 input elements per cycle but for the padding positions and the latency
+    model = PoolModel(16, 128, 8)
+    rng = np.random.default_rng(14)
+    segs = [Segment("resnet18 maxpool", pool_constants("max", (3, 3), (2, 2), (1, 1, 1, 1)),
+                    (model.map(rng, "random", (1, 14, 14, 64)),)),
+            Segment("global avgpool", pool_constants("avg", (7, 7), (1, 1), (0, 0, 0, 0),
+                                                     0.05, 0.02),
+                    (model.map(rng, "random", (1, 7, 7, 80)),))]
+    board = run_segments(PoolUnit(16, 128, 8), model, segs)
+    assert [inv.cycles for inv in board.done] == [14 * 14 * 4 + POOL_LATENCY,
+                                                  49 * 5 + POOL_LATENCY]
+
+
 def test_extreme_values_and_padding_never_win():
     # all -128 under max with padding: a padded position must not win (it would be -128
     # too); all 127: padding must not bring the max down; averages count padding as 0
