@@ -8,7 +8,8 @@ what the windows still need on chip and visits one grid position per cycle
 
 * **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads the values
   of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back the current value and row
-  ``y - 1``'s, so one read and one write per beat hold two rows;
+  ``y - 1``'s, so one read and one write per beat hold two rows (not used by a global
+  pool);
 * **vertical**: the max or sum of up to three rows (``r``); rows above the map (top
   padding) and the rows of the previous image are masked to the identity (``-2**(b-1)`` for
   the max, a padded value never wins; ``0`` for the sum, golden's zeros);
@@ -68,6 +69,7 @@ from edgetron.hw.pool import (
     POOL_WINDOW_MAX,
     pool_cycles,
     pool_grid,
+    pool_is_global,
     pool_row_beats,
 )
 
@@ -262,7 +264,8 @@ class PoolUnit(CheckedComponent):
                          nx.eq(self.c.payload.fx)]
         last_g, last_x, last_y = g == k.groups - 1, x == k.wi - 1, y == k.hi - 1
         with m.If(go):
-            m.d.sync += [g.eq(Mux(last_g, 0, g + 1)), j.eq(Mux(last_g & last_x, 0, j + 1))]
+            m.d.sync += [g.eq(Mux(last_g, 0, g + 1)),
+                         j.eq(Mux(k.glob | (last_g & last_x), 0, j + 1))]
             with m.If(last_g):
                 m.d.sync += x.eq(Mux(last_x, 0, x + 1))
                 with m.If(x == nx):
@@ -282,7 +285,8 @@ class PoolUnit(CheckedComponent):
         lr, lw = lines.read_port(domain="comb"), lines.write_port()
         use1 = ~k.glob & (k.r >= 2) & (y >= 1)
         use2 = ~k.glob & (k.r == 3) & (y >= 2)
-        m.d.comb += [lr.addr.eq(j), lw.addr.eq(j), lw.en.eq(go), lw.data.p2.eq(lr.data.p1)]
+        m.d.comb += [lr.addr.eq(j), lw.addr.eq(j), lw.en.eq(go & ~k.glob),
+                     lw.data.p2.eq(lr.data.p1)]
 
         # ---- column buffer: per group, columns x-1 and x-2 (or the running global sum) -
         sum_arr = data.ArrayLayout(signed(sbits), lanes)
@@ -347,7 +351,8 @@ def encode_pool_consts(layouts: PoolLayouts, consts: PoolConstants, shape, row_b
         A pool golden rejects, or one beyond the unit: a window edge above 3 that is not
         the whole map (global pool, no padding), a stride above 3, a map edge above
         ``POOL_EDGE_MAX``, more channel groups than the unit's ``groups``, a grid row of
-        more beats than ``row_beats``, or ``mult`` / ``shift`` out of range.
+        more beats than ``row_beats`` (a global pool does not use the line buffer), or
+        ``mult`` / ``shift`` out of range.
     """
     if not isinstance(consts, PoolConstants):
         raise TypeError(f"consts must be PoolConstants, got {type(consts).__name__}")
@@ -360,7 +365,7 @@ def encode_pool_consts(layouts: PoolLayouts, consts: PoolConstants, shape, row_b
                          "and C >= 1")
     if k.kind not in ("max", "avg"):
         raise ValueError(f"PoolUnit: kind {k.kind!r} is neither 'max' nor 'avg'")
-    glob = max(k.r, k.s) > POOL_WINDOW_MAX
+    glob = bool(pool_is_global(k.r, k.s))
     if glob and ((k.r, k.s) != (h, w) or any(pads)):
         raise ValueError(f"PoolUnit: window {k.r}x{k.s} exceeds {POOL_WINDOW_MAX}x"
                          f"{POOL_WINDOW_MAX} and is not the whole {h}x{w} map without padding "
@@ -377,7 +382,7 @@ def encode_pool_consts(layouts: PoolLayouts, consts: PoolConstants, shape, row_b
     if grp > groups:
         raise ValueError(f"PoolUnit: {c} channels are {grp} groups of {lanes}, more than "
                          f"the unit's {groups}")
-    if wi * grp > row_beats:
+    if not glob and wi * grp > row_beats:
         raise ValueError(f"PoolUnit: a grid row of {wi} x {grp} beats exceeds the line "
                          f"buffer's {row_beats} words")
     avg = k.kind == "avg"

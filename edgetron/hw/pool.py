@@ -34,6 +34,7 @@ __all__ = [
     "POOL_WINDOW_MAX",
     "pool_cycles",
     "pool_grid",
+    "pool_is_global",
     "pool_line_buffer_bytes",
     "pool_row_beats",
 ]
@@ -72,10 +73,20 @@ def pool_cycles(lanes, n, h, w, c, oh, ow, r, s, sh, sw, pt, pl):
 
 
 @njit(cache=True)
-def pool_line_buffer_bytes(lanes, wi, c):
+def pool_is_global(r, s):
+    """Whether a pool runs as a global pool (its window the whole map): an edge above
+    ``POOL_WINDOW_MAX``."""
+    return max(r, s) > POOL_WINDOW_MAX
+
+
+@njit(cache=True)
+def pool_line_buffer_bytes(lanes, wi, c, r, s):
     """Bytes of the line buffer a pool uses: one word per beat of a grid row (``wi *
-    ceil(c / lanes)``), each two rows of ``lanes`` int8 values. Every grid position reads
-    one word and writes one."""
+    ceil(c / lanes)``), each two rows of ``lanes`` int8 values; every grid position reads
+    one word and writes one. A global pool keeps only its running sums (the unit's column
+    buffer): 0."""
+    if pool_is_global(r, s):
+        return 0
     return 2 * wi * beats(c, lanes) * lanes
 
 

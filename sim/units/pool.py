@@ -24,7 +24,6 @@ from numba import njit
 from edgetron.config import SimParams
 from edgetron.golden.conv import avgpool2d, avgpool_constants, maxpool2d
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.arith import beats
 from edgetron.hw.pool import pool_cycles, pool_grid, pool_line_buffer_bytes
 from edgetron.workload import MaxPool, Op
 
@@ -72,14 +71,15 @@ def pool_op_cycles(p, rec):
 @njit(cache=True)
 def _pool_work(p, rec, cycles, muls):
     """A pool's :class:`~edgetron.sim.memory.VectorWork`: the line buffer of two grid rows
-    (:func:`edgetron.hw.pool.pool_line_buffer_bytes`) in the ofmap buffer, one word read and
-    one written per grid position, one addition or comparison per window element."""
+    (:func:`edgetron.hw.pool.pool_line_buffer_bytes`; none for a global pool) in the ofmap
+    buffer, one word read and one written per grid position (``hi * need`` bytes per image
+    each way), one addition or comparison per window element."""
     elems = rec[F_ELEMS]
     r, s, lanes, c = rec[F_R], rec[F_S], p.vector_lanes, rec[F_CG]
     hi, wi, _, _ = pool_grid(rec[F_H], rec[F_W], rec[F_OH], rec[F_OW], r, s, rec[F_SH],
                              rec[F_SW], rec[F_PT], rec[F_PL])
-    need = pool_line_buffer_bytes(lanes, wi, c)
-    words = float(rec[F_IMG] * hi * wi * beats(c, lanes) * 2 * lanes)
+    need = pool_line_buffer_bytes(lanes, wi, c, r, s)
+    words = float(rec[F_IMG] * hi * need)
     return VectorWork(cycles, need, 1, 0.0, 0.0, words, words, muls, float(elems * r * s))
 
 

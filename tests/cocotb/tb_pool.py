@@ -6,10 +6,14 @@ from the beats the unit accepted and compared with golden bit for bit by the sco
 (tests/cocotb/vector_bench.py). Tests, in order: the extremes of every coverage bin; random
 pools with the extremes weighted (``EDGETRON_TB_VECTORS`` pools, default 1000; here capped
 by the runner); the same pools and the full-rate shapes at full rate, each taking exactly
-the ``edgetron.hw`` cycles; every cocotb-coverage bin hit.
+the ``edgetron.hw`` cycles; every cocotb-coverage bin hit. With
+``EDGETRON_TB_POOL_LAYERS=1`` (the slow run) the random and full-rate tests also run the
+full-size network pools of ``PoolModel.layer_segments``.
 """
 
 from __future__ import annotations
+
+import os
 
 import cocotb
 from harness import load_manifest
@@ -23,7 +27,10 @@ SEED = 2026
 
 
 def _segments(rng, count):
-    return MODEL.random_segments(rng, count)
+    segs = MODEL.random_segments(rng, count)
+    if os.environ.get("EDGETRON_TB_POOL_LAYERS") == "1":    # the slow full-size run
+        segs += MODEL.layer_segments(rng)
+    return segs
 
 
 @cocotb.test()

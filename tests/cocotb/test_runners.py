@@ -90,6 +90,18 @@ def test_pool_unit(sim):
     assert tests == 4
 
 
+#: Full-size network pools (slow, Verilator): 16 lanes, a 512-word line buffer (16 KiB).
+_POOL_LAYER_CFG = AcceleratorConfig(name="tb-pool-layers", vector_lanes=16,
+                                    ofmap_sram_bytes=16 * KiB)
+
+
+@pytest.mark.slow
+def test_pool_unit_network_layers():
+    _, tests = run_tb("pool", "verilator", _POOL_LAYER_CFG, tag="16lanes-layers",
+                      extra_env={"EDGETRON_TB_VECTORS": "10", "EDGETRON_TB_POOL_LAYERS": "1"})
+    assert tests == 4
+
+
 def test_test_counts_follow_the_parameter_lists(tmp_path):
     """The expected count is cocotb's own discovery of the testbench, each parametrisation
     expanded: one test per spec of tb_gemm.SPECS plus one per plain test, so adding a

@@ -16,7 +16,7 @@ from edgetron.golden.conv import conv2d_out_size
 from edgetron.golden.intops import int_range
 from edgetron.golden.pool import PoolConstants, pool_constants, pool_nhwc
 from edgetron.hw.arith import beats
-from edgetron.hw.pool import POOL_LATENCY, POOL_WINDOW_MAX, pool_cycles, pool_grid
+from edgetron.hw.pool import POOL_LATENCY, pool_cycles, pool_grid, pool_is_global
 from edgetron.rtl.pool import (
     decode_pool,
     decode_pool_input,
@@ -106,7 +106,7 @@ class PoolModel(VectorModel):
     def cover(self, seg: Segment, data: tuple, result: np.ndarray) -> list[dict]:
         k = seg.consts
         c = data[0].shape[3]
-        glob = max(k.r, k.s) > POOL_WINDOW_MAX
+        glob = pool_is_global(k.r, k.s)
         window = ("whole_map" if glob else "1" if (k.r, k.s) == (1, 1)
                   else f"{k.r}x{k.s}" if k.r == k.s and k.r > 1 else "mixed")
         out = [{"kind": "global" if glob else k.kind, "window": window,
@@ -131,6 +131,8 @@ class PoolModel(VectorModel):
         return rng.integers(lo, hi, shape, endpoint=True)
 
     def _fits(self, h, w, c, k: PoolConstants) -> bool:
+        if pool_is_global(k.r, k.s):
+            return True
         oh, ow = _out_shape(Segment("", k, (np.zeros((1, h, w, c)),)))[1:3]
         wi = int(pool_grid(h, w, oh, ow, k.r, k.s, k.sh, k.sw, k.pt, k.pl)[1])
         return wi * int(beats(c, self.lanes)) <= self.row_beats
@@ -190,6 +192,19 @@ class PoolModel(VectorModel):
             k = pool_constants(kind, win, stride, pads)
             out.append(Segment(f"{kind}{win}", k, (self.map(rng, stim, (1, h, w, c)),)))
         return out
+
+    def layer_segments(self, rng) -> list[Segment]:
+        """Full-size network pools: ResNet-18's max pool (3x3/2, padding 1, 112x112x64) and
+        the global average heads of ResNet-18 (7x7x512) and MobileNetV2 (7x7x1280) at
+        calibrated scales (the unit needs ``row_beats >= 113 * ceil(64 / lanes)``)."""
+        return [Segment("resnet18 maxpool", pool_constants("max", (3, 3), (2, 2), (1, 1, 1, 1)),
+                        (self.map(rng, "random", (1, 112, 112, 64)),)),
+                Segment("resnet18 avgpool", pool_constants("avg", (7, 7), (1, 1),
+                                                           (0, 0, 0, 0), 0.04, 0.01),
+                        (self.map(rng, "random", (1, 7, 7, 512)),)),
+                Segment("mobilenetv2 avgpool", pool_constants("avg", (7, 7), (1, 1),
+                                                              (0, 0, 0, 0), 0.05, 0.03),
+                        (self.map(rng, "random", (1, 7, 7, 1280)),))]
 
     def full_rate_segments(self, rng) -> list[Segment]:
         lanes, c = self.lanes, min(self.groups, 2) * self.lanes

@@ -52,9 +52,10 @@ def test_sim_cycles_follow_the_record():
 def test_line_buffer():
     # Two grid rows of ceil(c/lanes) words of lanes values: ResNet-18's max pool at 16 lanes
     # (113 grid columns with the right padding), a global pool, a partial channel group.
-    assert pool_line_buffer_bytes(16, 113, 64) == 2 * 113 * 64
-    assert pool_line_buffer_bytes(8, 7, 1280) == 2 * 7 * 1280
-    assert pool_line_buffer_bytes(16, 8, 20) == 2 * 8 * 32
+    assert pool_line_buffer_bytes(16, 113, 64, 3, 3) == 2 * 113 * 64
+    assert pool_line_buffer_bytes(16, 8, 20, 2, 2) == 2 * 8 * 32
+    # a global pool (7x7) keeps only the unit's running sums
+    assert pool_line_buffer_bytes(8, 7, 1280, 7, 7) == 0
     # the RTL's line buffer from the config holds exactly the bytes the simulator places
     assert pool_row_beats(16, 128 * 1024) * 2 * 16 == 128 * 1024
 
