@@ -220,6 +220,35 @@ ADD_MUTANTS = (
        ("self.c.ready.eq(run & ~busy)", "self.c.ready.eq(run)")),
 )
 
+_POOL = "rtl/pool.py"
+POOL_MUTANTS = (
+    _m("pool_padding_wins", "a padded position counts as 0 in a max (wins over negatives)",
+       _POOL, ("ident = Mux(k.avg, 0, lo)", "ident = 0")),
+    _m("pool_truncates", "the average drops its rounding add", _POOL,
+       ("rnd.eq((prod >> shift) + 1)", "rnd.eq(prod >> shift)")),
+    _m("pool_wraps", "averages wrap instead of saturating", _POOL,
+       ("out.eq(saturate(rnd >> 1, _OUT_BITS))", "out.eq((rnd >> 1)[:_OUT_BITS].as_signed())")),
+    _m("pool_first_row_unmasked", "row y-1 read in an image's first row (the previous "
+       "image's last)", _POOL,
+       ("use1 = ~k.glob & (k.r >= 2) & (y >= 1)", "use1 = ~k.glob & (k.r >= 2)")),
+    _m("pool_column_mask_off_by_one", "column x-2 read at x = 1", _POOL,
+       ("tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2))",
+        "tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 1))")),
+    _m("pool_line_buffer_keeps_row", "the line buffer keeps row y-2 instead of moving y-1 "
+       "down", _POOL, ("lw.data.p2.eq(lr.data.p1)", "lw.data.p2.eq(lr.data.p2)")),
+    _m("pool_stride_one_rows", "output rows advance by 1 instead of the stride", _POOL,
+       ("ny.eq(ny + k.sh)", "ny.eq(ny + 1)")),
+    _m("pool_global_sum_carried", "the global sum is not restarted at an image", _POOL,
+       ("Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))",
+        "Mux(k.glob, 1, (k.s >= 2) & (x >= 1))")),
+    _m("pool_column_written_while_stalled", "the column buffer is written during a stall",
+       _POOL, ("cw.en.eq(tags[2].valid & run)", "cw.en.eq(tags[2].valid)")),
+    _m("pool_ignores_ready", "the unit runs whatever o.ready says", _POOL,
+       ("run.eq(~(tags.output.valid & tags.output.emit) | self.o.ready)", "run.eq(1)")),
+    _m("pool_constants_while_busy", "new constants taken while beats are in flight", _POOL,
+       ("self.c.ready.eq(at_start & ~busy)", "self.c.ready.eq(at_start)")),
+)
+
 
 def _vector_unit(unit: str, mutants: tuple[Mutant, ...], amaranth: tuple[str, ...]) -> Unit:
     # The cocotb suite on Icarus only: the Verilator build of every mutant would double the
@@ -246,6 +275,10 @@ UNITS = {
     "layernorm": _vector_unit("layernorm", LAYERNORM_MUTANTS, ("tests/rtl/test_layernorm.py",)),
     "gelu": _vector_unit("gelu", GELU_MUTANTS, ("tests/rtl/test_gelu.py",)),
     "add": _vector_unit("add", ADD_MUTANTS, ("tests/rtl/test_add.py",)),
+    "pool": Unit(suites={"amaranth": ("tests/rtl/test_pool.py",),
+                         "cocotb": ("tests/cocotb/test_runners.py", "-k",
+                                    "test_pool_unit and icarus")},
+                 mutants=POOL_MUTANTS),
 }
 
 #: Installed first in every Python of the copy: maps the edgetron packages to the copy

@@ -17,11 +17,13 @@ from the first command handshake to the last output handshake (both included):
   call loads while the current one computes, the drain of one overlaps the next:
   one fill and one drain exposed in all).
 
-Vector units (:func:`vector_section`): softmax, GELU, LayerNorm and add, RTL cycles
+Vector units (:func:`vector_section`): softmax, GELU, LayerNorm, add and pool, RTL cycles
 measured in the Amaranth simulator (the bench of tests/rtl/vector_streams.py, random data
 checked against golden) against ``edgetron.sim.units.<unit>``'s cycle functions, for
 several lane counts, row lengths and row counts (element counts for GELU and add), full
-rate. ``--vector`` runs only this section.
+rate; the pool unit (:func:`pool_rows`) against the simulator engine on one-op traces
+(ResNet-18's max pool and the global average heads at reduced size, 2x2 and 3x3).
+``--vector`` runs only this section.
 
 Usage: ``python benchmarks/sim_vs_rtl.py [--config PRESET|FILE] [--vector]`` (default
 edge-8), after ``source scripts/setup.sh``.
@@ -201,10 +203,59 @@ def vector_section() -> int:
             count, unequal = count + 1, unequal + (rtl != want)
             print(f"{name:>9} {lanes:>5} {'':>5} {e:>5} {rtl:>11} {want:>11} "
                   f"{'yes' if rtl == want else 'NO':>6}", flush=True)
+    pool_count, pool_unequal = pool_rows(rng)
+    count, unequal = count + pool_count, unequal + pool_unequal
     print(f"vector_shapes_checked: {count} shapes")
     print(f"vector_cycle_mismatches: {unequal} shapes")
     print(f"vector_rtl_run_time: {time.perf_counter() - t0:.1f} s")
     return 1 if unequal else 0
+
+
+#: Pool shapes: (kind, (r, s), stride, (pt, pb, pl, pr), (n, h, w, c)): ResNet-18's max pool
+#: and the global average heads at reduced size, and the 2x2 and 3x3 classes.
+POOL_SHAPES = [
+    ("max", (3, 3), 2, (1, 1, 1, 1), (1, 14, 14, 64)),
+    ("avg", (7, 7), 1, (0, 0, 0, 0), (1, 7, 7, 64)),
+    ("max", (2, 2), 2, (0, 0, 0, 0), (2, 8, 8, 16)),
+    ("avg", (3, 3), 1, (1, 1, 1, 1), (1, 6, 6, 20)),
+    ("avg", (2, 2), 1, (0, 1, 0, 1), (1, 5, 7, 3)),
+]
+
+
+def pool_rows(rng) -> tuple[int, int]:
+    """The pool unit in the Amaranth simulator against the simulator engine's cycles of the
+    same one-op trace (``vector_cycles``); prints the rows and the input elements per cycle.
+    Returns (shapes, mismatches)."""
+    from edgetron.config import AcceleratorConfig
+    from edgetron.golden.pool import pool_constants
+    from edgetron.rtl.pool import PoolUnit
+    from edgetron.sim.engine import simulate
+    from edgetron.workload import AvgPool, MaxPool, Trace
+    from tests.models.pool import PoolModel
+    from tests.models.vector import Segment
+    from tests.rtl.vector_streams import run_segments
+
+    print(f"{'pool':>9} {'lanes':>5} {'shape':>22} {'RTL cycles':>11} {'sim cycles':>11} "
+          f"{'equal':>6} {'elems/cycle':>11}")
+    count, unequal = 0, 0
+    for lanes in (4, 16):
+        model = PoolModel(lanes, 256, 16)
+        cfg = AcceleratorConfig(vector_lanes=lanes)
+        for kind, win, stride, pads, shape in POOL_SHAPES:
+            k = pool_constants(kind, win, (stride, stride), pads)
+            seg = Segment("random", k, (model.map(rng, "random", shape),))
+            rtl = run_segments(PoolUnit(lanes, 256, 16), model, [seg]).done[0].cycles
+            n, h, w, c = shape
+            cls = MaxPool if kind == "max" else AvgPool
+            op = cls(name="pool", inputs=("input",), n=n, h=h, w=w, c=c, r=win[0], s=win[1],
+                     stride_h=stride, stride_w=stride, pad_top=pads[0], pad_bottom=pads[1],
+                     pad_left=pads[2], pad_right=pads[3])
+            sim = int(simulate(Trace(name="p", batch=n, ops=(op,)), cfg).ops[0]["vector_cycles"])
+            count, unequal = count + 1, unequal + (rtl != sim)
+            label = f"{kind}{win[0]}x{win[1]}/{stride} {n}x{h}x{w}x{c}"
+            print(f"{'pool':>9} {lanes:>5} {label:>22} {rtl:>11} {sim:>11} "
+                  f"{'yes' if rtl == sim else 'NO':>6} {n * h * w * c / rtl:>11.2f}", flush=True)
+    return count, unequal
 
 
 if __name__ == "__main__":

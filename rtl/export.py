@@ -39,6 +39,7 @@ from .gelu import GeluUnit, gelu_timing
 from .gemm import GemmUnit, gemm_timing
 from .layernorm import LayerNormUnit, layernorm_timing
 from .lint import WAIVERS, generated_waivers
+from .pool import PoolUnit, pool_timing
 from .requant import Requantizer
 from .softmax import SoftmaxUnit, softmax_timing
 
@@ -134,6 +135,10 @@ UNITS: dict[str, Unit] = {
                       layernorm_timing),
     "add": Unit(_vector(AddUnit), "edgetron.golden.add.residual_add",
                 "edgetron.hw.add.add_cycles(vector_lanes, E)", add_timing),
+    "pool": Unit(_vector(PoolUnit),
+                 "edgetron.golden.pool.pool_nhwc",
+                 "edgetron.hw.pool.pool_cycles(vector_lanes, n, h, w, C, oh, ow, r, s, sh, sw, "
+                 "pt, pl)", pool_timing),
 }
 
 

@@ -39,16 +39,18 @@ from typing import NamedTuple
 
 from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, ClockDomain, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, ClockDomain, Elaboratable, Module, Mux, Signal
 
 __all__ = [
     "GEMM_CUTS",
     "GemmContract",
+    "PoolContract",
     "ProofResult",
     "VectorContract",
     "assert_held",
     "assume_held",
     "drive_source",
+    "pool_contract",
     "prove",
     "vector_contract",
 ]
@@ -201,6 +203,97 @@ def vector_contract(unit, *, slack: int = 0) -> VectorContract:
             row_beats=lambda c: ceil_div_const(c.channels, lanes),
             row_ok=lambda c: (c.channels >= 2) & (c.channels <= top))
     raise TypeError(f"no vector contract for {type(unit).__name__}")
+
+
+class PoolContract(Elaboratable):
+    """The stream contract of ``edgetron.rtl.pool.PoolUnit`` for a few pools.
+
+    ``pools`` lists ``(c_payload, in_beats, out_beats)`` per pool: the constants beat and
+    the input and output beats of one image; the environment offers only these constants
+    (assumed). Per image: ``o`` beats are held; no ``o`` beat comes before the image's first
+    input beat, and at most ``out_beats`` per image begun (none lost or duplicated: after
+    ``drain_cycles`` quiet cycles between images, every begun image has left exactly
+    ``out_beats``, and no beat is offered). A pool's outputs may come before its last input
+    beat (rows no window reads), so the count is against images begun.
+    """
+
+    def __init__(self, dut, pools, *, drain_cycles: int, count_bits: int = 8):
+        self.dut = dut
+        self.pools = list(pools)
+        self.drain_cycles = drain_cycles
+        self.count_bits = count_bits
+        self.cd_sync = ClockDomain("sync")
+
+    def elaborate(self, platform):
+        m = Module()
+        _env(m, self.cd_sync)
+        m.submodules.dut = dut = self.dut
+        drive_source(m, dut.c, "c")
+        drive_source(m, dut.i, "i")
+        m.d.comb += dut.o.ready.eq(AnySeq(1))
+        c_fire = dut.c.valid & dut.c.ready
+        i_fire = dut.i.valid & dut.i.ready
+        o_fire = dut.o.valid & dut.o.ready
+        with m.If(dut.c.valid):
+            m.d.comb += Assume(Cat(*(dut.c.payload.as_value() == p for p, _, _ in self.pools))
+                               .any())
+        w = self.count_bits
+        n_in, n_out = Signal(w, name="image_in_beats"), Signal(w, name="image_out_beats")
+        in_pos = Signal(w, name="in_pos")
+        allowed, done, out_cnt = (Signal(w, name=n) for n in ("allowed", "done", "out_beats"))
+        with m.If(c_fire):
+            for payload, beats_in, beats_out in self.pools:
+                with m.If(dut.c.payload.as_value() == payload):
+                    m.d.sync += [n_in.eq(beats_in), n_out.eq(beats_out)]
+        with m.If(i_fire):
+            with m.If(in_pos == 0):
+                m.d.sync += allowed.eq(allowed + n_out)
+            with m.If(in_pos == n_in - 1):
+                m.d.sync += [in_pos.eq(0), done.eq(done + n_out)]
+            with m.Else():
+                m.d.sync += in_pos.eq(in_pos + 1)
+        with m.If(o_fire):
+            m.d.sync += out_cnt.eq(out_cnt + 1)
+            m.d.comb += Assert(out_cnt < allowed)
+        assert_held(m, dut.o, "o")
+        quiet = Signal(range(self.drain_cycles + 1))
+        with m.If(i_fire | ~dut.o.ready):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(quiet != self.drain_cycles):
+            m.d.sync += quiet.eq(quiet + 1)
+        with m.If((quiet == self.drain_cycles) & (in_pos == 0)):
+            m.d.comb += Assert((out_cnt == done) & ~dut.o.valid)
+        return m
+
+
+def pool_contract(unit, *, slack: int = 0) -> PoolContract:
+    """The :class:`PoolContract` of a small ``PoolUnit`` (two lanes, at least 6 line-buffer
+    words and 2 groups) for three pools: a 3x3 stride-1 max pool with padding on a 2x2 map
+    (four padded positions after the last input), a 2x2 stride-2 average over 2x3x3 (two
+    groups; the last column in no window) and a global average of a 1x4 map. The drain bound
+    is the longest time from an image's last input to its last output at full rate, from
+    ``edgetron.hw.pool``, plus ``slack`` (a negative slack must fail)."""
+    from edgetron.golden.pool import pool_constants
+    from edgetron.hw.pool import POOL_LATENCY, pool_grid
+
+    from .pool import encode_pool_consts
+
+    pools, drain = [], 0
+    for kind, win, stride, pads, (h, w, c) in (
+            ("max", (3, 3), (1, 1), (1, 1, 1, 1), (2, 2, 2)),
+            ("avg", (2, 2), (2, 2), (0, 0, 0, 0), (2, 3, 3)),
+            ("avg", (1, 4), (1, 1), (0, 0, 0, 0), (1, 4, 2))):
+        k = pool_constants(kind, win, stride, pads)
+        oh = (h + k.pt + k.pb - k.r) // k.sh + 1
+        ow = (w + k.pl + k.pr - k.s) // k.sw + 1
+        g = _cdiv(c, unit.lanes)
+        _, wi, yl, xl = pool_grid(h, w, oh, ow, k.r, k.s, k.sh, k.sw, k.pt, k.pl)
+        last_out = (yl * wi + xl + 1) * g - 1 + POOL_LATENCY
+        last_in = ((h - 1) * wi + w) * g - 1
+        drain = max(drain, last_out - last_in)
+        pools.append((encode_pool_consts(unit.layouts, k, (h, w, c), unit.row_beats,
+                                         unit.groups), h * w * g, oh * ow * g))
+    return PoolContract(unit, pools, drain_cycles=drain + slack)
 
 
 #: Datapath cells of the GEMM unit that :func:`prove` may cut: every arithmetic cell of the

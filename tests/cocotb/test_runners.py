@@ -98,6 +98,31 @@ def test_vector_unit_million_vectors_on_verilator(unit, monkeypatch):
     assert res["mismatches"] == 0 and not res["empty_bins"], res
 
 
+#: The pool unit: 4 lanes, a 40-word line buffer (a 320-byte ofmap buffer: two rows of 4
+#: bytes per word), maps of up to 9 x 9 with up to 3 channel groups; 60 random pools (each
+#: about 300 cycles: the Amaranth tests run more).
+_POOL_CFG = AcceleratorConfig(name="tb-pool", vector_lanes=4, ofmap_sram_bytes=320)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_pool_unit(sim):
+    _, tests = run_tb("pool", sim, _POOL_CFG, tag="4lanes",
+                      extra_env={"EDGETRON_TB_VECTORS": "60"})
+    assert tests == 4
+
+
+#: Full-size network pools (slow, Verilator): 16 lanes, a 512-word line buffer (16 KiB).
+_POOL_LAYER_CFG = AcceleratorConfig(name="tb-pool-layers", vector_lanes=16,
+                                    ofmap_sram_bytes=16 * KiB)
+
+
+@pytest.mark.slow
+def test_pool_unit_network_layers():
+    _, tests = run_tb("pool", "verilator", _POOL_LAYER_CFG, tag="16lanes-layers",
+                      extra_env={"EDGETRON_TB_VECTORS": "10", "EDGETRON_TB_POOL_LAYERS": "1"})
+    assert tests == 4
+
+
 def test_test_counts_follow_the_parameter_lists(tmp_path):
     """The expected count is cocotb's own discovery of the testbench, each parametrisation
     expanded: one test per spec of tb_gemm.SPECS and per sequence of tb_gemm.SEQUENCES

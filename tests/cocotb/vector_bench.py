@@ -119,8 +119,10 @@ class VectorBench:
         self._board = board = VectorScoreboard(self.model, on_check)
         self._monitor = VectorMonitor(self.model, segments, board)
         total = sum(self.model.out_beats(seg) for seg in segments)
+        beats = sum(max(self.model.in_beats(seg), self.model.out_beats(seg))
+                    for seg in segments)
         driver = cocotb.start_soon(self._drive(segments))
-        await self.sink.receive(total, 60 * total + 20 * self.model.quiet_cycles()
+        await self.sink.receive(total, 60 * beats + 20 * self.model.quiet_cycles()
                                 * len(segments) + 1000)
         await driver
         await self.sink.expect_quiet(self.model.quiet_cycles())

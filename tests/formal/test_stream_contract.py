@@ -17,10 +17,18 @@ from amaranth.lib import wiring
 
 from edgetron.config import AcceleratorConfig
 from edgetron.rtl.add import AddUnit
-from edgetron.rtl.formal import GEMM_CUTS, GemmContract, VectorContract, prove, vector_contract
+from edgetron.rtl.formal import (
+    GEMM_CUTS,
+    GemmContract,
+    VectorContract,
+    pool_contract,
+    prove,
+    vector_contract,
+)
 from edgetron.rtl.gelu import GeluUnit
 from edgetron.rtl.gemm import GemmUnit
 from edgetron.rtl.layernorm import LayerNormUnit
+from edgetron.rtl.pool import PoolUnit
 from edgetron.rtl.softmax import SoftmaxUnit
 
 #: Tiny configurations: two lanes, the shortest rows that still take two beats.
@@ -53,6 +61,17 @@ def test_drain_bound_is_exact(name):
     res = _prove(spec, spec.drain_cycles + _SLACK_DEPTH)
     assert not res.ok
     assert "Assert failed" in res.log
+
+
+@pytest.mark.parametrize("slack", [0, -1])
+def test_pool_stream_contract(slack):
+    # two lanes, a 6-word line buffer, two groups: three pools (rtl/formal.pool_contract);
+    # one cycle less than the drain bound must fail (the bound is exact)
+    spec = pool_contract(PoolUnit(2, 6, 2), slack=slack)
+    res = _prove(spec, spec.drain_cycles + _SLACK_DEPTH)
+    assert res.ok == (slack == 0), res.log[-4000:]
+    if slack:
+        assert "Assert failed" in res.log
 
 
 class _Mutant(wiring.Component):

@@ -1,6 +1,6 @@
 """Export of the vector units: manifests, their timing models, lint on a vector config.
 
-``edgetron rtl export`` registers softmax, gelu, layernorm and add (``rtl/export.py``);
+``edgetron rtl export`` registers softmax, gelu, layernorm, add and pool (``rtl/export.py``);
 tests/rtl/test_export.py checks every registered unit's files, ports and lint on its
 configs. Here: the manifests' parameters come from the config (``vector_lanes``,
 ``vector_row_max``, the widths), their timing models, evaluated by the manifest formula
@@ -17,15 +17,18 @@ from edgetron.config import AcceleratorConfig
 from edgetron.hw.add import add_cycles
 from edgetron.hw.gelu import gelu_cycles
 from edgetron.hw.layernorm import layernorm_cycles
+from edgetron.hw.pool import pool_cycles
 from edgetron.hw.softmax import softmax_cycles
 from edgetron.rtl.export import UNITS, export_unit
 from edgetron.rtl.lint import lint_verilator, lint_yosys
 
 from .test_export import _formula
 
-VECTOR_UNITS = ("softmax", "gelu", "layernorm", "add")
-#: Three lanes (a partial tree level), rows of up to 10: every vector unit small.
-CFG = AcceleratorConfig(name="vector-lint", vector_lanes=3, vector_row_max=10, acc_bits=24)
+VECTOR_UNITS = ("softmax", "gelu", "layernorm", "add", "pool")
+#: Three lanes (a partial tree level), rows of up to 10, a 1 KiB ofmap buffer (the pool's
+#: line buffer): every vector unit small.
+CFG = AcceleratorConfig(name="vector-lint", vector_lanes=3, vector_row_max=10, acc_bits=24,
+                        ofmap_sram_bytes=1024)
 
 
 def _total(model: dict, variables: dict) -> int:
@@ -48,8 +51,10 @@ def test_registered_with_parameters_from_the_config(exported):
     assert params["layernorm"] == {"lanes": 3, "row_max": 10, "in_bits": 8}
     assert params["gelu"] == {"lanes": 3, "in_bits": 24}
     assert params["add"] == {"lanes": 3, "in_bits": 8}
+    # the line buffer: two rows of 3 bytes per word in 1 KiB; as many groups as one row
+    assert params["pool"] == {"lanes": 3, "row_beats": 170, "groups": 170, "in_bits": 8}
     lat = {u: exported[u].manifest_data["latency_cycles"] for u in VECTOR_UNITS}
-    assert lat == {"softmax": None, "layernorm": None, "gelu": 9, "add": 4}
+    assert lat == {"softmax": None, "layernorm": None, "gelu": 9, "add": 4, "pool": 6}
 
 
 @pytest.mark.parametrize("unit", VECTOR_UNITS)
@@ -71,4 +76,10 @@ def test_manifest_timing_models_equal_the_cycle_functions(lanes):
     for rows, c in ((1, 2), (3, 197), (2, 768), (4, 9)):
         assert _total(models["layernorm"], {"R": rows, "C": c}) == \
             layernorm_cycles(lanes, rows, c)
+    pools = ((1, 112, 112, 64, 56, 56, 3, 3, 2, 2, 1, 1), (2, 7, 7, 1280, 1, 1, 7, 7, 1, 1, 0, 0),
+             (1, 7, 6, 5, 3, 3, 2, 2, 2, 2, 0, 0), (3, 4, 5, 9, 4, 5, 3, 3, 1, 1, 1, 1))
+    names = ("n", "h", "w", "C", "oh", "ow", "r", "s", "sh", "sw", "pt", "pl")
+    for shape in pools:
+        assert _total(models["pool"], dict(zip(names, shape, strict=True))) == \
+            pool_cycles(lanes, *shape)
 

@@ -51,9 +51,10 @@ def run_segments(dut, model: VectorModel, segments, *, gap: float = 0.0, stall: 
     inputs = {name: getattr(dut, name) for name in model.inputs}
     watch = HandshakeMonitor(inputs, monitor.on_beat)
     total = sum(model.out_beats(seg) for seg in segments)
+    beats = sum(max(model.in_beats(seg), model.out_beats(seg)) for seg in segments)
     run(dut, sinks=[sink], monitors=[watch], testbenches=[driver],
         until=lambda: len(sink.beats) >= total, quiet=model.quiet_cycles(),
-        max_cycles=100 * total + 20 * len(segments) * model.quiet_cycles() + 1000)
+        max_cycles=100 * beats + 20 * len(segments) * model.quiet_cycles() + 1000)
     if board.pending or len(board.done) != len(segments):
         raise AssertionError(f"{len(board.done)} of {len(segments)} segments compared")
     unsent = [len(s.words) - len(s.accepted) for s in sources if not s.done]
