@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetron.config import load_config
+from edgetron.config_file import load_config
 from edgetron.rtl.gemm import shape_fits
 
 # The cocotb runner helper lives with the testbenches.
