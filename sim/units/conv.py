@@ -39,6 +39,7 @@ from numba import njit
 
 from edgetron.config import SimParams
 from edgetron.golden.conv import conv2d_int
+from edgetron.hw.conv import DW_CMD_CYCLES, DW_LINE_ROWS, dw_bank_reuse, dw_output_latency
 from edgetron.hw.gemm import cdiv
 from edgetron.workload import DwConv2d, Op
 
@@ -58,6 +59,9 @@ from . import gemm
 
 __all__ = [
     "conv_weight_matrix",
+    "dw_call_times",
+    "dw_schedule",
+    "dw_sequence",
     "groups_of",
     "im2col_dram_bytes",
     "im2col_rows",
@@ -141,6 +145,115 @@ def im2col_dram_bytes(mt, kt, k_total, n_img, h, w, cg, out_h, out_w, r, stride_
     rows_in = min((rows_out - 1) * stride_h + r, n_img * h)
     raw = (rows_in * w * cg * kt + k_total - 1) // k_total
     return min(raw, mt * kt) * in_bytes
+
+
+# ------------------------------------------------------------------------------------------
+# The depthwise mode's timing (rtl/conv/depthwise.py; docs/rtl.md derives it)
+# ------------------------------------------------------------------------------------------
+@njit(cache=True)
+def dw_call_times(rows, h, w, r, s, sh, sw, pt, pb, pl, pr):
+    """One depthwise call from its command handshake (cycle 0), inputs at full rate:
+    ``(first_sweep, last_sweep, last_pixel, first_out, last_out)``.
+
+    The weights take cycles ``1 .. r*s`` (the parameters cycle 1), the pixels one per
+    cycle from cycle 1, input row ``iy`` waiting until the line buffer has room for it
+    (row ``iy - DW_LINE_ROWS`` no longer needed: the output row that needed it last has
+    been swept). Output row ``oy`` is swept in ``L = (wo - 1) * sw + s`` consecutive
+    cycles, from the cycle after the previous row's sweep (or after the last weight) and
+    not before its input rows ``oy*sh - pt .. oy*sh - pt + r - 1`` (those that exist) are
+    in. A window completed in sweep cycle ``c`` leaves on ``o`` in cycle
+    ``c + dw_output_latency(rows)``.
+    """
+    ho = (h + pt + pb - r) // sh + 1
+    wo = (w + pl + pr - s) // sw + 1
+    sweep = (wo - 1) * sw + s
+    lat = dw_output_latency(rows)
+    row_end = np.empty(ho, dtype=np.int64)      # last sweep cycle of each output row
+    pix_end = np.empty(h, dtype=np.int64)       # cycle of each input row's last pixel
+    loaded = 0                                  # input rows whose times are known
+    t_free = DW_CMD_CYCLES                      # the loader's next free cycle
+    start = DW_CMD_CYCLES + r * s               # no sweep before the weights are in
+    first_sweep = 0
+    for oy in range(ho):
+        need = min(h, oy * sh - pt + r)
+        while loaded < need:
+            iy = loaded
+            q = (iy - DW_LINE_ROWS + pt) // sh  # the row whose sweep frees its memory
+            begin = t_free
+            if iy >= DW_LINE_ROWS - pt:
+                begin = max(begin, row_end[q] + 1)
+            pix_end[iy] = begin + w - 1
+            t_free = pix_end[iy] + 1
+            loaded += 1
+        if need > 0:
+            start = max(start, pix_end[need - 1] + 1)
+        if oy == 0:
+            first_sweep = start
+        row_end[oy] = start + sweep - 1
+        start = row_end[oy] + 1
+    while loaded < h:                           # rows no window needs, still taken
+        iy = loaded
+        q = (iy - DW_LINE_ROWS + pt) // sh
+        begin = t_free
+        if iy >= DW_LINE_ROWS - pt:
+            begin = max(begin, row_end[min(q, ho - 1)] + 1)
+        pix_end[iy] = begin + w - 1
+        t_free = pix_end[iy] + 1
+        loaded += 1
+    return (first_sweep, row_end[ho - 1], pix_end[h - 1], first_sweep + s - 1 + lat,
+            row_end[ho - 1] + lat)
+
+
+@njit(cache=True)
+def dw_schedule(rows, shapes):
+    """Depthwise calls back to back, inputs at full rate and no backpressure: per call
+    ``(command, first output, last output)`` cycles, the first command at cycle 0.
+
+    ``shapes``: int64 ``[n, 10]``, one call per row ``(h, w, r, s, sh, sw, pt, pb, pl,
+    pr)``. A command is taken once the previous call has swept its last row and taken
+    its last pixel, and ``dw_bank_reuse(rows)`` cycles after the last sweep of the call
+    two before (the weight bank it reuses).
+    """
+    n = shapes.shape[0]
+    out = np.empty((n, 3), dtype=np.int64)
+    reuse = dw_bank_reuse(rows)
+    t0 = 0
+    end1 = -(1 << 40)            # last sweep of the call before
+    end2 = -(1 << 40)            # and of the one before it (the same weight bank)
+    for i in range(n):
+        sh_ = shapes[i]
+        _, last_sweep, last_pixel, first_out, last_out = dw_call_times(
+            rows, sh_[0], sh_[1], sh_[2], sh_[3], sh_[4], sh_[5], sh_[6], sh_[7], sh_[8],
+            sh_[9])
+        t0 = max(t0, end2 + reuse + 1)
+        out[i, 0] = t0
+        out[i, 1] = t0 + first_out
+        out[i, 2] = t0 + last_out
+        end2 = end1
+        end1 = t0 + last_sweep
+        t0 = t0 + max(last_sweep, last_pixel) + 1
+    return out
+
+
+@njit(cache=True)
+def dw_sequence(rows, calls, h, w, r, s, sh, sw, pt, pb, pl, pr):
+    """``calls`` identical depthwise calls (:func:`dw_schedule`): ``(cycles, first_out)``,
+    the first command handshake to the last output handshake, both included, and the
+    cycle of the first output."""
+    shapes = np.empty((calls, 10), dtype=np.int64)
+    for i in range(calls):
+        shapes[i, 0] = h
+        shapes[i, 1] = w
+        shapes[i, 2] = r
+        shapes[i, 3] = s
+        shapes[i, 4] = sh
+        shapes[i, 5] = sw
+        shapes[i, 6] = pt
+        shapes[i, 7] = pb
+        shapes[i, 8] = pl
+        shapes[i, 9] = pr
+    sched = dw_schedule(rows, shapes)
+    return sched[calls - 1, 2] + 1, sched[0, 1]
 
 
 # ------------------------------------------------------------------------------------------
