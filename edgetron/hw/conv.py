@@ -70,11 +70,12 @@ def dw_output_latency(rows):
 
 @njit(cache=True)
 def dw_bank_reuse(rows):
-    """Cycles after a call's last sweep cycle before a command may reuse its weight and
-    parameter bank: the last window's taps reach PE ``rows - 1`` and its parameters the
-    requantizer's output (the clamp) within ``rows + REQUANT_LATENCY + 1`` cycles; one more
-    cycle of margin."""
-    return rows + REQUANT_LATENCY - 3
+    """Cycles after a call's last sweep cycle ``E`` before a command may reuse its weight
+    and parameter bank: the call's last window reads the bank up to cycle
+    ``E + DW_READ_CYCLES + DW_WINDOW_CYCLES + rows + REQUANT_LATENCY`` (the clamp bounds at
+    the requantizer's output); a command taken at ``E + reuse + 1`` writes the bank at the
+    end of the cycle after it, one cycle after that last read."""
+    return rows + REQUANT_LATENCY + 1
 
 
 @njit(cache=True)

@@ -7,7 +7,7 @@ docs/rtl.md ("Depthwise mode") describes the unit; the public names are re-expor
 """
 
 from .depthwise import DepthwiseUnit, dw_layouts
-from .model import DwCall, check_dw_shape, decode_dw, encode_dw
+from .model import DwCall, check_dw_shape, decode_dw, dw_timing, encode_dw
 
 __all__ = ["DepthwiseUnit", "DwCall", "check_dw_shape", "decode_dw", "dw_layouts",
-           "encode_dw"]
+           "dw_timing", "encode_dw"]

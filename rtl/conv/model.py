@@ -7,7 +7,7 @@ golden takes them) into the payload words of the unit's input streams, after
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from edgetron.hw import conv as hw
 
 from .depthwise import dw_layouts
 
-__all__ = ["DwCall", "check_dw_shape", "decode_dw", "encode_dw"]
+__all__ = ["DwCall", "check_dw_shape", "decode_dw", "dw_timing", "encode_dw"]
 
 
 class DwCall(NamedTuple):
@@ -141,3 +141,34 @@ def decode_dw(config: AcceleratorConfig, words, call: DwCall, c: int) -> np.ndar
             v = (int(word) >> (8 * lane)) & 0xFF
             out[lane, i] = v - 256 if v >= 128 else v
     return out.reshape(c, call.ho, call.wo)
+
+
+def dw_timing(config: AcceleratorConfig, line_width: int) -> dict[str, Any]:
+    """The cycle model of the depthwise unit as data (export manifest; docs/rtl.md).
+
+    ``constants`` are the :mod:`edgetron.hw.conv` values the unit asserts its structure
+    against; ``formulas`` the closed-form parts of one call (cycle 0: its command
+    handshake; inputs at full rate, no backpressure); ``schedule`` names the simulator
+    function that gives every call's command and output cycles of a sequence.
+    """
+    R = config.rows
+    return {
+        "model": "line fill, row sweeps, drain; calls overlap their drain",
+        "counts": "cycles from the first command handshake to the last output handshake",
+        "constants": {
+            "R": R, "C": config.cols, "line_rows": hw.DW_LINE_ROWS, "line_width": line_width,
+            "cmd_cycles": hw.DW_CMD_CYCLES, "read_cycles": hw.DW_READ_CYCLES,
+            "window_cycles": hw.DW_WINDOW_CYCLES,
+            "output_latency": hw.dw_output_latency(R), "bank_reuse": hw.dw_bank_reuse(R),
+        },
+        "formulas": {
+            "ho": "(h + pt + pb - r) // sh + 1",
+            "wo": "(w + pl + pr - s) // sw + 1",
+            "sweep_per_output_row": "(wo - 1) * sw + s",
+            "first_sweep": "max(cmd_cycles + r * s, cmd_cycles + w * min(h, r - pt))",
+            "output_of_window": "sweep cycle that completes it + output_latency",
+            "next_command": "max(last sweep, last pixel) + 1, and last sweep of the call "
+                            "two before + bank_reuse + 1",
+        },
+        "schedule": "edgetron.sim.units.conv.dw_schedule(R, shapes)",
+    }

@@ -140,7 +140,7 @@ class DwModel:
                     f"golden {want[tuple(bad)]}")
             i += n
         if timing:
-            sched = self.schedule(cases)
+            sched = self.schedule(cases) + cmd_cycles[0]   # the first command at cycle 0
             firsts, lasts = [], []
             i = 0
             for case in cases:
