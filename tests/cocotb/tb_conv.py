@@ -59,8 +59,7 @@ class Sequence:
 
 def _sequences() -> list[Sequence]:
     out = []
-    for j, (gap, stall) in enumerate(((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.35, 0.0),
-                                      (0.0, 0.5), (0.3, 0.6))):
+    for j, (gap, stall) in enumerate(((0.0, 0.0), (0.0, 0.0), (0.35, 0.0), (0.3, 0.6))):
         rng = np.random.default_rng(9000 + 17 * R + C + j)
         calls = tuple(random_call(rng, R, LINE) for _ in range(5))
         out.append(Sequence(f"random{j}", calls, gap, stall, seed=j))

@@ -105,3 +105,15 @@ def test_tiny_calls_reuse_banks():
     calls = [DwCall(1, 1, 1, 1), DwCall(2, 1, 2, 1), DwCall(1, 2, 1, 1, 1, 2),
              DwCall(1, 1, 1, 1), DwCall(2, 2, 3, 3, 1, 1, 1, 0, 1, 0), DwCall(1, 1, 1, 1)]
     _run(CFG, LINE, [random_case(rng, c, 4) for c in calls])
+
+
+def test_loader_waits_for_the_line_buffer():
+    """Tall images whose sweeps are slower than their input (wide padding, backpressure):
+    the loader runs a whole line buffer ahead and then waits; at full rate its waits are
+    the model's (row memory free once the output row that needed it last is swept)."""
+    rng = np.random.default_rng(30)
+    calls = [DwCall(30, 3, 1, 7, 1, 1, 0, 0, 6, 6), DwCall(24, 4, 3, 3, 1, 1, 2, 0, 1, 1),
+             DwCall(25, 5, 7, 1, 2, 1, 6, 6, 0, 0)]
+    cases = [random_case(rng, c, 4) for c in calls]
+    _run(CFG, LINE, cases)
+    _run(CFG, LINE, cases, stall=0.8, seed=31)
