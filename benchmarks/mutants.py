@@ -259,6 +259,37 @@ def _vector_unit(unit: str, mutants: tuple[Mutant, ...], amaranth: tuple[str, ..
                 mutants=mutants)
 
 
+_DW = "rtl/conv/depthwise.py"
+CONV_MUTANTS = (
+    _m("dw_window_tap_mirrored", "tap (ry, sx) takes the window column sx, not s-1-sx",
+       _DW, ("tap.eq(win[t // s][s - 1 - t % s])", "tap.eq(win[t // s][t % s])")),
+    _m("dw_tap_not_delayed", "tap t enters PE t undelayed (misses its partial sum)", _DW,
+       ('operand = DelayLine(pipe, tap, t, f"tap{t}").output', "operand = tap")),
+    _m("dw_padding_row_not_zero", "rows above and below the image read the line buffer",
+       _DW, ("column.append(Mux(tag1.row_ok[ry] & tag1.col_ok, v, 0))",
+             "column.append(Mux(tag1.col_ok, v, 0))")),
+    _m("dw_padding_col_not_zero", "columns left and right of the image read the buffer",
+       _DW, ("column.append(Mux(tag1.row_ok[ry] & tag1.col_ok, v, 0))",
+             "column.append(Mux(tag1.row_ok[ry], v, 0))")),
+    _m("dw_stride2_every_window", "stride 2 along a row outputs every window", _DW,
+       ("((cmd.sw == 1) | ~win_end[0])", "((cmd.sw == 1) | 1)")),
+    _m("dw_sweep_without_rows", "a row is swept before its last input row is in", _DW,
+       ("((rows_done >= rows_need) | (rows_done == cmd.h))",
+        "((rows_done + 1 >= rows_need) | (rows_done == cmd.h))")),
+    _m("dw_loader_overwrites", "the loader may overwrite a row still needed", _DW,
+       ("self.x.ready.eq(x_active & (iy < free_limit))",
+        "self.x.ready.eq(x_active & (iy < free_limit + 1))")),
+    _m("dw_one_bank", "calls share one weight and parameter bank", _DW,
+       ("bank.eq(nb), rs.eq(c.r * c.s),", "bank.eq(0), rs.eq(c.r * c.s),")),
+    _m("dw_clamp_missing", "the activation clamp is not applied", _DW,
+       ("Mux(q < lo, lo, Mux(q > hi, hi, q))", "q")),
+    _m("dw_bias_dropped", "PE 0 starts from zero, not the bias", _DW,
+       ("start = bias[lane] if psum_prev is None else psum_prev[lane]",
+        "start = 0 if psum_prev is None else psum_prev[lane]")),
+    _m("dw_ignores_ready", "the sweep and the column advance whatever o.ready says", _DW,
+       ("m.d.comb += adv.eq(rq.i.ready)", "m.d.comb += adv.eq(1)")),
+)
+
 UNITS = {
     "requant": Unit(
         suites={"amaranth": ("tests/rtl/test_requant.py",),
@@ -279,6 +310,12 @@ UNITS = {
                          "cocotb": ("tests/cocotb/test_runners.py", "-k",
                                     "test_pool_unit and icarus")},
                  mutants=POOL_MUTANTS),
+
+    "conv": Unit(
+        suites={"amaranth": ("tests/rtl/test_conv.py",),
+                "cocotb": ("tests/cocotb/test_runners.py", "-k", "test_conv and not full")},
+        mutants=CONV_MUTANTS,
+    ),
 }
 
 #: Installed first in every Python of the copy: maps the edgetron packages to the copy

@@ -1,4 +1,5 @@
-"""GEMM unit: RTL cycles (Verilator, cocotb) against the simulator's timing model.
+"""GEMM unit and depthwise mode: RTL cycles (Verilator, cocotb) against the simulator's
+timing model.
 
 Runs ``tests/cocotb/tb_gemm.py``'s ``gemm_sweep`` on Verilator for a sweep of
 shapes (M, K, N not multiples of the array, both output modes) and for large-K
@@ -23,10 +24,18 @@ checked against golden) against ``edgetron.sim.units.<unit>``'s cycle functions,
 several lane counts, row lengths and row counts (element counts for GELU and add), full
 rate; the pool unit (:func:`pool_rows`) against the simulator engine on one-op traces
 (ResNet-18's max pool and the global average heads at reduced size, 2x2 and 3x3).
-``--vector`` runs only this section.
 
-Usage: ``python benchmarks/sim_vs_rtl.py [--config PRESET|FILE] [--vector]`` (default
-edge-8), after ``source scripts/setup.sh``.
+``--unit vector`` runs only this section.
+
+Depthwise mode (``--unit conv``, rtl/conv/depthwise.py): MobileNetV2-like 3x3 layers
+(stride 1 and 2, padding 1) on a 16x16 array, all calls back to back at full rate
+(:func:`depthwise_main`); every output checked against golden and every output
+handshake against ``sim.units.conv.dw_schedule``. Prints the RTL's steady-state PE
+utilization of a 3x3 stride-1 layer (MACs per cycle over ``rows * cols`` while its rows
+are swept) and the end-to-end utilization of the sequence.
+
+Usage: ``python benchmarks/sim_vs_rtl.py [--config PRESET|FILE] [--unit gemm|conv|vector|all]``
+(default edge-8 and all), after ``source scripts/setup.sh``.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetron.config import PRESETS
 from edgetron.config_file import load_config
 from edgetron.rtl.gemm import shape_fits
 
@@ -88,14 +98,67 @@ def utilization_shapes(cfg) -> list[tuple[int, int, int, int]]:
     return out
 
 
+#: Depthwise layers ``(h, w, r, s, sh, sw, pt, pb, pl, pr, calls)``: 56 x 56 x 32 at stride
+#: 1 and 2 (TensorFlow SAME padding) and 14 x 14 x 32, two groups of 16 channels each.
+DW_LAYERS = ((56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 2), (56, 56, 3, 3, 2, 2, 0, 1, 0, 1, 2),
+             (14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 2))
+#: Output rows of the first stride-1 call that count as steady state (the rows swept after
+#: the line fill and before the drain).
+DW_STEADY_ROWS = (8, 48)
+
+
+def depthwise_main() -> int:
+    """Run :data:`DW_LAYERS` on the depthwise mode (Verilator) and print the figures."""
+    cfg = PRESETS["edge-16"].replace(name="edge-16-dw", ifmap_sram_bytes=32 * 1024)
+    calls = [list(layer[:10]) for layer in DW_LAYERS for _ in range(layer[10])]
+    with tempfile.TemporaryDirectory() as tmp:
+        calls_file, out_file = Path(tmp) / "calls.json", Path(tmp) / "cycles.json"
+        calls_file.write_text(json.dumps({"calls": calls}))
+        os.environ["EDGETRON_TB_FILTER"] = "conv_sweep"
+        t0 = time.perf_counter()
+        run_tb("conv", "verilator", cfg, tag=f"bench-{cfg.name}", extra_env={
+            "EDGETRON_TB_SWEEP": str(calls_file), "EDGETRON_TB_SWEEP_OUT": str(out_file)})
+        wall = time.perf_counter() - t0
+        got = json.loads(out_file.read_text())
+    pes = cfg.rows * cfg.cols
+    out = got["out_cycles"]
+    wo = DW_LAYERS[0][1]
+    a, b = (row * wo for row in DW_STEADY_ROWS)
+    steady = (b - a) * 9 * cfg.cols / (pes * (out[b] - out[a]))
+    macs = 0
+    for h, w, r, s, sh, sw, pt, pb, pl, pr, n in DW_LAYERS:
+        ho, wo_ = (h + pt + pb - r) // sh + 1, (w + pl + pr - s) // sw + 1
+        macs += n * ho * wo_ * r * s * cfg.cols
+    print(f"Depthwise mode {cfg.name}: {cfg.rows}x{cfg.cols}, Verilator (build + run "
+          f"{wall:.1f} s); {len(calls)} calls back to back, every output handshake at the "
+          "simulator's cycle")
+    print(f"dw_rtl_cycles: {got['rtl_cycles']} cycles")
+    print(f"dw_sim_cycles: {got['sim_cycles']} cycles")
+    print(f"dw_utilization_steady_3x3_stride1: {100 * steady:.1f} %")
+    print(f"dw_utilization_end_to_end: {100 * macs / (pes * got['rtl_cycles']):.1f} %")
+    return 0 if got["rtl_cycles"] == got["sim_cycles"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="edge-8", help="preset or TOML file (edge-8)")
-    parser.add_argument("--vector", action="store_true", help="only the vector units")
+    parser.add_argument("--unit", default="all", choices=("gemm", "conv", "vector", "all"),
+                        help="which units to run (all)")
     args = parser.parse_args(argv)
-    if args.vector:
-        return vector_section()
-    cfg = load_config(args.config)
+    status = 0
+    if args.unit in ("conv", "all"):
+        status |= depthwise_main()
+        os.environ.pop("EDGETRON_TB_FILTER", None)
+    if args.unit in ("gemm", "all"):
+        status |= gemm_main(load_config(args.config))
+    if args.unit in ("vector", "all"):
+        print()
+        status |= vector_section()
+    return status
+
+
+def gemm_main(cfg) -> int:
+    """The GEMM unit's sweep (module docstring)."""
     sweep = sweep_shapes(cfg)
     util = utilization_shapes(cfg)
     if not util:
@@ -143,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"utilization_one_call_large_k: {100 * min(one_utils):.1f} %")
     print(f"utilization_end_to_end_back_to_back: {100 * min(b2b_utils):.1f} %")
     print(f"rtl_run_time: {wall:.1f} s")
-    print()
-    vector_failed = vector_section()
-    return 1 if mismatches or vector_failed else 0
+    return 1 if mismatches else 0
 
 
 #: Vector-unit shapes: (lanes, rows, row length) for softmax and LayerNorm, (lanes,

@@ -33,8 +33,10 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
+from edgetron.hw.conv import dw_line_width
 
 from .add import AddUnit, add_timing
+from .conv import DepthwiseUnit, dw_timing
 from .gelu import GeluUnit, gelu_timing
 from .gemm import GemmUnit, gemm_timing
 from .layernorm import LayerNormUnit, layernorm_timing
@@ -116,6 +118,19 @@ def _vector(cls):
     return build
 
 
+def _conv(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+    # The convolution unit's depthwise mode (rtl/conv/depthwise.py).
+    unit = DepthwiseUnit(cfg)
+    params = {"rows": cfg.rows, "cols": cfg.cols, "input_bits": cfg.input_bits,
+              "weight_bits": cfg.weight_bits, "acc_bits": cfg.acc_bits,
+              "line_width": unit.line_width}
+    return unit, params
+
+
+def _conv_timing(cfg: AcceleratorConfig) -> dict[str, Any]:
+    return dw_timing(cfg, dw_line_width(cfg.ifmap_sram_bytes, cfg.cols, cfg.input_bits))
+
+
 #: The registry of units: a new unit adds one entry (its builder, golden function, timing).
 UNITS: dict[str, Unit] = {
     "requant": Unit(_requant, "edgetron.golden.intops.requantize",
@@ -139,6 +154,8 @@ UNITS: dict[str, Unit] = {
                  "edgetron.golden.pool.pool_nhwc",
                  "edgetron.hw.pool.pool_cycles(vector_lanes, n, h, w, C, oh, ow, r, s, sh, sw, "
                  "pt, pl)", pool_timing),
+    "conv": Unit(_conv, "edgetron.golden.conv.conv2d_requant (groups = C), then the clamp",
+                 "edgetron.sim.units.conv.dw_schedule(rows, shapes)", _conv_timing),
 }
 
 

@@ -10,6 +10,7 @@ A missing simulator fails the test.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -121,6 +122,35 @@ def test_pool_unit_network_layers():
     _, tests = run_tb("pool", "verilator", _POOL_LAYER_CFG, tag="16lanes-layers",
                       extra_env={"EDGETRON_TB_VECTORS": "10", "EDGETRON_TB_POOL_LAYERS": "1"})
     assert tests == 4
+
+
+#: The depthwise mode: a 9-row array holds every kernel of up to 9 taps (3x3); 4 channels,
+#: 16-word lines. The slow run: a 16x16 array whose lines hold MobileNetV2's 112.
+_CONV_CFG = AcceleratorConfig(name="tb-conv-9x4", rows=9, cols=4, ifmap_sram_bytes=576)
+_CONV_SLOW_CFG = AcceleratorConfig(name="tb-conv-16x16", rows=16, cols=16,
+                                   ifmap_sram_bytes=32 * KiB)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_conv(sim):
+    _, tests = run_tb("conv", sim, _CONV_CFG, tag="9x4")
+    assert tests >= 1
+
+
+@pytest.mark.slow
+def test_conv_full_mobilenet_depthwise_layer(tmp_path, monkeypatch):
+    """MobileNetV2's first depthwise layer, full size (112 x 112 x 32, 3x3, padding 1),
+    and a stride-2 one (112 x 112 x 96 -> 56 x 56), on Verilator: bit-exact, every
+    command and output at the simulator's cycle."""
+    calls = [[112, 112, 3, 3, 1, 1, 1, 1, 1, 1]] * 2 + [[112, 112, 3, 3, 2, 2, 0, 1, 0, 1]] * 6
+    shapes, out = tmp_path / "calls.json", tmp_path / "cycles.json"
+    shapes.write_text(json.dumps({"calls": calls}))
+    monkeypatch.setenv("EDGETRON_TB_FILTER", "conv_sweep")
+    _, tests = run_tb("conv", "verilator", _CONV_SLOW_CFG, tag="16x16", extra_env={
+        "EDGETRON_TB_SWEEP": str(shapes), "EDGETRON_TB_SWEEP_OUT": str(out)})
+    assert tests == 1
+    got = json.loads(out.read_text())
+    assert got["rtl_cycles"] == got["sim_cycles"]
 
 
 def test_test_counts_follow_the_parameter_lists(tmp_path):
