@@ -39,7 +39,17 @@ from typing import NamedTuple
 
 from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Cat, ClockDomain, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import (
+    Assert,
+    Assume,
+    Cat,
+    ClockDomain,
+    Const,
+    Elaboratable,
+    Module,
+    Mux,
+    Signal,
+)
 
 __all__ = [
     "GEMM_CUTS",
@@ -296,11 +306,45 @@ def pool_contract(unit, *, slack: int = 0) -> PoolContract:
     return PoolContract(unit, pools, drain_cycles=drain + slack)
 
 
-#: Datapath cells of the GEMM unit that :func:`prove` may cut: every arithmetic cell of the
-#: systolic array and the requantizer (their control has none), and every memory.
-GEMM_CUTS = (*(f"{mod}/t:{cell}" for mod in ("top.dut.core.array*", "top.dut.requant")
-                for cell in ("$mul", "$add", "$sub", "$shr", "$sshr", "$shl", "$neg")),
+#: Datapath of the GEMM unit that :func:`prove` cuts: the systolic array as a whole (its
+#: only outputs are sums), every arithmetic cell of the requantizer (its control has none),
+#: and every memory.
+GEMM_CUTS = ("top.dut.core.pipe.array",
+             *(f"top.dut.requant/t:{cell}"
+               for cell in ("$mul", "$add", "$sub", "$shr", "$sshr", "$shl", "$neg")),
              "top.dut*/t:$mem_v2")
+
+
+class _Position:
+    """Where a stream stands in the beats of the accepted commands: the command ``cmd``
+    (``COMMANDS``: past the last one followed), and two counters, ``outer`` and ``inner``
+    (``inner`` runs to ``inner_last`` first, then ``outer`` to ``outer_last``, then the
+    next command begins); registered, so that in a cycle they count the beats before it."""
+
+    def __init__(self, m: Module, name: str, commands: int, width: int):
+        self.m = m
+        self.cmd = Signal(range(commands + 1), name=f"{name}_cmd")
+        self.outer = Signal(width, name=f"{name}_outer")
+        self.inner = Signal(width, name=f"{name}_inner")
+
+    def step(self, inner_last, outer_last) -> None:
+        m = self.m
+        with m.If(self.inner == inner_last):
+            m.d.sync += self.inner.eq(0)
+            with m.If(self.outer == outer_last):
+                m.d.sync += [self.outer.eq(0), self.cmd.eq(self.cmd + 1)]
+            with m.Else():
+                m.d.sync += self.outer.eq(self.outer + 1)
+        with m.Else():
+            m.d.sync += self.inner.eq(self.inner + 1)
+
+    def past(self, cmd, outer, inner=None):
+        """The beats taken so far include beat (``outer``, ``inner``) of command ``cmd``
+        (``inner`` None: every beat of ``outer``)."""
+        here = self.outer > outer
+        if inner is not None:
+            here |= (self.outer == outer) & (self.inner > inner)
+        return (self.cmd > cmd) | ((self.cmd == cmd) & here)
 
 
 class GemmContract(Elaboratable):
@@ -318,15 +362,26 @@ class GemmContract(Elaboratable):
     all before, the ``ch`` beats of its column tile's channels, the ``a`` beats of its row:
     ws every fold of it, os its row tile); no operand beat is taken beyond the beats of
     the accepted commands.
+
+    Every stream's place is a (command, outer, inner) position in its beat order
+    (:mod:`edgetron.rtl.gemm.codec`), so the harness needs no multiplier: the dependencies
+    are comparisons of positions. ``rows`` and ``cols`` must be powers of two (the tile
+    counts are shifts). ``strict`` (a stream name, tests only) asks one beat more of that
+    stream than an output of the *last* followed command depends on: the proof must then
+    fail, which shows that such an output occurs within the depth.
     """
 
     #: Commands the harness follows.
     COMMANDS = 2
 
-    def __init__(self, unit, config, *, count_bits: int = 12):
+    def __init__(self, unit, config, *, strict: str | None = None):
+        for name in ("rows", "cols"):
+            v = getattr(config, name)
+            if v & (v - 1):
+                raise ValueError(f"GemmContract: {name} must be a power of two, got {v}")
         self.unit = unit
         self.config = config
-        self.count_bits = count_bits
+        self.strict = strict
         self.cd_sync = ClockDomain("sync")
 
     def elaborate(self, platform):
@@ -335,18 +390,18 @@ class GemmContract(Elaboratable):
         m.submodules.dut = dut = self.unit
         cfg = self.config
         r, c = cfg.rows, cfg.cols
+        lr, lc = r.bit_length() - 1, c.bit_length() - 1
         ws = cfg.dataflow == "ws"
+        n_cmd = self.COMMANDS
         for name in ("cmd", "a", "w", "ch"):
             drive_source(m, getattr(dut, name), name)
         m.d.comb += dut.o.ready.eq(AnySeq(1))
         fire = {name: getattr(dut, name).valid & getattr(dut, name).ready
                 for name in ("cmd", "a", "w", "ch", "o")}
-        w = self.count_bits
-        cnt = {name: Signal(w, name=f"{name}_beats") for name in ("cmd", "a", "w", "ch", "o")}
-        for name, v in cnt.items():
-            with m.If(fire[name]):
-                m.d.sync += v.eq(v + 1)
-        with m.If(cnt["cmd"] == self.COMMANDS):
+        sent = Signal(range(n_cmd + 1))
+        with m.If(fire["cmd"]):
+            m.d.sync += sent.eq(sent + 1)
+        with m.If(sent == n_cmd):
             m.d.comb += Assume(~dut.cmd.valid)
 
         # The command in its shape check, and whether the check accepts it (err low two
@@ -360,79 +415,85 @@ class GemmContract(Elaboratable):
         with m.Elif(age == 2):
             m.d.sync += age.eq(0)
         resolved = (age == 2) & ~dut.err
-        accepted = Signal(range(self.COMMANDS + 1))      # accepted so far (entry index)
+        accepted = Signal(range(n_cmd + 1))              # accepted so far (entry index)
         with m.If(resolved):
             m.d.sync += accepted.eq(accepted + 1)
-        nt = _cdiv(cmd.n, c)
-        kf = _cdiv(cmd.k, r)
-        # a beats: ws, one per row and K fold; os, one per row tile and k (rtl/gemm/codec.py)
-        a_need = cmd.m * kf if ws else _cdiv(cmd.m, r) * cmd.k
-        need = {"a": a_need, "w": nt * cmd.k, "ch": cmd.n, "o": nt * cmd.m}
 
-        # Per accepted command, in order: where its outputs end, and the operand beats (of
-        # this and the accepted commands before it, cumulative) its first output beat, and
-        # the first beat of each later column tile, depend on.
-        total = {name: Signal(w, name=f"{name}_total") for name in need}
-        now = {name: Signal(w, name=f"{name}_total_now") for name in need}
-        for name in need:
-            m.d.comb += now[name].eq(Mux(resolved, total[name] + need[name], total[name]))
-            m.d.sync += total[name].eq(now[name])
-        # The a beats of a column tile's first row: ws, that row in the last fold; os, the
-        # first row tile.
-        a_first = total["a"] + (a_need - cmd.m + 1 if ws else cmd.k)
-        ch_first = total["ch"] + Mux(cmd.n < c, cmd.n, c)
-        fields = {"m_last": cmd.m - 1, "nt_last": nt - 1, "k": cmd.k, "a_first": a_first,
-                  "w_first": total["w"] + cmd.k, "ch_first": ch_first,
-                  "ch_end": total["ch"] + cmd.n}
+        # Per accepted command, its last indices (ceil by shifts: rows, cols powers of 2).
+        width = max(len(cmd.m), len(cmd.k), len(cmd.n)) + 1
+        fields = {"m_last": cmd.m - 1, "k_last": cmd.k - 1, "kf_last": ((cmd.k - 1) >> lr),
+                  "mt_last": ((cmd.m - 1) >> lr), "nt_last": ((cmd.n - 1) >> lc),
+                  "lane_last": (cmd.n - 1)[:lc] if lc else 0}
         entries = []
-        for j in range(self.COMMANDS):
+        for j in range(n_cmd):
             entry = {"ok": Signal(name=f"cmd{j}_accepted")}
-            entry.update({f: Signal(w, name=f"cmd{j}_{f}") for f in fields})
+            entry.update({f: Signal(width, name=f"cmd{j}_{f}") for f in fields})
             with m.If(resolved & (accepted == j)):
                 m.d.sync += [entry["ok"].eq(1), *(entry[f].eq(v) for f, v in fields.items())]
             entries.append(entry)
 
-        assert_held(m, dut.o, "o")
-        # No operand beat beyond the accepted commands' (including one accepted now).
-        for name in ("a", "w", "ch"):
-            with m.If(fire[name]):
-                m.d.comb += Assert(cnt[name] < now[name])
+        def now(j, f):
+            """Field ``f`` of entry ``j`` in this cycle (also when accepted in it)."""
+            latch = resolved & (accepted == j)
+            return Mux(latch, 1, entries[j]["ok"]) if f == "ok" else \
+                Mux(latch, fields[f], entries[j][f])
 
-        # Where the output stands: the accepted command the next beat belongs to, its row
-        # and column tile there, and (registered, from the command's second beat on) the
-        # beats of each operand stream it depends on.
-        owner = Signal(range(self.COMMANDS + 1))
-        row, tile = Signal(w), Signal(w)
-        sub = Signal(range(r))                            # os: row within its row tile
-        fresh = Signal(init=1)                            # the next beat is a command's first
-        dep = {name: Signal(w, name=f"o_needs_{name}") for name in ("a", "w", "ch")}
+        def of(index, f, current=True):
+            """Field ``f`` of the entry ``index`` (a signal; past the last: ok 0)."""
+            value = Const(0, width)
+            for j in reversed(range(n_cmd)):
+                value = Mux(index == j, now(j, f) if current else entries[j][f], value)
+            return value
+
+        assert_held(m, dut.o, "o")
+
+        # The operand streams: each beat must belong to an accepted command (one accepted
+        # in this cycle included).
+        pos = {name: _Position(m, name, n_cmd, width) for name in ("a", "w", "ch")}
+        order = {"a": ("kf_last", "m_last") if ws else ("mt_last", "k_last"),
+                 "w": ("nt_last", "k_last"), "ch": ("nt_last", None)}
+        for name, p in pos.items():
+            with m.If(fire[name]):
+                m.d.comb += Assert(of(p.cmd, "ok"))
+                outer_last, inner_last = order[name]
+                if name == "ch":
+                    # lanes of a column tile; the last tile ends at the call's last channel
+                    inner_last = Mux(p.outer == of(p.cmd, "nt_last"), of(p.cmd, "lane_last"),
+                                     c - 1)
+                else:
+                    inner_last = of(p.cmd, inner_last)
+                p.step(inner_last, of(p.cmd, outer_last))
+
+        # The output: the accepted command its next beat belongs to, its column tile and
+        # row (os: row tile and row within it); each beat checked against the operand
+        # positions it depends on.
+        o = _Position(m, "o", n_cmd, width)               # outer: column tile, inner: row
+        mt = Signal(width, name="o_row_tile")
+        sub = Signal(range(r), name="o_row_in_tile")
+        owner, tile, row = o.cmd, o.outer, o.inner
+        last = n_cmd - 1
         with m.If(fire["o"]):
-            m.d.comb += Assert(cnt["o"] < total["o"])
-            for j, e in enumerate(entries):
-                with m.If(owner == j):
-                    cur = {name: Mux(fresh, e[f"{name}_first"], dep[name]) for name in dep}
-                    m.d.comb += Assert(e["ok"] & (cnt["a"] >= cur["a"])
-                                       & (cnt["w"] >= cur["w"]) & (cnt["ch"] >= cur["ch"]))
-                    last_row = row == e["m_last"]
-                    with m.If(last_row & (tile == e["nt_last"])):
-                        m.d.sync += [owner.eq(j + 1), row.eq(0), tile.eq(0), sub.eq(0),
-                                     fresh.eq(1)]
-                    with m.Elif(last_row):
-                        ch_next = cur["ch"] + c
-                        m.d.sync += [
-                            row.eq(0), tile.eq(tile + 1), sub.eq(0), fresh.eq(0),
-                            dep["a"].eq(e["a_first"]), dep["w"].eq(cur["w"] + e["k"]),
-                            dep["ch"].eq(Mux(ch_next < e["ch_end"], ch_next, e["ch_end"]))]
-                    with m.Else():
-                        m.d.sync += [row.eq(row + 1), fresh.eq(0), dep["w"].eq(cur["w"]),
-                                     dep["ch"].eq(cur["ch"])]
-                        if ws:
-                            m.d.sync += dep["a"].eq(cur["a"] + 1)
-                        else:
-                            with m.If(sub == r - 1):
-                                m.d.sync += [sub.eq(0), dep["a"].eq(cur["a"] + e["k"])]
-                            with m.Else():
-                                m.d.sync += [sub.eq(sub + 1), dep["a"].eq(cur["a"])]
+            a_dep = (pos["a"].past(owner, of(owner, "kf_last", False), row) if ws
+                     else pos["a"].past(owner, mt))
+            deps = {"a": a_dep, "w": pos["w"].past(owner, tile), "ch": pos["ch"].past(owner, tile)}
+            if self.strict is not None:
+                # one beat beyond the dependency (none beyond a call's last beat)
+                p, kf_last = pos[self.strict], of(owner, "kf_last", False)
+                ahead = {
+                    "a": (Mux(row == of(owner, "m_last", False), 0,
+                              p.past(owner, kf_last, row + 1)) if ws
+                          else Mux(mt == of(owner, "mt_last", False), 0, p.past(owner, mt + 1, 0))),
+                    "w": Mux(tile == of(owner, "nt_last", False), 0, p.past(owner, tile + 1, 0)),
+                    "ch": Mux(tile == of(owner, "nt_last", False), 0, p.past(owner, tile + 1, 0)),
+                }
+                deps[self.strict] = Mux(owner == last, ahead[self.strict], deps[self.strict])
+            m.d.comb += Assert(of(owner, "ok", False) & deps["a"] & deps["w"] & deps["ch"])
+            o.step(of(owner, "m_last", False), of(owner, "nt_last", False))
+            with m.If((row == of(owner, "m_last", False)) | (sub == r - 1)):
+                m.d.sync += sub.eq(0)
+                m.d.sync += mt.eq(Mux(row == of(owner, "m_last", False), 0, mt + 1))
+            with m.Else():
+                m.d.sync += sub.eq(sub + 1)
         return m
 
 
@@ -459,14 +520,20 @@ def _tool(name: str) -> str:
 
 
 def prove(spec, depth: int, *, workdir: str | Path | None = None,
-          cut: tuple[str, ...] = ("top.dut*/t:$mul", "top.dut*/t:$mem_v2")) -> ProofResult:
+          cut: tuple[str, ...] = ("top.dut*/t:$mul", "top.dut*/t:$mem_v2"),
+          presat: bool = True) -> ProofResult:
     """Prove the ``Assert``s of ``spec`` for ``depth`` cycles (``sby`` bmc, ``boolector``).
 
     ``cut`` lists the Yosys selections of the cells that become cut points: by default every
     multiplier and memory inside the unit (submodule ``dut``). Only datapath cells may be
     cut: a cut cell that feeds control would make the proof fail, never pass wrongly.
-    With the environment variable ``EDGETRON_FORMAL_DIR`` set, the run (and a failing
-    run's counterexample, ``spec/engine_0/trace.vcd``) stays in a new folder under it.
+    ``presat=False`` skips the solver's check, at every step, that the assumptions still
+    hold on some trace (``smtbmc --nopresat``; about a third faster on the GEMM unit): a
+    proof then says nothing of a depth no trace reaches, so a test must show, as
+    ``test_gemm_contract_sees_the_second_call`` does, that the properties' events occur
+    within the depth. With the environment variable ``EDGETRON_FORMAL_DIR`` set, the run
+    (and a failing run's counterexample, ``spec/engine_0/trace.vcd``) stays in a new folder
+    under it.
 
     Raises
     ------
@@ -484,7 +551,7 @@ def prove(spec, depth: int, *, workdir: str | Path | None = None,
         depth {depth}
 
         [engines]
-        smtbmc boolector
+        smtbmc {presat}boolector
 
         [script]
         read_rtlil top.il
@@ -492,7 +559,7 @@ def prove(spec, depth: int, *, workdir: str | Path | None = None,
         {cuts}
 
         [file top.il]
-        """).format(depth=depth, cuts=cuts) + text
+        """).format(depth=depth, cuts=cuts, presat="" if presat else "--nopresat ") + text
     keep = os.environ.get("EDGETRON_FORMAL_DIR")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmpdir = Path(tempfile.mkdtemp(dir=keep)) if keep else Path(tmp)
