@@ -508,7 +508,10 @@ _CHANGED = {"rows": 3, "cols": 3, "dataflow": "os", "input_bits": 6, "weight_bit
             "acc_bits": 24, "ifmap_sram_bytes": 2048, "weight_sram_bytes": 2048,
             "ofmap_sram_bytes": 2048, "dram_bytes_per_cycle": 2.0, "clock_mhz": 123.0,
             "vector_lanes": 4, "double_buffer": False, "energy_table": None,
-            "energy_overrides": {"dram_byte": 1.0}}
+            "energy_overrides": {"dram_byte": 1.0}, "dram_ports": "read_write",
+            "dram_read_bytes_per_cycle": 2.0, "dram_write_bytes_per_cycle": 2.0,
+            "dram_ifmap_bytes_per_cycle": 2.0, "dram_filter_bytes_per_cycle": 2.0,
+            "dram_ofmap_bytes_per_cycle": 2.0, "vector_row_max": 64}
 
 
 def test_fpga_cache_key_has_every_config_field_the_rtl_depends_on():
