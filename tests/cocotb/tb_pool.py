@@ -15,43 +15,16 @@ from __future__ import annotations
 
 import os
 
-import cocotb
 from harness import load_manifest
-from vector_bench import CoverageBins, coverage_test, extremes_test, full_rate_test, random_test
+from vector_bench import vector_tests
 
 from tests.models.pool import PoolModel
 
 MODEL = PoolModel.from_parameters(load_manifest()["parameters"])
-BINS = CoverageBins(MODEL)
-SEED = 2026
+if os.environ.get("EDGETRON_TB_POOL_LAYERS") == "1":     # the slow full-size run
+    _random_segments = MODEL.random_segments
+    MODEL.random_segments = lambda rng, count: (_random_segments(rng, count)
+                                                + MODEL.layer_segments(rng))
 
-
-def _segments(rng, count):
-    segs = MODEL.random_segments(rng, count)
-    if os.environ.get("EDGETRON_TB_POOL_LAYERS") == "1":    # the slow full-size run
-        segs += MODEL.layer_segments(rng)
-    return segs
-
-
-@cocotb.test()
-async def pool_extremes(dut):
-    """Every coverage bin's extreme, with gaps and backpressure."""
-    await extremes_test(dut, MODEL, BINS, SEED)
-
-
-@cocotb.test()
-async def pool_random(dut):
-    """Random pools with gaps and backpressure, bit for bit with golden."""
-    await random_test(dut, MODEL, BINS, SEED + 1, _segments, lambda seg: seg.data[0].size)
-
-
-@cocotb.test()
-async def pool_full_rate(dut):
-    """The random pools and the full-rate shapes at full rate: cycles = edgetron.hw."""
-    await full_rate_test(dut, MODEL, SEED + 1, _segments)
-
-
-@cocotb.test()
-async def pool_coverage(dut):
-    """Every coverage bin hit (fails on an empty one)."""
-    coverage_test(dut, BINS)
+(pool_extremes, pool_random, pool_full_rate,
+ pool_coverage) = vector_tests(MODEL, __name__)

@@ -366,7 +366,7 @@ def test_cli_lists_targets(capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--unit", "conv"], "unknown unit 'conv'"),
+    (["--unit", "fft"], "unknown unit 'fft'"),
     (["--target", "ecp6"], "is not one of"),
     (["--set", "rows=300"], "rows: 300 is out of range"),
     (["--timeout", "0"], "--timeout 0"),
