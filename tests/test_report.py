@@ -247,6 +247,10 @@ def test_units_of_maps_op_kinds_to_exported_units(monkeypatch):
     assert unmeasured == ("layernorm", "gelu", "add", "concat")
     units, _ = units_of([build_model("mobilenetv2")])
     assert units == {"gemm": ("gemm", "conv2d", "dwconv2d")}
+    monkeypatch.setattr(export, "UNITS", {"gemm": None, "pool": None})
+    units, unmeasured = units_of([build_model("resnet18")])
+    assert units == {"gemm": ("gemm", "conv2d"), "pool": ("maxpool", "avgpool")}
+    assert unmeasured == ("add",)
 
 
 def test_config_clock_text():
@@ -481,7 +485,7 @@ def test_report_with_data_has_accuracy_and_the_measured_clock(tmp_path, cache, c
             str(cfg_file), "--clock", "fpga:ecp5-85k", "--out", str(out)]
     assert main(argv) == 0
     capsys.readouterr()
-    assert len(cache) == 1
+    assert sorted(c[0] for c in cache) == ["gemm", "pool"]  # the CNN's conv and pools
     md = (out / "report.md").read_text()
     assert f"Accuracy on {x} (8 samples), calibrated on 8 samples of {x}" in md
     for row in ("| agreement |", "| bit-exact | yes |", "| integer top-1 |"):
