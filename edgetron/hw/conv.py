@@ -1,4 +1,5 @@
-"""The convolution unit's numbers: depthwise-mode latencies, line buffer and fit rule.
+"""The convolution unit's numbers: the dense ConvUnit's fit rule and beats; depthwise-mode
+latencies, line buffer and fit rule.
 
 Imported by ``rtl/conv/`` (which builds and asserts its structure from them) and by
 ``sim/units/conv.py`` (the timing model, docs/rtl.md#depthwise-mode derives it).
@@ -24,9 +25,20 @@ from __future__ import annotations
 
 from numba import njit
 
-from .gemm import GEMM_SKID_CYCLES, REQUANT_LATENCY, element_bytes
+from .gemm import (
+    DATAFLOW_WS,
+    GEMM_SKID_CYCLES,
+    REQUANT_LATENCY,
+    cdiv,
+    element_bytes,
+    gemm_buffer_words,
+    gemm_max_shape,
+)
 
 __all__ = [
+    "CONV_FIELDS",
+    "CONV_MAX_KERNEL",
+    "CONV_MAX_STRIDE",
     "DW_CMD_CYCLES",
     "DW_LINE_ROWS",
     "DW_MAX_HEIGHT",
@@ -35,6 +47,10 @@ __all__ = [
     "DW_MAX_WIDTH",
     "DW_READ_CYCLES",
     "DW_WINDOW_CYCLES",
+    "conv_clamp_calls",
+    "conv_fits",
+    "conv_geometry",
+    "conv_stream_beats",
     "dw_bank_reuse",
     "dw_fits",
     "dw_line_width",
@@ -102,3 +118,77 @@ def dw_fits(rows, line_width, h, w, r, s, sh, sw, pt, pb, pl, pr):
     if min(pt, pb, pl, pr) < 0 or max(pt, pb) > lim_h or max(pl, pr) > lim_w:
         return False
     return h + pt + pb >= r and w + pl + pr >= s
+
+
+# ------------------------------------------------------------------------------------------
+# The dense ConvUnit (rtl/conv/dense.py): conv2d on the weight-stationary array
+# ------------------------------------------------------------------------------------------
+#: Fields of one ConvUnit call (a *band*: a run of output rows of one image), in order:
+#: ``hb`` input rows in the band, ``w`` input width, ``c`` input channels, ``n`` output
+#: channels, kernel ``r x s``, strides ``sh, sw``, padding ``pt, pb, pl, pr`` of the band
+#: (``pt`` only on the image's first band, ``pb`` only on its last).
+CONV_FIELDS = ("hb", "w", "c", "n", "r", "s", "sh", "sw", "pt", "pb", "pl", "pr")
+#: Largest kernel edge of the ConvUnit: the depthwise mode's.
+CONV_MAX_KERNEL = DW_MAX_KERNEL
+#: Largest stride of the ConvUnit (each axis): the depthwise mode's.
+CONV_MAX_STRIDE = DW_MAX_STRIDE
+
+
+@njit(cache=True)
+def conv_geometry(rows, hb, w, c, r, s, sh, sw, pt, pb, pl, pr):
+    """``(cb, ho, wo, m, k)`` of one ConvUnit call: ``cb = c//^R`` words per pixel, the
+    band's output rows and columns, ``m = ho * wo`` GEMM rows and ``k = r * s * cb * R``
+    (fold ``(i, j, cb)``, ``kf = (i * s + j) * CB + cb``)."""
+    cb = cdiv(c, rows)
+    ho = (hb + pt + pb - r) // sh + 1
+    wo = (w + pl + pr - s) // sw + 1
+    return cb, ho, wo, ho * wo, r * s * cb * rows
+
+
+@njit(cache=True)
+def conv_stream_beats(p, hb, w, c, n, r, s, sh, sw, pt, pb, pl, pr):
+    """Beats of one ConvUnit call on each stream ``(a, w, ch, o)``: the band's pixels
+    ``hb * w * cb`` (NHWC, ``cb`` words of ``R`` channels per pixel), the weights
+    ``n//^C * k``, one ``ch`` beat per output channel, ``n//^C * m`` outputs."""
+    cb, _ho, _wo, m, k = conv_geometry(p.rows, hb, w, c, r, s, sh, sw, pt, pb, pl, pr)
+    nt = cdiv(n, p.cols)
+    return hb * w * cb, nt * k, n, nt * m
+
+
+@njit(cache=True)
+def conv_fits(p, hb, w, c, n, r, s, sh, sw, pt, pb, pl, pr):
+    """True when one ConvUnit call takes the band (``ws`` only; the RTL's shape check).
+
+    Kernel ``1..CONV_MAX_KERNEL``, strides ``1..CONV_MAX_STRIDE``, padding per side at
+    most ``max(kernel, stride) - 1`` (golden's limit), every size >= 1, the window within
+    the padded band, and the buffers of one slot hold it: band words ``<= DA``,
+    ``n//^C * k <= DW``, ``m <= DO``, ``n//^C <= R`` (and ``m``, ``k`` within the GEMM
+    unit's per-dimension maxima, the widths of its registers).
+    """
+    if p.dataflow != DATAFLOW_WS:
+        return False
+    if min(hb, w, c, n) < 1 or min(r, s, sh, sw) < 1:
+        return False
+    if max(r, s) > CONV_MAX_KERNEL or max(sh, sw) > CONV_MAX_STRIDE:
+        return False
+    if min(pt, pb, pl, pr) < 0 or max(pt, pb) > max(r, sh) - 1 or max(pl, pr) > max(s, sw) - 1:
+        return False
+    if hb + pt + pb < r or w + pl + pr < s:
+        return False
+    a_words, w_words, acc_words, param_words = gemm_buffer_words(p)
+    m_max, k_max, _ = gemm_max_shape(p)
+    _cb, _ho, _wo, m, k = conv_geometry(p.rows, hb, w, c, r, s, sh, sw, pt, pb, pl, pr)
+    ba, bw, _, _ = conv_stream_beats(p, hb, w, c, n, r, s, sh, sw, pt, pb, pl, pr)
+    return (ba <= a_words and bw <= w_words and m <= min(acc_words, m_max) and k <= k_max
+            and cdiv(n, p.cols) <= param_words)
+
+
+@njit(cache=True)
+def conv_clamp_calls(rows, cols, slots):
+    """Entries of the ConvUnit's clamp queue: calls accepted whose last output has not yet
+    left the compute core. A call holds a slot until its last issue, then drains for
+    ``R + C + 1`` cycles; two calls free their slots at least ``R`` cycles apart but for
+    one pair in a row (a short call right after a long one), so at most
+    ``slots + 2 * (R + C + 1)//^R`` calls are in flight; one more spare entry. The queue
+    never holds a command back (tests/rtl/test_conv_dense.py runs tiny calls back to back)."""
+    return slots + 2 * cdiv(rows + cols + 1, rows) + 1

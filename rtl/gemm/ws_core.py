@@ -23,7 +23,9 @@ pipeline order), and the last fold goes to the epilogue. docs/rtl.md derives the
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from typing import NamedTuple
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory
 
 from edgetron.hw import gemm as hw
@@ -33,7 +35,7 @@ from ..layouts import unsigned_for
 from ..systolic import SystolicArray
 from .core import Epilogue, GemmCore, next_slot, pick, slot_pointer
 
-__all__ = ["WsCore"]
+__all__ = ["RowEvents", "WsCore"]
 
 _cdiv = hw.cdiv.py_func
 
@@ -45,8 +47,28 @@ def _set_bit(m: Module, vector, index, slots: int, value: int) -> None:
             m.d.sync += vector[j].eq(value)
 
 
+class RowEvents(NamedTuple):
+    """What the row issuer tells an A address generator (:meth:`WsCore.a_operand`).
+
+    ``slot``: the slot of the call being issued; ``row``: the row ``t`` of the current
+    step; ``issue``: the row is issued this cycle; ``last_row``, ``last_kf``,
+    ``last_step``: it is the step's last row, the step is its column tile's last fold,
+    the call's last step.
+    """
+
+    slot: object
+    row: object
+    issue: object
+    last_row: object
+    last_kf: object
+    last_step: object
+
+
 class WsCore(GemmCore):
     """The ``ws`` compute core (see :class:`~.core.GemmCore` for parameters and members).
+
+    The A operand of a row comes from :meth:`a_operand` (the GEMM's word ``kf * M + t``;
+    the ConvUnit's core, ``rtl/conv/im2col.py``, generates the im2col address instead).
 
     Latency
     -------
@@ -56,6 +78,19 @@ class WsCore(GemmCore):
     """
 
     DATAFLOW = "ws"
+
+    def a_operand(self, pipe: Module, ev: RowEvents):
+        """The A operand of the row about to issue: ``(index, zero)``, the word of the
+        call's A slot it reads and a bit that replaces the read by zeros (a row with
+        ``zero`` waits for no ``a`` beat). Registers it keeps advance in ``pipe`` on
+        ``ev.issue``. The GEMM: word ``kf * M + t`` (``a_base = kf * M``), never zero."""
+        a_base = Signal(unsigned_for(self._limits.a_words), name="a_base")
+        with pipe.If(ev.issue & ev.last_row):
+            with pipe.If(ev.last_kf):
+                pipe.d.sync += a_base.eq(0)
+            with pipe.Else():
+                pipe.d.sync += a_base.eq(a_base + self.slot(ev.slot).call.m)
+        return a_base + ev.row, Const(0, 1)
 
     def schedule(self, m: Module, pipe: Module, array: SystolicArray, run) -> Epilogue:
         cfg, lim = self._config, self._limits
@@ -108,17 +143,18 @@ class WsCore(GemmCore):
         t = Signal(unsigned_for(lim.m_max), name="row")
         kf = Signal(kf_shape)
         nt = Signal(nt_shape)
-        a_base = Signal(unsigned_for(lim.a_words))                        # kf * M
         ch_base = Signal(unsigned_for(_cdiv(lim.n_max, C) * C))           # nt * C
         sel = Signal()                   # weight bank of the current step
-        row_ok = (self.available("a", asl, a_base + t)
-                  & self.channels_ready(asl, ch_base))
-        start = ~in_step & pending & row_ok
         issue = Signal()
-        pipe.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
         last_row = t == M - 1
         last_kf = kf == ashape.kf_last
         last_step = last_kf & (nt == ashape.nt_last)
+        a_index, a_zero = self.a_operand(
+            pipe, RowEvents(asl, t, issue, last_row, last_kf, last_step))
+        row_ok = ((a_zero | self.available("a", asl, a_index))
+                  & self.channels_ready(asl, ch_base))
+        start = ~in_step & pending & row_ok
+        pipe.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
         call_done = issue & last_row & last_step
         with pipe.If(issue):
             with pipe.If(start):
@@ -126,28 +162,28 @@ class WsCore(GemmCore):
             with pipe.If(last_row):
                 pipe.d.sync += [in_step.eq(0), t.eq(0)]
                 with pipe.If(last_step):
-                    pipe.d.sync += [kf.eq(0), nt.eq(0), a_base.eq(0), ch_base.eq(0)]
+                    pipe.d.sync += [kf.eq(0), nt.eq(0), ch_base.eq(0)]
                     _set_bit(pipe, w_written, asl, slots, 0)
                     next_slot(pipe, asl, slots)
                 with pipe.Elif(last_kf):
-                    pipe.d.sync += [kf.eq(0), a_base.eq(0), nt.eq(nt + 1),
-                                    ch_base.eq(ch_base + C)]
+                    pipe.d.sync += [kf.eq(0), nt.eq(nt + 1), ch_base.eq(ch_base + C)]
                 with pipe.Else():
-                    pipe.d.sync += [kf.eq(kf + 1), a_base.eq(a_base + M)]
+                    pipe.d.sync += kf.eq(kf + 1)
             with pipe.Else():
                 pipe.d.sync += [in_step.eq(1), t.eq(t + 1)]
         m.d.comb += [self.free.valid.eq(run & call_done), self.free.slot.eq(asl)]
 
         # ---- buffer reads; the control of each read travels beside it to meet its data.
         m.d.comb += [
-            self.a_rd.addr.eq(self.a_address(asl, a_base + t)),
+            self.a_rd.addr.eq(self.a_address(asl, a_index)),
             self.w_rd.addr.eq(self.w_address(wsl, w_addr)),
         ]
-        a_ctl = tag_line(pipe, {"sel": 1}, hw.GEMM_BUFFER_READ_CYCLES, "a_ctl")
+        a_ctl = tag_line(pipe, {"sel": 1, "zero": 1}, hw.GEMM_BUFFER_READ_CYCLES, "a_ctl")
         w_ctl = tag_line(pipe, {"zero": 1, "valid": 1, "row": array.w.row.shape(), "bank": 1},
                          hw.GEMM_BUFFER_READ_CYCLES, "w_ctl")
         pipe.d.comb += [
             a_ctl.input.sel.eq(Mux(start, ~wbank, sel)),
+            a_ctl.input.zero.eq(a_zero),
             w_ctl.input.zero.eq(~w_row_real),
             w_ctl.input.valid.eq(w_issue),
             w_ctl.input.row.eq(wt),
@@ -155,7 +191,8 @@ class WsCore(GemmCore):
         ]
         wc = w_ctl.output
         pipe.d.comb += [
-            array.a.data.eq(self.a_rd.data), array.a.sel.eq(a_ctl.output.sel),
+            array.a.data.eq(Mux(a_ctl.output.zero, 0, self.a_rd.data)),
+            array.a.sel.eq(a_ctl.output.sel),
             array.w.valid.eq(wc.valid), array.w.row.eq(wc.row), array.w.bank.eq(wc.bank),
             array.w.data.eq(Mux(wc.zero, 0, self.w_rd.data)),
         ]
