@@ -47,6 +47,7 @@ __all__ = [
     "DW_MAX_WIDTH",
     "DW_READ_CYCLES",
     "DW_WINDOW_CYCLES",
+    "conv_band",
     "conv_clamp_calls",
     "conv_fits",
     "conv_geometry",
@@ -192,3 +193,16 @@ def conv_clamp_calls(rows, cols, slots):
     ``slots + 2 * (R + C + 1)//^R`` calls are in flight; one more spare entry. The queue
     never holds a command back (tests/rtl/test_conv_dense.py runs tiny calls back to back)."""
     return slots + 2 * cdiv(rows + cols + 1, rows) + 1
+
+
+@njit(cache=True)
+def conv_band(h, r, sh, pt, oh0, ohb):
+    """The band of output rows ``oh0 .. oh0 + ohb - 1`` of a conv over ``h`` input rows
+    (kernel rows ``r``, stride ``sh``, top padding ``pt``): ``(y0, hb, pt_b, pb_b)``, its
+    first input row, its input rows (the halo included, rows outside the map excluded)
+    and the padding rows above and below it (the call's ``hb``, ``pt``, ``pb``)."""
+    top = oh0 * sh - pt
+    bottom = (oh0 + ohb - 1) * sh - pt + r
+    y0 = max(0, top)
+    y1 = min(h, bottom)
+    return y0, y1 - y0, y0 - top, bottom - y1

@@ -1,0 +1,349 @@
+"""The ConvUnit: conv2d on the weight-stationary array, im2col on the fly.
+
+A call convolves one *band* of one image: ``hb`` input rows (with the halo of
+``r - sh`` rows the next band reads again) of ``w`` pixels of ``c`` channels into the
+band's ``ho x wo`` output pixels of ``n`` channels. It is the GEMM unit's call
+(``rtl/gemm/unit.py``: command, slots, loaders, ``ws`` core, output stage) with three
+differences:
+
+* the A slot holds the band in NHWC order (``cb = c//^R`` words per pixel), not an
+  im2col matrix: :class:`~.im2col.ConvCore` generates each row's word on the fly (or
+  zeros in the padding), so the slot is the line buffer, double-buffered: the next band
+  loads while this one computes;
+* the command carries the geometry; its shape check (one cycle, as the GEMM unit's)
+  computes the GEMM view ``M = ho * wo``, ``K = r * s * cb * R`` and the address
+  constants, and registers them with the slot;
+* the output stage clamps each requantized result to the call's ``[lo, hi]`` (the fused
+  activation) between the requantizer and the skid buffer; the bounds of the calls in
+  flight wait in a small queue (:func:`~edgetron.hw.conv.conv_clamp_calls` entries) and
+  travel beside the requantizer's stages with their beats.
+
+Timing: ``edgetron.sim.units.conv.conv_sequence`` (docs/rtl.md, "Dense convolution").
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from edgetron.config import AcceleratorConfig, ConfigError
+from edgetron.hw import conv as hw
+from edgetron.hw import gemm as hw_gemm
+
+from ..common import (
+    CheckedComponent,
+    DelayLine,
+    SkidBuffer,
+    at_most,
+    ceil_div_const,
+    read_latency,
+)
+from ..gemm.core import check_path, next_slot, pick, slot_address, slot_pointer
+from ..gemm.model import OUT_BITS, check_config, gemm_limits
+from ..layouts import (
+    gemm_core_shape_layout,
+    gemm_layouts,
+    gemm_load_layout,
+    gemm_slot_layout,
+    unsigned_for,
+)
+from ..requant import Requantizer
+from .im2col import ConvCore, conv_geom_layout
+
+__all__ = ["ConvUnit", "conv_layouts", "conv_limits"]
+
+KM = hw.CONV_MAX_KERNEL
+
+
+def conv_limits(config: AcceleratorConfig):
+    """The GEMM limits the ConvUnit's buffers give (:func:`~..gemm.model.check_config`);
+    ConfigError naming ``dataflow`` unless it is ``ws``."""
+    lim = check_config(config)
+    if config.dataflow != "ws":
+        raise ConfigError(
+            f"dataflow: the ConvUnit runs on the weight-stationary array ('ws'), got "
+            f"{config.dataflow!r}; with 'os' the simulator costs conv2d as im2col GEMMs")
+    return lim
+
+
+def conv_layouts(config: AcceleratorConfig, limits=None) -> dict:
+    """Payload layouts of the ConvUnit's streams (LSB first).
+
+    * ``cmd``: the fields of :data:`edgetron.hw.conv.CONV_FIELDS` (``hb``, ``w`` up to the
+      A slot's words, ``c`` up to ``k_max``, ``n`` up to ``n_max``, the kernel, strides
+      and paddings in 3, 2 and 3 bits) and the clamp ``lo``, ``hi`` (signed int8);
+    * ``a``: ``R`` input lanes (``R`` channels of one pixel), ``w``: ``C`` weight lanes,
+      ``ch``: one output channel's ``bias``, ``mult``, ``shift``: the GEMM unit's;
+    * ``o``: ``C`` signed int8 lanes (one output pixel's channels ``nt*C .. nt*C+C-1``).
+    """
+    lim = gemm_limits(config) if limits is None else limits
+    g = gemm_layouts(config, lim)
+    size = unsigned_for(lim.a_words)
+    return {
+        "cmd": data.StructLayout({
+            "hb": size, "w": size, "c": unsigned_for(lim.k_max), "n": unsigned_for(lim.n_max),
+            "r": unsigned_for(KM), "s": unsigned_for(KM),
+            "sh": unsigned_for(hw.CONV_MAX_STRIDE), "sw": unsigned_for(hw.CONV_MAX_STRIDE),
+            "pt": unsigned_for(KM - 1), "pb": unsigned_for(KM - 1),
+            "pl": unsigned_for(KM - 1), "pr": unsigned_for(KM - 1),
+            "lo": signed(OUT_BITS), "hi": signed(OUT_BITS),
+        }),
+        "a": g.a, "w": g.w, "ch": g.ch,
+        "o": data.ArrayLayout(signed(OUT_BITS), config.cols),
+    }
+
+
+class ConvUnit(CheckedComponent):
+    """conv2d bands on an ``R x C`` weight-stationary array (module docstring).
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        As :class:`~edgetron.rtl.gemm.GemmUnit`'s; ``dataflow`` must be ``ws``
+        (ConfigError naming the field otherwise).
+
+    Members
+    -------
+    cmd
+        One call: :data:`edgetron.hw.conv.CONV_FIELDS` and the clamp ``lo``, ``hi``.
+        A call that :func:`edgetron.hw.conv.conv_fits` rejects sets ``err`` (until the
+        next command handshake) and takes no operand beat.
+    a
+        The band's pixels, NHWC, ``cb`` words of ``R`` channels each (channels beyond
+        ``c`` zero).
+    w
+        For each column tile ``nt``, for each tap ``(i, j)``, channel block and lane
+        ``q < R``: the weights of input channel ``cb_i * R + q`` for output channels
+        ``nt*C .. nt*C + C - 1`` (zero rows for padded channels).
+    ch
+        One output channel per beat: ``bias``, ``mult``, ``shift``.
+    o
+        For each column tile ``nt``, for each output pixel of the band (raster order):
+        ``C`` int8 channels, ``clamp(requantize(acc), lo, hi)``.
+    err
+        The last command was rejected.
+
+    Latency
+    -------
+    Calls from an idle unit and sequences of calls: ``edgetron.sim.units.conv.
+    conv_sequence`` (cycle-exact at full input rate with ``o.ready`` high); the fixed
+    depths are :mod:`edgetron.hw.gemm`'s, asserted at elaboration as in the GEMM unit.
+
+    Throughput
+    ----------
+    A fold step issues ``M`` rows in ``max(M, R)`` cycles once its band words are in;
+    with ``double_buffer`` the next band and its weights load during the current one.
+
+    Backpressure
+    ------------
+    As the GEMM unit: valid/ready on every stream, ``o.ready`` stalls the core and the
+    output stage by clock enables; no beat is lost or duplicated.
+
+    Golden
+    ------
+    ``np.clip(golden.conv.conv2d_requant(x, w, bias, mult, shift, (sh, sw), (pt, pb,
+    pl, pr)), lo, hi)`` on the band.
+    """
+
+    @classmethod
+    def check_parameters(cls, config: AcceleratorConfig) -> None:
+        conv_limits(config)
+
+    def __init__(self, config: AcceleratorConfig):
+        self._config = config
+        self._limits = conv_limits(config)
+        self._layouts = conv_layouts(config, self._limits)
+        lay = self._layouts
+        super().__init__({
+            "cmd": In(stream.Signature(lay["cmd"])),
+            "a": In(stream.Signature(lay["a"])),
+            "w": In(stream.Signature(lay["w"])),
+            "ch": In(stream.Signature(lay["ch"])),
+            "o": Out(stream.Signature(lay["o"])),
+            "err": Out(1),
+        })
+
+    @property
+    def limits(self):
+        """The buffer words and shape limits (:class:`~edgetron.rtl.gemm.GemmLimits`)."""
+        return self._limits
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lim = self._config, self._limits
+        gl = gemm_layouts(cfg, lim)
+        R, C, slots = cfg.rows, cfg.cols, lim.slots
+
+        # ---- buffers: `slots` halves each (the A half is the band's line buffer) ---------
+        m.submodules.a_mem = a_mem = memory.Memory(shape=gl.a, depth=slots * lim.a_words,
+                                                   init=[])
+        m.submodules.w_mem = w_mem = memory.Memory(shape=gl.w, depth=slots * lim.w_words,
+                                                   init=[])
+        m.submodules.p_mem = p_mem = memory.Memory(shape=gl.param,
+                                                   depth=slots * lim.param_words, init=[])
+        a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
+        w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
+        p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
+        for name, port in (("A", a_rd), ("W", w_rd)):
+            check_path("ConvUnit", f"the {name} buffer read", read_latency(port),
+                       hw_gemm.GEMM_BUFFER_READ_CYCLES)
+
+        m.submodules.core = core = ConvCore(cfg, lim)
+        wiring.connect(m, core.a_rd, a_rd)
+        wiring.connect(m, core.w_rd, w_rd)
+        m.d.comb += [p_rd.addr.eq(core.p_addr), core.p_data.eq(p_rd.data)]
+
+        # ---- slots ------------------------------------------------------------------------
+        slot = Signal(data.ArrayLayout(gemm_slot_layout(cfg, lim), slots))
+        geom = Signal(data.ArrayLayout(conv_geom_layout(cfg, lim), slots))
+        load = Signal(gemm_load_layout(lim))
+        draining = Signal(slots)
+        m.d.comb += [core.slots.eq(slot), core.geom.eq(geom), core.load.eq(load)]
+        for j in range(slots):
+            with m.If(core.free.valid & (core.free.slot == j)):
+                m.d.sync += [slot[j].busy.eq(0), draining[j].eq(1)]
+            with m.If(core.drained.valid & (core.drained.slot == j)):
+                m.d.sync += draining[j].eq(0)
+
+        # ---- command and shape check: the GEMM view and the address constants ------------
+        cmd = Signal(self._layouts["cmd"])
+        cb = ceil_div_const(cmd.c, R)
+        sh2, sw2 = cmd.sh == 2, cmd.sw == 2
+        hp = cmd.hb + cmd.pt + cmd.pb
+        wp = cmd.w + cmd.pl + cmd.pr
+        ho = Mux(sh2, (hp - cmd.r)[1:], (hp - cmd.r)[:len(hp)]) + 1
+        wo = Mux(sw2, (wp - cmd.s)[1:], (wp - cmd.s)[:len(wp)]) + 1
+        mm = ho * wo
+        kf = cmd.r * cmd.s * cb
+        kk = kf * R
+        nt_c = ceil_div_const(cmd.n, C)
+        wcb = cmd.w * cb
+        a_need = cmd.hb * wcb
+        w_need = nt_c * kk
+        shape = Signal(gemm_core_shape_layout(cfg, lim))
+        g = Signal(conv_geom_layout(cfg, lim))
+        m.d.comb += [
+            shape.m.eq(mm), shape.k.eq(kk), shape.nt_last.eq(nt_c - 1),
+            shape.kf_last.eq(kf - 1), shape.out32.eq(0), shape.a_end.eq(a_need - 1),
+            shape.w_end.eq(w_need - 1), shape.ch_end.eq(cmd.n - 1),
+            g.ow_last.eq(wo - 1), g.cb_last.eq(cb - 1), g.s_last.eq(cmd.s - 1),
+            g.sh2.eq(sh2), g.sw2.eq(sw2), g.wcb.eq(wcb), g.swcb.eq(Mux(sw2, cb << 1, cb)),
+            g.shwcb.eq(Mux(sh2, wcb << 1, wcb)), g.pad_off.eq(cmd.pt * wcb + cmd.pl * cb),
+            g.pt.eq(cmd.pt), g.pl.eq(cmd.pl), g.y_end.eq(cmd.hb + cmd.pt),
+            g.x_end.eq(cmd.w + cmd.pl),
+        ]
+        pad_h = Mux(cmd.r > cmd.sh, cmd.r, cmd.sh)
+        pad_w = Mux(cmd.s > cmd.sw, cmd.s, cmd.sw)
+        ok = ((cmd.hb != 0) & (cmd.w != 0) & (cmd.c != 0) & (cmd.n != 0)
+              & (cmd.r != 0) & (cmd.s != 0) & (cmd.sh != 0) & (cmd.sw != 0)
+              & at_most(cmd.sh, hw.CONV_MAX_STRIDE) & at_most(cmd.sw, hw.CONV_MAX_STRIDE)
+              & (cmd.pt < pad_h) & (cmd.pb < pad_h) & (cmd.pl < pad_w) & (cmd.pr < pad_w)
+              & (hp >= cmd.r) & (wp >= cmd.s)
+              & at_most(a_need, lim.a_words) & at_most(w_need, lim.w_words)
+              & at_most(mm, min(lim.acc_words, lim.m_max)) & at_most(kk, lim.k_max)
+              & at_most(nt_c, lim.param_words))
+
+        # The clamp bounds of every call in flight, in call order.
+        clamp_layout = data.StructLayout({"lo": signed(OUT_BITS), "hi": signed(OUT_BITS)})
+        m.submodules.clamps = clamps = fifo.SyncFIFO(
+            width=clamp_layout.size, depth=hw.conv_clamp_calls(R, C, slots))
+
+        nxt = slot_pointer(slots, "next_slot")
+        idle, checking = hw_gemm.GEMM_CMD_STATES
+        cmd_states = []
+        with m.FSM():
+            with m.State(idle):
+                cmd_states.append(idle)
+                m.d.comb += self.cmd.ready.eq(~pick(slot, nxt, slots).busy & clamps.w_rdy)
+                with m.If(self.cmd.valid & self.cmd.ready):
+                    m.d.sync += [cmd.eq(self.cmd.payload), self.err.eq(0)]
+                    m.next = checking
+            with m.State(checking):
+                cmd_states.append(checking)
+                with m.If(ok):
+                    m.d.comb += [clamps.w_en.eq(1), clamps.w_data.eq(Cat(cmd.lo, cmd.hi))]
+                    for j in range(slots):
+                        with m.If(nxt == j):
+                            m.d.sync += [slot[j].busy.eq(1), slot[j].call.eq(shape),
+                                         slot[j].a_done.eq(0), slot[j].w_done.eq(0),
+                                         slot[j].ch_done.eq(0), geom[j].eq(g)]
+                    next_slot(m, nxt, slots)
+                with m.Else():
+                    m.d.sync += self.err.eq(1)
+                m.next = idle
+        check_path("ConvUnit", "the command phase (states before the load)", len(cmd_states),
+                   hw_gemm.GEMM_CMD_CYCLES)
+
+        # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
+        def loader(name: str, port, ready_extra=1):
+            ptr = slot_pointer(slots, f"{name}_slot")
+            cnt = load[f"{name}_cnt"]
+            target = pick(slot, ptr, slots)
+            m.d.comb += [load[f"{name}_slot"].eq(ptr),
+                         port.ready.eq(target.busy & ~target[f"{name}_done"] & ready_extra)]
+            hs = port.valid & port.ready
+            with m.If(hs):
+                with m.If(cnt == target.call[f"{name}_end"]):
+                    m.d.sync += cnt.eq(0)
+                    for j in range(slots):
+                        with m.If(ptr == j):
+                            m.d.sync += slot[j][f"{name}_done"].eq(1)
+                    next_slot(m, ptr, slots)
+                with m.Else():
+                    m.d.sync += cnt.eq(cnt + 1)
+            return ptr, cnt, hs
+
+        a_ptr, a_cnt, a_hs = loader("a", self.a)
+        w_ptr, w_cnt, w_hs = loader("w", self.w)
+        ch_ptr, _, ch_hs = loader("ch", self.ch, ~pick(draining, load.ch_slot, slots))
+        ch_lane = Signal(range(C))
+        ch_word = Signal(unsigned_for(lim.param_words))
+        with m.If(ch_hs):
+            with m.If(load.ch_cnt == pick(slot, ch_ptr, slots).call.ch_end):
+                m.d.sync += [ch_lane.eq(0), ch_word.eq(0)]
+            with m.Elif(ch_lane == C - 1):
+                m.d.sync += [ch_lane.eq(0), ch_word.eq(ch_word + 1)]
+            with m.Else():
+                m.d.sync += ch_lane.eq(ch_lane + 1)
+        m.d.comb += [
+            a_wr.addr.eq(slot_address(a_ptr, lim.a_words, slots, a_cnt)),
+            a_wr.data.eq(self.a.payload), a_wr.en.eq(a_hs),
+            w_wr.addr.eq(slot_address(w_ptr, lim.w_words, slots, w_cnt)),
+            w_wr.data.eq(self.w.payload), w_wr.en.eq(w_hs),
+            p_wr.addr.eq(slot_address(ch_ptr, lim.param_words, slots, ch_word)),
+        ]
+        for c in range(C):
+            m.d.comb += [p_wr.data[c].eq(self.ch.payload), p_wr.en[c].eq(ch_hs & (ch_lane == c))]
+
+        # ---- output stage: requantizer, clamp, skid buffer --------------------------------
+        m.submodules.requant = rq = Requantizer(C, cfg.acc_bits, OUT_BITS)
+        check_path("ConvUnit", "the requantizer", rq.LATENCY, hw_gemm.REQUANT_LATENCY)
+        m.d.comb += [
+            rq.i.valid.eq(core.o.valid), core.o.ready.eq(rq.i.ready),
+            rq.i.payload.acc.eq(core.o.payload.acc), rq.i.payload.mult.eq(core.o.payload.mult),
+            rq.i.payload.shift.eq(core.o.payload.shift),
+        ]
+        # The beat at the core's output is its call's last when the core reported `drained`
+        # as the beat entered its epilogue register; then the call's bounds leave the queue.
+        last_out = Signal()
+        with m.If(~core.o.valid | core.o.ready):
+            m.d.sync += last_out.eq(core.drained.valid)
+        m.d.comb += clamps.r_en.eq(core.o.valid & core.o.ready & last_out)
+        beside = Module()
+        bounds = Signal(clamp_layout, name="clamp_in")
+        beside.d.comb += bounds.eq(clamps.r_data)
+        line = DelayLine(beside, bounds, hw_gemm.REQUANT_LATENCY, "clamp")
+        m.submodules.clamp_line = EnableInserter(rq.i.ready)(beside)
+        check_path("ConvUnit", "the clamp bounds beside the requantizer", line.depth,
+                   hw_gemm.REQUANT_LATENCY)
+        m.submodules.skid = skid = SkidBuffer(self._layouts["o"])
+        check_path("ConvUnit", "the output skid buffer", skid.LATENCY,
+                   hw_gemm.GEMM_SKID_CYCLES)
+        m.d.comb += [skid.i.valid.eq(rq.o.valid), rq.o.ready.eq(skid.i.ready)]
+        lo, hi = line.output.lo, line.output.hi
+        for c in range(C):
+            q = rq.o.payload[c]
+            m.d.comb += skid.i.payload[c].eq(Mux(q < lo, lo, Mux(q > hi, hi, q)))
+        wiring.connect(m, skid.o, wiring.flipped(self.o))
+        return m
