@@ -23,6 +23,7 @@ above 1) runs as per-channel GEMMs instead (``sim/units/conv.py``).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .gemm import (
@@ -48,6 +49,7 @@ __all__ = [
     "DW_READ_CYCLES",
     "DW_WINDOW_CYCLES",
     "conv_band",
+    "conv_bands",
     "conv_clamp_calls",
     "conv_fits",
     "conv_geometry",
@@ -206,3 +208,29 @@ def conv_band(h, r, sh, pt, oh0, ohb):
     y0 = max(0, top)
     y1 = min(h, bottom)
     return y0, y1 - y0, y0 - top, bottom - y1
+
+
+@njit(cache=True)
+def conv_bands(h, r, sh, pt, oh, band_rows):
+    """The bands of a conv with ``oh`` output rows, ``band_rows`` output rows each (the
+    last fewer): int64 ``[bands, 6]`` of ``(oh0, ohb, y0, hb, pt_b, pb_b)``
+    (:func:`conv_band`). A band of one output row whose window lies wholly in the
+    padding (a 1-row kernel, stride 2, padding 1) would hold no input row: it joins its
+    neighbour instead."""
+    starts = np.arange(0, oh, band_rows)
+    keep = np.ones(starts.shape[0], np.bool_)
+    if starts.shape[0] > 1:
+        if conv_band(h, r, sh, pt, 0, 1)[1] < 1 and band_rows == 1:
+            keep[1] = False
+        last = starts[-1]
+        if oh - last == 1 and conv_band(h, r, sh, pt, last, 1)[1] < 1:
+            keep[-1] = False
+    starts = starts[keep]
+    out = np.empty((starts.shape[0], 6), np.int64)
+    for b in range(starts.shape[0]):
+        oh0 = starts[b]
+        ohb = (starts[b + 1] if b + 1 < starts.shape[0] else oh) - oh0
+        y0, hb, pt_b, pb_b = conv_band(h, r, sh, pt, oh0, ohb)
+        out[b, 0], out[b, 1], out[b, 2], out[b, 3] = oh0, ohb, y0, hb
+        out[b, 4], out[b, 5] = pt_b, pb_b
+    return out

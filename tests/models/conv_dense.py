@@ -18,7 +18,7 @@ import numpy as np
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.conv import conv2d_out_size, conv2d_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.conv import CONV_MAX_KERNEL, conv_band, conv_fits
+from edgetron.hw.conv import CONV_MAX_KERNEL, conv_bands, conv_fits
 from edgetron.rtl.conv import ConvCall, decode_conv, encode_conv
 from edgetron.sim.units.conv_dense import conv_sequence
 
@@ -57,11 +57,9 @@ class DenseCase:
         n, _, r, s = self.w.shape
         sh, sw = self.stride
         pt, _, pl, pr = self.pad
-        oh = self.out_size[0]
         out = []
-        for oh0 in range(0, oh, self.band_rows):
-            ohb = min(self.band_rows, oh - oh0)
-            y0, hb, pt_b, pb_b = (int(v) for v in conv_band(h, r, sh, pt, oh0, ohb))
+        for _, _, y0, hb, pt_b, pb_b in conv_bands(h, r, sh, pt, self.out_size[0],
+                                                    self.band_rows).tolist():
             call = ConvCall(hb, w, c, n, r, s, sh, sw, pt_b, pb_b, pl, pr)
             out.append((call, self.x[:, y0:y0 + hb]))
         return out
@@ -166,7 +164,7 @@ class DenseModel:
         return words
 
     def out_beats(self, call: ConvCall) -> int:
-        cb, ho, wo, m, k = call.geometry(self.cfg.rows)
+        _cb, _ho, _wo, m, _k = call.geometry(self.cfg.rows)
         return -(-call.n // self.cfg.cols) * m
 
     def n_out(self, cases) -> int:
