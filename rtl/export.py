@@ -36,7 +36,7 @@ from edgetron.config import AcceleratorConfig
 from edgetron.hw.conv import dw_line_width
 
 from .add import AddUnit, add_timing
-from .conv import DepthwiseUnit, dw_timing
+from .conv import ConvUnit, DepthwiseUnit, conv_timing, dw_timing
 from .gelu import GeluUnit, gelu_timing
 from .gemm import GemmUnit, gemm_timing
 from .layernorm import LayerNormUnit, layernorm_timing
@@ -131,6 +131,15 @@ def _conv_timing(cfg: AcceleratorConfig) -> dict[str, Any]:
     return dw_timing(cfg, dw_line_width(cfg.ifmap_sram_bytes, cfg.cols, cfg.input_bits))
 
 
+def _conv_dense(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+    # The dense ConvUnit (rtl/conv/dense.py): conv2d bands on the ws array.
+    unit = ConvUnit(cfg)
+    params = {"rows": cfg.rows, "cols": cfg.cols, "input_bits": cfg.input_bits,
+              "weight_bits": cfg.weight_bits, "acc_bits": cfg.acc_bits,
+              **unit.limits._asdict()}
+    return unit, params
+
+
 #: The registry of units: a new unit adds one entry (its builder, golden function, timing).
 UNITS: dict[str, Unit] = {
     "requant": Unit(_requant, "edgetron.golden.intops.requantize",
@@ -156,6 +165,9 @@ UNITS: dict[str, Unit] = {
                  "pt, pl)", pool_timing),
     "conv": Unit(_conv, "edgetron.golden.conv.conv2d_requant (groups = C), then the clamp",
                  "edgetron.sim.units.conv.dw_schedule(rows, shapes)", _conv_timing),
+    "conv_dense": Unit(_conv_dense, "edgetron.golden.conv.conv2d_requant, then the clamp",
+                       "edgetron.sim.units.conv_dense.conv_sequence(cfg.sim_params(), calls)",
+                       conv_timing),
 }
 
 

@@ -202,30 +202,30 @@ def conv_band(h, r, sh, pt, oh0, ohb):
     """The band of output rows ``oh0 .. oh0 + ohb - 1`` of a conv over ``h`` input rows
     (kernel rows ``r``, stride ``sh``, top padding ``pt``): ``(y0, hb, pt_b, pb_b)``, its
     first input row, its input rows (the halo included, rows outside the map excluded)
-    and the padding rows above and below it (the call's ``hb``, ``pt``, ``pb``)."""
+    and the padding rows above and below it (the call's ``hb``, ``pt``, ``pb``).
+
+    A first band whose windows lie wholly in the top padding (a 1-row kernel, stride 2,
+    ``pt = 1``, one output row) takes input row 0 too, which its window skips:
+    ``(1 + 1 - 1) // 2 + 1 = 1`` output row still. (A last band whose window lies in
+    the bottom padding holds no input row: :func:`conv_bands` never makes one.)"""
     top = oh0 * sh - pt
     bottom = (oh0 + ohb - 1) * sh - pt + r
     y0 = max(0, top)
-    y1 = min(h, bottom)
-    return y0, y1 - y0, y0 - top, bottom - y1
+    y1 = max(min(h, bottom), min(h, y0 + 1))
+    return y0, y1 - y0, y0 - top, max(0, bottom - y1)
 
 
 @njit(cache=True)
 def conv_bands(h, r, sh, pt, oh, band_rows):
     """The bands of a conv with ``oh`` output rows, ``band_rows`` output rows each (the
     last fewer): int64 ``[bands, 6]`` of ``(oh0, ohb, y0, hb, pt_b, pb_b)``
-    (:func:`conv_band`). A band of one output row whose window lies wholly in the
-    padding (a 1-row kernel, stride 2, padding 1) would hold no input row: it joins its
-    neighbour instead."""
+    (:func:`conv_band`). A last band of one output row whose window lies wholly in the
+    bottom padding (a 1-row kernel, stride 2, padding 1) would hold no input row: it
+    joins the band before it."""
     starts = np.arange(0, oh, band_rows)
-    keep = np.ones(starts.shape[0], np.bool_)
-    if starts.shape[0] > 1:
-        if conv_band(h, r, sh, pt, 0, 1)[1] < 1 and band_rows == 1:
-            keep[1] = False
-        last = starts[-1]
-        if oh - last == 1 and conv_band(h, r, sh, pt, last, 1)[1] < 1:
-            keep[-1] = False
-    starts = starts[keep]
+    if starts.shape[0] > 1 and oh - starts[-1] == 1:
+        if conv_band(h, r, sh, pt, starts[-1], 1)[1] < 1:
+            starts = starts[:-1]
     out = np.empty((starts.shape[0], 6), np.int64)
     for b in range(starts.shape[0]):
         oh0 = starts[b]

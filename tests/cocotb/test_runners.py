@@ -153,6 +153,40 @@ def test_conv_full_mobilenet_depthwise_layer(tmp_path, monkeypatch):
     assert got["rtl_cycles"] == got["sim_cycles"]
 
 
+#: The dense ConvUnit: a 4x4 array with 512 band words and 512 weight words per slot and
+#: 128 accumulator rows (ResNet-18 slices at 14 x 14 in bands of 4 output rows). The slow
+#: run: edge-16's array with buffers for a full 56 x 56 x 64 layer in bands.
+_CONV_DENSE_CFG = AcceleratorConfig(name="tb-conv-dense-4x4", rows=4, cols=4,
+                                    ifmap_sram_bytes=4 * KiB, weight_sram_bytes=4 * KiB,
+                                    ofmap_sram_bytes=2 * KiB)
+_CONV_DENSE_SLOW_CFG = AcceleratorConfig(name="tb-conv-dense-16x16", rows=16, cols=16,
+                                         ifmap_sram_bytes=64 * KiB,
+                                         weight_sram_bytes=128 * KiB,
+                                         ofmap_sram_bytes=64 * KiB)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_conv_dense(sim):
+    _, tests = run_tb("conv_dense", sim, _CONV_DENSE_CFG, tag="4x4")
+    assert tests >= 1
+
+
+@pytest.mark.slow
+def test_conv_dense_full_resnet18_layer1(tmp_path, monkeypatch):
+    """ResNet-18's layer1 3x3 conv, full size (56 x 56 x 64 -> 64, padding 1), in bands,
+    on Verilator: bit-exact, every call's command and output cycles the simulator's."""
+    convs = [[56, 56, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 4]]
+    spec, out = tmp_path / "convs.json", tmp_path / "cycles.json"
+    spec.write_text(json.dumps({"convs": convs}))
+    monkeypatch.setenv("EDGETRON_TB_FILTER", "conv_dense_sweep")
+    _, tests = run_tb("conv_dense", "verilator", _CONV_DENSE_SLOW_CFG, tag="16x16",
+                      extra_env={"EDGETRON_TB_SWEEP": str(spec),
+                                 "EDGETRON_TB_SWEEP_OUT": str(out)})
+    assert tests == 1
+    got = json.loads(out.read_text())
+    assert got["rtl"] == got["sim"]
+
+
 def test_test_counts_follow_the_parameter_lists(tmp_path):
     """The expected count is cocotb's own discovery of the testbench, each parametrisation
     expanded: one test per spec of tb_gemm.SPECS and per sequence of tb_gemm.SEQUENCES

@@ -22,7 +22,8 @@ from edgetron.hw.conv import CONV_MAX_KERNEL, conv_bands, conv_fits
 from edgetron.rtl.conv import ConvCall, decode_conv, encode_conv
 from edgetron.sim.units.conv_dense import conv_sequence
 
-__all__ = ["INPUTS", "DenseCase", "DenseModel", "extreme_case", "random_case", "random_geometry"]
+__all__ = ["INPUTS", "DenseCase", "DenseModel", "extreme_case", "largest_band", "random_case",
+           "random_conv", "random_geometry"]
 
 INPUTS = ("cmd", "a", "w", "ch")
 
@@ -84,6 +85,23 @@ def random_geometry(rng, *, kernels=(1, 3, 5, 7), max_hw: int = 9):
         w = int(rng.integers(1, max_hw + 1))
         if h + pad[0] + pad[1] >= r and w + pad[2] + pad[3] >= s and max(r, s) <= CONV_MAX_KERNEL:
             return h, w, r, s, (sh, sw), pad
+
+
+def random_conv(rng, cfg: AcceleratorConfig, max_c: int, max_n: int, *, max_hw: int = 9,
+                kernels=(1, 3, 5, 7)):
+    """``(c, n, geometry)``: random channel counts up to ``max_c``, ``max_n`` and a
+    :func:`random_geometry` whose bands of one output row fit the unit."""
+    while True:
+        c, n = int(rng.integers(1, max_c + 1)), int(rng.integers(1, max_n + 1))
+        g = random_geometry(rng, kernels=kernels, max_hw=max_hw)
+        h, w, r, s, stride, pad = g
+        case = DenseCase(np.zeros((c, h, w), np.int64), np.zeros((n, c, r, s), np.int64),
+                         np.zeros(n), np.zeros(n), np.ones(n), stride, pad, 1)
+        try:
+            largest_band(cfg, case)
+        except ValueError:
+            continue
+        return c, n, g
 
 
 def _requant(rng, k: int, n: int):

@@ -16,7 +16,7 @@ from tests.models.conv_dense import (
     DenseModel,
     extreme_case,
     random_case,
-    random_geometry,
+    random_conv,
 )
 
 from .streams import StreamSink, StreamSource, run
@@ -49,9 +49,7 @@ def test_random_convs_exact_cycles(seed):
     multiples of the array, bands back to back at full rate: bit-exact, every command
     and output at the simulator's cycle."""
     rng = np.random.default_rng(seed)
-    cases = [random_case(rng, CFG, int(rng.integers(1, 7)), int(rng.integers(1, 7)),
-                         random_geometry(rng))
-             for _ in range(3)]
+    cases = [random_case(rng, CFG, *random_conv(rng, CFG, 6, 6)) for _ in range(3)]
     _run(CFG, cases)
 
 
@@ -67,7 +65,7 @@ def test_1x1_and_7x7():
 def test_random_gaps_and_backpressure(gap, stall):
     """Random valid gaps on every input and ready backpressure on the output."""
     rng = np.random.default_rng(int(gap * 10 + stall * 100))
-    cases = [random_case(rng, CFG, 6, 5, random_geometry(rng, kernels=(1, 3)), band_rows=2)
+    cases = [random_case(rng, CFG, *random_conv(rng, CFG, 6, 5, kernels=(1, 3)), band_rows=2)
              for _ in range(2)]
     _run(CFG, cases, gap=gap, stall=stall, seed=5)
 
