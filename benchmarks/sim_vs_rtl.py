@@ -34,6 +34,14 @@ handshake against ``sim.units.conv.dw_schedule``. Prints the RTL's steady-state 
 utilization of a 3x3 stride-1 layer (MACs per cycle over ``rows * cols`` while its rows
 are swept) and the end-to-end utilization of the sequence.
 
+Dense ConvUnit (``--unit conv`` too, rtl/conv/dense.py): the convolutions of
+:data:`DENSE_CONVS` in bands back to back on edge-16's array (:func:`dense_main`), every
+output checked against golden, every call's command, first and last output handshake
+compared with ``sim.units.conv_dense.conv_sequence``. Prints
+``conv_dense_3x3_steady_utilization``: MACs of the bands after the first of a 3x3 conv
+with C and K multiples of the array, over ``rows * cols`` times the RTL cycles between
+the first band's last output and the last band's last output (each band's issue span).
+
 Usage: ``python benchmarks/sim_vs_rtl.py [--config PRESET|FILE] [--unit gemm|conv|vector|all]``
 (default edge-8 and all), after ``source scripts/setup.sh``.
 """
@@ -139,6 +147,68 @@ def depthwise_main() -> int:
     return 0 if got["rtl_cycles"] == got["sim_cycles"] else 1
 
 
+#: Dense convolutions ``(h, w, c, n, r, s, sh, sw, pt, pb, pl, pr, band_rows)`` on the
+#: ConvUnit, back to back: first the steady-state one, a 3x3 conv with C and K multiples
+#: of the 16x16 array (28 x 28 x 32 -> 32, padding 1, bands of 4 output rows), then shapes
+#: that are not (a 7x7 stride-2 stem slice with C = 3, a 3x3 stride-2, a 1x1 downsample,
+#: a 5x5 with C and K not multiples of the array).
+DENSE_CONVS = ((28, 28, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 4),
+               (28, 28, 3, 24, 7, 7, 2, 2, 3, 3, 3, 3, 4),
+               (14, 14, 40, 20, 3, 3, 2, 2, 1, 1, 1, 1, 7),
+               (14, 14, 32, 48, 1, 1, 2, 2, 0, 0, 0, 0, 7),
+               (9, 9, 21, 19, 5, 5, 1, 1, 2, 2, 2, 2, 9))
+
+
+def dense_main() -> int:
+    """Run :data:`DENSE_CONVS` on the ConvUnit (Verilator, edge-16's array with buffers
+    for the bands) and print the figures; fails on a cycle mismatch."""
+    cfg = PRESETS["edge-16"].replace(name="edge-16-conv", ifmap_sram_bytes=64 * 1024,
+                                     weight_sram_bytes=128 * 1024,
+                                     ofmap_sram_bytes=64 * 1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out_file = Path(tmp) / "convs.json", Path(tmp) / "cycles.json"
+        spec.write_text(json.dumps({"convs": [list(c) for c in DENSE_CONVS]}))
+        os.environ["EDGETRON_TB_FILTER"] = "conv_dense_sweep"
+        t0 = time.perf_counter()
+        run_tb("conv_dense", "verilator", cfg, tag=f"bench-{cfg.name}", extra_env={
+            "EDGETRON_TB_SWEEP": str(spec), "EDGETRON_TB_SWEEP_OUT": str(out_file)})
+        wall = time.perf_counter() - t0
+        got = json.loads(out_file.read_text())
+    rtl, sim, calls = np.array(got["rtl"]), np.array(got["sim"]), got["calls"]
+    mismatches = int((rtl != sim).any(axis=1).sum())
+    pes = cfg.rows * cfg.cols
+    # The steady state of the first conv: its bands after the first, from the last output
+    # of the first band to the last output of the last (one band's issue span each).
+    h, _, _, _, r, _, sh, _, pt, pb, _, _, band_rows = DENSE_CONVS[0]
+    bands = -(-((h + pt + pb - r) // sh + 1) // band_rows)
+    macs = 0
+    for call in calls[1:bands]:
+        hb, w, c, n, r, s, sh, sw, pt, pb, pl, pr = call
+        ho, wo = (hb + pt + pb - r) // sh + 1, (w + pl + pr - s) // sw + 1
+        macs += ho * wo * r * s * c * n
+    steady = macs / (pes * (rtl[bands - 1, 2] - rtl[0, 2]))
+    total_macs = 0
+    for h, w, c, n, r, s, sh, sw, pt, pb, pl, pr, _ in DENSE_CONVS:
+        ho, wo = (h + pt + pb - r) // sh + 1, (w + pl + pr - s) // sw + 1
+        total_macs += ho * wo * r * s * c * n
+    print(f"Dense ConvUnit {cfg.name}: {cfg.rows}x{cfg.cols} ws, Verilator (build + run "
+          f"{wall:.1f} s); {len(DENSE_CONVS)} convs in {len(calls)} bands back to back, "
+          "every output checked against golden")
+    print(f"{'band':>4} {'hb':>3} {'w':>3} {'c':>3} {'n':>3} {'rxs':>4} {'st':>3} "
+          f"{'RTL cmd/first/last':>22} {'sim cmd/first/last':>22}")
+    for i, call in enumerate(calls):
+        print(f"{i:>4} {call[0]:>3} {call[1]:>3} {call[2]:>3} {call[3]:>3} "
+              f"{call[4]}x{call[5]:<2} {call[6]:>3} {'/'.join(map(str, rtl[i])):>22} "
+              f"{'/'.join(map(str, sim[i])):>22}")
+    print(f"conv_dense_bands_checked: {len(calls)} calls")
+    print(f"conv_dense_cycle_mismatches: {mismatches} calls")
+    print(f"conv_dense_rtl_cycles: {int(rtl[-1, 2]) + 1} cycles")
+    print(f"conv_dense_3x3_steady_utilization: {100 * steady:.1f} %")
+    end_to_end = total_macs / (pes * (rtl[-1, 2] + 1))
+    print(f"conv_dense_utilization_end_to_end: {100 * end_to_end:.1f} %")
+    return 1 if mismatches else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="edge-8", help="preset or TOML file (edge-8)")
@@ -148,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     if args.unit in ("conv", "all"):
         status |= depthwise_main()
+        print()
+        status |= dense_main()
         os.environ.pop("EDGETRON_TB_FILTER", None)
     if args.unit in ("gemm", "all"):
         status |= gemm_main(load_config(args.config))
