@@ -128,13 +128,20 @@ from .records import (
     F_OUT32,
     F_OUT_B,
     F_OW,
+    F_PB,
+    F_PL,
+    F_PR,
+    F_PT,
     F_R,
+    F_S,
     F_SH,
+    F_SW,
     F_W,
     F_W_B,
 )
 from .units.add import psum_accumulate_cycles
 from .units.conv import dw_account, dw_mode, im2col_dram_bytes
+from .units.conv_dense import dense_account, dense_mode, dense_plan
 from .units.gemm import MS_BYTES, call_counts, ch_bytes
 from .units.gemm_timing import gemm_step, sequence_start, state_relative, state_shift
 
@@ -535,20 +542,7 @@ def matrix_costs(p, rec, row):
     """
     if dw_mode(p, rec):
         row[:] = 0.0
-        compute, head, tail = dw_account(p, rec, row)
-        busy = max(float(compute), _port_bound(p, row[C_DRAM_A], row[C_DRAM_B]
-                                               + row[C_DRAM_PARAM], row[C_DRAM_OUT],
-                                               float(head), float(tail)))
-        total = np.ceil(busy)
-        row[C_COMPUTE] = compute
-        row[C_CYCLES] = total
-        row[C_STALL] = total - compute
-        row[C_DRAM_RD] = row[C_DRAM_A] + row[C_DRAM_B] + row[C_DRAM_PARAM]
-        row[C_DRAM_WR] = row[C_DRAM_OUT]
-        row[C_SRAM_RD] = row[C_IFMAP_RD] + row[C_WEIGHT_RD] + row[C_PARAM_RD]
-        row[C_SRAM_WR] = row[C_IFMAP_WR] + row[C_WEIGHT_WR] + row[C_PARAM_WR]
-        row[C_DB] = p.double_buffer
-        row[C_KCHUNKS] = 1
+        _finish_unit_row(p, row, dw_account(p, rec, row))
         row[C_EV_MAC] = float(rec[F_MACS])
         return
     geom = (rec[F_IS_CONV], rec[F_IMG], rec[F_H], rec[F_W], rec[F_CG], rec[F_OH],
@@ -556,3 +550,35 @@ def matrix_costs(p, rec, row):
     plan_gemm(p, rec[F_COUNT], rec[F_M], rec[F_K], rec[F_N], rec[F_OUT32], rec[F_A_B],
               rec[F_W_B], rec[F_OUT_B], geom, row)
     row[C_EV_MAC] = float(rec[F_MACS])
+    if dense_mode(p, rec) and row[C_ERR] == 0:
+        calls = dense_plan(p, rec[F_H], rec[F_W], rec[F_CG], rec[F_N], rec[F_R], rec[F_S],
+                           rec[F_SH], rec[F_SW], rec[F_PT], rec[F_PB], rec[F_PL], rec[F_PR])
+        if calls.shape[0] > 0:
+            dense = np.zeros_like(row)
+            _finish_unit_row(p, dense, dense_account(p, calls, rec[F_IMG], rec[F_A_B],
+                                                     rec[F_W_B], rec[F_OUT_B], dense))
+            dense[C_EV_MAC] = float(rec[F_MACS])
+            if dense[C_CYCLES] < row[C_CYCLES] or (
+                    dense[C_CYCLES] == row[C_CYCLES]
+                    and dense[C_DRAM_RD] + dense[C_DRAM_WR] < row[C_DRAM_RD] + row[C_DRAM_WR]):
+                row[:] = dense
+
+
+@njit(cache=True)
+def _finish_unit_row(p, row, timing):
+    """Finish the row of an op a conv unit runs (the depthwise mode, the ConvUnit), its
+    traffic accounted: ``timing = (compute, head, tail)`` and the DRAM port bound give
+    the cycles; totals of the traffic columns."""
+    compute, head, tail = timing
+    busy = max(float(compute), _port_bound(p, row[C_DRAM_A], row[C_DRAM_B] + row[C_DRAM_PARAM],
+                                           row[C_DRAM_OUT], float(head), float(tail)))
+    total = np.ceil(busy)
+    row[C_COMPUTE] = compute
+    row[C_CYCLES] = total
+    row[C_STALL] = total - compute
+    row[C_DRAM_RD] = row[C_DRAM_A] + row[C_DRAM_B] + row[C_DRAM_PARAM]
+    row[C_DRAM_WR] = row[C_DRAM_OUT]
+    row[C_SRAM_RD] = row[C_IFMAP_RD] + row[C_WEIGHT_RD] + row[C_OFMAP_RD] + row[C_PARAM_RD]
+    row[C_SRAM_WR] = row[C_IFMAP_WR] + row[C_WEIGHT_WR] + row[C_OFMAP_WR] + row[C_PARAM_WR]
+    row[C_DB] = p.double_buffer
+    row[C_KCHUNKS] = 1

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgetron.hw.conv import conv_geometry, conv_stream_beats
+from edgetron.hw.conv import conv_bands, conv_fits, conv_geometry, conv_stream_beats
 from edgetron.hw.gemm import (
     DATAFLOW_WS,
     GEMM_BUFFER_READ_CYCLES,
@@ -43,9 +43,35 @@ from edgetron.hw.gemm import (
     gemm_slots,
 )
 
-from .gemm_timing import SEQ_COLUMNS, sequence_start
+from ..records import (
+    C_CALLS,
+    C_DRAM_A,
+    C_DRAM_B,
+    C_DRAM_OUT,
+    C_DRAM_PARAM,
+    C_EV_ADD,
+    C_EV_MUL,
+    C_EV_REG,
+    C_IFMAP_RD,
+    C_IFMAP_WR,
+    C_OFMAP_RD,
+    C_OFMAP_WR,
+    C_PARAM_RD,
+    C_PARAM_WR,
+    C_TILE_K,
+    C_TILE_M,
+    C_TILE_N,
+    C_WEIGHT_RD,
+    C_WEIGHT_WR,
+    F_COUNT,
+    F_IS_CONV,
+    F_OUT32,
+)
+from .gemm import call_counts, ch_bytes
+from .gemm_timing import SEQ_COLUMNS, sequence_start, state_relative, state_shift
 
-__all__ = ["conv_sequence", "conv_sequence_cycles", "conv_step"]
+__all__ = ["conv_sequence", "conv_sequence_cycles", "conv_step", "dense_account",
+           "dense_mode", "dense_plan"]
 
 
 @njit(cache=True)
@@ -136,3 +162,143 @@ def conv_sequence_cycles(p, calls):
     """Cycles of a sequence of ConvUnit calls, first command handshake to last output
     handshake (both included)."""
     return conv_sequence(p, calls)[-1, len(SEQ_COLUMNS) - 1] + 1
+
+
+# ------------------------------------------------------------------------------------------
+# Costing a conv2d op on the ConvUnit
+# ------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _same(p, before, after):
+    """``after`` is ``before`` shifted (gemm_timing.state_relative): the calls between
+    them are stationary, every further one shifts the state by the same cycles."""
+    return state_relative(p, before) == state_relative(p, after)
+
+
+@njit(cache=True)
+def _band_calls(p, st, calls, reps):
+    """The band calls ``calls`` (int64 ``[b, 12]``) ``reps`` times after ``st`` (the
+    images of a batch); the middle bands, identical calls, extrapolated once their timing
+    is stationary. Returns ``(state, first output)``."""
+    first_out = -1
+    for _ in range(reps):
+        i = 0
+        while i < calls.shape[0]:
+            nxt, times = conv_step(p, st, calls[i])
+            if first_out < 0:
+                first_out = times[6]
+            run = 0                               # identical calls that follow
+            while i + 1 + run < calls.shape[0] and (calls[i + 1 + run] == calls[i]).all():
+                run += 1
+            if run > 0 and _same(p, st, nxt):
+                nxt = state_shift(nxt, (nxt[0] - st[0]) * run)
+                i += run
+            st = nxt
+            i += 1
+    return st, first_out
+
+
+@njit(cache=True)
+def dense_mode(p, rec):
+    """True when the ConvUnit may run the op of flat record ``rec``: a conv2d with one
+    group, requantized output, on the ``ws`` array (``edgetron.sim.tiling`` then keeps
+    the cheaper of it and the im2col GEMM, the rule of :mod:`edgetron.hw.conv`)."""
+    return (rec[F_IS_CONV] == 1 and rec[F_COUNT] == 1 and rec[F_OUT32] == 0
+            and p.dataflow == DATAFLOW_WS)
+
+
+@njit(cache=True)
+def _bands_fit(p, h, w, c, n, r, s, sh, sw, pt, pl, pr, oh, ohb):
+    """Every band of ``ohb`` output rows fits one ConvUnit call."""
+    bands = conv_bands(h, r, sh, pt, oh, ohb)
+    for b in range(bands.shape[0]):
+        if not conv_fits(p, bands[b, 3], w, c, n, r, s, sh, sw, bands[b, 4], bands[b, 5],
+                         pl, pr):
+            return False
+    return True
+
+
+@njit(cache=True)
+def dense_plan(p, h, w, c, n, r, s, sh, sw, pt, pb, pl, pr):
+    """The ConvUnit's calls of one image of a conv2d (``groups = 1``): int64 ``[b, 12]``
+    of ``CONV_FIELDS``, for each output-channel group the bands top to bottom; empty
+    when no call fits. The most column tiles per call for which bands of one output row
+    fit, evened out over the groups; then the tallest bands that fit (a band's words and
+    rows grow with its output rows), evened out."""
+    oh = (h + pt + pb - r) // sh + 1
+    nt_all = cdiv(n, p.cols)
+    ng = 0
+    for nt in range(nt_all, 0, -1):
+        groups = cdiv(nt_all, nt)
+        cand = min(n, cdiv(nt_all, groups) * p.cols)
+        if _bands_fit(p, h, w, c, cand, r, s, sh, sw, pt, pl, pr, oh, 1):
+            ng = cand
+            break
+    if ng == 0:
+        return np.empty((0, 12), np.int64)
+    lo, hi = 1, oh                       # the tallest band that fits, by bisection
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _bands_fit(p, h, w, c, ng, r, s, sh, sw, pt, pl, pr, oh, mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    even = cdiv(oh, cdiv(oh, lo))
+    if not _bands_fit(p, h, w, c, ng, r, s, sh, sw, pt, pl, pr, oh, even):
+        even = lo
+    bands = conv_bands(h, r, sh, pt, oh, even)
+    nb = bands.shape[0]
+    groups = cdiv(n, ng)
+    out = np.empty((groups * nb, 12), np.int64)
+    for g in range(groups):
+        for b in range(nb):
+            i = g * nb + b
+            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = bands[b, 3], w, c, min(ng, n - g * ng)
+            out[i, 4], out[i, 5], out[i, 6], out[i, 7] = r, s, sh, sw
+            out[i, 8], out[i, 9], out[i, 10], out[i, 11] = bands[b, 4], bands[b, 5], pl, pr
+    return out
+
+
+@njit(cache=True)
+def dense_account(p, calls, n_img, a_b, w_b, out_b, row):
+    """Account the ConvUnit's ``calls`` (:func:`dense_plan`) for ``n_img`` images into
+    ``row``: traffic, SRAM, events, calls; returns ``(compute, head, tail)`` for the DRAM
+    port bound (``edgetron.sim.tiling.matrix_costs`` finishes the row).
+
+    DRAM per call: the band's input rows once (the halo rows of neighbouring bands
+    twice, no ``r * s`` duplication), its weights and parameters, its int8 outputs.
+    SRAM: the GEMM unit's ``ws`` counts (:func:`edgetron.sim.units.gemm.call_counts`) of
+    the call's GEMM view, the A buffer written once per band word.
+    """
+    rows = p.rows
+    chb = ch_bytes(p)
+    for i in range(calls.shape[0]):
+        hb, w, c, n = calls[i, 0], calls[i, 1], calls[i, 2], calls[i, 3]
+        r, s = calls[i, 4], calls[i, 5]
+        cb, _, _, m, k = conv_geometry(rows, hb, w, c, r, s, calls[i, 6], calls[i, 7],
+                                       calls[i, 8], calls[i, 9], calls[i, 10], calls[i, 11])
+        if_rd, _, w_rd, w_wr, of_rd, of_wr, reg, add32 = call_counts(p, m, k, n, a_b, w_b)
+        f = float(n_img)
+        row[C_DRAM_A] += f * hb * w * c * a_b
+        row[C_DRAM_B] += f * r * s * c * n * w_b
+        row[C_DRAM_PARAM] += f * n * chb
+        row[C_DRAM_OUT] += f * m * n * out_b
+        row[C_IFMAP_RD] += f * if_rd
+        row[C_IFMAP_WR] += f * hb * w * cb * rows * a_b
+        row[C_WEIGHT_RD] += f * w_rd
+        row[C_WEIGHT_WR] += f * w_wr
+        row[C_OFMAP_RD] += f * of_rd
+        row[C_OFMAP_WR] += f * of_wr
+        row[C_PARAM_RD] += f * n * chb
+        row[C_PARAM_WR] += f * n * chb
+        row[C_EV_REG] += f * reg
+        row[C_EV_ADD] += f * add32
+        row[C_EV_MUL] += f * m * n
+        row[C_CALLS] += f
+    row[C_TILE_M] = conv_geometry(rows, calls[0, 0], calls[0, 1], calls[0, 2], calls[0, 4],
+                                  calls[0, 5], calls[0, 6], calls[0, 7], calls[0, 8],
+                                  calls[0, 9], calls[0, 10], calls[0, 11])[3]
+    row[C_TILE_K] = calls[0, 4] * calls[0, 5] * calls[0, 2]
+    row[C_TILE_N] = calls[0, 3]
+    st, head = _band_calls(p, sequence_start(), calls, n_img)
+    end = st[9] + 1
+    return end, head + 1, end - st[8]
