@@ -290,6 +290,41 @@ CONV_MUTANTS = (
        ("m.d.comb += adv.eq(rq.i.ready)", "m.d.comb += adv.eq(1)")),
 )
 
+_IM2COL = "rtl/conv/im2col.py"
+_DENSE = "rtl/conv/dense.py"
+CONV_DENSE_MUTANTS = (
+    _m("conv_address_off_by_one", "every row reads the word after its pixel's", _IM2COL,
+       ("return (addr - g.pad_off)[", "return (addr - g.pad_off + 1)[")),
+    _m("conv_right_edge_not_padding", "the column right of the map reads the buffer",
+       _IM2COL, ("(x >= g.pl) & (x < g.x_end)", "(x >= g.pl) & (x <= g.x_end)")),
+    _m("conv_top_edge_not_padding", "the first map row counts as padding", _IM2COL,
+       ("(y >= g.pt) & (y < g.y_end)", "(y > g.pt) & (y < g.y_end)")),
+    _m("conv_column_stride_ignored", "the x coordinate steps 1 whatever the stride",
+       _IM2COL, ("x.eq(x + 1 + g.sw2)", "x.eq(x + 1)")),
+    _m("conv_row_stride_ignored", "the y coordinate steps 1 whatever the stride",
+       _IM2COL, ("y.eq(y + 1 + g.sh2)", "y.eq(y + 1)")),
+    _m("conv_kernel_row_contiguous", "the next kernel row starts after the last tap",
+       _IM2COL, ("start_step(ti + 1, 0, 0, tap_row + g.wcb,\n"
+                 "                                              tap_row + g.wcb)",
+                 "start_step(ti + 1, 0, 0, tap_row + g.wcb,\n"
+                 "                                              tap_addr + 1)")),
+    _m("conv_channel_blocks_ignored", "an output column steps one pixel of one word",
+       _DENSE, ("g.swcb.eq(Mux(sw2, cb << 1, cb))", "g.swcb.eq(Mux(sw2, 2, 1))")),
+    _m("conv_zero_bit_ignored", "a padding row feeds the word it addressed, not zeros",
+       "rtl/gemm/ws_core.py", ("array.a.data.eq(Mux(a_ctl.output.zero, 0, self.a_rd.data))",
+                               "array.a.data.eq(self.a_rd.data)")),
+    _m("conv_padding_waits", "a padding row waits for the word it addressed",
+       "rtl/gemm/ws_core.py", ("row_ok = ((a_zero | self.available(\"a\", asl, a_index))",
+                               "row_ok = ((self.available(\"a\", asl, a_index))")),
+    _m("conv_clamp_missing", "the activation clamp is not applied", _DENSE,
+       ("Mux(q < lo, lo, Mux(q > hi, hi, q))", "q")),
+    _m("conv_clamp_swapped", "the clamp queue holds (hi, lo)", _DENSE,
+       ("clamps.w_data.eq(Cat(cmd.lo, cmd.hi))", "clamps.w_data.eq(Cat(cmd.hi, cmd.lo))")),
+    _m("conv_clamp_of_next_call", "a call's bounds leave the queue one beat early", _DENSE,
+       ("m.d.sync += last_out.eq(core.drained.valid)",
+        "m.d.sync += last_out.eq(core.drained.valid | (core.o.valid & ~last_out))")),
+)
+
 UNITS = {
     "requant": Unit(
         suites={"amaranth": ("tests/rtl/test_requant.py",),
@@ -313,8 +348,14 @@ UNITS = {
 
     "conv": Unit(
         suites={"amaranth": ("tests/rtl/test_conv.py",),
-                "cocotb": ("tests/cocotb/test_runners.py", "-k", "test_conv and not full")},
+                "cocotb": ("tests/cocotb/test_runners.py", "-k",
+                           "test_conv and not full and not dense")},
         mutants=CONV_MUTANTS,
+    ),
+    "conv_dense": Unit(
+        suites={"amaranth": ("tests/rtl/test_conv_dense.py",),
+                "cocotb": ("tests/cocotb/test_runners.py", "-k", "test_conv_dense and icarus")},
+        mutants=CONV_DENSE_MUTANTS,
     ),
 }
 

@@ -2,7 +2,8 @@
 latencies, line buffer and fit rule.
 
 Imported by ``rtl/conv/`` (which builds and asserts its structure from them) and by
-``sim/units/conv.py`` (the timing model, docs/rtl.md#depthwise-mode derives it).
+``sim/units/conv.py``, ``sim/units/conv_dense.py`` (the timing models, docs/rtl.md
+derives them).
 
 Depthwise mode
 --------------
@@ -19,6 +20,18 @@ Fit: ``1 <= r, s <= DW_MAX_KERNEL``, ``r*s <= R``, stride ``1..DW_MAX_STRIDE``,
 ``w <= dw_line_width``, ``h <= DW_MAX_HEIGHT``, padding as golden allows
 (:func:`dw_fits`). A depthwise layer that does not fit (or with a channel multiplier
 above 1) runs as per-channel GEMMs instead (``sim/units/conv.py``).
+
+Dense ConvUnit
+--------------
+conv2d bands on the weight-stationary array (rtl/conv/dense.py; docs/rtl.md, "Dense
+convolution"): :data:`CONV_FIELDS`, :func:`conv_geometry`, :func:`conv_stream_beats`,
+:func:`conv_fits`, :func:`conv_band` / :func:`conv_bands`, :func:`conv_clamp_calls`.
+**Which conv2d runs on it** (the one rule; ``sim/tiling.py:matrix_costs`` applies it):
+one group, int8 output, a ``ws`` config and a band plan that fits
+(``sim.units.conv_dense.dense_plan``); then the simulator costs both the ConvUnit's
+bands and the im2col GEMM and keeps the fewer cycles (then the less DRAM). So a layer
+whose channels waste most of each fold (ResNet-18's 7x7 stem: ``c = 3`` of 16 lanes)
+keeps the im2col GEMM whenever that is cheaper.
 """
 
 from __future__ import annotations
