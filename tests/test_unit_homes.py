@@ -21,6 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Exported components that are not units of their own (see the module docstring).
 COMPONENTS = {"requant"}
 HW_UNITS = sorted(set(UNITS) - COMPONENTS)
+#: Units that live in another unit's golden, hw and rtl homes: the dense ConvUnit
+#: (conv_dense) is the convolution unit's second mode (golden.conv, hw.conv, rtl.conv,
+#: tests/golden/test_conv.py); its simulator module, tests, model, testbench, runner,
+#: mutants and docs section are its own.
+SHARED_HOMES = {"conv_dense": "conv"}
 
 
 def _mutant_units() -> set[str]:
@@ -40,12 +45,13 @@ def test_the_registry_has_units():
 
 @pytest.mark.parametrize("unit", HW_UNITS)
 def test_every_layer_has_the_unit_under_its_name(unit):
-    for module in (f"edgetron.golden.{unit}", f"edgetron.hw.{unit}", f"edgetron.rtl.{unit}",
+    home = SHARED_HOMES.get(unit, unit)
+    for module in (f"edgetron.golden.{home}", f"edgetron.hw.{home}", f"edgetron.rtl.{home}",
                    f"edgetron.sim.units.{unit}"):
         importlib.import_module(module)
     golden = UNITS[unit].golden.split()[0]
-    assert golden.startswith(f"edgetron.golden.{unit}."), (unit, golden)
-    for path in (f"tests/golden/test_{unit}.py", f"tests/sim/test_{unit}.py",
+    assert golden.startswith(f"edgetron.golden.{home}."), (unit, golden)
+    for path in (f"tests/golden/test_{home}.py", f"tests/sim/test_{unit}.py",
                  f"tests/rtl/test_{unit}.py", f"tests/cocotb/tb_{unit}.py",
                  f"tests/models/{unit}.py"):
         assert (ROOT / path).is_file(), f"{unit}: {path} is missing (docs/adding-a-unit.md)"

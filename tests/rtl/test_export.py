@@ -42,11 +42,19 @@ def exported(tmp_path_factory):
     return {unit: export_unit(unit, SMALL, out) for unit in UNITS}
 
 
+#: The (config, unit) pairs exported and linted: every unit on every lint config but the
+#: dense ConvUnit on an os config (it runs on the ws array: building it there is a
+#: ConfigError naming dataflow, tests/rtl/test_conv_dense.py).
+LINT_CASES = [(tag, unit) for tag, cfg in LINT_CONFIGS.items() for unit in sorted(UNITS)
+              if unit != "conv_dense" or cfg.dataflow == "ws"]
+
+
 @pytest.fixture(scope="module")
 def exported_for_lint(tmp_path_factory):
     return {
-        (tag, unit): export_unit(unit, cfg, tmp_path_factory.mktemp(f"lint-{tag}"))
-        for tag, cfg in LINT_CONFIGS.items() for unit in UNITS
+        (tag, unit): export_unit(unit, LINT_CONFIGS[tag],
+                                 tmp_path_factory.mktemp(f"lint-{tag}-{unit}"))
+        for tag, unit in LINT_CASES
     }
 
 
@@ -177,16 +185,14 @@ def test_manifest_latencies(exported):
             "requant_latency"} <= set(mm["timing_model"]["constants"])
 
 
-@pytest.mark.parametrize("tag", list(LINT_CONFIGS))
-@pytest.mark.parametrize("unit", sorted(UNITS))
+@pytest.mark.parametrize(("tag", "unit"), LINT_CASES)
 def test_verilator_lint_clean(exported_for_lint, unit, tag):
     res = exported_for_lint[tag, unit]
     report = lint_verilator(res.verilog, res.top)
     assert report.ok, report.output
 
 
-@pytest.mark.parametrize("tag", list(LINT_CONFIGS))
-@pytest.mark.parametrize("unit", sorted(UNITS))
+@pytest.mark.parametrize(("tag", "unit"), LINT_CASES)
 def test_yosys_check_clean(exported_for_lint, unit, tag):
     res = exported_for_lint[tag, unit]
     report = lint_yosys(res.verilog, res.top)
