@@ -232,7 +232,7 @@ def test_mapping_harness_runs_exact(mapping_data, monkeypatch):
     # The unmutated kernels, run as Python the way the mutants run: exact, and the
     # configurations exercise what the mutants break.
     ws = simulate(mapping_data.trace, MAPPING_CFGS["ws"]).op_dict(0)
-    assert (ws["k_chunks"], ws["tile_k"], ws["tile_n"], ws["calls"]) == (2, 56, 8, 6)
+    assert (ws["k_chunks"], ws["tile_k"], ws["tile_n"], ws["calls"]) == (4, 32, 8, 12)
     os_ = simulate(mapping_data.trace, MAPPING_CFGS["os"]).op_dict(0)
     assert (os_["tile_m"], os_["tile_n"], os_["calls"]) == (12, 20, 1)
     monkeypatch.setattr(gemm_unit, "gemm_tiled", gemm_unit.gemm_tiled.py_func)
