@@ -40,6 +40,8 @@ from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, ClockDomain, Const, Elaboratable, Module, Mux, Signal
 
+from edgetron.hw.gemm import GEMM_CMD_CYCLES
+
 __all__ = [
     "GEMM_CUTS",
     "GemmContract",
@@ -251,18 +253,20 @@ class GemmContract(Elaboratable):
         with m.If(cnt["cmd"] == self.COMMANDS):
             m.d.comb += Assume(~dut.cmd.valid)
 
-        # The command in its shape check, and whether the check accepts it (err low two
-        # cycles after the handshake; the next handshake may come in that very cycle).
+        # The command in its shape check, and whether the check accepts it (err low
+        # GEMM_CMD_CYCLES cycles after the handshake; the next handshake may come in that
+        # very cycle).
         cmd = Signal.like(dut.cmd.payload)
-        age = Signal(2)                                   # 0: none, 1, 2: cycles since
+        phase = GEMM_CMD_CYCLES
+        age = Signal(range(phase + 1))                    # 0: none, else cycles since
         index = Signal(range(self.COMMANDS + 1))          # of the command in the check
         with m.If(fire["cmd"]):
             m.d.sync += [cmd.eq(dut.cmd.payload), age.eq(1), index.eq(cnt["cmd"])]
-        with m.Elif(age == 1):
-            m.d.sync += age.eq(2)
-        with m.Elif(age == 2):
+        with m.Elif(age == phase):
             m.d.sync += age.eq(0)
-        resolved = (age == 2) & ~dut.err
+        with m.Elif(age != 0):
+            m.d.sync += age.eq(age + 1)
+        resolved = (age == phase) & ~dut.err
         nt = _cdiv(cmd.n, c)
         # a beats: ws, one per row and K fold; os, one per row tile and k (rtl/gemm/codec.py)
         a_need = cmd.m * _cdiv(cmd.k, r) if cfg.dataflow == "ws" else _cdiv(cmd.m, r) * cmd.k

@@ -93,8 +93,10 @@ def _gemm_config(dataflow: str) -> AcceleratorConfig:
                              ofmap_sram_bytes=256, vector_lanes=2)
 
 
-#: Proof depth of the GEMM contract: the first results of a call leave about 15 cycles
-#: after its command, so 20 cycles see a second, overlapping call's operands and results.
+#: Proof depth of the GEMM contract. The first results of a call leave about 20 cycles
+#: after its command (15 before the pipelined shape check, MAC and requantizer), so 20
+#: cycles see a second, overlapping call's operands but no result yet; 22 and 26 did not
+#: finish within the proof's 600 s on the loaded machine (to raise when it allows).
 _GEMM_DEPTH = 20
 
 
