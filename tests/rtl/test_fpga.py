@@ -387,7 +387,8 @@ _MAC_PRIMITIVE = {"ecp5-85k": "MULT18X18D", "ice40-up5k": "SB_MAC16",
 def test_synthesis_scripts_map_one_pe(target, classic_abc):
     """Each family's script, and its classic-abc fallback, synthesises one PE: one
     multiplier primitive per int8 x int8 MAC (a whole MULT18X18D on ECP5, half an 18x18
-    on Gowin) and the PE's 70 flip-flops (Xilinx absorbs some into the DSP48E1)."""
+    on Gowin) and the PE's 86 flip-flops, 16 of them the product register (Xilinx absorbs
+    the product register and the add into the DSP48E1)."""
     from edgetron.rtl.fpga import synth_component
     from edgetron.rtl.pe import PE
 
@@ -396,7 +397,43 @@ def test_synthesis_scripts_map_one_pe(target, classic_abc):
     assert r["lut_mapper"] == ("abc" if classic_abc else "abc9")
     assert r["cells"][_MAC_PRIMITIVE[target]] == 1
     assert r["categories"]["logic"] > 0
-    assert r["categories"]["ff"] == (38 if target == "xilinx" else 70)
+    assert r["categories"]["ff"] == (38 if target == "xilinx" else 86)
+
+
+def test_dsp_budget_sends_the_cheapest_multipliers_to_luts():
+    from edgetron.rtl.fpga.dsp_budget import Multiplier, dsp_blocks, lut_multipliers
+
+    pes = [Multiplier(f"pe_{i}/$1", 8, 8) for i in range(6)]
+    requant = Multiplier("requant/$2", 32, 32)
+    assert (dsp_blocks(pes[0], "ecp5"), dsp_blocks(requant, "ecp5")) == (1, 4)
+    assert dsp_blocks(Multiplier("x", 17, 33), "ice40") == 6
+    muls = [requant, *pes]                       # 10 blocks
+    assert lut_multipliers(muls, "ecp5", 10) == []
+    # Over budget: PEs first (64 bit products per block against 256), in name order.
+    assert lut_multipliers(muls, "ecp5", 7) == pes[:3]
+    assert lut_multipliers(muls, "ecp5", 3) == [*pes, requant]
+    assert get_target("ecp5-85k").dsp_budget == 156 and get_target("xilinx").dsp_budget is None
+
+
+def test_dsp_budget_maps_the_excess_pes_to_booth_multipliers():
+    """A 2x2 array under a budget of 2 MULT18X18D: two PEs keep theirs, two get LUT
+    multipliers (synthesis only; the RTL is the same)."""
+    import dataclasses
+
+    from edgetron.rtl.fpga import run_component
+    from edgetron.rtl.systolic import SystolicArray
+
+    cfg = PRESETS["edge-8"].replace(rows=2, cols=2)
+    target = dataclasses.replace(get_target("ecp5-85k"), dsp_budget=2, pnr=None)
+    r = run_component(SystolicArray(cfg), "array", target)
+    assert r.synth_cells["MULT18X18D"] == 2
+    assert r.options["lut_multipliers"] == 2 and r.options["dsp_budget"] == 2
+    assert "multipliers" in r.steps
+    full = run_component(SystolicArray(cfg), "array",
+                         dataclasses.replace(target, dsp_budget=None))
+    assert full.synth_cells["MULT18X18D"] == 4 and full.options["lut_multipliers"] == 0
+    # Each Booth multiplier costs logic cells the DSP blocks saved.
+    assert r.unit_resources["logic"] > full.unit_resources["logic"] + 2 * 100
 
 
 def test_abc9_failure_is_recognised():
@@ -469,13 +506,17 @@ def test_full_flow_gemm_2x2_on_ecp5(tmp_path, capsys):
 
 
 def test_design_that_does_not_fit_names_resource(tmp_path):
-    """The requantizer at 4 lanes needs 16 SB_MAC16; an iCE40UP5K has 8."""
+    """The requantizer at 4 lanes needs 16 SB_MAC16; an iCE40UP5K has 8 (without the DSP
+    budget, which would build half of them from LUTs)."""
+    import dataclasses
+
     from edgetron.rtl.fpga import run_unit
 
     cfg = PRESETS["edge-8"].replace(rows=4, cols=4, name="4 lanes")
     with pytest.raises(FpgaFlowError, match=r"does not fit ice40-up5k.*ICESTORM_DSP 16 used, "
                                             r"8 available \(8 too many"):
-        run_unit("requant", cfg, ICE40, workdir=tmp_path)
+        run_unit("requant", cfg, dataclasses.replace(ICE40, dsp_budget=None),
+                 workdir=tmp_path)
 
 
 # ---- the exported RTLIL ---------------------------------------------------------------------
