@@ -41,6 +41,15 @@ def dsp_blocks(mul: Multiplier, family: str) -> int:
     return -(-mul.a_bits // w) * -(-mul.b_bits // w)
 
 
+def _operand_bits(bits: list) -> int:
+    """Width of an operand without its constant-zero top bits (an unsigned value extended
+    for a signed product: the DSP block takes it in its unsigned mode)."""
+    n = len(bits)
+    while n > 1 and bits[n - 1] == "0":
+        n -= 1
+    return n
+
+
 def multipliers(netlist: Path) -> list[Multiplier]:
     """Every ``$mul`` of a Yosys JSON netlist (written after ``proc``), in a fixed order."""
     design = json.loads(netlist.read_text(encoding="utf-8"))
@@ -48,9 +57,9 @@ def multipliers(netlist: Path) -> list[Multiplier]:
     for module, body in sorted(design.get("modules", {}).items()):
         for name, cell in sorted(body.get("cells", {}).items()):
             if cell.get("type") == "$mul":
-                params = cell.get("parameters", {})
-                found.append(Multiplier(f"{module}/{name}", int(params["A_WIDTH"], 2),
-                                        int(params["B_WIDTH"], 2)))
+                conn = cell["connections"]
+                found.append(Multiplier(f"{module}/{name}", _operand_bits(conn["A"]),
+                                        _operand_bits(conn["B"])))
     return found
 
 

@@ -415,6 +415,19 @@ def test_dsp_budget_sends_the_cheapest_multipliers_to_luts():
     assert get_target("ecp5-85k").dsp_budget == 156 and get_target("xilinx").dsp_budget is None
 
 
+def test_dsp_budget_reads_the_multipliers_of_a_netlist(tmp_path):
+    from edgetron.rtl.fpga.dsp_budget import Multiplier, dsp_blocks, multipliers
+
+    # An 18-bit unsigned operand extended to 19 signed bits (top bit constant 0) takes
+    # one 18 x 18 block, as the requantizer's partial products do.
+    cells = {"$2": {"type": "$mul", "connections": {"A": [5, 6, 7], "B": [8] * 18 + ["0"]}},
+             "$1": {"type": "$add", "connections": {}}}
+    net = tmp_path / "n.json"
+    net.write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    (mul,) = multipliers(net)
+    assert mul == Multiplier("top/$2", 3, 18) and dsp_blocks(mul, "ecp5") == 1
+
+
 def test_dsp_budget_maps_the_excess_pes_to_booth_multipliers():
     """A 2x2 array under a budget of 2 MULT18X18D: two PEs keep theirs, two get LUT
     multipliers (synthesis only; the RTL is the same)."""
