@@ -52,6 +52,9 @@ from edgetron.rtl.fpga.tools import YOSYS, tool_version
 from edgetron.rtl.pe import PE
 from edgetron.rtl.systolic import SystolicArray
 
+#: Seconds each flow step may take: edge-16's placement and routing (58,000 logic cells)
+#: takes well over the flow's default 1800 s on a shared machine.
+STEP_TIMEOUT = 4 * 3600.0
 #: Buffer bytes of the ``small`` configs (iCE40UP5K has 15 KiB of block RAM).
 SMALL_BUFFER = 1024
 GOWIN = "gowin-GW2AR-LV18QN88C8/I7"
@@ -108,7 +111,8 @@ def run_row(target: str, unit: str, size: str, nodsp: bool) -> dict[str, Any]:
             res = run_component(SystolicArray(cfg), "array", get_target(target),
                                 config=cfg.to_dict(), nodsp=nodsp, progress=progress)
         else:
-            res = run_unit(unit, cfg, get_target(target), nodsp=nodsp, progress=progress)
+            res = run_unit(unit, cfg, get_target(target), nodsp=nodsp, progress=progress,
+                           timeout=STEP_TIMEOUT)
         out = {"ok": True, **res.to_dict()}
     except FpgaFlowError as exc:
         out = {"ok": False, "error": str(exc)}
