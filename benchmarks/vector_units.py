@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetron.golden.add import residual_add, residual_constants
 from edgetron.golden.gelu import gelu_int8_apply, gelu_int8_constants
 from edgetron.golden.layernorm import layernorm_constants, layernorm_int
-from edgetron.golden.residual import residual_add, residual_constants
 from edgetron.golden.softmax import softmax_apply, softmax_constants
 from edgetron.hw.add import add_cycles
 from edgetron.hw.gelu import gelu_cycles

@@ -19,12 +19,17 @@ cache lives exactly where Numba puts it:
 * else the user-wide cache, ``<user cache dir>/numba/sim_<sha1 of the sim folder>/``
   (``~/.cache/numba/...`` on Linux).
 
-It changes only the stamp, to Numba's own stamp plus a SHA-256 of every source the
-kernels depend on (:func:`kernel_sources`). An index written under other sources no
-longer matches, so Numba ignores it, recompiles and overwrites it: its own mechanism for a
-changed source file. Nothing is deleted, and processes that run older sources at the same
-time cannot make a newer one load their code. The cost is one hash of about 20 source
-files (330 KB) per process, about a millisecond, when the first kernel's cache is set up.
+It adds two things to what Numba does. The stamp becomes Numba's own stamp plus a SHA-256
+of every source the kernels depend on (:func:`kernel_sources`), so an index written under
+other sources no longer matches and Numba recompiles. And the file names carry the first
+12 hex digits of that digest (:meth:`SourcesLocator.get_disambiguator`): Numba unpickles an
+index whole before it compares stamps, so an index of other sources that names a module
+since renamed (a golden constants class) would raise instead of being ignored; with its own
+names, another version's index is never read. When a function's compiled code is written,
+its files of other versions are removed (:meth:`SourcesLocator.ensure_cache_path`), so the
+folder keeps one version per function, as Numba's own overwriting would. The cost is one
+hash of the sources (about 500 KB) per process, a few milliseconds, when the first
+kernel's cache is set up.
 
 :func:`install` puts the locator first in Numba's list; ``edgetron.sim`` calls it when
 the package is imported, before any of its modules defines a kernel, and so does
@@ -104,8 +109,12 @@ class SourcesLocator(caching._CacheLocator):
         stamp are kept, and :func:`sources_digest` is added to the stamp.
     """
 
-    def __init__(self, inner: caching._CacheLocator) -> None:
+    def __init__(self, inner: caching._CacheLocator, py_func=None) -> None:
         self._inner = inner
+        # Numba names the function's files "<module>.<qualname>-<disambiguator>.py<ver>...".
+        qualname = getattr(py_func, "__qualname__", "").replace("<", "").replace(">", "")
+        module = getattr(py_func, "__module__", "").rsplit(".", 1)[-1]
+        self._stem = f"{module}.{qualname}-{inner.get_disambiguator()}"
 
     @classmethod
     def from_function(cls, py_func, py_file):
@@ -118,20 +127,39 @@ class SourcesLocator(caching._CacheLocator):
                 continue
             inner = other.from_function(py_func, py_file)
             if inner is not None:
-                return cls(inner)
+                return cls(inner, py_func)
         return None
 
     def ensure_cache_path(self) -> None:
-        """Create the cache folder and check that it is writable (Numba's own check)."""
+        """Create the cache folder and check that it is writable (Numba's own check), then
+        remove this function's files of other source versions (called before each write,
+        so that the folder keeps one version per function, as Numba's own overwriting does).
+        """
         self._inner.ensure_cache_path()
+        ours = f"{self._stem}-{sources_digest()[:12]}."
+        for path in Path(self.get_cache_path()).iterdir():
+            name = path.name
+            # This function's files: "<stem>-<digest>.py..." (or "<stem>.py..." of versions
+            # before the digest was in the name), other than this version's.
+            if (name.endswith((".nbi", ".nbc")) and not name.startswith(ours)
+                    and (name.startswith(f"{self._stem}-") or name.startswith(f"{self._stem}.py"))):
+                path.unlink(missing_ok=True)
 
     def get_cache_path(self) -> str:
         """The folder Numba chose: ``NUMBA_CACHE_DIR``, ``__pycache__`` or the user cache."""
         return self._inner.get_cache_path()
 
     def get_disambiguator(self) -> str:
-        """Numba's disambiguator (the function's first line number)."""
-        return self._inner.get_disambiguator()
+        """Numba's disambiguator (the function's first line number) and the first 12 hex
+        digits of :func:`sources_digest`.
+
+        Each version of the sources has its own file names: Numba unpickles an index
+        whole before it compares stamps, so an index written by other sources that name a
+        module since renamed (a golden constants class, say) would fail to load instead of
+        being ignored. Files of other versions are never read, and are removed when this
+        version writes (:meth:`ensure_cache_path`).
+        """
+        return f"{self._inner.get_disambiguator()}-{sources_digest()[:12]}"
 
     def get_source_stamp(self) -> tuple:
         """Numba's stamp of the function's own file, and :func:`sources_digest`."""

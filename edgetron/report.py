@@ -1,10 +1,13 @@
 """Reports of simulator results: text tables, JSON, and a per-op-kind breakdown plot.
 
 Everything here formats :class:`edgetron.sim.engine.SimResult` objects; nothing is
-recomputed. ``format_result`` is the table of ``edgetron sim``, ``format_comparison``
-the side-by-side table of ``edgetron compare`` (with the accuracy rows of deployed models,
-``edgetron compare --data``), ``plot_breakdown`` the matplotlib
-figure (cycles and energy per op kind, one bar per model).
+recomputed. :func:`format_result` is the table of ``edgetron sim``,
+:func:`format_comparison` the side-by-side table of ``edgetron compare`` (with the
+accuracy rows of deployed models, ``edgetron compare --data``, and the clock behind its
+milliseconds), :func:`comparison_rows` that table's rows for other formats,
+:func:`plot_breakdown` the matplotlib figure of ``compare --plot`` (cycles and energy per
+op kind, one bar per model). The costing report of ``compare --out`` is
+:mod:`edgetron.costing`, its plots :mod:`edgetron.plots`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetron.clock import Clock, config_clock
+from edgetron.config import AcceleratorConfig
 from edgetron.errors import EdgetronError
 from edgetron.sim.engine import SimResult
 from edgetron.sim.functional import FunctionalResult
@@ -25,14 +30,18 @@ if TYPE_CHECKING:  # the deploy package loads onnx; reports of plain runs do not
 __all__ = [
     "accuracy_rows",
     "comparison_dict",
+    "comparison_rows",
+    "config_line",
     "format_comparison",
     "format_result",
     "kind_breakdown",
     "plot_breakdown",
     "plot_path",
+    "present_kinds",
     "result_dict",
     "write_json",
 ]
+
 
 def kind_breakdown(result: SimResult) -> dict[str, dict[str, float]]:
     """Per op kind: ``ops``, ``macs``, ``cycles``, ``stall_cycles``, ``energy_uj``, ``dram_bytes``.
@@ -77,7 +86,8 @@ def result_dict(result: SimResult, *,
 
 def comparison_dict(results: Sequence[SimResult], *,
                     deployments: Sequence[DeployReport] | None = None) -> dict[str, Any]:
-    """The JSON document of ``edgetron compare``: the config and one entry per model.
+    """The config and one entry per model (the core of ``edgetron compare``'s JSON
+    document, :func:`edgetron.costing.report_dict`).
 
     Each entry has ``trace``, ``totals``, ``by_kind`` and ``ops``; with ``deployments``
     also ``deploy``, the model's :meth:`~edgetron.deploy.DeployReport.to_dict`.
@@ -105,7 +115,7 @@ def _percent(part: float, whole: float) -> float:
     return 100 * part / whole if whole else 0.0
 
 
-def _present_kinds(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
+def present_kinds(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
     """The op kinds of :data:`edgetron.workload.KINDS` that occur in any of ``breakdowns``."""
     return [k for k in KINDS if any(k in b for b in breakdowns)]
 
@@ -128,8 +138,8 @@ def _sram_sizes(sizes: Sequence[int]) -> str:
     return "/".join(f"{b // 1024} KiB" if b % 1024 == 0 else f"{b:,} B" for b in sizes)
 
 
-def _config_line(result: SimResult) -> str:
-    c = result.config
+def config_line(c: AcceleratorConfig) -> str:
+    """One line of the config: name, array, dataflow, clock, buffers, DRAM, vector lanes."""
     sram = _sram_sizes((c.ifmap_sram_bytes, c.weight_sram_bytes, c.ofmap_sram_bytes))
     return (f"{c.name}: {c.rows}x{c.cols} {c.dataflow}, {c.clock_mhz:g} MHz, "
             f"SRAM {sram}, DRAM {c.dram_bytes_per_cycle:g} B/cycle, "
@@ -149,7 +159,7 @@ def _totals_lines(result: SimResult) -> list[str]:
 
 def format_result(result: SimResult, *, per_op: bool = False) -> str:
     """A readable table: config, per-kind breakdown, totals (and every op with ``per_op``)."""
-    lines = [f"{result.trace_name} on {_config_line(result)}"]
+    lines = [f"{result.trace_name} on {config_line(result.config)}"]
     if per_op:
         name_w = max(4, *(len(r.name) for r in result.ops))
         head = (f"{'#':>4}  {'name':<{name_w}}  {'kind':<9}  {'MACs':>9}  {'cycles':>10}  "
@@ -196,18 +206,15 @@ def accuracy_rows(deployments: Sequence[DeployReport]) -> list[tuple[str, list[s
     ]
 
 
-def format_comparison(results: Sequence[SimResult], *,
-                      deployments: Sequence[DeployReport] | None = None) -> str:
-    """Side-by-side table of several models on one config (metrics as rows).
+def comparison_rows(results: Sequence[SimResult], *,
+                    deployments: Sequence[DeployReport] | None = None,
+                    ) -> list[tuple[str, list[str]]]:
+    """The rows of :func:`format_comparison`: ``(label, one cell per model)``.
 
-    With ``deployments`` (one :class:`~edgetron.deploy.DeployReport` per result, from
-    ``edgetron compare --data``) the table starts with their accuracy rows
-    (:func:`accuracy_rows`) and says what data they were measured on.
+    Accuracy rows first when ``deployments`` are given (:func:`accuracy_rows`), then the
+    cost rows and the share of cycles per op kind. A label indented by two spaces is a
+    part of the row above it.
     """
-    if not results:
-        raise ValueError("format_comparison: no results")
-    names = [r.trace_name for r in results]
-    width = max(14, *(len(n) for n in names))
     tots = [r.totals for r in results]
     breakdowns = [kind_breakdown(r) for r in results]
     rows: list[tuple[str, list[str]]] = [] if deployments is None else accuracy_rows(
@@ -227,12 +234,32 @@ def format_comparison(results: Sequence[SimResult], *,
         ("DRAM traffic", [f"{t['dram_bytes'] / 1e6:,.2f} MB" for t in tots]),
         ("SRAM traffic", [f"{t['sram_bytes'] / 1e6:,.2f} MB" for t in tots]),
     ]
-    for k in _present_kinds(breakdowns):
+    for k in present_kinds(breakdowns):
         cells = [f"{_percent(b.get(k, {}).get('cycles', 0), t['cycles']):.1f} %"
                  for t, b in zip(tots, breakdowns, strict=True)]
         rows.append((f"cycles in {k}", cells))
+    return rows
+
+
+def format_comparison(results: Sequence[SimResult], *,
+                      deployments: Sequence[DeployReport] | None = None,
+                      clock: Clock | None = None) -> str:
+    """Side-by-side table of several models on one config (metrics as rows).
+
+    With ``deployments`` (one :class:`~edgetron.deploy.DeployReport` per result, from
+    ``edgetron compare --data``) the table starts with their accuracy rows
+    (:func:`accuracy_rows`) and says what data they were measured on. The second line
+    says which clock the milliseconds are at: ``clock`` (:class:`edgetron.clock.Clock`),
+    by default the config's ``clock_mhz``.
+    """
+    if not results:
+        raise ValueError("format_comparison: no results")
+    names = [r.trace_name for r in results]
+    width = max(14, *(len(n) for n in names))
+    rows = comparison_rows(results, deployments=deployments)
+    clock = clock or config_clock(results[0].config)
     label_w = max(len(label) for label, _ in rows)
-    lines = [f"on {_config_line(results[0])}"]
+    lines = [f"on {config_line(results[0].config)}", f"clock {clock.text}"]
     if deployments:
         d = deployments[0]
         lines.append(f"accuracy on {d.eval_name} ({d.samples:,} samples), calibrated on "
@@ -283,7 +310,7 @@ def plot_breakdown(results: Sequence[SimResult], path: str | Path) -> Path:
     path = plot_path(path)
     names = [r.trace_name for r in results]
     breakdowns = [kind_breakdown(r) for r in results]
-    kinds = _present_kinds(breakdowns)
+    kinds = present_kinds(breakdowns)
     fig = Figure(figsize=(4 + 2.2 * len(results), 4.5))
     axes = fig.subplots(1, 2)
     # (breakdown key, axis label, divisor from the breakdown's unit to the label's)

@@ -70,6 +70,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import reference as ref
+from .add import ResidualConstants, residual_add, residual_constants
 from .conv import conv2d_requant
 from .dyadic import requant_constants
 from .gelu import GeluInt8Constants, gelu_int8_apply, gelu_int8_constants
@@ -83,7 +84,6 @@ from .quant import (
     quantize_bias,
     weight_scales,
 )
-from .residual import ResidualConstants, residual_add, residual_constants
 from .softmax import SoftmaxConstants, softmax_apply, softmax_constants
 
 __all__ = [

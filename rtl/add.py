@@ -1,8 +1,8 @@
 """Residual-add unit: ``y = saturate_int8((a * m_a + b * m_b + 2**(s-1)) >> s)`` per lane.
 
 ``AddUnit(lanes)`` adds two int8 tensors at two scales, bit-exact with
-:func:`edgetron.golden.residual.residual_add` (golden has no fused activation clamp). The
-constants ``(m_a, m_b, s)`` of :func:`edgetron.golden.residual.residual_constants` arrive on
+:func:`edgetron.golden.add.residual_add` (golden has no fused activation clamp). The
+constants ``(m_a, m_b, s)`` of :func:`edgetron.golden.add.residual_constants` arrive on
 the ``c`` stream; :func:`encode_add` / :func:`decode_add` are the one definition of the beat
 format (Amaranth tests and cocotb testbenches alike). docs/vector-units.md has the diagram.
 
@@ -23,6 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig
+from edgetron.golden.add import RESIDUAL_SUM_BITS, ResidualConstants
 from edgetron.golden.intops import (
     INT8_MAX,
     M_MAX,
@@ -34,7 +35,6 @@ from edgetron.golden.intops import (
     check_range,
     int_range,
 )
-from edgetron.golden.residual import RESIDUAL_SUM_BITS, ResidualConstants
 from edgetron.hw.add import ADD_LATENCY, ADD_STAGES, add_cycles
 
 from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
@@ -111,7 +111,7 @@ class AddUnit(wiring.Component):
 
     Golden
     ------
-    :func:`edgetron.golden.residual.residual_add` with ``(m_a, m_b, s)`` from the ``c`` beat.
+    :func:`edgetron.golden.add.residual_add` with ``(m_a, m_b, s)`` from the ``c`` beat.
     """
 
     LATENCY = ADD_LATENCY

@@ -4,10 +4,15 @@
 as its golden/sim/test modules) to a :class:`Unit` whose ``build`` makes the
 Amaranth component and its elaboration parameters from an
 :class:`~edgetron.config.AcceleratorConfig`. :func:`build_unit` elaborates a unit
-into ``<top>.v`` text (``amaranth.back.verilog.convert``) and its manifest (format
-in docs/verification.md, timing model in docs/rtl.md) in memory; :func:`write_units`
-writes built units into a directory, all or nothing, with the lint waivers
-(:mod:`edgetron.rtl.lint`); :func:`export_unit` does both for one unit.
+into ``<top>.v`` text (``amaranth.back.verilog.convert``), the same netlist as RTLIL
+(``<top>.il``, ``amaranth.back.rtlil.convert``: the netlist the Verilog is written
+from) and its manifest (format in docs/verification.md, timing model in docs/rtl.md) in
+memory; :func:`write_units` writes built units into a directory, all or nothing, with the
+lint waivers (:mod:`edgetron.rtl.lint`); :func:`export_unit` does both for one unit.
+
+The RTLIL is for Yosys-based flows: Yosys reads it in about a second, while its Verilog
+reader takes minutes over the Verilog's memory initialisers (Yosys ``write_verilog``
+spells every buffer word's zero initial value as one assignment; docs/fpga.md).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
@@ -41,6 +46,7 @@ __all__ = [
     "Unit",
     "build_unit",
     "export_unit",
+    "signature_ports",
     "top_name",
     "verilog_ports",
     "write_units",
@@ -114,19 +120,20 @@ def top_name(unit: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class BuiltUnit:
-    """One elaborated unit, not yet written: its Verilog text and manifest."""
+    """One elaborated unit, not yet written: its Verilog and RTLIL texts and manifest."""
 
     unit: str
     top: str
     verilog_text: str
     manifest_data: dict[str, Any]
+    rtlil_text: str
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
-    """Files written for one unit: the Verilog, its manifest and its generated lint
+    """Files written for one unit: the Verilog, its manifest, its generated lint
     waivers (``waivers``; the shared :data:`~edgetron.rtl.lint.WAIVERS` file is copied
-    next to them)."""
+    next to them) and the RTLIL netlist (``rtlil``)."""
 
     unit: str
     top: str
@@ -134,6 +141,7 @@ class ExportResult:
     manifest: Path
     waivers: Path
     manifest_data: dict[str, Any]
+    rtlil: Path
 
 
 # ---- manifest ------------------------------------------------------------------------------
@@ -181,30 +189,44 @@ def _shape_json(shape) -> dict[str, Any]:
     return {"kind": "signed" if s.signed else "unsigned", "width": s.width}
 
 
-def _signature_ports(component: wiring.Component, text: str, top: str) -> list[dict[str, Any]]:
-    """Every port of the exported module: clock and reset, then the signature's members.
+def signature_ports(component: wiring.Component) -> list[dict[str, Any]]:
+    """The ports a component's Verilog module has, from its signature alone.
 
-    Each port gives its Verilog name, direction, width, the signature member it
-    comes from, its role and its shape (a lib.data layout becomes a JSON tree with
-    field offsets). Widths are cross-checked against the generated Verilog.
+    ``clk`` and ``rst``, then every signature member of non-zero width: its Verilog name
+    (``<port>__payload``, ...), direction, width, the member it comes from, its role and its
+    shape (a lib.data layout becomes a JSON tree with field offsets).
     """
+    ports = [{"name": name, "direction": "input", "width": 1, "member": None, "role": role,
+              "shape": {"kind": "unsigned", "width": 1}}
+             for name, role in (("clk", "clock"), ("rst", "reset"))]
+    for path, member, _ in component.signature.flatten(component):
+        shape = _shape_json(member.shape)
+        if shape["width"] == 0:
+            continue
+        ports.append({"name": "__".join(map(str, path)),
+                      "direction": "input" if member.flow == wiring.In else "output",
+                      "width": shape["width"], "member": ".".join(map(str, path)),
+                      "role": str(path[-1]) if len(path) > 1 else "data", "shape": shape})
+    return ports
+
+
+def _signature_ports(component: wiring.Component, text: str, top: str) -> list[dict[str, Any]]:
+    """:func:`signature_ports`, each checked against
+    its Verilog declaration (name, direction, width)."""
     decls = {p["name"]: p for p in verilog_ports(text, top)}
     ports = []
-    for name, role in (("clk", "clock"), ("rst", "reset")):
-        if name in decls:
-            ports.append({**decls.pop(name), "member": None, "role": role,
-                          "shape": {"kind": "unsigned", "width": 1}})
-    for path, member, _ in component.signature.flatten(component):
-        name = "__".join(map(str, path))
-        shape = _shape_json(member.shape)
+    for port in signature_ports(component):
+        name = port["name"]
         decl = decls.pop(name, None)
         if decl is None:
+            if port["role"] in ("clock", "reset"):
+                continue   # a unit without registers has neither
             raise ValueError(f"{top}: signature member {name} has no Verilog port")
-        if decl["width"] != shape["width"]:
-            raise ValueError(f"{top}: signature member {name} is {shape['width']} bits wide, "
-                             f"its Verilog port {decl['width']} bits")
-        ports.append({**decl, "member": ".".join(map(str, path)),
-                      "role": str(path[-1]) if len(path) > 1 else "data", "shape": shape})
+        if (decl["width"], decl["direction"]) != (port["width"], port["direction"]):
+            raise ValueError(f"{top}: signature member {name} is a {port['width']}-bit "
+                             f"{port['direction']}, its Verilog port a {decl['width']}-bit "
+                             f"{decl['direction']}")
+        ports.append({**decl, **port})
     if decls:
         raise ValueError(f"{top}: Verilog port(s) {', '.join(decls)} not in the unit's signature")
     return ports
@@ -230,6 +252,7 @@ def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> 
         "unit": unit,
         "top": top,
         "verilog": f"{top}.v",
+        "rtlil": f"{top}.il",
         "class": f"{type(component).__module__}.{type(component).__qualname__}",
         "golden": spec.golden,
         "latency_cycles": latency,
@@ -246,7 +269,8 @@ def _manifest(unit: str, top: str, spec: Unit, component, params, cfg, text) -> 
 
 
 def build_unit(unit: str, cfg: AcceleratorConfig) -> BuiltUnit:
-    """Elaborate ``unit`` for ``cfg`` into Verilog text and its manifest, writing nothing.
+    """Elaborate ``unit`` for ``cfg`` into Verilog and RTLIL text and its manifest,
+    writing nothing.
 
     Raises
     ------
@@ -260,12 +284,15 @@ def build_unit(unit: str, cfg: AcceleratorConfig) -> BuiltUnit:
     top = top_name(unit)
     # emit_src=False: no absolute source paths in the output, so exports are reproducible.
     text = verilog.convert(component, name=top, emit_src=False)
-    return BuiltUnit(unit, top, text, _manifest(unit, top, spec, component, params, cfg, text))
+    il_text = rtlil.convert(component, name=top, emit_src=False)
+    return BuiltUnit(unit, top, text, _manifest(unit, top, spec, component, params, cfg, text),
+                     il_text)
 
 
 def write_units(built: list[BuiltUnit], out_dir: str | Path) -> list[ExportResult]:
-    """Write ``<top>.v``, ``<top>.json`` and ``<top>.vlt`` (its generated lint waivers) of
-    every built unit, and the shared waiver file, into ``out_dir`` (created if needed).
+    """Write ``<top>.v``, ``<top>.il`` (RTLIL), ``<top>.json`` and ``<top>.vlt`` (its
+    generated lint waivers) of every built unit, and the shared waiver file, into
+    ``out_dir`` (created if needed).
 
     Everything is first written into a temporary directory next to ``out_dir`` and then
     moved into place, so a failure while writing leaves ``out_dir`` as it was. The
@@ -280,20 +307,23 @@ def write_units(built: list[BuiltUnit], out_dir: str | Path) -> list[ExportResul
         shutil.copyfile(WAIVERS, staged / WAIVERS.name)
         for b in built:
             (staged / f"{b.top}.v").write_text(b.verilog_text, encoding="utf-8")
+            (staged / f"{b.top}.il").write_text(b.rtlil_text, encoding="utf-8")
             (staged / f"{b.top}.json").write_text(json.dumps(b.manifest_data, indent=2) + "\n",
                                                   encoding="utf-8")
             (staged / f"{b.top}.vlt").write_text(generated_waivers(b.verilog_text, f"{b.top}.v"),
                                                  encoding="utf-8")
-            names += [f"{b.top}.v", f"{b.top}.json", f"{b.top}.vlt"]
+            names += [f"{b.top}.v", f"{b.top}.il", f"{b.top}.json", f"{b.top}.vlt"]
         out.mkdir(exist_ok=True)
         for name in names:
             os.replace(staged / name, out / name)
     return [ExportResult(b.unit, b.top, out / f"{b.top}.v", out / f"{b.top}.json",
-                         out / f"{b.top}.vlt", b.manifest_data) for b in built]
+                         out / f"{b.top}.vlt", b.manifest_data, out / f"{b.top}.il")
+            for b in built]
 
 
 def export_unit(unit: str, cfg: AcceleratorConfig, out_dir: str | Path) -> ExportResult:
-    """Write ``<top>.v`` and ``<top>.json`` for ``unit`` into ``out_dir`` (created if needed):
+    """Write ``<top>.v``, ``<top>.il`` and ``<top>.json`` for ``unit`` into ``out_dir``
+    (created if needed):
     :func:`build_unit`, then :func:`write_units`.
 
     Raises

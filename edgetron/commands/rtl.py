@@ -82,7 +82,7 @@ def _export(args: argparse.Namespace) -> int:
     for res in write_units(built, args.output):
         lat = res.manifest_data["latency_cycles"]
         lat_text = f"latency {lat} cycles" if lat is not None else res.manifest_data["timing"]
-        print(f"{res.unit}: wrote {res.verilog} and {res.manifest} ({lat_text})")
+        print(f"{res.unit}: wrote {res.verilog}, {res.rtlil} and {res.manifest} ({lat_text})")
         if not args.lint:
             continue
         for report in (lint_verilator(res.verilog, res.top), lint_yosys(res.verilog, res.top)):

@@ -11,7 +11,7 @@ Timing (``B(n)`` and the stage rules in :mod:`edgetron.sim.units.pipeline`):
 
 The functional kernel :func:`residual_elems` computes golden's
 ``saturate(round_shift(a * m_a + b * m_b, s))`` on its
-:class:`~edgetron.golden.residual.ResidualConstants`, clamped by the fused activation.
+:class:`~edgetron.golden.add.ResidualConstants`, clamped by the fused activation.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit
 
 from edgetron.config import SimParams
+from edgetron.golden.add import residual_add, residual_constants
 from edgetron.golden.quant import activation_bounds, activation_clamp
-from edgetron.golden.residual import residual_add, residual_constants
 from edgetron.hw.gemm import REQUANT_LATENCY
 from edgetron.workload import Add, Op
 
@@ -83,7 +83,7 @@ def work(p, rec):
 def residual_elems(a, b, rc, lo, hi, out):
     """``clamp(round_shift(a * m_a + b * m_b, s), lo, hi)`` element-wise.
 
-    ``rc`` is golden's :class:`~edgetron.golden.residual.ResidualConstants` ``(m_a, m_b,
+    ``rc`` is golden's :class:`~edgetron.golden.add.ResidualConstants` ``(m_a, m_b,
     s)``, as it is; ``[lo, hi]`` the int8 range intersected with the fused activation's
     bounds.
     """

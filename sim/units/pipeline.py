@@ -12,7 +12,7 @@ normalization) wait for that pass to drain, and rows are processed one after the
 
 Each unit module names its per-stage latencies, each derived from the golden datapath it
 implements (``golden/softmax.py``, ``golden/gelu.py``, ``golden/layernorm.py``,
-``golden/residual.py``, ``golden/conv.py``): a multiplier, an adder, a shifter or a
+``golden/add.py``, ``golden/conv.py``): a multiplier, an adder, a shifter or a
 saturation is one pipeline stage (:data:`STAGE`), an adder tree over the lanes is
 ``T = ceil(log2(lanes))`` stages (:func:`tree_depth`), and a divider is a radix-2
 restoring divider that spends :data:`DIVIDER_SETUP` cycles loading its operands and then

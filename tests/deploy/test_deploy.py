@@ -11,11 +11,11 @@ from edgetron.config import PRESETS
 from edgetron.deploy import Model, Samples, calibrate, deploy
 from edgetron.deploy import calibration as calibration_module
 from edgetron.errors import EdgetronError, SimulationError, TraceError
+from edgetron.golden.add import residual_constants
 from edgetron.golden.dyadic import requant_constants
 from edgetron.golden.gelu import gelu_int8_constants
 from edgetron.golden.layernorm import layernorm_constants
 from edgetron.golden.quant import activation_scale, quantize, quantize_bias, weight_scales
-from edgetron.golden.residual import residual_constants
 from edgetron.golden.softmax import softmax_constants
 from edgetron.sim.opdata import OpQuant, Quantization
 from edgetron.sim.prepare import prepare

@@ -9,12 +9,12 @@ import pytest
 
 from edgetron.golden import models as M
 from edgetron.golden import reference as R
+from edgetron.golden.add import residual_add
 from edgetron.golden.conv import conv2d_requant
 from edgetron.golden.gelu import gelu_int8
 from edgetron.golden.gemm import gemm_int, gemm_requant, matmul_int
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, requantize
 from edgetron.golden.layernorm import layernorm_int
-from edgetron.golden.residual import residual_add
 from edgetron.golden.softmax import softmax_int
 
 COSINE_TARGET = 0.99

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""AddUnit in the Amaranth simulator against golden.residual.residual_add."""
+"""AddUnit in the Amaranth simulator against golden.add.residual_add."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from amaranth.hdl import Fragment
 
 from edgetron.config import AcceleratorConfig
+from edgetron.golden.add import ResidualConstants, residual_add, residual_constants
 from edgetron.golden.intops import M_MAX, S_MAX, S_MIN
-from edgetron.golden.residual import ResidualConstants, residual_add, residual_constants
 from edgetron.hw.add import ADD_LATENCY, add_cycles
 from edgetron.rtl.add import AddUnit, decode_add, encode_add, encode_add_consts
 

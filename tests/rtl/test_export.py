@@ -332,7 +332,7 @@ def test_cli_export_one_unit(tmp_path, capsys):
     man = json.loads((tmp_path / "out" / f"{top_name('requant')}.json").read_text())
     assert man["config"] == SMALL.to_dict()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        [f"{top_name('requant')}.{ext}" for ext in ("v", "json", "vlt")] + [WAIVERS.name])
+        [f"{top_name('requant')}.{ext}" for ext in ("v", "il", "json", "vlt")] + [WAIVERS.name])
 
 
 def test_cli_export_all_with_lint(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """The add unit (sim/units/add.py): closed-form cycles, and its residual kernel against golden.
 
 ``residual_elems`` is compared with golden's ``residual_add`` followed by the fused
-activation's clamp, on the same :class:`~edgetron.golden.residual.ResidualConstants`:
+activation's clamp, on the same :class:`~edgetron.golden.add.ResidualConstants`:
 every pair of int8 values at several constants, including the largest multipliers and
 the shift limits.
 """
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from edgetron.config import AcceleratorConfig
+from edgetron.golden.add import ResidualConstants, residual_add, residual_constants
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, M_MAX, S_MAX, S_MIN
 from edgetron.golden.quant import activation_bounds
-from edgetron.golden.residual import ResidualConstants, residual_add, residual_constants
 from edgetron.hw.gemm import REQUANT_LATENCY
 from edgetron.sim.units import add
 

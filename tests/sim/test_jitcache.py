@@ -72,7 +72,8 @@ def test_only_the_sim_and_hw_packages_are_handled(tmp_path):
 def test_stamp_is_numbas_own_plus_every_kernel_source():
     loc = SourcesLocator.from_function(_probe, SIM_FILE)
     assert loc.get_source_stamp() == (loc._inner.get_source_stamp(), jitcache.sources_digest())
-    assert loc.get_disambiguator() == loc._inner.get_disambiguator()
+    assert loc.get_disambiguator() == (f"{loc._inner.get_disambiguator()}-"
+                                       f"{jitcache.sources_digest()[:12]}")
     names = {(p.parent.name, p.name) for p in jitcache.kernel_sources()}
     assert {("sim", "memory.py"), ("units", "softmax.py"), ("golden", "softmax.py"),
             ("hw", "gemm.py"), ("edgetron", "config.py")} <= names
@@ -145,3 +146,24 @@ def test_install_is_idempotent_and_warns_about_a_locator_override(monkeypatch):
         warnings.simplefilter("error")
         jitcache.install()  # named in the override: no warning
     assert classes[0] is SourcesLocator
+
+
+def test_other_versions_files_are_never_read_and_are_pruned_on_write(tmp_path, monkeypatch):
+    # An index of other sources may name a module since renamed: Numba unpickles an index
+    # before comparing stamps, so it would raise instead of recompiling. Each version has
+    # its own file names; writing removes the function's files of other versions only.
+    monkeypatch.setattr(numba_config, "CACHE_DIR", str(tmp_path))
+    loc = SourcesLocator.from_function(_probe, SIM_FILE)
+    folder = Path(loc.get_cache_path())
+    folder.mkdir(parents=True, exist_ok=True)
+    inner = loc._inner.get_disambiguator()
+    stem = f"test_jitcache._probe-{inner}"
+    ours = f"{stem}-{jitcache.sources_digest()[:12]}.py311"
+    stale = [f"{stem}-0123456789ab.py311.nbi", f"{stem}-0123456789ab.py311.1.nbc",
+             f"{stem}.py311.nbi"]           # written before the digest was in the name
+    kept = [f"{ours}.nbi", f"{ours}.1.nbc", f"test_jitcache._probe-{inner}1-x.py311.nbi",
+            f"test_jitcache._other-{inner}-0123456789ab.py311.nbi", "notes.txt"]
+    for name in stale + kept:
+        (folder / name).write_bytes(b"not an index")
+    loc.ensure_cache_path()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kept)

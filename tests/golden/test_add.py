@@ -10,15 +10,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from edgetron.golden.dyadic import dyadic
-from edgetron.golden.intops import INT8_MAX, INT8_MIN, M_MAX, S_MAX, S_MIN, int_range
-from edgetron.golden.residual import (
+from edgetron.golden.add import (
     RESIDUAL_PRODUCT_BITS,
     RESIDUAL_SUM_BITS,
     ResidualConstants,
     residual_add,
     residual_constants,
 )
+from edgetron.golden.dyadic import dyadic
+from edgetron.golden.intops import INT8_MAX, INT8_MIN, M_MAX, S_MAX, S_MIN, int_range
 
 FAST = settings(deadline=None, max_examples=200)
 

@@ -1,0 +1,196 @@
+"""Reading what the tools wrote: Yosys ``stat -json``, nextpnr's ``--report`` JSON and log.
+
+Pure functions over text and parsed JSON, so that they are tested on recorded snippets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from .targets import CATEGORIES, Target
+
+__all__ = ["critical_path", "fit_error", "fmax", "resource_rows", "synth_cells",
+           "unit_name"]
+
+#: One line of nextpnr's "Device utilisation" block: ``Info:     MULT18X18D:   200/  156  128%``.
+_UTIL_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$", re.M)
+#: A primitive-type token that Yosys and nextpnr append to a signal name when they name
+#: the cells built from it (``core.a_cnt_TRELLIS_FF_Q_9``, ``core.x_LUT4_Z``).
+_GENERATED_SUFFIX = re.compile(r"_[A-Z][A-Z0-9]+(?:_|$)")
+#: What nextpnr appends to the cells it splits while packing (``x$CCU2_COMB0``).
+_NEXTPNR_SUFFIX = re.compile(r"\$(?=[A-Z])")
+
+
+def synth_cells(stat: Mapping[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, int]:
+    """Cell counts by type of the whole design from Yosys ``stat -json`` output.
+
+    Yosys's bookkeeping cells (``$scopeinfo``) and the types named in ``exclude`` (a
+    black box) are left out.
+    """
+    try:
+        by_type = stat["design"]["num_cells_by_type"]
+    except (KeyError, TypeError):
+        raise ValueError("yosys stat -json output has no design.num_cells_by_type") from None
+    return {k: int(v) for k, v in sorted(by_type.items())
+            if not k.startswith("$") and k not in exclude}
+
+
+def _weights(target: Target, category: str, util: Mapping[str, Any]) -> dict[str, float]:
+    weights = dict(target.resources.get(category, {}))
+    if target.family == "gowin" and category == "dsp":
+        # A Gowin DSP bel type counts as the number of MULT18X18 sites it takes: the
+        # ratio of the site counts (MULT9X9 half, MULT36X36 four, ...).
+        base = util.get("MULT18X18", {}).get("available", 0)
+        weights = {k: base / util[k]["available"] for k in weights
+                   if util.get(k, {}).get("available")}
+    return weights
+
+
+def resource_rows(target: Target, util: Mapping[str, Any],
+                  cells: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """The categories of :data:`~.targets.CATEGORIES` from nextpnr's utilisation.
+
+    Parameters
+    ----------
+    target : Target
+    util : mapping
+        The ``utilization`` object of nextpnr's JSON report (bel type -> used, available).
+    cells : mapping
+        Synthesised cell counts, for the iCE40 flip-flops that nextpnr does not count.
+
+    Returns
+    -------
+    dict
+        Category -> ``{"used", "available", "percent", "source"}``; ``source`` names the
+        bel types summed (or ``synthesis``).
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for category in CATEGORIES:
+        cap_type = target.capacity.get(category)
+        if cap_type is None:
+            continue
+        available = int(util.get(cap_type, {}).get("available", 0))
+        if category == "ff" and target.family == "ice40":
+            used = sum(n for k, n in cells.items() if k.startswith("SB_DFF"))
+            source = "synthesis (SB_DFF*)"
+        else:
+            weights = _weights(target, category, util)
+            used = sum(util.get(k, {}).get("used", 0) * w for k, w in weights.items())
+            source = " + ".join(k for k in weights if util.get(k, {}).get("used"))
+            source = source or cap_type
+        used = round(used, 2) if used != int(used) else int(used)
+        rows[category] = {
+            "used": used, "available": available,
+            "percent": round(100.0 * used / available, 1) if available else None,
+            "source": source,
+        }
+    return rows
+
+
+def fmax(report: Mapping[str, Any]) -> tuple[float, float | None]:
+    """``(achieved MHz, constraint MHz)`` of the slowest clock in a nextpnr report.
+
+    Raises
+    ------
+    ValueError
+        The report has no clock (a design without registers).
+    """
+    clocks = report.get("fmax") or {}
+    if not clocks:
+        raise ValueError("nextpnr report has no clock in 'fmax' (no clocked path?)")
+    slowest = min(clocks.values(), key=lambda c: c["achieved"])
+    return float(slowest["achieved"]), slowest.get("constraint")
+
+
+def unit_name(cell: str) -> str:
+    """The RTL signal a tool-generated cell name comes from.
+
+    ``core.a_cnt_TRELLIS_FF_Q_9`` -> ``core.a_cnt``; ``core.x$CCU2_COMB0`` -> ``core.x``.
+    Names are cut at the first all-caps primitive token (Amaranth names are lower case;
+    its internal names such as ``$signature__addr$26`` keep their ``$``).
+    """
+    name = _NEXTPNR_SUFFIX.split(cell, 1)[0]
+    match = _GENERATED_SUFFIX.search(name)
+    return name[:match.start()] if match else name
+
+
+def _cell_type(cell: str, netlist_types: Mapping[str, str]) -> str | None:
+    """The synthesised type of a placed cell: its own name, or the name before the part
+    nextpnr adds when it packs (``$CCU2_COMB0`` on ECP5, ``_LC`` on iCE40); a cell nextpnr
+    creates (``$nextpnr_ICESTORM_LC_2``) is of the type it names."""
+    base = _NEXTPNR_SUFFIX.split(cell, 1)[0]
+    for name in (cell, base, base.removesuffix("_LC")):
+        if name in netlist_types:
+            return netlist_types[name]
+    created = re.match(r"\$nextpnr_([A-Z][A-Z0-9_]*?)(?:_\d+)?$", cell)
+    return created.group(1) if created else None
+
+
+def critical_path(report: Mapping[str, Any],
+                  netlist_types: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """Summary of the worst register-to-register path in a nextpnr report.
+
+    Parameters
+    ----------
+    report : mapping
+        nextpnr's ``--report`` JSON.
+    netlist_types : mapping, optional
+        Cell name -> cell type of the synthesised netlist, to name the primitive types
+        the path goes through.
+
+    Returns
+    -------
+    dict or None
+        ``start`` and ``end`` (cell, port, and the RTL ``signal`` it comes from), total
+        ``delay_ns`` split into ``logic_ns`` and ``routing_ns``, ``levels`` (logic cells
+        traversed) and ``through`` (primitive type -> count, when ``netlist_types`` is
+        given); None when the report has no clock-to-clock path.
+    """
+    paths = [p for p in report.get("critical_paths", [])
+             if p.get("from", "").startswith("posedge") and p.get("to", "").startswith("posedge")
+             and p.get("path")]
+    if not paths:
+        return None
+    segs = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))["path"]
+    first, last = segs[0], segs[-1]
+    logic = sum(s["delay"] for s in segs if s["type"] != "routing")
+    routing = sum(s["delay"] for s in segs if s["type"] == "routing")
+    logic_cells = [s["from"]["cell"] for s in segs if s["type"] == "logic"]
+    out: dict[str, Any] = {
+        "start": {"cell": first["from"]["cell"], "port": first["from"]["port"],
+                  "signal": unit_name(first["from"]["cell"])},
+        "end": {"cell": last["to"]["cell"], "port": last["to"]["port"],
+                "signal": unit_name(last["to"]["cell"])},
+        "delay_ns": round(logic + routing, 3),
+        "logic_ns": round(logic, 3),
+        "routing_ns": round(routing, 3),
+        "levels": len(logic_cells),
+    }
+    # The net driven by the start register adds the bit index, when Yosys kept the
+    # register's name on it (it may name the net after a sink instead).
+    nets = [s.get("net") for s in segs if s["type"] == "routing" and s.get("net")]
+    if nets and unit_name(nets[0]).split("[", 1)[0] == out["start"]["signal"]:
+        out["start"]["signal"] = _NEXTPNR_SUFFIX.split(nets[0], 1)[0]
+    if netlist_types is not None:
+        kinds = Counter(_cell_type(c, netlist_types) or "?" for c in logic_cells)
+        out["through"] = dict(kinds.most_common())
+    return out
+
+
+def fit_error(log_text: str, target: Target) -> str | None:
+    """What does not fit, from nextpnr's log: the resource, used, available, and excess.
+
+    Reads the "Device utilisation" block nextpnr prints after packing, before placing.
+    Returns None when every bel type fits.
+    """
+    over = [(name, int(used), int(avail)) for name, used, avail in _UTIL_LINE.findall(log_text)
+            if int(used) > int(avail)]
+    if not over:
+        return None
+    parts = [f"{name} {used} used, {avail} available ({used - avail} too many, "
+             f"{100.0 * used / avail if avail else float('inf'):.0f} %)"
+             for name, used, avail in over]
+    return f"the design does not fit {target.name} ({target.device}): " + "; ".join(parts)
