@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_digits
 
-from edgetron.config import load_config
+from edgetron.config_file import load_config
 from edgetron.deploy import Samples, deploy
 from edgetron.report import format_comparison
 

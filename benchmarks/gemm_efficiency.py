@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgetron.config import load_config
+from edgetron.config_file import load_config
 from edgetron.sim.engine import simulate
 from edgetron.sim.units import KIND_CODES, ON_ARRAY
 from edgetron.workload import build_model

@@ -147,6 +147,149 @@ GEMM_MUTANTS = (
     dataclasses.replace(REQUANT_MUTANTS[4], name="requant_saturate_max_126"),
 )
 
+
+_SM, _LN, _GELU, _ADD, _ARITH = "rtl/softmax.py", "rtl/layernorm.py", "rtl/gelu.py", "rtl/add.py", \
+    "rtl/arith.py"
+#: The radix-4 divider's digit selection, each comparison ">=" turned into ">".
+_DIGIT = ("digit = Mux(x >= d3, 3, Mux(x >= d2, 2, Mux(x >= d1, 1, 0)))",
+          "sub = Mux(x >= d3, d3, Mux(x >= d2, d2, Mux(x >= d1, d1, 0)))")
+
+SOFTMAX_MUTANTS = (
+    _m("softmax_clamp_126", "probabilities clamp at 126", _SM,
+       ("y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))",
+        "y.eq(Mux(rnd > OUT_MAX - 1, OUT_MAX - 1, rnd))")),
+    _m("softmax_truncates", "the normalization truncates instead of rounding", _SM,
+       ("rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1", "rnd = prod >> _OUT_SHIFT")),
+    _m("softmax_sums_padding", "padding lanes of a row's last beat enter the row sum", _SM,
+       ("e8[j].eq(Mux(lane_ok(tags[-2].last, j), el >> cap, 0))", "e8[j].eq(el >> cap)")),
+    _m("softmax_valid_one_cycle_early", "o.valid one stage ahead of its data", _SM,
+       ("out_valid.eq(m_tag.valid)", "out_valid.eq(r_tag.valid)")),
+    _m("softmax_ignores_ready", "the unit runs whatever o.ready says", _SM,
+       ("run.eq(~out_valid | self.o.ready)", "run.eq(1)")),
+    _m("softmax_q_ring_one_word_short", "the logit ring one word short", "edgetron/hw/softmax.py",
+       ("return bmax + t + 1, bmax + t + SOFTMAX_RECIP_LATENCY + 1",
+        "return bmax + t, bmax + t + SOFTMAX_RECIP_LATENCY + 1")),
+    _m("divider_off_by_one", "the divider's digit selection misses x == k d", _ARITH,
+       (_DIGIT[0], _DIGIT[0].replace(">=", ">")), (_DIGIT[1], _DIGIT[1].replace(">=", ">"))),
+)
+
+LAYERNORM_MUTANTS = (
+    _m("layernorm_output_truncates", "the affine result truncates instead of rounding", _LN,
+       ("y.eq(saturate(round_shift_right(acc, k.gamma_shift + NORM_FRAC_BITS,\n"
+        "                                                GAMMA_BITS - 1 + NORM_FRAC_BITS),",
+        "y.eq(saturate(acc >> (k.gamma_shift + NORM_FRAC_BITS),")),
+    _m("layernorm_drops_epsilon", "the variance misses q_eps", _LN,
+       ("dvar.eq(cs2 - s1sq + k.q_eps)", "dvar.eq(cs2 - s1sq)")),
+    _m("layernorm_param_address_early", "gamma and beta one beat early", _LN,
+       ('DelayLine(core, n_cnt, 3, "param_addr")', 'DelayLine(core, n_cnt, 2, "param_addr")')),
+    _m("layernorm_ignores_ready", "the unit runs whatever o.ready says", _LN,
+       ("run.eq(~out_tag.valid | self.o.ready)", "run.eq(1)")),
+    _m("sqrt_off_by_one", "the square root's trial misses x == 4q + 1", _ARITH,
+       ("fits = x >= trial", "fits = x > trial")),
+    _m("layernorm_divider_off_by_one", "the divider's digit selection misses x == k d", _ARITH,
+       (_DIGIT[0], _DIGIT[0].replace(">=", ">")), (_DIGIT[1], _DIGIT[1].replace(">=", ">"))),
+)
+
+GELU_MUTANTS = (
+    _m("gelu_truncates", "the i-GELU product truncates instead of rounding", _GELU,
+       ("y.eq((((prod >> (out_shift - 1)) + 1) >> 1)", "y.eq((prod >> out_shift)")),
+    _m("gelu_int8_wraps", "int8 results wrap instead of saturating", _GELU,
+       ("Mux(k.out32, res, saturate(res, _INT8_BITS))",
+        "Mux(k.out32, res, res[:_INT8_BITS].as_signed())")),
+    _m("gelu_clip_off_by_one", "the clip bound one below clip", _GELU,
+       ("u.eq(Mux(v > k.clip, k.clip, v))", "u.eq(Mux(v > k.clip, k.clip - 1, v))")),
+    _m("gelu_valid_one_cycle_early", "the requantizer's valid one stage early", _GELU,
+       ("rq.i.valid.eq(valid[-1])", "rq.i.valid.eq(valid[-2])")),
+    _m("gelu_ignores_ready", "the pipeline runs whatever o.ready says", _GELU,
+       ("run.eq(~rq.o.valid | self.o.ready)", "run.eq(1)")),
+)
+
+ADD_MUTANTS = (
+    _m("add_truncates", "no rounding add", _ADD,
+       ("rnd.eq((t >> shift) + 1)", "rnd.eq(t >> shift)")),
+    _m("add_wraps", "results wrap instead of saturating", _ADD,
+       ("out.eq(saturate(rnd >> 1, _OUT_BITS))", "out.eq((rnd >> 1)[:_OUT_BITS].as_signed())")),
+    _m("add_b_zero_extended", "operand b multiplied as unsigned", _ADD,
+       ("pb.eq(self.i.payload.b[lane] * k.m_b)",
+        "pb.eq(self.i.payload.b[lane].as_unsigned() * k.m_b)")),
+    _m("add_shift_off_by_one", "shifts by s before the rounding bit", _ADD,
+       ("shift.eq(k.s - 1)", "shift.eq(k.s)")),
+    _m("add_ignores_ready", "the pipeline runs whatever o.ready says", _ADD,
+       ("run.eq(~valid[-1] | self.o.ready)", "run.eq(1)")),
+    _m("add_constants_while_busy", "new constants taken while beats are in flight", _ADD,
+       ("self.c.ready.eq(run & ~busy)", "self.c.ready.eq(run)")),
+)
+
+_POOL = "rtl/pool.py"
+POOL_MUTANTS = (
+    _m("pool_padding_wins", "a padded position counts as 0 in a max (wins over negatives)",
+       _POOL, ("ident = Mux(k.avg, 0, lo)", "ident = 0")),
+    _m("pool_truncates", "the average drops its rounding add", _POOL,
+       ("rnd.eq((prod >> shift) + 1)", "rnd.eq(prod >> shift)")),
+    _m("pool_wraps", "averages wrap instead of saturating", _POOL,
+       ("out.eq(saturate(rnd >> 1, _OUT_BITS))", "out.eq((rnd >> 1)[:_OUT_BITS].as_signed())")),
+    _m("pool_first_row_unmasked", "row y-1 read in an image's first row (the previous "
+       "image's last)", _POOL,
+       ("use1 = ~k.glob & (k.r >= 2) & (y >= 1)", "use1 = ~k.glob & (k.r >= 2)")),
+    _m("pool_column_mask_off_by_one", "column x-2 read at x = 1", _POOL,
+       ("tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2))",
+        "tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 1))")),
+    _m("pool_line_buffer_keeps_row", "the line buffer keeps row y-2 instead of moving y-1 "
+       "down", _POOL, ("lw.data.p2.eq(lr.data.p1)", "lw.data.p2.eq(lr.data.p2)")),
+    _m("pool_stride_one_rows", "output rows advance by 1 instead of the stride", _POOL,
+       ("ny.eq(ny + k.sh)", "ny.eq(ny + 1)")),
+    _m("pool_global_sum_carried", "the global sum is not restarted at an image", _POOL,
+       ("Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))",
+        "Mux(k.glob, 1, (k.s >= 2) & (x >= 1))")),
+    _m("pool_column_written_while_stalled", "the column buffer is written during a stall",
+       _POOL, ("cw.en.eq(tags[2].valid & run)", "cw.en.eq(tags[2].valid)")),
+    _m("pool_ignores_ready", "the unit runs whatever o.ready says", _POOL,
+       ("run.eq(~(tags.output.valid & tags.output.emit) | self.o.ready)", "run.eq(1)")),
+    _m("pool_constants_while_busy", "new constants taken while beats are in flight", _POOL,
+       ("self.c.ready.eq(at_start & ~busy)", "self.c.ready.eq(at_start)")),
+)
+
+
+def _vector_unit(unit: str, mutants: tuple[Mutant, ...], amaranth: tuple[str, ...]) -> Unit:
+    # The cocotb suite on Icarus only: the Verilator build of every mutant would double the
+    # time, and the testbench is the same.
+    return Unit(suites={"amaranth": amaranth,
+                        "cocotb": ("tests/cocotb/test_runners.py", "-k",
+                                   f"test_vector_unit and icarus and {unit}")},
+                mutants=mutants)
+
+
+_DW = "rtl/conv/depthwise.py"
+CONV_MUTANTS = (
+    _m("dw_window_tap_mirrored", "tap (ry, sx) takes the window column sx, not s-1-sx",
+       _DW, ("tap.eq(win[t // s][s - 1 - t % s])", "tap.eq(win[t // s][t % s])")),
+    _m("dw_tap_not_delayed", "tap t enters PE t undelayed (misses its partial sum)", _DW,
+       ('operand = DelayLine(pipe, tap, t, f"tap{t}").output', "operand = tap")),
+    _m("dw_padding_row_not_zero", "rows above and below the image read the line buffer",
+       _DW, ("column.append(Mux(tag1.row_ok[ry] & tag1.col_ok, v, 0))",
+             "column.append(Mux(tag1.col_ok, v, 0))")),
+    _m("dw_padding_col_not_zero", "columns left and right of the image read the buffer",
+       _DW, ("column.append(Mux(tag1.row_ok[ry] & tag1.col_ok, v, 0))",
+             "column.append(Mux(tag1.row_ok[ry], v, 0))")),
+    _m("dw_stride2_every_window", "stride 2 along a row outputs every window", _DW,
+       ("((cmd.sw == 1) | ~win_end[0])", "((cmd.sw == 1) | 1)")),
+    _m("dw_sweep_without_rows", "a row is swept before its last input row is in", _DW,
+       ("((rows_done >= rows_need) | (rows_done == cmd.h))",
+        "((rows_done + 1 >= rows_need) | (rows_done == cmd.h))")),
+    _m("dw_loader_overwrites", "the loader may overwrite a row still needed", _DW,
+       ("self.x.ready.eq(x_active & (iy < free_limit))",
+        "self.x.ready.eq(x_active & (iy < free_limit + 1))")),
+    _m("dw_one_bank", "calls share one weight and parameter bank", _DW,
+       ("bank.eq(nb), rs.eq(c.r * c.s),", "bank.eq(0), rs.eq(c.r * c.s),")),
+    _m("dw_clamp_missing", "the activation clamp is not applied", _DW,
+       ("Mux(q < lo, lo, Mux(q > hi, hi, q))", "q")),
+    _m("dw_bias_dropped", "PE 0 starts from zero, not the bias", _DW,
+       ("start = bias[lane] if psum_prev is None else psum_prev[lane]",
+        "start = 0 if psum_prev is None else psum_prev[lane]")),
+    _m("dw_ignores_ready", "the sweep and the column advance whatever o.ready says", _DW,
+       ("m.d.comb += adv.eq(rq.i.ready)", "m.d.comb += adv.eq(1)")),
+)
+
 UNITS = {
     "requant": Unit(
         suites={"amaranth": ("tests/rtl/test_requant.py",),
@@ -158,6 +301,20 @@ UNITS = {
                              "tests/rtl/test_gemm_model.py", "tests/rtl/test_gemm.py"),
                 "cocotb": ("tests/cocotb/test_runners.py", "-k", "test_gemm and not counts")},
         mutants=GEMM_MUTANTS,
+    ),
+    "softmax": _vector_unit("softmax", SOFTMAX_MUTANTS, ("tests/rtl/test_softmax.py",)),
+    "layernorm": _vector_unit("layernorm", LAYERNORM_MUTANTS, ("tests/rtl/test_layernorm.py",)),
+    "gelu": _vector_unit("gelu", GELU_MUTANTS, ("tests/rtl/test_gelu.py",)),
+    "add": _vector_unit("add", ADD_MUTANTS, ("tests/rtl/test_add.py",)),
+    "pool": Unit(suites={"amaranth": ("tests/rtl/test_pool.py",),
+                         "cocotb": ("tests/cocotb/test_runners.py", "-k",
+                                    "test_pool_unit and icarus")},
+                 mutants=POOL_MUTANTS),
+
+    "conv": Unit(
+        suites={"amaranth": ("tests/rtl/test_conv.py",),
+                "cocotb": ("tests/cocotb/test_runners.py", "-k", "test_conv and not full")},
+        mutants=CONV_MUTANTS,
     ),
 }
 

@@ -1,19 +1,27 @@
-"""Vector units (softmax, GELU, LayerNorm, residual add) in RTL simulation.
+"""Vector units (softmax, GELU, LayerNorm, residual add): timing in RTL and long random runs.
 
-For each unit and lane count (8 and 16), in the Amaranth simulator:
+Timing, for each unit and lane count (8 and 16), in the Amaranth simulator:
 
 * latency: cycles from the first input handshake to the last output handshake of one
   197-element row (GELU and add: of one beat), full-rate input, output always ready;
 * steady state: elements per cycle on 197-element rows, measured as 197 over the extra
   cycles one more row costs (GELU and add: 16 more rows packed back to back, 16 * 197
-  elements over the extra cycles);
-* mismatches: random rows (extremes included) with random input gaps and output stalls,
-  compared bit for bit with golden (0 expected).
+  elements over the extra cycles).
 
 Every measured cycle count is also compared with the ``edgetron.hw`` cycle function.
+
+Random runs (``--vectors N``): the exported Verilog on Verilator (4 lanes, rows of up to
+24) with a compiled C++ bench (benchmarks/verilator_bench.py) and the testbenches' unit
+models, input monitor, scoreboard and coverage bins in Python: the coverage extremes,
+then ``N`` random **rows** for softmax and LayerNorm (up to 48 rows per segment), ``N``
+random **elements** for GELU and add (vectors of 1 to 100 elements), with random input
+gaps (15 %) and output stalls (20 %), every result compared bit for bit with golden.
+Prints the mismatches (rows or elements; 0 expected), the cycles and the coverage bins.
+``--vectors 1000000`` is the slow regression.
+
 Prints one ``name: value unit`` line per figure.
 
-Usage: ``python benchmarks/vector_units.py [--rows N] [--lanes 8 16]``.
+Usage: ``python benchmarks/vector_units.py [--lanes 8 16] [--vectors N] [--units ...]``.
 """
 
 from __future__ import annotations
@@ -25,186 +33,123 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetron.golden.add import residual_add, residual_constants
-from edgetron.golden.gelu import gelu_int8_apply, gelu_int8_constants
-from edgetron.golden.layernorm import layernorm_constants, layernorm_int
-from edgetron.golden.softmax import softmax_apply, softmax_constants
-from edgetron.hw.add import add_cycles
-from edgetron.hw.gelu import gelu_cycles
-from edgetron.hw.layernorm import layernorm_cycles
-from edgetron.hw.softmax import softmax_cycles
-from edgetron.rtl import add, gelu, layernorm, softmax
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "cocotb"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.rtl.vector_streams import run_streams
+from edgetron.config import AcceleratorConfig  # noqa: E402
+from edgetron.rtl.add import AddUnit  # noqa: E402
+from edgetron.rtl.gelu import GeluUnit  # noqa: E402
+from edgetron.rtl.layernorm import LayerNormUnit  # noqa: E402
+from edgetron.rtl.softmax import SoftmaxUnit  # noqa: E402
+from tests.models.add import AddModel  # noqa: E402
+from tests.models.gelu import GeluModel  # noqa: E402
+from tests.models.layernorm import LayerNormModel  # noqa: E402
+from tests.models.softmax import SoftmaxModel  # noqa: E402
+from tests.models.vector import Segment  # noqa: E402
+from tests.rtl.vector_streams import run_segments  # noqa: E402
 
 ROW = 197
+UNITS = ("softmax", "gelu", "layernorm", "add")
+MODELS = {"softmax": SoftmaxModel, "gelu": GeluModel, "layernorm": LayerNormModel,
+          "add": AddModel}
+#: The config of the random runs: 4 lanes, rows of up to 24.
+RANDOM_CFG = AcceleratorConfig(name="bench-vector", vector_lanes=4, vector_row_max=24)
 
 
-def _softmax(unit, segs, **kw):
-    items, counts = [], []
-    for q, c in segs:
-        items.append(("c", softmax.encode_softmax_consts(unit, c, q.shape[1])))
-        words = softmax.encode_softmax(unit, q)
-        items += [("i", w) for w in words]
-        counts.append(len(words))
-    run = run_streams(unit, items, sum(counts), **kw)
-    bad, o0 = 0, 0
-    for (q, c), nb in zip(segs, counts, strict=True):
-        got = softmax.decode_softmax(unit, run.out[o0:o0 + nb], *q.shape)
-        bad += int((got != softmax_apply(q, c)).any(axis=1).sum())
-        o0 += nb
-    return run, counts, bad
-
-
-def _layernorm(unit, segs, **kw):
-    items, counts = [], []
-    for q, c in segs:
-        cw = layernorm.encode_layernorm_consts(unit, c)
-        words = layernorm.encode_layernorm(unit, q)
-        items += [("c", cw[0])] + [("p", w) for w in cw[1:]] + [("i", w) for w in words]
-        counts.append(len(words))
-    run = run_streams(unit, items, sum(counts), **kw)
-    bad, o0 = 0, 0
-    for (q, c), nb in zip(segs, counts, strict=True):
-        got = layernorm.decode_layernorm(unit, run.out[o0:o0 + nb], *q.shape)
-        bad += int((got != layernorm_int(q, c)).any(axis=1).sum())
-        o0 += nb
-    return run, counts, bad
-
-
-def _gelu(unit, segs, **kw):
-    items, counts = [], []
-    for q, c in segs:
-        items.append(("c", gelu.encode_gelu_consts(unit, c)))
-        words = gelu.encode_gelu(unit, q)
-        items += [("i", w) for w in words]
-        counts.append(len(words))
-    run = run_streams(unit, items, sum(counts), **kw)
-    bad, o0 = 0, 0
-    for (q, c), nb in zip(segs, counts, strict=True):
-        got = gelu.decode_gelu(unit, run.out[o0:o0 + nb], q.size)
-        bad += int((got != gelu_int8_apply(q, c)).any())
-        o0 += nb
-    return run, counts, bad
-
-
-def _add(unit, segs, **kw):
-    items, counts = [], []
-    for (a, b), c in segs:
-        items.append(("c", add.encode_add_consts(unit.layouts, c)))
-        words = add.encode_add(unit.layouts, a, b)
-        items += [("i", w) for w in words]
-        counts.append(len(words))
-    run = run_streams(unit, items, sum(counts), **kw)
-    bad, o0 = 0, 0
-    for ((a, b), c), nb in zip(segs, counts, strict=True):
-        got = add.decode_add(unit.layouts, run.out[o0:o0 + nb], a.size)
-        bad += int((got != residual_add(a, b, *c)).any())
-        o0 += nb
-    return run, counts, bad
-
-
-def _cycles(run, counts):
-    return run.out_cycles[sum(counts) - 1] - run.in_cycles["i"][0] + 1
-
-
-def _ln_consts(rng, c):
-    return layernorm_constants(rng.normal(1, 0.3, c), rng.normal(0, 0.3, c), 0.05, 0.03, 1e-5)
+def _cycles(board) -> int:
+    return board.done[-1].out_cycles[-1] - board.done[0].in_cycles[0] + 1
 
 
 def timing(lanes: int, rng) -> dict[str, tuple[int, float]]:
     """Latency and steady-state elements per cycle of every unit, measured and checked."""
     res = {}
-    sm_c = softmax_constants(2.0 ** -10)
-    sm = softmax.SoftmaxUnit(lanes, 256)
-    ln = layernorm.LayerNormUnit(lanes, 768)
-    measured = {}
-    for rows in (1, 8, 9):
-        q = rng.integers(-60000, 60000, (rows, ROW))
-        run, counts, _ = _softmax(sm, [(q, sm_c)])
-        measured["softmax", rows] = _cycles(run, counts)
-        assert measured["softmax", rows] == softmax_cycles(lanes, rows, ROW)
-        run, counts, _ = _layernorm(ln, [(rng.integers(-128, 128, (rows, ROW)),
-                                          _ln_consts(rng, ROW))])
-        measured["layernorm", rows] = _cycles(run, counts)
-        assert measured["layernorm", rows] == layernorm_cycles(lanes, rows, ROW)
-    for name in ("softmax", "layernorm"):
-        res[name] = (measured[name, 1], ROW / (measured[name, 9] - measured[name, 8]))
-    gu = gelu.GeluUnit(lanes)
-    au = add.AddUnit(lanes)
-    g_c = gelu_int8_constants(1e-3, 0.02)
-    a_c = residual_constants(0.05, 0.03, 0.04)
-    # element-wise: 197-element rows packed back to back; one more block of 16 rows
-    for n in (lanes, 16 * ROW, 32 * ROW):
-        run, counts, _ = _gelu(gu, [(rng.integers(-(1 << 20), 1 << 20, n), g_c)])
-        measured["gelu", n] = _cycles(run, counts)
-        assert measured["gelu", n] == gelu_cycles(lanes, n)
-        ab = (rng.integers(-128, 128, n), rng.integers(-128, 128, n))
-        run, counts, _ = _add(au, [(ab, a_c)])
-        measured["add", n] = _cycles(run, counts)
-        assert measured["add", n] == add_cycles(lanes, n)
-    for name in ("gelu", "add"):
-        extra = measured[name, 32 * ROW] - measured[name, 16 * ROW]
-        res[name] = (measured[name, lanes], 16 * ROW / extra)
+    row_units = {"softmax": (SoftmaxUnit, SoftmaxModel(lanes, 256)),
+                 "layernorm": (LayerNormUnit, LayerNormModel(lanes, 768))}
+    for name, (cls, model) in row_units.items():
+        measured = {}
+        for rows in (1, 8, 9):
+            seg = model.segment(rng, "random", rows, ROW)
+            board = run_segments(cls(lanes, model.row_max), model, [seg])
+            measured[rows] = _cycles(board)
+            assert measured[rows] == model.cycles(seg), (name, rows)
+        res[name] = (measured[1], ROW / (measured[9] - measured[8]))
+    flat = {"gelu": (GeluUnit, GeluModel(lanes)), "add": (AddUnit, AddModel(lanes))}
+    for name, (cls, model) in flat.items():
+        measured = {}
+        for n in (lanes, 16 * ROW, 32 * ROW):
+            base = model.full_rate_segments(rng)[0]
+            if name == "gelu":
+                seg = Segment("random", base.consts, (model.vector(rng, "random", n),))
+            else:
+                seg = Segment("random", base.consts, model.pair(rng, "random", n))
+            board = run_segments(cls(lanes), model, [seg])
+            measured[n] = _cycles(board)
+            assert measured[n] == model.cycles(seg), (name, n)
+        res[name] = (measured[lanes], 16 * ROW / (measured[32 * ROW] - measured[16 * ROW]))
     return res
 
 
-def random_rows(count: int, rng) -> dict[str, tuple[int, int]]:
-    """``(rows, mismatching rows)`` per unit over ``count`` random rows with gaps, 4 lanes."""
-    out = {}
-    lo, hi = -(1 << 31), (1 << 31) - 1
-    sm = softmax.SoftmaxUnit(4, 32)
-    segs, n_rows = [], 0
-    while n_rows < count:
-        n, r = int(rng.integers(1, 33)), int(rng.integers(1, 10))
-        kind = len(segs) % 3
-        q = (rng.integers(lo, hi, (r, n), endpoint=True) if kind == 0
-             else rng.integers(-30000, 30000, (r, n)) if kind == 1
-             else np.full((r, n), int(rng.integers(lo, hi))))
-        segs.append((q, softmax_constants(float(2.0 ** rng.uniform(-40, 10)))))
-        n_rows += r
-    out["softmax"] = (n_rows, _softmax(sm, segs, p_gap=0.1, p_stall=0.2)[2])
-    ln = layernorm.LayerNormUnit(4, 32)
-    segs, n_rows = [], 0
-    while n_rows < count:
-        c, r = int(rng.integers(2, 33)), int(rng.integers(1, 10))
-        q = rng.integers(-128, 128, (r, c)) if len(segs) % 2 else np.full((r, c), -128)
-        segs.append((q, _ln_consts(rng, c)))
-        n_rows += r
-    out["layernorm"] = (n_rows, _layernorm(ln, segs, p_gap=0.1, p_stall=0.2)[2])
-    gu = gelu.GeluUnit(4)
-    segs = [(rng.integers(lo, hi, int(rng.integers(1, 40)), endpoint=True),
-             gelu_int8_constants(float(2.0 ** rng.uniform(-30, 0)), 0.02))
-            for _ in range(count)]
-    out["gelu"] = (count, _gelu(gu, segs, p_gap=0.1, p_stall=0.2)[2])
-    au = add.AddUnit(4)
-    segs = []
-    for _ in range(count):
-        n = int(rng.integers(1, 40))
-        segs.append(((rng.integers(-128, 128, n), rng.integers(-128, 128, n)),
-                     residual_constants(*(float(2.0 ** rng.uniform(-10, 0)) for _ in range(3)))))
-    out["add"] = (count, _add(au, segs, p_gap=0.1, p_stall=0.2)[2])
-    return out
+def random_run(unit: str, vectors: int) -> dict:
+    """``vectors`` random rows (softmax, LayerNorm) or elements (GELU, add) of ``unit`` on
+    Verilator (benchmarks/verilator_bench.py), after the model's coverage extremes: counts
+    of vectors, mismatches, cycles and coverage."""
+    from simrun import build_root
+    from verilator_bench import LongRun, build_bench
+
+    cls = MODELS[unit]
+    binary, manifest = build_bench(unit, RANDOM_CFG, cls.inputs,
+                                   build_root() / "bench" / f"{unit}-verilator")
+    model = cls.from_parameters(manifest["parameters"])
+    run = LongRun(model, binary)
+    rng = np.random.default_rng(2026)
+    rows = unit in ("softmax", "layernorm")
+    segs = model.coverage_segments(rng)
+    done = 0
+    while done < vectors:
+        segs += (model.random_segments(rng, min(20000, vectors - done), max_rows=48) if rows
+                 else model.random_segments(rng, 2000))
+        run.run(segs)
+        done += sum(s.rows if rows else s.data[0].size for s in segs)
+        segs = []
+    return {"vectors": done, "mismatches": run.mismatches, "cycles": run.cycles,
+            "coverage": run.coverage.hits, "empty_bins": run.coverage.empty()}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1000, help="random rows (vectors) per unit")
-    ap.add_argument("--lanes", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--lanes", type=int, nargs="*", default=[8, 16],
+                    help="lane counts of the timing figures (none: skip them)")
+    ap.add_argument("--vectors", type=int, default=0,
+                    help="random rows (softmax, LayerNorm) / elements (GELU, add) per unit "
+                         "on Verilator (0: no random runs)")
+    ap.add_argument("--units", nargs="+", choices=UNITS, default=list(UNITS))
     args = ap.parse_args(argv)
     rng = np.random.default_rng(2026)
     start = time.monotonic()
     for lanes in args.lanes:
         for name, (lat, rate) in timing(lanes, rng).items():
+            if name not in args.units:
+                continue
             what = "197-element row" if name in ("softmax", "layernorm") else "beat"
             print(f"{name}_latency_lanes{lanes}: {lat} cycles ({what}, measured = hw model)")
             target = lanes / 2 if name in ("softmax", "layernorm") else lanes
             print(f"{name}_steady_state_lanes{lanes}: {rate:.2f} elements/cycle "
-                  f"(197-element rows; target {target:g})")
-    for name, (rows, bad) in random_rows(args.rows, rng).items():
-        print(f"{name}_random_rows: {rows} rows")
-        print(f"{name}_mismatches: {bad} rows")
+                  f"(197-element rows; target {target:g})", flush=True)
+    if args.vectors:
+        for unit in args.units:
+            t0 = time.monotonic()
+            res = random_run(unit, args.vectors)
+            kind = "rows" if unit in ("softmax", "layernorm") else "elements"
+            print(f"{unit}_random_{kind}: {res['vectors']} {kind}")
+            print(f"{unit}_mismatches: {res['mismatches']} {kind}")
+            print(f"{unit}_rtl_cycles: {res['cycles']} cycles")
+            for point, bins in res["coverage"].items():
+                hits = ", ".join(f"{b} {n}" for b, n in bins.items())
+                print(f"{unit}_coverage_{point}: {sum(1 for n in bins.values() if n)} of "
+                      f"{len(bins)} bins ({hits})")
+            print(f"{unit}_empty_bins: {len(res['empty_bins'])} bins")
+            print(f"{unit}_random_run_time: {time.monotonic() - t0:.0f} s", flush=True)
     print(f"vector_units_benchmark_time: {time.monotonic() - start:.1f} s")
     return 0
 

@@ -9,9 +9,9 @@ unit the models run on, and the slowest of them clocks the whole accelerator.
 - :func:`fpga_clock`: the measured clock, each unit's result from the cache of
   :mod:`edgetron.fpgacache` or from :func:`edgetron.rtl.fpga.run_unit`;
 - :func:`units_of`: which exported unit runs which op kinds of the models: the GEMM unit
-  every op of the systolic array (``gemm``, ``conv2d``, ``dwconv2d``), a vector unit the
-  op kind of its name once :data:`edgetron.rtl.export.UNITS` has it; the other kinds are
-  listed as not measured.
+  every op of the systolic array (``gemm``, ``conv2d``, ``dwconv2d``), the pool unit
+  ``maxpool`` and ``avgpool``, a vector unit the op kind of its name, once
+  :data:`edgetron.rtl.export.UNITS` has it; the other kinds are listed as not measured.
 
 A :class:`Clock` says where it came from (``text``) and gives the config the models are
 costed on (:meth:`Clock.apply`): the same config with ``clock_mhz`` replaced, so that
@@ -45,6 +45,8 @@ __all__ = [
 CONFIG_DESCRIPTION = "config clock_mhz, an ASIC-style assumption"
 #: The exported unit that runs every op of the systolic array (``op.unit == "array"``).
 ARRAY_UNIT = "gemm"
+#: Op kinds that run on an exported unit of another name (the pool unit runs both pools).
+KIND_UNITS = {"maxpool": "pool", "avgpool": "pool"}
 #: Help of ``--clock``.
 CLOCK_HELP = ("where the clock behind the milliseconds comes from: 'config' (the config's "
               "clock_mhz, default) or 'fpga:TARGET' (the measured Fmax of the units the "
@@ -196,7 +198,7 @@ def units_of(traces: Iterable) -> tuple[dict[str, tuple[str, ...]], tuple[str, .
     kinds: dict[str, str | None] = {}
     for trace in traces:
         for op in trace.ops:
-            unit = ARRAY_UNIT if op.unit == "array" else op.kind
+            unit = ARRAY_UNIT if op.unit == "array" else KIND_UNITS.get(op.kind, op.kind)
             kinds[op.kind] = unit if unit in UNITS else None
     units: dict[str, list[str]] = {}
     for kind in KINDS:

@@ -13,15 +13,12 @@ functions take as an argument.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
-import sys
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from edgetron.errors import SHOWN_CHARS, ConfigError, brief, show_value
+from edgetron.golden.layernorm import CHANNELS_MAX
 
 __all__ = [
     "DATAFLOWS",
@@ -29,12 +26,10 @@ __all__ = [
     "DRAM_PORTS",
     "ENERGY_EVENTS",
     "ENERGY_TABLES",
-    "MAX_CONFIG_BYTES",
     "PRESETS",
     "AcceleratorConfig",
     "ConfigError",
     "SimParams",
-    "load_config",
 ]
 
 KiB = 1024
@@ -105,6 +100,7 @@ _INT_FIELDS = {
     "weight_sram_bytes": (256, 64 * MiB, "weight buffer, bytes"),
     "ofmap_sram_bytes": (256, 64 * MiB, "output/accumulator buffer, bytes"),
     "vector_lanes": (1, 256, "elements per cycle of the non-linear units"),
+    "vector_row_max": (2, CHANNELS_MAX, "longest softmax / LayerNorm row of the vector units"),
 }
 _FLOAT_FIELDS = {
     "dram_bytes_per_cycle": (1e-3, 4096.0, "DRAM bandwidth, bytes per cycle"),
@@ -122,9 +118,6 @@ _DRAM_PORT_FIELDS = {
                                     "the filter port: weights and per-channel parameters in"),
     "dram_ofmap_bytes_per_cycle": ("per_stream", "the ofmap port: results out"),
 }
-
-#: Largest TOML configuration file read, in bytes (a complete config is under 1 KiB).
-MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +164,11 @@ class AcceleratorConfig:
         Clock frequency in MHz.
     vector_lanes : int
         Elements per cycle of the softmax / GELU / LayerNorm / add units.
+    vector_row_max : int
+        Longest row, in elements, of the softmax and LayerNorm units, 2..4096 (golden's
+        LayerNorm channel limit): it sizes their row buffers in RTL, and the simulator
+        refuses a softmax or LayerNorm op with longer rows. The default, 768, covers every
+        preset model (197-token attention rows, DeiT-base's 768 channels).
     double_buffer : bool
         Whether the buffers are split in halves so that the next tile loads
         while the current one computes.
@@ -201,6 +199,7 @@ class AcceleratorConfig:
     dram_ofmap_bytes_per_cycle: float = 0.0
     clock_mhz: float = 400.0
     vector_lanes: int = 16
+    vector_row_max: int = 768
     double_buffer: bool = True
     energy_table: str = "horowitz45"
     energy_overrides: tuple[tuple[str, float], ...] = ()
@@ -544,83 +543,3 @@ PRESETS: dict[str, AcceleratorConfig] = {
     "edge-32": _preset("edge-32", 32, 512, 256, 32.0, 500.0),
 }
 DEFAULT_PRESET = "edge-16"
-
-
-def load_config(spec: str | os.PathLike | None = None) -> AcceleratorConfig:
-    """A config from a preset name, a TOML file path, or the default preset when None.
-
-    Parameters
-    ----------
-    spec : str, os.PathLike or None
-        A key of :data:`PRESETS`, the path of a TOML file
-        (:meth:`AcceleratorConfig.from_dict` describes its keys), or None for
-        :data:`DEFAULT_PRESET`.
-
-    Returns
-    -------
-    AcceleratorConfig
-        The preset object itself for a preset name.
-
-    Raises
-    ------
-    TypeError
-        ``spec`` is neither a string, a path nor None.
-    ConfigError
-        ``spec`` is neither a preset nor an existing file, the file is larger
-        than :data:`MAX_CONFIG_BYTES` or not valid UTF-8 TOML, or its settings
-        are invalid (file and key named).
-    OSError
-        The file cannot be read.
-    """
-    if spec is None:
-        return PRESETS[DEFAULT_PRESET]
-    if not isinstance(spec, (str, os.PathLike)):
-        raise TypeError(
-            f"spec must be a preset name ({', '.join(PRESETS)}), a TOML file path or None, "
-            f"got {type(spec).__name__} {spec!r}"
-        )
-    if isinstance(spec, str) and spec in PRESETS:
-        return PRESETS[spec]
-    path = Path(spec)
-    if not path.is_file():
-        raise ConfigError(
-            f"config {brief(str(spec))} is neither a preset ({', '.join(PRESETS)}) nor a file"
-        )
-    with path.open("rb") as file:
-        raw = file.read(MAX_CONFIG_BYTES + 1)
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: the file exceeds the limit of {MAX_CONFIG_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except ValueError:  # an integer of more digits than Python converts from text
-        raise _long_integer_error(text, path) from None
-    return AcceleratorConfig.from_dict(data, source=str(path))
-
-
-#: ``key = <integer>`` at the start of a TOML line (a bare or dotted key).
-_TOML_INT = re.compile(r"([A-Za-z0-9_.-]+)[ \t]*=[ \t]*[+-]?([0-9][0-9_]*)")
-#: A ``[table]`` header line.
-_TOML_TABLE = re.compile(r"\[[ \t]*([A-Za-z0-9_.-]+)[ \t]*\]")
-
-
-def _long_integer_error(text: str, path: Path) -> ConfigError:
-    """The error for a TOML integer of more digits than Python converts from text.
-
-    ``tomllib`` fails on such a literal with a bare ValueError that names neither file
-    nor key; the lines are scanned for it so that the message names both, as for any
-    other value out of range.
-    """
-    limit = sys.get_int_max_str_digits()
-    table = ""
-    for line in text.splitlines():
-        line = line.strip()
-        if header := _TOML_TABLE.fullmatch(line):
-            table = header.group(1) + "."
-        elif (match := _TOML_INT.match(line)) and len(match.group(2).replace("_", "")) > limit:
-            digits = len(match.group(2).replace("_", "").lstrip("0"))
-            key = table + match.group(1)
-            return ConfigError(f"{path}: {_out_of_range(key, f'an integer of {digits} digits')}")
-    return ConfigError(f"{path}: not valid TOML: an integer of more than {limit} digits")

@@ -15,12 +15,11 @@ refuses them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.add import RESIDUAL_SUM_BITS, ResidualConstants
@@ -38,19 +37,12 @@ from edgetron.golden.intops import (
 from edgetron.hw.add import ADD_LATENCY, ADD_STAGES, add_cycles
 
 from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
-from .common import MAX_EDGE, check_param
+from .common import MAX_EDGE, VectorUnit
 
-__all__ = ["AddLayouts", "AddUnit", "add_layouts", "add_timing", "decode_add", "encode_add",
-           "encode_add_consts"]
+__all__ = ["AddLayouts", "AddUnit", "add_layouts", "add_timing", "decode_add", "decode_add_input",
+           "encode_add", "encode_add_consts"]
 
 _OUT_BITS = INT8_MAX.bit_length() + 1
-#: Elaboration parameters and their ranges: lanes as the config's vector_lanes; operand
-#: widths as the config's input_bits (golden adds int8 values).
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "in_bits": (2, _OUT_BITS)}
-
-
-def _check(name: str, value) -> None:
-    check_param("AddUnit", name, value, *_PARAM_RANGES[name])
 
 
 class AddLayouts(NamedTuple):
@@ -72,7 +64,7 @@ def add_layouts(lanes: int, in_bits: int = _OUT_BITS) -> AddLayouts:
     )
 
 
-class AddUnit(wiring.Component):
+class AddUnit(VectorUnit):
     """Residual add of two int8 tensors at two scales, ``lanes`` elements per beat.
 
     Parameters
@@ -116,32 +108,13 @@ class AddUnit(wiring.Component):
 
     LATENCY = ADD_LATENCY
 
-    def __new__(cls, lanes: int, in_bits: int = _OUT_BITS):
-        _check("lanes", lanes)
-        _check("in_bits", in_bits)
-        return super().__new__(cls, src_loc_at=1)
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {
+        "lanes": (1, MAX_EDGE), "in_bits": (2, _OUT_BITS)}
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {"lanes": "vector_lanes", "in_bits": "input_bits"}
+    build_layouts = staticmethod(add_layouts)
 
     def __init__(self, lanes: int, in_bits: int = _OUT_BITS):
-        self._lanes, self._in_bits = lanes, in_bits
-        self._layouts = add_layouts(lanes, in_bits)
-        lay = self._layouts
-        super().__init__({"c": In(stream.Signature(lay.c)), "i": In(stream.Signature(lay.i)),
-                          "o": Out(stream.Signature(lay.o))})
-
-    @classmethod
-    def from_config(cls, config: AcceleratorConfig) -> AddUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``in_bits = input_bits``."""
-        return cls(config.vector_lanes, config.input_bits)
-
-    @property
-    def lanes(self) -> int:
-        """Elements per beat."""
-        return self._lanes
-
-    @property
-    def layouts(self) -> AddLayouts:
-        """The stream payload layouts."""
-        return self._layouts
+        super().__init__(lanes=lanes, in_bits=in_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -166,7 +139,7 @@ class AddUnit(wiring.Component):
         core.d.comb += shift.eq(k.s - 1)            # modulo 64 (see the module docstring)
         prod_bits = RESIDUAL_SUM_BITS - 1
         stages = None
-        for lane in range(self._lanes):
+        for lane in range(self.lanes):
             pa = Signal(signed(prod_bits), name=f"pa_{lane}")
             pb = Signal(signed(prod_bits), name=f"pb_{lane}")
             t = Signal(signed(RESIDUAL_SUM_BITS), name=f"t_{lane}")
@@ -216,6 +189,19 @@ def encode_add(layouts: AddLayouts, a, b) -> list[int]:
     shift = layouts.i["b"].offset
     return [pack_lanes(va[j:j + lanes], in_bits) | (pack_lanes(vb[j:j + lanes], in_bits) << shift)
             for j in range(0, va.size, lanes)]
+
+
+def decode_add_input(layouts: AddLayouts, words, elements: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``elements`` pairs ``(a, b)`` the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_add`, for input monitors)."""
+    lanes = layouts.o.length
+    in_bits = layouts.i["a"].shape.elem_shape.width
+    shift = layouts.i["b"].offset
+    a = [v for w in words for v in unpack_lanes(int(w), in_bits, lanes)]
+    b = [v for w in words for v in unpack_lanes(int(w) >> shift, in_bits, lanes)]
+    if len(a) < elements:
+        raise ValueError(f"{len(words)} input beats hold {len(a)} pairs, need {elements}")
+    return np.array(a[:elements], np.int64), np.array(b[:elements], np.int64)
 
 
 def decode_add(layouts: AddLayouts, words, elements: int) -> np.ndarray:

@@ -19,31 +19,28 @@ that stalls puts them under its clock enable.
 
 Also here: :func:`tree_reduce` (a registered reduction tree over lanes, one level per
 cycle), :func:`round_shift_right` (the golden ``round_shift`` with a variable shift),
-:func:`saturate` and :func:`ceil_div_const` (``ceil(x / d)`` by a constant without a
-divider).
+:func:`saturate`, :func:`shift_left`, :func:`bit_length` and the beat packing of the
+vector units' codecs (:func:`pack_checked`, :func:`pack_lanes`, :func:`unpack_lanes`).
+What every unit shares (parameter checks, delay lines, constant division, constant
+products, ring addresses) is in :mod:`edgetron.rtl.common`.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
 
-from .common import check_param
+from .common import CheckedComponent, check_param
 
 __all__ = [
     "SeqDivider",
     "SeqSqrt",
     "bit_length",
-    "ceil_div_const",
-    "delay",
-    "mul_const",
     "pack_checked",
     "pack_lanes",
-    "ring_next",
     "round_shift_right",
     "saturate",
     "shift_left",
@@ -56,7 +53,7 @@ __all__ = [
 _ARITH_BITS_MAX = 64
 
 
-class SeqDivider(wiring.Component):
+class SeqDivider(CheckedComponent):
     """Radix-4 restoring divider: ``quo = floor(num / den)``, two quotient bits per cycle.
 
     Parameters
@@ -89,11 +86,11 @@ class SeqDivider(wiring.Component):
     One division every ``LATENCY`` cycles (``start`` may coincide with ``done``).
     """
 
-    def __new__(cls, num_bits: int, den_bits: int, quo_bits: int):
+    @classmethod
+    def check_parameters(cls, num_bits: int, den_bits: int, quo_bits: int) -> None:
         for name, value in (("num_bits", num_bits), ("den_bits", den_bits),
                             ("quo_bits", quo_bits)):
-            check_param("SeqDivider", name, value, 1, _ARITH_BITS_MAX)
-        return super().__new__(cls, src_loc_at=1)
+            check_param(cls.__name__, name, value, 1, _ARITH_BITS_MAX)
 
     def __init__(self, num_bits: int, den_bits: int, quo_bits: int):
         self._num_bits, self._den_bits, self._quo_bits = num_bits, den_bits, quo_bits
@@ -145,7 +142,7 @@ class SeqDivider(wiring.Component):
         return m
 
 
-class SeqSqrt(wiring.Component):
+class SeqSqrt(CheckedComponent):
     """Restoring digit-recurrence square root: ``root = floor(sqrt(n))``, 2 bits per cycle.
 
     Parameters
@@ -173,9 +170,9 @@ class SeqSqrt(wiring.Component):
     1. Invariant: ``r = n_i - q**2 <= 2 q``, so ``r`` has ``ceil(in_bits/2) + 1`` bits.
     """
 
-    def __new__(cls, in_bits: int):
-        check_param("SeqSqrt", "in_bits", in_bits, 2, _ARITH_BITS_MAX)
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check_parameters(cls, in_bits: int) -> None:
+        check_param(cls.__name__, "in_bits", in_bits, 2, _ARITH_BITS_MAX)
 
     def __init__(self, in_bits: int):
         self._in_bits = in_bits
@@ -294,38 +291,6 @@ def bit_length(x):
     return Mux(hi.any(), bit_length(hi) + lo_width, bit_length(lo))
 
 
-def ceil_div_const(x, d: int):
-    """``ceil(x / d)`` of an unsigned value ``x`` by a constant ``d >= 1``, without a divider.
-
-    With ``y = x + d - 1 < 2**nb``, ``sh = nb + ceil_log2(d)`` and ``mul = ceil(2**sh / d)``,
-    ``floor(y / d) == (y * mul) >> sh`` for every such ``y`` (the error term of the
-    reciprocal stays below ``1 / d``; Granlund & Montgomery, PLDI 1994, Thm. 4.2).
-    """
-    if d == 1:
-        return x
-    y = x + (d - 1)
-    nb = ((1 << len(x)) - 1 + d - 1).bit_length()
-    sh = nb + ceil_log2(d)
-    mul = -((-(1 << sh)) // d)
-    return (mul_const(y, mul) >> sh)[:nb]
-
-
-def mul_const(x, c: int):
-    """``x * c`` for an unsigned ``x`` and a constant ``c >= 0`` as a sum of shifted copies of
-    ``x`` (adders, no multiplier cell: the control logic stays free of ``$mul``, which the
-    formal checks abstract)."""
-    total = 0
-    for bit in range(c.bit_length()):
-        if (c >> bit) & 1:
-            total = total + (x << bit)
-    return total
-
-
-def ring_next(ptr, depth: int):
-    """The ring-buffer address after ``ptr`` (``0 .. depth-1``, wrapping)."""
-    return Mux(ptr == depth - 1, 0, ptr + 1)
-
-
 def pack_checked(owner: str, layout, values: dict) -> int:
     """The payload integer of one beat of ``layout`` (a ``StructLayout`` of plain unsigned or
     signed fields) from ``values``, refusing a value its field cannot hold.
@@ -370,12 +335,3 @@ def unpack_lanes(word: int, width: int, lanes: int, signed_values: bool = True) 
         v = (word >> (i * width)) & mask
         out.append(v - (1 << width) if signed_values and v >= half else v)
     return out
-
-
-def delay(m: Module, value, cycles: int, name: str):
-    """``value`` delayed by ``cycles`` registers in ``m``'s sync domain (0: ``value`` itself)."""
-    for i in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value

@@ -18,13 +18,19 @@ stream routing.
   :func:`at_most` (a comparison that is not built when it cannot fail).
 * **Stream routing.** :class:`StreamDemux` sends each beat of one stream to one of ``n``
   outputs, so that streams are wired with :func:`amaranth.lib.wiring.connect`.
+* **Vector units.** :class:`VectorUnit` is the scaffold the softmax, GELU, LayerNorm and add
+  units share: parameters checked against one table, one stream port per payload layout,
+  the config mapping.
 * **Skid buffer.** :class:`SkidBuffer` registers a stream's ``ready`` (two entries), so
   that a consumer's ``ready`` does not fan out combinationally into a pipeline's enables.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal
+import inspect
+from typing import ClassVar
+
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -43,13 +49,16 @@ __all__ = [
     "DelayLine",
     "SkidBuffer",
     "StreamDemux",
+    "VectorUnit",
     "at_most",
     "ceil_div_const",
     "check_array_size",
     "check_config_type",
     "check_dataflow",
     "check_param",
+    "mul_const",
     "read_latency",
+    "ring_next",
     "tag_line",
 ]
 
@@ -131,6 +140,68 @@ class CheckedComponent(wiring.Component):
         raise NotImplementedError(f"{cls.__name__} must define check_parameters")
 
 
+class VectorUnit(CheckedComponent):
+    """Scaffold of the vector units (``rtl/softmax.py``, ``gelu.py``, ``layernorm.py``,
+    ``add.py``): parameters, ports and config mapping, defined once.
+
+    A subclass sets :attr:`PARAMS` (each elaboration parameter's allowed ``(lo, hi)``, in
+    the order of its ``__init__`` arguments), :attr:`CONFIG_FIELDS` (the
+    :class:`~edgetron.config.AcceleratorConfig` field each parameter takes) and
+    :meth:`build_layouts` (its payload layouts NamedTuple); its ``__init__`` passes its
+    arguments on by name. The component has one stream per layout field, in field order:
+    ``o`` is the output, every other field an input.
+    """
+
+    #: Parameter name -> allowed ``(lo, hi)``, in the order of ``__init__``'s arguments.
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {}
+    #: Parameter name -> the config field :meth:`from_config` takes it from.
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def check_parameters(cls, *args, **kwargs) -> None:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        for name, (lo, hi) in cls.PARAMS.items():
+            check_param(cls.__name__, name, bound.arguments[name], lo, hi)
+
+    @classmethod
+    def build_layouts(cls, **params):
+        """The payload layouts NamedTuple for ``params``."""
+        raise NotImplementedError(f"{cls.__name__} must define build_layouts")
+
+    def __init__(self, **params):
+        self._params = params
+        self._layouts = self.build_layouts(**params)
+        super().__init__({name: (Out if name == "o" else In)(stream.Signature(layout))
+                          for name, layout in self._layouts._asdict().items()})
+
+    @classmethod
+    def from_config(cls, config: AcceleratorConfig):
+        """The unit for ``config``: each parameter from its field in :attr:`CONFIG_FIELDS`."""
+        check_config_type(config)
+        return cls(**{name: getattr(config, field) for name, field in cls.CONFIG_FIELDS.items()})
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        """The elaboration parameters by name (the export manifest's ``parameters``)."""
+        return dict(self._params)
+
+    @property
+    def lanes(self) -> int:
+        """Elements per beat."""
+        return self._params["lanes"]
+
+    @property
+    def in_bits(self) -> int:
+        """Signed input width."""
+        return self._params["in_bits"]
+
+    @property
+    def layouts(self):
+        """The stream payload layouts."""
+        return self._layouts
+
+
 # ---- delay and tag lines ---------------------------------------------------------------------
 class DelayLine:
     """``value`` registered ``depth`` times in the ``sync`` domain of ``m``.
@@ -190,12 +261,14 @@ def ceil_div_const(x, d: int):
     ``0 <= e < d <= 2**ceil_log2(d)``, so ``y * mul / 2**sh = y/d + y*e / (d * 2**sh)`` and
     the error term is below ``1/d``, too small to reach the next integer (Granlund &
     Montgomery, PLDI 1994, Thm. 4.2). ``nb`` covers every value ``x``'s width can carry.
+    The product is built by :func:`mul_const` (adders, no multiplier cell), so that the
+    formal checks, which cut every multiplier, leave this control logic intact.
     """
     y = x + (d - 1)
     nb = ((1 << len(x)) - 1 + d - 1).bit_length()
     sh = nb + ceil_log2(d)
     mul = -(-(1 << sh) // d)
-    return ((y * mul) >> sh)[:nb]
+    return (mul_const(y, mul) >> sh)[:nb]
 
 
 def at_most(x, limit: int):
@@ -255,6 +328,21 @@ class StreamDemux(CheckedComponent):
         return m
 
 
+# ---- constant products and ring addresses (vector units) ------------------------------------
+def mul_const(x, c: int):
+    """``x * c`` for an unsigned ``x`` and a constant ``c >= 0`` as a sum of shifted copies of
+    ``x`` (adders, no multiplier cell: control logic built with it stays free of ``$mul``,
+    which the formal checks cut)."""
+    total = 0
+    for bit in range(c.bit_length()):
+        if (c >> bit) & 1:
+            total = total + (x << bit)
+    return total
+
+
+def ring_next(ptr, depth: int):
+    """The ring-buffer address after ``ptr`` (``0 .. depth-1``, wrapping)."""
+    return Mux(ptr == depth - 1, 0, ptr + 1)
 # ---- output skid buffer ------------------------------------------------------------------------
 class SkidBuffer(CheckedComponent):
     """A two-entry stream register whose ``i.ready`` is a flip-flop: ``o.ready`` reaches no

@@ -33,10 +33,17 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
+from edgetron.hw.conv import dw_line_width
 
+from .add import AddUnit, add_timing
+from .conv import DepthwiseUnit, dw_timing
+from .gelu import GeluUnit, gelu_timing
 from .gemm import GemmUnit, gemm_timing
+from .layernorm import LayerNormUnit, layernorm_timing
 from .lint import WAIVERS, generated_waivers
+from .pool import PoolUnit, pool_timing
 from .requant import Requantizer
+from .softmax import SoftmaxUnit, softmax_timing
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -103,6 +110,27 @@ def _gemm(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
     return unit, params
 
 
+def _vector(cls):
+    """Builder of a vector unit: ``cls.from_config(cfg)`` and its parameters."""
+    def build(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+        unit = cls.from_config(cfg)
+        return unit, unit.parameters
+    return build
+
+
+def _conv(cfg: AcceleratorConfig) -> tuple[wiring.Component, dict[str, Any]]:
+    # The convolution unit's depthwise mode (rtl/conv/depthwise.py).
+    unit = DepthwiseUnit(cfg)
+    params = {"rows": cfg.rows, "cols": cfg.cols, "input_bits": cfg.input_bits,
+              "weight_bits": cfg.weight_bits, "acc_bits": cfg.acc_bits,
+              "line_width": unit.line_width}
+    return unit, params
+
+
+def _conv_timing(cfg: AcceleratorConfig) -> dict[str, Any]:
+    return dw_timing(cfg, dw_line_width(cfg.ifmap_sram_bytes, cfg.cols, cfg.input_bits))
+
+
 #: The registry of units: a new unit adds one entry (its builder, golden function, timing).
 UNITS: dict[str, Unit] = {
     "requant": Unit(_requant, "edgetron.golden.intops.requantize",
@@ -110,6 +138,24 @@ UNITS: dict[str, Unit] = {
     "gemm": Unit(_gemm, "edgetron.golden.gemm.gemm_int / gemm_requant",
                    "edgetron.sim.units.gemm.gemm_cycles(cfg.sim_params(), M, K, N, out32)",
                    gemm_timing),
+    "softmax": Unit(_vector(SoftmaxUnit),
+                    "edgetron.golden.softmax.softmax_apply",
+                    "edgetron.hw.softmax.softmax_cycles(vector_lanes, R, n)", softmax_timing),
+    "gelu": Unit(_vector(GeluUnit),
+                 "edgetron.golden.gelu.gelu_int8_apply / gelu_apply",
+                 "edgetron.hw.gelu.gelu_cycles(vector_lanes, E)", gelu_timing),
+    "layernorm": Unit(_vector(LayerNormUnit),
+                      "edgetron.golden.layernorm.layernorm_int",
+                      "edgetron.hw.layernorm.layernorm_cycles(vector_lanes, R, C)",
+                      layernorm_timing),
+    "add": Unit(_vector(AddUnit), "edgetron.golden.add.residual_add",
+                "edgetron.hw.add.add_cycles(vector_lanes, E)", add_timing),
+    "pool": Unit(_vector(PoolUnit),
+                 "edgetron.golden.pool.pool_nhwc",
+                 "edgetron.hw.pool.pool_cycles(vector_lanes, n, h, w, C, oh, ow, r, s, sh, sw, "
+                 "pt, pl)", pool_timing),
+    "conv": Unit(_conv, "edgetron.golden.conv.conv2d_requant (groups = C), then the clamp",
+                 "edgetron.sim.units.conv.dw_schedule(rows, shapes)", _conv_timing),
 }
 
 

@@ -34,12 +34,11 @@ depend on the scale only through the internal scale ``S_i`` in ``(2**-11, 2**-10
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gelu import (
@@ -70,23 +69,19 @@ from .arith import (
     shift_left,
     unpack_lanes,
 )
-from .common import MAX_EDGE, check_param
+from .common import MAX_EDGE, VectorUnit
 from .requant import Requantizer
 
-__all__ = ["GeluLayouts", "GeluUnit", "decode_gelu", "encode_gelu", "encode_gelu_consts",
+__all__ = ["GeluLayouts", "GeluUnit", "decode_gelu", "decode_gelu_input", "encode_gelu",
+           "encode_gelu_consts",
            "gelu_field_bounds", "gelu_layouts", "gelu_timing"]
 
 _INT8_BITS = INT8_MAX.bit_length() + 1
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "in_bits": (2, OUT_BITS)}
 #: Largest left shift of the rescale (golden ``internal_shift`` returns f <= 30).
 _PRE_LEFT_MAX = 30
 #: The int32 mode feeds the requantizer ``m = 2**30, s = 30``: ``round_shift(y * 2**30, 30)
 #: == y`` for every int32 ``y``.
 _IDENTITY_SHIFT = 30
-
-
-def _check(name: str, value) -> None:
-    check_param("GeluUnit", name, value, *_PARAM_RANGES[name])
 
 
 def gelu_field_bounds() -> dict[str, int]:
@@ -134,7 +129,7 @@ def gelu_layouts(lanes: int, in_bits: int = OUT_BITS) -> GeluLayouts:
     )
 
 
-class GeluUnit(wiring.Component):
+class GeluUnit(VectorUnit):
     """Element-wise integer GELU (I-BERT i-GELU), ``lanes`` values per beat, fully pipelined.
 
     Parameters
@@ -179,37 +174,13 @@ class GeluUnit(wiring.Component):
 
     LATENCY = GELU_LATENCY
 
-    def __new__(cls, lanes: int, in_bits: int = OUT_BITS):
-        _check("lanes", lanes)
-        _check("in_bits", in_bits)
-        return super().__new__(cls, src_loc_at=1)
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {
+        "lanes": (1, MAX_EDGE), "in_bits": (2, OUT_BITS)}
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {"lanes": "vector_lanes", "in_bits": "acc_bits"}
+    build_layouts = staticmethod(gelu_layouts)
 
     def __init__(self, lanes: int, in_bits: int = OUT_BITS):
-        self._lanes, self._in_bits = lanes, in_bits
-        self._layouts = gelu_layouts(lanes, in_bits)
-        lay = self._layouts
-        super().__init__({"c": In(stream.Signature(lay.c)), "i": In(stream.Signature(lay.i)),
-                          "o": Out(stream.Signature(lay.o))})
-
-    @classmethod
-    def from_config(cls, config: AcceleratorConfig) -> GeluUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``in_bits = acc_bits``."""
-        return cls(config.vector_lanes, config.acc_bits)
-
-    @property
-    def lanes(self) -> int:
-        """Values per beat."""
-        return self._lanes
-
-    @property
-    def in_bits(self) -> int:
-        """Signed input width."""
-        return self._in_bits
-
-    @property
-    def layouts(self) -> GeluLayouts:
-        """The stream payload layouts."""
-        return self._layouts
+        super().__init__(lanes=lanes, in_bits=in_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -217,7 +188,7 @@ class GeluUnit(wiring.Component):
         run = Signal()
         k = Signal(self._layouts.c)
         inflight = Signal(range(self.LATENCY + 2))
-        core.submodules.requant = rq = Requantizer(self._lanes, OUT_BITS, OUT_BITS)
+        core.submodules.requant = rq = Requantizer(self.lanes, OUT_BITS, OUT_BITS)
         i_fire = self.i.valid & self.i.ready
         o_fire = self.o.valid & self.o.ready
         m.d.comb += [
@@ -234,20 +205,20 @@ class GeluUnit(wiring.Component):
         core.d.sync += valid[0].eq(i_fire)
         core.d.sync += [valid[j].eq(valid[j - 1]) for j in range(1, len(valid))]
         core.d.comb += rq.i.valid.eq(valid[-1])
-        out_shift = max(0, self._in_bits + ERF_BITS - OUT_BITS)
+        out_shift = max(0, self.in_bits + ERF_BITS - OUT_BITS)
         clip_bits = len(k.clip)
         stages = None
-        for lane in range(self._lanes):
-            x = [Signal(signed(self._in_bits), name=f"x{j}_{lane}") for j in range(1, 5)]
-            mag = Signal(self._in_bits, name=f"mag_{lane}")
+        for lane in range(self.lanes):
+            x = [Signal(signed(self.in_bits), name=f"x{j}_{lane}") for j in range(1, 5)]
+            mag = Signal(self.in_bits, name=f"mag_{lane}")
             u = Signal(clip_bits, name=f"u_{lane}")
             w = Signal(2 * clip_bits, name=f"w_{lane}")
             rt = Signal(ERF_BITS, name=f"rt_{lane}")
-            prod = Signal(signed(self._in_bits + ERF_BITS + 1), name=f"prod_{lane}")
+            prod = Signal(signed(self.in_bits + ERF_BITS + 1), name=f"prod_{lane}")
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
             q = self.i.payload[lane]
-            absq = Mux(q[-1], -q, q).as_unsigned()[:self._in_bits]
-            left = shift_left(mag, k.pre_shift[:5], self._in_bits + _PRE_LEFT_MAX + 1)
+            absq = Mux(q[-1], -q, q).as_unsigned()[:self.in_bits]
+            left = shift_left(mag, k.pre_shift[:5], self.in_bits + _PRE_LEFT_MAX + 1)
             right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
             v = Mux(k.pre_shift[-1], right, left)
             sign, nonzero = x[2][-1], x[2].any()
@@ -310,6 +281,15 @@ def encode_gelu(unit: GeluUnit, q) -> list[int]:
     check_range(v, *int_range(unit.in_bits), f"q (int{unit.in_bits} input)")
     v = np.pad(v, (0, -v.size % unit.lanes))
     return [pack_lanes(v[j:j + unit.lanes], unit.in_bits) for j in range(0, v.size, unit.lanes)]
+
+
+def decode_gelu_input(unit: GeluUnit, words, elements: int) -> np.ndarray:
+    """The first ``elements`` input values the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_gelu`, for input monitors)."""
+    vals = [v for w in words for v in unpack_lanes(int(w), unit.in_bits, unit.lanes)]
+    if len(vals) < elements:
+        raise ValueError(f"{len(words)} input beats hold {len(vals)} values, need {elements}")
+    return np.array(vals[:elements], dtype=np.int64)
 
 
 def decode_gelu(unit: GeluUnit, words, elements: int) -> np.ndarray:

@@ -23,12 +23,11 @@ special case is built.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import as_int64, check_range, int_range
@@ -48,37 +47,35 @@ from .arith import (
     SeqDivider,
     SeqSqrt,
     bit_length,
-    ceil_div_const,
-    delay,
-    mul_const,
     pack_checked,
     pack_lanes,
-    ring_next,
     round_shift_right,
     saturate,
     shift_left,
     tree_reduce,
     unpack_lanes,
 )
-from .common import MAX_EDGE, check_param
+from .common import (
+    MAX_EDGE,
+    DelayLine,
+    VectorUnit,
+    ceil_div_const,
+    check_param,
+    mul_const,
+    ring_next,
+)
 
-__all__ = ["LayerNormLayouts", "LayerNormUnit", "decode_layernorm", "encode_layernorm",
+__all__ = ["LayerNormLayouts", "LayerNormUnit", "decode_layernorm", "decode_layernorm_input",
+           "encode_layernorm",
            "encode_layernorm_consts", "layernorm_layouts", "layernorm_timing"]
 
 _OUT_BITS = 8
 #: Width of ``D`` (golden: ``q_eps`` plus the largest ``C**2 var`` stays below ``2**62``).
 _VAR_BITS = 62
-#: ``beta_int`` magnitude limit (golden ``_BETA_LSB_LIMIT`` scaled by ``2**(G + NF)``):
-#: ``|beta_int| < 2**(2 * (GAMMA_BITS - 1) + NORM_FRAC_BITS)``.
-_BETA_BITS = 2 * (GAMMA_BITS - 1) + NORM_FRAC_BITS + 1
+#: ``beta_int`` width (golden ``_BETA_LSB_LIMIT`` scaled by ``2**(G + NF)``).
+_BETA_BITS = hw.LAYERNORM_BETA_BITS
 _SHIFT_MIN = RECIP_K - 16 - NORM_FRAC_BITS        # p <= 16
 _SHIFT_MAX = RECIP_K + 15 - NORM_FRAC_BITS        # p >= -15
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_max": (2, CHANNELS_MAX),
-                 "in_bits": (2, IN_BITS_MAX)}
-
-
-def _check(name: str, value) -> None:
-    check_param("LayerNormUnit", name, value, *_PARAM_RANGES[name])
 
 
 class LayerNormLayouts(NamedTuple):
@@ -103,7 +100,7 @@ def layernorm_layouts(lanes: int, row_max: int, in_bits: int = 8) -> LayerNormLa
     )
 
 
-class LayerNormUnit(wiring.Component):
+class LayerNormUnit(VectorUnit):
     """Row-wise integer LayerNorm, ``lanes`` channels per beat, rows of up to ``row_max``.
 
     Parameters
@@ -151,46 +148,23 @@ class LayerNormUnit(wiring.Component):
     :func:`edgetron.golden.layernorm.layernorm_int`.
     """
 
-    def __new__(cls, lanes: int, row_max: int = 768, in_bits: int = 8):
-        for name, value in (("lanes", lanes), ("row_max", row_max), ("in_bits", in_bits)):
-            _check(name, value)
-        return super().__new__(cls, src_loc_at=1)
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {
+        "lanes": (1, MAX_EDGE), "row_max": (2, CHANNELS_MAX), "in_bits": (2, IN_BITS_MAX)}
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {
+        "lanes": "vector_lanes", "row_max": "vector_row_max", "in_bits": "input_bits"}
+    build_layouts = staticmethod(layernorm_layouts)
 
     def __init__(self, lanes: int, row_max: int = 768, in_bits: int = 8):
-        self._lanes, self._row_max, self._in_bits = lanes, row_max, in_bits
-        self._layouts = layernorm_layouts(lanes, row_max, in_bits)
-        lay = self._layouts
-        super().__init__({"c": In(stream.Signature(lay.c)), "p": In(stream.Signature(lay.p)),
-                          "i": In(stream.Signature(lay.i)), "o": Out(stream.Signature(lay.o))})
-
-    @classmethod
-    def from_config(cls, config: AcceleratorConfig, row_max: int = 768) -> LayerNormUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``in_bits = input_bits``."""
-        return cls(config.vector_lanes, row_max, config.input_bits)
-
-    @property
-    def lanes(self) -> int:
-        """Channels per beat."""
-        return self._lanes
+        super().__init__(lanes=lanes, row_max=row_max, in_bits=in_bits)
 
     @property
     def row_max(self) -> int:
-        """Most channels per row."""
-        return self._row_max
-
-    @property
-    def in_bits(self) -> int:
-        """Signed input width."""
-        return self._in_bits
-
-    @property
-    def layouts(self) -> LayerNormLayouts:
-        """The stream payload layouts."""
-        return self._layouts
+        """Longest row."""
+        return self._params["row_max"]
 
     def elaborate(self, platform):
         m, core = Module(), Module()
-        lanes, lay, rmax, ib = self._lanes, self._layouts, self._row_max, self._in_bits
+        lanes, lay, rmax, ib = self.lanes, self._layouts, self.row_max, self.in_bits
         bmax = beats(rmax, lanes)
         x_words, p_words = hw.layernorm_buffer_words(lanes, rmax)
         run = Signal()
@@ -265,7 +239,7 @@ class LayerNormUnit(wiring.Component):
         core.d.sync += stats_valid.eq(sq_tag.valid & sq_tag.last)
         s1, t_depth = tree_reduce(core, a1s, lambda a, b: a + b, "s1_tree")
         s2, _ = tree_reduce(core, a2s, lambda a, b: a + b, "s2_tree")
-        row_go = delay(core, stats_valid, t_depth, "stats_valid")
+        row_go = DelayLine(core, stats_valid, t_depth, "stats_valid").output
 
         # ---- row scalars: D, its normalization, square root, reciprocal ----------------------
         s1_bits = ((rmax << (ib - 1)).bit_length() + 1)
@@ -317,7 +291,8 @@ class LayerNormUnit(wiring.Component):
         tags = [Signal(tag_l, name=f"norm_tag_{s}") for s in hw.LAYERNORM_NORM_STAGES[1:]]
         core.d.sync += [tags[0].valid.eq(n_act), tags[0].last.eq(n_cnt == n_beats - 1)]
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
-        core.d.comb += pr.addr.eq(delay(core, n_cnt, 3, "param_addr"))        # meets affine
+        # the parameter address meets the affine stage
+        core.d.comb += pr.addr.eq(DelayLine(core, n_cnt, 3, "param_addr").output)
         rd_s1, dv2_s1 = Signal.like(n_s1), Signal.like(n_s1)
         rd_fac, dv_fac = Signal.like(n_fac), Signal.like(n_fac)
         rd_sh, dv_sh, sc_sh = Signal.like(n_sh), Signal.like(n_sh), Signal.like(n_sh)
@@ -407,6 +382,19 @@ def encode_layernorm(unit: LayerNormUnit, q) -> list[int]:
             for row in xp for j in range(0, xp.shape[1], lanes)]
 
 
+def decode_layernorm_input(unit: LayerNormUnit, words, rows: int,
+                           channels: int) -> np.ndarray:
+    """The ``(rows, C)`` inputs the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_layernorm`, for input monitors). ``unit`` is a :class:`LayerNormUnit`
+    or anything with its ``lanes``, ``row_max``, ``in_bits`` and ``layouts``."""
+    b = beats(channels, unit.lanes)
+    words = [int(w) for w in words]
+    if len(words) != rows * b:
+        raise ValueError(f"expected {rows} x {b} input beats, got {len(words)}")
+    vals = [v for w in words for v in unpack_lanes(w, unit.in_bits, unit.lanes)]
+    return np.array(vals, np.int64).reshape(rows, b * unit.lanes)[:, :channels]
+
+
 def decode_layernorm(unit: LayerNormUnit, words, rows: int, channels: int) -> np.ndarray:
     """The ``(rows, C)`` int8 results from the ``o`` payloads; ValueError when the beat count
     or a ``last`` flag is wrong."""
@@ -424,9 +412,9 @@ def decode_layernorm(unit: LayerNormUnit, words, rows: int, channels: int) -> np
     return out[:, :channels]
 
 
-def layernorm_timing(config: AcceleratorConfig, row_max: int = 768) -> dict:
+def layernorm_timing(config: AcceleratorConfig) -> dict:
     """The cycle model of :class:`LayerNormUnit` as data (export manifest)."""
-    lanes = config.vector_lanes
+    lanes, row_max = config.vector_lanes, config.vector_row_max
     x_words, p_words = hw.layernorm_buffer_words(lanes, row_max)
     return {
         "model": "edgetron.hw.layernorm.layernorm_cycles",

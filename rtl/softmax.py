@@ -24,12 +24,11 @@ checks them. A row length ``n`` outside ``[1, row_max]`` on the port is clamped 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import INT32_MAX, S_MAX, as_int64, check_range, int_range
@@ -49,20 +48,25 @@ from edgetron.hw.arith import beats, tree_depth
 
 from .arith import (
     SeqDivider,
-    ceil_div_const,
-    delay,
-    mul_const,
     pack_checked,
     pack_lanes,
-    ring_next,
     round_shift_right,
     shift_left,
     tree_reduce,
     unpack_lanes,
 )
-from .common import MAX_EDGE, check_param
+from .common import (
+    MAX_EDGE,
+    DelayLine,
+    VectorUnit,
+    ceil_div_const,
+    check_param,
+    mul_const,
+    ring_next,
+)
 
-__all__ = ["SoftmaxLayouts", "SoftmaxUnit", "decode_softmax", "encode_softmax",
+__all__ = ["SoftmaxLayouts", "SoftmaxUnit", "decode_softmax", "decode_softmax_input",
+           "encode_softmax",
            "encode_softmax_consts", "softmax_field_bounds", "softmax_layouts", "softmax_timing"]
 
 _IN_BITS_MAX = INT32_MAX.bit_length() + 1
@@ -70,11 +74,6 @@ _K = 2 * EXP_BITS - 2                  # golden softmax_constants: factor = 2**k
 _OUT_SHIFT = _K - OUT_FRAC_BITS
 _OUT_BITS = 8
 _PRE_LEFT_MAX = 30                     # golden internal_shift: f <= 30
-_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_max": (1, ROW_MAX), "in_bits": (2, _IN_BITS_MAX)}
-
-
-def _check(name: str, value) -> None:
-    check_param("SoftmaxUnit", name, value, *_PARAM_RANGES[name])
 
 
 def softmax_field_bounds() -> dict[str, int]:
@@ -124,7 +123,7 @@ def softmax_layouts(lanes: int, row_max: int, in_bits: int = _IN_BITS_MAX) -> So
 _TAG = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
 
-class SoftmaxUnit(wiring.Component):
+class SoftmaxUnit(VectorUnit):
     """Row-wise integer softmax, ``lanes`` logits per beat, rows of up to ``row_max``.
 
     Parameters
@@ -173,48 +172,25 @@ class SoftmaxUnit(wiring.Component):
     :func:`edgetron.golden.softmax.softmax_apply`.
     """
 
-    def __new__(cls, lanes: int, row_max: int = 256, in_bits: int = _IN_BITS_MAX):
-        for name, value in (("lanes", lanes), ("row_max", row_max), ("in_bits", in_bits)):
-            _check(name, value)
-        return super().__new__(cls, src_loc_at=1)
+    PARAMS: ClassVar[dict[str, tuple[int, int]]] = {
+        "lanes": (1, MAX_EDGE), "row_max": (1, ROW_MAX), "in_bits": (2, _IN_BITS_MAX)}
+    CONFIG_FIELDS: ClassVar[dict[str, str]] = {
+        "lanes": "vector_lanes", "row_max": "vector_row_max", "in_bits": "acc_bits"}
+    build_layouts = staticmethod(softmax_layouts)
 
     def __init__(self, lanes: int, row_max: int = 256, in_bits: int = _IN_BITS_MAX):
-        self._lanes, self._row_max, self._in_bits = lanes, row_max, in_bits
-        self._layouts = softmax_layouts(lanes, row_max, in_bits)
-        lay = self._layouts
-        super().__init__({"c": In(stream.Signature(lay.c)), "i": In(stream.Signature(lay.i)),
-                          "o": Out(stream.Signature(lay.o))})
-
-    @classmethod
-    def from_config(cls, config: AcceleratorConfig, row_max: int = 256) -> SoftmaxUnit:
-        """The unit for ``config``: ``lanes = vector_lanes``, ``in_bits = acc_bits``."""
-        return cls(config.vector_lanes, row_max, config.acc_bits)
-
-    @property
-    def lanes(self) -> int:
-        """Logits per beat."""
-        return self._lanes
+        super().__init__(lanes=lanes, row_max=row_max, in_bits=in_bits)
 
     @property
     def row_max(self) -> int:
         """Longest row."""
-        return self._row_max
-
-    @property
-    def in_bits(self) -> int:
-        """Signed logit width."""
-        return self._in_bits
-
-    @property
-    def layouts(self) -> SoftmaxLayouts:
-        """The stream payload layouts."""
-        return self._layouts
+        return self._params["row_max"]
 
     def elaborate(self, platform):
         m, core = Module(), Module()
-        lanes, lay, k_in = self._lanes, self._layouts, self.c.payload
-        bmax = beats(self._row_max, lanes)
-        q_words, e_words = hw.softmax_buffer_words(lanes, self._row_max)
+        lanes, lay, k_in = self.lanes, self._layouts, self.c.payload
+        bmax = beats(self.row_max, lanes)
+        q_words, e_words = hw.softmax_buffer_words(lanes, self.row_max)
         recip = hw.SOFTMAX_RECIP_LATENCY
         run = Signal()
         k = Signal(lay.c)
@@ -244,7 +220,7 @@ class SoftmaxUnit(wiring.Component):
             self.i.ready.eq(run & configured & ~self.c.valid & (gap == 0)),
             qw.addr.eq(qwp), qw.data.eq(self.i.payload), qw.en.eq(i_fire),
         ]
-        n_eff = Mux(k_in.n > self._row_max, self._row_max, Mux(k_in.n == 0, 1, k_in.n))
+        n_eff = Mux(k_in.n > self.row_max, self.row_max, Mux(k_in.n == 0, 1, k_in.n))
         b_new = ceil_div_const(n_eff, lanes)
         erp, ewp, nrp = Signal(range(q_words)), Signal(range(e_words)), Signal(range(e_words))
         with core.If(c_fire):
@@ -264,8 +240,8 @@ class SoftmaxUnit(wiring.Component):
         def lane_ok(tag_last, lane):
             return ~tag_last | (lane < last_lanes)
 
-        lo = -(1 << (self._in_bits - 1))
-        lane_max = [Signal(signed(self._in_bits), name=f"lane_max_{j}") for j in range(lanes)]
+        lo = -(1 << (self.in_bits - 1))
+        lane_max = [Signal(signed(self.in_bits), name=f"lane_max_{j}") for j in range(lanes)]
         for j in range(lanes):                                            # lane_max
             cand = Mux(lane_ok(in_last, j), self.i.payload[j], lo)
             with core.If(i_fire):
@@ -274,11 +250,11 @@ class SoftmaxUnit(wiring.Component):
         max_valid = Signal()
         core.d.sync += max_valid.eq(i_fire & in_last)
         row_max, t_depth = tree_reduce(core, lane_max, lambda a, b: Mux(a > b, a, b), "max_tree")
-        exp_go = delay(core, max_valid, t_depth, "max_valid")
+        exp_go = DelayLine(core, max_valid, t_depth, "max_valid").output
 
         # ---- exp pass ------------------------------------------------------------------------
         e_act, e_cnt = Signal(), Signal(range(bmax))
-        e_max = Signal(signed(self._in_bits))
+        e_max = Signal(signed(self.in_bits))
         with core.If(e_act):                                              # issue
             core.d.sync += [erp.eq(ring_next(erp, q_words)), e_cnt.eq(e_cnt + 1)]
             with core.If(e_cnt == n_beats - 1):
@@ -287,7 +263,7 @@ class SoftmaxUnit(wiring.Component):
             core.d.sync += [e_act.eq(1), e_cnt.eq(0), e_max.eq(row_max)]
         m.d.comb += qr.addr.eq(erp)
         tags = [Signal(_TAG, name=f"exp_tag_{s}") for s in hw.SOFTMAX_EXP_STAGES[1:-1]]
-        rd_max = Signal(signed(self._in_bits))
+        rd_max = Signal(signed(self.in_bits))
         core.d.sync += [tags[0].valid.eq(e_act), tags[0].first.eq(e_cnt == 0),
                         tags[0].last.eq(e_cnt == n_beats - 1), rd_max.eq(e_max)]   # read
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
@@ -297,15 +273,15 @@ class SoftmaxUnit(wiring.Component):
         e8 = Signal(data.ArrayLayout(EXP_BITS, lanes))
         lane_sum = []
         for j in range(lanes):
-            mag = Signal(self._in_bits, name=f"mag_{j}")
+            mag = Signal(self.in_bits, name=f"mag_{j}")
             u2, u3, u4, u5 = (Signal(u_bits, name=f"u{s}_{j}") for s in range(2, 6))
             p3 = Signal(u_bits + b["m_ln2"].bit_length(), name=f"p3_{j}")
             z4, z5, z6, z7 = (Signal(z_bits, name=f"z{s}_{j}") for s in range(4, 8))
             zq5 = Signal(u_bits, name=f"zq5_{j}")
             t6 = Signal(b["q_b"].bit_length(), name=f"t6_{j}")
             el = Signal(b["l_max"].bit_length(), name=f"l7_{j}")
-            diff = (rd_max - qr.data[j]).as_unsigned()[:self._in_bits]
-            left = shift_left(mag, k.pre_shift[:5], self._in_bits + _PRE_LEFT_MAX + 1)
+            diff = (rd_max - qr.data[j]).as_unsigned()[:self.in_bits]
+            left = shift_left(mag, k.pre_shift[:5], self.in_bits + _PRE_LEFT_MAX + 1)
             right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
             v = Mux(k.pre_shift[-1], right, left)
             cap = Mux(z7 > EXP_BITS, EXP_BITS, z7) + k.exp_shift
@@ -330,10 +306,10 @@ class SoftmaxUnit(wiring.Component):
         sum_valid = Signal()
         core.d.sync += sum_valid.eq(t_e.valid & t_e.last)
         row_sum, _ = tree_reduce(core, lane_sum, lambda a, b: a + b, "sum_tree")
-        div_go = delay(core, sum_valid, t_depth, "sum_valid")
+        div_go = DelayLine(core, sum_valid, t_depth, "sum_valid").output
 
         # ---- reciprocal ----------------------------------------------------------------------
-        sum_bits = (self._row_max * ((1 << EXP_BITS) - 1)).bit_length()
+        sum_bits = (self.row_max * ((1 << EXP_BITS) - 1)).bit_length()
         core.submodules.recip = div = SeqDivider(_K + 1, sum_bits, EXP_BITS)
         core.d.comb += [div.start.eq(div_go), div.num.eq(1 << _K), div.den.eq(row_sum)]
 
@@ -413,6 +389,18 @@ def encode_softmax(unit: SoftmaxUnit, q) -> list[int]:
             for row in xp for j in range(0, xp.shape[1], lanes)]
 
 
+def decode_softmax_input(unit: SoftmaxUnit, words, rows: int, n: int) -> np.ndarray:
+    """The ``(rows, n)`` logits the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_softmax`, for input monitors). ``unit`` is a :class:`SoftmaxUnit` or
+    anything with its ``lanes``, ``row_max``, ``in_bits`` and ``layouts``."""
+    b = beats(n, unit.lanes)
+    words = [int(w) for w in words]
+    if len(words) != rows * b:
+        raise ValueError(f"expected {rows} x {b} input beats, got {len(words)}")
+    vals = [v for w in words for v in unpack_lanes(w, unit.in_bits, unit.lanes)]
+    return np.array(vals, np.int64).reshape(rows, b * unit.lanes)[:, :n]
+
+
 def decode_softmax(unit: SoftmaxUnit, words, rows: int, n: int) -> np.ndarray:
     """The ``(rows, n)`` probabilities from the ``o`` payloads; ValueError when the beat count
     or a ``last`` flag is wrong."""
@@ -430,9 +418,9 @@ def decode_softmax(unit: SoftmaxUnit, words, rows: int, n: int) -> np.ndarray:
     return out[:, :n]
 
 
-def softmax_timing(config: AcceleratorConfig, row_max: int = 256) -> dict:
+def softmax_timing(config: AcceleratorConfig) -> dict:
     """The cycle model of :class:`SoftmaxUnit` as data (export manifest)."""
-    lanes = config.vector_lanes
+    lanes, row_max = config.vector_lanes, config.vector_row_max
     q_words, e_words = hw.softmax_buffer_words(lanes, row_max)
     return {
         "model": "edgetron.hw.softmax.softmax_cycles",

@@ -21,13 +21,13 @@ bandwidth; a port's transfers take ``bytes / bandwidth`` cycles.
 Vector ops (:func:`vector_costs`)
 ---------------------------------
 The vector units stream their operands from DRAM and their results back. Each unit
-module describes one op as a :class:`VectorWork` (its cycles, the bytes of its row or
-line buffer, its passes, its SRAM traffic and arithmetic); this module does the rest.
-Softmax and LayerNorm keep a row, pools ``r`` input rows, in the ofmap buffer (the GEMM
-unit is idle while a vector op runs); with double buffering two rows must fit for the
-next row's load to overlap. A row that does not fit at all is an error naming the op and
-the buffer (:data:`edgetron.sim.records.ERR_ROW_BUFFER`). The DRAM stall is
-:func:`vector_stall`.
+module describes one op as a :class:`VectorWork` (its cycles, the bytes of its row rings
+or line buffer, its SRAM traffic and arithmetic); this module does the rest. Softmax and
+LayerNorm keep their row rings, pools their line buffer, in the ofmap buffer (the GEMM
+unit is idle while a vector op runs); a buffer that does not fit is an error naming the
+op and the buffer (:data:`edgetron.sim.records.ERR_ROW_BUFFER`). Every vector unit
+streams (its rows overlap in the RTL), so the DMA overlaps all of an op's transfers with
+it; the DRAM stall is :func:`vector_stall`.
 """
 
 from __future__ import annotations
@@ -83,15 +83,8 @@ class VectorWork(NamedTuple):
     cycles : int
         The unit's own cycles (its cycle function).
     buffer_bytes : int
-        Bytes of the ofmap buffer the op keeps (a row, or a pool's line buffer); 0 for
-        an op that streams.
-    streams : int
-        1 when the DMA may overlap the op's whole input and output with it (a single
-        pass, or a pool); 0 for a multi-pass row op, whose input streams during its
-        first pass and output during its last unless two rows fit and double buffering
-        is on.
-    first_pass, last_pass : float
-        Cycles of the first and the last pass over the data (for ``streams = 0``).
+        Bytes of the ofmap buffer the op keeps (row rings, or a pool's line buffer); 0
+        for an element-wise op.
     sram_read, sram_write : float
         Bytes read from and written to the ofmap buffer.
     muls, adds : float
@@ -100,9 +93,6 @@ class VectorWork(NamedTuple):
 
     cycles: int
     buffer_bytes: int
-    streams: int
-    first_pass: float
-    last_pass: float
     sram_read: float
     sram_write: float
     muls: float
@@ -129,23 +119,15 @@ def port_cycles(p, ifmap, filt, ofmap):
 
 
 @njit(cache=True)
-def vector_stall(p, overlap, vec, first_pass, last_pass, ifmap, filt, ofmap):
-    """DRAM stall cycles of a vector op (float): ``ifmap``, ``filt`` bytes in, ``ofmap`` out.
+def vector_stall(p, vec, ifmap, filt, ofmap):
+    """DRAM stall cycles of a streaming vector op of ``vec`` cycles (float): ``ifmap``,
+    ``filt`` bytes in, ``ofmap`` out.
 
-    ``overlap`` 1 (double-buffered rows, or a single-pass streaming op): every port works
-    while the op runs, ``max(0, T - vec)`` with ``T`` the slowest port
-    (:func:`port_cycles`); 0: the input streams during the first pass and the output
-    during the last, ``max(0, T_in - first_pass) + max(0, T_out - last_pass)`` with
-    ``T_in`` and ``T_out`` the port times of the inputs and of the output alone.
+    Every port works while the op runs: ``max(0, T - vec)`` with ``T`` the slowest port's
+    time (:func:`port_cycles`; one shared port: ``(in + out) / BW``).
     """
-    if overlap == 1:
-        t_in, t_out, t_both = port_cycles(p, ifmap, filt, ofmap)
-        return max(0.0, max(t_in, t_out, t_both) - vec)
-    a, b, c = port_cycles(p, ifmap, filt, 0.0)
-    t_in = max(a, b, c)
-    a, b, c = port_cycles(p, 0.0, 0.0, ofmap)
-    t_out = max(a, b, c)
-    return max(0.0, t_in - first_pass) + max(0.0, t_out - last_pass)
+    t_in, t_out, t_both = port_cycles(p, ifmap, filt, ofmap)
+    return max(0.0, max(t_in, t_out, t_both) - vec)
 
 
 @njit(cache=True)
@@ -174,12 +156,8 @@ def vector_costs(p, rec, work, row):
         row[C_ERR_NEED] = need
         row[C_ERR_HAVE] = p.ofmap_sram_bytes
         return
-    overlap = 1
-    if work.streams == 0 and not (p.double_buffer == 1 and 2 * need <= p.ofmap_sram_bytes):
-        overlap = 0
     vec = work.cycles
-    stall = vector_stall(p, overlap, float(vec), work.first_pass, work.last_pass, act_bytes,
-                         const_bytes, out_bytes)
+    stall = vector_stall(p, float(vec), act_bytes, const_bytes, out_bytes)
     total = np.ceil(vec + stall)
     row[C_VECTOR] = vec
     row[C_CYCLES] = total
@@ -192,4 +170,4 @@ def vector_costs(p, rec, work, row):
     row[C_DRAM_WR] = out_bytes
     row[C_SRAM_RD] = row[C_OFMAP_RD]
     row[C_SRAM_WR] = row[C_OFMAP_WR]
-    row[C_DB] = overlap
+    row[C_DB] = 1                                  # loads overlap the op (it streams)

@@ -29,16 +29,22 @@ __all__ = [
 #: ``out_bytes``, ``a_bytes`` and ``out_bytes_each`` (bytes of one input and one output
 #: element). Matrix ops: ``count, m, k, n`` (the op's GEMM view), ``out32``,
 #: ``b_bytes_each``, and for convolutions ``is_conv`` and the window geometry ``img, h,
-#: w, cg, out_h, out_w, r, s, stride_h``. Softmax and LayerNorm: ``rows, cols``. Pools:
-#: ``img, h, w, cg`` (channels), ``out_h, out_w, r, s, stride_h``.
+#: w, cg, out_h, out_w, r, s, stride_h``, ``stride_w, pad_t, pad_b, pad_l, pad_r`` (the
+#: depthwise mode's geometry, :func:`edgetron.sim.units.conv.dw_costs`); ``is_conv`` is 2
+#: for a depthwise convolution with channel multiplier 1. Softmax and LayerNorm:
+#: ``rows, cols``. Pools:
+#: ``img, h, w, cg`` (channels), ``out_h, out_w, r, s, stride_h``, ``stride_w, pad_t,
+#: pad_l``.
 FIELDS = (
     "kind", "count", "m", "k", "n", "out32", "a_bytes", "b_bytes_each", "out_bytes_each", "macs",
     "is_conv", "img", "h", "w", "cg", "out_h", "out_w", "r", "s", "stride_h",
     "rows", "cols", "elements", "in_bytes", "b_bytes", "param_bytes", "out_bytes",
+    "stride_w", "pad_t", "pad_b", "pad_l", "pad_r",
 )
 (F_KIND, F_COUNT, F_M, F_K, F_N, F_OUT32, F_A_B, F_W_B, F_OUT_B, F_MACS,
  F_IS_CONV, F_IMG, F_H, F_W, F_CG, F_OH, F_OW, F_R, F_S, F_SH,
- F_ROWS, F_COLS, F_ELEMS, F_IN_BYTES, F_B_BYTES, F_PARAM_BYTES, F_OUT_BYTES) = range(len(FIELDS))
+ F_ROWS, F_COLS, F_ELEMS, F_IN_BYTES, F_B_BYTES, F_PARAM_BYTES, F_OUT_BYTES,
+ F_SW, F_PT, F_PB, F_PL, F_PR) = range(len(FIELDS))
 NFIELD = len(FIELDS)
 
 #: Columns of the per-op result row (float64), in order.

@@ -134,7 +134,7 @@ from .records import (
     F_W_B,
 )
 from .units.add import psum_accumulate_cycles
-from .units.conv import im2col_dram_bytes
+from .units.conv import dw_account, dw_mode, im2col_dram_bytes
 from .units.gemm import MS_BYTES, call_counts, ch_bytes
 from .units.gemm_timing import gemm_step, sequence_start, state_relative, state_shift
 
@@ -389,7 +389,7 @@ def gemm_costs(p, count, m, k, n, mt, kt, nt, out32, a_b, w_b, out_b, geom, row)
         row[C_DRAM_PSUM] += psum_rd
         row[C_DRAM_OUT] += final
         row[C_DRAM_PARAM] += ms
-        vstall = vector_stall(p, 1, vector, 0.0, 0.0, psum_rd, ms, final)
+        vstall = vector_stall(p, vector, psum_rd, ms, final)
         row[C_EV_ADD] += float(count * (nk - 1) * m * n)
         if out32 == 0:
             row[C_EV_MUL] += float(count * m * n)
@@ -528,8 +528,29 @@ def matrix_costs(p, rec, row):
     """Plan and account the matrix op of flat record ``rec`` into ``row`` (zeroed).
 
     :func:`plan_gemm` on the record's GEMM view and, for a convolution, its window
-    geometry; the MAC events are the op's MACs.
+    geometry; a depthwise convolution that the array's depthwise mode runs
+    (:func:`edgetron.sim.units.conv.dw_mode`) is costed by
+    :func:`~edgetron.sim.units.conv.dw_account` instead, with the same DRAM port bound.
+    The MAC events are the op's MACs.
     """
+    if dw_mode(p, rec):
+        row[:] = 0.0
+        compute, head, tail = dw_account(p, rec, row)
+        busy = max(float(compute), _port_bound(p, row[C_DRAM_A], row[C_DRAM_B]
+                                               + row[C_DRAM_PARAM], row[C_DRAM_OUT],
+                                               float(head), float(tail)))
+        total = np.ceil(busy)
+        row[C_COMPUTE] = compute
+        row[C_CYCLES] = total
+        row[C_STALL] = total - compute
+        row[C_DRAM_RD] = row[C_DRAM_A] + row[C_DRAM_B] + row[C_DRAM_PARAM]
+        row[C_DRAM_WR] = row[C_DRAM_OUT]
+        row[C_SRAM_RD] = row[C_IFMAP_RD] + row[C_WEIGHT_RD] + row[C_PARAM_RD]
+        row[C_SRAM_WR] = row[C_IFMAP_WR] + row[C_WEIGHT_WR] + row[C_PARAM_WR]
+        row[C_DB] = p.double_buffer
+        row[C_KCHUNKS] = 1
+        row[C_EV_MAC] = float(rec[F_MACS])
+        return
     geom = (rec[F_IS_CONV], rec[F_IMG], rec[F_H], rec[F_W], rec[F_CG], rec[F_OH],
             rec[F_OW], rec[F_R], rec[F_SH])
     plan_gemm(p, rec[F_COUNT], rec[F_M], rec[F_K], rec[F_N], rec[F_OUT32], rec[F_A_B],

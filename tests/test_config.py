@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from edgetron import config as config_mod
+from edgetron import config_file
 from edgetron.config import (
     DATAFLOWS,
     DEFAULT_PRESET,
@@ -22,8 +23,8 @@ from edgetron.config import (
     AcceleratorConfig,
     ConfigError,
     SimParams,
-    load_config,
 )
+from edgetron.config_file import load_config
 
 INT_FIELDS = config_mod._INT_FIELDS
 FLOAT_FIELDS = config_mod._FLOAT_FIELDS
@@ -476,6 +477,6 @@ def test_config_file_size_is_bounded(tmp_path, monkeypatch):
     path = tmp_path / "c.toml"
     path.write_text('preset = "edge-8"\n' + "# padding\n" * 20)
     assert load_config(path) == PRESETS["edge-8"]
-    monkeypatch.setattr(config_mod, "MAX_CONFIG_BYTES", 100)
+    monkeypatch.setattr(config_file, "MAX_CONFIG_BYTES", 100)
     with pytest.raises(ConfigError, match=r"c\.toml: the file exceeds the limit of 100 bytes$"):
         load_config(path)

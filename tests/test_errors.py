@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgetron.config import AcceleratorConfig, load_config
+from edgetron.config import AcceleratorConfig
+from edgetron.config_file import load_config
 from edgetron.errors import ConfigError, EdgetronError, ScaleSimError, SimulationError, TraceError
 from edgetron.report import plot_path
 from edgetron.workload import (

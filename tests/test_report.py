@@ -23,7 +23,7 @@ from edgetron.errors import ConfigError
 from edgetron.report import format_comparison
 from edgetron.rtl import fpga
 from edgetron.sim.engine import simulate
-from edgetron.workload import Gemm, Softmax, Trace, build_model, load_workload, save_trace
+from edgetron.workload import Concat, Gemm, Softmax, Trace, build_model, load_workload, save_trace
 
 MODELS = ("vit-tiny", "resnet18", "mobilenetv2")
 #: The 2x2 GEMM unit with 1 KiB buffers (the config of the CI flow in tests/rtl/test_fpga.py).
@@ -247,6 +247,10 @@ def test_units_of_maps_op_kinds_to_exported_units(monkeypatch):
     assert unmeasured == ("layernorm", "gelu", "add", "concat")
     units, _ = units_of([build_model("mobilenetv2")])
     assert units == {"gemm": ("gemm", "conv2d", "dwconv2d")}
+    monkeypatch.setattr(export, "UNITS", {"gemm": None, "pool": None})
+    units, unmeasured = units_of([build_model("resnet18")])
+    assert units == {"gemm": ("gemm", "conv2d"), "pool": ("maxpool", "avgpool")}
+    assert unmeasured == ("add",)
 
 
 def test_config_clock_text():
@@ -391,30 +395,28 @@ def test_misfit_is_cached_and_repeated(tmp_path, cache, monkeypatch, capsys):
 
 def test_slowest_unit_sets_the_clock_and_unexported_kinds_are_named(tmp_path, cache,
                                                                       monkeypatch):
-    from edgetron.rtl import export
 
-    monkeypatch.setattr(export, "UNITS", {**export.UNITS, "softmax": export.UNITS["requant"]})
-    fmax = {"gemm": 63.26, "softmax": 48.5}
+    fmax = {"gemm": 63.26, "softmax": 48.5, "layernorm": 55.0, "gelu": 70.1, "add": 90.0}
     monkeypatch.setattr(fpga, "run_unit", lambda unit, cfg, target, **kw: recorded(
         unit, target.name, fmax[unit], cfg))
     trace = build_model("vit-tiny")
     clock = fpga_clock(PRESETS["edge-8"], "ecp5-85k", [trace])
     assert clock.mhz == 48.5 and clock.limiting_unit == "softmax"
-    assert [u.unit for u in clock.units] == ["softmax", "gemm"]
-    assert clock.unmeasured_kinds == ("layernorm", "gelu", "add", "concat")
+    assert [u.unit for u in clock.units] == ["softmax", "layernorm", "gemm", "gelu", "add"]
+    assert clock.unmeasured_kinds == ("concat",)
     assert clock.text == ("48.5 MHz (measured Fmax of softmax on ecp5-85k, nextpnr 0.11.1, "
-                          "seed 1; the slowest of softmax 48.5, gemm 63.3 MHz; layernorm, "
-                          "gelu, add, concat not measured (no RTL export))")
+                          "seed 1; the slowest of softmax 48.5, layernorm 55.0, gemm 63.3, "
+                          "gelu 70.1, add 90.0 MHz; concat not measured (no RTL export))")
     assert clock.apply(PRESETS["edge-8"]).clock_mhz == 48.5
-    assert "layernorm, gelu, add, concat" in markdown(
+    assert "concat not measured" in markdown(
         [simulate(trace, clock.apply(PRESETS["edge-8"]))], clock=clock)
 
 
 def test_model_without_an_exported_unit_is_refused(cache):
-    sm = Softmax(name="sm", inputs=("input",), batch=1, rows=4, cols=8)
+    cat = Concat(name="cat", inputs=("input",), batch=1, rows=(4,), cols=8, const_rows=1)
     with pytest.raises(ConfigError, match=r"no op of the models runs on a unit with an RTL "
-                                          r"export \(their kinds: softmax\)"):
-        fpga_clock(TINY, "ecp5-85k", [Trace(name="s", batch=1, ops=(sm,))])
+                                          r"export \(their kinds: concat\)"):
+        fpga_clock(TINY, "ecp5-85k", [Trace(name="s", batch=1, ops=(cat,))])
 
 
 def test_unwritable_cache_still_gives_the_clock(tmp_path, cache, monkeypatch, capsys):
@@ -483,7 +485,7 @@ def test_report_with_data_has_accuracy_and_the_measured_clock(tmp_path, cache, c
             str(cfg_file), "--clock", "fpga:ecp5-85k", "--out", str(out)]
     assert main(argv) == 0
     capsys.readouterr()
-    assert len(cache) == 1
+    assert sorted(c[0] for c in cache) == ["gemm", "pool"]  # the CNN's conv and pools
     md = (out / "report.md").read_text()
     assert f"Accuracy on {x} (8 samples), calibrated on 8 samples of {x}" in md
     for row in ("| agreement |", "| bit-exact | yes |", "| integer top-1 |"):

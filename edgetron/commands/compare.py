@@ -27,7 +27,7 @@ from pathlib import Path
 from edgetron.clock import CLOCK_HELP, Clock, config_clock, fpga_clock, parse_clock
 from edgetron.commands import CONFIG_HELP, MODEL_HELP
 from edgetron.commands.sim import compile_notice, progress_bar
-from edgetron.config import load_config
+from edgetron.config_file import load_config
 from edgetron.costing import report_dict, write_report
 from edgetron.errors import EdgetronError, SimulationError
 from edgetron.report import format_comparison, plot_breakdown, plot_path, write_json

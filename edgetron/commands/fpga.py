@@ -10,7 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from edgetron.config import DEFAULT_PRESET, PRESETS, AcceleratorConfig, load_config
+from edgetron.config import DEFAULT_PRESET, PRESETS, AcceleratorConfig
+from edgetron.config_file import load_config
 from edgetron.errors import ConfigError
 
 __all__ = ["Progress", "apply_overrides", "register"]

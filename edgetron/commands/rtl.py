@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgetron.config import DEFAULT_PRESET, PRESETS, load_config
+from edgetron.config import DEFAULT_PRESET, PRESETS
+from edgetron.config_file import load_config
 from edgetron.errors import ConfigError, EdgetronError
 
 __all__ = ["register"]

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgetron.commands import CONFIG_HELP, MODEL_HELP
-from edgetron.config import load_config
+from edgetron.config_file import load_config
 from edgetron.errors import SimulationError
 from edgetron.report import format_result, result_dict, write_json
 from edgetron.sim import engine, functional

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgetron.config import AcceleratorConfig, load_config
+from edgetron.config import AcceleratorConfig
+from edgetron.config_file import load_config
 from edgetron.sim import engine
 from edgetron.sim.engine import simulate
 from edgetron.sim.prepare import DEFAULT_MAX_GIB, check_size

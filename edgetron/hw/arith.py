@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from .gemm import cdiv
+
 __all__ = [
     "DIVIDER_BITS_PER_CYCLE",
     "SQRT_BITS_PER_CYCLE",
@@ -28,10 +30,9 @@ DIVIDER_BITS_PER_CYCLE = 2
 SQRT_BITS_PER_CYCLE = 2
 
 
-@njit(cache=True)
-def beats(n, lanes):
-    """Beats of ``lanes`` elements that carry ``n`` elements, ``ceil(n / lanes)``."""
-    return (n + lanes - 1) // lanes
+#: Beats of ``lanes`` elements that carry ``n`` elements, ``beats(n, lanes) = ceil(n /
+#: lanes)``: :func:`edgetron.hw.gemm.cdiv` under the name the vector formulas use.
+beats = cdiv
 
 
 @njit(cache=True)

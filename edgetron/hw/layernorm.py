@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from edgetron.golden.layernorm import ISQRT_BITS, RECIP_K
+from edgetron.golden.layernorm import GAMMA_BITS, ISQRT_BITS, NORM_FRAC_BITS, RECIP_K
 
 from .arith import beats, divider_latency, sqrt_latency, tree_depth
 
 __all__ = [
+    "LAYERNORM_BETA_BITS",
     "LAYERNORM_FACTOR_BITS",
     "LAYERNORM_INGEST_STAGES",
     "LAYERNORM_ISQRT_LATENCY",
@@ -63,6 +64,10 @@ LAYERNORM_RECIP_LATENCY = divider_latency(LAYERNORM_FACTOR_BITS)
 #: (7), the rounding shift (7), ``n * gamma + beta`` (8), the rounding shift and saturation
 #: into the output register (9).
 LAYERNORM_NORM_STAGES = ("issue", "read", "dev", "scale", "round", "affine", "out")
+#: Width of ``beta_int`` in the parameter memory: golden keeps ``|beta_int| <
+#: 2**(2 (GAMMA_BITS - 1) + NORM_FRAC_BITS)``. A parameter word holds ``lanes`` channels of
+#: ``GAMMA_BITS + LAYERNORM_BETA_BITS`` bits.
+LAYERNORM_BETA_BITS = 2 * (GAMMA_BITS - 1) + NORM_FRAC_BITS + 1
 _INGEST = len(LAYERNORM_INGEST_STAGES)
 _ROW = len(LAYERNORM_ROW_STAGES)
 _NORM = len(LAYERNORM_NORM_STAGES)

@@ -153,4 +153,4 @@ def vector_work(p, rec):
         return pool.maxpool_work(p, rec)
     if code == _AVGPOOL:
         return pool.avgpool_work(p, rec)
-    return VectorWork(-1, 0, 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return VectorWork(-1, 0, 0.0, 0.0, 0.0, 0.0)

@@ -1,13 +1,16 @@
 """The add unit: residual adds and K-split partial sums; cycles, events and kernel.
 
-Timing (``B(n)`` and the stage rules in :mod:`edgetron.sim.units.pipeline`):
+Timing (``B(n) = ceil(n / lanes)``):
 
-* residual add over ``n`` output elements, one pass: ``B(n) + ADD_LATENCY``
-  (:func:`add_cycles`);
+* residual add over ``n`` output elements, one pass: the RTL unit's
+  ``edgetron.hw.add.add_cycles``, ``B(n) + ADD_LATENCY`` (``rtl/add.py:AddUnit``,
+  :func:`add_cycles`);
 * partial-sum accumulation of a GEMM whose K is split over several GEMM-unit calls
   (``chunks`` int32 partial tiles of ``n`` elements, summed, then requantized; costed
-  by :mod:`edgetron.sim.tiling`): ``chunks * B(n) + ADD_LATENCY + REQUANT_LATENCY``
-  (:func:`psum_accumulate_cycles`).
+  by :mod:`edgetron.sim.tiling`): ``chunks * B(n) + PSUM_LATENCY + REQUANT_LATENCY``
+  (:func:`psum_accumulate_cycles`). **Modelled, not RTL**: ``AddUnit`` adds two int8
+  tensors at two scales; an int32 accumulate pass has no RTL yet, and
+  :data:`PSUM_LATENCY` is a design estimate (three register stages).
 
 The functional kernel :func:`residual_elems` computes golden's
 ``saturate(round_shift(a * m_a + b * m_b, s))`` on its
@@ -22,6 +25,7 @@ from numba import njit
 from edgetron.config import SimParams
 from edgetron.golden.add import residual_add, residual_constants
 from edgetron.golden.quant import activation_bounds, activation_clamp
+from edgetron.hw import add as hw
 from edgetron.hw.gemm import REQUANT_LATENCY
 from edgetron.workload import Add, Op
 
@@ -32,8 +36,8 @@ from .pipeline import STAGE, beats, round_shift
 
 __all__ = [
     "ADD_ADDS_PER_ELEMENT",
-    "ADD_LATENCY",
     "ADD_MULS_PER_ELEMENT",
+    "PSUM_LATENCY",
     "add_cycles",
     "int64_bounds",
     "prepare",
@@ -45,19 +49,20 @@ __all__ = [
     "work",
 ]
 
-#: ``a * m_a`` and ``b * m_b`` (two multipliers, 1), sum (1), rounding shift, saturation and
-#: the fused activation clamp (1).
-ADD_LATENCY = 3 * STAGE
+#: An int32 partial-sum accumulate pass (no RTL; a design estimate): read the running sum,
+#: add the partial tile, register the result (three stages).
+PSUM_LATENCY = 3 * STAGE
 #: ``a * m_a`` and ``b * m_b``.
 ADD_MULS_PER_ELEMENT = 2
-#: The sum.
-ADD_ADDS_PER_ELEMENT = 1
+#: The sum and the rounding add.
+ADD_ADDS_PER_ELEMENT = 2
 
 
 @njit(cache=True)
 def add_cycles(p, elements):
-    """Cycles of the residual-add unit for ``elements`` output values (one pass)."""
-    return beats(elements, p.vector_lanes) + ADD_LATENCY
+    """Cycles of the residual-add unit for ``elements`` output values (one pass): the RTL's
+    ``edgetron.hw.add.add_cycles(p.vector_lanes, elements)``."""
+    return hw.add_cycles(p.vector_lanes, elements)
 
 
 @njit(cache=True)
@@ -65,17 +70,17 @@ def psum_accumulate_cycles(p, elements, chunks):
     """Cycles to sum ``chunks`` int32 partial-sum tiles of ``elements`` values and requantize.
 
     Used when a GEMM's reduction length does not fit the GEMM unit's buffers and is split
-    over several calls (:mod:`edgetron.sim.tiling`): the add unit streams every partial
-    tile once.
+    over several calls (:mod:`edgetron.sim.tiling`): the vector unit streams every partial
+    tile once (modelled, not RTL: module docstring).
     """
-    return chunks * beats(elements, p.vector_lanes) + ADD_LATENCY + REQUANT_LATENCY
+    return chunks * beats(elements, p.vector_lanes) + PSUM_LATENCY + REQUANT_LATENCY
 
 
 @njit(cache=True)
 def work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a residual add: it streams."""
     elems = rec[F_ELEMS]
-    return VectorWork(add_cycles(p, elems), 0, 1, 0.0, 0.0, 0.0, 0.0,
+    return VectorWork(add_cycles(p, elems), 0, 0.0, 0.0,
                       float(elems * ADD_MULS_PER_ELEMENT), float(elems * ADD_ADDS_PER_ELEMENT))
 
 

@@ -44,7 +44,7 @@ def concat_cycles(p, elements):
 @njit(cache=True)
 def work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a concat: it streams, no arithmetic."""
-    return VectorWork(concat_cycles(p, rec[F_ELEMS]), 0, 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return VectorWork(concat_cycles(p, rec[F_ELEMS]), 0, 0.0, 0.0, 0.0, 0.0)
 
 
 @njit(cache=True)

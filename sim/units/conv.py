@@ -39,7 +39,15 @@ from numba import njit
 
 from edgetron.config import SimParams
 from edgetron.golden.conv import conv2d_int
-from edgetron.hw.gemm import cdiv
+from edgetron.hw.conv import (
+    DW_CMD_CYCLES,
+    DW_LINE_ROWS,
+    dw_bank_reuse,
+    dw_fits,
+    dw_line_width,
+    dw_output_latency,
+)
+from edgetron.hw.gemm import cdiv, element_bytes
 from edgetron.workload import DwConv2d, Op
 
 from ..opdata import (
@@ -53,11 +61,57 @@ from ..opdata import (
     seeded_bias,
     weight_scales,
 )
-from ..records import F_CG, F_H, F_IMG, F_IS_CONV, F_OH, F_OW, F_R, F_S, F_SH, F_W
+from ..records import (
+    C_CALLS,
+    C_DRAM_A,
+    C_DRAM_B,
+    C_DRAM_OUT,
+    C_DRAM_PARAM,
+    C_EV_MUL,
+    C_EV_REG,
+    C_IFMAP_RD,
+    C_IFMAP_WR,
+    C_PARAM_RD,
+    C_PARAM_WR,
+    C_TILE_K,
+    C_TILE_M,
+    C_TILE_N,
+    C_WEIGHT_RD,
+    C_WEIGHT_WR,
+    F_A_B,
+    F_CG,
+    F_COUNT,
+    F_H,
+    F_IMG,
+    F_IS_CONV,
+    F_OH,
+    F_OUT32,
+    F_OUT_B,
+    F_OW,
+    F_PB,
+    F_PL,
+    F_PR,
+    F_PT,
+    F_R,
+    F_S,
+    F_SH,
+    F_SW,
+    F_W,
+    F_W_B,
+    NFIELD,
+)
 from . import gemm
+from .gemm import ch_bytes
+from .pipeline import requantize
 
 __all__ = [
     "conv_weight_matrix",
+    "dw_account",
+    "dw_call_times",
+    "dw_mode",
+    "dw_run",
+    "dw_schedule",
+    "dw_sequence",
     "groups_of",
     "im2col_dram_bytes",
     "im2col_rows",
@@ -144,6 +198,197 @@ def im2col_dram_bytes(mt, kt, k_total, n_img, h, w, cg, out_h, out_w, r, stride_
 
 
 # ------------------------------------------------------------------------------------------
+# The depthwise mode's timing (rtl/conv/depthwise.py; docs/rtl.md derives it)
+# ------------------------------------------------------------------------------------------
+@njit(cache=True)
+def dw_call_times(rows, h, w, r, s, sh, sw, pt, pb, pl, pr):
+    """One depthwise call from its command handshake (cycle 0), inputs at full rate:
+    ``(first_sweep, last_sweep, last_pixel, first_out, last_out)``.
+
+    The weights take cycles ``1 .. r*s`` (the parameters cycle 1), the pixels one per
+    cycle from cycle 1, input row ``iy`` waiting until the line buffer has room for it
+    (row ``iy - DW_LINE_ROWS`` no longer needed: the output row that needed it last has
+    been swept). Output row ``oy`` is swept in ``L = (wo - 1) * sw + s`` consecutive
+    cycles, from the cycle after the previous row's sweep (or after the last weight) and
+    not before its input rows ``oy*sh - pt .. oy*sh - pt + r - 1`` (those that exist) are
+    in. A window completed in sweep cycle ``c`` leaves on ``o`` in cycle
+    ``c + dw_output_latency(rows)``.
+    """
+    ho = (h + pt + pb - r) // sh + 1
+    wo = (w + pl + pr - s) // sw + 1
+    sweep = (wo - 1) * sw + s
+    lat = dw_output_latency(rows)
+    row_end = np.empty(ho, dtype=np.int64)      # last sweep cycle of each output row
+    pix_end = np.empty(h, dtype=np.int64)       # cycle of each input row's last pixel
+    loaded = 0                                  # input rows whose times are known
+    t_free = DW_CMD_CYCLES                      # the loader's next free cycle
+    start = DW_CMD_CYCLES + r * s               # no sweep before the weights are in
+    first_sweep = 0
+    for oy in range(ho):
+        need = min(h, oy * sh - pt + r)
+        while loaded < need:
+            iy = loaded
+            q = (iy - DW_LINE_ROWS + pt) // sh  # the row whose sweep frees its memory
+            begin = t_free
+            if iy >= DW_LINE_ROWS - pt:
+                begin = max(begin, row_end[q] + 1)
+            pix_end[iy] = begin + w - 1
+            t_free = pix_end[iy] + 1
+            loaded += 1
+        if need > 0:
+            start = max(start, pix_end[need - 1] + 1)
+        if oy == 0:
+            first_sweep = start
+        row_end[oy] = start + sweep - 1
+        start = row_end[oy] + 1
+    while loaded < h:                           # rows no window needs, still taken
+        iy = loaded
+        q = (iy - DW_LINE_ROWS + pt) // sh
+        begin = t_free
+        if iy >= DW_LINE_ROWS - pt:
+            begin = max(begin, row_end[min(q, ho - 1)] + 1)
+        pix_end[iy] = begin + w - 1
+        t_free = pix_end[iy] + 1
+        loaded += 1
+    return (first_sweep, row_end[ho - 1], pix_end[h - 1], first_sweep + s - 1 + lat,
+            row_end[ho - 1] + lat)
+
+
+@njit(cache=True)
+def dw_schedule(rows, shapes):
+    """Depthwise calls back to back, inputs at full rate and no backpressure: per call
+    ``(command, first output, last output)`` cycles, the first command at cycle 0.
+
+    ``shapes``: int64 ``[n, 10]``, one call per row ``(h, w, r, s, sh, sw, pt, pb, pl,
+    pr)``. A command is taken once the previous call has swept its last row and taken
+    its last pixel, and ``dw_bank_reuse(rows)`` cycles after the last sweep of the call
+    two before (the weight bank it reuses).
+    """
+    n = shapes.shape[0]
+    out = np.empty((n, 3), dtype=np.int64)
+    reuse = dw_bank_reuse(rows)
+    t0 = 0
+    end1 = -(1 << 40)            # last sweep of the call before
+    end2 = -(1 << 40)            # and of the one before it (the same weight bank)
+    for i in range(n):
+        sh_ = shapes[i]
+        _, last_sweep, last_pixel, first_out, last_out = dw_call_times(
+            rows, sh_[0], sh_[1], sh_[2], sh_[3], sh_[4], sh_[5], sh_[6], sh_[7], sh_[8],
+            sh_[9])
+        t0 = max(t0, end2 + reuse + 1)
+        out[i, 0] = t0
+        out[i, 1] = t0 + first_out
+        out[i, 2] = t0 + last_out
+        end2 = end1
+        end1 = t0 + last_sweep
+        t0 = t0 + max(last_sweep, last_pixel) + 1
+    return out
+
+
+@njit(cache=True)
+def dw_sequence(rows, calls, h, w, r, s, sh, sw, pt, pb, pl, pr):
+    """``calls`` identical depthwise calls (:func:`dw_schedule`): ``(cycles, head, tail)``,
+    the first command handshake to the last output handshake, both included; the cycles
+    to the first output handshake, both included; the cycles from the last input pixel
+    to the end (what the unit still does once its last operand is in)."""
+    shapes = np.empty((calls, 10), dtype=np.int64)
+    for i in range(calls):
+        shapes[i, 0] = h
+        shapes[i, 1] = w
+        shapes[i, 2] = r
+        shapes[i, 3] = s
+        shapes[i, 4] = sh
+        shapes[i, 5] = sw
+        shapes[i, 6] = pt
+        shapes[i, 7] = pb
+        shapes[i, 8] = pl
+        shapes[i, 9] = pr
+    sched = dw_schedule(rows, shapes)
+    last_pixel = dw_call_times(rows, h, w, r, s, sh, sw, pt, pb, pl, pr)[2]
+    end = sched[calls - 1, 2] + 1
+    return end, sched[0, 1] + 1, end - (sched[calls - 1, 0] + last_pixel)
+
+
+@njit(cache=True)
+def dw_mode(p, rec):
+    """True when the conv of flat record ``rec`` runs in the depthwise mode: a depthwise
+    convolution with channel multiplier 1 (``is_conv == 2``), requantized output, and a
+    geometry that fits (:func:`edgetron.hw.conv.dw_fits` with the config's line buffer).
+    Otherwise it runs as per-channel GEMMs."""
+    if rec[F_IS_CONV] != 2 or rec[F_OUT32] != 0:
+        return False
+    lw = dw_line_width(p.ifmap_sram_bytes, p.cols, p.input_bits)
+    return dw_fits(p.rows, lw, rec[F_H], rec[F_W], rec[F_R], rec[F_S], rec[F_SH], rec[F_SW],
+                   rec[F_PT], rec[F_PB], rec[F_PL], rec[F_PR])
+
+
+@njit(cache=True)
+def dw_account(p, rec, row):
+    """Account a depthwise op in the depthwise mode into ``row``: traffic, events, calls;
+    returns ``(compute, head, tail)`` of :func:`dw_sequence` for the DRAM port bound
+    (:func:`edgetron.sim.tiling.matrix_costs` finishes the row).
+
+    One call per image and group of ``cols`` channels. DRAM: every input pixel once, the
+    weights and the per-channel parameters once, the int8 outputs once. SRAM: the line
+    buffer is written once per pixel word and read ``r`` words per sweep cycle; the
+    weight and parameter banks are written once and read per call. Registers: each MAC
+    moves its operand and its partial sum one PE on.
+    """
+    n_img, h, w, c = rec[F_IMG], rec[F_H], rec[F_W], rec[F_COUNT]
+    r, s, ho, wo = rec[F_R], rec[F_S], rec[F_OH], rec[F_OW]
+    sh, sw = rec[F_SH], rec[F_SW]
+    pt, pb, pl, pr = rec[F_PT], rec[F_PB], rec[F_PL], rec[F_PR]
+    a_b, w_b, out_b = rec[F_A_B], rec[F_W_B], rec[F_OUT_B]
+    groups = cdiv(c, p.cols)
+    calls = n_img * groups
+    word = p.cols * a_b
+    sweep = (wo - 1) * sw + s
+    chb = ch_bytes(p)
+    row[C_DRAM_A] = float(n_img * h * w * c * a_b)
+    row[C_DRAM_B] = float(c * r * s * w_b)
+    row[C_DRAM_PARAM] = float(c * chb)
+    row[C_DRAM_OUT] = float(n_img * ho * wo * c * out_b)
+    row[C_IFMAP_WR] = float(calls * h * w * word)
+    row[C_IFMAP_RD] = float(calls * ho * sweep * r * word)
+    row[C_WEIGHT_WR] = float(c * r * s * w_b)
+    row[C_WEIGHT_RD] = float(calls * r * s * p.cols * w_b)
+    row[C_PARAM_WR] = float(c * chb)
+    row[C_PARAM_RD] = float(calls * p.cols * chb)
+    macs = n_img * ho * wo * c * r * s
+    row[C_EV_REG] = float(macs * (a_b + element_bytes(p.acc_bits)))
+    row[C_EV_MUL] = float(n_img * ho * wo * c)
+    row[C_CALLS] = float(calls)
+    row[C_TILE_M] = ho * wo
+    row[C_TILE_K] = r * s
+    row[C_TILE_N] = p.cols
+    return dw_sequence(p.rows, calls, h, w, r, s, sh, sw, pt, pb, pl, pr)
+
+
+@njit(cache=True)
+def dw_run(a, w, bias, mq, sq, lo, hi, n_img, cols, out):
+    """The depthwise mode's calls on the im2col rows of each channel: ``a`` [c, M, r*s],
+    ``w`` [c, r*s, 1], ``bias``/``mq``/``sq`` [c, 1]; ``out`` [c, M, 1] gets
+    ``clamp(requantize(acc), lo, hi)``. One call per image and group of ``cols``
+    channels; returns ``(calls, ok)``, ``ok`` False if an accumulation left int32."""
+    c, m, k = a.shape
+    per_img = m // n_img
+    calls = 0
+    ok = True
+    for img in range(n_img):
+        for g0 in range(0, c, cols):
+            calls += 1
+            for ch in range(g0, min(c, g0 + cols)):
+                for i in range(img * per_img, (img + 1) * per_img):
+                    acc = bias[ch, 0]
+                    for t in range(k):
+                        acc += a[ch, i, t] * w[ch, t, 0]
+                    if acc < -(1 << 31) or acc > (1 << 31) - 1:
+                        ok = False
+                    out[ch, i, 0] = requantize(acc, mq[ch, 0], sq[ch, 0], lo, hi)
+    return calls, ok
+
+
+# ------------------------------------------------------------------------------------------
 # The conv2d and dwconv2d op kinds: flat record, limits, functional data and run
 # ------------------------------------------------------------------------------------------
 def record(op: Op, rec: list[int]) -> None:
@@ -154,6 +399,10 @@ def record(op: Op, rec: list[int]) -> None:
     rec[F_CG] = op.c // groups_of(op)
     rec[F_OH], rec[F_OW], rec[F_R], rec[F_S], rec[F_SH] = (
         op.out_h, op.out_w, op.r, op.s, op.stride_h)
+    rec[F_SW], rec[F_PT], rec[F_PB], rec[F_PL], rec[F_PR] = (
+        op.stride_w, op.pad_top, op.pad_bottom, op.pad_left, op.pad_right)
+    if isinstance(op, DwConv2d) and op.k == op.c:
+        rec[F_IS_CONV] = 2
 
 
 def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
@@ -203,7 +452,8 @@ def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],
 
 def run(op: Op, d: OpData, p: SimParams,
         tile: tuple[int, int, int]) -> tuple[np.ndarray, int, bool]:
-    """Run a convolution as the GEMM-unit calls of ``tile`` on its im2col matrices."""
+    """Run a convolution as the GEMM-unit calls of ``tile`` on its im2col matrices, or as
+    the depthwise mode's calls (:func:`dw_mode`, :func:`dw_run`)."""
     prm = d.params
     groups = groups_of(op)
     cg = op.c // groups
@@ -217,6 +467,12 @@ def run(op: Op, d: OpData, p: SimParams,
         a[g] = im2col_rows(xpad, g, cg, op.r, op.s, op.stride_h, op.stride_w, op.out_h,
                            op.out_w, 0, mdim, 0, kdim)
     out = np.empty((groups, mdim, op.k // groups), dtype=np.int64)
+    rec = [0] * NFIELD
+    record(op, rec)
+    if dw_mode(p, np.array(rec, dtype=np.int64)):
+        calls, ok = dw_run(a, prm["w"], prm["bias"], prm["m"], prm["s"], prm["lo"], prm["hi"],
+                           op.n, p.cols, out)
+        return out.transpose(1, 0, 2).reshape(op.out_shape), calls, ok
     # Through the module, so that a test may replace the GEMM unit's kernel.
     calls, ok = gemm.gemm_tiled(a, prm["w"], prm["bias"], prm["m"], prm["s"],
                                 int(op.requant == "none"), prm["lo"], prm["hi"], *tile,

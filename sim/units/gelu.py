@@ -1,10 +1,11 @@
 """The GELU unit: cycles, events and functional kernel (golden/gelu.py).
 
-Timing (:func:`gelu_cycles`; ``B(n)`` and the stage rules in
-:mod:`edgetron.sim.units.pipeline`): one pass over ``n`` elements,
-``B(n) + GELU_LATENCY``. The functional kernels run golden's i-GELU steps on its
-:class:`~edgetron.golden.gelu.GeluConstants` (:func:`gelu_elems`, int32 output) or, with
-the dyadic requantization to int8 after them, on its
+Timing (:func:`gelu_cycles`): the RTL unit's, ``edgetron.hw.gelu.gelu_cycles``
+(``rtl/gelu.py:GeluUnit``): one pass over ``n`` elements, ``ceil(n / lanes) +
+GELU_LATENCY`` (six i-GELU stages and the three-stage requantizer). The functional
+kernels run golden's i-GELU steps on its :class:`~edgetron.golden.gelu.GeluConstants`
+(:func:`gelu_elems`, int32 output) or, with the dyadic requantization to int8 after
+them, on its
 :class:`~edgetron.golden.gelu.GeluInt8Constants` (:func:`gelu_int8_elems`).
 """
 
@@ -21,17 +22,16 @@ from edgetron.golden.gelu import (
     gelu_int8_constants,
 )
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.gemm import REQUANT_LATENCY
+from edgetron.hw import gelu as hw
 from edgetron.workload import Gelu, Op
 
 from ..memory import VectorWork
 from ..opdata import OpData, OpQuant, calibrate, deployed_scale
 from ..records import F_ELEMS
-from .pipeline import STAGE, beats, pow2_rescale, requantize, round_shift
+from .pipeline import pow2_rescale, requantize, round_shift
 
 __all__ = [
     "GELU_ADDS_PER_ELEMENT",
-    "GELU_LATENCY",
     "GELU_MULS_PER_ELEMENT",
     "gelu_cycles",
     "gelu_elems",
@@ -44,11 +44,6 @@ __all__ = [
     "work",
 ]
 
-#: ``|q|`` and clamp (1), rescale ``u`` (1), ``w = (clip - u)**2`` (multiplier, 1), ``r = q_one
-#: + sgn(q) (q_one - w)`` and truncation (1), ``q * rt`` (multiplier, 1), rounding shift
-#: (1), then the dyadic requantization to int8 (golden/gelu.py steps 1-7, then
-#: ``gelu_int8``'s requantization).
-GELU_LATENCY = 6 * STAGE + REQUANT_LATENCY
 #: ``(clip - u)**2``, ``q * rt`` and the requantization product.
 GELU_MULS_PER_ELEMENT = 3
 #: ``clip - u``, ``q_one - w``, ``q_one + erf``.
@@ -57,15 +52,16 @@ GELU_ADDS_PER_ELEMENT = 3
 
 @njit(cache=True)
 def gelu_cycles(p, elements):
-    """Cycles of the GELU unit for ``elements`` values (one pass)."""
-    return beats(elements, p.vector_lanes) + GELU_LATENCY
+    """Cycles of the GELU unit for ``elements`` values (one pass): the RTL's
+    ``edgetron.hw.gelu.gelu_cycles(p.vector_lanes, elements)``."""
+    return hw.gelu_cycles(p.vector_lanes, elements)
 
 
 @njit(cache=True)
 def work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a GELU op: it streams."""
     elems = rec[F_ELEMS]
-    return VectorWork(gelu_cycles(p, elems), 0, 1, 0.0, 0.0, 0.0, 0.0,
+    return VectorWork(gelu_cycles(p, elems), 0, 0.0, 0.0,
                       float(elems * GELU_MULS_PER_ELEMENT),
                       float(elems * GELU_ADDS_PER_ELEMENT))
 

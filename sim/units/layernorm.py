@@ -1,15 +1,19 @@
-"""The LayerNorm unit: cycles, events, row buffer and functional kernel (golden/layernorm.py).
+"""The LayerNorm unit: cycles, events, row buffers and functional kernel (golden/layernorm.py).
 
-Timing (:func:`layernorm_cycles`; ``B(n)``, ``T`` and the stage rules in
-:mod:`edgetron.sim.units.pipeline`): two passes per row of ``n`` features, rows in
-sequence::
+Timing (:func:`layernorm_cycles`): the RTL unit's, ``edgetron.hw.layernorm.layernorm_cycles``
+(``rtl/layernorm.py:LayerNormUnit``; docs/vector-units.md). Rows overlap: ``R`` rows of
+``C`` channels on ``lanes`` lanes take::
 
-    2 B(n) + LAYERNORM_STATS_LATENCY + T + LAYERNORM_ROW_LATENCY + LAYERNORM_NORM_LATENCY
+    B + (R - 1) * P + row_latency,   B = ceil(C / lanes),  P = max(B, 9, 10),
+    row_latency = B + T + 30,        T = ceil(log2(lanes))
 
-Between the passes the unit does the per-row scalar work: ``C * s2 - s1**2``, the
-normalizing shift, :data:`ISQRT_UPDATES` Newton updates of the integer square root (the
-worst case, always, so that the timing does not depend on the data) and the reciprocal.
-It keeps a row of inputs in the ofmap buffer. The functional kernel
+Between the passes the unit does the per-row scalar work on sequential blocks: ``C * s2 -
+s1**2``, the normalizing shift, the digit-recurrence square root (9 cycles) and the
+radix-4 reciprocal (10 cycles), each pipelined across rows. It keeps the rows in a ring
+carved from the ofmap buffer (:func:`edgetron.hw.layernorm.layernorm_buffer_words`) and the
+per-channel ``gamma``/``beta`` in its own small parameter memory (outside the SRAM fields,
+like the GEMM unit's); its input and output stream while it works. Rows longer than the
+config's ``vector_row_max`` are refused (:func:`check_config`). The functional kernel
 :func:`layernorm_rows` runs the statistics pass, the per-row square root and reciprocal
 and the normalize-and-affine pass on golden's
 :class:`~edgetron.golden.layernorm.LayerNormConstants`.
@@ -20,34 +24,31 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgetron.config import SimParams
+from edgetron.config import AcceleratorConfig, SimParams
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
 from edgetron.golden.layernorm import (
     ISQRT_BITS,
     NORM_FRAC_BITS,
     RECIP_K,
-    isqrt_iteration_bound,
     layernorm_constants,
     layernorm_int,
 )
+from edgetron.hw import layernorm as hw
 from edgetron.workload import LayerNorm, Op
 
 from ..memory import VectorWork
 from ..opdata import OpData, OpQuant, deployed_scale, quant_array
 from ..records import F_A_B, F_COLS, F_ELEMS, F_ROWS
-from .pipeline import DIVIDER_SETUP, STAGE, beats, round_shift, tree_depth
+from .pipeline import beats, divider_adds, round_shift, sqrt_adds
 
 __all__ = [
-    "ISQRT_UPDATES",
-    "ISQRT_UPDATE_LATENCY",
     "LAYERNORM_ADDS_PER_ELEMENT",
-    "LAYERNORM_ADDS_PER_ROW",
     "LAYERNORM_MULS_PER_ELEMENT",
-    "LAYERNORM_NORM_LATENCY",
-    "LAYERNORM_RECIP_LATENCY",
-    "LAYERNORM_ROW_LATENCY",
-    "LAYERNORM_STATS_LATENCY",
+    "LAYERNORM_MULS_PER_ROW",
+    "LAYERNORM_ROW_ADDS",
+    "buffer_bytes",
     "buffer_text",
+    "check_config",
     "int64_bounds",
     "layernorm_cycles",
     "layernorm_rows",
@@ -58,39 +59,17 @@ __all__ = [
     "work",
 ]
 
-# ---- latencies (golden/layernorm.py, steps 1-9) --------------------------------------------
-#: Statistics pass: ``x * x`` (multiplier, 1), running ``s1``/``s2`` registers (1); then the
-#: tree over lanes (``+ T``).
-LAYERNORM_STATS_LATENCY = 2 * STAGE
-#: Newton updates of the integer square root: the worst case for a ``ISQRT_BITS``-bit
-#: operand (golden ``isqrt_iteration_bound``); the unit always runs that many so that its
-#: timing does not depend on the data (the stop rule keeps the result exact).
-ISQRT_UPDATES = isqrt_iteration_bound(ISQRT_BITS)
-#: One Newton update: ``floor(n / x)`` with ``n < 2**ISQRT_BITS`` and ``x >= 2**(ISQRT_BITS
-#: / 2 - 1)``, a quotient of ``ISQRT_BITS / 2 + 1`` bits, plus the add-and-halve (1).
-ISQRT_UPDATE_LATENCY = DIVIDER_SETUP + ISQRT_BITS // 2 + 1 + STAGE
-#: ``factor = floor(2**RECIP_K / std)`` with ``std >= 2**(ISQRT_BITS/2 - 1)``: a quotient of
-#: ``RECIP_K - ISQRT_BITS / 2 + 2`` bits (golden's factor width).
-LAYERNORM_RECIP_LATENCY = DIVIDER_SETUP + RECIP_K - ISQRT_BITS // 2 + 2
-#: Per-row scalar work between the passes: ``C * s2`` and ``s1**2`` (multipliers, 1), ``D``
-#: (1), leading-zero count and normalizing shift (1), the square root, the reciprocal.
-LAYERNORM_ROW_LATENCY = (
-    3 * STAGE + ISQRT_UPDATES * ISQRT_UPDATE_LATENCY + LAYERNORM_RECIP_LATENCY
-)
-#: Normalize pass: ``dev = C x - s1`` (1), ``dev * factor`` (multiplier, 1), rounding shift
-#: (1), ``n * gamma + beta`` (multiplier and adder, 1), rounding shift and saturation (1).
-LAYERNORM_NORM_LATENCY = 5 * STAGE
-
-# ---- events -------------------------------------------------------------------------------
+# ---- events and buffers (the datapath of rtl/layernorm.py) --------------------------------
 #: ``x * x``, ``C * x``, ``dev * factor``, ``n * gamma``.
 LAYERNORM_MULS_PER_ELEMENT = 4
-#: The sums ``s1`` and ``s2``, ``C x - s1``, ``+ beta``.
+#: The lane sums ``s1`` and ``s2``, ``C x - s1``, ``+ beta``.
 LAYERNORM_ADDS_PER_ELEMENT = 4
-#: Subtractions of the square root's divisions (with its add-and-halve) and of the
-#: reciprocal, one per quotient bit.
-LAYERNORM_ADDS_PER_ROW = (
-    ISQRT_UPDATES * (ISQRT_BITS // 2 + 2) + RECIP_K - ISQRT_BITS // 2 + 2
-)
+#: ``C * s2`` and ``s1 * s1``.
+LAYERNORM_MULS_PER_ROW = 2
+#: ``D = C s2 - s1**2 + q_eps`` (2), the square root's trial subtractions and the
+#: reciprocal's compare-subtracts. The two trees add ``2 (lanes - 1)`` per row.
+LAYERNORM_ROW_ADDS = (2 + sqrt_adds(ISQRT_BITS)
+                      + divider_adds(hw.LAYERNORM_FACTOR_BITS))
 
 #: LayerNorm epsilon of the functional data (timm's ViT).
 _LN_EPS = 1e-6
@@ -100,33 +79,35 @@ _LN_RANGE = 4.0
 
 @njit(cache=True)
 def layernorm_cycles(p, rows, cols):
-    """Cycles of the LayerNorm unit for ``rows`` rows of ``cols`` features (two passes per row)."""
-    t = tree_depth(p.vector_lanes)
-    per_row = (
-        2 * beats(cols, p.vector_lanes)
-        + LAYERNORM_STATS_LATENCY + t
-        + LAYERNORM_ROW_LATENCY
-        + LAYERNORM_NORM_LATENCY
-    )
-    return rows * per_row
+    """Cycles of the LayerNorm unit for ``rows`` rows of ``cols`` channels, rows overlapped:
+    the RTL's ``edgetron.hw.layernorm.layernorm_cycles(p.vector_lanes, rows, cols)``."""
+    return hw.layernorm_cycles(p.vector_lanes, rows, cols)
+
+
+@njit(cache=True)
+def buffer_bytes(p, cols, in_bytes):
+    """Bytes of the x ring for rows of ``cols`` channels: ``x_words`` words of ``lanes``
+    inputs of ``in_bytes`` bytes (the parameter memory is the unit's own)."""
+    x_words = hw.layernorm_buffer_words(p.vector_lanes, cols)[0]
+    return p.vector_lanes * x_words * in_bytes
 
 
 @njit(cache=True)
 def work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a LayerNorm op (flat record ``rec``).
 
-    A row of ``cols`` inputs in the buffer, written once and read once per row; the input
-    streams during the statistics pass, the output during the normalization.
+    Its ring in the ofmap buffer, every beat written to it and read once; it streams
+    (rows overlap).
     """
     rows = rec[F_ROWS]
     cols = rec[F_COLS]
     elems = rec[F_ELEMS]
-    need = cols * rec[F_A_B]
-    passes = float(rows * beats(cols, p.vector_lanes))
-    sram = float(rows * need)
-    return VectorWork(layernorm_cycles(p, rows, cols), need, 0, passes, passes, sram, sram,
-                      float(elems * LAYERNORM_MULS_PER_ELEMENT),
-                      float(elems * LAYERNORM_ADDS_PER_ELEMENT + rows * LAYERNORM_ADDS_PER_ROW))
+    lanes = p.vector_lanes
+    x_bytes = float(rows * beats(cols, lanes) * lanes * rec[F_A_B])
+    adds = elems * LAYERNORM_ADDS_PER_ELEMENT + rows * (LAYERNORM_ROW_ADDS + 2 * (lanes - 1))
+    muls = elems * LAYERNORM_MULS_PER_ELEMENT + rows * LAYERNORM_MULS_PER_ROW
+    return VectorWork(layernorm_cycles(p, rows, cols), buffer_bytes(p, cols, rec[F_A_B]),
+                      x_bytes, x_bytes, float(muls), float(adds))
 
 
 @njit(cache=True)
@@ -193,16 +174,27 @@ def record(op: LayerNorm, rec: list[int]) -> None:
     rec[F_ROWS], rec[F_COLS] = op.batch * op.rows, op.cols
 
 
+def check_config(op: LayerNorm, cfg: AcceleratorConfig) -> str | None:
+    """Why the config's LayerNorm unit cannot run ``op``: rows longer than
+    ``vector_row_max``."""
+    if op.cols > cfg.vector_row_max:
+        return (f"LayerNorm rows of {op.cols} channels are longer than the LayerNorm unit's "
+                f"vector_row_max {cfg.vector_row_max}")
+    return None
+
+
 def int64_bounds(op: LayerNorm, edge: int) -> tuple[tuple[str, str, int], ...]:
-    """Its cycles, buffer traffic and events are at most ``8*rows*cols + 256*rows``."""
+    """Its cycles, buffer traffic and events are at most ``16*rows*(cols + 256) +
+    1024*rows`` (a padded beat has at most 255 idle lanes; the parameters are read once
+    per row)."""
     rows = op.batch * op.rows
-    return (("its cycles and buffer traffic", "8*rows*cols + 256*rows",
-             8 * rows * op.cols + 256 * rows),)
+    return (("its cycles and buffer traffic", "16*rows*(cols + 256) + 1024*rows",
+             16 * rows * (op.cols + 256) + 1024 * rows),)
 
 
 def buffer_text(op: LayerNorm) -> str:
     """What the unit keeps in the ofmap buffer, for the error of a row that cannot fit."""
-    return f"a LayerNorm row of {op.cols} {op.in_bits}-bit values"
+    return f"the LayerNorm unit's ring for rows of {op.cols} {op.in_bits}-bit values"
 
 
 def prepare(op: LayerNorm, ops_in: list[np.ndarray], scales: list[float],

@@ -1,26 +1,27 @@
-"""What every vector-unit pipeline shares: beats, adder trees, dividers and integer steps.
+"""What every vector-unit pipeline shares: beats, trees, the per-row scalar work, integer steps.
 
 Timing
 ------
 Every vector unit (softmax, GELU, LayerNorm, add, pool, concat) takes ``lanes =
-p.vector_lanes`` elements per cycle through a fixed pipeline. A *pass* over ``n``
-elements takes ``B(n) = ceil(n / lanes)`` beats (:func:`beats`) plus the pipeline
-latency of that pass (the time from the first beat in to the last result out). Passes
-that need a result of the previous pass (the row maximum before the exponentials, the
-row sum before the normalization, the mean and variance before LayerNorm's
-normalization) wait for that pass to drain, and rows are processed one after the other.
+p.vector_lanes`` elements per cycle: a pass over ``n`` elements takes ``B(n) = ceil(n /
+lanes)`` beats (:func:`beats`). The units with an RTL (``rtl/softmax.py``,
+``rtl/gelu.py``, ``rtl/layernorm.py``, ``rtl/add.py``) are costed by *their* cycle
+functions, defined once in ``edgetron.hw`` and measured equal to the RTL by the tests:
+the unit modules call them with ``p.vector_lanes``. Softmax and LayerNorm overlap rows
+(the next row streams in while the current one finishes), so ``R`` rows of ``n`` cost
+``B(n) + (R - 1) * P(n) + row_latency(n)`` with ``P(n) = max(B(n), the slowest per-row
+block)``.
 
-Each unit module names its per-stage latencies, each derived from the golden datapath it
-implements (``golden/softmax.py``, ``golden/gelu.py``, ``golden/layernorm.py``,
-``golden/add.py``, ``golden/conv.py``): a multiplier, an adder, a shifter or a
-saturation is one pipeline stage (:data:`STAGE`), an adder tree over the lanes is
-``T = ceil(log2(lanes))`` stages (:func:`tree_depth`), and a divider is a radix-2
-restoring divider that spends :data:`DIVIDER_SETUP` cycles loading its operands and then
-produces one quotient bit per cycle. The dyadic requantization reuses the GEMM unit's
-requantizer (``rtl/requant.py``), whose latency
-:data:`edgetron.hw.gemm.REQUANT_LATENCY` the RTL tests measure. These latencies are the
-timing contract of the future RTL units (``rtl/softmax.py:SoftmaxUnit`` <->
-:func:`edgetron.sim.units.softmax.softmax_cycles`, and so on).
+The pool and concat units have no RTL: their latencies are design estimates, one register
+stage (:data:`STAGE`) per multiplier, adder, shifter or saturation, and an adder /
+comparator tree over the lanes of ``T = ceil(log2(lanes))`` stages (:func:`tree_depth`,
+the RTL's). The dyadic requantization is ``rtl/requant.py``'s
+(:data:`edgetron.hw.gemm.REQUANT_LATENCY`).
+
+Events
+------
+The per-row scalar work of softmax and LayerNorm is done by the RTL's sequential blocks:
+:func:`divider_adds` and :func:`sqrt_adds` count their compare-subtracts (energy events).
 
 Functional kernels
 ------------------
@@ -38,40 +39,43 @@ import numpy as np
 from numba import njit
 
 from edgetron.golden.intops import INT32_MAX, INT32_MIN
-from edgetron.hw.gemm import cdiv
+from edgetron.hw.arith import (
+    SQRT_BITS_PER_CYCLE,
+    beats,
+    divider_latency,
+    sqrt_latency,
+    tree_depth,
+)
 
 __all__ = [
-    "DIVIDER_SETUP",
     "STAGE",
     "beats",
+    "divider_adds",
     "in_int32",
     "pow2_rescale",
     "requantize",
     "round_shift",
+    "sqrt_adds",
     "tree_depth",
 ]
 
 #: One register stage.
 STAGE = 1
 
-#: A radix-2 restoring divider spends one cycle loading its operands before producing
-#: one quotient bit per cycle.
-DIVIDER_SETUP = STAGE
 
-#: Beats to stream ``n`` elements through ``lanes`` lanes, ``B(n) = ceil(n / lanes)``:
-#: ``beats(n, lanes)`` is :func:`edgetron.hw.gemm.cdiv` under the name the formulas use.
-beats = cdiv
+@njit(cache=True)
+def divider_adds(quo_bits):
+    """Compare-subtracts of one division by the radix-4 divider (``rtl/arith.py``): three
+    per quotient digit pair (against ``d``, ``2d``, ``3d`` in parallel) and ``3d = 2d + d``
+    when it loads."""
+    return 3 * (divider_latency(quo_bits) - 1) + 1
 
 
 @njit(cache=True)
-def tree_depth(lanes):
-    """Stages of an adder / comparator tree over ``lanes`` inputs, ``ceil(log2(lanes))``."""
-    d = 0
-    w = 1
-    while w < lanes:
-        w *= 2
-        d += 1
-    return d
+def sqrt_adds(in_bits):
+    """Trial compare-subtracts of one square root of an ``in_bits``-bit operand
+    (``rtl/arith.py``): one per root bit, ``SQRT_BITS_PER_CYCLE`` per cycle."""
+    return SQRT_BITS_PER_CYCLE * (sqrt_latency(in_bits) - 1)
 
 
 @njit(cache=True)

@@ -1,13 +1,16 @@
-"""The pool unit (``maxpool``, ``avgpool`` on the vector lanes): cycles, line buffer, kernel.
+"""The pool unit (``maxpool``, ``avgpool`` on ``rtl/pool.py:PoolUnit``): cycles, buffer, kernel.
 
-Pools run on the vector unit: ``lanes`` channels in parallel (NHWC keeps them adjacent),
-one window element per beat, so an ``r x s`` window costs ``r*s`` beats per
-``ceil(c / lanes)`` channel groups:
-``ceil(c/lanes) * n * out_h * out_w * r * s + MAXPOOL_LATENCY`` (or ``AVGPOOL_LATENCY``,
-which adds the dyadic requantization of the window sum). Vertically overlapping windows
-(``stride_h < r`` and ``out_h > 1``) read input rows several times, so ``r`` rows are held in a
-line buffer; non-overlapping ones (global average pooling included) only keep one output
-row of running maxima or int32 sums (:func:`pool_line_buffer_bytes`).
+The unit streams the NHWC map in once, ``lanes`` channels per beat, and visits one grid
+position per cycle: every input pixel and the bottom and right padding where a window ends
+(:mod:`edgetron.hw.pool`). For ``n`` images of ``h x w x c`` pooled to ``out_h x out_w``::
+
+    cycles = ((n - 1) * hi * wi + yl * wi + xl + 1) * ceil(c / lanes) + POOL_LATENCY
+
+(:func:`edgetron.hw.pool.pool_cycles`, measured equal to the RTL's by tests/rtl/test_pool.py
+and the cocotb testbench); a global average pool costs ``n * h * w * ceil(c / lanes) +
+POOL_LATENCY``. The unit keeps two grid rows in a line buffer in the ofmap buffer
+(:func:`edgetron.hw.pool.pool_line_buffer_bytes`), one word read and one written per grid
+position.
 
 The functional kernel :func:`pool_nhwc` takes the trace's four paddings as they are
 (golden's ``maxpool2d`` / ``avgpool2d`` on NCHW, ``avgpool_constants`` for the average).
@@ -21,110 +24,76 @@ from numba import njit
 from edgetron.config import SimParams
 from edgetron.golden.conv import avgpool2d, avgpool_constants, maxpool2d
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.gemm import REQUANT_LATENCY, element_bytes
+from edgetron.hw.pool import pool_cycles, pool_grid, pool_line_buffer_bytes
 from edgetron.workload import MaxPool, Op
 
 from ..memory import VectorWork
 from ..opdata import OpData, OpQuant, deployed_scale
 from ..records import (
-    F_A_B,
     F_CG,
     F_ELEMS,
     F_H,
     F_IMG,
-    F_IN_BYTES,
     F_OH,
     F_OW,
+    F_PL,
+    F_PT,
     F_R,
     F_S,
     F_SH,
+    F_SW,
     F_W,
 )
-from .pipeline import beats, requantize
+from .pipeline import requantize
 
 __all__ = [
-    "AVGPOOL_LATENCY",
-    "MAXPOOL_LATENCY",
-    "avgpool_cycles",
     "avgpool_work",
     "buffer_text",
     "int64_bounds",
-    "maxpool_cycles",
     "maxpool_work",
-    "pool_keeps_input_rows",
-    "pool_line_buffer_bytes",
     "pool_nhwc",
+    "pool_op_cycles",
     "prepare",
     "record",
     "run",
     "scratch_bytes",
 ]
 
-#: Max pool: running maximum register per lane (1 stage), output register (1 stage).
-MAXPOOL_LATENCY = 2
-#: Average pool: running sum register per lane (1 stage), then the dyadic requantization.
-AVGPOOL_LATENCY = 1 + REQUANT_LATENCY
-
 
 @njit(cache=True)
-def maxpool_cycles(p, n, out_h, out_w, c, r, s):
-    """Cycles of a max pool on the vector unit: lanes over channels, one window element per beat."""
-    return beats(c, p.vector_lanes) * n * out_h * out_w * r * s + MAXPOOL_LATENCY
-
-
-@njit(cache=True)
-def avgpool_cycles(p, n, out_h, out_w, c, r, s):
-    """Cycles of an average pool: window sums over channels, then one requantization each."""
-    return beats(c, p.vector_lanes) * n * out_h * out_w * r * s + AVGPOOL_LATENCY
-
-
-@njit(cache=True)
-def pool_keeps_input_rows(r, stride_h, out_h):
-    """True when a pool's windows overlap vertically (``stride_h < r`` and ``out_h > 1``).
-
-    Such a pool reads input rows several times and holds ``r`` of them in a line buffer.
-    """
-    return stride_h < r and out_h > 1
-
-
-@njit(cache=True)
-def pool_line_buffer_bytes(w, c, r, stride_h, out_h, out_w, in_bytes, acc_bytes):
-    """Bytes of on-chip buffer a pool needs.
-
-    Vertically overlapping windows (:func:`pool_keeps_input_rows`): ``r`` input rows of
-    ``w * c`` elements. Otherwise one output row of running values, ``out_w * c`` of
-    ``acc_bytes``.
-    """
-    if pool_keeps_input_rows(r, stride_h, out_h):
-        return r * w * c * in_bytes
-    return out_w * c * acc_bytes
+def pool_op_cycles(p, rec):
+    """Cycles of a pool (flat record ``rec``): :func:`edgetron.hw.pool.pool_cycles`."""
+    return pool_cycles(p.vector_lanes, rec[F_IMG], rec[F_H], rec[F_W], rec[F_CG], rec[F_OH],
+                       rec[F_OW], rec[F_R], rec[F_S], rec[F_SH], rec[F_SW], rec[F_PT],
+                       rec[F_PL])
 
 
 @njit(cache=True)
 def _pool_work(p, rec, cycles, muls):
-    """A pool's :class:`~edgetron.sim.memory.VectorWork`: the input written into the line
-    buffer once, every window element read from it, one addition or comparison each."""
+    """A pool's :class:`~edgetron.sim.memory.VectorWork`: the line buffer of two grid rows
+    (:func:`edgetron.hw.pool.pool_line_buffer_bytes`; none for a global pool) in the ofmap
+    buffer, one word read and one written per grid position (``hi * need`` bytes per image
+    each way), one addition or comparison per window element."""
     elems = rec[F_ELEMS]
-    r, s = rec[F_R], rec[F_S]
-    need = pool_line_buffer_bytes(rec[F_W], rec[F_CG], r, rec[F_SH], rec[F_OH], rec[F_OW],
-                                  rec[F_A_B], element_bytes(p.acc_bits))
-    return VectorWork(cycles, need, 1, 0.0, 0.0, float(elems * r * s * rec[F_A_B]),
-                      float(rec[F_IN_BYTES]), muls, float(elems * r * s))
+    r, s, lanes, c = rec[F_R], rec[F_S], p.vector_lanes, rec[F_CG]
+    hi, wi, _, _ = pool_grid(rec[F_H], rec[F_W], rec[F_OH], rec[F_OW], r, s, rec[F_SH],
+                             rec[F_SW], rec[F_PT], rec[F_PL])
+    need = pool_line_buffer_bytes(lanes, wi, c, r, s)
+    words = float(rec[F_IMG] * hi * need)
+    return VectorWork(cycles, need, words, words, muls, float(elems * r * s))
 
 
 @njit(cache=True)
 def maxpool_work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a max pool (flat record ``rec``)."""
-    cycles = maxpool_cycles(p, rec[F_IMG], rec[F_OH], rec[F_OW], rec[F_CG], rec[F_R], rec[F_S])
-    return _pool_work(p, rec, cycles, 0.0)
+    return _pool_work(p, rec, pool_op_cycles(p, rec), 0.0)
 
 
 @njit(cache=True)
 def avgpool_work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of an average pool: one requantization
     product per output."""
-    cycles = avgpool_cycles(p, rec[F_IMG], rec[F_OH], rec[F_OW], rec[F_CG], rec[F_R], rec[F_S])
-    return _pool_work(p, rec, cycles, float(rec[F_ELEMS]))
+    return _pool_work(p, rec, pool_op_cycles(p, rec), float(rec[F_ELEMS]))
 
 
 @njit(cache=True)
@@ -162,25 +131,26 @@ def pool_nhwc(x, r, s, sh, sw, pt, pl, oh, ow, is_max, m, sq, out):
 # The maxpool and avgpool op kinds: flat record, limits, buffer, functional data and run
 # ------------------------------------------------------------------------------------------
 def record(op: Op, rec: list[int]) -> None:
-    """The pool's geometry: ``img, h, w, cg`` (channels), ``out_h, out_w, r, s, stride_h``."""
+    """The pool's geometry: ``img, h, w, cg`` (channels), ``out_h, out_w, r, s``, the
+    strides and the top and left padding."""
     rec[F_IMG], rec[F_H], rec[F_W], rec[F_CG] = op.n, op.h, op.w, op.c
     rec[F_OH], rec[F_OW], rec[F_R], rec[F_S] = op.out_h, op.out_w, op.r, op.s
-    rec[F_SH] = op.stride_h
+    rec[F_SH], rec[F_SW], rec[F_PT], rec[F_PL] = op.stride_h, op.stride_w, op.pad_top, op.pad_left
 
 
 def int64_bounds(op: Op, edge: int) -> tuple[tuple[str, str, int], ...]:
-    """Its cycles and window reads are at most ``8*n*out_h*out_w*c*r*s``, its line buffer
-    ``8*r*w*c`` bytes."""
-    return (("its cycles and window reads", "8*n*out_h*out_w*c*r*s",
-             8 * op.out_elements * op.r * op.s),
-            ("its line buffer bytes", "8*r*w*c", 8 * op.r * op.w * op.c))
+    """Its window reads are at most ``8*n*out_h*out_w*c*r*s``, its cycles ``8*n*(h+1)*(w+1)*c``
+    (the grid with padding), its line buffer ``8*(w+1)*c`` bytes."""
+    return (("its window reads", "8*n*out_h*out_w*c*r*s", 8 * op.out_elements * op.r * op.s),
+            ("its cycles", "8*n*(h+1)*(w+1)*c", 8 * op.n * (op.h + 1) * (op.w + 1) * op.c),
+            ("its line buffer bytes", "8*(w+1)*c", 8 * (op.w + 1) * op.c))
 
 
 def buffer_text(op: Op) -> str:
     """What the pool keeps in the ofmap buffer, for the error of a buffer that cannot fit."""
-    if pool_keeps_input_rows(op.r, op.stride_h, op.out_h):
-        return f"the {op.r}-row line buffer of the pool ({op.r} x {op.w} x {op.c} values)"
-    return f"the running values of one output row of the pool ({op.out_w} x {op.c})"
+    wi = int(pool_grid(op.h, op.w, op.out_h, op.out_w, op.r, op.s, op.stride_h, op.stride_w,
+                       op.pad_top, op.pad_left)[1])
+    return f"the pool unit's line buffer (two grid rows of {wi} pixels x {op.c} channels)"
 
 
 def prepare(op: Op, ops_in: list[np.ndarray], scales: list[float],

@@ -1,16 +1,19 @@
-"""The softmax unit: cycles, events, row buffer and functional kernel (golden/softmax.py).
+"""The softmax unit: cycles, events, row buffers and functional kernel (golden/softmax.py).
 
-Timing (:func:`softmax_cycles`; ``B(n)``, ``T`` and the stage rules in
-:mod:`edgetron.sim.units.pipeline`): three passes per row of ``n`` logits, rows in
-sequence::
+Timing (:func:`softmax_cycles`): the RTL unit's, ``edgetron.hw.softmax.softmax_cycles``
+(``rtl/softmax.py:SoftmaxUnit``; docs/vector-units.md). Rows overlap: ``R`` rows of ``n``
+logits on ``lanes`` lanes take::
 
-    3 B(n) + SOFTMAX_MAX_LATENCY + T + SOFTMAX_EXP_LATENCY + T + SOFTMAX_RECIP_LATENCY
-      + SOFTMAX_NORM_LATENCY
+    B + (R - 1) * P + row_latency,   B = ceil(n / lanes),  P = max(B, 9),
+    row_latency = 2 B + 2 T + 23,    T = ceil(log2(lanes))
 
-The unit keeps a row of logits and their :data:`SOFTMAX_EXP_BYTES`-byte exponentials in
-the ofmap buffer between its passes. The functional kernel :func:`softmax_rows` runs the
-three passes (max; i-exp and the row sum; one reciprocal and the normalization) on
-golden's :class:`~edgetron.golden.softmax.SoftmaxConstants`.
+The unit keeps the rows between their passes in two rings carved from the ofmap buffer
+(:func:`edgetron.hw.softmax.softmax_buffer_words`): the logits, and their
+:data:`SOFTMAX_EXP_BYTES`-byte exponentials. Its input and output stream while it works
+(rows overlap), so the DMA overlaps both with it. Rows longer than the config's
+``vector_row_max`` are refused (:func:`check_config`). The functional kernel
+:func:`softmax_rows` runs the three passes (max; i-exp and the row sum; one reciprocal and
+the normalization) on golden's :class:`~edgetron.golden.softmax.SoftmaxConstants`.
 """
 
 from __future__ import annotations
@@ -18,29 +21,28 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgetron.config import SimParams
+from edgetron.config import AcceleratorConfig, SimParams
 from edgetron.golden.softmax import EXP_BITS, OUT_MAX, softmax_apply, softmax_constants
+from edgetron.hw import softmax as hw
 from edgetron.hw.gemm import element_bytes
 from edgetron.workload import Op, Softmax
 
 from ..memory import VectorWork
 from ..opdata import OpData, OpQuant
 from ..records import F_A_B, F_COLS, F_ELEMS, F_ROWS
-from .pipeline import DIVIDER_SETUP, STAGE, beats, pow2_rescale, round_shift, tree_depth
+from .pipeline import beats, divider_adds, pow2_rescale, round_shift
 
 __all__ = [
     "SOFTMAX_ADDS_PER_ELEMENT",
-    "SOFTMAX_ADDS_PER_ROW",
     "SOFTMAX_EXP_BYTES",
-    "SOFTMAX_EXP_LATENCY",
-    "SOFTMAX_MAX_LATENCY",
     "SOFTMAX_MULS_PER_ELEMENT",
-    "SOFTMAX_NORM_LATENCY",
-    "SOFTMAX_RECIP_LATENCY",
+    "SOFTMAX_RECIP_ADDS",
     "buffer_text",
+    "check_config",
     "int64_bounds",
     "prepare",
     "record",
+    "ring_bytes",
     "run",
     "scratch_bytes",
     "softmax_cycles",
@@ -48,35 +50,21 @@ __all__ = [
     "work",
 ]
 
-# ---- latencies (golden/softmax.py, steps 1-9) ----------------------------------------------
-#: Max pass: per-lane running maximum register, then the tree over lanes (``+ T``).
-SOFTMAX_MAX_LATENCY = STAGE
-#: Exp + sum pass: ``d = q - max`` (1), rescale and clamp ``u`` (1), ``z = (u * m_ln2) >>
-#: s_ln2`` (multiplier, 1), ``r``/``t`` (1), ``L = t * t + q_c`` (multiplier, 1),
-#: ``e = L >> (z + g)`` and store e in the row buffer (1), running sum register (1);
-#: then the tree over lanes (``+ T``).
-SOFTMAX_EXP_LATENCY = 7 * STAGE
-#: One reciprocal per row, ``factor = floor(2**k / sum)``: ``factor`` has ``EXP_BITS``
-#: bits (golden ``SoftmaxConstants.factor_bits``), one per cycle.
-SOFTMAX_RECIP_LATENCY = DIVIDER_SETUP + EXP_BITS
-#: Normalize pass: read e (1), ``e * factor`` (multiplier, 1), round shift and clamp to
-#: 127 (1).
-SOFTMAX_NORM_LATENCY = 3 * STAGE
-
-# ---- events and buffer ------------------------------------------------------------------
+# ---- events and buffer (the datapath of rtl/softmax.py) -----------------------------------
 #: Products ``u * m_ln2``, ``z * q_ln2``, ``t * t``, ``e * factor``.
 SOFTMAX_MULS_PER_ELEMENT = 4
-#: ``q - max``, ``u - z q_ln2``, ``q_b - r``, ``t * t + q_c``, the running sum.
-SOFTMAX_ADDS_PER_ELEMENT = 5
-#: One subtraction per quotient bit of the row reciprocal.
-SOFTMAX_ADDS_PER_ROW = EXP_BITS
+#: The lane maximum, ``max - q``, ``u - z q_ln2``, ``q_b - r``, ``t * t + q_c``, the lane sum.
+SOFTMAX_ADDS_PER_ELEMENT = 6
+#: The row reciprocal ``floor(2**k / sum)``: ``EXP_BITS`` quotient bits on the radix-4
+#: divider. The max and sum trees add ``2 (lanes - 1)`` per row.
+SOFTMAX_RECIP_ADDS = divider_adds(EXP_BITS)
 #: Bytes of one exponential ``e`` the unit keeps between its second and third pass.
 SOFTMAX_EXP_BYTES = element_bytes.py_func(EXP_BITS)
 
 
 @njit(cache=True)
 def softmax_cycles(p, rows, cols):
-    """Cycles of the softmax unit for ``rows`` rows of ``cols`` logits (three passes per row).
+    """Cycles of the softmax unit for ``rows`` rows of ``cols`` logits, rows overlapped.
 
     Parameters
     ----------
@@ -87,35 +75,38 @@ def softmax_cycles(p, rows, cols):
     Returns
     -------
     int
-        Cycles, first element in to last probability out.
+        Cycles, first logit in to last probability out: the RTL's
+        ``edgetron.hw.softmax.softmax_cycles(p.vector_lanes, rows, cols)``.
     """
-    t = tree_depth(p.vector_lanes)
-    per_row = (
-        3 * beats(cols, p.vector_lanes)
-        + SOFTMAX_MAX_LATENCY + t
-        + SOFTMAX_EXP_LATENCY + t
-        + SOFTMAX_RECIP_LATENCY
-        + SOFTMAX_NORM_LATENCY
-    )
-    return rows * per_row
+    return hw.softmax_cycles(p.vector_lanes, rows, cols)
+
+
+@njit(cache=True)
+def ring_bytes(p, cols, in_bytes):
+    """Bytes of the unit's two rings for rows of ``cols`` logits of ``in_bytes`` bytes:
+    ``q_words`` words of ``lanes`` logits and ``e_words`` of ``lanes`` exponentials."""
+    q_words, e_words = hw.softmax_buffer_words(p.vector_lanes, cols)
+    return p.vector_lanes * (q_words * in_bytes + e_words * SOFTMAX_EXP_BYTES)
 
 
 @njit(cache=True)
 def work(p, rec):
     """The :class:`~edgetron.sim.memory.VectorWork` of a softmax op (flat record ``rec``).
 
-    A row of ``cols`` logits and exponentials in the buffer, written once and read once
-    per row; the input streams during the max pass, the output during the normalization.
+    Its rings in the ofmap buffer; every beat of logits and of exponentials written once
+    and read once; it streams (rows overlap).
     """
     rows = rec[F_ROWS]
     cols = rec[F_COLS]
     elems = rec[F_ELEMS]
-    need = cols * (rec[F_A_B] + SOFTMAX_EXP_BYTES)
-    passes = float(rows * beats(cols, p.vector_lanes))
-    sram = float(rows * need)
-    return VectorWork(softmax_cycles(p, rows, cols), need, 0, passes, passes, sram, sram,
-                      float(elems * SOFTMAX_MULS_PER_ELEMENT),
-                      float(elems * SOFTMAX_ADDS_PER_ELEMENT + rows * SOFTMAX_ADDS_PER_ROW))
+    lanes = p.vector_lanes
+    words = float(rows * beats(cols, lanes))
+    sram = words * lanes * (rec[F_A_B] + SOFTMAX_EXP_BYTES)
+    adds = (elems * SOFTMAX_ADDS_PER_ELEMENT
+            + rows * (SOFTMAX_RECIP_ADDS + 2 * (lanes - 1)))
+    return VectorWork(softmax_cycles(p, rows, cols), ring_bytes(p, cols, rec[F_A_B]),
+                      sram, sram, float(elems * SOFTMAX_MULS_PER_ELEMENT),
+                      float(adds))
 
 
 @njit(cache=True)
@@ -159,16 +150,25 @@ def record(op: Softmax, rec: list[int]) -> None:
     rec[F_ROWS], rec[F_COLS] = op.batch * op.rows, op.cols
 
 
+def check_config(op: Softmax, cfg: AcceleratorConfig) -> str | None:
+    """Why the config's softmax unit cannot run ``op``: rows longer than ``vector_row_max``."""
+    if op.cols > cfg.vector_row_max:
+        return (f"softmax rows of {op.cols} logits are longer than the softmax unit's "
+                f"vector_row_max {cfg.vector_row_max}")
+    return None
+
+
 def int64_bounds(op: Softmax, edge: int) -> tuple[tuple[str, str, int], ...]:
-    """Its cycles and row-buffer traffic are at most ``8*rows*cols + 64*rows``."""
+    """Its cycles, ring traffic and events are at most ``8*rows*(cols + 256) + 1024*rows``
+    (a padded beat has at most 255 idle lanes)."""
     rows = op.batch * op.rows
-    return (("its cycles and buffer traffic", "8*rows*cols + 64*rows",
-             8 * rows * op.cols + 64 * rows),)
+    return (("its cycles and buffer traffic", "8*rows*(cols + 256) + 1024*rows",
+             8 * rows * (op.cols + 256) + 1024 * rows),)
 
 
 def buffer_text(op: Softmax) -> str:
     """What the unit keeps in the ofmap buffer, for the error of a row that cannot fit."""
-    return (f"a softmax row of {op.cols} {op.in_bits}-bit logits and their "
+    return (f"the softmax unit's rings for rows of {op.cols} {op.in_bits}-bit logits and their "
             f"{SOFTMAX_EXP_BYTES}-byte exponentials")
 
 

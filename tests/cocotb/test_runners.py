@@ -10,6 +10,7 @@ A missing simulator fails the test.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -62,6 +63,94 @@ def test_gemm(sim, tag):
 def test_gemm_16x16(sim):
     _, tests = run_tb("gemm", sim, _GEMM_SLOW_CFG, tag="16x16-ws")
     assert tests >= 1
+
+
+#: One small config for every vector unit: 4 lanes, rows of up to 40 (the longest row is
+#: in the random mix; 10 beats, more than the 9-cycle reciprocal, so back-to-back rows fill
+#: the rings), int32 logits and GELU inputs, int8 LayerNorm and add operands.
+_VECTOR_CFG = AcceleratorConfig(name="tb-vector", vector_lanes=4, vector_row_max=40)
+
+
+@pytest.mark.parametrize("unit", ["softmax", "gelu", "layernorm", "add"])
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_vector_unit(sim, unit):
+    _, tests = run_tb(unit, sim, _VECTOR_CFG, tag="4lanes")
+    assert tests == 4
+
+
+#: Random rows (elements) per unit of the slow regression (EDGETRON_LONG_RUN overrides it).
+VECTOR_LONG_RUN = int(os.environ.get("EDGETRON_LONG_RUN", 10**6))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unit", ["softmax", "gelu", "layernorm", "add"])
+def test_vector_unit_million_vectors_on_verilator(unit, monkeypatch):
+    """The slow regression: 10^6 random rows (softmax, LayerNorm) or elements (GELU, add) on
+    Verilator through benchmarks/vector_units.py's compiled bench: no mismatch, no empty
+    coverage bin."""
+    benchmarks = TB_DIR.parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location("_vector_units_bench",
+                                                  benchmarks / "vector_units.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = bench.random_run(unit, VECTOR_LONG_RUN)
+    assert res["vectors"] >= VECTOR_LONG_RUN, res["vectors"]
+    assert res["mismatches"] == 0 and not res["empty_bins"], res
+
+
+#: The pool unit: 4 lanes, a 40-word line buffer (a 320-byte ofmap buffer: two rows of 4
+#: bytes per word), maps of up to 9 x 9 with up to 3 channel groups; 60 random pools (each
+#: about 300 cycles: the Amaranth tests run more).
+_POOL_CFG = AcceleratorConfig(name="tb-pool", vector_lanes=4, ofmap_sram_bytes=320)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_pool_unit(sim):
+    _, tests = run_tb("pool", sim, _POOL_CFG, tag="4lanes",
+                      extra_env={"EDGETRON_TB_VECTORS": "60"})
+    assert tests == 4
+
+
+#: Full-size network pools (slow, Verilator): 16 lanes, a 512-word line buffer (16 KiB).
+_POOL_LAYER_CFG = AcceleratorConfig(name="tb-pool-layers", vector_lanes=16,
+                                    ofmap_sram_bytes=16 * KiB)
+
+
+@pytest.mark.slow
+def test_pool_unit_network_layers():
+    _, tests = run_tb("pool", "verilator", _POOL_LAYER_CFG, tag="16lanes-layers",
+                      extra_env={"EDGETRON_TB_VECTORS": "10", "EDGETRON_TB_POOL_LAYERS": "1"})
+    assert tests == 4
+
+
+#: The depthwise mode: a 9-row array holds every kernel of up to 9 taps (3x3); 4 channels,
+#: 16-word lines. The slow run: a 16x16 array whose lines hold MobileNetV2's 112.
+_CONV_CFG = AcceleratorConfig(name="tb-conv-9x4", rows=9, cols=4, ifmap_sram_bytes=576)
+_CONV_SLOW_CFG = AcceleratorConfig(name="tb-conv-16x16", rows=16, cols=16,
+                                   ifmap_sram_bytes=32 * KiB)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_conv(sim):
+    _, tests = run_tb("conv", sim, _CONV_CFG, tag="9x4")
+    assert tests >= 1
+
+
+@pytest.mark.slow
+def test_conv_full_mobilenet_depthwise_layer(tmp_path, monkeypatch):
+    """MobileNetV2's first depthwise layer, full size (112 x 112 x 32, 3x3, padding 1),
+    and a stride-2 one (112 x 112 x 96 -> 56 x 56), on Verilator: bit-exact, every
+    command and output at the simulator's cycle."""
+    calls = [[112, 112, 3, 3, 1, 1, 1, 1, 1, 1]] * 2 + [[112, 112, 3, 3, 2, 2, 0, 1, 0, 1]] * 6
+    shapes, out = tmp_path / "calls.json", tmp_path / "cycles.json"
+    shapes.write_text(json.dumps({"calls": calls}))
+    monkeypatch.setenv("EDGETRON_TB_FILTER", "conv_sweep")
+    _, tests = run_tb("conv", "verilator", _CONV_SLOW_CFG, tag="16x16", extra_env={
+        "EDGETRON_TB_SWEEP": str(shapes), "EDGETRON_TB_SWEEP_OUT": str(out)})
+    assert tests == 1
+    got = json.loads(out.read_text())
+    assert got["rtl_cycles"] == got["sim_cycles"]
 
 
 def test_test_counts_follow_the_parameter_lists(tmp_path):

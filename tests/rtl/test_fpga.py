@@ -366,7 +366,7 @@ def test_cli_lists_targets(capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--unit", "conv"], "unknown unit 'conv'"),
+    (["--unit", "fft"], "unknown unit 'fft'"),
     (["--target", "ecp6"], "is not one of"),
     (["--set", "rows=300"], "rows: 300 is out of range"),
     (["--timeout", "0"], "--timeout 0"),
@@ -567,7 +567,7 @@ _CHANGED = {"rows": 3, "cols": 3, "dataflow": "os", "input_bits": 6, "weight_bit
             "energy_overrides": {"dram_byte": 1.0}, "dram_ports": "read_write",
             "dram_read_bytes_per_cycle": 2.0, "dram_write_bytes_per_cycle": 2.0,
             "dram_ifmap_bytes_per_cycle": 2.0, "dram_filter_bytes_per_cycle": 2.0,
-            "dram_ofmap_bytes_per_cycle": 2.0}
+            "dram_ofmap_bytes_per_cycle": 2.0, "vector_row_max": 64}
 
 
 def test_fpga_cache_key_has_every_config_field_the_rtl_depends_on():

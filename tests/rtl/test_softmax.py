@@ -1,5 +1,9 @@
 # amaranth: UnusedElaboratable=no
-"""SoftmaxUnit in the Amaranth simulator against golden.softmax.softmax_apply."""
+"""SoftmaxUnit in the Amaranth simulator against golden.softmax.softmax_apply.
+
+Stimuli, codec, golden, cycles and coverage bins come from tests/models/softmax.py (shared
+with tests/cocotb/tb_softmax.py); the bench is tests/rtl/vector_streams.py.
+"""
 
 from __future__ import annotations
 
@@ -8,93 +12,38 @@ import pytest
 from amaranth.hdl import Fragment
 
 from edgetron.config import AcceleratorConfig
-from edgetron.golden.intops import INT32_MAX, INT32_MIN
-from edgetron.golden.softmax import iexp_constants, softmax_apply, softmax_constants
+from edgetron.golden.softmax import iexp_constants, softmax_constants
 from edgetron.hw.arith import beats
 from edgetron.hw.softmax import softmax_cycles
-from edgetron.rtl.softmax import (
-    SoftmaxUnit,
-    decode_softmax,
-    encode_softmax,
-    encode_softmax_consts,
-    softmax_field_bounds,
-)
+from edgetron.rtl.softmax import SoftmaxUnit, encode_softmax_consts, softmax_field_bounds
 
-from .vector_streams import run_streams, segment_cycles
+from ..models.softmax import SoftmaxModel
+from ..models.vector import Coverage, Segment, VectorMonitor, VectorScoreboard
+from .vector_streams import run_segments
 
 
-def _rows(rng, count, n, kind):
-    if kind == "equal":
-        return np.full((count, n), int(rng.integers(INT32_MIN, INT32_MAX)))
-    if kind == "huge":                              # one huge logit, the rest tiny
-        q = rng.integers(-1000, 1000, (count, n))
-        q[np.arange(count), rng.integers(0, n, count)] = INT32_MAX
-        return q
-    if kind == "extremes":                          # only INT32_MIN and INT32_MAX
-        return rng.choice([INT32_MIN, INT32_MAX], (count, n))
-    if kind == "narrow":                            # the curved part of exp at fine scales
-        return rng.integers(-20000, 20000, (count, n))
-    return rng.integers(INT32_MIN, INT32_MAX, (count, n), dtype=np.int64, endpoint=True)
-
-
-def _scale(rng):
-    return float(rng.choice([2.0 ** -74.9, 2.0 ** 18, 2.0 ** rng.uniform(-20, -8),
-                             2.0 ** rng.uniform(-74, 17)]))
-
-
-def _segments(rng, unit, count):
-    """Segments of rows (one constants beat each); ``count`` rows in all, extremes weighted."""
-    kinds = ["random", "equal", "huge", "extremes", "narrow", "narrow"]
-    segs, total = [], 0
-    while total < count:
-        n = int(rng.choice([1, unit.lanes, unit.lanes + 1, unit.row_max,
-                            int(rng.integers(1, unit.row_max + 1))]))
-        r = int(rng.integers(1, 12))
-        q = _rows(rng, r, n, kinds[len(segs) % len(kinds)])
-        segs.append((q, softmax_constants(_scale(rng))))
-        total += r
-    return segs
-
-
-def _run(unit, segs, **kw):
-    items, counts = [], []
-    for q, consts in segs:
-        words = encode_softmax(unit, q)
-        items.append(("c", encode_softmax_consts(unit, consts, q.shape[1])))
-        items += [("i", w) for w in words]
-        counts.append(len(words))
-    run = run_streams(unit, items, sum(counts), **kw)
-    o0 = 0
-    for (q, consts), nb in zip(segs, counts, strict=True):
-        got = decode_softmax(unit, run.out[o0:o0 + nb], *q.shape)
-        np.testing.assert_array_equal(got, softmax_apply(q, consts), err_msg=f"n={q.shape[1]}")
-        o0 += nb
-    return run, counts
-
-
-@pytest.mark.parametrize(("lanes", "row_max", "count"), [(4, 24, 1000), (3, 10, 150), (1, 5, 60)])
-def test_random_rows_with_gaps(lanes, row_max, count):
+@pytest.mark.parametrize(("lanes", "row_max", "rows"), [(4, 24, 1000), (3, 10, 150), (1, 5, 60)])
+def test_random_rows_with_gaps(lanes, row_max, rows):
     rng = np.random.default_rng(lanes)
-    unit = SoftmaxUnit(lanes, row_max)
-    segs = _segments(rng, unit, count)
-    _run(unit, segs, p_gap=0.15, p_stall=0.2, seed=lanes)
+    model = SoftmaxModel(lanes, row_max)
+    segs = model.coverage_segments(rng) + model.random_segments(rng, rows)
+    cov = Coverage(model)
+    board = run_segments(SoftmaxUnit(lanes, row_max), model, segs, gap=0.15, stall=0.2,
+                         seed=lanes, coverage=cov)
+    assert board.rows >= rows
+    if lanes > 1:
+        assert not cov.empty(), cov.report()
     # the same rows at full rate: every segment takes exactly the modelled cycles
-    run, counts = _run(unit, segs)
-    assert segment_cycles(run, counts, counts) == \
-        [softmax_cycles(lanes, *q.shape) for q, _ in segs]
+    board = run_segments(SoftmaxUnit(lanes, row_max), model, segs)
+    assert [inv.cycles for inv in board.done] == [model.cycles(s) for s in segs]
 
 
 @pytest.mark.parametrize(("lanes", "row_max"), [(16, 256), (8, 256), (2, 16), (1, 9)])
 def test_measured_cycles_equal_timing_model(lanes, row_max):
-    rng = np.random.default_rng(lanes)
-    unit = SoftmaxUnit(lanes, row_max)
-    consts = softmax_constants(2.0 ** -10)
-    shapes = [(1, 1), (3, 1), (2, lanes), (4, lanes + 1), (3, row_max), (2, 9 * lanes),
-              (5, min(row_max, 197))]
-    segs = [(rng.integers(-50000, 50000, s), consts) for s in shapes if s[1] <= row_max]
-    run, counts = _run(unit, segs)
-    measured = segment_cycles(run, counts, counts)
-    assert measured == [softmax_cycles(lanes, *q.shape) for q, _ in segs]
+    model = SoftmaxModel(lanes, row_max)
+    segs = model.full_rate_segments(np.random.default_rng(lanes))
+    board = run_segments(SoftmaxUnit(lanes, row_max), model, segs)
+    assert [inv.cycles for inv in board.done] == [model.cycles(s) for s in segs]
 
 
 def test_steady_state_rate_on_197_logit_rows():
@@ -114,10 +63,28 @@ def test_field_bounds_hold_over_the_scale_range():
             assert getattr(c, name) <= b[name], name
 
 
+def test_monitor_and_scoreboard_catch_a_wrong_result():
+    model = SoftmaxModel(2, 4)
+    seg = Segment("x", softmax_constants(0.01), (np.array([[1, 2, 3]]),))
+    board = VectorScoreboard(model)
+    mon = VectorMonitor(model, [seg], board)
+    for cycle, (stream, word) in enumerate(model.items(seg)):
+        mon.on_beat(stream, word, cycle)
+    good = model.expected(seg, seg.data)
+    words = [((1 << 16) | int(good[0, 2])) if j else int(good[0, 0]) | (int(good[0, 1]) << 8)
+             for j in range(2)]
+    board.on_out(words[0], 10)
+    with pytest.raises(AssertionError, match="differ from golden"):
+        board.on_out(words[1] ^ 1, 11)
+    with pytest.raises(AssertionError, match="no segment expects it"):
+        board.on_out(0, 12)
+
+
 def test_parameters_and_constants_checked():
     with pytest.raises(ValueError, match=r"SoftmaxUnit: row_max must be an integer in"):
         SoftmaxUnit(4, 0)
-    unit = SoftmaxUnit.from_config(AcceleratorConfig(vector_lanes=2), row_max=8)
+    cfg = AcceleratorConfig(vector_lanes=2, vector_row_max=8)
+    unit = SoftmaxUnit.from_config(cfg)
     Fragment.get(unit, None)
     assert (unit.lanes, unit.row_max, unit.in_bits) == (2, 8, 32)
     with pytest.raises(ValueError, match=r"n must be an integer in \[1, 8\]"):

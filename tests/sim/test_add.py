@@ -25,11 +25,14 @@ def params(lanes: int):
 
 @pytest.mark.parametrize("elements, lanes", [(1, 1), (151296, 16), (1000, 7)])
 def test_closed_forms(elements, lanes):
-    assert add.add_cycles(params(lanes), elements) == -(-elements // lanes) + 3
+    # The RTL unit's four stages: products, sum, rounding shift, saturation.
+    assert add.add_cycles(params(lanes), elements) == -(-elements // lanes) + 4
 
 
 def test_psum_accumulation_closed_form():
-    # Three int32 partial tiles of 100 elements on 8 lanes: 3 * 13 beats, add 3, requant.
+    # Modelled (no RTL): three int32 partial tiles of 100 elements on 8 lanes: 3 * 13
+    # beats, the accumulate pass 3, the requantizer.
+    assert add.PSUM_LATENCY == 3
     assert add.psum_accumulate_cycles(params(8), 100, 3) == 3 * 13 + 3 + REQUANT_LATENCY
 
 

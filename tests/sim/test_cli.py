@@ -276,7 +276,7 @@ def _window_op(cls, name: str):
     (Conv2d, "op 0 ('huge'): its macs = 24,999,500,002,500,000,000 exceeds the "
              "simulator's 64-bit integers (at most 9,223,372,036,854,775,807); the trace is "
              "valid, but too large to simulate"),
-    (MaxPool, "op 0 ('huge'): its cycles and window reads, up to "
+    (MaxPool, "op 0 ('huge'): its window reads, up to "
               "8*n*out_h*out_w*c*r*s = 199,996,000,020,000,000,000, exceed the simulator's "
               "64-bit integers (at most 9,223,372,036,854,775,807); the trace is valid, but "
               "too large to simulate"),

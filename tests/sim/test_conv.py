@@ -10,6 +10,7 @@ from edgetron.config import PRESETS
 from edgetron.golden.conv import conv2d_int
 from edgetron.golden.gemm import accumulator_bound
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
+from edgetron.hw.conv import dw_output_latency
 from edgetron.sim.engine import simulate
 from edgetron.sim.units import conv
 from edgetron.sim.units.gemm import gemm_tiled
@@ -56,21 +57,38 @@ def test_im2col_sub_block_is_a_slice_of_the_full_matrix():
     np.testing.assert_array_equal(part, full[13:33, 5:22])
 
 
-def test_depthwise_is_one_small_gemm_per_channel():
-    # MobileNetV2's 3x3 depthwise layer on 112 x 112 x 32: 32 products of
-    # (112*112) x 9 @ 9 x 1, so one array column of 9 rows per product.
+def test_depthwise_mode_costs_the_rtl_schedule():
+    # MobileNetV2's 3x3 depthwise layer on 112 x 112 x 32 runs in the array's depthwise
+    # mode: one call per group of 16 channels, its cycles the RTL's (dw_sequence), 9 of
+    # each column's 16 PEs busy while a row is swept.
     op = DwConv2d(name="dw", inputs=("input",), n=1, h=112, w=112, c=32, k=32, r=3, s=3,
                   **_pads((1, 1, 1, 1)))
     assert op.gemm == GemmShape(32, 112 * 112, 9, 1, True)
-    res = simulate(Trace(name="t", batch=1, ops=(op,)), PRESETS["edge-16"])
-    util = res.op_dict(0)["utilization"]
-    # At most 9 of the 256 PEs do useful work.
-    assert 0 < util <= 9 / 256
-    dense = Conv2d(name="c", inputs=("input",), n=1, h=112, w=112, c=32, k=32, r=3, s=3,
-                   **_pads((1, 1, 1, 1)))
-    dense_util = simulate(Trace(name="t", batch=1, ops=(dense,)),
-                          PRESETS["edge-16"]).op_dict(0)["utilization"]
-    assert dense_util > 20 * util
+    cfg = PRESETS["edge-16"]
+    res = simulate(Trace(name="t", batch=1, ops=(op,)), cfg).op_dict(0)
+    cycles, head, tail = conv.dw_sequence(16, 2, 112, 112, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert res["compute_cycles"] == cycles
+    assert res["calls"] == 2
+    # Per call: the command, the first two input rows (the line fill), 112 rows swept in
+    # 114 cycles each; one drain (the output latency) at the end.
+    assert cycles == 2 * (1 + 2 * 112 + 112 * 114) + dw_output_latency(16)
+    assert head == 1 + 2 * 112 + 2 + dw_output_latency(16) + 1
+    # After the last input pixel (cycle 1 + 112*112 - 1: the loader, 112 cycles a row,
+    # never waits for the 114-cycle sweeps), the sweeps still to come, then the drain.
+    assert tail == 4 * 114 - 8 + dw_output_latency(16) + 1
+    mac_util = op.macs / (cfg.rows * cfg.cols * cycles)
+    assert 0.5 < mac_util < 9 / 16
+    assert res["dram_a_bytes"] == 112 * 112 * 32             # every pixel read once
+
+
+def test_depthwise_outside_the_mode_is_one_small_gemm_per_channel():
+    # A 5x5 depthwise kernel needs 25 PEs per column, more than edge-16's 16 rows: it runs
+    # as 32 products (112*112) x 25 @ 25 x 1, one array column per product.
+    op = DwConv2d(name="dw", inputs=("input",), n=1, h=56, w=56, c=32, k=32, r=5, s=5,
+                  **_pads((2, 2, 2, 2)))
+    res = simulate(Trace(name="t", batch=1, ops=(op,)), PRESETS["edge-16"]).op_dict(0)
+    assert 0 < res["utilization"] <= 16 / 256
+    assert res["tile_k"] == 25
 
 
 @pytest.mark.parametrize("mt, kt, k_total, expect", [
@@ -130,3 +148,27 @@ def test_im2col_through_the_gemm_kernel_equals_golden(groups, mult, fill):
             assert ok and calls == groups * -(-m // tile[0]) * -(-kk // tile[1]) * -(-kg // tile[2])
             got = out.transpose(1, 0, 2).reshape(n, oh, ow, k)
             np.testing.assert_array_equal(got, ref.transpose(0, 2, 3, 1))
+
+
+def test_depthwise_mode_functional_run_is_exact_and_makes_its_calls():
+    # Depthwise layers in the mode (stride 1 and 2, a partial channel group, two images,
+    # ReLU6) and one outside it (channel multiplier 2): bit-exact against golden, and
+    # the functional kernel makes the calls the timing model counts (one per image and
+    # group of 16 channels in the mode).
+    from edgetron.sim.functional import run_functional
+    from edgetron.sim.prepare import prepare
+
+    trace = Trace(name="dw", batch=2, ops=(
+        DwConv2d(name="dw1", inputs=("input",), n=2, h=14, w=14, c=20, k=20, r=3, s=3,
+                 act="relu6", **_pads((1, 1, 1, 1))),
+        DwConv2d(name="dw2", inputs=(0,), n=2, h=14, w=14, c=20, k=20, r=3, s=3,
+                 stride_h=2, stride_w=2, **_pads((0, 1, 0, 1))),
+        DwConv2d(name="dw3", inputs=(1,), n=2, h=7, w=7, c=20, k=40, r=3, s=3,
+                 **_pads((1, 1, 1, 1))),
+    ))
+    cfg = PRESETS["edge-16"]
+    res = run_functional(prepare(trace, seed=3), cfg)
+    assert res.ok, res.summary()
+    sim = simulate(trace, cfg)
+    assert [sim.op_dict(i)["calls"] for i in range(2)] == [4, 4]
+    assert sim.op_dict(2)["tile_k"] == 9 and sim.op_dict(2)["calls"] > 4

@@ -146,7 +146,7 @@ def test_row_that_cannot_fit_names_the_op_and_the_buffer():
         Softmax(name="attn", inputs=("input",), batch=1, rows=4, cols=1000, in_bits=32),
     )
     small = AcceleratorConfig(ofmap_sram_bytes=4096)
-    with pytest.raises(SimulationError, match=r"op 0 \('attn'\).*6000 bytes of the ofmap "
+    with pytest.raises(SimulationError, match=r"op 0 \('attn'\).*6816 bytes of the ofmap "
                                          r"buffer, which holds 4096 bytes \(ofmap_sram_bytes\)"):
         simulate(trace, small)
     # It fits a larger buffer.
@@ -155,12 +155,14 @@ def test_row_that_cannot_fit_names_the_op_and_the_buffer():
 
 def test_layernorm_and_pool_buffers_are_checked():
     ln = _tiny_trace(LayerNorm(name="ln", inputs=("input",), batch=1, rows=2, cols=1024))
-    with pytest.raises(ValueError, match=r"op 0 \('ln'\).*1024 bytes.*holds 512"):
+    with pytest.raises(ValueError, match=r"op 0 \('ln'\).*1472 bytes.*holds 512"):
         simulate(ln, AcceleratorConfig(ofmap_sram_bytes=512, cols=8))
     pool = _tiny_trace(MaxPool(name="mp", inputs=("input",), n=1, h=64, w=64, c=64, r=3,
                                s=3, stride_h=2, stride_w=2))
-    with pytest.raises(ValueError, match=r"op 0 \('mp'\).*line buffer"):
-        simulate(pool, AcceleratorConfig(ofmap_sram_bytes=8192))
+    # two grid rows of 64 x 64 int8 values: 8192 bytes
+    with pytest.raises(ValueError, match=r"op 0 \('mp'\).*line buffer.*8192 bytes"):
+        simulate(pool, AcceleratorConfig(ofmap_sram_bytes=8000))
+    assert simulate(pool, AcceleratorConfig(ofmap_sram_bytes=8192)).totals["cycles"] > 0
 
 
 #: (config field, buffer, bytes of one word on a 4x4 int8 array, what the word holds)
@@ -257,10 +259,15 @@ def test_random_configs_never_crash_and_stay_consistent():
         assert np.all(out["cycles"][ok] > 0)
         assert np.all(out["cycles"] == out["compute_cycles"] + out["vector_cycles"]
                       + out["stall_cycles"])
-        assert ok.sum() >= 10 and (~ok).sum() >= 1, name  # both paths below are exercised
+        if name == "resnet18":  # its 3x3 max pool needs a line buffer: both paths below
+            assert ok.sum() >= 10 and (~ok).sum() >= 1, name
+        else:  # MobileNetV2's only pool is global (no line buffer): every config runs
+            assert ok.all(), name
         for j in np.flatnonzero(ok)[:10]:
             t = simulate(flat, configs[j]).totals
             assert t["cycles"] == out["cycles"][j] and t["macs"] == flat.macs
+        if ok.all():
+            continue
         # A config the sweep flags fails in simulate with the same op named.
         j = int(np.flatnonzero(~ok)[0])
         with pytest.raises(SimulationError, match=rf"^op {int(out['error_op'][j])} \("):
@@ -296,7 +303,8 @@ def every_kind():
 def test_every_kind_is_costed_by_its_own_unit(every_kind):
     """Each vector op's cycles are its unit's cycle function, each matrix op's compute the
     sum of its calls' gemm_cycles: the kernel dispatch reaches the unit of every kind."""
-    from edgetron.sim.units import add, concat, gelu, layernorm, pool, softmax
+    from edgetron.hw.pool import pool_cycles
+    from edgetron.sim.units import add, concat, gelu, layernorm, softmax
 
     cfg = PRESETS["edge-16"]
     p = cfg.sim_params()
@@ -306,10 +314,12 @@ def test_every_kind_is_costed_by_its_own_unit(every_kind):
         "gelu": lambda op: gelu.gelu_cycles(p, op.out_elements),
         "add": lambda op: add.add_cycles(p, op.out_elements),
         "concat": lambda op: concat.concat_cycles(p, op.out_elements),
-        "maxpool": lambda op: pool.maxpool_cycles(p, op.n, op.out_h, op.out_w, op.c, op.r,
-                                                  op.s),
-        "avgpool": lambda op: pool.avgpool_cycles(p, op.n, op.out_h, op.out_w, op.c, op.r,
-                                                  op.s),
+        "maxpool": lambda op: pool_cycles(p.vector_lanes, op.n, op.h, op.w, op.c, op.out_h,
+                                          op.out_w, op.r, op.s, op.stride_h, op.stride_w,
+                                          op.pad_top, op.pad_left),
+        "avgpool": lambda op: pool_cycles(p.vector_lanes, op.n, op.h, op.w, op.c, op.out_h,
+                                          op.out_w, op.r, op.s, op.stride_h, op.stride_w,
+                                          op.pad_top, op.pad_left),
     }
     seen = set()
     for trace in every_kind:
@@ -377,7 +387,7 @@ def test_a_pool_whose_counts_overflow_is_refused():
                 s=50_000, pad_top=49_999, pad_bottom=49_999, pad_left=49_999,
                 pad_right=49_999),))
     with pytest.raises(SimulationError, match=(
-            r"^op 0 \('pool'\): its cycles and window reads, up to "
+            r"^op 0 \('pool'\): its window reads, up to "
             r"8\*n\*out_h\*out_w\*c\*r\*s = 199,996,000,020,000,000,000, exceed the "
             r"simulator's 64-bit integers")):
         simulate(trace, PRESETS["edge-16"])

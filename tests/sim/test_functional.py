@@ -202,9 +202,10 @@ def mapping_data():
     return prepare(trace, seed=11)
 
 
-#: ws with small buffers: K = 100 does not fit one call (a K split into chunks of 56 and
-#: 44, each several folds of 8 rows), N = 20 takes three calls per chunk. os with the
-#: preset's buffers: one call of two row tiles and three column tiles.
+#: ws with small buffers: K = 100 does not fit one call (with double buffering a call
+#: uses half the weight buffer: a K split into chunks of 32, 32, 32 and 4, each folds of
+#: 8 rows), N = 20 takes three calls per chunk. os with the preset's buffers: one call of
+#: two row tiles and three column tiles.
 MAPPING_CFGS = {
     "ws": PRESETS["edge-8"].replace(weight_sram_bytes=512),
     "os": PRESETS["edge-8"].replace(dataflow="os"),

@@ -117,11 +117,11 @@ def test_an_index_written_under_other_sources_is_recompiled(tmp_path):
     # The whole round trip in NUMBA_CACHE_DIR, each step a new process as in real use.
     use = """
         from edgetron.sim.units import pipeline
-        print(jitcache.is_compiled(pipeline.tree_depth), pipeline.tree_depth(5),
-              jitcache.is_compiled(pipeline.tree_depth))
+        print(jitcache.is_compiled(pipeline.round_shift), pipeline.round_shift(5, 1),
+              jitcache.is_compiled(pipeline.round_shift))
     """
     assert _run(tmp_path, use) == ["False", "3", "True"]  # cold: compiled and saved
-    assert list(tmp_path.glob("units_*/pipeline.tree_depth-*.nbi"))
+    assert list(tmp_path.glob("units_*/pipeline.round_shift-*.nbi"))
     assert _run(tmp_path, use) == ["True", "3", "True"]  # warm
     # Another version of any kernel source (sim/, golden/, config.py): the same index no
     # longer matches, so Numba compiles again and overwrites it.

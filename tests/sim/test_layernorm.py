@@ -1,10 +1,11 @@
-"""The LayerNorm unit (sim/units/layernorm.py): closed-form cycles, and its kernel against golden.
+"""The LayerNorm unit (sim/units/layernorm.py): cycles, work, refusals, kernel against golden.
 
-The latency constants are checked against the golden widths they are derived from; the
-kernel is compared with ``golden.layernorm.layernorm_int`` on the same
-:class:`~edgetron.golden.layernorm.LayerNormConstants`, on random rows and at the
-extremes (-128/127 rows, zero variance with and without epsilon, two channels, the
-widest inputs and the most channels golden takes).
+The cycles are the RTL unit's (``edgetron.hw.layernorm``, measured equal to the RTL in
+tests/rtl and tests/cocotb), written out here as closed forms; the kernel is compared with
+``golden.layernorm.layernorm_int`` on the same
+:class:`~edgetron.golden.layernorm.LayerNormConstants`, on random rows and at the extremes
+(-128/127 rows, zero variance with and without epsilon, two channels, the widest inputs and
+the most channels golden takes).
 """
 
 from __future__ import annotations
@@ -19,39 +20,51 @@ from edgetron.golden.intops import int_range
 from edgetron.golden.layernorm import (
     CHANNELS_MAX,
     IN_BITS_MAX,
-    ISQRT_BITS,
-    RECIP_K,
     isqrt,
-    isqrt_iteration_bound,
     layernorm_constants,
     layernorm_int,
 )
+from edgetron.hw.layernorm import layernorm_cycles as hw_layernorm_cycles
+from edgetron.sim.records import F_A_B, F_COLS, F_ELEMS, F_ROWS, FIELDS
 from edgetron.sim.units import layernorm
+from edgetron.workload import LayerNorm
 
 
 def params(lanes: int):
     return AcceleratorConfig(vector_lanes=lanes).sim_params()
 
 
-def test_latency_constants_follow_the_golden_datapath():
-    # Newton updates: the golden bound for 32-bit operands.
-    assert layernorm.ISQRT_UPDATES == isqrt_iteration_bound(ISQRT_BITS) == 6
-    # One update: setup + a 17-bit quotient + the add-and-halve.
-    assert layernorm.ISQRT_UPDATE_LATENCY == 1 + (ISQRT_BITS // 2 + 1) + 1 == 19
-    # factor = floor(2**31 / std), std >= 2**15: 17 quotient bits.
-    assert layernorm.LAYERNORM_RECIP_LATENCY == 1 + RECIP_K - ISQRT_BITS // 2 + 2 == 18
-    assert layernorm.LAYERNORM_ROW_LATENCY == 3 + 6 * 19 + 18 == 135
-    assert layernorm.LAYERNORM_ADDS_PER_ROW == 6 * 18 + 17
+def test_cycles_are_the_rtl_units():
+    # The RTL unit's function, rows overlapped (docs/vector-units.md): 197 rows of 192
+    # channels on 16 lanes, B = 12, P = max(12, 9, 10) = 12, one row's latency
+    # B + T + 30 = 46.
+    assert layernorm.layernorm_cycles(params(16), 197, 192) == 12 + 196 * 12 + 46 == 2410
+    assert layernorm.layernorm_cycles(params(16), 197, 192) == hw_layernorm_cycles(16, 197, 192)
+    # Lanes wider than the row: one beat, the period is the divider's 10 cycles, T = 8.
+    assert layernorm.layernorm_cycles(params(256), 3, 100) == 1 + 2 * 10 + 1 + 8 + 30
+    # sqrt: 16 root bits, one trial each; divider: 9 digit pairs of 3, and 3d once; D: 2
+    assert layernorm.LAYERNORM_ROW_ADDS == 2 + 16 + 3 * 9 + 1 == 46
 
 
-def test_closed_form():
-    # 197 rows of 192 features on 16 lanes: 2 passes of 12 beats, stats 2 + tree 4,
-    # the row latency 135, normalize 5.
-    assert layernorm.layernorm_cycles(params(16), 197, 192) == 197 * (2 * 12 + 2 + 4 + 135 + 5)
-    # Lanes wider than the row: one beat per pass.
-    assert layernorm.layernorm_cycles(params(256), 3, 100) == 3 * (2 + 2 + 8 + 135 + 5)
-    big = params(32)
-    assert layernorm.layernorm_cycles(big, 20, 64) == 2 * layernorm.layernorm_cycles(big, 10, 64)
+def test_work_streams_and_keeps_its_ring():
+    p = params(16)
+    rec = np.zeros(len(FIELDS), np.int64)
+    rec[F_ROWS], rec[F_COLS], rec[F_ELEMS], rec[F_A_B] = 197, 192, 197 * 192, 1
+    w = layernorm.work(p, rec)
+    assert w.cycles == 2410
+    # x ring: 12 + 4 + 9 + 10 + 5 words of 16 int8 inputs
+    assert w.buffer_bytes == 16 * 40
+    assert w.sram_write == w.sram_read == 197 * 12 * 16
+    assert w.muls == 197 * 192 * 4 + 197 * 2
+    assert w.adds == 197 * 192 * 4 + 197 * (46 + 2 * 15)
+
+
+def test_rows_longer_than_vector_row_max_are_refused():
+    op = LayerNorm(name="ln", inputs=("input",), batch=1, rows=4, cols=1024)
+    assert layernorm.check_config(op, AcceleratorConfig(vector_row_max=1024)) is None
+    assert layernorm.check_config(op, AcceleratorConfig()) == (
+        "LayerNorm rows of 1024 channels are longer than the LayerNorm unit's "
+        "vector_row_max 768")
 
 
 def test_isqrt_equals_golden():

@@ -1,13 +1,12 @@
-"""Vector ops on the memory system (sim/memory.py): DRAM stalls, row buffers, double buffering.
+"""Vector ops on the memory system (sim/memory.py): DRAM stalls, row rings, DRAM ports.
 
-A softmax of 4 rows of 64 int8 logits on 16 lanes takes ``4 * (3*4 + (1+4) + (7+4) + 17 + 3)
-= 192`` cycles, with passes of ``4 * 4 = 16`` beats; it keeps ``64 * (1 + 2) = 192`` bytes
-(a row and its 2-byte exponentials). At 1 byte per cycle its 256 input and 256 output bytes
-take 256 cycles each:
-
-* one buffer (or no room for two rows): the input streams during the max pass, the output
-  during the normalization, ``192 + (256 - 16) + (256 - 16) = 672``;
-* two rows fit and ``double_buffer`` is on: loads overlap, ``max(192, 512) = 512``.
+A softmax of 4 rows of 64 int8 logits on 16 lanes: ``B = 4`` beats per row, the unit's
+rows overlap (``P = 9`` cycles per row after the first, ``docs/simulator.md``), ``4 + 3*9 +
+(8 + 8 + 23) = 70`` cycles; its rings take ``9*16*1 + 18*16*2 = 720`` bytes of the ofmap
+buffer. Every vector unit streams, so its DRAM traffic overlaps it whatever
+``double_buffer`` says: at 1 byte per cycle its 256 input and 256 output bytes take
+``max(70, 256 + 256) = 512`` cycles on one shared port, ``max(70, 256, 256) = 256`` on a
+read and a write port.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from edgetron.config import AcceleratorConfig
+from edgetron.errors import SimulationError
 from edgetron.sim.engine import simulate
 from edgetron.workload import Gelu, Softmax, Trace
 
@@ -27,21 +27,27 @@ def run(op, **kw) -> dict:
 SOFTMAX = Softmax(name="sm", inputs=("input",), batch=1, rows=4, cols=64)
 
 
-def test_a_row_op_streams_during_its_first_and_last_pass():
-    v = run(SOFTMAX, double_buffer=False)
-    assert (v["vector_cycles"], v["cycles"], v["stall_cycles"]) == (192, 672, 480)
-    assert v["double_buffered"] == 0
-    assert v["ofmap_write_bytes"] == v["ofmap_read_bytes"] == 4 * 192
-    assert v["ev_mul_int32"] == 256 * 4 and v["ev_add_int32"] == 256 * 5 + 4 * 16
+@pytest.mark.parametrize("double_buffer", [False, True])
+def test_a_row_op_streams_its_loads_under_its_rows(double_buffer):
+    v = run(SOFTMAX, double_buffer=double_buffer)
+    assert (v["vector_cycles"], v["cycles"], v["stall_cycles"]) == (70, 512, 442)
+    assert v["double_buffered"] == 1
     assert (v["dram_read_bytes"], v["dram_write_bytes"]) == (256, 256)
 
 
-@pytest.mark.parametrize("ofmap, overlapped", [(384, True), (383, False)])
-def test_double_buffered_rows_overlap_when_two_fit(ofmap, overlapped):
-    # 384 bytes hold two 192-byte rows; 383 bytes only one.
-    v = run(SOFTMAX, double_buffer=True, ofmap_sram_bytes=ofmap)
-    assert v["double_buffered"] == int(overlapped)
-    assert v["cycles"] == (512 if overlapped else 672)
+def test_separate_read_and_write_ports_halve_the_stall():
+    v = run(SOFTMAX, dram_ports="read_write", dram_read_bytes_per_cycle=1.0,
+            dram_write_bytes_per_cycle=1.0)
+    assert (v["vector_cycles"], v["cycles"]) == (70, 256)
+
+
+@pytest.mark.parametrize("ofmap, fits", [(720, True), (719, False)])
+def test_the_rings_must_fit_the_ofmap_buffer(ofmap, fits):
+    if fits:
+        assert run(SOFTMAX, ofmap_sram_bytes=ofmap)["cycles"] == 512
+    else:
+        with pytest.raises(SimulationError, match=r"op 0 \('sm'\).*720 bytes of the ofmap"):
+            run(SOFTMAX, ofmap_sram_bytes=ofmap)
 
 
 def test_a_single_pass_op_always_overlaps():

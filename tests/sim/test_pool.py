@@ -10,8 +10,16 @@ import pytest
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.conv import avgpool2d, avgpool_constants, maxpool2d
 from edgetron.golden.intops import INT8_MAX, INT8_MIN
-from edgetron.hw.gemm import REQUANT_LATENCY
+from edgetron.hw.pool import (
+    POOL_LATENCY,
+    pool_cycles,
+    pool_grid,
+    pool_line_buffer_bytes,
+    pool_row_beats,
+)
+from edgetron.sim.engine import simulate
 from edgetron.sim.units import pool
+from edgetron.workload import MaxPool, Trace
 
 
 def params(lanes: int):
@@ -19,21 +27,37 @@ def params(lanes: int):
 
 
 def test_closed_forms():
-    # ResNet-18's max pool: 112x112x64 -> 56x56, 3x3 windows, 16 lanes:
-    # ceil(64/16) = 4 channel groups, one window element per beat, + 2 latency.
-    assert pool.maxpool_cycles(params(16), 1, 56, 56, 64, 3, 3) == 4 * 56 * 56 * 9 + 2
-    # Global average pool 7x7x512 on 8 lanes: 64 groups x 49 beats, + 1 + requant.
-    assert pool.avgpool_cycles(params(8), 1, 1, 1, 512, 7, 7) == 64 * 49 + 1 + REQUANT_LATENCY
-    assert pool.AVGPOOL_LATENCY == 1 + REQUANT_LATENCY and pool.MAXPOOL_LATENCY == 2
+    # ResNet-18's max pool: 112x112x64 -> 56x56, 3x3/2, padding 1, 16 lanes: ceil(64/16) = 4
+    # channel groups per pixel, every pixel once; the last window ends at pixel (111, 111).
+    assert pool_cycles(16, 1, 112, 112, 64, 56, 56, 3, 3, 2, 2, 1, 1) == (
+        112 * 112 * 4 + POOL_LATENCY)
+    # Global average pool 7x7x512 on 8 lanes, two images: 64 groups x 49 pixels each.
+    assert pool_cycles(8, 2, 7, 7, 512, 1, 1, 7, 7, 1, 1, 0, 0) == 2 * 49 * 64 + POOL_LATENCY
+    # 3x3/1 with padding 1 on 4x5: a padded bottom row and right column (5 x 6 grid); the
+    # last window ends at grid (4, 5).
+    assert pool_grid(4, 5, 4, 5, 3, 3, 1, 1, 1, 1) == (5, 6, 4, 5)
+    assert pool_cycles(4, 1, 4, 5, 4, 4, 5, 3, 3, 1, 1, 1, 1) == 5 * 6 + POOL_LATENCY
+    # 2x2/2 on 7 x 7: rows and columns 6 are in no window; the last output leaves at (5, 5)
+    assert pool_cycles(1, 2, 7, 7, 1, 3, 3, 2, 2, 2, 2, 0, 0) == 49 + 5 * 7 + 6 + POOL_LATENCY
+
+
+def test_sim_cycles_follow_the_record():
+    cfg = AcceleratorConfig(vector_lanes=16)
+    op = MaxPool(name="mp", inputs=("input",), n=1, h=112, w=112, c=64, r=3, s=3,
+                 stride_h=2, stride_w=2, pad_top=1, pad_bottom=1, pad_left=1, pad_right=1)
+    res = simulate(Trace(name="t", batch=1, ops=(op,)), cfg).ops[0]
+    assert res["cycles"] >= res["vector_cycles"] == 112 * 112 * 4 + POOL_LATENCY
 
 
 def test_line_buffer():
-    # Overlapping 3x3 stride-2 windows keep 3 input rows; a global pool one row of sums.
-    assert pool.pool_line_buffer_bytes(112, 64, 3, 2, 56, 56, 1, 4) == 3 * 112 * 64
-    assert pool.pool_line_buffer_bytes(7, 1280, 7, 1, 1, 1, 1, 4) == 1280 * 4
-    # 2x2 stride-2 windows do not overlap: one output row of int32 running values.
-    assert pool.pool_line_buffer_bytes(8, 16, 2, 2, 4, 4, 1, 4) == 4 * 16 * 4
-    assert pool.pool_keeps_input_rows(3, 2, 56) and not pool.pool_keeps_input_rows(3, 2, 1)
+    # Two grid rows of ceil(c/lanes) words of lanes values: ResNet-18's max pool at 16 lanes
+    # (113 grid columns with the right padding), a global pool, a partial channel group.
+    assert pool_line_buffer_bytes(16, 113, 64, 3, 3) == 2 * 113 * 64
+    assert pool_line_buffer_bytes(16, 8, 20, 2, 2) == 2 * 8 * 32
+    # a global pool (7x7) keeps only the unit's running sums
+    assert pool_line_buffer_bytes(8, 7, 1280, 7, 7) == 0
+    # the RTL's line buffer from the config holds exactly the bytes the simulator places
+    assert pool_row_beats(16, 128 * 1024) * 2 * 16 == 128 * 1024
 
 
 def _out(size: int, k: int, stride: int, pad: tuple[int, int]) -> int:

@@ -1,9 +1,10 @@
-"""The softmax unit (sim/units/softmax.py): closed-form cycles, and its kernel against golden.
+"""The softmax unit (sim/units/softmax.py): cycles, work, refusals, and its kernel against golden.
 
-The expected cycles are written out from the module's formula with the stage counts of
-the golden datapath; the kernel is compared with ``golden.softmax.softmax_apply`` on the
-same :class:`~edgetron.golden.softmax.SoftmaxConstants`, on random logits and at the
-extremes of its input range.
+The cycles are the RTL unit's (``edgetron.hw.softmax``, measured equal to the RTL in
+tests/rtl and tests/cocotb), written out here as closed forms; the kernel is compared with
+``golden.softmax.softmax_apply`` on the same
+:class:`~edgetron.golden.softmax.SoftmaxConstants`, on random logits and at the extremes of
+its input range.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import pytest
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN
-from edgetron.golden.softmax import EXP_BITS, softmax_apply, softmax_constants
+from edgetron.golden.softmax import softmax_apply, softmax_constants
+from edgetron.hw.softmax import softmax_cycles as hw_softmax_cycles
+from edgetron.sim.records import F_A_B, F_COLS, F_ELEMS, F_ROWS, FIELDS
 from edgetron.sim.units import softmax
+from edgetron.workload import Softmax
 
 #: Input scales across golden's supported range ``(2**-75, 2**18]``.
 SCALES = (2.0**-74, 1e-5, 1.0 / 1024, 0.05, 1.0, 2.0**18)
@@ -24,25 +28,39 @@ def params(lanes: int):
     return AcceleratorConfig(vector_lanes=lanes).sim_params()
 
 
-def test_latency_constants_follow_the_golden_datapath():
-    # The reciprocal: one setup cycle, then one quotient bit of factor per cycle.
-    assert softmax.SOFTMAX_RECIP_LATENCY == 1 + EXP_BITS == 17
-    assert (softmax.SOFTMAX_MAX_LATENCY, softmax.SOFTMAX_EXP_LATENCY,
-            softmax.SOFTMAX_NORM_LATENCY) == (1, 7, 3)
+def test_cycles_are_the_rtl_units():
+    # The RTL unit's function, rows overlapped (docs/vector-units.md): 591 rows of 197
+    # logits on 16 lanes, B = 13 beats, period P = max(13, 9) = 13, one row's latency
+    # 2 B + 2 T + 23 = 26 + 8 + 23 = 57.
+    assert softmax.softmax_cycles(params(16), 591, 197) == 13 + 590 * 13 + 57 == 7740
+    assert softmax.softmax_cycles(params(16), 591, 197) == hw_softmax_cycles(16, 591, 197)
+    # Short rows wait for the divider: 8 logits on 16 lanes, B = 1, P = 9, 1 + 0 + 2 + 23.
+    assert softmax.softmax_cycles(params(16), 4, 8) == 1 + 3 * 9 + 2 + 8 + 23
+    # One lane, one element: B = 1, T = 0.
+    assert softmax.softmax_cycles(params(1), 1, 1) == 1 + 2 + 23
+    # divider: 8 digit pairs of 3 compare-subtracts, and 3d once
+    assert softmax.SOFTMAX_RECIP_ADDS == 3 * 8 + 1
     assert softmax.SOFTMAX_EXP_BYTES == 2  # a 16-bit exponential
-    assert softmax.SOFTMAX_ADDS_PER_ROW == EXP_BITS
 
 
-def test_closed_form():
-    # 591 rows of 197 logits on 16 lanes: per row 3 passes of ceil(197/16) = 13 beats,
-    # max 1 + tree 4, exp 7 + tree 4, reciprocal 17, normalize 3.
-    per_row = 3 * 13 + (1 + 4) + (7 + 4) + 17 + 3
-    assert per_row == 75
-    assert softmax.softmax_cycles(params(16), 591, 197) == 591 * 75
-    # One lane, one element: 3 beats, no tree.
-    assert softmax.softmax_cycles(params(1), 1, 1) == 3 + 1 + 7 + 17 + 3
-    assert softmax.softmax_cycles(params(4), 10, 100) > softmax.softmax_cycles(params(32), 10,
-                                                                                100)
+def test_work_streams_and_keeps_its_rings():
+    p = params(16)
+    rec = np.zeros(len(FIELDS), np.int64)
+    rec[F_ROWS], rec[F_COLS], rec[F_ELEMS], rec[F_A_B] = 591, 197, 591 * 197, 4
+    w = softmax.work(p, rec)
+    assert w.cycles == 7740
+    # q ring 13 + 4 + 1 words of 16 int32 logits, e ring 13 + 4 + 9 + 1 of 16 exponentials
+    assert w.buffer_bytes == 16 * (18 * 4 + 27 * 2)
+    assert w.sram_write == w.sram_read == 591 * 13 * 16 * (4 + 2)
+    assert w.muls == 591 * 197 * 4
+    assert w.adds == 591 * 197 * 6 + 591 * (25 + 2 * 15)
+
+
+def test_rows_longer_than_vector_row_max_are_refused():
+    op = Softmax(name="attn", inputs=("input",), batch=1, rows=4, cols=300)
+    assert softmax.check_config(op, AcceleratorConfig(vector_row_max=300)) is None
+    assert softmax.check_config(op, AcceleratorConfig(vector_row_max=299)) == (
+        "softmax rows of 300 logits are longer than the softmax unit's vector_row_max 299")
 
 
 def _check(q: np.ndarray, scale: float) -> np.ndarray:

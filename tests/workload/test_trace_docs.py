@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import edgetron.workload
-from edgetron.config import load_config
+from edgetron.config_file import load_config
 from edgetron.workload import KINDS, MODELS, Gemm, Ref, Trace, build_model, parse_scalesim, vit
 from edgetron.workload.scalesim import CONV_HEADER
 

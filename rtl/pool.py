@@ -1,0 +1,461 @@
+"""Pool unit: max and average pooling of NHWC maps, and global average pooling.
+
+``PoolUnit(lanes, row_beats, groups)`` is bit-exact with :func:`edgetron.golden.pool.pool_nhwc`
+(golden's ``maxpool2d`` / ``avgpool2d``; a global average pool is the window of the whole
+map). The map streams in once, in raster order, ``lanes`` channels per beat; the unit keeps
+what the windows still need on chip and visits one grid position per cycle
+(``edgetron.hw.pool``; docs/vector-units.md has the diagram):
+
+* **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads the values
+  of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back the current value and row
+  ``y - 1``'s, so one read and one write per beat hold two rows (not used by a global
+  pool);
+* **vertical**: the max or sum of up to three rows (``r``); rows above the map (top
+  padding) and the rows of the previous image are masked to the identity (``-2**(b-1)`` for
+  the max, a padded value never wins; ``0`` for the sum, golden's zeros);
+* **column buffer** (``groups`` words): per channel group the vertical results of columns
+  ``x - 1`` and ``x - 2``; the horizontal max or sum of up to three (``s``) gives the window;
+  in the global mode the same word holds the running sum of the whole map;
+* **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``
+  in three stages; the max goes through the same stages with ``mult = 2``, ``shift = 1``
+  (exactly the identity).
+
+The bottom and right padding are grid positions the unit visits without an input beat
+(value: the identity), so that each window's output leaves at its bottom-right position:
+one output beat at most per cycle, no second pass. Why this design rather than a stream of
+window elements (``r * s`` beats per output): every input beat is read once and each cycle
+does the work of a whole window column, so a 3x3 stride-2 max pool takes ``~h * w`` cycles
+per channel group instead of ``9 * h * w / 4``, and a 3x3 stride-1 pool ``h * w`` instead of
+``9 * h * w``.
+
+Constants (the ``c`` beat) are the grid of :func:`edgetron.hw.pool.pool_grid`, derived by
+:func:`encode_pool_consts` from a :class:`~edgetron.golden.pool.PoolConstants` and the map
+shape, which it checks against the unit's limits. They apply to every image after them
+(images follow each other with no gap); a ``c`` beat is taken only between images with the
+unit empty.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from edgetron.config import AcceleratorConfig
+from edgetron.golden.conv import conv2d_out_size
+from edgetron.golden.intops import (
+    INT8_MAX,
+    M_MAX,
+    MULT_BITS,
+    S_MAX,
+    S_MIN,
+    SHIFT_BITS,
+    as_int64,
+    check_range,
+    int_range,
+)
+from edgetron.golden.layernorm import CHANNELS_MAX
+from edgetron.golden.pool import PoolConstants
+from edgetron.hw.arith import beats
+from edgetron.hw.pool import (
+    POOL_EDGE_MAX,
+    POOL_LATENCY,
+    POOL_STAGES,
+    POOL_STRIDE_MAX,
+    POOL_WINDOW_MAX,
+    pool_cycles,
+    pool_grid,
+    pool_is_global,
+    pool_row_beats,
+)
+
+from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
+from .common import MAX_BUFFER_WORDS, MAX_EDGE, CheckedComponent, check_param, tag_line
+
+__all__ = ["PoolLayouts", "PoolUnit", "decode_pool", "decode_pool_input", "encode_pool",
+           "encode_pool_consts", "pool_layouts", "pool_timing"]
+
+_OUT_BITS = INT8_MAX.bit_length() + 1
+#: Grid counters and window positions: up to POOL_EDGE_MAX + 1 (a padded row or column).
+_POS_BITS = (POOL_EDGE_MAX + 1).bit_length()
+#: Elaboration parameters and their ranges.
+_PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_beats": (1, MAX_BUFFER_WORDS),
+                 "groups": (1, CHANNELS_MAX), "in_bits": (2, _OUT_BITS)}
+
+
+def _sum_bits(in_bits: int) -> int:
+    """Width of a window or global sum: ``POOL_EDGE_MAX ** 2`` values of ``in_bits``."""
+    return in_bits + ceil_log2(POOL_EDGE_MAX * POOL_EDGE_MAX)
+
+
+class PoolLayouts(NamedTuple):
+    """Payload layouts of :class:`PoolUnit`'s streams."""
+
+    c: data.StructLayout   #: the pool's grid and requantization constants
+    i: data.ArrayLayout    #: ArrayLayout(signed(in_bits), lanes): one beat of a pixel
+    o: data.ArrayLayout    #: ArrayLayout(signed(8), lanes)
+
+
+def pool_layouts(lanes: int, groups: int, in_bits: int = _OUT_BITS) -> PoolLayouts:
+    """The stream payloads of :class:`PoolUnit` (defined here once)."""
+    pos, win = unsigned(_POS_BITS), unsigned(POOL_WINDOW_MAX.bit_length())
+    return PoolLayouts(
+        c=data.StructLayout({
+            "avg": unsigned(1), "glob": unsigned(1), "r": win, "s": win,
+            "sh": unsigned(POOL_STRIDE_MAX.bit_length()),
+            "sw": unsigned(POOL_STRIDE_MAX.bit_length()),
+            "fy": pos, "fx": pos, "h": pos, "w": pos, "hi": pos, "wi": pos,
+            "groups": unsigned(groups.bit_length()),
+            "mult": unsigned(MULT_BITS), "shift": unsigned(SHIFT_BITS)}),
+        i=data.ArrayLayout(signed(in_bits), lanes),
+        o=data.ArrayLayout(signed(_OUT_BITS), lanes),
+    )
+
+
+def _max(a, b):
+    return Mux(a > b, a, b)
+
+
+class PoolUnit(CheckedComponent):
+    """Max and average pooling of an NHWC map, ``lanes`` channels per beat.
+
+    Parameters
+    ----------
+    lanes : int
+        Channels per beat, 1..256 (the config's ``vector_lanes``).
+    row_beats : int
+        Line-buffer words, 1..65536: the longest grid row, ``wi * ceil(C / lanes)`` beats
+        (:func:`edgetron.hw.pool.pool_row_beats` of the config).
+    groups : int
+        Most channel groups ``ceil(C / lanes)`` of a map, 1..4096 (column-buffer words).
+    in_bits : int
+        Input width, 2..8 (the config's ``input_bits``). Every parameter is checked before
+        construction; a bad value raises ValueError naming it and its range.
+
+    Members
+    -------
+    c : ``In(stream.Signature(pool_layouts(...).c))``
+        The grid and constants (:func:`encode_pool_consts`). Taken only between images
+        with the unit empty; they apply to every later image.
+    i : ``In(stream.Signature(pool_layouts(...).i))``
+        The map, pixel by pixel in raster order, each pixel ``ceil(C / lanes)`` beats
+        (channels ``lanes * g ..``; the last beat's spare lanes are ignored). Not taken
+        while ``c.valid`` is high at an image start (constants first).
+    o : ``Out(stream.Signature(pool_layouts(...).o))``
+        The pooled map, in the same order: ``ceil(C / lanes)`` int8 beats per output pixel.
+
+    Latency
+    -------
+    ``LATENCY = edgetron.hw.pool.POOL_LATENCY = 6`` cycles from a window's bottom-right
+    position visited to its output beat valid; ``edgetron.hw.pool.pool_cycles`` from the
+    first input handshake to the last output handshake.
+
+    Throughput
+    ----------
+    One grid position per cycle: ``n * hi * wi * ceil(C / lanes)`` cycles for ``n`` images,
+    the input map once plus the bottom and right padding (``hi <= h + 1``, ``wi <= w + 1``).
+
+    Backpressure
+    ------------
+    ``o`` not ready with a beat offered stalls the whole unit (one clock enable; the
+    buffers are written only by positions that advance) and drops ``i.ready``; nothing is
+    lost or duplicated and the offered beat is held.
+
+    Golden
+    ------
+    :func:`edgetron.golden.pool.pool_nhwc` with the :class:`~edgetron.golden.pool.PoolConstants`
+    the ``c`` beat encodes.
+    """
+
+    LATENCY = POOL_LATENCY
+
+    @classmethod
+    def check_parameters(cls, lanes: int, row_beats: int, groups: int,
+                         in_bits: int = _OUT_BITS) -> None:
+        for name, value in (("lanes", lanes), ("row_beats", row_beats), ("groups", groups),
+                            ("in_bits", in_bits)):
+            check_param(cls.__name__, name, value, *_PARAM_RANGES[name])
+
+    def __init__(self, lanes: int, row_beats: int, groups: int, in_bits: int = _OUT_BITS):
+        self._lanes, self._row_beats, self._groups = lanes, row_beats, groups
+        self._in_bits = in_bits
+        self._layouts = pool_layouts(lanes, groups, in_bits)
+        lay = self._layouts
+        super().__init__({"c": In(stream.Signature(lay.c)), "i": In(stream.Signature(lay.i)),
+                          "o": Out(stream.Signature(lay.o))})
+
+    @classmethod
+    def from_config(cls, config: AcceleratorConfig) -> PoolUnit:
+        """The unit for ``config``: ``lanes = vector_lanes``, the line buffer in the ofmap
+        buffer (:func:`edgetron.hw.pool.pool_row_beats`, at most 65536 words), channel
+        groups for 4096 channels or as many as one line-buffer row holds, whichever is
+        fewer (a map whose grid row fits has ``groups <= row_beats``), ``in_bits =
+        input_bits``."""
+        lanes = config.vector_lanes
+        rows = min(int(pool_row_beats(lanes, config.ofmap_sram_bytes)), MAX_BUFFER_WORDS)
+        return cls(lanes, rows, min(rows, int(beats(CHANNELS_MAX, lanes))), config.input_bits)
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        """The elaboration parameters (the manifest's), by name."""
+        return {"lanes": self._lanes, "row_beats": self._row_beats, "groups": self._groups,
+                "in_bits": self._in_bits}
+
+    @property
+    def lanes(self) -> int:
+        """Channels per beat."""
+        return self._lanes
+
+    @property
+    def row_beats(self) -> int:
+        """Line-buffer words."""
+        return self._row_beats
+
+    @property
+    def groups(self) -> int:
+        """Column-buffer words: the most channel groups of a map."""
+        return self._groups
+
+    @property
+    def in_bits(self) -> int:
+        """Input width."""
+        return self._in_bits
+
+    @property
+    def layouts(self) -> PoolLayouts:
+        """The stream payload layouts."""
+        return self._layouts
+
+    def elaborate(self, platform):
+        m = Module()
+        core = Module()
+        lanes, in_bits = self._lanes, self._in_bits
+        vbits, sbits = in_bits + 2, _sum_bits(in_bits)
+        k = Signal(self._layouts.c)
+        loaded = Signal()
+        run = Signal()
+
+        # ---- the grid position and what it needs -------------------------------------
+        y, x, ny, nx = (Signal(_POS_BITS + 2, name=n) for n in ("y", "x", "ny", "nx"))
+        g = Signal(range(self._groups))
+        j = Signal(range(self._row_beats))
+        real = (y < k.h) & (x < k.w)
+        at_start = (y == 0) & (x == 0) & (g == 0)
+        lo = -(1 << (in_bits - 1))
+        ident = Mux(k.avg, 0, lo)
+
+        tags = tag_line(core, {"valid": 1, "emit": 1, "hx1": 1, "hx2": 1,
+                               "g": range(self._groups)}, POOL_LATENCY, "tag")
+        busy = Signal()
+        m.d.comb += busy.eq(tags[1].valid | tags[2].valid | tags[3].valid | tags[4].valid
+                            | tags[5].valid | tags[6].valid)
+        go = Signal()
+        m.d.comb += [
+            run.eq(~(tags.output.valid & tags.output.emit) | self.o.ready),
+            self.c.ready.eq(at_start & ~busy),
+            self.i.ready.eq(loaded & run & real & ~(at_start & self.c.valid)),
+            go.eq(loaded & run & Mux(real, self.i.valid & ~(at_start & self.c.valid), 1)),
+            tags.input.valid.eq(go),
+            tags.input.emit.eq((y == ny) & (x == nx)),
+            tags.input.hx1.eq(Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))),
+            tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2)),
+            tags.input.g.eq(g),
+        ]
+        with m.If(self.c.valid & self.c.ready):
+            m.d.sync += [k.eq(self.c.payload), loaded.eq(1), ny.eq(self.c.payload.fy),
+                         nx.eq(self.c.payload.fx)]
+        last_g, last_x, last_y = g == k.groups - 1, x == k.wi - 1, y == k.hi - 1
+        with m.If(go):
+            m.d.sync += [g.eq(Mux(last_g, 0, g + 1)),
+                         j.eq(Mux(k.glob | (last_g & last_x), 0, j + 1))]
+            with m.If(last_g):
+                m.d.sync += x.eq(Mux(last_x, 0, x + 1))
+                with m.If(x == nx):
+                    m.d.sync += nx.eq(nx + k.sw)
+                with m.If(last_x):
+                    m.d.sync += [nx.eq(k.fx), y.eq(Mux(last_y, 0, y + 1))]
+                    with m.If(y == ny):
+                        m.d.sync += ny.eq(ny + k.sh)
+                    with m.If(last_y):
+                        m.d.sync += ny.eq(k.fy)
+
+        # ---- line buffer: rows y-1 and y-2 at (x, g), read and rewritten in one cycle ---
+        lane_arr = data.ArrayLayout(signed(in_bits), lanes)
+        m.submodules.lines = lines = memory.Memory(
+            shape=data.StructLayout({"p1": lane_arr, "p2": lane_arr}),
+            depth=self._row_beats, init=[])
+        lr, lw = lines.read_port(domain="comb"), lines.write_port()
+        use1 = ~k.glob & (k.r >= 2) & (y >= 1)
+        use2 = ~k.glob & (k.r == 3) & (y >= 2)
+        m.d.comb += [lr.addr.eq(j), lw.addr.eq(j), lw.en.eq(go & ~k.glob),
+                     lw.data.p2.eq(lr.data.p1)]
+
+        # ---- column buffer: per group, columns x-1 and x-2 (or the running global sum) -
+        sum_arr = data.ArrayLayout(signed(sbits), lanes)
+        m.submodules.cols = cols = memory.Memory(
+            shape=data.StructLayout({"a": sum_arr, "b": sum_arr}), depth=self._groups, init=[])
+        cr, cw = cols.read_port(domain="comb"), cols.write_port()
+        m.d.comb += [cr.addr.eq(tags[2].g), cw.addr.eq(tags[2].g),
+                     cw.en.eq(tags[2].valid & run), cw.data.b.eq(cr.data.a)]
+
+        shift = Signal(SHIFT_BITS)
+        mult = Signal(MULT_BITS)
+        m.d.comb += [shift.eq(Mux(k.avg, k.shift - 1, 0)),   # modulo 64, as rtl/add.py
+                     mult.eq(Mux(k.avg, k.mult, 2))]           # max: (2v + 1) >> 1 = v
+        stages = None
+        for lane in range(lanes):
+            v = Signal(signed(in_bits), name=f"v_{lane}")
+            m.d.comb += v.eq(Mux(real, self.i.payload[lane], ident))
+            m.d.comb += lw.data.p1[lane].eq(v)
+            v1 = Signal(signed(in_bits), name=f"v1_{lane}")
+            p1 = Signal(signed(in_bits), name=f"p1_{lane}")
+            p2 = Signal(signed(in_bits), name=f"p2_{lane}")
+            vert = Signal(signed(vbits), name=f"vert_{lane}")
+            hor = Signal(signed(sbits), name=f"hor_{lane}")
+            prod = Signal(signed(sbits + MULT_BITS + 1), name=f"prod_{lane}")
+            rnd = Signal(signed(sbits + MULT_BITS + 1), name=f"rnd_{lane}")
+            out = Signal(signed(_OUT_BITS), name=f"out_{lane}")
+            ha = Mux(tags[2].hx1, cr.data.a[lane], ident)
+            hb = Mux(tags[2].hx2, cr.data.b[lane], ident)
+            h_now = Signal(signed(sbits), name=f"h_now_{lane}")
+            m.d.comb += [
+                h_now.eq(Mux(k.avg, vert + ha + hb, _max(_max(vert, ha), hb))),
+                cw.data.a[lane].eq(Mux(k.glob, h_now, vert)),
+            ]
+            core.d.sync += [
+                v1.eq(v),                                                       # read
+                p1.eq(Mux(use1, lr.data.p1[lane], ident)),
+                p2.eq(Mux(use2, lr.data.p2[lane], ident)),
+                vert.eq(Mux(k.avg, v1 + p1 + p2, _max(_max(v1, p1), p2))),      # vertical
+                hor.eq(h_now),                                                  # horizontal
+                prod.eq(hor * mult),                                            # mul
+                rnd.eq((prod >> shift) + 1),                                    # shift
+                out.eq(saturate(rnd >> 1, _OUT_BITS)),                          # sat
+            ]
+            m.d.comb += self.o.payload[lane].eq(out)
+            stages = (v1, vert, hor, prod, rnd, out)
+        m.d.comb += self.o.valid.eq(tags.output.valid & tags.output.emit)
+        if not len(stages) == len(POOL_STAGES) == tags.depth == self.LATENCY:
+            raise AssertionError(f"PoolUnit: {len(stages)} data stages, {tags.depth} tag "
+                                 f"stages, timing model POOL_LATENCY = {self.LATENCY}")
+        m.submodules.core = EnableInserter(run)(core)
+        return m
+
+
+def encode_pool_consts(layouts: PoolLayouts, consts: PoolConstants, shape, row_beats: int,
+                       groups: int) -> int:
+    """The ``c`` payload of the pool ``consts`` over maps of ``shape = (H, W, C)`` for a
+    unit of ``row_beats`` line-buffer words and ``groups`` channel groups.
+
+    Raises
+    ------
+    ValueError
+        A pool golden rejects, or one beyond the unit: a window edge above 3 that is not
+        the whole map (global pool, no padding), a stride above 3, a map edge above
+        ``POOL_EDGE_MAX``, more channel groups than the unit's ``groups``, a grid row of
+        more beats than ``row_beats`` (a global pool does not use the line buffer), or
+        ``mult`` / ``shift`` out of range.
+    """
+    if not isinstance(consts, PoolConstants):
+        raise TypeError(f"consts must be PoolConstants, got {type(consts).__name__}")
+    h, w, c = (int(v) for v in shape)
+    k = consts
+    lanes = layouts.o.length
+    pads = (k.pt, k.pb, k.pl, k.pr)
+    if min(h, w, c) < 1 or max(h, w) > POOL_EDGE_MAX:
+        raise ValueError(f"PoolUnit: map {h}x{w}x{c} must have edges in [1, {POOL_EDGE_MAX}] "
+                         "and C >= 1")
+    if k.kind not in ("max", "avg"):
+        raise ValueError(f"PoolUnit: kind {k.kind!r} is neither 'max' nor 'avg'")
+    glob = bool(pool_is_global(k.r, k.s))
+    if glob and ((k.r, k.s) != (h, w) or any(pads)):
+        raise ValueError(f"PoolUnit: window {k.r}x{k.s} exceeds {POOL_WINDOW_MAX}x"
+                         f"{POOL_WINDOW_MAX} and is not the whole {h}x{w} map without padding "
+                         "(a global pool)")
+    if not glob and not (1 <= k.sh <= POOL_STRIDE_MAX and 1 <= k.sw <= POOL_STRIDE_MAX):
+        raise ValueError(f"PoolUnit: strides ({k.sh}, {k.sw}) must lie in [1, "
+                         f"{POOL_STRIDE_MAX}]")
+    if max(k.pt, k.pb) > k.r // 2 or max(k.pl, k.pr) > k.s // 2:
+        raise ValueError(f"PoolUnit: padding {pads} exceeds half the window {k.r}x{k.s}")
+    oh = conv2d_out_size(h, k.r, k.sh, (k.pt, k.pb), "height")
+    ow = conv2d_out_size(w, k.s, k.sw, (k.pl, k.pr), "width")
+    hi, wi, _, _ = (int(v) for v in pool_grid(h, w, oh, ow, k.r, k.s, k.sh, k.sw, k.pt, k.pl))
+    grp = int(beats(c, lanes))
+    if grp > groups:
+        raise ValueError(f"PoolUnit: {c} channels are {grp} groups of {lanes}, more than "
+                         f"the unit's {groups}")
+    if not glob and wi * grp > row_beats:
+        raise ValueError(f"PoolUnit: a grid row of {wi} x {grp} beats exceeds the line "
+                         f"buffer's {row_beats} words")
+    avg = k.kind == "avg"
+    if avg and not (0 <= k.mult <= M_MAX and S_MIN <= k.shift <= S_MAX):
+        raise ValueError(f"PoolUnit: mult = {k.mult} outside [0, {M_MAX}] or shift = "
+                         f"{k.shift} outside [{S_MIN}, {S_MAX}]")
+    fields = {"avg": int(avg), "glob": int(glob), "r": 0 if glob else k.r,
+              "s": 0 if glob else k.s, "sh": 1 if glob else k.sh, "sw": 1 if glob else k.sw,
+              "fy": h - 1 if glob else k.r - 1 - k.pt, "fx": w - 1 if glob else k.s - 1 - k.pl,
+              "h": h, "w": w, "hi": hi, "wi": wi, "groups": grp,
+              "mult": k.mult if avg else 0, "shift": k.shift if avg else 0}
+    return pack_checked("PoolUnit", layouts.c, fields)
+
+
+def encode_pool(layouts: PoolLayouts, x) -> list[int]:
+    """``i`` payloads of the NHWC maps ``x`` (N, H, W, C): per pixel ``ceil(C / lanes)``
+    beats, the last padded with zeros."""
+    lanes = layouts.o.length
+    in_bits = layouts.i.elem_shape.width
+    v = as_int64(x, "x")
+    if v.ndim != 4 or v.size == 0:
+        raise ValueError(f"x must be a non-empty (N, H, W, C) map, got shape {v.shape}")
+    check_range(v, *int_range(in_bits), "x")
+    c = v.shape[3]
+    grp = int(beats(c, lanes))
+    pix = np.pad(v.reshape(-1, c), ((0, 0), (0, grp * lanes - c))).reshape(-1, lanes)
+    return [pack_lanes(row, in_bits) for row in pix]
+
+
+def decode_pool_input(layouts: PoolLayouts, words, shape) -> np.ndarray:
+    """The NHWC maps of ``shape`` the ``i`` payloads ``words`` carry (inverse of
+    :func:`encode_pool`, for input monitors)."""
+    return _decode(words, layouts.i.elem_shape.width, layouts.o.length, shape)
+
+
+def decode_pool(layouts: PoolLayouts, words, shape) -> np.ndarray:
+    """The pooled NHWC maps of ``shape`` (N, Ho, Wo, C) from the ``o`` payloads ``words``."""
+    return _decode(words, _OUT_BITS, layouts.o.length, shape)
+
+
+def _decode(words, width: int, lanes: int, shape) -> np.ndarray:
+    n, h, w, c = shape
+    grp = -(-c // lanes)
+    if len(words) < n * h * w * grp:
+        raise ValueError(f"{len(words)} beats hold fewer than the {n * h * w} pixels of "
+                         f"{grp} beats each of shape {tuple(shape)}")
+    vals = np.array([unpack_lanes(int(wd), width, lanes) for wd in words[:n * h * w * grp]],
+                    dtype=np.int64)
+    return vals.reshape(n * h * w, grp * lanes)[:, :c].reshape(n, h, w, c)
+
+
+def pool_timing(config: AcceleratorConfig) -> dict:
+    """The cycle model of :class:`PoolUnit` as data (export manifest)."""
+    lanes = config.vector_lanes
+    return {
+        "model": "edgetron.hw.pool.pool_cycles",
+        "counts": "cycles from the first i handshake to the last o handshake, both included, "
+                  "with i valid on every cycle and o.ready always high",
+        "output_backpressure": "stalls the whole unit",
+        "variables": {"n": "images", "h": "map height", "w": "map width", "C": "channels",
+                      "oh": "output height", "ow": "output width", "r": "window height",
+                      "s": "window width", "sh": "stride height", "sw": "stride width",
+                      "pt": "padding top", "pl": "padding left"},
+        "constants": {"lanes": lanes, "latency_cycles": POOL_LATENCY},
+        "derived": {"yl": "(oh - 1) * sh - pt + r - 1", "xl": "(ow - 1) * sw - pl + s - 1",
+                    "hi": "max(h, yl + 1)", "wi": "max(w, xl + 1)", "G": "ceil(C / lanes)"},
+        "total": "((n - 1) * hi * wi + yl * wi + xl + 1) * G + latency_cycles",
+        "example": {"maxpool 3x3/2 pad 1, 1 x 112 x 112 x 64": int(pool_cycles(
+            lanes, 1, 112, 112, 64, 56, 56, 3, 3, 2, 2, 1, 1))},
+    }
