@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""Bounded proofs of the stream contract (rtl/formal.py) with yowasp-sby and boolector.
+"""Bounded proofs of the stream contract (rtl/formal.py, run by rtl/formal_run.py) with
+yowasp-sby and boolector.
 
 Every proof runs the solver: a missing tool fails these tests (FileNotFoundError), it never
 skips them. Each unit is proven at a tiny configuration for ``drain + 8`` cycles, where the
@@ -22,9 +23,9 @@ from edgetron.rtl.formal import (
     GemmContract,
     VectorContract,
     pool_contract,
-    prove,
     vector_contract,
 )
+from edgetron.rtl.formal_run import prove
 from edgetron.rtl.gelu import GeluUnit
 from edgetron.rtl.gemm import GemmUnit
 from edgetron.rtl.layernorm import LayerNormUnit
