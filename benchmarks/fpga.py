@@ -2,8 +2,9 @@
 
 Runs ``edgetron fpga``'s flow (:func:`edgetron.rtl.fpga.run_unit`) on:
 
-- ECP5-85k: the GEMM unit at 2x2, 4x4, edge-8 (8x8) and edge-16 (16x16, attempted: the
-  error is recorded when it does not fit), and the requantizer at 2, 4, 8 and 16 lanes;
+- ECP5-85k: the GEMM unit at 2x2, 4x4, edge-8 (8x8) and edge-16 (16x16: more multipliers
+  than the device's 156 MULT18X18D, so the flow's DSP budget builds the excess PE
+  multipliers from LUTs), and the requantizer at 2, 4, 8 and 16 lanes;
 - iCE40UP5K and Gowin GW2AR-18 (Tang Nano 20K): the configs small enough to fit, with
   1 KiB buffers (``small``), with DSP multipliers and with LUT multipliers (``--nodsp``)
   (on iCE40 only a 1x1 GEMM unit fits: the requantizer takes four SB_MAC16 per lane);
@@ -16,7 +17,8 @@ Runs ``edgetron fpga``'s flow (:func:`edgetron.rtl.fpga.run_unit`) on:
 2x2 and 4x4 are edge-8 with ``rows`` and ``cols`` changed (edge-8's buffers). From the
 three GEMM sizes it solves ``cost(N) = p*N^2 + e*N + k`` for the per-PE cost ``p`` (the
 marginal cost of one PE), the per-edge cost ``e`` (one requantizer lane and one
-array column/row of control) and the fixed part ``k``, for logic cells and multipliers.
+array column/row of control) and the fixed part ``k``, for logic cells and multipliers;
+and the marginal cost per PE between 4x4 and edge-8 and between edge-8 and edge-16.
 
 Prints a Markdown table (``--markdown FILE`` also writes it) and ends with one
 ``name: value unit`` line per figure. ``--json FILE`` keeps every result; rows already
@@ -50,6 +52,9 @@ from edgetron.rtl.fpga.tools import YOSYS, tool_version
 from edgetron.rtl.pe import PE
 from edgetron.rtl.systolic import SystolicArray
 
+#: Seconds each flow step may take: edge-16's placement and routing (58,000 logic cells)
+#: takes well over the flow's default 1800 s on a shared machine.
+STEP_TIMEOUT = 4 * 3600.0
 #: Buffer bytes of the ``small`` configs (iCE40UP5K has 15 KiB of block RAM).
 SMALL_BUFFER = 1024
 GOWIN = "gowin-GW2AR-LV18QN88C8/I7"
@@ -106,7 +111,8 @@ def run_row(target: str, unit: str, size: str, nodsp: bool) -> dict[str, Any]:
             res = run_component(SystolicArray(cfg), "array", get_target(target),
                                 config=cfg.to_dict(), nodsp=nodsp, progress=progress)
         else:
-            res = run_unit(unit, cfg, get_target(target), nodsp=nodsp, progress=progress)
+            res = run_unit(unit, cfg, get_target(target), nodsp=nodsp, progress=progress,
+                           timeout=STEP_TIMEOUT)
         out = {"ok": True, **res.to_dict()}
     except FpgaFlowError as exc:
         out = {"ok": False, "error": str(exc)}
@@ -147,6 +153,8 @@ def table(results: dict[str, Any]) -> list[str]:
             lines.append(f"| {target} | {unit} | {label} | {err} | | | | | | | |")
             continue
         res, alone = r["resources"], r["unit_resources"]
+        if r["options"].get("lut_multipliers"):
+            label += f" ({r['options']['lut_multipliers']} LUT multipliers)"
 
         def cell(cat, res=res, alone=alone):
             row = res.get(cat)
@@ -177,6 +185,22 @@ def marginal(results: dict[str, Any], target: str, category: str) -> tuple[float
         ys.append(r["unit_resources"][category])
     a = np.array([[n * n, n, 1] for n in (2, 4, 8)], dtype=float)
     return tuple(float(x) for x in np.linalg.solve(a, np.array(ys, dtype=float)))
+
+
+#: Array edge of each GEMM config of the ECP5 rows.
+EDGE = {"2x2": 2, "4x4": 4, "edge-8": 8, "edge-16": 16}
+
+
+def per_pe(results: dict[str, Any], target: str, small: str, large: str,
+           category: str) -> float | None:
+    """Marginal cost of one PE between two GEMM sizes, ``(cost(large) - cost(small)) /
+    (PEs(large) - PEs(small))`` (unit alone; it includes the per-edge costs, a requantizer
+    lane and a column's control, spread over the PEs added)."""
+    rs = [results.get(row_key(target, "gemm", size, False)) for size in (small, large)]
+    if any(r is None or not r["ok"] or category not in r["unit_resources"] for r in rs):
+        return None
+    return ((rs[1]["unit_resources"][category] - rs[0]["unit_resources"][category])
+            / (EDGE[large] ** 2 - EDGE[small] ** 2))
 
 
 def main() -> int:
@@ -235,6 +259,14 @@ def main() -> int:
             if fit is not None:
                 print(f"fpga.{target}.gemm.per_pe.{cat}: {fit[0]:.1f} cells")
                 print(f"fpga.{target}.gemm.per_edge.{cat}: {fit[1]:.1f} cells")
+            for small, large in (("4x4", "edge-8"), ("edge-8", "edge-16")):
+                cost = per_pe(results, target, small, large, cat)
+                if cost is not None:
+                    print(f"fpga.{target}.gemm.per_pe_{small}_to_{large}.{cat}: {cost:.1f} cells")
+    for key, r in results.items():
+        if r["ok"] and r["options"].get("lut_multipliers"):
+            name = "fpga." + key.replace("|", ".").replace("/", "_")
+            print(f"{name}.lut_multipliers: {r['options']['lut_multipliers']} multipliers")
     return 0
 
 

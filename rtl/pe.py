@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed
 
+from edgetron.hw.gemm import PE_MAC_CYCLES
+
 from .common import (
     ACC_BITS_MAX,
     MAX_EDGE,
@@ -52,8 +54,10 @@ class PE(CheckedComponent):
     w_in, w_out
         Weight from the top neighbour; ``w_out`` is ``w_in`` registered, to the bottom.
     p_in, p_out -- ``ws`` only
-        Partial sum from the top neighbour; ``p_out = p_in + a_in.data * weight[a_in.sel]``,
-        registered, to the bottom neighbour.
+        Partial sum from the top neighbour; ``p_out = p_in + prod``, registered, to the
+        bottom neighbour, where ``prod`` is the registered ``a_in.data * weight[a_in.sel]``
+        of the previous cycle (the partial sum of the row above arrives one cycle after
+        the activation, as it does in the array).
     shift, o_in, o_out -- ``os`` only
         ``shift`` moves the result chain of this column up by one PE this cycle; ``o_in``
         is the result register of the PE below, ``o_out`` this PE's, to the PE above.
@@ -62,20 +66,26 @@ class PE(CheckedComponent):
     --------------------------
     Two weight registers (banks 0 and 1). A weight with ``valid`` set whose ``row``
     equals this PE's row is written into bank ``bank`` at the end of the cycle in
-    which it is on ``w_in``; the MAC of an activation uses bank ``a_in.sel``. One
-    bank can therefore be reloaded while the other one computes.
+    which it is on ``w_in``; the product of an activation uses bank ``a_in.sel`` in the
+    cycle the activation is on ``a_in``. One bank can therefore be reloaded while the
+    other one computes.
 
     Output-stationary datapath
     --------------------------
-    An accumulator register: ``acc <= (first ? 0 : acc) + a * w`` each cycle. When
-    ``a_in.last`` is set the finished sum is written into the result register instead
-    (and ``acc`` is reset by the next ``first``); otherwise, when ``shift`` is set,
-    the result register loads ``o_in`` (a capture has priority over a shift).
+    A product register ``prod <= a * w`` with ``first`` and ``last`` registered beside it,
+    and an accumulator register: ``acc <= (first ? 0 : acc) + prod`` each cycle. When
+    ``last`` is set the finished sum is also written into the result register (and
+    ``acc`` is reset by the next ``first``); otherwise, when ``shift`` is set, the result
+    register loads ``o_in`` (a capture has priority over a shift). The result of the pair
+    with ``a_in.last`` is captured :attr:`MAC_LATENCY` cycles after it is on the inputs.
 
     Latency
     -------
-    :attr:`LATENCY` = 1 cycle from ``a_in``/``w_in``/``p_in`` to ``a_out``/``w_out``/``p_out``;
-    a weight write takes effect for the MAC of the next cycle.
+    :attr:`LATENCY` = 1 cycle from ``a_in``/``w_in`` to ``a_out``/``w_out`` and from
+    ``p_in`` to ``p_out``; :attr:`MAC_LATENCY` = 2 cycles from an operand pair to its
+    product in ``p_out`` (``ws``) or the accumulator (``os``). A weight write takes effect
+    for the product of the next cycle. The multiplier sits between registers on both
+    sides (FPGA flows map the product register onto the DSP block or next to it).
 
     Backpressure
     ------------
@@ -89,9 +99,14 @@ class PE(CheckedComponent):
     ``acc_bits`` wide).
     """
 
-    #: Cycles from ``a_in``/``w_in``/``p_in`` to ``a_out``/``w_out``/``p_out``: one register
-    #: per hop (the systolic array adds them up on every path, see its ``elaborate``).
+    #: Cycles from ``a_in``/``w_in`` to ``a_out``/``w_out`` and from ``p_in`` to ``p_out``:
+    #: one register per hop (the systolic array adds them up on every path, see its
+    #: ``elaborate``).
     LATENCY = 1
+    #: Cycles from an operand pair on ``a_in``/``w_in`` to its product in ``p_out``
+    #: (``ws``) or ``acc`` (``os``): ``edgetron.hw.gemm.PE_MAC_CYCLES``, the product
+    #: register then the accumulate; :meth:`elaborate` asserts it.
+    MAC_LATENCY = PE_MAC_CYCLES
 
     @classmethod
     def check_parameters(cls, dataflow, *, row, rows, input_bits=8, weight_bits=8,
@@ -107,6 +122,7 @@ class PE(CheckedComponent):
                  weight_bits: int = 8, acc_bits: int = 32):
         self._dataflow = dataflow
         self._row = row
+        self._input_bits = input_bits
         self._weight_bits = weight_bits
         self._acc_bits = acc_bits
         super().__init__(pe_signature_members(dataflow, rows=rows, input_bits=input_bits,
@@ -120,19 +136,34 @@ class PE(CheckedComponent):
     def elaborate(self, platform):
         m = Module()
         m.d.sync += [self.a_out.eq(self.a_in), self.w_out.eq(self.w_in)]
+        # Stage "mul": the product gets a register of its own (the multiplier's output
+        # register); stage "acc" adds it. Every signal the accumulate needs from the
+        # operands' cycle travels in step with the product.
+        prod = Signal(signed(self._input_bits + self._weight_bits), name="prod")
         if self._dataflow == "ws":
             bank = Array(Signal(signed(self._weight_bits), name=f"w{b}") for b in range(2))
             with m.If(self.w_in.valid & (self.w_in.row == self._row)):
                 m.d.sync += bank[self.w_in.bank].eq(self.w_in.data)
-            m.d.sync += self.p_out.eq(self.p_in + self.a_in.data * bank[self.a_in.sel])
+            m.d.sync += prod.eq(self.a_in.data * bank[self.a_in.sel])
+            m.d.sync += self.p_out.eq(self.p_in + prod)
+            stages = (prod, self.p_out)
         else:
+            first = Signal(name="first_d")
+            last = Signal(name="last_d")
             acc = Signal(signed(self._acc_bits))
             result = Signal(signed(self._acc_bits))
-            total = Mux(self.a_in.first, 0, acc) + self.a_in.data * self.w_in.data
+            m.d.sync += [prod.eq(self.a_in.data * self.w_in.data),
+                         first.eq(self.a_in.first), last.eq(self.a_in.last)]
+            total = Mux(first, 0, acc) + prod
             m.d.sync += acc.eq(total)
-            with m.If(self.a_in.last):
+            with m.If(last):
                 m.d.sync += result.eq(total)
             with m.Elif(self.shift):
                 m.d.sync += result.eq(self.o_in)
             m.d.comb += self.o_out.eq(result)
+            stages = (prod, acc)
+        if len(stages) != self.MAC_LATENCY:
+            raise AssertionError(
+                f"PE: the MAC is {len(stages)} registers deep as built, but "
+                f"edgetron.hw.gemm.PE_MAC_CYCLES is {self.MAC_LATENCY}")
         return m

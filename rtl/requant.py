@@ -26,7 +26,7 @@ checks the documented 0 so that the behaviour cannot change silently.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 
 from edgetron.golden.intops import (
     M_MAX,
@@ -49,6 +49,10 @@ __all__ = ["Requantizer", "decode_requant", "encode_requant"]
 #: cols.
 _PARAM_RANGES = {"lanes": (1, MAX_EDGE), "acc_bits": (2, ACC_BITS_MAX),
                  "out_bits": (2, ACC_BITS_MAX)}
+
+
+#: Operand width of the partial products of ``acc * mult``: one 18 x 18 DSP multiplier each.
+_PART_BITS = 18
 
 
 def _check_param(name: str, value) -> None:
@@ -83,10 +87,13 @@ class Requantizer(CheckedComponent):
 
     Latency
     -------
-    :attr:`LATENCY` ``= edgetron.hw.gemm.REQUANT_LATENCY = 3`` cycles from a beat accepted
-    on ``i`` to the same beat valid on ``o`` (with ``o.ready`` high): multiply,
-    shift-and-round, saturate (``REQUANT_STAGES``). :meth:`elaborate` counts the data and
-    valid registers it builds and raises AssertionError if either differs.
+    :attr:`LATENCY` ``= edgetron.hw.gemm.REQUANT_LATENCY = 6`` cycles from a beat accepted
+    on ``i`` to the same beat valid on ``o`` (with ``o.ready`` high): the four partial
+    products of ``acc * mult`` (18-bit parts, one DSP multiplier each), the middle two
+    added, the product, the shift, the rounding add, the saturation (``REQUANT_STAGES``;
+    no stage chains two carry chains or a multiplier and an adder). :meth:`elaborate`
+    counts the data and valid registers it builds and raises AssertionError if either
+    differs.
 
     Backpressure
     ------------
@@ -156,36 +163,65 @@ class Requantizer(CheckedComponent):
         # deep as the valid chain and the timing model's REQUANT_LATENCY.
         lane_stages = None
         for lane in range(self._lanes):
-            prod = Signal(signed(prod_bits), name=f"prod_{lane}")
-            shift = Signal(SHIFT_BITS, name=f"shift_{lane}")
-            rnd = Signal(signed(prod_bits), name=f"rnd_{lane}")
             with m.If(advance):
-                # Stage 1 (MUL): p = acc * mult; keep shift - 1 (mod 64) for the next stage.
-                m.d.sync += [
-                    prod.eq(self.i.p.acc[lane] * self.i.p.mult[lane]),
-                    shift.eq(self.i.p.shift[lane] - 1),
-                ]
-                # Stage 2 (SHIFT): (p >> (s-1)) + 1, the rounding add one bit early. The sum
-                # cannot overflow: p <= (2**(acc_bits-1) - 1) * M_MAX < 2**(prod_bits-1) - 1,
-                # so the add is done on the raw bits, modulo 2**prod_bits (same result as a
-                # signed add; the generated Verilog then has no sign-extended constant).
-                m.d.sync += rnd.eq((prod >> shift).as_unsigned() + 1)
-                # Stage 3 (SAT): r = rnd >> 1 and clamp to out_bits. r fits out_bits iff its
-                # bits from out_bits-1 upwards are all copies of the sign bit.
-                r = rnd[1:]
-                upper = r[self._out_bits - 1:]
-                with m.If(upper.all() | ~upper.any()):
-                    m.d.sync += out[lane].eq(r[:self._out_bits])
-                with m.Elif(r[-1]):
-                    m.d.sync += out[lane].eq(-(1 << (self._out_bits - 1)))
-                with m.Else():
-                    m.d.sync += out[lane].eq((1 << (self._out_bits - 1)) - 1)
-            lane_stages = (prod, rnd, out[lane])
+                lane_stages = self._lane(m, lane, out[lane], prod_bits)
         if not len(lane_stages) == len(valid) == self.LATENCY:
             raise AssertionError(
                 f"Requantizer: {len(lane_stages)} data stages and {len(valid)} valid stages, "
                 f"but the timing model's REQUANT_LATENCY is {self.LATENCY}")
         return m
+
+
+    def _lane(self, m: Module, lane: int, out, prod_bits: int) -> tuple:
+        """The registers of one lane (inside ``m.If(advance)``), one tuple entry per stage."""
+        acc, mult = self.i.p.acc[lane], self.i.p.mult[lane]
+        # acc * mult from multiplier-sized parts: acc = acc_hi * 2**L + acc_lo and
+        # mult = mult_hi * 2**L + mult_lo with the low parts unsigned, so that each partial
+        # product fits one 18 x 18 DSP multiplier and gets a register of its own.
+        split = self._acc_bits > _PART_BITS
+        acc_lo = acc.as_unsigned()[:_PART_BITS] if split else acc
+        mult_lo, mult_hi = mult[:_PART_BITS], mult[_PART_BITS:]
+        p_ll = Signal.like(acc_lo * mult_lo, name=f"p_ll_{lane}")
+        p_lh = Signal.like(acc_lo * mult_hi, name=f"p_lh_{lane}")
+        sm1 = [Signal(SHIFT_BITS, name=f"shift_{lane}_{k}") for k in range(3)]
+        # Stage 1 (MUL): the partial products; keep shift - 1 (mod 64) for the shift stage.
+        m.d.sync += [p_ll.eq(acc_lo * mult_lo), p_lh.eq(acc_lo * mult_hi),
+                     sm1[0].eq(self.i.p.shift[lane] - 1), sm1[1].eq(sm1[0]), sm1[2].eq(sm1[1])]
+        mid = Signal(signed(prod_bits - _PART_BITS), name=f"mid_{lane}")
+        low = Signal(signed(prod_bits), name=f"low_{lane}")
+        if split:
+            acc_hi = acc[_PART_BITS:].as_signed()
+            p_hl = Signal.like(acc_hi * mult_lo, name=f"p_hl_{lane}")
+            p_hh = Signal.like(acc_hi * mult_hi, name=f"p_hh_{lane}")
+            m.d.sync += [p_hl.eq(acc_hi * mult_lo), p_hh.eq(acc_hi * mult_hi)]
+            # Stage 2 (MID): the two middle products added; the outer ones do not overlap
+            # (p_ll < 2**(2L)), so they are placed side by side, without an adder.
+            m.d.sync += [mid.eq(p_lh + p_hl), low.eq(Cat(p_ll, p_hh))]
+        else:
+            m.d.sync += [mid.eq(p_lh), low.eq(p_ll)]
+        # Stage 3 (SUM): the product p = acc * mult, exact in prod_bits.
+        prod = Signal(signed(prod_bits), name=f"prod_{lane}")
+        m.d.sync += prod.eq(low + (mid << _PART_BITS))
+        # Stage 4 (SHIFT): p >> (s-1).
+        shifted = Signal(signed(prod_bits), name=f"shifted_{lane}")
+        m.d.sync += shifted.eq(prod >> sm1[2])
+        # Stage 5 (ROUND): (p >> (s-1)) + 1, the rounding add one bit early. The sum cannot
+        # overflow: p <= (2**(acc_bits-1) - 1) * M_MAX < 2**(prod_bits-1) - 1, so the add is
+        # done on the raw bits, modulo 2**prod_bits (same result as a signed add; the
+        # generated Verilog then has no sign-extended constant).
+        rnd = Signal(signed(prod_bits), name=f"rnd_{lane}")
+        m.d.sync += rnd.eq(shifted.as_unsigned() + 1)
+        # Stage 6 (SAT): r = rnd >> 1 and clamp to out_bits. r fits out_bits iff its bits
+        # from out_bits-1 upwards are all copies of the sign bit.
+        r = rnd[1:]
+        upper = r[self._out_bits - 1:]
+        with m.If(upper.all() | ~upper.any()):
+            m.d.sync += out.eq(r[:self._out_bits])
+        with m.Elif(r[-1]):
+            m.d.sync += out.eq(-(1 << (self._out_bits - 1)))
+        with m.Else():
+            m.d.sync += out.eq((1 << (self._out_bits - 1)) - 1)
+        return (p_ll, mid, prod, shifted, rnd, out)
 
 
 def encode_requant(acc, mult, shift, *, acc_bits: int = 32) -> list[int]:

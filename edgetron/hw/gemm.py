@@ -56,6 +56,8 @@ __all__ = [
     "GEMM_EPILOGUE_CYCLES",
     "GEMM_OUT_CYCLES",
     "GEMM_SKID_CYCLES",
+    "PE_MAC_CYCLES",
+    "PE_MAC_STAGES",
     "REQUANT_LATENCY",
     "REQUANT_STAGES",
     "array_timing",
@@ -75,15 +77,24 @@ DATAFLOW_WS = DATAFLOWS["ws"]
 DATAFLOW_OS = DATAFLOWS["os"]
 DATAFLOW_IS = DATAFLOWS["is"]
 
-#: Registered stages of the requantizer (``rtl/requant.py``), one cycle each: multiply,
-#: shift-and-round, saturate.
-REQUANT_STAGES = ("mul", "shift", "sat")
+#: Registered stages of a PE's multiply-accumulate (``rtl/pe.py``), one cycle each: the
+#: product register (the multiplier's output, so the multiply has a cycle of its own), then
+#: the accumulate (the partial-sum or accumulator register).
+PE_MAC_STAGES = ("mul", "acc")
+#: Cycles of a PE from an activation on ``a_in`` to its product in the PE's sum register.
+PE_MAC_CYCLES = len(PE_MAC_STAGES)
+
+#: Registered stages of the requantizer (``rtl/requant.py``), one cycle each: the partial
+#: products of ``acc * mult`` (one 18 x 18 DSP multiplier each), the middle ones added,
+#: the product, the shift, the rounding add, the saturation.
+REQUANT_STAGES = ("mul", "mid", "sum", "shift", "round", "sat")
 #: Cycles of the requantizer from a beat accepted to the same beat valid at its output.
 REQUANT_LATENCY = len(REQUANT_STAGES)
 
 #: States of the GEMM unit's command phase, one cycle each: the handshake (IDLE), then the
-#: registered shape check (CHECK).
-GEMM_CMD_STATES = ("IDLE", "CHECK")
+#: pipelined shape check: the ceiling divisions (DIV) and the products (MUL) registered,
+#: then the comparisons with the buffers and the slot taken (CHECK).
+GEMM_CMD_STATES = ("IDLE", "DIV", "MUL", "CHECK")
 #: Cycles of the GEMM unit's command phase, from the command handshake to the first load cycle.
 GEMM_CMD_CYCLES = len(GEMM_CMD_STATES)
 #: Cycles from an operand-buffer read address to its data (synchronous read ports).
@@ -115,17 +126,19 @@ def element_bytes(bits):
 def array_timing(rows, cols, dataflow):
     """Fixed timing of the ``rows x cols`` systolic array: ``(latency, drain_delay, min_tile_gap)``.
 
-    ``ws``: ``latency = rows + cols - 1`` from an activation vector to its column sums
+    With ``X = PE_MAC_CYCLES - 1`` (the product register of the PE's two-stage MAC):
+    ``ws``: ``latency = rows + cols - 1 + X`` from an activation vector to its column sums
     (skew in, ``rows`` PEs down, de-skew out), no drain. ``os``: ``latency = cols - 1`` from
-    a drain pulse to its result row (the de-skew), ``drain_delay = rows`` from the last
+    a drain pulse to its result row (the de-skew), ``drain_delay = rows + X`` from the last
     operand pair of a tile to its first drain pulse, and ``min_tile_gap = 2 * rows - 1``
     cycles at least between the last operand pairs of consecutive tiles (the result chains
     must be empty before the next tile captures into them). ``is`` has no RTL: the ``ws``
     values.
     """
+    extra = PE_MAC_CYCLES - 1
     if dataflow == DATAFLOW_OS:
-        return cols - 1, rows, 2 * rows - 1
-    return rows + cols - 1, 0, 0
+        return cols - 1, rows + extra, 2 * rows - 1
+    return rows + cols - 1 + extra, 0, 0
 
 
 @njit(cache=True)

