@@ -50,6 +50,8 @@ from .gemm import (
 )
 
 __all__ = [
+    "CONV_CMD_CYCLES",
+    "CONV_CMD_STATES",
     "CONV_FIELDS",
     "CONV_MAX_KERNEL",
     "CONV_MAX_STRIDE",
@@ -72,6 +74,17 @@ __all__ = [
     "dw_line_width",
     "dw_output_latency",
 ]
+
+#: The ConvUnit's command phase, one cycle per state: ``IDLE`` takes the command; ``DIV``
+#: registers the ceiling divisions (``cb``, column tiles), the output size and the
+#: products of command fields (``r*s``, ``hb*w``); ``MUL`` the products with ``cb``;
+#: ``MUL2`` the weight words ``ceil(n/C) * cb * r*s * R`` and ``K``; ``CHECK`` only
+#: compares registers and takes a slot. No multiplier or divider lies between two
+#: registers of the control path (the GEMM unit's phase, ``GEMM_CMD_STATES``, has one
+#: product stage; the ConvUnit's products of products need two).
+CONV_CMD_STATES = ("IDLE", "DIV", "MUL", "MUL2", "CHECK")
+#: Cycles from a command handshake to its slot (the first operand beat it may take).
+CONV_CMD_CYCLES = len(CONV_CMD_STATES)
 
 #: Largest kernel edge (``r``, ``s``) of the depthwise mode.
 DW_MAX_KERNEL = 7

@@ -10,7 +10,8 @@ differences:
   im2col matrix: :class:`~.im2col.ConvCore` generates each row's word on the fly (or
   zeros in the padding), so the slot is the line buffer, double-buffered: the next band
   loads while this one computes;
-* the command carries the geometry; its shape check (one cycle, as the GEMM unit's)
+* the command carries the geometry; its shape check, pipelined over the states of
+  :data:`~edgetron.hw.conv.CONV_CMD_STATES` (no multiplier between two registers),
   computes the GEMM view ``M = ho * wo``, ``K = r * s * cb * R`` and the address
   constants, and registers them with the slot;
 * the output stage clamps each requantized result to the call's ``[lo, hi]`` (the fused
@@ -206,21 +207,48 @@ class ConvUnit(CheckedComponent):
             with m.If(core.drained.valid & (core.drained.slot == j)):
                 m.d.sync += draining[j].eq(0)
 
-        # ---- command and shape check: the GEMM view and the address constants ------------
+        # ---- command and shape check (hw.CONV_CMD_STATES, one cycle each): free-running
+        # registers over the held command, so that no multiplier or divider lies between
+        # two registers: DIV the ceiling divisions, the output size and the products of
+        # command fields; MUL the products with cb; MUL2 the weight words and K; CHECK
+        # compares registers only (the GEMM view and the address constants of the slot).
         cmd = Signal(self._layouts["cmd"])
-        cb = ceil_div_const(cmd.c, R)
+
+        def reg(value, name):
+            r = Signal.like(value, name=name)
+            m.d.sync += r.eq(value)
+            return r
+
         sh2, sw2 = cmd.sh == 2, cmd.sw == 2
         hp = cmd.hb + cmd.pt + cmd.pb
         wp = cmd.w + cmd.pl + cmd.pr
-        ho = Mux(sh2, (hp - cmd.r)[1:], (hp - cmd.r)[:len(hp)]) + 1
-        wo = Mux(sw2, (wp - cmd.s)[1:], (wp - cmd.s)[:len(wp)]) + 1
-        mm = ho * wo
-        kf = cmd.r * cmd.s * cb
-        kk = kf * R
-        nt_c = ceil_div_const(cmd.n, C)
-        wcb = cmd.w * cb
-        a_need = cmd.hb * wcb
-        w_need = nt_c * kk
+        pad_h = Mux(cmd.r > cmd.sh, cmd.r, cmd.sh)
+        pad_w = Mux(cmd.s > cmd.sw, cmd.s, cmd.sw)
+        # DIV
+        cb = reg(ceil_div_const(cmd.c, R), "cb")
+        nt_c = reg(ceil_div_const(cmd.n, C), "nt_count")
+        ho = reg(Mux(sh2, (hp - cmd.r)[1:], (hp - cmd.r)[:len(hp)]) + 1, "ho")
+        wo = reg(Mux(sw2, (wp - cmd.s)[1:], (wp - cmd.s)[:len(wp)]) + 1, "wo")
+        rs = reg(cmd.r * cmd.s, "rs")
+        hbw = reg(cmd.hb * cmd.w, "hbw")
+        ptw_pl = reg(cmd.pt * cmd.w + cmd.pl, "ptw_pl")
+        fields_ok = reg(
+            (cmd.hb != 0) & (cmd.w != 0) & (cmd.c != 0) & (cmd.n != 0)
+            & (cmd.r != 0) & (cmd.s != 0) & (cmd.sh != 0) & (cmd.sw != 0)
+            & at_most(cmd.sh, hw.CONV_MAX_STRIDE) & at_most(cmd.sw, hw.CONV_MAX_STRIDE)
+            & (cmd.pt < pad_h) & (cmd.pb < pad_h) & (cmd.pl < pad_w) & (cmd.pr < pad_w)
+            & (hp >= cmd.r) & (wp >= cmd.s), "fields_ok")
+        # MUL
+        mm = reg(ho * wo, "m")
+        kf = reg(rs * cb, "kf")
+        wcb = reg(cmd.w * cb, "wcb")
+        a_need = reg(hbw * cb, "a_need")
+        pad_off = reg(ptw_pl * cb, "pad_off")
+        ntcb = reg(nt_c * cb, "ntcb")
+        rs_r = reg(rs * R, "rs_r")
+        # MUL2
+        kk = reg(kf * R, "k")
+        w_need = reg(ntcb * rs_r, "w_need")
         shape = Signal(gemm_core_shape_layout(cfg, lim))
         g = Signal(conv_geom_layout(cfg, lim))
         m.d.comb += [
@@ -229,18 +257,11 @@ class ConvUnit(CheckedComponent):
             shape.w_end.eq(w_need - 1), shape.ch_end.eq(cmd.n - 1),
             g.ow_last.eq(wo - 1), g.cb_last.eq(cb - 1), g.s_last.eq(cmd.s - 1),
             g.sh2.eq(sh2), g.sw2.eq(sw2), g.wcb.eq(wcb), g.swcb.eq(Mux(sw2, cb << 1, cb)),
-            g.shwcb.eq(Mux(sh2, wcb << 1, wcb)), g.pad_off.eq(cmd.pt * wcb + cmd.pl * cb),
+            g.shwcb.eq(Mux(sh2, wcb << 1, wcb)), g.pad_off.eq(pad_off),
             g.pt.eq(cmd.pt), g.pl.eq(cmd.pl), g.y_end.eq(cmd.hb + cmd.pt),
             g.x_end.eq(cmd.w + cmd.pl),
         ]
-        pad_h = Mux(cmd.r > cmd.sh, cmd.r, cmd.sh)
-        pad_w = Mux(cmd.s > cmd.sw, cmd.s, cmd.sw)
-        ok = ((cmd.hb != 0) & (cmd.w != 0) & (cmd.c != 0) & (cmd.n != 0)
-              & (cmd.r != 0) & (cmd.s != 0) & (cmd.sh != 0) & (cmd.sw != 0)
-              & at_most(cmd.sh, hw.CONV_MAX_STRIDE) & at_most(cmd.sw, hw.CONV_MAX_STRIDE)
-              & (cmd.pt < pad_h) & (cmd.pb < pad_h) & (cmd.pl < pad_w) & (cmd.pr < pad_w)
-              & (hp >= cmd.r) & (wp >= cmd.s)
-              & at_most(a_need, lim.a_words) & at_most(w_need, lim.w_words)
+        ok = (fields_ok & at_most(a_need, lim.a_words) & at_most(w_need, lim.w_words)
               & at_most(mm, min(lim.acc_words, lim.m_max)) & at_most(kk, lim.k_max)
               & at_most(nt_c, lim.param_words))
 
@@ -250,7 +271,7 @@ class ConvUnit(CheckedComponent):
             width=clamp_layout.size, depth=hw.conv_clamp_calls(R, C, slots))
 
         nxt = slot_pointer(slots, "next_slot")
-        idle, checking = hw_gemm.GEMM_CMD_STATES
+        idle, *sizing, checking = hw.CONV_CMD_STATES
         cmd_states = []
         with m.FSM():
             with m.State(idle):
@@ -258,7 +279,11 @@ class ConvUnit(CheckedComponent):
                 m.d.comb += self.cmd.ready.eq(~pick(slot, nxt, slots).busy & clamps.w_rdy)
                 with m.If(self.cmd.valid & self.cmd.ready):
                     m.d.sync += [cmd.eq(self.cmd.payload), self.err.eq(0)]
-                    m.next = checking
+                    m.next = sizing[0]
+            for state, after in zip(sizing, [*sizing[1:], checking], strict=True):
+                with m.State(state):
+                    cmd_states.append(state)
+                    m.next = after
             with m.State(checking):
                 cmd_states.append(checking)
                 with m.If(ok):
@@ -273,7 +298,7 @@ class ConvUnit(CheckedComponent):
                     m.d.sync += self.err.eq(1)
                 m.next = idle
         check_path("ConvUnit", "the command phase (states before the load)", len(cmd_states),
-                   hw_gemm.GEMM_CMD_CYCLES)
+                   hw.CONV_CMD_CYCLES)
 
         # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
         def loader(name: str, port, ready_extra=1):

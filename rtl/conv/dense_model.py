@@ -157,7 +157,7 @@ def conv_timing(config: AcceleratorConfig) -> dict[str, Any]:
         "constants": {
             "R": R, "C": C, "slots": lim.slots, "a_words": lim.a_words,
             "w_words": lim.w_words, "acc_words": lim.acc_words,
-            "cmd_cycles": hw_gemm.GEMM_CMD_CYCLES,
+            "cmd_cycles": hw.CONV_CMD_CYCLES,
             "buffer_read_cycles": hw_gemm.GEMM_BUFFER_READ_CYCLES,
             "array_latency": int(hw_gemm.array_timing(R, C, hw_gemm.DATAFLOW_WS)[0]),
             "epilogue_cycles": hw_gemm.GEMM_EPILOGUE_CYCLES,
