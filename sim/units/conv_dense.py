@@ -80,16 +80,16 @@ __all__ = ["conv_sequence", "conv_sequence_cycles", "conv_step", "dense_account"
 
 
 @njit(cache=True)
-def conv_start():
-    """The state of an idle ConvUnit whose first command comes in cycle 0:
-    :func:`~edgetron.sim.units.gemm_timing.sequence_start` with the ConvUnit's command
-    phase (``CONV_CMD_CYCLES``) before the first handshake."""
+def conv_start(cmd_cycles):
+    """The state of an idle unit whose first command comes in cycle 0:
+    :func:`~edgetron.sim.units.gemm_timing.sequence_start` with a command phase of
+    ``cmd_cycles`` (the ConvUnit's: ``CONV_CMD_CYCLES``) before the first handshake."""
     st = sequence_start()
-    return (-CONV_CMD_CYCLES, st[1], st[2], st[3], st[4], st[5], st[6], st[7], st[8], st[9])
+    return (-cmd_cycles, st[1], st[2], st[3], st[4], st[5], st[6], st[7], st[8], st[9])
 
 
 @njit(cache=True)
-def conv_step(p, st, call):
+def conv_step(p, st, call, cmd_cycles=CONV_CMD_CYCLES):
     """Run one ConvUnit call (int64 array of ``CONV_FIELDS``) after the state ``st`` of
     :func:`conv_start`; returns ``(state, times)``,
     ``times`` the columns of :data:`~edgetron.sim.units.gemm_timing.SEQ_COLUMNS`."""
@@ -101,8 +101,8 @@ def conv_step(p, st, call):
     cb, ho, wo, m, _ = conv_geometry(rows, hb, w, c, r, s, sh, sw, pt, pb, pl, pr)
     ba, bw, bc, _ = conv_stream_beats(p, hb, w, c, n, r, s, sh, sw, pt, pb, pl, pr)
     two = gemm_slots(p) == 2
-    hs = max(hs0 + CONV_CMD_CYCLES, e2 if two else e1)
-    alloc = hs + CONV_CMD_CYCLES
+    hs = max(hs0 + cmd_cycles, e2 if two else e1)
+    alloc = hs + cmd_cycles
     la = max(alloc, le_a)
     lw = max(alloc, le_w)
     lc = max(alloc, le_ch, f2 if two else f1)
@@ -157,15 +157,17 @@ def conv_step(p, st, call):
 
 
 @njit(cache=True)
-def conv_sequence(p, calls):
+def conv_sequence(p, calls, cmd_cycles=CONV_CMD_CYCLES):
     """Per-call times (:data:`~edgetron.sim.units.gemm_timing.SEQ_COLUMNS`, absolute
     cycles, the first command at cycle 0) of ConvUnit calls back to back at full input
     rate. ``calls``: int64 ``[n, 12]`` of ``CONV_FIELDS``, each accepted by
-    :func:`edgetron.hw.conv.conv_fits`. Returns int64 ``[n, 8]``."""
-    st = conv_start()
+    :func:`edgetron.hw.conv.conv_fits`. Returns int64 ``[n, 8]``. ``cmd_cycles`` is the
+    ConvUnit's command phase; another value gives the same machine with another phase
+    (the tests set the GEMM unit's to compare the two models)."""
+    st = conv_start(cmd_cycles)
     res = np.empty((calls.shape[0], len(SEQ_COLUMNS)), np.int64)
     for i in range(calls.shape[0]):
-        st, times = conv_step(p, st, calls[i])
+        st, times = conv_step(p, st, calls[i], cmd_cycles)
         for j in range(len(SEQ_COLUMNS)):
             res[i, j] = times[j]
     return res
@@ -313,6 +315,6 @@ def dense_account(p, calls, n_img, a_b, w_b, out_b, row):
                                   calls[0, 9], calls[0, 10], calls[0, 11])[3]
     row[C_TILE_K] = calls[0, 4] * calls[0, 5] * calls[0, 2]
     row[C_TILE_N] = calls[0, 3]
-    st, head = _band_calls(p, conv_start(), calls, n_img)
+    st, head = _band_calls(p, conv_start(CONV_CMD_CYCLES), calls, n_img)
     end = st[9] + 1
     return end, head + 1, end - st[8]

@@ -9,6 +9,7 @@ import pytest
 
 from edgetron.config import PRESETS, AcceleratorConfig
 from edgetron.hw.conv import conv_bands, conv_fits
+from edgetron.hw.gemm import GEMM_CMD_CYCLES
 from edgetron.sim.engine import simulate
 from edgetron.sim.units.conv_dense import (
     conv_sequence,
@@ -30,34 +31,39 @@ def _calls(*calls):
 
 def test_one_3x3_band_from_idle():
     """hb = w = 2, c = n = 4, 3x3, padding 1: M = 4, K = 36 (9 folds), its 4 band words
-    are in long before the first weight tile (cycle 7 = 2 + 1 + R), so no row waits:
-    cmd 2 + fill R + 1 = 5 + compute 8 * max(M, R) + M = 36 + drain 1 + 7 + 1 + 4 = 13."""
-    assert conv_sequence_cycles(P, _calls((2, 2, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1))) == 56
-    assert gemm_cycles(P, 4, 36, 4, 0) == 56
+    are in long before the first weight tile (cycle 10 = 5 + 1 + R), so no row waits:
+    cmd 5 (CONV_CMD_CYCLES) + fill R + 1 = 5 + compute 8 * max(M, R) + M = 36 + drain
+    buffer read 1 + array R + C = 8 + epilogue 1 + out 7 (requantizer 6, skid 1) = 17.
+    The GEMM of the same shape takes one cycle less: its command phase is 4 cycles."""
+    assert conv_sequence_cycles(P, _calls((2, 2, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1))) == 63
+    assert gemm_cycles(P, 4, 36, 4, 0) == 62
 
 
 def test_rows_wait_for_their_band_words():
     """1x1, c = 8 (two channel blocks), one row of 8 pixels: word = 2 * pixel + cb, so
-    fold 0's row t reads word 2t, readable from cycle 3 + 2t. The first tile is written
-    at cycle 7: rows issue at 7, 8, 9, 10, 11, then wait: 13, 15, 17; fold 1 starts at 18
-    (every word in), its 8 rows end at 26; the last output 26 + 13 - 1 = 38: 39 cycles,
-    3 more than the GEMM (8, 8, 4), whose A order is fold-major."""
+    fold 0's row t reads word 2t, readable from cycle 6 + 2t (loads start at cycle 5,
+    after the command phase). The first tile is written at cycle 10: rows issue at 10,
+    11, 12, 13, 14, then wait: 16, 18, 20; fold 1 starts at 21 (every word in), its 8
+    rows end at 29; its first output 21 + 17 = 38, the last 29 + 17 - 1 = 45: 46
+    cycles, 4 more than the GEMM (8, 8, 4) (cmd 4 + fill 5 + compute 16 + drain 17),
+    whose A order is fold-major and whose command phase is one cycle shorter."""
     seq = conv_sequence(P, _calls((1, 8, 8, 4, 1, 1, 1, 1, 0, 0, 0, 0)))
-    assert seq[0].tolist() == [0, 2, 2, 2, 7, 26, 31, 38]
-    assert gemm_cycles(P, 8, 8, 4, 0) == 36
+    assert seq[0].tolist() == [0, 5, 5, 5, 10, 29, 38, 45]
+    assert gemm_cycles(P, 8, 8, 4, 0) == 42
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_1x1_conv_of_one_channel_block_is_the_gemm(seed):
     """With c <= R, a 1x1 stride-1 conv without padding reads word t in fold 0, as the
-    GEMM (M = hb * w, K = R, N = n): the two models agree on any sequence."""
+    GEMM (M = hb * w, K = R, N = n): with the GEMM unit's command phase the two models
+    agree on any sequence."""
     rng = np.random.default_rng(seed)
     calls, shapes = [], []
     for _ in range(6):
         hb, w, c, n = (int(v) for v in rng.integers(1, [6, 6, 5, 12]))
         calls.append((hb, w, c, n, 1, 1, 1, 1, 0, 0, 0, 0))
         shapes.append((hb * w, 4, n, 0))
-    assert np.array_equal(conv_sequence(P, _calls(*calls)),
+    assert np.array_equal(conv_sequence(P, _calls(*calls), GEMM_CMD_CYCLES),
                           gemm_sequence(P, np.array(shapes, np.int64)))
 
 
