@@ -25,7 +25,7 @@ Timing: ``edgetron.sim.units.conv.conv_sequence`` (docs/rtl.md, "Dense convoluti
 from __future__ import annotations
 
 from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig, ConfigError
@@ -38,18 +38,15 @@ from ..common import (
     SkidBuffer,
     at_most,
     ceil_div_const,
-    read_latency,
 )
-from ..gemm.core import check_path, next_slot, pick, slot_address, slot_pointer
+from ..gemm.core import check_path, next_slot, pick, slot_pointer
 from ..gemm.model import OUT_BITS, check_config, gemm_limits
+from ..gemm.slots import operand_buffers, operand_loaders, requantizer_after, slot_state
 from ..layouts import (
     gemm_core_shape_layout,
     gemm_layouts,
-    gemm_load_layout,
-    gemm_slot_layout,
     unsigned_for,
 )
-from ..requant import Requantizer
 from .im2col import ConvCore, conv_geom_layout
 
 __all__ = ["ConvUnit", "conv_layouts", "conv_limits"]
@@ -176,36 +173,13 @@ class ConvUnit(CheckedComponent):
         gl = gemm_layouts(cfg, lim)
         R, C, slots = cfg.rows, cfg.cols, lim.slots
 
-        # ---- buffers: `slots` halves each (the A half is the band's line buffer) ---------
-        m.submodules.a_mem = a_mem = memory.Memory(shape=gl.a, depth=slots * lim.a_words,
-                                                   init=[])
-        m.submodules.w_mem = w_mem = memory.Memory(shape=gl.w, depth=slots * lim.w_words,
-                                                   init=[])
-        m.submodules.p_mem = p_mem = memory.Memory(shape=gl.param,
-                                                   depth=slots * lim.param_words, init=[])
-        a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
-        w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
-        p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
-        for name, port in (("A", a_rd), ("W", w_rd)):
-            check_path("ConvUnit", f"the {name} buffer read", read_latency(port),
-                       hw_gemm.GEMM_BUFFER_READ_CYCLES)
-
+        # ---- the core, buffers (the A half is the band's line buffer) and slots ----------
         m.submodules.core = core = ConvCore(cfg, lim)
-        wiring.connect(m, core.a_rd, a_rd)
-        wiring.connect(m, core.w_rd, w_rd)
-        m.d.comb += [p_rd.addr.eq(core.p_addr), core.p_data.eq(p_rd.data)]
-
-        # ---- slots ------------------------------------------------------------------------
-        slot = Signal(data.ArrayLayout(gemm_slot_layout(cfg, lim), slots))
+        writes = operand_buffers(m, "ConvUnit", gl, lim, core)
+        st = slot_state(m, cfg, lim, core)
+        slot = st.slot
         geom = Signal(data.ArrayLayout(conv_geom_layout(cfg, lim), slots))
-        load = Signal(gemm_load_layout(lim))
-        draining = Signal(slots)
-        m.d.comb += [core.slots.eq(slot), core.geom.eq(geom), core.load.eq(load)]
-        for j in range(slots):
-            with m.If(core.free.valid & (core.free.slot == j)):
-                m.d.sync += [slot[j].busy.eq(0), draining[j].eq(1)]
-            with m.If(core.drained.valid & (core.drained.slot == j)):
-                m.d.sync += draining[j].eq(0)
+        m.d.comb += core.geom.eq(geom)
 
         # ---- command and shape check (hw.CONV_CMD_STATES, one cycle each): free-running
         # registers over the held command, so that no multiplier or divider lies between
@@ -301,54 +275,10 @@ class ConvUnit(CheckedComponent):
                    hw.CONV_CMD_CYCLES)
 
         # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
-        def loader(name: str, port, ready_extra=1):
-            ptr = slot_pointer(slots, f"{name}_slot")
-            cnt = load[f"{name}_cnt"]
-            target = pick(slot, ptr, slots)
-            m.d.comb += [load[f"{name}_slot"].eq(ptr),
-                         port.ready.eq(target.busy & ~target[f"{name}_done"] & ready_extra)]
-            hs = port.valid & port.ready
-            with m.If(hs):
-                with m.If(cnt == target.call[f"{name}_end"]):
-                    m.d.sync += cnt.eq(0)
-                    for j in range(slots):
-                        with m.If(ptr == j):
-                            m.d.sync += slot[j][f"{name}_done"].eq(1)
-                    next_slot(m, ptr, slots)
-                with m.Else():
-                    m.d.sync += cnt.eq(cnt + 1)
-            return ptr, cnt, hs
-
-        a_ptr, a_cnt, a_hs = loader("a", self.a)
-        w_ptr, w_cnt, w_hs = loader("w", self.w)
-        ch_ptr, _, ch_hs = loader("ch", self.ch, ~pick(draining, load.ch_slot, slots))
-        ch_lane = Signal(range(C))
-        ch_word = Signal(unsigned_for(lim.param_words))
-        with m.If(ch_hs):
-            with m.If(load.ch_cnt == pick(slot, ch_ptr, slots).call.ch_end):
-                m.d.sync += [ch_lane.eq(0), ch_word.eq(0)]
-            with m.Elif(ch_lane == C - 1):
-                m.d.sync += [ch_lane.eq(0), ch_word.eq(ch_word + 1)]
-            with m.Else():
-                m.d.sync += ch_lane.eq(ch_lane + 1)
-        m.d.comb += [
-            a_wr.addr.eq(slot_address(a_ptr, lim.a_words, slots, a_cnt)),
-            a_wr.data.eq(self.a.payload), a_wr.en.eq(a_hs),
-            w_wr.addr.eq(slot_address(w_ptr, lim.w_words, slots, w_cnt)),
-            w_wr.data.eq(self.w.payload), w_wr.en.eq(w_hs),
-            p_wr.addr.eq(slot_address(ch_ptr, lim.param_words, slots, ch_word)),
-        ]
-        for c in range(C):
-            m.d.comb += [p_wr.data[c].eq(self.ch.payload), p_wr.en[c].eq(ch_hs & (ch_lane == c))]
+        operand_loaders(m, st, lim, C, (self.a, self.w, self.ch), writes)
 
         # ---- output stage: requantizer, clamp, skid buffer --------------------------------
-        m.submodules.requant = rq = Requantizer(C, cfg.acc_bits, OUT_BITS)
-        check_path("ConvUnit", "the requantizer", rq.LATENCY, hw_gemm.REQUANT_LATENCY)
-        m.d.comb += [
-            rq.i.valid.eq(core.o.valid), core.o.ready.eq(rq.i.ready),
-            rq.i.payload.acc.eq(core.o.payload.acc), rq.i.payload.mult.eq(core.o.payload.mult),
-            rq.i.payload.shift.eq(core.o.payload.shift),
-        ]
+        rq = requantizer_after(m, "ConvUnit", core, C, cfg.acc_bits, OUT_BITS)
         # The beat at the core's output is its call's last when the core reported `drained`
         # as the beat entered its epilogue register; then the call's bounds leave the queue.
         last_out = Signal()

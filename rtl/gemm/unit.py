@@ -38,7 +38,7 @@ words of ``C`` partial sums, shared by the calls in pipeline order.
 from __future__ import annotations
 
 from amaranth.hdl import EnableInserter, Module, Signal
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 
 from edgetron.config import AcceleratorConfig
 from edgetron.hw import gemm as hw
@@ -49,20 +49,16 @@ from ..common import (
     SkidBuffer,
     at_most,
     ceil_div_const,
-    read_latency,
 )
 from ..layouts import (
     gemm_core_shape_layout,
     gemm_layouts,
-    gemm_load_layout,
     gemm_signature_members,
-    gemm_slot_layout,
-    unsigned_for,
 )
-from ..requant import Requantizer
-from .core import check_path, next_slot, pick, slot_address, slot_pointer
+from .core import check_path, next_slot, pick, slot_pointer
 from .model import OUT_BITS, GemmLimits, check_config, gemm_limits
 from .os_core import OsCore
+from .slots import operand_buffers, operand_loaders, requantizer_after, slot_state
 from .ws_core import WsCore
 
 __all__ = ["GemmUnit"]
@@ -153,36 +149,11 @@ class GemmUnit(CheckedComponent):
         R, C, slots = cfg.rows, cfg.cols, lim.slots
         ws = cfg.dataflow == "ws"
 
-        # ---- buffers: `slots` halves each -------------------------------------------------
-        m.submodules.a_mem = a_mem = memory.Memory(shape=lay.a, depth=slots * lim.a_words,
-                                                   init=[])
-        m.submodules.w_mem = w_mem = memory.Memory(shape=lay.w, depth=slots * lim.w_words,
-                                                   init=[])
-        m.submodules.p_mem = p_mem = memory.Memory(shape=lay.param,
-                                                   depth=slots * lim.param_words, init=[])
-        a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
-        w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
-        p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
-        for name, port in (("A", a_rd), ("W", w_rd)):
-            check_path("GemmUnit", f"the {name} buffer read", read_latency(port),
-                       hw.GEMM_BUFFER_READ_CYCLES)
-
-        # ---- compute core -----------------------------------------------------------------
+        # ---- compute core, buffers (`slots` halves each) and slots ---------------------------
         m.submodules.core = core = (WsCore if ws else OsCore)(cfg, lim)
-        wiring.connect(m, core.a_rd, a_rd)
-        wiring.connect(m, core.w_rd, w_rd)
-        m.d.comb += [p_rd.addr.eq(core.p_addr), core.p_data.eq(p_rd.data)]
-
-        # ---- slots: the calls accepted, their shapes, how far each stream has loaded ----
-        slot = Signal(data.ArrayLayout(gemm_slot_layout(cfg, lim), slots))
-        load = Signal(gemm_load_layout(lim))
-        draining = Signal(slots)     # a freed slot's last results still read its parameters
-        m.d.comb += [core.slots.eq(slot), core.load.eq(load)]
-        for j in range(slots):
-            with m.If(core.free.valid & (core.free.slot == j)):
-                m.d.sync += [slot[j].busy.eq(0), draining[j].eq(1)]
-            with m.If(core.drained.valid & (core.drained.slot == j)):
-                m.d.sync += draining[j].eq(0)
+        writes = operand_buffers(m, "GemmUnit", lay, lim, core)
+        st = slot_state(m, cfg, lim, core)
+        slot = st.slot
 
         # ---- command and shape check ------------------------------------------------------
         # The check is a pipeline of free-running registers behind the command register,
@@ -243,57 +214,12 @@ class GemmUnit(CheckedComponent):
                    hw.GEMM_CMD_CYCLES)
 
         # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
-        def loader(name: str, port, ready_extra=1):
-            ptr = slot_pointer(slots, f"{name}_slot")
-            cnt = load[f"{name}_cnt"]
-            target = pick(slot, ptr, slots)
-            end = target.call[f"{name}_end"]
-            m.d.comb += [load[f"{name}_slot"].eq(ptr),
-                         port.ready.eq(target.busy & ~target[f"{name}_done"] & ready_extra)]
-            hs = port.valid & port.ready
-            with m.If(hs):
-                with m.If(cnt == end):
-                    m.d.sync += cnt.eq(0)
-                    for j in range(slots):
-                        with m.If(ptr == j):
-                            m.d.sync += slot[j][f"{name}_done"].eq(1)
-                    next_slot(m, ptr, slots)
-                with m.Else():
-                    m.d.sync += cnt.eq(cnt + 1)
-            return ptr, cnt, hs
-
-        a_ptr, a_cnt, a_hs = loader("a", self.a)
-        w_ptr, w_cnt, w_hs = loader("w", self.w)
-        ch_ptr, _, ch_hs = loader("ch", self.ch, ~pick(draining, load.ch_slot, slots))
-        ch_lane = Signal(range(C))                         # channel of the beat in its word
-        ch_word = Signal(unsigned_for(lim.param_words))    # parameter word of the beat
-        with m.If(ch_hs):
-            with m.If(load.ch_cnt == pick(slot, ch_ptr, slots).call.ch_end):
-                m.d.sync += [ch_lane.eq(0), ch_word.eq(0)]
-            with m.Elif(ch_lane == C - 1):
-                m.d.sync += [ch_lane.eq(0), ch_word.eq(ch_word + 1)]
-            with m.Else():
-                m.d.sync += ch_lane.eq(ch_lane + 1)
-        m.d.comb += [
-            a_wr.addr.eq(slot_address(a_ptr, lim.a_words, slots, a_cnt)),
-            a_wr.data.eq(self.a.payload), a_wr.en.eq(a_hs),
-            w_wr.addr.eq(slot_address(w_ptr, lim.w_words, slots, w_cnt)),
-            w_wr.data.eq(self.w.payload), w_wr.en.eq(w_hs),
-            p_wr.addr.eq(slot_address(ch_ptr, lim.param_words, slots, ch_word)),
-        ]
-        for c in range(C):
-            m.d.comb += [p_wr.data[c].eq(self.ch.payload), p_wr.en[c].eq(ch_hs & (ch_lane == c))]
+        operand_loaders(m, st, lim, C, (self.a, self.w, self.ch), writes)
 
         # ---- output stage: every beat through the requantizer's stages (an int32 beat
         # beside them, unchanged) so that beats of calls in both modes stay in order, then
         # the skid buffer, whose registered i.ready is all that o.ready reaches.
-        m.submodules.requant = rq = Requantizer(C, cfg.acc_bits, OUT_BITS)
-        check_path("GemmUnit", "the requantizer", rq.LATENCY, hw.REQUANT_LATENCY)
-        m.d.comb += [
-            rq.i.valid.eq(core.o.valid), core.o.ready.eq(rq.i.ready),
-            rq.i.payload.acc.eq(core.o.payload.acc), rq.i.payload.mult.eq(core.o.payload.mult),
-            rq.i.payload.shift.eq(core.o.payload.shift),
-        ]
+        rq = requantizer_after(m, "GemmUnit", core, C, cfg.acc_bits, OUT_BITS)
         beside = Module()
         int32 = Signal(data.StructLayout({"acc": lay.o, "out32": 1}), name="int32_in")
         beside.d.comb += [int32.acc.eq(core.o.payload.acc), int32.out32.eq(core.o.payload.out32)]

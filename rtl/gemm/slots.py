@@ -1,0 +1,146 @@
+"""The operand side of the GEMM unit, shared with the ConvUnit: the slot buffers, the
+slot bookkeeping, the three loaders and the requantizer at the core's output.
+
+Both units accept a call into a slot (a half of every buffer with ``double_buffer``),
+load its ``a``, ``w`` and ``ch`` beats into that slot one per cycle and stream by stream,
+and hand the core's output beats to a requantizer; they differ in their command (the
+GEMM's shape or a conv band's geometry), in the core's A addresses and in what sits
+beside the requantizer. :class:`~.unit.GemmUnit` and :class:`edgetron.rtl.conv.ConvUnit`
+build these pieces with the functions below, so each exists once.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, memory, wiring
+
+from edgetron.hw import gemm as hw
+
+from ..common import read_latency
+from ..layouts import gemm_load_layout, gemm_slot_layout, unsigned_for
+from ..requant import Requantizer
+from .core import check_path, next_slot, pick, slot_address, slot_pointer
+
+__all__ = ["SlotState", "operand_buffers", "operand_loaders", "requantizer_after",
+           "slot_state"]
+
+
+class SlotState(NamedTuple):
+    """The slots of the accepted calls: ``slot`` (per slot: busy, the call's shape, which
+    streams have loaded), ``load`` (each stream's slot pointer and beat count, for the
+    core's availability checks) and ``draining`` (per slot: freed, but its last results
+    still read its parameter half)."""
+
+    slot: object
+    load: object
+    draining: object
+
+
+def operand_buffers(m: Module, owner: str, layouts, lim, core) -> tuple:
+    """The A, W and parameter memories (``slots`` halves each), their read ports
+    connected to ``core``; returns the write ports ``(a_wr, w_wr, p_wr)``.
+
+    The A and W reads are synchronous, ``GEMM_BUFFER_READ_CYCLES`` deep (asserted); the
+    parameter read is combinational (the epilogue's word)."""
+    slots = lim.slots
+    m.submodules.a_mem = a_mem = memory.Memory(shape=layouts.a, depth=slots * lim.a_words,
+                                               init=[])
+    m.submodules.w_mem = w_mem = memory.Memory(shape=layouts.w, depth=slots * lim.w_words,
+                                               init=[])
+    m.submodules.p_mem = p_mem = memory.Memory(shape=layouts.param,
+                                               depth=slots * lim.param_words, init=[])
+    a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
+    w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
+    p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
+    for name, port in (("A", a_rd), ("W", w_rd)):
+        check_path(owner, f"the {name} buffer read", read_latency(port),
+                   hw.GEMM_BUFFER_READ_CYCLES)
+    wiring.connect(m, core.a_rd, a_rd)
+    wiring.connect(m, core.w_rd, w_rd)
+    m.d.comb += [p_rd.addr.eq(core.p_addr), core.p_data.eq(p_rd.data)]
+    return a_wr, w_wr, p_wr
+
+
+def slot_state(m: Module, cfg, lim, core) -> SlotState:
+    """The slot registers, connected to ``core``: a slot is free again when the core has
+    issued its call's last row (``core.free``), its parameter half when the call's last
+    results have read it (``core.drained``)."""
+    slots = lim.slots
+    st = SlotState(Signal(data.ArrayLayout(gemm_slot_layout(cfg, lim), slots), name="slot"),
+                   Signal(gemm_load_layout(lim), name="load"),
+                   Signal(slots, name="draining"))
+    m.d.comb += [core.slots.eq(st.slot), core.load.eq(st.load)]
+    for j in range(slots):
+        with m.If(core.free.valid & (core.free.slot == j)):
+            m.d.sync += [st.slot[j].busy.eq(0), st.draining[j].eq(1)]
+        with m.If(core.drained.valid & (core.drained.slot == j)):
+            m.d.sync += st.draining[j].eq(0)
+    return st
+
+
+def operand_loaders(m: Module, st: SlotState, lim, cols: int, streams, writes) -> None:
+    """The three loaders: each of ``streams = (a, w, ch)`` takes the beats of the slot it
+    points to, one per cycle, up to the call's last beat (``<name>_end``), then moves on
+    to the next slot; ``ch`` also waits while that slot's parameter half is draining.
+    Beats go to ``writes = (a_wr, w_wr, p_wr)``: A and W one word per beat, ``ch`` one
+    channel (lane) of a parameter word per beat."""
+    slots = lim.slots
+    slot, load = st.slot, st.load
+
+    def loader(name: str, port, ready_extra=1):
+        ptr = slot_pointer(slots, f"{name}_slot")
+        cnt = load[f"{name}_cnt"]
+        target = pick(slot, ptr, slots)
+        m.d.comb += [load[f"{name}_slot"].eq(ptr),
+                     port.ready.eq(target.busy & ~target[f"{name}_done"] & ready_extra)]
+        hs = port.valid & port.ready
+        with m.If(hs):
+            with m.If(cnt == target.call[f"{name}_end"]):
+                m.d.sync += cnt.eq(0)
+                for j in range(slots):
+                    with m.If(ptr == j):
+                        m.d.sync += slot[j][f"{name}_done"].eq(1)
+                next_slot(m, ptr, slots)
+            with m.Else():
+                m.d.sync += cnt.eq(cnt + 1)
+        return ptr, cnt, hs
+
+    a, w, ch = streams
+    a_wr, w_wr, p_wr = writes
+    a_ptr, a_cnt, a_hs = loader("a", a)
+    w_ptr, w_cnt, w_hs = loader("w", w)
+    ch_ptr, _, ch_hs = loader("ch", ch, ~pick(st.draining, load.ch_slot, slots))
+    ch_lane = Signal(range(cols))                       # channel of the beat in its word
+    ch_word = Signal(unsigned_for(lim.param_words))     # parameter word of the beat
+    with m.If(ch_hs):
+        with m.If(load.ch_cnt == pick(slot, ch_ptr, slots).call.ch_end):
+            m.d.sync += [ch_lane.eq(0), ch_word.eq(0)]
+        with m.Elif(ch_lane == cols - 1):
+            m.d.sync += [ch_lane.eq(0), ch_word.eq(ch_word + 1)]
+        with m.Else():
+            m.d.sync += ch_lane.eq(ch_lane + 1)
+    m.d.comb += [
+        a_wr.addr.eq(slot_address(a_ptr, lim.a_words, slots, a_cnt)),
+        a_wr.data.eq(a.payload), a_wr.en.eq(a_hs),
+        w_wr.addr.eq(slot_address(w_ptr, lim.w_words, slots, w_cnt)),
+        w_wr.data.eq(w.payload), w_wr.en.eq(w_hs),
+        p_wr.addr.eq(slot_address(ch_ptr, lim.param_words, slots, ch_word)),
+    ]
+    for c in range(cols):
+        m.d.comb += [p_wr.data[c].eq(ch.payload), p_wr.en[c].eq(ch_hs & (ch_lane == c))]
+
+
+def requantizer_after(m: Module, owner: str, core, cols: int, acc_bits: int,
+                      out_bits: int) -> Requantizer:
+    """The requantizer (``REQUANT_LATENCY`` stages, asserted) fed by the core's output
+    stream (its ``acc``, ``mult``, ``shift``); its ``i.ready`` stalls the core."""
+    m.submodules.requant = rq = Requantizer(cols, acc_bits, out_bits)
+    check_path(owner, "the requantizer", rq.LATENCY, hw.REQUANT_LATENCY)
+    m.d.comb += [
+        rq.i.valid.eq(core.o.valid), core.o.ready.eq(rq.i.ready),
+        rq.i.payload.acc.eq(core.o.payload.acc), rq.i.payload.mult.eq(core.o.payload.mult),
+        rq.i.payload.shift.eq(core.o.payload.shift),
+    ]
+    return rq
