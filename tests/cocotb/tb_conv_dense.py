@@ -24,7 +24,7 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from harness import Clocking, Pause, StreamSink, StreamSource, load_manifest
+from harness import CallBench, load_manifest
 
 from edgetron.config import AcceleratorConfig
 from tests.models.conv_dense import INPUTS, DenseModel, extreme_case, random_case, random_conv
@@ -85,37 +85,18 @@ def _sequences() -> list[Sequence]:
 SEQUENCES = _sequences()
 
 
-class Bench:
+class Bench(CallBench):
     """The unit with one source per input stream and one sink on ``o``."""
 
     def __init__(self, dut, gap: float = 0.0, stall: float = 0.0, seed: int = 0):
-        self.dut = dut
-        self.clocking = Clocking(dut)
-        self.gap, self.seed = gap, seed
-        self.sink = StreamSink(dut, "o", self.clocking, Pause(stall, seed + 17))
-
-    async def start(self) -> None:
-        idle = [getattr(self.dut, f"{name}__valid") for name in INPUTS] + [self.dut.o__ready]
-        await self.clocking.start(idle)
-        cocotb.start_soon(self.sink.run())
+        super().__init__(dut, INPUTS, gap, stall, seed)
 
     async def run(self, cases, *, timing: bool) -> np.ndarray:
         """Send ``cases`` back to back and check them; returns every call's (command,
         first output, last output) cycles, counted from the first command handshake."""
-        words = MODEL.encode(cases)
-        sources = {}
-        for i, name in enumerate(INPUTS):
-            gap = 0.0 if name == "cmd" else self.gap
-            sources[name] = StreamSource(self.dut, name, self.clocking,
-                                         Pause(gap, self.seed + i))
-            cocotb.start_soon(sources[name].send(words[name]))
-        n_out = MODEL.n_out(cases)
-        start = len(self.sink.beats)
-        await self.sink.receive(n_out, 100 * (n_out + sum(len(v) for v in words.values())))
-        await self.sink.expect_quiet(4 * (R + C + 20))
-        cycles = self.sink.cycles[start:]
-        cmd = sources["cmd"].accepted
-        MODEL.check(cases, self.sink.beats[start:], cycles, cmd, timing=timing)
+        beats, cycles, cmd = await self.send(MODEL.encode(cases), MODEL.n_out(cases),
+                                             4 * (R + C + 20))
+        MODEL.check(cases, beats, cycles, cmd, timing=timing)
         firsts, lasts, i = [], [], 0
         for call in MODEL.calls(cases):
             nb = MODEL.out_beats(call)
