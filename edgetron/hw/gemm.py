@@ -50,6 +50,7 @@ __all__ = [
     "FIT_PARAM",
     "FIT_W",
     "FIT_ZERO_DIM",
+    "GEMM_BUFFER_OUT_REGS",
     "GEMM_BUFFER_READ_CYCLES",
     "GEMM_CMD_CYCLES",
     "GEMM_CMD_STATES",
@@ -97,8 +98,13 @@ REQUANT_LATENCY = len(REQUANT_STAGES)
 GEMM_CMD_STATES = ("IDLE", "DIV", "MUL", "CHECK")
 #: Cycles of the GEMM unit's command phase, from the command handshake to the first load cycle.
 GEMM_CMD_CYCLES = len(GEMM_CMD_STATES)
-#: Cycles from an operand-buffer read address to its data (synchronous read ports).
-GEMM_BUFFER_READ_CYCLES = 1
+#: Registers after the operand-buffer (A, W) RAM's synchronous read: its output register
+#: (the block RAM's own, DP16KD ``REGMODE=OUTREG``, or a flop right after the read data),
+#: so that only routing lies between the RAM and the first register, none before the PEs.
+GEMM_BUFFER_OUT_REGS = 1
+#: Cycles from an operand-buffer read address to its data: the synchronous read, then
+#: :data:`GEMM_BUFFER_OUT_REGS`.
+GEMM_BUFFER_READ_CYCLES = 1 + GEMM_BUFFER_OUT_REGS
 #: Cycles through the epilogue register (accumulator stage / bias add) before the output.
 GEMM_EPILOGUE_CYCLES = 1
 #: Cycles of the output skid buffer (2 entries, its ``i.ready`` a register: ``o.ready`` of

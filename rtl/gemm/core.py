@@ -11,7 +11,8 @@ dataflow-specific part, the issue schedule and the path from the array to the ep
 is :meth:`GemmCore.schedule`, implemented by :class:`~.ws_core.WsCore` and
 :class:`~.os_core.OsCore`.
 
-Stall: the whole core (issue state, buffer read ports, skew registers, PEs, tag and
+Stall: the whole core (issue state, buffer read ports and their output registers
+(``operand_buffers``, enabled by the ports' ``en``), skew registers, PEs, tag and
 delay lines, accumulator stage, epilogue register) is one pipeline under the clock enable
 ``run = ~o.valid | o.ready`` (``EnableInserter``): when the output beat is not taken,
 everything holds, and no beat is lost or duplicated. ``o.ready`` is the output stage's

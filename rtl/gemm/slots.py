@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import data, memory, wiring
+from amaranth.hdl import EnableInserter, Module, Signal
+from amaranth.lib import data, memory
 
 from edgetron.hw import gemm as hw
 
-from ..common import read_latency
+from ..common import DelayLine, read_latency
 from ..layouts import gemm_load_layout, gemm_slot_layout, unsigned_for
 from ..requant import Requantizer
 from .core import check_path, next_slot, pick, slot_address, slot_pointer
@@ -42,8 +42,11 @@ def operand_buffers(m: Module, owner: str, layouts, lim, core) -> tuple:
     """The A, W and parameter memories (``slots`` halves each), their read ports
     connected to ``core``; returns the write ports ``(a_wr, w_wr, p_wr)``.
 
-    The A and W reads are synchronous, ``GEMM_BUFFER_READ_CYCLES`` deep (asserted); the
-    parameter read is combinational (the epilogue's word)."""
+    The A and W reads are synchronous, then registered ``GEMM_BUFFER_OUT_REGS`` times
+    (the block RAM's output register: nothing but routing between the RAM and it), under
+    the read port's enable (the core's ``run``: a stall holds the port and the registers);
+    ``GEMM_BUFFER_READ_CYCLES`` deep in all (asserted). The parameter read is
+    combinational (the epilogue's word)."""
     slots = lim.slots
     m.submodules.a_mem = a_mem = memory.Memory(shape=layouts.a, depth=slots * lim.a_words,
                                                init=[])
@@ -54,11 +57,14 @@ def operand_buffers(m: Module, owner: str, layouts, lim, core) -> tuple:
     a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
     w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
     p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
-    for name, port in (("A", a_rd), ("W", w_rd)):
-        check_path(owner, f"the {name} buffer read", read_latency(port),
+    for name, port, to in (("A", a_rd, core.a_rd), ("W", w_rd, core.w_rd)):
+        # The output register(s) after the read, stalled with the port by the core's enable.
+        regs = Module()
+        out = DelayLine(regs, port.data, hw.GEMM_BUFFER_OUT_REGS, f"{name.lower()}_rd_out")
+        m.submodules[f"{name.lower()}_out_regs"] = EnableInserter(to.en)(regs)
+        m.d.comb += [port.addr.eq(to.addr), port.en.eq(to.en), to.data.eq(out.output)]
+        check_path(owner, f"the {name} buffer read", read_latency(port) + out.depth,
                    hw.GEMM_BUFFER_READ_CYCLES)
-    wiring.connect(m, core.a_rd, a_rd)
-    wiring.connect(m, core.w_rd, w_rd)
     m.d.comb += [p_rd.addr.eq(core.p_addr), core.p_data.eq(p_rd.data)]
     return a_wr, w_wr, p_wr
 

@@ -159,7 +159,9 @@ def test_a_latency_the_structure_does_not_have_is_refused(monkeypatch):
         refused(GemmUnit(config), rf"command phase .* {len(hw.GEMM_CMD_STATES)} cycles deep")
     with monkeypatch.context() as patch:
         patch.setattr(hw, "GEMM_BUFFER_READ_CYCLES", 0)
-        refused(GemmUnit(config), r"the A buffer read is 1 cycles deep")
+        # As built: the synchronous read (1) and its output registers.
+        refused(GemmUnit(config),
+                rf"the A buffer read is {1 + hw.GEMM_BUFFER_OUT_REGS} cycles deep")
 
 
 # ---- limits, shape check ---------------------------------------------------------------------
