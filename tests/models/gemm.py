@@ -31,7 +31,7 @@ import numpy as np
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import accumulator_bound, gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, M_MAX, S_MAX, S_MIN, int_range
-from edgetron.hw.gemm import GEMM_OUT_CYCLES, gemm_stream_beats
+from edgetron.hw.gemm import GEMM_BUFFER_READ_CYCLES, GEMM_OUT_CYCLES, gemm_stream_beats
 from edgetron.rtl.gemm import (
     GemmCall,
     GemmCommand,
@@ -231,9 +231,10 @@ class GemmModel:
 
     def quiet_cycles(self) -> int:
         """Cycles to watch ``o`` after the last expected beat: longer than a beat can stay
-        in the unit (the longest drain, os: ``2R + C + 1 + OUT``), plus
-        :data:`QUIET_MARGIN`."""
-        return 2 * self.rows + self.cols + 1 + GEMM_OUT_CYCLES + QUIET_MARGIN
+        in the unit (the longest drain, os: ``GEMM_BUFFER_READ_CYCLES + 2R + C + OUT``),
+        plus :data:`QUIET_MARGIN`."""
+        return (GEMM_BUFFER_READ_CYCLES + 2 * self.rows + self.cols + GEMM_OUT_CYCLES
+                + QUIET_MARGIN)
 
 
 # ---- stimuli -----------------------------------------------------------------------------
