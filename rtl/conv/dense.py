@@ -39,9 +39,15 @@ from ..common import (
     at_most,
     ceil_div_const,
 )
-from ..gemm.core import check_path, next_slot, pick, slot_pointer
+from ..gemm.core import check_path
 from ..gemm.model import OUT_BITS, check_config, gemm_limits
-from ..gemm.slots import operand_buffers, operand_loaders, requantizer_after, slot_state
+from ..gemm.slots import (
+    command_phase,
+    operand_buffers,
+    operand_loaders,
+    requantizer_after,
+    slot_state,
+)
 from ..layouts import (
     gemm_core_shape_layout,
     gemm_layouts,
@@ -177,7 +183,6 @@ class ConvUnit(CheckedComponent):
         m.submodules.core = core = ConvCore(cfg, lim)
         writes = operand_buffers(m, "ConvUnit", gl, lim, core)
         st = slot_state(m, cfg, lim, core)
-        slot = st.slot
         geom = Signal(data.ArrayLayout(conv_geom_layout(cfg, lim), slots))
         m.d.comb += core.geom.eq(geom)
 
@@ -244,35 +249,10 @@ class ConvUnit(CheckedComponent):
         m.submodules.clamps = clamps = fifo.SyncFIFO(
             width=clamp_layout.size, depth=hw.conv_clamp_calls(R, C, slots))
 
-        nxt = slot_pointer(slots, "next_slot")
-        idle, *sizing, checking = hw.CONV_CMD_STATES
-        cmd_states = []
-        with m.FSM():
-            with m.State(idle):
-                cmd_states.append(idle)
-                m.d.comb += self.cmd.ready.eq(~pick(slot, nxt, slots).busy & clamps.w_rdy)
-                with m.If(self.cmd.valid & self.cmd.ready):
-                    m.d.sync += [cmd.eq(self.cmd.payload), self.err.eq(0)]
-                    m.next = sizing[0]
-            for state, after in zip(sizing, [*sizing[1:], checking], strict=True):
-                with m.State(state):
-                    cmd_states.append(state)
-                    m.next = after
-            with m.State(checking):
-                cmd_states.append(checking)
-                with m.If(ok):
-                    m.d.comb += [clamps.w_en.eq(1), clamps.w_data.eq(Cat(cmd.lo, cmd.hi))]
-                    for j in range(slots):
-                        with m.If(nxt == j):
-                            m.d.sync += [slot[j].busy.eq(1), slot[j].call.eq(shape),
-                                         slot[j].a_done.eq(0), slot[j].w_done.eq(0),
-                                         slot[j].ch_done.eq(0), geom[j].eq(g)]
-                    next_slot(m, nxt, slots)
-                with m.Else():
-                    m.d.sync += self.err.eq(1)
-                m.next = idle
-        check_path("ConvUnit", "the command phase (states before the load)", len(cmd_states),
-                   hw.CONV_CMD_CYCLES)
+        command_phase(m, "ConvUnit", hw.CONV_CMD_STATES, hw.CONV_CMD_CYCLES, st, lim,
+                      self.cmd, cmd, self.err, ok, shape, ready=clamps.w_rdy,
+                      accept_comb=[clamps.w_en.eq(1), clamps.w_data.eq(Cat(cmd.lo, cmd.hi))],
+                      accept_slot=lambda j: geom[j].eq(g))
 
         # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
         operand_loaders(m, st, lim, C, (self.a, self.w, self.ch), writes)

@@ -23,8 +23,8 @@ from ..layouts import gemm_load_layout, gemm_slot_layout, unsigned_for
 from ..requant import Requantizer
 from .core import check_path, next_slot, pick, slot_address, slot_pointer
 
-__all__ = ["SlotState", "operand_buffers", "operand_loaders", "requantizer_after",
-           "slot_state"]
+__all__ = ["SlotState", "command_phase", "operand_buffers", "operand_loaders",
+           "requantizer_after", "slot_state"]
 
 
 class SlotState(NamedTuple):
@@ -84,6 +84,50 @@ def slot_state(m: Module, cfg, lim, core) -> SlotState:
         with m.If(core.drained.valid & (core.drained.slot == j)):
             m.d.sync += st.draining[j].eq(0)
     return st
+
+
+def command_phase(m: Module, owner: str, states, cycles: int, st: SlotState, lim, port,
+                  cmd, err, ok, shape, *, ready=1, accept_comb=(), accept_slot=None) -> None:
+    """The command phase: one FSM state per entry of ``states`` (``IDLE``, the sizing
+    stages, ``CHECK``), one cycle each, asserted to be ``cycles`` (the timing model's).
+
+    ``IDLE`` takes a command from ``port`` into the register ``cmd`` when the next slot in
+    turn is free (and ``ready``) and clears ``err``; the sizing states wait while the
+    unit's free-running registers over ``cmd`` settle; ``CHECK`` gives the next slot the
+    call (``shape``, busy, nothing loaded yet) if ``ok``, with the statements
+    ``accept_comb`` (combinational) and ``accept_slot(j)`` (for slot ``j``, synchronous),
+    else sets ``err``."""
+    slots, slot = lim.slots, st.slot
+    nxt = slot_pointer(slots, "next_slot")
+    idle, *sizing, checking = states
+    built = []
+    with m.FSM():
+        with m.State(idle):
+            built.append(idle)
+            m.d.comb += port.ready.eq(~pick(slot, nxt, slots).busy & ready)
+            with m.If(port.valid & port.ready):
+                m.d.sync += [cmd.eq(port.payload), err.eq(0)]
+                m.next = sizing[0]
+        for state, after in zip(sizing, [*sizing[1:], checking], strict=True):
+            with m.State(state):
+                built.append(state)
+                m.next = after
+        with m.State(checking):
+            built.append(checking)
+            with m.If(ok):
+                m.d.comb += list(accept_comb)
+                for j in range(slots):
+                    with m.If(nxt == j):
+                        m.d.sync += [slot[j].busy.eq(1), slot[j].call.eq(shape),
+                                     slot[j].a_done.eq(0), slot[j].w_done.eq(0),
+                                     slot[j].ch_done.eq(0)]
+                        if accept_slot is not None:
+                            m.d.sync += accept_slot(j)
+                next_slot(m, nxt, slots)
+            with m.Else():
+                m.d.sync += err.eq(1)
+            m.next = idle
+    check_path(owner, "the command phase (states before the load)", len(built), cycles)
 
 
 def operand_loaders(m: Module, st: SlotState, lim, cols: int, streams, writes) -> None:

@@ -55,10 +55,16 @@ from ..layouts import (
     gemm_layouts,
     gemm_signature_members,
 )
-from .core import check_path, next_slot, pick, slot_pointer
+from .core import check_path
 from .model import OUT_BITS, GemmLimits, check_config, gemm_limits
 from .os_core import OsCore
-from .slots import operand_buffers, operand_loaders, requantizer_after, slot_state
+from .slots import (
+    command_phase,
+    operand_buffers,
+    operand_loaders,
+    requantizer_after,
+    slot_state,
+)
 from .ws_core import WsCore
 
 __all__ = ["GemmUnit"]
@@ -146,14 +152,13 @@ class GemmUnit(CheckedComponent):
     def elaborate(self, platform):
         m = Module()
         cfg, lim, lay = self._config, self._limits, self._layouts
-        R, C, slots = cfg.rows, cfg.cols, lim.slots
+        R, C = cfg.rows, cfg.cols
         ws = cfg.dataflow == "ws"
 
         # ---- compute core, buffers (`slots` halves each) and slots ---------------------------
         m.submodules.core = core = (WsCore if ws else OsCore)(cfg, lim)
         writes = operand_buffers(m, "GemmUnit", lay, lim, core)
         st = slot_state(m, cfg, lim, core)
-        slot = st.slot
 
         # ---- command and shape check ------------------------------------------------------
         # The check is a pipeline of free-running registers behind the command register,
@@ -183,35 +188,9 @@ class GemmUnit(CheckedComponent):
             ok &= at_most(cmd.m, lim.acc_words)
 
         # The command phase is one state per hw.GEMM_CMD_STATES entry, one cycle each; an
-        # accepted shape takes the next slot in turn (`nxt`) at the end of CHECK.
-        nxt = slot_pointer(slots, "next_slot")
-        idle, *sizing, checking = hw.GEMM_CMD_STATES
-        cmd_states = []
-        with m.FSM():
-            with m.State(idle):
-                cmd_states.append(idle)
-                m.d.comb += self.cmd.ready.eq(~pick(slot, nxt, slots).busy)
-                with m.If(self.cmd.valid & self.cmd.ready):
-                    m.d.sync += [cmd.eq(self.cmd.payload), self.err.eq(0)]
-                    m.next = sizing[0]
-            for state, after in zip(sizing, [*sizing[1:], checking], strict=True):
-                with m.State(state):
-                    cmd_states.append(state)
-                    m.next = after
-            with m.State(checking):
-                cmd_states.append(checking)
-                with m.If(ok):
-                    for j in range(slots):
-                        with m.If(nxt == j):
-                            m.d.sync += [slot[j].busy.eq(1), slot[j].call.eq(shape),
-                                         slot[j].a_done.eq(0), slot[j].w_done.eq(0),
-                                         slot[j].ch_done.eq(0)]
-                    next_slot(m, nxt, slots)
-                with m.Else():
-                    m.d.sync += self.err.eq(1)
-                m.next = idle
-        check_path("GemmUnit", "the command phase (states before the load)", len(cmd_states),
-                   hw.GEMM_CMD_CYCLES)
+        # accepted shape takes the next slot in turn at the end of CHECK.
+        command_phase(m, "GemmUnit", hw.GEMM_CMD_STATES, hw.GEMM_CMD_CYCLES, st, lim,
+                      self.cmd, cmd, self.err, ok, shape)
 
         # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
         operand_loaders(m, st, lim, C, (self.a, self.w, self.ch), writes)
