@@ -63,31 +63,36 @@ def _m(name: str, what: str, path: str, *edits: tuple[str, str]) -> Mutant:
 
 
 _REQUANT = "rtl/requant.py"
-_ROUND = "                m.d.sync += rnd.eq((prod >> shift).as_unsigned() + 1)"
-#: Rounding of the requantizer with the sticky bits of the shifted-out fraction.
-_TIE = ("                t = (prod >> shift).as_unsigned()\n"
-        "                low = prod.as_unsigned() & ((Const(1, len(prod)) << shift) - 1)\n")
-_RND = "                m.d.sync += rnd.eq(t + Mux({}, 0, 1))"
-_HDL = ("from amaranth.hdl import Module, Signal, signed",
-        "from amaranth.hdl import Const, Module, Mux, Signal, signed")
+#: Stage 4 (SHIFT) and stage 5 (ROUND) of a requantizer lane.
+_SHIFT = "        m.d.sync += shifted.eq(prod >> sm1[2])\n"
+_ROUND = "        m.d.sync += rnd.eq(shifted.as_unsigned() + 1)"
+#: A tie (the bits shifted out below the rounding bit all zero), registered beside the shift.
+_TIE = _SHIFT + ("        tie = Signal(name=f\"tie_{lane}\")\n"
+                 "        m.d.sync += tie.eq((prod.as_unsigned()\n"
+                 "                            & ((Const(1, len(prod)) << sm1[2]) - 1)) == 0)\n")
+#: The rounding add, skipped in a tie when ``{}`` holds (t = p >> (s-1): its bit 0 is the
+#: rounding bit, bit 1 the result's lowest bit, its top bit the sign).
+_RND = "        m.d.sync += rnd.eq(shifted.as_unsigned() + Mux(tie & {}, 0, 1))"
+_HDL = ("from amaranth.hdl import Cat, Module, Signal, signed",
+        "from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed")
 
 REQUANT_MUTANTS = (
-    _m("round_half_even", "rounds ties to even instead of up", _REQUANT, _HDL,
-       (_ROUND, _TIE + _RND.format("(low == 0) & t[0] & ~t[1]"))),
+    _m("round_half_even", "rounds ties to even instead of up", _REQUANT, _HDL, (_SHIFT, _TIE),
+       (_ROUND, _RND.format("shifted[0] & ~shifted[1]"))),
     _m("round_half_away", "rounds negative ties away from zero", _REQUANT, _HDL,
-       (_ROUND, _TIE + _RND.format("(low == 0) & t[0] & prod[-1]"))),
+       (_SHIFT, _TIE), (_ROUND, _RND.format("shifted[0] & shifted[-1]"))),
     _m("truncate", "drops the rounding add (floor)", _REQUANT,
-       (_ROUND, "                m.d.sync += rnd.eq((prod >> shift).as_unsigned())")),
+       (_ROUND, "        m.d.sync += rnd.eq(shifted.as_unsigned())")),
     _m("shift_off_by_one", "shifts by s instead of s - 1 before the rounding bit", _REQUANT,
-       ("shift.eq(self.i.p.shift[lane] - 1)", "shift.eq(self.i.p.shift[lane])")),
+       ("sm1[0].eq(self.i.p.shift[lane] - 1)", "sm1[0].eq(self.i.p.shift[lane])")),
     _m("saturate_max_126", "clamps positive results to 126", _REQUANT,
-       ("out[lane].eq((1 << (self._out_bits - 1)) - 1)",
-        "out[lane].eq((1 << (self._out_bits - 1)) - 2)")),
+       ("out.eq((1 << (self._out_bits - 1)) - 1)", "out.eq((1 << (self._out_bits - 1)) - 2)")),
     _m("range_check_one_bit_short", "lets 128..255 through, wrapped", _REQUANT,
        ("upper = r[self._out_bits - 1:]", "upper = r[self._out_bits:]")),
     _m("acc_zero_extended", "multiplies the accumulator as unsigned", _REQUANT,
-       ("prod.eq(self.i.p.acc[lane] * self.i.p.mult[lane])",
-        "prod.eq(self.i.p.acc[lane].as_unsigned() * self.i.p.mult[lane])")),
+       ("acc_lo = acc.as_unsigned()[:_PART_BITS] if split else acc\n",
+        "acc_lo = acc.as_unsigned()[:_PART_BITS] if split else acc.as_unsigned()\n"),
+       ("acc_hi = acc[_PART_BITS:].as_signed()", "acc_hi = acc[_PART_BITS:]")),
     _m("product_8_bits_short", "a product register 8 bits too narrow", _REQUANT,
        ("prod_bits = self._acc_bits + MULT_BITS", "prod_bits = self._acc_bits + MULT_BITS - 8")),
     _m("valid_one_cycle_early", "o.valid taken from the second stage", _REQUANT,
@@ -105,16 +110,14 @@ GEMM_MUTANTS = (
         "memory.Memory(shape=data.ArrayLayout(signed(24), C), depth=lim.acc_words,"),
        ("acc_wr.data.eq(total),", "*[acc_wr.data[c].eq(total[c]) for c in range(C)],")),
     _m("ws_pe_partial_sum_16_bits", "ws partial sums wrap at 16 bits", "rtl/pe.py",
-       ("self.p_out.eq(self.p_in + self.a_in.data * bank[self.a_in.sel])",
-        "self.p_out.eq((self.p_in + self.a_in.data * bank[self.a_in.sel])[:16].as_signed())")),
+       ("self.p_out.eq(self.p_in + prod)", "self.p_out.eq((self.p_in + prod)[:16].as_signed())")),
     _m("pe_activation_zero_extended", "the PE multiplies the activation as unsigned",
        "rtl/pe.py",
        ("self.a_in.data * bank[self.a_in.sel]",
         "self.a_in.data.as_unsigned() * bank[self.a_in.sel]")),
     _m("os_pe_overwrites", "os PE overwrites its accumulator instead of adding",
        "rtl/pe.py",
-       ("total = Mux(self.a_in.first, 0, acc) + self.a_in.data * self.w_in.data",
-        "total = self.a_in.data * self.w_in.data")),
+       ("total = Mux(first, 0, acc) + prod", "total = prod")),
     _m("ws_overwrites_partial_sums", "ws accumulator stage drops the earlier folds",
        "rtl/gemm/ws_core.py",
        ("Mux(tag_out.first, self.p_data[c].bias, acc_rd.data[c]) + array.p[c])",
@@ -131,14 +134,14 @@ GEMM_MUTANTS = (
         "tag.input.valid.eq(d_active & (d_row <= d_rows)),")),
     _m("os_drops_bias", "os epilogue forgets the bias", "rtl/gemm/os_core.py",
        ("total[c].eq(array.o[c] + self.p_data[c].bias)", "total[c].eq(array.o[c])")),
-    _m("int32_path_ignores_ready", "int32 results leave whatever o.ready says",
-       "rtl/gemm/unit.py",
-       ("bypass.ready.eq(self.o.ready),", "bypass.ready.eq(1),")),
+    _m("int32_path_ignores_ready", "the int32 line beside the requantizer runs while it "
+       "stalls", "rtl/gemm/unit.py",
+       ("EnableInserter(rq.i.ready)(beside)", "beside")),
     _m("core_ignores_ready", "the compute core never stalls", "rtl/gemm/core.py",
        ("run.eq(~self.o.valid | self.o.ready),", "run.eq(1),")),
     _m("a_buffer_one_word_short", "the A buffer has one word less than the limits say",
-       "rtl/gemm/unit.py",
-       ("depth=lim.a_words, init=[])", "depth=lim.a_words - 1, init=[])")),
+       "rtl/gemm/slots.py",
+       ("depth=slots * lim.a_words,", "depth=slots * lim.a_words - 1,")),
     _m("shape_check_rejects_full_a", "the shape check refuses an exactly full A buffer",
        "rtl/gemm/unit.py",
        ("at_most(a_need, lim.a_words)", "at_most(a_need, lim.a_words - 1)")),
@@ -433,17 +436,37 @@ def _check_copy_imports(copy: Path, env: dict[str, str]) -> None:
         raise SystemExit(f"the copy imports modules of another tree: {outside}")
 
 
+class StaleMutant(ValueError):
+    """A mutant's edit does not match its file exactly once (the source changed)."""
+
+
+def mutate(text: str, mutant: Mutant) -> str:
+    """``text`` (the contents of ``mutant.path``) with the mutant's edits applied in turn.
+
+    Raises
+    ------
+    StaleMutant
+        An edit's ``old`` text does not occur exactly once (after the earlier edits), or an
+        edit changes nothing.
+    """
+    for old, new in mutant.edits:
+        count = text.count(old)
+        if count != 1 or old == new:
+            raise StaleMutant(f"mutant {mutant.name}: {mutant.path} has {count} occurrences of "
+                              f"{old!r}{' (an edit that changes nothing)' if old == new else ''}"
+                              " (the source changed: update the mutant)")
+        text = text.replace(old, new)
+    return text
+
+
 def _apply(copy: Path, mutant: Mutant) -> str:
     """Apply ``mutant`` to the copy; return the original text of its file."""
     path = copy / mutant.path
-    original = text = path.read_text(encoding="utf-8")
-    for old, new in mutant.edits:
-        count = text.count(old)
-        if count != 1:
-            raise SystemExit(f"mutant {mutant.name}: {mutant.path} has {count} occurrences of "
-                             f"{old!r} (the source changed: update the mutant)")
-        text = text.replace(old, new)
-    path.write_text(text, encoding="utf-8")
+    original = path.read_text(encoding="utf-8")
+    try:
+        path.write_text(mutate(original, mutant), encoding="utf-8")
+    except StaleMutant as exc:
+        raise SystemExit(str(exc)) from None
     return original
 
 
@@ -468,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
         _copy_tree(copy)
         env = _env(copy, shim)
         _check_copy_imports(copy, env)
+        for unit_name in units:     # every edit matches before any suite runs
+            for mutant in UNITS[unit_name].mutants:
+                try:
+                    mutate((copy / mutant.path).read_text(encoding="utf-8"), mutant)
+                except StaleMutant as exc:
+                    raise SystemExit(str(exc)) from None
         for unit_name in units:
             unit = UNITS[unit_name]
             suites = {k: v for k, v in unit.suites.items() if not args.suite or k in args.suite}
