@@ -8,10 +8,11 @@ unit the models run on, and the slowest of them clocks the whole accelerator.
 - :func:`config_clock`: the config's ``clock_mhz``;
 - :func:`fpga_clock`: the measured clock, each unit's result from the cache of
   :mod:`edgetron.fpgacache` or from :func:`edgetron.rtl.fpga.run_unit`;
-- :func:`units_of`: which exported unit runs which op kinds of the models: the GEMM unit
-  every op of the systolic array (``gemm``, ``conv2d``, ``dwconv2d``), the pool unit
-  ``maxpool`` and ``avgpool``, a vector unit the op kind of its name, once
-  :data:`edgetron.rtl.export.UNITS` has it; the other kinds are listed as not measured.
+- :func:`units_of`: which exported unit runs which op kinds of the models, as the
+  simulator chose them (each op's ``hw_unit``): the GEMM unit, the depthwise mode
+  (``conv``) or the ConvUnit (``conv_dense``) for an op of the systolic array, the pool
+  unit both pools, a vector unit the op kind of its name; kinds whose unit
+  :data:`edgetron.rtl.export.UNITS` does not have are listed as not measured.
 
 A :class:`Clock` says where it came from (``text``) and gives the config the models are
 costed on (:meth:`Clock.apply`): the same config with ``clock_mhz`` replaced, so that
@@ -43,10 +44,6 @@ __all__ = [
 
 #: How a report names the config's clock.
 CONFIG_DESCRIPTION = "config clock_mhz, an ASIC-style assumption"
-#: The exported unit that runs every op of the systolic array (``op.unit == "array"``).
-ARRAY_UNIT = "gemm"
-#: Op kinds that run on an exported unit of another name (the pool unit runs both pools).
-KIND_UNITS = {"maxpool": "pool", "avgpool": "pool"}
 #: Help of ``--clock``.
 CLOCK_HELP = ("where the clock behind the milliseconds comes from: 'config' (the config's "
               "clock_mhz, default) or 'fpga:TARGET' (the measured Fmax of the units the "
@@ -183,29 +180,35 @@ def parse_clock(spec: str) -> str | None:
     return target.name
 
 
-def units_of(traces: Iterable) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-    """The exported units the traces' ops run on, and the op kinds of no exported unit.
+def units_of(results: Iterable) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """The exported units the simulated ops ran on, and the op kinds of no exported unit.
+
+    Parameters
+    ----------
+    results : iterable of edgetron.sim.results.SimResult
+        The models simulated on the config (each op's ``hw_unit`` is the unit the
+        simulator chose: a convolution may run on the ConvUnit or as GEMM calls).
 
     Returns
     -------
     units : dict
-        Unit name -> the op kinds it runs (in :data:`edgetron.workload.KINDS` order).
+        Unit name -> the op kinds it runs (in :data:`edgetron.workload.KINDS` order), the
+        units in the order of their first kind.
     unmeasured : tuple of str
-        Op kinds whose unit has no RTL export (:data:`edgetron.rtl.export.UNITS`).
+        Op kinds that ran on a unit with no RTL export (:data:`edgetron.rtl.export.UNITS`).
     """
     from edgetron.rtl.export import UNITS
 
-    kinds: dict[str, str | None] = {}
-    for trace in traces:
-        for op in trace.ops:
-            unit = ARRAY_UNIT if op.unit == "array" else KIND_UNITS.get(op.kind, op.kind)
-            kinds[op.kind] = unit if unit in UNITS else None
+    pairs = {(op.kind, op.hw_unit) for result in results for op in result.ops}
     units: dict[str, list[str]] = {}
+    unmeasured: list[str] = []
     for kind in KINDS:
-        if kinds.get(kind):
-            units.setdefault(kinds[kind], []).append(kind)
-    unmeasured = tuple(k for k in KINDS if k in kinds and kinds[k] is None)
-    return {u: tuple(ks) for u, ks in units.items()}, unmeasured
+        for unit in sorted(u for k, u in pairs if k == kind):
+            if unit in UNITS:
+                units.setdefault(unit, []).append(kind)
+            elif kind not in unmeasured:
+                unmeasured.append(kind)
+    return {u: tuple(ks) for u, ks in units.items()}, tuple(unmeasured)
 
 
 def _stderr(message: str) -> None:
@@ -275,7 +278,8 @@ def fpga_clock(cfg: AcceleratorConfig, target_name: str, traces: Iterable, *,
     target_name : str
         A target with place and route (:func:`parse_clock`).
     traces : iterable of Trace
-        The models; :func:`units_of` gives the units to measure.
+        The models; they are simulated on ``cfg`` (cycles do not depend on the clock) so
+        that :func:`units_of` gives the units their ops run on, the ones to measure.
     directory : path, optional
         The cache folder (default :func:`edgetron.fpgacache.cache_dir`).
     notify : callable
@@ -300,9 +304,10 @@ def fpga_clock(cfg: AcceleratorConfig, target_name: str, traces: Iterable, *,
         ``clock_mhz``'s range.
     """
     from edgetron.rtl.fpga import get_target
+    from edgetron.sim.engine import simulate
 
     target = get_target(target_name)
-    units, unmeasured = units_of(traces)
+    units, unmeasured = units_of(simulate(trace, cfg) for trace in traces)
     if not units:
         raise ConfigError(f"--clock fpga:{target_name}: no op of the models runs on a unit "
                           f"with an RTL export (their kinds: {', '.join(unmeasured)})")

@@ -11,6 +11,7 @@ it into an :class:`edgetron.errors.SimulationError` naming the op and the buffer
 from __future__ import annotations
 
 __all__ = [
+    "ARRAY_UNITS",
     "COLUMNS",
     "ERR_NONE",
     "ERR_NO_MODEL",
@@ -57,7 +58,7 @@ COLUMNS = (
     "ofmap_read_bytes", "ofmap_write_bytes", "param_read_bytes", "param_write_bytes",
     "ev_mac_int8", "ev_add_int32", "ev_mul_int32", "ev_reg_byte",
     "energy_pj",
-    "calls", "tile_m", "tile_k", "tile_n", "double_buffered", "k_chunks",
+    "calls", "tile_m", "tile_k", "tile_n", "double_buffered", "k_chunks", "array_unit",
     "error", "error_need", "error_have",
 )
 NCOL = len(COLUMNS)
@@ -68,8 +69,16 @@ NCOL = len(COLUMNS)
  C_PARAM_WR,
  C_EV_MAC, C_EV_ADD, C_EV_MUL, C_EV_REG,
  C_ENERGY,
- C_CALLS, C_TILE_M, C_TILE_K, C_TILE_N, C_DB, C_KCHUNKS,
+ C_CALLS, C_TILE_M, C_TILE_K, C_TILE_N, C_DB, C_KCHUNKS, C_ARRAY_UNIT,
  C_ERR, C_ERR_NEED, C_ERR_HAVE) = range(NCOL)
+
+#: The hardware units an op of the systolic array can run on, by their one name (the unit
+#: homes: ``edgetron.sim.units.<name>``, the RTL export of that name); the ``array_unit``
+#: column of an array op holds the index: the GEMM unit (a GEMM, or a convolution as
+#: im2col GEMM calls), the array's depthwise mode (``conv``), the ConvUnit
+#: (``conv_dense``). Vector ops leave the column 0 (their unit is their kind's).
+ARRAY_UNITS = ("gemm", "conv", "conv_dense")
+AU_GEMM, AU_DEPTHWISE, AU_CONV_DENSE = range(len(ARRAY_UNITS))
 
 #: Error codes of the cost kernels (``error`` column): none; a vector op's row or line
 #: buffer does not fit the ofmap buffer; no GEMM-unit call fits, because the ifmap,

@@ -19,6 +19,8 @@ from edgetron.workload import Op
 
 from .energy import energy_table
 from .records import (
+    ARRAY_UNITS,
+    C_ARRAY_UNIT,
     C_DRAM_RD,
     C_DRAM_WR,
     C_EV_ADD,
@@ -29,6 +31,7 @@ from .records import (
     C_SRAM_WR,
     COLUMNS,
 )
+from .units import REGISTRY
 
 __all__ = ["OpResult", "SimResult"]
 
@@ -45,13 +48,18 @@ class OpResult:
     """Costs of one op (cycles, bytes, events as counts; energy in pJ).
 
     ``values`` maps every column of :data:`edgetron.sim.records.COLUMNS` (except the
-    error columns) to its value; integers for counts.
+    error columns and ``array_unit``) to its value; integers for counts. ``unit`` is the
+    op's class of unit (``array`` or ``vector``), ``hw_unit`` the hardware unit that ran
+    it, by its one name (an op of the array: the GEMM unit ``gemm``, the depthwise mode
+    ``conv`` or the ConvUnit ``conv_dense``, as the simulator chose; a vector op: its
+    kind's unit module, e.g. ``pool`` for both pools).
     """
 
     index: int
     name: str
     kind: str
     unit: str
+    hw_unit: str
     shape: str
     values: dict[str, float]
 
@@ -60,6 +68,8 @@ class OpResult:
 
 
 _ERROR_COLUMNS = ("error", "error_need", "error_have")
+#: Columns that are not counts (left out of the values; ``array_unit`` is ``hw_unit``).
+_NOT_VALUES = (*_ERROR_COLUMNS, "array_unit")
 _FLOAT_COLUMNS = ("energy_pj", "ev_reg_byte")
 
 
@@ -90,11 +100,13 @@ class SimResult:
             row = self.table[i]
             values: dict[str, float] = {}
             for j, col in enumerate(COLUMNS):
-                if col in _ERROR_COLUMNS:
+                if col in _NOT_VALUES:
                     continue
                 v = float(row[j])
                 values[col] = v if col in _FLOAT_COLUMNS else round(v)
-            out.append(OpResult(i, op.name, op.kind, op.unit, op.describe(), values))
+            model = REGISTRY[op.kind]
+            hw_unit = ARRAY_UNITS[int(row[C_ARRAY_UNIT])] if model.on_array else model.unit
+            out.append(OpResult(i, op.name, op.kind, op.unit, hw_unit, op.describe(), values))
         return tuple(out)
 
     @property
@@ -119,7 +131,7 @@ class SimResult:
         sums = self.table.sum(axis=0)
         values: dict[str, Any] = {}
         for j, col in enumerate(COLUMNS):
-            if col in _ERROR_COLUMNS or col.startswith("tile_") or col in (
+            if col in _NOT_VALUES or col.startswith("tile_") or col in (
                     "double_buffered", "k_chunks"):
                 continue
             values[col] = float(sums[j]) if col in _FLOAT_COLUMNS else round(float(sums[j]))
@@ -147,7 +159,7 @@ class SimResult:
         values = dict(r.values)
         values.update(self._derived(values))
         return {"index": r.index, "name": r.name, "kind": r.kind, "unit": r.unit,
-                "shape": r.shape, **values}
+                "hw_unit": r.hw_unit, "shape": r.shape, **values}
 
     def op_dicts(self) -> list[dict[str, Any]]:
         """Every op's :meth:`op_dict`, in trace order."""

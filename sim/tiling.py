@@ -77,6 +77,9 @@ from edgetron.hw.gemm import (
 
 from .memory import port_cycles, vector_stall
 from .records import (
+    AU_CONV_DENSE,
+    AU_DEPTHWISE,
+    C_ARRAY_UNIT,
     C_CALLS,
     C_COMPUTE,
     C_CYCLES,
@@ -538,12 +541,15 @@ def matrix_costs(p, rec, row):
     geometry; a depthwise convolution that the array's depthwise mode runs
     (:func:`edgetron.sim.units.conv.dw_mode`) is costed by
     :func:`~edgetron.sim.units.conv.dw_account` instead, with the same DRAM port bound.
-    The MAC events are the op's MACs.
+    The MAC events are the op's MACs. The ``array_unit`` column names the unit that
+    ran the op (:data:`edgetron.sim.records.ARRAY_UNITS`; the row is zeroed, so the GEMM
+    unit unless set).
     """
     if dw_mode(p, rec):
         row[:] = 0.0
         _finish_unit_row(p, row, dw_account(p, rec, row))
         row[C_EV_MAC] = float(rec[F_MACS])
+        row[C_ARRAY_UNIT] = AU_DEPTHWISE
         return
     geom = (rec[F_IS_CONV], rec[F_IMG], rec[F_H], rec[F_W], rec[F_CG], rec[F_OH],
             rec[F_OW], rec[F_R], rec[F_SH])
@@ -558,6 +564,7 @@ def matrix_costs(p, rec, row):
             _finish_unit_row(p, dense, dense_account(p, calls, rec[F_IMG], rec[F_A_B],
                                                      rec[F_W_B], rec[F_OUT_B], dense))
             dense[C_EV_MAC] = float(rec[F_MACS])
+            dense[C_ARRAY_UNIT] = AU_CONV_DENSE
             if dense[C_CYCLES] < row[C_CYCLES] or (
                     dense[C_CYCLES] == row[C_CYCLES]
                     and dense[C_DRAM_RD] + dense[C_DRAM_WR] < row[C_DRAM_RD] + row[C_DRAM_WR]):

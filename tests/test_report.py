@@ -240,17 +240,29 @@ def test_parse_clock():
 def test_units_of_maps_op_kinds_to_exported_units(monkeypatch):
     from edgetron.rtl import export
 
-    trace = build_model("vit-tiny")  # gemm, conv2d, softmax, layernorm, gelu, add, concat
+    def sims(model):
+        return [simulate(build_model(model), PRESETS["edge-16"])]
+
+    # The units the simulator chose: MobileNetV2's depthwise convolutions on the array's
+    # depthwise mode (conv), one ResNet-18 convolution on the ConvUnit, the others as GEMM
+    # calls; the pools on the pool unit; concat has no RTL export.
+    units, unmeasured = units_of(sims("mobilenetv2"))
+    assert units == {"gemm": ("gemm", "conv2d"), "conv": ("dwconv2d",), "pool": ("avgpool",),
+                     "add": ("add",)} and unmeasured == ()
+    units, unmeasured = units_of(sims("resnet18"))
+    assert units == {"gemm": ("gemm", "conv2d"), "conv_dense": ("conv2d",),
+                     "pool": ("maxpool", "avgpool"), "add": ("add",)} and unmeasured == ()
+    units, unmeasured = units_of(sims("vit-tiny"))
+    assert set(units) == {"gemm", "softmax", "layernorm", "gelu", "add"}
+    assert unmeasured == ("concat",)
+    # A unit without an export leaves its kinds unmeasured.
     monkeypatch.setattr(export, "UNITS", {"gemm": None, "softmax": None})
-    units, unmeasured = units_of([trace])
+    units, unmeasured = units_of(sims("vit-tiny"))
     assert units == {"gemm": ("gemm", "conv2d"), "softmax": ("softmax",)}
     assert unmeasured == ("layernorm", "gelu", "add", "concat")
-    units, _ = units_of([build_model("mobilenetv2")])
-    assert units == {"gemm": ("gemm", "conv2d", "dwconv2d")}
-    monkeypatch.setattr(export, "UNITS", {"gemm": None, "pool": None})
-    units, unmeasured = units_of([build_model("resnet18")])
-    assert units == {"gemm": ("gemm", "conv2d"), "pool": ("maxpool", "avgpool")}
-    assert unmeasured == ("add",)
+    units, unmeasured = units_of(sims("mobilenetv2"))
+    assert units == {"gemm": ("gemm", "conv2d")}
+    assert unmeasured == ("dwconv2d", "avgpool", "add")
 
 
 def test_config_clock_text():
@@ -485,7 +497,9 @@ def test_report_with_data_has_accuracy_and_the_measured_clock(tmp_path, cache, c
             str(cfg_file), "--clock", "fpga:ecp5-85k", "--out", str(out)]
     assert main(argv) == 0
     capsys.readouterr()
-    assert sorted(c[0] for c in cache) == ["gemm", "pool"]  # the CNN's conv and pools
+    # The units the simulator ran the CNN's ops on: a convolution on the ConvUnit, the
+    # other matrix ops as GEMM calls, the pools.
+    assert sorted(c[0] for c in cache) == ["conv_dense", "gemm", "pool"]
     md = (out / "report.md").read_text()
     assert f"Accuracy on {x} (8 samples), calibrated on 8 samples of {x}" in md
     for row in ("| agreement |", "| bit-exact | yes |", "| integer top-1 |"):
