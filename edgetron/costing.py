@@ -165,14 +165,14 @@ def _op_table(r: SimResult) -> list[str]:
     rows = []
     for i, d in enumerate(r.op_dicts()):
         intensity = d["macs"] / d["dram_bytes"] if d["macs"] and d["dram_bytes"] else None
-        rows.append([i, d["name"], d["kind"], d["shape"], f"{d['macs']:,}",
+        rows.append([i, d["name"], d["kind"], d["hw_unit"], d["shape"], f"{d['macs']:,}",
                      f"{d['cycles']:,}", f"{d['stall_cycles']:,}",
                      f"{100 * d['utilization']:.1f}", f"{d['dram_bytes']:,}",
                      "-" if intensity is None else f"{intensity:,.1f}",
                      f"{d['energy_uj']:,.2f}", f"{d['cycles'] * us:,.2f}"])
-    return _table(["#", "op", "kind", "shape", "MACs", "cycles", "DRAM stall", "util %",
-                   "DRAM bytes", "MACs/B", "energy µJ", "latency µs"], rows,
-                  "rlllrrrrrrrr")
+    return _table(["#", "op", "kind", "unit", "shape", "MACs", "cycles", "DRAM stall",
+                   "util %", "DRAM bytes", "MACs/B", "energy µJ", "latency µs"], rows,
+                  "rllllrrrrrrrr")
 
 
 def markdown(results: Sequence[SimResult], *, clock: Clock | None = None,

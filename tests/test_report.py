@@ -121,6 +121,11 @@ def test_report_files_and_markdown(tmp_path, capsys):
     doc = json.loads((out / "report.json").read_text())
     assert doc["plots"] == {k: f for k, (f, _) in PLOTS.items()}
     assert doc["roofline"]["ridge_macs_per_byte"] == 64 / 8
+    # Every op's row names the unit the simulator ran it on.
+    for model in doc["models"]:
+        for o in model["ops"]:
+            assert f"| {o['index']} | {o['name']} | {o['kind']} | {o['hw_unit']} |" in md
+    assert {o["hw_unit"] for o in doc["models"][0]["ops"]} >= {"gemm", "pool", "add"}
     # An existing file where the folder should go is refused before anything runs.
     (tmp_path / "f").write_text("x")
     assert main(["compare", "resnet18", "--out", str(tmp_path / "f")]) == 1
