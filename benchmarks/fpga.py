@@ -4,7 +4,9 @@ Runs ``edgetron fpga``'s flow (:func:`edgetron.rtl.fpga.run_unit`) on:
 
 - ECP5-85k: the GEMM unit at 2x2, 4x4, edge-8 (8x8) and edge-16 (16x16: more multipliers
   than the device's 156 MULT18X18D, so the flow's DSP budget builds the excess PE
-  multipliers from LUTs), and the requantizer at 2, 4, 8 and 16 lanes;
+  multipliers from LUTs), the requantizer at 2, 4, 8 and 16 lanes, the softmax,
+  LayerNorm, GELU, add and pool units at edge-8 and edge-16, the depthwise conv unit
+  (``conv``) and the ConvUnit (``conv_dense``) at edge-8;
 - iCE40UP5K and Gowin GW2AR-18 (Tang Nano 20K): the configs small enough to fit, with
   1 KiB buffers (``small``), with DSP multipliers and with LUT multipliers (``--nodsp``)
   (on iCE40 only a 1x1 GEMM unit fits: the requantizer takes four SB_MAC16 per lane);
@@ -79,6 +81,11 @@ def config(size: str) -> AcceleratorConfig:
 ROWS: list[tuple[str, str, str, bool]] = [
     *[("ecp5-85k", "gemm", s, False) for s in ("2x2", "4x4", "edge-8", "edge-16")],
     *[("ecp5-85k", "requant", s, False) for s in ("2x2", "4x4", "edge-8", "edge-16")],
+    # The other units at the presets: the vector units and the pool unit (sized by
+    # vector_lanes), the array's depthwise mode and the ConvUnit (sized like the array).
+    *[("ecp5-85k", u, s, False) for u in ("softmax", "layernorm", "gelu", "add", "pool")
+      for s in ("edge-8", "edge-16")],
+    *[("ecp5-85k", u, "edge-8", False) for u in ("conv", "conv_dense")],
     ("ice40-up5k", "requant", "small-2x2", False),
     ("ice40-up5k", "gemm", "small-2x2", False),
     ("ice40-up5k", "gemm", "small-2x2", True),
