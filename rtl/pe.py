@@ -147,16 +147,17 @@ class PE(CheckedComponent):
         # operands' cycle travels in step with the product.
         prod = Signal(signed(self._input_bits + self._weight_bits), name="prod")
         if self._dataflow == "ws":
-            # Each bank's value after this cycle's write (the write bypassed), and the
-            # multiplier's weight operand, registered: the bank the next activation uses
-            # (``a_in.sel``, one cycle ahead). The multiplier has registers on both sides.
-            write = self.w_in.valid & (self.w_in.row == self._row)
+            # The multiplier's weight operand is a register, loaded with the bank the next
+            # activation uses (``a_in.sel``, one cycle ahead), or with the weight written
+            # into that bank in this cycle (the write bypassed).
             bank = Array(Signal(signed(self._weight_bits), name=f"w{b}") for b in range(2))
-            after = Array(Mux(write & (self.w_in.bank == b), self.w_in.data, bank[b])
-                          for b in range(2))
+            write = Signal()
+            m.d.comb += write.eq(self.w_in.valid & (self.w_in.row == self._row))
+            with m.If(write):
+                m.d.sync += bank[self.w_in.bank].eq(self.w_in.data)
             w_cur = Signal(signed(self._weight_bits), name="w_cur")
-            m.d.sync += [bank[b].eq(after[b]) for b in range(2)]
-            m.d.sync += w_cur.eq(after[self.a_in.sel])
+            bypass = write & (self.w_in.bank == self.a_in.sel)
+            m.d.sync += w_cur.eq(Mux(bypass, self.w_in.data, bank[self.a_in.sel]))
             m.d.sync += prod.eq(self.a_in.data * w_cur)
             m.d.sync += self.p_out.eq(self.p_in + prod)
             stages = (prod, self.p_out)
