@@ -55,9 +55,9 @@ class PE(CheckedComponent):
         Weight from the top neighbour; ``w_out`` is ``w_in`` registered, to the bottom.
     p_in, p_out -- ``ws`` only
         Partial sum from the top neighbour; ``p_out = p_in + prod``, registered, to the
-        bottom neighbour, where ``prod`` is the registered ``a_in.data * weight[a_in.sel]``
-        of the previous cycle (the partial sum of the row above arrives one cycle after
-        the activation, as it does in the array).
+        bottom neighbour, where ``prod`` is the registered product of the previous
+        cycle's activation and weight (the partial sum of the row above arrives one cycle
+        after the activation, as it does in the array).
     shift, o_in, o_out -- ``os`` only
         ``shift`` moves the result chain of this column up by one PE this cycle; ``o_in``
         is the result register of the PE below, ``o_out`` this PE's, to the PE above.
@@ -66,9 +66,14 @@ class PE(CheckedComponent):
     --------------------------
     Two weight registers (banks 0 and 1). A weight with ``valid`` set whose ``row``
     equals this PE's row is written into bank ``bank`` at the end of the cycle in
-    which it is on ``w_in``; the product of an activation uses bank ``a_in.sel`` in the
-    cycle the activation is on ``a_in``. One bank can therefore be reloaded while the
-    other one computes.
+    which it is on ``w_in``. ``a_in.sel`` is one cycle ahead of ``a_in.data``: it names
+    the bank of the activation on ``a_in`` in the *next* (enabled) cycle. The PE copies
+    that bank into the weight operand register ``w_cur`` (bypassing a write to it in the
+    same cycle), and the multiplier takes ``a_in.data * w_cur``: its weight operand comes
+    straight from a register, not through the bank select. One bank can therefore be
+    reloaded while the other one computes. Every lane of the array carries the same
+    ``sel``, so the ``sel`` registers of the PEs on one anti-diagonal hold equal values;
+    synthesis may merge them into one register that drives those PEs (docs/fpga.md).
 
     Output-stationary datapath
     --------------------------
@@ -85,7 +90,8 @@ class PE(CheckedComponent):
     ``p_in`` to ``p_out``; :attr:`MAC_LATENCY` = 2 cycles from an operand pair to its
     product in ``p_out`` (``ws``) or the accumulator (``os``). A weight write takes effect
     for the product of the next cycle. The multiplier sits between registers on both
-    sides (FPGA flows map the product register onto the DSP block or next to it).
+    sides (``ws``: ``a_in.data``'s register in the neighbour or the skew line, and
+    ``w_cur``; FPGA flows map the product register onto the DSP block or next to it).
 
     Backpressure
     ------------
@@ -141,10 +147,18 @@ class PE(CheckedComponent):
         # operands' cycle travels in step with the product.
         prod = Signal(signed(self._input_bits + self._weight_bits), name="prod")
         if self._dataflow == "ws":
+            # The multiplier's weight operand is a register, loaded with the bank the next
+            # activation uses (``a_in.sel``, one cycle ahead), or with the weight written
+            # into that bank in this cycle (the write bypassed).
             bank = Array(Signal(signed(self._weight_bits), name=f"w{b}") for b in range(2))
-            with m.If(self.w_in.valid & (self.w_in.row == self._row)):
+            write = Signal()
+            m.d.comb += write.eq(self.w_in.valid & (self.w_in.row == self._row))
+            with m.If(write):
                 m.d.sync += bank[self.w_in.bank].eq(self.w_in.data)
-            m.d.sync += prod.eq(self.a_in.data * bank[self.a_in.sel])
+            w_cur = Signal(signed(self._weight_bits), name="w_cur")
+            bypass = write & (self.w_in.bank == self.a_in.sel)
+            m.d.sync += w_cur.eq(Mux(bypass, self.w_in.data, bank[self.a_in.sel]))
+            m.d.sync += prod.eq(self.a_in.data * w_cur)
             m.d.sync += self.p_out.eq(self.p_in + prod)
             stages = (prod, self.p_out)
         else:

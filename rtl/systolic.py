@@ -91,13 +91,17 @@ class SystolicArray(CheckedComponent):
     See :func:`edgetron.rtl.layouts.systolic_signature_members` (widths there).
 
     a
-        Aligned activation vector, one lane per row, plus the PE control bits.
+        Aligned activation vector, one lane per row, plus the PE control bits. ``ws``:
+        ``a.sel`` runs one cycle ahead of ``a.data``; it is the weight bank of the vector
+        presented in the next enabled cycle (each PE registers that bank's weight as its
+        multiplier operand a cycle early, see :class:`~edgetron.rtl.pe.PE`).
     w
         Aligned weight vector, one lane per column (``ws``: plus ``row``, ``bank``,
         ``valid`` shared by all lanes: "write this row of a weight tile into ``bank``").
     p -- ``ws``
         Column sums ``sum_r a[r] * W_bank[r][c]`` of the activation vector presented
-        :attr:`latency` cycles earlier (``bank`` is that vector's ``sel``).
+        :attr:`latency` cycles earlier (``bank`` is the ``sel`` presented one cycle
+        before that vector).
     drain -- ``os``
         Take one row of results out: the result row at the top of the array is output
         and every column's result chain moves up one PE.

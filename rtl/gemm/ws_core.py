@@ -192,7 +192,9 @@ class WsCore(GemmCore):
         wc = w_ctl.output
         pipe.d.comb += [
             array.a.data.eq(Mux(a_ctl.output.zero, 0, self.a_rd.data)),
-            array.a.sel.eq(a_ctl.output.sel),
+            # The array takes the bank select one cycle ahead of the data: the tap
+            # before the output (the row the array gets in the next enabled cycle).
+            array.a.sel.eq(a_ctl[a_ctl.depth - 1].sel),
             array.w.valid.eq(wc.valid), array.w.row.eq(wc.row), array.w.bank.eq(wc.bank),
             array.w.data.eq(Mux(wc.zero, 0, self.w_rd.data)),
         ]

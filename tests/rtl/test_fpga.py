@@ -388,8 +388,9 @@ _MAC_PRIMITIVE = {"ecp5-85k": "MULT18X18D", "ice40-up5k": "SB_MAC16",
 def test_synthesis_scripts_map_one_pe(target, classic_abc):
     """Each family's script, and its classic-abc fallback, synthesises one PE: one
     multiplier primitive per int8 x int8 MAC (a whole MULT18X18D on ECP5, half an 18x18
-    on Gowin) and the PE's 86 flip-flops, 16 of them the product register (Xilinx absorbs
-    the product register and the add into the DSP48E1)."""
+    on Gowin) and the PE's 94 flip-flops (a_out 9, w_out 13, the two banks 16, the weight
+    operand w_cur 8, the product 16, p_out 32; Xilinx absorbs w_cur, the product register
+    and the add into the DSP48E1: 38)."""
     from edgetron.rtl.fpga import synth_component
     from edgetron.rtl.pe import PE
 
@@ -398,7 +399,7 @@ def test_synthesis_scripts_map_one_pe(target, classic_abc):
     assert r["lut_mapper"] == ("abc" if classic_abc else "abc9")
     assert r["cells"][_MAC_PRIMITIVE[target]] == 1
     assert r["categories"]["logic"] > 0
-    assert r["categories"]["ff"] == (38 if target == "xilinx" else 86)
+    assert r["categories"]["ff"] == (38 if target == "xilinx" else 94)
 
 
 def test_dsp_budget_sends_the_cheapest_multipliers_to_luts():
@@ -446,8 +447,13 @@ def test_dsp_budget_maps_the_excess_pes_to_booth_multipliers():
     full = run_component(SystolicArray(cfg), "array",
                          dataclasses.replace(target, dsp_budget=None))
     assert full.synth_cells["MULT18X18D"] == 4 and full.options["lut_multipliers"] == 0
-    # Each Booth multiplier costs logic cells the DSP blocks saved.
-    assert r.unit_resources["logic"] > full.unit_resources["logic"] + 2 * 100
+    # Each Booth multiplier costs logic cells the DSP blocks saved: more logic, and its
+    # partial products summed in a 16-bit carry chain (8 CCU2C) per multiplier. (A logic
+    # margin per multiplier is not a stable measure here: abc9 fails on this array and the
+    # classic-abc fallback maps the PEs' weight-operand logic differently in the two
+    # arrays; measured 461 against 300 cells, 554 against 76 before the PE's w_cur.)
+    assert r.unit_resources["logic"] > full.unit_resources["logic"]
+    assert r.synth_cells["CCU2C"] >= full.synth_cells["CCU2C"] + 2 * 8
 
 
 def test_abc9_failure_is_recognised():

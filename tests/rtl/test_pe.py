@@ -53,7 +53,9 @@ def run(pe, step, seed):
 @pytest.mark.parametrize("row,rows", [(0, 1), (2, 4), (5, 6)])
 def test_ws_pe_matches_model(row, rows):
     pe = PE("ws", row=row, rows=rows)
-    state = {"bank": [0, 0], "a": None, "w": None, "p": 0, "prod": 0}
+    # "sel": the bank select of the last enabled cycle, which names the bank of this
+    # cycle's activation (a_in.sel runs one cycle ahead of a_in.data).
+    state = {"bank": [0, 0], "sel": 0, "a": None, "w": None, "p": 0, "prod": 0}
 
     def step(ctx, rng, enabled):
         # Outputs are the registers written on the last enabled cycle.
@@ -73,13 +75,14 @@ def test_ws_pe_matches_model(row, rows):
         ctx.set(pe.p_in, p_in)
         if enabled:
             # Two-stage MAC: p_out adds this cycle's p_in to the product registered in the
-            # previous enabled cycle; the product reads the bank as it was before this
-            # cycle's weight write.
+            # previous enabled cycle; the product reads the bank the previous enabled
+            # cycle's sel named, as it was before this cycle's weight write (after the
+            # previous cycle's: a write takes effect for the product of the next cycle).
             p = int(wrap(p_in + state["prod"], 32))
-            prod = mac(a, state["bank"][sel])
+            prod = mac(a, state["bank"][state["sel"]])
             if valid and target == row:
                 state["bank"][bank] = w
-            state.update(a=(a, sel), w=(w, target, bank, valid), p=p, prod=prod)
+            state.update(a=(a, sel), w=(w, target, bank, valid), p=p, prod=prod, sel=sel)
 
     run(pe, step, seed=row)
 

@@ -83,7 +83,9 @@ def test_ws_tiles_back_to_back(rows, cols):
         start += max(a.shape[0], rows)
 
     def inputs(ctx, step):
-        a, sel = sched_a.get(step, (np.zeros(rows, int), 0))
+        # a.sel is one cycle ahead: the bank of the vector of the next enabled step.
+        a, _ = sched_a.get(step, (np.zeros(rows, int), 0))
+        _, sel = sched_a.get(step + 1, (None, 0))
         ctx.set(arr.a, {"data": a.tolist(), "sel": sel})
         if step in sched_w:
             w, r, bank = sched_w[step]
