@@ -113,8 +113,11 @@ GEMM_MUTANTS = (
        ("self.p_out.eq(self.p_in + prod)", "self.p_out.eq((self.p_in + prod)[:16].as_signed())")),
     _m("pe_activation_zero_extended", "the PE multiplies the activation as unsigned",
        "rtl/pe.py",
-       ("self.a_in.data * bank[self.a_in.sel]",
-        "self.a_in.data.as_unsigned() * bank[self.a_in.sel]")),
+       ("self.a_in.data * w_cur", "self.a_in.data.as_unsigned() * w_cur")),
+    _m("ws_pe_no_write_bypass", "a weight written into the bank the next activation uses "
+       "misses that activation's product", "rtl/pe.py",
+       ("w_cur.eq(Mux(bypass, self.w_in.data, bank[self.a_in.sel]))",
+        "w_cur.eq(bank[self.a_in.sel])")),
     _m("os_pe_overwrites", "os PE overwrites its accumulator instead of adding",
        "rtl/pe.py",
        ("total = Mux(first, 0, acc) + prod", "total = prod")),

@@ -119,7 +119,8 @@ def channel_layout(acc_bits: int = 32) -> data.StructLayout:
 def pe_act_layout(dataflow: str, input_bits: int) -> data.StructLayout:
     """Activation passed left to right from PE to PE.
 
-    ``ws``: ``data`` signed(input_bits), ``sel`` 1 bit (weight bank the MAC uses).
+    ``ws``: ``data`` signed(input_bits), ``sel`` 1 bit (weight bank of the activation
+    presented in the next cycle: one cycle ahead of ``data``).
     ``os``: ``data`` signed(input_bits), ``first`` 1 bit (start a new accumulation),
     ``last`` 1 bit (the accumulation ends with this MAC; capture the result).
     """

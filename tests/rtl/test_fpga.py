@@ -447,12 +447,12 @@ def test_dsp_budget_maps_the_excess_pes_to_booth_multipliers():
     full = run_component(SystolicArray(cfg), "array",
                          dataclasses.replace(target, dsp_budget=None))
     assert full.synth_cells["MULT18X18D"] == 4 and full.options["lut_multipliers"] == 0
-    # Each Booth multiplier costs logic cells the DSP blocks saved: more logic, and its
-    # partial products summed in a 16-bit carry chain (8 CCU2C) per multiplier. (A logic
-    # margin per multiplier is not a stable measure here: abc9 fails on this array and the
-    # classic-abc fallback maps the PEs' weight-operand logic differently in the two
-    # arrays; measured 461 against 300 cells, 554 against 76 before the PE's w_cur.)
-    assert r.unit_resources["logic"] > full.unit_resources["logic"]
+    # Each Booth multiplier costs logic cells the DSP blocks saved, and its partial products
+    # are summed in a 16-bit carry chain (8 CCU2C) per multiplier. (abc9 fails on this
+    # array and the classic-abc fallback maps the PEs' weight-operand logic differently in
+    # the two arrays, so the margin per multiplier is smaller than a Booth multiplier's
+    # ~170 cells: measured 461 against 300 cells, 554 against 76 before the PE's w_cur.)
+    assert r.unit_resources["logic"] > full.unit_resources["logic"] + 2 * 50
     assert r.synth_cells["CCU2C"] >= full.synth_cells["CCU2C"] + 2 * 8
 
 
