@@ -245,6 +245,14 @@ POOL_MUTANTS = (
     _m("pool_global_sum_carried", "the global sum is not restarted at an image", _POOL,
        ("Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))",
         "Mux(k.glob, 1, (k.s >= 2) & (x >= 1))")),
+    _m("pool_lines_not_transparent", "the line buffer's read misses the word written the "
+       "cycle before", _POOL, ("lr = lines.read_port(transparent_for=(lw,))",
+                               "lr = lines.read_port()")),
+    _m("pool_cols_not_transparent", "the column buffer's read misses the word written the "
+       "cycle before", _POOL, ("cr = cols.read_port(transparent_for=(cw,))",
+                               "cr = cols.read_port()")),
+    _m("pool_cols_read_ignores_stall", "the column buffer reads the next group during a "
+       "stall", _POOL, ("cr.addr.eq(Mux(run, tags[1].g, tags[2].g))", "cr.addr.eq(tags[1].g)")),
     _m("pool_column_written_while_stalled", "the column buffer is written during a stall",
        _POOL, ("cw.en.eq(tags[2].valid & run)", "cw.en.eq(tags[2].valid)")),
     _m("pool_ignores_ready", "the unit runs whatever o.ready says", _POOL,
