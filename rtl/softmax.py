@@ -321,17 +321,24 @@ class SoftmaxUnit(VectorUnit):
         with core.If(div.done):
             core.d.sync += [n_act.eq(1), n_cnt.eq(0), n_fac.eq(div.quo)]
         m.d.comb += er.addr.eq(nrp)
-        r_tag, m_tag = Signal(_TAG), Signal(_TAG)
-        r_fac = Signal(EXP_BITS)
+        r_tag, o_tag, m_tag = Signal(_TAG), Signal(_TAG), Signal(_TAG)
+        r_fac, o_fac = Signal(EXP_BITS), Signal(EXP_BITS)
         out_valid, out_last = Signal(), Signal()
         core.d.sync += [r_tag.valid.eq(n_act), r_tag.last.eq(n_cnt == n_beats - 1),
-                        r_fac.eq(n_fac), m_tag.eq(r_tag),                 # read, mul
+                        r_fac.eq(n_fac),                                  # read
+                        o_tag.eq(r_tag), o_fac.eq(r_fac),                 # read_out
+                        m_tag.eq(o_tag),                                  # mul
                         out_valid.eq(m_tag.valid), out_last.eq(m_tag.last)]   # round
         for j in range(lanes):
+            e_out = Signal(EXP_BITS, name=f"e_out_{j}")
             prod = Signal(2 * EXP_BITS, name=f"norm_prod_{j}")
             y = Signal(signed(_OUT_BITS), name=f"y_{j}")
             rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1
-            core.d.sync += [prod.eq(er.data[j] * r_fac),                      # mul
+            # The e ring's read data into a register of its own, then the multiplier (the
+            # block RAM's output into a multiplier in one stage was the unit's critical
+            # path on ECP5).
+            core.d.sync += [e_out.eq(er.data[j]),                             # read_out
+                            prod.eq(e_out * o_fac),                           # mul
                             y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))]           # round
             m.d.comb += self.o.payload.data[j].eq(y)
         m.d.comb += [run.eq(~out_valid | self.o.ready), self.o.valid.eq(out_valid),
@@ -339,7 +346,7 @@ class SoftmaxUnit(VectorUnit):
         o_fire = self.o.valid & self.o.ready
         core.d.sync += rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_last))
 
-        norm_built = ("issue", "read", prod, y)
+        norm_built = ("issue", "read", e_out, prod, y)
         for what, got, want in (("exp", built, hw.SOFTMAX_EXP_STAGES),
                                 ("normalize", norm_built, hw.SOFTMAX_NORM_STAGES),
                                 ("ingest", lane_max[:1], hw.SOFTMAX_INGEST_STAGES)):

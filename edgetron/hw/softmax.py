@@ -61,9 +61,9 @@ SOFTMAX_INGEST_STAGES = ("lane_max",)
 #: the e buffer (6), the per-lane sum (7).
 SOFTMAX_EXP_STAGES = ("issue", "read", "diff", "rescale", "clamp", "recip_mul",
                       "recip_shift", "ln2_mul", "poly_in", "poly", "exp_shift", "lane_sum")
-#: Normalize pass: issue register, e-buffer read, ``e * factor``, the rounding shift and the
-#: clamp to 127 into the output register (step 9).
-SOFTMAX_NORM_STAGES = ("issue", "read", "mul", "round")
+#: Normalize pass: issue register, e-buffer read, the read data's register, ``e * factor``,
+#: the rounding shift and the clamp to 127 into the output register (step 9).
+SOFTMAX_NORM_STAGES = ("issue", "read", "read_out", "mul", "round")
 #: The row reciprocal ``floor(2**k / sum)``: ``factor_bits = EXP_BITS`` quotient bits.
 SOFTMAX_RECIP_LATENCY = divider_latency(EXP_BITS)
 _INGEST = len(SOFTMAX_INGEST_STAGES)

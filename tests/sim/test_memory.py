@@ -31,8 +31,8 @@ SOFTMAX = Softmax(name="sm", inputs=("input",), batch=1, rows=4, cols=64)
 def test_a_row_op_streams_its_loads_under_its_rows(double_buffer):
     v = run(SOFTMAX, double_buffer=double_buffer)
     # 4 rows of 64 logits on 16 lanes: B = 4, T = 4, P = max(4, 9) = 9, a row's latency
-    # 2 B + 2 T + 24 = 40: 4 + 3 * 9 + 40 = 71 cycles, under 512 bytes of DRAM traffic.
-    assert (v["vector_cycles"], v["cycles"], v["stall_cycles"]) == (71, 512, 441)
+    # 2 B + 2 T + 25 = 41: 4 + 3 * 9 + 41 = 72 cycles, under 512 bytes of DRAM traffic.
+    assert (v["vector_cycles"], v["cycles"], v["stall_cycles"]) == (72, 512, 440)
     assert v["double_buffered"] == 1
     assert (v["dram_read_bytes"], v["dram_write_bytes"]) == (256, 256)
 
@@ -40,7 +40,7 @@ def test_a_row_op_streams_its_loads_under_its_rows(double_buffer):
 def test_separate_read_and_write_ports_halve_the_stall():
     v = run(SOFTMAX, dram_ports="read_write", dram_read_bytes_per_cycle=1.0,
             dram_write_bytes_per_cycle=1.0)
-    assert (v["vector_cycles"], v["cycles"]) == (71, 256)
+    assert (v["vector_cycles"], v["cycles"]) == (72, 256)
 
 
 @pytest.mark.parametrize("ofmap, fits", [(720, True), (719, False)])
