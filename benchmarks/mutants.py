@@ -187,7 +187,8 @@ LAYERNORM_MUTANTS = (
     _m("layernorm_drops_epsilon", "the variance misses q_eps", _LN,
        ("dvar.eq(cs2 - s1sq + k.q_eps)", "dvar.eq(cs2 - s1sq)")),
     _m("layernorm_param_address_early", "gamma and beta one beat early", _LN,
-       ('DelayLine(core, n_cnt, 3, "param_addr")', 'DelayLine(core, n_cnt, 2, "param_addr")')),
+       ('DelayLine(core, n_cnt, param_delay, "param_addr")',
+        'DelayLine(core, n_cnt, param_delay - 1, "param_addr")')),
     _m("layernorm_ignores_ready", "the unit runs whatever o.ready says", _LN,
        ("run.eq(~out_tag.valid | self.o.ready)", "run.eq(1)")),
     _m("sqrt_off_by_one", "the square root's trial misses x == 4q + 1", _ARITH,
@@ -203,7 +204,7 @@ GELU_MUTANTS = (
        ("Mux(k.out32, res, saturate(res, _INT8_BITS))",
         "Mux(k.out32, res, res[:_INT8_BITS].as_signed())")),
     _m("gelu_clip_off_by_one", "the clip bound one below clip", _GELU,
-       ("u.eq(Mux(v > k.clip, k.clip, v))", "u.eq(Mux(v > k.clip, k.clip - 1, v))")),
+       ("d.eq(Mux(vr > k.clip, 0, k.clip - vr))", "d.eq(Mux(vr > k.clip - 1, 1, k.clip - vr))")),
     _m("gelu_valid_one_cycle_early", "the requantizer's valid one stage early", _GELU,
        ("rq.i.valid.eq(valid[-1])", "rq.i.valid.eq(valid[-2])")),
     _m("gelu_ignores_ready", "the pipeline runs whatever o.ready says", _GELU,
@@ -247,6 +248,14 @@ POOL_MUTANTS = (
     _m("pool_global_sum_carried", "the global sum is not restarted at an image", _POOL,
        ("Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))",
         "Mux(k.glob, 1, (k.s >= 2) & (x >= 1))")),
+    _m("pool_lines_not_transparent", "the line buffer's read misses the word written the "
+       "cycle before", _POOL, ("lr = lines.read_port(transparent_for=(lw,))",
+                               "lr = lines.read_port()")),
+    _m("pool_cols_not_transparent", "the column buffer's read misses the word written the "
+       "cycle before", _POOL, ("cr = cols.read_port(transparent_for=(cw,))",
+                               "cr = cols.read_port()")),
+    _m("pool_cols_read_ignores_stall", "the column buffer reads the next group during a "
+       "stall", _POOL, ("cr.addr.eq(Mux(run, tags[1].g, tags[2].g))", "cr.addr.eq(tags[1].g)")),
     _m("pool_column_written_while_stalled", "the column buffer is written during a stall",
        _POOL, ("cw.en.eq(tags[2].valid & run)", "cw.en.eq(tags[2].valid)")),
     _m("pool_ignores_ready", "the unit runs whatever o.ready says", _POOL,

@@ -52,6 +52,8 @@ import numpy as np
 from .intops import M_MAX, MULT_BITS, S_MAX, S_MIN, int_param
 
 __all__ = [
+    "INTERNAL_SHIFT_MAX",
+    "INTERNAL_SHIFT_MIN",
     "dyadic",
     "dyadic_per_channel",
     "exact_positive",
@@ -159,7 +161,7 @@ def positive_scale(value, name: str = "scale") -> float:
 #: magnitude ``pre(clamp_in) < clamp + 2**f`` (:func:`~edgetron.golden.intops.pow2_rescale_limit`)
 #: stays within 32 bits, and scales up to ``2**(30 - frac_bits)`` are far coarser than any
 #: calibrated int8 scale.
-_SHIFT_MIN, _SHIFT_MAX = -S_MAX, 30
+INTERNAL_SHIFT_MIN, INTERNAL_SHIFT_MAX = -S_MAX, 30
 
 
 def internal_shift(scale: float, frac_bits: int) -> int:
@@ -195,10 +197,10 @@ def internal_shift(scale: float, frac_bits: int) -> int:
     frac_bits = int_param(frac_bits, "frac_bits", 0, S_MAX)
     mant, exp2 = math.frexp(scale)  # scale = mant * 2**exp2, mant in [0.5, 1)
     f = frac_bits + (exp2 - 1 if mant == 0.5 else exp2)
-    if not _SHIFT_MIN <= f <= _SHIFT_MAX:
+    if not INTERNAL_SHIFT_MIN <= f <= INTERNAL_SHIFT_MAX:
         raise ValueError(
             f"scale {scale!r} is outside the supported range "
-            f"(2**{_SHIFT_MIN - 1 - frac_bits}, 2**{_SHIFT_MAX - frac_bits}]"
+            f"(2**{INTERNAL_SHIFT_MIN - 1 - frac_bits}, 2**{INTERNAL_SHIFT_MAX - frac_bits}]"
         )
     return f
 

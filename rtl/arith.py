@@ -19,7 +19,8 @@ that stalls puts them under its clock enable.
 
 Also here: :func:`tree_reduce` (a registered reduction tree over lanes, one level per
 cycle), :func:`round_shift_right` (the golden ``round_shift`` with a variable shift),
-:func:`saturate`, :func:`shift_left`, :func:`bit_length` and the beat packing of the
+:func:`saturate`, :func:`shift_left`, :func:`pow2_rescale` (softmax's and GELU's rescale to
+the internal scale), :func:`bit_length` and the beat packing of the
 vector units' codecs (:func:`pack_checked`, :func:`pack_lanes`, :func:`unpack_lanes`).
 What every unit shares (parameter checks, delay lines, constant division, constant
 products, ring addresses) is in :mod:`edgetron.rtl.common`.
@@ -31,6 +32,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from edgetron.golden.dyadic import INTERNAL_SHIFT_MAX
+from edgetron.golden.intops import S_MAX
 from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
 
 from .common import CheckedComponent, check_param
@@ -279,6 +282,22 @@ def shift_left(x, amount, width: int):
         shifted = (value << step)[:width]
         value = Mux(amount[b], shifted, value)
     return value
+
+
+def pow2_rescale(mag, f, mag_bits: int):
+    """``mag`` at the internal scale (the golden ``intops.pow2_rescale`` of a magnitude):
+    ``mag << f`` for ``f >= 0``, ``round_shift(mag, -f)`` for ``f < 0``; combinational.
+
+    ``f`` is the signed 7-bit ``pre_shift`` constant of softmax and GELU, in
+    ``[-S_MAX, INTERNAL_SHIFT_MAX]`` (golden ``dyadic.internal_shift``); ``mag`` an unsigned
+    magnitude of ``mag_bits`` bits. The result is unsigned, ``mag_bits +
+    INTERNAL_SHIFT_MAX + 1`` bits wide (a left barrel shift and a rounding right shift side
+    by side, the sign of ``f`` picks one). The units register it and clamp it in the next
+    stage: the shifters and the rounding add fill one stage.
+    """
+    left = shift_left(mag, f[:INTERNAL_SHIFT_MAX.bit_length()], mag_bits + INTERNAL_SHIFT_MAX + 1)
+    right = round_shift_right(mag, (-f).as_unsigned()[:len(f)], S_MAX + 2)
+    return Mux(f[-1], right, left)
 
 
 def bit_length(x):

@@ -12,9 +12,10 @@ Datapath (one lane; stage names from ``edgetron.hw.gelu.GELU_STAGES``)
 st.   operation (golden/gelu.py step)                          width
 ====  =======================================================  ================================
 mag   ``mag = min(|q|, clamp_in)`` (1)                         ``in_bits`` unsigned
-resc  ``u = min(pre(mag), clip)`` (2): ``mag << f`` or         ``in_bits + 31`` before the clip
-      ``((mag >> (-f-1)) + 1) >> 1``
-sq    ``w = (clip - u)**2`` (3)                                 ``2 * CLIP_BITS``
+resc  ``v = pre(mag)`` (2): ``mag << f`` or                     ``in_bits + 31``
+      ``((mag >> (-f-1)) + 1) >> 1`` (``arith.pow2_rescale``)
+clip  ``d = clip - min(v, clip)`` (2, 3: ``u = min(v, clip)``)  ``CLIP_BITS``
+sq    ``w = d**2 = (clip - u)**2`` (3)                          ``2 * CLIP_BITS``
 erf   ``r = 2 q_one - w`` (q>0), ``w`` (q<0), ``q_one`` (q=0);  ``ERF_BITS`` = 16
       ``rt = r >> erf_shift`` (4, 5)
 mul   ``q * rt`` (6)                                            ``in_bits + 17`` signed
@@ -41,6 +42,7 @@ from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig
+from edgetron.golden.dyadic import INTERNAL_SHIFT_MAX
 from edgetron.golden.gelu import (
     ERF_BITS,
     GELU_A,
@@ -53,7 +55,6 @@ from edgetron.golden.gelu import (
 from edgetron.golden.intops import (
     INT8_MAX,
     MULT_BITS,
-    S_MAX,
     SHIFT_BITS,
     as_int64,
     check_range,
@@ -64,9 +65,8 @@ from edgetron.hw.gelu import GELU_LATENCY, GELU_STAGES, gelu_cycles
 from .arith import (
     pack_checked,
     pack_lanes,
-    round_shift_right,
+    pow2_rescale,
     saturate,
-    shift_left,
     unpack_lanes,
 )
 from .common import MAX_EDGE, VectorUnit
@@ -77,8 +77,6 @@ __all__ = ["GeluLayouts", "GeluUnit", "decode_gelu", "decode_gelu_input", "encod
            "gelu_field_bounds", "gelu_layouts", "gelu_timing"]
 
 _INT8_BITS = INT8_MAX.bit_length() + 1
-#: Largest left shift of the rescale (golden ``internal_shift`` returns f <= 30).
-_PRE_LEFT_MAX = 30
 #: The int32 mode feeds the requantizer ``m = 2**30, s = 30``: ``round_shift(y * 2**30, 30)
 #: == y`` for every int32 ``y``.
 _IDENTITY_SHIFT = 30
@@ -153,7 +151,7 @@ class GeluUnit(VectorUnit):
 
     Latency
     -------
-    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 12`` cycles (six i-GELU stages and the
+    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 13`` cycles (seven i-GELU stages and the
     six-stage requantizer, ``REQUANT_LATENCY``) from a beat accepted to it valid on ``o``;
     ``edgetron.hw.gelu.gelu_cycles(lanes, elements)`` from the first input handshake to the
     last output handshake.
@@ -209,26 +207,26 @@ class GeluUnit(VectorUnit):
         clip_bits = len(k.clip)
         stages = None
         for lane in range(self.lanes):
-            x = [Signal(signed(self.in_bits), name=f"x{j}_{lane}") for j in range(1, 5)]
+            x = [Signal(signed(self.in_bits), name=f"x{j}_{lane}") for j in range(1, 6)]
             mag = Signal(self.in_bits, name=f"mag_{lane}")
-            u = Signal(clip_bits, name=f"u_{lane}")
+            d = Signal(clip_bits, name=f"d_{lane}")
             w = Signal(2 * clip_bits, name=f"w_{lane}")
             rt = Signal(ERF_BITS, name=f"rt_{lane}")
             prod = Signal(signed(self.in_bits + ERF_BITS + 1), name=f"prod_{lane}")
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
             q = self.i.payload[lane]
             absq = Mux(q[-1], -q, q).as_unsigned()[:self.in_bits]
-            left = shift_left(mag, k.pre_shift[:5], self.in_bits + _PRE_LEFT_MAX + 1)
-            right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
-            v = Mux(k.pre_shift[-1], right, left)
-            sign, nonzero = x[2][-1], x[2].any()
+            v = pow2_rescale(mag, k.pre_shift, self.in_bits)
+            vr = Signal(len(v), name=f"v_{lane}")
+            sign, nonzero = x[3][-1], x[3].any()
             r = Mux(sign, w, Mux(nonzero, (k.q_one << 1) - w, k.q_one))
             core.d.sync += [
                 x[0].eq(q), mag.eq(Mux(absq > k.clamp_in, k.clamp_in, absq)),     # mag
-                x[1].eq(x[0]), u.eq(Mux(v > k.clip, k.clip, v)),                   # rescale
-                x[2].eq(x[1]), w.eq((k.clip - u) * (k.clip - u)),                  # square
-                x[3].eq(x[2]), rt.eq(r >> k.erf_shift),                            # erf
-                prod.eq(x[3] * rt),                                                # mul
+                x[1].eq(x[0]), vr.eq(v),                                           # rescale
+                x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),             # clip
+                x[3].eq(x[2]), w.eq(d * d),                                        # square
+                x[4].eq(x[3]), rt.eq(r >> k.erf_shift),                            # erf
+                prod.eq(x[4] * rt),                                                # mul
                 y.eq((((prod >> (out_shift - 1)) + 1) >> 1)
                      if out_shift else prod),                                      # round
             ]
@@ -239,7 +237,7 @@ class GeluUnit(VectorUnit):
             ]
             res = rq.o.payload[lane]
             m.d.comb += self.o.payload[lane].eq(Mux(k.out32, res, saturate(res, _INT8_BITS)))
-            stages = (mag, u, w, rt, prod, y)
+            stages = (mag, vr, d, w, rt, prod, y)
         if not (len(stages) == len(valid) and len(valid) + rq.LATENCY == self.LATENCY):
             raise AssertionError(
                 f"GeluUnit: {len(stages)} i-GELU stages + requantizer {rq.LATENCY}, timing "
@@ -265,8 +263,8 @@ def encode_gelu_consts(unit: GeluUnit, consts) -> int:
     if g.in_bits != unit.in_bits:
         raise ValueError(f"GeluUnit: constants for in_bits = {g.in_bits}, the unit has "
                          f"in_bits = {unit.in_bits}")
-    if g.pre_shift > _PRE_LEFT_MAX:
-        raise ValueError(f"GeluUnit: pre_shift = {g.pre_shift} above {_PRE_LEFT_MAX}")
+    if g.pre_shift > INTERNAL_SHIFT_MAX:
+        raise ValueError(f"GeluUnit: pre_shift = {g.pre_shift} above {INTERNAL_SHIFT_MAX}")
     return pack_checked("GeluUnit", unit.layouts.c, {
         "pre_shift": g.pre_shift, "clamp_in": g.clamp_in, "clip": g.clip, "q_one": g.q_one,
         "erf_shift": g.erf_shift, "m": mult, "s": shift, "out32": out32})

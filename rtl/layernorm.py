@@ -291,34 +291,49 @@ class LayerNormUnit(VectorUnit):
         tags = [Signal(tag_l, name=f"norm_tag_{s}") for s in hw.LAYERNORM_NORM_STAGES[1:]]
         core.d.sync += [tags[0].valid.eq(n_act), tags[0].last.eq(n_cnt == n_beats - 1)]
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
-        # the parameter address meets the affine stage
-        core.d.comb += pr.addr.eq(DelayLine(core, n_cnt, 3, "param_addr").output)
-        rd_s1, dv2_s1 = Signal.like(n_s1), Signal.like(n_s1)
-        rd_fac, dv_fac = Signal.like(n_fac), Signal.like(n_fac)
-        rd_sh, dv_sh, sc_sh = Signal.like(n_sh), Signal.like(n_sh), Signal.like(n_sh)
+        # The parameter address meets the affine_mul stage: the synchronous read gives the
+        # word one cycle after its address, so the address trails the issue counter by the
+        # stage's index minus 2 (the issue register and the read).
+        param_delay = hw.LAYERNORM_NORM_STAGES.index("affine_mul") - 2
+        core.d.comb += pr.addr.eq(DelayLine(core, n_cnt, param_delay, "param_addr").output)
+        rd_s1, ro_s1, mu_s1 = (Signal.like(n_s1) for _ in range(3))
+        rd_fac, ro_fac, mu_fac, dv_fac = (Signal.like(n_fac) for _ in range(4))
+        rd_sh, ro_sh, mu_sh, dv_sh, sc_sh = (Signal.like(n_sh) for _ in range(5))
         core.d.sync += [rd_s1.eq(n_s1), rd_fac.eq(n_fac), rd_sh.eq(n_sh),     # read
-                        dv_fac.eq(rd_fac), dv_sh.eq(rd_sh), dv2_s1.eq(rd_s1),  # dev
+                        ro_s1.eq(rd_s1), ro_fac.eq(rd_fac), ro_sh.eq(rd_sh),   # read_out
+                        mu_s1.eq(ro_s1), mu_fac.eq(ro_fac), mu_sh.eq(ro_sh),   # dev_mul
+                        dv_fac.eq(mu_fac), dv_sh.eq(mu_sh),                    # dev
                         sc_sh.eq(dv_sh)]                                       # scale
         dev_bits = (rmax * ((1 << ib) - 1)).bit_length() + 1
         norm_bits = ((math.isqrt(rmax - 1) + 1) << NORM_FRAC_BITS).bit_length() + 1
         acc_bits = norm_bits + GAMMA_BITS + 1
         for j in range(lanes):
+            x_out = Signal(signed(ib), name=f"x_out_{j}")
+            cx = Signal(signed(dev_bits), name=f"cx_{j}")
             dev = Signal(signed(dev_bits), name=f"dev_{j}")
             prod = Signal(signed(dev_bits + hw.LAYERNORM_FACTOR_BITS + 1), name=f"scaled_{j}")
             nv = Signal(signed(norm_bits), name=f"norm_{j}")
+            ng = Signal(signed(acc_bits), name=f"ngamma_{j}")
+            beta = Signal(signed(_BETA_BITS), name=f"beta_{j}")
             acc = Signal(signed(max(acc_bits, _BETA_BITS) + 1), name=f"affine_{j}")
             y = Signal(signed(_OUT_BITS), name=f"y_{j}")
             par = pr.data[j]
+            # A multiplier and an adder never share a stage (as in the requantizer), and the
+            # x ring's read data is registered before its multiplier.
             core.d.sync += [
-                dev.eq(k.channels * xr.data[j] - rd_s1),                        # dev
+                x_out.eq(xr.data[j]),                                           # read_out
+                cx.eq(k.channels * x_out),                                      # dev_mul
+                dev.eq(cx - mu_s1),                                             # dev
                 prod.eq(dev * dv_fac),                                          # scale
                 nv.eq(round_shift_right(prod, sc_sh, _SHIFT_MAX)),              # round
-                acc.eq(nv * par.gamma + par.beta),                              # affine
+                ng.eq(nv * par.gamma), beta.eq(par.beta),                       # affine_mul
+                acc.eq(ng + beta),                                              # affine
                 y.eq(saturate(round_shift_right(acc, k.gamma_shift + NORM_FRAC_BITS,
                                                 GAMMA_BITS - 1 + NORM_FRAC_BITS),
                               _OUT_BITS)),                                     # out
             ]
             m.d.comb += self.o.payload.data[j].eq(y)
+            norm_regs = ("issue", "read", x_out, cx, dev, prod, nv, ng, acc, y)
         out_tag = tags[-1]
         m.d.comb += [run.eq(~out_tag.valid | self.o.ready), self.o.valid.eq(out_tag.valid),
                      self.o.payload.last.eq(out_tag.last)]
@@ -327,7 +342,8 @@ class LayerNormUnit(VectorUnit):
 
         built = {"ingest": (("square", "lane_stats"), hw.LAYERNORM_INGEST_STAGES),
                  "row": ((cs2, dvar, dn), hw.LAYERNORM_ROW_STAGES),
-                 "normalize": (("issue", *tags), hw.LAYERNORM_NORM_STAGES)}
+                 "normalize": (norm_regs, hw.LAYERNORM_NORM_STAGES),
+                 "normalize tag": (("issue", *tags), hw.LAYERNORM_NORM_STAGES)}
         for what, (got, want) in built.items():
             if len(got) != len(want):
                 raise AssertionError(f"LayerNormUnit: {len(got)} {what} stages, the timing "

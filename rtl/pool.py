@@ -269,9 +269,13 @@ class PoolUnit(CheckedComponent):
             m.d.sync += [k.eq(self.c.payload), loaded.eq(1), ny.eq(self.c.payload.fy),
                          nx.eq(self.c.payload.fx)]
         last_g, last_x, last_y = g == k.groups - 1, x == k.wi - 1, y == k.hi - 1
+        # j's value in the next cycle: the line buffer's read address (a synchronous read,
+        # so that it maps onto block RAM; the data arrives with the position).
+        j_next = Signal.like(j)
+        m.d.comb += j_next.eq(Mux(go, Mux(k.glob | (last_g & last_x), 0, j + 1), j))
+        m.d.sync += j.eq(j_next)
         with m.If(go):
-            m.d.sync += [g.eq(Mux(last_g, 0, g + 1)),
-                         j.eq(Mux(k.glob | (last_g & last_x), 0, j + 1))]
+            m.d.sync += g.eq(Mux(last_g, 0, g + 1))
             with m.If(last_g):
                 m.d.sync += x.eq(Mux(last_x, 0, x + 1))
                 with m.If(x == nx):
@@ -284,22 +288,30 @@ class PoolUnit(CheckedComponent):
                         m.d.sync += ny.eq(k.fy)
 
         # ---- line buffer: rows y-1 and y-2 at (x, g), read and rewritten in one cycle ---
+        # The read is synchronous, addressed a cycle ahead (j_next) and transparent for the
+        # write port (a position rewritten in the cycle before it is read again, e.g. a
+        # one-word row, reads the new word), so the word of position j is on the read data
+        # in the cycle the position is visited, as a combinational read would give it.
         lane_arr = data.ArrayLayout(signed(in_bits), lanes)
         m.submodules.lines = lines = memory.Memory(
             shape=data.StructLayout({"p1": lane_arr, "p2": lane_arr}),
             depth=self._row_beats, init=[])
-        lr, lw = lines.read_port(domain="comb"), lines.write_port()
+        lw = lines.write_port()
+        lr = lines.read_port(transparent_for=(lw,))
         use1 = ~k.glob & (k.r >= 2) & (y >= 1)
         use2 = ~k.glob & (k.r == 3) & (y >= 2)
-        m.d.comb += [lr.addr.eq(j), lw.addr.eq(j), lw.en.eq(go & ~k.glob),
+        m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(j), lw.en.eq(go & ~k.glob),
                      lw.data.p2.eq(lr.data.p1)]
 
         # ---- column buffer: per group, columns x-1 and x-2 (or the running global sum) -
         sum_arr = data.ArrayLayout(signed(sbits), lanes)
         m.submodules.cols = cols = memory.Memory(
             shape=data.StructLayout({"a": sum_arr, "b": sum_arr}), depth=self._groups, init=[])
-        cr, cw = cols.read_port(domain="comb"), cols.write_port()
-        m.d.comb += [cr.addr.eq(tags[2].g), cw.addr.eq(tags[2].g),
+        # Synchronous and transparent too, addressed with the group the horizontal stage
+        # holds in the next cycle (the stage before it when the pipeline moves).
+        cw = cols.write_port()
+        cr = cols.read_port(transparent_for=(cw,))
+        m.d.comb += [cr.addr.eq(Mux(run, tags[1].g, tags[2].g)), cw.addr.eq(tags[2].g),
                      cw.en.eq(tags[2].valid & run), cw.data.b.eq(cr.data.a)]
 
         shift = Signal(SHIFT_BITS)

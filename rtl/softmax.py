@@ -31,7 +31,8 @@ from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
-from edgetron.golden.intops import INT32_MAX, S_MAX, as_int64, check_range, int_range
+from edgetron.golden.dyadic import INTERNAL_SHIFT_MAX
+from edgetron.golden.intops import INT32_MAX, as_int64, check_range, int_range
 from edgetron.golden.softmax import (
     EXP_A,
     EXP_B,
@@ -50,8 +51,7 @@ from .arith import (
     SeqDivider,
     pack_checked,
     pack_lanes,
-    round_shift_right,
-    shift_left,
+    pow2_rescale,
     tree_reduce,
     unpack_lanes,
 )
@@ -73,7 +73,6 @@ _IN_BITS_MAX = INT32_MAX.bit_length() + 1
 _K = 2 * EXP_BITS - 2                  # golden softmax_constants: factor = 2**k // sum
 _OUT_SHIFT = _K - OUT_FRAC_BITS
 _OUT_BITS = 8
-_PRE_LEFT_MAX = 30                     # golden internal_shift: f <= 30
 
 
 def softmax_field_bounds() -> dict[str, int]:
@@ -281,13 +280,13 @@ class SoftmaxUnit(VectorUnit):
             t6 = Signal(b["q_b"].bit_length(), name=f"t6_{j}")
             el = Signal(b["l_max"].bit_length(), name=f"l7_{j}")
             diff = (rd_max - qr.data[j]).as_unsigned()[:self.in_bits]
-            left = shift_left(mag, k.pre_shift[:5], self.in_bits + _PRE_LEFT_MAX + 1)
-            right = round_shift_right(mag, (-k.pre_shift).as_unsigned()[:7], S_MAX + 2)
-            v = Mux(k.pre_shift[-1], right, left)
+            v = pow2_rescale(mag, k.pre_shift, self.in_bits)
+            vr = Signal(len(v), name=f"v_{j}")
             cap = Mux(z7 > EXP_BITS, EXP_BITS, z7) + k.exp_shift
             core.d.sync += [
                 mag.eq(Mux(diff > k.clamp_in, k.clamp_in, diff)),             # diff
-                u2.eq(Mux(v > k.u_max, k.u_max, v)),                          # rescale
+                vr.eq(v),                                                     # rescale
+                u2.eq(Mux(vr > k.u_max, k.u_max, vr)),                        # clamp
                 p3.eq(u2 * k.m_ln2), u3.eq(u2),                               # recip_mul
                 z4.eq(p3 >> k.s_ln2), u4.eq(u3),                              # recip_shift
                 zq5.eq(z4 * k.q_ln2), u5.eq(u4), z5.eq(z4),                   # ln2_mul
@@ -299,7 +298,7 @@ class SoftmaxUnit(VectorUnit):
             with core.If(t_e.valid):                                          # lane_sum
                 core.d.sync += ls.eq(Mux(t_e.first, e8[j], ls + e8[j]))
             lane_sum.append(ls)
-        built = ("issue", "read", mag, u2, p3, z4, zq5, t6, el, e8, "lane_sum")
+        built = ("issue", "read", mag, vr, u2, p3, z4, zq5, t6, el, e8, "lane_sum")
         m.d.comb += [ew.addr.eq(ewp), ew.data.eq(e8), ew.en.eq(run & t_e.valid)]
         with core.If(t_e.valid):
             core.d.sync += ewp.eq(ring_next(ewp, e_words))
@@ -322,17 +321,24 @@ class SoftmaxUnit(VectorUnit):
         with core.If(div.done):
             core.d.sync += [n_act.eq(1), n_cnt.eq(0), n_fac.eq(div.quo)]
         m.d.comb += er.addr.eq(nrp)
-        r_tag, m_tag = Signal(_TAG), Signal(_TAG)
-        r_fac = Signal(EXP_BITS)
+        r_tag, o_tag, m_tag = Signal(_TAG), Signal(_TAG), Signal(_TAG)
+        r_fac, o_fac = Signal(EXP_BITS), Signal(EXP_BITS)
         out_valid, out_last = Signal(), Signal()
         core.d.sync += [r_tag.valid.eq(n_act), r_tag.last.eq(n_cnt == n_beats - 1),
-                        r_fac.eq(n_fac), m_tag.eq(r_tag),                 # read, mul
+                        r_fac.eq(n_fac),                                  # read
+                        o_tag.eq(r_tag), o_fac.eq(r_fac),                 # read_out
+                        m_tag.eq(o_tag),                                  # mul
                         out_valid.eq(m_tag.valid), out_last.eq(m_tag.last)]   # round
         for j in range(lanes):
+            e_out = Signal(EXP_BITS, name=f"e_out_{j}")
             prod = Signal(2 * EXP_BITS, name=f"norm_prod_{j}")
             y = Signal(signed(_OUT_BITS), name=f"y_{j}")
             rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1
-            core.d.sync += [prod.eq(er.data[j] * r_fac),                      # mul
+            # The e ring's read data into a register of its own, then the multiplier (the
+            # block RAM's output into a multiplier in one stage was the unit's critical
+            # path on ECP5).
+            core.d.sync += [e_out.eq(er.data[j]),                             # read_out
+                            prod.eq(e_out * o_fac),                           # mul
                             y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))]           # round
             m.d.comb += self.o.payload.data[j].eq(y)
         m.d.comb += [run.eq(~out_valid | self.o.ready), self.o.valid.eq(out_valid),
@@ -340,7 +346,7 @@ class SoftmaxUnit(VectorUnit):
         o_fire = self.o.valid & self.o.ready
         core.d.sync += rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_last))
 
-        norm_built = ("issue", "read", prod, y)
+        norm_built = ("issue", "read", e_out, prod, y)
         for what, got, want in (("exp", built, hw.SOFTMAX_EXP_STAGES),
                                 ("normalize", norm_built, hw.SOFTMAX_NORM_STAGES),
                                 ("ingest", lane_max[:1], hw.SOFTMAX_INGEST_STAGES)):
@@ -368,8 +374,8 @@ def encode_softmax_consts(unit: SoftmaxUnit, consts: SoftmaxConstants, n: int) -
             raise ValueError(f"SoftmaxUnit: constant {name} = {getattr(consts, name)}, the "
                              f"hardware implements {want}")
     c = consts.iexp
-    if c.pre_shift > _PRE_LEFT_MAX:
-        raise ValueError(f"SoftmaxUnit: pre_shift = {c.pre_shift} above {_PRE_LEFT_MAX}")
+    if c.pre_shift > INTERNAL_SHIFT_MAX:
+        raise ValueError(f"SoftmaxUnit: pre_shift = {c.pre_shift} above {INTERNAL_SHIFT_MAX}")
     return pack_checked("SoftmaxUnit", unit.layouts.c, {
         "n": n, "pre_shift": c.pre_shift, "clamp_in": c.clamp_in, "u_max": c.u_max,
         "m_ln2": c.m_ln2, "s_ln2": c.s_ln2, "q_ln2": c.q_ln2, "q_b": c.q_b, "q_c": c.q_c,

@@ -18,10 +18,10 @@ from .gemm import REQUANT_LATENCY
 __all__ = ["GELU_LATENCY", "GELU_STAGES", "gelu_cycles"]
 
 #: i-GELU stages, one cycle each (golden/gelu.py steps): ``|q|`` and its clamp (1); the
-#: rescale to the internal scale and the clip (2); ``w = (clip - u)**2`` (3);
-#: ``r = q_one + sgn(q) (q_one - w)`` and its truncation (4-5); ``q * rt`` (6); the final
-#: rounding shift (7).
-GELU_STAGES = ("mag", "rescale", "square", "erf", "mul", "round")
+#: rescale to the internal scale (the shifts and the rounding add; 2); the clip, as
+#: ``d = clip - min(u, clip)`` (2-3); ``w = d**2`` (3); ``r = q_one + sgn(q) (q_one - w)``
+#: and its truncation (4-5); ``q * rt`` (6); the final rounding shift (7).
+GELU_STAGES = ("mag", "rescale", "clip", "square", "erf", "mul", "round")
 #: Cycles from a beat accepted to the same beat valid at the output.
 GELU_LATENCY = len(GELU_STAGES) + REQUANT_LATENCY
 

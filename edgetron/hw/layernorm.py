@@ -60,10 +60,13 @@ LAYERNORM_ISQRT_LATENCY = sqrt_latency(ISQRT_BITS)
 LAYERNORM_FACTOR_BITS = RECIP_K - ISQRT_BITS // 2 + 2
 #: The row reciprocal (step 6).
 LAYERNORM_RECIP_LATENCY = divider_latency(LAYERNORM_FACTOR_BITS)
-#: Normalize pass: issue register, x-buffer read, ``dev = C x - s1`` (2), ``dev * factor``
-#: (7), the rounding shift (7), ``n * gamma + beta`` (8), the rounding shift and saturation
-#: into the output register (9).
-LAYERNORM_NORM_STAGES = ("issue", "read", "dev", "scale", "round", "affine", "out")
+#: Normalize pass: issue register, x-buffer read, its read data's register, ``C x`` and
+#: ``dev = C x - s1`` (2), ``dev * factor`` (7), the rounding shift (7), ``n * gamma`` and
+#: ``+ beta`` (8), the rounding shift and saturation into the output register (9). No stage
+#: has a multiplier and an adder in series, or a block RAM's read data and a multiplier
+#: (FPGA timing, docs/fpga.md).
+LAYERNORM_NORM_STAGES = ("issue", "read", "read_out", "dev_mul", "dev", "scale", "round",
+                         "affine_mul", "affine", "out")
 #: Width of ``beta_int`` in the parameter memory: golden keeps ``|beta_int| <
 #: 2**(2 (GAMMA_BITS - 1) + NORM_FRAC_BITS)``. A parameter word holds ``lanes`` channels of
 #: ``GAMMA_BITS + LAYERNORM_BETA_BITS`` bits.

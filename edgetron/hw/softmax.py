@@ -55,14 +55,15 @@ __all__ = [
 #: Ingest: the per-lane running maximum register.
 SOFTMAX_INGEST_STAGES = ("lane_max",)
 #: Exp pass, one cycle each (golden/softmax.py steps): the engine's issue register, the
-#: q-buffer read, ``d`` and its clamp (1-2), the rescale to ``u`` (2), ``u * m_ln2`` (3),
-#: ``>> s_ln2`` (3), ``z * q_ln2`` (4), ``t = q_b - r`` (4), ``L = t*t + q_c`` (5),
-#: ``e = L >> (min(z, z_cap) + g)`` written to the e buffer (6), the per-lane sum (7).
-SOFTMAX_EXP_STAGES = ("issue", "read", "diff", "rescale", "recip_mul", "recip_shift",
-                      "ln2_mul", "poly_in", "poly", "exp_shift", "lane_sum")
-#: Normalize pass: issue register, e-buffer read, ``e * factor``, the rounding shift and the
-#: clamp to 127 into the output register (step 9).
-SOFTMAX_NORM_STAGES = ("issue", "read", "mul", "round")
+#: q-buffer read, ``d`` and its clamp (1-2), the rescale (the shifts and the rounding add)
+#: and its clamp to ``u`` (2), ``u * m_ln2`` (3), ``>> s_ln2`` (3), ``z * q_ln2`` (4),
+#: ``t = q_b - r`` (4), ``L = t*t + q_c`` (5), ``e = L >> (min(z, z_cap) + g)`` written to
+#: the e buffer (6), the per-lane sum (7).
+SOFTMAX_EXP_STAGES = ("issue", "read", "diff", "rescale", "clamp", "recip_mul",
+                      "recip_shift", "ln2_mul", "poly_in", "poly", "exp_shift", "lane_sum")
+#: Normalize pass: issue register, e-buffer read, the read data's register, ``e * factor``,
+#: the rounding shift and the clamp to 127 into the output register (step 9).
+SOFTMAX_NORM_STAGES = ("issue", "read", "read_out", "mul", "round")
 #: The row reciprocal ``floor(2**k / sum)``: ``factor_bits = EXP_BITS`` quotient bits.
 SOFTMAX_RECIP_LATENCY = divider_latency(EXP_BITS)
 _INGEST = len(SOFTMAX_INGEST_STAGES)

@@ -66,6 +66,22 @@ def test_network_slices_at_16_lanes():
                                                   49 * 5 + POOL_LATENCY]
 
 
+def test_one_word_grid_rows_read_the_word_written_the_cycle_before():
+    # A one-pixel-wide map of one channel group: every grid position uses line-buffer word
+    # 0, rewritten in the cycle before it is read again (the synchronous read must be
+    # transparent for the write), at full rate and with gaps and stalls.
+    model = PoolModel(2, 20, 2)
+    rng = np.random.default_rng(5)
+    segs = [Segment(f"{kind} {win[0]}x1", pool_constants(kind, win, (1, 1), pads),
+                    (model.map(rng, "random", (2, 6, 1, 2)),))
+            for kind, win, pads in (("max", (3, 1), (0, 0, 0, 0)),
+                                    ("avg", (2, 1), (1, 0, 0, 0)),
+                                    ("max", (3, 1), (1, 1, 0, 0)))]
+    for gap, stall in ((0.0, 0.0), (0.3, 0.3)):
+        board = run_segments(PoolUnit(2, 20, 2), model, segs, gap=gap, stall=stall, seed=7)
+        assert len(board.done) == len(segs)
+
+
 def test_extreme_values_and_padding_never_win():
     # all -128 under max with padding: a padded position must not win (it would be -128
     # too); all 127: padding must not bring the max down; averages count padding as 0

@@ -30,7 +30,9 @@ SOFTMAX = Softmax(name="sm", inputs=("input",), batch=1, rows=4, cols=64)
 @pytest.mark.parametrize("double_buffer", [False, True])
 def test_a_row_op_streams_its_loads_under_its_rows(double_buffer):
     v = run(SOFTMAX, double_buffer=double_buffer)
-    assert (v["vector_cycles"], v["cycles"], v["stall_cycles"]) == (70, 512, 442)
+    # 4 rows of 64 logits on 16 lanes: B = 4, T = 4, P = max(4, 9) = 9, a row's latency
+    # 2 B + 2 T + 25 = 41: 4 + 3 * 9 + 41 = 72 cycles, under 512 bytes of DRAM traffic.
+    assert (v["vector_cycles"], v["cycles"], v["stall_cycles"]) == (72, 512, 440)
     assert v["double_buffered"] == 1
     assert (v["dram_read_bytes"], v["dram_write_bytes"]) == (256, 256)
 
@@ -38,7 +40,7 @@ def test_a_row_op_streams_its_loads_under_its_rows(double_buffer):
 def test_separate_read_and_write_ports_halve_the_stall():
     v = run(SOFTMAX, dram_ports="read_write", dram_read_bytes_per_cycle=1.0,
             dram_write_bytes_per_cycle=1.0)
-    assert (v["vector_cycles"], v["cycles"]) == (70, 256)
+    assert (v["vector_cycles"], v["cycles"]) == (72, 256)
 
 
 @pytest.mark.parametrize("ofmap, fits", [(720, True), (719, False)])
@@ -51,8 +53,8 @@ def test_the_rings_must_fit_the_ofmap_buffer(ofmap, fits):
 
 
 def test_a_single_pass_op_always_overlaps():
-    # GELU of 256 elements: 16 beats + 12 (GELU_LATENCY: six i-GELU stages and the
+    # GELU of 256 elements: 16 beats + 13 (GELU_LATENCY: seven i-GELU stages and the
     # requantizer's six), hidden under 512 bytes of DRAM traffic.
     v = run(Gelu(name="g", inputs=("input",), shape=(1, 256)), double_buffer=False)
-    assert (v["vector_cycles"], v["cycles"], v["double_buffered"]) == (28, 512, 1)
+    assert (v["vector_cycles"], v["cycles"], v["double_buffered"]) == (29, 512, 1)
     assert v["sram_read_bytes"] == v["sram_write_bytes"] == 0
