@@ -213,7 +213,9 @@ class SoftmaxUnit(VectorUnit):
         in_cnt = Signal(range(bmax))
         gap = Signal.like(gap_len)
         qwp = Signal(range(q_words))
-        in_last = in_cnt == n_beats - 1
+        # in_cnt == n_beats - 1, kept in a register (it masks the last beat's spare lanes in
+        # front of the lane maxima: a comparator there was the unit's critical path on ECP5).
+        in_last = Signal()
         m.d.comb += [
             self.c.ready.eq(run & (rows == 0)),
             self.i.ready.eq(run & configured & ~self.c.valid & (gap == 0)),
@@ -226,11 +228,13 @@ class SoftmaxUnit(VectorUnit):
             core.d.sync += [
                 k.eq(k_in), n_beats.eq(b_new), last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)),
                 gap_len.eq(Mux(b_new >= recip, 0, recip - b_new)), configured.eq(1),
-                in_cnt.eq(0), gap.eq(0), qwp.eq(0), erp.eq(0), ewp.eq(0), nrp.eq(0),
+                in_cnt.eq(0), in_last.eq(b_new == 1), gap.eq(0), qwp.eq(0), erp.eq(0),
+                ewp.eq(0), nrp.eq(0),
             ]
         with core.If(i_fire):
             core.d.sync += [qwp.eq(ring_next(qwp, q_words)),
-                            in_cnt.eq(Mux(in_last, 0, in_cnt + 1))]
+                            in_cnt.eq(Mux(in_last, 0, in_cnt + 1)),
+                            in_last.eq(Mux(in_last, n_beats == 1, in_cnt + 2 == n_beats))]
             with core.If(in_last):
                 core.d.sync += gap.eq(gap_len)
         with core.Elif(gap != 0):
