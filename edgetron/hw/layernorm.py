@@ -20,8 +20,9 @@ output always ready, from the first input handshake to the last output handshake
 
     cycles(R, C) = B + (R - 1) * P + layernorm_row_latency(lanes, C)
 
-The x ring holds ``Bmax + T + LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY + 5`` words:
-beat ``j`` is read ``X + j`` cycles after the row's last input beat (``X = T + 6 +
+The x ring holds ``Bmax + T + Ni + Nr + LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY``
+words (``Ni``, ``Nr`` the ingest and row-scalar stage counts, 2 and 3): beat ``j`` is read
+``X + j`` cycles after the row's last input beat (``X = T + Ni + Nr + 1 +
 LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY``) and the word ``W`` beats later is
 written no earlier than ``1 + j + W - B`` cycles after it (the argument of
 ``edgetron.hw.softmax``); the parameter memory holds ``Bmax`` words of ``lanes`` channels.
@@ -102,4 +103,4 @@ def layernorm_buffer_words(lanes, row_max):
     """Words of the x ring buffer and of the gamma/beta memory: ``(x_words, param_words)``."""
     bmax = beats(row_max, lanes)
     t = tree_depth(lanes)
-    return bmax + t + LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY + 5, bmax
+    return bmax + t + _INGEST + _ROW + LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY, bmax
