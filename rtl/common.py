@@ -45,6 +45,7 @@ __all__ = [
     "MAX_PES",
     "OPERAND_BITS",
     "RTL_DATAFLOWS",
+    "BeatCounter",
     "CheckedComponent",
     "DelayLine",
     "SkidBuffer",
@@ -343,6 +344,30 @@ def mul_const(x, c: int):
 def ring_next(ptr, depth: int):
     """The ring-buffer address after ``ptr`` (``0 .. depth-1``, wrapping)."""
     return Mux(ptr == depth - 1, 0, ptr + 1)
+
+
+class BeatCounter:
+    """The beat of a row a vector unit takes in (``cnt``, ``0 .. n_beats - 1``) and
+    ``last`` (``cnt == n_beats - 1``) kept in a register beside it, so that no comparator
+    lies between the count and what the last beat masks (the spare lanes of a row's last
+    beat: a comparator there was softmax's and LayerNorm's critical path on ECP5).
+
+    :meth:`restart` and :meth:`advance` return the synchronous statements of a new row
+    length and of a beat taken; nothing else may assign ``cnt`` or ``last``."""
+
+    def __init__(self, bmax: int, name: str):
+        self.cnt = Signal(range(bmax), name=f"{name}_cnt")
+        self.last = Signal(name=f"{name}_last")
+
+    def restart(self, n_beats) -> list:
+        """Start at beat 0 of rows of ``n_beats`` (the value being loaded)."""
+        return [self.cnt.eq(0), self.last.eq(n_beats == 1)]
+
+    def advance(self, n_beats) -> list:
+        """Take a beat of rows of ``n_beats`` (the loaded value): the next beat, or beat 0
+        of the next row after the last."""
+        return [self.cnt.eq(Mux(self.last, 0, self.cnt + 1)),
+                self.last.eq(Mux(self.last, n_beats == 1, self.cnt + 2 == n_beats))]
 # ---- output skid buffer ------------------------------------------------------------------------
 class SkidBuffer(CheckedComponent):
     """A two-entry stream register whose ``i.ready`` is a flip-flop: ``o.ready`` reaches no

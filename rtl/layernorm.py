@@ -57,6 +57,7 @@ from .arith import (
 )
 from .common import (
     MAX_EDGE,
+    BeatCounter,
     DelayLine,
     VectorUnit,
     ceil_div_const,
@@ -186,12 +187,9 @@ class LayerNormUnit(VectorUnit):
         i_fire = self.i.valid & self.i.ready
         c_fire = self.c.valid & self.c.ready
         p_fire = self.p.valid & self.p.ready
-        in_cnt, gap = Signal(range(bmax)), Signal.like(gap_len)
+        beat, gap = BeatCounter(bmax, "in"), Signal.like(gap_len)
+        in_cnt, in_last = beat.cnt, beat.last
         xwp, xrp, p_wp = Signal(range(x_words)), Signal(range(x_words)), Signal(range(p_words))
-        # in_cnt == n_beats - 1, kept in a register (it masks the last beat's spare lanes in
-        # front of the square stage's multipliers: a comparator there was the unit's
-        # critical path on ECP5).
-        in_last = Signal()
         m.d.comb += [
             self.c.ready.eq(run & (rows == 0)),
             self.p.ready.eq(run & ~self.c.valid & (p_left != 0)),
@@ -208,15 +206,13 @@ class LayerNormUnit(VectorUnit):
                 k.eq(self.c.payload), k.channels.eq(n_eff), n_beats.eq(b_new),
                 last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)), p_left.eq(b_new),
                 gap_len.eq(Mux(b_new >= slow, 0, slow - b_new)), configured.eq(1),
-                in_cnt.eq(0), in_last.eq(b_new == 1), gap.eq(0), xwp.eq(0), xrp.eq(0),
-                p_wp.eq(0),
+                *beat.restart(b_new), gap.eq(0), xwp.eq(0), xrp.eq(0), p_wp.eq(0),
             ]
         with core.If(p_fire):
             core.d.sync += [p_wp.eq(p_wp + 1), p_left.eq(p_left - 1)]
         with core.If(i_fire):
             core.d.sync += [xwp.eq(ring_next(xwp, x_words)),
-                            in_cnt.eq(Mux(in_last, 0, in_cnt + 1)),
-                            in_last.eq(Mux(in_last, n_beats == 1, in_cnt + 2 == n_beats))]
+                            *beat.advance(n_beats)]
             with core.If(in_last):
                 core.d.sync += gap.eq(gap_len)
         with core.Elif(gap != 0):

@@ -57,6 +57,7 @@ from .arith import (
 )
 from .common import (
     MAX_EDGE,
+    BeatCounter,
     DelayLine,
     VectorUnit,
     ceil_div_const,
@@ -210,12 +211,10 @@ class SoftmaxUnit(VectorUnit):
         # ---- constants and ingest ------------------------------------------------------------
         i_fire = self.i.valid & self.i.ready
         c_fire = self.c.valid & self.c.ready
-        in_cnt = Signal(range(bmax))
+        beat = BeatCounter(bmax, "in")
+        in_cnt, in_last = beat.cnt, beat.last
         gap = Signal.like(gap_len)
         qwp = Signal(range(q_words))
-        # in_cnt == n_beats - 1, kept in a register (it masks the last beat's spare lanes in
-        # front of the lane maxima: a comparator there was the unit's critical path on ECP5).
-        in_last = Signal()
         m.d.comb += [
             self.c.ready.eq(run & (rows == 0)),
             self.i.ready.eq(run & configured & ~self.c.valid & (gap == 0)),
@@ -228,13 +227,11 @@ class SoftmaxUnit(VectorUnit):
             core.d.sync += [
                 k.eq(k_in), n_beats.eq(b_new), last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)),
                 gap_len.eq(Mux(b_new >= recip, 0, recip - b_new)), configured.eq(1),
-                in_cnt.eq(0), in_last.eq(b_new == 1), gap.eq(0), qwp.eq(0), erp.eq(0),
-                ewp.eq(0), nrp.eq(0),
+                *beat.restart(b_new), gap.eq(0), qwp.eq(0), erp.eq(0), ewp.eq(0), nrp.eq(0),
             ]
         with core.If(i_fire):
             core.d.sync += [qwp.eq(ring_next(qwp, q_words)),
-                            in_cnt.eq(Mux(in_last, 0, in_cnt + 1)),
-                            in_last.eq(Mux(in_last, n_beats == 1, in_cnt + 2 == n_beats))]
+                            *beat.advance(n_beats)]
             with core.If(in_last):
                 core.d.sync += gap.eq(gap_len)
         with core.Elif(gap != 0):
