@@ -347,9 +347,11 @@ def gemm_core_signature_members(config: AcceleratorConfig, limits) -> dict:
       row (its A and W halves are free);
     * ``drained`` ``Out(gemm_slot_event_layout())``: the last results of ``slot``'s call
       have read their parameters (its parameter half is free);
-    * ``o``: ``Out(stream.Signature(epilogue))``: one output row segment per beat with its
-      channels' ``mult`` and ``shift`` and its call's ``out32``; ``o.ready`` low stalls the
-      whole core.
+    * ``o``: ``Out(stream.Signature(epilogue, always_ready=True))``: one output row segment
+      per beat with its channels' ``mult`` and ``shift`` and its call's ``out32``; the core
+      never stalls, so the unit takes every beat (into its output FIFO, for which the core
+      holds credits);
+    * ``release`` ``In(1)``: a beat left the unit's output FIFO (its credit comes back).
     """
     lay = gemm_layouts(config, limits)
     slots = limits.slots
@@ -364,5 +366,6 @@ def gemm_core_signature_members(config: AcceleratorConfig, limits) -> dict:
         "p_data": In(lay.param),
         "free": Out(gemm_slot_event_layout()),
         "drained": Out(gemm_slot_event_layout()),
-        "o": Out(stream.Signature(lay.epilogue)),
+        "o": Out(stream.Signature(lay.epilogue, always_ready=True)),
+        "release": In(1),
     }

@@ -41,7 +41,6 @@ from numba import njit
 
 from .gemm import (
     DATAFLOW_WS,
-    GEMM_SKID_CYCLES,
     REQUANT_LATENCY,
     cdiv,
     element_bytes,
@@ -62,6 +61,7 @@ __all__ = [
     "DW_MAX_STRIDE",
     "DW_MAX_WIDTH",
     "DW_READ_CYCLES",
+    "DW_SKID_CYCLES",
     "DW_WINDOW_CYCLES",
     "conv_band",
     "conv_bands",
@@ -103,6 +103,9 @@ DW_CMD_CYCLES = 1
 DW_READ_CYCLES = 1
 #: Cycles of the window register (a column shifts in, the window is read the cycle after).
 DW_WINDOW_CYCLES = 1
+#: Cycles of the depthwise unit's output skid buffer (two entries, its ``i.ready`` a
+#: register: the unit stalls as a whole under output backpressure).
+DW_SKID_CYCLES = 1
 
 
 @njit(cache=True)
@@ -110,7 +113,7 @@ def dw_output_latency(rows):
     """Cycles from the sweep cycle that completes a window to its output beat on ``o``:
     the line-buffer read, the window register, ``rows`` PEs down the column, the
     requantizer (the activation clamp is combinational at its output) and the skid buffer."""
-    return DW_READ_CYCLES + DW_WINDOW_CYCLES + rows + REQUANT_LATENCY + GEMM_SKID_CYCLES
+    return DW_READ_CYCLES + DW_WINDOW_CYCLES + rows + REQUANT_LATENCY + DW_SKID_CYCLES
 
 
 @njit(cache=True)

@@ -56,7 +56,7 @@ __all__ = [
     "GEMM_CMD_STATES",
     "GEMM_EPILOGUE_CYCLES",
     "GEMM_OUT_CYCLES",
-    "GEMM_SKID_CYCLES",
+    "GEMM_OUT_FIFO_CYCLES",
     "PE_MAC_CYCLES",
     "PE_MAC_STAGES",
     "REQUANT_LATENCY",
@@ -69,6 +69,7 @@ __all__ = [
     "gemm_fit_failure",
     "gemm_fits",
     "gemm_max_shape",
+    "gemm_out_fifo_beats",
     "gemm_slots",
     "gemm_stream_beats",
 ]
@@ -107,13 +108,13 @@ GEMM_BUFFER_OUT_REGS = 1
 GEMM_BUFFER_READ_CYCLES = 1 + GEMM_BUFFER_OUT_REGS
 #: Cycles through the epilogue register (accumulator stage / bias add) before the output.
 GEMM_EPILOGUE_CYCLES = 1
-#: Cycles of the output skid buffer (2 entries, its ``i.ready`` a register: ``o.ready`` of
-#: the unit reaches no further than its flops).
-GEMM_SKID_CYCLES = 1
+#: Cycles of the output FIFO from a beat written to the same beat valid on ``o`` (its
+#: ``o.valid`` is the FIFO's registered fill level, :func:`gemm_out_fifo_beats` deep).
+GEMM_OUT_FIFO_CYCLES = 1
 #: Cycles of the output stage from the epilogue register to ``o``: every beat, int8 or
 #: int32, passes the requantizer's stages (an int32 beat beside them, unchanged), so that
-#: beats of consecutive calls in different output modes stay in order, then the skid buffer.
-GEMM_OUT_CYCLES = REQUANT_LATENCY + GEMM_SKID_CYCLES
+#: beats of consecutive calls in different output modes stay in order, then the output FIFO.
+GEMM_OUT_CYCLES = REQUANT_LATENCY + GEMM_OUT_FIFO_CYCLES
 
 
 @njit(cache=True)
@@ -145,6 +146,30 @@ def array_timing(rows, cols, dataflow):
     if dataflow == DATAFLOW_OS:
         return cols - 1, rows + extra, 2 * rows - 1
     return rows + cols - 1 + extra, 0, 0
+
+
+def gemm_out_fifo_beats(rows, cols, dataflow):
+    """Beats of the GEMM unit's (and the ConvUnit's) output FIFO: the compute core issues a
+    row (``ws``) or a tile's last operand pair (``os``) only against a credit of this FIFO
+    for every output beat it will yield, and never stalls otherwise, so the FIFO is deep
+    enough that at full rate (``o.ready`` always high) the credits never run out and the
+    cycles are those of the timing model.
+
+    A credit is taken at the issue and comes back in the register the cycle after the
+    beat's ``o`` handshake. ``ws``: one beat per issued row, at most one a cycle, each on
+    ``o`` ``F + GEMM_OUT_FIFO_CYCLES`` cycles after its issue, ``F = GEMM_BUFFER_READ_CYCLES
+    + latency + GEMM_EPILOGUE_CYCLES + REQUANT_LATENCY``: ``F + 1`` credits are out at any
+    time, so ``F + 2`` beats. ``os``: a tile's last pair takes ``rows`` credits; its rows
+    reach ``o`` ``drain_delay`` later and one a cycle, and tiles' last pairs are at least
+    ``min_tile_gap`` apart, so at most ``rows * ceil((F + rows + 1) / min_tile_gap)``
+    credits are out, and one more tile's ``rows``.
+    """
+    latency, drain_delay, gap = array_timing(rows, cols, DATAFLOWS[dataflow])
+    flight = GEMM_BUFFER_READ_CYCLES + latency + GEMM_EPILOGUE_CYCLES + REQUANT_LATENCY
+    if dataflow == "os":
+        flight += drain_delay
+        return rows + rows * int(cdiv(flight + rows + 1, gap))
+    return flight + 2
 
 
 @njit(cache=True)

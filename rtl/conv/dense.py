@@ -15,7 +15,7 @@ differences:
   computes the GEMM view ``M = ho * wo``, ``K = r * s * cb * R`` and the address
   constants, and registers them with the slot;
 * the output stage clamps each requantized result to the call's ``[lo, hi]`` (the fused
-  activation) between the requantizer and the skid buffer; the bounds of the calls in
+  activation) between the requantizer and the output FIFO; the bounds of the calls in
   flight wait in a small queue (:func:`~edgetron.hw.conv.conv_clamp_calls` entries) and
   travel beside the requantizer's stages with their beats.
 
@@ -24,8 +24,8 @@ Timing: ``edgetron.sim.units.conv.conv_sequence`` (docs/rtl.md, "Dense convoluti
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
 from edgetron.config import AcceleratorConfig, ConfigError
@@ -35,7 +35,6 @@ from edgetron.hw import gemm as hw_gemm
 from ..common import (
     CheckedComponent,
     DelayLine,
-    SkidBuffer,
     at_most,
     ceil_div_const,
 )
@@ -45,6 +44,7 @@ from ..gemm.slots import (
     command_phase,
     operand_buffers,
     operand_loaders,
+    output_fifo,
     requantizer_after,
     slot_state,
 )
@@ -257,28 +257,23 @@ class ConvUnit(CheckedComponent):
         # ---- loaders: each stream takes its beats of the slot it points to, in turn -----
         operand_loaders(m, st, lim, C, (self.a, self.w, self.ch), writes)
 
-        # ---- output stage: requantizer, clamp, skid buffer --------------------------------
+        # ---- output stage: requantizer, clamp, output FIFO (the core holds its credits) --
         rq = requantizer_after(m, "ConvUnit", core, C, cfg.acc_bits, OUT_BITS)
         # The beat at the core's output is its call's last when the core reported `drained`
         # as the beat entered its epilogue register; then the call's bounds leave the queue.
         last_out = Signal()
-        with m.If(~core.o.valid | core.o.ready):
-            m.d.sync += last_out.eq(core.drained.valid)
-        m.d.comb += clamps.r_en.eq(core.o.valid & core.o.ready & last_out)
-        beside = Module()
+        m.d.sync += last_out.eq(core.drained.valid)
+        m.d.comb += clamps.r_en.eq(core.o.valid & last_out)
         bounds = Signal(clamp_layout, name="clamp_in")
-        beside.d.comb += bounds.eq(clamps.r_data)
-        line = DelayLine(beside, bounds, hw_gemm.REQUANT_LATENCY, "clamp")
-        m.submodules.clamp_line = EnableInserter(rq.i.ready)(beside)
+        m.d.comb += bounds.eq(clamps.r_data)
+        line = DelayLine(m, bounds, hw_gemm.REQUANT_LATENCY, "clamp")
         check_path("ConvUnit", "the clamp bounds beside the requantizer", line.depth,
                    hw_gemm.REQUANT_LATENCY)
-        m.submodules.skid = skid = SkidBuffer(self._layouts["o"])
-        check_path("ConvUnit", "the output skid buffer", skid.LATENCY,
-                   hw_gemm.GEMM_SKID_CYCLES)
-        m.d.comb += [skid.i.valid.eq(rq.o.valid), rq.o.ready.eq(skid.i.ready)]
+        out = output_fifo(m, cfg, core, self._layouts["o"], self.o)
+        beat = Signal(self._layouts["o"], name="out_beat")
         lo, hi = line.output.lo, line.output.hi
         for c in range(C):
             q = rq.o.payload[c]
-            m.d.comb += skid.i.payload[c].eq(Mux(q < lo, lo, Mux(q > hi, hi, q)))
-        wiring.connect(m, skid.o, wiring.flipped(self.o))
+            m.d.comb += beat[c].eq(Mux(q < lo, lo, Mux(q > hi, hi, q)))
+        m.d.comb += [out.w_en.eq(rq.o.valid), out.w_data.eq(beat)]
         return m

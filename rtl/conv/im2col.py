@@ -88,7 +88,7 @@ class ConvCore(WsCore):
         members["geom"] = In(data.ArrayLayout(conv_geom_layout(config, limits), limits.slots))
         wiring.Component.__init__(self, members)
 
-    def a_operand(self, pipe: Module, ev: RowEvents):
+    def a_operand(self, m: Module, ev: RowEvents):
         lim = self._limits
         g = pick(self.geom, ev.slot, lim.slots)
         geom = conv_geom_layout(self._config, lim)
@@ -112,21 +112,21 @@ class ConvCore(WsCore):
             return [ti.eq(i), tj.eq(j), tcb.eq(cb_i), tap_row.eq(t_row), tap_addr.eq(t_addr),
                     ow.eq(0), y.eq(i), x.eq(j), addr.eq(t_addr), row_addr.eq(t_addr)]
 
-        with pipe.If(ev.issue):
-            with pipe.If(ev.last_row):
-                with pipe.If(ev.last_kf):          # the next column tile or call: tap (0,0,0)
-                    pipe.d.sync += [v.eq(0) for v in state]
-                with pipe.Elif(tcb != g.cb_last):  # the next channel block
-                    pipe.d.sync += start_step(ti, tj, tcb + 1, tap_row, tap_addr + 1)
-                with pipe.Elif(tj != g.s_last):    # the next tap of the kernel row
-                    pipe.d.sync += start_step(ti, tj + 1, 0, tap_row, tap_addr + 1)
-                with pipe.Else():                  # the next kernel row
-                    pipe.d.sync += start_step(ti + 1, 0, 0, tap_row + g.wcb,
+        with m.If(ev.issue):
+            with m.If(ev.last_row):
+                with m.If(ev.last_kf):          # the next column tile or call: tap (0,0,0)
+                    m.d.sync += [v.eq(0) for v in state]
+                with m.Elif(tcb != g.cb_last):  # the next channel block
+                    m.d.sync += start_step(ti, tj, tcb + 1, tap_row, tap_addr + 1)
+                with m.Elif(tj != g.s_last):    # the next tap of the kernel row
+                    m.d.sync += start_step(ti, tj + 1, 0, tap_row, tap_addr + 1)
+                with m.Else():                  # the next kernel row
+                    m.d.sync += start_step(ti + 1, 0, 0, tap_row + g.wcb,
                                               tap_row + g.wcb)
-            with pipe.Elif(ow == g.ow_last):       # the next output row
-                pipe.d.sync += [ow.eq(0), y.eq(y + 1 + g.sh2), x.eq(tj),
+            with m.Elif(ow == g.ow_last):       # the next output row
+                m.d.sync += [ow.eq(0), y.eq(y + 1 + g.sh2), x.eq(tj),
                                 row_addr.eq(row_addr + g.shwcb), addr.eq(row_addr + g.shwcb)]
-            with pipe.Else():                      # the next output column
-                pipe.d.sync += [ow.eq(ow + 1), x.eq(x + 1 + g.sw2), addr.eq(addr + g.swcb)]
+            with m.Else():                      # the next output column
+                m.d.sync += [ow.eq(ow + 1), x.eq(x + 1 + g.sw2), addr.eq(addr + g.swcb)]
         zero = ~((y >= g.pt) & (y < g.y_end) & (x >= g.pl) & (x < g.x_end))
         return (addr - g.pad_off)[:unsigned_for(lim.a_words).width], zero

@@ -1,5 +1,5 @@
-"""What the GEMM unit's two compute cores share: ports, the stall, the array, operand
-availability, the epilogue.
+"""What the GEMM unit's two compute cores share: ports, the output credits, the array,
+operand availability, the epilogue.
 
 A core issues the calls the unit has accepted, in order, slot after slot: it reads the
 operand buffers in its dataflow's order as soon as the operands have arrived (the
@@ -11,20 +11,22 @@ dataflow-specific part, the issue schedule and the path from the array to the ep
 is :meth:`GemmCore.schedule`, implemented by :class:`~.ws_core.WsCore` and
 :class:`~.os_core.OsCore`.
 
-Stall: the whole core (issue state, buffer read ports and their output registers
-(``operand_buffers``, enabled by the ports' ``en``), skew registers, PEs, tag and
-delay lines, accumulator stage, epilogue register) is one pipeline under the clock enable
-``run = ~o.valid | o.ready`` (``EnableInserter``): when the output beat is not taken,
-everything holds, and no beat is lost or duplicated. ``o.ready`` is the output stage's
-``i.ready``, a function of registers only (the unit's skid buffer cuts the path from the
-unit's ``o.ready``). Events the core reports to the unit are qualified by ``run``.
+No stall: the core issues (a row, ``ws``; an operand pair, ``os``) only while it holds
+:attr:`GemmCore.issue_beats` credits of the unit's output FIFO
+(``edgetron.hw.gemm.gemm_out_fifo_beats`` deep); an issue takes one credit for every
+output beat it will yield (a row of a last fold, one; a tile's last pair, one per row of
+the tile), and everything after the issue
+point (buffer reads and their output registers, skew registers, PEs, tag and delay lines,
+accumulator stage, epilogue register) runs free: no clock enable reaches the datapath.
+A credit comes back when a beat leaves the FIFO (``release``). At full rate the credits
+never run out, so output backpressure only holds back the issue.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Const, EnableInserter, Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig, ConfigError
@@ -46,7 +48,8 @@ class Epilogue(NamedTuple):
     its channels' ``mult`` and ``shift``); ``out32``: its call's output mode;
     ``call_last``: it is the last beat of its call; ``path``: cycles from the issue of its
     last operands to ``valid``, as built; ``model``: the same from the timing model
-    (``edgetron.hw.gemm``).
+    (``edgetron.hw.gemm``); ``reserve``: the output FIFO credits this cycle's issue takes
+    (the beats it will yield).
     """
 
     valid: object
@@ -57,6 +60,7 @@ class Epilogue(NamedTuple):
     call_last: object
     path: int
     model: int
+    reserve: object
 
 
 def check_path(owner: str, what: str, built: int, model: int) -> None:
@@ -109,7 +113,7 @@ class GemmCore(CheckedComponent):
     -------
     See :func:`edgetron.rtl.layouts.gemm_core_signature_members` (widths there):
     ``slots``, ``load``, ``a_rd``, ``w_rd``, ``p_addr``/``p_data``, ``free``,
-    ``drained``, ``o``.
+    ``drained``, ``o``, ``release``.
 
     Latency
     -------
@@ -120,7 +124,8 @@ class GemmCore(CheckedComponent):
 
     Backpressure
     ------------
-    ``o.ready`` low stalls the whole core (see the module docstring).
+    None on ``o``: the issue waits for credits of the unit's output FIFO, which
+    ``release`` returns (see the module docstring).
     """
 
     #: The dataflow the core implements.
@@ -166,23 +171,27 @@ class GemmCore(CheckedComponent):
     def w_address(self, slot, offset):
         return slot_address(slot, self._limits.w_words, self._limits.slots, offset)
 
-    def schedule(self, m: Module, pipe: Module, array: SystolicArray, run) -> Epilogue:
-        """Build the issue schedule in ``pipe`` (stalled by ``run``; memories that are not
-        ports of the core go in ``m`` with ``run`` as enable; the ``free`` event is driven
-        here, qualified by ``run``) and return the epilogue input."""
+    @property
+    def issue_beats(self) -> int:
+        """Credits one issue may take: the most output beats an issued row (``ws``: one)
+        or a tile's last pair (``os``: ``rows``) yields."""
+        return 1
+
+    def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
+        """Build the issue schedule in ``m``, issuing only while ``room`` (at least
+        :attr:`issue_beats` credits are left), and return the epilogue input with the
+        credits the issue of this cycle takes (``reserve``)."""
         raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Module()
-        run = Signal()
-        m.d.comb += [
-            run.eq(~self.o.valid | self.o.ready),
-            self.a_rd.en.eq(run),
-            self.w_rd.en.eq(run),
-        ]
-        pipe.submodules.array = array = SystolicArray(self._config)
-        epi = self.schedule(m, pipe, array, run)
+        cfg = self._config
+        m.d.comb += [self.a_rd.en.eq(1), self.w_rd.en.eq(1)]
+        m.submodules.array = array = SystolicArray(cfg)
+        depth = hw.gemm_out_fifo_beats(cfg.rows, cfg.cols, cfg.dataflow)
+        credits = Signal(range(depth + 1), init=depth)
+        epi = self.schedule(m, array, credits >= self.issue_beats)
+        m.d.sync += credits.eq(credits - epi.reserve + self.release)
 
         # The epilogue register: the sums of one output beat with their channels' (mult,
         # shift), read asynchronously from the parameter memory, and the call's out32.
@@ -190,19 +199,18 @@ class GemmCore(CheckedComponent):
         beat = Signal(data.StructLayout({"valid": 1, "payload": lay}), name="epilogue_in")
         m.d.comb += self.p_addr.eq(slot_address(epi.slot, self._limits.param_words,
                                                 self._limits.slots, epi.nt))
-        pipe.d.comb += [beat.valid.eq(epi.valid), beat.payload.acc.eq(epi.acc),
-                        beat.payload.out32.eq(epi.out32)]
-        for c in range(self._config.cols):
-            pipe.d.comb += [beat.payload.mult[c].eq(self.p_data[c].mult),
-                            beat.payload.shift[c].eq(self.p_data[c].shift)]
-        reg = DelayLine(pipe, beat, hw.GEMM_EPILOGUE_CYCLES, "epilogue")
+        m.d.comb += [beat.valid.eq(epi.valid), beat.payload.acc.eq(epi.acc),
+                     beat.payload.out32.eq(epi.out32)]
+        for c in range(cfg.cols):
+            m.d.comb += [beat.payload.mult[c].eq(self.p_data[c].mult),
+                         beat.payload.shift[c].eq(self.p_data[c].shift)]
+        reg = DelayLine(m, beat, hw.GEMM_EPILOGUE_CYCLES, "epilogue")
         m.d.comb += [
             self.o.valid.eq(reg.output.valid), self.o.payload.eq(reg.output.payload),
             # The last beat of a call reads its parameters here, as it enters the register.
-            self.drained.valid.eq(run & epi.valid & epi.call_last),
+            self.drained.valid.eq(epi.valid & epi.call_last),
             self.drained.slot.eq(epi.slot),
         ]
         check_path(type(self).__name__, "the issue-to-output path", epi.path + reg.depth,
                    epi.model + hw.GEMM_EPILOGUE_CYCLES)
-        m.submodules.pipe = EnableInserter(run)(pipe)
         return m

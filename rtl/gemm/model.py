@@ -181,13 +181,14 @@ def gemm_timing(config: AcceleratorConfig) -> dict[str, Any]:
         "array_latency": arr.latency,
         "epilogue_cycles": hw.GEMM_EPILOGUE_CYCLES,
         "requant_latency": hw.REQUANT_LATENCY,
-        "skid_cycles": hw.GEMM_SKID_CYCLES,
+        "out_fifo_cycles": hw.GEMM_OUT_FIFO_CYCLES,
         "channels_first": int(hw.gemm_channels_first(p)),
+        "out_fifo_beats": hw.gemm_out_fifo_beats(config.rows, config.cols, config.dataflow),
     }
     # CC0: the channels the first issue waits for, N or min(N, C) (min(x, y) = x + y -
     # max(x, y)).
     cc0 = "channels_first * N + (1 - channels_first) * (N + C - max(N, C))"
-    out = "requant_latency + skid_cycles"
+    out = "requant_latency + out_fifo_cycles"
     if config.dataflow == "ws":
         derived = {"KF": "ceil(K / R)", "NT": "ceil(N / C)", "S": "NT * KF",
                    "P": "max(M, R)", "CC0": cc0}
@@ -215,8 +216,10 @@ def gemm_timing(config: AcceleratorConfig) -> dict[str, Any]:
                     "a call's first issue waits for its first fold's operands and for the "
                     "previous call's last issue; drains overlap the next calls",
         "input_gaps": "delay the issue of the rows (pairs) whose operands they delay",
-        "output_backpressure": "stalls the compute core and the output stage as a whole; "
-                               "o.ready only reaches the output skid buffer's registers",
+        "output_backpressure": "fills the output FIFO (out_fifo_beats), then holds back "
+                               "the issue of rows: the core issues against the FIFO's "
+                               "credits and nothing after the issue point stalls; o.ready "
+                               "only reaches the FIFO's read side",
         "variables": {"M": "rows of A", "K": "reduction length", "N": "columns of W",
                       "out32": "1: int32 results, 0: requantized int8 (same cycles)"},
         "constants": constants,

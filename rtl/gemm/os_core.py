@@ -41,7 +41,11 @@ class OsCore(GemmCore):
 
     DATAFLOW = "os"
 
-    def schedule(self, m: Module, pipe: Module, array: SystolicArray, run) -> Epilogue:
+    @property
+    def issue_beats(self) -> int:
+        return self._config.rows
+
+    def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
         cfg, lim = self._config, self._limits
         R, C, slots = cfg.rows, cfg.cols, lim.slots
         shape_layout = self.slots[0].call.shape()
@@ -62,38 +66,38 @@ class OsCore(GemmCore):
         last_pair = t == K - 1
         last_tile = (mt == pshape.mt_last) & (nt == pshape.nt_last)
         issue = Signal()
-        pipe.d.comb += issue.eq(
+        m.d.comb += issue.eq(
             self.slot(psl).busy
             & self.available("a", psl, a_base + t) & self.available("w", psl, w_base + t)
-            & self.channels_ready(psl, ch_base) & (~last_pair | (since == gap)))
-        with pipe.If(since != gap):
-            pipe.d.sync += since.eq(since + 1)
-        with pipe.If(issue):
-            with pipe.If(last_pair):
-                pipe.d.sync += [t.eq(0), since.eq(1)]
-                with pipe.If(last_tile):
-                    pipe.d.sync += [mt.eq(0), nt.eq(0), a_base.eq(0), w_base.eq(0),
+            & self.channels_ready(psl, ch_base) & (~last_pair | (since == gap)) & room)
+        with m.If(since != gap):
+            m.d.sync += since.eq(since + 1)
+        with m.If(issue):
+            with m.If(last_pair):
+                m.d.sync += [t.eq(0), since.eq(1)]
+                with m.If(last_tile):
+                    m.d.sync += [mt.eq(0), nt.eq(0), a_base.eq(0), w_base.eq(0),
                                     ch_base.eq(0)]
-                    next_slot(pipe, psl, slots)
-                with pipe.Elif(mt == pshape.mt_last):
-                    pipe.d.sync += [mt.eq(0), a_base.eq(0), nt.eq(nt + 1),
+                    next_slot(m, psl, slots)
+                with m.Elif(mt == pshape.mt_last):
+                    m.d.sync += [mt.eq(0), a_base.eq(0), nt.eq(nt + 1),
                                     w_base.eq(w_base + K), ch_base.eq(ch_base + C)]
-                with pipe.Else():
-                    pipe.d.sync += [mt.eq(mt + 1), a_base.eq(a_base + K)]
-            with pipe.Else():
-                pipe.d.sync += t.eq(t + 1)
-        m.d.comb += [self.free.valid.eq(run & issue & last_pair & last_tile),
+                with m.Else():
+                    m.d.sync += [mt.eq(mt + 1), a_base.eq(a_base + K)]
+            with m.Else():
+                m.d.sync += t.eq(t + 1)
+        m.d.comb += [self.free.valid.eq(issue & last_pair & last_tile),
                      self.free.slot.eq(psl)]
 
         # Buffer reads; valid/first/last travel beside the read to meet its data. A cycle
         # without a pair feeds zeros, which add nothing to the accumulators.
         m.d.comb += [self.a_rd.addr.eq(self.a_address(psl, a_base + t)),
                      self.w_rd.addr.eq(self.w_address(psl, w_base + t))]
-        ctl = tag_line(pipe, {"valid": 1, "first": 1, "last": 1},
+        ctl = tag_line(m, {"valid": 1, "first": 1, "last": 1},
                        hw.GEMM_BUFFER_READ_CYCLES, "ctl")
-        pipe.d.comb += [ctl.input.valid.eq(issue), ctl.input.first.eq(issue & (t == 0)),
+        m.d.comb += [ctl.input.valid.eq(issue), ctl.input.first.eq(issue & (t == 0)),
                         ctl.input.last.eq(issue & last_pair)]
-        pipe.d.comb += [
+        m.d.comb += [
             array.a.data.eq(Mux(ctl.output.valid, self.a_rd.data, 0)),
             array.a.first.eq(ctl.output.first), array.a.last.eq(ctl.output.last),
             array.w.data.eq(self.w_rd.data),
@@ -105,11 +109,12 @@ class OsCore(GemmCore):
         # pulse counter's register adds the last one.
         rows_shape = range(R + 1)      # valid rows of a tile: R, or fewer in the last one
         call = {"nt": nt.shape(), "slot": 1, "out32": 1, "call_last": 1}
-        trig = tag_line(pipe, {"go": 1, "rows": rows_shape, **call},
+        trig = tag_line(m, {"go": 1, "rows": rows_shape, **call},
                         hw.GEMM_BUFFER_READ_CYCLES + array.drain_delay - 1, "drain_trig")
-        pipe.d.comb += [
+        tile_rows = Mux(mt == pshape.mt_last, M - pshape.mt_last * R, R)
+        m.d.comb += [
             trig.input.go.eq(issue & last_pair),
-            trig.input.rows.eq(Mux(mt == pshape.mt_last, M - pshape.mt_last * R, R)),
+            trig.input.rows.eq(tile_rows),
             trig.input.nt.eq(nt), trig.input.slot.eq(psl), trig.input.out32.eq(pshape.out32),
             trig.input.call_last.eq(last_tile),
         ]
@@ -119,17 +124,17 @@ class OsCore(GemmCore):
         d_rows = Signal(rows_shape)
         d_call = Signal.like(go)        # the tile's nt, slot, out32, call_last
         pulse_counter_cycles = 1       # d_active is a register
-        with pipe.If(go.go):
-            pipe.d.sync += [d_active.eq(1), d_row.eq(0), d_rows.eq(go.rows), d_call.eq(go)]
-        with pipe.Elif(d_active):
-            with pipe.If(d_row == R - 1):
-                pipe.d.sync += d_active.eq(0)
-            with pipe.Else():
-                pipe.d.sync += d_row.eq(d_row + 1)
+        with m.If(go.go):
+            m.d.sync += [d_active.eq(1), d_row.eq(0), d_rows.eq(go.rows), d_call.eq(go)]
+        with m.Elif(d_active):
+            with m.If(d_row == R - 1):
+                m.d.sync += d_active.eq(0)
+            with m.Else():
+                m.d.sync += d_row.eq(d_row + 1)
         # The drained row's tag (a real row of the tile, its call) meets it at the array
         # output.
-        tag = tag_line(pipe, {"valid": 1, **call}, array.latency, "tag")
-        pipe.d.comb += [
+        tag = tag_line(m, {"valid": 1, **call}, array.latency, "tag")
+        m.d.comb += [
             array.drain.eq(d_active),
             tag.input.valid.eq(d_active & (d_row < d_rows)),
             tag.input.nt.eq(d_call.nt), tag.input.slot.eq(d_call.slot),
@@ -139,10 +144,11 @@ class OsCore(GemmCore):
 
         total = Signal.like(array.o)
         for c in range(C):
-            pipe.d.comb += total[c].eq(array.o[c] + self.p_data[c].bias)
+            m.d.comb += total[c].eq(array.o[c] + self.p_data[c].bias)
         out = tag.output
         # The path of row 0 of a tile; row r comes r cycles later (r_last in the model).
         return Epilogue(valid=out.valid, acc=total, nt=out.nt, slot=out.slot, out32=out.out32,
                         call_last=out.valid & out.call_last,
                         path=trig.depth + pulse_counter_cycles + tag.depth,
-                        model=hw.GEMM_BUFFER_READ_CYCLES + array.drain_delay + array.latency)
+                        model=hw.GEMM_BUFFER_READ_CYCLES + array.drain_delay + array.latency,
+                        reserve=Mux(issue & last_pair, tile_rows, 0))

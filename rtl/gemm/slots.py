@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import EnableInserter, Module, Signal
+from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import data, memory
+from amaranth.lib.fifo import SyncFIFO
 
 from edgetron.hw import gemm as hw
 
@@ -24,7 +25,7 @@ from ..requant import Requantizer
 from .core import check_path, next_slot, pick, slot_address, slot_pointer
 
 __all__ = ["SlotState", "command_phase", "operand_buffers", "operand_loaders",
-           "requantizer_after", "slot_state"]
+           "output_fifo", "requantizer_after", "slot_state"]
 
 
 class SlotState(NamedTuple):
@@ -43,9 +44,9 @@ def operand_buffers(m: Module, owner: str, layouts, lim, core) -> tuple:
     connected to ``core``; returns the write ports ``(a_wr, w_wr, p_wr)``.
 
     The A and W reads are synchronous, then registered ``GEMM_BUFFER_OUT_REGS`` times
-    (the block RAM's output register: nothing but routing between the RAM and it), under
-    the read port's enable (the core's ``run``: a stall holds the port and the registers);
-    ``GEMM_BUFFER_READ_CYCLES`` deep in all (asserted). The parameter read is
+    (the block RAM's output register: nothing but routing between the RAM and it; the
+    core never stalls, so the registers run free); ``GEMM_BUFFER_READ_CYCLES`` deep in
+    all (asserted). The parameter read is
     combinational (the epilogue's word)."""
     slots = lim.slots
     m.submodules.a_mem = a_mem = memory.Memory(shape=layouts.a, depth=slots * lim.a_words,
@@ -58,10 +59,7 @@ def operand_buffers(m: Module, owner: str, layouts, lim, core) -> tuple:
     w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
     p_wr, p_rd = p_mem.write_port(granularity=1), p_mem.read_port(domain="comb")
     for name, port, to in (("A", a_rd, core.a_rd), ("W", w_rd, core.w_rd)):
-        # The output register(s) after the read, stalled with the port by the core's enable.
-        regs = Module()
-        out = DelayLine(regs, port.data, hw.GEMM_BUFFER_OUT_REGS, f"{name.lower()}_rd_out")
-        m.submodules[f"{name.lower()}_out_regs"] = EnableInserter(to.en)(regs)
+        out = DelayLine(m, port.data, hw.GEMM_BUFFER_OUT_REGS, f"{name.lower()}_rd_out")
         m.d.comb += [port.addr.eq(to.addr), port.en.eq(to.en), to.data.eq(out.output)]
         check_path(owner, f"the {name} buffer read", read_latency(port) + out.depth,
                    hw.GEMM_BUFFER_READ_CYCLES)
@@ -185,12 +183,29 @@ def operand_loaders(m: Module, st: SlotState, lim, cols: int, streams, writes) -
 def requantizer_after(m: Module, owner: str, core, cols: int, acc_bits: int,
                       out_bits: int) -> Requantizer:
     """The requantizer (``REQUANT_LATENCY`` stages, asserted) fed by the core's output
-    stream (its ``acc``, ``mult``, ``shift``); its ``i.ready`` stalls the core."""
+    stream (its ``acc``, ``mult``, ``shift``). It never stalls (its ``o.ready`` is high):
+    the core issues only against credits of the output FIFO (:func:`output_fifo`)."""
     m.submodules.requant = rq = Requantizer(cols, acc_bits, out_bits)
     check_path(owner, "the requantizer", rq.LATENCY, hw.REQUANT_LATENCY)
     m.d.comb += [
-        rq.i.valid.eq(core.o.valid), core.o.ready.eq(rq.i.ready),
+        rq.i.valid.eq(core.o.valid), rq.o.ready.eq(1),
         rq.i.payload.acc.eq(core.o.payload.acc), rq.i.payload.mult.eq(core.o.payload.mult),
         rq.i.payload.shift.eq(core.o.payload.shift),
     ]
     return rq
+
+
+def output_fifo(m: Module, cfg, core, layout, port):
+    """The output FIFO between the requantizer and the unit's ``o`` (``port``):
+    ``gemm_out_fifo_beats`` beats of ``layout``, its ``o.valid`` the FIFO's registered fill
+    level (``GEMM_OUT_FIFO_CYCLES``: a beat written in one cycle is valid on ``o`` in the
+    next), its storage distributed RAM (asynchronous read). Every beat leaving it returns
+    a credit to ``core`` (``release``). The core holds a credit for every beat in flight,
+    so the FIFO is never written while full; returns the FIFO (drive ``w_en``, ``w_data``)."""
+    depth = hw.gemm_out_fifo_beats(cfg.rows, cfg.cols, cfg.dataflow)
+    m.submodules.out_fifo = fifo = SyncFIFO(width=Shape.cast(layout).width, depth=depth)
+    m.d.comb += [
+        port.valid.eq(fifo.r_rdy), port.payload.eq(fifo.r_data), fifo.r_en.eq(port.ready),
+        core.release.eq(port.valid & port.ready),
+    ]
+    return fifo

@@ -19,7 +19,7 @@ A call
    its last row (its parameter half once the last results have read it). The results
    stream out on ``o`` through the output stage: every beat passes the requantizer's
    stages (int8 results; int32 results beside them, unchanged), so that calls in
-   different modes stay in order, then a two-entry skid buffer.
+   different modes stay in order, then an output FIFO.
 
 So with ``double_buffer`` the next call loads while the current one computes and the
 drain of one call overlaps the next: back to back at full input rate, the array is busy
@@ -37,8 +37,8 @@ words of ``C`` partial sums, shared by the calls in pipeline order.
 
 from __future__ import annotations
 
-from amaranth.hdl import EnableInserter, Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig
 from edgetron.hw import gemm as hw
@@ -46,7 +46,6 @@ from edgetron.hw import gemm as hw
 from ..common import (
     CheckedComponent,
     DelayLine,
-    SkidBuffer,
     at_most,
     ceil_div_const,
 )
@@ -62,6 +61,7 @@ from .slots import (
     command_phase,
     operand_buffers,
     operand_loaders,
+    output_fifo,
     requantizer_after,
     slot_state,
 )
@@ -110,17 +110,18 @@ class GemmUnit(CheckedComponent):
     sequence of calls: ``sim.units.gemm.gemm_sequence`` (docs/rtl.md derives both).
     :func:`~.model.gemm_timing` gives the one-call model as data (the export manifest).
     The fixed latencies are those of :mod:`edgetron.hw.gemm`; the unit, its cores, the
-    array, the requantizer and the skid buffer assert at elaboration that their structure
-    has exactly those.
+    array and the requantizer assert at elaboration that their structure has exactly
+    those.
 
     Backpressure
     ------------
     Every stream honours valid/ready; ``valid`` never depends on ``ready``. Input gaps
-    delay only the rows whose operands they delay. Output backpressure stalls the compute
-    core (buffer reads, array, accumulator stage) and the output stage as a whole through
-    clock enables; ``o.ready`` itself only reaches the skid buffer's registers. No beat is
-    lost or duplicated. A new command is accepted while earlier calls load, compute and
-    drain, whenever a slot is free.
+    delay only the rows whose operands they delay. Output backpressure fills the output
+    FIFO (``edgetron.hw.gemm.gemm_out_fifo_beats`` beats) and then holds back only the
+    issue of rows: the core issues against credits of the FIFO, and nothing after the
+    issue point stalls (no clock enable on the datapath). ``o.ready`` reaches only the
+    FIFO's read side. No beat is lost or duplicated. A new command is accepted while
+    earlier calls load, compute and drain, whenever a slot is free.
 
     Golden
     ------
@@ -197,22 +198,20 @@ class GemmUnit(CheckedComponent):
 
         # ---- output stage: every beat through the requantizer's stages (an int32 beat
         # beside them, unchanged) so that beats of calls in both modes stay in order, then
-        # the skid buffer, whose registered i.ready is all that o.ready reaches.
+        # the output FIFO, for which the core holds credits: nothing here stalls, o.ready
+        # reaches only the FIFO's read side.
         rq = requantizer_after(m, "GemmUnit", core, C, cfg.acc_bits, OUT_BITS)
-        beside = Module()
         int32 = Signal(data.StructLayout({"acc": lay.o, "out32": 1}), name="int32_in")
-        beside.d.comb += [int32.acc.eq(core.o.payload.acc), int32.out32.eq(core.o.payload.out32)]
-        line = DelayLine(beside, int32, hw.REQUANT_LATENCY, "int32")
-        m.submodules.int32_line = EnableInserter(rq.i.ready)(beside)
+        m.d.comb += [int32.acc.eq(core.o.payload.acc), int32.out32.eq(core.o.payload.out32)]
+        line = DelayLine(m, int32, hw.REQUANT_LATENCY, "int32")
         check_path("GemmUnit", "the int32 path beside the requantizer", line.depth,
                    hw.REQUANT_LATENCY)
-        m.submodules.skid = skid = SkidBuffer(lay.o)
-        check_path("GemmUnit", "the output skid buffer", skid.LATENCY, hw.GEMM_SKID_CYCLES)
-        m.d.comb += [skid.i.valid.eq(rq.o.valid), rq.o.ready.eq(skid.i.ready)]
+        fifo = output_fifo(m, cfg, core, lay.o, self.o)
+        beat = Signal(lay.o, name="out_beat")
         with m.If(line.output.out32):
-            m.d.comb += skid.i.payload.eq(line.output.acc)
+            m.d.comb += beat.eq(line.output.acc)
         with m.Else():
             for c in range(C):
-                m.d.comb += skid.i.payload[c].eq(rq.o.payload[c])
-        wiring.connect(m, skid.o, wiring.flipped(self.o))
+                m.d.comb += beat[c].eq(rq.o.payload[c])
+        m.d.comb += [fifo.w_en.eq(rq.o.valid), fifo.w_data.eq(beat)]
         return m

@@ -30,7 +30,7 @@ from amaranth.lib import data, memory
 
 from edgetron.hw import gemm as hw
 
-from ..common import tag_line
+from ..common import DelayLine, tag_line
 from ..layouts import unsigned_for
 from ..systolic import SystolicArray
 from .core import Epilogue, GemmCore, next_slot, pick, slot_pointer
@@ -38,6 +38,10 @@ from .core import Epilogue, GemmCore, next_slot, pick, slot_pointer
 __all__ = ["RowEvents", "WsCore"]
 
 _cdiv = hw.cdiv.py_func
+
+#: Cycles before the accumulator stage its buffer read is addressed: the synchronous read
+#: and a register after it (arrays of one row: 1, the read alone).
+ACC_READ_AHEAD = 2
 
 
 def _set_bit(m: Module, vector, index, slots: int, value: int) -> None:
@@ -73,26 +77,27 @@ class WsCore(GemmCore):
     Latency
     -------
     A row issued in cycle ``i`` (its buffer address) leaves the accumulator stage into the
-    epilogue register at the end of cycle ``i + GEMM_BUFFER_READ_CYCLES + (R + C - 1)``;
+    epilogue register at the end of cycle ``i + GEMM_BUFFER_READ_CYCLES + (R + C)`` (the
+    array latency, ``edgetron.hw.gemm.array_timing``);
     ``o.valid`` rises ``GEMM_EPILOGUE_CYCLES`` later.
     """
 
     DATAFLOW = "ws"
 
-    def a_operand(self, pipe: Module, ev: RowEvents):
+    def a_operand(self, m: Module, ev: RowEvents):
         """The A operand of the row about to issue: ``(index, zero)``, the word of the
         call's A slot it reads and a bit that replaces the read by zeros (a row with
-        ``zero`` waits for no ``a`` beat). Registers it keeps advance in ``pipe`` on
+        ``zero`` waits for no ``a`` beat). Registers it keeps advance in ``m`` on
         ``ev.issue``. The GEMM: word ``kf * M + t`` (``a_base = kf * M``), never zero."""
         a_base = Signal(unsigned_for(self._limits.a_words), name="a_base")
-        with pipe.If(ev.issue & ev.last_row):
-            with pipe.If(ev.last_kf):
-                pipe.d.sync += a_base.eq(0)
-            with pipe.Else():
-                pipe.d.sync += a_base.eq(a_base + self.slot(ev.slot).call.m)
+        with m.If(ev.issue & ev.last_row):
+            with m.If(ev.last_kf):
+                m.d.sync += a_base.eq(0)
+            with m.Else():
+                m.d.sync += a_base.eq(a_base + self.slot(ev.slot).call.m)
         return a_base + ev.row, Const(0, 1)
 
-    def schedule(self, m: Module, pipe: Module, array: SystolicArray, run) -> Epilogue:
+    def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
         cfg, lim = self._config, self._limits
         R, C, slots = cfg.rows, cfg.cols, lim.slots
         shape_layout = self.slots[0].call.shape()
@@ -114,26 +119,26 @@ class WsCore(GemmCore):
         w_row_real = wk + wt < wshape.k
         w_on = self.slot(wsl).busy & ~pick(w_written, wsl, slots)
         w_issue = Signal()
-        pipe.d.comb += w_issue.eq(
+        m.d.comb += w_issue.eq(
             w_on & ((wt != 0) | ~pending | take)
             & (~w_row_real | self.available("w", wsl, w_addr)))
         w_last_tile = (wkf == wshape.kf_last) & (wnt == wshape.nt_last)
-        with pipe.If(w_issue):
-            with pipe.If(w_row_real):
-                pipe.d.sync += w_addr.eq(w_addr + 1)
-            with pipe.If(wt == R - 1):
-                pipe.d.sync += [wt.eq(0), wbank.eq(~wbank)]
-                with pipe.If(w_last_tile):
-                    pipe.d.sync += [wkf.eq(0), wnt.eq(0), wk.eq(0), w_addr.eq(0)]
-                    _set_bit(pipe, w_written, wsl, slots, 1)
-                    next_slot(pipe, wsl, slots)
-                with pipe.Elif(wkf == wshape.kf_last):
-                    pipe.d.sync += [wkf.eq(0), wk.eq(0), wnt.eq(wnt + 1)]
-                with pipe.Else():
-                    pipe.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + R)]
-            with pipe.Else():
-                pipe.d.sync += wt.eq(wt + 1)
-        pipe.d.sync += pending.eq((pending & ~take) | (w_issue & (wt == R - 1)))
+        with m.If(w_issue):
+            with m.If(w_row_real):
+                m.d.sync += w_addr.eq(w_addr + 1)
+            with m.If(wt == R - 1):
+                m.d.sync += [wt.eq(0), wbank.eq(~wbank)]
+                with m.If(w_last_tile):
+                    m.d.sync += [wkf.eq(0), wnt.eq(0), wk.eq(0), w_addr.eq(0)]
+                    _set_bit(m, w_written, wsl, slots, 1)
+                    next_slot(m, wsl, slots)
+                with m.Elif(wkf == wshape.kf_last):
+                    m.d.sync += [wkf.eq(0), wk.eq(0), wnt.eq(wnt + 1)]
+                with m.Else():
+                    m.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + R)]
+            with m.Else():
+                m.d.sync += wt.eq(wt + 1)
+        m.d.sync += pending.eq((pending & ~take) | (w_issue & (wt == R - 1)))
 
         # ---- the row issuer --------------------------------------------------------------
         asl = slot_pointer(slots, "a_slot")
@@ -150,38 +155,40 @@ class WsCore(GemmCore):
         last_kf = kf == ashape.kf_last
         last_step = last_kf & (nt == ashape.nt_last)
         a_index, a_zero = self.a_operand(
-            pipe, RowEvents(asl, t, issue, last_row, last_kf, last_step))
+            m, RowEvents(asl, t, issue, last_row, last_kf, last_step))
+        # A row issues with a credit of the output FIFO in hand (a row of a column tile's
+        # last fold takes it: its sums become an output beat).
         row_ok = ((a_zero | self.available("a", asl, a_index))
-                  & self.channels_ready(asl, ch_base))
+                  & self.channels_ready(asl, ch_base) & room)
         start = ~in_step & pending & row_ok
-        pipe.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
+        m.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
         call_done = issue & last_row & last_step
-        with pipe.If(issue):
-            with pipe.If(start):
-                pipe.d.sync += sel.eq(~wbank)
-            with pipe.If(last_row):
-                pipe.d.sync += [in_step.eq(0), t.eq(0)]
-                with pipe.If(last_step):
-                    pipe.d.sync += [kf.eq(0), nt.eq(0), ch_base.eq(0)]
-                    _set_bit(pipe, w_written, asl, slots, 0)
-                    next_slot(pipe, asl, slots)
-                with pipe.Elif(last_kf):
-                    pipe.d.sync += [kf.eq(0), nt.eq(nt + 1), ch_base.eq(ch_base + C)]
-                with pipe.Else():
-                    pipe.d.sync += kf.eq(kf + 1)
-            with pipe.Else():
-                pipe.d.sync += [in_step.eq(1), t.eq(t + 1)]
-        m.d.comb += [self.free.valid.eq(run & call_done), self.free.slot.eq(asl)]
+        with m.If(issue):
+            with m.If(start):
+                m.d.sync += sel.eq(~wbank)
+            with m.If(last_row):
+                m.d.sync += [in_step.eq(0), t.eq(0)]
+                with m.If(last_step):
+                    m.d.sync += [kf.eq(0), nt.eq(0), ch_base.eq(0)]
+                    _set_bit(m, w_written, asl, slots, 0)
+                    next_slot(m, asl, slots)
+                with m.Elif(last_kf):
+                    m.d.sync += [kf.eq(0), nt.eq(nt + 1), ch_base.eq(ch_base + C)]
+                with m.Else():
+                    m.d.sync += kf.eq(kf + 1)
+            with m.Else():
+                m.d.sync += [in_step.eq(1), t.eq(t + 1)]
+        m.d.comb += [self.free.valid.eq(call_done), self.free.slot.eq(asl)]
 
         # ---- buffer reads; the control of each read travels beside it to meet its data.
         m.d.comb += [
             self.a_rd.addr.eq(self.a_address(asl, a_index)),
             self.w_rd.addr.eq(self.w_address(wsl, w_addr)),
         ]
-        a_ctl = tag_line(pipe, {"sel": 1, "zero": 1}, hw.GEMM_BUFFER_READ_CYCLES, "a_ctl")
-        w_ctl = tag_line(pipe, {"zero": 1, "valid": 1, "row": array.w.row.shape(), "bank": 1},
+        a_ctl = tag_line(m, {"sel": 1, "zero": 1}, hw.GEMM_BUFFER_READ_CYCLES, "a_ctl")
+        w_ctl = tag_line(m, {"zero": 1, "valid": 1, "row": array.w.row.shape(), "bank": 1},
                          hw.GEMM_BUFFER_READ_CYCLES, "w_ctl")
-        pipe.d.comb += [
+        m.d.comb += [
             a_ctl.input.sel.eq(Mux(start, ~wbank, sel)),
             a_ctl.input.zero.eq(a_zero),
             w_ctl.input.zero.eq(~w_row_real),
@@ -190,7 +197,7 @@ class WsCore(GemmCore):
             w_ctl.input.bank.eq(wbank),
         ]
         wc = w_ctl.output
-        pipe.d.comb += [
+        m.d.comb += [
             array.a.data.eq(Mux(a_ctl.output.zero, 0, self.a_rd.data)),
             # The array takes the bank select one cycle ahead of the data: the tap
             # before the output (the row the array gets in the next enabled cycle).
@@ -201,10 +208,10 @@ class WsCore(GemmCore):
 
         # Tag of each issued row, delayed to meet its column sums at the array output (the
         # buffer read + the array latency); the accumulator read taps it one cycle earlier.
-        tag = tag_line(pipe, {"valid": 1, "first": 1, "last": 1, "m": unsigned_for(lim.m_max),
+        tag = tag_line(m, {"valid": 1, "first": 1, "last": 1, "m": unsigned_for(lim.m_max),
                               "nt": nt_shape, "slot": 1, "out32": 1, "call_last": 1},
                        hw.GEMM_BUFFER_READ_CYCLES + array.latency, "tag")
-        pipe.d.comb += [
+        m.d.comb += [
             tag.input.valid.eq(issue), tag.input.first.eq(kf == 0),
             tag.input.last.eq(last_kf), tag.input.m.eq(t), tag.input.nt.eq(nt),
             tag.input.slot.eq(asl), tag.input.out32.eq(ashape.out32),
@@ -217,19 +224,28 @@ class WsCore(GemmCore):
         acc_layout = data.ArrayLayout(signed(cfg.acc_bits), C)
         m.submodules.acc_mem = acc_mem = memory.Memory(shape=acc_layout, depth=lim.acc_words,
                                                        init=[])
+        # The read is addressed ACC_READ_AHEAD cycles before the stage and its data
+        # registered, so that only routing lies between the block RAM and a register. The
+        # same row m comes back at least max(M, R) cycles later (a step lasts that long,
+        # docs/rtl.md), so with R > 1 its partial sum was written by the time it is read
+        # again (in the same cycle at distance 2: the read is transparent); with R = 1 and
+        # M = 1 it comes back on the next cycle, so a 1-row array reads one cycle ahead.
+        ahead = ACC_READ_AHEAD if R > 1 else 1
         acc_wr = acc_mem.write_port()
         acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
-        m.d.comb += [acc_rd.addr.eq(tag[tag.depth - 1].m), acc_rd.en.eq(run)]
+        m.d.comb += acc_rd.addr.eq(tag[tag.depth - ahead].m)
+        acc_q = DelayLine(m, acc_rd.data, ahead - 1, "acc_rd_out").output
         total = Signal(acc_layout)
         for c in range(C):
-            pipe.d.comb += total[c].eq(
-                Mux(tag_out.first, self.p_data[c].bias, acc_rd.data[c]) + array.p[c])
+            m.d.comb += total[c].eq(
+                Mux(tag_out.first, self.p_data[c].bias, acc_q[c]) + array.p[c])
         m.d.comb += [
             acc_wr.addr.eq(tag_out.m),
             acc_wr.data.eq(total),
-            acc_wr.en.eq(run & tag_out.valid & ~tag_out.last),
+            acc_wr.en.eq(tag_out.valid & ~tag_out.last),
         ]
         last = tag_out.valid & tag_out.last
         return Epilogue(valid=last, acc=total, nt=tag_out.nt, slot=tag_out.slot,
                         out32=tag_out.out32, call_last=last & tag_out.call_last,
-                        path=tag.depth, model=hw.GEMM_BUFFER_READ_CYCLES + array.latency)
+                        path=tag.depth, model=hw.GEMM_BUFFER_READ_CYCLES + array.latency,
+                        reserve=issue & last_kf)

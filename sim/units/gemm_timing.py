@@ -32,7 +32,7 @@ One call from an idle unit (:func:`gemm_phases`)
 * ``os``: ``fill = max(1, CC0)``, ``compute = (NT * MT - 1) * max(K, 2R - 1) + K``,
   ``drain = 1 + (R + 1) + r_last + (C - 1) + 1 + OUT`` with ``r_last = M - (MT - 1) * R - 1``;
 
-``OUT = REQUANT_LATENCY + GEMM_SKID_CYCLES = 7`` in both output modes (the values of
+``OUT = REQUANT_LATENCY + GEMM_OUT_FIFO_CYCLES = 7`` in both output modes (the values of
 :mod:`edgetron.hw.gemm`; the code uses the constants).
 
 A sequence (:func:`gemm_step`, :func:`gemm_sequence`)

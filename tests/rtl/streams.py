@@ -70,17 +70,20 @@ class StreamSource:
 class StreamSink:
     """Takes beats from ``port`` (an output stream of the DUT) with random backpressure.
 
-    ``ready`` is low on a cycle with probability ``stall``. Each beat taken is passed to
+    ``ready`` is low on a cycle with probability ``stall``, and on every cycle of
+    ``hold = (start, stop)`` (cycles counted from the first). Each beat taken is passed to
     ``on_beat(word, cycle)`` and kept in :attr:`beats` / :attr:`cycles`. A beat offered and
     not taken must be offered again, unchanged, on the next cycle (AssertionError).
     """
 
     def __init__(self, port, *, stall: float = 0.0, seed: int = 0,
-                 on_beat: Callable[[int, int], None] | None = None):
+                 on_beat: Callable[[int, int], None] | None = None,
+                 hold: tuple[int, int] = (0, 0)):
         if not 0.0 <= stall < 1.0:
             raise ValueError(f"stall must lie in [0, 1), got {stall}")
         self.port = port
         self.stall = stall
+        self.hold = range(*hold)
         self.on_beat = on_beat
         self.beats: list[int] = []
         self.cycles: list[int] = []
@@ -90,7 +93,7 @@ class StreamSink:
     async def run(self, ctx) -> None:
         port, cycle, held = self.port, 0, None
         while True:
-            take = not (self.stall and self._rng.random() < self.stall)
+            take = not (self.stall and self._rng.random() < self.stall) and cycle not in self.hold
             ctx.set(port.ready, take)
             _, _, valid, word = await ctx.tick().sample(port.valid, Value.cast(port.payload))
             if held is not None and not (valid and word == held):

@@ -22,7 +22,7 @@ import pytest
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gemm import gemm_int, gemm_requant
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX
-from edgetron.hw.gemm import GEMM_CMD_CYCLES
+from edgetron.hw.gemm import GEMM_CMD_CYCLES, gemm_out_fifo_beats
 from edgetron.rtl.gemm import GemmCall, GemmUnit
 
 from ..models.gemm import (
@@ -46,11 +46,13 @@ def small_config(rows=4, cols=4, dataflow="ws", ifmap=1024, weight=1024, ofmap=1
                              double_buffer=double_buffer, **kw)
 
 
-def simulate(dut, model: GemmModel, calls, *, gap=0.0, stall=0.0, seed=0, commands=None):
+def simulate(dut, model: GemmModel, calls, *, gap=0.0, stall=0.0, seed=0, commands=None,
+             hold=(0, 0)):
     """Drive ``calls`` back to back and return the scoreboard's invocations.
 
     ``gap`` is the probability that a source holds ``valid`` low on a cycle, ``stall`` that
-    the sink holds ``ready`` low. ``commands`` overrides the ``cmd`` words (rejected shapes).
+    the sink holds ``ready`` low, ``hold`` a range of cycles it holds it low throughout.
+    ``commands`` overrides the ``cmd`` words (rejected shapes).
     The monitor rebuilds every invocation from the accepted beats (checked equal to the
     call driven) and the scoreboard compares it with golden; after the last expected
     output beat, ``o.valid`` must stay low for :meth:`GemmModel.quiet_cycles` cycles.
@@ -68,7 +70,8 @@ def simulate(dut, model: GemmModel, calls, *, gap=0.0, stall=0.0, seed=0, comman
         board.output(word, cycle)
         board.check_stray()
 
-    sink = streams.StreamSink(dut.o, stall=stall, seed=seed + 17, on_beat=on_output)
+    sink = streams.StreamSink(dut.o, stall=stall, seed=seed + 17, on_beat=on_output,
+                              hold=hold)
     inputs = streams.HandshakeMonitor({name: getattr(dut, name) for name in INPUTS},
                                       monitor.accept)
     streams.run(dut, sources=sources, sinks=[sink], monitors=[inputs],
@@ -338,6 +341,28 @@ def test_rejected_commands_raise_err_and_take_no_operands(dataflow):
         assert not any(r for _, _, r in err_seen[i:i + GEMM_CMD_CYCLES + 1])
     assert not err_seen[hs[len(bad)] + GEMM_CMD_CYCLES][0]   # the good command cleared err
     assert operands[0].accepted[0] > cmd.accepted[-1]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_output_fifo_fills_to_its_credits_and_resumes_at_full_rate(dataflow):
+    """``o.ready`` held low for long: the core issues until the output FIFO's credits are
+    spent and no further, no beat is lost, and at the release the FIFO hands over exactly
+    ``gemm_out_fifo_beats`` beats back to back; ``ws`` (one fold, one beat per row) then
+    goes on without a bubble, since the rows issued after the release arrive just as the
+    FIFO empties."""
+    config = small_config(4, 4, dataflow)
+    model = GemmModel(config)
+    depth = gemm_out_fifo_beats(4, 4, dataflow)
+    m = 48                                    # K = R, N = C: every row (os: tile) yields
+    call = random_call(model, np.random.default_rng(8), m, 4, 4, False)
+    stop = 200                                # long after the credits run out
+    runs = simulate(GemmUnit(config), model, [call], hold=(0, stop))
+    model.check_timing([call], runs, gaps=False, backpressure=True)
+    out = runs[0].out_at
+    assert len(out) == m > depth
+    assert out[:depth] == list(range(stop, stop + depth))
+    if dataflow == "ws":
+        assert out == list(range(stop, stop + m))
 
 
 def test_requant_output_mode_switch_keeps_results_apart():
