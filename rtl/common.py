@@ -31,7 +31,7 @@ import inspect
 from typing import ClassVar
 
 from amaranth.hdl import Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -47,6 +47,7 @@ __all__ = [
     "RTL_DATAFLOWS",
     "BeatCounter",
     "CheckedComponent",
+    "CreditFifo",
     "DelayLine",
     "SkidBuffer",
     "StreamDemux",
@@ -427,4 +428,73 @@ class SkidBuffer(CheckedComponent):
                 m.d.sync += [out.eq(self.i.payload), out_valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & ~held_valid):
             m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
+        return m
+
+
+class CreditFifo(CheckedComponent):
+    """A FIFO whose writer holds a credit for every beat it writes: ``i`` has no ready.
+
+    Parameters
+    ----------
+    layout : ShapeLike
+        Payload shape of both streams.
+    depth : int
+        Beats it holds, 1 .. :data:`MAX_BUFFER_WORDS`; the writer starts with ``depth``
+        credits, spends one per beat it sends and gets one back per beat taken from ``o``.
+
+    Members
+    -------
+    i : ``In(stream.Signature(layout, always_ready=True))``
+        A beat is written on every cycle ``i.valid`` is high; the writer must hold a
+        credit for it (a beat written into a full FIFO overwrites the oldest).
+    o : ``Out(stream.Signature(layout))``
+
+    Latency
+    -------
+    :attr:`LATENCY` = 1 cycle from a beat written to the same beat valid on ``o``
+    (``o.valid`` is the registered fill level, non-zero).
+
+    Throughput
+    ----------
+    One beat per cycle in and out.
+
+    Backpressure
+    ------------
+    ``o.ready`` reaches only the read pointer and the fill level. The write enable of the
+    storage (distributed RAM, asynchronous read) is ``i.valid`` itself: nothing of the
+    read side lies in front of it.
+    """
+
+    #: Cycles from ``i`` to ``o`` (the fill level register).
+    LATENCY = 1
+
+    @classmethod
+    def check_parameters(cls, layout, depth: int) -> None:
+        check_param("CreditFifo", "depth", depth, 1, MAX_BUFFER_WORDS)
+
+    def __init__(self, layout, depth: int):
+        self._depth = depth
+        super().__init__({"i": In(stream.Signature(layout, always_ready=True)),
+                          "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        m.submodules.storage = storage = memory.Memory(
+            shape=self.i.payload.shape(), depth=depth, init=[])
+        wr, rd = storage.write_port(), storage.read_port(domain="comb")
+        produce = Signal(range(depth), name="produce")
+        consume = Signal(range(depth), name="consume")
+        level = Signal(range(depth + 1), name="level")
+        take = Signal()
+        m.d.comb += [
+            wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(self.i.valid),
+            rd.addr.eq(consume), self.o.payload.eq(rd.data),
+            self.o.valid.eq(level != 0), take.eq(self.o.valid & self.o.ready),
+        ]
+        with m.If(self.i.valid):
+            m.d.sync += produce.eq(ring_next(produce, depth))
+        with m.If(take):
+            m.d.sync += consume.eq(ring_next(consume, depth))
+        m.d.sync += level.eq(level + self.i.valid - take)
         return m

@@ -274,7 +274,8 @@ def gemm_core_shape_layout(config: AcceleratorConfig, limits) -> data.StructLayo
     """An accepted command as its slot holds it (registered by the shape check).
 
     ``m``, ``k``, ``out32``: as in ``cmd``; ``nt_last``: ``ceil(N / cols) - 1``, the last
-    column tile; ``ws``: ``kf_last``, ``ceil(K / rows) - 1``, the last reduction fold;
+    column tile; ``ws``: ``m_last``, ``M - 1``, the last row of a step, and ``kf_last``,
+    ``ceil(K / rows) - 1``, the last reduction fold;
     ``os``: ``mt_last``, ``ceil(M / rows) - 1``, the last row tile; ``a_end``, ``w_end``,
     ``ch_end``: the index of the last beat of each operand stream. Each "last" and "end"
     holds a count minus one, so that counters compare with registers of their own width.
@@ -287,6 +288,7 @@ def gemm_core_shape_layout(config: AcceleratorConfig, limits) -> data.StructLayo
         "nt_last": unsigned_for(-(-limits.n_max // c)),
     }
     if config.dataflow == "ws":
+        fields["m_last"] = unsigned_for(limits.m_max)
         fields["kf_last"] = unsigned_for(-(-limits.k_max // r))
     else:
         fields["mt_last"] = unsigned_for(-(-limits.m_max // r))

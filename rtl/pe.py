@@ -67,7 +67,7 @@ class PE(CheckedComponent):
     Two weight registers (banks 0 and 1). A weight with ``valid`` set whose ``row``
     equals this PE's row is written into bank ``bank`` at the end of the cycle in
     which it is on ``w_in``. ``a_in.sel`` is one cycle ahead of ``a_in.data``: it names
-    the bank of the activation on ``a_in`` in the *next* (enabled) cycle. The PE copies
+    the bank of the activation on ``a_in`` in the *next* cycle. The PE copies
     that bank into the weight operand register ``w_cur`` (bypassing a write to it in the
     same cycle), and the multiplier takes ``a_in.data * w_cur``: its weight operand comes
     straight from a register, not through the bank select. One bank can therefore be
@@ -95,8 +95,8 @@ class PE(CheckedComponent):
 
     Backpressure
     ------------
-    None: the PE advances every enabled cycle. The GEMM unit stalls the whole array
-    with a clock enable (``EnableInserter``).
+    None: the PE advances every cycle (the GEMM unit's array runs free, its core issues
+    against output credits).
 
     Golden
     ------

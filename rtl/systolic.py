@@ -93,7 +93,7 @@ class SystolicArray(CheckedComponent):
     a
         Aligned activation vector, one lane per row, plus the PE control bits. ``ws``:
         ``a.sel`` runs one cycle ahead of ``a.data``; it is the weight bank of the vector
-        presented in the next enabled cycle (each PE registers that bank's weight as its
+        presented in the next cycle (each PE registers that bank's weight as its
         multiplier operand a cycle early, see :class:`~edgetron.rtl.pe.PE`).
     w
         Aligned weight vector, one lane per column (``ws``: plus ``row``, ``bank``,
@@ -132,7 +132,8 @@ class SystolicArray(CheckedComponent):
 
     Backpressure
     ------------
-    None; the GEMM unit stalls the array as a whole with a clock enable.
+    None: the array advances every cycle (the GEMM unit's compute core issues against
+    credits of its output FIFO and never stalls the array).
 
     Golden
     ------

@@ -141,8 +141,9 @@ class ConvUnit(CheckedComponent):
 
     Backpressure
     ------------
-    As the GEMM unit: valid/ready on every stream, ``o.ready`` stalls the core and the
-    output stage by clock enables; no beat is lost or duplicated.
+    As the GEMM unit: valid/ready on every stream; output backpressure fills the output
+    FIFO, then holds back the issue of rows (the core issues against the FIFO's credits,
+    nothing after the issue point stalls); no beat is lost or duplicated.
 
     Golden
     ------
@@ -231,7 +232,7 @@ class ConvUnit(CheckedComponent):
         shape = Signal(gemm_core_shape_layout(cfg, lim))
         g = Signal(conv_geom_layout(cfg, lim))
         m.d.comb += [
-            shape.m.eq(mm), shape.k.eq(kk), shape.nt_last.eq(nt_c - 1),
+            shape.m.eq(mm), shape.m_last.eq(mm - 1), shape.k.eq(kk), shape.nt_last.eq(nt_c - 1),
             shape.kf_last.eq(kf - 1), shape.out32.eq(0), shape.a_end.eq(a_need - 1),
             shape.w_end.eq(w_need - 1), shape.ch_end.eq(cmd.n - 1),
             g.ow_last.eq(wo - 1), g.cb_last.eq(cb - 1), g.s_last.eq(cmd.s - 1),
@@ -269,11 +270,11 @@ class ConvUnit(CheckedComponent):
         line = DelayLine(m, bounds, hw_gemm.REQUANT_LATENCY, "clamp")
         check_path("ConvUnit", "the clamp bounds beside the requantizer", line.depth,
                    hw_gemm.REQUANT_LATENCY)
-        out = output_fifo(m, cfg, core, self._layouts["o"], self.o)
+        out = output_fifo(m, "ConvUnit", cfg, core, self._layouts["o"], self.o)
         beat = Signal(self._layouts["o"], name="out_beat")
         lo, hi = line.output.lo, line.output.hi
         for c in range(C):
             q = rq.o.payload[c]
             m.d.comb += beat[c].eq(Mux(q < lo, lo, Mux(q > hi, hi, q)))
-        m.d.comb += [out.w_en.eq(rq.o.valid), out.w_data.eq(beat)]
+        m.d.comb += [out.i.valid.eq(rq.o.valid), out.i.payload.eq(beat)]
         return m

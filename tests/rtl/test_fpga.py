@@ -551,7 +551,19 @@ def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
     assert r["options"]["router"] in ("router1", "router2")
     # Within the device's DSP budget: every multiplier keeps its MULT18X18D.
     assert (r["options"]["dsp_budget"], r["options"]["lut_multipliers"]) == (156, 0)
-    for item in ("Fmax", "critical", "wrapped", "nextpnr", "MULT18X18D"):
+    # The product register of every PE and every requantizer partial product (four per
+    # lane) moved into its block (rtl/fpga/dsp_regs.py), so P&R saw no fabric flip-flop
+    # after those multipliers.
+    packed = r["options"]["dsp_output_registers"]
+    assert packed["multipliers"] + packed["left"] == res["dsp"]["used"]
+    assert packed["multipliers"] >= cfg.rows * cfg.cols + 4 * cfg.cols
+    assert packed["flip_flops"] >= 16 * cfg.rows * cfg.cols + 4 * 32 * cfg.cols
+    netlist = json.loads((ci_flow.work / "gemm" / "design.json").read_text())
+    mults = [c for mod in netlist["modules"].values() for c in mod.get("cells", {}).values()
+             if c["type"] == "MULT18X18D"]
+    assert sum(c["parameters"].get("REG_OUTPUT_CLK") == "CLK0" for c in mults) == \
+        packed["multipliers"]
+    for item in ("Fmax", "critical", "wrapped", "nextpnr", "MULT18X18D", "DSP regs"):
         assert item in text
     assert (ci_flow.work / "gemm" / "report.json").is_file()
     print(f"full flow on ECP5: {seconds:.1f} s wall ({r['steps']})")

@@ -125,6 +125,18 @@ def test_random_sequences_match_golden_and_the_sequence_model(rows, cols, datafl
     run_calls(config, random_calls(model, rng, 6, 3 * max(rows, cols) + 2))
 
 
+@pytest.mark.parametrize("rows", [1, 2])
+def test_one_row_calls_fold_back_to_back(rows):
+    """ws calls of one row (M = 1) and several folds: row 0 comes back every max(M, R)
+    cycles, on the very next cycle on a one-row array, and every fold still adds the
+    partial sum written by the fold before (the accumulator read's transparency and
+    look-ahead)."""
+    config = small_config(rows, 3, "ws", ifmap=512, weight=512, ofmap=512)
+    model = GemmModel(config)
+    rng = np.random.default_rng(rows)
+    run_calls(config, [random_call(model, rng, 1, 5 * rows, 3, out32) for out32 in (1, 0)])
+
+
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("rows,cols", [(4, 4), (2, 3), (3, 1)])
 def test_single_buffered_sequences(rows, cols, dataflow):
