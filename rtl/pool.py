@@ -304,15 +304,27 @@ class PoolUnit(CheckedComponent):
                      lw.data.p2.eq(lr.data.p1)]
 
         # ---- column buffer: per group, columns x-1 and x-2 (or the running global sum) -
+        # Read two steps ahead of the horizontal stage (addressed with the group entering the
+        # pipeline, g; the read port's enable is the clock enable, so a stall holds its data)
+        # into a register, ``col``: the block RAM's read data feeds only that register, and
+        # the loop read -> horizontal sum -> write back is a register-to-register loop. The
+        # read misses the words written in the two steps before ``col`` loads (the horizontal
+        # stage's, tags[2], and the one before, tags[3], kept in ``col_w``): they are
+        # forwarded, the newer first (one channel group, or two, read a word written one or
+        # two steps before; a global pool of one group updates its running sum every step).
         sum_arr = data.ArrayLayout(signed(sbits), lanes)
-        m.submodules.cols = cols = memory.Memory(
-            shape=data.StructLayout({"a": sum_arr, "b": sum_arr}), depth=self._groups, init=[])
-        # Synchronous and transparent too, addressed with the group the horizontal stage
-        # holds in the next cycle (the stage before it when the pipeline moves).
+        col_word = data.StructLayout({"a": sum_arr, "b": sum_arr})
+        m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
         cw = cols.write_port()
-        cr = cols.read_port(transparent_for=(cw,))
-        m.d.comb += [cr.addr.eq(Mux(run, tags[1].g, tags[2].g)), cw.addr.eq(tags[2].g),
-                     cw.en.eq(tags[2].valid & run), cw.data.b.eq(cr.data.a)]
+        cr = cols.read_port()
+        col = Signal(col_word)
+        col_w = Signal(col_word)
+        m.d.comb += [cr.addr.eq(g), cr.en.eq(run), cw.addr.eq(tags[2].g),
+                     cw.en.eq(tags[2].valid & run), cw.data.b.eq(col.a)]
+        fwd2 = tags[2].valid & (tags[2].g == tags[1].g)
+        fwd3 = tags[3].valid & (tags[3].g == tags[1].g)
+        core.d.sync += [col_w.eq(cw.data),
+                        col.eq(Mux(fwd2, cw.data, Mux(fwd3, col_w, cr.data)))]
 
         shift = Signal(SHIFT_BITS)
         mult = Signal(MULT_BITS)
@@ -331,8 +343,8 @@ class PoolUnit(CheckedComponent):
             prod = Signal(signed(sbits + MULT_BITS + 1), name=f"prod_{lane}")
             rnd = Signal(signed(sbits + MULT_BITS + 1), name=f"rnd_{lane}")
             out = Signal(signed(_OUT_BITS), name=f"out_{lane}")
-            ha = Mux(tags[2].hx1, cr.data.a[lane], ident)
-            hb = Mux(tags[2].hx2, cr.data.b[lane], ident)
+            ha = Mux(tags[2].hx1, col.a[lane], ident)
+            hb = Mux(tags[2].hx2, col.b[lane], ident)
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
             m.d.comb += [
                 h_now.eq(Mux(k.avg, vert + ha + hb, _max(_max(vert, ha), hb))),

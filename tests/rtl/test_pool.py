@@ -82,6 +82,31 @@ def test_one_word_grid_rows_read_the_word_written_the_cycle_before():
         assert len(board.done) == len(segs)
 
 
+def test_column_words_written_one_or_two_steps_before_are_forwarded():
+    # The column buffer's read is registered, two steps ahead of the horizontal stage: the
+    # word of group g written one step before (one channel group) or two (two groups) is
+    # forwarded, not read from the block RAM. Windowed and global pools of one and of two
+    # groups (a global pool of one group updates its running sum every step), at full rate,
+    # with stalls only (a stall between the write and the forwarded read) and with gaps
+    # (bubbles between them); every pool bit-exact with golden.
+    model = PoolModel(2, 20, 2)
+    rng = np.random.default_rng(11)
+    segs = []
+    for c in (2, 4):       # one group, two groups
+        segs += [Segment(f"max 3x3/1 C{c}", pool_constants("max", (3, 3), (1, 1), (1, 1, 1, 1)),
+                         (model.map(rng, "random", (1, 5, 4, c)),)),
+                 Segment(f"avg 2x3/1 C{c}", pool_constants("avg", (2, 3), (1, 1)),
+                         (model.map(rng, "random", (2, 4, 5, c)),)),
+                 Segment(f"global avg C{c}", pool_constants("avg", (5, 5), (1, 1)),
+                         (model.map(rng, "random", (2, 5, 5, c)),)),
+                 Segment(f"global max C{c}", pool_constants("max", (4, 4), (1, 1)),
+                         (model.map(rng, "random", (2, 4, 4, c)),))]
+    for gap, stall in ((0.0, 0.0), (0.0, 0.5), (0.4, 0.4)):
+        board = run_segments(PoolUnit(2, 20, 2), model, segs, gap=gap, stall=stall,
+                             seed=int(10 * gap + 100 * stall))
+        assert len(board.done) == len(segs)
+
+
 def test_extreme_values_and_padding_never_win():
     # all -128 under max with padding: a padded position must not win (it would be -128
     # too); all 127: padding must not bring the max down; averages count padding as 0
