@@ -7,15 +7,18 @@ what the windows still need on chip and visits one grid position per cycle
 (``edgetron.hw.pool``; docs/vector-units.md has the diagram):
 
 * **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads the values
-  of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back the current value and row
-  ``y - 1``'s, so one read and one write per beat hold two rows (not used by a global
-  pool);
+  of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back (a cycle later) the current
+  value and row ``y - 1``'s, so one read and one write per beat hold two rows (not used by
+  a global pool);
 * **vertical**: the max or sum of up to three rows (``r``); rows above the map (top
   padding) and the rows of the previous image are masked to the identity (``-2**(b-1)`` for
   the max, a padded value never wins; ``0`` for the sum, golden's zeros);
-* **column buffer** (``groups`` words): per channel group the vertical results of columns
-  ``x - 1`` and ``x - 2``; the horizontal max or sum of up to three (``s``) gives the window;
-  in the global mode the same word holds the running sum of the whole map;
+* **column buffer** (``groups`` words): per channel group the vertical result of column
+  ``x - 1`` and the reduction of columns ``x - 1`` and ``x - 2``; the max or sum of the
+  current column with one of them gives the window of up to three columns (``s``); in the
+  global mode the word holds the running sum of the whole map. Both buffers are block RAM
+  whose read data feeds only registers; the words written in the last two cycles are
+  forwarded (``elaborate``);
 * **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``
   in three stages; the max goes through the same stages with ``mult = 2``, ``shift = 1``
   (exactly the identity).
@@ -118,6 +121,11 @@ def pool_layouts(lanes: int, groups: int, in_bits: int = _OUT_BITS) -> PoolLayou
 
 def _max(a, b):
     return Mux(a > b, a, b)
+
+
+def _reduce(avg, a, b):
+    """The sum (``avg``) or the max of ``a`` and ``b``."""
+    return Mux(avg, a + b, _max(a, b))
 
 
 class PoolUnit(CheckedComponent):
@@ -287,40 +295,59 @@ class PoolUnit(CheckedComponent):
                     with m.If(last_y):
                         m.d.sync += ny.eq(k.fy)
 
-        # ---- line buffer: rows y-1 and y-2 at (x, g), read and rewritten in one cycle ---
-        # The read is synchronous, addressed a cycle ahead (j_next) and transparent for the
-        # write port (a position rewritten in the cycle before it is read again, e.g. a
-        # one-word row, reads the new word), so the word of position j is on the read data
-        # in the cycle the position is visited, as a combinational read would give it.
+        # ---- line buffer: rows y-1 and y-2 at (x, g), read, then rewritten a cycle later --
+        # The read is synchronous, addressed a cycle ahead (j_next), so that the word of
+        # position j is on the read data in the cycle the position is visited; it feeds only
+        # the read stage's registers. The position's word (its value, and row y-1's moved
+        # down) is written back in the next cycle from those registers (v1, p1), so no path
+        # runs from the block RAM's read data into it. The read misses the word pending in
+        # its own cycle and the one written in the cycle before (a grid row of one or two
+        # words reads them again): both are forwarded, the newer first. p1 is masked: where
+        # it is the identity (use1 low) the row y-2 it becomes is masked too (use2 low).
         lane_arr = data.ArrayLayout(signed(in_bits), lanes)
-        m.submodules.lines = lines = memory.Memory(
-            shape=data.StructLayout({"p1": lane_arr, "p2": lane_arr}),
-            depth=self._row_beats, init=[])
+        line_word = data.StructLayout({"p1": lane_arr, "p2": lane_arr})
+        m.submodules.lines = lines = memory.Memory(shape=line_word, depth=self._row_beats,
+                                                   init=[])
         lw = lines.write_port()
-        lr = lines.read_port(transparent_for=(lw,))
+        lr = lines.read_port()
+        line = Signal(line_word)
+        lw_a = Signal.like(j)            # the word visited last cycle: written now
+        lw_prev = Signal(line_word)      # the word written last cycle, at lw_prev_a
+        lw_prev_a = Signal.like(j)
+        lw_prev_en = Signal()
         use1 = ~k.glob & (k.r >= 2) & (y >= 1)
         use2 = ~k.glob & (k.r == 3) & (y >= 2)
-        m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(j), lw.en.eq(go & ~k.glob),
-                     lw.data.p2.eq(lr.data.p1)]
+        m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(lw_a),
+                     line.eq(Mux(lw.en & (lw_a == j), lw.data,
+                                 Mux(lw_prev_en & (lw_prev_a == j), lw_prev, lr.data)))]
+        m.d.sync += [lw.en.eq(go & ~k.glob), lw_prev_en.eq(lw.en), lw_prev_a.eq(lw_a),
+                     lw_prev.eq(lw.data)]
+        with m.If(go):
+            m.d.sync += lw_a.eq(j)
 
-        # ---- column buffer: per group, columns x-1 and x-2 (or the running global sum) -
-        # Read two steps ahead of the horizontal stage (addressed with the group entering the
-        # pipeline, g; the read port's enable is the clock enable, so a stall holds its data)
-        # into a register, ``col``: the block RAM's read data feeds only that register, and
-        # the loop read -> horizontal sum -> write back is a register-to-register loop. The
-        # read misses the words written in the two steps before ``col`` loads (the horizontal
-        # stage's, tags[2], and the one before, tags[3], kept in ``col_w``): they are
-        # forwarded, the newer first (one channel group, or two, read a word written one or
-        # two steps before; a global pool of one group updates its running sum every step).
+        # ---- column buffer: per group, column x-1 and the pair x-1, x-2 (or the global sum) -
+        # The word of group g holds ``a``, the vertical result of column x - 1, and ``p``,
+        # that of columns x - 1 and x - 2 reduced (max or sum): a window of three columns is
+        # the reduction of this column with ``p``, of two with ``a``, so that the horizontal
+        # stage has two 2-input reductions side by side (the window, and the pair written
+        # back), not three inputs in series. The read is addressed two steps ahead of the
+        # horizontal stage, with the group entering the pipeline (g; its enable is the clock
+        # enable, so that a stall holds its data), into a register, ``col``: the block RAM's
+        # read data feeds only that register, and read -> reduction -> write back is a loop
+        # of registers. The read misses the words written in the two steps before ``col``
+        # loads (by the horizontal stage, tags[2], and the one before, tags[3], kept in
+        # ``col_w``): they are forwarded, the newer first (one or two channel groups read a
+        # word written one or two steps before; a global pool of one group updates its
+        # running sum every step).
         sum_arr = data.ArrayLayout(signed(sbits), lanes)
-        col_word = data.StructLayout({"a": sum_arr, "b": sum_arr})
+        col_word = data.StructLayout({"a": sum_arr, "p": sum_arr})
         m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
         cw = cols.write_port()
         cr = cols.read_port()
         col = Signal(col_word)
         col_w = Signal(col_word)
         m.d.comb += [cr.addr.eq(g), cr.en.eq(run), cw.addr.eq(tags[2].g),
-                     cw.en.eq(tags[2].valid & run), cw.data.b.eq(col.a)]
+                     cw.en.eq(tags[2].valid & run)]
         fwd2 = tags[2].valid & (tags[2].g == tags[1].g)
         fwd3 = tags[3].valid & (tags[3].g == tags[1].g)
         core.d.sync += [col_w.eq(cw.data),
@@ -334,7 +361,6 @@ class PoolUnit(CheckedComponent):
         for lane in range(lanes):
             v = Signal(signed(in_bits), name=f"v_{lane}")
             m.d.comb += v.eq(Mux(real, self.i.payload[lane], ident))
-            m.d.comb += lw.data.p1[lane].eq(v)
             v1 = Signal(signed(in_bits), name=f"v1_{lane}")
             p1 = Signal(signed(in_bits), name=f"p1_{lane}")
             p2 = Signal(signed(in_bits), name=f"p2_{lane}")
@@ -343,24 +369,26 @@ class PoolUnit(CheckedComponent):
             prod = Signal(signed(sbits + MULT_BITS + 1), name=f"prod_{lane}")
             rnd = Signal(signed(sbits + MULT_BITS + 1), name=f"rnd_{lane}")
             out = Signal(signed(_OUT_BITS), name=f"out_{lane}")
-            ha = Mux(tags[2].hx1, col.a[lane], ident)
-            hb = Mux(tags[2].hx2, col.b[lane], ident)
+            # x >= 2 of a 3-column window: the pair; x >= 1 (or the global sum): column x-1
+            prev = Mux(tags[2].hx2, col.p[lane], Mux(tags[2].hx1, col.a[lane], ident))
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
             m.d.comb += [
-                h_now.eq(Mux(k.avg, vert + ha + hb, _max(_max(vert, ha), hb))),
+                h_now.eq(_reduce(k.avg, vert, prev)),
                 cw.data.a[lane].eq(Mux(k.glob, h_now, vert)),
+                cw.data.p[lane].eq(_reduce(k.avg, vert, col.a[lane])),
             ]
             core.d.sync += [
                 v1.eq(v),                                                       # read
-                p1.eq(Mux(use1, lr.data.p1[lane], ident)),
-                p2.eq(Mux(use2, lr.data.p2[lane], ident)),
+                p1.eq(Mux(use1, line.p1[lane], ident)),
+                p2.eq(Mux(use2, line.p2[lane], ident)),
                 vert.eq(Mux(k.avg, v1 + p1 + p2, _max(_max(v1, p1), p2))),      # vertical
                 hor.eq(h_now),                                                  # horizontal
                 prod.eq(hor * mult),                                            # mul
                 rnd.eq((prod >> shift) + 1),                                    # shift
                 out.eq(saturate(rnd >> 1, _OUT_BITS)),                          # sat
             ]
-            m.d.comb += self.o.payload[lane].eq(out)
+            m.d.comb += [self.o.payload[lane].eq(out), lw.data.p1[lane].eq(v1),
+                         lw.data.p2[lane].eq(p1)]
             stages = (v1, vert, hor, prod, rnd, out)
         m.d.comb += self.o.valid.eq(tags.output.valid & tags.output.emit)
         if not len(stages) == len(POOL_STAGES) == tags.depth == self.LATENCY:
