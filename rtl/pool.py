@@ -273,9 +273,15 @@ class PoolUnit(CheckedComponent):
             tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2)),
             tags.input.g.eq(g),
         ]
+        # The requantization's multiplier and shift, decoded when the constants load (no
+        # mode multiplexer between them and the multipliers): the average's, or for the max
+        # mult = 2, shift = 1, (2v + 1) >> 1 = v. shift - 1 is taken modulo 64, as rtl/add.py.
+        shift = Signal(SHIFT_BITS)
+        mult = Signal(MULT_BITS)
         with m.If(self.c.valid & self.c.ready):
-            m.d.sync += [k.eq(self.c.payload), loaded.eq(1), ny.eq(self.c.payload.fy),
-                         nx.eq(self.c.payload.fx)]
+            kc = self.c.payload
+            m.d.sync += [k.eq(kc), loaded.eq(1), ny.eq(kc.fy), nx.eq(kc.fx),
+                         shift.eq(Mux(kc.avg, kc.shift - 1, 0)), mult.eq(Mux(kc.avg, kc.mult, 2))]
         last_g, last_x, last_y = g == k.groups - 1, x == k.wi - 1, y == k.hi - 1
         # j's value in the next cycle: the line buffer's read address (a synchronous read,
         # so that it maps onto block RAM; the data arrives with the position).
@@ -353,10 +359,6 @@ class PoolUnit(CheckedComponent):
         core.d.sync += [col_w.eq(cw.data),
                         col.eq(Mux(fwd2, cw.data, Mux(fwd3, col_w, cr.data)))]
 
-        shift = Signal(SHIFT_BITS)
-        mult = Signal(MULT_BITS)
-        m.d.comb += [shift.eq(Mux(k.avg, k.shift - 1, 0)),   # modulo 64, as rtl/add.py
-                     mult.eq(Mux(k.avg, k.mult, 2))]           # max: (2v + 1) >> 1 = v
         stages = None
         for lane in range(lanes):
             v = Signal(signed(in_bits), name=f"v_{lane}")
