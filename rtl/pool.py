@@ -17,8 +17,8 @@ what the windows still need on chip and visits one grid position per cycle
   ``x - 1`` and the reduction of columns ``x - 1`` and ``x - 2``; the max or sum of the
   current column with one of them gives the window of up to three columns (``s``); in the
   global mode the word holds the running sum of the whole map. Both buffers are block RAM
-  whose read data feeds only registers; the words written in the last two cycles are
-  forwarded (``elaborate``);
+  whose read data feeds only registers; their reads are transparent, and the word written
+  in the cycle the read data is taken is forwarded (``elaborate``);
 * **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``
   in three stages; the max goes through the same stages with ``mult = 2``, ``shift = 1``
   (exactly the identity).
@@ -306,28 +306,27 @@ class PoolUnit(CheckedComponent):
         # position j is on the read data in the cycle the position is visited; it feeds only
         # the read stage's registers. The position's word (its value, and row y-1's moved
         # down) is written back in the next cycle from those registers (v1, p1), so no path
-        # runs from the block RAM's read data into it. The read misses the word pending in
-        # its own cycle and the one written in the cycle before (a grid row of one or two
-        # words reads them again): both are forwarded, the newer first. p1 is masked: where
-        # it is the identity (use1 low) the row y-2 it becomes is masked too (use2 low).
+        # runs from the block RAM's read data into it. Both buffers' reads are transparent
+        # for their write port (a word written in the cycle of the read arrives with it;
+        # FPGA flows emulate that across a block RAM's ports with a register and a
+        # multiplexer after the read data, which is cheaper than the read-first semantics a
+        # non-transparent read would make them emulate). The word written in the cycle the
+        # read data is used is forwarded: pending here (a grid row of one word reads it
+        # again). p1 is masked: where it is the identity (use1 low) the row y-2 it becomes
+        # is masked too (use2 low).
         lane_arr = data.ArrayLayout(signed(in_bits), lanes)
         line_word = data.StructLayout({"p1": lane_arr, "p2": lane_arr})
         m.submodules.lines = lines = memory.Memory(shape=line_word, depth=self._row_beats,
                                                    init=[])
         lw = lines.write_port()
-        lr = lines.read_port()
+        lr = lines.read_port(transparent_for=(lw,))
         line = Signal(line_word)
         lw_a = Signal.like(j)            # the word visited last cycle: written now
-        lw_prev = Signal(line_word)      # the word written last cycle, at lw_prev_a
-        lw_prev_a = Signal.like(j)
-        lw_prev_en = Signal()
         use1 = ~k.glob & (k.r >= 2) & (y >= 1)
         use2 = ~k.glob & (k.r == 3) & (y >= 2)
         m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(lw_a),
-                     line.eq(Mux(lw.en & (lw_a == j), lw.data,
-                                 Mux(lw_prev_en & (lw_prev_a == j), lw_prev, lr.data)))]
-        m.d.sync += [lw.en.eq(go & ~k.glob), lw_prev_en.eq(lw.en), lw_prev_a.eq(lw_a),
-                     lw_prev.eq(lw.data)]
+                     line.eq(Mux(lw.en & (lw_a == j), lw.data, lr.data))]
+        m.d.sync += lw.en.eq(go & ~k.glob)
         with m.If(go):
             m.d.sync += lw_a.eq(j)
 
@@ -340,24 +339,20 @@ class PoolUnit(CheckedComponent):
         # horizontal stage, with the group entering the pipeline (g; its enable is the clock
         # enable, so that a stall holds its data), into a register, ``col``: the block RAM's
         # read data feeds only that register, and read -> reduction -> write back is a loop
-        # of registers. The read misses the words written in the two steps before ``col``
-        # loads (by the horizontal stage, tags[2], and the one before, tags[3], kept in
-        # ``col_w``): they are forwarded, the newer first (one or two channel groups read a
-        # word written one or two steps before; a global pool of one group updates its
-        # running sum every step).
+        # of registers. The read (transparent, as the line buffer's) misses the word the
+        # horizontal stage (tags[2]) writes in the step ``col`` loads: forwarded (one channel
+        # group reads the word written one step before; a global pool of one group updates
+        # its running sum every step).
         sum_arr = data.ArrayLayout(signed(sbits), lanes)
         col_word = data.StructLayout({"a": sum_arr, "p": sum_arr})
         m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
         cw = cols.write_port()
-        cr = cols.read_port()
+        cr = cols.read_port(transparent_for=(cw,))
         col = Signal(col_word)
-        col_w = Signal(col_word)
         m.d.comb += [cr.addr.eq(g), cr.en.eq(run), cw.addr.eq(tags[2].g),
                      cw.en.eq(tags[2].valid & run)]
-        fwd2 = tags[2].valid & (tags[2].g == tags[1].g)
-        fwd3 = tags[3].valid & (tags[3].g == tags[1].g)
-        core.d.sync += [col_w.eq(cw.data),
-                        col.eq(Mux(fwd2, cw.data, Mux(fwd3, col_w, cr.data)))]
+        fwd = tags[2].valid & (tags[2].g == tags[1].g)
+        core.d.sync += col.eq(Mux(fwd, cw.data, cr.data))
 
         stages = None
         for lane in range(lanes):

@@ -8,9 +8,9 @@ pools with the extremes weighted (``EDGETRON_TB_VECTORS`` pools, default 1000; h
 by the runner); the same pools and the full-rate shapes at full rate, each taking exactly
 the ``edgetron.hw`` cycles; every cocotb-coverage bin hit. The extremes test also runs pools
 whose grid rows are one or two line-buffer words (:func:`_short_row_segments`: each position
-reads the word written back one or two cycles before, which the line buffer forwards). With
-``EDGETRON_TB_POOL_LAYERS=1`` (the slow run) the random and full-rate tests also run the
-full-size network pools of ``PoolModel.layer_segments``.
+reads the word written back one or two cycles before: forwarded, or through the line
+buffer's transparent read). With ``EDGETRON_TB_POOL_LAYERS=1`` (the slow run) the random
+and full-rate tests also run the full-size network pools of ``PoolModel.layer_segments``.
 """
 
 from __future__ import annotations

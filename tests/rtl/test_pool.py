@@ -100,8 +100,9 @@ def _run_forwarding(model: PoolModel, segs, unit: tuple[int, int, int]) -> None:
 def test_line_words_written_one_or_two_cycles_before_are_forwarded():
     # Grid rows of one and of two line-buffer words (one pixel of one group; one pixel of
     # two groups, or two pixels of one): every position reads the word written back one
-    # or two positions before, which the block RAM's read misses (the write back comes a
-    # cycle after the visit, from registers): forwarded, bit-exact.
+    # or two positions before (the write back comes a cycle after the visit, from
+    # registers): the pending word forwarded, the one written in the read's cycle through
+    # the transparent read; bit-exact.
     model = PoolModel(2, 20, 2)
     rng = np.random.default_rng(5)
     segs = [Segment(f"{kind} {win[0]}x{win[1]} W{w} C{c}", pool_constants(kind, win, (1, 1), pads),
@@ -115,9 +116,10 @@ def test_line_words_written_one_or_two_cycles_before_are_forwarded():
 
 def test_column_words_written_one_or_two_steps_before_are_forwarded():
     # The column buffer's read is registered, two steps ahead of the horizontal stage: the
-    # word of group g written one step before (one channel group) or two (two groups) is
-    # forwarded, not read from the block RAM. Windowed and global pools of one and of two
-    # groups (a global pool of one group updates its running sum every step), bit-exact.
+    # word of group g written one step before (one channel group) is forwarded into the
+    # register, the one written two steps before (two groups) comes through the
+    # transparent read. Windowed and global pools of one and of two groups (a global pool
+    # of one group updates its running sum every step), bit-exact.
     model = PoolModel(2, 20, 2)
     rng = np.random.default_rng(11)
     segs = []
