@@ -258,22 +258,34 @@ POOL_MUTANTS = (
        ("tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2))",
         "tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 1))")),
     _m("pool_line_buffer_keeps_row", "the line buffer keeps row y-2 instead of moving y-1 "
-       "down", _POOL, ("lw.data.p2.eq(lr.data.p1)", "lw.data.p2.eq(lr.data.p2)")),
+       "down", _POOL, ("lw.data.p2[lane].eq(p1)", "lw.data.p2[lane].eq(p2)")),
     _m("pool_stride_one_rows", "output rows advance by 1 instead of the stride", _POOL,
        ("ny.eq(ny + k.sh)", "ny.eq(ny + 1)")),
     _m("pool_global_sum_carried", "the global sum is not restarted at an image", _POOL,
        ("Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))",
         "Mux(k.glob, 1, (k.s >= 2) & (x >= 1))")),
-    _m("pool_lines_not_transparent", "the line buffer's read misses the word written the "
-       "cycle before", _POOL, ("lr = lines.read_port(transparent_for=(lw,))",
-                               "lr = lines.read_port()")),
-    _m("pool_cols_not_transparent", "the column buffer's read misses the word written the "
-       "cycle before", _POOL, ("cr = cols.read_port(transparent_for=(cw,))",
-                               "cr = cols.read_port()")),
+    _m("pool_lines_not_transparent", "the line buffer's read misses the word written in "
+       "its cycle", _POOL, ("lr = lines.read_port(transparent_for=(lw,))",
+                            "lr = lines.read_port()")),
+    _m("pool_lines_pending_not_forwarded", "the line buffer's read misses the word waiting "
+       "to be written back", _POOL, ("line.eq(Mux(lw.en & (lw_a == j), lw.data,",
+                                     "line.eq(Mux(0, lw.data,")),
+    _m("pool_cols_not_transparent", "the column buffer's read misses the word written in "
+       "its cycle", _POOL, ("cr = cols.read_port(transparent_for=(cw,))",
+                            "cr = cols.read_port()")),
+    _m("pool_cols_not_forwarded", "the column buffer's registered read misses the word "
+       "written in the step it loads", _POOL,
+       ("col.eq(Mux(fwd, cw.data, cr.data))", "col.eq(cr.data)")),
+    _m("pool_cols_read_register_moves_while_stalled", "the column buffer's registered read "
+       "(and its forwarded word) is replaced during a stall", _POOL,
+       ("core.d.sync += col.eq(", "m.d.sync += col.eq(")),
     _m("pool_cols_read_ignores_stall", "the column buffer reads the next group during a "
-       "stall", _POOL, ("cr.addr.eq(Mux(run, tags[1].g, tags[2].g))", "cr.addr.eq(tags[1].g)")),
-    _m("pool_column_written_while_stalled", "the column buffer is written during a stall",
-       _POOL, ("cw.en.eq(tags[2].valid & run)", "cw.en.eq(tags[2].valid)")),
+       "stall", _POOL, ("cr.en.eq(run)", "cr.en.eq(1)")),
+    _m("pool_pair_drops_column", "the column pair written back drops column x-2", _POOL,
+       ("cw.data.p[lane].eq(_reduce(k.avg, vert, col.a[lane]))", "cw.data.p[lane].eq(vert)")),
+    _m("pool_line_written_without_a_position", "the line buffer writes back in cycles no "
+       "position advanced in (stalls, input gaps)", _POOL,
+       ("lw.en.eq(go & ~k.glob)", "lw.en.eq(loaded & ~k.glob)")),
     _m("pool_ignores_ready", "the unit runs whatever o.ready says", _POOL,
        ("run.eq(~(tags.output.valid & tags.output.emit) | self.o.ready)", "run.eq(1)")),
     _m("pool_constants_while_busy", "new constants taken while beats are in flight", _POOL,

@@ -7,15 +7,18 @@ what the windows still need on chip and visits one grid position per cycle
 (``edgetron.hw.pool``; docs/vector-units.md has the diagram):
 
 * **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads the values
-  of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back the current value and row
-  ``y - 1``'s, so one read and one write per beat hold two rows (not used by a global
-  pool);
+  of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back (a cycle later) the current
+  value and row ``y - 1``'s, so one read and one write per beat hold two rows (not used by
+  a global pool);
 * **vertical**: the max or sum of up to three rows (``r``); rows above the map (top
   padding) and the rows of the previous image are masked to the identity (``-2**(b-1)`` for
   the max, a padded value never wins; ``0`` for the sum, golden's zeros);
-* **column buffer** (``groups`` words): per channel group the vertical results of columns
-  ``x - 1`` and ``x - 2``; the horizontal max or sum of up to three (``s``) gives the window;
-  in the global mode the same word holds the running sum of the whole map;
+* **column buffer** (``groups`` words): per channel group the vertical result of column
+  ``x - 1`` and the reduction of columns ``x - 1`` and ``x - 2``; the max or sum of the
+  current column with one of them gives the window of up to three columns (``s``); in the
+  global mode the word holds the running sum of the whole map. Both buffers are block RAM
+  whose read data feeds only registers; their reads are transparent, and the word written
+  in the cycle the read data is taken is forwarded (``elaborate``);
 * **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``
   in three stages; the max goes through the same stages with ``mult = 2``, ``shift = 1``
   (exactly the identity).
@@ -118,6 +121,11 @@ def pool_layouts(lanes: int, groups: int, in_bits: int = _OUT_BITS) -> PoolLayou
 
 def _max(a, b):
     return Mux(a > b, a, b)
+
+
+def _reduce(avg, a, b):
+    """The sum (``avg``) or the max of ``a`` and ``b``."""
+    return Mux(avg, a + b, _max(a, b))
 
 
 class PoolUnit(CheckedComponent):
@@ -265,9 +273,15 @@ class PoolUnit(CheckedComponent):
             tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2)),
             tags.input.g.eq(g),
         ]
+        # The requantization's multiplier and shift, decoded when the constants load (no
+        # mode multiplexer between them and the multipliers): the average's, or for the max
+        # mult = 2, shift = 1, (2v + 1) >> 1 = v. shift - 1 is taken modulo 64, as rtl/add.py.
+        shift = Signal(SHIFT_BITS)
+        mult = Signal(MULT_BITS)
         with m.If(self.c.valid & self.c.ready):
-            m.d.sync += [k.eq(self.c.payload), loaded.eq(1), ny.eq(self.c.payload.fy),
-                         nx.eq(self.c.payload.fx)]
+            kc = self.c.payload
+            m.d.sync += [k.eq(kc), loaded.eq(1), ny.eq(kc.fy), nx.eq(kc.fx),
+                         shift.eq(Mux(kc.avg, kc.shift - 1, 0)), mult.eq(Mux(kc.avg, kc.mult, 2))]
         last_g, last_x, last_y = g == k.groups - 1, x == k.wi - 1, y == k.hi - 1
         # j's value in the next cycle: the line buffer's read address (a synchronous read,
         # so that it maps onto block RAM; the data arrives with the position).
@@ -287,42 +301,63 @@ class PoolUnit(CheckedComponent):
                     with m.If(last_y):
                         m.d.sync += ny.eq(k.fy)
 
-        # ---- line buffer: rows y-1 and y-2 at (x, g), read and rewritten in one cycle ---
-        # The read is synchronous, addressed a cycle ahead (j_next) and transparent for the
-        # write port (a position rewritten in the cycle before it is read again, e.g. a
-        # one-word row, reads the new word), so the word of position j is on the read data
-        # in the cycle the position is visited, as a combinational read would give it.
+        # ---- line buffer: rows y-1 and y-2 at (x, g), read, then rewritten a cycle later --
+        # The read is synchronous, addressed a cycle ahead (j_next), so that the word of
+        # position j is on the read data in the cycle the position is visited; it feeds only
+        # the read stage's registers. The position's word (its value, and row y-1's moved
+        # down) is written back in the next cycle from those registers (v1, p1), so no path
+        # runs from the block RAM's read data into it. Both buffers' reads are transparent
+        # for their write port (a word written in the cycle of the read arrives with it;
+        # FPGA flows emulate that across a block RAM's ports with a register and a
+        # multiplexer after the read data, which is cheaper than the read-first semantics a
+        # non-transparent read would make them emulate). The word written in the cycle the
+        # read data is used is forwarded: pending here (a grid row of one word reads it
+        # again). p1 is masked: where it is the identity (use1 low) the row y-2 it becomes
+        # is masked too (use2 low).
         lane_arr = data.ArrayLayout(signed(in_bits), lanes)
-        m.submodules.lines = lines = memory.Memory(
-            shape=data.StructLayout({"p1": lane_arr, "p2": lane_arr}),
-            depth=self._row_beats, init=[])
+        line_word = data.StructLayout({"p1": lane_arr, "p2": lane_arr})
+        m.submodules.lines = lines = memory.Memory(shape=line_word, depth=self._row_beats,
+                                                   init=[])
         lw = lines.write_port()
         lr = lines.read_port(transparent_for=(lw,))
+        line = Signal(line_word)
+        lw_a = Signal.like(j)            # the word visited last cycle: written now
         use1 = ~k.glob & (k.r >= 2) & (y >= 1)
         use2 = ~k.glob & (k.r == 3) & (y >= 2)
-        m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(j), lw.en.eq(go & ~k.glob),
-                     lw.data.p2.eq(lr.data.p1)]
+        m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(lw_a),
+                     line.eq(Mux(lw.en & (lw_a == j), lw.data, lr.data))]
+        m.d.sync += lw.en.eq(go & ~k.glob)
+        with m.If(go):
+            m.d.sync += lw_a.eq(j)
 
-        # ---- column buffer: per group, columns x-1 and x-2 (or the running global sum) -
+        # ---- column buffer: per group, column x-1 and the pair x-1, x-2 (or the global sum) -
+        # The word of group g holds ``a``, the vertical result of column x - 1, and ``p``,
+        # that of columns x - 1 and x - 2 reduced (max or sum): a window of three columns is
+        # the reduction of this column with ``p``, of two with ``a``, so that the horizontal
+        # stage has two 2-input reductions side by side (the window, and the pair written
+        # back), not three inputs in series. The read is addressed two steps ahead of the
+        # horizontal stage, with the group entering the pipeline (g; its enable is the clock
+        # enable, so that a stall holds its data), into a register, ``col``: the block RAM's
+        # read data feeds only that register, and read -> reduction -> write back is a loop
+        # of registers. The read (transparent, as the line buffer's) misses the word the
+        # horizontal stage (tags[2]) writes in the step ``col`` loads: forwarded (one channel
+        # group reads the word written one step before; a global pool of one group updates
+        # its running sum every step).
         sum_arr = data.ArrayLayout(signed(sbits), lanes)
-        m.submodules.cols = cols = memory.Memory(
-            shape=data.StructLayout({"a": sum_arr, "b": sum_arr}), depth=self._groups, init=[])
-        # Synchronous and transparent too, addressed with the group the horizontal stage
-        # holds in the next cycle (the stage before it when the pipeline moves).
+        col_word = data.StructLayout({"a": sum_arr, "p": sum_arr})
+        m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
         cw = cols.write_port()
         cr = cols.read_port(transparent_for=(cw,))
-        m.d.comb += [cr.addr.eq(Mux(run, tags[1].g, tags[2].g)), cw.addr.eq(tags[2].g),
-                     cw.en.eq(tags[2].valid & run), cw.data.b.eq(cr.data.a)]
+        col = Signal(col_word)
+        m.d.comb += [cr.addr.eq(g), cr.en.eq(run), cw.addr.eq(tags[2].g),
+                     cw.en.eq(tags[2].valid & run)]
+        fwd = tags[2].valid & (tags[2].g == tags[1].g)
+        core.d.sync += col.eq(Mux(fwd, cw.data, cr.data))
 
-        shift = Signal(SHIFT_BITS)
-        mult = Signal(MULT_BITS)
-        m.d.comb += [shift.eq(Mux(k.avg, k.shift - 1, 0)),   # modulo 64, as rtl/add.py
-                     mult.eq(Mux(k.avg, k.mult, 2))]           # max: (2v + 1) >> 1 = v
         stages = None
         for lane in range(lanes):
             v = Signal(signed(in_bits), name=f"v_{lane}")
             m.d.comb += v.eq(Mux(real, self.i.payload[lane], ident))
-            m.d.comb += lw.data.p1[lane].eq(v)
             v1 = Signal(signed(in_bits), name=f"v1_{lane}")
             p1 = Signal(signed(in_bits), name=f"p1_{lane}")
             p2 = Signal(signed(in_bits), name=f"p2_{lane}")
@@ -331,24 +366,26 @@ class PoolUnit(CheckedComponent):
             prod = Signal(signed(sbits + MULT_BITS + 1), name=f"prod_{lane}")
             rnd = Signal(signed(sbits + MULT_BITS + 1), name=f"rnd_{lane}")
             out = Signal(signed(_OUT_BITS), name=f"out_{lane}")
-            ha = Mux(tags[2].hx1, cr.data.a[lane], ident)
-            hb = Mux(tags[2].hx2, cr.data.b[lane], ident)
+            # x >= 2 of a 3-column window: the pair; x >= 1 (or the global sum): column x-1
+            prev = Mux(tags[2].hx2, col.p[lane], Mux(tags[2].hx1, col.a[lane], ident))
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
             m.d.comb += [
-                h_now.eq(Mux(k.avg, vert + ha + hb, _max(_max(vert, ha), hb))),
+                h_now.eq(_reduce(k.avg, vert, prev)),
                 cw.data.a[lane].eq(Mux(k.glob, h_now, vert)),
+                cw.data.p[lane].eq(_reduce(k.avg, vert, col.a[lane])),
             ]
             core.d.sync += [
                 v1.eq(v),                                                       # read
-                p1.eq(Mux(use1, lr.data.p1[lane], ident)),
-                p2.eq(Mux(use2, lr.data.p2[lane], ident)),
+                p1.eq(Mux(use1, line.p1[lane], ident)),
+                p2.eq(Mux(use2, line.p2[lane], ident)),
                 vert.eq(Mux(k.avg, v1 + p1 + p2, _max(_max(v1, p1), p2))),      # vertical
                 hor.eq(h_now),                                                  # horizontal
                 prod.eq(hor * mult),                                            # mul
                 rnd.eq((prod >> shift) + 1),                                    # shift
                 out.eq(saturate(rnd >> 1, _OUT_BITS)),                          # sat
             ]
-            m.d.comb += self.o.payload[lane].eq(out)
+            m.d.comb += [self.o.payload[lane].eq(out), lw.data.p1[lane].eq(v1),
+                         lw.data.p2[lane].eq(p1)]
             stages = (v1, vert, hor, prod, rnd, out)
         m.d.comb += self.o.valid.eq(tags.output.valid & tags.output.emit)
         if not len(stages) == len(POOL_STAGES) == tags.depth == self.LATENCY:

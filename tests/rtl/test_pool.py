@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment
+from amaranth.hdl import Fragment, Module, Mux, Signal
+from amaranth.lib import wiring
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.pool import pool_constants
@@ -66,20 +67,72 @@ def test_network_slices_at_16_lanes():
                                                   49 * 5 + POOL_LATENCY]
 
 
-def test_one_word_grid_rows_read_the_word_written_the_cycle_before():
-    # A one-pixel-wide map of one channel group: every grid position uses line-buffer word
-    # 0, rewritten in the cycle before it is read again (the synchronous read must be
-    # transparent for the write), at full rate and with gaps and stalls.
+class _NoisyGaps(wiring.Component):
+    """The pool unit with ``i.payload`` replaced by a changing pattern while ``i.valid`` is
+    low (a stream's payload means nothing then), so that a value taken from the input in a
+    cycle without a beat shows up in the results."""
+
+    def __init__(self, unit: PoolUnit):
+        self._unit = unit
+        super().__init__(unit.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = self._unit
+        noise = Signal(len(unit.i.payload.as_value()))
+        m.d.sync += noise.eq(noise * 5 + 0x9E3779B9)
+        wiring.connect(m, wiring.flipped(self.c), unit.c)
+        wiring.connect(m, unit.o, wiring.flipped(self.o))
+        m.d.comb += [unit.i.valid.eq(self.i.valid), self.i.ready.eq(unit.i.ready),
+                     unit.i.payload.eq(Mux(self.i.valid, self.i.payload.as_value(), noise))]
+        return m
+
+
+def _run_forwarding(model: PoolModel, segs, unit: tuple[int, int, int]) -> None:
+    # full rate; stalls only (a stall between a write and the read it forwards to); gaps
+    # and stalls (bubbles between them), with noise on the payload in the gaps
+    for gap, stall in ((0.0, 0.0), (0.0, 0.5), (0.4, 0.4)):
+        board = run_segments(_NoisyGaps(PoolUnit(*unit)), model, segs, gap=gap,
+                             stall=stall, seed=int(10 * gap + 100 * stall))
+        assert len(board.done) == len(segs)
+
+
+def test_line_words_written_one_or_two_cycles_before_are_forwarded():
+    # Grid rows of one and of two line-buffer words (one pixel of one group; one pixel of
+    # two groups, or two pixels of one): every position reads the word written back one
+    # or two positions before (the write back comes a cycle after the visit, from
+    # registers): the pending word forwarded, the one written in the read's cycle through
+    # the transparent read; bit-exact.
     model = PoolModel(2, 20, 2)
     rng = np.random.default_rng(5)
-    segs = [Segment(f"{kind} {win[0]}x1", pool_constants(kind, win, (1, 1), pads),
-                    (model.map(rng, "random", (2, 6, 1, 2)),))
+    segs = [Segment(f"{kind} {win[0]}x{win[1]} W{w} C{c}", pool_constants(kind, win, (1, 1), pads),
+                    (model.map(rng, "random", (2, 6, w, c)),))
+            for w, c in ((1, 2), (1, 4), (2, 2))
             for kind, win, pads in (("max", (3, 1), (0, 0, 0, 0)),
                                     ("avg", (2, 1), (1, 0, 0, 0)),
-                                    ("max", (3, 1), (1, 1, 0, 0)))]
-    for gap, stall in ((0.0, 0.0), (0.3, 0.3)):
-        board = run_segments(PoolUnit(2, 20, 2), model, segs, gap=gap, stall=stall, seed=7)
-        assert len(board.done) == len(segs)
+                                    ("max", (3, w), (1, 1, 0, 0)))]
+    _run_forwarding(model, segs, (2, 20, 2))
+
+
+def test_column_words_written_one_or_two_steps_before_are_forwarded():
+    # The column buffer's read is registered, two steps ahead of the horizontal stage: the
+    # word of group g written one step before (one channel group) is forwarded into the
+    # register, the one written two steps before (two groups) comes through the
+    # transparent read. Windowed and global pools of one and of two groups (a global pool
+    # of one group updates its running sum every step), bit-exact.
+    model = PoolModel(2, 20, 2)
+    rng = np.random.default_rng(11)
+    segs = []
+    for c in (2, 4):       # one group, two groups
+        segs += [Segment(f"max 3x3/1 C{c}", pool_constants("max", (3, 3), (1, 1), (1, 1, 1, 1)),
+                         (model.map(rng, "random", (1, 5, 4, c)),)),
+                 Segment(f"avg 2x3/1 C{c}", pool_constants("avg", (2, 3), (1, 1)),
+                         (model.map(rng, "random", (2, 4, 5, c)),)),
+                 Segment(f"global avg C{c}", pool_constants("avg", (5, 5), (1, 1)),
+                         (model.map(rng, "random", (2, 5, 5, c)),)),
+                 Segment(f"global max C{c}", pool_constants("max", (4, 4), (1, 1)),
+                         (model.map(rng, "random", (2, 4, 4, c)),))]
+    _run_forwarding(model, segs, (2, 20, 2))
 
 
 def test_extreme_values_and_padding_never_win():
