@@ -154,13 +154,14 @@ class GemmCore(CheckedComponent):
         done = self.slot(slot)[f"{stream}_done"]
         return done | ((load[f"{stream}_slot"] == slot) & (load[f"{stream}_cnt"] > index))
 
-    def channels_ready(self, slot, ch_base):
-        """The channels a row of the column tile starting at channel ``ch_base`` waits for
-        are in (:func:`edgetron.hw.gemm.gemm_channels_first`: that tile's ``cols`` channels,
-        or all of the call's when ``cols > rows``)."""
+    def channels_ready(self, slot, ch_top):
+        """The channels a row of the column tile whose last channel is ``ch_top`` (a
+        register of the core, ``nt * C + C - 1``) waits for are in
+        (:func:`edgetron.hw.gemm.gemm_channels_first`: that tile's ``cols`` channels, or
+        all of the call's when ``cols > rows``)."""
         if hw.gemm_channels_first(self._config.sim_params()):
             return self.slot(slot).ch_done
-        return self.available("ch", slot, ch_base + (self._config.cols - 1))
+        return self.available("ch", slot, ch_top)
 
     def slot(self, slot):
         """The state of slot ``slot`` (a slot pointer)."""

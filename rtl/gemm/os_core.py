@@ -60,7 +60,8 @@ class OsCore(GemmCore):
         nt = Signal(shape_layout["nt_last"].shape)
         a_base = Signal(unsigned_for(lim.a_words))                        # mt * K
         w_base = Signal(unsigned_for(lim.w_words))                        # nt * K
-        ch_base = Signal(unsigned_for(_cdiv(lim.n_max, C) * C))           # nt * C
+        # The last channel of the column tile, nt * C + C - 1 (no adder before the check).
+        ch_top = Signal(unsigned_for(_cdiv(lim.n_max, C) * C), init=C - 1)
         # Cycles since the last pair of the previous tile (saturating at the gap).
         since = Signal(range(gap + 1), init=gap)
         last_pair = t == K - 1
@@ -69,7 +70,7 @@ class OsCore(GemmCore):
         m.d.comb += issue.eq(
             self.slot(psl).busy
             & self.available("a", psl, a_base + t) & self.available("w", psl, w_base + t)
-            & self.channels_ready(psl, ch_base) & (~last_pair | (since == gap)) & room)
+            & self.channels_ready(psl, ch_top) & (~last_pair | (since == gap)) & room)
         with m.If(since != gap):
             m.d.sync += since.eq(since + 1)
         with m.If(issue):
@@ -77,11 +78,11 @@ class OsCore(GemmCore):
                 m.d.sync += [t.eq(0), since.eq(1)]
                 with m.If(last_tile):
                     m.d.sync += [mt.eq(0), nt.eq(0), a_base.eq(0), w_base.eq(0),
-                                    ch_base.eq(0)]
+                                    ch_top.eq(C - 1)]
                     next_slot(m, psl, slots)
                 with m.Elif(mt == pshape.mt_last):
                     m.d.sync += [mt.eq(0), a_base.eq(0), nt.eq(nt + 1),
-                                    w_base.eq(w_base + K), ch_base.eq(ch_base + C)]
+                                    w_base.eq(w_base + K), ch_top.eq(ch_top + C)]
                 with m.Else():
                     m.d.sync += [mt.eq(mt + 1), a_base.eq(a_base + K)]
             with m.Else():

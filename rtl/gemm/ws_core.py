@@ -150,7 +150,8 @@ class WsCore(GemmCore):
         t = Signal(unsigned_for(lim.m_max), name="row")
         kf = Signal(kf_shape)
         nt = Signal(nt_shape)
-        ch_base = Signal(unsigned_for(_cdiv(lim.n_max, C) * C))           # nt * C
+        # The last channel of the column tile, nt * C + C - 1 (no adder before the check).
+        ch_top = Signal(unsigned_for(_cdiv(lim.n_max, C) * C), init=C - 1)
         sel = Signal()                   # weight bank of the current step
         issue = Signal()
         last_row = t == ashape.m_last
@@ -161,7 +162,7 @@ class WsCore(GemmCore):
         # A row issues with a credit of the output FIFO in hand (a row of a column tile's
         # last fold takes it: its sums become an output beat).
         row_ok = ((a_zero | self.available("a", asl, a_index))
-                  & self.channels_ready(asl, ch_base) & room)
+                  & self.channels_ready(asl, ch_top) & room)
         start = ~in_step & pending & row_ok
         m.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
         call_done = issue & last_row & last_step
@@ -171,11 +172,11 @@ class WsCore(GemmCore):
             with m.If(last_row):
                 m.d.sync += [in_step.eq(0), t.eq(0)]
                 with m.If(last_step):
-                    m.d.sync += [kf.eq(0), nt.eq(0), ch_base.eq(0)]
+                    m.d.sync += [kf.eq(0), nt.eq(0), ch_top.eq(C - 1)]
                     _set_bit(m, w_written, asl, slots, 0)
                     next_slot(m, asl, slots)
                 with m.Elif(last_kf):
-                    m.d.sync += [kf.eq(0), nt.eq(nt + 1), ch_base.eq(ch_base + C)]
+                    m.d.sync += [kf.eq(0), nt.eq(nt + 1), ch_top.eq(ch_top + C)]
                 with m.Else():
                     m.d.sync += kf.eq(kf + 1)
             with m.Else():
