@@ -90,10 +90,10 @@ def command_phase(m: Module, owner: str, states, cycles: int, st: SlotState, lim
 
     ``IDLE`` takes a command from ``port`` into the register ``cmd`` when the next slot in
     turn is free (and ``ready``) and clears ``err``; the sizing states wait while the
-    unit's free-running registers over ``cmd`` settle; ``CHECK`` gives the next slot the
-    call (``shape``, busy, nothing loaded yet) if ``ok``, with the statements
-    ``accept_comb`` (combinational) and ``accept_slot(j)`` (for slot ``j``, synchronous),
-    else sets ``err``."""
+    unit's free-running registers over ``cmd`` settle; ``CHECK`` writes the call into the
+    next slot (``shape``, nothing loaded yet, and the statements ``accept_slot(j)`` for
+    slot ``j``, synchronous) and, if ``ok``, makes it busy with the statements
+    ``accept_comb`` (combinational), else sets ``err`` (the slot stays free)."""
     slots, slot = lim.slots, st.slot
     nxt = slot_pointer(slots, "next_slot")
     idle, *sizing, checking = states
@@ -111,15 +111,20 @@ def command_phase(m: Module, owner: str, states, cycles: int, st: SlotState, lim
                 m.next = after
         with m.State(checking):
             built.append(checking)
+            # The next slot is free (IDLE waited for it), so its call registers take the
+            # shape whatever the check says: only its busy bit waits for ``ok``, and the
+            # comparisons do not reach the enables of the slot's registers.
+            for j in range(slots):
+                with m.If(nxt == j):
+                    m.d.sync += [slot[j].call.eq(shape), slot[j].a_done.eq(0),
+                                 slot[j].w_done.eq(0), slot[j].ch_done.eq(0)]
+                    if accept_slot is not None:
+                        m.d.sync += accept_slot(j)
             with m.If(ok):
                 m.d.comb += list(accept_comb)
                 for j in range(slots):
                     with m.If(nxt == j):
-                        m.d.sync += [slot[j].busy.eq(1), slot[j].call.eq(shape),
-                                     slot[j].a_done.eq(0), slot[j].w_done.eq(0),
-                                     slot[j].ch_done.eq(0)]
-                        if accept_slot is not None:
-                            m.d.sync += accept_slot(j)
+                        m.d.sync += slot[j].busy.eq(1)
                 next_slot(m, nxt, slots)
             with m.Else():
                 m.d.sync += err.eq(1)
