@@ -114,12 +114,14 @@ class WsCore(GemmCore):
         wt = Signal(range(R), name="w_row")
         wkf = Signal(kf_shape, name="w_kf")
         wnt = Signal(nt_shape, name="w_nt")
-        wk = Signal(range(_cdiv(lim.k_max, R) * R + 1), name="w_k")    # wkf * R
+        # The row of K the writer is at, wkf * R + wt: a counter (no adder before the
+        # comparison with K).
+        wk = Signal(range(_cdiv(lim.k_max, R) * R + 1), name="w_k")
         w_addr = Signal(unsigned_for(lim.w_words))                        # beat index
         wbank = Signal()                 # the bank the tile being written goes into
         pending = Signal()               # a written tile waits for the row issuer
         take = Signal()                  # the row issuer takes it this cycle
-        w_row_real = wk + wt < wshape.k
+        w_row_real = wk < wshape.k
         w_on = self.slot(wsl).busy & ~pick(w_written, wsl, slots)
         w_issue = Signal()
         m.d.comb += w_issue.eq(
@@ -138,9 +140,9 @@ class WsCore(GemmCore):
                 with m.Elif(wkf == wshape.kf_last):
                     m.d.sync += [wkf.eq(0), wk.eq(0), wnt.eq(wnt + 1)]
                 with m.Else():
-                    m.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + R)]
+                    m.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + 1)]
             with m.Else():
-                m.d.sync += wt.eq(wt + 1)
+                m.d.sync += [wt.eq(wt + 1), wk.eq(wk + 1)]
         m.d.sync += pending.eq((pending & ~take) | (w_issue & (wt == R - 1)))
 
         # ---- the row issuer --------------------------------------------------------------
