@@ -65,7 +65,8 @@ ENV_VAR = "EDGETRON_CACHE_DIR"
 MAX_ENTRY_BYTES = 1024 * 1024
 #: The options of :func:`edgetron.rtl.fpga.run_unit` a measured clock uses: the
 #: defaults of ``edgetron fpga`` (the clock constraint is the target's default).
-FLOW_OPTIONS: dict[str, Any] = {"seed": 1, "router": "auto", "nodsp": False}
+FLOW_OPTIONS: dict[str, Any] = {"seed": 1, "router": "auto", "nodsp": False,
+                                 "dsp_registers": True}
 
 
 def cache_dir() -> Path:

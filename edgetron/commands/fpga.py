@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="nextpnr router; auto takes router2 on large designs (default)")
     p.add_argument("--nodsp", action="store_true",
                    help="build multipliers from LUTs instead of DSP blocks")
+    p.add_argument("--no-dsp-registers", dest="dsp_registers", action="store_false",
+                   help="ECP5: leave the register after each multiplier in fabric flip-flops "
+                        "(by default it moves into the MULT18X18D; for comparison)")
     p.add_argument("--from-verilog", action="store_true",
                    help="synthesise the exported Verilog text instead of the RTLIL netlist "
                         "(same design; Yosys reads the Verilog's memory initialisers slowly)")
@@ -168,6 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             res = run_unit(name, cfg, target, freq_mhz=args.freq, seed=args.seed,
                            router=args.router, nodsp=args.nodsp,
+                           dsp_registers=args.dsp_registers,
                            from_verilog=args.from_verilog,
                            timeout=args.timeout or DEFAULT_TIMEOUT, workdir=workdir,
                            progress=progress)

@@ -249,6 +249,7 @@ def synth_component(component, top: str, target: Target, *, nodsp: bool = False,
 
 def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: float | None = None,
              seed: int = 1, router: str = "auto", nodsp: bool = False,
+             dsp_registers: bool = True,
              from_verilog: bool = False, timeout: float = DEFAULT_TIMEOUT,
              workdir: str | Path | None = None,
              progress: Progress | None = None) -> FpgaResult:
@@ -271,6 +272,9 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
         Build multipliers from LUTs: Yosys's ``booth`` pass maps every multiplier to a
         radix-4 Booth multiplier before synthesis (which then gets ``-nodsp``; on iCE40,
         no ``-dsp``).
+    dsp_registers : bool
+        ECP5: move the register after each multiplier into the MULT18X18D
+        (:mod:`.dsp_regs`); False leaves the netlist as synthesised (for comparison).
     from_verilog : bool
         Synthesise the exported Verilog text rather than the RTLIL.
     timeout : float
@@ -307,7 +311,7 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
         return _Design(unit, top, source, built.manifest_data["ports"], cfg.to_dict())
 
     opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
-            "source": "verilog" if from_verilog else "rtlil"}
+            "dsp_registers": dsp_registers, "source": "verilog" if from_verilog else "rtlil"}
     return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
                                                         progress))
 
@@ -331,7 +335,7 @@ def run_component(component, name: str, target: Target, *, config: dict[str, Any
                        dict(config or {"name": name}))
 
     opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
-            "source": "rtlil"}
+            "dsp_registers": True, "source": "rtlil"}
     return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
                                                         progress))
 
@@ -423,7 +427,8 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
             break
         budget -= excess
 
-    options: dict[str, Any] = {"nodsp": nodsp, "source": opts["source"], "lut_mapper": mapper,
+    options: dict[str, Any] = {"nodsp": nodsp, "dsp_registers": opts["dsp_registers"],
+                               "source": opts["source"], "lut_mapper": mapper,
                                "dsp_budget": target.dsp_budget,
                                "lut_multipliers": len(lut_muls)}
     wrapper_info = None
@@ -449,7 +454,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         wrapper_info = {"input_bits": wrapper.input_bits, "output_bits": wrapper.output_bits,
                         "xor_levels": list(wrapper.levels), **wcost}
 
-        if target.family == "ecp5":
+        if target.family == "ecp5" and opts["dsp_registers"]:
             # The product registers after the multipliers into the blocks' own.
             options["dsp_output_registers"] = dsp_regs.pack_output_registers(
                 work / "design.json")

@@ -554,6 +554,7 @@ def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
     # The product register of every PE and every requantizer partial product (four per
     # lane) moved into its block (rtl/fpga/dsp_regs.py), so P&R saw no fabric flip-flop
     # after those multipliers.
+    assert r["options"]["dsp_registers"] is True
     packed = r["options"]["dsp_output_registers"]
     assert packed["multipliers"] + packed["left"] == res["dsp"]["used"]
     assert packed["multipliers"] >= cfg.rows * cfg.cols + 4 * cfg.cols
