@@ -15,9 +15,9 @@ No stall: the core issues (a row, ``ws``; an operand pair, ``os``) only while it
 :attr:`GemmCore.issue_beats` credits of the unit's output FIFO
 (``edgetron.hw.gemm.gemm_out_fifo_beats`` deep); an issue takes one credit for every
 output beat it will yield (a row of a last fold, one; a tile's last pair, one per row of
-the tile), and everything after the issue
-point (buffer reads and their output registers, skew registers, PEs, tag and delay lines,
-accumulator stage, epilogue register) runs free: no clock enable reaches the datapath.
+the tile), and everything after the issue point (buffer reads and their output
+registers, skew registers, PEs, tag and delay lines, accumulator stage, epilogue
+register) runs free: no clock enable reaches the datapath.
 A credit comes back when a beat leaves the FIFO (``release``). At full rate the credits
 never run out, so output backpressure only holds back the issue.
 """

@@ -45,8 +45,8 @@ def operand_buffers(m: Module, owner: str, layouts, lim, core) -> tuple:
     The A and W reads are synchronous, then registered ``GEMM_BUFFER_OUT_REGS`` times
     (the block RAM's output register: nothing but routing between the RAM and it; the
     core never stalls, so the registers run free); ``GEMM_BUFFER_READ_CYCLES`` deep in
-    all (asserted). The parameter read is
-    combinational (the epilogue's word)."""
+    all (asserted). The parameter read is combinational (the core addresses it,
+    ``GemmCore.read_params``)."""
     slots = lim.slots
     m.submodules.a_mem = a_mem = memory.Memory(shape=layouts.a, depth=slots * lim.a_words,
                                                init=[])
