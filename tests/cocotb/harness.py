@@ -100,15 +100,20 @@ class Clocking:
 
 
 class Pause:
-    """Bernoulli pause generator: ``pause()`` is True with probability ``p``."""
+    """Bernoulli pause generator: ``pause()`` is True with probability ``p``, and on each
+    of its first ``hold`` calls (one per cycle: a stream held from the start)."""
 
-    def __init__(self, p: float = 0.0, seed: int = 0):
+    def __init__(self, p: float = 0.0, seed: int = 0, hold: int = 0):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"pause probability must lie in [0, 1), got {p}")
         self.p = p
+        self.hold = hold
         self._rng = random.Random(seed)
 
     def __call__(self) -> bool:
+        if self.hold > 0:
+            self.hold -= 1
+            return True
         return self.p > 0.0 and self._rng.random() < self.p
 
 

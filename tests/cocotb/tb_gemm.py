@@ -41,6 +41,7 @@ from harness import Clocking, InputMonitor, Pause, StreamSink, StreamSource, loa
 from edgetron.config import AcceleratorConfig
 from tests.models.gemm import (
     INPUTS,
+    SEQ_COLUMNS,
     GemmModel,
     GemmMonitor,
     GemmScoreboard,
@@ -148,6 +149,9 @@ class Sequence:
     gap: float = 0.0
     stall: float = 0.0
     seed: int = 0
+    #: ``o.ready`` low from the start for as long as the sequence takes at full rate: the
+    #: output FIFO fills to its credits, the issue waits, and every beat still arrives.
+    hold_output: bool = False
 
 
 def _sequences() -> list[Sequence]:
@@ -173,6 +177,9 @@ def _sequences() -> list[Sequence]:
         Sequence("full_slots_gaps_backpressure",
                  tuple(Spec(f"g{i}", fm, fk, fn, bool(i % 2), seed=50 + i) for i in range(3)),
                  gap=0.2, stall=0.3, seed=9),
+        Sequence("full_slots_output_held",
+                 tuple(Spec(f"h{i}", fm, fk, fn, bool(i % 2), seed=60 + i) for i in range(3)),
+                 hold_output=True),
     ]
     return out
 
@@ -184,13 +191,14 @@ class Bench:
     """The GEMM unit with one source per input stream, an input monitor, the model's
     invocation monitor and scoreboard, and one sink."""
 
-    def __init__(self, dut, gap: float = 0.0, stall: float = 0.0, seed: int = 0):
+    def __init__(self, dut, gap: float = 0.0, stall: float = 0.0, seed: int = 0,
+                 hold: int = 0):
         self.dut = dut
         self.clocking = Clocking(dut)
         self.gap, self.seed = gap, seed
         self.board = GemmScoreboard(MODEL)
         self.monitor = GemmMonitor(MODEL, self.board)
-        self.sink = StreamSink(dut, "o", self.clocking, Pause(stall, seed + 17),
+        self.sink = StreamSink(dut, "o", self.clocking, Pause(stall, seed + 17, hold),
                                on_beat=self._output)
 
     def _output(self, word: int, cycle: int) -> None:
@@ -249,11 +257,13 @@ async def gemm_sequence(dut, seq: Sequence):
     """Calls back to back, overlapping in the unit: every result golden, and the timing
     of every call and of the whole sequence (exact without gaps and backpressure)."""
     calls = [make_call(s) for s in seq.calls]
-    bench = Bench(dut, seq.gap, seq.stall, seq.seed)
+    hold = (int(MODEL.sequence(calls)[-1, SEQ_COLUMNS.index("out_last")]) + 1
+            if seq.hold_output else 0)
+    bench = Bench(dut, seq.gap, seq.stall, seq.seed, hold)
     await bench.start()
     runs = await bench.invoke(calls)
-    MODEL.check_timing(calls, runs, gaps=seq.gap > 0, backpressure=seq.stall > 0)
-    if seq.gap == seq.stall == 0.0:
+    MODEL.check_timing(calls, runs, gaps=seq.gap > 0, backpressure=seq.stall > 0 or hold > 0)
+    if seq.gap == seq.stall == 0.0 and not hold:
         # The next command is taken before the previous call's last output.
         assert all(nxt.cmd_at < prev.end for prev, nxt in itertools.pairwise(runs))
 
