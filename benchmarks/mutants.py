@@ -158,7 +158,7 @@ GEMM_MUTANTS = (
        ("reserve=Mux(issue & last_pair, tile_rows, 0))", "reserve=issue & last_pair)")),
     _m("out_fifo_one_beat_short", "the output FIFO holds one beat less than its credits",
        "rtl/gemm/slots.py",
-       ("fifo = CreditFifo(layout, depth)", "fifo = CreditFifo(layout, depth - 1)")),
+       ("CreditFifo(beat.shape(), depth)", "CreditFifo(beat.shape(), depth - 1)")),
     _m("a_buffer_one_word_short", "the A buffer has one word less than the limits say",
        "rtl/gemm/slots.py",
        ("depth=slots * lim.a_words,", "depth=slots * lim.a_words - 1,")),

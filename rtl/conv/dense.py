@@ -270,11 +270,10 @@ class ConvUnit(CheckedComponent):
         line = DelayLine(m, bounds, hw_gemm.REQUANT_LATENCY, "clamp")
         check_path("ConvUnit", "the clamp bounds beside the requantizer", line.depth,
                    hw_gemm.REQUANT_LATENCY)
-        out = output_fifo(m, "ConvUnit", cfg, core, self._layouts["o"], self.o)
         beat = Signal(self._layouts["o"], name="out_beat")
+        output_fifo(m, "ConvUnit", cfg, core, rq, beat, self.o)
         lo, hi = line.output.lo, line.output.hi
         for c in range(C):
             q = rq.o.payload[c]
             m.d.comb += beat[c].eq(Mux(q < lo, lo, Mux(q > hi, hi, q)))
-        m.d.comb += [out.i.valid.eq(rq.o.valid), out.i.payload.eq(beat)]
         return m

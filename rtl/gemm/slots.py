@@ -199,15 +199,16 @@ def requantizer_after(m: Module, owner: str, core, cols: int, acc_bits: int,
     return rq
 
 
-def output_fifo(m: Module, owner: str, cfg, core, layout, port) -> CreditFifo:
-    """The output FIFO between the requantizer and the unit's ``o`` (``port``): a
-    :class:`~edgetron.rtl.common.CreditFifo` of ``gemm_out_fifo_beats`` beats of ``layout``
-    (``GEMM_OUT_FIFO_CYCLES``, asserted). The core holds a credit for every beat in flight
-    (so the FIFO is never written while full); every beat leaving it returns one to
-    ``core`` (``release``). Returns the FIFO (drive its ``i``)."""
+def output_fifo(m: Module, owner: str, cfg, core, rq: Requantizer, beat, port) -> None:
+    """The output FIFO between the requantizer ``rq`` and the unit's ``o`` (``port``): a
+    :class:`~edgetron.rtl.common.CreditFifo` of ``gemm_out_fifo_beats`` beats of ``beat``'s
+    layout (``GEMM_OUT_FIFO_CYCLES``, asserted), written with ``beat`` (the unit's output
+    word of the requantizer's valid beat) whenever ``rq.o`` is valid. The core holds a
+    credit for every beat in flight (so the FIFO is never written while full); every beat
+    leaving it returns one to ``core`` (``release``)."""
     depth = hw.gemm_out_fifo_beats(cfg.rows, cfg.cols, cfg.dataflow)
-    m.submodules.out_fifo = fifo = CreditFifo(layout, depth)
+    m.submodules.out_fifo = fifo = CreditFifo(beat.shape(), depth)
     check_path(owner, "the output FIFO", fifo.LATENCY, hw.GEMM_OUT_FIFO_CYCLES)
     wiring.connect(m, fifo.o, wiring.flipped(port))
-    m.d.comb += core.release.eq(port.valid & port.ready)
-    return fifo
+    m.d.comb += [fifo.i.valid.eq(rq.o.valid), fifo.i.payload.eq(beat),
+                 core.release.eq(port.valid & port.ready)]

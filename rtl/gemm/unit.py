@@ -208,12 +208,11 @@ class GemmUnit(CheckedComponent):
         line = DelayLine(m, int32, hw.REQUANT_LATENCY, "int32")
         check_path("GemmUnit", "the int32 path beside the requantizer", line.depth,
                    hw.REQUANT_LATENCY)
-        fifo = output_fifo(m, "GemmUnit", cfg, core, lay.o, self.o)
         beat = Signal(lay.o, name="out_beat")
+        output_fifo(m, "GemmUnit", cfg, core, rq, beat, self.o)
         with m.If(line.output.out32):
             m.d.comb += beat.eq(line.output.acc)
         with m.Else():
             for c in range(C):
                 m.d.comb += beat[c].eq(rq.o.payload[c])
-        m.d.comb += [fifo.i.valid.eq(rq.o.valid), fifo.i.payload.eq(beat)]
         return m
