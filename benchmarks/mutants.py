@@ -63,32 +63,36 @@ def _m(name: str, what: str, path: str, *edits: tuple[str, str]) -> Mutant:
 
 
 _REQUANT = "rtl/requant.py"
-#: Stage 4 (SHIFT) and stage 5 (ROUND) of a requantizer lane.
-_SHIFT = "        m.d.sync += shifted.eq(prod >> sm1[2])\n"
-_ROUND = "        m.d.sync += rnd.eq(shifted.as_unsigned() + 1)"
-#: A tie (the bits shifted out below the rounding bit all zero), registered beside the shift.
-_TIE = _SHIFT + ("        tie = Signal(name=f\"tie_{lane}\")\n"
-                 "        m.d.sync += tie.eq((prod.as_unsigned()\n"
-                 "                            & ((Const(1, len(prod)) << sm1[2]) - 1)) == 0)\n")
-#: The rounding add, skipped in a tie when ``{}`` holds (t = p >> (s-1): its bit 0 is the
-#: rounding bit, bit 1 the result's lowest bit, its top bit the sign).
-_RND = "        m.d.sync += rnd.eq(shifted.as_unsigned() + Mux(tie & {}, 0, 1))"
-_HDL = ("from amaranth.hdl import Cat, Module, Signal, signed",
-        "from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed")
+#: The start of stage 5 (ROUND) and stage 6's rounding add, r = (t >> 1) + t[0].
+_STAGE5 = "        # Stage 5 (ROUND)"
+_ROUND = "r.eq(win[1:] + win[0])"
+#: A tie (the bits shifted out below the rounding bit all zero), registered beside the
+#: coarse shift and once more beside the window.
+_TIE = ("        tie = [Signal(name=f\"tie_{lane}_{k}\") for k in range(2)]\n"
+        "        m.d.sync += [tie[0].eq((prod.as_unsigned()\n"
+        "                               & ((Const(1, len(prod)) << sm1[2]) - 1)) == 0),\n"
+        "                     tie[1].eq(tie[0])]\n" + _STAGE5)
+#: The rounding bit dropped in a tie when ``{}`` holds (``win[0]`` is the rounding bit,
+#: ``win[1]`` the result's lowest bit; ``sign[1]`` is t's sign).
+_RND = "r.eq(win[1:] + Mux(tie[1] & {}, 0, win[0]))"
 
 REQUANT_MUTANTS = (
-    _m("round_half_even", "rounds ties to even instead of up", _REQUANT, _HDL, (_SHIFT, _TIE),
-       (_ROUND, _RND.format("shifted[0] & ~shifted[1]"))),
-    _m("round_half_away", "rounds negative ties away from zero", _REQUANT, _HDL,
-       (_SHIFT, _TIE), (_ROUND, _RND.format("shifted[0] & shifted[-1]"))),
-    _m("truncate", "drops the rounding add (floor)", _REQUANT,
-       (_ROUND, "        m.d.sync += rnd.eq(shifted.as_unsigned())")),
+    _m("round_half_even", "rounds ties to even instead of up", _REQUANT, (_STAGE5, _TIE),
+       (_ROUND, _RND.format("~win[1]"))),
+    _m("round_half_away", "rounds negative ties away from zero", _REQUANT,
+       (_STAGE5, _TIE), (_ROUND, _RND.format("sign[1]"))),
+    _m("truncate", "drops the rounding add (floor)", _REQUANT, (_ROUND, "r.eq(win[1:])")),
     _m("shift_off_by_one", "shifts by s instead of s - 1 before the rounding bit", _REQUANT,
        ("sm1[0].eq(self.i.p.shift[lane] - 1)", "sm1[0].eq(self.i.p.shift[lane])")),
     _m("saturate_max_126", "clamps positive results to 126", _REQUANT,
-       ("out.eq((1 << (self._out_bits - 1)) - 1)", "out.eq((1 << (self._out_bits - 1)) - 2)")),
-    _m("range_check_one_bit_short", "lets 128..255 through, wrapped", _REQUANT,
-       ("upper = r[self._out_bits - 1:]", "upper = r[self._out_bits:]")),
+       ("top, bottom = (1 << (self._out_bits - 1)) - 1,",
+        "top, bottom = (1 << (self._out_bits - 1)) - 2,")),
+    _m("overflow_check_off_by_one", "lets t = 2**out_bits - 1 through, wrapped to -128",
+       _REQUANT, ("win == (1 << self._out_bits) - 1", "win == (1 << self._out_bits) - 2")),
+    _m("window_one_bit_short", "the window check one bit too strict: saturates in-range values",
+       _REQUANT, ("at_most(j - (window - 1))", "at_most(j - (window - 2))")),
+    _m("window_check_ignores_sign", "the window check asks for zeros whatever the sign",
+       _REQUANT, ("fits.eq(Mux(sign[0], ones, zeros))", "fits.eq(zeros)")),
     _m("acc_zero_extended", "multiplies the accumulator as unsigned", _REQUANT,
        ("acc_lo = acc.as_unsigned()[:_PART_BITS] if split else acc\n",
         "acc_lo = acc.as_unsigned()[:_PART_BITS] if split else acc.as_unsigned()\n"),
@@ -127,8 +131,10 @@ GEMM_MUTANTS = (
         "Mux(pre.first, self.p_data[c].bias, 0)")),
     _m("ws_params_read_late", "the ws epilogue takes the parameter word of the beat after",
        "rtl/gemm/ws_core.py",
-       ('self.read_params(m, pre.slot, pre.nt), 1, "params")',
-        'self.read_params(m, pre.slot, pre.nt), 0, "params")')),
+       ("before.nt, registered=True), 1,", "before.nt, registered=True), 0,")),
+    _m("ws_params_address_one_tap_late", "the parameter address register loads the tap it "
+       "should address, so every word comes one cycle late", "rtl/gemm/ws_core.py",
+       ("self.read_params(m, before.slot, before.nt,", "self.read_params(m, pre.slot, pre.nt,")),
     _m("acc_read_not_transparent", "the accumulator read misses a partial sum written in "
        "the cycle it is addressed (rows 2 apart)", "rtl/gemm/ws_core.py",
        ("acc_mem.read_port(transparent_for=(acc_wr,))", "acc_mem.read_port()")),

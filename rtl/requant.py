@@ -12,6 +12,13 @@ the constant ``2**(s-1)``: for every integer ``p`` and ``s >= 1``,
 2 equals floor division by ``2**s``), so the hardware shifts by ``s - 1``, adds
 one and drops one more bit.
 
+Only a window of ``t = p >> (s-1)`` matters: a ``t`` outside ``out_bits + 1`` signed
+bits (``t >= 2**out_bits`` or ``t < -2**out_bits``) gives an ``r = (t + 1) >> 1`` at or
+beyond the saturation bound of its sign, so the fine shift is ``out_bits + 1`` bits
+wide, and whether ``t`` fits is decided on ``p`` itself: its bits from ``(s - 1) +
+out_bits`` up all copy its sign. Inside the window ``r = (t >> 1) + t[0]``, which fits
+``out_bits`` bits except for ``t = 2**out_bits - 1``.
+
 Shift values outside the golden range
 -------------------------------------
 ``shift`` is a 6-bit field, so the only values the golden rejects that the port can
@@ -26,7 +33,7 @@ checks the documented 0 so that the behaviour cannot change silently.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 
 from edgetron.golden.intops import (
     M_MAX,
@@ -90,10 +97,14 @@ class Requantizer(CheckedComponent):
     :attr:`LATENCY` ``= edgetron.hw.gemm.REQUANT_LATENCY = 6`` cycles from a beat accepted
     on ``i`` to the same beat valid on ``o`` (with ``o.ready`` high): the four partial
     products of ``acc * mult`` (18-bit parts, one DSP multiplier each), the middle two
-    added, the product, the shift, the rounding add, the saturation (``REQUANT_STAGES``;
-    no stage chains two carry chains or a multiplier and an adder). :meth:`elaborate`
-    counts the data and valid registers it builds and raises AssertionError if either
-    differs.
+    added, the product, the shift by whole bytes, the shift by the remaining 0..7 bits,
+    the rounding add with the saturation (``REQUANT_STAGES``; no stage chains two carry
+    chains, a multiplier and an adder, or a shifter and an adder). The fine shift works on
+    a window of ``out_bits + 1`` bits, the rounding add on ``out_bits``; beside the
+    product, a mask decoded from the shift marks the product bits that must all copy its
+    sign for the shifted value to fit that window (otherwise it saturates).
+    :meth:`elaborate` counts the data and valid registers it builds and raises
+    AssertionError if either differs.
 
     Backpressure
     ------------
@@ -184,7 +195,7 @@ class Requantizer(CheckedComponent):
         p_ll = Signal.like(acc_lo * mult_lo, name=f"p_ll_{lane}")
         p_lh = Signal.like(acc_lo * mult_hi, name=f"p_lh_{lane}")
         sm1 = [Signal(SHIFT_BITS, name=f"shift_{lane}_{k}") for k in range(3)]
-        # Stage 1 (MUL): the partial products; keep shift - 1 (mod 64) for the shift stage.
+        # Stage 1 (MUL): the partial products; keep k = s - 1 (mod 64) for the shift stages.
         m.d.sync += [p_ll.eq(acc_lo * mult_lo), p_lh.eq(acc_lo * mult_hi),
                      sm1[0].eq(self.i.p.shift[lane] - 1), sm1[1].eq(sm1[0]), sm1[2].eq(sm1[1])]
         mid = Signal(signed(prod_bits - _PART_BITS), name=f"mid_{lane}")
@@ -199,29 +210,61 @@ class Requantizer(CheckedComponent):
             m.d.sync += [mid.eq(p_lh + p_hl), low.eq(Cat(p_ll, p_hh))]
         else:
             m.d.sync += [mid.eq(p_lh), low.eq(p_ll)]
+        # t = p >> k fits the window of W = out_bits + 1 bits iff its bits from W - 1 up
+        # are copies of its sign, i.e. iff p's bits from k + W - 1 up are: a mask of those
+        # positions, mask[j] = (k <= j - (W - 1)), decoded while the product is summed from
+        # comparisons of k's high and low three bits registered the stage before (each
+        # mask bit then reads three registers, not k's six bits fanned out to every bit).
+        window = self._out_bits + 1
+        hi_lt = Signal(8, name=f"k_hi_lt_{lane}")      # hi_lt[v]: k >> 3 < v
+        hi_eq = Signal(8, name=f"k_hi_eq_{lane}")      # hi_eq[v]: k >> 3 == v
+        lo_le = Signal(8, name=f"k_lo_le_{lane}")      # lo_le[v]: k & 7 <= v
+        k_hi, k_lo = sm1[0][3:], sm1[0][:3]
+        m.d.sync += [hi_lt.eq(Cat(k_hi < v for v in range(8))),
+                     hi_eq.eq(Cat(k_hi == v for v in range(8))),
+                     lo_le.eq(Cat(k_lo <= v for v in range(8)))]
+
+        def at_most(bound: int):
+            """k <= bound, from the registered comparisons (bound a constant)."""
+            if bound < 0:
+                return Const(0, 1)
+            if bound >= 63:
+                return Const(1, 1)
+            return hi_lt[bound >> 3] | (hi_eq[bound >> 3] & lo_le[bound & 7])
+
+        mask = Signal(prod_bits, name=f"mask_{lane}")
         # Stage 3 (SUM): the product p = acc * mult, exact in prod_bits.
         prod = Signal(signed(prod_bits), name=f"prod_{lane}")
-        m.d.sync += prod.eq(low + (mid << _PART_BITS))
-        # Stage 4 (SHIFT): p >> (s-1).
-        shifted = Signal(signed(prod_bits), name=f"shifted_{lane}")
-        m.d.sync += shifted.eq(prod >> sm1[2])
-        # Stage 5 (ROUND): (p >> (s-1)) + 1, the rounding add one bit early. The sum cannot
-        # overflow: p <= (2**(acc_bits-1) - 1) * M_MAX < 2**(prod_bits-1) - 1, so the add is
-        # done on the raw bits, modulo 2**prod_bits (same result as a signed add; the
-        # generated Verilog then has no sign-extended constant).
-        rnd = Signal(signed(prod_bits), name=f"rnd_{lane}")
-        m.d.sync += rnd.eq(shifted.as_unsigned() + 1)
-        # Stage 6 (SAT): r = rnd >> 1 and clamp to out_bits. r fits out_bits iff its bits
-        # from out_bits-1 upwards are all copies of the sign bit.
-        r = rnd[1:]
-        upper = r[self._out_bits - 1:]
-        with m.If(upper.all() | ~upper.any()):
-            m.d.sync += out.eq(r[:self._out_bits])
-        with m.Elif(r[-1]):
-            m.d.sync += out.eq(-(1 << (self._out_bits - 1)))
+        m.d.sync += [prod.eq(low + (mid << _PART_BITS)),
+                     mask.eq(Cat(at_most(j - (window - 1)) for j in range(prod_bits)))]
+        # Stage 4 (SHIFT): the coarse shift c = p >> (k & ~7), by whole bytes, narrowed to
+        # what the fine shift reads; and whether p's masked bits are all ones, all zeros.
+        coarse = Signal(signed(window + 7), name=f"coarse_{lane}")
+        ones, zeros = Signal(name=f"ones_{lane}"), Signal(name=f"zeros_{lane}")
+        sign = [Signal(name=f"sign_{lane}_{k}") for k in range(2)]
+        lo = Signal(3, name=f"lo_{lane}")
+        m.d.sync += [coarse.eq(prod >> Cat(Const(0, 3), sm1[2][3:])), lo.eq(sm1[2][:3]),
+                     ones.eq((~mask | prod.as_unsigned()).all()),
+                     zeros.eq((~mask | ~prod.as_unsigned()).all()), sign[0].eq(prod[-1])]
+        # Stage 5 (ROUND): the window t = c >> (k & 7), exact when it fits.
+        win = Signal(signed(window), name=f"win_{lane}")
+        fits = Signal(name=f"fits_{lane}")
+        m.d.sync += [win.eq((coarse >> lo)[:window]),
+                     fits.eq(Mux(sign[0], ones, zeros)), sign[1].eq(sign[0])]
+        # Stage 6 (SAT): r = (t + 1) >> 1 = (t >> 1) + t[0], clamped to out_bits. Outside
+        # the window r is at or beyond the bound of t's sign; inside, the only t whose r
+        # does not fit is 2**out_bits - 1 (r = 2**(out_bits-1)), so the add is out_bits
+        # wide and the clamp reads no sum bit.
+        r = Signal(signed(self._out_bits), name=f"r_{lane}")
+        m.d.comb += r.eq(win[1:] + win[0])
+        top, bottom = (1 << (self._out_bits - 1)) - 1, -(1 << (self._out_bits - 1))
+        with m.If(~fits):
+            m.d.sync += out.eq(Mux(sign[1], bottom, top))
+        with m.Elif(win == (1 << self._out_bits) - 1):
+            m.d.sync += out.eq(top)
         with m.Else():
-            m.d.sync += out.eq((1 << (self._out_bits - 1)) - 1)
-        return (p_ll, mid, prod, shifted, rnd, out)
+            m.d.sync += out.eq(r)
+        return (p_ll, mid, prod, coarse, win, out)
 
 
 def encode_requant(acc, mult, shift, *, acc_bits: int = 32) -> list[int]:

@@ -167,12 +167,18 @@ class GemmCore(CheckedComponent):
         """The state of slot ``slot`` (a slot pointer)."""
         return pick(self.slots, slot, self._limits.slots)
 
-    def read_params(self, m: Module, slot, nt):
+    def read_params(self, m: Module, slot, nt, *, registered: bool = False):
         """Address the parameter memory (asynchronous read) at column tile ``nt`` of the
         call in ``slot``; returns its word (``cols`` channels of ``bias``, ``mult``,
-        ``shift``)."""
-        m.d.comb += self.p_addr.eq(slot_address(slot, self._limits.param_words,
-                                                self._limits.slots, nt))
+        ``shift``). With ``registered``, ``slot`` and ``nt`` are those of the cycle before
+        and the address is a register: no logic between it and the memory's read port,
+        whose word the caller registers in turn."""
+        address = slot_address(slot, self._limits.param_words, self._limits.slots, nt)
+        if registered:
+            p_addr = Signal.like(self.p_addr, name="p_addr_q")
+            m.d.sync += p_addr.eq(address)
+            address = p_addr
+        m.d.comb += self.p_addr.eq(address)
         return self.p_data
 
     def a_address(self, slot, offset):

@@ -227,7 +227,8 @@ class WsCore(GemmCore):
         # Accumulator stage: sum = addend + column sums, addend = first fold ? bias : acc[m];
         # write back unless it is the last fold, in which case it goes to the epilogue
         # register. The stage's inputs are registers: the parameter word is read the cycle
-        # before (at the tag tap `pre`) and registered, and so is the addend.
+        # before (at the tag tap `pre`, through an address register loaded from the tap
+        # before it) and registered, and so is the addend.
         acc_layout = data.ArrayLayout(signed(cfg.acc_bits), C)
         m.submodules.acc_mem = acc_mem = memory.Memory(shape=acc_layout, depth=lim.acc_words,
                                                        init=[])
@@ -240,7 +241,9 @@ class WsCore(GemmCore):
         # two rows select right after the RAM and one-row arrays at the stage.
         ahead = min(ACC_READ_AHEAD, R)
         pre = tag[tag.depth - 1]
-        params = DelayLine(m, self.read_params(m, pre.slot, pre.nt), 1, "params").output
+        before = tag[tag.depth - 2]      # the address register loads it for `pre`
+        params = DelayLine(m, self.read_params(m, before.slot, before.nt, registered=True), 1,
+                           "params").output
         acc_wr = acc_mem.write_port()
         acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
         m.d.comb += acc_rd.addr.eq(tag[tag.depth - ahead].m)
