@@ -102,6 +102,9 @@ class FpgaResult:
     critical_path: dict[str, Any] | None
     steps: dict[str, float]
     tools: dict[str, str]
+    #: Endpoints later than the clock period, grouped by signal
+    #: (:func:`.reports.slow_endpoints`); None without place and route.
+    slow_endpoints: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -215,10 +218,10 @@ def _synthesise(step: str, target: Target, sources: list[str], top: str, nodsp: 
     return res, "abc" if classic_abc else "abc9"
 
 
-def _netlist_types(path: Path, top: str) -> dict[str, str]:
+def _netlist_module(path: Path, top: str) -> dict[str, Any]:
     netlist = json.loads(path.read_text(encoding="utf-8"))
-    cells = netlist.get("modules", {}).get(top, {}).get("cells", {})
-    return {name: cell.get("type", "?") for name, cell in cells.items()}
+    module = netlist.get("modules", {}).get(top, {})
+    return {"ports": module.get("ports", {}), "cells": module.get("cells", {})}
 
 
 def synth_component(component, top: str, target: Target, *, nodsp: bool = False,
@@ -435,7 +438,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
     unit_resources: dict[str, Any] = {}
     resources: dict[str, dict[str, Any]] = {}
     fmax_mhz = constraint = None
-    path = None
+    path = slow = None
     if not target.place_and_route:
         unit_resources = synth_categories(target.family, cells)
         resources = {k: {"used": v, "available": None, "percent": None, "source": "synthesis"}
@@ -467,7 +470,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         options.update({"router": router, "seed": seed, "freq_mhz": freq})
         args = [*target.pnr_args, "--json", "design.json", "--report", "report.json",
                 "--freq", f"{freq:g}", "--seed", str(seed), "--router", router,
-                "--timing-allow-fail"]
+                "--timing-allow-fail", "--detailed-timing-report"]
         if target.gowin is not None:
             (work / "pins.cst").write_text(
                 "".join(f'IO_LOC "{port}" {pin};\n' for port, pin in target.gowin.pins.items()),
@@ -486,7 +489,11 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         resources = reports.resource_rows(target, report.get("utilization", {}), cells)
         fmax_mhz, constraint = reports.fmax(report)
         fmax_mhz = round(fmax_mhz, 2)
-        path = reports.critical_path(report, _netlist_types(work / "design.json", WRAPPER_TOP))
+        netlist = _netlist_module(work / "design.json", WRAPPER_TOP)
+        path = reports.critical_path(report, {name: cell.get("type", "?")
+                                              for name, cell in netlist["cells"].items()})
+        slow = reports.slow_endpoints(report, constraint,
+                                      pin_fed=reports.pin_fed_inputs(netlist))
         for cat in ("logic", "ff"):
             if cat in resources:
                 unit_resources[cat] = resources[cat]["used"] - wcost[cat]
@@ -499,7 +506,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         place_and_route=target.place_and_route, options=options, resources=resources,
         synth_cells=cells, wrapper=wrapper_info, unit_resources=unit_resources,
         fmax_mhz=fmax_mhz, constraint_mhz=constraint, critical_path=path, steps=steps,
-        tools=tools,
+        tools=tools, slow_endpoints=slow,
     )
 
 
@@ -546,6 +553,13 @@ def format_result(r: FpgaResult) -> str:
                      f"+ {p['routing_ns']:.2f} routing, {p['levels']} cells")
         if through:
             lines.append(f"             through {through}")
+    if r.slow_endpoints:
+        s = r.slow_endpoints
+        lines.append(f"  slow       {s['over']:,} of {s['endpoints']:,} endpoints later than "
+                     f"{s['period_ns']:g} ns ({s['pin_fed']:,} fed from a pin not counted); "
+                     "worst signals:")
+        lines += [f"             {g['worst_ns']:6.2f} ns  {g['endpoints']:5,}  {g['signal']} "
+                  f"({g['port']})" for g in s["groups"]]
     lines.append("  time       " + ", ".join(f"{k} {v:.1f} s" for k, v in r.steps.items()))
     for name, version in r.tools.items():
         lines.append(f"  {name:<10} {version}")

@@ -12,8 +12,8 @@ from typing import Any
 
 from .targets import CATEGORIES, Target
 
-__all__ = ["critical_path", "fit_error", "fmax", "resource_rows", "synth_cells",
-           "unit_name"]
+__all__ = ["critical_path", "fit_error", "fmax", "pin_fed_inputs", "resource_rows",
+           "slow_endpoints", "synth_cells", "unit_name"]
 
 #: One line of nextpnr's "Device utilisation" block: ``Info:     MULT18X18D:   200/  156  128%``.
 _UTIL_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$", re.M)
@@ -178,6 +178,109 @@ def critical_path(report: Mapping[str, Any],
         kinds = Counter(_cell_type(c, netlist_types) or "?" for c in logic_cells)
         out["through"] = dict(kinds.most_common())
     return out
+
+
+#: Bit and element indices in a signal name (``acc_q_d1[3]``, ``shifted_3``, ``pe_2_4``),
+#: folded so that the endpoints of one register, lane or PE row count as one group.
+_INDEX = re.compile(r"\[\d+\]|(?<=_)\d+(?=_|$)|(?<=\.)\d+(?=\.|$)")
+
+
+#: Combinational cell types of the synthesised netlists (ECP5, iCE40, Gowin): a signal from
+#: an input pin passes them on the same cycle.
+_COMB_TYPES = frozenset({"LUT4", "PFUMX", "L6MUX21", "CCU2C", "SB_LUT4", "SB_CARRY", "LUT1",
+                         "LUT2", "LUT3", "MUX2_LUT5", "MUX2_LUT6", "MUX2_LUT7", "MUX2_LUT8",
+                         "ALU"})
+
+
+def pin_fed_inputs(module: Mapping[str, Any], clock: str = "clk") -> set[tuple[str, str]]:
+    """The inputs ``(cell, port)`` of the clocked cells that an input pin of ``module`` (a
+    synthesised Yosys JSON module; the clock excepted) reaches through logic alone.
+
+    nextpnr times a pin's paths as starting from ``<async>``, but its per-endpoint report
+    does not say whether an arrival comes from a pin or a register, so those endpoints
+    are told apart here (the wrapper's ``rst`` reaches every register's reset through
+    the logic Yosys merges into it).
+    """
+    ports = module.get("ports", {})
+    reached = {b for name, port in ports.items()
+               if port.get("direction") == "input" and name != clock
+               for b in port.get("bits", []) if isinstance(b, int)}
+    cells = module.get("cells", {})
+    sinks: dict[int, list[tuple[str, str]]] = {}
+    for name, cell in cells.items():
+        for port, bits in cell.get("connections", {}).items():
+            if cell.get("port_directions", {}).get(port) == "input":
+                for b in bits:
+                    if isinstance(b, int):
+                        sinks.setdefault(b, []).append((name, port))
+    fed: set[tuple[str, str]] = set()
+    todo = list(reached)
+    while todo:
+        for name, port in sinks.get(todo.pop(), ()):
+            cell = cells[name]
+            if cell.get("type") not in _COMB_TYPES:
+                fed.add((name, port))
+                continue
+            for out, bits in cell.get("connections", {}).items():
+                if cell.get("port_directions", {}).get(out) != "output":
+                    continue
+                for b in bits:
+                    if isinstance(b, int) and b not in reached:
+                        reached.add(b)
+                        todo.append(b)
+    return fed
+
+
+def slow_endpoints(report: Mapping[str, Any], constraint_mhz: float | None,
+                   top: int = 12,
+                   pin_fed: set[tuple[str, str]] = frozenset()) -> dict[str, Any] | None:
+    """The register inputs whose clock-to-clock arrival exceeds the clock period.
+
+    nextpnr gives one critical path per clock; with ``--detailed-timing-report`` its
+    report also holds the arrival time at every endpoint (``detailed_net_timings``).
+    This counts the endpoints later than ``1000 / constraint_mhz`` ns and groups them by
+    the RTL signal they belong to, indices folded (``shifted_3[14]`` -> ``shifted_#``),
+    so that the paths to fix next are all in one list. Endpoints in ``pin_fed``
+    (:func:`pin_fed_inputs`) are counted apart, as ``pin_fed``: their arrival may be an
+    input pin's.
+
+    Returns
+    -------
+    dict or None
+        ``period_ns``, ``endpoints`` (clocked endpoints in the report), ``over``
+        (endpoints later than the period), ``pin_fed`` and ``groups``: the ``top`` worst
+        groups, each ``{"signal", "port", "endpoints", "worst_ns"}``, worst first. None
+        when the report has no detailed timing or there is no constraint.
+    """
+    nets = report.get("detailed_net_timings")
+    if not nets or not constraint_mhz:
+        return None
+    period = 1000.0 / constraint_mhz
+    total = 0
+    from_pins: set[tuple[str, str]] = set()
+    groups: dict[str, dict[str, Any]] = {}
+    for net in nets:
+        if not str(net.get("event", "")).startswith("posedge"):
+            continue
+        for ep in net.get("endpoints", []):
+            if not str(ep.get("event", "")).startswith("posedge"):
+                continue
+            if (ep["cell"], ep["port"]) in pin_fed:
+                from_pins.add((ep["cell"], ep["port"]))
+                continue
+            total += 1
+            arrival = float(ep["delay"][-1])
+            if arrival <= period:
+                continue
+            signal = _INDEX.sub("#", unit_name(ep["cell"]))
+            g = groups.setdefault(signal, {"signal": signal, "port": ep["port"],
+                                           "endpoints": 0, "worst_ns": 0.0})
+            g["endpoints"] += 1
+            if arrival > g["worst_ns"]:
+                g["worst_ns"], g["port"] = round(arrival, 3), ep["port"]
+    worst = sorted(groups.values(), key=lambda g: -g["worst_ns"])
+    return {"period_ns": round(period, 3), "endpoints": total, "pin_fed": len(from_pins),
+            "over": sum(g["endpoints"] for g in worst), "groups": worst[:top]}
 
 
 def fit_error(log_text: str, target: Target) -> str | None:

