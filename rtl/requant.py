@@ -220,9 +220,10 @@ class Requantizer(CheckedComponent):
         hi_eq = Signal(8, name=f"k_hi_eq_{lane}")      # hi_eq[v]: k >> 3 == v
         lo_le = Signal(8, name=f"k_lo_le_{lane}")      # lo_le[v]: k & 7 <= v
         k_hi, k_lo = sm1[0][3:], sm1[0][:3]
-        m.d.sync += [hi_lt.eq(Cat(k_hi < v for v in range(8))),
+        # (hi_lt[0] is always 0 and lo_le[7] always 1: constants, not comparisons.)
+        m.d.sync += [hi_lt.eq(Cat(Const(0, 1), *(k_hi < v for v in range(1, 8)))),
                      hi_eq.eq(Cat(k_hi == v for v in range(8))),
-                     lo_le.eq(Cat(k_lo <= v for v in range(8)))]
+                     lo_le.eq(Cat(*(k_lo <= v for v in range(7)), Const(1, 1)))]
 
         def at_most(bound: int):
             """k <= bound, from the registered comparisons (bound a constant)."""
