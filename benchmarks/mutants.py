@@ -165,6 +165,9 @@ GEMM_MUTANTS = (
     _m("out_fifo_one_beat_short", "the output FIFO holds one beat less than its credits",
        "rtl/gemm/slots.py",
        ("CreditFifo(beat.shape(), depth)", "CreditFifo(beat.shape(), depth - 1)")),
+    _m("param_write_ignores_handshake", "the registered parameter write writes its lane "
+       "every cycle, beat or not", "rtl/gemm/slots.py",
+       ("p_en.eq(Mux(ch_hs, 1 << ch_lane, 0))", "p_en.eq(1 << ch_lane)")),
     _m("a_buffer_one_word_short", "the A buffer has one word less than the limits say",
        "rtl/gemm/slots.py",
        ("depth=slots * lim.a_words,", "depth=slots * lim.a_words - 1,")),

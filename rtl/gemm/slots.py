@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 
 from edgetron.hw import gemm as hw
@@ -178,10 +178,19 @@ def operand_loaders(m: Module, st: SlotState, lim, cols: int, streams, writes) -
         a_wr.data.eq(a.payload), a_wr.en.eq(a_hs),
         w_wr.addr.eq(slot_address(w_ptr, lim.w_words, slots, w_cnt)),
         w_wr.data.eq(w.payload), w_wr.en.eq(w_hs),
-        p_wr.addr.eq(slot_address(ch_ptr, lim.param_words, slots, ch_word)),
     ]
-    for c in range(cols):
-        m.d.comb += [p_wr.data[c].eq(ch.payload), p_wr.en[c].eq(ch_hs & (ch_lane == c))]
+    # The parameter write is registered (its enables reach every LUT-RAM cell of the
+    # memory): a channel is written one cycle after its beat is taken, so it is in the
+    # memory two cycles after, while the core reads a tile's parameters no earlier than
+    # the buffer read and the array after the row that waited for them issued (ws; os:
+    # after the tile's last operand pair and the drain).
+    p_en = Signal(cols, name="p_wr_en")
+    p_data = Signal.like(ch.payload, name="p_wr_data")
+    p_addr = Signal.like(p_wr.addr, name="p_wr_addr")
+    m.d.sync += [p_en.eq(Mux(ch_hs, 1 << ch_lane, 0)), p_data.eq(ch.payload),
+                 p_addr.eq(slot_address(ch_ptr, lim.param_words, slots, ch_word))]
+    m.d.comb += [p_wr.addr.eq(p_addr), p_wr.en.eq(p_en)]
+    m.d.comb += [p_wr.data[c].eq(p_data) for c in range(cols)]
 
 
 def requantizer_after(m: Module, owner: str, core, cols: int, acc_bits: int,
