@@ -49,8 +49,9 @@ class Epilogue(NamedTuple):
     call's slot; ``out32``: its call's output mode;
     ``call_last``: it is the last beat of its call; ``path``: cycles from the issue of its
     last operands to ``valid``, as built; ``model``: the same from the timing model
-    (``edgetron.hw.gemm``); ``reserve``: the output FIFO credits this cycle's issue takes
-    (the beats it will yield).
+    (``edgetron.hw.gemm``); ``take``: this cycle's issue takes output FIFO credits,
+    ``reserve`` of them (the beats it will yield; a value that does not wait for the
+    issue decision, so that the credit update does not chain it).
     """
 
     valid: object
@@ -61,6 +62,7 @@ class Epilogue(NamedTuple):
     call_last: object
     path: int
     model: int
+    take: object
     reserve: object
 
 
@@ -196,7 +198,7 @@ class GemmCore(CheckedComponent):
     def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
         """Build the issue schedule in ``m``, issuing only while ``room`` (at least
         :attr:`issue_beats` credits are left), and return the epilogue input with the
-        credits the issue of this cycle takes (``reserve``)."""
+        credits the issue of this cycle takes (``take``, ``reserve``)."""
         raise NotImplementedError
 
     def elaborate(self, platform):
@@ -207,7 +209,10 @@ class GemmCore(CheckedComponent):
         depth = hw.gemm_out_fifo_beats(cfg.rows, cfg.cols, cfg.dataflow)
         credits = Signal(range(depth + 1), init=depth)
         epi = self.schedule(m, array, credits >= self.issue_beats)
-        m.d.sync += credits.eq(credits - epi.reserve + self.release)
+        # Both outcomes of the issue are summed from registers; the issue decision (its
+        # availability comparisons) only selects one.
+        kept = credits + self.release
+        m.d.sync += credits.eq(Mux(epi.take, kept - epi.reserve, kept))
 
         # The epilogue register: the sums of one output beat with their channels' (mult,
         # shift) and the call's out32.

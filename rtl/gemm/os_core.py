@@ -154,4 +154,4 @@ class OsCore(GemmCore):
                         call_last=out.valid & out.call_last,
                         path=trig.depth + pulse_counter_cycles + tag.depth,
                         model=hw.GEMM_BUFFER_READ_CYCLES + array.drain_delay + array.latency,
-                        reserve=Mux(issue & last_pair, tile_rows, 0))
+                        take=issue & last_pair, reserve=tile_rows)

@@ -266,4 +266,4 @@ class WsCore(GemmCore):
         return Epilogue(valid=last, acc=total, params=params, slot=tag_out.slot,
                         out32=tag_out.out32, call_last=last & tag_out.call_last,
                         path=tag.depth, model=hw.GEMM_BUFFER_READ_CYCLES + array.latency,
-                        reserve=issue & last_kf)
+                        take=issue & last_kf, reserve=1)
