@@ -90,7 +90,7 @@ REQUANT_MUTANTS = (
     _m("overflow_check_off_by_one", "lets t = 2**out_bits - 1 through, wrapped to -128",
        _REQUANT, ("win == (1 << self._out_bits) - 1", "win == (1 << self._out_bits) - 2")),
     _m("window_one_bit_short", "the window check one bit too strict: saturates in-range values",
-       _REQUANT, ("at_most(j - (window - 1))", "at_most(j - (window - 2))")),
+       _REQUANT, ("k_at_most(j - (window - 1))", "k_at_most(j - (window - 2))")),
     _m("window_check_ignores_sign", "the window check asks for zeros whatever the sign",
        _REQUANT, ("fits.eq(Mux(sign[0], ones, zeros))", "fits.eq(zeros)")),
     _m("acc_zero_extended", "multiplies the accumulator as unsigned", _REQUANT,

@@ -275,8 +275,15 @@ def ceil_div_const(x, d: int):
 
 def at_most(x, limit: int):
     """``x <= limit`` for an unsigned ``x``; constant true (no comparator) when no value of
-    ``x``'s width exceeds ``limit``, as happens in the shape check of degenerate arrays."""
-    return Const(1) if (1 << len(x)) - 1 <= limit else x <= limit
+    ``x``'s width exceeds ``limit``, as happens in the shape check of degenerate arrays.
+    A power of two ``2**n`` (the buffer sizes) is compared without a carry chain: no bit
+    above ``n`` is set, and bit ``n`` only with nothing below it."""
+    if (1 << len(x)) - 1 <= limit:
+        return Const(1)
+    if limit > 0 and limit & (limit - 1) == 0:
+        n = limit.bit_length() - 1
+        return ~x[n + 1:].any() & (~x[n] | ~x[:n].any())
+    return x <= limit
 
 
 # ---- stream routing --------------------------------------------------------------------------

@@ -225,7 +225,7 @@ class Requantizer(CheckedComponent):
                      hi_eq.eq(Cat(k_hi == v for v in range(8))),
                      lo_le.eq(Cat(*(k_lo <= v for v in range(7)), Const(1, 1)))]
 
-        def at_most(bound: int):
+        def k_at_most(bound: int):
             """k <= bound, from the registered comparisons (bound a constant)."""
             if bound < 0:
                 return Const(0, 1)
@@ -237,7 +237,7 @@ class Requantizer(CheckedComponent):
         # Stage 3 (SUM): the product p = acc * mult, exact in prod_bits.
         prod = Signal(signed(prod_bits), name=f"prod_{lane}")
         m.d.sync += [prod.eq(low + (mid << _PART_BITS)),
-                     mask.eq(Cat(at_most(j - (window - 1)) for j in range(prod_bits)))]
+                     mask.eq(Cat(k_at_most(j - (window - 1)) for j in range(prod_bits)))]
         # Stage 4 (SHIFT): the coarse shift c = p >> (k & ~7), by whole bytes, narrowed to
         # what the fine shift reads; and whether p's masked bits are all ones, all zeros.
         coarse = Signal(signed(window + 7), name=f"coarse_{lane}")

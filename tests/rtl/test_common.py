@@ -45,13 +45,16 @@ def test_at_most_builds_no_comparator_that_cannot_fail():
     x = Signal(4)
     assert at_most(x, 15).value == 1          # a constant
     m = Module()
-    le = Signal()
-    m.d.comb += le.eq(at_most(x, 9))
+    # 9: a comparator; 1, 2, 4, 8: powers of two, built from OR trees without one.
+    limits = (9, 1, 2, 4, 8)
+    le = [Signal(name=f"le_{n}") for n in limits]
+    m.d.comb += [s.eq(at_most(x, n)) for s, n in zip(le, limits, strict=True)]
 
     async def bench(ctx):
         for v in range(16):
             ctx.set(x, v)
-            assert ctx.get(le) == (v <= 9)
+            for s, n in zip(le, limits, strict=True):
+                assert ctx.get(s) == (v <= n), (v, n)
 
     sim = Simulator(m)
     sim.add_testbench(bench)
