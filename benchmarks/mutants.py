@@ -63,8 +63,8 @@ def _m(name: str, what: str, path: str, *edits: tuple[str, str]) -> Mutant:
 
 
 _REQUANT = "rtl/requant.py"
-#: The start of stage 5 (ROUND) and stage 6's rounding add, r = (t >> 1) + t[0].
-_STAGE5 = "        # Stage 5 (ROUND)"
+#: The start of stage 5 (WINDOW) and stage 6's rounding add, r = (t >> 1) + t[0].
+_STAGE5 = "        # Stage 5 (WINDOW)"
 _ROUND = "r.eq(win[1:] + win[0])"
 #: A tie (the bits shifted out below the rounding bit all zero), registered beside the
 #: coarse shift and once more beside the window.

@@ -247,12 +247,12 @@ class Requantizer(CheckedComponent):
         m.d.sync += [coarse.eq(prod >> Cat(Const(0, 3), sm1[2][3:])), lo.eq(sm1[2][:3]),
                      ones.eq((~mask | prod.as_unsigned()).all()),
                      zeros.eq((~mask | ~prod.as_unsigned()).all()), sign[0].eq(prod[-1])]
-        # Stage 5 (ROUND): the window t = c >> (k & 7), exact when it fits.
+        # Stage 5 (WINDOW): t = c >> (k & 7) in the window, exact when it fits.
         win = Signal(signed(window), name=f"win_{lane}")
         fits = Signal(name=f"fits_{lane}")
         m.d.sync += [win.eq((coarse >> lo)[:window]),
                      fits.eq(Mux(sign[0], ones, zeros)), sign[1].eq(sign[0])]
-        # Stage 6 (SAT): r = (t + 1) >> 1 = (t >> 1) + t[0], clamped to out_bits. Outside
+        # Stage 6 (ROUND): r = (t + 1) >> 1 = (t >> 1) + t[0], clamped to out_bits. Outside
         # the window r is at or beyond the bound of t's sign; inside, the only t whose r
         # does not fit is 2**out_bits - 1 (r = 2**(out_bits-1)), so the add is out_bits
         # wide and the clamp reads no sum bit.

@@ -88,8 +88,9 @@ PE_MAC_CYCLES = len(PE_MAC_STAGES)
 
 #: Registered stages of the requantizer (``rtl/requant.py``), one cycle each: the partial
 #: products of ``acc * mult`` (one 18 x 18 DSP multiplier each), the middle ones added,
-#: the product, the shift, the rounding add, the saturation.
-REQUANT_STAGES = ("mul", "mid", "sum", "shift", "round", "sat")
+#: the product, the shift by whole bytes, the shift by 0..7 bits into the output's window,
+#: the rounding add with the saturation.
+REQUANT_STAGES = ("mul", "mid", "sum", "shift", "window", "round")
 #: Cycles of the requantizer from a beat accepted to the same beat valid at its output.
 REQUANT_LATENCY = len(REQUANT_STAGES)
 
