@@ -555,9 +555,10 @@ def format_result(r: FpgaResult) -> str:
             lines.append(f"             through {through}")
     if r.slow_endpoints:
         s = r.slow_endpoints
-        lines.append(f"  slow       {s['over']:,} of {s['endpoints']:,} endpoints later than "
-                     f"{s['period_ns']:g} ns ({s['pin_fed']:,} fed from a pin not counted); "
-                     "worst signals:")
+        over = f"{s['over']:,}" if s["over"] else "none"
+        lines.append(f"  slow       {over} of {s['endpoints']:,} endpoints later "
+                     f"than {s['period_ns']:g} ns ({s['pin_fed']:,} fed from a pin not counted)"
+                     + ("; worst signals:" if s["groups"] else ""))
         lines += [f"             {g['worst_ns']:6.2f} ns  {g['endpoints']:5,}  {g['signal']} "
                   f"({g['port']})" for g in s["groups"]]
     lines.append("  time       " + ", ".join(f"{k} {v:.1f} s" for k, v in r.steps.items()))
