@@ -257,6 +257,8 @@ def main() -> int:
             print(f"{name}.{cat}: {row['used']} cells")
         if r["fmax_mhz"] is not None:
             print(f"{name}.fmax: {r['fmax_mhz']} MHz")
+        if r.get("slow_endpoints"):
+            print(f"{name}.late_endpoints: {r['slow_endpoints']['over']} endpoints")
         print(f"{name}.synth_time: {r['steps']['synth']} s")
         if "place and route" in r["steps"]:
             print(f"{name}.pnr_time: {r['steps']['place and route']} s")
