@@ -35,6 +35,9 @@ def _gemm_config(n: int, dataflow: str, sram_kib: int, acc_kib: int) -> Accelera
 
 
 _GEMM_CFGS = {
+    # Two rows: the ws accumulator stage reads only R = 2 cycles ahead, through its
+    # transparent read (R >= 4 never takes that path).
+    "2x2-ws": _gemm_config(2, "ws", 4, 1),
     "4x4-ws": _gemm_config(4, "ws", 4, 1),
     "8x8-ws": _gemm_config(8, "ws", 8, 2),
     "4x4-os": _gemm_config(4, "os", 4, 1),
