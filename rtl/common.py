@@ -38,8 +38,15 @@ from amaranth.utils import ceil_log2
 from edgetron.config import AcceleratorConfig, ConfigError
 from edgetron.golden.intops import INT32_MAX
 
+#: Memory attribute (value ``"unused"``) of a buffer whose reads never use a word read in
+#: the cycle it is written: such a read's data is discarded (not issued, or not valid), so
+#: an FPGA flow may leave that collision undefined instead of emulating it with logic after
+#: the block RAM (:mod:`edgetron.rtl.fpga.memories`).
+COLLISION_ATTR = "edgetron_collision"
+
 __all__ = [
     "ACC_BITS_MAX",
+    "COLLISION_ATTR",
     "MAX_BUFFER_WORDS",
     "MAX_EDGE",
     "MAX_PES",

@@ -320,12 +320,15 @@ def gemm_slot_layout(config: AcceleratorConfig, limits) -> data.StructLayout:
 def gemm_load_layout(limits) -> data.StructLayout:
     """Where each operand stream of the GEMM unit is loading: ``<stream>_slot``, the slot
     its next beat goes to, and ``<stream>_cnt``, the beats of that slot's call it has
-    taken so far (``a``, ``w``, ``ch``)."""
-    return data.StructLayout({
-        "a_slot": 1, "a_cnt": unsigned_for(limits.a_words),
-        "w_slot": 1, "w_cnt": unsigned_for(limits.w_words),
-        "ch_slot": 1, "ch_cnt": unsigned_for(limits.n_max),
-    })
+    taken so far (registers); ``<stream>_take``, a beat is taken this cycle, and
+    ``<stream>_last``, the beat at the loader is its call's last (with ``take``, the
+    count goes back to 0 and the loader moves on), this cycle's events (``a``, ``w``,
+    ``ch``)."""
+    fields = {}
+    for name, words in (("a", limits.a_words), ("w", limits.w_words), ("ch", limits.n_max)):
+        fields |= {f"{name}_slot": 1, f"{name}_cnt": unsigned_for(words),
+                   f"{name}_take": 1, f"{name}_last": 1}
+    return data.StructLayout(fields)
 
 
 def gemm_slot_event_layout() -> data.StructLayout:

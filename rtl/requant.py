@@ -60,6 +60,9 @@ _PARAM_RANGES = {"lanes": (1, MAX_EDGE), "acc_bits": (2, ACC_BITS_MAX),
 
 #: Operand width of the partial products of ``acc * mult``: one 18 x 18 DSP multiplier each.
 _PART_BITS = 18
+#: Bits of the product one register of the saturation check reduces in the shift stage
+#: (two LUT4 levels); the window stage reduces the registers.
+_GROUP_BITS = 16
 
 
 def _check_param(name: str, value) -> None:
@@ -239,19 +242,26 @@ class Requantizer(CheckedComponent):
         m.d.sync += [prod.eq(low + (mid << _PART_BITS)),
                      mask.eq(Cat(k_at_most(j - (window - 1)) for j in range(prod_bits)))]
         # Stage 4 (SHIFT): the coarse shift c = p >> (k & ~7), by whole bytes, narrowed to
-        # what the fine shift reads; and whether p's masked bits are all ones, all zeros.
+        # what the fine shift reads; and whether p's masked bits are all ones, all zeros,
+        # per group of _GROUP_BITS bits (stage 5 reduces the groups).
         coarse = Signal(signed(window + 7), name=f"coarse_{lane}")
-        ones, zeros = Signal(name=f"ones_{lane}"), Signal(name=f"zeros_{lane}")
+        groups = -(-prod_bits // _GROUP_BITS)
+        ones, zeros = Signal(groups, name=f"ones_{lane}"), Signal(groups, name=f"zeros_{lane}")
+        unmasked = ~mask | prod.as_unsigned()           # 1 where the bit is not masked or 1
+        masked_zero = ~mask | ~prod.as_unsigned()       # 1 where the bit is not masked or 0
         sign = [Signal(name=f"sign_{lane}_{k}") for k in range(2)]
         lo = Signal(3, name=f"lo_{lane}")
         m.d.sync += [coarse.eq(prod >> Cat(Const(0, 3), sm1[2][3:])), lo.eq(sm1[2][:3]),
-                     ones.eq((~mask | prod.as_unsigned()).all()),
-                     zeros.eq((~mask | ~prod.as_unsigned()).all()), sign[0].eq(prod[-1])]
+                     ones.eq(Cat(unmasked[g:g + _GROUP_BITS].all()
+                                 for g in range(0, prod_bits, _GROUP_BITS))),
+                     zeros.eq(Cat(masked_zero[g:g + _GROUP_BITS].all()
+                                  for g in range(0, prod_bits, _GROUP_BITS))),
+                     sign[0].eq(prod[-1])]
         # Stage 5 (WINDOW): t = c >> (k & 7) in the window, exact when it fits.
         win = Signal(signed(window), name=f"win_{lane}")
         fits = Signal(name=f"fits_{lane}")
         m.d.sync += [win.eq((coarse >> lo)[:window]),
-                     fits.eq(Mux(sign[0], ones, zeros)), sign[1].eq(sign[0])]
+                     fits.eq(Mux(sign[0], ones.all(), zeros.all())), sign[1].eq(sign[0])]
         # Stage 6 (ROUND): r = (t + 1) >> 1 = (t >> 1) + t[0], clamped to out_bits. Outside
         # the window r is at or beyond the bound of t's sign; inside, the only t whose r
         # does not fit is 2**out_bits - 1 (r = 2**(out_bits-1)), so the add is out_bits

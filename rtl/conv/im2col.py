@@ -129,4 +129,6 @@ class ConvCore(WsCore):
             with m.Else():                      # the next output column
                 m.d.sync += [ow.eq(ow + 1), x.eq(x + 1 + g.sw2), addr.eq(addr + g.swcb)]
         zero = ~((y >= g.pt) & (y < g.y_end) & (x >= g.pl) & (x < g.x_end))
-        return (addr - g.pad_off)[:unsigned_for(lim.a_words).width], zero
+        # The index is a difference, not a register: its availability check stays
+        # combinational (choices: None).
+        return (addr - g.pad_off)[:unsigned_for(lim.a_words).width], zero, None

@@ -5,7 +5,9 @@ prints one. Steps (each timed; progress reported while it runs):
 
 1. **elaborate** the unit for the config (:func:`edgetron.rtl.export.build_unit`, whose
    manifest gives the ports) into the exported RTLIL (``<top>.il``), the netlist Amaranth
-   also writes the Verilog from. Yosys reads RTLIL in a second; the exported Verilog
+   also writes the Verilog from; the memories the RTL marks get an undefined read-write
+   collision (:mod:`.memories`; ``options["collision_unused"]`` names them). Yosys reads
+   RTLIL in a second; the exported Verilog
    spells every buffer's zero initial value as one assignment per word, which Yosys's
    Verilog reader takes minutes over (``from_verilog=True`` reads the Verilog all the
    same).
@@ -35,7 +37,7 @@ from amaranth.back import rtlil
 from edgetron.config import AcceleratorConfig
 
 from ..export import build_unit, signature_ports
-from . import dsp_budget, dsp_regs, reports
+from . import dsp_budget, dsp_regs, memories, reports
 from .targets import Target
 from .tools import (
     YOSYS,
@@ -395,6 +397,11 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
     t0 = time.monotonic()
     d = make_design(work)
     unit, top = d.name, d.top
+    collision = []
+    if d.source.endswith(".il"):
+        # The block-RAM reads whose collisions the RTL never uses (memories.py).
+        text, collision = memories.collision_unused((work / d.source).read_text("utf-8"))
+        (work / d.source).write_text(text, encoding="utf-8")
     steps["elaborate"] = round(time.monotonic() - t0, 2)
 
     wrapper = None
@@ -433,7 +440,8 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
     options: dict[str, Any] = {"nodsp": nodsp, "dsp_registers": opts["dsp_registers"],
                                "source": opts["source"], "lut_mapper": mapper,
                                "dsp_budget": target.dsp_budget,
-                               "lut_multipliers": len(lut_muls)}
+                               "lut_multipliers": len(lut_muls),
+                               "collision_unused": collision}
     wrapper_info = None
     unit_resources: dict[str, Any] = {}
     resources: dict[str, dict[str, Any]] = {}
@@ -535,8 +543,9 @@ def format_result(r: FpgaResult) -> str:
     if r.wrapper is not None:
         w = r.wrapper
         lines.append(f"  wrapped:   {w['input_bits']} input bits shifted in from one pin, "
-                     f"{w['output_bits']} output bits XOR-reduced to one; wrapper cost "
-                     f"{w['logic']} logic, {w['ff']} FF (subtracted in 'unit alone')")
+                     f"{w['output_bits']} output bits registered and XOR-reduced to one; "
+                     f"wrapper cost {w['logic']} logic, {w['ff']} FF (subtracted in "
+                     "'unit alone')")
     if r.options.get("lut_multipliers"):
         lines.append(f"  DSP budget {r.options['dsp_budget']} blocks: "
                      f"{r.options['lut_multipliers']} multipliers built from LUTs (Booth)")

@@ -36,8 +36,8 @@ from ..common import CheckedComponent, DelayLine, check_config_type
 from ..layouts import gemm_core_signature_members, gemm_layouts
 from ..systolic import SystolicArray
 
-__all__ = ["Epilogue", "GemmCore", "check_path", "next_slot", "pick", "slot_address",
-           "slot_pointer"]
+__all__ = ["Epilogue", "GemmCore", "check_path", "first_of", "next_slot", "pick",
+           "slot_address", "slot_pointer"]
 
 
 class Epilogue(NamedTuple):
@@ -72,6 +72,16 @@ def check_path(owner: str, what: str, built: int, model: int) -> None:
         raise AssertionError(
             f"{owner}: {what} is {built} cycles deep as built, but the timing model "
             f"(edgetron.hw.gemm) says {model}")
+
+
+def first_of(choices):
+    """The value of the first ``(condition, value)`` pair of ``choices`` whose condition
+    holds; the last pair's condition is ``None`` (otherwise)."""
+    *cases, (none, out) = choices
+    assert none is None, "the last choice is the default: (None, value)"
+    for cond, value in reversed(cases):
+        out = Mux(cond, value, out)
+    return out
 
 
 def slot_pointer(slots: int, name: str):
@@ -156,14 +166,43 @@ class GemmCore(CheckedComponent):
         done = self.slot(slot)[f"{stream}_done"]
         return done | ((load[f"{stream}_slot"] == slot) & (load[f"{stream}_cnt"] > index))
 
-    def channels_ready(self, slot, ch_top):
+    def available_ahead(self, m: Module, stream: str, slot, index, advance, choices,
+                        name: str):
+        """:meth:`available` with its comparison ``cnt > index`` read from a register:
+        no carry chain between the registers and the issue decision.
+
+        The register is computed in the cycle before from this cycle's events: the
+        stream takes a beat (``load.<stream>_take``; the count goes back to 0 with
+        ``<stream>_last``) and, with ``advance``, ``index`` (a register) becomes
+        ``first_of(choices)`` (it must change in no other way). The conditions and values
+        of ``choices`` should be functions of registers: each value is compared with the
+        count while the conditions settle, and the events select last."""
+        load = self.load
+        cnt = load[f"{stream}_cnt"]
+        take, wrap = load[f"{stream}_take"], load[f"{stream}_last"]
+        greater = Signal(name=name)          # cnt > index (both start from 0, or index > 0)
+        # (cnt >= 0 is a constant; Verilator's lint rejects the comparison.)
+        after_take = first_of([(c, Const(1, 1) if isinstance(v, int) and v == 0 else cnt >= v)
+                               for c, v in choices])                # cnt + 1 > new index
+        kept = first_of([(c, cnt > v) for c, v in choices])           # cnt > new index
+        m.d.sync += greater.eq(
+            Mux(take, ~wrap & Mux(advance, after_take, cnt >= index),
+                Mux(advance, kept, greater)))
+        done = self.slot(slot)[f"{stream}_done"]
+        return done | ((load[f"{stream}_slot"] == slot) & greater)
+
+    def channels_ready(self, slot, ch_top, ahead=None):
         """The channels a row of the column tile whose last channel is ``ch_top`` (a
         register of the core, ``nt * C + C - 1``) waits for are in
         (:func:`edgetron.hw.gemm.gemm_channels_first`: that tile's ``cols`` channels, or
-        all of the call's when ``cols > rows``)."""
+        all of the call's when ``cols > rows``). With ``ahead = (m, advance, choices)``
+        the comparison is a register (:meth:`available_ahead`)."""
         if hw.gemm_channels_first(self._config.sim_params()):
             return self.slot(slot).ch_done
-        return self.available("ch", slot, ch_top)
+        if ahead is None:
+            return self.available("ch", slot, ch_top)
+        m, advance, choices = ahead
+        return self.available_ahead(m, "ch", slot, ch_top, advance, choices, "ch_in")
 
     def slot(self, slot):
         """The state of slot ``slot`` (a slot pointer)."""
@@ -208,11 +247,16 @@ class GemmCore(CheckedComponent):
         m.submodules.array = array = SystolicArray(cfg)
         depth = hw.gemm_out_fifo_beats(cfg.rows, cfg.cols, cfg.dataflow)
         credits = Signal(range(depth + 1), init=depth)
-        epi = self.schedule(m, array, credits >= self.issue_beats)
-        # Both outcomes of the issue are summed from registers; the issue decision (its
-        # availability comparisons) only selects one.
+        # room = credits >= issue_beats, a register: no comparison before the issue.
+        room = Signal(init=depth >= self.issue_beats)
+        epi = self.schedule(m, array, room)
+        # Both outcomes of the issue are summed (and compared) from registers; the issue
+        # decision only selects one.
         kept = credits + self.release
-        m.d.sync += credits.eq(Mux(epi.take, kept - epi.reserve, kept))
+        left = kept - epi.reserve
+        m.d.sync += [credits.eq(Mux(epi.take, left, kept)),
+                     room.eq(Mux(epi.take, left >= self.issue_beats,
+                                 kept >= self.issue_beats))]
 
         # The epilogue register: the sums of one output beat with their channels' (mult,
         # shift) and the call's out32.

@@ -18,7 +18,7 @@ from amaranth.lib import data, memory, wiring
 
 from edgetron.hw import gemm as hw
 
-from ..common import CreditFifo, DelayLine, read_latency
+from ..common import COLLISION_ATTR, CreditFifo, DelayLine, read_latency
 from ..layouts import gemm_load_layout, gemm_slot_layout, unsigned_for
 from ..requant import Requantizer
 from .core import check_path, next_slot, pick, slot_address, slot_pointer
@@ -46,12 +46,18 @@ def operand_buffers(m: Module, owner: str, layouts, lim, core) -> tuple:
     (the block RAM's output register: nothing but routing between the RAM and it; the
     core never stalls, so the registers run free); ``GEMM_BUFFER_READ_CYCLES`` deep in
     all (asserted). The parameter read is combinational (the core addresses it,
-    ``GemmCore.read_params``)."""
+    ``GemmCore.read_params``).
+
+    No read uses an A or W word read in the cycle it is written: a beat is read no earlier
+    than the cycle after it is taken (``GemmCore.available``), and the data of a read that
+    is not issued is discarded (replaced by zeros, or multiplied by them); both memories
+    carry ``COLLISION_ATTR``."""
     slots = lim.slots
+    unused = {COLLISION_ATTR: "unused"}
     m.submodules.a_mem = a_mem = memory.Memory(shape=layouts.a, depth=slots * lim.a_words,
-                                               init=[])
+                                               init=[], attrs=unused)
     m.submodules.w_mem = w_mem = memory.Memory(shape=layouts.w, depth=slots * lim.w_words,
-                                               init=[])
+                                               init=[], attrs=unused)
     m.submodules.p_mem = p_mem = memory.Memory(shape=layouts.param,
                                                depth=slots * lim.param_words, init=[])
     a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
@@ -148,8 +154,10 @@ def operand_loaders(m: Module, st: SlotState, lim, cols: int, streams, writes) -
         m.d.comb += [load[f"{name}_slot"].eq(ptr),
                      port.ready.eq(target.busy & ~target[f"{name}_done"] & ready_extra)]
         hs = port.valid & port.ready
+        last = cnt == target.call[f"{name}_end"]
+        m.d.comb += [load[f"{name}_take"].eq(hs), load[f"{name}_last"].eq(last)]
         with m.If(hs):
-            with m.If(cnt == target.call[f"{name}_end"]):
+            with m.If(last):
                 m.d.sync += cnt.eq(0)
                 for j in range(slots):
                     with m.If(ptr == j):

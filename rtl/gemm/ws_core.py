@@ -30,10 +30,10 @@ from amaranth.lib import data, memory
 
 from edgetron.hw import gemm as hw
 
-from ..common import DelayLine, tag_line
+from ..common import COLLISION_ATTR, DelayLine, tag_line
 from ..layouts import unsigned_for
 from ..systolic import SystolicArray
-from .core import Epilogue, GemmCore, next_slot, pick, slot_pointer
+from .core import Epilogue, GemmCore, first_of, next_slot, pick, slot_pointer
 
 __all__ = ["RowEvents", "WsCore"]
 
@@ -49,6 +49,21 @@ def _set_bit(m: Module, vector, index, slots: int, value: int) -> None:
     for j in range(slots):
         with m.If(index == j):
             m.d.sync += vector[j].eq(value)
+
+
+def _last_flag(event, now, choices):
+    """The next value of a register that holds a comparison of the counters of the
+    issuer (or the writer) with their call's last value (e.g. ``t == M - 1``), so that no
+    comparison lies between the registers and the issue decision: ``first_of(choices)``
+    (the comparison after the counters move, of registers) when ``event`` moves them, else
+    ``now`` (the comparison, of registers; one cycle late).
+
+    One cycle late is enough: a call's shape is written (the command's ``CHECK``) only
+    while its slot is free, when the issuer and the writer wait at its start, and its
+    first row (or weight row) issues two cycles after at the earliest (its first beats
+    are taken once the slot is busy, and read a cycle after that); the flags have been
+    computed from the new shape by then."""
+    return Mux(event, first_of(choices), now)
 
 
 class RowEvents(NamedTuple):
@@ -85,20 +100,21 @@ class WsCore(GemmCore):
     DATAFLOW = "ws"
 
     def a_operand(self, m: Module, ev: RowEvents):
-        """The A operand of the row about to issue: ``(index, zero)``, the word of the
-        call's A slot it reads and a bit that replaces the read by zeros (a row with
-        ``zero`` waits for no ``a`` beat). Registers it keeps advance in ``m`` on
-        ``ev.issue``. The GEMM: word ``kf * M + t``, never zero."""
+        """The A operand of the row about to issue: ``(index, zero, advanced)``, the word
+        of the call's A slot it reads, a bit that replaces the read by zeros (a row with
+        ``zero`` waits for no ``a`` beat), and, when ``index`` is a register that changes
+        only on ``ev.issue``, its value after the issue as ``choices`` of
+        :func:`~.core.first_of` (from registers; else ``None``).
+        Registers it keeps advance in ``m`` on ``ev.issue``. The GEMM: word
+        ``kf * M + t``, never zero."""
         # The words follow each other within a column tile (fold kf's rows after fold
-        # kf - 1's), so the index is a counter: no adder between it and the availability
-        # check.
+        # kf - 1's), so the index is a counter; its availability check is a register
+        # computed the cycle before (GemmCore.available_ahead).
         a_idx = Signal(unsigned_for(self._limits.a_words), name="a_idx")
+        choices = [(ev.last_row & ev.last_kf, 0), (None, a_idx + 1)]
         with m.If(ev.issue):
-            with m.If(ev.last_row & ev.last_kf):
-                m.d.sync += a_idx.eq(0)
-            with m.Else():
-                m.d.sync += a_idx.eq(a_idx + 1)
-        return a_idx, Const(0, 1)
+            m.d.sync += a_idx.eq(first_of(choices))
+        return a_idx, Const(0, 1), choices
 
     def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
         cfg, lim = self._config, self._limits
@@ -121,29 +137,49 @@ class WsCore(GemmCore):
         wbank = Signal()                 # the bank the tile being written goes into
         pending = Signal()               # a written tile waits for the row issuer
         take = Signal()                  # the row issuer takes it this cycle
-        w_row_real = wk < wshape.k
         w_on = self.slot(wsl).busy & ~pick(w_written, wsl, slots)
         w_issue = Signal()
+        # wkf and wnt at their call's last (registers, _last_flag).
+        wk_last, wn_last = Signal(name="w_kf_last", init=1), Signal(name="w_nt_last", init=1)
+        row_end = wt == R - 1
+        w_last_tile = wk_last & wn_last
+        wnext = self.slot(~wsl).call     # the call after the writer's
+        m.d.sync += [
+            wk_last.eq(_last_flag(w_issue, wkf == wshape.kf_last, [
+                (~row_end, wk_last), (~wk_last, wkf + 1 == wshape.kf_last),
+                (wn_last, wnext.kf_last == 0), (None, wshape.kf_last == 0)])),
+            wn_last.eq(_last_flag(w_issue, wnt == wshape.nt_last, [
+                (~(row_end & wk_last), wn_last), (~wn_last, wnt + 1 == wshape.nt_last),
+                (None, wnext.nt_last == 0)])),
+        ]
+        # The registers the availability check compares, after this row: wk goes back to
+        # 0 after a column tile's last fold, w_addr after the call's last tile.
+        wk_wrap = row_end & wk_last
+        # The row is one of K (a register, wk < K, computed the cycle before: the next row
+        # is when wk + 1 < K, or when wk goes back to 0, since K >= 1; the writer's K only
+        # changes while wk = 0).
+        w_row_real = Signal(init=1)
+        m.d.sync += w_row_real.eq(Mux(w_issue, wk_wrap | (wk + 1 < wshape.k), w_row_real))
+        w_next = [(row_end & w_last_tile, 0), (w_row_real, w_addr + 1), (None, w_addr)]
         m.d.comb += w_issue.eq(
             w_on & ((wt != 0) | ~pending | take)
-            & (~w_row_real | self.available("w", wsl, w_addr)))
-        w_last_tile = (wkf == wshape.kf_last) & (wnt == wshape.nt_last)
+            & (~w_row_real | self.available_ahead(m, "w", wsl, w_addr, w_issue, w_next,
+                                                  "w_in")))
         with m.If(w_issue):
-            with m.If(w_row_real):
-                m.d.sync += w_addr.eq(w_addr + 1)
-            with m.If(wt == R - 1):
+            m.d.sync += w_addr.eq(first_of(w_next))
+            with m.If(row_end):
                 m.d.sync += [wt.eq(0), wbank.eq(~wbank)]
                 with m.If(w_last_tile):
-                    m.d.sync += [wkf.eq(0), wnt.eq(0), wk.eq(0), w_addr.eq(0)]
+                    m.d.sync += [wkf.eq(0), wnt.eq(0), wk.eq(0)]
                     _set_bit(m, w_written, wsl, slots, 1)
                     next_slot(m, wsl, slots)
-                with m.Elif(wkf == wshape.kf_last):
+                with m.Elif(wk_last):
                     m.d.sync += [wkf.eq(0), wk.eq(0), wnt.eq(wnt + 1)]
                 with m.Else():
                     m.d.sync += [wkf.eq(wkf + 1), wk.eq(wk + 1)]
             with m.Else():
                 m.d.sync += [wt.eq(wt + 1), wk.eq(wk + 1)]
-        m.d.sync += pending.eq((pending & ~take) | (w_issue & (wt == R - 1)))
+        m.d.sync += pending.eq((pending & ~take) | (w_issue & row_end))
 
         # ---- the row issuer --------------------------------------------------------------
         asl = slot_pointer(slots, "a_slot")
@@ -156,29 +192,49 @@ class WsCore(GemmCore):
         ch_top = Signal(unsigned_for(_cdiv(lim.n_max, C) * C), init=C - 1)
         sel = Signal()                   # weight bank of the current step
         issue = Signal()
-        last_row = t == ashape.m_last
-        last_kf = kf == ashape.kf_last
-        last_step = last_kf & (nt == ashape.nt_last)
-        a_index, a_zero = self.a_operand(
+        # t, kf and nt at their call's last (registers, _last_flag).
+        last_row = Signal(name="last_row", init=1)
+        last_kf = Signal(name="last_kf", init=1)
+        last_nt = Signal(name="last_nt", init=1)
+        last_step = last_kf & last_nt
+        call_end = last_row & last_step
+        anext = self.slot(~asl).call     # the call after the issuer's
+        m.d.sync += [
+            last_row.eq(_last_flag(issue, t == ashape.m_last, [
+                (~last_row, t + 1 == ashape.m_last), (call_end, anext.m_last == 0),
+                (None, ashape.m_last == 0)])),
+            last_kf.eq(_last_flag(issue, kf == ashape.kf_last, [
+                (~last_row, last_kf), (~last_kf, kf + 1 == ashape.kf_last),
+                (call_end, anext.kf_last == 0), (None, ashape.kf_last == 0)])),
+            last_nt.eq(_last_flag(issue, nt == ashape.nt_last, [
+                (~(last_row & last_kf), last_nt), (~last_nt, nt + 1 == ashape.nt_last),
+                (None, anext.nt_last == 0)])),
+        ]
+        a_index, a_zero, a_choices = self.a_operand(
             m, RowEvents(asl, t, issue, last_row, last_kf, last_step))
+        a_in = (self.available("a", asl, a_index) if a_choices is None else
+                self.available_ahead(m, "a", asl, a_index, issue, a_choices, "a_in"))
+        ch_next = [(last_row & last_step, C - 1), (last_row & last_kf, ch_top + C),
+                   (None, ch_top)]
         # A row issues with a credit of the output FIFO in hand (a row of a column tile's
         # last fold takes it: its sums become an output beat).
-        row_ok = ((a_zero | self.available("a", asl, a_index))
-                  & self.channels_ready(asl, ch_top) & room)
+        row_ok = ((a_zero | a_in) & self.channels_ready(asl, ch_top, (m, issue, ch_next))
+                  & room)
         start = ~in_step & pending & row_ok
         m.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
-        call_done = issue & last_row & last_step
+        call_done = issue & call_end
         with m.If(issue):
+            m.d.sync += ch_top.eq(first_of(ch_next))
             with m.If(start):
                 m.d.sync += sel.eq(~wbank)
             with m.If(last_row):
                 m.d.sync += [in_step.eq(0), t.eq(0)]
                 with m.If(last_step):
-                    m.d.sync += [kf.eq(0), nt.eq(0), ch_top.eq(C - 1)]
+                    m.d.sync += [kf.eq(0), nt.eq(0)]
                     _set_bit(m, w_written, asl, slots, 0)
                     next_slot(m, asl, slots)
                 with m.Elif(last_kf):
-                    m.d.sync += [kf.eq(0), nt.eq(nt + 1), ch_top.eq(ch_top + C)]
+                    m.d.sync += [kf.eq(0), nt.eq(nt + 1)]
                 with m.Else():
                     m.d.sync += kf.eq(kf + 1)
             with m.Else():
@@ -230,22 +286,27 @@ class WsCore(GemmCore):
         # before (at the tag tap `pre`, through an address register loaded from the tap
         # before it) and registered, and so is the addend.
         acc_layout = data.ArrayLayout(signed(cfg.acc_bits), C)
-        m.submodules.acc_mem = acc_mem = memory.Memory(shape=acc_layout, depth=lim.acc_words,
-                                                       init=[])
         # The accumulator read is addressed ahead of the stage: its block-RAM data goes
         # straight into a register (acc_q), then through the multiplexer into the addend
         # register. The same row m comes back at least max(M, R) cycles later (a step
         # lasts that long, docs/rtl.md), so its partial sum is written no later than the
         # cycle its next read is addressed when the read is at most R cycles ahead (the
         # read is transparent for that cycle): min(ACC_READ_AHEAD, R) ahead, so arrays of
-        # two rows select right after the RAM and one-row arrays at the stage.
+        # two rows select right after the RAM and one-row arrays at the stage. With more
+        # rows than ACC_READ_AHEAD the read is addressed after the write of the row's last
+        # visit, never in its cycle: no transparency, and no read uses a word read in the
+        # cycle it is written (COLLISION_ATTR).
         ahead = min(ACC_READ_AHEAD, R)
+        transparent = R <= ACC_READ_AHEAD
+        m.submodules.acc_mem = acc_mem = memory.Memory(
+            shape=acc_layout, depth=lim.acc_words, init=[],
+            attrs=None if transparent else {COLLISION_ATTR: "unused"})
         pre = tag[tag.depth - 1]
         before = tag[tag.depth - 2]      # the address register loads it for `pre`
         params = DelayLine(m, self.read_params(m, before.slot, before.nt, registered=True), 1,
                            "params").output
         acc_wr = acc_mem.write_port()
-        acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
+        acc_rd = acc_mem.read_port(transparent_for=(acc_wr,) if transparent else ())
         m.d.comb += acc_rd.addr.eq(tag[tag.depth - ahead].m)
         acc_q = DelayLine(m, acc_rd.data, max(ahead - 2, 0), "acc_q").output
         addend = Signal(acc_layout)

@@ -83,10 +83,11 @@ def _toy_outputs(s: int, r: int) -> int:
 def test_wrapper_bit_counts_and_connections():
     w = wrap_verilog("toy", _TOY_PORTS)
     assert (w.input_bits, w.output_bits, w.levels) == (6, 6, (2, 1))
-    assert w.flops == 6 + 3
-    # Every input port slice of the shift register, every output slice of q0, in order.
-    for text in (".a(shift[2:0])", ".b(shift[3])", ".c(shift[5:4])", ".y(q0[4:0])",
-                 ".z(q0[5])", ".clk(clk)", ".rst(rst)"):
+    assert w.flops == 6 + 6 + 3
+    # Every input port slice of the shift register, every output slice of `out` (which
+    # the output register q0 takes), in order.
+    for text in (".a(shift[2:0])", ".b(shift[3])", ".c(shift[5:4])", ".y(out[4:0])",
+                 ".z(out[5])", ".clk(clk)", ".rst(rst)", "q0 <= out;"):
         assert text in w.verilog
     assert f"module {WRAPPER_TOP} (" in w.verilog
     assert "(* blackbox *)" in w.blackbox and "module toy (" in w.blackbox
@@ -105,7 +106,7 @@ def test_wrapper_rejects_units_it_cannot_wrap():
 
 
 def test_wrapper_simulates_every_bit(tmp_path):
-    """Icarus: sout is the parity of all outputs, len(levels) cycles later, and the
+    """Icarus: sout is the parity of all outputs, len(levels) + 1 cycles later, and the
     shift register feeds the input ports in manifest order (a random bit stream)."""
     iverilog, vvp = shutil.which("iverilog"), shutil.which("vvp")
     assert iverilog and vvp, "Icarus Verilog is required (scripts/setup.sh installs it)"
@@ -139,9 +140,9 @@ def test_wrapper_simulates_every_bit(tmp_path):
         a1, c1 = (s >> 1) & 1, (s >> 5) & 1
         r = 0 if i < 2 else (a1 & c1)
         s = ((s << 1) | bit) & 0x3F
-    # The first tree level registers the outputs at the edge they are computed for; each
-    # further level adds one cycle.
-    delay = len(w.levels) - 1
+    # The output register takes the outputs at the edge they are computed for; each tree
+    # level adds one cycle.
+    delay = len(w.levels)
     assert len(observed) == len(stream)
     assert observed[delay:] == parity[:len(stream) - delay]
     assert 0 < sum(observed) < len(observed)
@@ -589,7 +590,7 @@ def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
                not in ("clock", "reset"))
     n_out = sum(p["width"] for p in ports if p["direction"] == "output")
     assert (r["wrapper"]["input_bits"], r["wrapper"]["output_bits"]) == (n_in, n_out)
-    assert r["wrapper"]["ff"] == n_in + sum(r["wrapper"]["xor_levels"])
+    assert r["wrapper"]["ff"] == n_in + n_out + sum(r["wrapper"]["xor_levels"])
     assert r["unit_resources"]["ff"] == res["ff"]["used"] - r["wrapper"]["ff"]
     path = r["critical_path"]
     assert path["start"]["signal"] and path["end"]["signal"] and path["levels"] > 0
