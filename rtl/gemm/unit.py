@@ -165,7 +165,8 @@ class GemmUnit(CheckedComponent):
         # The check is a pipeline of free-running registers behind the command register,
         # one hw.GEMM_CMD_STATES entry per stage (the command holds still through them):
         # DIV registers the ceiling divisions, MUL the products (the beats of each operand
-        # stream), CHECK compares them with the slot's buffers and takes the slot. No
+        # stream) and the command's own checks, CHECK compares the products with the slot's
+        # buffers and takes the slot. No
         # adder or multiplier lies between two stages' registers in a row, so the check is
         # off the unit's critical path. Every count is registered as its last index
         # (count - 1, the shape has no zero dimension), so each "last beat / last tile"
@@ -185,10 +186,13 @@ class GemmUnit(CheckedComponent):
         m.d.comb += (shape.kf_last if ws else shape.mt_last).eq(f_c - 1)
         if ws:
             m.d.comb += shape.m_last.eq(cmd.m - 1)
-        ok = ((cmd.m != 0) & (cmd.k != 0) & (cmd.n != 0) & at_most(a_need, lim.a_words)
-              & at_most(w_need, lim.w_words) & at_most(nt_c, lim.param_words))
-        if ws:
-            ok &= at_most(cmd.m, lim.acc_words)
+        # The comparisons of the command and the tile count are registered beside the
+        # products (MUL), so CHECK only compares the products.
+        cmd_ok = Signal(name="cmd_ok")
+        m.d.sync += cmd_ok.eq((cmd.m != 0) & (cmd.k != 0) & (cmd.n != 0)
+                              & at_most(nt_c, lim.param_words)
+                              & (at_most(cmd.m, lim.acc_words) if ws else 1))
+        ok = cmd_ok & at_most(a_need, lim.a_words) & at_most(w_need, lim.w_words)
 
         # The command phase is one state per hw.GEMM_CMD_STATES entry, one cycle each; an
         # accepted shape takes the next slot in turn at the end of CHECK.

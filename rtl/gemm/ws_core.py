@@ -282,9 +282,10 @@ class WsCore(GemmCore):
 
         # Accumulator stage: sum = addend + column sums, addend = first fold ? bias : acc[m];
         # write back unless it is the last fold, in which case it goes to the epilogue
-        # register. The stage's inputs are registers: the parameter word is read the cycle
-        # before (at the tag tap `pre`, through an address register loaded from the tap
-        # before it) and registered, and so is the addend.
+        # register. The stage's inputs are registers: the parameter word is read two
+        # cycles before (at the tag tap `before`, through an address register loaded from
+        # the tap before it) and registered twice, and the addend is registered from the
+        # first of those registers.
         acc_layout = data.ArrayLayout(signed(cfg.acc_bits), C)
         # The accumulator read is addressed ahead of the stage: its block-RAM data goes
         # straight into a register (acc_q), then through the multiplexer into the addend
@@ -302,9 +303,10 @@ class WsCore(GemmCore):
             shape=acc_layout, depth=lim.acc_words, init=[],
             attrs=None if transparent else {COLLISION_ATTR: "unused"})
         pre = tag[tag.depth - 1]
-        before = tag[tag.depth - 2]      # the address register loads it for `pre`
-        params = DelayLine(m, self.read_params(m, before.slot, before.nt, registered=True), 1,
-                           "params").output
+        early = tag[tag.depth - 3]       # the address register loads it for `before`
+        params_line = DelayLine(m, self.read_params(m, early.slot, early.nt, registered=True),
+                                2, "params")
+        params = params_line.output
         acc_wr = acc_mem.write_port()
         acc_rd = acc_mem.read_port(transparent_for=(acc_wr,) if transparent else ())
         m.d.comb += acc_rd.addr.eq(tag[tag.depth - ahead].m)
@@ -312,7 +314,7 @@ class WsCore(GemmCore):
         addend = Signal(acc_layout)
         for c in range(C):
             if ahead > 1:
-                m.d.sync += addend[c].eq(Mux(pre.first, self.p_data[c].bias, acc_q[c]))
+                m.d.sync += addend[c].eq(Mux(pre.first, params_line[1][c].bias, acc_q[c]))
             else:
                 m.d.comb += addend[c].eq(Mux(tag_out.first, params[c].bias, acc_q[c]))
         total = Signal(acc_layout)
