@@ -466,7 +466,7 @@ class CreditFifo(CheckedComponent):
     Latency
     -------
     :attr:`LATENCY` = 1 cycle from a beat written to the same beat valid on ``o``
-    (``o.valid`` is the registered fill level, non-zero).
+    (``o.valid`` is a register: the fill level is non-zero).
 
     Throughput
     ----------
@@ -504,8 +504,13 @@ class CreditFifo(CheckedComponent):
         m.d.comb += [
             wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(self.i.valid),
             rd.addr.eq(consume), self.o.payload.eq(rd.data),
-            self.o.valid.eq(level != 0), take.eq(self.o.valid & self.o.ready),
+            take.eq(self.o.valid & self.o.ready),
         ]
+        # o.valid, level != 0, is a register of its own, computed from level's next value
+        # (a beat written: non-empty; else the level, less the beat taken).
+        nonempty = Signal(name="nonempty")
+        m.d.sync += nonempty.eq(self.i.valid | Mux(take, level[1:].any(), level.any()))
+        m.d.comb += self.o.valid.eq(nonempty)
         with m.If(self.i.valid):
             m.d.sync += produce.eq(ring_next(produce, depth))
         with m.If(take):

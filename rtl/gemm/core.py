@@ -250,13 +250,20 @@ class GemmCore(CheckedComponent):
         # room = credits >= issue_beats, a register: no comparison before the issue.
         room = Signal(init=depth >= self.issue_beats)
         epi = self.schedule(m, array, room)
-        # Both outcomes of the issue are summed (and compared) from registers; the issue
-        # decision only selects one.
-        kept = credits + self.release
-        left = kept - epi.reserve
-        m.d.sync += [credits.eq(Mux(epi.take, left, kept)),
-                     room.eq(Mux(epi.take, left >= self.issue_beats,
-                                 kept >= self.issue_beats))]
+        # Every outcome of this cycle's issue (take) and output beat (release) is summed and
+        # compared from registers; the two events only select one.
+        rel, r, b = self.release, epi.reserve, self.issue_beats
+
+        def at_least(n):
+            """credits >= n (constant true for n <= 0: no comparison for Verilator's lint)."""
+            return Const(1, 1) if isinstance(n, int) and n <= 0 else credits >= n
+
+        m.d.sync += [
+            credits.eq(Mux(epi.take, Mux(rel, credits + 1 - r, credits - r),
+                           Mux(rel, credits + 1, credits))),
+            room.eq(Mux(epi.take, Mux(rel, at_least(r + b - 1), at_least(r + b)),
+                        Mux(rel, at_least(b - 1), at_least(b)))),
+        ]
 
         # The epilogue register: the sums of one output beat with their channels' (mult,
         # shift) and the call's out32.
