@@ -465,10 +465,8 @@ class CreditFifo(CheckedComponent):
 
     Latency
     -------
-    :attr:`LATENCY` = 1 cycle from a beat written to the same beat valid on ``o``.
-    ``o`` is registers: ``o.valid`` (the fill level is non-zero) and ``o.payload``, the
-    oldest beat (the head), loaded from ``i`` itself when the FIFO is empty or its last
-    beat leaves, else from the storage's next word as the head leaves.
+    :attr:`LATENCY` = 1 cycle from a beat written to the same beat valid on ``o``
+    (``o.valid`` is a register: the fill level is non-zero).
 
     Throughput
     ----------
@@ -476,9 +474,9 @@ class CreditFifo(CheckedComponent):
 
     Backpressure
     ------------
-    ``o.ready`` reaches only the read pointer, the fill level and the head. The write
-    enable of the storage (distributed RAM, asynchronous read) is ``i.valid`` itself:
-    nothing of the read side lies in front of it.
+    ``o.ready`` reaches only the read pointer and the fill level. The write enable of the
+    storage (distributed RAM, asynchronous read) is ``i.valid`` itself: nothing of the
+    read side lies in front of it.
     """
 
     #: Cycles from ``i`` to ``o`` (the fill level register).
@@ -500,29 +498,22 @@ class CreditFifo(CheckedComponent):
             shape=self.i.payload.shape(), depth=depth, init=[])
         wr, rd = storage.write_port(), storage.read_port(domain="comb")
         produce = Signal(range(depth), name="produce")
-        # The word after the head's (the head is the word at the read pointer).
-        after = Signal(range(depth), name="after", init=1 % depth)
+        consume = Signal(range(depth), name="consume")
         level = Signal(range(depth + 1), name="level")
         take = Signal()
         m.d.comb += [
             wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(self.i.valid),
-            rd.addr.eq(after), take.eq(self.o.valid & self.o.ready),
+            rd.addr.eq(consume), self.o.payload.eq(rd.data),
+            take.eq(self.o.valid & self.o.ready),
         ]
+        # o.valid, level != 0, is a register of its own, computed from level's next value
+        # (a beat written: non-empty; else the level, less the beat taken).
+        nonempty = Signal(name="nonempty")
+        m.d.sync += nonempty.eq(self.i.valid | Mux(take, level[1:].any(), level.any()))
+        m.d.comb += self.o.valid.eq(nonempty)
         with m.If(self.i.valid):
             m.d.sync += produce.eq(ring_next(produce, depth))
         with m.If(take):
-            m.d.sync += after.eq(ring_next(after, depth))
+            m.d.sync += consume.eq(ring_next(consume, depth))
         m.d.sync += level.eq(level + self.i.valid - take)
-        # o.valid (level != 0) and o.payload (the head) are registers, computed from the
-        # next level: a beat written makes it non-empty; a beat taken leaves the next
-        # word as the head when there is one in the storage (level >= 2; a word is
-        # readable the cycle after its write), else the beat written now.
-        nonempty = Signal(name="nonempty")
-        head = Signal.like(self.o.payload, name="head")
-        m.d.sync += nonempty.eq(self.i.valid | Mux(take, level[1:].any(), level.any()))
-        with m.If(take & level[1:].any()):
-            m.d.sync += head.eq(rd.data)
-        with m.Elif(take | ~level.any()):
-            m.d.sync += head.eq(self.i.payload)
-        m.d.comb += [self.o.valid.eq(nonempty), self.o.payload.eq(head)]
         return m
