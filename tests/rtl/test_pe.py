@@ -8,14 +8,19 @@ garbage that must not leak into the state.
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import numpy as np
 import pytest
-from amaranth.hdl import EnableInserter, Signal
+from amaranth.hdl import EnableInserter, Fragment, Signal, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from edgetron.config import ConfigError
 from edgetron.golden.gemm import matmul_int
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, wrap
+from edgetron.hw.gemm import PE_MAC_STAGES
+from edgetron.rtl import pe as pe_module
 from edgetron.rtl.pe import PE
 
 INT8 = (INT8_MIN, INT8_MAX)
@@ -149,6 +154,22 @@ def test_os_pe_accumulates_a_dot_product():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_elaboration_checks_the_mac_stages_against_the_timing_model(dataflow, monkeypatch):
+    """The PE builds one register per stage of edgetron.hw.gemm.PE_MAC_STAGES, in order;
+    a timing model with a stage fewer (the two-stage MAC) stops elaboration."""
+    assert PE_MAC_STAGES == ("mul", "pipe", "acc") and PE.MAC_LATENCY == 3
+    Fragment.get(PE(dataflow, row=0, rows=2), None)
+    monkeypatch.setattr(pe_module, "PE_MAC_STAGES", ("mul", "acc"))
+    with warnings.catch_warnings():
+        # The module of a refused elaboration is never used.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(AssertionError,
+                           match=r"built as the stages \('mul', 'pipe', 'acc'\)"):
+            Fragment.get(PE(dataflow, row=0, rows=2), None)
+        gc.collect()
 
 
 def test_pe_rejects_bad_parameters():
