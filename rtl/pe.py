@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed
 
-from edgetron.hw.gemm import PE_MAC_CYCLES
+from edgetron.hw.gemm import PE_MAC_CYCLES, PE_MAC_STAGES
 
 from .common import (
     ACC_BITS_MAX,
@@ -54,10 +54,10 @@ class PE(CheckedComponent):
     w_in, w_out
         Weight from the top neighbour; ``w_out`` is ``w_in`` registered, to the bottom.
     p_in, p_out -- ``ws`` only
-        Partial sum from the top neighbour; ``p_out = p_in + prod``, registered, to the
-        bottom neighbour, where ``prod`` is the registered product of the previous
-        cycle's activation and weight (the partial sum of the row above arrives one cycle
-        after the activation, as it does in the array).
+        Partial sum from the top neighbour; ``p_out = p_in + prod_q``, registered, to the
+        bottom neighbour, where ``prod_q`` is the product of the activation and weight of
+        two cycles before, registered twice (the partial sum of the row above arrives
+        ``MAC_LATENCY - 1`` = 2 cycles after the activation, as it does in the array).
     shift, o_in, o_out -- ``os`` only
         ``shift`` moves the result chain of this column up by one PE this cycle; ``o_in``
         is the result register of the PE below, ``o_out`` this PE's, to the PE above.
@@ -77,21 +77,26 @@ class PE(CheckedComponent):
 
     Output-stationary datapath
     --------------------------
-    A product register ``prod <= a * w`` with ``first`` and ``last`` registered beside it,
-    and an accumulator register: ``acc <= (first ? 0 : acc) + prod`` each cycle. When
-    ``last`` is set the finished sum is also written into the result register (and
-    ``acc`` is reset by the next ``first``); otherwise, when ``shift`` is set, the result
-    register loads ``o_in`` (a capture has priority over a shift). The result of the pair
-    with ``a_in.last`` is captured :attr:`MAC_LATENCY` cycles after it is on the inputs.
+    A product register ``prod <= a * w`` and its second register ``prod_q <= prod``, with
+    ``first`` and ``last`` registered twice beside them, and an accumulator register:
+    ``acc <= (first ? 0 : acc) + prod_q`` each cycle. When ``last`` is set the finished
+    sum is also written into the result register (and ``acc`` is reset by the next
+    ``first``); otherwise, when ``shift`` is set, the result register loads ``o_in`` (a
+    capture has priority over a shift). The result of the pair with ``a_in.last`` is
+    captured :attr:`MAC_LATENCY` cycles after it is on the inputs.
 
     Latency
     -------
     :attr:`LATENCY` = 1 cycle from ``a_in``/``w_in`` to ``a_out``/``w_out`` and from
-    ``p_in`` to ``p_out``; :attr:`MAC_LATENCY` = 2 cycles from an operand pair to its
-    product in ``p_out`` (``ws``) or the accumulator (``os``). A weight write takes effect
-    for the product of the next cycle. The multiplier sits between registers on both
-    sides (``ws``: ``a_in.data``'s register in the neighbour or the skew line, and
-    ``w_cur``; FPGA flows map the product register onto the DSP block or next to it).
+    ``p_in`` to ``p_out``; :attr:`MAC_LATENCY` = 3 cycles from an operand pair to its
+    product in ``p_out`` (``ws``) or the accumulator (``os``), one per stage of
+    ``edgetron.hw.gemm.PE_MAC_STAGES``: ``mul`` (``prod``), ``pipe`` (``prod_q``),
+    ``acc`` (``p_out`` or ``acc``). A weight write takes effect for the product of the
+    next cycle. The multiplier sits between registers on both sides (``ws``:
+    ``a_in.data``'s register in the neighbour or the skew line, and ``w_cur``); FPGA
+    flows put ``prod`` into the DSP block's output register (``rtl/fpga/dsp_regs.py``),
+    and ``prod_q`` is a fabric register beside the adder, so the route out of the DSP
+    block and the ``acc_bits``-wide add are separate cycles.
 
     Backpressure
     ------------
@@ -111,7 +116,7 @@ class PE(CheckedComponent):
     LATENCY = 1
     #: Cycles from an operand pair on ``a_in``/``w_in`` to its product in ``p_out``
     #: (``ws``) or ``acc`` (``os``): ``edgetron.hw.gemm.PE_MAC_CYCLES``, the product
-    #: register then the accumulate; :meth:`elaborate` asserts it.
+    #: register, its second register, then the accumulate; :meth:`elaborate` asserts it.
     MAC_LATENCY = PE_MAC_CYCLES
 
     @classmethod
@@ -143,9 +148,13 @@ class PE(CheckedComponent):
         m = Module()
         m.d.sync += [self.a_out.eq(self.a_in), self.w_out.eq(self.w_in)]
         # Stage "mul": the product gets a register of its own (the multiplier's output
-        # register); stage "acc" adds it. Every signal the accumulate needs from the
-        # operands' cycle travels in step with the product.
+        # register, in the DSP block on FPGAs); stage "pipe" registers it again beside the
+        # adder (in fabric), so the route out of the DSP block has a cycle of its own;
+        # stage "acc" adds it. Every signal the accumulate needs from the operands' cycle
+        # travels in step with the product.
         prod = Signal(signed(self._input_bits + self._weight_bits), name="prod")
+        prod_q = Signal(signed(self._input_bits + self._weight_bits), name="prod_q")
+        m.d.sync += prod_q.eq(prod)
         if self._dataflow == "ws":
             # The multiplier's weight operand is a register, loaded with the bank the next
             # activation uses (``a_in.sel``, one cycle ahead), or with the weight written
@@ -159,25 +168,29 @@ class PE(CheckedComponent):
             bypass = write & (self.w_in.bank == self.a_in.sel)
             m.d.sync += w_cur.eq(Mux(bypass, self.w_in.data, bank[self.a_in.sel]))
             m.d.sync += prod.eq(self.a_in.data * w_cur)
-            m.d.sync += self.p_out.eq(self.p_in + prod)
-            stages = (prod, self.p_out)
+            m.d.sync += self.p_out.eq(self.p_in + prod_q)
+            stages = {"mul": prod, "pipe": prod_q, "acc": self.p_out}
         else:
-            first = Signal(name="first_d")
-            last = Signal(name="last_d")
+            first_d, last_d = Signal(name="first_d"), Signal(name="last_d")
+            first_q, last_q = Signal(name="first_q"), Signal(name="last_q")
             acc = Signal(signed(self._acc_bits))
             result = Signal(signed(self._acc_bits))
             m.d.sync += [prod.eq(self.a_in.data * self.w_in.data),
-                         first.eq(self.a_in.first), last.eq(self.a_in.last)]
-            total = Mux(first, 0, acc) + prod
+                         first_d.eq(self.a_in.first), last_d.eq(self.a_in.last),
+                         first_q.eq(first_d), last_q.eq(last_d)]
+            total = Mux(first_q, 0, acc) + prod_q
             m.d.sync += acc.eq(total)
-            with m.If(last):
+            with m.If(last_q):
                 m.d.sync += result.eq(total)
             with m.Elif(self.shift):
                 m.d.sync += result.eq(self.o_in)
             m.d.comb += self.o_out.eq(result)
-            stages = (prod, acc)
-        if len(stages) != self.MAC_LATENCY:
+            stages = {"mul": prod, "pipe": prod_q, "acc": acc}
+        # One register per stage of the timing model, in its order (MAC_LATENCY is
+        # PE_MAC_CYCLES = len(PE_MAC_STAGES)).
+        if tuple(stages) != PE_MAC_STAGES:
             raise AssertionError(
-                f"PE: the MAC is {len(stages)} registers deep as built, but "
-                f"edgetron.hw.gemm.PE_MAC_CYCLES is {self.MAC_LATENCY}")
+                f"PE: the MAC is built as the stages {tuple(stages)} ({len(stages)} "
+                f"registers), but edgetron.hw.gemm.PE_MAC_STAGES is {PE_MAC_STAGES} "
+                f"(PE_MAC_CYCLES {self.MAC_LATENCY})")
         return m

@@ -36,8 +36,8 @@ __all__ = ["ArrayTiming", "SystolicArray", "array_timing"]
 class ArrayTiming(NamedTuple):
     """Fixed timing of a :class:`SystolicArray`, in cycles (see its Latency section).
 
-    ``latency``: ``ws`` from ``a`` to ``p`` (``rows + cols``), ``os`` from a ``drain``
-    pulse to its row on ``o`` (``cols - 1``). ``drain_delay`` (``os``, ``rows + 1``): from the
+    ``latency``: ``ws`` from ``a`` to ``p`` (``rows + cols + 1``), ``os`` from a ``drain``
+    pulse to its row on ``o`` (``cols - 1``). ``drain_delay`` (``os``, ``rows + 2``): from the
     last operand pair of a tile to its first drain pulse. ``min_tile_gap`` (``os``,
     ``2 * rows - 1``): least cycles between the last operand pairs of consecutive tiles.
     ``ws`` has no drain pulses: both are 0.
@@ -110,16 +110,18 @@ class SystolicArray(CheckedComponent):
 
     Latency
     -------
-    ``ws``: ``latency = rows + cols`` cycles from ``a`` to ``p`` (``rows + cols - 2``
-    hops and the PE's two-stage MAC, ``edgetron.hw.gemm.PE_MAC_CYCLES``). A weight row
+    ``ws``: ``latency = rows + cols + 1`` cycles from ``a`` to ``p`` (``rows + cols - 2``
+    hops and the PE's three-stage MAC, ``edgetron.hw.gemm.PE_MAC_CYCLES``: the product,
+    its second register, the add). A weight row
     presented on ``w`` in cycle ``j`` is used by the activation vectors presented after
     cycle ``j`` that select its bank, and not by those presented in or before cycle ``j``.
 
     ``os``: PE ``(r, c)`` multiplies lane ``r`` of ``a`` and lane ``c`` of ``w`` presented
     in the same cycle ``i`` at cycle ``i + r + c``. With the last operand pair of a tile
     (``a.last``) presented in cycle ``i``, the ``rows`` drain pulses of that tile may
-    start in cycle ``i + rows + 1`` (:attr:`drain_delay`: the result is captured two
-    cycles after the bottom PE's last pair, the PE's two-stage MAC) and give result rows
+    start in cycle ``i + rows + 2`` (:attr:`drain_delay`: the bottom PE's last pair is
+    multiplied at ``i + rows - 1`` and its result captured three cycles later, the PE's
+    three-stage MAC) and give result rows
     0, 1, ... in order; ``latency = cols - 1`` from a ``drain`` pulse to its row on ``o``. The
     last operand pair of the next tile must come at least :attr:`min_tile_gap`
     ``= 2 * rows - 1`` cycles after the one of this tile (the result chains must be
@@ -217,8 +219,8 @@ class SystolicArray(CheckedComponent):
                     m.d.comb += pes[r + 1][c].p_in.eq(pes[r][c].p_out)
                 deskew = DelayLine(m, pes[rows - 1][c].p_out, cols - 1 - c, f"p_deskew{c}")
                 m.d.comb += self.p[c].eq(deskew.output)
-                # Row r's activation: skew, c hops right, its MAC (product, then sum),
-                # rows-1-r hops down.
+                # Row r's activation: skew, c hops right, its MAC (product, its second
+                # register, then the sum), rows-1-r hops down.
                 for r in range(rows):
                     built = (a_skew[r].depth + c * hop + PE.MAC_LATENCY + (rows - 1 - r) * hop
                              + deskew.depth)

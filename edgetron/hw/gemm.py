@@ -80,9 +80,12 @@ DATAFLOW_OS = DATAFLOWS["os"]
 DATAFLOW_IS = DATAFLOWS["is"]
 
 #: Registered stages of a PE's multiply-accumulate (``rtl/pe.py``), one cycle each: the
-#: product register (the multiplier's output, so the multiply has a cycle of its own), then
-#: the accumulate (the partial-sum or accumulator register).
-PE_MAC_STAGES = ("mul", "acc")
+#: product register (``mul``: the multiplier's output register, so the multiply has a
+#: cycle of its own; FPGA flows put it into the DSP block), the product's second register
+#: (``pipe``: in fabric beside the adder, so that the product leaving the DSP block
+#: crosses the routing within a cycle of its own and the adder starts from a register
+#: next to it), then the accumulate (the partial-sum or accumulator register).
+PE_MAC_STAGES = ("mul", "pipe", "acc")
 #: Cycles of a PE from an activation on ``a_in`` to its product in the PE's sum register.
 PE_MAC_CYCLES = len(PE_MAC_STAGES)
 
@@ -134,14 +137,17 @@ def element_bytes(bits):
 def array_timing(rows, cols, dataflow):
     """Fixed timing of the ``rows x cols`` systolic array: ``(latency, drain_delay, min_tile_gap)``.
 
-    With ``X = PE_MAC_CYCLES - 1`` (the product register of the PE's two-stage MAC):
-    ``ws``: ``latency = rows + cols - 1 + X`` from an activation vector to its column sums
-    (skew in, ``rows`` PEs down, de-skew out), no drain. ``os``: ``latency = cols - 1`` from
-    a drain pulse to its result row (the de-skew), ``drain_delay = rows + X`` from the last
-    operand pair of a tile to its first drain pulse, and ``min_tile_gap = 2 * rows - 1``
-    cycles at least between the last operand pairs of consecutive tiles (the result chains
-    must be empty before the next tile captures into them). ``is`` has no RTL: the ``ws``
-    values.
+    With ``X = PE_MAC_CYCLES - 1`` = 2 (the PE's product registers before its accumulate,
+    :data:`PE_MAC_STAGES`: ``mul``, the multiplier's output register, and ``pipe``, the
+    product's second register in fabric beside the adder): ``ws``: ``latency = rows + cols
+    - 1 + X`` (``rows + cols + 1``) from an activation vector to its column sums (skew in,
+    ``rows`` PEs down, de-skew out), no drain. ``os``: ``latency = cols - 1`` from a drain
+    pulse to its result row (the de-skew), ``drain_delay = rows + X`` (``rows + 2``) from the
+    last operand pair of a tile to its first drain pulse, and ``min_tile_gap = 2 * rows -
+    1`` cycles at least between the last operand pairs of consecutive tiles (the result
+    chains must be empty before the next tile captures into them; the captures and the
+    drain pulses both move with ``X``, so the gap does not depend on it). ``is`` has no
+    RTL: the ``ws`` values.
     """
     extra = PE_MAC_CYCLES - 1
     if dataflow == DATAFLOW_OS:

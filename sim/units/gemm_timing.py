@@ -27,10 +27,11 @@ One call from an idle unit (:func:`gemm_phases`)
 
 * ``ws``: ``fill = max(R + 1, CC0)`` (the first weight tile is written row by row as
   its beats arrive, one cycle behind them), ``compute = (S - 1) * max(M, R) + M`` with
-  ``S = NT * KF`` fold steps, ``drain = 1 + (R + C) + 1 + OUT`` (buffer read, array with
-  the PEs' two-stage MAC, epilogue register, output stage);
+  ``S = NT * KF`` fold steps, ``drain = 2 + (R + C + 1) + 1 + OUT`` (buffer read and its
+  output register, array with the PEs' three-stage MAC, epilogue register, output stage);
 * ``os``: ``fill = max(1, CC0)``, ``compute = (NT * MT - 1) * max(K, 2R - 1) + K``,
-  ``drain = 1 + (R + 1) + r_last + (C - 1) + 1 + OUT`` with ``r_last = M - (MT - 1) * R - 1``;
+  ``drain = 2 + (R + 2) + r_last + (C - 1) + 1 + OUT`` with ``r_last = M - (MT - 1) * R - 1``
+  (the drain delay ``R + 2``, the de-skew ``C - 1``);
 
 ``OUT = REQUANT_LATENCY + GEMM_OUT_FIFO_CYCLES = 7`` in both output modes (the values of
 :mod:`edgetron.hw.gemm`; the code uses the constants).
@@ -47,10 +48,10 @@ the cycle its parameter half is free, ``NS`` the slots, ``b_X`` the beats of str
     ws: W0 = max(A_{i-1}, L^w_i + 1) + R                first weight tile written
         I0 = max(E_{i-1}, W0, L^a_i + 1, L^ch_i + CC0)  first row issued
         A_i = I0 + (S - 1) * max(M, R)                  its last fold step starts
-        E_i = A_i + M,  F_i = E_i + R + C + 1
+        E_i = A_i + M,  F_i = E_i + R + C + 3
     os: I0 = max(x_{i-1} + 1, L^a_i + 1, L^w_i + 1, L^ch_i + CC0)
         x_i = max(I0 + K - 1, x_{i-1} + 2R - 1) + (NT * MT - 1) * max(K, 2R - 1)
-        E_i = x_i + 1,  F_i = E_i + R + C + r_last + 1
+        E_i = x_i + 1,  F_i = E_i + R + C + r_last + 3
 
 and its last output handshake is ``E_i + drain_i - 1``. ``A_{i-1}`` (ws) is where the
 previous call's last step started: the first weight tile of call ``i`` goes into the

@@ -163,8 +163,9 @@ def test_gemm_manifest_timing_model_matches_the_simulator(exported_for_lint, tag
     consts = model["constants"]
     assert consts["requant_latency"] == Requantizer.LATENCY == REQUANT_LATENCY
     assert (consts["R"], consts["C"]) == (cfg.rows, cfg.cols)
-    # ws: rows + cols - 2 hops and the PEs' two-stage MAC.
-    assert consts["array_latency"] == (cfg.rows + cfg.cols if cfg.dataflow == "ws"
+    # ws: rows + cols - 2 hops and the PEs' three-stage MAC (product, its second
+    # register, the add); os: the drain pulse's de-skew.
+    assert consts["array_latency"] == (cfg.rows + cfg.cols + 1 if cfg.dataflow == "ws"
                                        else cfg.cols - 1)
     p = cfg.sim_params()
     for m, k, n in _random_fitting_shapes(cfg, 25, seed=len(tag)):

@@ -8,17 +8,25 @@ garbage that must not leak into the state.
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import numpy as np
 import pytest
-from amaranth.hdl import EnableInserter, Signal
+from amaranth.hdl import EnableInserter, Fragment, Signal, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from edgetron.config import ConfigError
 from edgetron.golden.gemm import matmul_int
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, wrap
+from edgetron.hw.gemm import PE_MAC_STAGES
+from edgetron.rtl import pe as pe_module
 from edgetron.rtl.pe import PE
 
 INT8 = (INT8_MIN, INT8_MAX)
+#: Product registers of the model's MAC before its accumulate (``mul``, ``pipe``): the
+#: accumulate of an enabled cycle adds the product of the enabled cycle this many before.
+PRODUCT_REGS = PE.MAC_LATENCY - 1
 
 
 def mac(a: int, w: int) -> int:
@@ -55,7 +63,8 @@ def test_ws_pe_matches_model(row, rows):
     pe = PE("ws", row=row, rows=rows)
     # "sel": the bank select of the last enabled cycle, which names the bank of this
     # cycle's activation (a_in.sel runs one cycle ahead of a_in.data).
-    state = {"bank": [0, 0], "sel": 0, "a": None, "w": None, "p": 0, "prod": 0}
+    state = {"bank": [0, 0], "sel": 0, "a": None, "w": None, "p": 0,
+             "prods": [0] * PRODUCT_REGS}
 
     def step(ctx, rng, enabled):
         # Outputs are the registers written on the last enabled cycle.
@@ -74,22 +83,25 @@ def test_ws_pe_matches_model(row, rows):
         ctx.set(pe.w_in, {"data": w, "row": target, "bank": bank, "valid": valid})
         ctx.set(pe.p_in, p_in)
         if enabled:
-            # Two-stage MAC: p_out adds this cycle's p_in to the product registered in the
-            # previous enabled cycle; the product reads the bank the previous enabled
-            # cycle's sel named, as it was before this cycle's weight write (after the
-            # previous cycle's: a write takes effect for the product of the next cycle).
-            p = int(wrap(p_in + state["prod"], 32))
+            # The MAC: p_out adds this cycle's p_in to the oldest product of the product
+            # pipeline (PRODUCT_REGS enabled cycles old); this cycle's product enters it.
+            # The product reads the bank the previous enabled cycle's sel named, as it was
+            # before this cycle's weight write (after the previous cycle's: a write takes
+            # effect for the product of the next cycle).
+            oldest, *younger = state["prods"]
+            p = int(wrap(p_in + oldest, 32))
             prod = mac(a, state["bank"][state["sel"]])
             if valid and target == row:
                 state["bank"][bank] = w
-            state.update(a=(a, sel), w=(w, target, bank, valid), p=p, prod=prod, sel=sel)
+            state.update(a=(a, sel), w=(w, target, bank, valid), p=p,
+                         prods=[*younger, prod], sel=sel)
 
     run(pe, step, seed=row)
 
 
 def test_os_pe_matches_model():
     pe = PE("os", row=1, rows=3)
-    state = {"acc": 0, "result": 0, "a": None, "w": None, "prod": (0, 0, 0)}
+    state = {"acc": 0, "result": 0, "a": None, "w": None, "prods": [(0, 0, 0)] * PRODUCT_REGS}
 
     def step(ctx, rng, enabled):
         if state["a"] is not None:
@@ -105,16 +117,17 @@ def test_os_pe_matches_model():
         ctx.set(pe.shift, shift)
         ctx.set(pe.o_in, o_in)
         if enabled:
-            # Two-stage MAC: the product and its first/last bits are registered, then
-            # accumulated (and captured) in the next enabled cycle.
-            prod, prod_first, prod_last = state["prod"]
+            # The MAC: the product and its first/last bits pass PRODUCT_REGS registers
+            # together, then are accumulated (and captured) PRODUCT_REGS enabled cycles
+            # after their operands.
+            (prod, prod_first, prod_last), *younger = state["prods"]
             total = int(wrap((0 if prod_first else state["acc"]) + prod, 32))
             state["acc"] = total
             if prod_last:
                 state["result"] = total
             elif shift:
                 state["result"] = o_in
-            state.update(a=a, w=w, prod=(mac(a, w), first, last))
+            state.update(a=a, w=w, prods=[*younger, (mac(a, w), first, last)])
 
     run(pe, step, seed=7)
 
@@ -133,7 +146,7 @@ def test_os_pe_accumulates_a_dot_product():
             ctx.set(pe.w_in.data, int(w[i]))
             await ctx.tick()
         ctx.set(pe.a_in.last, 0)
-        for _ in range(PE.MAC_LATENCY - 1):      # the product register, then the capture
+        for _ in range(PE.MAC_LATENCY - 1):      # the product's second register, the capture
             await ctx.tick()
         assert ctx.get(pe.o_out) == int(matmul_int(a[None, :], w[:, None])[0, 0])
 
@@ -141,6 +154,22 @@ def test_os_pe_accumulates_a_dot_product():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_elaboration_checks_the_mac_stages_against_the_timing_model(dataflow, monkeypatch):
+    """The PE builds one register per stage of edgetron.hw.gemm.PE_MAC_STAGES, in order;
+    a timing model with a stage fewer (the two-stage MAC) stops elaboration."""
+    assert PE_MAC_STAGES == ("mul", "pipe", "acc") and PE.MAC_LATENCY == 3
+    Fragment.get(PE(dataflow, row=0, rows=2), None)
+    monkeypatch.setattr(pe_module, "PE_MAC_STAGES", ("mul", "acc"))
+    with warnings.catch_warnings():
+        # The module of a refused elaboration is never used.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(AssertionError,
+                           match=r"built as the stages \('mul', 'pipe', 'acc'\)"):
+            Fragment.get(PE(dataflow, row=0, rows=2), None)
+        gc.collect()
 
 
 def test_pe_rejects_bad_parameters():

@@ -166,9 +166,13 @@ def test_latencies_follow_the_array_shape():
         ws = SystolicArray(config(rows, cols, "ws"))
         os_ = SystolicArray(config(rows, cols, "os"))
         Fragment.get(ws, None), Fragment.get(os_, None)   # both elaborate
-        # rows + cols - 2 hops and the PE's two-stage MAC.
-        assert ws.latency == rows + cols
-        assert (os_.latency, os_.drain_delay, os_.min_tile_gap) == (cols - 1, rows + 1,
+        # ws: rows + cols - 2 hops and the PE's three-stage MAC (product, its second
+        # register, the add). os: the drain pulse's de-skew; the bottom PE's last pair
+        # (skew rows - 1) is captured after the MAC's three stages, rows + 2 after it was
+        # presented; the result chains are empty 2 * rows - 1 after it (the captures and
+        # the drain pulses are both later by the MAC, the gap is not).
+        assert ws.latency == rows + cols + 1
+        assert (os_.latency, os_.drain_delay, os_.min_tile_gap) == (cols - 1, rows + 2,
                                                                      2 * rows - 1)
 
 

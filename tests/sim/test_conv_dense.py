@@ -33,11 +33,11 @@ def test_one_3x3_band_from_idle():
     """hb = w = 2, c = n = 4, 3x3, padding 1: M = 4, K = 36 (9 folds), its 4 band words
     are in long before the first weight tile (cycle 10 = 5 + 1 + R), so no row waits:
     cmd 5 (CONV_CMD_CYCLES) + fill R + 1 = 5 + compute 8 * max(M, R) + M = 36 + drain
-    buffer read 2 (the read and its output register) + array R + C = 8 + epilogue 1 +
-    out 7 (requantizer 6, skid 1) = 18. The GEMM of the same shape takes one cycle less:
-    its command phase is 4 cycles."""
-    assert conv_sequence_cycles(P, _calls((2, 2, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1))) == 64
-    assert gemm_cycles(P, 4, 36, 4, 0) == 63
+    buffer read 2 (the read and its output register) + array R + C + 1 = 9 (R + C - 2
+    hops and the PEs' three-stage MAC) + epilogue 1 + out 7 (requantizer 6, skid 1) = 19:
+    65. The GEMM of the same shape takes one cycle less: its command phase is 4 cycles."""
+    assert conv_sequence_cycles(P, _calls((2, 2, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1))) == 65
+    assert gemm_cycles(P, 4, 36, 4, 0) == 64
 
 
 def test_rows_wait_for_their_band_words():
@@ -45,12 +45,13 @@ def test_rows_wait_for_their_band_words():
     fold 0's row t reads word 2t, readable from cycle 6 + 2t (loads start at cycle 5,
     after the command phase). The first tile is written at cycle 10: rows issue at 10,
     11, 12, 13, 14, then wait: 16, 18, 20; fold 1 starts at 21 (every word in), its 8
-    rows end at 29; its first output 21 + 18 = 39, the last 29 + 18 - 1 = 46: 47
-    cycles, 4 more than the GEMM (8, 8, 4) (cmd 4 + fill 5 + compute 16 + drain 18),
-    whose A order is fold-major and whose command phase is one cycle shorter."""
+    rows end at 29; its first output 21 + 19 = 40 (drain 19 as above), the last
+    29 + 19 - 1 = 47: 48 cycles, 4 more than the GEMM (8, 8, 4) (cmd 4 + fill 5 +
+    compute 16 + drain 19), whose A order is fold-major and whose command phase is one
+    cycle shorter."""
     seq = conv_sequence(P, _calls((1, 8, 8, 4, 1, 1, 1, 1, 0, 0, 0, 0)))
-    assert seq[0].tolist() == [0, 5, 5, 5, 10, 29, 39, 46]
-    assert gemm_cycles(P, 8, 8, 4, 0) == 43
+    assert seq[0].tolist() == [0, 5, 5, 5, 10, 29, 40, 47]
+    assert gemm_cycles(P, 8, 8, 4, 0) == 44
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -4,9 +4,10 @@ forms and the row-by-row reference schedule, and its functional kernel against g
 Each expected cycle count is written as its derivation: ``cmd 4 + fill + compute + drain``
 for one call on an idle unit (the command handshake and the three stages of the pipelined
 shape check), with every term computed from the array size and the shape (4x4 unless
-said: ``drain = READ + (R + C) + 1 + OUT = 18`` for ws, ``READ = 2`` the buffer read and
-its output register, the array's ``R + C`` with the PEs' two-stage MAC, ``OUT = 6 + 1``
-the requantizer's stages and the skid buffer, for both output modes), so a change of the
+said: ``drain = READ + (R + C + 1) + 1 + OUT = 19`` for ws, ``READ = 2`` the buffer read
+and its output register, the array's ``R + C + 1`` (``R + C - 2`` hops and the PEs'
+three-stage MAC: the product, its second register, the add), ``OUT = 6 + 1`` the
+requantizer's stages and the skid buffer, for both output modes), so a change of the
 model that is not also a change of the hardware shows up here. Sequences of calls are
 checked by hand for two calls and against tests/models/gemm_schedule.py (an independent
 row-by-row stepping of the unit's rules) for thousands of random ones. Cycle equality
@@ -58,20 +59,20 @@ def params(dataflow="ws", rows=4, cols=4, size=1024, **kw):
     return config(dataflow, rows, cols, size, **kw).sim_params()
 
 
-WS_DRAIN = GEMM_BUFFER_READ_CYCLES + (4 + 4) + 1 + GEMM_OUT_CYCLES   # 18 on 4x4
+WS_DRAIN = GEMM_BUFFER_READ_CYCLES + (4 + 4 + 1) + 1 + GEMM_OUT_CYCLES   # 19 on 4x4
 
 
 def test_ws_one_fold():
     """K <= R and N <= C: one fold step. 4x4, M=3, K=4, N=4.
 
     fill = max(R + 1, min(N, C)) = 5 (the weight tile is written one cycle behind its
-    beats, R rows); compute = M = 3; drain 18.
+    beats, R rows); compute = M = 3; drain 19.
     """
     p = params("ws")
-    assert WS_DRAIN == 18
+    assert WS_DRAIN == 19
     ph = gemm_phases(p, 3, 4, 4, True)
-    assert tuple(ph) == (4, 3, 4, 4, 5, 3, 18, 3)
-    assert gemm_cycles(p, 3, 4, 4, True) == 4 + 5 + 3 + 18 == 30
+    assert tuple(ph) == (4, 3, 4, 4, 5, 3, 19, 3)
+    assert gemm_cycles(p, 3, 4, 4, True) == 4 + 5 + 3 + 19 == 31
 
 
 def test_ws_many_folds():
@@ -81,8 +82,8 @@ def test_ws_many_folds():
     the idle bank while the step before streams its rows.
     """
     p = params("ws")
-    assert tuple(gemm_phases(p, 8, 16, 8, False)) == (4, 32, 32, 8, 5, 64, 18, 16)
-    assert gemm_cycles(p, 8, 16, 8, False) == 4 + 5 + 64 + 18 == 91
+    assert tuple(gemm_phases(p, 8, 16, 8, False)) == (4, 32, 32, 8, 5, 64, 19, 16)
+    assert gemm_cycles(p, 8, 16, 8, False) == 4 + 5 + 64 + 19 == 92
 
 
 def test_ws_k_not_a_multiple_of_the_array():
@@ -91,8 +92,8 @@ def test_ws_k_not_a_multiple_of_the_array():
     compute = 3*5 + 5 = 20.
     """
     p = params("ws")
-    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (4, 10, 14, 6, 5, 20, 18, 10)
-    assert gemm_cycles(p, 5, 7, 6, True) == 4 + 5 + 20 + 18 == 47
+    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (4, 10, 14, 6, 5, 20, 19, 10)
+    assert gemm_cycles(p, 5, 7, 6, True) == 4 + 5 + 20 + 19 == 48
 
 
 def test_ws_few_rows_wait_for_the_weight_tile():
@@ -113,21 +114,22 @@ def test_a_wide_array_waits_for_all_channels_first():
 
 def test_os_one_tile():
     """4x4 os, M=4, K=4, N=4: one tile. fill = max(1, min(N, C)) = 4 (the first pair waits
-    for the column tile's channels); compute = K = 4; r_last = 3; drain = READ 2 + (R + 1) +
-    r_last + (C - 1) + 1 + OUT = 21 (the drain delay R + 1: the PEs' two-stage MAC)."""
+    for the column tile's channels); compute = K = 4; r_last = 3; drain = READ 2 + (R + 2) +
+    r_last + (C - 1) + 1 + OUT = 22 (the drain delay R + 2: the bottom PE's last pair is
+    captured after the PEs' three-stage MAC)."""
     p = params("os")
-    assert tuple(gemm_phases(p, 4, 4, 4, True)) == (4, 4, 4, 4, 4, 4, 21, 4)
-    assert gemm_cycles(p, 4, 4, 4, True) == 4 + 4 + 4 + 21 == 33
+    assert tuple(gemm_phases(p, 4, 4, 4, True)) == (4, 4, 4, 4, 4, 4, 22, 4)
+    assert gemm_cycles(p, 4, 4, 4, True) == 4 + 4 + 4 + 22 == 34
 
 
 def test_os_tiles_and_the_minimum_tile_period():
     """4x4 os, M=5, K=7, N=6: MT=2 x NT=2 tiles, period max(K, 2R-1) = 7, r_last = 0.
 
-    compute = 3*7 + 7 = 28; drain = 2 + 5 + 0 + 3 + 1 + 7 = 18. With K=2 the period is
+    compute = 3*7 + 7 = 28; drain = 2 + 6 + 0 + 3 + 1 + 7 = 19. With K=2 the period is
     2R-1 = 7 (result chains must empty): compute = 3*7 + 2.
     """
     p = params("os")
-    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (4, 14, 14, 6, 4, 28, 18, 10)
+    assert tuple(gemm_phases(p, 5, 7, 6, True)) == (4, 14, 14, 6, 4, 28, 19, 10)
     assert gemm_phases(p, 5, 2, 6, True).compute == 3 * 7 + 2
     assert gemm_phases(p, 5, 100, 6, True).compute == 3 * 100 + 100
 
@@ -175,8 +177,8 @@ def test_two_calls_back_to_back():
     call's last row (73): the second call adds exactly its compute, 64 cycles.
     Single-buffered: the second command waits for the slot (the first call's last issue,
     73), its channels for the first call's last results to read their parameters
-    (73 + READ 2 + R + C = 83): its first row issues at 83 + min(N, C) = 87, and the
-    sequence ends at 87 + 64 + 18 = 169.
+    (73 + READ 2 + (R + C + 1) = 84): its first row issues at 84 + min(N, C) = 88, and the
+    sequence ends at 88 + 64 + 19 = 171.
     """
     shapes = np.array([[8, 16, 8, 0], [8, 16, 8, 1]], np.int64)
     p = params("ws", double_buffer=True)
@@ -185,12 +187,12 @@ def test_two_calls_back_to_back():
     assert seq[0, col["issue_first"]] == 9 and seq[0, col["issue_end"]] == 9 + 64
     assert tuple(seq[1, :4]) == (4, 36, 36, 12)
     assert seq[1, col["issue_first"]] == 73
-    assert gemm_sequence_cycles(p, shapes) == 91 + 64
+    assert gemm_sequence_cycles(p, shapes) == 92 + 64
     p = params("ws", double_buffer=False)
     seq = gemm_sequence(p, shapes)
-    assert tuple(seq[1, :4]) == (73, 77, 77, 83)
-    assert seq[1, col["issue_first"]] == 87
-    assert gemm_sequence_cycles(p, shapes) == 87 + 64 + 18 == 169
+    assert tuple(seq[1, :4]) == (73, 77, 77, 84)
+    assert seq[1, col["issue_first"]] == 88
+    assert gemm_sequence_cycles(p, shapes) == 88 + 64 + 19 == 171
 
 
 def test_os_calls_keep_the_tile_gap_across_calls():

@@ -4,10 +4,11 @@ closed forms.
 One GEMM-unit call on an idle unit (the formulas of sim/units/gemm_timing.py, written out
 here by hand; R, C the array, KF = ceil(K/R), NT = ceil(N/C), both output modes alike):
 
-    ws: 4 + max(R + 1, min(N, C)) + [(NT*KF - 1) * max(M, R) + M] + [2 + R + C + 8]
+    ws: 4 + max(R + 1, min(N, C)) + [(NT*KF - 1) * max(M, R) + M] + [2 + (R + C + 1) + 8]
 
-(the drain: the buffer read and its output register 2, the array R + C, the epilogue
-register 1, the requantizer 6 and the skid buffer 1).
+(the drain: the buffer read and its output register 2, the array R + C + 1 (R + C - 2
+hops and the PEs' three-stage MAC: the product, its second register, the add), the
+epilogue register 1, the requantizer 6 and the skid buffer 1).
 
 Back to back, a call starts as soon as its first fold's operands are in and the previous
 call has issued its last row (two slots with double buffering); the op's cycles at full
@@ -52,7 +53,7 @@ def run(op, cfg) -> dict:
 
 def ws_call(r, c, m, k, n):
     kf, nt = -(-k // r), -(-n // c)
-    return 4 + max(r + 1, min(n, c)) + ((nt * kf - 1) * max(m, r) + m) + (2 + r + c + 8)
+    return 4 + max(r + 1, min(n, c)) + ((nt * kf - 1) * max(m, r) + m) + (2 + (r + c + 1) + 8)
 
 
 def test_channel_parameter_bytes():
@@ -60,10 +61,10 @@ def test_channel_parameter_bytes():
 
 
 def test_one_fold():
-    # 8 x 4 @ 4 x 4 on 4x4: one fold, 4 + 5 + 8 + 18 = 35 cycles.
+    # 8 x 4 @ 4 x 4 on 4x4: one fold, 4 + 5 + 8 + 19 = 36 cycles.
     v = run(gemm_op(8, 4, 4), cfg4())
-    assert ws_call(4, 4, 8, 4, 4) == 35
-    assert (v["cycles"], v["compute_cycles"], v["stall_cycles"], v["calls"]) == (35, 35, 0, 1)
+    assert ws_call(4, 4, 8, 4, 4) == 36
+    assert (v["cycles"], v["compute_cycles"], v["stall_cycles"], v["calls"]) == (36, 36, 0, 1)
     assert v["macs"] == 8 * 4 * 4
     assert v["dram_a_bytes"] == 32 and v["dram_b_bytes"] == 16
     assert v["dram_param_bytes"] == 4 * CH and v["dram_out_bytes"] == 32
@@ -71,10 +72,10 @@ def test_one_fold():
 
 def test_many_folds():
     # 10 x 12 @ 12 x 9: KF 3, NT 3, 9 steps of max(10, 4) = 10 cycles:
-    # 4 + 5 + (8*10 + 10) + 18 = 117.
+    # 4 + 5 + (8*10 + 10) + 19 = 118.
     v = run(gemm_op(10, 12, 9), cfg4())
-    assert ws_call(4, 4, 10, 12, 9) == 117
-    assert v["cycles"] == 117 and v["calls"] == 1
+    assert ws_call(4, 4, 10, 12, 9) == 118
+    assert v["cycles"] == 118 and v["calls"] == 1
     # ws SRAM words: A written once (10 words of 4 lanes per fold), read once per step.
     assert v["ifmap_write_bytes"] == 10 * 3 * 4
     assert v["ifmap_read_bytes"] == 9 * 10 * 4
@@ -82,21 +83,21 @@ def test_many_folds():
 
 
 def test_k_not_a_multiple_of_the_rows():
-    # K = 10 on 4 rows needs 3 folds, like K = 12: 4 + 5 + (2*6 + 6) + 18 = 45.
+    # K = 10 on 4 rows needs 3 folds, like K = 12: 4 + 5 + (2*6 + 6) + 19 = 46.
     v10 = run(gemm_op(6, 10, 4), cfg4())
     v12 = run(gemm_op(6, 12, 4), cfg4())
-    assert v10["cycles"] == v12["cycles"] == ws_call(4, 4, 6, 10, 4) == 45
+    assert v10["cycles"] == v12["cycles"] == ws_call(4, 4, 6, 10, 4) == 46
     assert v10["macs"] == 6 * 10 * 4 != v12["macs"]
-    assert v10["utilization"] == pytest.approx(240 / (16 * 45))
+    assert v10["utilization"] == pytest.approx(240 / (16 * 46))
 
 
 @pytest.mark.parametrize("dataflow, expected", [
     # os: MT 2, P = max(10, 2*4-1) = 10, r_last = 1: 4 + max(1, 4) + (10 + 10)
-    # + (2 + (4 + 1) + 1 + 3 + 1 + 7) = 47.
-    ("os", 47),
+    # + (2 + (4 + 2) + 1 + 3 + 1 + 7) = 48 (the drain delay R + 2).
+    ("os", 48),
     # is: KF 3, MTC 2, 6 steps of max(4, 4), all 4 channels first:
-    # 4 + max(5, 4) + (5*4 + 4) + 18 = 51.
-    ("is", 51),
+    # 4 + max(5, 4) + (5*4 + 4) + 19 = 52.
+    ("is", 52),
 ])
 def test_other_dataflows_one_call(dataflow, expected):
     v = run(gemm_op(6, 10, 4), cfg4(dataflow=dataflow))
@@ -106,21 +107,21 @@ def test_other_dataflows_one_call(dataflow, expected):
 def test_tiny_ifmap_buffer_forces_weight_refetch():
     # 64 x 16 @ 16 x 8 with a 256-byte A buffer (64 words of 4 lanes): M * KF <= 64, so
     # calls of 16 rows, each re-fetching all of B. One call (16, 16, 8): KF 4, NT 2, 8 steps
-    # of 16: 4 + 5 + (7*16 + 16) + 18 = 155, its first row in cycle 9, its last in 136.
+    # of 16: 4 + 5 + (7*16 + 16) + 19 = 156, its first row in cycle 9, its last in 136.
     # With one slot the next command waits for it (137), the next call's channels for its
-    # last results' parameters (137 + 2 + R + C = 147, the buffer read 2; its first row 4
-    # channels later): each later call starts 151 - 9 = 142 cycles after the one before:
-    # 155 + 3 * 142.
+    # last results' parameters (137 + 2 + (R + C + 1) = 148, the buffer read 2 and the
+    # array; its first row 4 channels later): each later call starts 152 - 9 = 143 cycles
+    # after the one before: 156 + 3 * 143.
     small = run(gemm_op(64, 16, 8), cfg4(ifmap_sram_bytes=256))
     assert (small["tile_m"], small["tile_k"], small["tile_n"], small["calls"]) == (16, 16, 8, 4)
-    assert ws_call(4, 4, 16, 16, 8) == 155
-    assert small["cycles"] == 155 + 3 * 142 == 581
+    assert ws_call(4, 4, 16, 16, 8) == 156
+    assert small["cycles"] == 156 + 3 * 143 == 585
     assert small["dram_b_bytes"] == 4 * 16 * 8  # B fetched once per call
     assert small["dram_a_bytes"] == 64 * 16
     assert small["dram_param_bytes"] == 4 * 8 * CH
-    # A large buffer takes it in one call: B once, 4 + 5 + (7*64 + 64) + 18 = 539.
+    # A large buffer takes it in one call: B once, 4 + 5 + (7*64 + 64) + 19 = 540.
     large = run(gemm_op(64, 16, 8), cfg4())
-    assert large["calls"] == 1 and large["cycles"] == ws_call(4, 4, 64, 16, 8) == 539
+    assert large["calls"] == 1 and large["cycles"] == ws_call(4, 4, 64, 16, 8) == 540
     assert large["dram_b_bytes"] == 16 * 8
     assert small["dram_b_bytes"] == 4 * large["dram_b_bytes"]
 
@@ -129,13 +130,13 @@ def test_double_buffering_overlaps_the_calls():
     # Four products 16 x 16 @ 16 x 8 (count = 4), one call each. Double-buffered, the next
     # call loads into the other slot while one computes, and its first row follows the
     # last row of the one before: every call after the first adds its compute, 128 cycles:
-    # 155 + 3 * 128 = 539. Single-buffered each later call waits 14 cycles (its command
-    # until the slot is free, its channels until the parameters are): 155 + 3 * 142.
+    # 156 + 3 * 128 = 540. Single-buffered each later call waits 15 cycles (its command
+    # until the slot is free, its channels until the parameters are): 156 + 3 * 143.
     v = run(gemm_op(16, 16, 8, count=4), cfg4(double_buffer=True))
     assert (v["calls"], v["tile_m"], v["tile_n"], v["double_buffered"]) == (4, 16, 8, 1)
-    assert v["cycles"] == v["compute_cycles"] == 155 + 3 * 128 == 539
+    assert v["cycles"] == v["compute_cycles"] == 156 + 3 * 128 == 540
     seq = run(gemm_op(16, 16, 8, count=4), cfg4())
-    assert seq["cycles"] == 155 + 3 * 142 and seq["double_buffered"] == 0
+    assert seq["cycles"] == 156 + 3 * 143 and seq["double_buffered"] == 0
     # Double-buffered calls fit one slot: half of the A and W buffers.
     half = run(gemm_op(64, 16, 8), cfg4(ifmap_sram_bytes=512, double_buffer=True))
     assert (half["tile_m"], half["calls"]) == (16, 4)
@@ -145,37 +146,38 @@ def test_double_buffering_overlaps_the_calls():
     # One port for everything: (84 + 32) / 0.25 = 464.
     ({"dram_bytes_per_cycle": 0.25}, 464),
     # A read port carries the 84 input bytes (336 cycles); once they are in, the unit
-    # still streams its last (only) fold step and drains, 26 cycles: 336 + 26 - 1 = 361.
-    # The write port carries the 32 result bytes from the first result (cycle 27):
-    # 27 + 128 = 155.
+    # still streams its last (only) fold step and drains, 27 cycles: 336 + 27 - 1 = 362.
+    # The write port carries the 32 result bytes from the first result (cycle 28):
+    # 28 + 128 = 156.
     ({"dram_ports": "read_write", "dram_read_bytes_per_cycle": 0.25,
-      "dram_write_bytes_per_cycle": 0.25}, 361),
-    # One port per stream: ifmap 32 bytes (128 cycles), filter 16 + 36 (208): 208 + 25.
+      "dram_write_bytes_per_cycle": 0.25}, 362),
+    # One port per stream: ifmap 32 bytes (128 cycles), filter 16 + 36 (208): 208 + 26.
     ({"dram_ports": "per_stream", "dram_ifmap_bytes_per_cycle": 0.25,
-      "dram_filter_bytes_per_cycle": 0.25, "dram_ofmap_bytes_per_cycle": 0.25}, 233),
+      "dram_filter_bytes_per_cycle": 0.25, "dram_ofmap_bytes_per_cycle": 0.25}, 234),
 ])
 def test_bandwidth_starved_dram_on_each_kind_of_port(ports, expected):
-    # The one-fold call (35 cycles at full rate): A 32 bytes, B 16, parameters 4 * 9 in;
-    # 32 out. Its fold step starts in cycle 9 (26 cycles before the end, the tail), its
-    # first result comes in cycle 27.
+    # The one-fold call (36 cycles at full rate): A 32 bytes, B 16, parameters 4 * 9 in;
+    # 32 out. Its fold step starts in cycle 9 (27 cycles before the end, the tail), its
+    # first result comes in cycle 9 + drain 19 = 28.
     v = run(gemm_op(8, 4, 4), cfg4(**ports))
-    assert v["compute_cycles"] == 35
-    assert v["cycles"] == expected and v["stall_cycles"] == expected - 35
+    assert v["compute_cycles"] == 36
+    assert v["cycles"] == expected and v["stall_cycles"] == expected - 36
 
 
 def test_k_split_emits_int32_partial_sums():
     # A 256-byte weight buffer holds 64 words: K = 100 does not fit one call, so the planner
     # takes 2 chunks of whole folds (52 + 48), int32 partial sums. (8, 52, 4): 13 steps of
-    # 8, first row in cycle 9, last in 112, last result in 130. (8, 48, 4) waits for the
-    # slot (113) and its channels (113 + 2 + 8, the buffer read 2 and R + C; + 4 channels:
-    # first row at 127), 12 steps: its last result at 127 + 96 + 17 = 240: 241 cycles.
+    # 8, first row in cycle 9, last in 112, last result in 113 + 19 - 1 = 131. (8, 48, 4)
+    # waits for the slot (113) and its channels (113 + 2 + 9, the buffer read 2 and
+    # R + C + 1; + 4 channels: first row at 128), 12 steps: its last result at
+    # 128 + 96 + 19 - 1 = 242: 243 cycles.
     # The vector unit then reads both partial tiles (2 * ceil(32/16) beats), adds (3) and
     # requantizes (6): 13 cycles.
     v = run(gemm_op(8, 100, 4), cfg4(weight_sram_bytes=256))
     assert (v["k_chunks"], v["tile_k"], v["calls"]) == (2, 52, 2)
-    assert v["compute_cycles"] == 241
+    assert v["compute_cycles"] == 243
     assert v["vector_cycles"] == 13
-    assert v["cycles"] == 254
+    assert v["cycles"] == 243 + 13
     # Partial sums leave as int32 (4 bytes), once out and once back; the final output int8.
     assert v["dram_psum_bytes"] == 2 * (2 * 8 * 4 * 4)
     assert v["dram_out_bytes"] == 8 * 4
@@ -216,7 +218,7 @@ def test_conv_fetches_raw_rows_not_the_im2col_matrix():
     assert v["calls"] == 1 and v["dram_a_bytes"] == 8 * 8 * 4
     # The GEMM unit still streams the im2col rows: 64 rows of KF = 9 words.
     assert v["ifmap_write_bytes"] == 64 * 9 * 4
-    assert v["cycles"] == ws_call(4, 4, 64, 36, 8) == 4 + 5 + (17 * 64 + 64) + 18
+    assert v["cycles"] == ws_call(4, 4, 64, 36, 8) == 4 + 5 + (17 * 64 + 64) + 19
 
 
 def test_column_tiles_take_any_multiple_of_the_columns():
