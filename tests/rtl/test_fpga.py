@@ -440,9 +440,10 @@ _MAC_PRIMITIVE = {"ecp5-85k": "MULT18X18D", "ice40-up5k": "SB_MAC16",
 def test_synthesis_scripts_map_one_pe(target, classic_abc):
     """Each family's script, and its classic-abc fallback, synthesises one PE: one
     multiplier primitive per int8 x int8 MAC (a whole MULT18X18D on ECP5, half an 18x18
-    on Gowin) and the PE's 94 flip-flops (a_out 9, w_out 13, the two banks 16, the weight
-    operand w_cur 8, the product 16, p_out 32; Xilinx absorbs w_cur, the product register
-    and the add into the DSP48E1: 38)."""
+    on Gowin) and the PE's 110 flip-flops (a_out 9, w_out 13, the two banks 16, the weight
+    operand w_cur 8, the product 16, its second register ``prod_q`` 16, p_out 32; Xilinx
+    absorbs w_cur, the product and ``prod_q`` into the DSP48E1's BREG, MREG and PREG, and
+    keeps the add and p_out in fabric: 70)."""
     from edgetron.rtl.fpga import synth_component
     from edgetron.rtl.pe import PE
 
@@ -451,7 +452,7 @@ def test_synthesis_scripts_map_one_pe(target, classic_abc):
     assert r["lut_mapper"] == ("abc" if classic_abc else "abc9")
     assert r["cells"][_MAC_PRIMITIVE[target]] == 1
     assert r["categories"]["logic"] > 0
-    assert r["categories"]["ff"] == (38 if target == "xilinx" else 94)
+    assert r["categories"]["ff"] == (70 if target == "xilinx" else 110)
 
 
 def test_dsp_budget_sends_the_cheapest_multipliers_to_luts():
