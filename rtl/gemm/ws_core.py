@@ -51,24 +51,6 @@ def _set_bit(m: Module, vector, index, slots: int, value: int) -> None:
             m.d.sync += vector[j].eq(value)
 
 
-def _stepped(m: Module, event, index, step: int, resets, steps=None):
-    """Move the register ``index`` on ``event``: to the value of the first ``(condition,
-    constant)`` of ``resets`` that holds, else by ``step`` (when ``steps``, if given, holds;
-    else it stays). ``index + step`` is a register of its own, kept beside it, so that
-    neither the update nor the availability comparisons (:meth:`GemmCore.available_ahead`)
-    chain an adder. Returns the update as ``first_of`` choices (of registers)."""
-    ahead = Signal(range(2 ** len(index) + step), name=f"{index.name}_plus",
-                   init=index.init + step)
-    moved = [*resets, (None, ahead)] if steps is None else [*resets, (steps, ahead),
-                                                           (None, index)]
-    moved_ahead = [(c, v + step) for c, v in resets]
-    moved_ahead += ([(None, ahead + step)] if steps is None
-                    else [(steps, ahead + step), (None, ahead)])
-    with m.If(event):
-        m.d.sync += [index.eq(first_of(moved)), ahead.eq(first_of(moved_ahead))]
-    return moved
-
-
 def _last_flag(event, now, choices):
     """The next value of a register that holds a comparison of the counters of the
     issuer (or the writer) with their call's last value (e.g. ``t == M - 1``), so that no
@@ -129,7 +111,9 @@ class WsCore(GemmCore):
         # kf - 1's), so the index is a counter; its availability check is a register
         # computed the cycle before (GemmCore.available_ahead).
         a_idx = Signal(unsigned_for(self._limits.a_words), name="a_idx")
-        choices = _stepped(m, ev.issue, a_idx, 1, [(ev.last_row & ev.last_kf, 0)])
+        choices = [(ev.last_row & ev.last_kf, 0), (None, a_idx + 1)]
+        with m.If(ev.issue):
+            m.d.sync += a_idx.eq(first_of(choices))
         return a_idx, Const(0, 1), choices
 
     def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
@@ -176,11 +160,12 @@ class WsCore(GemmCore):
         # changes while wk = 0).
         w_row_real = Signal(init=1)
         m.d.sync += w_row_real.eq(Mux(w_issue, wk_wrap | (wk + 1 < wshape.k), w_row_real))
-        w_next = _stepped(m, w_issue, w_addr, 1, [(row_end & w_last_tile, 0)], w_row_real)
+        w_next = [(row_end & w_last_tile, 0), (w_row_real, w_addr + 1), (None, w_addr)]
         wsl_next = slot_after(wsl, w_issue & row_end & w_last_tile, slots)
         w_in = self.available_ahead(m, "w", wsl, wsl_next, w_addr, w_issue, w_next, "w_in")
         m.d.comb += w_issue.eq(w_on & ((wt != 0) | ~pending | take) & (~w_row_real | w_in))
         with m.If(w_issue):
+            m.d.sync += w_addr.eq(first_of(w_next))
             with m.If(row_end):
                 m.d.sync += [wt.eq(0), wbank.eq(~wbank)]
                 with m.If(w_last_tile):
@@ -230,8 +215,8 @@ class WsCore(GemmCore):
         a_in = (self.available("a", asl, a_index) if a_choices is None else
                 self.available_ahead(m, "a", asl, asl_next, a_index, issue, a_choices,
                                      "a_in"))
-        ch_next = _stepped(m, issue, ch_top, C, [(last_row & last_step, C - 1)],
-                           last_row & last_kf)
+        ch_next = [(last_row & last_step, C - 1), (last_row & last_kf, ch_top + C),
+                   (None, ch_top)]
         # A row issues with a credit of the output FIFO in hand (a row of a column tile's
         # last fold takes it: its sums become an output beat).
         row_ok = ((a_zero | a_in)
@@ -240,6 +225,7 @@ class WsCore(GemmCore):
         m.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
         call_done = issue & call_end
         with m.If(issue):
+            m.d.sync += ch_top.eq(first_of(ch_next))
             with m.If(start):
                 m.d.sync += sel.eq(~wbank)
             with m.If(last_row):
