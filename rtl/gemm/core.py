@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig, ConfigError
@@ -37,7 +37,7 @@ from ..layouts import gemm_core_signature_members, gemm_layouts
 from ..systolic import SystolicArray
 
 __all__ = ["Epilogue", "GemmCore", "check_path", "first_of", "next_slot", "pick",
-           "slot_address", "slot_after", "slot_pointer"]
+           "slot_address", "slot_pointer"]
 
 
 class Epilogue(NamedTuple):
@@ -82,12 +82,6 @@ def first_of(choices):
     for cond, value in reversed(cases):
         out = Mux(cond, value, out)
     return out
-
-
-def slot_after(pointer, event, slots: int):
-    """The value of a slot pointer (:func:`slot_pointer`) after this cycle, in which
-    ``event`` moves it on (:func:`next_slot`)."""
-    return Mux(event, ~pointer, pointer) if slots > 1 else pointer
 
 
 def slot_pointer(slots: int, name: str):
@@ -172,57 +166,43 @@ class GemmCore(CheckedComponent):
         done = self.slot(slot)[f"{stream}_done"]
         return done | ((load[f"{stream}_slot"] == slot) & (load[f"{stream}_cnt"] > index))
 
-    def available_ahead(self, m: Module, stream: str, slot, slot_next, index, advance,
-                        choices, name: str):
-        """:meth:`available` as a register, computed in the cycle before from the next
-        values of everything it reads: no comparison, no slot multiplexer between the
-        registers and the issue decision.
+    def available_ahead(self, m: Module, stream: str, slot, index, advance, choices,
+                        name: str):
+        """:meth:`available` with its comparison ``cnt > index`` read from a register:
+        no carry chain between the registers and the issue decision.
 
-        This cycle's events: the stream takes a beat (``load.<stream>_take``; the count goes
-        back to 0, and the loader on to the next slot, with ``<stream>_last``); the
-        consumer's slot pointer ``slot`` becomes ``slot_next``; with ``advance``, ``index``
-        (a register) becomes ``first_of(choices)`` (it must change in no other way). The
-        conditions and values of ``choices`` should be functions of registers: each value
-        is compared with the count while the conditions settle, and the events select
-        last. A slot's ``<stream>_done`` bit is read as ``done & busy``: a free slot's
-        bit is stale until the command check clears it, and the check writes only free
-        slots; no consumer issues from a free slot."""
+        The register is computed in the cycle before from this cycle's events: the
+        stream takes a beat (``load.<stream>_take``; the count goes back to 0 with
+        ``<stream>_last``) and, with ``advance``, ``index`` (a register) becomes
+        ``first_of(choices)`` (it must change in no other way). The conditions and values
+        of ``choices`` should be functions of registers: each value is compared with the
+        count while the conditions settle, and the events select last."""
         load = self.load
         cnt = load[f"{stream}_cnt"]
         take, wrap = load[f"{stream}_take"], load[f"{stream}_last"]
-        greater = Signal(name=f"{name}_gt")  # cnt > index (both start from 0, or index > 0)
-        greater_next = Signal(name=f"{name}_gt_next")
+        greater = Signal(name=name)          # cnt > index (both start from 0, or index > 0)
         # (cnt >= 0 is a constant; Verilator's lint rejects the comparison.)
         after_take = first_of([(c, Const(1, 1) if isinstance(v, int) and v == 0 else cnt >= v)
                                for c, v in choices])                # cnt + 1 > new index
         kept = first_of([(c, cnt > v) for c, v in choices])           # cnt > new index
-        m.d.comb += greater_next.eq(Mux(take, ~wrap & Mux(advance, after_take, cnt >= index),
-                                        Mux(advance, kept, greater)))
-        m.d.sync += greater.eq(greater_next)
-        slots = self._limits.slots
-        lslot = load[f"{stream}_slot"]
-        moves = take & wrap
-        done_next = Cat(*((self.slots[j][f"{stream}_done"] & self.slots[j].busy)
-                          | (moves & (lslot == j)) for j in range(slots)))
-        lslot_next = lslot ^ moves if slots > 1 else lslot
-        ready = Signal(name=name)
-        m.d.sync += ready.eq(pick(done_next, slot_next, slots)
-                             | ((lslot_next == slot_next) & greater_next))
-        return ready
+        m.d.sync += greater.eq(
+            Mux(take, ~wrap & Mux(advance, after_take, cnt >= index),
+                Mux(advance, kept, greater)))
+        done = self.slot(slot)[f"{stream}_done"]
+        return done | ((load[f"{stream}_slot"] == slot) & greater)
 
     def channels_ready(self, slot, ch_top, ahead=None):
         """The channels a row of the column tile whose last channel is ``ch_top`` (a
         register of the core, ``nt * C + C - 1``) waits for are in
         (:func:`edgetron.hw.gemm.gemm_channels_first`: that tile's ``cols`` channels, or
-        all of the call's when ``cols > rows``). With ``ahead = (m, slot_next, advance,
-        choices)`` it is a register (:meth:`available_ahead`)."""
+        all of the call's when ``cols > rows``). With ``ahead = (m, advance, choices)``
+        the comparison is a register (:meth:`available_ahead`)."""
         if hw.gemm_channels_first(self._config.sim_params()):
             return self.slot(slot).ch_done
         if ahead is None:
             return self.available("ch", slot, ch_top)
-        m, slot_next, advance, choices = ahead
-        return self.available_ahead(m, "ch", slot, slot_next, ch_top, advance, choices,
-                                    "ch_in")
+        m, advance, choices = ahead
+        return self.available_ahead(m, "ch", slot, ch_top, advance, choices, "ch_in")
 
     def slot(self, slot):
         """The state of slot ``slot`` (a slot pointer)."""

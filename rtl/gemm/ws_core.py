@@ -33,7 +33,7 @@ from edgetron.hw import gemm as hw
 from ..common import COLLISION_ATTR, DelayLine, tag_line
 from ..layouts import unsigned_for
 from ..systolic import SystolicArray
-from .core import Epilogue, GemmCore, first_of, next_slot, pick, slot_after, slot_pointer
+from .core import Epilogue, GemmCore, first_of, next_slot, pick, slot_pointer
 
 __all__ = ["RowEvents", "WsCore"]
 
@@ -161,9 +161,10 @@ class WsCore(GemmCore):
         w_row_real = Signal(init=1)
         m.d.sync += w_row_real.eq(Mux(w_issue, wk_wrap | (wk + 1 < wshape.k), w_row_real))
         w_next = [(row_end & w_last_tile, 0), (w_row_real, w_addr + 1), (None, w_addr)]
-        wsl_next = slot_after(wsl, w_issue & row_end & w_last_tile, slots)
-        w_in = self.available_ahead(m, "w", wsl, wsl_next, w_addr, w_issue, w_next, "w_in")
-        m.d.comb += w_issue.eq(w_on & ((wt != 0) | ~pending | take) & (~w_row_real | w_in))
+        m.d.comb += w_issue.eq(
+            w_on & ((wt != 0) | ~pending | take)
+            & (~w_row_real | self.available_ahead(m, "w", wsl, w_addr, w_issue, w_next,
+                                                  "w_in")))
         with m.If(w_issue):
             m.d.sync += w_addr.eq(first_of(w_next))
             with m.If(row_end):
@@ -211,16 +212,14 @@ class WsCore(GemmCore):
         ]
         a_index, a_zero, a_choices = self.a_operand(
             m, RowEvents(asl, t, issue, last_row, last_kf, last_step))
-        asl_next = slot_after(asl, issue & call_end, slots)
         a_in = (self.available("a", asl, a_index) if a_choices is None else
-                self.available_ahead(m, "a", asl, asl_next, a_index, issue, a_choices,
-                                     "a_in"))
+                self.available_ahead(m, "a", asl, a_index, issue, a_choices, "a_in"))
         ch_next = [(last_row & last_step, C - 1), (last_row & last_kf, ch_top + C),
                    (None, ch_top)]
         # A row issues with a credit of the output FIFO in hand (a row of a column tile's
         # last fold takes it: its sums become an output beat).
-        row_ok = ((a_zero | a_in)
-                  & self.channels_ready(asl, ch_top, (m, asl_next, issue, ch_next)) & room)
+        row_ok = ((a_zero | a_in) & self.channels_ready(asl, ch_top, (m, issue, ch_next))
+                  & room)
         start = ~in_step & pending & row_ok
         m.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
         call_done = issue & call_end
