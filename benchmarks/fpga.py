@@ -27,8 +27,11 @@ Prints a Markdown table (``--markdown FILE`` also writes it) and ends with one
 in that file are not run again (delete it to start over). A full run takes about an
 hour on one core.
 
-Usage: ``python benchmarks/fpga.py [--only SUBSTRING] [--json FILE] [--markdown FILE]``
-after ``source scripts/setup.sh``.
+Usage: ``python benchmarks/fpga.py [--only SUBSTRING...] [--skip SUBSTRING...] [--json FILE]
+[--markdown FILE]`` after ``source scripts/setup.sh``. Rows are keyed
+``target|unit|config[|nodsp]`` (and ``mac_probe``); two runs with disjoint ``--only`` sets
+and their own ``--json`` use both cores of a 2-core machine; ``--merge`` then joins
+their files into one table.
 """
 
 from __future__ import annotations
@@ -212,21 +215,35 @@ def per_pe(results: dict[str, Any], target: str, small: str, large: str,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="", help="run only rows whose key contains this")
+    parser.add_argument("--only", nargs="+", default=[""], metavar="SUBSTRING",
+                        help="run only rows whose key contains one of these")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="SUBSTRING",
+                        help="do not run rows whose key contains one of these (e.g. "
+                        "'ecp5-85k|gemm|edge-16', whose routing takes hours)")
     parser.add_argument("--json", type=Path, default=Path("build/fpga-benchmark.json"))
     parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
+                        help="take the rows of these result files (e.g. of parallel runs) "
+                        "into --json first")
     args = parser.parse_args()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     doc = json.loads(args.json.read_text()) if args.json.is_file() else {"results": {}}
     results = doc["results"]
+    for path in args.merge:
+        other = json.loads(path.read_text())
+        results.update(other["results"])
+        if "mac_probe" in other:
+            doc.setdefault("mac_probe", other["mac_probe"])
     for row in ROWS:
         key = row_key(*row)
-        if key in results or args.only not in key:
+        if (key in results or not any(o in key for o in args.only)
+                or any(x in key for x in args.skip)):
             continue
         print(f"{key}", file=sys.stderr)
         results[key] = run_row(*row)
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    if "mac_probe" not in doc and args.only in "mac_probe":
+    if ("mac_probe" not in doc and any(o in "mac_probe" for o in args.only)
+            and not any(x in "mac_probe" for x in args.skip)):
         doc["mac_probe"] = mac_probe()
     doc["date"] = datetime.date.today().isoformat()
     doc["tools"] = {"yosys": tool_version(*YOSYS)}
