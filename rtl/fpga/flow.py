@@ -56,9 +56,11 @@ __all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result",
 #: Seconds one step may take before it is stopped (``--timeout``).
 DEFAULT_TIMEOUT = 1800.0
 #: ``router="auto"`` picks router2 above this many synthesised logic cells: router1
-#: did not finish the 8x8 GEMM unit on ECP5-85k in 900 s, router2 routes it in 4-11 min
-#: (docs/fpga.md); below, router1 is nextpnr-ecp5's default and quick.
-ROUTER2_ABOVE = 4000
+#: did not finish the 8x8 GEMM unit on ECP5-85k in 900 s, router2 routes it in 4-11 min,
+#: and on the 4x4 unit (3,679 cells) router1 was still routing after 25 min where router2
+#: took 131 s (docs/fpga.md); below, router1 is nextpnr-ecp5's default and quick (the
+#: 2x2 unit, 2,139 cells: 44 s).
+ROUTER2_ABOVE = 3000
 #: Synthesised cell types counted as logic (weight) and flip-flops, per family.
 _SYNTH_LOGIC = {
     "ecp5": {"LUT4": 1, "CCU2C": 2},
