@@ -283,9 +283,9 @@ class WsCore(GemmCore):
         # Accumulator stage: sum = addend + column sums, addend = first fold ? bias : acc[m];
         # write back unless it is the last fold, in which case it goes to the epilogue
         # register. The stage's inputs are registers: the parameter word is read two
-        # cycles before (at the tag tap `before`, through an address register loaded from
-        # the tap before it) and registered twice, and the addend is registered from the
-        # first of those registers.
+        # cycles before (at the tag tap ``tag[depth - 2]``, through an address register
+        # loaded from ``early``, the tap before it) and registered twice, and the addend
+        # is registered from the first of those registers.
         acc_layout = data.ArrayLayout(signed(cfg.acc_bits), C)
         # The accumulator read is addressed ahead of the stage: its block-RAM data goes
         # straight into a register (acc_q), then through the multiplexer into the addend
@@ -303,7 +303,7 @@ class WsCore(GemmCore):
             shape=acc_layout, depth=lim.acc_words, init=[],
             attrs=None if transparent else {COLLISION_ATTR: "unused"})
         pre = tag[tag.depth - 1]
-        early = tag[tag.depth - 3]       # the address register loads it for `before`
+        early = tag[tag.depth - 3]       # the address register loads it for tag[depth - 2]
         params_line = DelayLine(m, self.read_params(m, early.slot, early.nt, registered=True),
                                 2, "params")
         params = params_line.output
