@@ -166,11 +166,10 @@ class GemmUnit(CheckedComponent):
         # one hw.GEMM_CMD_STATES entry per stage (the command holds still through them):
         # DIV registers the ceiling divisions, MUL the products (the beats of each operand
         # stream) and the command's own checks, CHECK compares the products with the slot's
-        # buffers and takes the slot. No
-        # adder or multiplier lies between two stages' registers in a row, so the check is
-        # off the unit's critical path. Every count is registered as its last index
-        # (count - 1, the shape has no zero dimension), so each "last beat / last tile"
-        # test compares equal widths.
+        # buffers and takes the slot. No adder or multiplier lies between two stages'
+        # registers in a row, so the check is off the unit's critical path. Every count is
+        # registered as its last index (count - 1, the shape has no zero dimension), so
+        # each "last beat / last tile" test compares equal widths.
         cmd = Signal(lay.cmd)
         shape = Signal(gemm_core_shape_layout(cfg, lim))
         nt_c = Signal.like(ceil_div_const(cmd.n, C), name="nt_count")
