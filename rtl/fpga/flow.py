@@ -58,9 +58,10 @@ DEFAULT_TIMEOUT = 1800.0
 #: ``router="auto"`` picks router2 above this many synthesised logic cells: router1
 #: did not finish the 8x8 GEMM unit on ECP5-85k in 900 s, router2 routes it in 4-11 min,
 #: and on the 4x4 unit (3,679 cells) router1 was still routing after 25 min where router2
-#: took 131 s (docs/fpga.md); below, router1 is nextpnr-ecp5's default and quick (the
-#: 2x2 unit, 2,139 cells: 44 s).
-ROUTER2_ABOVE = 3000
+#: took 131 s. Below, router1 is nextpnr-ecp5's default, quick, and gives the better
+#: Fmax: the 8-lane requantizer (3,132 cells) 116.9 MHz in 97 s, against 89.5 MHz with
+#: router2; the 2x2 GEMM unit (2,139 cells) 44 s (docs/fpga.md, 2026-12-07).
+ROUTER2_ABOVE = 3500
 #: Synthesised cell types counted as logic (weight) and flip-flops, per family.
 _SYNTH_LOGIC = {
     "ecp5": {"LUT4": 1, "CCU2C": 2},
