@@ -260,7 +260,7 @@ def main() -> int:
         for key, r in doc["mac_probe"].items():
             cells = ", ".join(f"{n} {k}" for k, n in r["cells"].items()
                               if k not in ("IBUF", "OBUF", "GND", "VCC", "BUFG"))
-            lines.append(f"| {key} | {cells} |")
+            lines.append(f"| {key.replace('|', ', ')} | {cells} |")
     print("\n".join(lines))
     if args.markdown is not None:
         args.markdown.write_text("\n".join(lines) + "\n")
