@@ -4,7 +4,7 @@
 :func:`edgetron.golden.add.residual_add` (golden has no fused activation clamp). The
 constants ``(m_a, m_b, s)`` of :func:`edgetron.golden.add.residual_constants` arrive on
 the ``c`` stream; :func:`encode_add` / :func:`decode_add` are the one definition of the beat
-format (Amaranth tests and cocotb testbenches alike). docs/vector-units.md has the diagram.
+format (Amaranth tests and cocotb testbenches alike). docs/vector-units.md has the stages.
 
 Datapath
 --------
@@ -23,8 +23,8 @@ with no rounding add after the shift: ``y = saturate(u >> s)``. The shift is spl
 ``r`` bits reads in the last stage. ``u >> s`` fits int8 when ``u``'s bits from ``s + 7``
 up all copy its sign: those positions are a mask registered from ``s``; the stage that
 completes ``u`` reduces the masked bits byte by byte (all ones, all zeros), the last
-stage the bytes. Every constant derived from ``s`` is a register loaded the cycle after
-the constants: no arithmetic on ``s`` lies in a beat's path.
+stage the bytes. Every constant derived from ``s`` is a register computed from the
+constants register, one cycle behind it: no arithmetic on ``s`` lies in a beat's path.
 
 Shift values outside the golden range
 -------------------------------------
@@ -36,10 +36,12 @@ both (as ``rtl/requant.py`` does), and :func:`encode_add_consts` refuses them.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig
@@ -161,7 +163,6 @@ class AddUnit(VectorUnit):
 
     def elaborate(self, platform):
         m = Module()
-        n = self.in_bits
         k = Signal(self._layouts.c)
         # One valid bit per stage. Stages 1-3 have no enable: a beat is taken only against
         # a credit (room in the output register and FIFO for every beat in flight), so
@@ -196,72 +197,56 @@ class AddUnit(VectorUnit):
             m.d.sync += [valid[-1].eq(fifo.o.valid | valid[-2]),
                          out.eq(Mux(fifo.o.valid, fifo.o.payload, result))]
 
-        w = _widths(n)
-        # Registers of the constants, one cycle behind k (a beat taken the cycle after a
-        # c beat reaches the sum stage a cycle later): the rounding bit 2**(s-1), split at
-        # bit _LO_BITS; s = 8 * q + r as a one-hot q and r; the bits of u that must copy
-        # its sign for u >> s to fit int8 (from s + 7 up; bit 7 and below never); whether
-        # every result is 0 (s = 0 and s >= 40, see the module docstring).
-        rnd = Signal(_LO_BITS + w.r_hi, name="rnd")
-        q_sel = Signal(w.coarse_steps, name="q_sel")
-        r_sel = Signal(_FINE_BITS, name="r_sel")
-        fit_mask = Signal(w.u - 1 - _OUT_BITS, name="fit_mask")
-        zero = Signal(name="zero")
-        m.d.sync += [
-            rnd.eq(Const(1, 1) << (k.s - 1)[:SHIFT_BITS]),
-            q_sel.eq(Cat(k.s[_FINE_BITS:] == q for q in range(w.coarse_steps))),
-            r_sel.eq(k.s[:_FINE_BITS]),
-            fit_mask.eq(Cat(k.s + (_OUT_BITS - 1) <= j for j in range(_OUT_BITS, w.u - 1))),
-            zero.eq((k.s == 0) | (k.s >= RESIDUAL_SUM_BITS)),
-        ]
-        ma_lo, ma_hi = k.m_a[:_LO_BITS], k.m_a[_LO_BITS:]
-        mb_lo, mb_hi = k.m_b[:_LO_BITS], k.m_b[_LO_BITS:]
+        consts = _constants(m, k, _widths(self.in_bits))
         stages = None
         for lane in range(self.lanes):
-            a, b = self.i.payload.a[lane], self.i.payload.b[lane]
-            # mul: the four partial products, one MULT18X18D each, nothing but a register
-            # after them
-            pa_lo = Signal(signed(w.p_lo), name=f"pa_lo_{lane}")
-            pb_lo = Signal(signed(w.p_lo), name=f"pb_lo_{lane}")
-            pa_hi = Signal(signed(w.p_hi), name=f"pa_hi_{lane}")
-            pb_hi = Signal(signed(w.p_hi), name=f"pb_hi_{lane}")
-            m.d.sync += [pa_lo.eq(a * ma_lo), pb_lo.eq(b * mb_lo),
-                         pa_hi.eq(a * ma_hi), pb_hi.eq(b * mb_hi)]
-            # sum: the low and high halves, each with its part of the rounding bit
-            lo = Signal(signed(w.lo), name=f"lo_{lane}")
-            hi = Signal(signed(w.hi), name=f"hi_{lane}")
-            m.d.sync += [lo.eq(_add3(pa_lo, pb_lo, rnd[:_LO_BITS], w.lo)),
-                         hi.eq(_add3(pa_hi, pb_hi, rnd[_LO_BITS:], w.hi))]
-            # top: u = t + 2**(s-1) = lo + hi * 2**_LO_BITS (the low bits are lo's), then
-            # at once the shift by whole bytes, u >> 8 * q, and whether u's masked bits are
-            # all ones, all zeros, per byte
-            u = Cat(lo[:_LO_BITS], (lo >> _LO_BITS) + hi)[:w.u].as_signed()
-            u_ext = Cat(u, u[-1].replicate(_BYTE * (w.coarse_steps - 1) + _FINE_SPAN - w.u))
-            coarse = Signal(_FINE_SPAN, name=f"coarse_{lane}")
-            groups = range(_OUT_BITS, w.u - 1, _BYTE)
-            ones = Signal(len(groups), name=f"ones_{lane}")
-            zeros = Signal(len(groups), name=f"zeros_{lane}")
-            sign = Signal(name=f"sign_{lane}")
-            masked = [(u[j], fit_mask[j - _OUT_BITS]) for j in range(_OUT_BITS, w.u - 1)]
-            m.d.sync += [
-                coarse.eq(_or(u_ext[_BYTE * q:][:_FINE_SPAN] & q_sel[q].replicate(_FINE_SPAN)
-                              for q in range(w.coarse_steps))),
-                ones.eq(Cat(Cat(v | ~mk for v, mk in masked[g - _OUT_BITS:][:_BYTE]).all()
-                            for g in groups)),
-                zeros.eq(Cat(Cat(~v | ~mk for v, mk in masked[g - _OUT_BITS:][:_BYTE]).all()
-                             for g in groups)),
-                sign.eq(u[-1]),
-            ]
-            # sat: y = saturate(u >> s), into the output register or the FIFO
-            window = (coarse >> r_sel)[:_OUT_BITS]
-            fits = Mux(sign, ones.all(), zeros.all())
-            y = Mux(zero, 0, Mux(fits, window, Mux(sign, _OUT_MIN, _OUT_MAX)))
-            m.d.comb += result[lane].eq(y)
-            stages = (pa_lo, lo, coarse, out)
+            stages = (*self._lane(m, lane, consts, result[lane]), out)
         if not len(stages) == len(valid) == self.LATENCY:
             raise AssertionError(f"AddUnit: {len(stages)} data stages, {len(valid)} valid "
                                  f"stages, timing model ADD_LATENCY = {self.LATENCY}")
         return m
+
+    def _lane(self, m: Module, lane: int, c: _Constants, y) -> tuple:
+        """The registers of one lane, one tuple entry per stage before the output register;
+        ``y`` gets the lane's result (stage 4, combinational)."""
+        w = c.widths
+        a, b = self.i.payload.a[lane], self.i.payload.b[lane]
+        # mul: the four partial products, one MULT18X18D each, nothing but a register after
+        pa_lo = Signal(signed(w.p_lo), name=f"pa_lo_{lane}")
+        pb_lo = Signal(signed(w.p_lo), name=f"pb_lo_{lane}")
+        pa_hi = Signal(signed(w.p_hi), name=f"pa_hi_{lane}")
+        pb_hi = Signal(signed(w.p_hi), name=f"pb_hi_{lane}")
+        m.d.sync += [pa_lo.eq(a * c.m_a[:_LO_BITS]), pb_lo.eq(b * c.m_b[:_LO_BITS]),
+                     pa_hi.eq(a * c.m_a[_LO_BITS:]), pb_hi.eq(b * c.m_b[_LO_BITS:])]
+        # sum: the low and high halves, each with its part of the rounding bit
+        lo = Signal(signed(w.lo), name=f"lo_{lane}")
+        hi = Signal(signed(w.hi), name=f"hi_{lane}")
+        m.d.sync += [lo.eq(_add3(pa_lo, pb_lo, c.rnd[:_LO_BITS], w.lo)),
+                     hi.eq(_add3(pa_hi, pb_hi, c.rnd[_LO_BITS:], w.hi))]
+        # top: u = t + 2**(s-1) = lo + hi * 2**_LO_BITS (the low bits are lo's), then at once
+        # the shift by whole bytes, u >> 8 * q, and whether u's masked bits are all ones, all
+        # zeros, byte by byte (u's sign bit is left out: the last stage compares with it)
+        u = Cat(lo[:_LO_BITS], (lo >> _LO_BITS) + hi)[:w.u].as_signed()
+        u_ext = Cat(u, u[-1].replicate(_BYTE * (w.coarse_steps - 1) + _FINE_SPAN - w.u))
+        masked = [(u[j], c.fit_mask[j - _OUT_BITS]) for j in range(_OUT_BITS, w.u - 1)]
+        by_byte = [masked[g:g + _BYTE] for g in range(0, len(masked), _BYTE)]
+        coarse = Signal(_FINE_SPAN, name=f"coarse_{lane}")
+        ones = Signal(len(by_byte), name=f"ones_{lane}")
+        zeros = Signal(len(by_byte), name=f"zeros_{lane}")
+        sign = Signal(name=f"sign_{lane}")
+        m.d.sync += [
+            coarse.eq(reduce(operator.or_, (
+                u_ext[_BYTE * q:][:_FINE_SPAN] & c.q_sel[q].replicate(_FINE_SPAN)
+                for q in range(w.coarse_steps)))),
+            ones.eq(Cat(Cat(v | ~mk for v, mk in byte).all() for byte in by_byte)),
+            zeros.eq(Cat(Cat(~v | ~mk for v, mk in byte).all() for byte in by_byte)),
+            sign.eq(u[-1]),
+        ]
+        # sat: y = saturate(u >> s), into the output register or the FIFO
+        window = (coarse >> c.r_sel)[:_OUT_BITS]
+        fits = Mux(sign, ones.all(), zeros.all())
+        m.d.comb += y.eq(Mux(c.zero, 0, Mux(fits, window, Mux(sign, _OUT_MIN, _OUT_MAX))))
+        return (pa_lo, lo, coarse)
 
 
 class _Widths(NamedTuple):
@@ -291,13 +276,38 @@ def _widths(in_bits: int) -> _Widths:
     )
 
 
-def _or(values):
-    """The bitwise OR of ``values`` (an AND-OR multiplexer of one-hot selected inputs)."""
-    values = list(values)
-    out = values[0]
-    for v in values[1:]:
-        out = out | v
-    return out
+class _Constants(NamedTuple):
+    """The constants one beat reads, registers all (:func:`_constants`)."""
+
+    widths: _Widths
+    m_a: Value          #: the multipliers (k's fields)
+    m_b: Value
+    rnd: Value          #: the rounding bit 2**(s-1), one-hot, below RESIDUAL_SUM_BITS - 1
+    q_sel: Value        #: s >> 3, one-hot
+    r_sel: Value        #: s & 7
+    fit_mask: Value     #: bit j - 8: u's bit j must copy its sign (j >= s + 7), 8 <= j < u - 1
+    zero: Value         #: every result is 0 (s = 0 or s >= 40)
+
+
+def _constants(m: Module, k, w: _Widths) -> _Constants:
+    """Registers of the constants derived from ``k.s``, one cycle behind ``k`` (a beat taken
+    the cycle after a ``c`` beat reaches the sum stage, the first to read them, a cycle
+    later): no arithmetic on ``s`` lies in a beat's path."""
+    c = _Constants(
+        widths=w, m_a=k.m_a, m_b=k.m_b,
+        rnd=Signal(_LO_BITS + w.r_hi, name="rnd"),
+        q_sel=Signal(w.coarse_steps, name="q_sel"),
+        r_sel=Signal(_FINE_BITS, name="r_sel"),
+        fit_mask=Signal(w.u - 1 - _OUT_BITS, name="fit_mask"),
+        zero=Signal(name="zero"))
+    m.d.sync += [
+        c.rnd.eq(Const(1, 1) << (k.s - 1)[:SHIFT_BITS]),
+        c.q_sel.eq(Cat(k.s[_FINE_BITS:] == q for q in range(w.coarse_steps))),
+        c.r_sel.eq(k.s[:_FINE_BITS]),
+        c.fit_mask.eq(Cat(k.s + (_OUT_BITS - 1) <= j for j in range(_OUT_BITS, w.u - 1))),
+        c.zero.eq((k.s == 0) | (k.s >= RESIDUAL_SUM_BITS)),
+    ]
+    return c
 
 
 def _add3(x, y, one_hot, width: int):
