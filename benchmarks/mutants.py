@@ -250,14 +250,15 @@ GELU_MUTANTS = (
 
 ADD_MUTANTS = (
     _m("add_truncates", "no rounding bit 2**(s-1)", _ADD,
-       ("rnd.eq(Const(1, 1) << (k.s - 1)[:SHIFT_BITS])", "rnd.eq(0)")),
+       ("c.rnd[:_LO_BITS], w.lo", "Const(0, 1), w.lo"),
+       ("c.rnd[_LO_BITS:], w.hi", "Const(0, 1), w.hi")),
     _m("add_wraps", "results wrap instead of saturating", _ADD,
        ("Mux(fits, window,", "Mux(1, window,")),
     _m("add_b_zero_extended", "operand b multiplied as unsigned", _ADD,
        ("a, b = self.i.payload.a[lane], self.i.payload.b[lane]",
         "a, b = self.i.payload.a[lane], self.i.payload.b[lane].as_unsigned()")),
-    _m("add_shift_off_by_one", "the rounding bit at 2**s instead of 2**(s-1)", _ADD,
-       ("rnd.eq(Const(1, 1) << (k.s - 1)[:SHIFT_BITS])", "rnd.eq(Const(1, 1) << k.s)")),
+    _m("add_shift_off_by_one", "the rounding bit (and the mask from it) one place high", _ADD,
+       ("k.s == j + 1 for j", "k.s == j for j")),
     _m("add_ignores_ready", "beats taken without a credit, whatever o.ready says", _ADD,
        ("self.i.ready.eq(~self.c.valid & ((inflight != ADD_LATENCY) | o_fire))",
         "self.i.ready.eq(~self.c.valid)")),

@@ -282,7 +282,7 @@ class _Constants(NamedTuple):
     widths: _Widths
     m_a: Value          #: the multipliers (k's fields)
     m_b: Value
-    rnd: Value          #: the rounding bit 2**(s-1), one-hot, below RESIDUAL_SUM_BITS - 1
+    rnd: Value          #: the rounding bit 2**(s-1), one-hot; none for s = 0 and s >= 40
     q_sel: Value        #: s >> 3, one-hot
     r_sel: Value        #: s & 7
     fit_mask: Value     #: bit j - 8: u's bit j must copy its sign (j >= s + 7), 8 <= j < u - 1
@@ -290,9 +290,11 @@ class _Constants(NamedTuple):
 
 
 def _constants(m: Module, k, w: _Widths) -> _Constants:
-    """Registers of the constants derived from ``k.s``, one cycle behind ``k`` (a beat taken
-    the cycle after a ``c`` beat reaches the sum stage, the first to read them, a cycle
-    later): no arithmetic on ``s`` lies in a beat's path."""
+    """Registers of the constants derived from ``k.s``, with no arithmetic on ``s`` in a
+    beat's path. A beat taken the cycle after a ``c`` beat reaches the sum stage, which
+    reads ``rnd``, a cycle later, the top stage two, the last stage three: ``rnd``,
+    ``q_sel`` and ``r_sel`` are one cycle behind ``k`` (equalities of ``s`` and its bits),
+    ``fit_mask`` and ``zero`` two (from ``rnd``: no comparator chain)."""
     c = _Constants(
         widths=w, m_a=k.m_a, m_b=k.m_b,
         rnd=Signal(_LO_BITS + w.r_hi, name="rnd"),
@@ -301,11 +303,12 @@ def _constants(m: Module, k, w: _Widths) -> _Constants:
         fit_mask=Signal(w.u - 1 - _OUT_BITS, name="fit_mask"),
         zero=Signal(name="zero"))
     m.d.sync += [
-        c.rnd.eq(Const(1, 1) << (k.s - 1)[:SHIFT_BITS]),
+        c.rnd.eq(Cat(k.s == j + 1 for j in range(len(c.rnd)))),
         c.q_sel.eq(Cat(k.s[_FINE_BITS:] == q for q in range(w.coarse_steps))),
         c.r_sel.eq(k.s[:_FINE_BITS]),
-        c.fit_mask.eq(Cat(k.s + (_OUT_BITS - 1) <= j for j in range(_OUT_BITS, w.u - 1))),
-        c.zero.eq((k.s == 0) | (k.s >= RESIDUAL_SUM_BITS)),
+        # u's bit j (j >= 8) is masked when j >= s + 7, i.e. rnd has a bit at j - 8 or below
+        c.fit_mask.eq(Cat(c.rnd[:j + 1].any() for j in range(len(c.fit_mask)))),
+        c.zero.eq(~c.rnd.any()),
     ]
     return c
 
