@@ -24,7 +24,8 @@ with no rounding add after the shift: ``y = saturate(u >> s)``. The shift is spl
 up all copy its sign: those positions are a mask registered from ``s``; the stage that
 completes ``u`` reduces the masked bits byte by byte (all ones, all zeros), the last
 stage the bytes. Every constant derived from ``s`` is a register computed from the
-constants register, one cycle behind it: no arithmetic on ``s`` lies in a beat's path.
+constants register, one or two cycles behind it (:func:`_constants`): no arithmetic on
+``s`` lies in a beat's path.
 
 Shift values outside the golden range
 -------------------------------------
@@ -383,7 +384,8 @@ def add_timing(config: AcceleratorConfig) -> dict:
         "model": "edgetron.hw.add.add_cycles",
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
-        "output_backpressure": "stalls the whole pipeline",
+        "output_backpressure": "fills the output register and FIFO; i.ready is low while "
+                               "latency_cycles beats are in flight and none leaves",
         "variables": {"E": "elements"},
         "constants": {"lanes": lanes, "latency_cycles": ADD_LATENCY},
         "total": "ceil(E / lanes) + latency_cycles",
