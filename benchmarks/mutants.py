@@ -249,19 +249,21 @@ GELU_MUTANTS = (
 )
 
 ADD_MUTANTS = (
-    _m("add_truncates", "no rounding add", _ADD,
-       ("rnd.eq((t >> shift) + 1)", "rnd.eq(t >> shift)")),
+    _m("add_truncates", "no rounding bit 2**(s-1)", _ADD,
+       ("c.rnd[:_LO_BITS], w.lo", "Const(0, 1), w.lo"),
+       ("c.rnd[_LO_BITS:], w.hi", "Const(0, 1), w.hi")),
     _m("add_wraps", "results wrap instead of saturating", _ADD,
-       ("out.eq(saturate(rnd >> 1, _OUT_BITS))", "out.eq((rnd >> 1)[:_OUT_BITS].as_signed())")),
+       ("Mux(fits, window,", "Mux(1, window,")),
     _m("add_b_zero_extended", "operand b multiplied as unsigned", _ADD,
-       ("pb.eq(self.i.payload.b[lane] * k.m_b)",
-        "pb.eq(self.i.payload.b[lane].as_unsigned() * k.m_b)")),
-    _m("add_shift_off_by_one", "shifts by s before the rounding bit", _ADD,
-       ("shift.eq(k.s - 1)", "shift.eq(k.s)")),
-    _m("add_ignores_ready", "the pipeline runs whatever o.ready says", _ADD,
-       ("run.eq(~valid[-1] | self.o.ready)", "run.eq(1)")),
+       ("a, b = self.i.payload.a[lane], self.i.payload.b[lane]",
+        "a, b = self.i.payload.a[lane], self.i.payload.b[lane].as_unsigned()")),
+    _m("add_shift_off_by_one", "the rounding bit (and the mask from it) one place high", _ADD,
+       ("k.s == j + 1 for j", "k.s == j for j")),
+    _m("add_ignores_ready", "beats taken without a credit, whatever o.ready says", _ADD,
+       ("self.i.ready.eq(~self.c.valid & ((inflight != ADD_LATENCY) | o_fire))",
+        "self.i.ready.eq(~self.c.valid)")),
     _m("add_constants_while_busy", "new constants taken while beats are in flight", _ADD,
-       ("self.c.ready.eq(run & ~busy)", "self.c.ready.eq(run)")),
+       ("self.c.ready.eq(~busy)", "self.c.ready.eq(1)")),
 )
 
 _POOL = "rtl/pool.py"

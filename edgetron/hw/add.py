@@ -13,9 +13,12 @@ from .arith import beats
 
 __all__ = ["ADD_LATENCY", "ADD_STAGES", "add_cycles"]
 
-#: Registered stages, one cycle each: both products ``a * m_a`` and ``b * m_b``; their sum;
-#: ``(t >> (s - 1)) + 1`` (the rounding add one bit early); the last shift and saturation.
-ADD_STAGES = ("mul", "sum", "shift", "sat")
+#: Registered stages, one cycle each: the four partial products of ``a * m_a`` and
+#: ``b * m_b`` (multipliers split at bit 17); the low and the high halves of their sum, each
+#: with its part of the rounding bit ``2**(s-1)``; the high half's carry, which completes
+#: ``u = a * m_a + b * m_b + 2**(s-1)``, and ``u`` shifted by whole bytes; the shift by the
+#: remaining bits and the saturation, into the output register (``rtl/add.py``).
+ADD_STAGES = ("mul", "sum", "top", "sat")
 #: Cycles from a beat accepted to the same beat valid at the output.
 ADD_LATENCY = len(ADD_STAGES)
 

@@ -125,6 +125,20 @@ class AddModel(VectorModel):
                 Segment("m_zero", ResidualConstants(0, 1 << 20, 20), (a, b)),
                 Segment("m_max", ResidualConstants(M_MAX, 1 << 24, 31), (a, b))]
 
+    def every_shift_segments(self, rng) -> list[Segment]:
+        """Every shift ``S_MIN..S_MAX`` with the multipliers at their ends, at the split of
+        the hardware's partial products (bit 17) and random; operands at the ends of
+        their range and random."""
+        lo, hi = int_range(self.in_bits)
+        a = np.array([lo, hi, lo, hi, 0, -1, 1, int(rng.integers(lo, hi, endpoint=True))])
+        b = np.array([lo, hi, hi, lo, 0, -1, 1, int(rng.integers(lo, hi, endpoint=True))])
+        pairs = ((M_MAX, M_MAX), (M_MAX, 0), ((1 << 17) - 1, 1 << 17))
+        return [Segment("shift", ResidualConstants(*pairs[s % len(pairs)], s), (a, b))
+                for s in range(S_MIN, S_MAX + 1)] + [
+            Segment("shift", ResidualConstants(int(rng.integers(0, M_MAX, endpoint=True)),
+                                               int(rng.integers(0, M_MAX, endpoint=True)), s),
+                    (a, b)) for s in range(S_MIN, S_MAX + 1)]
+
     def full_rate_segments(self, rng) -> list[Segment]:
         return [Segment("random", residual_constants(0.05, 0.02, 0.04),
                         self.pair(rng, "random", n))

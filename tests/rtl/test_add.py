@@ -34,6 +34,16 @@ def test_random_vectors_with_gaps(lanes):
     assert [inv.cycles for inv in board.done] == [model.cycles(s) for s in segs]
 
 
+@pytest.mark.parametrize("in_bits", [8, 2])
+def test_every_shift(in_bits):
+    # the shift decides where the rounding bit enters (below or above the partial products'
+    # split), the byte and bit shifts and the saturation mask: every value, both widths
+    model = AddModel(3, in_bits)
+    segs = model.every_shift_segments(np.random.default_rng(in_bits))
+    board = run_segments(AddUnit(3, in_bits), model, segs, gap=0.1, stall=0.3, seed=in_bits)
+    assert len(board.done) == len(segs)
+
+
 @pytest.mark.parametrize("lanes", [1, 8, 16])
 def test_measured_cycles_equal_timing_model(lanes):
     model = AddModel(lanes)
