@@ -218,11 +218,9 @@ SOFTMAX_MUTANTS = (
 
 LAYERNORM_MUTANTS = (
     _m("layernorm_output_truncates", "the affine result truncates instead of rounding", _LN,
-       ("y.eq(saturate(round_shift_right(acc, k.gamma_shift + NORM_FRAC_BITS,\n"
-        "                                                GAMMA_BITS - 1 + NORM_FRAC_BITS),",
-        "y.eq(saturate(acc >> (k.gamma_shift + NORM_FRAC_BITS),")),
+       ("rounded = (t[1:window] + t[0])[:bits]", "rounded = t[1:window]")),
     _m("layernorm_drops_epsilon", "the variance misses q_eps", _LN,
-       ("dvar.eq(cs2 - s1sq + k.q_eps)", "dvar.eq(cs2 - s1sq)")),
+       ("q_minus.eq(k.q_eps - sum_parts(s1sq_parts))", "q_minus.eq(-sum_parts(s1sq_parts))")),
     _m("layernorm_param_address_early", "gamma and beta one beat early", _LN,
        ('DelayLine(core, n_cnt, param_delay, "param_addr")',
         'DelayLine(core, n_cnt, param_delay - 1, "param_addr")')),
