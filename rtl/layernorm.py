@@ -126,21 +126,36 @@ def sum_parts(parts: list):
     return total
 
 
-def top_pair(x):
-    """The index of the highest non-zero pair of bits of the unsigned ``x``,
-    ``floor(msb(x) / 2)`` (0 for ``x < 4``): an OR per pair, then a priority encoder of
-    ``log2`` levels of multiplexers."""
+def top_pair_groups(x):
+    """The pairs of bits of the unsigned ``x`` in groups of four: per group, whether a pair
+    is non-zero (``any``) and the index of the highest non-zero one (``idx``), for
+    :func:`top_pair` to finish in the next stage."""
     flags = [x[k:k + 2].any() for k in range(0, len(x), 2)]
-    flags += [Const(0, 1)] * ((1 << max(1, (len(flags) - 1).bit_length())) - len(flags))
+    flags += [Const(0, 1)] * (-len(flags) % 4)
+    out = []
+    for g in range(0, len(flags), 4):
+        f = flags[g:g + 4]
+        out.append(Cat(f[0] | f[1] | f[2] | f[3],
+                       Mux(f[3], 3, Mux(f[2], 2, Mux(f[1], 1, 0)))[:2]))
+    return Cat(*out)
 
-    def encode(fs):
-        if len(fs) == 2:
-            return fs[0] | fs[1], fs[1]
-        lo_any, lo_idx = encode(fs[:len(fs) // 2])
-        hi_any, hi_idx = encode(fs[len(fs) // 2:])
+
+def top_pair(groups):
+    """``floor(msb(x) / 2)`` (0 for ``x < 4``), the index of the highest non-zero pair of
+    bits of ``x``, from :func:`top_pair_groups`'s registers: a priority encoder of
+    ``log2`` levels of multiplexers over the groups."""
+    entries = [(groups[g].any, groups[g].idx) for g in range(len(groups))]
+    entries += [(Const(0, 1), Const(0, 2))] * \
+        ((1 << max(1, (len(entries) - 1).bit_length())) - len(entries))
+
+    def encode(es):
+        if len(es) == 1:
+            return es[0]
+        lo_any, lo_idx = encode(es[:len(es) // 2])
+        hi_any, hi_idx = encode(es[len(es) // 2:])
         return lo_any | hi_any, Cat(Mux(hi_any, hi_idx, lo_idx), hi_any)
 
-    return encode(flags)[1]
+    return encode(entries)[1]
 
 
 def round_half_saturate(t, bits: int):
@@ -254,6 +269,9 @@ class LayerNormUnit(VectorUnit):
         p_left = Signal(range(bmax + 1))
         configured = Signal()
         rows = Signal(range(2 * bmax + 64))
+        # (p_left == 0), (gap == 0), (rows == 0) kept in registers beside the counters: the
+        # ready signals and the clock enables they drive then read no comparator.
+        p_empty, gap_zero, rows_zero = Signal(init=1), Signal(init=1), Signal(init=1)
 
         m.submodules.xbuf = xmem = memory.Memory(shape=lay.i, depth=x_words, init=[])
         m.submodules.pbuf = pmem = memory.Memory(shape=lay.p, depth=p_words, init=[])
@@ -269,9 +287,9 @@ class LayerNormUnit(VectorUnit):
         in_cnt, in_last = beat.cnt, beat.last
         xwp, xrp, p_wp = Signal(range(x_words)), Signal(range(x_words)), Signal(range(p_words))
         m.d.comb += [
-            self.c.ready.eq(run & (rows == 0)),
-            self.p.ready.eq(run & ~self.c.valid & (p_left != 0)),
-            self.i.ready.eq(run & configured & ~self.c.valid & (p_left == 0) & (gap == 0)),
+            self.c.ready.eq(run & rows_zero),
+            self.p.ready.eq(run & ~self.c.valid & ~p_empty),
+            self.i.ready.eq(run & configured & ~self.c.valid & p_empty & gap_zero),
             xw.addr.eq(xwp), xw.data.eq(self.i.payload), xw.en.eq(i_fire),
             pw.addr.eq(p_wp), pw.data.eq(self.p.payload), pw.en.eq(p_fire),
         ]
@@ -285,16 +303,17 @@ class LayerNormUnit(VectorUnit):
                 last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)), p_left.eq(b_new),
                 gap_len.eq(Mux(b_new >= slow, 0, slow - b_new)), configured.eq(1),
                 *beat.restart(b_new), gap.eq(0), xwp.eq(0), xrp.eq(0), p_wp.eq(0),
+                p_empty.eq(0), gap_zero.eq(1),
             ]
         with core.If(p_fire):
-            core.d.sync += [p_wp.eq(p_wp + 1), p_left.eq(p_left - 1)]
+            core.d.sync += [p_wp.eq(p_wp + 1), p_left.eq(p_left - 1), p_empty.eq(p_left == 1)]
         with core.If(i_fire):
             core.d.sync += [xwp.eq(ring_next(xwp, x_words)),
                             *beat.advance(n_beats)]
             with core.If(in_last):
-                core.d.sync += gap.eq(gap_len)
-        with core.Elif(gap != 0):
-            core.d.sync += gap.eq(gap - 1)
+                core.d.sync += [gap.eq(gap_len), gap_zero.eq(gap_len == 0)]
+        with core.Elif(~gap_zero):
+            core.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
 
         sq_tag = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
         core.d.sync += [sq_tag.valid.eq(i_fire), sq_tag.first.eq(in_cnt == 0),
@@ -345,9 +364,14 @@ class LayerNormUnit(VectorUnit):
         core.d.sync += dvar.eq(cs2 + q_minus)                                  # var
         # Step 4 with h = floor(msb(D) / 2) (0 for D < 2): p = ISQRT_BITS / 2 - 1 - h, so
         # Dn = D * 4**p (floor) is (D << ISQRT_BITS - 2) >> 2h, one right shift.
+        groups = Signal(data.ArrayLayout(data.StructLayout({"any": 1, "idx": 2}),
+                                         -(-_VAR_BITS // 8)), name="pair_groups",
+                        reset_less=True)
+        dvar_g = Signal(_VAR_BITS, name="dvar_lzc", reset_less=True)
+        core.d.sync += [groups.eq(top_pair_groups(dvar)), dvar_g.eq(dvar)]      # lzc
         half_var = Signal(range(_VAR_BITS // 2), name="half_msb", reset_less=True)
-        dvar_l = Signal(_VAR_BITS, name="dvar_lzc", reset_less=True)
-        core.d.sync += [half_var.eq(top_pair(dvar)), dvar_l.eq(dvar)]          # lzc
+        dvar_l = Signal(_VAR_BITS, name="dvar_msb", reset_less=True)
+        core.d.sync += [half_var.eq(top_pair(groups)), dvar_l.eq(dvar_g)]      # msb
         dn = Signal(ISQRT_BITS, reset_less=True)
         wide = Cat(Const(0, ISQRT_BITS - 2), dvar_l)
         r_h = Signal.like(half_var, name="r_h", reset_less=True)
@@ -383,10 +407,11 @@ class LayerNormUnit(VectorUnit):
         tags = [Signal(tag_l, name=f"norm_tag_{s}") for s in stages[1:]]
         core.d.sync += [tags[0].valid.eq(n_act), tags[0].last.eq(n_cnt == n_beats - 1)]
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
-        # The parameters are registered by the shift stage: the synchronous read gives the
-        # word one cycle after its address, so the address trails the issue counter by the
-        # stage's index minus 2 (the issue register and the read).
-        param_delay = stages.index("shift") - 2
+        # The parameters are registered by the coarse stage (then copied by the shift stage,
+        # so that the registers the memory drives drive nothing else): the synchronous read
+        # gives the word one cycle after its address, so the address trails the issue
+        # counter by the stage's index minus 2 (the issue register and the read).
+        param_delay = stages.index("coarse") - 2
         core.d.comb += pr.addr.eq(DelayLine(core, n_cnt, param_delay, "param_addr").output)
 
         def row_const(value, name: str, upto: str):
@@ -400,7 +425,9 @@ class LayerNormUnit(VectorUnit):
 
         mu_s1 = row_const(n_s1, "s1", "dev_mul")
         dv_fac = row_const(n_fac, "factor", "dev")
-        sh_h = row_const(n_h, "half_msb", "scale_sum")
+        co_h = row_const(n_h, "half_msb", "scale_sum")
+        sh_h = Signal.like(co_h, name="half_msb_coarse", reset_less=True)
+        core.d.sync += sh_h.eq(co_h)
         dev_bits = (rmax * ((1 << ib) - 1)).bit_length() + 1
         norm_bits = ((math.isqrt(rmax - 1) + 1) << NORM_FRAC_BITS).bit_length() + 1
         # n = round_shift(prod, sh) with sh = _SH_BASE + h >= 1: t = prod >> (sh - 1) and
@@ -413,7 +440,10 @@ class LayerNormUnit(VectorUnit):
             dev = Signal(signed(dev_bits), name=f"dev_{j}", reset_less=True)
             prod = Signal(signed(dev_bits + hw.LAYERNORM_FACTOR_BITS + 1), name=f"scaled_{j}",
                           reset_less=True)
+            coarse = Signal(signed(norm_bits + 8), name=f"coarse_{j}", reset_less=True)
             t = Signal(signed(norm_bits + 1), name=f"half_norm_{j}", reset_less=True)
+            gamma_m = Signal(signed(GAMMA_BITS), name=f"gamma_mem_{j}", reset_less=True)
+            beta_m = Signal(signed(_BETA_BITS), name=f"beta_mem_{j}", reset_less=True)
             gamma = Signal(signed(GAMMA_BITS), name=f"gamma_{j}", reset_less=True)
             beta = Signal(signed(_BETA_BITS), name=f"beta_{j}", reset_less=True)
             beta_r = Signal(signed(_BETA_BITS + 1), name=f"beta_r_{j}", reset_less=True)
@@ -433,8 +463,11 @@ class LayerNormUnit(VectorUnit):
             ]
             scaled_parts = mul_parts(core, dev, dv_fac, f"scaled_{j}")         # scale
             core.d.sync += prod.eq(sum_parts(scaled_parts))                    # scale_sum
-            core.d.sync += [t.eq((prod >> (sh_base - 1)) >> sh_h),             # shift
-                            gamma.eq(par.gamma), beta.eq(par.beta)]
+            # t = prod >> (sh_base - 1 + h) as a shift by 8 (h >> 3), then by h & 7.
+            core.d.sync += [coarse.eq((prod >> (sh_base - 1)) >> Cat(Const(0, 3), co_h[3:])),
+                            gamma_m.eq(par.gamma), beta_m.eq(par.beta)]          # coarse
+            core.d.sync += [t.eq(coarse >> sh_h[:3]),                         # shift
+                            gamma.eq(gamma_m), beta.eq(beta_m)]
             ng_parts = mul_parts(core, t[1:].as_signed(), gamma, f"ngamma_{j}")  # affine_mul
             core.d.sync += beta_r.eq(beta + Mux(t[0], gamma, 0))
             core.d.sync += acc.eq(sum_parts(ng_parts) + beta_r)                # affine
@@ -443,16 +476,18 @@ class LayerNormUnit(VectorUnit):
             core.d.sync += t_out.eq((acc >> (NORM_FRAC_BITS - 1)) >> k.gamma_shift)  # out_shift
             core.d.sync += y.eq(round_half_saturate(t_out, _OUT_BITS))         # out
             m.d.comb += self.o.payload.data[j].eq(y)
-            norm_regs = ("issue", "read", x_out, cx, dev, scaled_parts, prod, t,
+            norm_regs = ("issue", "read", x_out, cx, dev, scaled_parts, prod, coarse, t,
                          ng_parts, acc, t_out, y)
         out_tag = tags[-1]
         m.d.comb += [run.eq(~out_tag.valid | self.o.ready), self.o.valid.eq(out_tag.valid),
                      self.o.payload.last.eq(out_tag.last)]
         o_fire = self.o.valid & self.o.ready
-        core.d.sync += rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_tag.last))
+        rows_next = rows + (i_fire & (in_cnt == 0)) - (o_fire & out_tag.last)
+        core.d.sync += [rows.eq(rows_next), rows_zero.eq(rows_next == 0)]
 
         built = {"ingest": (("square", "lane_stats"), hw.LAYERNORM_INGEST_STAGES),
-                 "row": ((cs2_parts, cs2, dvar, half_var, dn), hw.LAYERNORM_ROW_STAGES),
+                 "row": ((cs2_parts, cs2, dvar, groups, half_var, dn),
+                         hw.LAYERNORM_ROW_STAGES),
                  "normalize": (norm_regs, hw.LAYERNORM_NORM_STAGES),
                  "normalize tag": (("issue", *tags), hw.LAYERNORM_NORM_STAGES)}
         for what, (got, want) in built.items():

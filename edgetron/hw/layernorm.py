@@ -21,7 +21,7 @@ output always ready, from the first input handshake to the last output handshake
     cycles(R, C) = B + (R - 1) * P + layernorm_row_latency(lanes, C)
 
 The x ring holds ``Bmax + T + Ni + Nr + LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY``
-words (``Ni``, ``Nr`` the ingest and row-scalar stage counts, 2 and 5): beat ``j`` is read
+words (``Ni``, ``Nr`` the ingest and row-scalar stage counts, 2 and 6): beat ``j`` is read
 ``X + j`` cycles after the row's last input beat (``X = T + Ni + Nr + 1 +
 LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY``) and the word ``W`` beats later is
 written no earlier than ``1 + j + W - B`` cycles after it (the argument of
@@ -54,9 +54,10 @@ __all__ = [
 LAYERNORM_INGEST_STAGES = ("square", "lane_stats")
 #: Row scalars before the square root (golden/layernorm.py steps 3-4): the partial
 #: products of ``C * s2`` and ``s1 * s1`` (one multiplier block each); their sums and
-#: ``q_eps - s1**2``; ``D``; ``h = floor(msb(D) / 2)`` (a priority encoder over bit pairs);
-#: ``Dn = (D << 30) >> 2h``, the shift to ``[2**30, 2**32)``.
-LAYERNORM_ROW_STAGES = ("var_mul", "var_sum", "var", "lzc", "normalize")
+#: ``q_eps - s1**2``; ``D``; ``h = floor(msb(D) / 2)`` from a priority encoder over bit
+#: pairs (groups of four pairs, then the groups); ``Dn = (D << 30) >> 2h``, the shift to
+#: ``[2**30, 2**32)``.
+LAYERNORM_ROW_STAGES = ("var_mul", "var_sum", "var", "lzc", "msb", "normalize")
 #: ``std = floor(sqrt(Dn))`` of the ``ISQRT_BITS``-bit normalized variance (step 5).
 LAYERNORM_ISQRT_LATENCY = sqrt_latency(ISQRT_BITS)
 #: Width of ``factor = floor(2**RECIP_K / std)`` with ``std >= 2**(ISQRT_BITS/2 - 1)``.
@@ -65,14 +66,15 @@ LAYERNORM_FACTOR_BITS = RECIP_K - ISQRT_BITS // 2 + 2
 LAYERNORM_RECIP_LATENCY = divider_latency(LAYERNORM_FACTOR_BITS)
 #: Normalize pass: issue register, x-buffer read, its read data's register, ``C x`` and
 #: ``dev = C x - s1`` (2), the partial products of ``dev * factor`` and their sum (7), the
-#: rounding shift's ``t = prod >> (s - 1)`` with gamma and beta registered from their
-#: memory, ``(t >> 1) * gamma`` beside ``beta + t[0] gamma`` (so ``n = (t + 1) >> 1`` is
-#: never formed) and their sum (8), the output's ``t = acc >> (gamma_shift + 11)`` and its
-#: rounding and saturation into the output register (9). Every product goes straight into
-#: its own register; no stage has a multiplier and an adder in series, or a block RAM's
-#: read data and a multiplier (FPGA timing, docs/fpga.md).
+#: rounding shift's ``t = prod >> (s - 1)`` in two (by a multiple of 8, then by 0..7) with
+#: gamma and beta registered from their memory and copied, ``(t >> 1) * gamma`` beside
+#: ``beta + t[0] gamma`` (so ``n = (t + 1) >> 1`` is never formed) and their sum (8), the
+#: output's ``t = acc >> (gamma_shift + 11)`` and its rounding and saturation into the
+#: output register (9). Every product goes straight into its own register; no stage has a
+#: multiplier and an adder in series, or a block RAM's read data and a multiplier (FPGA
+#: timing, docs/fpga.md).
 LAYERNORM_NORM_STAGES = ("issue", "read", "read_out", "dev_mul", "dev", "scale", "scale_sum",
-                         "shift", "affine_mul", "affine", "out_shift", "out")
+                         "coarse", "shift", "affine_mul", "affine", "out_shift", "out")
 #: Width of ``beta_int`` in the parameter memory: golden keeps ``|beta_int| <
 #: 2**(2 (GAMMA_BITS - 1) + NORM_FRAC_BITS)``. A parameter word holds ``lanes`` channels of
 #: ``GAMMA_BITS + LAYERNORM_BETA_BITS`` bits.
