@@ -297,21 +297,28 @@ class LayerNormUnit(VectorUnit):
         n_eff = Mux(ch > rmax, rmax, Mux(ch == 0, 1, ch))
         b_new = ceil_div_const(n_eff, lanes)
         slow = max(hw.LAYERNORM_ISQRT_LATENCY, hw.LAYERNORM_RECIP_LATENCY)
+        # A row of one beat: b_new == 1, without the division (all the beat counter reads).
+        one_beat = (ch <= lanes) if rmax > lanes else Const(1, 1)
+        gap_none = Signal()
         with core.If(c_fire):
             core.d.sync += [
                 k.eq(self.c.payload), k.channels.eq(n_eff), n_beats.eq(b_new),
-                last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)), p_left.eq(b_new),
-                gap_len.eq(Mux(b_new >= slow, 0, slow - b_new)), configured.eq(1),
-                *beat.restart(b_new), gap.eq(0), xwp.eq(0), xrp.eq(0), p_wp.eq(0),
-                p_empty.eq(0), gap_zero.eq(1),
+                p_left.eq(b_new), configured.eq(1),
+                *beat.restart(Mux(one_beat, 1, 0)), gap.eq(0), xwp.eq(0), xrp.eq(0),
+                p_wp.eq(0), p_empty.eq(0), gap_zero.eq(1),
             ]
+        # Derived from the registered row length: they are first read by an i beat, which
+        # comes after at least one p beat, so at least two cycles after c.
+        core.d.sync += [last_lanes.eq(k.channels - mul_const(n_beats - 1, lanes)),
+                        gap_len.eq(Mux(n_beats >= slow, 0, slow - n_beats)),
+                        gap_none.eq(n_beats >= slow)]
         with core.If(p_fire):
             core.d.sync += [p_wp.eq(p_wp + 1), p_left.eq(p_left - 1), p_empty.eq(p_left == 1)]
         with core.If(i_fire):
             core.d.sync += [xwp.eq(ring_next(xwp, x_words)),
                             *beat.advance(n_beats)]
             with core.If(in_last):
-                core.d.sync += [gap.eq(gap_len), gap_zero.eq(gap_len == 0)]
+                core.d.sync += [gap.eq(gap_len), gap_zero.eq(gap_none)]
         with core.Elif(~gap_zero):
             core.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
 
@@ -482,8 +489,10 @@ class LayerNormUnit(VectorUnit):
         m.d.comb += [run.eq(~out_tag.valid | self.o.ready), self.o.valid.eq(out_tag.valid),
                      self.o.payload.last.eq(out_tag.last)]
         o_fire = self.o.valid & self.o.ready
-        rows_next = rows + (i_fire & (in_cnt == 0)) - (o_fire & out_tag.last)
-        core.d.sync += [rows.eq(rows_next), rows_zero.eq(rows_next == 0)]
+        row_in, row_out = i_fire & (in_cnt == 0), o_fire & out_tag.last
+        core.d.sync += [rows.eq(rows + row_in - row_out),
+                        rows_zero.eq(Mux(row_in, Mux(row_out, rows_zero, 0),
+                                         Mux(row_out, rows == 1, rows_zero)))]
 
         built = {"ingest": (("square", "lane_stats"), hw.LAYERNORM_INGEST_STAGES),
                  "row": ((cs2_parts, cs2, dvar, groups, half_var, dn),
