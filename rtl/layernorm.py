@@ -36,7 +36,7 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
@@ -64,7 +64,9 @@ from .arith import (
 from .common import (
     MAX_EDGE,
     BeatCounter,
+    CreditFifo,
     DelayLine,
+    SkidBuffer,
     VectorUnit,
     ceil_div_const,
     check_param,
@@ -234,8 +236,12 @@ class LayerNormUnit(VectorUnit):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered stalls the whole unit through one clock enable and
-    drops every ``ready``; the beat is held, nothing is lost or duplicated.
+    Nothing stalls: every ``i`` beat takes a credit of the output FIFO
+    (``edgetron.hw.layernorm.layernorm_out_fifo_beats``, enough for every beat in flight
+    at full rate), given back by its ``o`` handshake. ``o`` not ready fills the FIFO; once
+    the credits are out, ``i.ready`` falls until beats leave. ``o.ready`` reaches only the
+    FIFO's read side and the credit and row counters (no clock enable over the unit);
+    nothing is lost or duplicated.
 
     Golden
     ------
@@ -261,7 +267,6 @@ class LayerNormUnit(VectorUnit):
         lanes, lay, rmax, ib = self.lanes, self._layouts, self.row_max, self.in_bits
         bmax = beats(rmax, lanes)
         x_words, p_words = hw.layernorm_buffer_words(lanes, rmax)
-        run = Signal()
         k = Signal(lay.c)
         n_beats = Signal(range(bmax + 1))
         last_lanes = Signal(range(lanes + 1))
@@ -270,14 +275,18 @@ class LayerNormUnit(VectorUnit):
         configured = Signal()
         rows = Signal(range(2 * bmax + 64))
         # (p_left == 0), (gap == 0), (rows == 0) kept in registers beside the counters: the
-        # ready signals and the clock enables they drive then read no comparator.
+        # ready signals and the enables they drive then read no comparator.
         p_empty, gap_zero, rows_zero = Signal(init=1), Signal(init=1), Signal(init=1)
+        # Output credits: every i beat takes one of the output FIFO's fifo_beats words, given
+        # back by its o handshake; room = (taken < fifo_beats), a register.
+        fifo_beats = hw.layernorm_out_fifo_beats(lanes, rmax)
+        taken = Signal(range(fifo_beats + 1))
+        room = Signal(init=1)
 
         m.submodules.xbuf = xmem = memory.Memory(shape=lay.i, depth=x_words, init=[])
         m.submodules.pbuf = pmem = memory.Memory(shape=lay.p, depth=p_words, init=[])
         xw, xr = xmem.write_port(), xmem.read_port()
         pw, pr = pmem.write_port(), pmem.read_port()
-        m.d.comb += [xr.en.eq(run), pr.en.eq(run)]
 
         # ---- constants, parameters, ingest ---------------------------------------------------
         i_fire = self.i.valid & self.i.ready
@@ -287,9 +296,9 @@ class LayerNormUnit(VectorUnit):
         in_cnt, in_last = beat.cnt, beat.last
         xwp, xrp, p_wp = Signal(range(x_words)), Signal(range(x_words)), Signal(range(p_words))
         m.d.comb += [
-            self.c.ready.eq(run & rows_zero),
-            self.p.ready.eq(run & ~self.c.valid & ~p_empty),
-            self.i.ready.eq(run & configured & ~self.c.valid & p_empty & gap_zero),
+            self.c.ready.eq(rows_zero),
+            self.p.ready.eq(~self.c.valid & ~p_empty),
+            self.i.ready.eq(configured & ~self.c.valid & p_empty & gap_zero & room),
             xw.addr.eq(xwp), xw.data.eq(self.i.payload), xw.en.eq(i_fire),
             pw.addr.eq(p_wp), pw.data.eq(self.p.payload), pw.en.eq(p_fire),
         ]
@@ -410,9 +419,15 @@ class LayerNormUnit(VectorUnit):
             core.d.sync += [n_act.eq(1), n_cnt.eq(0), n_s1.eq(dv_s1),
                             n_fac.eq(div.quo), n_h.eq(dv_h)]
         m.d.comb += [xr.addr.eq(xrp)]
-        tag_l = data.StructLayout({"valid": 1, "last": 1})
-        tags = [Signal(tag_l, name=f"norm_tag_{s}") for s in stages[1:]]
-        core.d.sync += [tags[0].valid.eq(n_act), tags[0].last.eq(n_cnt == n_beats - 1)]
+        tags = [Signal(name=f"norm_valid_{s}") for s in stages[1:stages.index("out") + 1]]
+        # The FIFO holds the results; last comes from a beat counter of the o handshakes
+        # (the row length is constant while rows are in flight: c waits for rows == 0).
+        core.submodules.out_fifo = fifo = CreditFifo(lay.o.members["data"], fifo_beats)
+        # A register after the FIFO's (asynchronous) read: the beat offered on o is held
+        # in it, and o.ready reaches the FIFO through its registered ready only.
+        core.submodules.out_skid = skid = SkidBuffer(lay.o.members["data"])
+        out_beat = BeatCounter(bmax, "out")
+        core.d.sync += tags[0].eq(n_act)
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
         # The parameters are registered by the coarse stage (then copied by the shift stage,
         # so that the registers the memory drives drive nothing else): the synchronous read
@@ -482,32 +497,42 @@ class LayerNormUnit(VectorUnit):
             # gamma_shift), y = (t_out + 1) >> 1 clamped to int8.
             core.d.sync += t_out.eq((acc >> (NORM_FRAC_BITS - 1)) >> k.gamma_shift)  # out_shift
             core.d.sync += y.eq(round_half_saturate(t_out, _OUT_BITS))         # out
-            m.d.comb += self.o.payload.data[j].eq(y)
+            m.d.comb += fifo.i.payload[j].eq(y)
             norm_regs = ("issue", "read", x_out, cx, dev, scaled_parts, prod, coarse, t,
-                         ng_parts, acc, t_out, y)
+                         ng_parts, acc, t_out, y, fifo, skid)
         out_tag = tags[-1]
-        m.d.comb += [run.eq(~out_tag.valid | self.o.ready), self.o.valid.eq(out_tag.valid),
-                     self.o.payload.last.eq(out_tag.last)]
+        m.d.comb += [fifo.i.valid.eq(out_tag),
+                     skid.i.valid.eq(fifo.o.valid), skid.i.payload.eq(fifo.o.payload),
+                     fifo.o.ready.eq(skid.i.ready),
+                     self.o.valid.eq(skid.o.valid), self.o.payload.data.eq(skid.o.payload),
+                     self.o.payload.last.eq(out_beat.last), skid.o.ready.eq(self.o.ready)]
         o_fire = self.o.valid & self.o.ready
-        row_in, row_out = i_fire & (in_cnt == 0), o_fire & out_tag.last
+        with core.If(c_fire):
+            core.d.sync += out_beat.restart(Mux(one_beat, 1, 0))
+        with core.Elif(o_fire):
+            core.d.sync += out_beat.advance(n_beats)
+        row_in, row_out = i_fire & (in_cnt == 0), o_fire & out_beat.last
         core.d.sync += [rows.eq(rows + row_in - row_out),
                         rows_zero.eq(Mux(row_in, Mux(row_out, rows_zero, 0),
-                                         Mux(row_out, rows == 1, rows_zero)))]
+                                         Mux(row_out, rows == 1, rows_zero))),
+                        taken.eq(taken + i_fire - o_fire),
+                        room.eq(Mux(i_fire, Mux(o_fire, room, taken < fifo_beats - 1),
+                                    Mux(o_fire, 1, room)))]
 
         built = {"ingest": (("square", "lane_stats"), hw.LAYERNORM_INGEST_STAGES),
                  "row": ((cs2_parts, cs2, dvar, groups, half_var, dn),
                          hw.LAYERNORM_ROW_STAGES),
                  "normalize": (norm_regs, hw.LAYERNORM_NORM_STAGES),
-                 "normalize tag": (("issue", *tags), hw.LAYERNORM_NORM_STAGES)}
+                 "normalize tag": (("issue", *tags, fifo, skid), hw.LAYERNORM_NORM_STAGES)}
         for what, (got, want) in built.items():
             if len(got) != len(want):
                 raise AssertionError(f"LayerNormUnit: {len(got)} {what} stages, the timing "
                                      f"model has {len(want)}")
-        if (sqrt.LATENCY, div.LATENCY) != (hw.LAYERNORM_ISQRT_LATENCY,
-                                           hw.LAYERNORM_RECIP_LATENCY):
-            raise AssertionError("LayerNormUnit: square root or divider latency differs "
-                                 "from the timing model")
-        m.submodules.core = EnableInserter(run)(core)
+        if (sqrt.LATENCY, div.LATENCY, fifo.LATENCY, skid.LATENCY) != (
+                hw.LAYERNORM_ISQRT_LATENCY, hw.LAYERNORM_RECIP_LATENCY, 1, 1):
+            raise AssertionError("LayerNormUnit: square root, divider, output FIFO or skid "
+                                 "buffer latency differs from the timing model")
+        m.submodules.core = core
         return m
 
 
@@ -591,7 +616,9 @@ def layernorm_timing(config: AcceleratorConfig) -> dict:
         "model": "edgetron.hw.layernorm.layernorm_cycles",
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
-        "output_backpressure": "stalls the whole unit",
+        "output_backpressure": "fills the output FIFO (out_fifo_beats), then holds back i: "
+                               "each i beat takes a credit, its o handshake gives it back; "
+                               "o.ready only reaches the FIFO's read side",
         "variables": {"R": "rows", "C": "channels per row"},
         "constants": {"lanes": lanes, "T": int(tree_depth(lanes)),
                       "ingest_stages": len(hw.LAYERNORM_INGEST_STAGES),
@@ -599,7 +626,8 @@ def layernorm_timing(config: AcceleratorConfig) -> dict:
                       "isqrt_latency": hw.LAYERNORM_ISQRT_LATENCY,
                       "recip_latency": hw.LAYERNORM_RECIP_LATENCY,
                       "norm_stages": len(hw.LAYERNORM_NORM_STAGES),
-                      "x_buffer_words": int(x_words), "param_words": int(p_words)},
+                      "x_buffer_words": int(x_words), "param_words": int(p_words),
+                      "out_fifo_beats": int(hw.layernorm_out_fifo_beats(lanes, row_max))},
         "derived": {"B": "ceil(C / lanes)", "P": "max(B, isqrt_latency, recip_latency)",
                     "row_latency": "ingest_stages + T + row_stages + isqrt_latency + "
                                    "recip_latency + norm_stages + B - 1"},

@@ -46,6 +46,7 @@ __all__ = [
     "LAYERNORM_ROW_STAGES",
     "layernorm_buffer_words",
     "layernorm_cycles",
+    "layernorm_out_fifo_beats",
     "layernorm_period",
     "layernorm_row_latency",
 ]
@@ -70,11 +71,13 @@ LAYERNORM_RECIP_LATENCY = divider_latency(LAYERNORM_FACTOR_BITS)
 #: gamma and beta registered from their memory and copied, ``(t >> 1) * gamma`` beside
 #: ``beta + t[0] gamma`` (so ``n = (t + 1) >> 1`` is never formed) and their sum (8), the
 #: output's ``t = acc >> (gamma_shift + 11)`` and its rounding and saturation into the
-#: output register (9). Every product goes straight into its own register; no stage has a
-#: multiplier and an adder in series, or a block RAM's read data and a multiplier (FPGA
-#: timing, docs/fpga.md).
+#: output register (9), then the output FIFO (``layernorm_out_fifo_beats``) and the skid
+#: buffer's register after its read. Every product goes straight into its own register;
+#: no stage has a multiplier and an adder in series, or a block RAM's read data and a
+#: multiplier (FPGA timing, docs/fpga.md).
 LAYERNORM_NORM_STAGES = ("issue", "read", "read_out", "dev_mul", "dev", "scale", "scale_sum",
-                         "coarse", "shift", "affine_mul", "affine", "out_shift", "out")
+                         "coarse", "shift", "affine_mul", "affine", "out_shift", "out",
+                         "out_fifo", "out_skid")
 #: Width of ``beta_int`` in the parameter memory: golden keeps ``|beta_int| <
 #: 2**(2 (GAMMA_BITS - 1) + NORM_FRAC_BITS)``. A parameter word holds ``lanes`` channels of
 #: ``GAMMA_BITS + LAYERNORM_BETA_BITS`` bits.
@@ -111,3 +114,15 @@ def layernorm_buffer_words(lanes, row_max):
     bmax = beats(row_max, lanes)
     t = tree_depth(lanes)
     return bmax + t + _INGEST + _ROW + LAYERNORM_ISQRT_LATENCY + LAYERNORM_RECIP_LATENCY, bmax
+
+
+@njit(cache=True)
+def layernorm_out_fifo_beats(lanes, row_max):
+    """Beats of the output FIFO. The unit never stalls: it takes an ``i`` beat only
+    against a credit of this FIFO (given back the cycle after that beat's ``o``
+    handshake), so ``o.ready`` reaches nothing but the FIFO's read side and the credit
+    count. At full rate a beat reaches ``o`` ``L = layernorm_row_latency`` cycles after its
+    ``i`` handshake, so at most ``L`` credits are out when the next beat comes: ``L + 1``
+    beats (``L`` of the longest row) keep every run with ``o.ready`` high at the timing
+    model's cycles."""
+    return layernorm_row_latency(lanes, row_max) + 1
