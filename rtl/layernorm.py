@@ -275,7 +275,7 @@ class LayerNormUnit(VectorUnit):
         configured = Signal()
         rows = Signal(range(2 * bmax + 64))
         # (p_left == 0), (gap == 0), (rows == 0) kept in registers beside the counters: the
-        # ready signals and the enables they drive then read no comparator.
+        # ready signals and the handshakes behind them read no comparator.
         p_empty, gap_zero, rows_zero = Signal(init=1), Signal(init=1), Signal(init=1)
         # Output credits: every i beat takes one of the output FIFO's fifo_beats words, given
         # back by its o handshake; room = (taken < fifo_beats), a register.
