@@ -218,16 +218,14 @@ SOFTMAX_MUTANTS = (
 
 LAYERNORM_MUTANTS = (
     _m("layernorm_output_truncates", "the affine result truncates instead of rounding", _LN,
-       ("y.eq(saturate(round_shift_right(acc, k.gamma_shift + NORM_FRAC_BITS,\n"
-        "                                                GAMMA_BITS - 1 + NORM_FRAC_BITS),",
-        "y.eq(saturate(acc >> (k.gamma_shift + NORM_FRAC_BITS),")),
+       ("rounded = (t[1:window] + t[0])[:bits]", "rounded = t[1:window]")),
     _m("layernorm_drops_epsilon", "the variance misses q_eps", _LN,
-       ("dvar.eq(cs2 - s1sq + k.q_eps)", "dvar.eq(cs2 - s1sq)")),
+       ("q_minus.eq(k.q_eps - sum_parts(s1sq_parts))", "q_minus.eq(-sum_parts(s1sq_parts))")),
     _m("layernorm_param_address_early", "gamma and beta one beat early", _LN,
        ('DelayLine(core, n_cnt, param_delay, "param_addr")',
         'DelayLine(core, n_cnt, param_delay - 1, "param_addr")')),
-    _m("layernorm_ignores_ready", "the unit runs whatever o.ready says", _LN,
-       ("run.eq(~out_tag.valid | self.o.ready)", "run.eq(1)")),
+    _m("layernorm_ignores_credits", "the unit takes input whatever its output credits say",
+       _LN, ("p_empty & gap_zero & room),", "p_empty & gap_zero),")),
     _m("sqrt_off_by_one", "the square root's trial misses x == 4q + 1", _ARITH,
        ("fits = x >= trial", "fits = x > trial")),
     _m("layernorm_divider_off_by_one", "the divider's digit selection misses x == k d", _ARITH,

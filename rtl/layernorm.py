@@ -12,12 +12,22 @@ per-channel ``gamma_int``/``beta_int`` on ``p`` right after (``ceil(C / lanes)``
 
 Data-dependent shifts
 ---------------------
-``p = (32 - bits(D)) // 2`` lies in ``[-15, 16]`` for ``D < 2**62``; ``Dn = D << 2p`` or
-``D >> -2p`` (floor); the normalized value's shift ``31 - p - 12`` lies in ``[3, 34]``. A
-row with ``D = 0`` has ``std = 0``; golden uses ``factor = 0`` there, the divider returns all
-ones for a zero divisor, and both give ``dev * factor = 0`` because ``D = 0`` means a
-constant row (``dev = 0`` for every element): the output is ``beta`` either way, so no
-special case is built.
+``h = floor(msb(D) / 2)`` (0 for ``D < 4``) lies in ``[0, 30]`` for ``D < 2**62``; golden's
+``p = (32 - bits(D)) // 2`` is ``15 - h`` for ``D > 0``, so ``Dn = (D << 30) >> 2h`` (one
+right shift covers ``D << 2p`` and the floor ``D >> -2p``) and the normalized value's
+shift ``31 - p - 12`` is ``4 + h``, in ``[4, 34]``. A row with ``D = 0`` has ``std = 0``;
+golden uses ``factor = 0`` (and ``p = 16``) there, the divider returns all ones for a
+zero divisor (and the unit has ``h = 0``), and both give ``dev * factor = 0`` because
+``D = 0`` means a constant row (``dev = 0`` for every element): the output is ``beta``
+either way, so no special case is built.
+
+FPGA timing
+-----------
+Every product goes straight into a register of its own (no reset), which the FPGA flow
+moves into the multiplier block; :func:`mul_parts` splits a product wider than the
+block's 18-bit signed inputs into partial products that :func:`sum_parts` adds in the
+next stage. No stage has a multiplier and an adder in series, or a memory's read data and
+a multiplier.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
@@ -46,19 +56,17 @@ from edgetron.hw.arith import beats, tree_depth
 from .arith import (
     SeqDivider,
     SeqSqrt,
-    bit_length,
     pack_checked,
     pack_lanes,
-    round_shift_right,
-    saturate,
-    shift_left,
     tree_reduce,
     unpack_lanes,
 )
 from .common import (
     MAX_EDGE,
     BeatCounter,
+    CreditFifo,
     DelayLine,
+    SkidBuffer,
     VectorUnit,
     ceil_div_const,
     check_param,
@@ -75,8 +83,95 @@ _OUT_BITS = 8
 _VAR_BITS = 62
 #: ``beta_int`` width (golden ``_BETA_LSB_LIMIT`` scaled by ``2**(G + NF)``).
 _BETA_BITS = hw.LAYERNORM_BETA_BITS
-_SHIFT_MIN = RECIP_K - 16 - NORM_FRAC_BITS        # p <= 16
-_SHIFT_MAX = RECIP_K + 15 - NORM_FRAC_BITS        # p >= -15
+#: Signed operand width of an FPGA multiplier block (ECP5 MULT18X18D).
+_DSP_BITS = 18
+
+
+def _dsp_chunks(value) -> list:
+    """``value`` as ``[(offset, part)]`` parts that each fit a signed 18-bit multiplier
+    input: unsigned 17-bit low parts, the top part keeping ``value``'s signedness."""
+    value = Value.cast(value)
+    shape = value.shape()
+    limit = _DSP_BITS if shape.signed else _DSP_BITS - 1
+    if shape.width <= limit:
+        return [(0, value)]
+    parts, off = [], 0
+    while shape.width - off > limit:
+        parts.append((off, value[off:off + _DSP_BITS - 1]))
+        off += _DSP_BITS - 1
+    top = value[off:]
+    parts.append((off, top.as_signed() if shape.signed else top))
+    return parts
+
+
+def mul_parts(m: Module, a, b, name: str) -> list:
+    """The partial products of ``a * b``, one DSP-sized multiplier each, every product in a
+    register of its own (``<name>_p<i><j>``, no reset: the multiplier's output register)
+    that nothing but :func:`sum_parts` in the next stage reads. Returns ``[(offset, reg)]``
+    with ``a * b = sum(reg << offset)``."""
+    parts = []
+    for i, (oa, pa) in enumerate(_dsp_chunks(a)):
+        for j, (ob, pb) in enumerate(_dsp_chunks(b)):
+            reg = Signal.like(pa * pb, name=f"{name}_p{i}{j}", reset_less=True)
+            m.d.sync += reg.eq(pa * pb)
+            parts.append((oa + ob, reg))
+    return parts
+
+
+def sum_parts(parts: list):
+    """``sum(reg << offset)`` of :func:`mul_parts`'s registers (the product itself when the
+    operands fit one multiplier)."""
+    total = None
+    for off, reg in parts:
+        term = reg << off if off else reg
+        total = term if total is None else total + term
+    return total
+
+
+def top_pair_groups(x):
+    """The pairs of bits of the unsigned ``x`` in groups of four: per group, whether a pair
+    is non-zero (``any``) and the index of the highest non-zero one (``idx``), for
+    :func:`top_pair` to finish in the next stage."""
+    flags = [x[k:k + 2].any() for k in range(0, len(x), 2)]
+    flags += [Const(0, 1)] * (-len(flags) % 4)
+    out = []
+    for g in range(0, len(flags), 4):
+        f = flags[g:g + 4]
+        out.append(Cat(f[0] | f[1] | f[2] | f[3],
+                       Mux(f[3], 3, Mux(f[2], 2, Mux(f[1], 1, 0)))[:2]))
+    return Cat(*out)
+
+
+def top_pair(groups):
+    """``floor(msb(x) / 2)`` (0 for ``x < 4``), the index of the highest non-zero pair of
+    bits of ``x``, from :func:`top_pair_groups`'s registers: a priority encoder of
+    ``log2`` levels of multiplexers over the groups."""
+    entries = [(groups[g].any, groups[g].idx) for g in range(len(groups))]
+    entries += [(Const(0, 1), Const(0, 2))] * \
+        ((1 << max(1, (len(entries) - 1).bit_length())) - len(entries))
+
+    def encode(es):
+        if len(es) == 1:
+            return es[0]
+        lo_any, lo_idx = encode(es[:len(es) // 2])
+        hi_any, hi_idx = encode(es[len(es) // 2:])
+        return lo_any | hi_any, Cat(Mux(hi_any, hi_idx, lo_idx), hi_any)
+
+    return encode(entries)[1]
+
+
+def round_half_saturate(t, bits: int):
+    """``saturate((t + 1) >> 1, bits)`` of a signed ``t`` (the last step of a rounding
+    shift whose ``t = x >> (s - 1)`` is registered): ``t`` in ``[-2**bits, 2**bits)``
+    gives ``(t >> 1) + t[0]``, a ``bits``-wide add whose only overflow, ``t = 2**bits - 1``,
+    is caught by a comparison; outside that window the sign picks the bound."""
+    window = bits + 1
+    top, bottom = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
+    upper = t[window - 1:]
+    fits = upper.all() | ~upper.any()
+    rounded = (t[1:window] + t[0])[:bits]
+    return Mux(fits, Mux(t[:window] == (1 << bits) - 1, top, rounded),
+               Mux(t[-1], bottom, top))
 
 
 class LayerNormLayouts(NamedTuple):
@@ -141,8 +236,12 @@ class LayerNormUnit(VectorUnit):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered stalls the whole unit through one clock enable and
-    drops every ``ready``; the beat is held, nothing is lost or duplicated.
+    Nothing stalls: every ``i`` beat takes a credit of the output FIFO
+    (``edgetron.hw.layernorm.layernorm_out_fifo_beats``, enough for every beat in flight
+    at full rate), given back by its ``o`` handshake. ``o`` not ready fills the FIFO; once
+    the credits are out, ``i.ready`` falls until beats leave. ``o.ready`` reaches only the
+    FIFO's read side and the credit and row counters (no clock enable over the unit);
+    nothing is lost or duplicated.
 
     Golden
     ------
@@ -168,7 +267,6 @@ class LayerNormUnit(VectorUnit):
         lanes, lay, rmax, ib = self.lanes, self._layouts, self.row_max, self.in_bits
         bmax = beats(rmax, lanes)
         x_words, p_words = hw.layernorm_buffer_words(lanes, rmax)
-        run = Signal()
         k = Signal(lay.c)
         n_beats = Signal(range(bmax + 1))
         last_lanes = Signal(range(lanes + 1))
@@ -176,12 +274,19 @@ class LayerNormUnit(VectorUnit):
         p_left = Signal(range(bmax + 1))
         configured = Signal()
         rows = Signal(range(2 * bmax + 64))
+        # (p_left == 0), (gap == 0), (rows == 0) kept in registers beside the counters: the
+        # ready signals and the handshakes behind them read no comparator.
+        p_empty, gap_zero, rows_zero = Signal(init=1), Signal(init=1), Signal(init=1)
+        # Output credits: every i beat takes one of the output FIFO's fifo_beats words, given
+        # back by its o handshake; room = (taken < fifo_beats), a register.
+        fifo_beats = hw.layernorm_out_fifo_beats(lanes, rmax)
+        taken = Signal(range(fifo_beats + 1))
+        room = Signal(init=1)
 
         m.submodules.xbuf = xmem = memory.Memory(shape=lay.i, depth=x_words, init=[])
         m.submodules.pbuf = pmem = memory.Memory(shape=lay.p, depth=p_words, init=[])
         xw, xr = xmem.write_port(), xmem.read_port()
         pw, pr = pmem.write_port(), pmem.read_port()
-        m.d.comb += [xr.en.eq(run), pr.en.eq(run)]
 
         # ---- constants, parameters, ingest ---------------------------------------------------
         i_fire = self.i.valid & self.i.ready
@@ -191,9 +296,9 @@ class LayerNormUnit(VectorUnit):
         in_cnt, in_last = beat.cnt, beat.last
         xwp, xrp, p_wp = Signal(range(x_words)), Signal(range(x_words)), Signal(range(p_words))
         m.d.comb += [
-            self.c.ready.eq(run & (rows == 0)),
-            self.p.ready.eq(run & ~self.c.valid & (p_left != 0)),
-            self.i.ready.eq(run & configured & ~self.c.valid & (p_left == 0) & (gap == 0)),
+            self.c.ready.eq(rows_zero),
+            self.p.ready.eq(~self.c.valid & ~p_empty),
+            self.i.ready.eq(configured & ~self.c.valid & p_empty & gap_zero & room),
             xw.addr.eq(xwp), xw.data.eq(self.i.payload), xw.en.eq(i_fire),
             pw.addr.eq(p_wp), pw.data.eq(self.p.payload), pw.en.eq(p_fire),
         ]
@@ -201,39 +306,52 @@ class LayerNormUnit(VectorUnit):
         n_eff = Mux(ch > rmax, rmax, Mux(ch == 0, 1, ch))
         b_new = ceil_div_const(n_eff, lanes)
         slow = max(hw.LAYERNORM_ISQRT_LATENCY, hw.LAYERNORM_RECIP_LATENCY)
+        # A row of one beat: b_new == 1, without the division (all the beat counter reads).
+        one_beat = (ch <= lanes) if rmax > lanes else Const(1, 1)
+        gap_none = Signal()
         with core.If(c_fire):
             core.d.sync += [
                 k.eq(self.c.payload), k.channels.eq(n_eff), n_beats.eq(b_new),
-                last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)), p_left.eq(b_new),
-                gap_len.eq(Mux(b_new >= slow, 0, slow - b_new)), configured.eq(1),
-                *beat.restart(b_new), gap.eq(0), xwp.eq(0), xrp.eq(0), p_wp.eq(0),
+                p_left.eq(b_new), configured.eq(1),
+                *beat.restart(Mux(one_beat, 1, 0)), gap.eq(0), xwp.eq(0), xrp.eq(0),
+                p_wp.eq(0), p_empty.eq(0), gap_zero.eq(1),
             ]
+        # Derived from the registered row length: they are first read by an i beat, which
+        # comes after at least one p beat, so at least two cycles after c.
+        core.d.sync += [last_lanes.eq(k.channels - mul_const(n_beats - 1, lanes)),
+                        gap_len.eq(Mux(n_beats >= slow, 0, slow - n_beats)),
+                        gap_none.eq(n_beats >= slow)]
         with core.If(p_fire):
-            core.d.sync += [p_wp.eq(p_wp + 1), p_left.eq(p_left - 1)]
+            core.d.sync += [p_wp.eq(p_wp + 1), p_left.eq(p_left - 1), p_empty.eq(p_left == 1)]
         with core.If(i_fire):
             core.d.sync += [xwp.eq(ring_next(xwp, x_words)),
                             *beat.advance(n_beats)]
             with core.If(in_last):
-                core.d.sync += gap.eq(gap_len)
-        with core.Elif(gap != 0):
-            core.d.sync += gap.eq(gap - 1)
+                core.d.sync += [gap.eq(gap_len), gap_zero.eq(gap_none)]
+        with core.Elif(~gap_zero):
+            core.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
 
         sq_tag = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
         core.d.sync += [sq_tag.valid.eq(i_fire), sq_tag.first.eq(in_cnt == 0),
                         sq_tag.last.eq(in_last)]
         s1_lane_bits = (bmax << (ib - 1)).bit_length() + 1
         s2_lane_bits = (bmax << (2 * ib - 2)).bit_length()
+        lane_on = Signal(lanes)                  # the lane holds a channel of the row
         a1s, a2s = [], []
         for j in range(lanes):
-            xv = Signal(signed(ib), name=f"xm_{j}")
-            sq = Signal(2 * ib, name=f"sq_{j}")
-            xin = Mux(~in_last | (j < last_lanes), self.i.payload[j], 0)
-            core.d.sync += [xv.eq(xin), sq.eq(xin * xin)]                       # square
-            a1 = Signal(signed(s1_lane_bits), name=f"lane_s1_{j}")
-            a2 = Signal(s2_lane_bits, name=f"lane_s2_{j}")
+            xv = Signal(signed(ib), name=f"xm_{j}", reset_less=True)
+            xj = self.i.payload[j]
+            # The square of the unmasked input goes straight into its register (the
+            # multiplier's own); the spare lanes of a row's last beat are masked after it.
+            sq = Signal.like(xj * xj, name=f"sq_{j}", reset_less=True)
+            on = ~in_last | (j < last_lanes)
+            core.d.sync += [xv.eq(Mux(on, xj, 0)), sq.eq(xj * xj), lane_on[j].eq(on)]  # square
+            a1 = Signal(signed(s1_lane_bits), name=f"lane_s1_{j}", reset_less=True)
+            a2 = Signal(s2_lane_bits, name=f"lane_s2_{j}", reset_less=True)
+            sq_on = Mux(lane_on[j], sq.as_unsigned(), 0)
             with core.If(sq_tag.valid):                                        # lane_stats
                 core.d.sync += [a1.eq(Mux(sq_tag.first, xv, a1 + xv)),
-                                a2.eq(Mux(sq_tag.first, sq, a2 + sq))]
+                                a2.eq(Mux(sq_tag.first, 0, a2) + sq_on)]
             a1s.append(a1)
             a2s.append(a2)
         stats_valid = Signal()
@@ -243,117 +361,178 @@ class LayerNormUnit(VectorUnit):
         row_go = DelayLine(core, stats_valid, t_depth, "stats_valid").output
 
         # ---- row scalars: D, its normalization, square root, reciprocal ----------------------
+        # One valid bit and one copy of s1 per row stage.
         s1_bits = ((rmax << (ib - 1)).bit_length() + 1)
-        r1_v, r2_v, r3_v = Signal(), Signal(), Signal()
-        r1_s1, r2_s1, r3_s1 = (Signal(signed(s1_bits), name=f"r{i}_s1") for i in (1, 2, 3))
-        cs2 = Signal(_VAR_BITS + 2)
-        s1sq = Signal(_VAR_BITS + 2)
-        dvar = Signal(_VAR_BITS)
-        core.d.sync += [r1_v.eq(row_go), r1_s1.eq(s1), cs2.eq(k.channels * s2),
-                        s1sq.eq(s1 * s1)]                                      # var_mul
-        core.d.sync += [r2_v.eq(r1_v), r2_s1.eq(r1_s1),
-                        dvar.eq(cs2 - s1sq + k.q_eps)]                         # var
-        dvar_bits = Signal(range(_VAR_BITS + 1))
-        m.d.comb += dvar_bits.eq(bit_length(dvar))
-        p_now = (ISQRT_BITS - dvar_bits).as_signed() >> 1  # floor((32 - bits(D)) / 2)
-        dn = Signal(ISQRT_BITS)
-        r3_p = Signal(signed(6))
-        two_p = Signal(signed(7))
-        m.d.comb += two_p.eq(p_now << 1)
-        core.d.sync += [r3_v.eq(r2_v), r3_s1.eq(r2_s1), r3_p.eq(p_now),
-                        dn.eq(Mux(two_p[-1], dvar >> (-two_p).as_unsigned()[:6],
-                                  shift_left(dvar, two_p[:6], ISQRT_BITS)))]  # normalize
+        n_row = len(hw.LAYERNORM_ROW_STAGES)
+        r_v = [Signal(name=f"r{i + 1}_v") for i in range(n_row)]
+        r_s1 = [Signal(signed(s1_bits), name=f"r{i + 1}_s1", reset_less=True)
+                for i in range(n_row)]
+        core.d.sync += [r_v[0].eq(row_go), r_s1[0].eq(s1)]
+        core.d.sync += [r_v[i].eq(r_v[i - 1]) for i in range(1, n_row)]
+        core.d.sync += [r_s1[i].eq(r_s1[i - 1]) for i in range(1, n_row)]
+        cs2_parts = mul_parts(core, k.channels, s2, "cs2")                    # var_mul
+        s1sq_parts = mul_parts(core, s1, s1, "s1sq")
+        cs2 = Signal(_VAR_BITS + 1, name="cs2", reset_less=True)
+        q_minus = Signal(signed(_VAR_BITS + 2), name="q_minus_s1sq", reset_less=True)
+        core.d.sync += [cs2.eq(sum_parts(cs2_parts)),                          # var_sum
+                        q_minus.eq(k.q_eps - sum_parts(s1sq_parts))]
+        dvar = Signal(_VAR_BITS, reset_less=True)
+        core.d.sync += dvar.eq(cs2 + q_minus)                                  # var
+        # Step 4 with h = floor(msb(D) / 2) (0 for D < 2): p = ISQRT_BITS / 2 - 1 - h, so
+        # Dn = D * 4**p (floor) is (D << ISQRT_BITS - 2) >> 2h, one right shift.
+        groups = Signal(data.ArrayLayout(data.StructLayout({"any": 1, "idx": 2}),
+                                         -(-_VAR_BITS // 8)), name="pair_groups",
+                        reset_less=True)
+        dvar_g = Signal(_VAR_BITS, name="dvar_lzc", reset_less=True)
+        core.d.sync += [groups.eq(top_pair_groups(dvar)), dvar_g.eq(dvar)]      # lzc
+        half_var = Signal(range(_VAR_BITS // 2), name="half_msb", reset_less=True)
+        dvar_l = Signal(_VAR_BITS, name="dvar_msb", reset_less=True)
+        core.d.sync += [half_var.eq(top_pair(groups)), dvar_l.eq(dvar_g)]      # msb
+        dn = Signal(ISQRT_BITS, reset_less=True)
+        wide = Cat(Const(0, ISQRT_BITS - 2), dvar_l)
+        r_h = Signal.like(half_var, name="r_h", reset_less=True)
+        core.d.sync += [dn.eq((wide >> Cat(Const(0, 1), half_var))[:ISQRT_BITS]),
+                        r_h.eq(half_var)]                                      # normalize
+        r_done_v, r_done_s1 = r_v[-1], r_s1[-1]
         core.submodules.isqrt = sqrt = SeqSqrt(ISQRT_BITS)
         core.submodules.recip = div = SeqDivider(RECIP_K + 1, ISQRT_BITS // 2,
                                                  hw.LAYERNORM_FACTOR_BITS)
-        sq_s1, dv_s1 = Signal.like(r3_s1), Signal.like(r3_s1)
-        sq_p, dv_p = Signal.like(r3_p), Signal.like(r3_p)
-        core.d.comb += [sqrt.start.eq(r3_v), sqrt.n.eq(dn),
+        sq_s1, dv_s1 = Signal.like(r_done_s1), Signal.like(r_done_s1)
+        sq_h, dv_h = Signal.like(r_h), Signal.like(r_h)
+        core.d.comb += [sqrt.start.eq(r_done_v), sqrt.n.eq(dn),
                         div.start.eq(sqrt.done), div.num.eq(1 << RECIP_K), div.den.eq(sqrt.root)]
-        with core.If(r3_v):
-            core.d.sync += [sq_s1.eq(r3_s1), sq_p.eq(r3_p)]
+        with core.If(r_done_v):
+            core.d.sync += [sq_s1.eq(r_done_s1), sq_h.eq(r_h)]
         with core.If(sqrt.done):
-            core.d.sync += [dv_s1.eq(sq_s1), dv_p.eq(sq_p)]
+            core.d.sync += [dv_s1.eq(sq_s1), dv_h.eq(sq_h)]
 
         # ---- normalize pass -------------------------------------------------------------------
+        stages = hw.LAYERNORM_NORM_STAGES
         n_act, n_cnt = Signal(), Signal(range(bmax))
-        n_s1, n_fac = Signal.like(r3_s1), Signal(hw.LAYERNORM_FACTOR_BITS)
-        n_sh = Signal(range(_SHIFT_MAX + 1))
+        n_s1, n_fac = Signal.like(r_done_s1), Signal(hw.LAYERNORM_FACTOR_BITS)
+        n_h = Signal.like(r_h)
         with core.If(n_act):                                                   # issue
             core.d.sync += [xrp.eq(ring_next(xrp, x_words)), n_cnt.eq(n_cnt + 1)]
             with core.If(n_cnt == n_beats - 1):
                 core.d.sync += [n_act.eq(0), n_cnt.eq(0)]
         with core.If(div.done):
             core.d.sync += [n_act.eq(1), n_cnt.eq(0), n_s1.eq(dv_s1),
-                            n_fac.eq(div.quo),
-                            n_sh.eq(RECIP_K - NORM_FRAC_BITS - dv_p)]
+                            n_fac.eq(div.quo), n_h.eq(dv_h)]
         m.d.comb += [xr.addr.eq(xrp)]
-        tag_l = data.StructLayout({"valid": 1, "last": 1})
-        tags = [Signal(tag_l, name=f"norm_tag_{s}") for s in hw.LAYERNORM_NORM_STAGES[1:]]
-        core.d.sync += [tags[0].valid.eq(n_act), tags[0].last.eq(n_cnt == n_beats - 1)]
+        tags = [Signal(name=f"norm_valid_{s}") for s in stages[1:stages.index("out") + 1]]
+        # The FIFO holds the results; last comes from a beat counter of the o handshakes
+        # (the row length is constant while rows are in flight: c waits for rows == 0).
+        core.submodules.out_fifo = fifo = CreditFifo(lay.o.members["data"], fifo_beats)
+        # A register after the FIFO's (asynchronous) read: the beat offered on o is held
+        # in it, and o.ready reaches the FIFO through its registered ready only.
+        core.submodules.out_skid = skid = SkidBuffer(lay.o.members["data"])
+        out_beat = BeatCounter(bmax, "out")
+        core.d.sync += tags[0].eq(n_act)
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
-        # The parameter address meets the affine_mul stage: the synchronous read gives the
-        # word one cycle after its address, so the address trails the issue counter by the
-        # stage's index minus 2 (the issue register and the read).
-        param_delay = hw.LAYERNORM_NORM_STAGES.index("affine_mul") - 2
+        # The parameters are registered by the coarse stage (then copied by the shift stage,
+        # so that the registers the memory drives drive nothing else): the synchronous read
+        # gives the word one cycle after its address, so the address trails the issue
+        # counter by the stage's index minus 2 (the issue register and the read).
+        param_delay = stages.index("coarse") - 2
         core.d.comb += pr.addr.eq(DelayLine(core, n_cnt, param_delay, "param_addr").output)
-        rd_s1, ro_s1, mu_s1 = (Signal.like(n_s1) for _ in range(3))
-        rd_fac, ro_fac, mu_fac, dv_fac = (Signal.like(n_fac) for _ in range(4))
-        rd_sh, ro_sh, mu_sh, dv_sh, sc_sh = (Signal.like(n_sh) for _ in range(5))
-        core.d.sync += [rd_s1.eq(n_s1), rd_fac.eq(n_fac), rd_sh.eq(n_sh),     # read
-                        ro_s1.eq(rd_s1), ro_fac.eq(rd_fac), ro_sh.eq(rd_sh),   # read_out
-                        mu_s1.eq(ro_s1), mu_fac.eq(ro_fac), mu_sh.eq(ro_sh),   # dev_mul
-                        dv_fac.eq(mu_fac), dv_sh.eq(mu_sh),                    # dev
-                        sc_sh.eq(dv_sh)]                                       # scale
+
+        def row_const(value, name: str, upto: str):
+            """``value`` (a row constant held from the issue stage) copied along the stages
+            up to and including ``upto``, so that a beat meets its own row's constant."""
+            for stage in stages[1:stages.index(upto) + 1]:
+                reg = Signal.like(value, name=f"{name}_{stage}", reset_less=True)
+                core.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        mu_s1 = row_const(n_s1, "s1", "dev_mul")
+        dv_fac = row_const(n_fac, "factor", "dev")
+        co_h = row_const(n_h, "half_msb", "scale_sum")
+        sh_h = Signal.like(co_h, name="half_msb_coarse", reset_less=True)
+        core.d.sync += sh_h.eq(co_h)
         dev_bits = (rmax * ((1 << ib) - 1)).bit_length() + 1
         norm_bits = ((math.isqrt(rmax - 1) + 1) << NORM_FRAC_BITS).bit_length() + 1
-        acc_bits = norm_bits + GAMMA_BITS + 1
+        # n = round_shift(prod, sh) with sh = _SH_BASE + h >= 1: t = prod >> (sh - 1) and
+        # n = (t + 1) >> 1 = (t >> 1) + t[0]; |n| < 2**(norm_bits - 1), so t and t >> 1 fit
+        # norm_bits + 1 and norm_bits bits.
+        sh_base = RECIP_K - NORM_FRAC_BITS - ISQRT_BITS // 2 + 1
         for j in range(lanes):
-            x_out = Signal(signed(ib), name=f"x_out_{j}")
-            cx = Signal(signed(dev_bits), name=f"cx_{j}")
-            dev = Signal(signed(dev_bits), name=f"dev_{j}")
-            prod = Signal(signed(dev_bits + hw.LAYERNORM_FACTOR_BITS + 1), name=f"scaled_{j}")
-            nv = Signal(signed(norm_bits), name=f"norm_{j}")
-            ng = Signal(signed(acc_bits), name=f"ngamma_{j}")
-            beta = Signal(signed(_BETA_BITS), name=f"beta_{j}")
-            acc = Signal(signed(max(acc_bits, _BETA_BITS) + 1), name=f"affine_{j}")
-            y = Signal(signed(_OUT_BITS), name=f"y_{j}")
+            x_out = Signal(signed(ib), name=f"x_out_{j}", reset_less=True)
+            cx = Signal.like(k.channels * x_out, name=f"cx_{j}", reset_less=True)
+            dev = Signal(signed(dev_bits), name=f"dev_{j}", reset_less=True)
+            prod = Signal(signed(dev_bits + hw.LAYERNORM_FACTOR_BITS + 1), name=f"scaled_{j}",
+                          reset_less=True)
+            coarse = Signal(signed(norm_bits + 8), name=f"coarse_{j}", reset_less=True)
+            t = Signal(signed(norm_bits + 1), name=f"half_norm_{j}", reset_less=True)
+            gamma_m = Signal(signed(GAMMA_BITS), name=f"gamma_mem_{j}", reset_less=True)
+            beta_m = Signal(signed(_BETA_BITS), name=f"beta_mem_{j}", reset_less=True)
+            gamma = Signal(signed(GAMMA_BITS), name=f"gamma_{j}", reset_less=True)
+            beta = Signal(signed(_BETA_BITS), name=f"beta_{j}", reset_less=True)
+            beta_r = Signal(signed(_BETA_BITS + 1), name=f"beta_r_{j}", reset_less=True)
+            acc = Signal(signed(max(norm_bits + GAMMA_BITS, _BETA_BITS + 1) + 1),
+                         name=f"affine_{j}", reset_less=True)
+            t_out = Signal(signed(len(acc) - NORM_FRAC_BITS + 1), name=f"out_half_{j}",
+                           reset_less=True)
+            y = Signal(signed(_OUT_BITS), name=f"y_{j}", reset_less=True)
             par = pr.data[j]
-            # A multiplier and an adder never share a stage (as in the requantizer), and the
-            # x ring's read data is registered before its multiplier.
+            # A multiplier and an adder never share a stage (as in the requantizer), every
+            # product goes into its own register (the DSP block's), and the read data of the
+            # x ring and of the parameter memory are registered before their multipliers.
             core.d.sync += [
                 x_out.eq(xr.data[j]),                                           # read_out
                 cx.eq(k.channels * x_out),                                      # dev_mul
                 dev.eq(cx - mu_s1),                                             # dev
-                prod.eq(dev * dv_fac),                                          # scale
-                nv.eq(round_shift_right(prod, sc_sh, _SHIFT_MAX)),              # round
-                ng.eq(nv * par.gamma), beta.eq(par.beta),                       # affine_mul
-                acc.eq(ng + beta),                                              # affine
-                y.eq(saturate(round_shift_right(acc, k.gamma_shift + NORM_FRAC_BITS,
-                                                GAMMA_BITS - 1 + NORM_FRAC_BITS),
-                              _OUT_BITS)),                                     # out
             ]
-            m.d.comb += self.o.payload.data[j].eq(y)
-            norm_regs = ("issue", "read", x_out, cx, dev, prod, nv, ng, acc, y)
+            scaled_parts = mul_parts(core, dev, dv_fac, f"scaled_{j}")         # scale
+            core.d.sync += prod.eq(sum_parts(scaled_parts))                    # scale_sum
+            # t = prod >> (sh_base - 1 + h) as a shift by 8 (h >> 3), then by h & 7.
+            core.d.sync += [coarse.eq((prod >> (sh_base - 1)) >> Cat(Const(0, 3), co_h[3:])),
+                            gamma_m.eq(par.gamma), beta_m.eq(par.beta)]          # coarse
+            core.d.sync += [t.eq(coarse >> sh_h[:3]),                         # shift
+                            gamma.eq(gamma_m), beta.eq(beta_m)]
+            ng_parts = mul_parts(core, t[1:].as_signed(), gamma, f"ngamma_{j}")  # affine_mul
+            core.d.sync += beta_r.eq(beta + Mux(t[0], gamma, 0))
+            core.d.sync += acc.eq(sum_parts(ng_parts) + beta_r)                # affine
+            # y = saturate(round_shift(acc, gamma_shift + NF)): t_out = acc >> (NF - 1 +
+            # gamma_shift), y = (t_out + 1) >> 1 clamped to int8.
+            core.d.sync += t_out.eq((acc >> (NORM_FRAC_BITS - 1)) >> k.gamma_shift)  # out_shift
+            core.d.sync += y.eq(round_half_saturate(t_out, _OUT_BITS))         # out
+            m.d.comb += fifo.i.payload[j].eq(y)
+            norm_regs = ("issue", "read", x_out, cx, dev, scaled_parts, prod, coarse, t,
+                         ng_parts, acc, t_out, y, fifo, skid)
         out_tag = tags[-1]
-        m.d.comb += [run.eq(~out_tag.valid | self.o.ready), self.o.valid.eq(out_tag.valid),
-                     self.o.payload.last.eq(out_tag.last)]
+        m.d.comb += [fifo.i.valid.eq(out_tag),
+                     skid.i.valid.eq(fifo.o.valid), skid.i.payload.eq(fifo.o.payload),
+                     fifo.o.ready.eq(skid.i.ready),
+                     self.o.valid.eq(skid.o.valid), self.o.payload.data.eq(skid.o.payload),
+                     self.o.payload.last.eq(out_beat.last), skid.o.ready.eq(self.o.ready)]
         o_fire = self.o.valid & self.o.ready
-        core.d.sync += rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_tag.last))
+        with core.If(c_fire):
+            core.d.sync += out_beat.restart(Mux(one_beat, 1, 0))
+        with core.Elif(o_fire):
+            core.d.sync += out_beat.advance(n_beats)
+        row_in, row_out = i_fire & (in_cnt == 0), o_fire & out_beat.last
+        core.d.sync += [rows.eq(rows + row_in - row_out),
+                        rows_zero.eq(Mux(row_in, Mux(row_out, rows_zero, 0),
+                                         Mux(row_out, rows == 1, rows_zero))),
+                        taken.eq(taken + i_fire - o_fire),
+                        room.eq(Mux(i_fire, Mux(o_fire, room, taken < fifo_beats - 1),
+                                    Mux(o_fire, 1, room)))]
 
         built = {"ingest": (("square", "lane_stats"), hw.LAYERNORM_INGEST_STAGES),
-                 "row": ((cs2, dvar, dn), hw.LAYERNORM_ROW_STAGES),
+                 "row": ((cs2_parts, cs2, dvar, groups, half_var, dn),
+                         hw.LAYERNORM_ROW_STAGES),
                  "normalize": (norm_regs, hw.LAYERNORM_NORM_STAGES),
-                 "normalize tag": (("issue", *tags), hw.LAYERNORM_NORM_STAGES)}
+                 "normalize tag": (("issue", *tags, fifo, skid), hw.LAYERNORM_NORM_STAGES)}
         for what, (got, want) in built.items():
             if len(got) != len(want):
                 raise AssertionError(f"LayerNormUnit: {len(got)} {what} stages, the timing "
                                      f"model has {len(want)}")
-        if (sqrt.LATENCY, div.LATENCY) != (hw.LAYERNORM_ISQRT_LATENCY,
-                                           hw.LAYERNORM_RECIP_LATENCY):
-            raise AssertionError("LayerNormUnit: square root or divider latency differs "
-                                 "from the timing model")
-        m.submodules.core = EnableInserter(run)(core)
+        if (sqrt.LATENCY, div.LATENCY, fifo.LATENCY, skid.LATENCY) != (
+                hw.LAYERNORM_ISQRT_LATENCY, hw.LAYERNORM_RECIP_LATENCY, 1, 1):
+            raise AssertionError("LayerNormUnit: square root, divider, output FIFO or skid "
+                                 "buffer latency differs from the timing model")
+        m.submodules.core = core
         return m
 
 
@@ -437,7 +616,9 @@ def layernorm_timing(config: AcceleratorConfig) -> dict:
         "model": "edgetron.hw.layernorm.layernorm_cycles",
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
-        "output_backpressure": "stalls the whole unit",
+        "output_backpressure": "fills the output FIFO (out_fifo_beats), then holds back i: "
+                               "each i beat takes a credit, its o handshake gives it back; "
+                               "o.ready only reaches the FIFO's read side",
         "variables": {"R": "rows", "C": "channels per row"},
         "constants": {"lanes": lanes, "T": int(tree_depth(lanes)),
                       "ingest_stages": len(hw.LAYERNORM_INGEST_STAGES),
@@ -445,7 +626,8 @@ def layernorm_timing(config: AcceleratorConfig) -> dict:
                       "isqrt_latency": hw.LAYERNORM_ISQRT_LATENCY,
                       "recip_latency": hw.LAYERNORM_RECIP_LATENCY,
                       "norm_stages": len(hw.LAYERNORM_NORM_STAGES),
-                      "x_buffer_words": int(x_words), "param_words": int(p_words)},
+                      "x_buffer_words": int(x_words), "param_words": int(p_words),
+                      "out_fifo_beats": int(hw.layernorm_out_fifo_beats(lanes, row_max))},
         "derived": {"B": "ceil(C / lanes)", "P": "max(B, isqrt_latency, recip_latency)",
                     "row_latency": "ingest_stages + T + row_stages + isqrt_latency + "
                                    "recip_latency + norm_stages + B - 1"},

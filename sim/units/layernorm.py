@@ -5,7 +5,7 @@ Timing (:func:`layernorm_cycles`): the RTL unit's, ``edgetron.hw.layernorm.layer
 ``C`` channels on ``lanes`` lanes take::
 
     B + (R - 1) * P + row_latency,   B = ceil(C / lanes),  P = max(B, 9, 10),
-    row_latency = B + T + 30,        T = ceil(log2(lanes))
+    row_latency = B + T + 41,        T = ceil(log2(lanes))
 
 Between the passes the unit does the per-row scalar work on sequential blocks: ``C * s2 -
 s1**2``, the normalizing shift, the digit-recurrence square root (9 cycles) and the
