@@ -193,9 +193,10 @@ GEMM_MUTANTS = (
 
 _SM, _LN, _GELU, _ADD, _ARITH = "rtl/softmax.py", "rtl/layernorm.py", "rtl/gelu.py", "rtl/add.py", \
     "rtl/arith.py"
-#: The radix-4 divider's digit selection, each comparison ">=" turned into ">".
-_DIGIT = ("digit = Mux(x >= d3, 3, Mux(x >= d2, 2, Mux(x >= d1, 1, 0)))",
-          "sub = Mux(x >= d3, d3, Mux(x >= d2, d2, Mux(x >= d1, d1, 0)))")
+#: The radix-4 divider's digit selection, each comparison ``x >= k d`` (the sign of
+#: ``x - k d``) turned into ``x > k d`` (the sign of ``x - k d - 1``).
+_DIGIT = ("ge1, ge2, ge3 = ~s1[-1], ~s2[-1], ~s3[-1]",
+          "ge1, ge2, ge3 = ~(s1 - 1)[-1], ~(s2 - 1)[-1], ~(s3 - 1)[-1]")
 
 SOFTMAX_MUTANTS = (
     _m("softmax_clamp_126", "probabilities clamp at 126", _SM,
@@ -213,7 +214,7 @@ SOFTMAX_MUTANTS = (
        ("return bmax + t + 1, bmax + t + SOFTMAX_RECIP_LATENCY + 1",
         "return bmax + t, bmax + t + SOFTMAX_RECIP_LATENCY + 1")),
     _m("divider_off_by_one", "the divider's digit selection misses x == k d", _ARITH,
-       (_DIGIT[0], _DIGIT[0].replace(">=", ">")), (_DIGIT[1], _DIGIT[1].replace(">=", ">"))),
+       _DIGIT),
 )
 
 LAYERNORM_MUTANTS = (
@@ -229,7 +230,7 @@ LAYERNORM_MUTANTS = (
     _m("sqrt_off_by_one", "the square root's trial misses x == 4q + 1", _ARITH,
        ("fits = x >= trial", "fits = x > trial")),
     _m("layernorm_divider_off_by_one", "the divider's digit selection misses x == k d", _ARITH,
-       (_DIGIT[0], _DIGIT[0].replace(">=", ">")), (_DIGIT[1], _DIGIT[1].replace(">=", ">"))),
+       _DIGIT),
 )
 
 GELU_MUTANTS = (

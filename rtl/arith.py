@@ -116,10 +116,12 @@ class SeqDivider(CheckedComponent):
         q = Signal(q2)
         d1, d2, d3 = Signal(nd), Signal(nd + 1), Signal(nd + 2)
         cnt = Signal(range(self._iters + 1))
-        # x = 4 r + (next two numerator bits) < 4 den: compare with d, 2d, 3d in parallel.
+        # x = 4 r + (next two numerator bits) < 4 den: subtract d, 2d, 3d in parallel; each
+        # difference's sign is its comparison (one carry chain per multiple, none after).
         x = Cat(nlo[q2 - 2:], r)
-        digit = Mux(x >= d3, 3, Mux(x >= d2, 2, Mux(x >= d1, 1, 0)))
-        sub = Mux(x >= d3, d3, Mux(x >= d2, d2, Mux(x >= d1, d1, 0)))
+        s1, s2, s3 = x - d1, x - d2, x - d3
+        ge1, ge2, ge3 = ~s1[-1], ~s2[-1], ~s3[-1]
+        digit = Mux(ge3, 3, Mux(ge2, 2, Mux(ge1, 1, 0)))
         with m.If(self.start):
             m.d.sync += [
                 r.eq(self.num >> q2),
@@ -131,7 +133,7 @@ class SeqDivider(CheckedComponent):
             ]
         with m.Elif(cnt != 0):
             m.d.sync += [
-                r.eq(x - sub),
+                r.eq(Mux(ge3, s3, Mux(ge2, s2, Mux(ge1, s1, x)))[:nd]),
                 nlo.eq(nlo << 2),
                 q.eq(Cat(digit[:2], q)),
                 cnt.eq(cnt - 1),
