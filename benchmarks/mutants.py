@@ -195,8 +195,8 @@ _SM, _LN, _GELU, _ADD, _ARITH = "rtl/softmax.py", "rtl/layernorm.py", "rtl/gelu.
     "rtl/arith.py"
 #: The radix-4 divider's digit selection, each comparison ``x >= k d`` (the sign of
 #: ``x - k d``) turned into ``x > k d`` (the sign of ``x - k d - 1``).
-_DIGIT = ("ge1, ge2, ge3 = ~s1[-1], ~s2[-1], ~s3[-1]",
-          "ge1, ge2, ge3 = ~(s1 - 1)[-1], ~(s2 - 1)[-1], ~(s3 - 1)[-1]")
+_DIGIT = ("ge1, ge2, ge3 = ~s1[-1], ~s2[-1], ~s3[-1]\n        digit = ",
+          "ge1, ge2, ge3 = ~(s1 - 1)[-1], ~(s2 - 1)[-1], ~(s3 - 1)[-1]\n        digit = ")
 
 SOFTMAX_MUTANTS = (
     _m("softmax_clamp_126", "probabilities clamp at 126", _SM,
@@ -227,8 +227,9 @@ LAYERNORM_MUTANTS = (
         'DelayLine(core, n_cnt, param_delay - 1, "param_addr")')),
     _m("layernorm_ignores_credits", "the unit takes input whatever its output credits say",
        _LN, ("p_empty & gap_zero & room),", "p_empty & gap_zero),")),
-    _m("sqrt_off_by_one", "the square root's trial misses x == 4q + 1", _ARITH,
-       ("fits = x >= trial", "fits = x > trial")),
+    _m("sqrt_off_by_one", "the square root's trials miss x == 8 q k + k**2", _ARITH,
+       ("ge1, ge2, ge3 = ~s1[-1], ~s2[-1], ~s3[-1]\n        k = ",
+        "ge1, ge2, ge3 = ~(s1 - 1)[-1], ~(s2 - 1)[-1], ~(s3 - 1)[-1]\n        k = ")),
     _m("layernorm_divider_off_by_one", "the divider's digit selection misses x == k d", _ARITH,
        _DIGIT),
 )

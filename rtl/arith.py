@@ -170,9 +170,14 @@ class SeqSqrt(CheckedComponent):
 
     Notes
     -----
-    Step ``i`` brings down the next two bits of ``n``: ``x = 4 r + bits``; the trial
-    ``4 q + 1`` (= ``(2q + 1)**2 - 4 q**2``) is subtracted when it fits and the root bit is
-    1. Invariant: ``r = n_i - q**2 <= 2 q``, so ``r`` has ``ceil(in_bits/2) + 1`` bits.
+    Radix 4: each cycle brings down the next four bits of ``n``, ``x = 16 r + bits``, and
+    finds the next two root bits ``k`` (``q' = 4 q + k``) by subtracting the three trials
+    ``(4 q + k)**2 - 16 q**2 = 8 q k + k**2`` (``8 q + 1``, ``16 q + 4``, ``24 q + 9``) from
+    ``x`` in parallel: each difference's sign is its comparison, the largest that fits is
+    the new remainder (one carry chain per trial, none after it). ``8 q + 1`` and
+    ``16 q + 4`` are ``q`` shifted with constant low bits; ``24 q + 9`` is a register of its
+    own, updated with ``q`` (``4 t + 24 k - 27``). Invariant: ``r = n_i - q**2 <= 2 q``, so
+    ``r`` has ``ceil(in_bits/2) + 1`` bits.
     """
 
     @classmethod
@@ -195,24 +200,33 @@ class SeqSqrt(CheckedComponent):
         m = Module()
         h = self._half
         steps = 2 * self._iters               # root bits computed (a leading 0 if h is odd)
-        pairs = Signal(2 * steps)             # n, two bits per step, MSB pair first
+        quads = Signal(2 * steps)             # n, four bits per cycle, MSB first
         r = Signal(h + 2)
         q = Signal(steps)
+        t3_bits = steps + 5                   # 24 q + 9 < 2**(steps + 5)
+        t3 = Signal(t3_bits)                  # 24 q + 9
         cnt = Signal(range(self._iters + 1))
-        rr, qq, pp = r, q, pairs
-        for _ in range(2):                    # two restoring steps per cycle
-            x = Cat(pp[-2:], rr)              # 4 r + next pair
-            trial = Cat(Const(1, 2), qq)      # 4 q + 1
-            fits = x >= trial
-            rr = Mux(fits, x - trial, x)[:h + 2]
-            qq = Cat(fits, qq)[:steps]
-            pp = (pp << 2)[:2 * steps]
+        x = Cat(quads[-4:], r)                # 16 r + the next four bits
+        s1 = x - Cat(Const(1, 3), q)          # 8 q + 1
+        s2 = x - Cat(Const(4, 4), q)          # 16 q + 4
+        s3 = x - t3
+        ge1, ge2, ge3 = ~s1[-1], ~s2[-1], ~s3[-1]
+        k = Mux(ge3, 3, Mux(ge2, 2, Mux(ge1, 1, 0)))
+        # 24 (4 q + k) + 9 = 4 (24 q + 9) + 24 k - 27, for each k beside the trials.
+        t3_next = [((t3 << 2) + 24 * j - 27)[:t3_bits] for j in range(4)]
         with m.If(self.start):
-            m.d.sync += [pairs.eq(self.n), r.eq(0), q.eq(0), cnt.eq(self._iters),
+            m.d.sync += [quads.eq(self.n), r.eq(0), q.eq(0), t3.eq(9), cnt.eq(self._iters),
                          self.done.eq(0)]
         with m.Elif(cnt != 0):
-            m.d.sync += [r.eq(rr), q.eq(qq), pairs.eq(pp), cnt.eq(cnt - 1),
-                         self.done.eq(cnt == 1)]
+            m.d.sync += [
+                r.eq(Mux(ge3, s3, Mux(ge2, s2, Mux(ge1, s1, x)))[:h + 2]),
+                q.eq(Cat(k[:2], q)[:steps]),
+                t3.eq(Mux(ge3, t3_next[3], Mux(ge2, t3_next[2],
+                                               Mux(ge1, t3_next[1], t3_next[0])))),
+                quads.eq((quads << 4)[:2 * steps]),
+                cnt.eq(cnt - 1),
+                self.done.eq(cnt == 1),
+            ]
         with m.Else():
             m.d.sync += self.done.eq(0)
         m.d.comb += self.root.eq(q)

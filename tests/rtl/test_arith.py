@@ -95,7 +95,7 @@ def _sqrt(bits, values):
     return _run_fixed_latency(dut, values, lambda ctx, v: ctx.set(dut.n, v), dut.root)
 
 
-@pytest.mark.parametrize("bits", [9, 10])
+@pytest.mark.parametrize("bits", [2, 3, 5, 7, 9, 10, 12])
 def test_sqrt_exhaustive_small(bits):
     values = list(range(1 << bits))
     assert _sqrt(bits, values) == isqrt(np.array(values)).tolist()
