@@ -8,23 +8,35 @@ integer constants of :func:`edgetron.golden.gelu.gelu_int8_constants` /
 
 Datapath (one lane; stage names from ``edgetron.hw.gelu.GELU_STAGES``)
 ------------------------------------------------------------------------
+``f`` is ``pre_shift``, ``s = -f`` a right shift, ``CB`` the width of the ``clip`` field.
+
 ====  =======================================================  ================================
 st.   operation (golden/gelu.py step)                          width
 ====  =======================================================  ================================
-mag   ``mag = min(|q|, clamp_in)`` (1)                         ``in_bits`` unsigned
-resc  ``v = pre(mag)`` (2): ``mag << f`` or                     ``in_bits + 31``
-      ``((mag >> (-f-1)) + 1) >> 1`` (``arith.pow2_rescale``)
-clip  ``d = clip - min(v, clip)`` (2, 3: ``u = min(v, clip)``)  ``CLIP_BITS``
-sq    ``w = d**2 = (clip - u)**2`` (3)                          ``2 * CLIP_BITS``
+mag   ``t = |q| + 2**(s-1)`` (f < 0), ``|q|`` (f >= 0): one   ``in_bits + 1`` unsigned
+      adder (the rounding constant of step 2 added early)
+resc  ``v = pre(|q|)`` (2): ``t << f`` or ``t >> s``, one      ``CB + 1``
+      barrel shift kept to its low ``CB`` bits, and a flag
+      (top bit): ``v >= 2**CB``, from ``t`` and a mask
+clip  ``d = clip - min(v, clip)`` (2, 3: ``u = min(v, clip)``)  ``CB``
+sq    ``w = d**2 = (clip - u)**2`` (3)                          ``2 * CB``
 erf   ``r = 2 q_one - w`` (q>0), ``w`` (q<0), ``q_one`` (q=0);  ``ERF_BITS`` = 16
       ``rt = r >> erf_shift`` (4, 5)
-mul   ``q * rt`` (6)                                            ``in_bits + 17`` signed
+mul   ``q * rt`` (6); for ``in_bits > 18`` two partial         ``in_bits + 17`` signed
+      products of 18-bit parts of ``q``, one DSP each
 rnd   ``round_shift(., out_shift)`` (7), ``out_shift =``       32 signed
-      ``max(0, in_bits - 16)`` fixed by ``in_bits``
+      ``max(0, in_bits - 16)`` fixed by ``in_bits``; the
+      partial products summed in the same adder
 rq    ``rtl/requant.Requantizer(lanes, 32, 32)``: int8 mode    32 signed, then saturated to 8
       ``(m, s)`` of the c beat; int32 mode ``(2**30, 30)``,
       the identity
 ====  =======================================================  ================================
+
+Golden clamps ``|q|`` at ``clamp_in`` before the rescale to keep its int64 shift in range;
+the clamp changes nothing once ``u = min(v, clip)`` (``pre`` is monotone and
+``pre(clamp_in) >= clip``, or ``clamp_in`` is the largest ``|q|``), and the RTL's shift is
+exact for every ``|q|``, so the unit has no clamp and no ``clamp_in`` constant. A right
+shift beyond ``in_bits + 1`` rounds every ``|q|`` to 0, as that shift does.
 
 Field widths of the constants are bounds over every scale golden accepts: the constants
 depend on the scale only through the internal scale ``S_i`` in ``(2**-11, 2**-10]``
@@ -38,7 +50,7 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
 from edgetron.config import AcceleratorConfig
@@ -65,7 +77,6 @@ from edgetron.hw.gelu import GELU_LATENCY, GELU_STAGES, gelu_cycles
 from .arith import (
     pack_checked,
     pack_lanes,
-    pow2_rescale,
     saturate,
     unpack_lanes,
 )
@@ -80,6 +91,10 @@ _INT8_BITS = INT8_MAX.bit_length() + 1
 #: The int32 mode feeds the requantizer ``m = 2**30, s = 30``: ``round_shift(y * 2**30, 30)
 #: == y`` for every int32 ``y``.
 _IDENTITY_SHIFT = 30
+#: Left-shift headroom of the rescale: ``pre_shift <= INTERNAL_SHIFT_MAX``.
+_SH = INTERNAL_SHIFT_MAX
+#: Operand width of the partial products of ``q * rt``: one 18 x 18 DSP multiplier each.
+_PART_BITS = 18
 
 
 def gelu_field_bounds() -> dict[str, int]:
@@ -106,15 +121,14 @@ class GeluLayouts(NamedTuple):
 def gelu_layouts(lanes: int, in_bits: int = OUT_BITS) -> GeluLayouts:
     """The stream payloads of :class:`GeluUnit` (defined here once).
 
-    ``c`` fields (LSB first): ``pre_shift`` signed(7), ``clamp_in`` unsigned(in_bits),
-    ``clip``, ``q_one``, ``erf_shift`` (widths of :func:`gelu_field_bounds`), ``m``
-    unsigned(31), ``s`` unsigned(6), ``out32`` 1 bit.
+    ``c`` fields (LSB first): ``pre_shift`` signed(7), ``clip``, ``q_one``, ``erf_shift``
+    (widths of :func:`gelu_field_bounds`), ``m`` unsigned(31), ``s`` unsigned(6), ``out32``
+    1 bit.
     """
     b = gelu_field_bounds()
     return GeluLayouts(
         c=data.StructLayout({
             "pre_shift": signed(7),
-            "clamp_in": unsigned(in_bits),
             "clip": unsigned(b["clip"].bit_length()),
             "q_one": unsigned(b["q_one"].bit_length()),
             "erf_shift": unsigned(b["erf_shift"].bit_length()),
@@ -162,8 +176,11 @@ class GeluUnit(VectorUnit):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered stalls the whole pipeline through one clock enable
-    and drops ``i.ready``; the offered beat is held.
+    ``o`` not ready with a beat offered: the beat goes into a one-beat output buffer (held
+    there, offered until taken) and, from the next cycle until ``o`` takes it, the whole
+    pipeline stalls through one clock enable, the buffer's empty flag (a register: ``o.ready``
+    drives only the buffer), with ``i.ready`` and ``c.ready`` low. With ``o.ready`` high
+    the buffer stays empty and the timing is the pipeline's.
 
     Golden
     ------
@@ -185,65 +202,137 @@ class GeluUnit(VectorUnit):
         core = Module()
         run = Signal()
         k = Signal(self._layouts.c)
+        nb, cb = self.in_bits, len(k.clip)
         inflight = Signal(range(self.LATENCY + 2))
         core.submodules.requant = rq = Requantizer(self.lanes, OUT_BITS, OUT_BITS)
         i_fire = self.i.valid & self.i.ready
         o_fire = self.o.valid & self.o.ready
+        c_fire = self.c.valid & self.c.ready
+        # A beat the output refuses goes into a one-beat buffer; the pipeline's clock enable
+        # is that buffer's empty flag, a register (o.ready reaches only the buffer).
+        full = Signal()
+        buf = Signal(self._layouts.o, name="buf")
+        out = Signal(self._layouts.o, name="out")
         m.d.comb += [
-            run.eq(~rq.o.valid | self.o.ready),
+            run.eq(~full),
             self.c.ready.eq(run & (inflight == 0)),
             self.i.ready.eq(run & ~self.c.valid),
-            self.o.valid.eq(rq.o.valid),
+            self.o.valid.eq(full | rq.o.valid),
+            self.o.payload.eq(Mux(full, buf, out)),
             rq.o.ready.eq(1),             # the requantizer stalls with the rest (clock enable)
         ]
-        with core.If(self.c.valid & self.c.ready):
-            core.d.sync += k.eq(self.c.payload)
-        core.d.sync += inflight.eq(inflight + i_fire - o_fire)
+        with m.If(full):
+            m.d.sync += full.eq(~self.o.ready)
+        with m.Elif(rq.o.valid & ~self.o.ready):
+            m.d.sync += [full.eq(1), buf.eq(out)]
+        # Per-op constants. rnd, read by the first stage, is loaded with k; the others follow
+        # k one cycle later, before any beat of the op reaches the stage that reads them.
+        rnd = Signal(nb + 1, name="rnd")
+        amt = Signal(6, name="amt")
+        big = Signal(nb + 1, name="big_mask")
+        rq_m, rq_s = Signal(MULT_BITS, name="rq_m"), Signal(SHIFT_BITS, name="rq_s")
+        with core.If(c_fire):
+            core.d.sync += [k.eq(self.c.payload), rnd.eq(_round_bits(self.c.payload.pre_shift, nb))]
+        f = k.pre_shift
+        m.d.sync += [
+            amt.eq(Mux(f < -(nb + 1), _SH + nb + 1, _SH - f)),
+            big.eq(Cat(f >= cb - j for j in range(nb + 1))),
+            rq_m.eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
+            rq_s.eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
+        ]
+        m.d.sync += inflight.eq(inflight + i_fire - o_fire)   # o fires while stalled too
         valid = [Signal(name=f"valid_{stage}") for stage in GELU_STAGES]
         core.d.sync += valid[0].eq(i_fire)
         core.d.sync += [valid[j].eq(valid[j - 1]) for j in range(1, len(valid))]
         core.d.comb += rq.i.valid.eq(valid[-1])
-        out_shift = max(0, self.in_bits + ERF_BITS - OUT_BITS)
-        clip_bits = len(k.clip)
         stages = None
         for lane in range(self.lanes):
-            x = [Signal(signed(self.in_bits), name=f"x{j}_{lane}") for j in range(1, 6)]
-            mag = Signal(self.in_bits, name=f"mag_{lane}")
-            d = Signal(clip_bits, name=f"d_{lane}")
-            w = Signal(2 * clip_bits, name=f"w_{lane}")
+            x = [Signal(signed(nb), name=f"x{j}_{lane}") for j in range(1, 6)]
+            t = Signal(nb + 1, name=f"mag_{lane}")
+            vr = Signal(cb + 1, name=f"v_{lane}")
+            d = Signal(cb, name=f"d_{lane}")
+            # products: registers without reset, so that the FPGA flow can move them into
+            # the multiplier block (rtl/fpga/dsp_regs.py: a clock enable or a reset)
+            w = Signal(2 * cb, name=f"w_{lane}", reset_less=True)
             rt = Signal(ERF_BITS, name=f"rt_{lane}")
-            prod = Signal(signed(self.in_bits + ERF_BITS + 1), name=f"prod_{lane}")
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
             q = self.i.payload[lane]
-            absq = Mux(q[-1], -q, q).as_unsigned()[:self.in_bits]
-            v = pow2_rescale(mag, k.pre_shift, self.in_bits)
-            vr = Signal(len(v), name=f"v_{lane}")
             sign, nonzero = x[3][-1], x[3].any()
             r = Mux(sign, w, Mux(nonzero, (k.q_one << 1) - w, k.q_one))
             core.d.sync += [
-                x[0].eq(q), mag.eq(Mux(absq > k.clamp_in, k.clamp_in, absq)),     # mag
-                x[1].eq(x[0]), vr.eq(v),                                           # rescale
-                x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),             # clip
+                x[0].eq(q), t.eq(_abs_plus(q, rnd)),                               # mag
+                x[1].eq(x[0]), vr.eq(Cat(_shift_window((t << _SH), amt, cb),         # rescale
+                                        (t & big).any())),
+                x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),               # clip
                 x[3].eq(x[2]), w.eq(d * d),                                        # square
                 x[4].eq(x[3]), rt.eq(r >> k.erf_shift),                            # erf
-                prod.eq(x[4] * rt),                                                # mul
-                y.eq((((prod >> (out_shift - 1)) + 1) >> 1)
-                     if out_shift else prod),                                      # round
             ]
+            prod = self._mul_round(core, lane, x[4], rt, y)                        # mul, round
             core.d.comb += [
                 rq.i.payload.acc[lane].eq(y),
-                rq.i.payload.mult[lane].eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
-                rq.i.payload.shift[lane].eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
+                rq.i.payload.mult[lane].eq(rq_m),
+                rq.i.payload.shift[lane].eq(rq_s),
             ]
             res = rq.o.payload[lane]
-            m.d.comb += self.o.payload[lane].eq(Mux(k.out32, res, saturate(res, _INT8_BITS)))
-            stages = (mag, vr, d, w, rt, prod, y)
+            m.d.comb += out[lane].eq(Mux(k.out32, res, saturate(res, _INT8_BITS)))
+            stages = (t, vr, d, w, rt, prod, y)
         if not (len(stages) == len(valid) and len(valid) + rq.LATENCY == self.LATENCY):
             raise AssertionError(
                 f"GeluUnit: {len(stages)} i-GELU stages + requantizer {rq.LATENCY}, timing "
                 f"model GELU_LATENCY = {self.LATENCY}")
         m.submodules.core = EnableInserter(run)(core)
         return m
+
+    def _mul_round(self, core: Module, lane: int, q, rt, y):
+        """Stages mul and round: ``y = round_shift(q * rt, out_shift)`` (mod ``2**32``).
+
+        ``q`` wider than one multiplier operand is split, ``q = q_hi * 2**P + q_lo`` with
+        ``q_lo`` unsigned: each partial product is one DSP multiplier with its register
+        (nothing else after it). Round adds them with the rounding: for ``out_shift = o``
+        in ``[1, P]``, ``prod >> (o - 1) = (q_hi rt << (P - o + 1)) + (q_lo rt >> (o - 1))``
+        exactly, and ``+1`` goes in that first term's zero bit 0, so that the stage is one
+        adder. Returns the mul stage's register (the low partial product).
+        """
+        out_shift = max(0, self.in_bits + ERF_BITS - OUT_BITS)
+        if self.in_bits <= _PART_BITS:
+            prod = Signal(signed(self.in_bits + ERF_BITS + 1), name=f"prod_{lane}",
+                          reset_less=True)
+            core.d.sync += [prod.eq(q * rt),                                       # mul
+                            y.eq((((prod >> (out_shift - 1)) + 1) >> 1)             # round
+                                 if out_shift else prod)]
+            return prod
+        q_lo, q_hi = q.as_unsigned()[:_PART_BITS], q[_PART_BITS:].as_signed()
+        p_lo = Signal.like(q_lo * rt, name=f"prod_{lane}", reset_less=True)
+        p_hi = Signal.like(q_hi * rt, name=f"prod_hi_{lane}", reset_less=True)
+        core.d.sync += [p_lo.eq(q_lo * rt), p_hi.eq(q_hi * rt)]                  # mul
+        hi = Cat(Const(1, 1), p_hi << (_PART_BITS - out_shift)).as_signed()      # round
+        core.d.sync += y.eq((hi + (p_lo >> (out_shift - 1))) >> 1)
+        return p_lo
+
+
+def _round_bits(f, bits: int):
+    """``2**(s - 1)`` for a right shift ``s = -f`` (``f < 0``), with ``s`` clamped to ``bits +
+    1`` (every larger shift of a ``bits``-wide magnitude also rounds to 0); 0 for ``f >= 0``.
+    Bit ``j`` is ``f == -(j + 1)``: comparisons with constants, no adder."""
+    return Cat(*(f == -(j + 1) for j in range(bits)), f <= -(bits + 2))
+
+
+def _abs_plus(q, rnd):
+    """``|q| + rnd`` as one adder: ``|q| = (q ^ s) + s`` for the sign ``s``, and ``(2a + s) +
+    (2b + 1) >> 1 = a + b + s``."""
+    sign = q[-1]
+    ones = q.as_unsigned() ^ sign.replicate(len(q))
+    return ((Cat(sign, ones) + Cat(Const(1, 1), rnd)) >> 1)[:len(rnd)]
+
+
+def _shift_window(x, amount, width: int):
+    """``(x >> amount)[:width]``: a right barrel shifter that keeps, at each level, only the
+    bits that can still reach the output (one multiplexer level per bit of ``amount``)."""
+    for b in reversed(range(len(amount))):
+        step = 1 << b
+        keep = width + step - 1
+        x = Mux(amount[b], x[step:step + keep], x[:keep])
+    return x[:width]
 
 
 def _gelu_consts(consts) -> tuple[GeluConstants, int, int, int]:
@@ -266,7 +355,7 @@ def encode_gelu_consts(unit: GeluUnit, consts) -> int:
     if g.pre_shift > INTERNAL_SHIFT_MAX:
         raise ValueError(f"GeluUnit: pre_shift = {g.pre_shift} above {INTERNAL_SHIFT_MAX}")
     return pack_checked("GeluUnit", unit.layouts.c, {
-        "pre_shift": g.pre_shift, "clamp_in": g.clamp_in, "clip": g.clip, "q_one": g.q_one,
+        "pre_shift": g.pre_shift, "clip": g.clip, "q_one": g.q_one,
         "erf_shift": g.erf_shift, "m": mult, "s": shift, "out32": out32})
 
 
