@@ -244,8 +244,8 @@ GELU_MUTANTS = (
        ("d.eq(Mux(vr > k.clip, 0, k.clip - vr))", "d.eq(Mux(vr > k.clip - 1, 1, k.clip - vr))")),
     _m("gelu_valid_one_cycle_early", "the requantizer's valid one stage early", _GELU,
        ("rq.i.valid.eq(valid[-1])", "rq.i.valid.eq(valid[-2])")),
-    _m("gelu_ignores_ready", "the pipeline runs whatever o.ready says", _GELU,
-       ("run.eq(~full)", "run.eq(1)")),
+    _m("gelu_ignores_ready", "the output buffer pops whatever o.ready says", _GELU,
+       ("take = full & self.o.ready", "take = full")),
 )
 
 ADD_MUTANTS = (

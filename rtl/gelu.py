@@ -50,8 +50,9 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
+from amaranth.lib.memory import Memory
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.dyadic import INTERNAL_SHIFT_MAX
@@ -176,11 +177,13 @@ class GeluUnit(VectorUnit):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered: the beat goes into a one-beat output buffer (held
-    there, offered until taken) and, from the next cycle until ``o`` takes it, the whole
-    pipeline stalls through one clock enable, the buffer's empty flag (a register: ``o.ready``
-    drives only the buffer), with ``i.ready`` and ``c.ready`` low. With ``o.ready`` high
-    the buffer stays empty and the timing is the pipeline's.
+    The pipeline never stalls. A beat ``o`` does not take waits in an output buffer
+    (``LATENCY + 1`` beats, LUT RAM on an FPGA) and is offered from there, in order; while the
+    buffer is empty the pipeline's last stage drives ``o`` directly. ``i.ready`` is low while
+    ``LATENCY + 1`` beats are in flight (accepted, not yet taken on ``o``), so the buffer
+    never overflows, and ``o.ready`` drives only the buffer's control, not the pipeline
+    (no clock enable). With ``o.ready`` high the buffer stays empty, at most ``LATENCY``
+    beats are in flight and the input is never refused: the timing is the pipeline's.
 
     Golden
     ------
@@ -199,40 +202,59 @@ class GeluUnit(VectorUnit):
 
     def elaborate(self, platform):
         m = Module()
-        core = Module()
-        run = Signal()
         k = Signal(self._layouts.c)
         nb, cb = self.in_bits, len(k.clip)
-        inflight = Signal(range(self.LATENCY + 2))
-        core.submodules.requant = rq = Requantizer(self.lanes, OUT_BITS, OUT_BITS)
+        m.submodules.requant = rq = Requantizer(self.lanes, OUT_BITS, OUT_BITS)
         i_fire = self.i.valid & self.i.ready
         o_fire = self.o.valid & self.o.ready
         c_fire = self.c.valid & self.c.ready
-        # A beat the output refuses goes into a one-beat buffer; the pipeline's clock enable
-        # is that buffer's empty flag, a register (o.ready reaches only the buffer).
-        full = Signal()
-        buf = Signal(self._layouts.o, name="buf")
+        # The pipeline never stalls (no clock enable). A beat the output does not take waits
+        # in a buffer with room for every beat in flight (i.ready, as credits, admits no more):
+        # the oldest in a head register that drives o (held while o stalls), the others in a
+        # RAM behind it. The pipeline's last stage drives o while the head is empty.
+        depth = _buffer_depth()
+        inflight = Signal(range(depth + 1))
+        head, full = Signal(self._layouts.o, name="buf_head"), Signal(name="buf_head_valid")
+        count = Signal(range(depth), name="buf_count")
+        wp, rp = Signal(range(depth - 1), name="buf_wp"), Signal(range(depth - 1), name="buf_rp")
+        m.submodules.buffer = mem = Memory(shape=self._layouts.o, depth=depth - 1, init=[])
+        wr, rd = mem.write_port(), mem.read_port(domain="comb")
         out = Signal(self._layouts.o, name="out")
+        behind = count != 0                       # beats in the RAM (then the head is full)
+        take = full & self.o.ready                # the head leaves
+        arrive = rq.o.valid
+        refill = take & behind                    # the head from the RAM
+        to_head = arrive & Mux(full, take & ~behind, ~self.o.ready)
+        push = arrive & full & ~(take & ~behind)
         m.d.comb += [
-            run.eq(~full),
-            self.c.ready.eq(run & (inflight == 0)),
-            self.i.ready.eq(run & ~self.c.valid),
-            self.o.valid.eq(full | rq.o.valid),
-            self.o.payload.eq(Mux(full, buf, out)),
-            rq.o.ready.eq(1),             # the requantizer stalls with the rest (clock enable)
+            self.c.ready.eq(inflight == 0),
+            self.i.ready.eq((inflight < depth) & ~self.c.valid),
+            self.o.valid.eq(full | arrive),
+            self.o.payload.eq(Mux(full, head, out)),
+            rq.o.ready.eq(1),
+            wr.addr.eq(wp), wr.data.eq(out), wr.en.eq(push), rd.addr.eq(rp),
         ]
-        with m.If(full):
-            m.d.sync += full.eq(~self.o.ready)
-        with m.Elif(rq.o.valid & ~self.o.ready):
-            m.d.sync += [full.eq(1), buf.eq(out)]
+        m.d.sync += [inflight.eq(inflight + i_fire - o_fire), count.eq(count + push - refill)]
+        with m.If(refill):
+            m.d.sync += head.eq(rd.data)
+        with m.Elif(to_head):
+            m.d.sync += head.eq(out)
+        with m.If(take & ~refill & ~to_head):
+            m.d.sync += full.eq(0)
+        with m.Elif(to_head):
+            m.d.sync += full.eq(1)
+        with m.If(push):
+            m.d.sync += wp.eq(Mux(wp == depth - 2, 0, wp + 1))
+        with m.If(refill):
+            m.d.sync += rp.eq(Mux(rp == depth - 2, 0, rp + 1))
         # Per-op constants. rnd, read by the first stage, is loaded with k; the others follow
         # k one cycle later, before any beat of the op reaches the stage that reads them.
         rnd = Signal(nb + 1, name="rnd")
         amt = Signal(6, name="amt")
         big = Signal(nb + 1, name="big_mask")
         rq_m, rq_s = Signal(MULT_BITS, name="rq_m"), Signal(SHIFT_BITS, name="rq_s")
-        with core.If(c_fire):
-            core.d.sync += [k.eq(self.c.payload), rnd.eq(_round_bits(self.c.payload.pre_shift, nb))]
+        with m.If(c_fire):
+            m.d.sync += [k.eq(self.c.payload), rnd.eq(_round_bits(self.c.payload.pre_shift, nb))]
         f = k.pre_shift
         m.d.sync += [
             amt.eq(Mux(f < -(nb + 1), _SH + nb + 1, _SH - f)),
@@ -240,11 +262,10 @@ class GeluUnit(VectorUnit):
             rq_m.eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
             rq_s.eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
         ]
-        m.d.sync += inflight.eq(inflight + i_fire - o_fire)   # o fires while stalled too
         valid = [Signal(name=f"valid_{stage}") for stage in GELU_STAGES]
-        core.d.sync += valid[0].eq(i_fire)
-        core.d.sync += [valid[j].eq(valid[j - 1]) for j in range(1, len(valid))]
-        core.d.comb += rq.i.valid.eq(valid[-1])
+        m.d.sync += valid[0].eq(i_fire)
+        m.d.sync += [valid[j].eq(valid[j - 1]) for j in range(1, len(valid))]
+        m.d.comb += rq.i.valid.eq(valid[-1])
         stages = None
         for lane in range(self.lanes):
             x = [Signal(signed(nb), name=f"x{j}_{lane}") for j in range(1, 6)]
@@ -259,7 +280,7 @@ class GeluUnit(VectorUnit):
             q = self.i.payload[lane]
             sign, nonzero = x[3][-1], x[3].any()
             r = Mux(sign, w, Mux(nonzero, (k.q_one << 1) - w, k.q_one))
-            core.d.sync += [
+            m.d.sync += [
                 x[0].eq(q), t.eq(_abs_plus(q, rnd)),                               # mag
                 x[1].eq(x[0]), vr.eq(Cat(_shift_window((t << _SH), amt, cb),         # rescale
                                         (t & big).any())),
@@ -267,8 +288,8 @@ class GeluUnit(VectorUnit):
                 x[3].eq(x[2]), w.eq(d * d),                                        # square
                 x[4].eq(x[3]), rt.eq(r >> k.erf_shift),                            # erf
             ]
-            prod = self._mul_round(core, lane, x[4], rt, y)                        # mul, round
-            core.d.comb += [
+            prod = self._mul_round(m, lane, x[4], rt, y)                        # mul, round
+            m.d.comb += [
                 rq.i.payload.acc[lane].eq(y),
                 rq.i.payload.mult[lane].eq(rq_m),
                 rq.i.payload.shift[lane].eq(rq_s),
@@ -280,10 +301,9 @@ class GeluUnit(VectorUnit):
             raise AssertionError(
                 f"GeluUnit: {len(stages)} i-GELU stages + requantizer {rq.LATENCY}, timing "
                 f"model GELU_LATENCY = {self.LATENCY}")
-        m.submodules.core = EnableInserter(run)(core)
         return m
 
-    def _mul_round(self, core: Module, lane: int, q, rt, y):
+    def _mul_round(self, m: Module, lane: int, q, rt, y):
         """Stages mul and round: ``y = round_shift(q * rt, out_shift)`` (mod ``2**32``).
 
         ``q`` wider than one multiplier operand is split, ``q = q_hi * 2**P + q_lo`` with
@@ -297,17 +317,24 @@ class GeluUnit(VectorUnit):
         if self.in_bits <= _PART_BITS:
             prod = Signal(signed(self.in_bits + ERF_BITS + 1), name=f"prod_{lane}",
                           reset_less=True)
-            core.d.sync += [prod.eq(q * rt),                                       # mul
+            m.d.sync += [prod.eq(q * rt),                                       # mul
                             y.eq((((prod >> (out_shift - 1)) + 1) >> 1)             # round
                                  if out_shift else prod)]
             return prod
         q_lo, q_hi = q.as_unsigned()[:_PART_BITS], q[_PART_BITS:].as_signed()
         p_lo = Signal.like(q_lo * rt, name=f"prod_{lane}", reset_less=True)
         p_hi = Signal.like(q_hi * rt, name=f"prod_hi_{lane}", reset_less=True)
-        core.d.sync += [p_lo.eq(q_lo * rt), p_hi.eq(q_hi * rt)]                  # mul
+        m.d.sync += [p_lo.eq(q_lo * rt), p_hi.eq(q_hi * rt)]                  # mul
         hi = Cat(Const(1, 1), p_hi << (_PART_BITS - out_shift)).as_signed()      # round
-        core.d.sync += y.eq((hi + (p_lo >> (out_shift - 1))) >> 1)
+        m.d.sync += y.eq((hi + (p_lo >> (out_shift - 1))) >> 1)
         return p_lo
+
+
+def _buffer_depth() -> int:
+    """Beats the output buffer holds: every beat that can be in flight. ``i.ready`` admits a
+    beat while fewer than this many are in flight, so that with ``o.ready`` high (``LATENCY``
+    beats in flight) the input is never refused."""
+    return GELU_LATENCY + 1
 
 
 def _round_bits(f, bits: int):
