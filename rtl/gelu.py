@@ -20,8 +20,10 @@ resc  ``v = pre(|q|)`` (2): ``t << f`` or ``t >> s``, one      ``CB + 1``
       (top bit): ``v >= 2**CB``, from ``t`` and a mask
 clip  ``d = clip - min(v, clip)`` (2, 3: ``u = min(v, clip)``)  ``CB``
 sq    ``w = d**2 = (clip - u)**2`` (3)                          ``2 * CB``
-erf   ``r = 2 q_one - w`` (q>0), ``w`` (q<0), ``q_one`` (q=0);  ``ERF_BITS`` = 16
-      ``rt = r >> erf_shift`` (4, 5)
+erf   ``r = 2 q_one - w`` (q>0), ``w`` (q<0), ``q_one`` (q=0)   ``bits(2 q_one)``
+      (4)
+trnc  ``rt = r >> erf_shift`` (5): its own stage, the shift    ``ERF_BITS`` = 16
+      after the subtraction is too deep for one cycle
 mul   ``q * rt`` (6); for ``in_bits > 18`` two partial         ``in_bits + 17`` signed
       products of 18-bit parts of ``q``, one DSP each
 rnd   ``round_shift(., out_shift)`` (7), ``out_shift =``       32 signed
@@ -166,7 +168,7 @@ class GeluUnit(VectorUnit):
 
     Latency
     -------
-    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 13`` cycles (seven i-GELU stages and the
+    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 14`` cycles (eight i-GELU stages and the
     six-stage requantizer, ``REQUANT_LATENCY``) from a beat accepted to it valid on ``o``;
     ``edgetron.hw.gelu.gelu_cycles(lanes, elements)`` from the first input handshake to the
     last output handshake.
@@ -268,27 +270,28 @@ class GeluUnit(VectorUnit):
         m.d.comb += rq.i.valid.eq(valid[-1])
         stages = None
         for lane in range(self.lanes):
-            x = [Signal(signed(nb), name=f"x{j}_{lane}") for j in range(1, 6)]
+            x = [Signal(signed(nb), name=f"x{j}_{lane}") for j in range(1, 7)]
             t = Signal(nb + 1, name=f"mag_{lane}")
             vr = Signal(cb + 1, name=f"v_{lane}")
             d = Signal(cb, name=f"d_{lane}")
             # products: registers without reset, so that the FPGA flow can move them into
             # the multiplier block (rtl/fpga/dsp_regs.py: a clock enable or a reset)
             w = Signal(2 * cb, name=f"w_{lane}", reset_less=True)
+            r = Mux(x[3][-1], w, Mux(x[3].any(), (k.q_one << 1) - w, k.q_one))
+            rr = Signal(len(r), name=f"r_{lane}")
             rt = Signal(ERF_BITS, name=f"rt_{lane}")
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
             q = self.i.payload[lane]
-            sign, nonzero = x[3][-1], x[3].any()
-            r = Mux(sign, w, Mux(nonzero, (k.q_one << 1) - w, k.q_one))
             m.d.sync += [
                 x[0].eq(q), t.eq(_abs_plus(q, rnd)),                               # mag
                 x[1].eq(x[0]), vr.eq(Cat(_shift_window((t << _SH), amt, cb),         # rescale
                                         (t & big).any())),
                 x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),               # clip
                 x[3].eq(x[2]), w.eq(d * d),                                        # square
-                x[4].eq(x[3]), rt.eq(r >> k.erf_shift),                            # erf
+                x[4].eq(x[3]), rr.eq(r),                                           # erf
+                x[5].eq(x[4]), rt.eq(rr >> k.erf_shift),                           # trunc
             ]
-            prod = self._mul_round(m, lane, x[4], rt, y)                        # mul, round
+            prod = self._mul_round(m, lane, x[5], rt, y)                        # mul, round
             m.d.comb += [
                 rq.i.payload.acc[lane].eq(y),
                 rq.i.payload.mult[lane].eq(rq_m),
@@ -296,7 +299,7 @@ class GeluUnit(VectorUnit):
             ]
             res = rq.o.payload[lane]
             m.d.comb += out[lane].eq(Mux(k.out32, res, saturate(res, _INT8_BITS)))
-            stages = (t, vr, d, w, rt, prod, y)
+            stages = (t, vr, d, w, rr, rt, prod, y)
         if not (len(stages) == len(valid) and len(valid) + rq.LATENCY == self.LATENCY):
             raise AssertionError(
                 f"GeluUnit: {len(stages)} i-GELU stages + requantizer {rq.LATENCY}, timing "
