@@ -13,11 +13,13 @@ Datapath (one lane; stage names from ``edgetron.hw.gelu.GELU_STAGES``)
 ====  =======================================================  ================================
 st.   operation (golden/gelu.py step)                          width
 ====  =======================================================  ================================
-mag   ``t = |q| + 2**(s-1)`` (f < 0), ``|q|`` (f >= 0): one   ``in_bits + 1`` unsigned
-      adder (the rounding constant of step 2 added early)
+mag   ``t = |q| + 2**(s-1)`` (f < 0), ``|q|`` (f >= 0): one   ``in_bits + 1`` unsigned,
+      adder (the rounding constant of step 2 added early);   and ``CB + 15``
+      and the coarse part (multiples of 16) of the shift
 resc  ``v = pre(|q|)`` (2): ``t << f`` or ``t >> s``, one      ``CB + 1``
-      barrel shift kept to its low ``CB`` bits, and a flag
-      (top bit): ``v >= 2**CB``, from ``t`` and a mask
+      barrel shift kept to its low ``CB`` bits (its fine
+      part here), and a flag (top bit): ``v >= 2**CB``,
+      from ``t`` and a mask
 clip  ``d = clip - min(v, clip)`` (2, 3: ``u = min(v, clip)``)  ``CB``
 sq    ``w = d**2 = (clip - u)**2`` (3)                          ``2 * CB``
 erf   ``r = 2 q_one - w`` (q>0), ``w`` (q<0), ``q_one`` (q=0)   ``bits(2 q_one)``
@@ -96,6 +98,10 @@ _INT8_BITS = INT8_MAX.bit_length() + 1
 _IDENTITY_SHIFT = 30
 #: Left-shift headroom of the rescale: ``pre_shift <= INTERNAL_SHIFT_MAX``.
 _SH = INTERNAL_SHIFT_MAX
+#: The rescale's shift splits at bit ``_FINE_BITS`` of its amount: the coarse part, whole
+#: multiples of ``_FINE``, in the first stage after the adder, the rest in the second.
+_FINE_BITS = 4
+_FINE = 1 << _FINE_BITS
 #: Operand width of the partial products of ``q * rt``: one 18 x 18 DSP multiplier each.
 _PART_BITS = 18
 
@@ -249,17 +255,20 @@ class GeluUnit(VectorUnit):
             m.d.sync += wp.eq(Mux(wp == depth - 2, 0, wp + 1))
         with m.If(refill):
             m.d.sync += rp.eq(Mux(rp == depth - 2, 0, rp + 1))
-        # Per-op constants. rnd, read by the first stage, is loaded with k; the others follow
-        # k one cycle later, before any beat of the op reaches the stage that reads them.
+        # Per-op constants. rnd and amt, read by the first stage, are loaded with k; the others
+        # follow k one cycle later, before any beat of the op reaches the stage that reads them.
+        # amt: the rescale as one right shift of t << _SH (left by f: _SH - f; right by s:
+        # _SH + s, s clamped to nb + 1); its coarse part (amt[4:]) in the first stage.
         rnd = Signal(nb + 1, name="rnd")
         amt = Signal(6, name="amt")
         big = Signal(nb + 1, name="big_mask")
         rq_m, rq_s = Signal(MULT_BITS, name="rq_m"), Signal(SHIFT_BITS, name="rq_s")
+        pf = self.c.payload.pre_shift
         with m.If(c_fire):
-            m.d.sync += [k.eq(self.c.payload), rnd.eq(_round_bits(self.c.payload.pre_shift, nb))]
+            m.d.sync += [k.eq(self.c.payload), rnd.eq(_round_bits(pf, nb)),
+                         amt.eq(Mux(pf < -(nb + 1), _SH + nb + 1, _SH - pf))]
         f = k.pre_shift
         m.d.sync += [
-            amt.eq(Mux(f < -(nb + 1), _SH + nb + 1, _SH - f)),
             big.eq(Cat(f >= cb - j for j in range(nb + 1))),
             rq_m.eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
             rq_s.eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
@@ -272,6 +281,7 @@ class GeluUnit(VectorUnit):
         for lane in range(self.lanes):
             x = [Signal(signed(nb), name=f"x{j}_{lane}") for j in range(1, 7)]
             t = Signal(nb + 1, name=f"mag_{lane}")
+            tc = Signal(cb + _FINE - 1, name=f"mag_coarse_{lane}")
             vr = Signal(cb + 1, name=f"v_{lane}")
             d = Signal(cb, name=f"d_{lane}")
             # products: registers without reset, so that the FPGA flow can move them into
@@ -283,8 +293,9 @@ class GeluUnit(VectorUnit):
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
             q = self.i.payload[lane]
             m.d.sync += [
-                x[0].eq(q), t.eq(_abs_plus(q, rnd)),                               # mag
-                x[1].eq(x[0]), vr.eq(Cat(_shift_window((t << _SH), amt, cb),         # rescale
+                x[0].eq(q), t.eq(tq := _abs_plus(q, rnd)),                         # mag
+                tc.eq(_shift_window(tq << _SH, amt[_FINE_BITS:], len(tc), _FINE)),
+                x[1].eq(x[0]), vr.eq(Cat(_shift_window(tc, amt[:_FINE_BITS], cb),   # rescale
                                         (t & big).any())),
                 x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),               # clip
                 x[3].eq(x[2]), w.eq(d * d),                                        # square
@@ -355,12 +366,13 @@ def _abs_plus(q, rnd):
     return ((Cat(sign, ones) + Cat(Const(1, 1), rnd)) >> 1)[:len(rnd)]
 
 
-def _shift_window(x, amount, width: int):
-    """``(x >> amount)[:width]``: a right barrel shifter that keeps, at each level, only the
-    bits that can still reach the output (one multiplexer level per bit of ``amount``)."""
+def _shift_window(x, amount, width: int, unit: int = 1):
+    """``(x >> (amount * unit))[:width]``: a right barrel shifter that keeps, at each level,
+    only the bits that can still reach the output (one multiplexer level per bit of
+    ``amount``)."""
     for b in reversed(range(len(amount))):
-        step = 1 << b
-        keep = width + step - 1
+        step = unit << b
+        keep = width + step - unit
         x = Mux(amount[b], x[step:step + keep], x[:keep])
     return x[:width]
 
