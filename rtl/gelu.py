@@ -273,6 +273,16 @@ class GeluUnit(VectorUnit):
             rq_m.eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
             rq_s.eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
         ]
+        # Copies of erf_shift for groups of lanes (one register read by every lane's trunc
+        # shifter was the critical path at edge-8, its routing 9.3 of 10.8 ns). A chain, so that
+        # synthesis does not merge them: copy j is valid j + 2 cycles after the c beat, no
+        # later than the trunc stage of the op's first beat (accepted a cycle after c at the
+        # earliest, it is in that stage trunc + 1 cycles later).
+        trunc = GELU_STAGES.index("trunc")
+        e_shift = [Signal(len(k.erf_shift), name=f"erf_shift_{j}")
+                   for j in range(min(self.lanes, trunc))]
+        m.d.sync += [e.eq(prev)
+                     for e, prev in zip(e_shift, [k.erf_shift, *e_shift[:-1]], strict=True)]
         valid = [Signal(name=f"valid_{stage}") for stage in GELU_STAGES]
         m.d.sync += valid[0].eq(i_fire)
         m.d.sync += [valid[j].eq(valid[j - 1]) for j in range(1, len(valid))]
@@ -288,6 +298,7 @@ class GeluUnit(VectorUnit):
             # the multiplier block (rtl/fpga/dsp_regs.py: a clock enable or a reset)
             w = Signal(2 * cb, name=f"w_{lane}", reset_less=True)
             r = Mux(x[3][-1], w, Mux(x[3].any(), (k.q_one << 1) - w, k.q_one))
+            e_lane = e_shift[lane * len(e_shift) // self.lanes]
             rr = Signal(len(r), name=f"r_{lane}")
             rt = Signal(ERF_BITS, name=f"rt_{lane}")
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
@@ -300,7 +311,7 @@ class GeluUnit(VectorUnit):
                 x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),               # clip
                 x[3].eq(x[2]), w.eq(d * d),                                        # square
                 x[4].eq(x[3]), rr.eq(r),                                           # erf
-                x[5].eq(x[4]), rt.eq(rr >> k.erf_shift),                           # trunc
+                x[5].eq(x[4]), rt.eq(rr >> e_lane),                                # trunc
             ]
             prod = self._mul_round(m, lane, x[5], rt, y)                        # mul, round
             m.d.comb += [
