@@ -228,7 +228,8 @@ class GeluUnit(VectorUnit):
         m.submodules.buffer = mem = Memory(shape=self._layouts.o, depth=depth - 1, init=[])
         wr, rd = mem.write_port(), mem.read_port(domain="comb")
         out = Signal(self._layouts.o, name="out")
-        behind = count != 0                       # beats in the RAM (then the head is full)
+        # beats in the RAM (then the head is full); a register, as it drives the head's enable
+        behind = Signal(name="buf_behind")
         take = full & self.o.ready                # the head leaves
         arrive = rq.o.valid
         refill = take & behind                    # the head from the RAM
@@ -242,7 +243,9 @@ class GeluUnit(VectorUnit):
             rq.o.ready.eq(1),
             wr.addr.eq(wp), wr.data.eq(out), wr.en.eq(push), rd.addr.eq(rp),
         ]
-        m.d.sync += [inflight.eq(inflight + i_fire - o_fire), count.eq(count + push - refill)]
+        count_next = count + push - refill
+        m.d.sync += [inflight.eq(inflight + i_fire - o_fire), count.eq(count_next),
+                     behind.eq(count_next != 0)]
         with m.If(refill):
             m.d.sync += head.eq(rd.data)
         with m.Elif(to_head):
