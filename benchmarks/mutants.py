@@ -236,7 +236,7 @@ LAYERNORM_MUTANTS = (
 
 GELU_MUTANTS = (
     _m("gelu_truncates", "the i-GELU product truncates instead of rounding", _GELU,
-       ("y.eq((((prod >> (out_shift - 1)) + 1) >> 1)", "y.eq((prod >> out_shift)")),
+       ("Cat(Const(1, 1), p_hi", "Cat(Const(0, 1), p_hi")),
     _m("gelu_int8_wraps", "int8 results wrap instead of saturating", _GELU,
        ("Mux(k.out32, res, saturate(res, _INT8_BITS))",
         "Mux(k.out32, res, res[:_INT8_BITS].as_signed())")),
@@ -244,8 +244,8 @@ GELU_MUTANTS = (
        ("d.eq(Mux(vr > k.clip, 0, k.clip - vr))", "d.eq(Mux(vr > k.clip - 1, 1, k.clip - vr))")),
     _m("gelu_valid_one_cycle_early", "the requantizer's valid one stage early", _GELU,
        ("rq.i.valid.eq(valid[-1])", "rq.i.valid.eq(valid[-2])")),
-    _m("gelu_ignores_ready", "the pipeline runs whatever o.ready says", _GELU,
-       ("run.eq(~rq.o.valid | self.o.ready)", "run.eq(1)")),
+    _m("gelu_ignores_ready", "the output buffer pops whatever o.ready says", _GELU,
+       ("take = full & self.o.ready", "take = full")),
 )
 
 ADD_MUTANTS = (

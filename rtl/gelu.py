@@ -8,23 +8,39 @@ integer constants of :func:`edgetron.golden.gelu.gelu_int8_constants` /
 
 Datapath (one lane; stage names from ``edgetron.hw.gelu.GELU_STAGES``)
 ------------------------------------------------------------------------
+``f`` is ``pre_shift``, ``s = -f`` a right shift, ``CB`` the width of the ``clip`` field.
+
 ====  =======================================================  ================================
 st.   operation (golden/gelu.py step)                          width
 ====  =======================================================  ================================
-mag   ``mag = min(|q|, clamp_in)`` (1)                         ``in_bits`` unsigned
-resc  ``v = pre(mag)`` (2): ``mag << f`` or                     ``in_bits + 31``
-      ``((mag >> (-f-1)) + 1) >> 1`` (``arith.pow2_rescale``)
-clip  ``d = clip - min(v, clip)`` (2, 3: ``u = min(v, clip)``)  ``CLIP_BITS``
-sq    ``w = d**2 = (clip - u)**2`` (3)                          ``2 * CLIP_BITS``
-erf   ``r = 2 q_one - w`` (q>0), ``w`` (q<0), ``q_one`` (q=0);  ``ERF_BITS`` = 16
-      ``rt = r >> erf_shift`` (4, 5)
-mul   ``q * rt`` (6)                                            ``in_bits + 17`` signed
+mag   ``t = |q| + 2**(s-1)`` (f < 0), ``|q|`` (f >= 0): one   ``in_bits + 1`` unsigned,
+      adder (the rounding constant of step 2 added early);   and ``CB + 15``
+      and the coarse part (multiples of 16) of the shift
+resc  ``v = pre(|q|)`` (2): ``t << f`` or ``t >> s``, one      ``CB + 1``
+      barrel shift kept to its low ``CB`` bits (its fine
+      part here), and a flag (top bit): ``v >= 2**CB``,
+      from ``t`` and a mask
+clip  ``d = clip - min(v, clip)`` (2, 3: ``u = min(v, clip)``)  ``CB``
+sq    ``w = d**2 = (clip - u)**2`` (3)                          ``2 * CB``
+erf   ``r = 2 q_one - w`` (q>0), ``w`` (q<0), ``q_one`` (q=0)   ``bits(2 q_one)``
+      (4)
+trnc  ``rt = r >> erf_shift`` (5): its own stage, the shift    ``ERF_BITS`` = 16
+      after the subtraction is too deep for one cycle
+mul   ``q * rt`` (6); for ``in_bits > 18`` two partial         ``in_bits + 17`` signed
+      products of 18-bit parts of ``q``, one DSP each
 rnd   ``round_shift(., out_shift)`` (7), ``out_shift =``       32 signed
-      ``max(0, in_bits - 16)`` fixed by ``in_bits``
+      ``max(0, in_bits - 16)`` fixed by ``in_bits``; the
+      partial products summed in the same adder
 rq    ``rtl/requant.Requantizer(lanes, 32, 32)``: int8 mode    32 signed, then saturated to 8
       ``(m, s)`` of the c beat; int32 mode ``(2**30, 30)``,
       the identity
 ====  =======================================================  ================================
+
+Golden clamps ``|q|`` at ``clamp_in`` before the rescale to keep its int64 shift in range;
+the clamp changes nothing once ``u = min(v, clip)`` (``pre`` is monotone and
+``pre(clamp_in) >= clip``, or ``clamp_in`` is the largest ``|q|``), and the RTL's shift is
+exact for every ``|q|``, so the unit has no clamp and no ``clamp_in`` constant. A right
+shift beyond ``in_bits + 1`` rounds every ``|q|`` to 0, as that shift does.
 
 Field widths of the constants are bounds over every scale golden accepts: the constants
 depend on the scale only through the internal scale ``S_i`` in ``(2**-11, 2**-10]``
@@ -38,8 +54,9 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
+from amaranth.lib.memory import Memory
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.dyadic import INTERNAL_SHIFT_MAX
@@ -65,7 +82,6 @@ from edgetron.hw.gelu import GELU_LATENCY, GELU_STAGES, gelu_cycles
 from .arith import (
     pack_checked,
     pack_lanes,
-    pow2_rescale,
     saturate,
     unpack_lanes,
 )
@@ -80,6 +96,14 @@ _INT8_BITS = INT8_MAX.bit_length() + 1
 #: The int32 mode feeds the requantizer ``m = 2**30, s = 30``: ``round_shift(y * 2**30, 30)
 #: == y`` for every int32 ``y``.
 _IDENTITY_SHIFT = 30
+#: Left-shift headroom of the rescale: ``pre_shift <= INTERNAL_SHIFT_MAX``.
+_SH = INTERNAL_SHIFT_MAX
+#: The rescale's shift splits at bit ``_FINE_BITS`` of its amount: the coarse part, whole
+#: multiples of ``_FINE``, in the first stage after the adder, the rest in the second.
+_FINE_BITS = 4
+_FINE = 1 << _FINE_BITS
+#: Operand width of the partial products of ``q * rt``: one 18 x 18 DSP multiplier each.
+_PART_BITS = 18
 
 
 def gelu_field_bounds() -> dict[str, int]:
@@ -106,15 +130,14 @@ class GeluLayouts(NamedTuple):
 def gelu_layouts(lanes: int, in_bits: int = OUT_BITS) -> GeluLayouts:
     """The stream payloads of :class:`GeluUnit` (defined here once).
 
-    ``c`` fields (LSB first): ``pre_shift`` signed(7), ``clamp_in`` unsigned(in_bits),
-    ``clip``, ``q_one``, ``erf_shift`` (widths of :func:`gelu_field_bounds`), ``m``
-    unsigned(31), ``s`` unsigned(6), ``out32`` 1 bit.
+    ``c`` fields (LSB first): ``pre_shift`` signed(7), ``clip``, ``q_one``, ``erf_shift``
+    (widths of :func:`gelu_field_bounds`), ``m`` unsigned(31), ``s`` unsigned(6), ``out32``
+    1 bit.
     """
     b = gelu_field_bounds()
     return GeluLayouts(
         c=data.StructLayout({
             "pre_shift": signed(7),
-            "clamp_in": unsigned(in_bits),
             "clip": unsigned(b["clip"].bit_length()),
             "q_one": unsigned(b["q_one"].bit_length()),
             "erf_shift": unsigned(b["erf_shift"].bit_length()),
@@ -151,7 +174,7 @@ class GeluUnit(VectorUnit):
 
     Latency
     -------
-    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 13`` cycles (seven i-GELU stages and the
+    ``LATENCY = edgetron.hw.gelu.GELU_LATENCY = 14`` cycles (eight i-GELU stages and the
     six-stage requantizer, ``REQUANT_LATENCY``) from a beat accepted to it valid on ``o``;
     ``edgetron.hw.gelu.gelu_cycles(lanes, elements)`` from the first input handshake to the
     last output handshake.
@@ -162,8 +185,13 @@ class GeluUnit(VectorUnit):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered stalls the whole pipeline through one clock enable
-    and drops ``i.ready``; the offered beat is held.
+    The pipeline never stalls. A beat ``o`` does not take waits in an output buffer
+    (``LATENCY + 1`` beats, LUT RAM on an FPGA) and is offered from there, in order; while the
+    buffer is empty the pipeline's last stage drives ``o`` directly. ``i.ready`` is low while
+    ``LATENCY + 1`` beats are in flight (accepted, not yet taken on ``o``), so the buffer
+    never overflows, and ``o.ready`` drives only the buffer's control, not the pipeline
+    (no clock enable). With ``o.ready`` high the buffer stays empty, at most ``LATENCY``
+    beats are in flight and the input is never refused: the timing is the pipeline's.
 
     Golden
     ------
@@ -182,68 +210,185 @@ class GeluUnit(VectorUnit):
 
     def elaborate(self, platform):
         m = Module()
-        core = Module()
-        run = Signal()
         k = Signal(self._layouts.c)
-        inflight = Signal(range(self.LATENCY + 2))
-        core.submodules.requant = rq = Requantizer(self.lanes, OUT_BITS, OUT_BITS)
+        nb, cb = self.in_bits, len(k.clip)
+        m.submodules.requant = rq = Requantizer(self.lanes, OUT_BITS, OUT_BITS)
         i_fire = self.i.valid & self.i.ready
         o_fire = self.o.valid & self.o.ready
+        c_fire = self.c.valid & self.c.ready
+        # The pipeline never stalls (no clock enable). A beat the output does not take waits
+        # in a buffer with room for every beat in flight (i.ready, as credits, admits no more):
+        # the oldest in a head register that drives o (held while o stalls), the others in a
+        # RAM behind it. The pipeline's last stage drives o while the head is empty.
+        depth = _buffer_depth()
+        inflight = Signal(range(depth + 1))
+        head, full = Signal(self._layouts.o, name="buf_head"), Signal(name="buf_head_valid")
+        count = Signal(range(depth), name="buf_count")
+        wp, rp = Signal(range(depth - 1), name="buf_wp"), Signal(range(depth - 1), name="buf_rp")
+        m.submodules.buffer = mem = Memory(shape=self._layouts.o, depth=depth - 1, init=[])
+        wr, rd = mem.write_port(), mem.read_port(domain="comb")
+        out = Signal(self._layouts.o, name="out")
+        # beats in the RAM (then the head is full); a register, as it drives the head's enable
+        behind = Signal(name="buf_behind")
+        take = full & self.o.ready                # the head leaves
+        arrive = rq.o.valid
+        refill = take & behind                    # the head from the RAM
+        to_head = arrive & Mux(full, take & ~behind, ~self.o.ready)
+        push = arrive & full & ~(take & ~behind)
         m.d.comb += [
-            run.eq(~rq.o.valid | self.o.ready),
-            self.c.ready.eq(run & (inflight == 0)),
-            self.i.ready.eq(run & ~self.c.valid),
-            self.o.valid.eq(rq.o.valid),
-            rq.o.ready.eq(1),             # the requantizer stalls with the rest (clock enable)
+            self.c.ready.eq(inflight == 0),
+            self.i.ready.eq((inflight < depth) & ~self.c.valid),
+            self.o.valid.eq(full | arrive),
+            self.o.payload.eq(Mux(full, head, out)),
+            rq.o.ready.eq(1),
+            wr.addr.eq(wp), wr.data.eq(out), wr.en.eq(push), rd.addr.eq(rp),
         ]
-        with core.If(self.c.valid & self.c.ready):
-            core.d.sync += k.eq(self.c.payload)
-        core.d.sync += inflight.eq(inflight + i_fire - o_fire)
+        count_next = count + push - refill
+        m.d.sync += [inflight.eq(inflight + i_fire - o_fire), count.eq(count_next),
+                     behind.eq(count_next != 0)]
+        with m.If(refill):
+            m.d.sync += head.eq(rd.data)
+        with m.Elif(to_head):
+            m.d.sync += head.eq(out)
+        with m.If(take & ~refill & ~to_head):
+            m.d.sync += full.eq(0)
+        with m.Elif(to_head):
+            m.d.sync += full.eq(1)
+        with m.If(push):
+            m.d.sync += wp.eq(Mux(wp == depth - 2, 0, wp + 1))
+        with m.If(refill):
+            m.d.sync += rp.eq(Mux(rp == depth - 2, 0, rp + 1))
+        # Per-op constants. rnd and amt, read by the first stage, are loaded with k; the others
+        # follow k one cycle later, before any beat of the op reaches the stage that reads them.
+        # amt: the rescale as one right shift of t << _SH (left by f: _SH - f; right by s:
+        # _SH + s, s clamped to nb + 1); its coarse part (amt[4:]) in the first stage.
+        rnd = Signal(nb + 1, name="rnd")
+        amt = Signal(6, name="amt")
+        big = Signal(nb + 1, name="big_mask")
+        rq_m, rq_s = Signal(MULT_BITS, name="rq_m"), Signal(SHIFT_BITS, name="rq_s")
+        pf = self.c.payload.pre_shift
+        with m.If(c_fire):
+            m.d.sync += [k.eq(self.c.payload), rnd.eq(_round_bits(pf, nb)),
+                         amt.eq(Mux(pf < -(nb + 1), _SH + nb + 1, _SH - pf))]
+        f = k.pre_shift
+        m.d.sync += [
+            big.eq(Cat(f >= cb - j for j in range(nb + 1))),
+            rq_m.eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
+            rq_s.eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
+        ]
+        # Copies of erf_shift for groups of lanes (one register read by every lane's trunc
+        # shifter was the critical path at edge-8, its routing 9.3 of 10.8 ns). A chain, so that
+        # synthesis does not merge them: copy j is valid j + 2 cycles after the c beat, no
+        # later than the trunc stage of the op's first beat (accepted a cycle after c at the
+        # earliest, it is in that stage trunc + 1 cycles later).
+        trunc = GELU_STAGES.index("trunc")
+        e_shift = [Signal(len(k.erf_shift), name=f"erf_shift_{j}")
+                   for j in range(min(self.lanes, trunc))]
+        m.d.sync += [e.eq(prev)
+                     for e, prev in zip(e_shift, [k.erf_shift, *e_shift[:-1]], strict=True)]
         valid = [Signal(name=f"valid_{stage}") for stage in GELU_STAGES]
-        core.d.sync += valid[0].eq(i_fire)
-        core.d.sync += [valid[j].eq(valid[j - 1]) for j in range(1, len(valid))]
-        core.d.comb += rq.i.valid.eq(valid[-1])
-        out_shift = max(0, self.in_bits + ERF_BITS - OUT_BITS)
-        clip_bits = len(k.clip)
+        m.d.sync += valid[0].eq(i_fire)
+        m.d.sync += [valid[j].eq(valid[j - 1]) for j in range(1, len(valid))]
+        m.d.comb += rq.i.valid.eq(valid[-1])
         stages = None
         for lane in range(self.lanes):
-            x = [Signal(signed(self.in_bits), name=f"x{j}_{lane}") for j in range(1, 6)]
-            mag = Signal(self.in_bits, name=f"mag_{lane}")
-            d = Signal(clip_bits, name=f"d_{lane}")
-            w = Signal(2 * clip_bits, name=f"w_{lane}")
+            x = [Signal(signed(nb), name=f"x{j}_{lane}") for j in range(1, 7)]
+            t = Signal(nb + 1, name=f"mag_{lane}")
+            tc = Signal(cb + _FINE - 1, name=f"mag_coarse_{lane}")
+            vr = Signal(cb + 1, name=f"v_{lane}")
+            d = Signal(cb, name=f"d_{lane}")
+            # products: registers without reset, so that the FPGA flow can move them into
+            # the multiplier block (rtl/fpga/dsp_regs.py: a clock enable or a reset)
+            w = Signal(2 * cb, name=f"w_{lane}", reset_less=True)
+            r = Mux(x[3][-1], w, Mux(x[3].any(), (k.q_one << 1) - w, k.q_one))
+            e_lane = e_shift[lane * len(e_shift) // self.lanes]
+            rr = Signal(len(r), name=f"r_{lane}")
             rt = Signal(ERF_BITS, name=f"rt_{lane}")
-            prod = Signal(signed(self.in_bits + ERF_BITS + 1), name=f"prod_{lane}")
             y = Signal(signed(OUT_BITS), name=f"y_{lane}")
             q = self.i.payload[lane]
-            absq = Mux(q[-1], -q, q).as_unsigned()[:self.in_bits]
-            v = pow2_rescale(mag, k.pre_shift, self.in_bits)
-            vr = Signal(len(v), name=f"v_{lane}")
-            sign, nonzero = x[3][-1], x[3].any()
-            r = Mux(sign, w, Mux(nonzero, (k.q_one << 1) - w, k.q_one))
-            core.d.sync += [
-                x[0].eq(q), mag.eq(Mux(absq > k.clamp_in, k.clamp_in, absq)),     # mag
-                x[1].eq(x[0]), vr.eq(v),                                           # rescale
-                x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),             # clip
+            m.d.sync += [
+                x[0].eq(q), t.eq(tq := _abs_plus(q, rnd)),                         # mag
+                tc.eq(_shift_window(tq << _SH, amt[_FINE_BITS:], len(tc), _FINE)),
+                x[1].eq(x[0]), vr.eq(Cat(_shift_window(tc, amt[:_FINE_BITS], cb),   # rescale
+                                        (t & big).any())),
+                x[2].eq(x[1]), d.eq(Mux(vr > k.clip, 0, k.clip - vr)),               # clip
                 x[3].eq(x[2]), w.eq(d * d),                                        # square
-                x[4].eq(x[3]), rt.eq(r >> k.erf_shift),                            # erf
-                prod.eq(x[4] * rt),                                                # mul
-                y.eq((((prod >> (out_shift - 1)) + 1) >> 1)
-                     if out_shift else prod),                                      # round
+                x[4].eq(x[3]), rr.eq(r),                                           # erf
+                x[5].eq(x[4]), rt.eq(rr >> e_lane),                                # trunc
             ]
-            core.d.comb += [
+            prod = self._mul_round(m, lane, x[5], rt, y)                        # mul, round
+            m.d.comb += [
                 rq.i.payload.acc[lane].eq(y),
-                rq.i.payload.mult[lane].eq(Mux(k.out32, 1 << _IDENTITY_SHIFT, k.m)),
-                rq.i.payload.shift[lane].eq(Mux(k.out32, _IDENTITY_SHIFT, k.s)),
+                rq.i.payload.mult[lane].eq(rq_m),
+                rq.i.payload.shift[lane].eq(rq_s),
             ]
             res = rq.o.payload[lane]
-            m.d.comb += self.o.payload[lane].eq(Mux(k.out32, res, saturate(res, _INT8_BITS)))
-            stages = (mag, vr, d, w, rt, prod, y)
+            m.d.comb += out[lane].eq(Mux(k.out32, res, saturate(res, _INT8_BITS)))
+            stages = (t, vr, d, w, rr, rt, prod, y)
         if not (len(stages) == len(valid) and len(valid) + rq.LATENCY == self.LATENCY):
             raise AssertionError(
                 f"GeluUnit: {len(stages)} i-GELU stages + requantizer {rq.LATENCY}, timing "
                 f"model GELU_LATENCY = {self.LATENCY}")
-        m.submodules.core = EnableInserter(run)(core)
         return m
+
+    def _mul_round(self, m: Module, lane: int, q, rt, y):
+        """Stages mul and round: ``y = round_shift(q * rt, out_shift)`` (mod ``2**32``).
+
+        ``q`` wider than one multiplier operand is split, ``q = q_hi * 2**P + q_lo`` with
+        ``q_lo`` unsigned: each partial product is one DSP multiplier with its register
+        (nothing else after it). Round adds them with the rounding: for ``out_shift = o``
+        in ``[1, P]``, ``prod >> (o - 1) = (q_hi rt << (P - o + 1)) + (q_lo rt >> (o - 1))``
+        exactly, and ``+1`` goes in that first term's zero bit 0, so that the stage is one
+        adder. Returns the mul stage's register (the low partial product).
+        """
+        out_shift = max(0, self.in_bits + ERF_BITS - OUT_BITS)
+        if self.in_bits <= _PART_BITS:
+            prod = Signal(signed(self.in_bits + ERF_BITS + 1), name=f"prod_{lane}",
+                          reset_less=True)
+            m.d.sync += [prod.eq(q * rt),                                       # mul
+                            y.eq((((prod >> (out_shift - 1)) + 1) >> 1)             # round
+                                 if out_shift else prod)]
+            return prod
+        q_lo, q_hi = q.as_unsigned()[:_PART_BITS], q[_PART_BITS:].as_signed()
+        p_lo = Signal.like(q_lo * rt, name=f"prod_{lane}", reset_less=True)
+        p_hi = Signal.like(q_hi * rt, name=f"prod_hi_{lane}", reset_less=True)
+        m.d.sync += [p_lo.eq(q_lo * rt), p_hi.eq(q_hi * rt)]                  # mul
+        hi = Cat(Const(1, 1), p_hi << (_PART_BITS - out_shift)).as_signed()      # round
+        m.d.sync += y.eq((hi + (p_lo >> (out_shift - 1))) >> 1)
+        return p_lo
+
+
+def _buffer_depth() -> int:
+    """Beats the output buffer holds: every beat that can be in flight. ``i.ready`` admits a
+    beat while fewer than this many are in flight, so that with ``o.ready`` high (``LATENCY``
+    beats in flight) the input is never refused."""
+    return GELU_LATENCY + 1
+
+
+def _round_bits(f, bits: int):
+    """``2**(s - 1)`` for a right shift ``s = -f`` (``f < 0``), with ``s`` clamped to ``bits +
+    1`` (every larger shift of a ``bits``-wide magnitude also rounds to 0); 0 for ``f >= 0``.
+    Bit ``j`` is ``f == -(j + 1)``: comparisons with constants, no adder."""
+    return Cat(*(f == -(j + 1) for j in range(bits)), f <= -(bits + 2))
+
+
+def _abs_plus(q, rnd):
+    """``|q| + rnd`` as one adder: ``|q| = (q ^ s) + s`` for the sign ``s``, and ``(2a + s) +
+    (2b + 1) >> 1 = a + b + s``."""
+    sign = q[-1]
+    ones = q.as_unsigned() ^ sign.replicate(len(q))
+    return ((Cat(sign, ones) + Cat(Const(1, 1), rnd)) >> 1)[:len(rnd)]
+
+
+def _shift_window(x, amount, width: int, unit: int = 1):
+    """``(x >> (amount * unit))[:width]``: a right barrel shifter that keeps, at each level,
+    only the bits that can still reach the output (one multiplexer level per bit of
+    ``amount``)."""
+    for b in reversed(range(len(amount))):
+        step = unit << b
+        keep = width + step - unit
+        x = Mux(amount[b], x[step:step + keep], x[:keep])
+    return x[:width]
 
 
 def _gelu_consts(consts) -> tuple[GeluConstants, int, int, int]:
@@ -266,7 +411,7 @@ def encode_gelu_consts(unit: GeluUnit, consts) -> int:
     if g.pre_shift > INTERNAL_SHIFT_MAX:
         raise ValueError(f"GeluUnit: pre_shift = {g.pre_shift} above {INTERNAL_SHIFT_MAX}")
     return pack_checked("GeluUnit", unit.layouts.c, {
-        "pre_shift": g.pre_shift, "clamp_in": g.clamp_in, "clip": g.clip, "q_one": g.q_one,
+        "pre_shift": g.pre_shift, "clip": g.clip, "q_one": g.q_one,
         "erf_shift": g.erf_shift, "m": mult, "s": shift, "out32": out32})
 
 

@@ -17,11 +17,11 @@ from .gemm import REQUANT_LATENCY
 
 __all__ = ["GELU_LATENCY", "GELU_STAGES", "gelu_cycles"]
 
-#: i-GELU stages, one cycle each (golden/gelu.py steps): ``|q|`` and its clamp (1); the
-#: rescale to the internal scale (the shifts and the rounding add; 2); the clip, as
+#: i-GELU stages, one cycle each (golden/gelu.py steps): ``|q|`` plus the rescale's rounding
+#: constant (1, 2); the rescale to the internal scale (one shift; 2); the clip, as
 #: ``d = clip - min(u, clip)`` (2-3); ``w = d**2`` (3); ``r = q_one + sgn(q) (q_one - w)``
-#: and its truncation (4-5); ``q * rt`` (6); the final rounding shift (7).
-GELU_STAGES = ("mag", "rescale", "clip", "square", "erf", "mul", "round")
+#: (4); its truncation ``r >> erf_shift`` (5); ``q * rt`` (6); the final rounding shift (7).
+GELU_STAGES = ("mag", "rescale", "clip", "square", "erf", "trunc", "mul", "round")
 #: Cycles from a beat accepted to the same beat valid at the output.
 GELU_LATENCY = len(GELU_STAGES) + REQUANT_LATENCY
 

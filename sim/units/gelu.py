@@ -2,7 +2,7 @@
 
 Timing (:func:`gelu_cycles`): the RTL unit's, ``edgetron.hw.gelu.gelu_cycles``
 (``rtl/gelu.py:GeluUnit``): one pass over ``n`` elements, ``ceil(n / lanes) +
-GELU_LATENCY`` (six i-GELU stages and the six-stage requantizer, ``REQUANT_LATENCY``).
+GELU_LATENCY`` (eight i-GELU stages and the six-stage requantizer, ``REQUANT_LATENCY``).
 The functional kernels run golden's i-GELU steps on its :class:`~edgetron.golden.gelu.GeluConstants`
 (:func:`gelu_elems`, int32 output) or, with the dyadic requantization to int8 after
 them, on its

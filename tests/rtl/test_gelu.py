@@ -13,11 +13,12 @@ from amaranth.hdl import Fragment
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.gelu import gelu_constants
+from edgetron.golden.intops import int_range
 from edgetron.hw.gelu import GELU_LATENCY
 from edgetron.rtl.gelu import GeluUnit, encode_gelu_consts, gelu_field_bounds
 
 from ..models.gelu import GeluModel
-from ..models.vector import Coverage
+from ..models.vector import Coverage, Segment
 from .vector_streams import run_segments
 
 
@@ -44,6 +45,34 @@ def test_measured_cycles_equal_timing_model(lanes):
     measured = [inv.cycles for inv in board.done]
     assert measured == [model.cycles(s) for s in segs]
     assert measured[-1] == -(-800 // lanes) + GELU_LATENCY   # one beat per cycle
+
+
+def _rescale_edges(c, cb: int, in_bits: int) -> np.ndarray:
+    """Inputs whose rescaled magnitude lands on the clip, on 2**cb (the rescale's flag of
+    a magnitude beyond its window) or on a rounding boundary, one below and one above
+    each, with both signs, and the input range's ends."""
+    f, lo, hi = c.pre_shift, *int_range(in_bits)
+    mags = []
+    for target in (c.clip, 1 << cb):
+        at = target << -f if f < 0 else -(-target >> f)   # the least |q| reaching target
+        half = 1 << (-f - 1) if f < 0 else 0
+        mags += [edge + e for edge in (at, at - half) for e in (-1, 0, 1)]
+    mags = np.array([mg for mg in mags if 0 <= mg <= hi], dtype=np.int64)
+    return np.concatenate([mags, -mags, [lo, hi, 0]])
+
+
+def test_rescale_and_clip_at_every_shift():
+    # every internal shift golden derives (scale 2**(f - 10.5) has pre_shift f): the
+    # rescale (|q| + rounding, one barrel shift, the beyond-the-window flag) and the clip
+    # at their boundaries; the RTL has no clamp before the rescale (its shift is exact)
+    model = GeluModel(4, 32)
+    clip_bits = gelu_field_bounds()["clip"].bit_length()
+    segs = []
+    for f in range(-62, 31):
+        c = gelu_constants(2.0 ** (f - 10.5), 32)
+        assert c.pre_shift == f
+        segs.append(Segment(f"f={f}", c, (_rescale_edges(c, clip_bits, 32),)))
+    run_segments(GeluUnit(4, 32), model, segs)
 
 
 def test_field_bounds_hold_over_the_scale_range():

@@ -53,8 +53,8 @@ def test_the_rings_must_fit_the_ofmap_buffer(ofmap, fits):
 
 
 def test_a_single_pass_op_always_overlaps():
-    # GELU of 256 elements: 16 beats + 13 (GELU_LATENCY: seven i-GELU stages and the
+    # GELU of 256 elements: 16 beats + 14 (GELU_LATENCY: eight i-GELU stages and the
     # requantizer's six), hidden under 512 bytes of DRAM traffic.
     v = run(Gelu(name="g", inputs=("input",), shape=(1, 256)), double_buffer=False)
-    assert (v["vector_cycles"], v["cycles"], v["double_buffered"]) == (29, 512, 1)
+    assert (v["vector_cycles"], v["cycles"], v["double_buffered"]) == (30, 512, 1)
     assert v["sram_read_bytes"] == v["sram_write_bytes"] == 0
