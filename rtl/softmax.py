@@ -27,8 +27,9 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory
+from amaranth.lib.fifo import SyncFIFOBuffered
 
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.dyadic import INTERNAL_SHIFT_MAX
@@ -51,7 +52,7 @@ from .arith import (
     SeqDivider,
     pack_checked,
     pack_lanes,
-    pow2_rescale,
+    shift_left,
     tree_reduce,
     unpack_lanes,
 )
@@ -59,6 +60,7 @@ from .common import (
     MAX_EDGE,
     BeatCounter,
     DelayLine,
+    SkidBuffer,
     VectorUnit,
     ceil_div_const,
     check_param,
@@ -192,21 +194,30 @@ class SoftmaxUnit(VectorUnit):
         bmax = beats(self.row_max, lanes)
         q_words, e_words = hw.softmax_buffer_words(lanes, self.row_max)
         recip = hw.SOFTMAX_RECIP_LATENCY
-        run = Signal()
         k = Signal(lay.c)
         n_beats = Signal(range(bmax + 1))
         last_lanes = Signal(range(lanes + 1))
         gap_len = Signal(range(recip + 1))
         configured = Signal()
-        rows = Signal(range(2 * bmax + 4 * recip + 64))   # rows in flight (bounded by rings)
+        # Output FIFO (SyncFIFOBuffered: a word written into it empty is offered two cycles
+        # later), then a skid buffer (one cycle, registers: o.ready reaches only them): the
+        # normalize pass's last three stages. ``pending`` counts the input beats whose output
+        # word has not left yet; ``i`` is not taken once they would fill the FIFO.
+        fifo_words = hw.softmax_out_fifo_words(lanes, self.row_max)
+        out_data = Signal(lay.o["data"].shape)
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=len(out_data.as_value()),
+                                                        depth=fifo_words)
+        m.submodules.out_skid = skid = SkidBuffer(out_data.shape())
+        out_beat = BeatCounter(bmax, "out")
+        pending = Signal(range(fifo_words + 1))
+        rows = Signal(range(fifo_words + 1))   # rows in flight: each has a beat pending
 
-        # ---- buffers (outside the clock enable; ports gated by run) -------------------------
+        # ---- buffers ---------------------------------------------------------------------------
         m.submodules.qbuf = qmem = memory.Memory(shape=lay.i, depth=q_words, init=[])
         m.submodules.ebuf = emem = memory.Memory(
             shape=data.ArrayLayout(EXP_BITS, lanes), depth=e_words, init=[])
         qw, qr = qmem.write_port(), qmem.read_port()
         ew, er = emem.write_port(), emem.read_port()
-        m.d.comb += [qr.en.eq(run), er.en.eq(run)]
 
         # ---- constants and ingest ------------------------------------------------------------
         i_fire = self.i.valid & self.i.ready
@@ -216,9 +227,8 @@ class SoftmaxUnit(VectorUnit):
         gap = Signal.like(gap_len)
         qwp = Signal(range(q_words))
         m.d.comb += [
-            self.c.ready.eq(run & (rows == 0)),
-            self.i.ready.eq(run & configured & ~self.c.valid & (gap == 0)),
-            qw.addr.eq(qwp), qw.data.eq(self.i.payload), qw.en.eq(i_fire),
+            self.c.ready.eq(rows == 0),
+            self.i.ready.eq(configured & ~self.c.valid & (gap == 0) & (pending < fifo_words)),
         ]
         n_eff = Mux(k_in.n > self.row_max, self.row_max, Mux(k_in.n == 0, 1, k_in.n))
         b_new = ceil_div_const(n_eff, lanes)
@@ -227,11 +237,11 @@ class SoftmaxUnit(VectorUnit):
             core.d.sync += [
                 k.eq(k_in), n_beats.eq(b_new), last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)),
                 gap_len.eq(Mux(b_new >= recip, 0, recip - b_new)), configured.eq(1),
-                *beat.restart(b_new), gap.eq(0), qwp.eq(0), erp.eq(0), ewp.eq(0), nrp.eq(0),
+                *beat.restart(b_new), *out_beat.restart(b_new), gap.eq(0), qwp.eq(0),
+                erp.eq(0), ewp.eq(0), nrp.eq(0),
             ]
         with core.If(i_fire):
-            core.d.sync += [qwp.eq(ring_next(qwp, q_words)),
-                            *beat.advance(n_beats)]
+            core.d.sync += beat.advance(n_beats)
             with core.If(in_last):
                 core.d.sync += gap.eq(gap_len)
         with core.Elif(gap != 0):
@@ -240,67 +250,118 @@ class SoftmaxUnit(VectorUnit):
         def lane_ok(tag_last, lane):
             return ~tag_last | (lane < last_lanes)
 
+        # in_reg: the beat registered (spare lanes of a row's last beat as the smallest
+        # logit), so that the lane maxima compare registers, not the input port. The q ring
+        # is written from here too.
         lo = -(1 << (self.in_bits - 1))
+        in_q = Signal(lay.i)
+        in_tag = Signal(_TAG)
+        core.d.sync += [in_tag.valid.eq(i_fire), in_tag.first.eq(in_cnt == 0),
+                        in_tag.last.eq(in_last)]
+        for j in range(lanes):
+            core.d.sync += in_q[j].eq(Mux(lane_ok(in_last, j), self.i.payload[j], lo))
+        m.d.comb += [qw.addr.eq(qwp), qw.data.eq(in_q), qw.en.eq(in_tag.valid)]
+        with core.If(in_tag.valid):
+            core.d.sync += qwp.eq(ring_next(qwp, q_words))
         lane_max = [Signal(signed(self.in_bits), name=f"lane_max_{j}") for j in range(lanes)]
         for j in range(lanes):                                            # lane_max
-            cand = Mux(lane_ok(in_last, j), self.i.payload[j], lo)
-            with core.If(i_fire):
-                core.d.sync += lane_max[j].eq(Mux((in_cnt == 0) | (cand > lane_max[j]),
-                                                  cand, lane_max[j]))
+            with core.If(in_tag.valid):
+                core.d.sync += lane_max[j].eq(Mux(in_tag.first | (in_q[j] > lane_max[j]),
+                                                  in_q[j], lane_max[j]))
         max_valid = Signal()
-        core.d.sync += max_valid.eq(i_fire & in_last)
+        core.d.sync += max_valid.eq(in_tag.valid & in_tag.last)
         row_max, t_depth = tree_reduce(core, lane_max, lambda a, b: Mux(a > b, a, b), "max_tree")
         exp_go = DelayLine(core, max_valid, t_depth, "max_valid").output
 
         # ---- exp pass ------------------------------------------------------------------------
+        # Per-configuration decodes of pre_shift, one cycle behind k in free-running registers
+        # (k changes only while the unit is empty, and a row's first beat reaches the shift
+        # stage many cycles after the next input can be taken). The barrel shifters and the
+        # range masks then read registers that nothing precedes.
+        b = softmax_field_bounds()
+        u_bits, z_bits = b["u_max"].bit_length(), b["z_max"].bit_length()
+        f = k.pre_shift
+        f_neg = Signal(reset_less=True)
+        l_amt = Signal(INTERNAL_SHIFT_MAX.bit_length(), reset_less=True)   # f  (f >= 0)
+        r_amt = Signal(6, reset_less=True)                                 # -f - 1 (f < 0)
+        big_mask = Signal(self.in_bits, reset_less=True)
+        neg_f = (-f).as_unsigned()[:len(f)]
+        m.d.sync += [f_neg.eq(f[-1]), l_amt.eq(f[:len(l_amt)]), r_amt.eq((neg_f - 1)[:6])]
+        for i in range(self.in_bits):
+            # bit i of mag alone takes the rescaled value to 2**u_bits or above
+            m.d.sync += big_mask[i].eq(Mux(f[-1], i >= (neg_f - 1)[:6] + u_bits + 1,
+                                           i + f[:len(l_amt)] >= u_bits))
         e_act, e_cnt = Signal(), Signal(range(bmax))
         e_max = Signal(signed(self.in_bits))
+        e_lim = Signal(signed(max(self.in_bits, len(k.clamp_in) + 1) + 1))   # max - clamp_in
         with core.If(e_act):                                              # issue
             core.d.sync += [erp.eq(ring_next(erp, q_words)), e_cnt.eq(e_cnt + 1)]
             with core.If(e_cnt == n_beats - 1):
                 core.d.sync += [e_act.eq(0), e_cnt.eq(0)]
         with core.If(exp_go):
-            core.d.sync += [e_act.eq(1), e_cnt.eq(0), e_max.eq(row_max)]
+            core.d.sync += [e_act.eq(1), e_cnt.eq(0), e_max.eq(row_max),
+                            e_lim.eq(row_max - k.clamp_in)]
         m.d.comb += qr.addr.eq(erp)
         tags = [Signal(_TAG, name=f"exp_tag_{s}") for s in hw.SOFTMAX_EXP_STAGES[1:-1]]
-        rd_max = Signal(signed(self.in_bits))
+        rd_max, rd_lim = Signal.like(e_max), Signal.like(e_lim)
+        ro_max, ro_lim = Signal.like(e_max), Signal.like(e_lim)
         core.d.sync += [tags[0].valid.eq(e_act), tags[0].first.eq(e_cnt == 0),
-                        tags[0].last.eq(e_cnt == n_beats - 1), rd_max.eq(e_max)]   # read
+                        tags[0].last.eq(e_cnt == n_beats - 1),
+                        rd_max.eq(e_max), rd_lim.eq(e_lim),                       # read
+                        ro_max.eq(rd_max), ro_lim.eq(rd_lim)]                     # read_out
         core.d.sync += [tags[s].eq(tags[s - 1]) for s in range(1, len(tags))]
         t_e = tags[-1]                                   # tag of the exp_shift stage
-        b = softmax_field_bounds()
-        u_bits, z_bits = b["u_max"].bit_length(), b["z_max"].bit_length()
         e8 = Signal(data.ArrayLayout(EXP_BITS, lanes))
+        m_lo, m_hi = k.m_ln2[:18], k.m_ln2[18:]          # u * m_ln2 from 18 x 18 products
         lane_sum = []
         for j in range(lanes):
+            q_r = Signal(signed(self.in_bits), name=f"q_r_{j}")
             mag = Signal(self.in_bits, name=f"mag_{j}")
+            left = Signal(u_bits, name=f"left_{j}")
+            right = Signal(u_bits + 1, name=f"right_{j}")
+            big1, big2 = Signal(name=f"big1_{j}"), Signal(name=f"big2_{j}")
+            v2 = Signal(u_bits, name=f"v2_{j}")
             u2, u3, u4, u5 = (Signal(u_bits, name=f"u{s}_{j}") for s in range(2, 6))
+            pl = Signal(u_bits + 18, name=f"pl_{j}", reset_less=True)
+            ph = Signal(u_bits + len(m_hi), name=f"ph_{j}", reset_less=True)
             p3 = Signal(u_bits + b["m_ln2"].bit_length(), name=f"p3_{j}")
             z4, z5, z6, z7 = (Signal(z_bits, name=f"z{s}_{j}") for s in range(4, 8))
-            zq5 = Signal(u_bits, name=f"zq5_{j}")
+            zq5 = Signal(u_bits, name=f"zq5_{j}", reset_less=True)
+            qbu5 = Signal(signed(max(u_bits, b["q_b"].bit_length()) + 1), name=f"qbu5_{j}")
             t6 = Signal(b["q_b"].bit_length(), name=f"t6_{j}")
-            el = Signal(b["l_max"].bit_length(), name=f"l7_{j}")
-            diff = (rd_max - qr.data[j]).as_unsigned()[:self.in_bits]
-            v = pow2_rescale(mag, k.pre_shift, self.in_bits)
-            vr = Signal(len(v), name=f"v_{j}")
-            cap = Mux(z7 > EXP_BITS, EXP_BITS, z7) + k.exp_shift
+            sq = Signal(2 * len(t6), name=f"sq_{j}", reset_less=True)
+            el = Signal(b["l_max"].bit_length(), name=f"l8_{j}")
+            cap = Signal(range(EXP_BITS + (1 << len(k.exp_shift))), name=f"cap_{j}")
             core.d.sync += [
-                mag.eq(Mux(diff > k.clamp_in, k.clamp_in, diff)),             # diff
-                vr.eq(v),                                                     # rescale
-                u2.eq(Mux(vr > k.u_max, k.u_max, vr)),                        # clamp
-                p3.eq(u2 * k.m_ln2), u3.eq(u2),                               # recip_mul
-                z4.eq(p3 >> k.s_ln2), u4.eq(u3),                              # recip_shift
-                zq5.eq(z4 * k.q_ln2), u5.eq(u4), z5.eq(z4),                   # ln2_mul
-                t6.eq(k.q_b - (u5 - zq5)), z6.eq(z5),                         # poly_in
-                el.eq(t6 * t6 + k.q_c), z7.eq(z6),                            # poly
+                q_r.eq(qr.data[j]),                                           # read_out
+                # diff: min(max - q, clamp_in); max - q > clamp_in iff q < max - clamp_in
+                mag.eq(Mux(q_r < ro_lim, k.clamp_in, (ro_max - q_r).as_unsigned())),
+                # shift: the low bits of mag << f and of mag >> (-f - 1) (arith.pow2_rescale);
+                # big1: the rescaled value is >= 2**u_bits by a bit of mag alone
+                left.eq(shift_left(mag, l_amt, u_bits)),
+                right.eq((mag >> r_amt)[:u_bits + 1]),
+                big1.eq((mag & big_mask).any()),
+                # round: pre = the left shift, or the rounding ((mag >> (-f-1)) + 1) >> 1,
+                # whose carry also reaches 2**u_bits when the shifted bits are all ones
+                v2.eq(Mux(f_neg, ((right + 1) >> 1)[:u_bits], left)),
+                big2.eq(big1 | (f_neg & right.all())),
+                u2.eq(Mux(big2 | (v2 > k.u_max), k.u_max, v2)),               # clamp
+                pl.eq(u2 * m_lo), ph.eq(u2 * m_hi), u3.eq(u2),                # recip_mul
+                p3.eq(pl + (ph << 18)), u4.eq(u3),                            # recip_add
+                z4.eq(p3 >> k.s_ln2), u5.eq(u4),                              # recip_shift
+                zq5.eq(z4 * k.q_ln2), qbu5.eq(k.q_b - u5), z5.eq(z4),         # ln2_mul
+                t6.eq(qbu5 + zq5), z6.eq(z5),                                 # poly_in
+                sq.eq(t6 * t6), z7.eq(z6),                                    # square
+                el.eq(sq + k.q_c), cap.eq(Mux(z7 > EXP_BITS, EXP_BITS, z7) + k.exp_shift),
                 e8[j].eq(Mux(lane_ok(tags[-2].last, j), el >> cap, 0)),       # exp_shift
             ]
             ls = Signal(EXP_BITS + bmax.bit_length(), name=f"lane_sum_{j}")
             with core.If(t_e.valid):                                          # lane_sum
                 core.d.sync += ls.eq(Mux(t_e.first, e8[j], ls + e8[j]))
             lane_sum.append(ls)
-        built = ("issue", "read", mag, vr, u2, p3, z4, zq5, t6, el, e8, "lane_sum")
-        m.d.comb += [ew.addr.eq(ewp), ew.data.eq(e8), ew.en.eq(run & t_e.valid)]
+        built = ("issue", "read", q_r, mag, left, v2, u2, pl, p3, z4, zq5, t6, sq, el, e8,
+                 "lane_sum")
+        m.d.comb += [ew.addr.eq(ewp), ew.data.eq(e8), ew.en.eq(t_e.valid)]
         with core.If(t_e.valid):
             core.d.sync += ewp.eq(ring_next(ewp, e_words))
         sum_valid = Signal()
@@ -322,17 +383,17 @@ class SoftmaxUnit(VectorUnit):
         with core.If(div.done):
             core.d.sync += [n_act.eq(1), n_cnt.eq(0), n_fac.eq(div.quo)]
         m.d.comb += er.addr.eq(nrp)
-        r_tag, o_tag, m_tag = Signal(_TAG), Signal(_TAG), Signal(_TAG)
+        r_valid, o_valid, m_valid = Signal(), Signal(), Signal()
         r_fac, o_fac = Signal(EXP_BITS), Signal(EXP_BITS)
-        out_valid, out_last = Signal(), Signal()
-        core.d.sync += [r_tag.valid.eq(n_act), r_tag.last.eq(n_cnt == n_beats - 1),
+        out_valid = Signal()
+        core.d.sync += [r_valid.eq(n_act),
                         r_fac.eq(n_fac),                                  # read
-                        o_tag.eq(r_tag), o_fac.eq(r_fac),                 # read_out
-                        m_tag.eq(o_tag),                                  # mul
-                        out_valid.eq(m_tag.valid), out_last.eq(m_tag.last)]   # round
+                        o_valid.eq(r_valid), o_fac.eq(r_fac),             # read_out
+                        m_valid.eq(o_valid),                              # mul
+                        out_valid.eq(m_valid)]                            # round
         for j in range(lanes):
             e_out = Signal(EXP_BITS, name=f"e_out_{j}")
-            prod = Signal(2 * EXP_BITS, name=f"norm_prod_{j}")
+            prod = Signal(2 * EXP_BITS, name=f"norm_prod_{j}", reset_less=True)
             y = Signal(signed(_OUT_BITS), name=f"y_{j}")
             rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1
             # The e ring's read data into a register of its own, then the multiplier (the
@@ -341,22 +402,31 @@ class SoftmaxUnit(VectorUnit):
             core.d.sync += [e_out.eq(er.data[j]),                             # read_out
                             prod.eq(e_out * o_fac),                           # mul
                             y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))]           # round
-            m.d.comb += self.o.payload.data[j].eq(y)
-        m.d.comb += [run.eq(~out_valid | self.o.ready), self.o.valid.eq(out_valid),
-                     self.o.payload.last.eq(out_last)]
+            m.d.comb += out_data[j].eq(y)
+        # ---- output FIFO: the core never stalls; every input beat has its output word -------
+        # (The FIFO holds the probabilities; ``last`` is counted at its output, so that no
+        # control flag passes through a memory.)
+        m.d.comb += [fifo.w_data.eq(out_data), fifo.w_en.eq(out_valid),
+                     skid.i.payload.eq(fifo.r_data), skid.i.valid.eq(fifo.r_rdy),
+                     fifo.r_en.eq(skid.i.ready),
+                     self.o.payload.data.eq(skid.o.payload), self.o.valid.eq(skid.o.valid),
+                     self.o.payload.last.eq(out_beat.last), skid.o.ready.eq(self.o.ready)]
         o_fire = self.o.valid & self.o.ready
-        core.d.sync += rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_last))
+        with core.If(o_fire):
+            core.d.sync += out_beat.advance(n_beats)
+        core.d.sync += [rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_beat.last)),
+                        pending.eq(pending + i_fire - o_fire)]
 
-        norm_built = ("issue", "read", e_out, prod, y)
+        norm_built = ("issue", "read", e_out, prod, y, "fifo_write", "fifo_out", skid)
         for what, got, want in (("exp", built, hw.SOFTMAX_EXP_STAGES),
                                 ("normalize", norm_built, hw.SOFTMAX_NORM_STAGES),
-                                ("ingest", lane_max[:1], hw.SOFTMAX_INGEST_STAGES)):
+                                ("ingest", (in_q, lane_max[0]), hw.SOFTMAX_INGEST_STAGES)):
             if len(got) != len(want):
                 raise AssertionError(f"SoftmaxUnit: {len(got)} {what} stages, the timing "
                                      f"model has {len(want)}")
         if div.LATENCY != recip:
             raise AssertionError("SoftmaxUnit: divider latency differs from the timing model")
-        m.submodules.core = EnableInserter(run)(core)
+        m.submodules.core = core
         return m
 
 
