@@ -209,9 +209,11 @@ SOFTMAX_MUTANTS = (
        ("out_valid.eq(m_valid)", "out_valid.eq(o_valid)")),
     _m("softmax_ignores_ready", "the output FIFO is read whatever o.ready says", _SM,
        ("skid.o.ready.eq(self.o.ready)", "skid.o.ready.eq(1)")),
+    _m("softmax_output_fifo_overflows", "input taken whatever the output FIFO holds", _SM,
+       ("room.eq(pending_next < fifo_words)", "room.eq(1)")),
     _m("softmax_q_ring_one_word_short", "the logit ring one word short", "edgetron/hw/softmax.py",
-       ("return bmax + t + 1, bmax + t + SOFTMAX_RECIP_LATENCY + 1",
-        "return bmax + t, bmax + t + SOFTMAX_RECIP_LATENCY + 1")),
+       ("return bmax + _MAX_LEVEL * t + 1, bmax + t + SOFTMAX_RECIP_LATENCY + 1",
+        "return bmax + _MAX_LEVEL * t, bmax + t + SOFTMAX_RECIP_LATENCY + 1")),
     _m("divider_off_by_one", "the divider's digit selection misses x == k d", _ARITH,
        (_DIGIT[0], _DIGIT[0].replace(">=", ">")), (_DIGIT[1], _DIGIT[1].replace(">=", ">"))),
 )

@@ -27,7 +27,7 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory
 from amaranth.lib.fifo import SyncFIFOBuffered
 
@@ -125,6 +125,29 @@ def softmax_layouts(lanes: int, row_max: int, in_bits: int = _IN_BITS_MAX) -> So
 _TAG = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
 
+def _max_tree(m: Module, values: list):
+    """The maximum of ``values`` (signed) in a registered tree, two cycles per level
+    (``SOFTMAX_MAX_TREE_STAGES``): the comparison, with its operands registered beside it,
+    then the selection. Returns ``(result, cycles)``."""
+    level, cycles = list(values), 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level), 2):
+            tag = f"max_tree_l{cycles // 2 + 1}_{i // 2}"
+            a = level[i]
+            ra, sel = Signal.like(a, name=f"{tag}_a"), Signal.like(a, name=tag)
+            if i + 1 < len(level):
+                b = level[i + 1]
+                rb, a_gt = Signal.like(b, name=f"{tag}_b"), Signal(name=f"{tag}_gt")
+                m.d.sync += [ra.eq(a), rb.eq(b), a_gt.eq(a > b),          # compare
+                             sel.eq(Mux(a_gt, ra, rb))]                   # select
+            else:
+                m.d.sync += [ra.eq(a), sel.eq(ra)]
+            nxt.append(sel)
+        level, cycles = nxt, cycles + 2
+    return level[0], cycles
+
+
 class SoftmaxUnit(VectorUnit):
     """Row-wise integer softmax, ``lanes`` logits per beat, rows of up to ``row_max``.
 
@@ -165,9 +188,12 @@ class SoftmaxUnit(VectorUnit):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered stalls the whole unit through one clock enable (and
-    drops ``i.ready``); the beat is held, nothing is lost or duplicated. Input gaps delay
-    only the rows behind them.
+    The pipeline never stalls: its output words go into an output FIFO of
+    ``edgetron.hw.softmax.softmax_out_fifo_words(lanes, row_max)`` words (block RAM), then
+    a skid buffer, whose registers alone ``o.ready`` reaches. ``i.ready`` drops while that
+    many input beats are pending (taken, their output not yet handed over), so the FIFO
+    never overflows; with ``o`` always ready it never drops for that reason. A beat offered
+    is held; nothing is lost or duplicated. Input gaps delay only the rows behind them.
 
     Golden
     ------
@@ -226,26 +252,39 @@ class SoftmaxUnit(VectorUnit):
         in_cnt, in_last = beat.cnt, beat.last
         gap = Signal.like(gap_len)
         qwp = Signal(range(q_words))
+        # c.ready, the FIFO room and gap == 0 are registers (computed from the next counts).
+        idle, room, gap_zero = Signal(init=1), Signal(init=1), Signal(init=1)
         m.d.comb += [
-            self.c.ready.eq(rows == 0),
-            self.i.ready.eq(configured & ~self.c.valid & (gap == 0) & (pending < fifo_words)),
+            self.c.ready.eq(idle),
+            self.i.ready.eq(configured & ~self.c.valid & gap_zero & room),
         ]
-        n_eff = Mux(k_in.n > self.row_max, self.row_max, Mux(k_in.n == 0, 1, k_in.n))
-        b_new = ceil_div_const(n_eff, lanes)
+        # The row length's beat counts are derived from registers in the three cycles after
+        # the constants are taken (``load``: the clamped length, the beats, the rest); ``i``
+        # is taken from the cycle after.
+        load = Signal(3)
+        n_eff, b_new = Signal.like(k.n), Signal.like(n_beats)
         erp, ewp, nrp = Signal(range(q_words)), Signal(range(e_words)), Signal(range(e_words))
-        with core.If(c_fire):
+        core.d.sync += load.eq(Mux(c_fire, 1, load << 1))
+        with core.If(load[0]):
+            core.d.sync += n_eff.eq(Mux(k.n > self.row_max, self.row_max, Mux(k.n == 0, 1, k.n)))
+        with core.If(load[1]):
+            core.d.sync += b_new.eq(ceil_div_const(n_eff, lanes))
+        with core.If(load[2]):
             core.d.sync += [
-                k.eq(k_in), n_beats.eq(b_new), last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)),
+                n_beats.eq(b_new), last_lanes.eq(n_eff - mul_const(b_new - 1, lanes)),
                 gap_len.eq(Mux(b_new >= recip, 0, recip - b_new)), configured.eq(1),
-                *beat.restart(b_new), *out_beat.restart(b_new), gap.eq(0), qwp.eq(0),
+                *beat.restart(b_new), *out_beat.restart(b_new), gap.eq(0), gap_zero.eq(1),
+                qwp.eq(0),
                 erp.eq(0), ewp.eq(0), nrp.eq(0),
             ]
+        with core.If(c_fire):                  # after the load steps: a new c beat restarts them
+            core.d.sync += [k.eq(k_in), configured.eq(0)]
         with core.If(i_fire):
             core.d.sync += beat.advance(n_beats)
             with core.If(in_last):
-                core.d.sync += gap.eq(gap_len)
+                core.d.sync += [gap.eq(gap_len), gap_zero.eq(gap_len == 0)]
         with core.Elif(gap != 0):
-            core.d.sync += gap.eq(gap - 1)
+            core.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
 
         def lane_ok(tag_last, lane):
             return ~tag_last | (lane < last_lanes)
@@ -270,13 +309,14 @@ class SoftmaxUnit(VectorUnit):
                                                   in_q[j], lane_max[j]))
         max_valid = Signal()
         core.d.sync += max_valid.eq(in_tag.valid & in_tag.last)
-        row_max, t_depth = tree_reduce(core, lane_max, lambda a, b: Mux(a > b, a, b), "max_tree")
-        exp_go = DelayLine(core, max_valid, t_depth, "max_valid").output
+        row_max, max_cycles = _max_tree(core, lane_max)
+        exp_go = DelayLine(core, max_valid, max_cycles, "max_valid").output
 
         # ---- exp pass ------------------------------------------------------------------------
-        # Per-configuration decodes of pre_shift, one cycle behind k in free-running registers
-        # (k changes only while the unit is empty, and a row's first beat reaches the shift
-        # stage many cycles after the next input can be taken). The barrel shifters and the
+        # Per-configuration decodes of pre_shift, one or two cycles behind k in free-running
+        # registers (k changes only while the unit is empty, three load cycles pass before
+        # the next input is taken, and a row's first beat reaches the shift stage many cycles
+        # after that). The barrel shifters and the
         # range masks then read registers that nothing precedes.
         b = softmax_field_bounds()
         u_bits, z_bits = b["u_max"].bit_length(), b["z_max"].bit_length()
@@ -288,9 +328,10 @@ class SoftmaxUnit(VectorUnit):
         neg_f = (-f).as_unsigned()[:len(f)]
         m.d.sync += [f_neg.eq(f[-1]), l_amt.eq(f[:len(l_amt)]), r_amt.eq((neg_f - 1)[:6])]
         for i in range(self.in_bits):
-            # bit i of mag alone takes the rescaled value to 2**u_bits or above
-            m.d.sync += big_mask[i].eq(Mux(f[-1], i >= (neg_f - 1)[:6] + u_bits + 1,
-                                           i + f[:len(l_amt)] >= u_bits))
+            # bit i of mag alone takes the rescaled value to 2**u_bits or above (from the
+            # amounts: two cycles behind k)
+            m.d.sync += big_mask[i].eq(Mux(f_neg, r_amt <= i - u_bits - 1,
+                                           l_amt >= u_bits - i))
         e_act, e_cnt = Signal(), Signal(range(bmax))
         e_max = Signal(signed(self.in_bits))
         e_lim = Signal(signed(max(self.in_bits, len(k.clamp_in) + 1) + 1))   # max - clamp_in
@@ -316,10 +357,13 @@ class SoftmaxUnit(VectorUnit):
         lane_sum = []
         for j in range(lanes):
             q_r = Signal(signed(self.in_bits), name=f"q_r_{j}")
+            dq, over = Signal(self.in_bits, name=f"dq_{j}"), Signal(name=f"over_{j}")
             mag = Signal(self.in_bits, name=f"mag_{j}")
-            left = Signal(u_bits, name=f"left_{j}")
+            left_c, left = Signal(u_bits, name=f"left_c_{j}"), Signal(u_bits, name=f"left_{j}")
+            right_c = Signal(u_bits + 8, name=f"right_c_{j}")
             right = Signal(u_bits + 1, name=f"right_{j}")
-            big1, big2 = Signal(name=f"big1_{j}"), Signal(name=f"big2_{j}")
+            big1, big1b = Signal(name=f"big1_{j}"), Signal(name=f"big1b_{j}")
+            big2 = Signal(name=f"big2_{j}")
             v2 = Signal(u_bits, name=f"v2_{j}")
             u2, u3, u4, u5 = (Signal(u_bits, name=f"u{s}_{j}") for s in range(2, 6))
             pl = Signal(u_bits + 18, name=f"pl_{j}", reset_less=True)
@@ -334,17 +378,22 @@ class SoftmaxUnit(VectorUnit):
             cap = Signal(range(EXP_BITS + (1 << len(k.exp_shift))), name=f"cap_{j}")
             core.d.sync += [
                 q_r.eq(qr.data[j]),                                           # read_out
-                # diff: min(max - q, clamp_in); max - q > clamp_in iff q < max - clamp_in
-                mag.eq(Mux(q_r < ro_lim, k.clamp_in, (ro_max - q_r).as_unsigned())),
-                # shift: the low bits of mag << f and of mag >> (-f - 1) (arith.pow2_rescale);
-                # big1: the rescaled value is >= 2**u_bits by a bit of mag alone
-                left.eq(shift_left(mag, l_amt, u_bits)),
-                right.eq((mag >> r_amt)[:u_bits + 1]),
+                # diff, clamp_in: min(max - q, clamp_in), where max - q > clamp_in iff
+                # q < max - clamp_in
+                dq.eq((ro_max - q_r).as_unsigned()), over.eq(q_r < ro_lim),
+                mag.eq(Mux(over, k.clamp_in, dq)),
+                # shift, shift_fine: the low bits of mag << f and of mag >> (-f - 1)
+                # (arith.pow2_rescale), by multiples of 8 and then by the rest; big1: the
+                # rescaled value is >= 2**u_bits by a bit of mag alone
+                left_c.eq(shift_left(mag, Cat(Const(0, 3), l_amt[3:]), u_bits)),
+                right_c.eq((mag >> Cat(Const(0, 3), r_amt[3:]))[:len(right_c)]),
                 big1.eq((mag & big_mask).any()),
+                left.eq(shift_left(left_c, l_amt[:3], u_bits)),
+                right.eq((right_c >> r_amt[:3])[:len(right)]), big1b.eq(big1),
                 # round: pre = the left shift, or the rounding ((mag >> (-f-1)) + 1) >> 1,
                 # whose carry also reaches 2**u_bits when the shifted bits are all ones
                 v2.eq(Mux(f_neg, ((right + 1) >> 1)[:u_bits], left)),
-                big2.eq(big1 | (f_neg & right.all())),
+                big2.eq(big1b | (f_neg & right.all())),
                 u2.eq(Mux(big2 | (v2 > k.u_max), k.u_max, v2)),               # clamp
                 pl.eq(u2 * m_lo), ph.eq(u2 * m_hi), u3.eq(u2),                # recip_mul
                 p3.eq(pl + (ph << 18)), u4.eq(u3),                            # recip_add
@@ -359,14 +408,14 @@ class SoftmaxUnit(VectorUnit):
             with core.If(t_e.valid):                                          # lane_sum
                 core.d.sync += ls.eq(Mux(t_e.first, e8[j], ls + e8[j]))
             lane_sum.append(ls)
-        built = ("issue", "read", q_r, mag, left, v2, u2, pl, p3, z4, zq5, t6, sq, el, e8,
-                 "lane_sum")
+        built = ("issue", "read", q_r, dq, mag, left_c, left, v2, u2, pl, p3, z4, zq5, t6, sq,
+                 el, e8, "lane_sum")
         m.d.comb += [ew.addr.eq(ewp), ew.data.eq(e8), ew.en.eq(t_e.valid)]
         with core.If(t_e.valid):
             core.d.sync += ewp.eq(ring_next(ewp, e_words))
         sum_valid = Signal()
         core.d.sync += sum_valid.eq(t_e.valid & t_e.last)
-        row_sum, _ = tree_reduce(core, lane_sum, lambda a, b: a + b, "sum_tree")
+        row_sum, t_depth = tree_reduce(core, lane_sum, lambda a, b: a + b, "sum_tree")
         div_go = DelayLine(core, sum_valid, t_depth, "sum_valid").output
 
         # ---- reciprocal ----------------------------------------------------------------------
@@ -414,8 +463,10 @@ class SoftmaxUnit(VectorUnit):
         o_fire = self.o.valid & self.o.ready
         with core.If(o_fire):
             core.d.sync += out_beat.advance(n_beats)
-        core.d.sync += [rows.eq(rows + (i_fire & (in_cnt == 0)) - (o_fire & out_beat.last)),
-                        pending.eq(pending + i_fire - o_fire)]
+        rows_next = rows + (i_fire & (in_cnt == 0)) - (o_fire & out_beat.last)
+        pending_next = pending + i_fire - o_fire
+        core.d.sync += [rows.eq(rows_next), idle.eq(rows_next == 0),
+                        pending.eq(pending_next), room.eq(pending_next < fifo_words)]
 
         norm_built = ("issue", "read", e_out, prod, y, "fifo_write", "fifo_out", skid)
         for what, got, want in (("exp", built, hw.SOFTMAX_EXP_STAGES),
@@ -424,6 +475,8 @@ class SoftmaxUnit(VectorUnit):
             if len(got) != len(want):
                 raise AssertionError(f"SoftmaxUnit: {len(got)} {what} stages, the timing "
                                      f"model has {len(want)}")
+        if max_cycles != len(hw.SOFTMAX_MAX_TREE_STAGES) * tree_depth(lanes):
+            raise AssertionError("SoftmaxUnit: max tree latency differs from the timing model")
         if div.LATENCY != recip:
             raise AssertionError("SoftmaxUnit: divider latency differs from the timing model")
         m.submodules.core = core
@@ -503,17 +556,20 @@ def softmax_timing(config: AcceleratorConfig) -> dict:
         "model": "edgetron.hw.softmax.softmax_cycles",
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
-        "output_backpressure": "stalls the whole unit",
+        "output_backpressure": "fills the output FIFO (out_fifo_words), then holds back "
+                               "i.ready while that many input beats are pending",
         "variables": {"R": "rows", "n": "logits per row"},
         "constants": {"lanes": lanes, "T": int(tree_depth(lanes)),
                       "ingest_stages": len(hw.SOFTMAX_INGEST_STAGES),
+                      "max_tree_level_stages": len(hw.SOFTMAX_MAX_TREE_STAGES),
                       "exp_stages": len(hw.SOFTMAX_EXP_STAGES),
                       "norm_stages": len(hw.SOFTMAX_NORM_STAGES),
                       "recip_latency": hw.SOFTMAX_RECIP_LATENCY,
-                      "q_buffer_words": int(q_words), "e_buffer_words": int(e_words)},
+                      "q_buffer_words": int(q_words), "e_buffer_words": int(e_words),
+                      "out_fifo_words": int(hw.softmax_out_fifo_words(lanes, row_max))},
         "derived": {"B": "ceil(n / lanes)", "P": "max(B, recip_latency)",
-                    "row_latency": "ingest_stages + T + B - 1 + exp_stages + T + recip_latency "
-                                   "+ norm_stages + B - 1"},
+                    "row_latency": "ingest_stages + max_tree_level_stages * T + B - 1 "
+                                   "+ exp_stages + T + recip_latency + norm_stages + B - 1"},
         "total": "B + (R - 1) * P + row_latency",
         "example": {"R": 197, "n": 197, "cycles": int(hw.softmax_cycles(lanes, 197, 197))},
     }
