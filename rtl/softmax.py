@@ -126,7 +126,7 @@ _TAG = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
 
 def _max_tree(m: Module, values: list):
-    """The maximum of ``values`` (signed) in a registered tree, two cycles per level
+    """The maximum of ``values`` (unsigned) in a registered tree, two cycles per level
     (``SOFTMAX_MAX_TREE_STAGES``): the comparison, with its operands registered beside it,
     then the selection. Returns ``(result, cycles)``."""
     level, cycles = list(values), 0
@@ -239,7 +239,8 @@ class SoftmaxUnit(VectorUnit):
         rows = Signal(range(fifo_words + 1))   # rows in flight: each has a beat pending
 
         # ---- buffers ---------------------------------------------------------------------------
-        m.submodules.qbuf = qmem = memory.Memory(shape=lay.i, depth=q_words, init=[])
+        m.submodules.qbuf = qmem = memory.Memory(shape=data.ArrayLayout(self.in_bits, lanes),
+                                                 depth=q_words, init=[])
         m.submodules.ebuf = emem = memory.Memory(
             shape=data.ArrayLayout(EXP_BITS, lanes), depth=e_words, init=[])
         qw, qr = qmem.write_port(), qmem.read_port()
@@ -291,18 +292,21 @@ class SoftmaxUnit(VectorUnit):
 
         # in_reg: the beat registered (spare lanes of a row's last beat as the smallest
         # logit), so that the lane maxima compare registers, not the input port. The q ring
-        # is written from here too.
-        lo = -(1 << (self.in_bits - 1))
-        in_q = Signal(lay.i)
+        # is written from here too. Logits are kept in offset binary from here on (q + 2**
+        # (in_bits - 1), the sign bit inverted): maxima and differences are the same, and
+        # the comparisons unsigned (the running maximum's loop is the ingest's longest path).
+        bias = 1 << (self.in_bits - 1)
+        in_q = Signal(data.ArrayLayout(self.in_bits, lanes))
         in_tag = Signal(_TAG)
         core.d.sync += [in_tag.valid.eq(i_fire), in_tag.first.eq(in_cnt == 0),
                         in_tag.last.eq(in_last)]
         for j in range(lanes):
-            core.d.sync += in_q[j].eq(Mux(lane_ok(in_last, j), self.i.payload[j], lo))
+            core.d.sync += in_q[j].eq(Mux(lane_ok(in_last, j),
+                                          self.i.payload[j].as_unsigned() ^ bias, 0))
         m.d.comb += [qw.addr.eq(qwp), qw.data.eq(in_q), qw.en.eq(in_tag.valid)]
         with core.If(in_tag.valid):
             core.d.sync += qwp.eq(ring_next(qwp, q_words))
-        lane_max = [Signal(signed(self.in_bits), name=f"lane_max_{j}") for j in range(lanes)]
+        lane_max = [Signal(self.in_bits, name=f"lane_max_{j}") for j in range(lanes)]
         for j in range(lanes):                                            # lane_max
             with core.If(in_tag.valid):
                 core.d.sync += lane_max[j].eq(Mux(in_tag.first | (in_q[j] > lane_max[j]),
@@ -333,7 +337,7 @@ class SoftmaxUnit(VectorUnit):
             m.d.sync += big_mask[i].eq(Mux(f_neg, r_amt <= i - u_bits - 1,
                                            l_amt >= u_bits - i))
         e_act, e_cnt = Signal(), Signal(range(bmax))
-        e_max = Signal(signed(self.in_bits))
+        e_max = Signal(self.in_bits)
         e_lim = Signal(signed(max(self.in_bits, len(k.clamp_in) + 1) + 1))   # max - clamp_in
         with core.If(e_act):                                              # issue
             core.d.sync += [erp.eq(ring_next(erp, q_words)), e_cnt.eq(e_cnt + 1)]
@@ -356,7 +360,7 @@ class SoftmaxUnit(VectorUnit):
         m_lo, m_hi = k.m_ln2[:18], k.m_ln2[18:]          # u * m_ln2 from 18 x 18 products
         lane_sum = []
         for j in range(lanes):
-            q_r = Signal(signed(self.in_bits), name=f"q_r_{j}")
+            q_r = Signal(self.in_bits, name=f"q_r_{j}")
             dq, over = Signal(self.in_bits, name=f"dq_{j}"), Signal(name=f"over_{j}")
             mag = Signal(self.in_bits, name=f"mag_{j}")
             left_c, left = Signal(u_bits, name=f"left_c_{j}"), Signal(u_bits, name=f"left_{j}")
