@@ -199,8 +199,8 @@ _DIGIT = ("digit = Mux(x >= d3, 3, Mux(x >= d2, 2, Mux(x >= d1, 1, 0)))",
 
 SOFTMAX_MUTANTS = (
     _m("softmax_clamp_126", "probabilities clamp at 126", _SM,
-       ("y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))",
-        "y.eq(Mux(rnd > OUT_MAX - 1, OUT_MAX - 1, rnd))")),
+       ("y.eq(Mux(sat, OUT_MAX, rnd))",
+        "y.eq(Mux(sat | (rnd > OUT_MAX - 1), OUT_MAX - 1, rnd))")),
     _m("softmax_truncates", "the normalization truncates instead of rounding", _SM,
        ("rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1", "rnd = prod >> _OUT_SHIFT")),
     _m("softmax_sums_padding", "padding lanes of a row's last beat enter the row sum", _SM,

@@ -76,6 +76,9 @@ _IN_BITS_MAX = INT32_MAX.bit_length() + 1
 _K = 2 * EXP_BITS - 2                  # golden softmax_constants: factor = 2**k // sum
 _OUT_SHIFT = _K - OUT_FRAC_BITS
 _OUT_BITS = 8
+_SAT_BITS = (2 * OUT_MAX + 1).bit_length()
+if 2 * OUT_MAX + 1 != (1 << _SAT_BITS) - 1:      # the saturation test needs OUT_MAX = 2**m - 1
+    raise AssertionError("softmax: OUT_MAX is not one less than a power of two")
 
 
 def softmax_field_bounds() -> dict[str, int]:
@@ -449,12 +452,16 @@ class SoftmaxUnit(VectorUnit):
             prod = Signal(2 * EXP_BITS, name=f"norm_prod_{j}", reset_less=True)
             y = Signal(signed(_OUT_BITS), name=f"y_{j}")
             rnd = ((prod >> (_OUT_SHIFT - 1)) + 1) >> 1
+            # rnd > OUT_MAX iff (prod >> (_OUT_SHIFT - 1)) >= 2 * OUT_MAX + 1 = 2**_SAT_BITS - 1:
+            # decided from the product's bits beside the rounding add, not after it
+            top = prod[_OUT_SHIFT - 1:]
+            sat = top[_SAT_BITS:].any() | top[:_SAT_BITS].all()
             # The e ring's read data into a register of its own, then the multiplier (the
             # block RAM's output into a multiplier in one stage was the unit's critical
             # path on ECP5).
             core.d.sync += [e_out.eq(er.data[j]),                             # read_out
                             prod.eq(e_out * o_fac),                           # mul
-                            y.eq(Mux(rnd > OUT_MAX, OUT_MAX, rnd))]           # round
+                            y.eq(Mux(sat, OUT_MAX, rnd))]                     # round
             m.d.comb += out_data[j].eq(y)
         # ---- output FIFO: the core never stalls; every input beat has its output word -------
         # (The FIFO holds the probabilities; ``last`` is counted at its output, so that no
