@@ -173,7 +173,7 @@ class SoftmaxUnit(VectorUnit):
     i : ``In(stream.Signature(ArrayLayout(signed(in_bits), lanes)))``
         Each row as ``B = ceil(n / lanes)`` beats, lane ``l`` of beat ``j`` is logit
         ``j * lanes + l`` (the last beat's extra lanes are ignored). Not taken while
-        ``c.valid`` is high.
+        ``c.valid`` is high, nor in the three cycles after a ``c`` beat is taken.
     o : ``Out(stream.Signature(softmax_layouts(...).o))``
         ``B`` beats per row, probabilities in ``data`` (extra lanes 0), ``last`` on the row's
         last beat.
