@@ -5,7 +5,8 @@ each triggered by the one before:
 
 1. *ingest*: the row's ``B = ceil(n / lanes)`` beats are written to the q ring buffer while
    per-lane maxima are kept (``SOFTMAX_INGEST_STAGES``); a max tree of ``T =
-   ceil(log2(lanes))`` levels gives the row maximum;
+   ceil(log2(lanes))`` levels, ``M = len(SOFTMAX_MAX_TREE_STAGES)`` cycles each, gives the
+   row maximum;
 2. *exp pass*: the row is read back and the exponentials ``e`` computed
    (``SOFTMAX_EXP_STAGES``, the first is the engine's issue register), written to the e
    ring buffer and summed per lane; a sum tree (``T``) gives the row sum;
@@ -28,9 +29,11 @@ a read in the cycle of a write to the same word returns the old word):
 
 * e ring: beat ``j`` of a row is written ``B + T + SOFTMAX_RECIP_LATENCY + 1`` cycles before
   it is read, so ``Bmax + T + SOFTMAX_RECIP_LATENCY + 1`` words are never overwritten early.
-* q ring: beat ``j`` is read ``T + 2 + j`` cycles after the row's last input beat ``e0``;
-  the word ``W`` beats later belongs to a later row, written no earlier than
-  ``e0 + 1 + j + W - B`` (even with input gaps), so ``W = Bmax + T + 1`` words suffice.
+* q ring: beat ``j`` is written ``I = len(SOFTMAX_INGEST_STAGES) - 1`` cycles after its
+  input handshake and read ``M T + 2 + I + j`` cycles after the row's last input beat
+  ``e0``; the word ``W`` beats later belongs to a later row, written no earlier than
+  ``e0 + I + j + W - B + 1`` (even with input gaps), so ``W = Bmax + M T + 1`` words
+  suffice.
 """
 
 from __future__ import annotations
@@ -44,29 +47,43 @@ from .arith import beats, divider_latency, tree_depth
 __all__ = [
     "SOFTMAX_EXP_STAGES",
     "SOFTMAX_INGEST_STAGES",
+    "SOFTMAX_MAX_TREE_STAGES",
     "SOFTMAX_NORM_STAGES",
     "SOFTMAX_RECIP_LATENCY",
     "softmax_buffer_words",
     "softmax_cycles",
+    "softmax_out_fifo_words",
     "softmax_period",
     "softmax_row_latency",
 ]
 
-#: Ingest: the per-lane running maximum register.
-SOFTMAX_INGEST_STAGES = ("lane_max",)
+#: Ingest: the input beat's register (``in_reg``, which also writes the q ring), the
+#: per-lane running maximum register.
+SOFTMAX_INGEST_STAGES = ("in_reg", "lane_max")
+#: Each level of the max tree: the comparison (its operands registered beside it), then the
+#: selection.
+SOFTMAX_MAX_TREE_STAGES = ("compare", "select")
 #: Exp pass, one cycle each (golden/softmax.py steps): the engine's issue register, the
-#: q-buffer read, ``d`` and its clamp (1-2), the rescale (the shifts and the rounding add)
-#: and its clamp to ``u`` (2), ``u * m_ln2`` (3), ``>> s_ln2`` (3), ``z * q_ln2`` (4),
-#: ``t = q_b - r`` (4), ``L = t*t + q_c`` (5), ``e = L >> (min(z, z_cap) + g)`` written to
-#: the e buffer (6), the per-lane sum (7).
-SOFTMAX_EXP_STAGES = ("issue", "read", "diff", "rescale", "clamp", "recip_mul",
-                      "recip_shift", "ln2_mul", "poly_in", "poly", "exp_shift", "lane_sum")
+#: q-buffer read, the read data's register, ``d`` beside ``q < max - clamp_in`` (1), the
+#: clamp to ``clamp_in`` (2), the rescale's shifts by multiples of 8 and then by the rest
+#: (the low ``u_bits`` of ``mag << f`` and of ``mag >> (-f-1)``, and whether a bit of
+#: ``mag`` alone reaches ``2**u_bits``), its rounding add, the clamp to ``u`` (2),
+#: ``u * m_ln2`` as two partial products and their sum (3), ``>> s_ln2`` (3),
+#: ``z * q_ln2`` beside ``q_b - u`` (4), ``t = (q_b - u) + z * q_ln2`` (4), ``t * t`` (5),
+#: ``L = t*t + q_c`` beside ``min(z, z_cap) + g`` (5), ``e = L >> (min(z, z_cap) + g)``
+#: written to the e buffer (6), the per-lane sum (7).
+SOFTMAX_EXP_STAGES = ("issue", "read", "read_out", "diff", "clamp_in", "shift", "shift_fine",
+                      "round", "clamp", "recip_mul", "recip_add", "recip_shift", "ln2_mul",
+                      "poly_in", "square", "poly_add", "exp_shift", "lane_sum")
 #: Normalize pass: issue register, e-buffer read, the read data's register, ``e * factor``,
-#: the rounding shift and the clamp to 127 into the output register (step 9).
-SOFTMAX_NORM_STAGES = ("issue", "read", "read_out", "mul", "round")
+#: the rounding shift and the clamp to 127 (step 9), then the output FIFO's two cycles from
+#: a write into it empty to the word at its output, and the output skid buffer's register.
+SOFTMAX_NORM_STAGES = ("issue", "read", "read_out", "mul", "round", "fifo_write", "fifo_out",
+                       "out_reg")
 #: The row reciprocal ``floor(2**k / sum)``: ``factor_bits = EXP_BITS`` quotient bits.
 SOFTMAX_RECIP_LATENCY = divider_latency(EXP_BITS)
 _INGEST = len(SOFTMAX_INGEST_STAGES)
+_MAX_LEVEL = len(SOFTMAX_MAX_TREE_STAGES)
 _EXP = len(SOFTMAX_EXP_STAGES)
 _NORM = len(SOFTMAX_NORM_STAGES)
 
@@ -82,7 +99,7 @@ def softmax_row_latency(lanes, n):
     """Cycles from a row's last input handshake to its last output beat."""
     b = beats(n, lanes)
     t = tree_depth(lanes)
-    return (_INGEST + t) + (b - 1 + _EXP) + t + SOFTMAX_RECIP_LATENCY + (_NORM + b - 1)
+    return (_INGEST + _MAX_LEVEL * t) + (b - 1 + _EXP) + t + SOFTMAX_RECIP_LATENCY + (_NORM + b - 1)
 
 
 @njit(cache=True)
@@ -97,4 +114,14 @@ def softmax_buffer_words(lanes, row_max):
     """Words (beats of ``lanes`` values) of the q and e ring buffers: ``(q_words, e_words)``."""
     bmax = beats(row_max, lanes)
     t = tree_depth(lanes)
-    return bmax + t + 1, bmax + t + SOFTMAX_RECIP_LATENCY + 1
+    return bmax + _MAX_LEVEL * t + 1, bmax + t + SOFTMAX_RECIP_LATENCY + 1
+
+
+@njit(cache=True)
+def softmax_out_fifo_words(lanes, row_max):
+    """Words of the output FIFO (one output beat each): the unit takes an input beat only
+    while fewer beats are pending (taken, their output not yet handed over). With ``o``
+    always ready a beat is pending for at most ``softmax_row_latency(lanes, row_max) +
+    Bmax - 1`` cycles (its row's later beats, then the row latency) and at most one beat is
+    taken per cycle, so this bound never holds the input back."""
+    return softmax_row_latency(lanes, row_max) + beats(row_max, lanes) + 1

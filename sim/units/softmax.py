@@ -5,7 +5,10 @@ Timing (:func:`softmax_cycles`): the RTL unit's, ``edgetron.hw.softmax.softmax_c
 logits on ``lanes`` lanes take::
 
     B + (R - 1) * P + row_latency,   B = ceil(n / lanes),  P = max(B, 9),
-    row_latency = 2 B + 2 T + 23,    T = ceil(log2(lanes))
+    row_latency = 2 B + 3 T + F,     T = ceil(log2(lanes)),
+    F = ingest + exp-pass stages + 9 (divider) + normalize stages - 2
+
+(the max tree takes two cycles per level, the sum tree one).
 
 The unit keeps the rows between their passes in two rings carved from the ofmap buffer
 (:func:`edgetron.hw.softmax.softmax_buffer_words`): the logits, and their

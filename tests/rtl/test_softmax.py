@@ -38,6 +38,17 @@ def test_random_rows_with_gaps(lanes, row_max, rows):
     assert [inv.cycles for inv in board.done] == [model.cycles(s) for s in segs]
 
 
+def test_output_fifo_under_heavy_backpressure():
+    # o.ready high one cycle in ten: the output FIFO fills, the beat credits hold i.ready
+    # back (softmax_out_fifo_words(2, 8) = 48 words; segments of up to 40 rows of up to 4
+    # beats, and a segment's rows stay in the unit together), and every row comes out exact.
+    rng = np.random.default_rng(7)
+    model = SoftmaxModel(2, 8)
+    segs = model.random_segments(rng, 80, max_rows=40)
+    board = run_segments(SoftmaxUnit(2, 8), model, segs, stall=0.9, seed=7)
+    assert board.rows >= 80
+
+
 @pytest.mark.parametrize(("lanes", "row_max"), [(16, 256), (8, 256), (2, 16), (1, 9)])
 def test_measured_cycles_equal_timing_model(lanes, row_max):
     model = SoftmaxModel(lanes, row_max)

@@ -15,6 +15,13 @@ import pytest
 from edgetron.config import AcceleratorConfig
 from edgetron.golden.intops import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN
 from edgetron.golden.softmax import softmax_apply, softmax_constants
+from edgetron.hw.softmax import (
+    SOFTMAX_EXP_STAGES,
+    SOFTMAX_INGEST_STAGES,
+    SOFTMAX_MAX_TREE_STAGES,
+    SOFTMAX_NORM_STAGES,
+    SOFTMAX_RECIP_LATENCY,
+)
 from edgetron.hw.softmax import softmax_cycles as hw_softmax_cycles
 from edgetron.sim.records import F_A_B, F_COLS, F_ELEMS, F_ROWS, FIELDS
 from edgetron.sim.units import softmax
@@ -24,21 +31,30 @@ from edgetron.workload import Softmax
 SCALES = (2.0**-74, 1e-5, 1.0 / 1024, 0.05, 1.0, 2.0**18)
 
 
+#: One row's latency is ``2 B + (M + 1) T + FIXED`` (docs/vector-units.md): the max tree's
+#: ``M`` cycles per level, the sum tree's one; the ingest stages, the exp-pass stages, the
+#: divider and the normalize stages, less the 2 cycles of the two ``B - 1`` terms.
+M = len(SOFTMAX_MAX_TREE_STAGES)
+FIXED = (len(SOFTMAX_INGEST_STAGES) + len(SOFTMAX_EXP_STAGES) + SOFTMAX_RECIP_LATENCY
+         + len(SOFTMAX_NORM_STAGES) - 2)
+
+
 def params(lanes: int):
     return AcceleratorConfig(vector_lanes=lanes).sim_params()
 
 
 def test_cycles_are_the_rtl_units():
-    # The RTL unit's function, rows overlapped (docs/vector-units.md): 591 rows of 197
-    # logits on 16 lanes, B = 13 beats, period P = max(13, 9) = 13, one row's latency
-    # 2 B + 2 T + 25 = 26 + 8 + 25 = 59 (25 = 1 ingest + 12 exp-pass stages + 9 divider
-    # + 5 normalize stages - 2).
-    assert softmax.softmax_cycles(params(16), 591, 197) == 13 + 590 * 13 + 59 == 7742
+    # The RTL unit's function, rows overlapped: 591 rows of 197 logits on 16 lanes,
+    # B = 13 beats, period P = max(13, 9) = 13, one row's latency 2 B + (M + 1) T + FIXED
+    # = 26 + (M + 1) * 4 + FIXED.
+    assert SOFTMAX_RECIP_LATENCY == 9
+    assert (softmax.softmax_cycles(params(16), 591, 197)
+            == 13 + 590 * 13 + 26 + (M + 1) * 4 + FIXED)
     assert softmax.softmax_cycles(params(16), 591, 197) == hw_softmax_cycles(16, 591, 197)
-    # Short rows wait for the divider: 8 logits on 16 lanes, B = 1, P = 9, 1 + 0 + 2 + 25.
-    assert softmax.softmax_cycles(params(16), 4, 8) == 1 + 3 * 9 + 2 + 8 + 25
+    # Short rows wait for the divider: 8 logits on 16 lanes, B = 1, P = 9.
+    assert softmax.softmax_cycles(params(16), 4, 8) == 1 + 3 * 9 + 2 + (M + 1) * 4 + FIXED
     # One lane, one element: B = 1, T = 0.
-    assert softmax.softmax_cycles(params(1), 1, 1) == 1 + 2 + 25
+    assert softmax.softmax_cycles(params(1), 1, 1) == 1 + 2 + FIXED
     # divider: 8 digit pairs of 3 compare-subtracts, and 3d once
     assert softmax.SOFTMAX_RECIP_ADDS == 3 * 8 + 1
     assert softmax.SOFTMAX_EXP_BYTES == 2  # a 16-bit exponential
@@ -49,9 +65,10 @@ def test_work_streams_and_keeps_its_rings():
     rec = np.zeros(len(FIELDS), np.int64)
     rec[F_ROWS], rec[F_COLS], rec[F_ELEMS], rec[F_A_B] = 591, 197, 591 * 197, 4
     w = softmax.work(p, rec)
-    assert w.cycles == 7742
-    # q ring 13 + 4 + 1 words of 16 int32 logits, e ring 13 + 4 + 9 + 1 of 16 exponentials
-    assert w.buffer_bytes == 16 * (18 * 4 + 27 * 2)
+    assert w.cycles == 13 + 590 * 13 + 26 + (M + 1) * 4 + FIXED
+    # q ring 13 + M * 4 + 1 words of 16 int32 logits, e ring 13 + 4 + 9 + 1 of 16
+    # exponentials
+    assert w.buffer_bytes == 16 * ((14 + M * 4) * 4 + 27 * 2)
     assert w.sram_write == w.sram_read == 591 * 13 * 16 * (4 + 2)
     assert w.muls == 591 * 197 * 4
     assert w.adds == 591 * 197 * 6 + 591 * (25 + 2 * 15)
