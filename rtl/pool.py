@@ -6,11 +6,13 @@ map). The map streams in once, in raster order, ``lanes`` channels per beat; the
 what the windows still need on chip and visits one grid position per cycle
 (``edgetron.hw.pool``; docs/vector-units.md has the diagram):
 
-* **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads the values
-  of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back (a cycle later) the current
-  value and row ``y - 1``'s, so one read and one write per beat hold two rows (not used by
-  a global pool);
-* **vertical**: the max or sum of up to three rows (``r``); rows above the map (top
+* **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads, at
+  ``(x, g)``, the value of row ``y - 1`` and rows ``y - 1`` and ``y - 2`` reduced (max or
+  sum), and writes back (a cycle later) the current value and the current value reduced
+  with row ``y - 1``'s, so one read and one write per beat hold two rows (not used by a
+  global pool);
+* **vertical**: the max or sum of up to three rows (``r``): the current value reduced with
+  one word of the line buffer, one two-input reduction; rows above the map (top
   padding) and the rows of the previous image are masked to the identity (``-2**(b-1)`` for
   the max, a padded value never wins; ``0`` for the sum, golden's zeros);
 * **column buffer** (``groups`` words): per channel group the vertical result of column
@@ -19,9 +21,13 @@ what the windows still need on chip and visits one grid position per cycle
   global mode the word holds the running sum of the whole map. Both buffers are block RAM
   whose read data feeds only registers; their reads are transparent, and the word written
   in the cycle the read data is taken is forwarded (``elaborate``);
-* **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``
-  in three stages; the max goes through the same stages with ``mult = 2``, ``shift = 1``
-  (exactly the identity).
+* **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``,
+  by the dyadic requantizer (``rtl/requant.py``, ``REQUANT_LATENCY`` stages); the max goes
+  through it with ``mult = 2``, ``shift = 1`` (exactly the identity).
+
+A max compares only the ``in_bits`` low bits of its operands (its values are inputs,
+sign-extended in the wider registers), and every comparison of the grid counters is a
+register updated with them (:meth:`PoolUnit._grid`).
 
 The bottom and right padding are grid positions the unit visits without an input beat
 (value: the identity), so that each window's output leaves at its bottom-right position:
@@ -43,7 +49,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -76,8 +82,9 @@ from edgetron.hw.pool import (
     pool_row_beats,
 )
 
-from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
+from .arith import pack_checked, pack_lanes, unpack_lanes
 from .common import MAX_BUFFER_WORDS, MAX_EDGE, CheckedComponent, check_param, tag_line
+from .requant import Requantizer
 
 __all__ = ["PoolLayouts", "PoolUnit", "decode_pool", "decode_pool_input", "encode_pool",
            "encode_pool_consts", "pool_layouts", "pool_timing"]
@@ -119,13 +126,29 @@ def pool_layouts(lanes: int, groups: int, in_bits: int = _OUT_BITS) -> PoolLayou
     )
 
 
-def _max(a, b):
-    return Mux(a > b, a, b)
+def _reduce(avg, a, b, bits: int):
+    """The sum (``avg``) or the max of ``a`` and ``b``. A max reduces values of the input
+    range, ``bits`` wide (sign-extended in the wider registers): it compares those bits
+    only."""
+    return Mux(avg, a + b, Mux(a[:bits].as_signed() > b[:bits].as_signed(), a, b))
 
 
-def _reduce(avg, a, b):
-    """The sum (``avg``) or the max of ``a`` and ``b``."""
-    return Mux(avg, a + b, _max(a, b))
+class _Grid(NamedTuple):
+    """The registers of the grid position that :meth:`PoolUnit.elaborate` reads."""
+
+    k: Signal           #: the constants
+    g: Signal           #: the channel group
+    g0: Signal          #: g == 0
+    g_last: Signal      #: the last group
+    x_last: Signal      #: the last grid column
+    xin: Signal         #: x < w (not right padding)
+    yin: Signal         #: y < h (not bottom padding)
+    x_ge1: Signal       #: x >= 1
+    x_ge2: Signal       #: x >= 2
+    y_ge1: Signal       #: y >= 1
+    y_ge2: Signal       #: y >= 2
+    ex: Signal          #: a window ends in this column
+    ey: Signal          #: a window ends in this row
 
 
 class PoolUnit(CheckedComponent):
@@ -158,7 +181,8 @@ class PoolUnit(CheckedComponent):
 
     Latency
     -------
-    ``LATENCY = edgetron.hw.pool.POOL_LATENCY = 6`` cycles from a window's bottom-right
+    ``LATENCY = edgetron.hw.pool.POOL_LATENCY = 9`` cycles (read, vertical, horizontal,
+    then the requantizer's six) from a window's bottom-right
     position visited to its output beat valid; ``edgetron.hw.pool.pool_cycles`` from the
     first input handshake to the last output handshake.
 
@@ -238,97 +262,138 @@ class PoolUnit(CheckedComponent):
         """The stream payload layouts."""
         return self._layouts
 
+    def _grid(self, m: Module, kc, load, go) -> _Grid:
+        """The grid position ``(y, x, g)``, advanced by ``go``, and what the unit reads of
+        it: every comparison of a counter is a register, updated with the counter from
+        comparisons of registered values (the bounds minus one or two, registered when the
+        constants ``kc`` load), so that no comparator stands between a counter and the
+        control it drives. ``dx = nx - x`` and ``dy = ny - y`` count down to the next
+        column and row where a window ends (``nx``, ``ny``: the first at ``fx``, ``fy``,
+        then every stride)."""
+        k = Signal(self._layouts.c)
+        pb = _POS_BITS + 1
+        y, x, dy, dx = (Signal(pb, name=n) for n in ("y", "x", "dy", "dx"))
+        g = Signal(range(self._groups))
+        gb = len(k.groups)
+        g_m2, wi_m2, hi_m2, w_m1, h_m1 = (Signal(n, name=name) for n, name in (
+            (gb, "groups_m2"), (pb, "wi_m2"), (pb, "hi_m2"), (pb, "w_m1"), (pb, "h_m1")))
+        # g0: g == 0 (and at reset: the unit starts at (0, 0, 0)); *_last: the last group,
+        # column, row; xin, yin: x < w, y < h; x_ge1 ...: x >= 1 ...; ex, ey: x == nx, y == ny
+        g0 = Signal(init=1)
+        (g_last, x_last, y_last, xin, yin, x_ge1, x_ge2, y_ge1, y_ge2, ex, ey) = (
+            Signal(name=n) for n in ("g_last", "x_last", "y_last", "xin", "yin", "x_ge1",
+                                     "x_ge2", "y_ge1", "y_ge2", "ex", "ey"))
+        with m.If(go):
+            with m.If(g_last):
+                m.d.sync += [g.eq(0), g0.eq(1), g_last.eq(k.groups == 1)]
+            with m.Else():
+                m.d.sync += [g.eq(g + 1), g0.eq(0), g_last.eq(g == g_m2)]
+            with m.If(g_last & x_last):
+                m.d.sync += [x.eq(0), x_last.eq(k.wi == 1), xin.eq(1), x_ge1.eq(0),
+                             x_ge2.eq(0), dx.eq(k.fx), ex.eq(k.fx == 0)]
+                with m.If(y_last):
+                    m.d.sync += [y.eq(0), y_last.eq(k.hi == 1), yin.eq(1), y_ge1.eq(0),
+                                 y_ge2.eq(0), dy.eq(k.fy), ey.eq(k.fy == 0)]
+                with m.Else():
+                    m.d.sync += [y.eq(y + 1), y_last.eq(y == hi_m2), yin.eq(yin & (y != h_m1)),
+                                 y_ge1.eq(1), y_ge2.eq(y_ge1),
+                                 dy.eq(Mux(ey, k.sh - 1, dy - 1)),
+                                 ey.eq(Mux(ey, k.sh == 1, dy == 1))]
+            with m.Elif(g_last):
+                m.d.sync += [x.eq(x + 1), x_last.eq(x == wi_m2), xin.eq(xin & (x != w_m1)),
+                             x_ge1.eq(1), x_ge2.eq(x_ge1),
+                             dx.eq(Mux(ex, k.sw - 1, dx - 1)), ex.eq(Mux(ex, k.sw == 1, dx == 1))]
+        # The constants are taken at (0, 0, 0) with nothing in flight: the flags of that
+        # position under them.
+        with m.If(load):
+            m.d.sync += [k.eq(kc), g_m2.eq(kc.groups - 2), wi_m2.eq(kc.wi - 2),
+                         hi_m2.eq(kc.hi - 2), w_m1.eq(kc.w - 1), h_m1.eq(kc.h - 1),
+                         g_last.eq(kc.groups == 1), x_last.eq(kc.wi == 1), y_last.eq(kc.hi == 1),
+                         xin.eq(1), yin.eq(1), dx.eq(kc.fx), ex.eq(kc.fx == 0), dy.eq(kc.fy),
+                         ey.eq(kc.fy == 0)]
+        return _Grid(k, g, g0, g_last, x_last, xin, yin, x_ge1, x_ge2, y_ge1, y_ge2, ex, ey)
+
     def elaborate(self, platform):
         m = Module()
         core = Module()
         lanes, in_bits = self._lanes, self._in_bits
-        vbits, sbits = in_bits + 2, _sum_bits(in_bits)
-        k = Signal(self._layouts.c)
+        qbits, vbits, sbits = in_bits + 1, in_bits + 2, _sum_bits(in_bits)
         loaded = Signal()
         run = Signal()
+        go = Signal()
+        load = Signal()
+        pos = self._grid(m, self.c.payload, load, go)
+        k = pos.k
 
         # ---- the grid position and what it needs -------------------------------------
-        y, x, ny, nx = (Signal(_POS_BITS + 2, name=n) for n in ("y", "x", "ny", "nx"))
-        g = Signal(range(self._groups))
-        j = Signal(range(self._row_beats))
-        real = (y < k.h) & (x < k.w)
-        at_start = (y == 0) & (x == 0) & (g == 0)
+        real = pos.xin & pos.yin
+        at_start = pos.g0 & ~pos.x_ge1 & ~pos.y_ge1
         lo = -(1 << (in_bits - 1))
         ident = Mux(k.avg, 0, lo)
 
         tags = tag_line(core, {"valid": 1, "emit": 1, "hx1": 1, "hx2": 1,
                                "g": range(self._groups)}, POOL_LATENCY, "tag")
         busy = Signal()
-        m.d.comb += busy.eq(tags[1].valid | tags[2].valid | tags[3].valid | tags[4].valid
-                            | tags[5].valid | tags[6].valid)
-        go = Signal()
+        m.d.comb += busy.eq(Cat(tags[d].valid for d in range(1, tags.depth + 1)).any())
         m.d.comb += [
-            run.eq(~(tags.output.valid & tags.output.emit) | self.o.ready),
+            run.eq(~tags.output.emit | self.o.ready),
             self.c.ready.eq(at_start & ~busy),
+            load.eq(self.c.valid & self.c.ready),
             self.i.ready.eq(loaded & run & real & ~(at_start & self.c.valid)),
             go.eq(loaded & run & Mux(real, self.i.valid & ~(at_start & self.c.valid), 1)),
             tags.input.valid.eq(go),
-            tags.input.emit.eq((y == ny) & (x == nx)),
-            tags.input.hx1.eq(Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))),
-            tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2)),
-            tags.input.g.eq(g),
+            tags.input.emit.eq(go & pos.ex & pos.ey),
+            tags.input.hx1.eq(Mux(k.glob, pos.y_ge1 | pos.x_ge1, (k.s >= 2) & pos.x_ge1)),
+            tags.input.hx2.eq(~k.glob & (k.s == 3) & pos.x_ge2),
+            tags.input.g.eq(pos.g),
         ]
-        # The requantization's multiplier and shift, decoded when the constants load (no
-        # mode multiplexer between them and the multipliers): the average's, or for the max
-        # mult = 2, shift = 1, (2v + 1) >> 1 = v. shift - 1 is taken modulo 64, as rtl/add.py.
+        # The requantizer's multiplier and shift, decoded when the constants load (no mode
+        # multiplexer between them and the multipliers): the average's, or for the max
+        # mult = 2, shift = 1: (2v + 1) >> 1 = v.
         shift = Signal(SHIFT_BITS)
         mult = Signal(MULT_BITS)
-        with m.If(self.c.valid & self.c.ready):
+        with m.If(load):
             kc = self.c.payload
-            m.d.sync += [k.eq(kc), loaded.eq(1), ny.eq(kc.fy), nx.eq(kc.fx),
-                         shift.eq(Mux(kc.avg, kc.shift - 1, 0)), mult.eq(Mux(kc.avg, kc.mult, 2))]
-        last_g, last_x, last_y = g == k.groups - 1, x == k.wi - 1, y == k.hi - 1
-        # j's value in the next cycle: the line buffer's read address (a synchronous read,
-        # so that it maps onto block RAM; the data arrives with the position).
-        j_next = Signal.like(j)
-        m.d.comb += j_next.eq(Mux(go, Mux(k.glob | (last_g & last_x), 0, j + 1), j))
-        m.d.sync += j.eq(j_next)
-        with m.If(go):
-            m.d.sync += g.eq(Mux(last_g, 0, g + 1))
-            with m.If(last_g):
-                m.d.sync += x.eq(Mux(last_x, 0, x + 1))
-                with m.If(x == nx):
-                    m.d.sync += nx.eq(nx + k.sw)
-                with m.If(last_x):
-                    m.d.sync += [nx.eq(k.fx), y.eq(Mux(last_y, 0, y + 1))]
-                    with m.If(y == ny):
-                        m.d.sync += ny.eq(ny + k.sh)
-                    with m.If(last_y):
-                        m.d.sync += ny.eq(k.fy)
+            m.d.sync += [loaded.eq(1), shift.eq(Mux(kc.avg, kc.shift, 1)),
+                         mult.eq(Mux(kc.avg, kc.mult, 2))]
 
-        # ---- line buffer: rows y-1 and y-2 at (x, g), read, then rewritten a cycle later --
-        # The read is synchronous, addressed a cycle ahead (j_next), so that the word of
-        # position j is on the read data in the cycle the position is visited; it feeds only
-        # the read stage's registers. The position's word (its value, and row y-1's moved
-        # down) is written back in the next cycle from those registers (v1, p1), so no path
-        # runs from the block RAM's read data into it. Both buffers' reads are transparent
-        # for their write port (a word written in the cycle of the read arrives with it;
-        # FPGA flows emulate that across a block RAM's ports with a register and a
-        # multiplexer after the read data, which is cheaper than the read-first semantics a
-        # non-transparent read would make them emulate). The word written in the cycle the
-        # read data is used is forwarded: pending here (a grid row of one word reads it
-        # again). p1 is masked: where it is the identity (use1 low) the row y-2 it becomes
-        # is masked too (use2 low).
+        # ---- line buffer: rows above at (x, g), read, then rewritten a cycle later --------
+        # The word of position j holds p1, the value of row y - 1, and q, rows y - 1 and
+        # y - 2 reduced (max or sum), so that the vertical stage is one two-input reduction
+        # (the input with q, or with p1 for a window of two rows). The read is synchronous
+        # and free-running: every cycle it reads the word of the position after the current
+        # one (j + 1, or 0 at a row's end), addressed from registers only (no path from the
+        # stall or the input's valid into the block RAM); the cycle after the position
+        # advances (fresh) that word is the current position's, and ``held`` keeps it while
+        # the position waits. The position's word (its value, and p1 reduced with it) is
+        # written back in the next cycle from the read stage's registers (v1, p1). Both
+        # buffers' reads are transparent for their write port (a word written in the cycle
+        # of the read arrives with it; FPGA flows emulate that across a block RAM's ports
+        # with a register and a multiplexer after the read data, which is cheaper than the
+        # read-first semantics a non-transparent read would make them emulate). The word
+        # written while the current position waits for it is forwarded (a grid row of one
+        # word reads it again), into ``held`` too. p1 is masked: where it is the identity
+        # (use1 low) the rows it is reduced with are masked too (use2 low).
         lane_arr = data.ArrayLayout(signed(in_bits), lanes)
-        line_word = data.StructLayout({"p1": lane_arr, "p2": lane_arr})
+        line_word = data.StructLayout({"p1": lane_arr,
+                                       "q": data.ArrayLayout(signed(qbits), lanes)})
         m.submodules.lines = lines = memory.Memory(shape=line_word, depth=self._row_beats,
                                                    init=[])
         lw = lines.write_port()
         lr = lines.read_port(transparent_for=(lw,))
-        line = Signal(line_word)
-        lw_a = Signal.like(j)            # the word visited last cycle: written now
-        use1 = ~k.glob & (k.r >= 2) & (y >= 1)
-        use2 = ~k.glob & (k.r == 3) & (y >= 2)
-        m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(lw_a),
-                     line.eq(Mux(lw.en & (lw_a == j), lw.data, lr.data))]
-        m.d.sync += lw.en.eq(go & ~k.glob)
+        j = Signal(range(self._row_beats))
+        j_after = Signal.like(j)          # the word of the position after this one
+        lw_a = Signal.like(j)             # the word visited last cycle: written now
+        line, held = Signal(line_word), Signal(line_word)
+        fresh = Signal()
+        use1 = ~k.glob & (k.r >= 2) & pos.y_ge1
+        use2 = ~k.glob & (k.r == 3) & pos.y_ge2
+        m.d.comb += [j_after.eq(Mux(k.glob | (pos.g_last & pos.x_last), 0, j + 1)),
+                     lr.addr.eq(j_after), lw.addr.eq(lw_a),
+                     line.eq(Mux(lw.en & (lw_a == j), lw.data, Mux(fresh, lr.data, held)))]
+        m.d.sync += [lw.en.eq(go & ~k.glob), fresh.eq(go), held.eq(line)]
         with m.If(go):
-            m.d.sync += lw_a.eq(j)
+            m.d.sync += [j.eq(j_after), lw_a.eq(j)]
 
         # ---- column buffer: per group, column x-1 and the pair x-1, x-2 (or the global sum) -
         # The word of group g holds ``a``, the vertical result of column x - 1, and ``p``,
@@ -342,17 +407,21 @@ class PoolUnit(CheckedComponent):
         # of registers. The read (transparent, as the line buffer's) misses the word the
         # horizontal stage (tags[2]) writes in the step ``col`` loads: forwarded (one channel
         # group reads the word written one step before; a global pool of one group updates
-        # its running sum every step).
-        sum_arr = data.ArrayLayout(signed(sbits), lanes)
-        col_word = data.StructLayout({"a": sum_arr, "p": sum_arr})
+        # its running sum every step). ``a`` holds a global sum, ``p`` a pair of columns.
+        col_word = data.StructLayout({"a": data.ArrayLayout(signed(sbits), lanes),
+                                      "p": data.ArrayLayout(signed(vbits + 1), lanes)})
         m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
         cw = cols.write_port()
         cr = cols.read_port(transparent_for=(cw,))
         col = Signal(col_word)
-        m.d.comb += [cr.addr.eq(g), cr.en.eq(run), cw.addr.eq(tags[2].g),
+        m.d.comb += [cr.addr.eq(pos.g), cr.en.eq(run), cw.addr.eq(tags[2].g),
                      cw.en.eq(tags[2].valid & run)]
         fwd = tags[2].valid & (tags[2].g == tags[1].g)
         core.d.sync += col.eq(Mux(fwd, cw.data, cr.data))
+
+        # ---- requantization: the dyadic requantizer, stalled with the rest -------------
+        core.submodules.requant = rq = Requantizer(lanes, sbits, _OUT_BITS)
+        m.d.comb += rq.o.ready.eq(1)      # the requantizer stalls with the rest (clock enable)
 
         stages = None
         for lane in range(lanes):
@@ -360,37 +429,37 @@ class PoolUnit(CheckedComponent):
             m.d.comb += v.eq(Mux(real, self.i.payload[lane], ident))
             v1 = Signal(signed(in_bits), name=f"v1_{lane}")
             p1 = Signal(signed(in_bits), name=f"p1_{lane}")
-            p2 = Signal(signed(in_bits), name=f"p2_{lane}")
+            q1 = Signal(signed(qbits), name=f"q1_{lane}")
             vert = Signal(signed(vbits), name=f"vert_{lane}")
             hor = Signal(signed(sbits), name=f"hor_{lane}")
-            prod = Signal(signed(sbits + MULT_BITS + 1), name=f"prod_{lane}")
-            rnd = Signal(signed(sbits + MULT_BITS + 1), name=f"rnd_{lane}")
-            out = Signal(signed(_OUT_BITS), name=f"out_{lane}")
             # x >= 2 of a 3-column window: the pair; x >= 1 (or the global sum): column x-1
             prev = Mux(tags[2].hx2, col.p[lane], Mux(tags[2].hx1, col.a[lane], ident))
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
+            a_vert = col.a[lane][:vbits].as_signed()   # column x-1 of a window: a vertical
             m.d.comb += [
-                h_now.eq(_reduce(k.avg, vert, prev)),
+                h_now.eq(_reduce(k.avg, vert, prev, in_bits)),
                 cw.data.a[lane].eq(Mux(k.glob, h_now, vert)),
-                cw.data.p[lane].eq(_reduce(k.avg, vert, col.a[lane])),
+                cw.data.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits)),
             ]
             core.d.sync += [
                 v1.eq(v),                                                       # read
                 p1.eq(Mux(use1, line.p1[lane], ident)),
-                p2.eq(Mux(use2, line.p2[lane], ident)),
-                vert.eq(Mux(k.avg, v1 + p1 + p2, _max(_max(v1, p1), p2))),      # vertical
+                q1.eq(Mux(use2, line.q[lane], Mux(use1, line.p1[lane], ident))),
+                vert.eq(_reduce(k.avg, v1, q1, in_bits)),                       # vertical
                 hor.eq(h_now),                                                  # horizontal
-                prod.eq(hor * mult),                                            # mul
-                rnd.eq((prod >> shift) + 1),                                    # shift
-                out.eq(saturate(rnd >> 1, _OUT_BITS)),                          # sat
             ]
-            m.d.comb += [self.o.payload[lane].eq(out), lw.data.p1[lane].eq(v1),
-                         lw.data.p2[lane].eq(p1)]
-            stages = (v1, vert, hor, prod, rnd, out)
-        m.d.comb += self.o.valid.eq(tags.output.valid & tags.output.emit)
-        if not len(stages) == len(POOL_STAGES) == tags.depth == self.LATENCY:
-            raise AssertionError(f"PoolUnit: {len(stages)} data stages, {tags.depth} tag "
-                                 f"stages, timing model POOL_LATENCY = {self.LATENCY}")
+            m.d.comb += [rq.i.payload.acc[lane].eq(hor), rq.i.payload.mult[lane].eq(mult),
+                         rq.i.payload.shift[lane].eq(shift),
+                         self.o.payload[lane].eq(rq.o.payload[lane]),
+                         lw.data.p1[lane].eq(v1),
+                         lw.data.q[lane].eq(_reduce(k.avg, v1, p1, in_bits))]
+            stages = (v1, vert, hor)
+        m.d.comb += self.o.valid.eq(tags.output.emit)
+        if not (len(stages) == len(POOL_STAGES)
+                and len(stages) + rq.LATENCY == tags.depth == self.LATENCY):
+            raise AssertionError(f"PoolUnit: {len(stages)} data stages + requantizer "
+                                 f"{rq.LATENCY}, {tags.depth} tag stages, timing model "
+                                 f"POOL_LATENCY = {self.LATENCY}")
         m.submodules.core = EnableInserter(run)(core)
         return m
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from numba import njit
 
 from .arith import beats
+from .gemm import REQUANT_LATENCY
 
 __all__ = [
     "POOL_EDGE_MAX",
@@ -39,13 +40,16 @@ __all__ = [
     "pool_row_beats",
 ]
 
-#: Registered stages, one cycle each: the input (or padding) beat and the line buffer's two
-#: previous rows; the vertical reduction (max or sum of up to three rows); the horizontal
-#: reduction with the two previous columns (or the running global sum); the product
-#: ``sum * mult``; ``(t >> (shift - 1)) + 1``; the last shift and the int8 saturation.
-POOL_STAGES = ("read", "vertical", "horizontal", "mul", "shift", "sat")
-#: Cycles from a grid position visited to its output beat valid.
-POOL_LATENCY = len(POOL_STAGES)
+#: Registered stages, one cycle each, before the requantizer: the input (or padding) beat
+#: and the line buffer's rows above (row ``y - 1``, and rows ``y - 1`` and ``y - 2``
+#: already reduced); the vertical reduction (max or sum of those with the input: one
+#: two-input reduction); the horizontal reduction with the two previous columns (or the
+#: running global sum).
+POOL_STAGES = ("read", "vertical", "horizontal")
+#: Cycles from a grid position visited to its output beat valid: the stages, then the
+#: dyadic requantizer of ``rtl/requant.py`` (``REQUANT_LATENCY`` stages; a max goes through
+#: it with ``mult = 2, shift = 1``, the identity), as the GELU unit's.
+POOL_LATENCY = len(POOL_STAGES) + REQUANT_LATENCY
 #: Largest window edge of the line-buffer mode (``r``, ``s``): three rows are reduced at
 #: once. Larger windows run only as a global pool (the whole map).
 POOL_WINDOW_MAX = 3
