@@ -293,7 +293,7 @@ POOL_MUTANTS = (
        "its cycle", _POOL, ("lr = lines.read_port(transparent_for=(lw,))",
                             "lr = lines.read_port()")),
     _m("pool_lines_pending_not_forwarded", "the line buffer's read misses the word waiting "
-       "to be written back", _POOL, ("line.eq(Mux(lw.en & (lw_a == j), lw.data,",
+       "to be written back", _POOL, ("line.eq(Mux(again, lw.data,",
                                      "line.eq(Mux(0, lw.data,")),
     _m("pool_lines_not_held", "the line buffer's word is not held while its position "
        "waits (the free-running read moves on)", _POOL,
@@ -302,21 +302,24 @@ POOL_MUTANTS = (
        "its cycle", _POOL, ("cr = cols.read_port(transparent_for=(cw,))",
                             "cr = cols.read_port()")),
     _m("pool_cols_not_forwarded", "the column buffer's registered read misses the word "
-       "written in the step it loads", _POOL,
-       ("col.eq(Mux(fwd, cw.data, cr.data))", "col.eq(cr.data)")),
-    _m("pool_cols_read_register_moves_while_stalled", "the column buffer's registered read "
-       "(and its forwarded word) is replaced during a stall", _POOL,
-       ("core.d.sync += col.eq(", "m.d.sync += col.eq(")),
-    _m("pool_cols_read_ignores_stall", "the column buffer reads the next group during a "
-       "stall", _POOL, ("cr.en.eq(run)", "cr.en.eq(1)")),
+       "computed in the step it loads", _POOL,
+       ("s_p, s_h, s_v = fwd & hx2, fwd & hx1 & k.glob, fwd & hx1", "s_p = s_h = s_v = 0")),
+    _m("pool_cols_write_not_forwarded", "the column buffer's registered read misses the "
+       "word its registered write port writes in the step it loads", _POOL,
+       ("cur.eq(Mux(fwd2, cw.data, cr.data))", "cur.eq(cr.data)")),
     _m("pool_pair_drops_column", "the column pair written back drops column x-2", _POOL,
-       ("cw.data.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits))",
-        "cw.data.p[lane].eq(vert)")),
+       ("c_now.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits))", "c_now.p[lane].eq(vert)")),
     _m("pool_line_written_without_a_position", "the line buffer writes back in cycles no "
        "position advanced in (stalls, input gaps)", _POOL,
        ("lw.en.eq(go & ~k.glob)", "lw.en.eq(loaded & ~k.glob)")),
-    _m("pool_ignores_ready", "the unit runs whatever o.ready says", _POOL,
-       ("run.eq(~tags.output.emit | self.o.ready)", "run.eq(1)")),
+    _m("pool_ignores_ready", "the output buffer is read whatever o.ready says", _POOL,
+       ("take.eq(~self.o.valid | self.o.ready)", "take.eq(1)")),
+    _m("pool_no_credit", "positions are visited with no room in the output buffer for "
+       "their beats", _POOL,
+       ("go.eq(loaded & room & Mux(", "go.eq(loaded & Mux(")),
+    _m("pool_credit_not_returned", "a beat read from the output buffer does not return "
+       "its room", _POOL,
+       ("free_next.eq(free - tags.input.emit + leaves)", "free_next.eq(free - tags.input.emit)")),
     _m("pool_constants_while_busy", "new constants taken while beats are in flight", _POOL,
        ("self.c.ready.eq(at_start & ~busy)", "self.c.ready.eq(at_start)")),
 )

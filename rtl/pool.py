@@ -49,8 +49,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -71,6 +72,8 @@ from edgetron.golden.layernorm import CHANNELS_MAX
 from edgetron.golden.pool import PoolConstants
 from edgetron.hw.arith import beats
 from edgetron.hw.pool import (
+    POOL_BUFFER_BEATS,
+    POOL_BUFFER_CYCLES,
     POOL_EDGE_MAX,
     POOL_LATENCY,
     POOL_STAGES,
@@ -193,9 +196,12 @@ class PoolUnit(CheckedComponent):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered stalls the whole unit (one clock enable; the
-    buffers are written only by positions that advance) and drops ``i.ready``; nothing is
-    lost or duplicated and the offered beat is held.
+    The pipeline never stops (no clock enable): its beats wait for ``o.ready`` in an output
+    buffer of ``edgetron.hw.pool.POOL_BUFFER_BEATS`` beats, and a position is visited only
+    while the buffer has room for every beat in flight, so ``i.ready`` drops when
+    ``o.ready`` has been low long enough to fill it (not in the cycle it drops); nothing is
+    lost or duplicated and the offered beat is held. With ``o.ready`` always high the
+    buffer never fills (its one cycle is in ``POOL_LATENCY``).
 
     Golden
     ------
@@ -313,13 +319,26 @@ class PoolUnit(CheckedComponent):
                          ey.eq(kc.fy == 0)]
         return _Grid(k, g, g0, g_last, x_last, xin, yin, x_ge1, x_ge2, y_ge1, y_ge2, ex, ey)
 
+    def _output_buffer(self, m: Module, beat, valid) -> None:
+        """The output buffer of ``POOL_BUFFER_BEATS`` beats: ``o`` is a register (the
+        oldest beat), behind it a FIFO of the others; a beat (``beat``, ``valid``) goes into
+        the register when it is free and the FIFO empty, else into the FIFO, so that it
+        is offered in the next cycle at the earliest (``POOL_BUFFER_CYCLES``)."""
+        m.submodules.spill = spill = SyncFIFO(width=len(beat), depth=POOL_BUFFER_BEATS - 1)
+        take = Signal()                   # the register is free for the next cycle
+        m.d.comb += [take.eq(~self.o.valid | self.o.ready), spill.r_en.eq(take),
+                     spill.w_data.eq(beat), spill.w_en.eq(valid & ~(take & ~spill.r_rdy))]
+        with m.If(take):
+            with m.If(spill.r_rdy):
+                m.d.sync += [self.o.payload.eq(spill.r_data), self.o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(beat), self.o.valid.eq(valid)]
+
     def elaborate(self, platform):
         m = Module()
-        core = Module()
         lanes, in_bits = self._lanes, self._in_bits
         qbits, vbits, sbits = in_bits + 1, in_bits + 2, _sum_bits(in_bits)
         loaded = Signal()
-        run = Signal()
         go = Signal()
         load = Signal()
         pos = self._grid(m, self.c.payload, load, go)
@@ -331,16 +350,29 @@ class PoolUnit(CheckedComponent):
         lo = -(1 << (in_bits - 1))
         ident = Mux(k.avg, 0, lo)
 
-        tags = tag_line(core, {"valid": 1, "emit": 1, "hx1": 1, "hx2": 1,
-                               "g": range(self._groups)}, POOL_LATENCY, "tag")
-        busy = Signal()
-        m.d.comb += busy.eq(Cat(tags[d].valid for d in range(1, tags.depth + 1)).any())
+        # The pipeline never stops (no clock enable fanned out to its registers): its beats
+        # go into the output buffer, a FIFO of POOL_BUFFER_BEATS beats, and a position is
+        # visited only while there is room: ``free``, the beats of the buffer not promised
+        # to a position in flight nor holding an unread beat, is not zero, or a beat leaves
+        # in this cycle (so that after backpressure the unit resumes no later than a
+        # stalled pipeline would).
+        tags = tag_line(m, {"valid": 1, "emit": 1, "hx1": 1, "hx2": 1,
+                            "g": range(self._groups)}, POOL_LATENCY - POOL_BUFFER_CYCLES, "tag")
+        beat = Signal(len(self.o.payload.as_value()))     # the requantizer's output beat
+        leaves = self.o.valid & self.o.ready
+        self._output_buffer(m, beat, tags.output.emit)
+        free = Signal(range(POOL_BUFFER_BEATS + 1), init=POOL_BUFFER_BEATS)
+        free_next = Signal.like(free)
+        room = Signal()
+        busy = Signal()                   # a position in flight: tags 1 .. depth valid
+        m.d.sync += busy.eq(Cat(tags[d].valid for d in range(tags.depth)).any())
         m.d.comb += [
-            run.eq(~tags.output.emit | self.o.ready),
+            free_next.eq(free - tags.input.emit + leaves),
+            room.eq((free != 0) | leaves),
             self.c.ready.eq(at_start & ~busy),
             load.eq(self.c.valid & self.c.ready),
-            self.i.ready.eq(loaded & run & real & ~(at_start & self.c.valid)),
-            go.eq(loaded & run & Mux(real, self.i.valid & ~(at_start & self.c.valid), 1)),
+            self.i.ready.eq(loaded & room & real & ~(at_start & self.c.valid)),
+            go.eq(loaded & room & Mux(real, self.i.valid & ~(at_start & self.c.valid), 1)),
             tags.input.valid.eq(go),
             tags.input.emit.eq(go & pos.ex & pos.ey),
             tags.input.hx1.eq(Mux(k.glob, pos.y_ge1 | pos.x_ge1, (k.s >= 2) & pos.x_ge1)),
@@ -363,9 +395,9 @@ class PoolUnit(CheckedComponent):
         # (the input with q, or with p1 for a window of two rows). The read is synchronous
         # and free-running: every cycle it reads the word of the position after the current
         # one (j + 1, or 0 at a row's end), addressed from registers only (no path from the
-        # stall or the input's valid into the block RAM); the cycle after the position
-        # advances (fresh) that word is the current position's, and ``held`` keeps it while
-        # the position waits. The position's word (its value, and p1 reduced with it) is
+        # input's valid into the block RAM); the cycle after the position advances (fresh)
+        # that word is the current position's, and ``held`` keeps it while the position
+        # waits. The position's word (its value, and p1 reduced with it) is
         # written back in the next cycle from the read stage's registers (v1, p1). Both
         # buffers' reads are transparent for their write port (a word written in the cycle
         # of the read arrives with it; FPGA flows emulate that across a block RAM's ports
@@ -385,13 +417,16 @@ class PoolUnit(CheckedComponent):
         j_after = Signal.like(j)          # the word of the position after this one
         lw_a = Signal.like(j)             # the word visited last cycle: written now
         line, held = Signal(line_word), Signal(line_word)
-        fresh = Signal()
+        fresh, again = Signal(), Signal()
         use1 = ~k.glob & (k.r >= 2) & pos.y_ge1
         use2 = ~k.glob & (k.r == 3) & pos.y_ge2
         m.d.comb += [j_after.eq(Mux(k.glob | (pos.g_last & pos.x_last), 0, j + 1)),
                      lr.addr.eq(j_after), lw.addr.eq(lw_a),
-                     line.eq(Mux(lw.en & (lw_a == j), lw.data, Mux(fresh, lr.data, held)))]
-        m.d.sync += [lw.en.eq(go & ~k.glob), fresh.eq(go), held.eq(line)]
+                     line.eq(Mux(again, lw.data, Mux(fresh, lr.data, held)))]
+        # again: the word written now is the current position's (lw_a == j): a grid row of
+        # one word, whose last position is its first (j == 0 at the row's end)
+        m.d.sync += [lw.en.eq(go & ~k.glob), fresh.eq(go), held.eq(line),
+                     again.eq(go & ~k.glob & pos.g_last & pos.x_last & (j == 0))]
         with m.If(go):
             m.d.sync += [j.eq(j_after), lw_a.eq(j)]
 
@@ -401,27 +436,38 @@ class PoolUnit(CheckedComponent):
         # the reduction of this column with ``p``, of two with ``a``, so that the horizontal
         # stage has two 2-input reductions side by side (the window, and the pair written
         # back), not three inputs in series. The read is addressed two steps ahead of the
-        # horizontal stage, with the group entering the pipeline (g; its enable is the clock
-        # enable, so that a stall holds its data), into a register, ``col``: the block RAM's
-        # read data feeds only that register, and read -> reduction -> write back is a loop
-        # of registers. The read (transparent, as the line buffer's) misses the word the
-        # horizontal stage (tags[2]) writes in the step ``col`` loads: forwarded (one channel
-        # group reads the word written one step before; a global pool of one group updates
-        # its running sum every step). ``a`` holds a global sum, ``p`` a pair of columns.
+        # horizontal stage, with the group entering the pipeline (g), into a register,
+        # ``col``: the block RAM's read data feeds only that register, and the word the
+        # horizontal stage computes (c_now) is written a step later from registers (the
+        # write port's), so read -> reduction -> write back is a loop of registers. The read
+        # (transparent, as the line buffer's) misses the words of the two steps before the
+        # one ``col`` loads in: the one computed in that step (fwd: one channel group; a
+        # global pool of one group updates its running sum every step) and the one the write
+        # port writes in it (fwd2: two groups), both forwarded. ``a`` holds a global sum,
+        # ``p`` a pair of columns.
         col_word = data.StructLayout({"a": data.ArrayLayout(signed(sbits), lanes),
                                       "p": data.ArrayLayout(signed(vbits + 1), lanes)})
         m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
         cw = cols.write_port()
         cr = cols.read_port(transparent_for=(cw,))
-        col = Signal(col_word)
-        m.d.comb += [cr.addr.eq(pos.g), cr.en.eq(run), cw.addr.eq(tags[2].g),
-                     cw.en.eq(tags[2].valid & run)]
+        c_now = Signal(col_word)          # the word the horizontal stage computes
+        m.d.comb += cr.addr.eq(pos.g)
+        m.d.sync += [cw.addr.eq(tags[2].g), cw.en.eq(tags[2].valid), cw.data.eq(c_now)]
         fwd = tags[2].valid & (tags[2].g == tags[1].g)
-        core.d.sync += col.eq(Mux(fwd, cw.data, cr.data))
+        fwd2 = cw.en & (cw.addr == tags[1].g)
+        cur = Signal(col_word)            # the group's word without the one computed now
+        m.d.comb += cur.eq(Mux(fwd2, cw.data, cr.data))
+        # The operand the window reduces with is chosen as it loads, so that neither the
+        # selection nor its fan-out (hx1, hx2 to every bit) is in the horizontal stage; the
+        # words computed now (the late inputs) are selected last: s_p, the pair, and s_h,
+        # the running sum, by themselves, s_v the vertical result.
+        hx1, hx2 = tags[1].hx1, tags[1].hx2
+        s_p, s_h, s_v = fwd & hx2, fwd & hx1 & k.glob, fwd & hx1
 
-        # ---- requantization: the dyadic requantizer, stalled with the rest -------------
-        core.submodules.requant = rq = Requantizer(lanes, sbits, _OUT_BITS)
-        m.d.comb += rq.o.ready.eq(1)      # the requantizer stalls with the rest (clock enable)
+        # ---- requantization: the dyadic requantizer, never stopped -------------------
+        m.submodules.requant = rq = Requantizer(lanes, sbits, _OUT_BITS)
+        m.d.comb += rq.o.ready.eq(1)      # its beats go into the output buffer
+        m.d.sync += free.eq(free_next)
 
         stages = None
         for lane in range(lanes):
@@ -433,15 +479,20 @@ class PoolUnit(CheckedComponent):
             vert = Signal(signed(vbits), name=f"vert_{lane}")
             hor = Signal(signed(sbits), name=f"hor_{lane}")
             # x >= 2 of a 3-column window: the pair; x >= 1 (or the global sum): column x-1
-            prev = Mux(tags[2].hx2, col.p[lane], Mux(tags[2].hx1, col.a[lane], ident))
+            prev = Signal(signed(sbits), name=f"prev_{lane}")
+            a_vert = Signal(signed(vbits), name=f"a_vert_{lane}")     # column x-1 (window)
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
-            a_vert = col.a[lane][:vbits].as_signed()   # column x-1 of a window: a vertical
+            early = Mux(hx2, cur.p[lane], Mux(hx1, cur.a[lane], ident))
+            m.d.sync += [
+                prev.eq(Mux(s_p, c_now.p[lane], Mux(s_h, h_now, Mux(s_v, vert, early)))),
+                a_vert.eq(Mux(fwd, vert, cur.a[lane][:vbits].as_signed())),
+            ]
             m.d.comb += [
                 h_now.eq(_reduce(k.avg, vert, prev, in_bits)),
-                cw.data.a[lane].eq(Mux(k.glob, h_now, vert)),
-                cw.data.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits)),
+                c_now.a[lane].eq(Mux(k.glob, h_now, vert)),
+                c_now.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits)),
             ]
-            core.d.sync += [
+            m.d.sync += [
                 v1.eq(v),                                                       # read
                 p1.eq(Mux(use1, line.p1[lane], ident)),
                 q1.eq(Mux(use2, line.q[lane], Mux(use1, line.p1[lane], ident))),
@@ -450,17 +501,15 @@ class PoolUnit(CheckedComponent):
             ]
             m.d.comb += [rq.i.payload.acc[lane].eq(hor), rq.i.payload.mult[lane].eq(mult),
                          rq.i.payload.shift[lane].eq(shift),
-                         self.o.payload[lane].eq(rq.o.payload[lane]),
+                         beat[lane * _OUT_BITS:(lane + 1) * _OUT_BITS].eq(rq.o.payload[lane]),
                          lw.data.p1[lane].eq(v1),
                          lw.data.q[lane].eq(_reduce(k.avg, v1, p1, in_bits))]
             stages = (v1, vert, hor)
-        m.d.comb += self.o.valid.eq(tags.output.emit)
-        if not (len(stages) == len(POOL_STAGES)
-                and len(stages) + rq.LATENCY == tags.depth == self.LATENCY):
+        if not (len(stages) == len(POOL_STAGES) and len(stages) + rq.LATENCY == tags.depth
+                and tags.depth + POOL_BUFFER_CYCLES == self.LATENCY):
             raise AssertionError(f"PoolUnit: {len(stages)} data stages + requantizer "
                                  f"{rq.LATENCY}, {tags.depth} tag stages, timing model "
                                  f"POOL_LATENCY = {self.LATENCY}")
-        m.submodules.core = EnableInserter(run)(core)
         return m
 
 
@@ -565,7 +614,9 @@ def pool_timing(config: AcceleratorConfig) -> dict:
         "model": "edgetron.hw.pool.pool_cycles",
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
-        "output_backpressure": "stalls the whole unit",
+        "output_backpressure": f"an output buffer of {POOL_BUFFER_BEATS} beats; positions "
+                               "stop (i.ready low) when it has no room for the beats in "
+                               "flight",
         "variables": {"n": "images", "h": "map height", "w": "map width", "C": "channels",
                       "oh": "output height", "ow": "output width", "r": "window height",
                       "s": "window width", "sh": "stride height", "sw": "stride width",
