@@ -293,20 +293,20 @@ POOL_MUTANTS = (
        "its cycle", _POOL, ("lr = lines.read_port(transparent_for=(lw,))",
                             "lr = lines.read_port()")),
     _m("pool_lines_pending_not_forwarded", "the line buffer's read misses the word waiting "
-       "to be written back", _POOL, ("line.eq(Mux(again, lw.data,",
-                                     "line.eq(Mux(0, lw.data,")),
+       "to be written back", _POOL, ("other.eq(Mux(again, lw.data, held))",
+                                     "other.eq(held)")),
     _m("pool_lines_not_held", "the line buffer's word is not held while its position "
        "waits (the free-running read moves on)", _POOL,
-       ("Mux(fresh, lr.data, held)", "lr.data")),
+       ("rd.eq(fresh & ~again)", "rd.eq(~again)")),
     _m("pool_cols_not_transparent", "the column buffer's read misses the word written in "
        "its cycle", _POOL, ("cr = cols.read_port(transparent_for=(cw,))",
                             "cr = cols.read_port()")),
     _m("pool_cols_not_forwarded", "the column buffer's registered read misses the word "
        "computed in the step it loads", _POOL,
-       ("s_p, s_h, s_v = fwd & hx2, fwd & hx1 & k.glob, fwd & hx1", "s_p = s_h = s_v = 0")),
+       ("fwd = tags[1].valid & (tags[1].g == pos.g)", "fwd = 0")),
     _m("pool_cols_write_not_forwarded", "the column buffer's registered read misses the "
        "word its registered write port writes in the step it loads", _POOL,
-       ("cur.eq(Mux(fwd2, cw.data, cr.data))", "cur.eq(cr.data)")),
+       ("fwd2 = tags[2].valid & (tags[2].g == pos.g)", "fwd2 = 0")),
     _m("pool_pair_drops_column", "the column pair written back drops column x-2", _POOL,
        ("c_now.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits))", "c_now.p[lane].eq(vert)")),
     _m("pool_line_written_without_a_position", "the line buffer writes back in cycles no "

@@ -418,11 +418,16 @@ class PoolUnit(CheckedComponent):
         lw_a = Signal.like(j)             # the word visited last cycle: written now
         line, held = Signal(line_word), Signal(line_word)
         fresh, again = Signal(), Signal()
+        # rd: the block RAM's word is the current position's (its read data then passes
+        # one multiplexer, those of the masks included, before a register); other: the
+        # held word, or the one written now
+        rd, other = Signal(), Signal(line_word)
         use1 = ~k.glob & (k.r >= 2) & pos.y_ge1
         use2 = ~k.glob & (k.r == 3) & pos.y_ge2
         m.d.comb += [j_after.eq(Mux(k.glob | (pos.g_last & pos.x_last), 0, j + 1)),
                      lr.addr.eq(j_after), lw.addr.eq(lw_a),
-                     line.eq(Mux(again, lw.data, Mux(fresh, lr.data, held)))]
+                     rd.eq(fresh & ~again), other.eq(Mux(again, lw.data, held)),
+                     line.eq(Mux(rd, lr.data, other))]
         # again: the word written now is the current position's (lw_a == j): a grid row of
         # one word, whose last position is its first (j == 0 at the row's end)
         m.d.sync += [lw.en.eq(go & ~k.glob), fresh.eq(go), held.eq(line),
@@ -453,16 +458,25 @@ class PoolUnit(CheckedComponent):
         c_now = Signal(col_word)          # the word the horizontal stage computes
         m.d.comb += cr.addr.eq(pos.g)
         m.d.sync += [cw.addr.eq(tags[2].g), cw.en.eq(tags[2].valid), cw.data.eq(c_now)]
-        fwd = tags[2].valid & (tags[2].g == tags[1].g)
-        fwd2 = cw.en & (cw.addr == tags[1].g)
-        cur = Signal(col_word)            # the group's word without the one computed now
-        m.d.comb += cur.eq(Mux(fwd2, cw.data, cr.data))
         # The operand the window reduces with is chosen as it loads, so that neither the
-        # selection nor its fan-out (hx1, hx2 to every bit) is in the horizontal stage; the
-        # words computed now (the late inputs) are selected last: s_p, the pair, and s_h,
-        # the running sum, by themselves, s_v the vertical result.
-        hx1, hx2 = tags[1].hx1, tags[1].hx2
-        s_p, s_h, s_v = fwd & hx2, fwd & hx1 & k.glob, fwd & hx1
+        # selection nor its fan-out (hx1, hx2 to every bit) is in the horizontal stage. The
+        # late inputs come last, each through one multiplexer: the block RAM's read data
+        # when its word is the latest (r_p, r_a), the words computed now (s_p: the pair,
+        # s_h: the running sum; s_v the vertical result), then the write port's word. The
+        # selects are registers, decoded a cycle ahead from the tags (the pipeline always
+        # advances: tags[1] and tags[2] are the input's and tags[1]'s of the cycle before):
+        # fwd, the word computed now is the group's (one group), fwd2, the word written now
+        # (two groups); rd_c, neither.
+        hx1, hx2 = tags.input.hx1, tags.input.hx2
+        fwd = tags[1].valid & (tags[1].g == pos.g)
+        fwd2 = tags[2].valid & (tags[2].g == pos.g)
+        rd_c = ~fwd & ~fwd2
+        sel = {n: Signal(name=n) for n in ("r_p", "r_a", "s_p", "s_h", "s_v", "w_p", "w_a",
+                                           "s_rd", "s_fwd")}
+        m.d.sync += [sel["r_p"].eq(rd_c & hx2), sel["r_a"].eq(rd_c & hx1),
+                     sel["s_p"].eq(fwd & hx2), sel["s_h"].eq(fwd & hx1 & k.glob),
+                     sel["s_v"].eq(fwd & hx1), sel["w_p"].eq(hx2), sel["w_a"].eq(hx1),
+                     sel["s_rd"].eq(rd_c), sel["s_fwd"].eq(fwd)]
 
         # ---- requantization: the dyadic requantizer, never stopped -------------------
         m.submodules.requant = rq = Requantizer(lanes, sbits, _OUT_BITS)
@@ -482,10 +496,13 @@ class PoolUnit(CheckedComponent):
             prev = Signal(signed(sbits), name=f"prev_{lane}")
             a_vert = Signal(signed(vbits), name=f"a_vert_{lane}")     # column x-1 (window)
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
-            early = Mux(hx2, cur.p[lane], Mux(hx1, cur.a[lane], ident))
+            written = Mux(sel["w_p"], cw.data.p[lane], Mux(sel["w_a"], cw.data.a[lane], ident))
             m.d.sync += [
-                prev.eq(Mux(s_p, c_now.p[lane], Mux(s_h, h_now, Mux(s_v, vert, early)))),
-                a_vert.eq(Mux(fwd, vert, cur.a[lane][:vbits].as_signed())),
+                prev.eq(Mux(sel["r_p"], cr.data.p[lane], Mux(sel["r_a"], cr.data.a[lane],
+                        Mux(sel["s_p"], c_now.p[lane], Mux(sel["s_h"], h_now,
+                                                           Mux(sel["s_v"], vert, written)))))),
+                a_vert.eq(Mux(sel["s_rd"], cr.data.a[lane][:vbits].as_signed(),
+                              Mux(sel["s_fwd"], vert, cw.data.a[lane][:vbits].as_signed()))),
             ]
             m.d.comb += [
                 h_now.eq(_reduce(k.avg, vert, prev, in_bits)),
@@ -494,8 +511,9 @@ class PoolUnit(CheckedComponent):
             ]
             m.d.sync += [
                 v1.eq(v),                                                       # read
-                p1.eq(Mux(use1, line.p1[lane], ident)),
-                q1.eq(Mux(use2, line.q[lane], Mux(use1, line.p1[lane], ident))),
+                p1.eq(Mux(rd & use1, lr.data.p1[lane], Mux(use1, other.p1[lane], ident))),
+                q1.eq(Mux(rd & use2, lr.data.q[lane], Mux(rd & use1, lr.data.p1[lane],
+                      Mux(use2, other.q[lane], Mux(use1, other.p1[lane], ident))))),
                 vert.eq(_reduce(k.avg, v1, q1, in_bits)),                       # vertical
                 hor.eq(h_now),                                                  # horizontal
             ]
