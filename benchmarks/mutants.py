@@ -283,7 +283,8 @@ POOL_MUTANTS = (
     _m("pool_line_buffer_keeps_rows", "the line buffer keeps rows y-1 and y-2 instead of "
        "reducing row y with y-1", _POOL,
        ("lw.data.q[lane].eq(_reduce(k.avg, v1, p1, in_bits))", "lw.data.q[lane].eq(q1)")),
-    _m("pool_stride_one_rows", "output rows advance by 1 instead of the stride", _POOL,
+    _m("pool_stride_one_rows", "output rows advance by 1 instead of the stride",
+       "rtl/pool_grid.py",
        ("dy.eq(Mux(ey, k.sh - 1, dy - 1))", "dy.eq(Mux(ey, 0, dy - 1))"),
        ("ey.eq(Mux(ey, k.sh == 1, dy == 1))", "ey.eq(Mux(ey, 1, dy == 1))")),
     _m("pool_global_sum_carried", "the global sum is not restarted at an image", _POOL,

@@ -27,7 +27,7 @@ what the windows still need on chip and visits one grid position per cycle
 
 A max compares only the ``in_bits`` low bits of its operands (its values are inputs,
 sign-extended in the wider registers), and every comparison of the grid counters is a
-register updated with them (:meth:`PoolUnit._grid`).
+register updated with them (``rtl/pool_grid.py``).
 
 The bottom and right padding are grid positions the unit visits without an input beat
 (value: the identity), so that each window's output leaves at its bottom-right position:
@@ -87,14 +87,13 @@ from edgetron.hw.pool import (
 
 from .arith import pack_checked, pack_lanes, unpack_lanes
 from .common import MAX_BUFFER_WORDS, MAX_EDGE, CheckedComponent, check_param, tag_line
+from .pool_grid import POS_BITS, grid_position
 from .requant import Requantizer
 
 __all__ = ["PoolLayouts", "PoolUnit", "decode_pool", "decode_pool_input", "encode_pool",
            "encode_pool_consts", "pool_layouts", "pool_timing"]
 
 _OUT_BITS = INT8_MAX.bit_length() + 1
-#: Grid counters and window positions: up to POOL_EDGE_MAX + 1 (a padded row or column).
-_POS_BITS = (POOL_EDGE_MAX + 1).bit_length()
 #: Elaboration parameters and their ranges.
 _PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_beats": (1, MAX_BUFFER_WORDS),
                  "groups": (1, CHANNELS_MAX), "in_bits": (2, _OUT_BITS)}
@@ -115,7 +114,7 @@ class PoolLayouts(NamedTuple):
 
 def pool_layouts(lanes: int, groups: int, in_bits: int = _OUT_BITS) -> PoolLayouts:
     """The stream payloads of :class:`PoolUnit` (defined here once)."""
-    pos, win = unsigned(_POS_BITS), unsigned(POOL_WINDOW_MAX.bit_length())
+    pos, win = unsigned(POS_BITS), unsigned(POOL_WINDOW_MAX.bit_length())
     return PoolLayouts(
         c=data.StructLayout({
             "avg": unsigned(1), "glob": unsigned(1), "r": win, "s": win,
@@ -134,24 +133,6 @@ def _reduce(avg, a, b, bits: int):
     range, ``bits`` wide (sign-extended in the wider registers): it compares those bits
     only."""
     return Mux(avg, a + b, Mux(a[:bits].as_signed() > b[:bits].as_signed(), a, b))
-
-
-class _Grid(NamedTuple):
-    """The registers of the grid position that :meth:`PoolUnit.elaborate` reads."""
-
-    k: Signal           #: the constants
-    g: Signal           #: the channel group
-    g0: Signal          #: g == 0
-    g_last: Signal      #: the last group
-    x_last: Signal      #: the last grid column
-    xin: Signal         #: x < w (not right padding)
-    yin: Signal         #: y < h (not bottom padding)
-    x_ge1: Signal       #: x >= 1
-    x_ge2: Signal       #: x >= 2
-    y_ge1: Signal       #: y >= 1
-    y_ge2: Signal       #: y >= 2
-    ex: Signal          #: a window ends in this column
-    ey: Signal          #: a window ends in this row
 
 
 class PoolUnit(CheckedComponent):
@@ -268,57 +249,6 @@ class PoolUnit(CheckedComponent):
         """The stream payload layouts."""
         return self._layouts
 
-    def _grid(self, m: Module, kc, load, go) -> _Grid:
-        """The grid position ``(y, x, g)``, advanced by ``go``, and what the unit reads of
-        it: every comparison of a counter is a register, updated with the counter from
-        comparisons of registered values (the bounds minus one or two, registered when the
-        constants ``kc`` load), so that no comparator stands between a counter and the
-        control it drives. ``dx = nx - x`` and ``dy = ny - y`` count down to the next
-        column and row where a window ends (``nx``, ``ny``: the first at ``fx``, ``fy``,
-        then every stride)."""
-        k = Signal(self._layouts.c)
-        pb = _POS_BITS + 1
-        y, x, dy, dx = (Signal(pb, name=n) for n in ("y", "x", "dy", "dx"))
-        g = Signal(range(self._groups))
-        gb = len(k.groups)
-        g_m2, wi_m2, hi_m2, w_m1, h_m1 = (Signal(n, name=name) for n, name in (
-            (gb, "groups_m2"), (pb, "wi_m2"), (pb, "hi_m2"), (pb, "w_m1"), (pb, "h_m1")))
-        # g0: g == 0 (and at reset: the unit starts at (0, 0, 0)); *_last: the last group,
-        # column, row; xin, yin: x < w, y < h; x_ge1 ...: x >= 1 ...; ex, ey: x == nx, y == ny
-        g0 = Signal(init=1)
-        (g_last, x_last, y_last, xin, yin, x_ge1, x_ge2, y_ge1, y_ge2, ex, ey) = (
-            Signal(name=n) for n in ("g_last", "x_last", "y_last", "xin", "yin", "x_ge1",
-                                     "x_ge2", "y_ge1", "y_ge2", "ex", "ey"))
-        with m.If(go):
-            with m.If(g_last):
-                m.d.sync += [g.eq(0), g0.eq(1), g_last.eq(k.groups == 1)]
-            with m.Else():
-                m.d.sync += [g.eq(g + 1), g0.eq(0), g_last.eq(g == g_m2)]
-            with m.If(g_last & x_last):
-                m.d.sync += [x.eq(0), x_last.eq(k.wi == 1), xin.eq(1), x_ge1.eq(0),
-                             x_ge2.eq(0), dx.eq(k.fx), ex.eq(k.fx == 0)]
-                with m.If(y_last):
-                    m.d.sync += [y.eq(0), y_last.eq(k.hi == 1), yin.eq(1), y_ge1.eq(0),
-                                 y_ge2.eq(0), dy.eq(k.fy), ey.eq(k.fy == 0)]
-                with m.Else():
-                    m.d.sync += [y.eq(y + 1), y_last.eq(y == hi_m2), yin.eq(yin & (y != h_m1)),
-                                 y_ge1.eq(1), y_ge2.eq(y_ge1),
-                                 dy.eq(Mux(ey, k.sh - 1, dy - 1)),
-                                 ey.eq(Mux(ey, k.sh == 1, dy == 1))]
-            with m.Elif(g_last):
-                m.d.sync += [x.eq(x + 1), x_last.eq(x == wi_m2), xin.eq(xin & (x != w_m1)),
-                             x_ge1.eq(1), x_ge2.eq(x_ge1),
-                             dx.eq(Mux(ex, k.sw - 1, dx - 1)), ex.eq(Mux(ex, k.sw == 1, dx == 1))]
-        # The constants are taken at (0, 0, 0) with nothing in flight: the flags of that
-        # position under them.
-        with m.If(load):
-            m.d.sync += [k.eq(kc), g_m2.eq(kc.groups - 2), wi_m2.eq(kc.wi - 2),
-                         hi_m2.eq(kc.hi - 2), w_m1.eq(kc.w - 1), h_m1.eq(kc.h - 1),
-                         g_last.eq(kc.groups == 1), x_last.eq(kc.wi == 1), y_last.eq(kc.hi == 1),
-                         xin.eq(1), yin.eq(1), dx.eq(kc.fx), ex.eq(kc.fx == 0), dy.eq(kc.fy),
-                         ey.eq(kc.fy == 0)]
-        return _Grid(k, g, g0, g_last, x_last, xin, yin, x_ge1, x_ge2, y_ge1, y_ge2, ex, ey)
-
     def _output_buffer(self, m: Module, beat, valid) -> None:
         """The output buffer of ``POOL_BUFFER_BEATS`` beats: ``o`` is a register (the
         oldest beat), behind it a FIFO of the others; a beat (``beat``, ``valid``) goes into
@@ -341,7 +271,7 @@ class PoolUnit(CheckedComponent):
         loaded = Signal()
         go = Signal()
         load = Signal()
-        pos = self._grid(m, self.c.payload, load, go)
+        pos = grid_position(m, self._layouts.c, self._groups, self.c.payload, load, go)
         k = pos.k
 
         # ---- the grid position and what it needs -------------------------------------
@@ -390,22 +320,14 @@ class PoolUnit(CheckedComponent):
                          mult.eq(Mux(kc.avg, kc.mult, 2))]
 
         # ---- line buffer: rows above at (x, g), read, then rewritten a cycle later --------
-        # The word of position j holds p1, the value of row y - 1, and q, rows y - 1 and
-        # y - 2 reduced (max or sum), so that the vertical stage is one two-input reduction
-        # (the input with q, or with p1 for a window of two rows). The read is synchronous
-        # and free-running: every cycle it reads the word of the position after the current
-        # one (j + 1, or 0 at a row's end), addressed from registers only (no path from the
-        # input's valid into the block RAM); the cycle after the position advances (fresh)
-        # that word is the current position's, and ``held`` keeps it while the position
-        # waits. The position's word (its value, and p1 reduced with it) is
-        # written back in the next cycle from the read stage's registers (v1, p1). Both
-        # buffers' reads are transparent for their write port (a word written in the cycle
-        # of the read arrives with it; FPGA flows emulate that across a block RAM's ports
-        # with a register and a multiplexer after the read data, which is cheaper than the
-        # read-first semantics a non-transparent read would make them emulate). The word
-        # written while the current position waits for it is forwarded (a grid row of one
-        # word reads it again), into ``held`` too. p1 is masked: where it is the identity
-        # (use1 low) the rows it is reduced with are masked too (use2 low).
+        # Word j: p1, row y - 1, and q, rows y - 1 and y - 2 reduced (one two-input
+        # reduction in the vertical stage). The read is free-running, addressed from registers
+        # with the word of the position after the current one; ``fresh``: that word arrived
+        # for the current position, ``held`` keeps it while the position waits; ``again``:
+        # the word written back now (a cycle after the visit, from v1, p1) is the current
+        # one's (a grid row of one word). Transparent reads, as the column buffer's. p1 is
+        # masked: where it is the identity the rows reduced with it are too (use2 low).
+        # docs/vector-units.md (Pool) has the whole of it.
         lane_arr = data.ArrayLayout(signed(in_bits), lanes)
         line_word = data.StructLayout({"p1": lane_arr,
                                        "q": data.ArrayLayout(signed(qbits), lanes)})
@@ -436,20 +358,12 @@ class PoolUnit(CheckedComponent):
             m.d.sync += [j.eq(j_after), lw_a.eq(j)]
 
         # ---- column buffer: per group, column x-1 and the pair x-1, x-2 (or the global sum) -
-        # The word of group g holds ``a``, the vertical result of column x - 1, and ``p``,
-        # that of columns x - 1 and x - 2 reduced (max or sum): a window of three columns is
-        # the reduction of this column with ``p``, of two with ``a``, so that the horizontal
-        # stage has two 2-input reductions side by side (the window, and the pair written
-        # back), not three inputs in series. The read is addressed two steps ahead of the
-        # horizontal stage, with the group entering the pipeline (g), into a register,
-        # ``col``: the block RAM's read data feeds only that register, and the word the
-        # horizontal stage computes (c_now) is written a step later from registers (the
-        # write port's), so read -> reduction -> write back is a loop of registers. The read
-        # (transparent, as the line buffer's) misses the words of the two steps before the
-        # one ``col`` loads in: the one computed in that step (fwd: one channel group; a
-        # global pool of one group updates its running sum every step) and the one the write
-        # port writes in it (fwd2: two groups), both forwarded. ``a`` holds a global sum,
-        # ``p`` a pair of columns.
+        # Group g's word: ``a``, column x - 1's vertical result (or the global sum), and
+        # ``p``, columns x - 1 and x - 2 reduced, so that the horizontal stage has two
+        # 2-input reductions side by side. Read with the group entering the pipeline (two
+        # steps ahead), into registers only; written a step later from registers. The words
+        # the read misses are forwarded: the one computed in the step it loads (fwd, one
+        # group) and the one the write port writes then (fwd2, two groups).
         col_word = data.StructLayout({"a": data.ArrayLayout(signed(sbits), lanes),
                                       "p": data.ArrayLayout(signed(vbits + 1), lanes)})
         m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
