@@ -375,8 +375,8 @@ class PoolUnit(CheckedComponent):
         # The operand the window reduces with is chosen as it loads, so that neither the
         # selection nor its fan-out (hx1, hx2 to every bit) is in the horizontal stage. The
         # late inputs come last, each through one multiplexer: the block RAM's read data
-        # when its word is the latest (r_p, r_a), the words computed now (s_late: the pair
-        # or, s_h, the running sum; s_v the vertical result), then the write port's word. The
+        # when its word is the latest (r_p, r_a), the words computed now (s_p: the pair,
+        # s_h: the running sum; s_v the vertical result), then the write port's word. The
         # selects are registers, decoded a cycle ahead from the tags (the pipeline always
         # advances: tags[1] and tags[2] are the input's and tags[1]'s of the cycle before):
         # fwd, the word computed now is the group's (one group), fwd2, the word written now
@@ -385,11 +385,10 @@ class PoolUnit(CheckedComponent):
         fwd = tags[1].valid & (tags[1].g == pos.g)
         fwd2 = tags[2].valid & (tags[2].g == pos.g)
         rd_c = ~fwd & ~fwd2
-        sel = {n: Signal(name=n) for n in ("r_p", "r_a", "s_late", "s_h", "s_v", "w_p",
-                                           "w_a", "s_rd", "s_fwd")}
+        sel = {n: Signal(name=n) for n in ("r_p", "r_a", "s_p", "s_h", "s_v", "w_p", "w_a",
+                                           "s_rd", "s_fwd")}
         m.d.sync += [sel["r_p"].eq(rd_c & hx2), sel["r_a"].eq(rd_c & hx1),
-                     sel["s_late"].eq(fwd & (hx2 | (hx1 & k.glob))),
-                     sel["s_h"].eq(fwd & hx1 & k.glob),
+                     sel["s_p"].eq(fwd & hx2), sel["s_h"].eq(fwd & hx1 & k.glob),
                      sel["s_v"].eq(fwd & hx1), sel["w_p"].eq(hx2), sel["w_a"].eq(hx1),
                      sel["s_rd"].eq(rd_c), sel["s_fwd"].eq(fwd)]
 
@@ -411,15 +410,11 @@ class PoolUnit(CheckedComponent):
             prev = Signal(signed(sbits), name=f"prev_{lane}")
             a_vert = Signal(signed(vbits), name=f"a_vert_{lane}")     # column x-1 (window)
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
-            # late: the word computed now that prev takes (s_late), the running sum (s_h) or
-            # the pair, one reduction of the vertical result with an operand chosen from
-            # registers, so that it passes one multiplexer after its carry chain
-            late = Signal(signed(sbits), name=f"late_{lane}")
             written = Mux(sel["w_p"], cw.data.p[lane], Mux(sel["w_a"], cw.data.a[lane], ident))
-            m.d.comb += late.eq(_reduce(k.avg, vert, Mux(sel["s_h"], prev, a_vert), in_bits))
             m.d.sync += [
-                prev.eq(Mux(sel["s_late"], late, Mux(sel["r_p"], cr.data.p[lane],
-                        Mux(sel["r_a"], cr.data.a[lane], Mux(sel["s_v"], vert, written))))),
+                prev.eq(Mux(sel["r_p"], cr.data.p[lane], Mux(sel["r_a"], cr.data.a[lane],
+                        Mux(sel["s_p"], c_now.p[lane], Mux(sel["s_h"], h_now,
+                                                           Mux(sel["s_v"], vert, written)))))),
                 a_vert.eq(Mux(sel["s_rd"], cr.data.a[lane][:vbits].as_signed(),
                               Mux(sel["s_fwd"], vert, cw.data.a[lane][:vbits].as_signed()))),
             ]
