@@ -272,47 +272,59 @@ _POOL = "rtl/pool.py"
 POOL_MUTANTS = (
     _m("pool_padding_wins", "a padded position counts as 0 in a max (wins over negatives)",
        _POOL, ("ident = Mux(k.avg, 0, lo)", "ident = 0")),
-    _m("pool_truncates", "the average drops its rounding add", _POOL,
-       ("rnd.eq((prod >> shift) + 1)", "rnd.eq(prod >> shift)")),
-    _m("pool_wraps", "averages wrap instead of saturating", _POOL,
-       ("out.eq(saturate(rnd >> 1, _OUT_BITS))", "out.eq((rnd >> 1)[:_OUT_BITS].as_signed())")),
+    _m("pool_shift_off_by_one", "the average's shift passed to the requantizer minus one "
+       "(the convention of a shifter that adds the rounding bit itself)", _POOL,
+       ("shift.eq(Mux(kc.avg, kc.shift, 1))", "shift.eq(Mux(kc.avg, kc.shift - 1, 1))")),
+    _m("pool_max_halved", "the max goes through the requantizer with mult = 1 (halved) "
+       "instead of the identity", _POOL,
+       ("mult.eq(Mux(kc.avg, kc.mult, 2))", "mult.eq(Mux(kc.avg, kc.mult, 1))")),
     _m("pool_first_row_unmasked", "row y-1 read in an image's first row (the previous "
        "image's last)", _POOL,
-       ("use1 = ~k.glob & (k.r >= 2) & (y >= 1)", "use1 = ~k.glob & (k.r >= 2)")),
+       ("use1 = ~k.glob & (k.r >= 2) & pos.y_ge1", "use1 = ~k.glob & (k.r >= 2)")),
     _m("pool_column_mask_off_by_one", "column x-2 read at x = 1", _POOL,
-       ("tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2))",
-        "tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 1))")),
-    _m("pool_line_buffer_keeps_row", "the line buffer keeps row y-2 instead of moving y-1 "
-       "down", _POOL, ("lw.data.p2[lane].eq(p1)", "lw.data.p2[lane].eq(p2)")),
-    _m("pool_stride_one_rows", "output rows advance by 1 instead of the stride", _POOL,
-       ("ny.eq(ny + k.sh)", "ny.eq(ny + 1)")),
+       ("tags.input.hx2.eq(~k.glob & (k.s == 3) & pos.x_ge2)",
+        "tags.input.hx2.eq(~k.glob & (k.s == 3) & pos.x_ge1)")),
+    _m("pool_line_buffer_keeps_rows", "the line buffer keeps rows y-1 and y-2 instead of "
+       "reducing row y with y-1", _POOL,
+       ("lw.data.q[lane].eq(_reduce(k.avg, v1, p1, in_bits))", "lw.data.q[lane].eq(q1)")),
+    _m("pool_stride_one_rows", "output rows advance by 1 instead of the stride",
+       "rtl/pool_grid.py",
+       ("dy.eq(Mux(ey, k.sh - 1, dy - 1))", "dy.eq(Mux(ey, 0, dy - 1))"),
+       ("ey.eq(Mux(ey, k.sh == 1, dy == 1))", "ey.eq(Mux(ey, 1, dy == 1))")),
     _m("pool_global_sum_carried", "the global sum is not restarted at an image", _POOL,
-       ("Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))",
-        "Mux(k.glob, 1, (k.s >= 2) & (x >= 1))")),
+       ("Mux(k.glob, pos.y_ge1 | pos.x_ge1, (k.s >= 2) & pos.x_ge1)",
+        "Mux(k.glob, 1, (k.s >= 2) & pos.x_ge1)")),
     _m("pool_lines_not_transparent", "the line buffer's read misses the word written in "
        "its cycle", _POOL, ("lr = lines.read_port(transparent_for=(lw,))",
                             "lr = lines.read_port()")),
     _m("pool_lines_pending_not_forwarded", "the line buffer's read misses the word waiting "
-       "to be written back", _POOL, ("line.eq(Mux(lw.en & (lw_a == j), lw.data,",
-                                     "line.eq(Mux(0, lw.data,")),
+       "to be written back", _POOL, ("other.eq(Mux(again, lw.data, held))",
+                                     "other.eq(held)")),
+    _m("pool_lines_not_held", "the line buffer's word is not held while its position "
+       "waits (the free-running read moves on)", _POOL,
+       ("rd.eq(fresh & ~again)", "rd.eq(~again)")),
     _m("pool_cols_not_transparent", "the column buffer's read misses the word written in "
        "its cycle", _POOL, ("cr = cols.read_port(transparent_for=(cw,))",
                             "cr = cols.read_port()")),
     _m("pool_cols_not_forwarded", "the column buffer's registered read misses the word "
-       "written in the step it loads", _POOL,
-       ("col.eq(Mux(fwd, cw.data, cr.data))", "col.eq(cr.data)")),
-    _m("pool_cols_read_register_moves_while_stalled", "the column buffer's registered read "
-       "(and its forwarded word) is replaced during a stall", _POOL,
-       ("core.d.sync += col.eq(", "m.d.sync += col.eq(")),
-    _m("pool_cols_read_ignores_stall", "the column buffer reads the next group during a "
-       "stall", _POOL, ("cr.en.eq(run)", "cr.en.eq(1)")),
+       "computed in the step it loads", _POOL,
+       ("fwd = tags[1].valid & (tags[1].g == pos.g)", "fwd = 0")),
+    _m("pool_cols_write_not_forwarded", "the column buffer's registered read misses the "
+       "word its registered write port writes in the step it loads", _POOL,
+       ("fwd2 = tags[2].valid & (tags[2].g == pos.g)", "fwd2 = 0")),
     _m("pool_pair_drops_column", "the column pair written back drops column x-2", _POOL,
-       ("cw.data.p[lane].eq(_reduce(k.avg, vert, col.a[lane]))", "cw.data.p[lane].eq(vert)")),
+       ("c_now.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits))", "c_now.p[lane].eq(vert)")),
     _m("pool_line_written_without_a_position", "the line buffer writes back in cycles no "
        "position advanced in (stalls, input gaps)", _POOL,
        ("lw.en.eq(go & ~k.glob)", "lw.en.eq(loaded & ~k.glob)")),
-    _m("pool_ignores_ready", "the unit runs whatever o.ready says", _POOL,
-       ("run.eq(~(tags.output.valid & tags.output.emit) | self.o.ready)", "run.eq(1)")),
+    _m("pool_ignores_ready", "the output buffer is read whatever o.ready says", _POOL,
+       ("take.eq(~self.o.valid | self.o.ready)", "take.eq(1)")),
+    _m("pool_no_credit", "positions are visited with no room in the output buffer for "
+       "their beats", _POOL,
+       ("go.eq(loaded & room & Mux(", "go.eq(loaded & Mux(")),
+    _m("pool_credit_not_returned", "a beat read from the output buffer does not return "
+       "its room", _POOL,
+       ("free_next.eq(free - tags.input.emit + leaves)", "free_next.eq(free - tags.input.emit)")),
     _m("pool_constants_while_busy", "new constants taken while beats are in flight", _POOL,
        ("self.c.ready.eq(at_start & ~busy)", "self.c.ready.eq(at_start)")),
 )

@@ -6,11 +6,13 @@ map). The map streams in once, in raster order, ``lanes`` channels per beat; the
 what the windows still need on chip and visits one grid position per cycle
 (``edgetron.hw.pool``; docs/vector-units.md has the diagram):
 
-* **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads the values
-  of rows ``y - 1`` and ``y - 2`` at ``(x, g)`` and writes back (a cycle later) the current
-  value and row ``y - 1``'s, so one read and one write per beat hold two rows (not used by
-  a global pool);
-* **vertical**: the max or sum of up to three rows (``r``); rows above the map (top
+* **line buffer** (``row_beats`` words): at each position ``(y, x, g)`` it reads, at
+  ``(x, g)``, the value of row ``y - 1`` and rows ``y - 1`` and ``y - 2`` reduced (max or
+  sum), and writes back (a cycle later) the current value and the current value reduced
+  with row ``y - 1``'s, so one read and one write per beat hold two rows (not used by a
+  global pool);
+* **vertical**: the max or sum of up to three rows (``r``): the current value reduced with
+  one word of the line buffer, one two-input reduction; rows above the map (top
   padding) and the rows of the previous image are masked to the identity (``-2**(b-1)`` for
   the max, a padded value never wins; ``0`` for the sum, golden's zeros);
 * **column buffer** (``groups`` words): per channel group the vertical result of column
@@ -19,9 +21,13 @@ what the windows still need on chip and visits one grid position per cycle
   global mode the word holds the running sum of the whole map. Both buffers are block RAM
   whose read data feeds only registers; their reads are transparent, and the word written
   in the cycle the read data is taken is forwarded (``elaborate``);
-* **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``
-  in three stages; the max goes through the same stages with ``mult = 2``, ``shift = 1``
-  (exactly the identity).
+* **requantization** of the average, ``saturate_int8((sum * mult + 2**(shift-1)) >> shift)``,
+  by the dyadic requantizer (``rtl/requant.py``, ``REQUANT_LATENCY`` stages); the max goes
+  through it with ``mult = 2``, ``shift = 1`` (exactly the identity).
+
+A max compares only the ``in_bits`` low bits of its operands (its values are inputs,
+sign-extended in the wider registers), and every comparison of the grid counters is a
+register updated with them (``rtl/pool_grid.py``).
 
 The bottom and right padding are grid positions the unit visits without an input beat
 (value: the identity), so that each window's output leaves at its bottom-right position:
@@ -43,8 +49,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -65,6 +72,8 @@ from edgetron.golden.layernorm import CHANNELS_MAX
 from edgetron.golden.pool import PoolConstants
 from edgetron.hw.arith import beats
 from edgetron.hw.pool import (
+    POOL_BUFFER_BEATS,
+    POOL_BUFFER_CYCLES,
     POOL_EDGE_MAX,
     POOL_LATENCY,
     POOL_STAGES,
@@ -76,15 +85,15 @@ from edgetron.hw.pool import (
     pool_row_beats,
 )
 
-from .arith import pack_checked, pack_lanes, saturate, unpack_lanes
+from .arith import pack_checked, pack_lanes, unpack_lanes
 from .common import MAX_BUFFER_WORDS, MAX_EDGE, CheckedComponent, check_param, tag_line
+from .pool_grid import POS_BITS, grid_position
+from .requant import Requantizer
 
 __all__ = ["PoolLayouts", "PoolUnit", "decode_pool", "decode_pool_input", "encode_pool",
            "encode_pool_consts", "pool_layouts", "pool_timing"]
 
 _OUT_BITS = INT8_MAX.bit_length() + 1
-#: Grid counters and window positions: up to POOL_EDGE_MAX + 1 (a padded row or column).
-_POS_BITS = (POOL_EDGE_MAX + 1).bit_length()
 #: Elaboration parameters and their ranges.
 _PARAM_RANGES = {"lanes": (1, MAX_EDGE), "row_beats": (1, MAX_BUFFER_WORDS),
                  "groups": (1, CHANNELS_MAX), "in_bits": (2, _OUT_BITS)}
@@ -105,7 +114,7 @@ class PoolLayouts(NamedTuple):
 
 def pool_layouts(lanes: int, groups: int, in_bits: int = _OUT_BITS) -> PoolLayouts:
     """The stream payloads of :class:`PoolUnit` (defined here once)."""
-    pos, win = unsigned(_POS_BITS), unsigned(POOL_WINDOW_MAX.bit_length())
+    pos, win = unsigned(POS_BITS), unsigned(POOL_WINDOW_MAX.bit_length())
     return PoolLayouts(
         c=data.StructLayout({
             "avg": unsigned(1), "glob": unsigned(1), "r": win, "s": win,
@@ -119,13 +128,11 @@ def pool_layouts(lanes: int, groups: int, in_bits: int = _OUT_BITS) -> PoolLayou
     )
 
 
-def _max(a, b):
-    return Mux(a > b, a, b)
-
-
-def _reduce(avg, a, b):
-    """The sum (``avg``) or the max of ``a`` and ``b``."""
-    return Mux(avg, a + b, _max(a, b))
+def _reduce(avg, a, b, bits: int):
+    """The sum (``avg``) or the max of ``a`` and ``b``. A max reduces values of the input
+    range, ``bits`` wide (sign-extended in the wider registers): it compares those bits
+    only."""
+    return Mux(avg, a + b, Mux(a[:bits].as_signed() > b[:bits].as_signed(), a, b))
 
 
 class PoolUnit(CheckedComponent):
@@ -158,7 +165,8 @@ class PoolUnit(CheckedComponent):
 
     Latency
     -------
-    ``LATENCY = edgetron.hw.pool.POOL_LATENCY = 6`` cycles from a window's bottom-right
+    ``LATENCY = edgetron.hw.pool.POOL_LATENCY = 9`` cycles (read, vertical, horizontal,
+    then the requantizer's six) from a window's bottom-right
     position visited to its output beat valid; ``edgetron.hw.pool.pool_cycles`` from the
     first input handshake to the last output handshake.
 
@@ -169,9 +177,12 @@ class PoolUnit(CheckedComponent):
 
     Backpressure
     ------------
-    ``o`` not ready with a beat offered stalls the whole unit (one clock enable; the
-    buffers are written only by positions that advance) and drops ``i.ready``; nothing is
-    lost or duplicated and the offered beat is held.
+    The pipeline never stops (no clock enable): its beats wait for ``o.ready`` in an output
+    buffer of ``edgetron.hw.pool.POOL_BUFFER_BEATS`` beats, and a position is visited only
+    while the buffer has room for every beat in flight, so ``i.ready`` drops when
+    ``o.ready`` has been low long enough to fill it (not in the cycle it drops); nothing is
+    lost or duplicated and the offered beat is held. With ``o.ready`` always high the
+    buffer never fills (its one cycle is in ``POOL_LATENCY``).
 
     Golden
     ------
@@ -238,121 +249,153 @@ class PoolUnit(CheckedComponent):
         """The stream payload layouts."""
         return self._layouts
 
+    def _output_buffer(self, m: Module, beat, valid) -> None:
+        """The output buffer of ``POOL_BUFFER_BEATS`` beats: ``o`` is a register (the
+        oldest beat), behind it a FIFO of the others; a beat (``beat``, ``valid``) goes into
+        the register when it is free and the FIFO empty, else into the FIFO, so that it
+        is offered in the next cycle at the earliest (``POOL_BUFFER_CYCLES``)."""
+        m.submodules.spill = spill = SyncFIFO(width=len(beat), depth=POOL_BUFFER_BEATS - 1)
+        take = Signal()                   # the register is free for the next cycle
+        m.d.comb += [take.eq(~self.o.valid | self.o.ready), spill.r_en.eq(take),
+                     spill.w_data.eq(beat), spill.w_en.eq(valid & ~(take & ~spill.r_rdy))]
+        with m.If(take):
+            with m.If(spill.r_rdy):
+                m.d.sync += [self.o.payload.eq(spill.r_data), self.o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(beat), self.o.valid.eq(valid)]
+
     def elaborate(self, platform):
         m = Module()
-        core = Module()
         lanes, in_bits = self._lanes, self._in_bits
-        vbits, sbits = in_bits + 2, _sum_bits(in_bits)
-        k = Signal(self._layouts.c)
+        qbits, vbits, sbits = in_bits + 1, in_bits + 2, _sum_bits(in_bits)
         loaded = Signal()
-        run = Signal()
+        go = Signal()
+        load = Signal()
+        pos = grid_position(m, self._layouts.c, self._groups, self.c.payload, load, go)
+        k = pos.k
 
         # ---- the grid position and what it needs -------------------------------------
-        y, x, ny, nx = (Signal(_POS_BITS + 2, name=n) for n in ("y", "x", "ny", "nx"))
-        g = Signal(range(self._groups))
-        j = Signal(range(self._row_beats))
-        real = (y < k.h) & (x < k.w)
-        at_start = (y == 0) & (x == 0) & (g == 0)
+        real = pos.xin & pos.yin
+        at_start = pos.g0 & ~pos.x_ge1 & ~pos.y_ge1
         lo = -(1 << (in_bits - 1))
         ident = Mux(k.avg, 0, lo)
 
-        tags = tag_line(core, {"valid": 1, "emit": 1, "hx1": 1, "hx2": 1,
-                               "g": range(self._groups)}, POOL_LATENCY, "tag")
-        busy = Signal()
-        m.d.comb += busy.eq(tags[1].valid | tags[2].valid | tags[3].valid | tags[4].valid
-                            | tags[5].valid | tags[6].valid)
-        go = Signal()
+        # The pipeline never stops (no clock enable fanned out to its registers): its beats
+        # go into the output buffer, a FIFO of POOL_BUFFER_BEATS beats, and a position is
+        # visited only while there is room: ``free``, the beats of the buffer not promised
+        # to a position in flight nor holding an unread beat, is not zero, or a beat leaves
+        # in this cycle (so that after backpressure the unit resumes no later than a
+        # stalled pipeline would).
+        tags = tag_line(m, {"valid": 1, "emit": 1, "hx1": 1, "hx2": 1,
+                            "g": range(self._groups)}, POOL_LATENCY - POOL_BUFFER_CYCLES, "tag")
+        beat = Signal(len(self.o.payload.as_value()))     # the requantizer's output beat
+        leaves = self.o.valid & self.o.ready
+        self._output_buffer(m, beat, tags.output.emit)
+        free = Signal(range(POOL_BUFFER_BEATS + 1), init=POOL_BUFFER_BEATS)
+        free_next = Signal.like(free)
+        room = Signal()
+        busy = Signal()                   # a position in flight: tags 1 .. depth valid
+        m.d.sync += busy.eq(Cat(tags[d].valid for d in range(tags.depth)).any())
         m.d.comb += [
-            run.eq(~(tags.output.valid & tags.output.emit) | self.o.ready),
+            free_next.eq(free - tags.input.emit + leaves),
+            room.eq((free != 0) | leaves),
             self.c.ready.eq(at_start & ~busy),
-            self.i.ready.eq(loaded & run & real & ~(at_start & self.c.valid)),
-            go.eq(loaded & run & Mux(real, self.i.valid & ~(at_start & self.c.valid), 1)),
+            load.eq(self.c.valid & self.c.ready),
+            self.i.ready.eq(loaded & room & real & ~(at_start & self.c.valid)),
+            go.eq(loaded & room & Mux(real, self.i.valid & ~(at_start & self.c.valid), 1)),
             tags.input.valid.eq(go),
-            tags.input.emit.eq((y == ny) & (x == nx)),
-            tags.input.hx1.eq(Mux(k.glob, (y != 0) | (x != 0), (k.s >= 2) & (x >= 1))),
-            tags.input.hx2.eq(~k.glob & (k.s == 3) & (x >= 2)),
-            tags.input.g.eq(g),
+            tags.input.emit.eq(go & pos.ex & pos.ey),
+            tags.input.hx1.eq(Mux(k.glob, pos.y_ge1 | pos.x_ge1, (k.s >= 2) & pos.x_ge1)),
+            tags.input.hx2.eq(~k.glob & (k.s == 3) & pos.x_ge2),
+            tags.input.g.eq(pos.g),
         ]
-        # The requantization's multiplier and shift, decoded when the constants load (no
-        # mode multiplexer between them and the multipliers): the average's, or for the max
-        # mult = 2, shift = 1, (2v + 1) >> 1 = v. shift - 1 is taken modulo 64, as rtl/add.py.
+        # The requantizer's multiplier and shift, decoded when the constants load (no mode
+        # multiplexer between them and the multipliers): the average's, or for the max
+        # mult = 2, shift = 1: (2v + 1) >> 1 = v.
         shift = Signal(SHIFT_BITS)
         mult = Signal(MULT_BITS)
-        with m.If(self.c.valid & self.c.ready):
+        with m.If(load):
             kc = self.c.payload
-            m.d.sync += [k.eq(kc), loaded.eq(1), ny.eq(kc.fy), nx.eq(kc.fx),
-                         shift.eq(Mux(kc.avg, kc.shift - 1, 0)), mult.eq(Mux(kc.avg, kc.mult, 2))]
-        last_g, last_x, last_y = g == k.groups - 1, x == k.wi - 1, y == k.hi - 1
-        # j's value in the next cycle: the line buffer's read address (a synchronous read,
-        # so that it maps onto block RAM; the data arrives with the position).
-        j_next = Signal.like(j)
-        m.d.comb += j_next.eq(Mux(go, Mux(k.glob | (last_g & last_x), 0, j + 1), j))
-        m.d.sync += j.eq(j_next)
-        with m.If(go):
-            m.d.sync += g.eq(Mux(last_g, 0, g + 1))
-            with m.If(last_g):
-                m.d.sync += x.eq(Mux(last_x, 0, x + 1))
-                with m.If(x == nx):
-                    m.d.sync += nx.eq(nx + k.sw)
-                with m.If(last_x):
-                    m.d.sync += [nx.eq(k.fx), y.eq(Mux(last_y, 0, y + 1))]
-                    with m.If(y == ny):
-                        m.d.sync += ny.eq(ny + k.sh)
-                    with m.If(last_y):
-                        m.d.sync += ny.eq(k.fy)
+            m.d.sync += [loaded.eq(1), shift.eq(Mux(kc.avg, kc.shift, 1)),
+                         mult.eq(Mux(kc.avg, kc.mult, 2))]
 
-        # ---- line buffer: rows y-1 and y-2 at (x, g), read, then rewritten a cycle later --
-        # The read is synchronous, addressed a cycle ahead (j_next), so that the word of
-        # position j is on the read data in the cycle the position is visited; it feeds only
-        # the read stage's registers. The position's word (its value, and row y-1's moved
-        # down) is written back in the next cycle from those registers (v1, p1), so no path
-        # runs from the block RAM's read data into it. Both buffers' reads are transparent
-        # for their write port (a word written in the cycle of the read arrives with it;
-        # FPGA flows emulate that across a block RAM's ports with a register and a
-        # multiplexer after the read data, which is cheaper than the read-first semantics a
-        # non-transparent read would make them emulate). The word written in the cycle the
-        # read data is used is forwarded: pending here (a grid row of one word reads it
-        # again). p1 is masked: where it is the identity (use1 low) the row y-2 it becomes
-        # is masked too (use2 low).
+        # ---- line buffer: rows above at (x, g), read, then rewritten a cycle later --------
+        # Word j: p1, row y - 1, and q, rows y - 1 and y - 2 reduced (one two-input
+        # reduction in the vertical stage). The read is free-running, addressed from registers
+        # with the word of the position after the current one; ``fresh``: that word arrived
+        # for the current position, ``held`` keeps it while the position waits; ``again``:
+        # the word written back now (a cycle after the visit, from v1, p1) is the current
+        # one's (a grid row of one word). Transparent reads, as the column buffer's. p1 is
+        # masked: where it is the identity the rows reduced with it are too (use2 low).
+        # docs/vector-units.md (Pool) has the whole of it.
         lane_arr = data.ArrayLayout(signed(in_bits), lanes)
-        line_word = data.StructLayout({"p1": lane_arr, "p2": lane_arr})
+        line_word = data.StructLayout({"p1": lane_arr,
+                                       "q": data.ArrayLayout(signed(qbits), lanes)})
         m.submodules.lines = lines = memory.Memory(shape=line_word, depth=self._row_beats,
                                                    init=[])
         lw = lines.write_port()
         lr = lines.read_port(transparent_for=(lw,))
-        line = Signal(line_word)
-        lw_a = Signal.like(j)            # the word visited last cycle: written now
-        use1 = ~k.glob & (k.r >= 2) & (y >= 1)
-        use2 = ~k.glob & (k.r == 3) & (y >= 2)
-        m.d.comb += [lr.addr.eq(j_next), lw.addr.eq(lw_a),
-                     line.eq(Mux(lw.en & (lw_a == j), lw.data, lr.data))]
-        m.d.sync += lw.en.eq(go & ~k.glob)
+        j = Signal(range(self._row_beats))
+        j_after = Signal.like(j)          # the word of the position after this one
+        lw_a = Signal.like(j)             # the word visited last cycle: written now
+        line, held = Signal(line_word), Signal(line_word)
+        fresh, again = Signal(), Signal()
+        # rd: the block RAM's word is the current position's (its read data then passes
+        # one multiplexer, those of the masks included, before a register); other: the
+        # held word, or the one written now
+        rd, other = Signal(), Signal(line_word)
+        use1 = ~k.glob & (k.r >= 2) & pos.y_ge1
+        use2 = ~k.glob & (k.r == 3) & pos.y_ge2
+        m.d.comb += [j_after.eq(Mux(k.glob | (pos.g_last & pos.x_last), 0, j + 1)),
+                     lr.addr.eq(j_after), lw.addr.eq(lw_a),
+                     rd.eq(fresh & ~again), other.eq(Mux(again, lw.data, held)),
+                     line.eq(Mux(rd, lr.data, other))]
+        # again: the word written now is the current position's (lw_a == j): a grid row of
+        # one word, whose last position is its first (j == 0 at the row's end)
+        m.d.sync += [lw.en.eq(go & ~k.glob), fresh.eq(go), held.eq(line),
+                     again.eq(go & ~k.glob & pos.g_last & pos.x_last & (j == 0))]
         with m.If(go):
-            m.d.sync += lw_a.eq(j)
+            m.d.sync += [j.eq(j_after), lw_a.eq(j)]
 
         # ---- column buffer: per group, column x-1 and the pair x-1, x-2 (or the global sum) -
-        # The word of group g holds ``a``, the vertical result of column x - 1, and ``p``,
-        # that of columns x - 1 and x - 2 reduced (max or sum): a window of three columns is
-        # the reduction of this column with ``p``, of two with ``a``, so that the horizontal
-        # stage has two 2-input reductions side by side (the window, and the pair written
-        # back), not three inputs in series. The read is addressed two steps ahead of the
-        # horizontal stage, with the group entering the pipeline (g; its enable is the clock
-        # enable, so that a stall holds its data), into a register, ``col``: the block RAM's
-        # read data feeds only that register, and read -> reduction -> write back is a loop
-        # of registers. The read (transparent, as the line buffer's) misses the word the
-        # horizontal stage (tags[2]) writes in the step ``col`` loads: forwarded (one channel
-        # group reads the word written one step before; a global pool of one group updates
-        # its running sum every step).
-        sum_arr = data.ArrayLayout(signed(sbits), lanes)
-        col_word = data.StructLayout({"a": sum_arr, "p": sum_arr})
+        # Group g's word: ``a``, column x - 1's vertical result (or the global sum), and
+        # ``p``, columns x - 1 and x - 2 reduced, so that the horizontal stage has two
+        # 2-input reductions side by side. Read with the group entering the pipeline (two
+        # steps ahead), into registers only; written a step later from registers. The words
+        # the read misses are forwarded: the one computed in the step it loads (fwd, one
+        # group) and the one the write port writes then (fwd2, two groups).
+        col_word = data.StructLayout({"a": data.ArrayLayout(signed(sbits), lanes),
+                                      "p": data.ArrayLayout(signed(vbits + 1), lanes)})
         m.submodules.cols = cols = memory.Memory(shape=col_word, depth=self._groups, init=[])
         cw = cols.write_port()
         cr = cols.read_port(transparent_for=(cw,))
-        col = Signal(col_word)
-        m.d.comb += [cr.addr.eq(g), cr.en.eq(run), cw.addr.eq(tags[2].g),
-                     cw.en.eq(tags[2].valid & run)]
-        fwd = tags[2].valid & (tags[2].g == tags[1].g)
-        core.d.sync += col.eq(Mux(fwd, cw.data, cr.data))
+        c_now = Signal(col_word)          # the word the horizontal stage computes
+        m.d.comb += cr.addr.eq(pos.g)
+        m.d.sync += [cw.addr.eq(tags[2].g), cw.en.eq(tags[2].valid), cw.data.eq(c_now)]
+        # The operand the window reduces with is chosen as it loads, so that neither the
+        # selection nor its fan-out (hx1, hx2 to every bit) is in the horizontal stage. The
+        # late inputs come last, each through one multiplexer: the block RAM's read data
+        # when its word is the latest (r_p, r_a), the words computed now (s_p: the pair,
+        # s_h: the running sum; s_v the vertical result), then the write port's word. The
+        # selects are registers, decoded a cycle ahead from the tags (the pipeline always
+        # advances: tags[1] and tags[2] are the input's and tags[1]'s of the cycle before):
+        # fwd, the word computed now is the group's (one group), fwd2, the word written now
+        # (two groups); rd_c, neither.
+        hx1, hx2 = tags.input.hx1, tags.input.hx2
+        fwd = tags[1].valid & (tags[1].g == pos.g)
+        fwd2 = tags[2].valid & (tags[2].g == pos.g)
+        rd_c = ~fwd & ~fwd2
+        sel = {n: Signal(name=n) for n in ("r_p", "r_a", "s_p", "s_h", "s_v", "w_p", "w_a",
+                                           "s_rd", "s_fwd")}
+        m.d.sync += [sel["r_p"].eq(rd_c & hx2), sel["r_a"].eq(rd_c & hx1),
+                     sel["s_p"].eq(fwd & hx2), sel["s_h"].eq(fwd & hx1 & k.glob),
+                     sel["s_v"].eq(fwd & hx1), sel["w_p"].eq(hx2), sel["w_a"].eq(hx1),
+                     sel["s_rd"].eq(rd_c), sel["s_fwd"].eq(fwd)]
+
+        # ---- requantization: the dyadic requantizer, never stopped -------------------
+        m.submodules.requant = rq = Requantizer(lanes, sbits, _OUT_BITS)
+        m.d.comb += rq.o.ready.eq(1)      # its beats go into the output buffer
+        m.d.sync += free.eq(free_next)
 
         stages = None
         for lane in range(lanes):
@@ -360,38 +403,45 @@ class PoolUnit(CheckedComponent):
             m.d.comb += v.eq(Mux(real, self.i.payload[lane], ident))
             v1 = Signal(signed(in_bits), name=f"v1_{lane}")
             p1 = Signal(signed(in_bits), name=f"p1_{lane}")
-            p2 = Signal(signed(in_bits), name=f"p2_{lane}")
+            q1 = Signal(signed(qbits), name=f"q1_{lane}")
             vert = Signal(signed(vbits), name=f"vert_{lane}")
             hor = Signal(signed(sbits), name=f"hor_{lane}")
-            prod = Signal(signed(sbits + MULT_BITS + 1), name=f"prod_{lane}")
-            rnd = Signal(signed(sbits + MULT_BITS + 1), name=f"rnd_{lane}")
-            out = Signal(signed(_OUT_BITS), name=f"out_{lane}")
             # x >= 2 of a 3-column window: the pair; x >= 1 (or the global sum): column x-1
-            prev = Mux(tags[2].hx2, col.p[lane], Mux(tags[2].hx1, col.a[lane], ident))
+            prev = Signal(signed(sbits), name=f"prev_{lane}")
+            a_vert = Signal(signed(vbits), name=f"a_vert_{lane}")     # column x-1 (window)
             h_now = Signal(signed(sbits), name=f"h_now_{lane}")
+            written = Mux(sel["w_p"], cw.data.p[lane], Mux(sel["w_a"], cw.data.a[lane], ident))
+            m.d.sync += [
+                prev.eq(Mux(sel["r_p"], cr.data.p[lane], Mux(sel["r_a"], cr.data.a[lane],
+                        Mux(sel["s_p"], c_now.p[lane], Mux(sel["s_h"], h_now,
+                                                           Mux(sel["s_v"], vert, written)))))),
+                a_vert.eq(Mux(sel["s_rd"], cr.data.a[lane][:vbits].as_signed(),
+                              Mux(sel["s_fwd"], vert, cw.data.a[lane][:vbits].as_signed()))),
+            ]
             m.d.comb += [
-                h_now.eq(_reduce(k.avg, vert, prev)),
-                cw.data.a[lane].eq(Mux(k.glob, h_now, vert)),
-                cw.data.p[lane].eq(_reduce(k.avg, vert, col.a[lane])),
+                h_now.eq(_reduce(k.avg, vert, prev, in_bits)),
+                c_now.a[lane].eq(Mux(k.glob, h_now, vert)),
+                c_now.p[lane].eq(_reduce(k.avg, vert, a_vert, in_bits)),
             ]
-            core.d.sync += [
+            m.d.sync += [
                 v1.eq(v),                                                       # read
-                p1.eq(Mux(use1, line.p1[lane], ident)),
-                p2.eq(Mux(use2, line.p2[lane], ident)),
-                vert.eq(Mux(k.avg, v1 + p1 + p2, _max(_max(v1, p1), p2))),      # vertical
+                p1.eq(Mux(rd & use1, lr.data.p1[lane], Mux(use1, other.p1[lane], ident))),
+                q1.eq(Mux(rd & use2, lr.data.q[lane], Mux(rd & use1, lr.data.p1[lane],
+                      Mux(use2, other.q[lane], Mux(use1, other.p1[lane], ident))))),
+                vert.eq(_reduce(k.avg, v1, q1, in_bits)),                       # vertical
                 hor.eq(h_now),                                                  # horizontal
-                prod.eq(hor * mult),                                            # mul
-                rnd.eq((prod >> shift) + 1),                                    # shift
-                out.eq(saturate(rnd >> 1, _OUT_BITS)),                          # sat
             ]
-            m.d.comb += [self.o.payload[lane].eq(out), lw.data.p1[lane].eq(v1),
-                         lw.data.p2[lane].eq(p1)]
-            stages = (v1, vert, hor, prod, rnd, out)
-        m.d.comb += self.o.valid.eq(tags.output.valid & tags.output.emit)
-        if not len(stages) == len(POOL_STAGES) == tags.depth == self.LATENCY:
-            raise AssertionError(f"PoolUnit: {len(stages)} data stages, {tags.depth} tag "
-                                 f"stages, timing model POOL_LATENCY = {self.LATENCY}")
-        m.submodules.core = EnableInserter(run)(core)
+            m.d.comb += [rq.i.payload.acc[lane].eq(hor), rq.i.payload.mult[lane].eq(mult),
+                         rq.i.payload.shift[lane].eq(shift),
+                         beat[lane * _OUT_BITS:(lane + 1) * _OUT_BITS].eq(rq.o.payload[lane]),
+                         lw.data.p1[lane].eq(v1),
+                         lw.data.q[lane].eq(_reduce(k.avg, v1, p1, in_bits))]
+            stages = (v1, vert, hor)
+        if not (len(stages) == len(POOL_STAGES) and len(stages) + rq.LATENCY == tags.depth
+                and tags.depth + POOL_BUFFER_CYCLES == self.LATENCY):
+            raise AssertionError(f"PoolUnit: {len(stages)} data stages + requantizer "
+                                 f"{rq.LATENCY}, {tags.depth} tag stages, timing model "
+                                 f"POOL_LATENCY = {self.LATENCY}")
         return m
 
 
@@ -496,7 +546,9 @@ def pool_timing(config: AcceleratorConfig) -> dict:
         "model": "edgetron.hw.pool.pool_cycles",
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
-        "output_backpressure": "stalls the whole unit",
+        "output_backpressure": f"an output buffer of {POOL_BUFFER_BEATS} beats; positions "
+                               "stop (i.ready low) when it has no room for the beats in "
+                               "flight",
         "variables": {"n": "images", "h": "map height", "w": "map width", "C": "channels",
                       "oh": "output height", "ow": "output width", "r": "window height",
                       "s": "window width", "sh": "stride height", "sw": "stride width",

@@ -25,8 +25,11 @@ from __future__ import annotations
 from numba import njit
 
 from .arith import beats
+from .gemm import REQUANT_LATENCY
 
 __all__ = [
+    "POOL_BUFFER_BEATS",
+    "POOL_BUFFER_CYCLES",
     "POOL_EDGE_MAX",
     "POOL_LATENCY",
     "POOL_STAGES",
@@ -39,13 +42,22 @@ __all__ = [
     "pool_row_beats",
 ]
 
-#: Registered stages, one cycle each: the input (or padding) beat and the line buffer's two
-#: previous rows; the vertical reduction (max or sum of up to three rows); the horizontal
-#: reduction with the two previous columns (or the running global sum); the product
-#: ``sum * mult``; ``(t >> (shift - 1)) + 1``; the last shift and the int8 saturation.
-POOL_STAGES = ("read", "vertical", "horizontal", "mul", "shift", "sat")
-#: Cycles from a grid position visited to its output beat valid.
-POOL_LATENCY = len(POOL_STAGES)
+#: Registered stages, one cycle each, before the requantizer: the input (or padding) beat
+#: and the line buffer's rows above (row ``y - 1``, and rows ``y - 1`` and ``y - 2``
+#: already reduced); the vertical reduction (max or sum of those with the input: one
+#: two-input reduction); the horizontal reduction with the two previous columns (or the
+#: running global sum).
+POOL_STAGES = ("read", "vertical", "horizontal")
+#: Cycles through the output buffer, a FIFO whose beat written is readable in the next cycle.
+POOL_BUFFER_CYCLES = 1
+#: Cycles from a grid position visited to its output beat valid: the stages, the dyadic
+#: requantizer of ``rtl/requant.py`` (``REQUANT_LATENCY`` stages; a max goes through it
+#: with ``mult = 2, shift = 1``, the identity), as the GELU unit's, and the output buffer.
+POOL_LATENCY = len(POOL_STAGES) + REQUANT_LATENCY + POOL_BUFFER_CYCLES
+#: Beats of the output buffer: one per position in flight (``POOL_LATENCY - 1`` issued
+#: before the oldest is read) and one more, so that with the output always ready a
+#: position never waits for room.
+POOL_BUFFER_BEATS = POOL_LATENCY + 1
 #: Largest window edge of the line-buffer mode (``r``, ``s``): three rows are reduced at
 #: once. Larger windows run only as a global pool (the whole map).
 POOL_WINDOW_MAX = 3
