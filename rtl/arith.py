@@ -18,9 +18,7 @@ the ``done`` cycle is allowed (occupancy = ``LATENCY``). They have no stall inpu
 that stalls puts them under its clock enable.
 
 Also here: :func:`tree_reduce` (a registered reduction tree over lanes, one level per
-cycle), :func:`round_shift_right` (the golden ``round_shift`` with a variable shift),
-:func:`saturate`, :func:`shift_left`, :func:`pow2_rescale` (softmax's and GELU's rescale to
-the internal scale), :func:`bit_length` and the beat packing of the
+cycle), :func:`saturate`, :func:`shift_left` and the beat packing of the
 vector units' codecs (:func:`pack_checked`, :func:`pack_lanes`, :func:`unpack_lanes`).
 What every unit shares (parameter checks, delay lines, constant division, constant
 products, ring addresses) is in :mod:`edgetron.rtl.common`.
@@ -30,10 +28,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
-from edgetron.golden.dyadic import INTERNAL_SHIFT_MAX
-from edgetron.golden.intops import S_MAX
 from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
 
 from .common import CheckedComponent, check_param
@@ -41,10 +36,8 @@ from .common import CheckedComponent, check_param
 __all__ = [
     "SeqDivider",
     "SeqSqrt",
-    "bit_length",
     "pack_checked",
     "pack_lanes",
-    "round_shift_right",
     "saturate",
     "shift_left",
     "tree_reduce",
@@ -260,18 +253,6 @@ def tree_reduce(m: Module, values: list, op, name: str):
     return level[0], depth
 
 
-def round_shift_right(x, s, s_max: int):
-    """``floor(x / 2**s + 1/2)`` (golden ``round_shift``) for a variable ``s`` in ``[0, s_max]``.
-
-    Uses ``(x + 2**(s-1)) >> s == ((x >> (s-1)) + 1) >> 1`` for ``s >= 1`` (no rounding
-    constant is built; the identity is proved in ``rtl/requant.py``) and ``x`` for ``s = 0``.
-    The result has ``x``'s signedness and one more bit. ``x >> (s-1)`` is arithmetic for a
-    signed ``x``.
-    """
-    amount = (s - 1)[:max(1, ceil_log2(s_max))]
-    return Mux(s == 0, x, ((x >> amount) + 1) >> 1)
-
-
 def saturate(x, bits: int):
     """A signed ``x`` clamped to the signed ``bits`` range (golden ``intops.saturate``), as
     ``signed(bits)``. ``x`` fits when its bits from ``bits - 1`` up are all copies of its sign
@@ -298,32 +279,6 @@ def shift_left(x, amount, width: int):
         shifted = (value << step)[:width]
         value = Mux(amount[b], shifted, value)
     return value
-
-
-def pow2_rescale(mag, f, mag_bits: int):
-    """``mag`` at the internal scale (the golden ``intops.pow2_rescale`` of a magnitude):
-    ``mag << f`` for ``f >= 0``, ``round_shift(mag, -f)`` for ``f < 0``; combinational.
-
-    ``f`` is the signed 7-bit ``pre_shift`` constant of softmax and GELU, in
-    ``[-S_MAX, INTERNAL_SHIFT_MAX]`` (golden ``dyadic.internal_shift``); ``mag`` an unsigned
-    magnitude of ``mag_bits`` bits. The result is unsigned, ``mag_bits +
-    INTERNAL_SHIFT_MAX + 1`` bits wide (a left barrel shift and a rounding right shift side
-    by side, the sign of ``f`` picks one). The units register it and clamp it in the next
-    stage: the shifters and the rounding add fill one stage.
-    """
-    left = shift_left(mag, f[:INTERNAL_SHIFT_MAX.bit_length()], mag_bits + INTERNAL_SHIFT_MAX + 1)
-    right = round_shift_right(mag, (-f).as_unsigned()[:len(f)], S_MAX + 2)
-    return Mux(f[-1], right, left)
-
-
-def bit_length(x):
-    """``bits(x)`` of an unsigned value (0 for 0), by halving: ``log2(len(x))`` levels of
-    multiplexers (a leading-one detector)."""
-    if len(x) == 1:
-        return x
-    lo_width = len(x) // 2
-    hi, lo = x[lo_width:], x[:lo_width]
-    return Mux(hi.any(), bit_length(hi) + lo_width, bit_length(lo))
 
 
 def pack_checked(owner: str, layout, values: dict) -> int:

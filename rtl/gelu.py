@@ -450,7 +450,8 @@ def gelu_timing(config: AcceleratorConfig) -> dict:
         "model": "edgetron.hw.gelu.gelu_cycles",
         "counts": "cycles from the first i handshake to the last o handshake, both included, "
                   "with i valid on every cycle and o.ready always high",
-        "output_backpressure": "stalls the whole pipeline",
+        "output_backpressure": "fills an output buffer of latency_cycles + 1 beats; i.ready is "
+                               "low while latency_cycles + 1 beats are in flight",
         "variables": {"E": "elements"},
         "constants": {"lanes": lanes, "latency_cycles": GELU_LATENCY},
         "total": "ceil(E / lanes) + latency_cycles",

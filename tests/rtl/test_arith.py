@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Const, Module
 from amaranth.sim import Simulator
 
 from edgetron.golden.layernorm import ISQRT_BITS, RECIP_K, isqrt
 from edgetron.golden.softmax import EXP_BITS
 from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
 from edgetron.hw.layernorm import LAYERNORM_FACTOR_BITS
-from edgetron.rtl.arith import SeqDivider, SeqSqrt, bit_length, tree_reduce
+from edgetron.rtl.arith import SeqDivider, SeqSqrt, tree_reduce
 
 
 def _run_fixed_latency(dut, operands, load, result):
@@ -109,22 +109,15 @@ def test_sqrt_full_width():
     assert _sqrt(ISQRT_BITS, values) == isqrt(np.array(values)).tolist()
 
 
-def test_combinational_helpers():
-    x = Signal(10)
+def test_tree_reduce():
     m = Module()
-    y = Signal(10)
-    m.d.sync += y.eq(x)
     s, depth = tree_reduce(m, [Const(v, 8) for v in (3, 9, 1, 7, 5)], lambda a, b: a + b, "t")
     assert depth == tree_depth(5) == 3
-    cases = [*range(0, 1024, 7), 1023]
 
     async def bench(ctx):
-        for _ in range(depth + 1):
+        for _ in range(depth):
             await ctx.tick()
         assert ctx.get(s) == 25
-        for v in cases:
-            ctx.set(x, v)
-            assert ctx.get(bit_length(x)) == v.bit_length()
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
