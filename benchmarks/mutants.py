@@ -220,7 +220,8 @@ SOFTMAX_MUTANTS = (
 )
 
 LAYERNORM_MUTANTS = (
-    _m("layernorm_output_truncates", "the affine result truncates instead of rounding", _LN,
+    _m("layernorm_output_truncates", "the affine result truncates instead of rounding",
+       _ARITH,
        ("rounded = (t[1:window] + t[0])[:bits]", "rounded = t[1:window]")),
     _m("layernorm_drops_epsilon", "the variance misses q_eps", _LN,
        ("q_minus.eq(k.q_eps - sum_parts(s1sq_parts))", "q_minus.eq(-sum_parts(s1sq_parts))")),

@@ -6,11 +6,11 @@ shared by all lanes. Golden defines their results (``floor(n / d)``, ``floor(sqr
 not their circuits; both are exact digit recurrences (docs/vector-units.md):
 
 * :class:`SeqDivider` -- radix-4 restoring division, two quotient bits per cycle. The
-  partial remainder ``r < d`` is shifted by two bits, compared against ``d``, ``2d`` and
-  ``3d`` in parallel (``3d`` is precomputed when the operands load) and the largest
-  multiple that fits is subtracted. ``LATENCY = ceil(quo_bits / 2) + 1`` cycles.
-* :class:`SeqSqrt` -- restoring (digit-by-digit) square root, one root bit per step and
-  two steps per cycle. ``LATENCY = ceil(in_bits / 4) + 1`` cycles.
+  partial remainder ``r < d`` is shifted by two bits, ``d``, ``2d`` and ``3d`` are
+  subtracted from it in parallel (``3d`` is precomputed when the operands load), and the
+  largest multiple that fits gives the new remainder. ``LATENCY = ceil(quo_bits / 2) + 1``.
+* :class:`SeqSqrt` -- radix-4 restoring square root, two root bits per cycle from three
+  parallel trials. ``LATENCY = ceil(in_bits / 4) + 1`` cycles.
 
 Both take a ``start`` pulse with their operands and raise ``done`` for one cycle exactly
 ``LATENCY`` cycles later, with the result held until the next ``start``; a ``start`` in
@@ -18,15 +18,17 @@ the ``done`` cycle is allowed (occupancy = ``LATENCY``). They have no stall inpu
 that stalls puts them under its clock enable.
 
 Also here: :func:`tree_reduce` (a registered reduction tree over lanes, one level per
-cycle), :func:`saturate`, :func:`shift_left` and the beat packing of the
-vector units' codecs (:func:`pack_checked`, :func:`pack_lanes`, :func:`unpack_lanes`).
+cycle), :func:`saturate`, :func:`shift_left`, the multiplier-block-sized partial products
+(:func:`mul_parts`, :func:`sum_parts`), a leading-pair search (:func:`top_pair_groups`,
+:func:`top_pair`), :func:`round_half_saturate`, and the beat packing of the vector units'
+codecs (:func:`pack_checked`, :func:`pack_lanes`, :func:`unpack_lanes`).
 What every unit shares (parameter checks, delay lines, constant division, constant
 products, ring addresses) is in :mod:`edgetron.rtl.common`.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib.wiring import In, Out
 
 from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
@@ -36,10 +38,15 @@ from .common import CheckedComponent, check_param
 __all__ = [
     "SeqDivider",
     "SeqSqrt",
+    "mul_parts",
     "pack_checked",
     "pack_lanes",
+    "round_half_saturate",
     "saturate",
     "shift_left",
+    "sum_parts",
+    "top_pair",
+    "top_pair_groups",
     "tree_reduce",
     "unpack_lanes",
 ]
@@ -279,6 +286,97 @@ def shift_left(x, amount, width: int):
         shifted = (value << step)[:width]
         value = Mux(amount[b], shifted, value)
     return value
+
+
+#: Signed operand width of an FPGA multiplier block (ECP5 MULT18X18D).
+_DSP_BITS = 18
+
+
+def _dsp_chunks(value) -> list:
+    """``value`` as ``[(offset, part)]`` parts that each fit a signed 18-bit multiplier
+    input: unsigned 17-bit low parts, the top part keeping ``value``'s signedness."""
+    value = Value.cast(value)
+    shape = value.shape()
+    limit = _DSP_BITS if shape.signed else _DSP_BITS - 1
+    if shape.width <= limit:
+        return [(0, value)]
+    parts, off = [], 0
+    while shape.width - off > limit:
+        parts.append((off, value[off:off + _DSP_BITS - 1]))
+        off += _DSP_BITS - 1
+    top = value[off:]
+    parts.append((off, top.as_signed() if shape.signed else top))
+    return parts
+
+
+def mul_parts(m: Module, a, b, name: str) -> list:
+    """The partial products of ``a * b``, one DSP-sized multiplier each, every product in a
+    register of its own (``<name>_p<i><j>``, no reset: the multiplier's output register)
+    that nothing but :func:`sum_parts` in the next stage reads. Returns ``[(offset, reg)]``
+    with ``a * b = sum(reg << offset)``."""
+    parts = []
+    for i, (oa, pa) in enumerate(_dsp_chunks(a)):
+        for j, (ob, pb) in enumerate(_dsp_chunks(b)):
+            reg = Signal.like(pa * pb, name=f"{name}_p{i}{j}", reset_less=True)
+            m.d.sync += reg.eq(pa * pb)
+            parts.append((oa + ob, reg))
+    return parts
+
+
+def sum_parts(parts: list):
+    """``sum(reg << offset)`` of :func:`mul_parts`'s registers (the product itself when the
+    operands fit one multiplier)."""
+    total = None
+    for off, reg in parts:
+        term = reg << off if off else reg
+        total = term if total is None else total + term
+    return total
+
+
+def top_pair_groups(x):
+    """The pairs of bits of the unsigned ``x`` in groups of four: per group, whether a pair
+    is non-zero (``any``) and the index of the highest non-zero one (``idx``), for
+    :func:`top_pair` to finish in the next stage."""
+    flags = [x[k:k + 2].any() for k in range(0, len(x), 2)]
+    flags += [Const(0, 1)] * (-len(flags) % 4)
+    out = []
+    for g in range(0, len(flags), 4):
+        f = flags[g:g + 4]
+        out.append(Cat(f[0] | f[1] | f[2] | f[3],
+                       Mux(f[3], 3, Mux(f[2], 2, Mux(f[1], 1, 0)))[:2]))
+    return Cat(*out)
+
+
+def top_pair(groups):
+    """``floor(msb(x) / 2)`` (0 for ``x < 4``), the index of the highest non-zero pair of
+    bits of ``x``, from :func:`top_pair_groups`'s registers: a priority encoder of
+    ``log2`` levels of multiplexers over the groups."""
+    entries = [(groups[g].any, groups[g].idx) for g in range(len(groups))]
+    entries += [(Const(0, 1), Const(0, 2))] * \
+        ((1 << max(1, (len(entries) - 1).bit_length())) - len(entries))
+
+    def encode(es):
+        if len(es) == 1:
+            return es[0]
+        lo_any, lo_idx = encode(es[:len(es) // 2])
+        hi_any, hi_idx = encode(es[len(es) // 2:])
+        return lo_any | hi_any, Cat(Mux(hi_any, hi_idx, lo_idx), hi_any)
+
+    return encode(entries)[1]
+
+
+def round_half_saturate(t, bits: int):
+    """``saturate((t + 1) >> 1, bits)`` of a signed ``t`` (the last step of a rounding
+    shift whose ``t = x >> (s - 1)`` is registered): ``t`` in ``[-2**bits, 2**bits)``
+    gives ``(t >> 1) + t[0]``, a ``bits``-wide add whose only overflow, ``t = 2**bits - 1``,
+    is caught by a comparison; outside that window the sign picks the bound."""
+    window = bits + 1
+    top, bottom = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
+    upper = t[window - 1:]
+    fits = upper.all() | ~upper.any()
+    rounded = (t[1:window] + t[0])[:bits]
+    return Mux(fits, Mux(t[:window] == (1 << bits) - 1, top, rounded),
+               Mux(t[-1], bottom, top))
 
 
 def pack_checked(owner: str, layout, values: dict) -> int:

@@ -36,7 +36,7 @@ import math
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory
 
 from edgetron.config import AcceleratorConfig
@@ -56,8 +56,13 @@ from edgetron.hw.arith import beats, tree_depth
 from .arith import (
     SeqDivider,
     SeqSqrt,
+    mul_parts,
     pack_checked,
     pack_lanes,
+    round_half_saturate,
+    sum_parts,
+    top_pair,
+    top_pair_groups,
     tree_reduce,
     unpack_lanes,
 )
@@ -83,97 +88,6 @@ _OUT_BITS = 8
 _VAR_BITS = 62
 #: ``beta_int`` width (golden ``_BETA_LSB_LIMIT`` scaled by ``2**(G + NF)``).
 _BETA_BITS = hw.LAYERNORM_BETA_BITS
-#: Signed operand width of an FPGA multiplier block (ECP5 MULT18X18D).
-_DSP_BITS = 18
-
-
-def _dsp_chunks(value) -> list:
-    """``value`` as ``[(offset, part)]`` parts that each fit a signed 18-bit multiplier
-    input: unsigned 17-bit low parts, the top part keeping ``value``'s signedness."""
-    value = Value.cast(value)
-    shape = value.shape()
-    limit = _DSP_BITS if shape.signed else _DSP_BITS - 1
-    if shape.width <= limit:
-        return [(0, value)]
-    parts, off = [], 0
-    while shape.width - off > limit:
-        parts.append((off, value[off:off + _DSP_BITS - 1]))
-        off += _DSP_BITS - 1
-    top = value[off:]
-    parts.append((off, top.as_signed() if shape.signed else top))
-    return parts
-
-
-def mul_parts(m: Module, a, b, name: str) -> list:
-    """The partial products of ``a * b``, one DSP-sized multiplier each, every product in a
-    register of its own (``<name>_p<i><j>``, no reset: the multiplier's output register)
-    that nothing but :func:`sum_parts` in the next stage reads. Returns ``[(offset, reg)]``
-    with ``a * b = sum(reg << offset)``."""
-    parts = []
-    for i, (oa, pa) in enumerate(_dsp_chunks(a)):
-        for j, (ob, pb) in enumerate(_dsp_chunks(b)):
-            reg = Signal.like(pa * pb, name=f"{name}_p{i}{j}", reset_less=True)
-            m.d.sync += reg.eq(pa * pb)
-            parts.append((oa + ob, reg))
-    return parts
-
-
-def sum_parts(parts: list):
-    """``sum(reg << offset)`` of :func:`mul_parts`'s registers (the product itself when the
-    operands fit one multiplier)."""
-    total = None
-    for off, reg in parts:
-        term = reg << off if off else reg
-        total = term if total is None else total + term
-    return total
-
-
-def top_pair_groups(x):
-    """The pairs of bits of the unsigned ``x`` in groups of four: per group, whether a pair
-    is non-zero (``any``) and the index of the highest non-zero one (``idx``), for
-    :func:`top_pair` to finish in the next stage."""
-    flags = [x[k:k + 2].any() for k in range(0, len(x), 2)]
-    flags += [Const(0, 1)] * (-len(flags) % 4)
-    out = []
-    for g in range(0, len(flags), 4):
-        f = flags[g:g + 4]
-        out.append(Cat(f[0] | f[1] | f[2] | f[3],
-                       Mux(f[3], 3, Mux(f[2], 2, Mux(f[1], 1, 0)))[:2]))
-    return Cat(*out)
-
-
-def top_pair(groups):
-    """``floor(msb(x) / 2)`` (0 for ``x < 4``), the index of the highest non-zero pair of
-    bits of ``x``, from :func:`top_pair_groups`'s registers: a priority encoder of
-    ``log2`` levels of multiplexers over the groups."""
-    entries = [(groups[g].any, groups[g].idx) for g in range(len(groups))]
-    entries += [(Const(0, 1), Const(0, 2))] * \
-        ((1 << max(1, (len(entries) - 1).bit_length())) - len(entries))
-
-    def encode(es):
-        if len(es) == 1:
-            return es[0]
-        lo_any, lo_idx = encode(es[:len(es) // 2])
-        hi_any, hi_idx = encode(es[len(es) // 2:])
-        return lo_any | hi_any, Cat(Mux(hi_any, hi_idx, lo_idx), hi_any)
-
-    return encode(entries)[1]
-
-
-def round_half_saturate(t, bits: int):
-    """``saturate((t + 1) >> 1, bits)`` of a signed ``t`` (the last step of a rounding
-    shift whose ``t = x >> (s - 1)`` is registered): ``t`` in ``[-2**bits, 2**bits)``
-    gives ``(t >> 1) + t[0]``, a ``bits``-wide add whose only overflow, ``t = 2**bits - 1``,
-    is caught by a comparison; outside that window the sign picks the bound."""
-    window = bits + 1
-    top, bottom = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
-    upper = t[window - 1:]
-    fits = upper.all() | ~upper.any()
-    rounded = (t[1:window] + t[0])[:bits]
-    return Mux(fits, Mux(t[:window] == (1 << bits) - 1, top, rounded),
-               Mux(t[-1], bottom, top))
-
-
 class LayerNormLayouts(NamedTuple):
     """Payload layouts of :class:`LayerNormUnit`'s streams."""
 
