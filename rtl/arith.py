@@ -18,7 +18,8 @@ the ``done`` cycle is allowed (occupancy = ``LATENCY``). They have no stall inpu
 that stalls puts them under its clock enable.
 
 Also here: :func:`tree_reduce` (a registered reduction tree over lanes, one level per
-cycle), :func:`saturate`, :func:`shift_left`, the multiplier-block-sized partial products
+cycle), :func:`max_tree` (softmax's maximum, two cycles per level), :func:`saturate`,
+:func:`shift_left`, the multiplier-block-sized partial products
 (:func:`mul_parts`, :func:`sum_parts`), a leading-pair search (:func:`top_pair_groups`,
 :func:`top_pair`), :func:`round_half_saturate`, and the beat packing of the vector units'
 codecs (:func:`pack_checked`, :func:`pack_lanes`, :func:`unpack_lanes`).
@@ -38,6 +39,7 @@ from .common import CheckedComponent, check_param
 __all__ = [
     "SeqDivider",
     "SeqSqrt",
+    "max_tree",
     "mul_parts",
     "pack_checked",
     "pack_lanes",
@@ -258,6 +260,29 @@ def tree_reduce(m: Module, values: list, op, name: str):
         raise AssertionError(f"{name}: tree of depth {depth}, timing model says "
                              f"{tree_depth(len(values))}")
     return level[0], depth
+
+
+def max_tree(m: Module, values: list):
+    """The maximum of ``values`` (unsigned) in a registered tree, two cycles per level
+    (``SOFTMAX_MAX_TREE_STAGES``): the comparison, with its operands registered beside it,
+    then the selection. Returns ``(result, cycles)``."""
+    level, cycles = list(values), 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level), 2):
+            tag = f"max_tree_l{cycles // 2 + 1}_{i // 2}"
+            a = level[i]
+            ra, sel = Signal.like(a, name=f"{tag}_a"), Signal.like(a, name=tag)
+            if i + 1 < len(level):
+                b = level[i + 1]
+                rb, a_gt = Signal.like(b, name=f"{tag}_b"), Signal(name=f"{tag}_gt")
+                m.d.sync += [ra.eq(a), rb.eq(b), a_gt.eq(a > b),          # compare
+                             sel.eq(Mux(a_gt, ra, rb))]                   # select
+            else:
+                m.d.sync += [ra.eq(a), sel.eq(ra)]
+            nxt.append(sel)
+        level, cycles = nxt, cycles + 2
+    return level[0], cycles
 
 
 def saturate(x, bits: int):

@@ -50,6 +50,7 @@ from edgetron.hw.arith import beats, tree_depth
 
 from .arith import (
     SeqDivider,
+    max_tree,
     pack_checked,
     pack_lanes,
     shift_left,
@@ -141,29 +142,6 @@ def _at_least(v, c: int):
     if c <= 0 or c > (1 << len(v)) - 1:
         return Const(int(c <= 0), 1)
     return v >= c
-
-
-def _max_tree(m: Module, values: list):
-    """The maximum of ``values`` (unsigned) in a registered tree, two cycles per level
-    (``SOFTMAX_MAX_TREE_STAGES``): the comparison, with its operands registered beside it,
-    then the selection. Returns ``(result, cycles)``."""
-    level, cycles = list(values), 0
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level), 2):
-            tag = f"max_tree_l{cycles // 2 + 1}_{i // 2}"
-            a = level[i]
-            ra, sel = Signal.like(a, name=f"{tag}_a"), Signal.like(a, name=tag)
-            if i + 1 < len(level):
-                b = level[i + 1]
-                rb, a_gt = Signal.like(b, name=f"{tag}_b"), Signal(name=f"{tag}_gt")
-                m.d.sync += [ra.eq(a), rb.eq(b), a_gt.eq(a > b),          # compare
-                             sel.eq(Mux(a_gt, ra, rb))]                   # select
-            else:
-                m.d.sync += [ra.eq(a), sel.eq(ra)]
-            nxt.append(sel)
-        level, cycles = nxt, cycles + 2
-    return level[0], cycles
 
 
 class SoftmaxUnit(VectorUnit):
@@ -331,7 +309,7 @@ class SoftmaxUnit(VectorUnit):
                                                   in_q[j], lane_max[j]))
         max_valid = Signal()
         core.d.sync += max_valid.eq(in_tag.valid & in_tag.last)
-        row_max, max_cycles = _max_tree(core, lane_max)
+        row_max, max_cycles = max_tree(core, lane_max)
         exp_go = DelayLine(core, max_valid, max_cycles, "max_valid").output
 
         # ---- exp pass ------------------------------------------------------------------------
