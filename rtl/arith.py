@@ -39,6 +39,7 @@ from .common import CheckedComponent, check_param
 __all__ = [
     "SeqDivider",
     "SeqSqrt",
+    "at_least",
     "max_tree",
     "mul_parts",
     "pack_checked",
@@ -283,6 +284,19 @@ def max_tree(m: Module, values: list):
             nxt.append(sel)
         level, cycles = nxt, cycles + 2
     return level[0], cycles
+
+
+def at_least(x, c: int):
+    """``x >= c`` for an unsigned ``x`` and a constant ``c``, as AND/OR logic from the top
+    bit down (LUTs, no carry chain: a comparison with a constant maps onto a subtractor's
+    carry chain otherwise); a constant where the answer is one."""
+    if c <= 0:
+        return Const(1, 1)
+    if c >= 1 << len(x):
+        return Const(0, 1)
+    top = len(x) - 1
+    rest = at_least(x[:top], c - (1 << top)) if c >> top else at_least(x[:top], c)
+    return (x[top] & rest) if c >> top else (x[top] | rest)
 
 
 def saturate(x, bits: int):

@@ -32,12 +32,13 @@ from amaranth.lib import data
 from edgetron.config import AcceleratorConfig, ConfigError
 from edgetron.hw import gemm as hw
 
+from ..arith import at_least
 from ..common import CheckedComponent, DelayLine, check_config_type
 from ..layouts import gemm_core_signature_members, gemm_layouts
 from ..systolic import SystolicArray
 
-__all__ = ["Epilogue", "GemmCore", "check_path", "first_of", "next_slot", "pick",
-           "slot_address", "slot_pointer"]
+__all__ = ["Epilogue", "GemmCore", "Step", "check_path", "first_of", "next_slot", "pick",
+           "slot_address", "slot_pointer", "stepped"]
 
 
 class Epilogue(NamedTuple):
@@ -72,6 +73,18 @@ def check_path(owner: str, what: str, built: int, model: int) -> None:
         raise AssertionError(
             f"{owner}: {what} is {built} cycles deep as built, but the timing model "
             f"(edgetron.hw.gemm) says {model}")
+
+
+class Step(NamedTuple):
+    """A choice of :meth:`GemmCore.available_ahead`: the index plus the constant ``k``."""
+
+    k: int
+
+
+def stepped(index, choices):
+    """``choices`` with each :class:`Step` replaced by ``index + k`` (for :func:`first_of`)."""
+    return [(c, (index if v.k == 0 else index + v.k) if isinstance(v, Step) else v)
+            for c, v in choices]
 
 
 def first_of(choices):
@@ -174,19 +187,29 @@ class GemmCore(CheckedComponent):
         The register is computed in the cycle before from this cycle's events: the
         stream takes a beat (``load.<stream>_take``; the count goes back to 0 with
         ``<stream>_last``) and, with ``advance``, ``index`` (a register) becomes
-        ``first_of(choices)`` (it must change in no other way). The conditions and values
-        of ``choices`` should be functions of registers: each value is compared with the
-        count while the conditions settle, and the events select last."""
+        ``first_of(stepped(index, choices))`` (it must change in no other way). Each value
+        of ``choices`` is a constant or a :class:`Step` from ``index``, each condition a
+        function of registers: the count is compared with the constants, and with the
+        steps through one subtraction ``cnt - index`` and constant checks of it, while the
+        conditions settle; the events select last."""
         load = self.load
         cnt = load[f"{stream}_cnt"]
         take, wrap = load[f"{stream}_take"], load[f"{stream}_last"]
         greater = Signal(name=name)          # cnt > index (both start from 0, or index > 0)
-        # (cnt >= 0 is a constant; Verilator's lint rejects the comparison.)
-        after_take = first_of([(c, Const(1, 1) if isinstance(v, int) and v == 0 else cnt >= v)
-                               for c, v in choices])                # cnt + 1 > new index
-        kept = first_of([(c, cnt > v) for c, v in choices])           # cnt > new index
+        diff = cnt - index                   # signed, one bit wider than both
+
+        def ge(value, extra: int):
+            """cnt >= value + extra (a constant, or index + value.k)."""
+            if isinstance(value, Step):
+                return ~diff[-1] & at_least(diff[:-1], value.k + extra)
+            bound = value + extra
+            # (cnt >= 0 is a constant; Verilator's lint rejects the comparison.)
+            return Const(1, 1) if bound <= 0 else cnt >= bound
+
+        after_take = first_of([(c, ge(v, 0)) for c, v in choices])   # cnt + 1 > new index
+        kept = first_of([(c, ge(v, 1)) for c, v in choices])         # cnt > new index
         m.d.sync += greater.eq(
-            Mux(take, ~wrap & Mux(advance, after_take, cnt >= index),
+            Mux(take, ~wrap & Mux(advance, after_take, ge(Step(0), 0)),
                 Mux(advance, kept, greater)))
         done = self.slot(slot)[f"{stream}_done"]
         return done | ((load[f"{stream}_slot"] == slot) & greater)

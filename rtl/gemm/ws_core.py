@@ -33,7 +33,7 @@ from edgetron.hw import gemm as hw
 from ..common import COLLISION_ATTR, DelayLine, tag_line
 from ..layouts import unsigned_for
 from ..systolic import SystolicArray
-from .core import Epilogue, GemmCore, first_of, next_slot, pick, slot_pointer
+from .core import Epilogue, GemmCore, Step, first_of, next_slot, pick, slot_pointer, stepped
 
 __all__ = ["RowEvents", "WsCore"]
 
@@ -104,16 +104,17 @@ class WsCore(GemmCore):
         of the call's A slot it reads, a bit that replaces the read by zeros (a row with
         ``zero`` waits for no ``a`` beat), and, when ``index`` is a register that changes
         only on ``ev.issue``, its value after the issue as ``choices`` of
-        :func:`~.core.first_of` (from registers; else ``None``).
+        :func:`~.core.first_of`, constants or :class:`~.core.Step` from ``index``, under
+        conditions of registers (else ``None``).
         Registers it keeps advance in ``m`` on ``ev.issue``. The GEMM: word
         ``kf * M + t``, never zero."""
         # The words follow each other within a column tile (fold kf's rows after fold
         # kf - 1's), so the index is a counter; its availability check is a register
         # computed the cycle before (GemmCore.available_ahead).
         a_idx = Signal(unsigned_for(self._limits.a_words), name="a_idx")
-        choices = [(ev.last_row & ev.last_kf, 0), (None, a_idx + 1)]
+        choices = [(ev.last_row & ev.last_kf, 0), (None, Step(1))]
         with m.If(ev.issue):
-            m.d.sync += a_idx.eq(first_of(choices))
+            m.d.sync += a_idx.eq(first_of(stepped(a_idx, choices)))
         return a_idx, Const(0, 1), choices
 
     def schedule(self, m: Module, array: SystolicArray, room) -> Epilogue:
@@ -160,13 +161,13 @@ class WsCore(GemmCore):
         # changes while wk = 0).
         w_row_real = Signal(init=1)
         m.d.sync += w_row_real.eq(Mux(w_issue, wk_wrap | (wk + 1 < wshape.k), w_row_real))
-        w_next = [(row_end & w_last_tile, 0), (w_row_real, w_addr + 1), (None, w_addr)]
+        w_next = [(row_end & w_last_tile, 0), (w_row_real, Step(1)), (None, Step(0))]
         m.d.comb += w_issue.eq(
             w_on & ((wt != 0) | ~pending | take)
             & (~w_row_real | self.available_ahead(m, "w", wsl, w_addr, w_issue, w_next,
                                                   "w_in")))
         with m.If(w_issue):
-            m.d.sync += w_addr.eq(first_of(w_next))
+            m.d.sync += w_addr.eq(first_of(stepped(w_addr, w_next)))
             with m.If(row_end):
                 m.d.sync += [wt.eq(0), wbank.eq(~wbank)]
                 with m.If(w_last_tile):
@@ -214,8 +215,8 @@ class WsCore(GemmCore):
             m, RowEvents(asl, t, issue, last_row, last_kf, last_step))
         a_in = (self.available("a", asl, a_index) if a_choices is None else
                 self.available_ahead(m, "a", asl, a_index, issue, a_choices, "a_in"))
-        ch_next = [(last_row & last_step, C - 1), (last_row & last_kf, ch_top + C),
-                   (None, ch_top)]
+        ch_next = [(last_row & last_step, C - 1), (last_row & last_kf, Step(C)),
+                   (None, Step(0))]
         # A row issues with a credit of the output FIFO in hand (a row of a column tile's
         # last fold takes it: its sums become an output beat).
         row_ok = ((a_zero | a_in) & self.channels_ready(asl, ch_top, (m, issue, ch_next))
@@ -224,7 +225,7 @@ class WsCore(GemmCore):
         m.d.comb += [issue.eq(start | (in_step & row_ok)), take.eq(start)]
         call_done = issue & call_end
         with m.If(issue):
-            m.d.sync += ch_top.eq(first_of(ch_next))
+            m.d.sync += ch_top.eq(first_of(stepped(ch_top, ch_next)))
             with m.If(start):
                 m.d.sync += sel.eq(~wbank)
             with m.If(last_row):

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Const, Module
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.sim import Simulator
 
 from edgetron.golden.layernorm import ISQRT_BITS, RECIP_K, isqrt
 from edgetron.golden.softmax import EXP_BITS
 from edgetron.hw.arith import divider_latency, sqrt_latency, tree_depth
 from edgetron.hw.layernorm import LAYERNORM_FACTOR_BITS
-from edgetron.rtl.arith import SeqDivider, SeqSqrt, tree_reduce
+from edgetron.rtl.arith import SeqDivider, SeqSqrt, at_least, tree_reduce
 
 
 def _run_fixed_latency(dut, operands, load, result):
@@ -121,5 +121,27 @@ def test_tree_reduce():
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 5])
+def test_at_least_every_value_and_constant(bits):
+    """at_least(x, c) == (x >= c) for every x of ``bits`` bits and c from below 0 to past
+    the top (constant answers outside the range)."""
+    m = Module()
+    x = Signal(bits)
+    consts = list(range(-2, (1 << bits) + 2))
+    outs = [at_least(x, c) for c in consts]
+    probe = Signal(len(consts))
+    m.d.comb += probe.eq(Cat(*outs))
+
+    async def bench(ctx):
+        for v in range(1 << bits):
+            ctx.set(x, v)
+            got = ctx.get(probe)
+            assert [(got >> i) & 1 for i in range(len(consts))] == [int(v >= c) for c in consts]
+
+    sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
