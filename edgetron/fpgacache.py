@@ -82,7 +82,8 @@ def cache_dir() -> Path:
 @functools.cache
 def rtl_sources_digest() -> str:
     """SHA-256 (hex) of the names and contents of the sources a unit's netlist and the
-    FPGA flow come from: ``edgetron.rtl`` (the flow included), ``edgetron.hw``,
+    FPGA flow come from (Python, and the flow's Yosys techmap files): ``edgetron.rtl``
+    (the flow included), ``edgetron.hw``,
     ``edgetron.golden`` and ``edgetron/config.py``. Once per process."""
     import edgetron.config
     import edgetron.golden
@@ -92,7 +93,7 @@ def rtl_sources_digest() -> str:
     digest = hashlib.sha256()
     for package in (edgetron.rtl, edgetron.hw, edgetron.golden):
         root = Path(package.__file__).resolve().parent
-        for src in sorted(root.rglob("*.py")):
+        for src in sorted([*root.rglob("*.py"), *root.rglob("*.v")]):
             digest.update(f"{package.__name__}/{src.relative_to(root).as_posix()}".encode())
             digest.update(src.read_bytes())
     digest.update(b"edgetron/config.py")

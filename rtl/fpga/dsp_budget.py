@@ -8,8 +8,10 @@ the cell names match) and estimates its DSP blocks as ``ceil(A / w) * ceil(B / w
 (``w`` the family's multiplier operand width: 18 on ECP5, 16 on iCE40). When the total is
 over the budget, the multipliers that cost the fewest LUTs per DSP block saved (the
 smallest ``A * B / blocks``, e.g. an int8 x int8 MAC before a 32 x 31-bit requantizer
-product) are mapped to radix-4 Booth LUT multipliers (Yosys ``booth``) until the rest
-fits; those keep their DSP blocks. The RTL is unchanged: only the mapping differs.
+product) are built from LUTs until the rest fits; those keep their DSP blocks. On ECP5 an
+int8 x int8 product becomes a carry-chain multiplier (``ecp5_lutmul.v``: 39 CCU2C and 4
+LUT4), any other product a radix-4 Booth multiplier (Yosys ``booth``). The RTL is
+unchanged: only the mapping differs.
 """
 
 from __future__ import annotations

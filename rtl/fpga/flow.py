@@ -36,7 +36,7 @@ from amaranth.back import rtlil
 from edgetron.config import AcceleratorConfig
 
 from ..export import build_unit, signature_ports
-from . import dsp_budget, dsp_regs, memories, reports
+from . import dsp_budget, dsp_regs, fanout_regs, memories, reports
 from .targets import Target
 from .tools import (
     YOSYS,
@@ -61,6 +61,8 @@ DEFAULT_TIMEOUT = 1800.0
 #: Fmax: the 8-lane requantizer (3,132 cells) 116.9 MHz in 97 s, against 89.5 MHz with
 #: router2; the 2x2 GEMM unit (2,139 cells) 44 s (docs/fpga.md, 2026-12-07).
 ROUTER2_ABOVE = 3500
+#: Yosys techmap file (beside this module) of the ECP5 int8 x int8 LUT multiplier.
+LUTMUL_MAP = "ecp5_lutmul.v"
 #: Synthesised cell types counted as logic (weight) and flip-flops, per family.
 _SYNTH_LOGIC = {
     "ecp5": {"LUT4": 1, "CCU2C": 2},
@@ -173,8 +175,16 @@ def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
     if nodsp or lut_muls:
         # LUT multipliers: narrow the operands, then map every $mul (nodsp) or those of the
         # DSP budget (dsp_budget.py) to a radix-4 Booth multiplier (half the LUTs of the
-        # default adder array for an 8x8 product).
-        cmds = [*_read_script(sources, top), "booth" if nodsp else "booth " + " ".join(lut_muls)]
+        # default adder array for an 8x8 product), on ECP5 int8 x int8 ones to carry
+        # chains.
+        chosen = "" if nodsp else " " + " ".join(lut_muls)
+        cmds = _read_script(sources, top)
+        if target.family == "ecp5":
+            # int8 x int8 products first as carry-chain multipliers (ecp5_lutmul.v: 39
+            # CCU2C against Booth's ~160 LUT4 and 58 PFUMX); the others (other widths)
+            # stay selected for booth.
+            cmds.append(f"techmap -map {LUTMUL_MAP}{chosen}")
+        cmds.append(f"booth{chosen}")
     else:
         cmds = [f"read_rtlil {s}" if s.endswith(".il") else f"read_verilog {s}"
                 for s in sources]
@@ -210,6 +220,8 @@ def _synthesise(step: str, target: Target, sources: list[str], top: str, nodsp: 
     step result and the LUT mapper used."""
     yosys = tool_command(*YOSYS)
     log = work / f"{step.replace(' ', '_')}.log"
+    if target.family == "ecp5" and (nodsp or lut_muls):
+        (work / LUTMUL_MAP).write_bytes((Path(__file__).parent / LUTMUL_MAP).read_bytes())
     script = _synth_script(target, sources, top, nodsp, json_out, stat_out, classic_abc,
                            lut_muls)
     res = run_step(step, [*yosys, "-p", script], work, log, timeout, progress, _yosys_status)
@@ -256,7 +268,7 @@ def synth_component(component, top: str, target: Target, *, nodsp: bool = False,
 
 def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: float | None = None,
              seed: int = 1, router: str = "auto", nodsp: bool = False,
-             dsp_registers: bool = True,
+             dsp_registers: bool = True, max_fanout: int = fanout_regs.DEFAULT_MAX_LOADS,
              from_verilog: bool = False, timeout: float = DEFAULT_TIMEOUT,
              workdir: str | Path | None = None,
              progress: Progress | None = None) -> FpgaResult:
@@ -276,12 +288,16 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
     router : {"auto", "router1", "router2"}
         ``auto`` takes router2 above :data:`ROUTER2_ABOVE` synthesised logic cells.
     nodsp : bool
-        Build multipliers from LUTs: Yosys's ``booth`` pass maps every multiplier to a
-        radix-4 Booth multiplier before synthesis (which then gets ``-nodsp``; on iCE40,
-        no ``-dsp``).
+        Build multipliers from LUTs: on ECP5 every int8 x int8 product becomes a
+        carry-chain multiplier (:data:`LUTMUL_MAP`), and Yosys's ``booth`` pass maps the
+        other multipliers to radix-4 Booth multipliers before synthesis (which then gets
+        ``-nodsp``; on iCE40, no ``-dsp``).
     dsp_registers : bool
         ECP5: move the register after each multiplier into the MULT18X18D
         (:mod:`.dsp_regs`); False leaves the netlist as synthesised (for comparison).
+    max_fanout : int
+        ECP5: a flip-flop with more loads gets a copy per ``max_fanout`` of them
+        (:mod:`.fanout_regs`); 0 copies none.
     from_verilog : bool
         Synthesise the exported Verilog text rather than the RTLIL.
     timeout : float
@@ -317,8 +333,11 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
         (work / source).write_text(text, encoding="utf-8")
         return _Design(unit, top, source, built.manifest_data["ports"], cfg.to_dict())
 
+    if max_fanout != 0:
+        fanout_regs.check_max_loads(max_fanout)
     opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
-            "dsp_registers": dsp_registers, "source": "verilog" if from_verilog else "rtlil"}
+            "dsp_registers": dsp_registers, "max_fanout": max_fanout,
+            "source": "verilog" if from_verilog else "rtlil"}
     return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
                                                         progress))
 
@@ -342,7 +361,8 @@ def run_component(component, name: str, target: Target, *, config: dict[str, Any
                        dict(config or {"name": name}))
 
     opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
-            "dsp_registers": True, "source": "rtlil"}
+            "dsp_registers": True, "max_fanout": fanout_regs.DEFAULT_MAX_LOADS,
+            "source": "rtlil"}
     return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
                                                         progress))
 
@@ -440,6 +460,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         budget -= excess
 
     options: dict[str, Any] = {"nodsp": nodsp, "dsp_registers": opts["dsp_registers"],
+                               "max_fanout": opts["max_fanout"],
                                "source": opts["source"], "lut_mapper": mapper,
                                "dsp_budget": target.dsp_budget,
                                "lut_multipliers": len(lut_muls),
@@ -471,6 +492,11 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
             # The product registers after the multipliers into the blocks' own.
             options["dsp_output_registers"] = dsp_regs.pack_output_registers(
                 work / "design.json")
+        if target.family == "ecp5" and opts["max_fanout"]:
+            # A copy of each register per max_fanout of its loads (after the packing:
+            # the flip-flops that went into the blocks are not copied).
+            options["register_copies"] = fanout_regs.replicate_registers(
+                work / "design.json", opts["max_fanout"])
         logic_cells = synth_categories(target.family, cells)["logic"]
         router = opts["router"]
         if router == "auto":
@@ -550,12 +576,16 @@ def format_result(r: FpgaResult) -> str:
                      "'unit alone')")
     if r.options.get("lut_multipliers"):
         lines.append(f"  DSP budget {r.options['dsp_budget']} blocks: "
-                     f"{r.options['lut_multipliers']} multipliers built from LUTs (Booth)")
+                     f"{r.options['lut_multipliers']} multipliers built from LUTs")
     packed = r.options.get("dsp_output_registers")
     if packed:
         lines.append(f"  DSP regs   {packed['multipliers']} multipliers took the register "
                      f"after them ({packed['flip_flops']} flip-flops); {packed['left']} "
                      "left bypassed")
+    copies = r.options.get("register_copies")
+    if copies and copies["registers"]:
+        lines.append(f"  fan-out    {copies['registers']:,} flip-flops with more than "
+                     f"{r.options['max_fanout']} loads got {copies['copies']:,} copies")
     if r.critical_path is not None:
         p = r.critical_path
         through = ", ".join(f"{n} {k}" for k, n in p.get("through", {}).items())
