@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["pack_output_registers"]
+__all__ = ["net_loads", "pack_output_registers"]
 
 _MULT = "MULT18X18D"
 _FF = "TRELLIS_FF"
@@ -40,7 +40,7 @@ def _param(cell: dict[str, Any], name: str, default: str = "") -> str:
     return str(cell.get("parameters", {}).get(name, default)).strip()
 
 
-def _loads(module: dict[str, Any]) -> dict[Any, list[tuple[str, str]]]:
+def net_loads(module: dict[str, Any]) -> dict[Any, list[tuple[str, str]]]:
     """Every net bit's loads: ``(cell name, input port)``, or ``("", port)`` for a module
     output."""
     loads: dict[Any, list[tuple[str, str]]] = {}
@@ -127,7 +127,7 @@ def pack_output_registers(netlist_path: str | Path) -> dict[str, int]:
         mults = [n for n, c in cells.items() if c.get("type") == _MULT]
         if not mults:
             continue
-        loads = _loads(module)
+        loads = net_loads(module)
         for name in mults:
             took = _pack_one(cells, name, loads)
             packed += bool(took)

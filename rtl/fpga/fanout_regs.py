@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .dsp_regs import _loads
+from .dsp_regs import net_loads
 
 __all__ = ["DEFAULT_MAX_LOADS", "check_max_loads", "replicate_registers"]
 
@@ -86,7 +86,7 @@ def replicate_registers(netlist_path: str | Path,
         ffs = [n for n, c in cells.items() if c.get("type") == _FF]
         if not ffs:
             continue
-        loads = _loads(module)
+        loads = net_loads(module)
         netnames = module.setdefault("netnames", {})
         next_bit = _max_bit(module) + 1
         for name in ffs:

@@ -37,7 +37,7 @@ from edgetron.config import AcceleratorConfig
 
 from ..export import build_unit, signature_ports
 from . import dsp_budget, dsp_regs, fanout_regs, memories, reports
-from .targets import Target
+from .targets import ECP5_CLOCK_PIN, Target
 from .tools import (
     YOSYS,
     FitError,
@@ -174,15 +174,12 @@ def _synth_script(target: Target, sources: list[str], top: str, nodsp: bool,
                   lut_muls: tuple[str, ...] = ()) -> str:
     if nodsp or lut_muls:
         # LUT multipliers: narrow the operands, then map every $mul (nodsp) or those of the
-        # DSP budget (dsp_budget.py) to a radix-4 Booth multiplier (half the LUTs of the
-        # default adder array for an 8x8 product), on ECP5 int8 x int8 ones to carry
-        # chains.
+        # DSP budget (dsp_budget.py): on ECP5 the int8 x int8 ones to carry chains
+        # (ecp5_lutmul.v: 39 CCU2C against Booth's ~160 LUT4 and 58 PFUMX), the rest to
+        # radix-4 Booth multipliers (half the LUTs of Yosys's default adder array).
         chosen = "" if nodsp else " " + " ".join(lut_muls)
         cmds = _read_script(sources, top)
         if target.family == "ecp5":
-            # int8 x int8 products first as carry-chain multipliers (ecp5_lutmul.v: 39
-            # CCU2C against Booth's ~160 LUT4 and 58 PFUMX); the others (other widths)
-            # stay selected for booth.
             cmds.append(f"techmap -map {LUTMUL_MAP}{chosen}")
         cmds.append(f"booth{chosen}")
     else:
@@ -507,6 +504,11 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         args = [*target.pnr_args, "--json", "design.json", "--report", "report.json",
                 "--freq", f"{freq:g}", "--seed", str(seed), "--router", router,
                 "--timing-allow-fail", "--detailed-timing-report"]
+        if target.family == "ecp5":
+            (work / "pins.lpf").write_text(
+                f'LOCATE COMP "clk" SITE "{ECP5_CLOCK_PIN}";\n'
+                'IOBUF PORT "clk" IO_TYPE=LVCMOS33;\n', encoding="utf-8")
+            args += ["--lpf", "pins.lpf", "--lpf-allow-unconstrained"]
         if target.gowin is not None:
             (work / "pins.cst").write_text(
                 "".join(f'IO_LOC "{port}" {pin};\n' for port, pin in target.gowin.pins.items()),

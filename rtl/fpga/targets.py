@@ -30,7 +30,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-__all__ = ["CATEGORIES", "GOWIN_PARTS", "GowinPart", "Target", "get_target", "target_names"]
+__all__ = ["CATEGORIES", "ECP5_CLOCK_PIN", "GOWIN_PARTS", "GowinPart", "Target", "get_target",
+           "target_names"]
 
 #: Resource categories every report gives, in order, with their meaning.
 CATEGORIES: dict[str, str] = {
@@ -142,6 +143,13 @@ _ECP5_RESOURCES = {"logic": {"TRELLIS_COMB": 1}, "ff": {"TRELLIS_FF": 1},
 _ECP5_CAPACITY = {"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D",
                   "bram": "DP16KD", "lutram": "TRELLIS_RAMW"}
 
+
+#: The wrapper's clock input on the ECP5 CABGA381 package: G2, a primary clock input pin
+#: (the ULX3S board's 25 MHz oscillator, on its 12F-85F parts alike). Left to the placer,
+#: the clock pin can land where the router finds no path to the global clock buffer
+#: ("Failed to route arc 0.0 of net 'clk$TRELLIS_IO_IN' ... G_CLKI_TDCC0", seen on the
+#: edge-8 GEMM unit at seed 2).
+ECP5_CLOCK_PIN = "G2"
 
 #: MULT18X18D blocks of each ECP5 LFE5U size (Lattice FPGA-DS-02012, table 1.1).
 _ECP5_MULT18 = {"25k": 28, "45k": 72, "85k": 156}
