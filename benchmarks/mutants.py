@@ -145,7 +145,11 @@ GEMM_MUTANTS = (
        ("ahead = min(ACC_READ_AHEAD, R)", "ahead = ACC_READ_AHEAD")),
     _m("availability_flag_late", "the registered availability check sees a beat a "
        "cycle after it can be read", "rtl/gemm/core.py",
-       ("else cnt >= v)", "else cnt > v)")),
+       ("(c, ge(v, 0))", "(c, ge(v, 1))")),
+    _m("availability_step_sign_ignored", "the availability check against index + k "
+       "ignores the sign of cnt - index (a count behind the index reads as ahead)",
+       "rtl/gemm/core.py",
+       ("return ~diff[-1] & at_least(", "return at_least(")),
     _m("last_row_flag_of_the_same_call", "the registered last-row check of a call's first "
        "row compares with the call before's M", "rtl/gemm/ws_core.py",
        ("(call_end, anext.m_last == 0)", "(call_end, ashape.m_last == 0)")),
