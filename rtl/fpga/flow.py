@@ -37,6 +37,7 @@ from edgetron.config import AcceleratorConfig
 
 from ..export import build_unit, signature_ports
 from . import dsp_budget, dsp_regs, fanout_regs, memories, reports
+from .reports import format_result
 from .targets import ECP5_CLOCK_PIN, Target
 from .tools import (
     YOSYS,
@@ -61,6 +62,12 @@ DEFAULT_TIMEOUT = 1800.0
 #: Fmax: the 8-lane requantizer (3,132 cells) 116.9 MHz in 97 s, against 89.5 MHz with
 #: router2; the 2x2 GEMM unit (2,139 cells) 44 s (docs/fpga.md, 2026-12-07).
 ROUTER2_ABOVE = 3500
+#: ECP5: above this many synthesised logic cells the analytic placer spreads the design
+#: to at most :data:`SPREAD_DENSITY` of each region (nextpnr's ``--placer-heap-beta``,
+#: default 0.9). The edge-16 GEMM unit (36,297 cells): router2 stalled at ~8,800
+#: overused wires at 0.9 and came down to 336 at 0.7 (not to 0; docs/fpga.md, 2026-12-08).
+SPREAD_ABOVE = 30000
+SPREAD_DENSITY = 0.7
 #: Yosys techmap file (beside this module) of the ECP5 int8 x int8 LUT multiplier.
 LUTMUL_MAP = "ecp5_lutmul.v"
 #: Synthesised cell types counted as logic (weight) and flip-flops, per family.
@@ -504,6 +511,10 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         args = [*target.pnr_args, "--json", "design.json", "--report", "report.json",
                 "--freq", f"{freq:g}", "--seed", str(seed), "--router", router,
                 "--timing-allow-fail", "--detailed-timing-report"]
+        spread = target.family == "ecp5" and logic_cells > SPREAD_ABOVE
+        options["placer_density"] = SPREAD_DENSITY if spread else None
+        if spread:
+            args += ["--placer-heap-beta", f"{SPREAD_DENSITY:g}"]
         if target.family == "ecp5":
             (work / "pins.lpf").write_text(
                 f'LOCATE COMP "clk" SITE "{ECP5_CLOCK_PIN}";\n'
@@ -546,65 +557,3 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         fmax_mhz=fmax_mhz, constraint_mhz=constraint, critical_path=path, steps=steps,
         tools=tools, slow_endpoints=slow,
     )
-
-
-def _fmt_count(v: Any) -> str:
-    return f"{v:,}" if isinstance(v, int) else f"{v:,.1f}"
-
-
-def format_result(r: FpgaResult) -> str:
-    """Human-readable report of one result (what ``edgetron fpga`` prints)."""
-    lines = [f"{r.unit} ({r.top}) for {r.config['name']} on {r.target}: {r.device}"]
-    if r.place_and_route:
-        met = ("met" if r.constraint_mhz and r.fmax_mhz >= r.constraint_mhz else "NOT met")
-        lines.append(f"  Fmax       {r.fmax_mhz:.1f} MHz (constraint {r.constraint_mhz:g} MHz "
-                     f"{met}; router {r.options['router']}, seed {r.options['seed']})")
-    else:
-        lines.append("  synthesis estimate only (no place and route for this target)")
-    lines.append(f"  {'resource':<10} {'used':>10} {'available':>10} {'%':>6}  "
-                 f"{'unit alone':>10}  source")
-    for cat, row in r.resources.items():
-        avail = _fmt_count(row["available"]) if row["available"] else "-"
-        pct = f"{row['percent']:.1f}" if row["percent"] is not None else "-"
-        alone = r.unit_resources.get(cat, "-")
-        alone = _fmt_count(alone) if alone != "-" else alone
-        lines.append(f"  {cat:<10} {_fmt_count(row['used']):>10} {avail:>10} {pct:>6}  "
-                     f"{alone:>10}  {row['source']}")
-    if r.wrapper is not None:
-        w = r.wrapper
-        lines.append(f"  wrapped:   {w['input_bits']} input bits shifted in from one pin, "
-                     f"{w['output_bits']} output bits registered and XOR-reduced to one; "
-                     f"wrapper cost {w['logic']} logic, {w['ff']} FF (subtracted in "
-                     "'unit alone')")
-    if r.options.get("lut_multipliers"):
-        lines.append(f"  DSP budget {r.options['dsp_budget']} blocks: "
-                     f"{r.options['lut_multipliers']} multipliers built from LUTs")
-    packed = r.options.get("dsp_output_registers")
-    if packed:
-        lines.append(f"  DSP regs   {packed['multipliers']} multipliers took the register "
-                     f"after them ({packed['flip_flops']} flip-flops); {packed['left']} "
-                     "left bypassed")
-    copies = r.options.get("register_copies")
-    if copies and copies["registers"]:
-        lines.append(f"  fan-out    {copies['registers']:,} flip-flops with more than "
-                     f"{r.options['max_fanout']} loads got {copies['copies']:,} copies")
-    if r.critical_path is not None:
-        p = r.critical_path
-        through = ", ".join(f"{n} {k}" for k, n in p.get("through", {}).items())
-        lines.append(f"  critical   {p['start']['signal']} -> {p['end']['signal']} "
-                     f"({p['end']['port']}): {p['delay_ns']:.2f} ns = {p['logic_ns']:.2f} logic "
-                     f"+ {p['routing_ns']:.2f} routing, {p['levels']} cells")
-        if through:
-            lines.append(f"             through {through}")
-    if r.slow_endpoints:
-        s = r.slow_endpoints
-        over = f"{s['over']:,}" if s["over"] else "none"
-        lines.append(f"  slow       {over} of {s['endpoints']:,} endpoints later "
-                     f"than {s['period_ns']:g} ns ({s['pin_fed']:,} fed from a pin not counted)"
-                     + ("; worst signals:" if s["groups"] else ""))
-        lines += [f"             {g['worst_ns']:6.2f} ns  {g['endpoints']:5,}  {g['signal']} "
-                  f"({g['port']})" for g in s["groups"]]
-    lines.append("  time       " + ", ".join(f"{k} {v:.1f} s" for k, v in r.steps.items()))
-    for name, version in r.tools.items():
-        lines.append(f"  {name:<10} {version}")
-    return "\n".join(lines)

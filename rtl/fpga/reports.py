@@ -1,4 +1,5 @@
-"""Reading what the tools wrote: Yosys ``stat -json``, nextpnr's ``--report`` JSON and log.
+"""Reading what the tools wrote: Yosys ``stat -json``, nextpnr's ``--report`` JSON and log;
+and the text report of a result (:func:`format_result`).
 
 Pure functions over text and parsed JSON, so that they are tested on recorded snippets.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from .targets import CATEGORIES, Target
 
-__all__ = ["critical_path", "fit_error", "fmax", "pin_fed_inputs", "resource_rows",
+__all__ = ["critical_path", "fit_error", "fmax", "format_result", "pin_fed_inputs", "resource_rows",
            "slow_endpoints", "synth_cells", "unit_name"]
 
 #: One line of nextpnr's "Device utilisation" block: ``Info:     MULT18X18D:   200/  156  128%``.
@@ -297,3 +298,69 @@ def fit_error(log_text: str, target: Target) -> str | None:
              f"{100.0 * used / avail if avail else float('inf'):.0f} %)"
              for name, used, avail in over]
     return f"the design does not fit {target.name} ({target.device}): " + "; ".join(parts)
+
+
+def _fmt_count(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:,.1f}"
+
+
+def format_result(r) -> str:
+    """Human-readable report of one :class:`~.flow.FpgaResult` (what ``edgetron fpga``
+    prints)."""
+    lines = [f"{r.unit} ({r.top}) for {r.config['name']} on {r.target}: {r.device}"]
+    if r.place_and_route:
+        met = ("met" if r.constraint_mhz and r.fmax_mhz >= r.constraint_mhz else "NOT met")
+        lines.append(f"  Fmax       {r.fmax_mhz:.1f} MHz (constraint {r.constraint_mhz:g} MHz "
+                     f"{met}; router {r.options['router']}, seed {r.options['seed']})")
+    else:
+        lines.append("  synthesis estimate only (no place and route for this target)")
+    lines.append(f"  {'resource':<10} {'used':>10} {'available':>10} {'%':>6}  "
+                 f"{'unit alone':>10}  source")
+    for cat, row in r.resources.items():
+        avail = _fmt_count(row["available"]) if row["available"] else "-"
+        pct = f"{row['percent']:.1f}" if row["percent"] is not None else "-"
+        alone = r.unit_resources.get(cat, "-")
+        alone = _fmt_count(alone) if alone != "-" else alone
+        lines.append(f"  {cat:<10} {_fmt_count(row['used']):>10} {avail:>10} {pct:>6}  "
+                     f"{alone:>10}  {row['source']}")
+    if r.wrapper is not None:
+        w = r.wrapper
+        lines.append(f"  wrapped:   {w['input_bits']} input bits shifted in from one pin, "
+                     f"{w['output_bits']} output bits registered and XOR-reduced to one; "
+                     f"wrapper cost {w['logic']} logic, {w['ff']} FF (subtracted in "
+                     "'unit alone')")
+    if r.options.get("lut_multipliers"):
+        lines.append(f"  DSP budget {r.options['dsp_budget']} blocks: "
+                     f"{r.options['lut_multipliers']} multipliers built from LUTs")
+    packed = r.options.get("dsp_output_registers")
+    if packed:
+        lines.append(f"  DSP regs   {packed['multipliers']} multipliers took the register "
+                     f"after them ({packed['flip_flops']} flip-flops); {packed['left']} "
+                     "left bypassed")
+    copies = r.options.get("register_copies")
+    if copies and copies["registers"]:
+        lines.append(f"  fan-out    {copies['registers']:,} flip-flops with more than "
+                     f"{r.options['max_fanout']} loads got {copies['copies']:,} copies")
+    if r.options.get("placer_density"):
+        lines.append(f"  placement  spread to {r.options['placer_density']:g} of each region "
+                     "(a large design, flow.SPREAD_ABOVE)")
+    if r.critical_path is not None:
+        p = r.critical_path
+        through = ", ".join(f"{n} {k}" for k, n in p.get("through", {}).items())
+        lines.append(f"  critical   {p['start']['signal']} -> {p['end']['signal']} "
+                     f"({p['end']['port']}): {p['delay_ns']:.2f} ns = {p['logic_ns']:.2f} logic "
+                     f"+ {p['routing_ns']:.2f} routing, {p['levels']} cells")
+        if through:
+            lines.append(f"             through {through}")
+    if r.slow_endpoints:
+        s = r.slow_endpoints
+        over = f"{s['over']:,}" if s["over"] else "none"
+        lines.append(f"  slow       {over} of {s['endpoints']:,} endpoints later "
+                     f"than {s['period_ns']:g} ns ({s['pin_fed']:,} fed from a pin not counted)"
+                     + ("; worst signals:" if s["groups"] else ""))
+        lines += [f"             {g['worst_ns']:6.2f} ns  {g['endpoints']:5,}  {g['signal']} "
+                  f"({g['port']})" for g in s["groups"]]
+    lines.append("  time       " + ", ".join(f"{k} {v:.1f} s" for k, v in r.steps.items()))
+    for name, version in r.tools.items():
+        lines.append(f"  {name:<10} {version}")
+    return "\n".join(lines)

@@ -626,6 +626,8 @@ def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
         packed["multipliers"]
     # Flip-flops with more than 16 loads were copied (rtl/fpga/fanout_regs.py) in the
     # netlist P&R read: none there drives more than 16 cells.
+    # Too small to be spread (flow.SPREAD_ABOVE): nextpnr's default placement density.
+    assert r["options"]["placer_density"] is None and "spread to" not in text
     copies = r["options"]["register_copies"]
     assert r["options"]["max_fanout"] == 16 and copies["registers"] > 0
     cells = [c for mod in netlist["modules"].values() for c in mod.get("cells", {}).values()]
