@@ -423,6 +423,7 @@ def test_cli_lists_targets(capsys):
     (["--target", "ecp6"], "is not one of"),
     (["--set", "rows=300"], "rows: 300 is out of range"),
     (["--timeout", "0"], "--timeout 0"),
+    (["--max-fanout", "1"], "--max-fanout 1: expected an integer >= 2, or 0"),
 ])
 def test_cli_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert main(["fpga", *argv]) == 1
