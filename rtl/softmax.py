@@ -50,6 +50,7 @@ from edgetron.hw.arith import beats, tree_depth
 
 from .arith import (
     SeqDivider,
+    at_least,
     max_tree,
     pack_checked,
     pack_lanes,
@@ -127,21 +128,6 @@ def softmax_layouts(lanes: int, row_max: int, in_bits: int = _IN_BITS_MAX) -> So
 
 
 _TAG = data.StructLayout({"valid": 1, "first": 1, "last": 1})
-
-
-def _at_most(v, c: int):
-    """``v <= c`` for an unsigned ``v`` and a constant ``c``; a constant where it is one (no
-    comparison that lint flags as constant)."""
-    if c < 0 or c >= (1 << len(v)) - 1:
-        return Const(int(c >= 0), 1)
-    return v <= c
-
-
-def _at_least(v, c: int):
-    """``v >= c`` for an unsigned ``v`` and a constant ``c`` (as :func:`_at_most`)."""
-    if c <= 0 or c > (1 << len(v)) - 1:
-        return Const(int(c <= 0), 1)
-    return v >= c
 
 
 class SoftmaxUnit(VectorUnit):
@@ -330,8 +316,8 @@ class SoftmaxUnit(VectorUnit):
         for i in range(self.in_bits):
             # bit i of mag alone takes the rescaled value to 2**u_bits or above (from the
             # amounts: two cycles behind k)
-            m.d.sync += big_mask[i].eq(Mux(f_neg, _at_most(r_amt, i - u_bits - 1),
-                                           _at_least(l_amt, u_bits - i)))
+            m.d.sync += big_mask[i].eq(Mux(f_neg, ~at_least(r_amt, i - u_bits),
+                                           at_least(l_amt, u_bits - i)))
         e_act, e_cnt = Signal(), Signal(range(bmax))
         e_max = Signal(self.in_bits)
         e_lim = Signal(signed(max(self.in_bits, len(k.clamp_in) + 1) + 1))   # max - clamp_in
