@@ -50,7 +50,8 @@ from .tools import (
 )
 from .wrapper import WRAPPER_TOP, wrap_verilog
 
-__all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "FpgaResult", "format_result",
+__all__ = ["DEFAULT_TIMEOUT", "ROUTER2_ABOVE", "SPREAD_ABOVE", "SPREAD_DENSITY", "FpgaResult",
+           "format_result", "placement_choices",
            "run_component", "run_unit", "synth_categories", "synth_component"]
 
 #: Seconds one step may take before it is stopped (``--timeout``).
@@ -68,6 +69,19 @@ ROUTER2_ABOVE = 3500
 #: overused wires at 0.9 and came down to 336 at 0.7 (not to 0; docs/fpga.md, 2026-12-08).
 SPREAD_ABOVE = 30000
 SPREAD_DENSITY = 0.7
+
+
+def placement_choices(target: Target, logic_cells: int, router: str):
+    """The router (``router`` unless ``auto``: router2 above :data:`ROUTER2_ABOVE`
+    synthesised logic cells, else router1) and the placement density (None: nextpnr's
+    default; :data:`SPREAD_DENSITY` on ECP5 above :data:`SPREAD_ABOVE` cells) of a design
+    of ``logic_cells`` synthesised logic cells on ``target``."""
+    if router == "auto":
+        router = "router2" if logic_cells > ROUTER2_ABOVE else "router1"
+    spread = target.family == "ecp5" and logic_cells > SPREAD_ABOVE
+    return router, SPREAD_DENSITY if spread else None
+
+
 #: Yosys techmap file (beside this module) of the ECP5 int8 x int8 LUT multiplier.
 LUTMUL_MAP = "ecp5_lutmul.v"
 #: Synthesised cell types counted as logic (weight) and flip-flops, per family.
@@ -501,20 +515,17 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
             # the flip-flops that went into the blocks are not copied).
             options["register_copies"] = fanout_regs.replicate_registers(
                 work / "design.json", opts["max_fanout"])
-        logic_cells = synth_categories(target.family, cells)["logic"]
-        router = opts["router"]
-        if router == "auto":
-            router = "router2" if logic_cells > ROUTER2_ABOVE else "router1"
+        router, density = placement_choices(
+            target, synth_categories(target.family, cells)["logic"], opts["router"])
         freq = opts["freq_mhz"] if opts["freq_mhz"] is not None else target.default_mhz
         seed = opts["seed"]
-        options.update({"router": router, "seed": seed, "freq_mhz": freq})
+        options.update({"router": router, "seed": seed, "freq_mhz": freq,
+                        "placer_density": density})
         args = [*target.pnr_args, "--json", "design.json", "--report", "report.json",
                 "--freq", f"{freq:g}", "--seed", str(seed), "--router", router,
                 "--timing-allow-fail", "--detailed-timing-report"]
-        spread = target.family == "ecp5" and logic_cells > SPREAD_ABOVE
-        options["placer_density"] = SPREAD_DENSITY if spread else None
-        if spread:
-            args += ["--placer-heap-beta", f"{SPREAD_DENSITY:g}"]
+        if density is not None:
+            args += ["--placer-heap-beta", f"{density:g}"]
         if target.family == "ecp5":
             (work / "pins.lpf").write_text(
                 f'LOCATE COMP "clk" SITE "{ECP5_CLOCK_PIN}";\n'

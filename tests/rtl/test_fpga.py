@@ -510,6 +510,27 @@ def test_dsp_budget_maps_the_excess_pes_to_carry_chain_multipliers():
     assert 0 <= r.synth_cells["LUT4"] - full.synth_cells["LUT4"] <= 2 * 8
 
 
+def test_placement_choices_route_and_spread_by_design_size():
+    from edgetron.rtl.fpga.flow import (
+        ROUTER2_ABOVE,
+        SPREAD_ABOVE,
+        SPREAD_DENSITY,
+        placement_choices,
+    )
+
+    ecp5, ice40 = get_target("ecp5-85k"), get_target("ice40-up5k")
+    assert ROUTER2_ABOVE < SPREAD_ABOVE
+    assert placement_choices(ecp5, ROUTER2_ABOVE, "auto") == ("router1", None)
+    assert placement_choices(ecp5, ROUTER2_ABOVE + 1, "auto") == ("router2", None)
+    assert placement_choices(ecp5, SPREAD_ABOVE, "auto") == ("router2", None)
+    # The edge-16 GEMM unit (36,297 cells) is spread; a router the user names is kept.
+    assert placement_choices(ecp5, 36297, "auto") == ("router2", SPREAD_DENSITY)
+    assert placement_choices(ecp5, 36297, "router1") == ("router1", SPREAD_DENSITY)
+    assert 0 < SPREAD_DENSITY < 0.9       # below nextpnr's default density
+    # Only ECP5 designs are spread (measured there).
+    assert placement_choices(ice40, 36297, "auto") == ("router2", None)
+
+
 def test_abc9_failure_is_recognised():
     from edgetron.rtl.fpga.flow import _abc9_failed
     from edgetron.rtl.fpga.tools import StepResult
