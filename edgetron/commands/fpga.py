@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-dsp-registers", dest="dsp_registers", action="store_false",
                    help="ECP5: leave the register after each multiplier in fabric flip-flops "
                         "(by default it moves into the MULT18X18D; for comparison)")
+    p.add_argument("--no-bram-registers", dest="bram_registers", action="store_false",
+                   help="ECP5: leave the register after each block-RAM read in fabric "
+                        "flip-flops (by default it moves into the DP16KD; for comparison)")
     p.add_argument("--max-fanout", type=int, default=None, metavar="N",
                    help="ECP5: after synthesis, give each flip-flop with more than N loads "
                         "a copy per further N loads (default: the flow's, 16; 0: no "
@@ -177,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
             res = run_unit(name, cfg, target, freq_mhz=args.freq, seed=args.seed,
                            router=args.router, nodsp=args.nodsp,
                            dsp_registers=args.dsp_registers,
+                           bram_registers=args.bram_registers,
                            max_fanout=(DEFAULT_MAX_LOADS if args.max_fanout is None
                                        else args.max_fanout),
                            from_verilog=args.from_verilog,

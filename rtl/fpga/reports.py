@@ -337,6 +337,11 @@ def format_result(r) -> str:
         lines.append(f"  DSP regs   {packed['multipliers']} multipliers took the register "
                      f"after them ({packed['flip_flops']} flip-flops); {packed['left']} "
                      "left bypassed")
+    packed = r.options.get("bram_output_registers")
+    if packed:
+        lines.append(f"  BRAM regs  {packed['ports']} block-RAM read ports took the register "
+                     f"after them ({packed['flip_flops']} flip-flops); {packed['left']} "
+                     "left bypassed")
     copies = r.options.get("register_copies")
     if copies and copies["registers"]:
         lines.append(f"  fan-out    {copies['registers']:,} flip-flops with more than "

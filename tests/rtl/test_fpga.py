@@ -646,6 +646,16 @@ def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
              if c["type"] == "MULT18X18D"]
     assert sum(c["parameters"].get("REG_OUTPUT_CLK") == "CLK0" for c in mults) == \
         packed["multipliers"]
+    # The A/W buffers' read registers moved into their DP16KDs' output registers
+    # (rtl/fpga/bram_regs.py); a two-row array selects its partial sum right after the
+    # accumulator's read (no register there: ws_core.ACC_READ_AHEAD), so that port stays.
+    bram = r["options"]["bram_output_registers"]
+    assert r["options"]["bram_registers"] is True and bram["ports"] >= 2
+    rams = [c for mod in netlist["modules"].values() for c in mod.get("cells", {}).values()
+            if c["type"] == "DP16KD"]
+    assert 0 < bram["ports"] == sum(c["parameters"].get(f"REGMODE_{p}") == "OUTREG"
+                                    for c in rams for p in "AB")
+    assert bram["ports"] <= res["bram"]["used"] and bram["flip_flops"] >= bram["ports"]
     # Flip-flops with more than 16 loads were copied (rtl/fpga/fanout_regs.py) in the
     # netlist P&R read: none there drives more than 16 cells.
     # Too small to be spread (flow.SPREAD_ABOVE): nextpnr's default placement density.
@@ -664,7 +674,8 @@ def test_full_flow_gemm_2x2_on_ecp5(ci_flow):
     assert max(len(loads.get(c["connections"]["Q"][0], ())) for c in cells
                if c["type"] == "TRELLIS_FF") <= 16
     assert "fan-out" in text
-    for item in ("Fmax", "critical", "wrapped", "nextpnr", "MULT18X18D", "DSP regs"):
+    for item in ("Fmax", "critical", "wrapped", "nextpnr", "MULT18X18D", "DSP regs",
+                 "BRAM regs"):
         assert item in text
     assert (ci_flow.work / "gemm" / "report.json").is_file()
     print(f"full flow on ECP5: {seconds:.1f} s wall ({r['steps']})")
