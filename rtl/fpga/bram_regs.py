@@ -15,9 +15,13 @@ those flip-flops share the port's clock (rising edge), one clock enable or one
 synchronous reset to zero (Amaranth's ``sync`` domain resets every register) and zero
 initial values, they become the port's output register (``OCEx`` their enable, ``RSTx``
 their reset, ``RESETMODE = SYNC``; the other port's reset must be unused) and are
-deleted. A block in its 36-bit mode (``DATA_WIDTH`` 36: one read on both ports' data
-pins) is left alone. The circuit is the same; ports whose read bits go anywhere else keep
-the register bypassed.
+deleted. Blocks in their 36-bit mode (``DATA_WIDTH`` 36: one read leaves on both
+ports' data pins) are left alone, and so are ports whose read bits go anywhere else.
+
+The circuit is the same but for one corner, if ``RSTx`` also clears the block's read
+latch (Lattice's documentation leaves it open): in the first cycle after a reset the
+register then holds 0 rather than a word read during the reset. Every valid bit of the
+units is reset with it, so no such word is used.
 """
 
 from __future__ import annotations
