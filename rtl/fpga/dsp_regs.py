@@ -77,6 +77,8 @@ def ff_control(ff: dict[str, Any]) -> tuple | None:
                           or param(ff, "SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE"):
         return None
     return tuple(conn["CLK"]), ce, rst, param(ff, "GSR", "ENABLED")
+
+
 def _pack_one(cells: dict[str, Any], name: str, loads) -> list[str]:
     """Pack the output register of MULT18X18D ``name`` if it can be; the flip-flops it
     took (deleted from ``cells``)."""

@@ -72,19 +72,6 @@ ROUTER2_ABOVE = 3500
 #: overused wires at 0.9 and came down to 336 at 0.7 (not to 0; docs/fpga.md, 2026-12-08).
 SPREAD_ABOVE = 30000
 SPREAD_DENSITY = 0.7
-
-
-def placement_choices(target: Target, logic_cells: int, router: str):
-    """The router (``router`` unless ``auto``: router2 above :data:`ROUTER2_ABOVE`
-    synthesised logic cells, else router1) and the placement density (None: nextpnr's
-    default; :data:`SPREAD_DENSITY` on ECP5 above :data:`SPREAD_ABOVE` cells) of a design
-    of ``logic_cells`` synthesised logic cells on ``target``."""
-    if router == "auto":
-        router = "router2" if logic_cells > ROUTER2_ABOVE else "router1"
-    spread = target.family == "ecp5" and logic_cells > SPREAD_ABOVE
-    return router, SPREAD_DENSITY if spread else None
-
-
 #: Yosys techmap file (beside this module) of the ECP5 int8 x int8 LUT multiplier.
 LUTMUL_MAP = "ecp5_lutmul.v"
 #: Synthesised cell types counted as logic (weight) and flip-flops, per family.
@@ -100,6 +87,17 @@ _XILINX_EXTRA = {"dsp": {"DSP48E1": 1}, "bram": {"RAMB36E1": 1, "RAMB18E1": 0.5}
                  "lutram": {"RAM32M": 1, "RAM64M": 1, "RAM32X1D": 1, "RAM64X1D": 1,
                             "RAM128X1D": 1, "RAM256X1S": 1},
                  "carry": {"CARRY4": 1}, "srl": {"SRL16E": 1, "SRLC32E": 1}}
+
+
+def placement_choices(target: Target, logic_cells: int, router: str):
+    """The router (``router`` unless ``auto``: router2 above :data:`ROUTER2_ABOVE`
+    synthesised logic cells, else router1) and the placement density (None: nextpnr's
+    default; :data:`SPREAD_DENSITY` on ECP5 above :data:`SPREAD_ABOVE` cells) of a design
+    of ``logic_cells`` synthesised logic cells on ``target``."""
+    if router == "auto":
+        router = "router2" if logic_cells > ROUTER2_ABOVE else "router1"
+    spread = target.family == "ecp5" and logic_cells > SPREAD_ABOVE
+    return router, SPREAD_DENSITY if spread else None
 
 
 class _Design(NamedTuple):
