@@ -26,22 +26,34 @@ units is reset with it, so no such word is used.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from .dsp_regs import ff_control, net_loads, param
+from .dsp_regs import ff_control, param, rewrite_cells, sole_flip_flops
 
 __all__ = ["pack_output_registers"]
 
 _BRAM = "DP16KD"
-_FF = "TRELLIS_FF"
 
 
 def _width(ram: dict[str, Any], port: str) -> int:
     """``DATA_WIDTH_<port>`` of a DP16KD (Yosys writes integers as 32 binary digits)."""
     text = param(ram, f"DATA_WIDTH_{port}", "18")
     return int(text, 2) if len(text) == 32 else int(text)
+
+
+def _pins(port: str) -> list[str]:
+    """The read-data pins of port ``port``."""
+    return [f"DO{port}{i}" for i in range(18)]
+
+
+def _pack_ram(cells: dict[str, Any], name: str, loads) -> list[list[str]]:
+    """The flip-flops each read port of DP16KD ``name`` took (a port whose data pins drive
+    nothing is no read port)."""
+    conn = cells[name].get("connections", {})
+    return [_pack_port(cells, name, port, loads) for port in "AB"
+            if any(loads.get(bits[0]) for pin in _pins(port)
+                   if (bits := conn.get(pin, [])) and not isinstance(bits[0], str))]
 
 
 def _pack_port(cells: dict[str, Any], name: str, port: str, loads) -> list[str]:
@@ -54,22 +66,10 @@ def _pack_port(cells: dict[str, Any], name: str, port: str, loads) -> list[str]:
             or param(ram, f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}" \
             or conn.get(f"RST{port}", ["0"]) != ["0"]:
         return []
-    taken: list[tuple[str, str]] = []
-    for i in range(18):
-        bits = conn.get(f"DO{port}{i}", [])
-        if not bits or isinstance(bits[0], str):
-            continue
-        where = loads.get(bits[0], [])
-        if not where:
-            continue
-        if len(where) != 1 or not where[0][0] or where[0][1] != "DI" \
-                or cells[where[0][0]]["type"] != _FF:
-            return []
-        taken.append((f"DO{port}{i}", where[0][0]))
-    controls = {ff_control(cells[ff]) for _, ff in taken}
-    if not taken or len(controls) != 1 or None in controls:
+    taken = sole_flip_flops(cells, conn, _pins(port), loads)
+    if not taken:
         return []
-    (clk, ce, rst, _gsr), = controls
+    (clk, ce, rst, _gsr), = {ff_control(cells[ff]) for _, ff in taken}
     other = "B" if port == "A" else "A"
     if list(clk) != conn.get(f"CLK{port}") or conn.get(f"RST{other}", ["0"]) != ["0"]:
         return []
@@ -91,26 +91,5 @@ def pack_output_registers(netlist_path: str | Path) -> dict[str, int]:
     Returns ``{"ports": read ports packed, "flip_flops": flip-flops removed, "left": read
     ports (with a bit in use) left with their register bypassed}``.
     """
-    path = Path(netlist_path)
-    netlist = json.loads(path.read_text(encoding="utf-8"))
-    packed = removed = left = 0
-    for module in netlist.get("modules", {}).values():
-        cells = module.get("cells", {})
-        rams = [n for n, c in cells.items() if c.get("type") == _BRAM]
-        if not rams:
-            continue
-        loads = net_loads(module)
-        for name in rams:
-            for port in "AB":
-                conn = cells[name].get("connections", {})
-                read = any(loads.get(bits[0]) for i in range(18)
-                           if (bits := conn.get(f"DO{port}{i}", []))
-                           and not isinstance(bits[0], str))
-                if not read:
-                    continue
-                took = _pack_port(cells, name, port, loads)
-                packed += bool(took)
-                left += not took
-                removed += len(took)
-    path.write_text(json.dumps(netlist), encoding="utf-8")
+    packed, removed, left = rewrite_cells(netlist_path, _BRAM, _pack_ram)
     return {"ports": packed, "flip_flops": removed, "left": left}

@@ -24,7 +24,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ff_control", "net_loads", "pack_output_registers", "param"]
+__all__ = ["ff_control", "net_loads", "pack_output_registers", "param", "rewrite_cells",
+           "sole_flip_flops"]
 
 _MULT = "MULT18X18D"
 _FF = "TRELLIS_FF"
@@ -79,16 +80,13 @@ def ff_control(ff: dict[str, Any]) -> tuple | None:
     return tuple(conn["CLK"]), ce, rst, param(ff, "GSR", "ENABLED")
 
 
-def _pack_one(cells: dict[str, Any], name: str, loads) -> list[str]:
-    """Pack the output register of MULT18X18D ``name`` if it can be; the flip-flops it
-    took (deleted from ``cells``)."""
-    mult = cells[name]
-    conn = mult.get("connections", {})
-    if any(param(mult, p, "NONE") != "NONE" for p in _REG_PARAMS):
-        return []
+def sole_flip_flops(cells: dict[str, Any], conn: dict[str, Any], pins, loads):
+    """``(pin, flip-flop)`` for each of a cell's output ``pins`` that drives something,
+    when each drives exactly one TRELLIS_FF's data input and nothing else, and those
+    flip-flops share one :func:`ff_control`; else an empty list."""
     taken: list[tuple[str, str]] = []
-    for port in _P_PORTS:
-        bits = conn.get(port, [])
+    for pin in pins:
+        bits = conn.get(pin, [])
         if not bits or isinstance(bits[0], str):
             continue
         where = loads.get(bits[0], [])
@@ -97,11 +95,47 @@ def _pack_one(cells: dict[str, Any], name: str, loads) -> list[str]:
         if len(where) != 1 or not where[0][0] or where[0][1] != "DI" \
                 or cells[where[0][0]]["type"] != _FF:
             return []
-        taken.append((port, where[0][0]))
+        taken.append((pin, where[0][0]))
     controls = {ff_control(cells[ff]) for _, ff in taken}
-    if not taken or len(controls) != 1 or None in controls:
+    if len(controls) != 1 or None in controls:
         return []
-    (clk, ce, rst, gsr), = controls
+    return taken
+
+
+def rewrite_cells(netlist_path: str | Path, cell_type: str, pack) -> tuple[int, int, int]:
+    """Run ``pack(cells, name, loads)`` on every ``cell_type`` cell of a Yosys JSON netlist
+    and write it back; ``pack`` returns, per register it could take (a block's, a
+    port's), the flip-flops it took (empty: left bypassed). Returns the registers
+    packed, the flip-flops removed and the registers left."""
+    path = Path(netlist_path)
+    netlist = json.loads(path.read_text(encoding="utf-8"))
+    packed = removed = left = 0
+    for module in netlist.get("modules", {}).values():
+        cells = module.get("cells", {})
+        names = [n for n, c in cells.items() if c.get("type") == cell_type]
+        if not names:
+            continue
+        loads = net_loads(module)
+        for name in names:
+            for took in pack(cells, name, loads):
+                packed += bool(took)
+                left += not took
+                removed += len(took)
+    path.write_text(json.dumps(netlist), encoding="utf-8")
+    return packed, removed, left
+
+
+def _pack_one(cells: dict[str, Any], name: str, loads) -> list[str]:
+    """Pack the output register of MULT18X18D ``name`` if it can be; the flip-flops it
+    took (deleted from ``cells``)."""
+    mult = cells[name]
+    conn = mult.get("connections", {})
+    if any(param(mult, p, "NONE") != "NONE" for p in _REG_PARAMS):
+        return []
+    taken = sole_flip_flops(cells, conn, _P_PORTS, loads)
+    if not taken:
+        return []
+    (clk, ce, rst, gsr), = {ff_control(cells[ff]) for _, ff in taken}
     for port, ff in taken:
         conn[port] = cells[ff]["connections"]["Q"]
         del cells[ff]
@@ -121,19 +155,7 @@ def pack_output_registers(netlist_path: str | Path) -> dict[str, int]:
     Returns ``{"multipliers": packed blocks, "flip_flops": flip-flops removed,
     "left": blocks left with their registers bypassed}``.
     """
-    path = Path(netlist_path)
-    netlist = json.loads(path.read_text(encoding="utf-8"))
-    packed = removed = left = 0
-    for module in netlist.get("modules", {}).values():
-        cells = module.get("cells", {})
-        mults = [n for n, c in cells.items() if c.get("type") == _MULT]
-        if not mults:
-            continue
-        loads = net_loads(module)
-        for name in mults:
-            took = _pack_one(cells, name, loads)
-            packed += bool(took)
-            left += not took
-            removed += len(took)
-    path.write_text(json.dumps(netlist), encoding="utf-8")
+    packed, removed, left = rewrite_cells(netlist_path, _MULT,
+                                          lambda cells, name, loads: [
+                                              _pack_one(cells, name, loads)])
     return {"multipliers": packed, "flip_flops": removed, "left": left}

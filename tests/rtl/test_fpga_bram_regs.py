@@ -9,7 +9,11 @@ import pytest
 
 from edgetron.rtl.fpga.bram_regs import pack_output_registers
 
-CLK, CE, RST, OTHER_CLK = 2, 3, 7, 5
+from .ecp5_netlists import CLK
+from .ecp5_netlists import trellis_ff as _ff
+from .ecp5_netlists import write_netlist as _netlist
+
+CE, RST, OTHER_CLK = 3, 7, 5
 
 
 def _ram(read_bits, port="B", *, clk=CLK, rst_other="0"):
@@ -29,24 +33,6 @@ def _ram(read_bits, port="B", *, clk=CLK, rst_other="0"):
               "CLKAMUX": "CLKA", "CLKBMUX": "CLKB", "GSR": "DISABLED"}
     return {"type": "DP16KD", "parameters": params, "port_directions": dirs,
             "connections": conn}
-
-
-def _ff(d, q, *, ce=None, lsr="0", clk=CLK, regset="RESET"):
-    params = {"CEMUX": "CE" if ce is not None else "1 ", "CLKMUX": "CLK",
-              "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": regset, "SRMODE": "LSR_OVER_CE"}
-    conn = {"CLK": [clk], "DI": [d], "LSR": [lsr], "Q": [q]}
-    if ce is not None:
-        conn["CE"] = [ce]
-    dirs = {p: ("output" if p == "Q" else "input") for p in conn}
-    return {"type": "TRELLIS_FF", "parameters": params, "port_directions": dirs,
-            "connections": conn}
-
-
-def _netlist(tmp_path, cells, outputs=()):
-    path = tmp_path / "design.json"
-    ports = {f"o{i}": {"direction": "output", "bits": [b]} for i, b in enumerate(outputs)}
-    path.write_text(json.dumps({"modules": {"top": {"ports": ports, "cells": cells}}}))
-    return path
 
 
 def _read(n=4, port="B", ram=None, **ff):

@@ -9,7 +9,11 @@ import pytest
 
 from edgetron.rtl.fpga.dsp_regs import pack_output_registers
 
-CLK, CE, SRC = 2, 3, 4
+from .ecp5_netlists import CLK
+from .ecp5_netlists import trellis_ff as _ff
+from .ecp5_netlists import write_netlist as _netlist
+
+CE, SRC = 3, 4
 
 
 def _mult(p_bits):
@@ -18,24 +22,6 @@ def _mult(p_bits):
     dirs = {p: ("output" if p.startswith("P") else "input") for p in conn}
     return {"type": "MULT18X18D", "parameters": {}, "port_directions": dirs,
             "connections": conn}
-
-
-def _ff(d, q, *, ce=None, lsr="0", clkmux="CLK", regset="RESET", srmode="LSR_OVER_CE"):
-    params = {"CEMUX": "CE" if ce is not None else "1 ", "CLKMUX": clkmux,
-              "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": regset, "SRMODE": srmode}
-    conn = {"CLK": [CLK], "DI": [d], "LSR": [lsr], "Q": [q]}
-    if ce is not None:
-        conn["CE"] = [ce]
-    dirs = {p: ("output" if p == "Q" else "input") for p in conn}
-    return {"type": "TRELLIS_FF", "parameters": params, "port_directions": dirs,
-            "connections": conn}
-
-
-def _netlist(tmp_path, cells, outputs=()):
-    path = tmp_path / "design.json"
-    ports = {f"o{i}": {"direction": "output", "bits": [b]} for i, b in enumerate(outputs)}
-    path.write_text(json.dumps({"modules": {"top": {"ports": ports, "cells": cells}}}))
-    return path
 
 
 def _product(n=4, **ff):
