@@ -150,6 +150,10 @@ GEMM_MUTANTS = (
        "ignores the sign of cnt - index (a count behind the index reads as ahead)",
        "rtl/gemm/core.py",
        ("return ~diff[-1] & at_least(", "return at_least(")),
+    _m("channels_not_awaited", "a row of a column tile issues without waiting for the "
+       "tile's channels (cols <= rows)", "rtl/gemm/core.py",
+       ('return self.available_ahead(m, "ch", slot, ch_top, advance, choices, "ch_in")',
+        "return Const(1, 1)")),
     _m("last_row_flag_of_the_same_call", "the registered last-row check of a call's first "
        "row compares with the call before's M", "rtl/gemm/ws_core.py",
        ("(call_end, anext.m_last == 0)", "(call_end, ashape.m_last == 0)")),
