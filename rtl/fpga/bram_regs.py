@@ -29,7 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .dsp_regs import ff_control, param, rewrite_cells, sole_flip_flops
+from .dsp_regs import param, rewrite_cells, sole_flip_flops
 
 __all__ = ["pack_output_registers"]
 
@@ -66,10 +66,10 @@ def _pack_port(cells: dict[str, Any], name: str, port: str, loads) -> list[str]:
             or param(ram, f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}" \
             or conn.get(f"RST{port}", ["0"]) != ["0"]:
         return []
-    taken = sole_flip_flops(cells, conn, _pins(port), loads)
+    taken, control = sole_flip_flops(cells, conn, _pins(port), loads)
     if not taken:
         return []
-    (clk, ce, rst, _gsr), = {ff_control(cells[ff]) for _, ff in taken}
+    clk, ce, rst, _gsr = control
     other = "B" if port == "A" else "A"
     if list(clk) != conn.get(f"CLK{port}") or conn.get(f"RST{other}", ["0"]) != ["0"]:
         return []

@@ -81,9 +81,10 @@ def ff_control(ff: dict[str, Any]) -> tuple | None:
 
 
 def sole_flip_flops(cells: dict[str, Any], conn: dict[str, Any], pins, loads):
-    """``(pin, flip-flop)`` for each of a cell's output ``pins`` that drives something,
-    when each drives exactly one TRELLIS_FF's data input and nothing else, and those
-    flip-flops share one :func:`ff_control`; else an empty list."""
+    """``(taken, control)``: ``(pin, flip-flop)`` for each of a cell's output ``pins`` that
+    drives something, when each drives exactly one TRELLIS_FF's data input and nothing
+    else, and those flip-flops share one :func:`ff_control`, which is ``control``; else
+    ``([], None)``."""
     taken: list[tuple[str, str]] = []
     for pin in pins:
         bits = conn.get(pin, [])
@@ -94,12 +95,12 @@ def sole_flip_flops(cells: dict[str, Any], conn: dict[str, Any], pins, loads):
             continue
         if len(where) != 1 or not where[0][0] or where[0][1] != "DI" \
                 or cells[where[0][0]]["type"] != _FF:
-            return []
+            return [], None
         taken.append((pin, where[0][0]))
     controls = {ff_control(cells[ff]) for _, ff in taken}
     if len(controls) != 1 or None in controls:
-        return []
-    return taken
+        return [], None
+    return taken, controls.pop()
 
 
 def rewrite_cells(netlist_path: str | Path, cell_type: str, pack) -> tuple[int, int, int]:
@@ -132,10 +133,10 @@ def _pack_one(cells: dict[str, Any], name: str, loads) -> list[str]:
     conn = mult.get("connections", {})
     if any(param(mult, p, "NONE") != "NONE" for p in _REG_PARAMS):
         return []
-    taken = sole_flip_flops(cells, conn, _P_PORTS, loads)
+    taken, control = sole_flip_flops(cells, conn, _P_PORTS, loads)
     if not taken:
         return []
-    (clk, ce, rst, gsr), = {ff_control(cells[ff]) for _, ff in taken}
+    clk, ce, rst, gsr = control
     for port, ff in taken:
         conn[port] = cells[ff]["connections"]["Q"]
         del cells[ff]
